@@ -1,0 +1,1 @@
+"""Benchmarks: run on demand, print a table and write JSON under bench/results/."""

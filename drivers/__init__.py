@@ -1,0 +1,1 @@
+"""Hardware drivers: one small interface per device kind, each with a real backend and a simulator."""

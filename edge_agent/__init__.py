@@ -1,0 +1,1 @@
+"""Edge agent: owns the MQTT session, the durable outbox and the center's commands."""

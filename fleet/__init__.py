@@ -1,0 +1,1 @@
+"""Central fleet monitor: ingest, allocator, dashboard, reports."""

@@ -1,0 +1,1 @@
+"""Technician provisioning: identity, certificates, configuration, self-test."""

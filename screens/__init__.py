@@ -1,0 +1,1 @@
+"""Kivy screens: render flow state and forward taps, nothing else."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the kiosk and its tests need on a fresh Debian 12 machine, only when missing:
+# Debian packages (apt-get) and a venv (.venv) with the pinned Python dependencies.
+# Idempotent and quiet when everything is already there. Sourced by scripts/demo and scripts/test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Binary or library -> Debian package that provides it.
+DEB_PACKAGES=(
+  xvfb             # a real X server for the Kivy window in tests and headless demos
+  xauth
+  pcscd            # PC/SC daemon: pyscard talks to readers through it
+  vsmartcard-vpcd  # virtual reader driver: the virtual CCCD chip plugs into it over TCP
+  libpcsclite-dev  # headers to build pyscard
+  swig             # pyscard's build needs it
+  libzbar0         # pyzbar's decoder
+  mosquitto        # MQTT broker for tests and the local demo
+  mosquitto-clients
+  libmtdev1 libgl1 libegl1  # Kivy's SDL2/GL at runtime
+  qrencode         # an independent QR encoder for tests
+  fonts-dejavu-core
+  tesseract-ocr tesseract-ocr-vie  # OCR of printed tickets and screens in tests (a peer we do not control)
+  chromium chromium-driver         # headless browser for the fleet dashboard tests
+)
+
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+VENV="$ROOT/.venv"
+STAMP="$VENV/.requirements.lock.sha"
+want="$(sha256sum "$ROOT/requirements.lock" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  echo "setup: preparing Python venv in $VENV" >&2
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.lock"
+  echo "$want" > "$STAMP"
+fi
