@@ -1,0 +1,90 @@
+"""Identifying with the chip ID card: keys from the card's front QR (or the CAN), then the chip.
+
+Used as a step inside other flows (the ticket flow puts the citizen's name on the ticket and grants
+priority to the elderly). Personal data goes only into the session, which wipes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kiosk.errors import KioskError
+from kiosk.flows.base import Effect, Flow
+from kiosk.session import Identity
+
+
+@dataclass(frozen=True)
+class ReadCard(Effect):
+    """Read DG1/DG13/SOD with keys from ``cccd_qr`` (the card's front QR text) or ``can``."""
+
+    cccd_qr: str | None = None
+    can: str | None = None
+
+
+CAN_PATTERN = re.compile(r"\d{6}")
+
+
+class IdentifyFlow(Flow):
+    name = "identify"
+    initial = "scan_qr"
+    TRANSITIONS = frozenset(
+        {
+            ("scan_qr", "reading"),
+            ("reading", "done"),
+            ("reading", "failed"),
+            ("failed", "scan_qr"),
+            ("failed", "reading"),
+        }
+    )
+    BUSY = frozenset({"reading"})
+    RESULT = frozenset({"done"})
+    accepts_scans = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_request: ReadCard | None = None
+
+    def on_scan(self, text: str) -> list[Effect]:
+        if self.state not in ("scan_qr", "failed"):
+            return []
+        self.error_key = None
+        return self._read(ReadCard(cccd_qr=text))
+
+    def do_can(self, can: str) -> list[Effect]:
+        if self.state != "scan_qr":
+            return []
+        if not CAN_PATTERN.fullmatch(can):
+            self.error_key = "card.wrong_key"
+            return []
+        return self._read(ReadCard(can=can))
+
+    def do_retry(self) -> list[Effect]:
+        """Place the card again: same keys, the read starts over (no half identity is kept)."""
+        if self.state != "failed" or self._last_request is None:
+            return []
+        if self.error_key in ("card.bad_qr", "card.wrong_key"):
+            self.error_key = None
+            self.go("scan_qr")  # the keys themselves were wrong: scan the QR again
+            return []
+        self.error_key = None
+        return self._read(ReadCard(cccd_qr=self._last_request.cccd_qr, can=self._last_request.can))
+
+    def _read(self, request: ReadCard) -> list[Effect]:
+        self._last_request = request
+        self.go("reading")
+        return [request]
+
+    def on_result(self, effect: Effect, result: Any) -> list[Effect]:
+        assert isinstance(result, Identity)
+        if self.ctx.session.identity is not None:
+            self.ctx.session.identity.wipe()
+        self.ctx.session.identity = result
+        self._last_request = None  # the QR text holds personal data too
+        self.go("done")
+        return []
+
+    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+        self.fail("failed", error)
+        return []

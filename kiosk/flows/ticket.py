@@ -1,0 +1,104 @@
+"""Taking a queue number (lấy số thứ tự): pick a service area, the ticket prints, done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from kiosk.config import ServiceArea
+from kiosk.errors import KioskError
+from kiosk.flows.base import Effect, Flow, FlowContext
+
+#: Age from which the ID card's birth date alone grants priority (Luật Người cao tuổi: elderly over 75
+#: are served first at public service points).
+PRIORITY_AGE = 75
+
+
+@dataclass(frozen=True)
+class IssueTicket(Effect):
+    service_code: str
+    priority: bool
+
+
+@dataclass(frozen=True)
+class IssuedTicket:
+    number: str  # e.g. "B023"; priority tickets carry their own marking on paper and screen
+    service_code: str
+    priority: bool
+    issued_at: datetime
+    counters: tuple[str, ...]
+    waiting_ahead: int | None  # None when the kiosk cannot know (no center allocator)
+
+
+def is_open(service: ServiceArea, now: datetime) -> bool:
+    opens = time.fromisoformat(service.opens)
+    closes = time.fromisoformat(service.closes)
+    return opens <= now.time().replace(tzinfo=None) <= closes
+
+
+class TicketFlow(Flow):
+    name = "ticket"
+    initial = "choose_service"
+    TRANSITIONS = frozenset(
+        {
+            ("choose_service", "printing"),
+            ("printing", "done"),
+            ("printing", "failed"),
+            ("failed", "printing"),
+        }
+    )
+    BUSY = frozenset({"printing"})
+    RESULT = frozenset({"done", "failed"})
+
+    def __init__(self, ctx: FlowContext) -> None:
+        super().__init__(ctx)
+        self.priority = False
+        self.service_code: str | None = None
+        self.ticket: IssuedTicket | None = None
+        self.refresh_identity()
+
+    def refresh_identity(self) -> None:
+        """Called again after the citizen identified with the ID card: the elderly get priority."""
+        identity = self.ctx.session.identity
+        if identity is not None:
+            age = identity.age_on(self.ctx.now().date())
+            if age is not None and age >= PRIORITY_AGE:
+                self.priority = True
+
+    def open_services(self) -> list[ServiceArea]:
+        now = self.ctx.now()
+        return [s for s in self.ctx.config.services if is_open(s, now)]
+
+    def do_toggle_priority(self) -> list[Effect]:
+        if self.state != "choose_service":
+            return []
+        self.priority = not self.priority
+        return []
+
+    def do_choose(self, code: str) -> list[Effect]:
+        if self.state != "choose_service":
+            return []  # a second tap while printing must not issue a second number
+        if code not in {s.code for s in self.open_services()}:
+            return []
+        self.service_code = code
+        self.go("printing")
+        return [IssueTicket(code, self.priority)]
+
+    def do_retry(self) -> list[Effect]:
+        if self.state != "failed" or self.service_code is None:
+            return []
+        self.error_key = None
+        self.go("printing")
+        return [IssueTicket(self.service_code, self.priority)]
+
+    def on_result(self, effect: Effect, result: Any) -> list[Effect]:
+        assert isinstance(effect, IssueTicket) and isinstance(result, IssuedTicket)
+        self.ticket = result
+        self.ctx.session.last_ticket = result.number
+        self.go("done")
+        return []
+
+    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+        self.fail("failed", error)
+        return []
