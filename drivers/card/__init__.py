@@ -1,0 +1,44 @@
+"""The ID-card (CCCD) stack: ICAO 9303 reader over PC/SC and a virtual chip, layered like JMRTD.
+
+transport (PC/SC or in-process) -> access control (BAC) -> secure messaging -> file reader -> LDS
+parsers -> passive authentication -> ``CardReaderService`` for the kiosk. Names are re-exported lazily
+so that importing this package costs nothing (no pyscard, no cryptography until used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "AccessKey": "drivers.card.keys",
+    "access_keys_from_cccd_qr": "drivers.card.keys",
+    "IdentityRecord": "drivers.card.identity",
+    "Authenticity": "drivers.card.identity",
+    "CardReaderService": "drivers.card.service",
+    "ensure_pcscd": "drivers.card.pcscd",
+    "VirtualCard": "drivers.card.sim.vicc",
+    "CardProfile": "drivers.card.sim.profile",
+    "CardFaults": "drivers.card.sim.chip",
+    "load_profile": "drivers.card.sim.profile",
+    "TestPki": "drivers.card.sim.pki",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from drivers.card.identity import Authenticity, IdentityRecord
+    from drivers.card.keys import AccessKey, access_keys_from_cccd_qr
+    from drivers.card.pcscd import ensure_pcscd
+    from drivers.card.service import CardReaderService
+    from drivers.card.sim.chip import CardFaults
+    from drivers.card.sim.pki import TestPki
+    from drivers.card.sim.profile import CardProfile, load_profile
+    from drivers.card.sim.vicc import VirtualCard
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drivers.card' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

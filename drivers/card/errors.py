@@ -1,0 +1,82 @@
+"""Errors of the ID-card stack: one CardError subclass per thing a citizen or technician must do.
+
+Every error carries the ``screen_key`` of the Vietnamese text shown to the citizen; messages are English
+and never contain personal data (no MRZ, no names, no numbers from the card).
+"""
+
+from __future__ import annotations
+
+from kiosk.errors import CardError, DeviceUnavailableError
+
+__all__ = [
+    "BadQrError",
+    "CardError",
+    "CardProtocolError",
+    "CardRemovedError",
+    "CardTimeoutError",
+    "MalformedDataError",
+    "NotIdCardError",
+    "ReaderMissingError",
+    "SecureMessagingError",
+    "StatusWordError",
+    "WrongKeyError",
+]
+
+
+class ReaderMissingError(CardError, DeviceUnavailableError):
+    """The configured PC/SC reader is not listed (unplugged, wrong name, or pcscd not running)."""
+
+    screen_key = "card.reader_missing"
+    exit_code = 69
+
+
+class CardRemovedError(CardError):
+    """The card left the field before the read finished; nothing half-read is kept."""
+
+    screen_key = "card.removed"
+
+
+class CardTimeoutError(CardError):
+    """No card arrived, or the card stopped answering within the step's time budget."""
+
+    screen_key = "card.timeout"
+
+
+class NotIdCardError(CardError):
+    """The card does not carry the eMRTD application (a bank card, a transport card...)."""
+
+    screen_key = "card.not_id_card"
+
+
+class WrongKeyError(CardError):
+    """Mutual authentication failed with every key tried: the numbers typed or scanned do not match."""
+
+    screen_key = "card.wrong_key"
+
+
+class CardProtocolError(CardError):
+    """The card answered something the protocol does not allow (bad length, unexpected status)."""
+
+    screen_key = "card.read_failed"
+
+
+class StatusWordError(CardProtocolError):
+    """The card answered an error status word; ``sw`` keeps it for the caller to decide."""
+
+    def __init__(self, message: str, sw: int) -> None:
+        super().__init__(f"{message}: status word {sw:04X}")
+        self.sw = sw
+
+
+class SecureMessagingError(CardProtocolError):
+    """A protected response failed its MAC or structure check: the channel cannot be trusted any more."""
+
+
+class MalformedDataError(CardProtocolError):
+    """A file from the card does not parse (bad TLV length, truncated file, wrong check digit)."""
+
+
+class BadQrError(CardError):
+    """The scanned text is not the QR printed on a CCCD."""
+
+    screen_key = "card.bad_qr"
