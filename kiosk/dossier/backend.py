@@ -1,0 +1,81 @@
+"""The one interface between the look-up flow and whatever holds the dossiers.
+
+``lookup`` either returns a status or raises one of two honest errors: ``DossierNotFound`` (the system
+answered and has no such dossier) and ``LookupUnavailable`` (we could not get a trustworthy answer:
+down, slow, refusing us, or talking nonsense). The citizen sees different messages for the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from kiosk.dossier.code import DossierCode
+from kiosk.dossier.model import DossierStatus
+from kiosk.errors import ConfigError, KioskError, NetworkError
+
+
+class DossierNotFound(KioskError):
+    """The back end answered: no dossier with this code ("Không tìm thấy hồ sơ")."""
+
+    screen_key = "lookup.not_found"
+
+
+class LookupUnavailable(NetworkError):
+    """No trustworthy answer from the back end ("Hệ thống tra cứu đang tạm gián đoạn...")."""
+
+    screen_key = "lookup.unavailable"
+
+
+@runtime_checkable
+class DossierBackend(Protocol):
+    """Anything that can answer "where is dossier X?"; must be safe to call from a worker thread."""
+
+    def lookup(self, code: DossierCode) -> DossierStatus: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LookupConfig:
+    """The ``[lookup]`` section of the kiosk configuration."""
+
+    backend: Literal["demo", "http"] = "demo"
+    #: demo store file (simulate mode); seeded on open when empty
+    demo_path: Path = Path("var/dossiers-demo.sqlite")
+    #: province one-stop system, e.g. ``https://motcua.example.gov.vn/api/kiosk/v1``
+    base_url: str = ""
+    #: full header line, e.g. ``Authorization: Bearer <token>``; a value without ``Name:`` is sent
+    #: as ``Authorization``
+    auth_header: str | None = None
+    timeout_s: float = field(default=3.0, metadata={"min": 0.1, "max": 30})
+    retries: int = field(default=2, metadata={"min": 0, "max": 5})
+    cache_ttl_s: float = field(default=60.0, metadata={"min": 0, "max": 3600})
+
+    def __post_init__(self) -> None:
+        if self.backend == "http" and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url: backend 'http' needs a URL starting with http:// or https://")
+
+
+def open_backend(config: LookupConfig) -> DossierBackend:
+    """The configured back end; the demo store is seeded on first use so simulate mode has data."""
+    # Imported here: the HTTP adapter and SQLite are not needed to build the CLI parser.
+    if config.backend == "http":
+        from kiosk.dossier.http import HttpDossierBackend
+
+        return HttpDossierBackend(
+            config.base_url,
+            auth_header=config.auth_header,
+            timeout_s=config.timeout_s,
+            retries=config.retries,
+            cache_ttl_s=config.cache_ttl_s,
+        )
+    if config.backend == "demo":
+        from kiosk.dossier.demo import DemoDossierStore
+
+        store = DemoDossierStore(config.demo_path)
+        if store.count() == 0:
+            store.seed()
+        return store
+    raise ConfigError(f"lookup.backend: expected 'demo' or 'http', got {config.backend!r}")
