@@ -89,12 +89,40 @@ class DevicesSection:
 
 
 @dataclass(frozen=True)
+class RatingReason:
+    code: str = field(metadata={"pattern": r"[a-z0-9_]{1,32}", "pattern_hint": "lowercase code"})
+    label_vi: str = ""
+    label_en: str = ""
+
+
+def _default_reasons() -> list[RatingReason]:
+    return [
+        RatingReason("staff_attitude", "Thái độ phục vụ của cán bộ", "Staff attitude"),
+        RatingReason("time_taken", "Thời gian giải quyết", "Time taken"),
+        RatingReason("guidance", "Hướng dẫn chưa rõ ràng", "Guidance was not clear"),
+        RatingReason("visits", "Phải đi lại nhiều lần", "Too many visits needed"),
+        RatingReason("facilities", "Cơ sở vật chất", "Facilities"),
+    ]
+
+
+@dataclass(frozen=True)
+class RatingSection:
+    #: faces on the scale: 4 (default), 3 or 5
+    levels: Literal[3, 4, 5] = 4
+    #: reasons offered after a negative answer; empty = no follow-up question
+    reasons: list[RatingReason] = field(default_factory=_default_reasons)
+    #: a second rating of the same target within this many seconds is not counted (double taps)
+    repeat_interval_s: float = field(default=5.0, metadata={"min": 0, "max": 3600})
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     kiosk: KioskSection
     display: DisplaySection = field(default_factory=DisplaySection)
     devices: DevicesSection = field(default_factory=DevicesSection)
     services: list[ServiceArea] = field(default_factory=list)
     lookup: LookupConfig = field(default_factory=LookupConfig)
+    rating: RatingSection = field(default_factory=RatingSection)
     agent: AgentConfig = field(default_factory=AgentConfig)
     #: version of the configuration, bumped by the center on every push; reported in health
     version: int = 0
@@ -120,7 +148,7 @@ class KioskConfig:
 
 
 #: Top-level keys the center may push; everything else is local to the kiosk (identity, devices).
-PUSHABLE_KEYS = ("services", "version")
+PUSHABLE_KEYS = ("services", "rating", "version")
 PUSHABLE_KIOSK_KEYS = ("idle_timeout_s", "result_timeout_s", "notice_vi", "notice_en", "language")
 
 

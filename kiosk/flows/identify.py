@@ -7,7 +7,7 @@ priority to the elderly). Personal data goes only into the session, which wipes 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.errors import KioskError
@@ -19,8 +19,8 @@ from kiosk.session import Identity
 class ReadCard(Effect):
     """Read DG1/DG13/SOD with keys from ``cccd_qr`` (the card's front QR text) or ``can``."""
 
-    cccd_qr: str | None = None
-    can: str | None = None
+    cccd_qr: str | None = field(default=None, repr=False)  # holds name and ID number: never logged
+    can: str | None = field(default=None, repr=False)
 
 
 CAN_PATTERN = re.compile(r"\d{6}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
@@ -19,6 +19,9 @@ PRIORITY_AGE = 75
 class IssueTicket(Effect):
     service_code: str
     priority: bool
+    language: str = "vi"
+    #: printed on the ticket when the citizen identified with the ID card (never logged)
+    citizen_name: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,20 @@ class TicketFlow(Flow):
             return []
         self.service_code = code
         self.go("printing")
-        return [IssueTicket(code, self.priority)]
+        return [self._request()]
 
     def do_retry(self) -> list[Effect]:
         if self.state != "failed" or self.service_code is None:
             return []
         self.error_key = None
         self.go("printing")
-        return [IssueTicket(self.service_code, self.priority)]
+        return [self._request()]
+
+    def _request(self) -> IssueTicket:
+        assert self.service_code is not None
+        session = self.ctx.session
+        name = session.identity.full_name if session.identity is not None else None
+        return IssueTicket(self.service_code, self.priority, session.language, name)
 
     def on_result(self, effect: Effect, result: Any) -> list[Effect]:
         assert isinstance(effect, IssueTicket) and isinstance(result, IssuedTicket)

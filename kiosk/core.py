@@ -1,0 +1,336 @@
+"""The kiosk's core: which screen is up, the citizen's session, flows, and the work they ask for.
+
+Everything here runs on the UI thread except effect handlers, which run on per-device worker lanes
+(one thread each, so a device is never driven by two threads). Workers never touch flows or widgets:
+they put outcomes on a queue that ``pump()`` drains on the UI thread. Nothing here imports Kivy, so
+the whole citizen journey is tested without a window.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kiosk.config import KioskConfig
+from kiosk.errors import KioskError
+from kiosk.events import EventJournal
+from kiosk.flows.base import Effect, Flow, FlowContext
+from kiosk.flows.identify import IdentifyFlow
+from kiosk.flows.lookup import LookupFlow
+from kiosk.flows.rating import RatingFlow
+from kiosk.flows.technician import PinGuard, TechnicianFlow
+from kiosk.flows.ticket import TicketFlow
+from kiosk.session import CitizenSession
+
+log = logging.getLogger(__name__)
+
+#: screens that are not flows
+ATTRACT, HOME, OUT_OF_SERVICE = "attract", "home", "out_of_service"
+
+EffectHandler = Callable[[Effect], Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    flow: Flow
+    effect: Effect
+    result: Any = None
+    error: KioskError | None = None
+    crash: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: EffectHandler
+    lane: str  # worker thread the effect runs on: "printer", "card", "network", ...
+
+
+class KioskCore:
+    def __init__(
+        self,
+        config: KioskConfig,
+        journal: EventJournal,
+        routes: dict[type[Effect], Route],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+        synchronous: bool = False,
+    ) -> None:
+        self.config = config
+        self.journal = journal
+        self.routes = routes
+        self.clock = clock
+        zone = ZoneInfo(config.kiosk.timezone)
+        self.now: Callable[[], datetime] = wall_clock or (lambda: datetime.now(zone))
+        #: run effects inline (tests of flows without threads); the app uses worker lanes
+        self.synchronous = synchronous
+        self.language = config.kiosk.language
+        self.screen = ATTRACT
+        self.session: CitizenSession | None = None
+        self.flows: list[Flow] = []  # a stack: identify runs on top of the ticket flow
+        self.out_of_service_reason: str | None = None
+        self.notice = {"vi": config.kiosk.notice_vi, "en": config.kiosk.notice_en}
+        self.pin_guard = PinGuard(clock=clock)
+        self._last_touch = clock()
+        self._state_since = clock()
+        self._session_started = clock()
+        self._outcomes: queue.Queue[Outcome] = queue.Queue()
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._scans: queue.Queue[str] = queue.Queue()
+        self._ui_thread = threading.get_ident()
+
+    # -- observers -----------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a broken screen must not stop the core
+                log.exception("screen listener failed")
+
+    # -- navigation ----------------------------------------------------------------------------
+    @property
+    def flow(self) -> Flow | None:
+        return self.flows[-1] if self.flows else None
+
+    def touch(self) -> None:
+        """Any tap: the citizen is still there."""
+        self._last_touch = self.clock()
+        if self.screen == ATTRACT:
+            self._begin_session()
+            self.screen = HOME
+            self._changed()
+
+    def _begin_session(self) -> None:
+        self.session = CitizenSession(language=self.language)
+        self._session_started = self.clock()
+
+    def end_session(self, reason: str) -> None:
+        """Wipe everything personal and return to the attract screen."""
+        if self.session is not None:
+            self.session.wipe()
+            duration = round(self.clock() - self._session_started, 1)
+            self.session = None
+            self._record("session_ended", {"reason": reason, "duration_s": duration})
+        self.flows.clear()
+        self.language = self.config.kiosk.language
+        self.screen = OUT_OF_SERVICE if self.out_of_service_reason else ATTRACT
+        self._changed()
+
+    def go_home(self) -> None:
+        self._last_touch = self.clock()
+        if self.out_of_service_reason and not (self.flow and self.flow.name == "technician"):
+            self.end_session("out_of_service")
+            return
+        # Leaving a flow ends its personal data too: an identified citizen who goes home starts over.
+        if self.session is not None and self.session.identity is not None:
+            self.session.wipe()
+        self.flows.clear()
+        if self.session is None:
+            self._begin_session()
+        self.screen = HOME
+        self._state_since = self.clock()
+        self._changed()
+
+    def start(self, name: str) -> None:
+        """Open a flow from the home screen (or the identify step on top of the ticket flow)."""
+        self.touch()
+        if self.out_of_service_reason and name != "technician":
+            return
+        if self.session is None:
+            self._begin_session()
+        assert self.session is not None
+        ctx = FlowContext(self.config, self.session, self.now)
+        flow: Flow
+        if name == "ticket":
+            flow = TicketFlow(ctx)
+        elif name == "lookup":
+            flow = LookupFlow(ctx)
+        elif name == "rating":
+            flow = RatingFlow(ctx)
+        elif name == "identify":
+            flow = IdentifyFlow(ctx)
+        elif name == "technician":
+            flow = TechnicianFlow(ctx, self.pin_guard)
+        else:
+            raise KioskError(f"unknown flow {name!r}")
+        if name != "identify":
+            self.flows.clear()
+        self.flows.append(flow)
+        self.screen = name
+        self._state_since = self.clock()
+        self._changed()
+
+    def close_flow(self) -> None:
+        """Finish the top flow: back to the flow below it (identify → ticket) or home."""
+        self.flows.pop()
+        if self.flows:
+            below = self.flows[-1]
+            if isinstance(below, TicketFlow):
+                below.refresh_identity()
+            self.screen = below.name
+            self._state_since = self.clock()
+            self._changed()
+        else:
+            self.go_home()
+
+    def set_language(self, language: str) -> None:
+        self.touch()
+        self.language = language
+        if self.session is not None:
+            self.session.language = language
+        self._changed()
+
+    # -- taps and device results -----------------------------------------------------------------
+    def act(self, action: str, **values: Any) -> None:
+        """A tap on a flow's screen."""
+        self.touch()
+        flow = self.flow
+        if flow is None:
+            return
+        before = flow.state
+        try:
+            effects = flow.act(action, **values)
+        except Exception as exc:
+            self._crashed(exc)
+            return
+        self._after_step(flow, before, effects)
+
+    def scanned(self, text: str) -> None:
+        """A code from the camera or line scanner (any thread)."""
+        self._scans.put(text)
+
+    def _after_step(self, flow: Flow, before: str, effects: list[Effect]) -> None:
+        if flow.state != before:
+            self._state_since = self.clock()
+        for effect in effects:
+            self._run(flow, effect)
+        self._changed()
+
+    def _run(self, flow: Flow, effect: Effect) -> None:
+        route = self.routes.get(type(effect))
+        if route is None:
+            self._crashed(KioskError(f"no handler for {type(effect).__name__}"))
+            return
+        if self.synchronous:
+            self._outcomes.put(self._execute(flow, effect, route))
+            return
+        lane = self._lanes.get(route.lane)
+        if lane is None:
+            lane = self._lanes[route.lane] = ThreadPoolExecutor(1, thread_name_prefix=f"lane-{route.lane}")
+        lane.submit(lambda: self._outcomes.put(self._execute(flow, effect, route)))
+
+    @staticmethod
+    def _execute(flow: Flow, effect: Effect, route: Route) -> Outcome:
+        try:
+            return Outcome(flow, effect, result=route.handler(effect))
+        except KioskError as exc:
+            log.warning("%s failed: %s", type(effect).__name__, exc.message)
+            return Outcome(flow, effect, error=exc)
+        except Exception as exc:
+            return Outcome(flow, effect, crash=exc)
+
+    def pump(self, *_: Any) -> None:
+        """Apply finished work and scans to the flows (UI thread; the app calls it on its clock)."""
+        while True:
+            try:
+                outcome = self._outcomes.get_nowait()
+            except queue.Empty:
+                break
+            self._apply(outcome)
+        while True:
+            try:
+                text = self._scans.get_nowait()
+            except queue.Empty:
+                break
+            flow = self.flow
+            if flow is not None and flow.accepts_scans:
+                self._last_touch = self.clock()
+                before = flow.state
+                try:
+                    effects = flow.on_scan(text)
+                except Exception as exc:
+                    self._crashed(exc)
+                    continue
+                self._after_step(flow, before, effects)
+
+    def _apply(self, outcome: Outcome) -> None:
+        flow = outcome.flow
+        if outcome.crash is not None:
+            self._crashed(outcome.crash)
+            return
+        if flow not in self.flows:
+            # The citizen left (or timed out) while the device worked: drop the result, and wipe it
+            # if it holds personal data.
+            wipe = getattr(outcome.result, "wipe", None)
+            if callable(wipe):
+                wipe()
+            log.info("dropped late result of %s", type(outcome.effect).__name__)
+            return
+        before = flow.state
+        try:
+            if outcome.error is not None:
+                effects = flow.on_failure(outcome.effect, outcome.error)
+            else:
+                effects = flow.on_result(outcome.effect, outcome.result)
+        except Exception as exc:
+            self._crashed(exc)
+            return
+        self._after_step(flow, before, effects)
+
+    def _crashed(self, exc: BaseException) -> None:
+        """An unexpected error: log it with its traceback, record it, and return the citizen home."""
+        log.error("unexpected error, returning home: %s", "".join(traceback.format_exception(exc)))
+        self._record("app_error", {"error": type(exc).__name__, "screen": self.screen})
+        self.go_home()
+
+    # -- timeouts ------------------------------------------------------------------------------
+    def tick(self, *_: Any) -> None:
+        """Called every half second: idle and result timeouts."""
+        now = self.clock()
+        if self.screen in (ATTRACT, OUT_OF_SERVICE):
+            return
+        flow = self.flow
+        if flow is not None and flow.busy:
+            return  # a device is working; its own timeout ends the wait
+        if flow is not None and flow.finished and now - self._state_since >= self.config.kiosk.result_timeout_s:
+            if len(self.flows) > 1:
+                self.close_flow()
+            else:
+                self.end_session("finished")
+            return
+        if now - self._last_touch >= self.config.kiosk.idle_timeout_s:
+            self.end_session("timeout")
+
+    # -- service mode, events ------------------------------------------------------------------
+    def set_out_of_service(self, reason: str | None) -> None:
+        self.out_of_service_reason = reason
+        if reason is None:
+            if self.screen == OUT_OF_SERVICE:
+                self.screen = ATTRACT
+        elif self.screen in (ATTRACT, HOME):
+            self.end_session("out_of_service")
+        self._changed()
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            self.journal.append(kind, payload)
+        except KioskError as exc:  # the journal failing must not take the citizen's screen down
+            log.error("event %s not recorded: %s", kind, exc.message)
+
+    def shutdown(self) -> None:
+        for lane in self._lanes.values():
+            lane.shutdown(wait=False, cancel_futures=True)
+        self._lanes.clear()

@@ -1,0 +1,386 @@
+"""What each flow effect does, on its device's worker lane.
+
+Handlers talk to drivers and back ends, record events (never personal data) and return plain
+results to the flows. They run off the UI thread and never touch widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kiosk import __version__
+from kiosk.config import KioskConfig
+from kiosk.core import Route
+from kiosk.errors import DeviceError, DeviceUnavailableError, KioskError, PaperOutError, PrinterError
+from kiosk.events import EventJournal
+from kiosk.flows.base import Effect
+from kiosk.flows.identify import ReadCard
+from kiosk.flows.lookup import LookupDossier, PrintDossierStatus
+from kiosk.flows.rating import RatingOutcome, SubmitRating
+from kiosk.flows.technician import PrintTestTicket, RunSelfTest, SetServiceMode
+from kiosk.flows.ticket import IssuedTicket, IssueTicket
+from kiosk.i18n import Translator
+from kiosk.session import Identity
+from kiosk.ticketing import TicketNumberSource, ticket_qr
+
+if TYPE_CHECKING:
+    from drivers.card import CardReaderService
+    from drivers.printer import PrinterStatus, TicketPrinter
+    from drivers.scanner import Scanner
+    from kiosk.dossier import DossierBackend
+    from kiosk.rating import RatingBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Devices:
+    """The opened devices and back ends; ``None`` with an error when one could not be opened."""
+
+    printer: TicketPrinter | None = None
+    scanner: Scanner | None = None
+    card: CardReaderService | None = None
+    dossiers: DossierBackend | None = None
+    open_errors: dict[str, str] = field(default_factory=dict)
+
+
+def printer_state(status: PrinterStatus) -> str:
+    """One word for health and the technician screen (docs/mqtt.md lists them)."""
+    if not status.online:
+        return "offline"
+    if status.cover_open:
+        return "cover_open"
+    if status.paper == "out":
+        return "paper_out"
+    if status.paper == "near_end":
+        return "paper_near_end"
+    return "ok"
+
+
+class EffectHandlers:
+    def __init__(
+        self,
+        config: KioskConfig,
+        journal: EventJournal,
+        devices: Devices,
+        tickets: TicketNumberSource,
+        ratings: RatingBook,
+        *,
+        now: Callable[[], datetime],
+        set_service_mode: Callable[[str | None], None] = lambda reason: None,
+    ) -> None:
+        self.config = config
+        self.journal = journal
+        self.devices = devices
+        self.tickets = tickets
+        self.ratings = ratings
+        self.now = now
+        self.set_service_mode = set_service_mode
+        self._device_states: dict[str, str] = {}
+        self._states_lock = threading.Lock()
+
+    def routes(self) -> dict[type[Effect], Route]:
+        return {
+            IssueTicket: Route(self.issue_ticket, "printer"),
+            PrintDossierStatus: Route(self.print_dossier_status, "printer"),
+            PrintTestTicket: Route(self.print_test_ticket, "printer"),
+            ReadCard: Route(self.read_card, "card"),
+            LookupDossier: Route(self.lookup, "network"),
+            SubmitRating: Route(self.submit_rating, "local"),
+            RunSelfTest: Route(self.run_self_test, "local"),
+            SetServiceMode: Route(self.service_mode, "local"),
+        }
+
+    # -- events and device state -----------------------------------------------------------------
+    def record(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            self.journal.append(kind, payload)
+        except KioskError as exc:
+            log.error("event %s not recorded: %s", kind, exc.message)
+
+    def note_device(self, device: str, state: str, detail: str = "") -> None:
+        """Remember a device's state; a change to or from a fault becomes an event for the fleet."""
+        with self._states_lock:
+            previous = self._device_states.get(device)
+            self._device_states[device] = state
+        if previous == state:
+            return
+        if state != "ok":
+            log.warning("device %s: %s %s", device, state, detail)
+            self.record("device_fault", {"device": device, "problem": state, "detail": detail[:200]})
+        elif previous is not None:
+            log.info("device %s recovered", device)
+            self.record("device_recovered", {"device": device})
+
+    def device_states(self) -> dict[str, str]:
+        with self._states_lock:
+            return dict(self._device_states)
+
+    def _printer(self) -> TicketPrinter:
+        printer = self.devices.printer
+        if printer is None:
+            error = self.devices.open_errors.get("printer", "no printer configured")
+            self.note_device("printer", "missing", error)
+            raise DeviceUnavailableError(f"printer: {error}", screen_key="printer.error")
+        return printer
+
+    def poll_devices(self) -> dict[str, str]:
+        """Ask each device how it is (printer lane: called from a timer on the printer's worker)."""
+        if self.devices.printer is not None:
+            try:
+                self.note_device("printer", printer_state(self.devices.printer.status()))
+            except DeviceError as exc:
+                self.note_device("printer", "offline", exc.message)
+        else:
+            self.note_device("printer", "missing", self.devices.open_errors.get("printer", ""))
+        scanner = self.devices.scanner
+        self.note_device("scanner", "ok" if scanner is not None and scanner.present() else "missing")
+        if self.config.devices.card_reader.enabled:
+            card = self.devices.card
+            present = False
+            if card is not None:
+                try:
+                    present = card.reader_present()
+                except KioskError as exc:
+                    log.warning("card reader: %s", exc.message)
+            self.note_device("card_reader", "ok" if present else "missing")
+        return self.device_states()
+
+    # -- tickets ---------------------------------------------------------------------------------
+    def issue_ticket(self, effect: Effect) -> IssuedTicket:
+        assert isinstance(effect, IssueTicket)
+        from drivers.printer import TicketContent
+
+        printer = self._printer()
+        service = self.config.service(effect.service_code)
+        tr = Translator(effect.language)
+        # Check paper before taking a number, so an empty printer issues nothing.
+        self._check_printer(printer)
+        now = self.now()
+        allocated = self.tickets.allocate(service, effect.priority, now)
+        counters = ", ".join(service.counters)
+        content = TicketContent(
+            center_name=self.config.kiosk.center_name,
+            service_name=service.name_vi if effect.language == "vi" else service.name_en,
+            number=allocated.number,
+            counters=list(service.counters),
+            issued_at=now,
+            waiting_ahead=allocated.waiting_ahead if allocated.waiting_ahead is not None else -1,
+            citizen_name=effect.citizen_name,
+            priority_label=tr("ticket.priority_short") if effect.priority else None,
+            qr_data=ticket_qr(self.config.kiosk.center_id, allocated.day, allocated.number),
+            footer=tr("ticket.footer"),
+            labels={
+                "your_number": tr("ticket.your_number"),
+                "counter": tr("ticket.counter_label"),
+                "waiting": tr("ticket.waiting", count="{n}").replace("{n}", "{n}"),
+                "issued_at": tr("ticket.issued_at"),
+            },
+        )
+        try:
+            printer.print_ticket(content)
+        except KioskError as exc:
+            # Not printed = not issued: the number is voided (recorded), never handed out twice.
+            self.tickets.void(allocated, type(exc).__name__)
+            self.record("ticket_voided", {"number": allocated.number, "service": service.code,
+                                          "reason": type(exc).__name__})
+            self._after_print_failure(printer, exc)
+            raise
+        self.tickets.confirm(allocated)
+        self.record(
+            "ticket_issued",
+            {
+                "number": allocated.number,
+                "service": service.code,
+                "priority": effect.priority,
+                "identified": effect.citizen_name is not None,
+                "day": allocated.day,
+            },
+        )
+        self._after_print(printer)
+        return IssuedTicket(
+            allocated.number, service.code, effect.priority, now, tuple(service.counters), allocated.waiting_ahead
+        )
+
+    def _check_printer(self, printer: TicketPrinter) -> None:
+        try:
+            status = printer.status()
+        except DeviceError as exc:
+            self.note_device("printer", "offline", exc.message)
+            raise
+        state = printer_state(status)
+        self.note_device("printer", state)
+        if state == "paper_out":
+            raise PaperOutError("printer is out of paper")
+        if state in ("offline", "cover_open"):
+            raise PrinterError(f"printer not ready: {state}")
+
+    def _after_print(self, printer: TicketPrinter) -> None:
+        try:
+            self.note_device("printer", printer_state(printer.status()))
+        except DeviceError as exc:
+            self.note_device("printer", "offline", exc.message)
+
+    def _after_print_failure(self, printer: TicketPrinter, exc: KioskError) -> None:
+        if isinstance(exc, PaperOutError):
+            self.note_device("printer", "paper_out", exc.message)
+        else:
+            self._after_print(printer)
+
+    def print_dossier_status(self, effect: Effect) -> None:
+        assert isinstance(effect, PrintDossierStatus)
+        from drivers.printer import DocumentContent
+
+        printer = self._printer()
+        self._check_printer(printer)
+        tr = Translator(effect.language)
+        lines = effect.status.summary_lines(self.now().date(), effect.language)
+        printer.print_document(
+            DocumentContent(title=tr("lookup.title"), lines=lines, qr_data=effect.status.code.text,
+                            footer=self.config.kiosk.center_name)
+        )
+        self._after_print(printer)
+
+    def print_test_ticket(self, effect: Effect | None = None) -> None:
+        from drivers.printer import DocumentContent
+
+        printer = self._printer()
+        self._check_printer(printer)
+        now = self.now()
+        printer.print_document(
+            DocumentContent(
+                title="PHIẾU IN THỬ / TEST PRINT",
+                lines=[
+                    ("Kiosk", self.config.kiosk.id),
+                    ("Trung tâm", self.config.kiosk.center_name),
+                    ("Thời gian", now.strftime("%d/%m/%Y %H:%M:%S")),
+                    ("Phiên bản", __version__),
+                    ("Tiếng Việt", "ĂÂĐÊÔƠƯ ăâđêôơư áàảãạ ấầẩẫậ ắằẳẵặ ếềểễệ ốồổỗộ ớờởỡợ ứừửữự"),
+                ],
+                qr_data=f"MOTCUA-TEST:{self.config.kiosk.id}",
+            )
+        )
+        self._after_print(printer)
+
+    # -- identity --------------------------------------------------------------------------------
+    def read_card(self, effect: Effect) -> Identity:
+        assert isinstance(effect, ReadCard)
+        from drivers.card import AccessKey, access_keys_from_cccd_qr
+
+        card = self.devices.card
+        if card is None:
+            raise DeviceUnavailableError(
+                f"card reader: {self.devices.open_errors.get('card_reader', 'not configured')}",
+                screen_key="card.reader_missing",
+            )
+        started = time.monotonic()
+        result = "ok"
+        authenticity = "not_checked"
+        try:
+            keys = access_keys_from_cccd_qr(effect.cccd_qr) if effect.cccd_qr else [AccessKey.from_can(effect.can or "")]
+            if not card.wait_for_card(self.config.devices.card_reader.timeout_s):
+                from drivers.card.errors import CardTimeoutError
+
+                raise CardTimeoutError("no card placed on the reader in time")
+            record = card.read_identity(keys)
+            try:
+                authenticity = record.authenticity.value
+                if authenticity == "data_altered":
+                    raise DeviceError("card data does not match its signature", screen_key="card.data_altered")
+                identity = Identity(record.full_name, record.birth_date, authenticity)
+            finally:
+                record.wipe()  # the kiosk keeps only name and birth date, in the session
+            return identity
+        except KioskError as exc:
+            result = type(exc).__name__
+            raise
+        finally:
+            # What the fleet sees of a card read: outcome and speed, nothing about the person.
+            self.record(
+                "card_read",
+                {"result": result, "authenticity": authenticity,
+                 "duration_ms": round((time.monotonic() - started) * 1000)},
+            )
+
+    # -- look-up and rating ----------------------------------------------------------------------
+    def lookup(self, effect: Effect) -> Any:
+        assert isinstance(effect, LookupDossier)
+        from kiosk.dossier import DossierNotFound
+
+        backend = self.devices.dossiers
+        if backend is None:
+            from kiosk.dossier import LookupUnavailable
+
+            raise LookupUnavailable("no dossier back end configured")
+        started = time.monotonic()
+        outcome = "found"
+        try:
+            return backend.lookup(effect.code)
+        except DossierNotFound:
+            outcome = "not_found"
+            raise
+        except KioskError:
+            outcome = "unavailable"
+            raise
+        finally:
+            self.record(
+                "lookup",
+                {"agency": effect.code.agency, "result": outcome,
+                 "duration_ms": round((time.monotonic() - started) * 1000)},
+            )
+
+    def submit_rating(self, effect: Effect) -> RatingOutcome:
+        assert isinstance(effect, SubmitRating)
+        outcome = self.ratings.submit(
+            level=effect.level, scale=self.config.rating.levels, reasons=effect.reasons,
+            target_kind=effect.target_kind, target_id=effect.target_id, now=self.now(),
+        )
+        if outcome.counted:
+            self.record(
+                "rating",
+                {"level": effect.level, "scale": self.config.rating.levels, "reasons": list(effect.reasons),
+                 "target_kind": effect.target_kind, "target_id": effect.target_id},
+            )
+        return outcome
+
+    # -- technician ------------------------------------------------------------------------------
+    def run_self_test(self, effect: Effect | None = None) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        if self.devices.printer is not None:
+            try:
+                state = printer_state(self.devices.printer.status())
+                results["printer"] = {"ok": state == "ok", "state": state}
+            except KioskError as exc:
+                results["printer"] = {"ok": False, "state": "offline", "error": exc.message}
+        else:
+            results["printer"] = {"ok": False, "state": "missing", "error": self.devices.open_errors.get("printer")}
+        if self.devices.scanner is not None:
+            try:
+                results["scanner"] = {"ok": True, **self.devices.scanner.self_test()}
+            except KioskError as exc:
+                results["scanner"] = {"ok": False, "state": "error", "error": exc.message}
+        else:
+            results["scanner"] = {"ok": False, "state": "missing", "error": self.devices.open_errors.get("scanner")}
+        if not self.config.devices.card_reader.enabled:
+            results["card_reader"] = {"ok": True, "state": "disabled"}
+        elif self.devices.card is not None:
+            try:
+                results["card_reader"] = {"ok": True, **self.devices.card.self_test()}
+            except KioskError as exc:
+                results["card_reader"] = {"ok": False, "state": "error", "error": exc.message}
+        else:
+            results["card_reader"] = {"ok": False, "state": "missing",
+                                      "error": self.devices.open_errors.get("card_reader")}
+        for device, result in results.items():
+            results[device]["ok"] = bool(result.get("ok")) and result.get("state", "ok") in ("ok", "disabled")
+        return results
+
+    def service_mode(self, effect: Effect) -> None:
+        assert isinstance(effect, SetServiceMode)
+        self.set_service_mode("technician" if effect.out_of_service else None)

@@ -1,0 +1,133 @@
+"""Dossier look-up (tra cứu hồ sơ): scan the receipt QR or type the code, see the status, print it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kiosk.dossier import DossierCode, DossierStatus, InvalidDossierCode, parse_dossier_code
+from kiosk.errors import KioskError
+from kiosk.flows.base import Effect, Flow
+
+#: longest code a citizen may type; real codes are ~30 characters
+MAX_TYPED = 40
+
+
+@dataclass(frozen=True)
+class LookupDossier(Effect):
+    code: DossierCode
+
+
+@dataclass(frozen=True)
+class PrintDossierStatus(Effect):
+    status: DossierStatus
+    language: str = "vi"
+
+
+class LookupFlow(Flow):
+    name = "lookup"
+    initial = "scan"
+    TRANSITIONS = frozenset(
+        {
+            ("scan", "searching"),
+            ("searching", "found"),
+            ("searching", "not_found"),
+            ("searching", "unavailable"),
+            ("not_found", "scan"),
+            ("unavailable", "scan"),
+            ("unavailable", "searching"),
+            ("found", "printing"),
+            ("printing", "found"),
+            ("found", "scan"),
+        }
+    )
+    BUSY = frozenset({"searching", "printing"})
+    RESULT = frozenset({"found", "not_found", "unavailable"})
+    accepts_scans = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.typed = ""
+        self.code: DossierCode | None = None
+        self.status: DossierStatus | None = None
+        self.printed = False
+
+    # -- input ---------------------------------------------------------------------------------
+    def on_scan(self, text: str) -> list[Effect]:
+        if self.state in ("not_found", "unavailable", "found"):
+            self.go("scan")  # a new receipt held to the camera starts a new look-up
+        if self.state != "scan":
+            return []
+        return self._submit(text)
+
+    def do_type(self, char: str) -> list[Effect]:
+        if self.state == "scan" and len(self.typed) < MAX_TYPED and len(char) == 1:
+            self.typed += char.upper()
+            self.error_key = None
+        return []
+
+    def do_backspace(self) -> list[Effect]:
+        self.typed = self.typed[:-1]
+        return []
+
+    def do_clear(self) -> list[Effect]:
+        self.typed = ""
+        self.error_key = None
+        return []
+
+    def do_submit(self) -> list[Effect]:
+        if self.state != "scan":
+            return []
+        return self._submit(self.typed)
+
+    def do_again(self) -> list[Effect]:
+        """Back to scanning after a result (not found, unavailable, or to look up another)."""
+        if self.state in ("not_found", "unavailable", "found"):
+            self.go("scan")
+            self.status = None
+            self.printed = False
+        return []
+
+    def do_retry(self) -> list[Effect]:
+        if self.state != "unavailable" or self.code is None:
+            return []
+        self.go("searching")
+        return [LookupDossier(self.code)]
+
+    def do_print(self) -> list[Effect]:
+        if self.state != "found" or self.status is None:
+            return []
+        self.go("printing")
+        return [PrintDossierStatus(self.status, self.ctx.session.language)]
+
+    def _submit(self, text: str) -> list[Effect]:
+        try:
+            self.code = parse_dossier_code(text)
+        except InvalidDossierCode as exc:
+            self.error_key = exc.screen_key
+            return []
+        self.error_key = None
+        self.go("searching")
+        return [LookupDossier(self.code)]
+
+    # -- results -------------------------------------------------------------------------------
+    def on_result(self, effect: Effect, result: Any) -> list[Effect]:
+        if isinstance(effect, LookupDossier):
+            assert isinstance(result, DossierStatus)
+            self.status = result
+            self.printed = False
+            self.go("found")
+        elif isinstance(effect, PrintDossierStatus):
+            self.printed = True
+            self.go("found")
+        return []
+
+    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+        if isinstance(effect, PrintDossierStatus):
+            self.error_key = error.screen_key
+            self.go("found")
+        elif error.screen_key == "lookup.not_found":
+            self.fail("not_found", error)
+        else:
+            self.fail("unavailable", "lookup.unavailable")
+        return []

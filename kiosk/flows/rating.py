@@ -1,0 +1,122 @@
+"""Satisfaction rating (đánh giá mức độ hài lòng): one tap on a face, optional reasons, thanks.
+
+Holding the ticket's or the receipt's QR to the camera links the rating to that ticket or dossier
+(one rating each); otherwise it rates the center. Whether a rating counts (one per ticket, repeats
+within a few seconds ignored) is decided by the rating book in the effect handler, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kiosk.dossier import InvalidDossierCode, parse_dossier_code
+from kiosk.errors import KioskError
+from kiosk.flows.base import Effect, Flow
+from kiosk.ticketing import parse_ticket_qr
+
+
+@dataclass(frozen=True)
+class SubmitRating(Effect):
+    level: int  # 1 = worst .. N = best on the configured scale
+    reasons: tuple[str, ...]
+    target_kind: str  # "center" | "ticket" | "dossier"
+    target_id: str
+
+
+@dataclass(frozen=True)
+class RatingOutcome:
+    counted: bool
+    reason: str | None = None  # why not: "duplicate" | "too_soon"
+
+
+class RatingFlow(Flow):
+    name = "rating"
+    initial = "choose_level"
+    TRANSITIONS = frozenset(
+        {
+            ("choose_level", "reasons"),
+            ("choose_level", "sending"),
+            ("reasons", "sending"),
+            ("reasons", "choose_level"),
+            ("sending", "thanks"),
+            ("sending", "not_counted"),
+            ("sending", "failed"),
+        }
+    )
+    BUSY = frozenset({"sending"})
+    RESULT = frozenset({"thanks", "not_counted", "failed"})
+    accepts_scans = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.level: int | None = None
+        self.reasons: set[str] = set()
+        self.target_kind = "center"
+        self.target_id = self.ctx.config.kiosk.center_id
+
+    @property
+    def scale(self) -> int:
+        return self.ctx.config.rating.levels
+
+    def is_negative(self, level: int) -> bool:
+        """The lower half of the scale (3 levels: 1; 4 levels: 1-2; 5 levels: 1-2)."""
+        return level <= self.scale // 2
+
+    def on_scan(self, text: str) -> list[Effect]:
+        if self.state not in ("choose_level", "reasons"):
+            return []
+        ticket = parse_ticket_qr(text)
+        if ticket is not None:
+            self.target_kind, self.target_id = "ticket", ticket
+            self.error_key = None
+            return []
+        try:
+            code = parse_dossier_code(text)
+        except InvalidDossierCode:
+            self.error_key = "rating.not_a_target"
+            return []
+        self.target_kind, self.target_id = "dossier", code.text
+        self.error_key = None
+        return []
+
+    def do_level(self, level: int) -> list[Effect]:
+        if self.state != "choose_level" or not 1 <= level <= self.scale:
+            return []
+        self.level = level
+        if self.is_negative(level) and self.ctx.config.rating.reasons:
+            self.go("reasons")
+            return []
+        return self._send()
+
+    def do_toggle_reason(self, code: str) -> list[Effect]:
+        if self.state == "reasons" and code in {r.code for r in self.ctx.config.rating.reasons}:
+            self.reasons ^= {code}
+        return []
+
+    def do_back(self) -> list[Effect]:
+        if self.state == "reasons":
+            self.reasons.clear()
+            self.go("choose_level")
+        return []
+
+    def do_send(self) -> list[Effect]:
+        return self._send() if self.state == "reasons" else []
+
+    def _send(self) -> list[Effect]:
+        assert self.level is not None
+        self.go("sending")
+        return [SubmitRating(self.level, tuple(sorted(self.reasons)), self.target_kind, self.target_id)]
+
+    def on_result(self, effect: Effect, result: Any) -> list[Effect]:
+        assert isinstance(result, RatingOutcome)
+        if result.counted:
+            self.go("thanks")
+        else:
+            self.error_key = "rating.not_counted"
+            self.go("not_counted")
+        return []
+
+    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+        self.fail("failed", error)
+        return []
