@@ -1,0 +1,185 @@
+"""TicketPrinter: check status, send one ticket's bytes, check status again, report or raise.
+
+A print that raises did not happen as far as the caller is concerned: the number is not counted as
+issued (reprint or void it). Status changes are reported to ``on_status`` so the app can journal
+device events (paper out / near end) for the fleet; :func:`device_event` maps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import PrinterError
+
+from . import commands as cmd
+from .errors import failure
+from .model import DocumentContent, PrinterConfig, PrinterStatus, PrintReport, TicketContent
+from .simulator import SimulatorTransport, VirtualPrinter
+from .transport import Transport, open_transport
+
+log = logging.getLogger(__name__)
+StatusListener = Callable[[PrinterStatus | None, PrinterStatus], None]
+
+
+class TicketPrinter:
+    """One configured printer (by role); thread-safe, so a health check may run beside a print."""
+
+    def __init__(
+        self,
+        config: PrinterConfig,
+        transport: Transport,
+        *,
+        simulator: VirtualPrinter | None = None,
+        on_status: StatusListener | None = None,
+    ) -> None:
+        self.config = config
+        self.simulator = simulator
+        self.on_status = on_status
+        self.last_status: PrinterStatus | None = None
+        self._transport = transport
+        self._lock = threading.RLock()
+
+    # --- status ---------------------------------------------------------------------------------------
+    def status(self) -> PrinterStatus:
+        """DLE EOT 1, 2, 4 in one write; silence within ``status_timeout`` means offline."""
+        with self._lock:
+            stale = self._transport.drain()
+            if stale:
+                # Some Epson models answer real-time commands found inside raster data (bytes 10 04 n).
+                log.debug("%s: dropped %d stale status bytes", self.config.role, len(stale))
+            self._transport.write(cmd.STATUS_QUERY)
+            answer = self._transport.read(3, self.config.status_timeout)
+            status = cmd.parse_status(answer)
+            self._note(status)
+            return status
+
+    def _note(self, status: PrinterStatus) -> None:
+        old, self.last_status = self.last_status, status
+        if old == status or self.on_status is None:
+            return
+        try:
+            self.on_status(old, status)
+        except Exception:  # a listener's bug must not stop the citizen's ticket
+            log.exception("printer status listener failed")
+
+    # --- printing -------------------------------------------------------------------------------------
+    def render(self, content: TicketContent | DocumentContent) -> bytes:
+        """The exact bytes :meth:`print_ticket` / :meth:`print_document` would send."""
+        from .encode import native_program, raster_program
+        from .layout import RasterLayout, document_elements, ticket_elements
+
+        elements = (
+            ticket_elements(content) if isinstance(content, TicketContent) else document_elements(content)
+        )
+        if self.config.mode == "native":
+            return native_program(elements, self.config)
+        layout = RasterLayout(self.config.width_dots, self.config.qr_module_dots)
+        return raster_program(layout.blocks(elements), self.config)
+
+    def print_ticket(self, content: TicketContent) -> PrintReport:
+        return self._print(content)
+
+    def print_document(self, content: DocumentContent) -> PrintReport:
+        return self._print(content)
+
+    def print_raw(self, program: bytes) -> PrintReport:
+        """Send a prepared program with the same checks (technician test pages, benchmarks)."""
+        return self._send(program, time.perf_counter())
+
+    def _print(self, content: TicketContent | DocumentContent) -> PrintReport:
+        started = time.perf_counter()
+        return self._send(self.render(content), started)
+
+    def _send(self, program: bytes, started: float) -> PrintReport:
+        device = f"{self.config.role} printer ({self.config.describe()})"
+        with self._lock:
+            before = self.status()
+            if before.problem:
+                raise failure(before, "before", device)
+            printed_before = len(self.simulator.printed) if self.simulator else 0
+            self._transport.write(program)
+            after = self.status()
+            if after.problem:
+                raise failure(after, "after", device)
+            png: Path | None = None
+            if self.simulator is not None:
+                if len(self.simulator.printed) <= printed_before:
+                    raise PrinterError(f"{device}: the ticket did not come out (torn or not cut)")
+                png = self.simulator.last_png
+        return PrintReport(len(program), time.perf_counter() - started, after, png)
+
+    def close(self) -> None:
+        with self._lock:
+            self._transport.close()
+
+    def __enter__(self) -> TicketPrinter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_printer(config: PrinterConfig, *, on_status: StatusListener | None = None) -> TicketPrinter:
+    """Open the configured backend. A real printer that cannot be opened raises
+    DeviceUnavailableError naming it; there is never a silent fall back to the simulator.
+    """
+    if config.backend == "simulator":
+        sim = VirtualPrinter(
+            Path(config.output_dir),
+            width_dots=config.width_dots,
+            line_baud=config.line_baud,
+            units_per_dot=config.feed_units_per_dot,
+            name=config.role,
+        )
+        return TicketPrinter(config, SimulatorTransport(sim), simulator=sim, on_status=on_status)
+    return TicketPrinter(config, open_transport(config), on_status=on_status)
+
+
+def open_printers(
+    configs: Sequence[PrinterConfig], *, on_status: StatusListener | None = None
+) -> dict[str, TicketPrinter]:
+    """Several printers of one kiosk by role ("ticket", "receipt"); one role once."""
+    out: dict[str, TicketPrinter] = {}
+    try:
+        for config in configs:
+            if config.role in out:
+                raise PrinterError(f"two printers configured for role {config.role!r}")
+            out[config.role] = open_printer(config, on_status=on_status)
+    except Exception:
+        for printer in out.values():
+            printer.close()
+        raise
+    return out
+
+
+def _faults(status: PrinterStatus | None, near_end_alarm: bool) -> set[str]:
+    if status is None:
+        return set()
+    faults = set()
+    if status.paper == "out":
+        faults.add("paper_out")
+    elif status.paper == "near_end" and near_end_alarm:
+        faults.add("paper_near_end")
+    if status.cover_open:
+        faults.add("cover_open")
+    if not status.online and not faults:
+        faults.add("offline")
+    return faults
+
+
+def device_events(
+    role: str, old: PrinterStatus | None, new: PrinterStatus, *, near_end_alarm: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    """Journal events (kind, payload) for a status change: a fault that appeared, one that cleared."""
+    before, after = _faults(old, near_end_alarm), _faults(new, near_end_alarm)
+    events: list[tuple[str, dict[str, Any]]] = []
+    for fault in sorted(after - before):
+        events.append(("device_fault", {"device": "printer", "role": role, "fault": fault}))
+    for fault in sorted(before - after):
+        events.append(("device_recovered", {"device": "printer", "role": role, "fault": fault}))
+    return events
