@@ -9,8 +9,8 @@ and deletes them only after the broker acknowledged them. The journal IS the age
   id and its ``seq`` restarts, so consumers detect gaps per (kiosk, journal_id).
 - ``attempts`` counts how often the agent handed an event to the broker; an event published again after
   an attempt is a *replay* (docs/mqtt.md).
-- Bounded: at ``max_events`` the oldest events are dropped in chunks of 1 % and an ``outbox_dropped``
-  event records the range, so the loss is visible upstream instead of the disk filling.
+- Bounded: at ``max_events`` the oldest events are dropped in chunks (1 %, at least 10) and an
+  ``outbox_dropped`` event records the range, so the loss is visible upstream instead of the disk filling.
 - A corrupted file is moved aside (``events.sqlite.corrupt-<UTC time>``), a fresh journal starts with a
   ``journal_recovered`` event, and the process keeps going. Another process that still holds the old
   file notices the inode change and reopens.
@@ -134,15 +134,19 @@ class JournalStats:
         return self.pending / self.max_events
 
 
-def _check_no_personal_data(value: Any, path: str = "payload") -> None:
+def check_no_personal_data(value: Any, path: str = "payload") -> None:
+    """Raise PrivacyError if any key anywhere in ``value`` names personal data."""
     if isinstance(value, Mapping):
         for key, item in value.items():
             if str(key).lower() in PERSONAL_KEYS:
                 raise PrivacyError(f"{path}.{key} would carry personal data; events must not")
-            _check_no_personal_data(item, f"{path}.{key}")
+            check_no_personal_data(item, f"{path}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_no_personal_data(item, f"{path}[{index}]")
+            check_no_personal_data(item, f"{path}[{index}]")
+
+
+_check_no_personal_data = check_no_personal_data  # the skeleton's name, kept for existing callers
 
 
 _SCHEMA = """
@@ -292,7 +296,7 @@ class EventJournal:
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         body = dict(payload or {})
-        _check_no_personal_data(body)
+        check_no_personal_data(body)
         text = json.dumps(body, ensure_ascii=False, sort_keys=True)
         if len(text.encode()) > MAX_PAYLOAD_BYTES:
             raise EventTooLargeError(f"{kind} payload is larger than {MAX_PAYLOAD_BYTES} bytes")
@@ -372,6 +376,19 @@ class EventJournal:
             except sqlite3.DatabaseError as exc:
                 raise JournalError(f"cannot read event journal {self.path}: {exc}") from exc
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def pending_rows(self, after_seq: int = 0, limit: int = 500) -> list[tuple[int, str, str, str, str, int]]:
+        """Like ``pending`` but with the payload as stored JSON text: the agent forwards it untouched."""
+        with self._lock:
+            try:
+                self._reopen_if_replaced()
+                return self._conn().execute(
+                    "SELECT seq, event_id, kind, occurred_at, payload, attempts FROM events WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (after_seq, limit),
+                ).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise JournalError(f"cannot read event journal {self.path}: {exc}") from exc
 
     def mark_attempted(self, first_seq: int, last_seq: int) -> None:
         """Record that events in [first, last] go to the broker now, so a later send is a replay."""

@@ -1,0 +1,197 @@
+"""Commands from the center: argument schemas and their execution through the app's control socket.
+
+The envelope is checked by ``messages.CommandRequest.parse``; here every command's arguments are
+checked with the project's one validator (``kiosk.schema.parse_dataclass``) before anything runs.
+Unknown keys, wrong types and out-of-range values are rejected with a reason, never executed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge_agent.messages import CommandRequest, CommandResult
+from kiosk import ipc
+from kiosk.errors import ConfigError, KioskError, NetworkError
+from kiosk.schema import parse_dataclass
+
+log = logging.getLogger(__name__)
+
+_TEXT = {"pattern": r"(?s).{0,300}", "pattern_hint": "text of at most 300 characters"}
+
+
+@dataclass(frozen=True)
+class NoArgs:
+    """Commands without arguments still reject unexpected keys (a typo is not silently ignored)."""
+
+
+@dataclass(frozen=True)
+class SetNoticeArgs:
+    text_vi: str = field(metadata=_TEXT)
+    text_en: str = field(default="", metadata=_TEXT)
+
+
+@dataclass(frozen=True)
+class UploadLogsArgs:
+    #: the last ``max_kb`` kilobytes of each log file
+    max_kb: int = field(default=256, metadata={"min": 1, "max": 4096})
+
+
+@dataclass(frozen=True)
+class SetServiceModeArgs:
+    out_of_service: bool
+    reason: str = field(default="", metadata=_TEXT)
+
+
+ARG_SCHEMAS: dict[str, type] = {
+    "reload_config": NoArgs,
+    "print_test_ticket": NoArgs,
+    "set_notice": SetNoticeArgs,
+    "screenshot": NoArgs,
+    "upload_logs": UploadLogsArgs,
+    "restart_app": NoArgs,
+    "set_service_mode": SetServiceModeArgs,
+}
+
+#: ID numbers (CCCD 12 digits, old CMND 9), and MRZ-like lines: never leave the kiosk, even in logs
+_SCRUB = [
+    (re.compile(rb"(?<!\d)\d{9}(?:\d{3})?(?!\d)"), b"[redacted-id]"),
+    (re.compile(rb"[A-Z0-9<]{30,}"), b"[redacted-mrz]"),
+]
+
+
+def scrub_log(data: bytes) -> bytes:
+    """Defence in depth: logs carry no personal data by design; this removes what slipped through."""
+    for pattern, replacement in _SCRUB:
+        data = pattern.sub(replacement, data)
+    return data
+
+
+def _tail(path: Path, max_bytes: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(0, io.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - max_bytes))
+        data = handle.read()
+    if size > max_bytes:
+        data = data.split(b"\n", 1)[-1]  # start at a whole line
+    return data
+
+
+BlobPublisher = Callable[[str, bytes], bool]
+
+
+class CommandExecutor:
+    """Runs validated commands; each returns a CommandResult (never raises for a command's failure)."""
+
+    def __init__(
+        self,
+        *,
+        app_socket: Path,
+        app_timeout_s: float,
+        log_files: list[Path],
+        max_blob_bytes: int,
+        publish_blob: BlobPublisher,
+        reload_config: Callable[[], dict[str, Any]],
+        blob_topic: Callable[[str], str],
+    ) -> None:
+        self.app_socket = app_socket
+        self.app_timeout_s = app_timeout_s
+        self.log_files = log_files
+        self.max_blob_bytes = max_blob_bytes
+        self._publish_blob = publish_blob
+        self._reload_config = reload_config
+        self._blob_topic = blob_topic
+
+    def validate(self, request: CommandRequest) -> Any:
+        """The parsed arguments, or ConfigError naming the bad key."""
+        return parse_dataclass(ARG_SCHEMAS[request.command], request.args, "args")
+
+    def execute(self, request: CommandRequest) -> CommandResult:
+        def fail(reason: str) -> CommandResult:
+            return CommandResult(request.request_id, request.command, "error", reason)
+
+        if request.expires_at is not None and request.expires_at <= datetime.now(UTC):
+            return fail(f"expired at {request.expires_at.isoformat()}; not executed")
+        try:
+            args = self.validate(request)
+        except ConfigError as exc:
+            return fail(f"invalid arguments: {exc.message}")
+        try:
+            result = getattr(self, f"_do_{request.command}")(args, request)
+        except NetworkError as exc:
+            return fail(f"app not reachable: {exc.message}")
+        except KioskError as exc:
+            return fail(exc.message)
+        except OSError as exc:
+            return fail(f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:  # kiosk.ipc.call on a reply cut short (the app died mid-request)
+            return fail(f"app gave no valid answer: {exc}")
+        return CommandResult(request.request_id, request.command, "ok", "done", result)
+
+    def _app(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        return ipc.call(self.app_socket, cmd, args or {}, timeout=self.app_timeout_s)
+
+    def _blob(self, request: CommandRequest, data: bytes, content_type: str) -> dict[str, Any]:
+        if len(data) > self.max_blob_bytes:
+            raise KioskError(
+                f"{content_type} of {len(data)} bytes exceeds max_blob_bytes {self.max_blob_bytes}"
+            )
+        if not self._publish_blob(request.request_id, data):
+            raise NetworkError("not connected to the broker; blob not sent")
+        return {
+            "blob_topic": self._blob_topic(request.request_id),
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "content_type": content_type,
+        }
+
+    # -- one method per command ------------------------------------------------------------------------
+
+    def _do_reload_config(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+        return self._reload_config()
+
+    def _do_print_test_ticket(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+        return self._app("app.print_test_ticket")
+
+    def _do_set_notice(self, args: SetNoticeArgs, request: CommandRequest) -> dict[str, Any]:
+        return self._app("app.notice", {"text_vi": args.text_vi, "text_en": args.text_en})
+
+    def _do_screenshot(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+        reply = self._app("app.screenshot")
+        png_path = Path(str(reply.get("png_path", "")))
+        data = png_path.read_bytes()
+        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise KioskError(f"app.screenshot returned {png_path.name}, which is not a PNG")
+        return self._blob(request, data, "image/png")
+
+    def _do_upload_logs(self, args: UploadLogsArgs, request: CommandRequest) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        found = []
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as archive:
+            for path in self.log_files:
+                if not path.is_file():
+                    continue
+                found.append(path.name)
+                archive.write(f"==> {path.name} <==\n".encode())
+                archive.write(scrub_log(_tail(path, args.max_kb * 1024)))
+                archive.write(b"\n")
+        if not found:
+            raise KioskError("no log files found: " + ", ".join(p.name for p in self.log_files))
+        result = self._blob(request, buffer.getvalue(), "application/gzip")
+        result["files"] = found
+        return result
+
+    def _do_restart_app(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+        return self._app("app.restart")
+
+    def _do_set_service_mode(self, args: SetServiceModeArgs, request: CommandRequest) -> dict[str, Any]:
+        return self._app("app.service_mode", {"out_of_service": args.out_of_service, "reason": args.reason})

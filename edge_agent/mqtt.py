@@ -1,0 +1,352 @@
+"""The one module that talks to paho-mqtt: one supervised MQTT session to the center.
+
+Why a wrapper (Home Assistant's MQTT client is the model):
+- Our own reconnect loop with exponential backoff and decorrelated jitter, so 10,000 kiosks that lost
+  the broker together do not come back in lockstep (paho's own loop doubles a fixed delay).
+- A fresh paho client per connection: paho keeps unsent QoS 1 messages in memory only (its issue #223)
+  and would replay them on reconnect next to our outbox; with a fresh client the SQLite outbox is the
+  single source of what still has to go. The broker-side session (clean start off + session expiry)
+  survives, so commands queued while the kiosk was away are still delivered.
+- A wanted-subscription registry re-applied on every connect; handlers wrapped so one failing handler
+  cannot stop dispatch.
+- Acknowledgements are reported as (generation, mid): mids restart with every client, the generation
+  tells a late PUBACK of an old connection from a new one.
+- Incoming QoS 1 messages are acknowledged manually (``ack``), after the handler's work is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent.config import TlsConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """An incoming message, detached from paho."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    generation: int
+    mid: int
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes
+    delay_s: int = 0
+
+
+class Backoff:
+    """Exponential backoff with decorrelated jitter (AWS architecture blog): next = U(min, 3 x previous)."""
+
+    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
+        self.min_s = min_s
+        self.max_s = max_s
+        self._rng = rng or random.Random()
+        self._previous = min_s
+
+    def next(self) -> float:
+        delay = min(self.max_s, self._rng.uniform(self.min_s, self._previous * 3))
+        self._previous = max(delay, self.min_s)
+        return delay
+
+    def reset(self) -> None:
+        self._previous = self.min_s
+
+
+MessageHandler = Callable[[Message], None]
+AckHandler = Callable[[int, int, bool, str], None]  # generation, mid, failed, reason
+
+
+class MqttLink:
+    """One MQTT session, kept up by a supervisor thread until ``stop``."""
+
+    #: a connection that lasted this long resets the backoff (a flapping broker keeps it growing)
+    STABLE_AFTER_S = 10.0
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        host: str,
+        port: int,
+        tls: TlsConfig,
+        protocol: Literal["5", "3.1.1"] = "5",
+        keepalive_s: int = 30,
+        session_expiry_s: int = 86400,
+        backoff: Backoff,
+        will: Callable[[], Will],
+        on_connected: Callable[[int], None] | None = None,
+        on_disconnected: Callable[[int, str], None] | None = None,
+        on_ack: AckHandler | None = None,
+        max_inflight: int = 1000,
+    ) -> None:
+        self.client_id = client_id
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.protocol = protocol
+        self.keepalive_s = keepalive_s
+        self.session_expiry_s = session_expiry_s
+        self.backoff = backoff
+        self._will = will
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._on_ack = on_ack
+        self._max_inflight = max_inflight
+        self._subscriptions: dict[str, tuple[int, MessageHandler]] = {}
+        self._lock = threading.Lock()
+        self._client: paho.Client | None = None
+        self._generation = 0
+        self._connected = threading.Event()
+        self._lost = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error = ""
+        self.connect_count = 0
+
+    # -- public API ------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def subscribe(self, topic_filter: str, qos: int, handler: MessageHandler) -> None:
+        """Register a wanted subscription; (re)applied on every connect."""
+        with self._lock:
+            self._subscriptions[topic_filter] = (qos, handler)
+            client = self._client if self.connected else None
+        if client is not None:
+            client.subscribe(topic_filter, qos)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        *,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+    ) -> tuple[int, int] | None:
+        """Hand a message to the current connection: (generation, mid), or None when not connected."""
+        with self._lock:
+            client, generation = self._client, self._generation
+        if client is None or not self.connected:
+            return None
+        properties = None
+        if self.protocol == "5" and (response_topic or correlation_data):
+            properties = Properties(PacketTypes.PUBLISH)
+            if response_topic:
+                properties.ResponseTopic = response_topic
+            if correlation_data:
+                properties.CorrelationData = correlation_data
+        info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return None
+        return generation, info.mid
+
+    def ack(self, generation: int, mid: int, qos: int) -> None:
+        """Acknowledge an incoming QoS 1 message once its effect is durable (manual ack)."""
+        with self._lock:
+            client = self._client if generation == self._generation else None
+        if client is not None and qos > 0:
+            client.ack(mid, qos)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name="mqtt-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self, last: tuple[str, bytes, bool] | None = None, timeout: float = 5.0) -> None:
+        """Publish ``last`` (topic, payload, retain) at QoS 1 and wait for its PUBACK, then disconnect."""
+        self._stopping.set()
+        with self._lock:
+            client = self._client
+        if client is not None and self.connected:
+            if last is not None:
+                info = client.publish(last[0], last[1], qos=1, retain=last[2])
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("final status not acknowledged: %s", exc)
+            client.disconnect()  # reason 0: the broker drops the Will
+        self._lost.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the supervisor -------------------------------------------------------------------------------
+
+    def _new_client(self, will: Will) -> paho.Client:
+        v5 = self.protocol == "5"
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
+            reconnect_on_failure=False,
+            manual_ack=True,
+        )
+        client.max_inflight_messages_set(self._max_inflight)
+        client.max_queued_messages_set(0)
+        if self.tls.ca_file is not None:
+            client.tls_set(
+                ca_certs=str(self.tls.ca_file),
+                certfile=str(self.tls.cert_file) if self.tls.cert_file else None,
+                keyfile=str(self.tls.key_file) if self.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        will_props = None
+        if v5 and will.delay_s:
+            will_props = Properties(PacketTypes.WILLMESSAGE)
+            will_props.WillDelayInterval = will.delay_s
+        client.will_set(will.topic, will.payload, qos=1, retain=True, properties=will_props)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        return client
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            will = self._will()
+            client = self._new_client(will)
+            with self._lock:
+                self._generation += 1
+                generation = self._generation
+                self._client = client
+            self._lost.clear()
+            connect_props = None
+            if self.protocol == "5":
+                connect_props = Properties(PacketTypes.CONNECT)
+                connect_props.SessionExpiryInterval = self.session_expiry_s
+            try:
+                client.connect(
+                    self.host,
+                    self.port,
+                    keepalive=self.keepalive_s,
+                    clean_start=False if self.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                    properties=connect_props,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self.last_error = f"connect to {self.host}:{self.port}: {exc}"
+                log.info("%s", self.last_error)
+                self._wait_backoff()
+                continue
+            client.loop_start()
+            started = time.monotonic()
+            self._lost.wait()
+            client.loop_stop()
+            was_connected = self._connected.is_set()
+            self._connected.clear()
+            with self._lock:
+                self._client = None
+            if was_connected and self._on_disconnected is not None:
+                self._guard(self._on_disconnected, generation, self.last_error)
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - started >= self.STABLE_AFTER_S:
+                self.backoff.reset()
+            self._wait_backoff()
+
+    def _wait_backoff(self) -> None:
+        delay = self.backoff.next()
+        log.debug("reconnecting in %.2f s", delay)
+        self._stopping.wait(delay)
+
+    # -- paho callbacks (network thread) --------------------------------------------------------------
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused the connection: {reason}"
+            log.warning("%s", self.last_error)
+            self._lost.set()
+            return
+        self.connect_count += 1
+        with self._lock:
+            wanted = list(self._subscriptions.items())
+            generation = self._generation
+        for topic_filter, (qos, _handler) in wanted:
+            client.subscribe(topic_filter, qos)
+        self._connected.set()
+        log.info("connected to %s:%d (session present: %s)", self.host, self.port, flags.session_present)
+        if self._on_connected is not None:
+            self._guard(self._on_connected, generation)
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if not self._stopping.is_set():
+            self.last_error = f"connection lost: {reason}"
+            log.info("%s", self.last_error)
+        self._lost.set()
+
+    def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        msg = Message(
+            message.topic,
+            bytes(message.payload),
+            message.qos,
+            bool(message.retain),
+            self._generation,
+            message.mid,
+            response_topic,
+            correlation,
+        )
+        with self._lock:
+            handlers = [
+                h for f, (_q, h) in self._subscriptions.items() if paho.topic_matches_sub(f, message.topic)
+            ]
+        if not handlers:
+            self.ack(msg.generation, msg.mid, msg.qos)
+        for handler in handlers:
+            self._guard(handler, msg)
+
+    def _handle_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        # Called with paho's _out_message_mutex held: take no lock that a publishing thread may hold.
+        if self._on_ack is not None:
+            failed = bool(getattr(reason, "is_failure", False))
+            self._guard(self._on_ack, self._generation, mid, failed, str(reason))
+
+    @staticmethod
+    def _guard(func: Callable[..., None], *args: Any) -> None:
+        """One failing callback must not kill paho's network thread or stop dispatch."""
+        try:
+            func(*args)
+        except Exception:
+            log.exception("MQTT callback %s failed", getattr(func, "__qualname__", func))
+
