@@ -1,0 +1,157 @@
+"""Fixtures for the look-up and rating tests: a real local HTTP server playing the province system,
+QR images from independent encoders (the ``qrencode`` CLI and segno), and simulator scanners."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import segno
+from PIL import Image
+
+#: Short Vietnamese payloads: the ones zbar's charset guess garbles are the short ones.
+VIETNAMESE_PAYLOADS = [
+    "Đức",
+    "Ngọc",
+    "Hà Nội",
+    "Phạm Thu Hà",
+    "Lê Hoàng Nam",
+    "Bích",
+    "Đất đai",
+    "Cư trú",
+    "Y tế",
+    "Xã Tân Hội, Lâm Đồng",
+    "Trần Thị Bích Ngọc",
+    "Đăng ký khai sinh",
+    "Mã hồ sơ: 000.00.10.H12-210901-0001\nThủ tục: Cấp giấy phép xây dựng nhà ở riêng lẻ",
+    '{"maHoSo":"000.00.10.H12-210901-0001","tenThuTuc":"Đăng ký kết hôn"}',
+    "https://dichvucong.gov.vn/tra-cuu?maHoSo=000.00.10.H12-210901-0001&t=Đăng%20ký",
+]
+
+
+def qrencode_png(text: str, path: Path, scale: int = 6) -> Path:
+    """Encode with the qrencode CLI (libqrencode: not the library we decode with)."""
+    if shutil.which("qrencode") is None:
+        pytest.fail("qrencode CLI missing: scripts/setup.sh installs it")
+    subprocess.run(["qrencode", "-o", str(path), "-s", str(scale), "-m", "4", "-l", "M", "--", text],
+                   check=True, timeout=10)
+    return path
+
+
+def segno_png(text: str, path: Path, scale: int = 6, eci: bool = False) -> Path:
+    segno.make(text, error="m", micro=False, eci=eci).save(str(path), kind="png", scale=scale, border=4)
+    return path
+
+
+def segno_image(text: str, scale: int = 6) -> Image.Image:
+    buffer = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(buffer, kind="png", scale=scale, border=4)
+    buffer.seek(0)
+    return Image.open(buffer).convert("L")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str | dict[str, Any] | list[Any] = b""
+    content_type: str = "application/json"
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SeenRequest:
+    path: str
+    headers: dict[str, str]
+
+
+class ProvinceServer:
+    """A real http.server on 127.0.0.1: ``script[path]`` is a list of replies used in turn (the last
+    one repeats); unknown paths answer a bare 404 like a web server with no such route."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[Reply]] = {}
+        self.requests: list[SeenRequest] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                replies = outer.script.get(self.path)
+                if not replies:
+                    self.send_error(404, "no such route")
+                    return
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                body = reply.body
+                if isinstance(body, dict | list):
+                    body = json.dumps(body, ensure_ascii=False)
+                if isinstance(body, str):
+                    body = body.encode("utf-8")
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/api/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+
+    def dossier_path(self, code: str) -> str:
+        return f"/api/v1/dossiers/{code}"
+
+    def on(self, code: str, *replies: Reply) -> None:
+        self.script[self.dossier_path(code)] = list(replies)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def province() -> Iterator[ProvinceServer]:
+    server = ProvinceServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on (bound, then closed): connections are refused."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
