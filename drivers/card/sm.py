@@ -28,14 +28,13 @@ def max_plain_block(extended: bool = False, limit: int | None = None) -> int:
     that count differently.
     """
     budget = limit if limit is not None else (65536 if extended else 256)
-    best = 0
-    for plain in range(1, budget):
-        cipher = (plain // 8 + 1) * 8
-        do87 = len(tlv.encode(TAG_CRYPTOGRAM, bytes(cipher + 1)))
-        if do87 + 4 + 10 > budget:
-            break
-        best = plain
-    return best
+    cipher = (budget // 8) * 8
+    while cipher > 0:
+        do87 = len(tlv.encode_tag(TAG_CRYPTOGRAM)) + len(tlv.encode_length(cipher + 1)) + cipher + 1
+        if do87 + 4 + 10 <= budget:
+            return cipher - 1  # padding always adds at least one byte
+        cipher -= 8
+    return 0
 
 
 class SmSession:

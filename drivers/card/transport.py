@@ -199,5 +199,6 @@ class PcscTransport(CardTransport):
         return bytes(atr)
 
     def close(self) -> None:
+        # Reset on the way out: the chip drops its session keys, and the next read starts clean.
         s = self._s
-        s.SCardDisconnect(self._handle, s.SCARD_LEAVE_CARD)  # type: ignore[attr-defined]
+        s.SCardDisconnect(self._handle, s.SCARD_RESET_CARD)  # type: ignore[attr-defined]

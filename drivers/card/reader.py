@@ -1,0 +1,208 @@
+"""One read of one card, over any transport: SELECT, access control, files, passive/active authentication.
+
+This is the protocol sequence, independent of PC/SC: the service runs it over pcscd, tests and the CPU
+benchmark run it over ``DirectTransport``. It returns an ``IdentityRecord`` only when every step
+succeeded: on any error the partial data is wiped and nothing half-read leaves this function.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from drivers.card import lds
+from drivers.card.apdu import SW_OK, CommandApdu
+from drivers.card.bac import perform_bac
+from drivers.card.errors import CardError, CardProtocolError, MalformedDataError, NotIdCardError, WrongKeyError
+from drivers.card.files import SHORT_BLOCK, FileAccessError, FileReader
+from drivers.card.identity import IdentityRecord
+from drivers.card.keys import AccessKey
+from drivers.card.sm import SecureTransport
+from drivers.card.sod import Authenticity, Sod, parse_sod, passive_authentication
+from drivers.card.transport import CardTransport
+
+log = logging.getLogger(__name__)
+
+SELECT_EMRTD = CommandApdu(0x00, 0xA4, 0x04, 0x0C, lds.EMRTD_AID)
+
+
+@dataclass
+class ReadOptions:
+    with_photo: bool = False
+    active_auth: bool = True
+    block: int = SHORT_BLOCK
+    extended_block: int | None = None  # plaintext bytes per extended READ BINARY; None: short APDUs only
+    trust: list[x509.Certificate] | None = None
+
+
+@dataclass
+class ReadReport:
+    """Non-personal facts about a read: for the CLI's JSON, the technician screen and the benchmark."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    apdu_count: int = 0
+    key_label: str = ""
+    keys_tried: int = 0
+
+
+class _Clock:
+    def __init__(self, report: ReadReport) -> None:
+        self.report = report
+        self.last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.report.timings_ms[step] = round((now - self.last) * 1000, 3)
+        self.last = now
+
+
+def select_application(transport: CardTransport) -> None:
+    answer = transport.transmit(SELECT_EMRTD)
+    if answer.sw != SW_OK:
+        raise NotIdCardError(f"no eMRTD application on this card (SELECT answered {answer.sw:04X})")
+
+
+def open_secure_channel(transport: CardTransport, keys: Sequence[AccessKey], report: ReadReport,
+                        random: Callable[[int], bytes] = os.urandom) -> SecureTransport:
+    """Try each key in order with BAC; WrongKeyError only after all were refused."""
+    if not keys:
+        raise WrongKeyError("no access key given")
+    for index, key in enumerate(keys):
+        report.keys_tried = index + 1
+        if key.kind != "mrz":
+            log.info("skipping %s key: PACE is not implemented, BAC needs the MRZ", key.kind)
+            continue
+        try:
+            session = perform_bac(transport, key, random)
+        except WrongKeyError:
+            continue
+        report.key_label = key.label or key.kind
+        return SecureTransport(transport, session)
+    raise WrongKeyError(f"the card refused all {len(keys)} access keys")
+
+
+def active_authentication(secure: CardTransport, dg15: bytes) -> str:
+    """ECDSA active authentication (plain r||s over SHA-256 of an 8-byte challenge); RSA keys report
+    'not_supported' (ISO 9796-2 is not implemented)."""
+    key = serialization.load_der_public_key(lds.parse_dg15(dg15))
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return "not_supported"
+    challenge = os.urandom(8)
+    answer = secure.transmit(CommandApdu(0x00, 0x88, 0x00, 0x00, challenge, le=256))
+    size = (key.curve.key_size + 7) // 8
+    if answer.sw != SW_OK or len(answer.data) != 2 * size:
+        return "failed"
+    r = int.from_bytes(answer.data[:size], "big")
+    s = int.from_bytes(answer.data[size:], "big")
+    try:
+        key.verify(encode_dss_signature(r, s), challenge, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return "failed"
+    return "passed"
+
+
+def _identity(dg1: bytes, dg13: bytes) -> IdentityRecord:
+    td1 = lds.parse_dg1(dg1)
+    dg = lds.parse_dg13(dg13)
+    try:
+        parents = dg.values.get(13, [])
+        record = IdentityRecord(
+            id_number=dg.text(1) or td1.optional_data_1,
+            document_number=td1.document_number,
+            full_name=dg.text(2) or td1.name,
+            birth_date=lds.parse_vn_date(dg.text(3)),
+            sex=dg.text(4) or td1.sex,
+            nationality=dg.text(5) or td1.nationality,
+            ethnicity=dg.text(6) or "",
+            religion=dg.text(7) or "",
+            place_of_origin=dg.text(8) or "",
+            place_of_residence=dg.text(9) or "",
+            identifying_marks=dg.text(10) or "",
+            issue_date=lds.parse_vn_date(dg.text(11)),
+            expiry_date=lds.parse_vn_date(dg.text(12)),
+            father_name=parents[0] if parents else "",
+            mother_name=parents[1] if len(parents) > 1 else "",
+            spouse_name=dg.text(14) or "",
+            old_id_number=dg.text(16) or "",
+            extra={n: " / ".join(v) for n, v in dg.values.items() if n > 16 or n == 15},
+        )
+        # A DG13 whose ID number disagrees with the MRZ is not the same card's data.
+        if td1.document_number and not record.id_number.endswith(td1.document_number):
+            record.wipe()
+            raise MalformedDataError("DG13 ID number does not match the MRZ document number")
+        return record
+    finally:
+        td1.wipe()
+        dg.wipe()
+
+
+def read_identity_over(transport: CardTransport, keys: Sequence[AccessKey], options: ReadOptions,
+                       report: ReadReport | None = None) -> tuple[IdentityRecord, ReadReport]:
+    """The whole read; the APDU count includes everything sent on ``transport``."""
+    report = report or ReadReport()
+    start_apdus = transport.stats.apdus
+    clock = _Clock(report)
+    files: dict[int, bytes] = {}
+    record: IdentityRecord | None = None
+    try:
+        select_application(transport)
+        clock.lap("select")
+        secure = open_secure_channel(transport, keys, report)
+        clock.lap("bac")
+        reader = FileReader(secure, options.block, options.extended_block)
+        try:
+            sod_bytes = reader.read(lds.EF_SOD)
+            sod: Sod | None = parse_sod(sod_bytes)
+        except FileAccessError:
+            sod = None  # a card without EF.SOD cannot be verified; say so, do not fail the read
+        clock.lap("read_sod")
+        present = set(sod.data_groups()) if sod else {1, 13}
+        for number in (1, 13):
+            files[number] = reader.read(lds.DATA_GROUPS[number])
+            clock.lap(f"read_dg{number}")
+        if options.with_photo and 2 in present:
+            files[2] = reader.read(lds.DG2)
+            clock.lap("read_dg2")
+        aa = "not_supported"
+        if options.active_auth and 15 in present:
+            files[15] = reader.read(lds.DG15)
+            clock.lap("read_dg15")
+        if sod is not None:
+            result = passive_authentication(sod, files, options.trust)
+            authenticity, reason = result.authenticity, result.reason
+        else:
+            authenticity, reason = Authenticity.NOT_CHECKED, "card has no readable EF.SOD"
+        clock.lap("passive_auth")
+        if 15 in files:
+            aa = active_authentication(secure, files[15])
+            clock.lap("active_auth")
+        record = _identity(files[1], files[13])
+        if 2 in files:
+            face = lds.parse_dg2(files[2])
+            record.photo, record.photo_mime = face.data, face.mime
+        record.authenticity, record.authenticity_reason = authenticity, reason
+        record.active_auth = aa
+        record.data_groups = tuple(sorted(files))
+        clock.lap("parse")
+    except CardError:
+        if record is not None:
+            record.wipe()
+        raise
+    except (ValueError, IndexError, KeyError) as exc:  # a parser bug must not leak as a non-card error
+        if record is not None:
+            record.wipe()
+        raise CardProtocolError(f"unexpected card data ({exc.__class__.__name__})") from exc
+    finally:
+        files.clear()
+        report.apdu_count = transport.stats.apdus - start_apdus
+        report.timings_ms["total"] = round(sum(v for k, v in report.timings_ms.items() if k != "total"), 3)
+    return record, report

@@ -1,0 +1,182 @@
+"""``CardReaderService``: what the kiosk app calls (from a worker thread) to read a citizen's card.
+
+Every call has a deadline. A read runs in its own short-lived thread with its own PC/SC context; the
+caller waits at most ``timeout_s`` and gets CardTimeoutError if the card (or reader) stalls. A stalled
+read is abandoned, never reused: when it finally returns, its result is wiped. No personal data is
+logged: log lines carry step names, timings, status words and key labels only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from drivers.card.errors import CardError, CardRemovedError, CardTimeoutError, ReaderMissingError
+from drivers.card.identity import IdentityRecord
+from drivers.card.keys import AccessKey
+from drivers.card.reader import ReadOptions, ReadReport, read_identity_over, select_application
+from drivers.card.transport import PcscContext
+
+log = logging.getLogger(__name__)
+
+
+class _Call:
+    """Result slot of one worker call; ``abandoned`` tells a late worker to throw its result away."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.lock = threading.Lock()
+
+
+class CardReaderService:
+    """The kiosk's ID-card reader on PC/SC (a real reader, or vpcd with the virtual chip)."""
+
+    def __init__(self, reader_name_substring: str | None = None, trust_dir: Path | None = None,
+                 timeout_s: float = 5.0, *, active_auth: bool = True, extended_block: int | None = None) -> None:
+        self.reader_name_substring = reader_name_substring
+        self.trust_dir = trust_dir
+        self.timeout_s = timeout_s
+        self.active_auth = active_auth
+        self.extended_block = extended_block
+        self.last_report: ReadReport | None = None
+        self._trust: list[Any] | None = None
+
+    # -- presence ---------------------------------------------------------------------------------
+    def _run(self, name: str, work: Any, timeout_s: float, on_late: Any = None) -> Any:
+        call = _Call()
+
+        def target() -> None:
+            try:
+                value = work()
+            except BaseException as exc:  # handed to the caller thread, re-raised there
+                call.error = exc
+                value = None
+            with call.lock:
+                if call.abandoned:
+                    if on_late is not None and value is not None:
+                        on_late(value)
+                    return
+                call.value = value
+                call.done.set()
+
+        threading.Thread(target=target, name=f"card-{name}", daemon=True).start()
+        if not call.done.wait(timeout_s):
+            with call.lock:
+                if not call.done.is_set():
+                    call.abandoned = True
+                    raise CardTimeoutError(f"card {name} took longer than {timeout_s:.1f} s")
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    def _with_context(self, fn: Any) -> Any:
+        try:
+            ctx = PcscContext()
+        except CardError:
+            raise
+        try:
+            return fn(ctx)
+        finally:
+            ctx.close()
+
+    def reader_present(self) -> bool:
+        """True when PC/SC lists the configured reader (False also when pcscd is not running)."""
+        try:
+            return bool(self._run("reader", lambda: self._with_context(
+                lambda ctx: ctx.find_reader(self.reader_name_substring)), 2.0))
+        except ReaderMissingError:
+            return False
+
+    def card_present(self) -> bool:
+        return self.wait_for_card(0.0)
+
+    def wait_for_card(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` for a card; ReaderMissingError if the reader is not there."""
+        def work(ctx: PcscContext) -> bool:
+            return ctx.wait_for_card(ctx.find_reader(self.reader_name_substring), timeout_s)
+
+        return bool(self._run("wait", lambda: self._with_context(work), timeout_s + 2.0))
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _trust_store(self) -> list[Any] | None:
+        if self.trust_dir is None:
+            return None
+        if self._trust is None:
+            from drivers.card.sod import load_trust_store
+
+            if not self.trust_dir.is_dir():
+                raise CardError(f"trust store {self.trust_dir} is not a folder", screen_key="card.read_failed")
+            self._trust = load_trust_store(self.trust_dir)
+        return self._trust
+
+    def read_identity(self, keys: Sequence[AccessKey], *, with_photo: bool = False) -> IdentityRecord:
+        """Read and verify the card in the reader, trying ``keys`` in order. Blocks at most ``timeout_s``."""
+        options = ReadOptions(with_photo=with_photo, active_auth=self.active_auth,
+                              extended_block=self.extended_block, trust=self._trust_store())
+        report = ReadReport()
+        started = time.perf_counter()
+
+        def work(ctx: PcscContext) -> IdentityRecord:
+            reader = ctx.find_reader(self.reader_name_substring)
+            if not ctx.card_present(reader):
+                raise CardRemovedError("no card in the reader")
+            transport = ctx.connect(reader)
+            try:
+                return read_identity_over(transport, keys, options, report)[0]
+            finally:
+                transport.close()
+
+        try:
+            record: IdentityRecord = self._run("read", lambda: self._with_context(work), self.timeout_s,
+                                               on_late=lambda r: r.wipe())
+        finally:
+            report.timings_ms["wall"] = round((time.perf_counter() - started) * 1000, 3)
+            self.last_report = report
+        log.info("card read: %s, %d APDUs, %.0f ms, key %s", record.authenticity.value, report.apdu_count,
+                 report.timings_ms["wall"], report.key_label)
+        return record
+
+    def self_test(self) -> dict[str, Any]:
+        """For the technician screen: reader found, card answering (SELECT of the eMRTD application), timings.
+
+        Needs no access key and reads no personal data.
+        """
+        result: dict[str, Any] = {"reader": None, "reader_found": False, "card_present": False,
+                                  "card_answers": False, "is_id_card": False, "timings_ms": {}, "error": None}
+        started = time.perf_counter()
+
+        def work(ctx: PcscContext) -> None:
+            t0 = time.perf_counter()
+            reader = ctx.find_reader(self.reader_name_substring)
+            result["reader"], result["reader_found"] = reader, True
+            result["timings_ms"]["find_reader"] = round((time.perf_counter() - t0) * 1000, 3)
+            if not ctx.card_present(reader):
+                return
+            result["card_present"] = True
+            t0 = time.perf_counter()
+            transport = ctx.connect(reader)
+            try:
+                result["timings_ms"]["connect"] = round((time.perf_counter() - t0) * 1000, 3)
+                t0 = time.perf_counter()
+                try:
+                    select_application(transport)
+                    result["is_id_card"] = True
+                finally:
+                    result["card_answers"] = transport.stats.apdus > 0
+                    result["timings_ms"]["select"] = round((time.perf_counter() - t0) * 1000, 3)
+            finally:
+                transport.close()
+
+        try:
+            self._run("self-test", lambda: self._with_context(work), self.timeout_s)
+        except CardError as exc:
+            result["error"] = exc.to_dict()
+        result["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 3)
+        return result

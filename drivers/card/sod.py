@@ -1,0 +1,214 @@
+"""EF.SOD and passive authentication (ICAO 9303 Part 10 4.6.2, Part 11 5.1).
+
+The SOD is a CMS SignedData whose content is the LDSSecurityObject (hash of every data group). Passive
+authentication = data group hashes match + the CMS signature verifies with the document signer (DS)
+certificate inside + that certificate was issued by a CSCA in the configured trust store (a folder of
+certificates; ICAO master lists in it are opened too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from asn1crypto import algos, cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from drivers.card import tlv
+from drivers.card.errors import MalformedDataError
+
+log = logging.getLogger(__name__)
+
+LDS_SECURITY_OBJECT_OID = "2.23.136.1.1.1"
+CSCA_MASTER_LIST_OID = "2.23.136.1.1.2"
+
+
+class DataGroupHash(core.Sequence):
+    _fields = [("data_group_number", core.Integer), ("data_group_hash_value", core.OctetString)]
+
+
+class DataGroupHashes(core.SequenceOf):
+    _child_spec = DataGroupHash
+
+
+class LdsVersionInfo(core.Sequence):
+    _fields = [("lds_version", core.PrintableString), ("unicode_version", core.PrintableString)]
+
+
+class LdsSecurityObject(core.Sequence):
+    _fields = [
+        ("version", core.Integer),
+        ("hash_algorithm", algos.DigestAlgorithm),
+        ("data_group_hash_values", DataGroupHashes),
+        ("lds_version_info", LdsVersionInfo, {"optional": True}),
+    ]
+
+
+class _CertificateSet(core.SetOf):
+    _child_spec = asn1_x509.Certificate
+
+
+class CscaMasterList(core.Sequence):
+    _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]
+
+
+class Authenticity(str, Enum):
+    """What passive authentication proved; shown as is (never rounded up)."""
+
+    GENUINE = "genuine"
+    DATA_ALTERED = "data_altered"
+    SIGNER_NOT_TRUSTED = "signer_not_trusted"
+    NOT_CHECKED = "not_checked"
+
+
+_HASHES = {"sha1": hashlib.sha1, "sha224": hashlib.sha224, "sha256": hashlib.sha256,
+           "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+_CRYPTO_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(), "sha224": hashes.SHA224(), "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(), "sha512": hashes.SHA512(),
+}
+
+
+@dataclass
+class Sod:
+    hash_algorithm: str
+    dg_hashes: dict[int, bytes]
+    signed_data: cms.SignedData
+
+    def data_groups(self) -> list[int]:
+        return sorted(self.dg_hashes)
+
+    def hash(self, data: bytes) -> bytes:
+        return _HASHES[self.hash_algorithm](data).digest()
+
+
+def parse_sod(data: bytes) -> Sod:
+    body = tlv.parse_one(data, 0x77).value
+    try:
+        info = cms.ContentInfo.load(body)
+        if info["content_type"].native != "signed_data":
+            raise MalformedDataError("EF.SOD: not a CMS SignedData")
+        signed = info["content"]
+        encap = signed["encap_content_info"]
+        if encap["content_type"].dotted != LDS_SECURITY_OBJECT_OID:
+            raise MalformedDataError("EF.SOD: content is not an LDSSecurityObject")
+        content = encap["content"].parsed if isinstance(encap["content"], core.ParsableOctetString) else None
+        raw = encap["content"].native if content is None else content.dump()
+        lso = LdsSecurityObject.load(raw)
+        algorithm = lso["hash_algorithm"]["algorithm"].native
+        hashes_ = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
+                   for h in lso["data_group_hash_values"]}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MalformedDataError(f"EF.SOD: cannot parse ({exc.__class__.__name__})") from exc
+    if algorithm not in _HASHES:
+        raise MalformedDataError(f"EF.SOD: unsupported hash algorithm {algorithm}")
+    return Sod(algorithm, hashes_, signed)
+
+
+def _verify(public_key: object, signature: bytes, data: bytes, sig_algo: str, hash_name: str,
+            pss_params: object = None) -> None:
+    """Raise InvalidSignature unless ``signature`` over ``data`` verifies."""
+    digest = _CRYPTO_HASHES[hash_name]
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, data, ec.ECDSA(digest))
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        if sig_algo == "rsassa_pss":
+            public_key.verify(signature, data, padding.PSS(padding.MGF1(digest), padding.PSS.AUTO), digest)
+        else:
+            public_key.verify(signature, data, padding.PKCS1v15(), digest)
+    else:
+        raise InvalidSignature("unsupported key type")
+
+
+@dataclass
+class PassiveAuthResult:
+    authenticity: Authenticity
+    reason: str  # English, no personal data
+    signer_subject: str = ""
+
+
+def load_trust_store(directory: Path) -> list[x509.Certificate]:
+    """CSCA certificates from PEM/DER files and ICAO master lists (.ml) in ``directory``."""
+    certs: list[x509.Certificate] = []
+    for path in sorted(directory.iterdir()):
+        if not path.is_file():
+            continue
+        raw = path.read_bytes()
+        try:
+            if b"-----BEGIN CERTIFICATE-----" in raw:
+                certs.extend(x509.load_pem_x509_certificates(raw))
+            elif path.suffix.lower() == ".ml":
+                certs.extend(_master_list_certs(raw))
+            else:
+                certs.append(x509.load_der_x509_certificate(raw))
+        except (ValueError, TypeError) as exc:
+            log.warning("trust store: skipping %s (%s)", path.name, exc)
+    return certs
+
+
+def _master_list_certs(raw: bytes) -> list[x509.Certificate]:
+    """Certificates of an ICAO CSCA master list. Its own signature is not checked here (the list is
+    placed by the technician); each CSCA is then only trusted to sign DS certificates."""
+    info = cms.ContentInfo.load(raw)
+    encap = info["content"]["encap_content_info"]
+    if encap["content_type"].dotted != CSCA_MASTER_LIST_OID:
+        raise ValueError("not a CSCA master list")
+    content = encap["content"]
+    payload = content.parsed.dump() if isinstance(content, core.ParsableOctetString) else content.native
+    master = CscaMasterList.load(payload)
+    return [x509.load_der_x509_certificate(c.dump()) for c in master["cert_list"]]
+
+
+def passive_authentication(
+    sod: Sod, files: dict[int, bytes], trust: list[x509.Certificate] | None
+) -> PassiveAuthResult:
+    """Check hashes of ``files`` (DG number -> bytes), the SOD signature and the DS certificate chain."""
+    for number, data in sorted(files.items()):
+        expected = sod.dg_hashes.get(number)
+        if expected is None:
+            return PassiveAuthResult(Authenticity.DATA_ALTERED, f"DG{number} is not listed in EF.SOD")
+        if sod.hash(data) != expected:
+            return PassiveAuthResult(Authenticity.DATA_ALTERED, f"hash of DG{number} does not match EF.SOD")
+    signed = sod.signed_data
+    try:
+        signer = signed["signer_infos"][0]
+        certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+        if not certs:
+            return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "EF.SOD carries no DS certificate")
+        ds = x509.load_der_x509_certificate(certs[0].dump())
+        digest_name = signer["digest_algorithm"]["algorithm"].native
+        sig_algo = signer["signature_algorithm"].signature_algo
+        content = signed["encap_content_info"]["content"]
+        econtent = content.parsed.dump() if isinstance(content, core.ParsableOctetString) else content.native
+        attrs = signer["signed_attrs"]
+        if attrs:
+            md = next((a["values"][0].native for a in attrs if a["type"].native == "message_digest"), None)
+            if md != _HASHES[digest_name](econtent).digest():
+                return PassiveAuthResult(Authenticity.DATA_ALTERED, "EF.SOD message digest does not match")
+            signed_bytes = b"\x31" + attrs.dump()[1:]  # signed as a SET, stored as [0] IMPLICIT
+        else:
+            signed_bytes = econtent
+        _verify(ds.public_key(), signer["signature"].native, signed_bytes, sig_algo, digest_name)
+    except InvalidSignature:
+        return PassiveAuthResult(Authenticity.DATA_ALTERED, "EF.SOD signature does not verify")
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        return PassiveAuthResult(Authenticity.DATA_ALTERED, f"EF.SOD signer info unusable ({exc.__class__.__name__})")
+    subject = ds.subject.rfc4514_string()
+    if not trust:
+        return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "no CSCA trust store configured", subject)
+    for csca in trust:
+        if csca.subject != ds.issuer:
+            continue
+        try:
+            ds.verify_directly_issued_by(csca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return PassiveAuthResult(Authenticity.GENUINE, "hashes, signature and CSCA chain verified", subject)
+    return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "DS certificate not issued by a trusted CSCA", subject)
