@@ -105,7 +105,7 @@ def ticket_elements(content: TicketContent) -> list[Element]:
     if content.counters:
         out.append(Line(f"{content.label('counter')}: {', '.join(content.counters)}"))
     out.append(Line(content.label("waiting").format(n=content.waiting_ahead)))
-    out.append(Line(f"{content.label('time')}: {local:%H:%M  %d/%m/%Y}"))
+    out.append(Line(f"{content.label('time')}: {local:%H:%M %d/%m/%Y}"))
     if content.citizen_name:
         out.append(Line(f"{content.label('citizen')}: {content.citizen_name}"))
     if content.qr_data:
