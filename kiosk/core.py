@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,15 +85,16 @@ class KioskCore:
         self._session_started = clock()
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._lanes_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._scans: queue.Queue[str] = queue.Queue()
-        self._ui_thread = threading.get_ident()
-
+        
     # -- observers -----------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
-    def _changed(self) -> None:
+    def notify(self) -> None:
+        """Tell the screens the state changed (UI thread)."""
         for listener in list(self._listeners):
             try:
                 listener()
@@ -111,7 +112,7 @@ class KioskCore:
         if self.screen == ATTRACT:
             self._begin_session()
             self.screen = HOME
-            self._changed()
+            self.notify()
 
     def _begin_session(self) -> None:
         self.session = CitizenSession(language=self.language)
@@ -127,7 +128,7 @@ class KioskCore:
         self.flows.clear()
         self.language = self.config.kiosk.language
         self.screen = OUT_OF_SERVICE if self.out_of_service_reason else ATTRACT
-        self._changed()
+        self.notify()
 
     def go_home(self) -> None:
         self._last_touch = self.clock()
@@ -142,7 +143,7 @@ class KioskCore:
             self._begin_session()
         self.screen = HOME
         self._state_since = self.clock()
-        self._changed()
+        self.notify()
 
     def start(self, name: str) -> None:
         """Open a flow from the home screen (or the identify step on top of the ticket flow)."""
@@ -171,7 +172,7 @@ class KioskCore:
         self.flows.append(flow)
         self.screen = name
         self._state_since = self.clock()
-        self._changed()
+        self.notify()
 
     def close_flow(self) -> None:
         """Finish the top flow: back to the flow below it (identify → ticket) or home."""
@@ -182,7 +183,7 @@ class KioskCore:
                 below.refresh_identity()
             self.screen = below.name
             self._state_since = self.clock()
-            self._changed()
+            self.notify()
         else:
             self.go_home()
 
@@ -191,7 +192,7 @@ class KioskCore:
         self.language = language
         if self.session is not None:
             self.session.language = language
-        self._changed()
+        self.notify()
 
     # -- taps and device results -----------------------------------------------------------------
     def act(self, action: str, **values: Any) -> None:
@@ -217,20 +218,29 @@ class KioskCore:
             self._state_since = self.clock()
         for effect in effects:
             self._run(flow, effect)
-        self._changed()
+        self.notify()
 
     def _run(self, flow: Flow, effect: Effect) -> None:
         route = self.routes.get(type(effect))
         if route is None:
             self._crashed(KioskError(f"no handler for {type(effect).__name__}"))
             return
+        self.submit(route.lane, lambda: self._outcomes.put(self._execute(flow, effect, route)))
+
+    def submit(self, lane: str, work: Callable[[], Any]) -> Future[Any]:
+        """Run ``work`` on a device's lane (one thread per device, so a device never sees two callers)."""
         if self.synchronous:
-            self._outcomes.put(self._execute(flow, effect, route))
-            return
-        lane = self._lanes.get(route.lane)
-        if lane is None:
-            lane = self._lanes[route.lane] = ThreadPoolExecutor(1, thread_name_prefix=f"lane-{route.lane}")
-        lane.submit(lambda: self._outcomes.put(self._execute(flow, effect, route)))
+            future: Future[Any] = Future()
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
+            return future
+        with self._lanes_lock:
+            executor = self._lanes.get(lane)
+            if executor is None:
+                executor = self._lanes[lane] = ThreadPoolExecutor(1, thread_name_prefix=f"lane-{lane}")
+        return executor.submit(work)
 
     @staticmethod
     def _execute(flow: Flow, effect: Effect, route: Route) -> Outcome:
@@ -322,7 +332,7 @@ class KioskCore:
                 self.screen = ATTRACT
         elif self.screen in (ATTRACT, HOME):
             self.end_session("out_of_service")
-        self._changed()
+        self.notify()
 
     def _record(self, kind: str, payload: dict[str, Any]) -> None:
         try:

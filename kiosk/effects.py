@@ -22,7 +22,7 @@ from kiosk.events import EventJournal
 from kiosk.flows.base import Effect
 from kiosk.flows.identify import ReadCard
 from kiosk.flows.lookup import LookupDossier, PrintDossierStatus
-from kiosk.flows.rating import RatingOutcome, SubmitRating
+from kiosk.flows.rating import SubmitRating
 from kiosk.flows.technician import PrintTestTicket, RunSelfTest, SetServiceMode
 from kiosk.flows.ticket import IssuedTicket, IssueTicket
 from kiosk.i18n import Translator
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from drivers.printer import PrinterStatus, TicketPrinter
     from drivers.scanner import Scanner
     from kiosk.dossier import DossierBackend
-    from kiosk.rating import RatingBook
+    from kiosk.rating import RatingBook, RatingOutcome
 
 log = logging.getLogger(__name__)
 
@@ -130,27 +130,33 @@ class EffectHandlers:
             raise DeviceUnavailableError(f"printer: {error}", screen_key="printer.error")
         return printer
 
-    def poll_devices(self) -> dict[str, str]:
-        """Ask each device how it is (printer lane: called from a timer on the printer's worker)."""
-        if self.devices.printer is not None:
-            try:
-                self.note_device("printer", printer_state(self.devices.printer.status()))
-            except DeviceError as exc:
-                self.note_device("printer", "offline", exc.message)
-        else:
+    def poll_printer(self) -> None:
+        """Printer lane: ask the printer how it is (paper, cover, online)."""
+        if self.devices.printer is None:
             self.note_device("printer", "missing", self.devices.open_errors.get("printer", ""))
+            return
+        try:
+            self.note_device("printer", printer_state(self.devices.printer.status()))
+        except DeviceError as exc:
+            self.note_device("printer", "offline", exc.message)
+
+    def poll_card_reader(self) -> None:
+        """Card lane: is the configured reader listed by PC/SC?"""
+        if not self.config.devices.card_reader.enabled:
+            return
+        present = False
+        if self.devices.card is not None:
+            try:
+                present = self.devices.card.reader_present()
+            except KioskError as exc:
+                log.warning("card reader: %s", exc.message)
+        self.note_device("card_reader", "ok" if present else "missing",
+                         self.devices.open_errors.get("card_reader", ""))
+
+    def poll_scanner(self) -> None:
         scanner = self.devices.scanner
-        self.note_device("scanner", "ok" if scanner is not None and scanner.present() else "missing")
-        if self.config.devices.card_reader.enabled:
-            card = self.devices.card
-            present = False
-            if card is not None:
-                try:
-                    present = card.reader_present()
-                except KioskError as exc:
-                    log.warning("card reader: %s", exc.message)
-            self.note_device("card_reader", "ok" if present else "missing")
-        return self.device_states()
+        present = scanner is not None and scanner.present()
+        self.note_device("scanner", "ok" if present else "missing", self.devices.open_errors.get("scanner", ""))
 
     # -- tickets ---------------------------------------------------------------------------------
     def issue_ticket(self, effect: Effect) -> IssuedTicket:
@@ -164,7 +170,6 @@ class EffectHandlers:
         self._check_printer(printer)
         now = self.now()
         allocated = self.tickets.allocate(service, effect.priority, now)
-        counters = ", ".join(service.counters)
         content = TicketContent(
             center_name=self.config.kiosk.center_name,
             service_name=service.name_vi if effect.language == "vi" else service.name_en,
@@ -179,8 +184,10 @@ class EffectHandlers:
             labels={
                 "your_number": tr("ticket.your_number"),
                 "counter": tr("ticket.counter_label"),
-                "waiting": tr("ticket.waiting", count="{n}").replace("{n}", "{n}"),
-                "issued_at": tr("ticket.issued_at"),
+                "waiting": tr("ticket.waiting_printed"),
+                "time": tr("ticket.issued_at"),
+                "citizen": tr("ticket.citizen_label"),
+                "scan_qr": tr("ticket.scan_qr"),
             },
         )
         try:

@@ -13,6 +13,7 @@ from typing import Any
 from kiosk.dossier import InvalidDossierCode, parse_dossier_code
 from kiosk.errors import KioskError
 from kiosk.flows.base import Effect, Flow
+from kiosk.rating import RatingOutcome
 from kiosk.ticketing import parse_ticket_qr
 
 
@@ -22,12 +23,6 @@ class SubmitRating(Effect):
     reasons: tuple[str, ...]
     target_kind: str  # "center" | "ticket" | "dossier"
     target_id: str
-
-
-@dataclass(frozen=True)
-class RatingOutcome:
-    counted: bool
-    reason: str | None = None  # why not: "duplicate" | "too_soon"
 
 
 class RatingFlow(Flow):

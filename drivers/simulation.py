@@ -1,0 +1,203 @@
+"""Simulate mode: every device is its simulator, driven from ``main.py sim ...`` over the app's
+control socket (``sim.*`` commands).
+
+The simulators sit at the lowest honest level: the virtual printer receives the real ESC/POS bytes,
+the camera decodes real QR images with the real decoder, and the virtual ID card speaks APDUs to the
+real pcscd through vpcd. One exception, written down in docs/simulators.md: "unplugging" the virtual
+card reader hides it from the kiosk at the reader-service level, because vpcd's reader stays listed
+by pcscd for as long as the driver is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiosk.config import KioskConfig
+from kiosk.errors import DeviceError, DeviceUnavailableError, KioskError
+from kiosk.ipc import ControlServer
+
+if TYPE_CHECKING:
+    from drivers.card import AccessKey, CardReaderService, IdentityRecord, VirtualCard
+    from kiosk.effects import Devices
+
+log = logging.getLogger(__name__)
+
+PROFILES_DIR = Path(__file__).parent / "card" / "profiles"
+
+
+class UnpluggableReader:
+    """The card reader service with a switch a technician can flip in a demo ("pull the USB cable")."""
+
+    def __init__(self, service: CardReaderService) -> None:
+        self._service = service
+        self.plugged = True
+
+    def _check(self) -> None:
+        if not self.plugged:
+            raise DeviceUnavailableError("card reader not connected (simulated unplug)",
+                                         screen_key="card.reader_missing")
+
+    def reader_present(self) -> bool:
+        return self.plugged and self._service.reader_present()
+
+    def card_present(self) -> bool:
+        self._check()
+        return self._service.card_present()
+
+    def wait_for_card(self, timeout_s: float) -> bool:
+        self._check()
+        return self._service.wait_for_card(timeout_s)
+
+    def read_identity(self, keys: Sequence[AccessKey], *, with_photo: bool = False) -> IdentityRecord:
+        self._check()
+        return self._service.read_identity(keys, with_photo=with_photo)
+
+    def self_test(self) -> dict[str, Any]:
+        self._check()
+        return self._service.self_test()
+
+
+class SimulatedHardware:
+    def __init__(self, config: KioskConfig) -> None:
+        self.config = config
+        self.work_dir = config.kiosk.data_dir / "sim"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.work_dir.glob("*.png"):  # card QR images of earlier demo citizens
+            stale.unlink()
+        self.devices: Devices | None = None
+        self.card: VirtualCard | None = None
+        self._card_lock = threading.Lock()
+        self.reader: UnpluggableReader | None = None
+
+    def start_card_reader(self) -> None:
+        """pcscd with vpcd must run before the reader service opens a PC/SC context."""
+        from drivers.card import ensure_pcscd
+
+        ensure_pcscd()
+
+    def attach(self, devices: Devices) -> None:
+        self.devices = devices
+        if devices.card is not None:
+            self.reader = UnpluggableReader(devices.card)
+            devices.card = self.reader  # type: ignore[assignment]
+
+    # -- the commands ------------------------------------------------------------------------------
+    def register(self, control: ControlServer) -> None:
+        control.register("sim.printer", self.printer)
+        control.register("sim.scanner", self.scanner)
+        control.register("sim.reader", self.reader_switch)
+        control.register("sim.citizen", self.citizen)
+        control.register("sim.status", lambda args: self.status())
+
+    def _virtual_printer(self) -> Any:
+        printer = self.devices.printer if self.devices else None
+        simulator = getattr(printer, "simulator", None)
+        if simulator is None:
+            raise DeviceError("the printer is not the virtual printer")
+        return simulator
+
+    def _virtual_scanner(self) -> Any:
+        scanner = self.devices.scanner if self.devices else None
+        if scanner is None or not hasattr(scanner, "show_image"):
+            raise DeviceError("the scanner is not the simulated scanner")
+        return scanner
+
+    def printer(self, args: dict[str, Any]) -> dict[str, Any]:
+        printer = self._virtual_printer()
+        if "paper" in args:
+            if args["paper"] not in ("ok", "near_end", "out"):
+                raise ValueError("paper must be ok, near_end or out")
+            printer.set_paper(args["paper"])
+        if "cover_open" in args:
+            printer.set_cover_open(bool(args["cover_open"]))
+        if "online" in args:
+            printer.set_online(bool(args["online"]))
+        last = printer.last_png
+        return {"status": str(printer.status), "last_png": str(last) if last else None,
+                "printed": len(printer.printed)}
+
+    def scanner(self, args: dict[str, Any]) -> dict[str, Any]:
+        scanner = self._virtual_scanner()
+        if "present" in args:
+            scanner.set_present(bool(args["present"]))
+        if "show" in args:
+            scanner.show_image(Path(str(args["show"])))
+        if "text" in args:
+            scanner.type_text(str(args["text"]))
+        return {"present": scanner.present()}
+
+    def reader_switch(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.reader is None:
+            raise DeviceError("no simulated card reader")
+        if "present" in args:
+            self.reader.plugged = bool(args["present"])
+        return {"present": self.reader.plugged}
+
+    def citizen(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A citizen with an ID card: show its front QR to the camera and/or lay it on the reader."""
+        from drivers.card import CardFaults, TestPki, VirtualCard, load_profile
+
+        with self._card_lock:
+            if args.get("remove"):
+                if self.card is not None:
+                    self.card.remove()
+                    self.card.close()
+                    self.card = None
+                return {"card": "removed"}
+            profile = load_profile(self._profile_path(str(args.get("profile", "adult"))))
+            done: dict[str, Any] = {}
+            if args.get("show_qr", True):
+                image = self._qr_image(profile.qr_text)
+                self._virtual_scanner().show_image(image)
+                done["qr_shown"] = True
+            if args.get("insert", True):
+                if self.card is not None:
+                    self.card.remove()
+                    self.card.close()
+                faults = CardFaults(**args.get("faults", {}))
+                pki = TestPki.load_or_create(self.config.kiosk.data_dir / "test-pki")
+                self.card = VirtualCard(profile, pki, faults)
+                self.card.insert(port=self.config.devices.card_reader.vpcd_port)
+                done["card"] = "inserted"
+            return done
+
+    @staticmethod
+    def _profile_path(name: str) -> Path:
+        path = Path(name)
+        if path.exists():
+            return path
+        candidate = PROFILES_DIR / f"{name}.toml"
+        if candidate.exists():
+            return candidate
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise KioskError(f"no card profile {name!r}; demo profiles: {known}")
+
+    def _qr_image(self, text: str) -> Path:
+        import segno
+
+        # Fictional demo data only; the work dir is emptied at every start.
+        handle = tempfile.NamedTemporaryFile(dir=self.work_dir, suffix=".png", delete=False)
+        handle.close()
+        segno.make(text, error="m", encoding="utf-8").save(handle.name, scale=6, border=4)
+        return Path(handle.name)
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        try:
+            result["printer"] = self.printer({})
+        except KioskError as exc:
+            result["printer"] = {"error": exc.message}
+        result["reader_plugged"] = self.reader.plugged if self.reader else None
+        result["card_inserted"] = self.card is not None
+        return result
+
+    def close(self) -> None:
+        with self._card_lock:
+            if self.card is not None:
+                self.card.close()
+                self.card = None

@@ -1,0 +1,291 @@
+"""Assembles a running kiosk from its configuration: devices, journal, books, core, control socket.
+
+No Kivy here: tests build a ``KioskRuntime`` and drive the core directly, and the Kivy app wraps the
+same object. Devices that cannot be opened are reported (health, technician screen, a device-fault
+event) and the other services keep working; nothing falls back to a simulator silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kiosk import __version__
+from kiosk.config import KioskConfig, apply_overlay
+from kiosk.core import KioskCore
+from kiosk.effects import Devices, EffectHandlers
+from kiosk.errors import ConfigError, KioskError
+from kiosk.events import EventJournal
+from kiosk.ipc import ControlServer
+from kiosk.ticketing import LocalTicketBook
+
+log = logging.getLogger(__name__)
+
+#: seconds between device polls (printer paper, reader and scanner presence)
+POLL_INTERVAL_S = 5.0
+
+
+def simulated(config: KioskConfig) -> KioskConfig:
+    """The same configuration with every device on its simulator (``--simulate``)."""
+    devices = config.devices
+    data_dir = config.kiosk.data_dir
+    return dataclasses.replace(
+        config,
+        devices=dataclasses.replace(
+            devices,
+            printer=dataclasses.replace(devices.printer, backend="simulator",
+                                        output_dir=str(data_dir / "printer")),
+            scanner=dataclasses.replace(devices.scanner, backend="simulator"),
+            card_reader=dataclasses.replace(devices.card_reader, backend="simulator"),
+        ),
+    )
+
+
+class KioskRuntime:
+    def __init__(self, config: KioskConfig, *, synchronous: bool = False,
+                 wall_clock: Callable[[], Any] | None = None) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        data_dir = config.kiosk.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = EventJournal(data_dir / "events.sqlite")
+        self.tickets = LocalTicketBook(data_dir / "tickets.sqlite")
+        from kiosk.rating import RatingBook, RatingScale
+
+        scale = RatingScale.build(
+            levels=config.rating.levels,
+            reasons=[(r.code, r.label_vi, r.label_en) for r in config.rating.reasons],
+        )
+        self.ratings = RatingBook(data_dir / "ratings.sqlite", scale, config.rating.repeat_interval_s)
+        self.devices = Devices()
+        self.simulator: Any = None  # drivers.simulation.SimulatedHardware in simulate mode
+        self._open_devices()
+        self.core = KioskCore(config, self.journal, {}, synchronous=synchronous, wall_clock=wall_clock)
+        self.handlers = EffectHandlers(config, self.journal, self.devices, self.tickets, self.ratings,
+                                       now=self.core.now, set_service_mode=self._service_mode_from_ui)
+        self.core.routes = self.handlers.routes()
+        self.control = ControlServer(data_dir / "app.sock")
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._ui_call: Callable[[Callable[[], None]], None] = lambda fn: fn()
+        self.screenshot: Callable[[], Path] | None = None
+        self.restart_requested = False
+
+    # -- devices ---------------------------------------------------------------------------------
+    def _open_devices(self) -> None:
+        devices, config = self.devices, self.config
+        if config.devices.printer.backend == "simulator" or config.devices.scanner.backend == "simulator" or (
+            config.devices.card_reader.enabled and config.devices.card_reader.backend == "simulator"
+        ):
+            from drivers.simulation import SimulatedHardware
+
+            self.simulator = SimulatedHardware(config)
+        try:
+            from drivers.printer import open_printer
+
+            devices.printer = open_printer(config.devices.printer)
+        except KioskError as exc:
+            devices.open_errors["printer"] = exc.message
+            log.error("printer: %s", exc.message)
+        try:
+            from drivers.scanner import open_scanner
+
+            devices.scanner = open_scanner(config.devices.scanner)
+        except KioskError as exc:
+            devices.open_errors["scanner"] = exc.message
+            log.error("scanner: %s", exc.message)
+        reader = config.devices.card_reader
+        if reader.enabled:
+            try:
+                if reader.backend == "simulator":
+                    assert self.simulator is not None
+                    self.simulator.start_card_reader()
+                from drivers.card import CardReaderService
+
+                devices.card = CardReaderService(reader.reader, reader.trust_dir, reader.timeout_s)
+            except KioskError as exc:
+                devices.open_errors["card_reader"] = exc.message
+                log.error("card reader: %s", exc.message)
+        try:
+            from kiosk.dossier import open_backend
+
+            lookup = config.lookup
+            if not lookup.demo_path.is_absolute():  # the demo store lives with the kiosk's other data
+                lookup = dataclasses.replace(lookup, demo_path=config.kiosk.data_dir / lookup.demo_path.name)
+            devices.dossiers = open_backend(lookup)
+        except KioskError as exc:
+            devices.open_errors["lookup"] = exc.message
+            log.error("dossier look-up: %s", exc.message)
+        if self.simulator is not None:
+            self.simulator.attach(devices)
+
+    def start(self, ui_call: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Start workers: scanner, device poller, control socket. ``ui_call`` runs a function on the UI thread."""
+        if ui_call is not None:
+            self._ui_call = ui_call
+        if self.devices.scanner is not None:
+            try:
+                self.devices.scanner.start(lambda result: self.core.scanned(result.text))
+            except KioskError as exc:
+                log.error("scanner: %s", exc.message)
+        self._register_control()
+        self.control.start()
+        self._poller = threading.Thread(target=self._poll, name="device-poller", daemon=True)
+        self._poller.start()
+        self.journal.append("app_started", {"version": __version__, "config_version": self.config.version})
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_devices()
+            except Exception:
+                log.exception("device poll failed")
+            self._stop.wait(POLL_INTERVAL_S)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.control.stop()
+        if self.devices.scanner is not None:
+            self.devices.scanner.stop()
+        if self.devices.printer is not None:
+            self.devices.printer.close()
+        if self.simulator is not None:
+            self.simulator.close()
+        self.core.shutdown()
+        self.journal.close()
+        self.tickets.close()
+
+    # -- control socket: what the edge agent and the simulator panel may ask -----------------------
+    def _register_control(self) -> None:
+        c = self.control
+        c.register("app.health", lambda args: self.health())
+        c.register("app.notice", self._notice)
+        c.register("app.print_test_ticket", self._print_test_ticket)
+        c.register("app.screenshot", self._screenshot)
+        c.register("app.restart", self._restart)
+        c.register("app.service_mode", self._service_mode)
+        c.register("app.reload_config", self._reload_config)
+        if self.simulator is not None:
+            self.simulator.register(c)
+
+    def _on_ui(self, fn: Callable[[], None]) -> None:
+        self._ui_call(fn)
+
+    def _print_test_ticket(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.core.submit("printer", self.handlers.print_test_ticket).result(timeout=60)
+        return {}
+
+    def poll_devices(self) -> None:
+        """Each device is asked on its own lane, never concurrently with a print or a card read."""
+        futures = [
+            self.core.submit("printer", self.handlers.poll_printer),
+            self.core.submit("card", self.handlers.poll_card_reader),
+        ]
+        self.handlers.poll_scanner()
+        for future in futures:
+            future.result(timeout=60)
+
+    def health(self) -> dict[str, Any]:
+        states = self.handlers.device_states()
+        devices: dict[str, dict[str, Any]] = {}
+        for name in ("printer", "card_reader", "scanner"):
+            entry: dict[str, Any] = {"state": states.get(name, "unknown")}
+            if name in self.devices.open_errors:
+                entry["error"] = self.devices.open_errors[name]
+            devices[name] = entry
+        if not self.config.devices.card_reader.enabled:
+            devices["card_reader"] = {"state": "disabled"}
+        return {
+            "app_version": __version__,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "screen": self.core.screen,
+            "out_of_service": self.core.out_of_service_reason is not None,
+            "config_version": self.config.version,
+            "devices": devices,
+        }
+
+    def totals(self) -> dict[str, int]:
+        now = self.core.now()
+        return {"tickets": self.tickets.issued_today(now), "ratings": self.ratings.totals(now.date()).counted}
+
+    def _notice(self, args: dict[str, Any]) -> dict[str, Any]:
+        text_vi, text_en = str(args.get("text_vi", "")), str(args.get("text_en", ""))
+        if len(text_vi) > 300 or len(text_en) > 300:
+            raise ValueError("notice text is limited to 300 characters")
+
+        def apply() -> None:
+            self.core.notice = {"vi": text_vi, "en": text_en or text_vi}
+            self.core.notify()
+
+        self._on_ui(apply)
+        return {}
+
+    def _service_mode_from_ui(self, reason: str | None) -> None:
+        self._on_ui(lambda: self.core.set_out_of_service(reason))
+
+    def _service_mode(self, args: dict[str, Any]) -> dict[str, Any]:
+        out = args.get("out_of_service")
+        if not isinstance(out, bool):
+            raise ValueError("'out_of_service' must be true or false")
+        reason = str(args.get("reason") or "center") if out else None
+        self._on_ui(lambda: self.core.set_out_of_service(reason))
+        return {"out_of_service": out}
+
+    def _screenshot(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.screenshot is None:
+            raise KioskError("no window to take a screenshot of")
+        done = threading.Event()
+        result: dict[str, Any] = {}
+
+        def take() -> None:
+            try:
+                assert self.screenshot is not None
+                result["png_path"] = str(self.screenshot())
+            finally:
+                done.set()
+
+        self._on_ui(take)
+        if not done.wait(10):
+            raise KioskError("screenshot timed out")
+        return result
+
+    def _restart(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.restart_requested = True
+        self._on_ui(self._stop_app)
+        return {"restarting": True}
+
+    def _stop_app(self) -> None:
+        from kivy.app import App
+
+        app = App.get_running_app()
+        if app is not None:
+            app.stop()
+
+    def _reload_config(self, args: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        overlay_path = Path(str(args.get("overlay_path", "")))
+        try:
+            overlay = json.loads(overlay_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read pushed configuration {overlay_path}: {exc}") from exc
+        new_config = apply_overlay(self.config, overlay)
+
+        def apply() -> None:
+            self.config = new_config
+            self.core.config = new_config
+            self.handlers.config = new_config
+            self.core.notify()
+
+        self._on_ui(apply)
+        return {"config_version": new_config.version}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("MOTCUA_DATA_DIR", "var/kiosk"))

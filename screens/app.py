@@ -1,0 +1,174 @@
+"""The Kivy application: one window, the frame from ``kv/kiosk.kv``, a screen per flow.
+
+The app only renders ``KioskCore`` state and forwards taps. Device and network work never runs here:
+the core's worker lanes do it and ``core.pump`` (on the Kivy clock) brings results back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.label import Label
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from kiosk.core import ATTRACT, HOME, KioskCore
+from kiosk.i18n import Translator, catalog
+from screens.views import SCREENS, FlowScreen
+
+log = logging.getLogger(__name__)
+
+KV_DIR = Path(__file__).with_name("kv")
+#: seconds of pressing the center's name that open technician mode (hidden from citizens)
+TECHNICIAN_LONG_PRESS_S = 3.0
+
+
+class CenterName(Label):
+    """The header's center name; a long press opens the technician PIN pad."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.collide_point(*touch.pos):
+            app = App.get_running_app()
+            touch.ud["technician"] = Clock.schedule_once(lambda _dt: app.start("technician"),
+                                                         TECHNICIAN_LONG_PRESS_S)
+            return True
+        return bool(super().on_touch_down(touch))
+
+    def on_touch_up(self, touch: Any) -> bool:
+        event = touch.ud.pop("technician", None)
+        if event is not None:
+            event.cancel()
+        return bool(super().on_touch_up(touch))
+
+
+class KioskRoot(BoxLayout):
+    pass
+
+
+class KioskApp(App):
+    u = NumericProperty(0.5)  # window height / design height
+    language = StringProperty("vi")
+    center_name = StringProperty("")
+    clock_text = StringProperty("")
+    notice_text = StringProperty("")
+    show_footer = BooleanProperty(False)
+
+    def __init__(self, core: KioskCore, *, design_size: tuple[int, int] = (1080, 1920),
+                 on_stop_hooks: list[Callable[[], None]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title = "Một Cửa Kiosk"
+        self.core = core
+        self.design_size = design_size
+        self.center_name = core.config.kiosk.center_name
+        self.language = core.language
+        self._translator = Translator(core.language)
+        self._on_stop_hooks = on_stop_hooks or []
+        #: set by the embedding code: device states and totals for the technician screen
+        self.device_states: Callable[[], dict[str, str]] = lambda: {}
+        self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0}
+        self._rendered: tuple[str, str, str] | None = None
+
+    # -- building --------------------------------------------------------------------------------
+    def build(self) -> KioskRoot:
+        Builder.load_file(str(KV_DIR / "kiosk.kv"))
+        self._fit()
+        Window.bind(size=lambda *_: self._fit())
+        Window.bind(on_touch_down=lambda *_: self.core.touch())
+        root = KioskRoot()
+        manager: ScreenManager = root.ids.screens
+        manager.transition = NoTransition()
+        for name, cls in SCREENS.items():
+            manager.add_widget(cls(name=name))
+        self.core.subscribe(self.refresh)
+        Clock.schedule_interval(self.core.pump, 0.05)
+        Clock.schedule_interval(self.core.tick, 0.5)
+        Clock.schedule_interval(self._tick_clock, 1.0)
+        self._tick_clock()
+        self.root = root
+        self.refresh()
+        return root
+
+    def _fit(self) -> None:
+        self.u = Window.height / self.design_size[1]
+
+    def _tick_clock(self, *_: Any) -> None:
+        self.clock_text = self.core.now().strftime("%H:%M")
+
+    def on_stop(self) -> None:
+        for hook in self._on_stop_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("stop hook failed")
+
+    # -- translation -----------------------------------------------------------------------------
+    def tr(self, key: str, **values: Any) -> str:
+        return self._translator(key, **values)
+
+    def tr_text(self, key: str, language: str) -> str:
+        """kv binding helper: re-evaluated when ``language`` changes."""
+        return Translator(language)(key)
+
+    def has_text(self, key: str) -> bool:
+        return key in catalog(self.language)
+
+    # -- rendering -------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Draw the core's current screen (called by the core after every change)."""
+        core = self.core
+        if core.language != self.language:
+            self.language = core.language
+            self._translator = Translator(core.language)
+        self.notice_text = core.notice.get(self.language, "") if core.screen != ATTRACT else ""
+        self.show_footer = core.screen not in (ATTRACT, HOME, "out_of_service")
+        root = self.root
+        if root is None:
+            return
+        manager: ScreenManager = root.ids.screens
+        if manager.current != core.screen:
+            manager.current = core.screen
+        screen = manager.get_screen(core.screen)
+        assert isinstance(screen, FlowScreen)
+        try:
+            screen.render(self)
+        except Exception:
+            log.exception("rendering %s failed", core.screen)
+            if core.screen != HOME:
+                core.go_home()
+
+    # -- taps (kv and screens call these) ----------------------------------------------------------
+    def start(self, flow: str) -> None:
+        self.core.start(flow)
+
+    def act(self, action: str, **values: Any) -> None:
+        self.core.act(action, **values)
+
+    def home(self) -> None:
+        self.core.go_home()
+
+    def back(self) -> None:
+        flow = self.core.flow
+        if flow is not None and flow.name == "rating" and flow.state == "reasons":
+            self.core.act("back")
+        elif len(self.core.flows) > 1:
+            self.core.close_flow()
+        else:
+            self.core.go_home()
+
+    def toggle_language(self) -> None:
+        self.core.set_language("en" if self.core.language == "vi" else "vi")
+
+    def screenshot(self, path: Path) -> Path:
+        """Save exactly what the window shows now as a PNG (technician command and tests)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert self.root is not None
+        self.root.export_to_png(str(path))
+        return path
