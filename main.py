@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "kiosk": "kiosk.cli",
     "sim": "drivers.sim_cli",
     "card": "drivers.card.cli",
+    "agent": "edge_agent.cli",
 }
 
 

@@ -1,0 +1,484 @@
+"""The edge agent: the kiosk's only voice to the center.
+
+Threads, and why each exists:
+- ``mqtt-supervisor`` (+ paho's network thread): keeps one MQTT session up (edge_agent.mqtt).
+- the caller's thread runs ``run()``: the outbox pump. It reads the journal in seq order, publishes at
+  QoS 1 within a window, and deletes events in batches once their PUBACK arrived. A new connection
+  restarts the read from the oldest undeleted event, so nothing unacknowledged is skipped and order per
+  kiosk holds (duplicates carry the same event id and ``replay: true``).
+- ``agent-session``: birth on every connect, heartbeat every N s. It calls the app, so it may wait; the
+  pump never does.
+- ``agent-control``: commands and pushed configuration, one at a time in arrival order; incoming
+  messages are acknowledged to the broker only after their outcome is stored (manual ack).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent import __version__
+from edge_agent.commands import CommandExecutor
+from edge_agent.config import AgentConfig
+from edge_agent.health import (
+    HealthProbe,
+    app_section,
+    devices_section,
+    hardware_inventory,
+    outbox_section,
+)
+from edge_agent.messages import (
+    SCHEMA_HEALTH,
+    CommandRequest,
+    CommandResult,
+    MessageError,
+    Status,
+    Topics,
+    dumps,
+    event_payload,
+    loads_object,
+    now_iso,
+    salvage_request_id,
+)
+from edge_agent.mqtt import Backoff, Message, MqttLink, Will
+from edge_agent.remote_config import ConfigManager, write_atomically
+from edge_agent.state import AgentState
+from kiosk import ipc
+from kiosk.errors import KioskError
+from kiosk.events import EventJournal, JournalError
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "events.sqlite"
+STATE_NAME = "agent-state.sqlite"
+SOCKET_NAME = "app.sock"
+HEALTH_FILE = "agent-health.json"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Everything the agent needs from the kiosk's configuration file."""
+
+    kiosk_id: str
+    center_id: str
+    data_dir: Path
+    agent: AgentConfig
+    config_file: Path | None = None
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        cfg = settings.agent
+        self.cfg = cfg
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.app_socket = data_dir / SOCKET_NAME
+        self.topics = Topics(cfg.topic_root, settings.center_id, settings.kiosk_id)
+        self.journal = EventJournal(data_dir / JOURNAL_NAME, max_events=cfg.outbox_max_events, durable=False)
+        if self.journal.recovered is not None:
+            log.error("event journal was corrupted and moved aside to %s", self.journal.recovered[0].name)
+        self.state = AgentState(data_dir / STATE_NAME)
+        self.boot = self.state.next_counter("boot")
+        self.bdseq = 0
+        self.probe = HealthProbe(data_dir)
+        self.heartbeat_s = cfg.heartbeat_s
+        self._stop = threading.Event()
+        self._wake_session = threading.Event()
+        self._wake_pump = threading.Event()
+        self._acks: collections.deque[tuple[int, int, bool, str]] = collections.deque()
+        self._other_lock = threading.Lock()
+        # (generation, mid) -> request id of a command result; registered under _other_lock together
+        # with the publish, and looked up under it, so an ack can never be seen before its registration
+        self._other_acks: dict[tuple[int, int], str] = {}
+        self._to_delete: list[int] = []
+        self._last_flush = time.monotonic()
+        self._control: queue.Queue[Message | None] = queue.Queue()
+        self._birth_generation = -1
+        self._heal_birth = False
+        self.published_total = 0
+        self.refused_total = 0
+        self.link = MqttLink(
+            client_id=settings.kiosk_id,
+            host=cfg.broker_host,
+            port=cfg.broker_port,
+            tls=cfg.tls,
+            protocol=cfg.protocol,
+            keepalive_s=cfg.keepalive_s,
+            session_expiry_s=cfg.session_expiry_s,
+            backoff=Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s),
+            will=self._make_will,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            on_ack=self._on_ack,
+            max_inflight=cfg.publish_window,
+        )
+        self.config = ConfigManager(
+            state=self.state,
+            data_dir=data_dir,
+            config_file=settings.config_file,
+            app_socket=self.app_socket,
+            app_timeout_s=cfg.app_timeout_s,
+            publish_state=self._publish_config_state,
+            apply_agent=self._apply_agent_config,
+        )
+        self.executor = CommandExecutor(
+            app_socket=self.app_socket,
+            app_timeout_s=cfg.app_timeout_s,
+            log_files=[p if p.is_absolute() else data_dir / p for p in cfg.log_files],
+            max_blob_bytes=cfg.max_blob_bytes,
+            publish_blob=self._publish_blob,
+            reload_config=self.config.reload_app,
+            blob_topic=self.topics.blob,
+        )
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the MQTT session and the worker threads; ``run`` then pumps the outbox."""
+        self.link.subscribe(self.topics.cmd_req, 1, self._enqueue)
+        self.link.subscribe(self.topics.config_set, 1, self._enqueue)
+        self.link.subscribe(self.topics.center_config_set, 1, self._enqueue)
+        self.link.subscribe(self.topics.status, 1, self._on_own_status)
+        for name, target in (("agent-session", self._session_loop), ("agent-control", self._control_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.link.start()
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to return (safe from a signal handler: only sets flags)."""
+        self._stop.set()
+        self._wake_session.set()
+        self._wake_pump.set()
+
+    def _shutdown(self) -> None:
+        """Clean stop: publish ``offline/shutdown`` ourselves, then disconnect (no Will)."""
+        self.request_stop()
+        self._control.put(None)
+        for thread in self._threads:
+            thread.join(5)
+        final = Status("offline", self.bdseq, self.boot, "shutdown")
+        self.link.stop(last=(self.topics.status, final.to_payload(), True))
+        self._flush_acks(force=True)
+        self.journal.close()
+        self.state.close()
+
+    def run(self) -> None:
+        """The outbox pump; returns when ``stop`` was called (from a signal handler or another thread)."""
+        self.start()
+        try:
+            self._pump()
+        finally:
+            self._shutdown()
+
+    # -- MQTT callbacks (network threads: quick, no waiting) ---------------------------------------------
+
+    def _make_will(self) -> Will:
+        self.bdseq = self.state.next_counter("bdseq")
+        will = Status("offline", self.bdseq, self.boot, "lost")
+        delay = self.cfg.will_delay_s if self.cfg.protocol == "5" else 0
+        return Will(self.topics.status, will.to_payload(), delay)
+
+    def _on_connected(self, generation: int) -> None:
+        self._wake_session.set()
+        self._wake_pump.set()
+
+    def _on_disconnected(self, generation: int, reason: str) -> None:
+        self._wake_pump.set()
+
+    def _on_ack(self, generation: int, mid: int, failed: bool, reason: str) -> None:
+        self._acks.append((generation, mid, failed, reason))
+        if len(self._acks) >= 256:
+            self._wake_pump.set()
+
+    def _enqueue(self, message: Message) -> None:
+        self._control.put(message)
+
+    def _on_own_status(self, message: Message) -> None:
+        """Self-heal: a late Will of an earlier connection must not leave us shown offline.
+
+        Only live publishes count (retain flag off): the retained copy delivered on subscribe is old news.
+        """
+        self.link.ack(message.generation, message.mid, message.qos)
+        if message.retain:
+            return
+        try:
+            data = loads_object(message.payload, "status")
+        except MessageError:
+            data = {}
+        if self.link.connected and self._birth_generation == self.link.generation and (
+            data.get("state") != "online" or data.get("bdseq") != self.bdseq
+        ):
+            log.warning("retained status shows %s (bdseq %s); publishing birth again",
+                        data.get("state"), data.get("bdseq"))
+            self._heal_birth = True
+            self._wake_session.set()
+
+    # -- the outbox pump ------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        inflight: dict[int, int] = {}  # mid -> seq, for the current generation
+        generation = -1
+        cursor = 0
+        topic_cache: dict[str, str] = {}
+        while not self._stop.is_set():
+            busy = False
+            if self.link.connected and self._birth_generation == self.link.generation:
+                if self.link.generation != generation:
+                    generation = self.link.generation
+                    inflight.clear()
+                    cursor = 0  # resend everything not acknowledged, oldest first
+                room = self.cfg.publish_window - len(inflight)
+                if room > 0:
+                    try:
+                        rows = self.journal.pending_rows(cursor, min(room, 500))
+                        if rows:
+                            self.journal.mark_attempted(rows[0][0], rows[-1][0])
+                    except JournalError as exc:
+                        self._journal_failed(exc)
+                        continue
+                    journal_id = self.journal.journal_id
+                    for seq, event_id, kind, occurred_at, payload_json, attempts in rows:
+                        topic = topic_cache.get(kind)
+                        if topic is None:
+                            topic = topic_cache[kind] = self.topics.event(kind)
+                        body = event_payload(
+                            seq=seq, event_id=event_id, kind=kind, occurred_at=occurred_at,
+                            payload_json=payload_json, journal_id=journal_id, replay=attempts > 0,
+                        )
+                        sent = self.link.publish(topic, body, qos=1)
+                        if sent is None or sent[0] != generation:
+                            break
+                        inflight[sent[1]] = seq
+                        cursor = seq
+                        busy = True
+            busy = self._process_acks(inflight, generation) or busy
+            self._flush_acks(force=not busy)
+            if not busy:
+                self._wake_pump.wait(self.cfg.poll_interval_s)
+                self._wake_pump.clear()
+
+    def _process_acks(self, inflight: dict[int, int], generation: int) -> bool:
+        processed = False
+        while self._acks:
+            ack_generation, mid, failed, reason = self._acks.popleft()
+            processed = True
+            seq = inflight.pop(mid, None) if ack_generation == generation else None
+            if seq is None:
+                self._other_ack((ack_generation, mid), failed)
+                continue
+            if failed:
+                # Kept in the journal: re-sent after the next reconnect. Seen when the ACL is wrong.
+                self.refused_total += 1
+                log.error("broker refused event seq %d: %s", seq, reason)
+                continue
+            self._to_delete.append(seq)
+            self.published_total += 1
+        return processed
+
+    def _flush_acks(self, force: bool = False) -> None:
+        """Batched commits: one DELETE transaction per ``ack_flush_s`` or 1000 acknowledged events."""
+        if not self._to_delete:
+            return
+        now = time.monotonic()
+        if force or len(self._to_delete) >= 1000 or now - self._last_flush >= self.cfg.ack_flush_s:
+            try:
+                self.journal.delete(self._to_delete)
+            except JournalError as exc:
+                self._journal_failed(exc)
+                return
+            self._to_delete = []
+            self._last_flush = now
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        log.error("%s", exc.message)
+        text = exc.message.lower()
+        if "malformed" in text or "not a database" in text or "corrupt" in text:
+            self.journal.recover(exc.message)
+            self._to_delete = []
+        else:
+            self._stop.wait(1.0)  # e.g. the disk is full: try again, do not spin
+
+    def _other_ack(self, key: tuple[int, int], failed: bool) -> None:
+        with self._other_lock:
+            request_id = self._other_acks.pop(key, None)
+        if request_id is not None and not failed:
+            self.state.command_published(request_id)
+
+    # -- session: birth and heartbeat -----------------------------------------------------------------
+
+    def _session_loop(self) -> None:
+        next_beat = 0.0
+        while not self._stop.is_set():
+            generation = self.link.generation
+            if self.link.connected and (self._birth_generation != generation or self._heal_birth):
+                self._heal_birth = False
+                try:
+                    self._publish_birth(generation)
+                except Exception:
+                    log.exception("birth failed")
+                next_beat = 0.0
+            now = time.monotonic()
+            if now >= next_beat:
+                try:
+                    self._heartbeat()
+                except Exception:
+                    log.exception("heartbeat failed")
+                next_beat = now + self.heartbeat_s
+            self._wake_session.wait(max(0.0, next_beat - time.monotonic()))
+            self._wake_session.clear()
+
+    def _app_health(self, timeout: float) -> tuple[dict[str, Any] | None, str | None]:
+        try:
+            return ipc.call(self.app_socket, "app.health", {}, timeout=timeout), None
+        except KioskError as exc:
+            return None, exc.message
+        except ValueError as exc:
+            return None, f"bad answer: {exc}"
+
+    def _publish_birth(self, generation: int) -> None:
+        reply, _error = self._app_health(min(self.cfg.app_timeout_s, 2.0))
+        hardware = hardware_inventory(self.settings.data_dir)
+        hardware["devices"] = {k: v.get("state") for k, v in devices_section(reply).items()}
+        birth = Status(
+            "online",
+            self.bdseq,
+            self.boot,
+            "birth",
+            agent_version=__version__,
+            app_version=(reply or {}).get("app_version"),
+            config_version=self.config.versions(),
+            hardware=hardware,
+        )
+        if self.link.publish(self.topics.status, birth.to_payload(), qos=1, retain=True) is None:
+            return
+        self._birth_generation = generation
+        self._wake_pump.set()
+        self._publish_config_state(self.config.report())
+        for result in self.state.unpublished_results():
+            self._publish_result(result, None, None)
+        log.info("birth published (bdseq %d, boot %d)", self.bdseq, self.boot)
+
+    def health(self) -> dict[str, Any]:
+        reply, error = self._app_health(self.cfg.app_timeout_s)
+        stats = self.journal.stats()
+        outbox = outbox_section(stats, self.cfg.outbox_alarm_ratio, self.journal.journal_id)
+        devices = devices_section(reply)
+        alarms = []
+        if outbox["alarm"]:
+            alarms.append("outbox_near_full")
+        if reply is None:
+            alarms.append("app_down")
+        alarms += [f"{name}_{d['state']}" for name, d in devices.items()
+                   if d.get("state") not in ("ok", "unknown")]
+        body: dict[str, Any] = {
+            "schema": SCHEMA_HEALTH,
+            "at": now_iso(),
+            "bdseq": self.bdseq,
+            "boot": self.boot,
+            **self.probe.system(),
+            "app": app_section(reply, error),
+            "devices": devices,
+            "outbox": outbox,
+            "config_version": self.config.versions(),
+            "link": {"connected": self.link.connected, "connects": self.link.connect_count,
+                     "last_error": self.link.last_error, "refused_events": self.refused_total},
+            "alarms": alarms,
+        }
+        if self.journal.recovered is not None:
+            body["outbox"]["recovered_from"] = self.journal.recovered[0].name
+        return body
+
+    def _heartbeat(self) -> None:
+        body = self.health()
+        if body["outbox"]["alarm"]:
+            log.warning("outbox %.0f %% full (%d of %d events)", body["outbox"]["fill_ratio"] * 100,
+                        body["outbox"]["pending"], body["outbox"]["max"])
+        payload = dumps(body)
+        # Local copy for the technician screen and for when the center cannot be reached.
+        write_atomically(self.settings.data_dir / HEALTH_FILE, payload)
+        self.link.publish(self.topics.health, payload, qos=0)
+
+    def _apply_agent_config(self, agent: dict[str, Any]) -> None:
+        heartbeat = agent.get("heartbeat_s")
+        self.heartbeat_s = float(heartbeat) if heartbeat is not None else self.cfg.heartbeat_s
+        self._wake_session.set()
+
+    # -- control: commands and pushed configuration --------------------------------------------------
+
+    def _control_loop(self) -> None:
+        while True:
+            message = self._control.get()
+            if message is None:
+                return
+            try:
+                if message.topic == self.topics.cmd_req:
+                    self._handle_command(message)
+                elif message.topic == self.topics.config_set:
+                    self.config.on_push("kiosk", message.payload)
+                elif message.topic == self.topics.center_config_set:
+                    self.config.on_push("center", message.payload)
+            except Exception:
+                log.exception("handling %s failed", message.topic)
+            finally:
+                self.link.ack(message.generation, message.mid, message.qos)
+
+    def _handle_command(self, message: Message) -> None:
+        try:
+            request = CommandRequest.parse(message.payload)
+        except MessageError as exc:
+            request_id = salvage_request_id(message.payload)
+            log.warning("rejected command %s: %s", request_id, exc.message)
+            result = CommandResult(request_id, None, "error", f"rejected: {exc.message}").to_dict()
+            if request_id is not None:
+                if self.state.command_seen(request_id) is not None:
+                    return  # that request id was answered already; an id is answered once
+                self.state.command_done(request_id, None, result)
+            self._publish_result(result, message.response_topic, message.correlation_data)
+            return
+        seen = self.state.command_seen(request.request_id)
+        if seen is not None:
+            state, stored = seen
+            if state == "done" and stored is not None:
+                log.info("command %s seen again: answering with the stored result", request.request_id)
+                self._publish_result(stored, message.response_topic, message.correlation_data)
+                return
+            result = CommandResult(
+                request.request_id, request.command, "error",
+                "interrupted by an agent restart; not executed again",
+            ).to_dict()
+        else:
+            self.state.command_started(request.request_id, request.command)
+            log.info("executing command %s (%s)", request.command, request.request_id)
+            result = self.executor.execute(request).to_dict()
+        self.state.command_done(request.request_id, request.command, result)
+        self._publish_result(result, message.response_topic, message.correlation_data)
+
+    def _publish_result(
+        self, result: dict[str, Any], response_topic: str | None, correlation: bytes | None
+    ) -> None:
+        topic = self.topics.cmd_res
+        if response_topic and response_topic.startswith(self.topics.base + "/"):
+            topic = response_topic  # MQTT v5 request/response, inside our own namespace (the ACL)
+        with self._other_lock:
+            sent = self.link.publish(topic, dumps(result), qos=1, correlation_data=correlation)
+            if sent is None:
+                return  # stays unpublished in the ledger; sent again after the next birth
+            request_id = result.get("request_id")
+            if request_id is not None:
+                self._other_acks[sent] = str(request_id)
+
+    def _publish_blob(self, request_id: str, data: bytes) -> bool:
+        return self.link.publish(self.topics.blob(request_id), data, qos=1) is not None
+
+    def _publish_config_state(self, report: dict[str, Any]) -> None:
+        self.link.publish(self.topics.config_state, json.dumps(report).encode(), qos=1, retain=True)

@@ -1,0 +1,89 @@
+"""``python main.py agent --config FILE``: run the edge agent until SIGTERM/SIGINT.
+
+The agent reads only its own parts of the kiosk's TOML file (``[kiosk]`` id, center_id, data_dir and
+``[agent]``), with the same validator as the app: it must keep running, and reporting, even when a
+device section of the file is wrong or a driver cannot be imported. That also keeps its memory small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import signal
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kiosk.errors import ConfigError
+
+HELP = "run the edge agent: MQTT session to the center, durable event outbox, remote commands"
+
+_ID = {"pattern": r"[a-z0-9][a-z0-9-]{1,62}", "pattern_hint": "lowercase id: a-z, 0-9, -"}
+
+
+@dataclass(frozen=True)
+class _KioskIdentity:
+    """The part of ``[kiosk]`` the agent needs; other keys belong to the app and are not checked here."""
+
+    id: str = field(metadata=_ID)
+    center_id: str = field(metadata=_ID)
+    data_dir: Path = Path("var/kiosk")
+
+
+def load_settings(path: Path) -> Any:
+    """Read ``path`` into AgentSettings, or raise ConfigError naming the key."""
+    from edge_agent.agent import AgentSettings
+    from edge_agent.config import AgentConfig
+    from kiosk.schema import parse_dataclass
+
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    kiosk = data.get("kiosk")
+    if not isinstance(kiosk, dict):
+        raise ConfigError(f"{path}: [kiosk] section missing")
+    wanted = {k: kiosk[k] for k in ("id", "center_id", "data_dir") if k in kiosk}
+    identity = parse_dataclass(_KioskIdentity, wanted, "kiosk")
+    agent = parse_dataclass(AgentConfig, data.get("agent", {}), "agent")
+    data_dir = identity.data_dir
+    if not data_dir.is_absolute():  # relative to the config file, like kiosk.config does
+        data_dir = (path.parent / data_dir).resolve()
+    return AgentSettings(identity.id, identity.center_id, data_dir, agent, path.resolve())
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("kiosk.toml"), help="the kiosk's TOML file")
+    parser.set_defaults(func=run)
+
+
+def _log_to_file(data_dir: Path) -> None:
+    """Besides stderr (the systemd journal), a small rotating file that ``upload_logs`` can send."""
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(logs / "agent.log", maxBytes=1 << 20, backupCount=2)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+
+    settings = load_settings(args.config)
+    _log_to_file(settings.data_dir)
+    agent = Agent(settings)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        agent.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.run()
+    return 0
