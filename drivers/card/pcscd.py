@@ -6,6 +6,7 @@ nobody runs it yet; ``stop_started_pcscd`` stops only that child. Debian does no
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
 import subprocess
@@ -79,6 +80,7 @@ def ensure_pcscd(reader_substring: str = VIRTUAL_READER, timeout_s: float = 5.0)
     proc = start_pcscd(timeout_s)
     if proc is not None:
         _started = proc
+        atexit.register(stop_started_pcscd, proc)  # do not leave an orphan daemon behind
     wait_for_reader(reader_substring, timeout_s)
 
 

@@ -1,0 +1,92 @@
+"""Fixtures of the card tests: a test PKI, pcscd with the vpcd reader, and virtual cards in that reader.
+
+The pcscd fixture starts pcscd itself when none answers and stops only what it started. Tests use the
+second vpcd slot (``Virtual PCD 00 01``, TCP 35964; override with CARD_TEST_VPCD_PORT/READER) so that a
+kiosk demo on the first slot does not collide with them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.card.sim.chip import CardFaults, VirtualChip
+from drivers.card.sim.pki import TestPki
+from drivers.card.sim.profile import CardProfile, build_files, load_profile
+from drivers.card.sim.vicc import VirtualCard
+from drivers.card.transport import DirectTransport
+
+VPCD_PORT = int(os.environ.get("CARD_TEST_VPCD_PORT", "35964"))
+READER = os.environ.get("CARD_TEST_READER", "Virtual PCD 00 01")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki.load_or_create(tmp_path_factory.mktemp("card-pki"))
+
+
+@pytest.fixture(scope="session")
+def adult() -> CardProfile:
+    return load_profile("adult")
+
+
+@pytest.fixture(scope="session")
+def elderly() -> CardProfile:
+    return load_profile("elderly")
+
+
+@pytest.fixture(scope="session")
+def married() -> CardProfile:
+    return load_profile("married")
+
+
+@pytest.fixture
+def direct_card(pki: TestPki) -> Callable[..., tuple[VirtualChip, DirectTransport]]:
+    """A virtual chip wired to an in-process transport (no pcscd): for protocol and APDU-count tests."""
+
+    def make(profile: CardProfile, faults: CardFaults | None = None) -> tuple[VirtualChip, DirectTransport]:
+        faults = faults or CardFaults()
+        card = VirtualCard(profile, pki, faults)  # same chip as on vpcd, never inserted
+        return card.chip, DirectTransport(card.chip.process)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[str]:
+    """pcscd running with the vpcd readers; yields the reader name the tests use."""
+    from drivers.card.pcscd import start_pcscd, stop_started_pcscd, wait_for_reader
+
+    proc = start_pcscd()
+    try:
+        wait_for_reader(READER)
+        yield READER
+    finally:
+        stop_started_pcscd(proc)
+
+
+@pytest.fixture
+def inserted(pcscd: str, pki: TestPki) -> Iterator[Callable[..., VirtualCard]]:
+    """Insert a virtual card into the test reader; every card is removed at teardown."""
+    cards: list[VirtualCard] = []
+
+    def insert(profile: CardProfile, faults: CardFaults | None = None) -> VirtualCard:
+        card = VirtualCard(profile, pki, faults)
+        cards.append(card)
+        card.insert(port=VPCD_PORT)
+        return card
+
+    yield insert
+    for card in cards:
+        card.close()
+
+
+def files_for(profile: CardProfile, pki: TestPki) -> dict[int, bytes]:
+    return build_files(profile, pki)
+
+
+def profiles_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "drivers" / "card" / "profiles"
