@@ -142,6 +142,7 @@ def test_native_program_exact_bytes(ticket: TicketContent) -> None:
     program = native_program(ticket_elements(t), config)
     v = iconv_cp1258
     reset = b"\x1d!\x00\x1bE\x00"
+    # fmt: off
     assert program == (
         b"\x1b@\x1bt\x34\x1b3\x1e"  # init, code page 52 (CP1258), line spacing 30
         + b"\x1ba\x01\x1d!\x00\x1bE\x01" + v("UBND Xã Tân Hội") + b"\n" + reset
@@ -158,3 +159,4 @@ def test_native_program_exact_bytes(ticket: TicketContent) -> None:
         + b"\x1bJ\x18"  # tail before the cut
         + b"\x1ba\x00\x1dVB\x00"  # feed to the cutter and cut
     )
+    # fmt: on

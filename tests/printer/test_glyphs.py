@@ -1,4 +1,4 @@
-"""Every Vietnamese letter with every tone prints, none missing (tofu) and none replaced ('?', base letter)."""
+"""Every Vietnamese letter with every tone prints: none missing (tofu), none replaced ('?', bare base)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from drivers.printer import DocumentContent, PrinterConfig, TicketPrinter, open_printer
-from drivers.printer import fonts
+from drivers.printer import DocumentContent, PrinterConfig, TicketPrinter, fonts, open_printer
 from drivers.printer.layout import STYLES, RasterLayout, document_elements, preview
 
 from .conftest import vietnamese_letters

@@ -46,12 +46,14 @@ def test_full_ticket_round_trip_and_qr(printer: TicketPrinter, full_ticket: Tick
 
 @pytest.mark.parametrize("width", [576, 384])
 @pytest.mark.parametrize("centering", [True, False])
-def test_widths_and_centering(tmp_path: Path, full_ticket: TicketContent, width: int, centering: bool) -> None:
+def test_widths_and_centering(
+    tmp_path: Path, full_ticket: TicketContent, width: int, centering: bool
+) -> None:
     config = PrinterConfig(output_dir=str(tmp_path), width_dots=width, raster_centering=centering)
     with open_printer(config) as p:
         report = p.print_ticket(full_ticket)
     assert_same_paper(report.png, expected(full_ticket, config))
-    assert Image.open(report.png or "").width == width
+    assert report.png is not None and Image.open(report.png).width == width
 
 
 def test_centering_saves_bytes(tmp_path: Path, ticket: TicketContent) -> None:
@@ -89,7 +91,9 @@ def test_long_words_and_empty_optionals(printer: TicketPrinter, ticket: TicketCo
     assert_same_paper(report.png, expected(odd, printer.config))
 
 
-def test_python_escpos_full_raster_prints_the_same_paper(printer: TicketPrinter, ticket: TicketContent) -> None:
+def test_python_escpos_full_raster_prints_the_same_paper(
+    printer: TicketPrinter, ticket: TicketContent
+) -> None:
     """The side-by-side baseline: escpos image() of the same picture, QR included as pixels."""
     want = expected(ticket, printer.config)
     dummy = escpos_printer().Dummy()

@@ -17,6 +17,7 @@ from drivers.printer import (
     PrinterStatus,
     TicketContent,
     TicketPrinter,
+    VirtualPrinter,
     device_events,
     open_printer,
 )
@@ -24,7 +25,7 @@ from drivers.printer import commands as cmd
 from kiosk.errors import PaperOutError, PrinterError
 
 
-def sim(printer: TicketPrinter):  # type: ignore[no-untyped-def]
+def sim(printer: TicketPrinter) -> VirtualPrinter:
     assert printer.simulator is not None
     return printer.simulator
 
@@ -46,7 +47,9 @@ def test_status_follows_the_modelled_state(printer: TicketPrinter) -> None:
     assert 0.15 < time.perf_counter() - t0 < 1.0  # waited status_timeout (0.2 s), no longer
 
 
-def test_paper_out_before_print_raises_and_prints_nothing(printer: TicketPrinter, ticket: TicketContent) -> None:
+def test_paper_out_before_print_raises_and_prints_nothing(
+    printer: TicketPrinter, ticket: TicketContent
+) -> None:
     vp = sim(printer)
     vp.set_paper("out")
     with pytest.raises(PaperOutError) as info:
@@ -158,7 +161,10 @@ def test_device_events_go_into_the_real_journal(tmp_path: Path) -> None:
     for kind, payload in device_events("ticket", None, PrinterStatus(online=False, paper="out")):
         journal.append(kind, payload)
     [event] = journal.pending()
-    assert (event.kind, event.payload) == ("device_fault", {"device": "printer", "role": "ticket", "fault": "paper_out"})
+    assert (event.kind, event.payload) == (
+        "device_fault",
+        {"device": "printer", "role": "ticket", "fault": "paper_out"},
+    )
 
 
 def test_a_failing_listener_does_not_stop_printing(tmp_path: Path, ticket: TicketContent) -> None:
