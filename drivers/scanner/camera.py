@@ -32,6 +32,12 @@ class ScannerUnavailable(DeviceUnavailableError, ScannerError):
 
 def camera_frame(image: Image.Image, size: tuple[int, int] = FRAME_SIZE) -> Image.Image:
     """The image as a camera would deliver it: grey, in a frame of ``size``, centred (shrunk to fit)."""
+    if image.mode in ("P", "PA", "LA", "RGBA") or "transparency" in image.info:
+        # Transparent pixels are paper, not ink: flatten onto white before going grey.
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flat.alpha_composite(rgba)
+        image = flat
     grey = image.convert("L")
     if grey.width > size[0] or grey.height > size[1]:
         grey.thumbnail(size)

@@ -65,8 +65,7 @@ class ZxingDecoder:
         except ImportError as exc:  # the venv lacks zxing-cpp: a setup error, say so
             raise ScannerError(f"decoder 'zxing' needs the zxing-cpp package: {exc}") from exc
         self._zx = zxingcpp
-        formats = zxingcpp.BarcodeFormat
-        self._formats = formats.QRCode | formats.Code128 | formats.Code39
+        self._formats = zxingcpp.barcode_formats_from_str("QRCode,Code128,Code39")
 
     def decode(self, frame: Frame) -> list[Decoded]:
         grey = frame if frame.mode == "L" else frame.convert("L")
