@@ -32,6 +32,7 @@ def test_standard_ticket_round_trip(printer: TicketPrinter, ticket: TicketConten
     assert printer.simulator is not None
     assert printer.simulator.unknown == []
     assert report.bytes_sent == len(printer.render(ticket)) < 12_000
+    assert report.png is not None
     symbols = zxingcpp.read_barcodes(Image.open(report.png).convert("L"))
     assert [s.text for s in symbols] == [ticket.qr_data]
 
