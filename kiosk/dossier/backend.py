@@ -42,7 +42,7 @@ class LookupConfig:
     """The ``[lookup]`` section of the kiosk configuration."""
 
     backend: Literal["demo", "http"] = "demo"
-    #: demo store file (simulate mode); seeded on open when empty
+    #: demo store file (simulate mode); seeded on every open
     demo_path: Path = Path("var/dossiers-demo.sqlite")
     #: province one-stop system, e.g. ``https://motcua.example.gov.vn/api/kiosk/v1``
     base_url: str = ""
@@ -59,7 +59,8 @@ class LookupConfig:
 
 
 def open_backend(config: LookupConfig) -> DossierBackend:
-    """The configured back end; the demo store is seeded on first use so simulate mode has data."""
+    """The configured back end. The demo store is (re)seeded on every open, dated from today, so
+    simulate mode always shows a fresh mix (one overdue, one ready to collect, ...)."""
     # Imported here: the HTTP adapter and SQLite are not needed to build the CLI parser.
     if config.backend == "http":
         from kiosk.dossier.http import HttpDossierBackend
@@ -75,7 +76,6 @@ def open_backend(config: LookupConfig) -> DossierBackend:
         from kiosk.dossier.demo import DemoDossierStore
 
         store = DemoDossierStore(config.demo_path)
-        if store.count() == 0:
-            store.seed()
+        store.seed()
         return store
     raise ConfigError(f"lookup.backend: expected 'demo' or 'http', got {config.backend!r}")

@@ -77,7 +77,7 @@ def _demo_rows(today: date) -> list[DossierStatus]:
         make("000.00.01.H26", 4, "0230", "Chứng thực bản sao từ bản chính", _HN, 1, DossierState.REJECTED,
              "Từ chối: bản chính bị tẩy xóa, sửa chữa", [received_step, (1, "Từ chối tiếp nhận")],
              "Quầy số 2, Bộ phận Một cửa phường Hoàn Kiếm"),
-        make("000.20.35.H35", 30, "000087", "Đăng ký biến động đất đai", _LD, 20, DossierState.IN_PROGRESS,
+        make("000.20.35.H35", 15, "000087", "Đăng ký biến động đất đai", _LD, 20, DossierState.IN_PROGRESS,
              "Chi nhánh Văn phòng đăng ký đất đai đang xử lý",
              [received_step, (3, "Chuyển Chi nhánh Văn phòng đăng ký đất đai")],
              "Bộ phận Một cửa xã Tân Hội; hoặc nhận qua bưu điện"),
