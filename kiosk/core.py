@@ -132,7 +132,7 @@ class KioskCore:
 
     def go_home(self) -> None:
         self._last_touch = self.clock()
-        if self.out_of_service_reason and not (self.flow and self.flow.name == "technician"):
+        if self.out_of_service_reason:
             self.end_session("out_of_service")
             return
         # Leaving a flow ends its personal data too: an identified citizen who goes home starts over.
@@ -258,23 +258,26 @@ class KioskCore:
             try:
                 outcome = self._outcomes.get_nowait()
             except queue.Empty:
-                break
-            self._apply(outcome)
-        while True:
-            try:
-                text = self._scans.get_nowait()
-            except queue.Empty:
-                break
-            flow = self.flow
-            if flow is not None and flow.accepts_scans:
-                self._last_touch = self.clock()
-                before = flow.state
                 try:
-                    effects = flow.on_scan(text)
-                except Exception as exc:
-                    self._crashed(exc)
-                    continue
-                self._after_step(flow, before, effects)
+                    text = self._scans.get_nowait()
+                except queue.Empty:
+                    return
+                self._apply_scan(text)
+            else:
+                self._apply(outcome)
+
+    def _apply_scan(self, text: str) -> None:
+        flow = self.flow
+        if flow is None or not flow.accepts_scans:
+            return  # a code shown to the camera on a screen that does not ask for one
+        self._last_touch = self.clock()
+        before = flow.state
+        try:
+            effects = flow.on_scan(text)
+        except Exception as exc:
+            self._crashed(exc)
+            return
+        self._after_step(flow, before, effects)
 
     def _apply(self, outcome: Outcome) -> None:
         flow = outcome.flow

@@ -78,8 +78,8 @@ class TicketScreen(FlowScreen):
             elif app.core.config.devices.card_reader.enabled:
                 body.add_widget(BigButton(app.tr("ticket.use_id_card"), lambda: app.start("identify"),
                                           color=GREY, size=40, height=130))
-            mark = "✓ " if flow.priority else ""
-            body.add_widget(BigButton(mark + app.tr("ticket.priority"), lambda: app.act("toggle_priority"),
+            mark = f" ({app.tr('common.selected')})" if flow.priority else ""
+            body.add_widget(BigButton(app.tr("ticket.priority") + mark, lambda: app.act("toggle_priority"),
                                       color=AMBER if flow.priority else GREY, size=36, height=170))
             open_codes = {s.code for s in flow.open_services()}
             for service in app.core.config.services:
@@ -171,7 +171,8 @@ class LookupScreen(FlowScreen):
                     line.add_widget(BigButton(char, lambda c=char: app.act("type", char=c), size=44, height=110))
                 body.add_widget(line)
             actions = GridLayout(cols=3, size_hint_y=None, height=130 * u(), spacing=12 * u())
-            actions.add_widget(BigButton("⌫", lambda: app.act("backspace"), color=GREY, size=44, height=130))
+            actions.add_widget(BigButton(app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY,
+                                         size=40, height=130))
             actions.add_widget(BigButton(app.tr("lookup.clear"), lambda: app.act("clear"), color=GREY,
                                          size=40, height=130))
             actions.add_widget(BigButton(app.tr("lookup.search"), lambda: app.act("submit"), color=GREEN,
@@ -247,7 +248,8 @@ class RatingScreen(FlowScreen):
             for reason in app.core.config.rating.reasons:
                 chosen = reason.code in flow.reasons
                 label = reason.label_vi if app.language == "vi" else reason.label_en
-                body.add_widget(BigButton(("✓ " if chosen else "") + label,
+                mark = f" ({app.tr('common.selected')})" if chosen else ""
+                body.add_widget(BigButton(label + mark,
                                           lambda c=reason.code: app.act("toggle_reason", code=c),
                                           color=AMBER if chosen else GREY, size=44, height=150))
             body.add_widget(BigButton(app.tr("rating.send"), lambda: app.act("send"), color=GREEN))
@@ -270,7 +272,7 @@ class TechnicianScreen(FlowScreen):
         body.add_widget(Text(app.tr("technician.title"), size=56, bold=True))
         if flow.state == "pin":
             body.add_widget(Text(app.tr("technician.enter_pin"), size=44))
-            body.add_widget(Text("●" * len(flow.pin) or " ", size=64))
+            body.add_widget(Text("•" * len(flow.pin) or " ", size=64))
             if flow.error_key == "technician.locked":
                 body.add_widget(Text(app.tr("technician.locked", seconds=int(flow.guard.locked_for()) + 1),
                                      size=44, color=RED, bold=True))
@@ -279,7 +281,8 @@ class TechnicianScreen(FlowScreen):
             pad = GridLayout(cols=3, size_hint_y=None, height=4 * 150 * u(), spacing=12 * u())
             for key in "123456789":
                 pad.add_widget(BigButton(key, lambda k=key: app.act("digit", digit=k), size=60, height=140))
-            pad.add_widget(BigButton("⌫", lambda: app.act("backspace"), color=GREY, size=60, height=140))
+            pad.add_widget(BigButton(app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY,
+                                     size=40, height=140))
             pad.add_widget(BigButton("0", lambda: app.act("digit", digit="0"), size=60, height=140))
             pad.add_widget(BigButton("OK", lambda: app.act("enter"), color=GREEN, size=60, height=140))
             body.add_widget(pad)
