@@ -159,6 +159,17 @@ class RatingTarget:
             raise RatingError(f"rating target {self.kind} needs a short printable reference")
 
     @classmethod
+    def of(cls, kind: str, ref: str) -> RatingTarget:
+        """The normalised target, so the same ticket or dossier typed or scanned is one key."""
+        if kind == "dossier":
+            return cls.dossier(ref)
+        if kind == "ticket":
+            return cls.ticket(ref)
+        if kind not in TARGET_KINDS:
+            raise RatingError(f"unknown rating target kind {kind!r}")
+        return cls(kind, ref.strip())  # type: ignore[arg-type]
+
+    @classmethod
     def dossier(cls, code: str) -> RatingTarget:
         """Normalised, so a typed lower-case code and the scanned one are the same dossier."""
         try:
@@ -168,6 +179,7 @@ class RatingTarget:
 
     @classmethod
     def ticket(cls, ref: str) -> RatingTarget:
+        """``center/day/number`` from the ticket QR; compared case-insensitively (typed numbers)."""
         return cls("ticket", ref.strip().upper())
 
     @property
@@ -278,12 +290,7 @@ class RatingBook:
         Give ``target``, or ``target_kind``/``target_id`` (the flow's form); neither rates the center.
         """
         if target is None:
-            if target_kind is None or target_kind == "center":
-                target = RatingTarget("center", target_id or "center")
-            elif target_kind == "dossier":
-                target = RatingTarget.dossier(target_id or "")
-            else:
-                target = RatingTarget(target_kind, target_id or "")  # type: ignore[arg-type]
+            target = RatingTarget.of(target_kind or "center", target_id or "center")
         if scale is not None and scale != self.scale.size:
             raise RatingError(f"rating on a {scale}-level scale; the book is set for {self.scale.size}")
         self.scale.level(level)  # raises when off the scale
@@ -364,7 +371,8 @@ class RatingBook:
 
     def totals(self, day: date | None = None) -> RatingTotals:
         """Counts on the current scale (ratings made on another scale before a change are left out)."""
-        where, args = "WHERE scale = ?", [str(self.scale.size)]
+        where = "WHERE scale = ?"
+        args: list[Any] = [self.scale.size]
         if day is not None:
             where += " AND day = ?"
             args.append(day.isoformat())
