@@ -18,6 +18,7 @@ from kiosk.errors import KioskError
 COMMANDS: dict[str, str] = {
     "kiosk": "kiosk.cli",
     "sim": "drivers.sim_cli",
+    "printer": "drivers.printer.cli",
     "card": "drivers.card.cli",
     "agent": "edge_agent.cli",
 }

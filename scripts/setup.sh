@@ -19,6 +19,7 @@ DEB_PACKAGES=(
   libmtdev1 libgl1 libegl1  # Kivy's SDL2/GL at runtime
   qrencode         # an independent QR encoder for tests
   fonts-dejavu-core
+  libusb-1.0-0     # pyusb: USB thermal printers through python-escpos
   tesseract-ocr tesseract-ocr-vie  # OCR of printed tickets and screens in tests (a peer we do not control)
   chromium chromium-driver         # headless browser for the fleet dashboard tests
 )

@@ -68,7 +68,12 @@ class VirtualPrinter:
         self._buffer = bytearray()
         self._rows: list[bytearray] = []
         self._job_torn = False
-        self._seq = itertools.count(1)
+        # continue numbering after a restart instead of overwriting earlier tickets
+        taken = [
+            int(p.name[len(name) + 1 :][:4])
+            for p in self.output_dir.glob(f"{name}-[0-9][0-9][0-9][0-9]*.png")
+        ]
+        self._seq = itertools.count(max(taken, default=0) + 1)
         self._qr_module = 3
         self._qr_ecc = "L"
         self._qr_data = b""
