@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,12 @@ class SimulatorScanner:
     def clear(self) -> None:
         self.camera.clear()
 
-    def type_text(self, text: str) -> None:
+    def type_text(self, text: str, wait_s: float = 2.0) -> None:
+        """Send a code from the serial scanner; waits until the reader has the port open, because
+        pyserial flushes the input buffer on open and a code sent before would be lost."""
+        deadline = time.monotonic() + wait_s
+        while self.serial.running() and not self.serial.present() and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.serial_device.send(text)
 
     def set_present(self, present: bool) -> None:
