@@ -139,6 +139,7 @@ class TicketContent:
     number: str
     counters: Sequence[str]
     issued_at: datetime
+    #: people ahead in this queue; negative when unknown (offline), then the line is left out
     waiting_ahead: int
     citizen_name: str | None = None
     priority_label: str | None = None

@@ -160,3 +160,17 @@ def test_native_program_exact_bytes(ticket: TicketContent) -> None:
         + b"\x1ba\x00\x1dVB\x00"  # feed to the cutter and cut
     )
     # fmt: on
+
+
+def test_unknown_waiting_count_is_left_out(ticket: TicketContent) -> None:
+    from dataclasses import replace
+
+    config = PrinterConfig(mode="native", native_verified=True)
+    known = native_program(ticket_elements(ticket), config)
+    unknown = native_program(ticket_elements(replace(ticket, waiting_ahead=-1)), config)
+    waiting = encode_native("Đang chờ: 12 người", "cp1258")
+    assert waiting in known
+    assert encode_native("Đang chờ", "cp1258") not in unknown
+    assert len(known) - len(unknown) == len(
+        b"\x1ba\x00\x1d!\x00\x1bE\x00" + waiting + b"\n\x1d!\x00\x1bE\x00"
+    )
