@@ -39,7 +39,7 @@ class AgentConfig:
     will_delay_s: int = field(default=5, metadata={"min": 0, "max": 3600})
     heartbeat_s: float = field(default=30.0, metadata={"min": 1})
     reconnect_min_s: float = field(default=1.0, metadata={"min": 0.1})
-    reconnect_max_s: float = field(default=120.0, metadata={"min": 1})
+    reconnect_max_s: float = field(default=120.0, metadata={"min": 0.1})
     outbox_max_events: int = field(default=200_000, metadata={"min": 100})
     outbox_alarm_ratio: float = field(default=0.8, metadata={"min": 0.1, "max": 1.0})
     #: events handed to paho but not yet acknowledged; bounds duplicates after a connection loss
