@@ -163,7 +163,7 @@ class VirtualPrinter:
             if head[1] == 0x04:
                 answers += self._status_byte(head[2])
                 return pos + 3
-            self.unknown.append(head)
+            self._unknown(head)
             return pos + 3
         if b == 0x1B:
             return self._esc(pos)
@@ -174,7 +174,7 @@ class VirtualPrinter:
             return pos + 1
         if b < 0x20:
             if b != 0x0D:
-                self.unknown.append(bytes((b,)))
+                self._unknown(bytes((b,)))
             return pos + 1
         self._line.append(b)
         return pos + 1
@@ -205,7 +205,7 @@ class VirtualPrinter:
         elif op in b"!-MGVr":
             pass  # print mode, underline, font, double strike: not drawn by the model
         else:
-            self.unknown.append(bytes((0x1B, op, arg)))
+            self._unknown(bytes((0x1B, op, arg)))
         return pos + 3
 
     def _gs(self, pos: int) -> int:
@@ -225,7 +225,7 @@ class VirtualPrinter:
             if head[2] == ord("k"):
                 self._qr_command(body)
             else:
-                self.unknown.append(head)
+                self._unknown(head)
             return pos + 5 + size
         if op == ord("V"):
             mode = self._need(pos, 3)[2]
@@ -240,8 +240,12 @@ class VirtualPrinter:
         if op == ord("!"):
             self._size = ((arg >> 4 & 7) + 1, (arg & 7) + 1)
         elif op not in b"Bbhwf|H":
-            self.unknown.append(bytes((0x1D, op, arg)))
+            self._unknown(bytes((0x1D, op, arg)))
         return pos + 3
+
+    def _unknown(self, command: bytes) -> None:
+        if len(self.unknown) < 1000:  # a long-running demo printer must not grow without bound
+            self.unknown.append(command)
 
     def _status_byte(self, n: int) -> bytes:
         answer = cmd.encode_status(self.status)
@@ -299,7 +303,7 @@ class VirtualPrinter:
     def _qr_command(self, body: bytes) -> None:
         fn = body[1]
         if body[0] != 49:
-            self.unknown.append(b"\x1d(k" + body[:2])
+            self._unknown(b"\x1d(k" + body[:2])
         elif fn == 67:
             self._qr_module = body[2]
         elif fn == 69:

@@ -25,6 +25,7 @@ from .model import PrinterConfig
 
 log = logging.getLogger(__name__)
 _import_lock = threading.Lock()
+NETWORK_WRITE_TIMEOUT = 10.0  # seconds; a ticket is ~12 KB, which any live printer takes in well under 1 s
 
 
 class Transport(Protocol):
@@ -135,6 +136,11 @@ class NetworkTransport(_EscposTransport):
             out += chunk
         return out
 
+    def write(self, data: bytes) -> None:
+        # A printer that stopped reading (paper out, buffer full) must not hang the kiosk in sendall().
+        self._sock.settimeout(NETWORK_WRITE_TIMEOUT)
+        super().write(data)
+
     def drain(self) -> bytes:
         self._sock.setblocking(False)
         stale = b""
@@ -144,7 +150,7 @@ class NetworkTransport(_EscposTransport):
         except (BlockingIOError, OSError):
             pass
         finally:
-            self._sock.setblocking(True)
+            self._sock.settimeout(NETWORK_WRITE_TIMEOUT)
         return stale
 
 
@@ -156,6 +162,8 @@ class SerialTransport(_EscposTransport):
     """
 
     def write(self, data: bytes) -> None:
+        # Twice the line time plus slack: a printer holding CTS low (paper out) must not hang the kiosk.
+        self._device.device.write_timeout = len(data) * 20 / self._config.baudrate + 2.0
         super().write(data)
         try:
             self._device.device.flush()  # returns when the bytes left the UART: honest print timing

@@ -175,3 +175,37 @@ def test_two_printers_by_role(tmp_path: Path, ticket: TicketContent) -> None:
     finally:
         for p in printers.values():
             p.close()
+
+
+def test_a_printer_that_stops_reading_does_not_hang_the_kiosk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers the first status query, then never reads again (like a jammed network printer)."""
+    import socket
+    import time
+
+    from drivers.printer import transport
+    from kiosk.errors import PrinterError
+
+    monkeypatch.setattr(transport, "NETWORK_WRITE_TIMEOUT", 0.5)
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def stuck() -> None:
+        conn, _ = server.accept()
+        held.append(conn)
+        conn.recv(9)
+        conn.sendall(b"\x12\x12\x12")
+
+    thread = threading.Thread(target=stuck, daemon=True)
+    thread.start()
+    config = PrinterConfig(backend="network", port=server.getsockname()[1])
+    try:
+        with open_printer(config) as p:
+            t0 = time.perf_counter()
+            with pytest.raises(PrinterError, match="write failed"):
+                p.print_raw(b"\x1bJ\x01" * 30_000_000)
+            assert time.perf_counter() - t0 < 5
+    finally:
+        thread.join(timeout=2)
+        for conn in held:
+            conn.close()
+        server.close()
