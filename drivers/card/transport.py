@@ -189,6 +189,9 @@ class PcscTransport(CardTransport):
         rc, response = s.SCardTransmit(self._handle, self._protocol, list(apdu))  # type: ignore[attr-defined]
         if rc != SCARD_S_SUCCESS:
             raise pcsc_error("transmit", rc)
+        if not response:
+            # vpcd quirk: when the card side drops mid-APDU, SCardTransmit succeeds with 0 bytes.
+            raise CardRemovedError("transmit: the card returned nothing (left the field)")
         return bytes(response)
 
     def atr(self) -> bytes:

@@ -82,6 +82,25 @@ def inserted(pcscd: str, pki: TestPki) -> Iterator[Callable[..., VirtualCard]]:
     yield insert
     for card in cards:
         card.close()
+    wait_reader_empty(pcscd)
+
+
+def wait_reader_empty(reader: str, timeout_s: float = 3.0) -> None:
+    """Wait until pcscd noticed the card left (it polls vpcd every ~0.4 s): a card inserted sooner
+    meets a stale PC/SC state (SCardTransmit 0x80100016), which no citizen can produce."""
+    import time
+
+    from drivers.card.transport import PcscContext
+
+    ctx = PcscContext()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while ctx.card_present(reader):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pcscd still sees a card in {reader} after {timeout_s} s")
+            time.sleep(0.05)
+    finally:
+        ctx.close()
 
 
 def files_for(profile: CardProfile, pki: TestPki) -> dict[int, bytes]:

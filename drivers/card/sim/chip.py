@@ -99,9 +99,9 @@ class VirtualChip:
             apdu = CommandApdu.decode(raw)
         except CardError:
             return SW_WRONG_LENGTH.to_bytes(2, "big")
-        if apdu.extended and faults.no_extended:
-            return SW_WRONG_LENGTH.to_bytes(2, "big")
         if self._sm is None:
+            if apdu.extended and faults.no_extended:
+                return SW_WRONG_LENGTH.to_bytes(2, "big")
             return self._plain(apdu).encode()
         if apdu.cla & 0x0C != 0x0C:
             self._sm = None  # an unprotected command ends the session (ICAO 9303-11 9.8.6.1)
@@ -113,7 +113,10 @@ class VirtualChip:
         except CardError:
             self._sm = None
             return SW_SM_INCORRECT.to_bytes(2, "big")
-        response = self._protected(inner)
+        if apdu.extended and faults.no_extended:
+            response = ResponseApdu(b"", SW_WRONG_LENGTH)  # refused inside the channel: SSCs stay in step
+        else:
+            response = self._protected(inner)
         return self._sm.wrap_response(response, corrupt_mac=faults.bad_mac).encode()
 
     # -- before BAC ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 
 from drivers.card.errors import CardError
@@ -24,6 +25,9 @@ from drivers.card.sim.profile import CardProfile, build_files
 log = logging.getLogger(__name__)
 
 VPCD_PORT = 35963
+#: vpcd quirk: a connection made within ~0.3 s of the previous card leaving is accepted but never
+#: polled, so the card never appears. A citizen cannot be that fast; ``insert`` waits this long.
+REINSERT_SETTLE_S = 0.5
 _CTRL_OFF, _CTRL_ON, _CTRL_RESET, _CTRL_ATR = 0, 1, 2, 4
 
 
@@ -53,6 +57,7 @@ class VirtualCard:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._left_at = 0.0
 
     @classmethod
     def from_profile_file(cls, path: Path | str, pki_dir: Path, faults: CardFaults | None = None) -> VirtualCard:
@@ -67,6 +72,9 @@ class VirtualCard:
     def insert(self, host: str = "127.0.0.1", port: int = VPCD_PORT, timeout_s: float = 5.0) -> None:
         """Connect to vpcd (pcscd must be running) and serve APDUs in a background thread."""
         self.remove()
+        settle = self._left_at + REINSERT_SETTLE_S - time.monotonic()
+        if settle > 0:
+            time.sleep(settle)
         try:
             sock = socket.create_connection((host, port), timeout=timeout_s)
         except OSError as exc:
@@ -86,6 +94,7 @@ class VirtualCard:
         with self._lock:
             sock, self._sock = self._sock, None
         if sock is not None:
+            self._left_at = time.monotonic()
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -131,6 +140,7 @@ class VirtualCard:
             with self._lock:
                 if self._sock is sock:
                     self._sock = None
+                    self._left_at = time.monotonic()
             try:
                 sock.close()
             except OSError:

@@ -1,0 +1,168 @@
+"""The read sequence over an in-process transport: exact APDU counts, fallbacks, and every failure path
+of a misbehaving card (the same engine that answers through vpcd)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+
+from drivers.card import lds
+from drivers.card.errors import (
+    MalformedDataError,
+    NotIdCardError,
+    SecureMessagingError,
+    WrongKeyError,
+)
+from drivers.card.files import JMRTD_BLOCK
+from drivers.card.keys import AccessKey, access_keys_from_cccd_qr
+from drivers.card.reader import ReadOptions, read_identity_over
+from drivers.card.sim.chip import CardFaults, VirtualChip
+from drivers.card.sim.pki import TestPki
+from drivers.card.sim.profile import CardProfile, build_files
+from drivers.card.sod import Authenticity, load_trust_store
+from drivers.card.transport import DirectTransport
+
+Maker = Callable[..., tuple[VirtualChip, DirectTransport]]
+
+
+def _key(profile: CardProfile) -> AccessKey:
+    return AccessKey.from_mrz(profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry)
+
+
+def _sizes(profile: CardProfile, pki: TestPki) -> dict[str, int]:
+    files = build_files(profile, pki)
+    return {ef.name: len(files[ef.fid]) for ef in (lds.EF_SOD, lds.DG1, lds.DG13, lds.DG2, lds.DG15)}
+
+
+@pytest.mark.parametrize("block", [231, JMRTD_BLOCK])
+def test_identity_read_uses_the_optimal_apdu_count(direct_card: Maker, adult: CardProfile, pki: TestPki,
+                                                   block: int) -> None:
+    chip, transport = direct_card(adult)
+    record, report = read_identity_over(transport, [_key(adult)],
+                                        ReadOptions(active_auth=False, block=block, trust=load_trust_store(pki.trust_dir)))
+    sizes = _sizes(adult, pki)
+    optimal = 3 + sum(math.ceil(sizes[name] / block) for name in ("EF.SOD", "DG1", "DG13"))
+    assert report.apdu_count == chip.apdu_count == optimal
+    assert record.authenticity is Authenticity.GENUINE
+    assert (record.full_name, record.birth_date, record.expiry_date) == ("Nguyễn Văn An", date(1990, 5, 17),
+                                                                       date(2030, 5, 17))
+    assert record.photo is None and record.data_groups == (1, 13)
+
+
+def test_extended_length_reads_each_file_in_one_apdu(direct_card: Maker, adult: CardProfile) -> None:
+    chip, transport = direct_card(adult)
+    record, report = read_identity_over(transport, [_key(adult)],
+                                        ReadOptions(with_photo=True, active_auth=False, extended_block=65511))
+    assert report.apdu_count == 3 + 4  # SOD, DG1, DG13, DG2
+    assert record.photo is not None and len(record.photo) == 15000 and record.photo_mime == "image/jpeg"
+
+
+def test_extended_length_refused_falls_back_to_short(direct_card: Maker, adult: CardProfile, pki: TestPki) -> None:
+    chip, transport = direct_card(adult, CardFaults(no_extended=True))
+    record, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False, extended_block=65511))
+    sizes = _sizes(adult, pki)
+    # one refused extended READ BINARY (6700), then short blocks for everything
+    assert report.apdu_count == 3 + 1 + sum(math.ceil(sizes[n] / 231) for n in ("EF.SOD", "DG1", "DG13"))
+    assert record.id_number == "079090001234"
+
+
+def test_card_without_sfi_support_gets_one_select_per_file(direct_card: Maker, adult: CardProfile,
+                                                           pki: TestPki) -> None:
+    chip, transport = direct_card(adult, CardFaults(no_sfi=True))
+    _record, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False))
+    sizes = _sizes(adult, pki)
+    reads = sum(math.ceil(sizes[n] / 231) for n in ("EF.SOD", "DG1", "DG13"))
+    assert report.apdu_count == 3 + 1 + 3 + reads  # one refused SFI read, then a SELECT per file
+
+
+def test_active_authentication_passes(direct_card: Maker, married: CardProfile) -> None:
+    _chip, transport = direct_card(married)
+    record, _ = read_identity_over(transport, [_key(married)], ReadOptions(active_auth=True))
+    assert record.active_auth == "passed"
+    assert record.spouse_name == "Lê Hoàng Nam"
+    assert (record.father_name, record.mother_name) == ("Trần Văn Hùng", "Phạm Thu Hà")
+
+
+def test_qr_candidates_open_the_card_of_an_elderly_citizen(direct_card: Maker, elderly: CardProfile) -> None:
+    _chip, transport = direct_card(elderly)
+    record, report = read_identity_over(transport, access_keys_from_cccd_qr(elderly.qr_text), ReadOptions())
+    assert report.key_label == "qr:candidate0" and report.keys_tried == 1
+    assert record.expiry_date is None  # "Không thời hạn"
+    assert record.age_on(date(2026, 11, 23)) == 78
+
+
+def test_later_qr_candidate_is_tried_after_a_refusal(direct_card: Maker, adult: CardProfile) -> None:
+    _chip, transport = direct_card(adult)
+    keys = [AccessKey.from_mrz(adult.document_number, "900517", "250517", label="wrong"), _key(adult)]
+    record, report = read_identity_over(transport, keys, ReadOptions(active_auth=False))
+    assert (report.keys_tried, report.key_label) == (2, "mrz")
+    assert report.apdu_count == 1 + 2 + 2 + 8
+
+
+def test_wrong_key(direct_card: Maker, adult: CardProfile) -> None:
+    _chip, transport = direct_card(adult)
+    with pytest.raises(WrongKeyError) as info:
+        read_identity_over(transport, [AccessKey.from_mrz("090001234", "900518", "300517")], ReadOptions())
+    assert info.value.screen_key == "card.wrong_key"
+
+
+def test_not_an_id_card(direct_card: Maker, adult: CardProfile) -> None:
+    _chip, transport = direct_card(adult, CardFaults(not_id_card=True))
+    with pytest.raises(NotIdCardError) as info:
+        read_identity_over(transport, [_key(adult)], ReadOptions())
+    assert info.value.screen_key == "card.not_id_card"
+    assert transport.stats.apdus == 1
+
+
+def test_bad_response_mac(direct_card: Maker, adult: CardProfile) -> None:
+    _chip, transport = direct_card(adult, CardFaults(bad_mac=True))
+    with pytest.raises(SecureMessagingError, match="MAC"):
+        read_identity_over(transport, [_key(adult)], ReadOptions())
+
+
+def test_altered_dg13_is_reported_not_hidden(direct_card: Maker, adult: CardProfile, pki: TestPki) -> None:
+    _chip, transport = direct_card(adult, CardFaults(alter_dg13=True))
+    record, _ = read_identity_over(transport, [_key(adult)], ReadOptions(trust=load_trust_store(pki.trust_dir)))
+    assert record.authenticity is Authenticity.DATA_ALTERED
+    assert record.authenticity_reason == "hash of DG13 does not match EF.SOD"
+
+
+def test_truncated_file(direct_card: Maker, adult: CardProfile) -> None:
+    _chip, transport = direct_card(adult, CardFaults(truncate_dg13=True))
+    with pytest.raises(MalformedDataError, match="truncated"):
+        read_identity_over(transport, [_key(adult)], ReadOptions())
+
+
+def test_hostile_tlv_lengths_signed_into_the_sod(direct_card: Maker, adult: CardProfile) -> None:
+    _chip, transport = direct_card(adult, CardFaults(bad_tlv_dg13=True))
+    with pytest.raises(MalformedDataError) as info:
+        read_identity_over(transport, [_key(adult)], ReadOptions())
+    assert info.value.screen_key == "card.read_failed"
+
+
+def test_dg3_answers_6982_and_is_never_read_for_identity(direct_card: Maker, adult: CardProfile) -> None:
+    from drivers.card.files import FileAccessError, FileReader
+    from drivers.card.reader import open_secure_channel, select_application
+    from drivers.card.reader import ReadReport
+
+    _chip, transport = direct_card(adult)
+    select_application(transport)
+    secure = open_secure_channel(transport, [_key(adult)], ReadReport())
+    with pytest.raises(FileAccessError) as info:
+        FileReader(secure).read(lds.DG3)
+    assert info.value.sw == 0x6982
+    assert lds.parse_com(FileReader(secure).read(lds.EF_COM)).data_groups() == [1, 2, 3, 13, 15]
+
+
+def test_wipe_clears_every_personal_field(direct_card: Maker, married: CardProfile) -> None:
+    _chip, transport = direct_card(married)
+    record, _ = read_identity_over(transport, [_key(married)], ReadOptions(with_photo=True))
+    assert record.photo and record.spouse_name
+    assert "Ngọc" not in repr(record)
+    record.wipe()
+    assert record.is_wiped()
+    assert record.full_name == "" and record.photo is None and record.birth_date is None
+    assert record.authenticity is Authenticity.SIGNER_NOT_TRUSTED  # not personal: kept for the event
