@@ -1,0 +1,212 @@
+"""Commands from the center: validated, executed once through the app's control socket, answered once."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+import uuid
+
+import pytest
+from PIL import Image
+
+from edge_agent.messages import Topics
+from tests.agent.conftest import CENTER
+
+pytestmark = pytest.mark.broker
+
+T = Topics("motcua/v1", CENTER, "kiosk-a")
+
+
+def command(name: str, args: dict | None = None, request_id: str | None = None, **extra) -> tuple[str, bytes]:
+    rid = request_id or uuid.uuid4().hex
+    body = {"schema": "command/1", "request_id": rid, "command": name, "args": args or {}, **extra}
+    return rid, json.dumps(body).encode()
+
+
+@pytest.fixture
+def session(make_agent, peer_factory, fake_app):
+    peer = peer_factory(T.cmd_res, f"{T.base}/blob/#")
+    with make_agent() as agent:
+        yield agent, peer, fake_app
+
+
+def ask(peer, name, args=None, **kw) -> dict:
+    rid, payload = command(name, args, **kw)
+    peer.publish(T.cmd_req, payload)
+    return peer.wait_for(T.cmd_res, lambda d: d["request_id"] == rid)
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "app_cmd", "app_args"),
+    [
+        ("print_test_ticket", {}, "app.print_test_ticket", {}),
+        (
+            "set_notice",
+            {"text_vi": "Hôm nay nghỉ trưa 11:30–13:00", "text_en": "Lunch break"},
+            "app.notice",
+            {"text_vi": "Hôm nay nghỉ trưa 11:30–13:00", "text_en": "Lunch break"},
+        ),
+        ("set_notice", {"text_vi": ""}, "app.notice", {"text_vi": "", "text_en": ""}),
+        ("restart_app", {}, "app.restart", {}),
+        (
+            "set_service_mode",
+            {"out_of_service": True, "reason": "Máy in hỏng"},
+            "app.service_mode",
+            {"out_of_service": True, "reason": "Máy in hỏng"},
+        ),
+        (
+            "set_service_mode",
+            {"out_of_service": False},
+            "app.service_mode",
+            {"out_of_service": False, "reason": ""},
+        ),
+    ],
+)
+def test_command_round_trip(session, name, args, app_cmd, app_args):
+    _agent, peer, app = session
+    result = ask(peer, name, args)
+    assert result["status"] == "ok" and result["command"] == name and result["schema"] == "command-result/1"
+    assert app.called(app_cmd) == [app_args]
+
+
+def test_screenshot_is_sent_as_a_blob(session):
+    _agent, peer, app = session
+    Image.new("RGB", (108, 192), (200, 30, 30)).save(app.screenshot_path)
+    png = app.screenshot_path.read_bytes()
+    result = ask(peer, "screenshot")
+    assert result["status"] == "ok", result
+    info = result["result"]
+    assert info == {
+        "blob_topic": info["blob_topic"],
+        "bytes": len(png),
+        "sha256": hashlib.sha256(png).hexdigest(),
+        "content_type": "image/png",
+    }
+    assert peer.wait(lambda: bool(peer.on(info["blob_topic"])))
+    assert peer.on(info["blob_topic"])[0].payload == png
+
+
+def test_upload_logs_scrubs_id_numbers(session, data_dir):
+    _agent, peer, _app = session
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    (logs / "kiosk.log").write_text("line one\ncard read for 079203001234 ok\nold id 025123456 seen\nlast\n")
+    result = ask(peer, "upload_logs", {"max_kb": 64})
+    assert result["status"] == "ok", result
+    assert peer.wait(lambda: bool(peer.on(result["result"]["blob_topic"])))
+    text = gzip.decompress(peer.on(result["result"]["blob_topic"])[0].payload).decode()
+    assert "079203001234" not in text and "025123456" not in text
+    assert "card read for [redacted-id] ok" in text and "==> kiosk.log <==" in text
+    assert "agent.log" not in result["result"]["files"]  # this agent runs in-process: no file handler
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason_part"),
+    [
+        (
+            b'{"schema":"command/1","request_id":"r-unknown","command":"format_disk","args":{}}',
+            "unknown command",
+        ),
+        (
+            b'{"schema":"command/1","request_id":"r-args","command":"set_notice","args":{"text":"x"}}',
+            "args.text",
+        ),
+        (
+            b'{"schema":"command/1","request_id":"r-type","command":"set_service_mode","args":{"out_of_service":"yes"}}',
+            "true or false",
+        ),
+        (
+            b'{"schema":"command/1","request_id":"r-long","command":"set_notice","args":{"text_vi":"'
+            + b"x" * 301
+            + b'"}}',
+            "at most 300",
+        ),
+        (b'{"schema":"command/2","request_id":"r-schema","command":"restart_app"}', "command.schema"),
+        (
+            b'{"schema":"command/1","request_id":"r-extra","command":"restart_app","sudo":true}',
+            "command.sudo",
+        ),
+    ],
+)
+def test_bad_commands_are_rejected_and_never_executed(session, payload, reason_part):
+    _agent, peer, app = session
+    rid = json.loads(payload)["request_id"]
+    peer.publish(T.cmd_req, payload)
+    result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == rid)
+    assert result["status"] == "error" and reason_part in result["reason"], result
+    time.sleep(0.1)
+    assert [c for c, _ in app.calls if c != "app.health"] == []
+
+
+def test_garbage_is_answered_without_request_id(session):
+    _agent, peer, _app = session
+    peer.publish(T.cmd_req, b"\xff not json")
+    result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] is None)
+    assert result["status"] == "error" and "not UTF-8 JSON" in result["reason"]
+
+
+def test_a_request_id_is_executed_once_and_answered_with_the_same_result(session):
+    _agent, peer, app = session
+    rid, payload = command("print_test_ticket")
+    peer.publish(T.cmd_req, payload)
+    first = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == rid)
+    peer.publish(T.cmd_req, payload)  # the center retries (or the broker redelivers)
+    assert peer.wait(lambda: len([m for m in peer.on(T.cmd_res) if m.json()["request_id"] == rid]) == 2)
+    answers = [m.json() for m in peer.on(T.cmd_res) if m.json()["request_id"] == rid]
+    assert answers[0] == answers[1] == first
+    assert len(app.called("app.print_test_ticket")) == 1
+
+
+def test_expired_command_is_not_executed(session):
+    _agent, peer, app = session
+    result = ask(peer, "restart_app", expires_at="2020-01-01T00:00:00+00:00")
+    assert result["status"] == "error" and "expired" in result["reason"]
+    assert app.called("app.restart") == []
+
+
+def test_v5_response_topic_and_correlation_data(session):
+    _agent, peer, _app = session
+    rid, payload = command("print_test_ticket")
+    reply_to = f"{T.base}/cmd/res/console-7"
+    peer.client.subscribe(reply_to, 1)
+    time.sleep(0.2)
+    peer.publish(T.cmd_req, payload, response_topic=reply_to, correlation=b"corr-42")
+    assert peer.wait(lambda: bool(peer.on(reply_to)))
+    message = peer.on(reply_to)[0]
+    assert message.json()["request_id"] == rid and message.correlation == b"corr-42"
+
+
+def test_command_when_the_app_is_down(make_agent, peer_factory):
+    peer = peer_factory(T.cmd_res)
+    with make_agent():
+        result = ask(peer, "print_test_ticket")
+    assert result["status"] == "error" and result["reason"].startswith("app not reachable")
+
+
+def test_a_command_interrupted_by_a_crash_is_not_run_again(make_agent, peer_factory, fake_app, data_dir):
+    from edge_agent.state import AgentState
+
+    state = AgentState(data_dir / "agent-state.sqlite")
+    state.command_started("r-crashed", "restart_app")  # the previous agent died while executing it
+    state.close()
+    peer = peer_factory(T.cmd_res)
+    with make_agent():
+        _rid, payload = command("restart_app", request_id="r-crashed")
+        peer.publish(T.cmd_req, payload)
+        result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-crashed")
+    assert result["status"] == "error" and "not executed again" in result["reason"]
+    assert fake_app.called("app.restart") == []
+
+
+def test_commands_queued_while_offline_are_delivered_on_reconnect(make_agent, peer_factory, fake_app):
+    peer = peer_factory(T.cmd_res)
+    with make_agent():
+        pass  # first connection creates the persistent session (clean start off, session expiry)
+    rid, payload = command("set_notice", {"text_vi": "Tạm ngưng phục vụ"})
+    peer.publish(T.cmd_req, payload)  # the kiosk is away: the broker queues it in the session
+    with make_agent():
+        result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == rid)
+    assert result["status"] == "ok"
+    assert fake_app.called("app.notice") == [{"text_vi": "Tạm ngưng phục vụ", "text_en": ""}]
