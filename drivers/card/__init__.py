@@ -27,14 +27,17 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from drivers.card.identity import Authenticity, IdentityRecord
-    from drivers.card.keys import AccessKey, access_keys_from_cccd_qr
-    from drivers.card.pcscd import ensure_pcscd
-    from drivers.card.service import CardReaderService
-    from drivers.card.sim.chip import CardFaults
-    from drivers.card.sim.pki import TestPki
-    from drivers.card.sim.profile import CardProfile, load_profile
-    from drivers.card.sim.vicc import VirtualCard
+    from drivers.card.identity import Authenticity as Authenticity
+    from drivers.card.identity import IdentityRecord as IdentityRecord
+    from drivers.card.keys import AccessKey as AccessKey
+    from drivers.card.keys import access_keys_from_cccd_qr as access_keys_from_cccd_qr
+    from drivers.card.pcscd import ensure_pcscd as ensure_pcscd
+    from drivers.card.service import CardReaderService as CardReaderService
+    from drivers.card.sim.chip import CardFaults as CardFaults
+    from drivers.card.sim.pki import TestPki as TestPki
+    from drivers.card.sim.profile import CardProfile as CardProfile
+    from drivers.card.sim.profile import load_profile as load_profile
+    from drivers.card.sim.vicc import VirtualCard as VirtualCard
 
 
 def __getattr__(name: str) -> Any:

@@ -43,7 +43,7 @@ class CommandApdu:
                 body += b"\x00" + len(self.data).to_bytes(2, "big") + self.data
             if self.le is not None:
                 le = self.le & 0xFFFF  # 65536 encodes as 0000
-                body += (le.to_bytes(2, "big") if self.data else b"\x00" + le.to_bytes(2, "big"))
+                body += le.to_bytes(2, "big") if self.data else b"\x00" + le.to_bytes(2, "big")
         else:
             if self.data:
                 body += bytes([len(self.data)]) + self.data

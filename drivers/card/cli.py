@@ -10,6 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drivers.card.keys import AccessKey
 
 HELP = "read a chip ID card (CCCD) through PC/SC"
 
@@ -38,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     test.set_defaults(func=run_self_test)
 
 
-def _keys(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
+def _keys(args: argparse.Namespace) -> list[AccessKey]:
     from drivers.card.keys import AccessKey, access_keys_from_cccd_qr
 
     if args.cccd_qr:
@@ -50,7 +54,7 @@ def _keys(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
     return [AccessKey.from_mrz(args.doc_number, args.birth, args.expiry)]
 
 
-def _print(obj: dict) -> None:  # type: ignore[type-arg]
+def _print(obj: dict[str, Any]) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
 
@@ -59,9 +63,13 @@ def run_read(args: argparse.Namespace) -> int:
     from drivers.card.errors import CardError
     from drivers.card.service import CardReaderService
 
-    service = CardReaderService(args.reader, args.trust, args.timeout,
-                                active_auth=not args.no_active_auth,
-                                extended_block=65511 if args.extended else None)
+    service = CardReaderService(
+        args.reader,
+        args.trust,
+        args.timeout,
+        active_auth=not args.no_active_auth,
+        extended_block=65511 if args.extended else None,
+    )
     try:
         keys = _keys(args)
         record = service.read_identity(keys, with_photo=args.photo is not None)
@@ -70,7 +78,7 @@ def run_read(args: argparse.Namespace) -> int:
         return 64
     except CardError as exc:
         report = service.last_report
-        out: dict = {"error": exc.to_dict()}  # type: ignore[type-arg]
+        out: dict[str, Any] = {"error": exc.to_dict()}
         if report is not None:
             out["timings"], out["apdu_count"] = report.timings_ms, report.apdu_count
         _print(out)

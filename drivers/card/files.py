@@ -36,9 +36,11 @@ class FileAccessError(StatusWordError):
 
 
 class FileReader:
-    """Reads files over ``transport``; remembers what the card does not support for the rest of the session."""
+    """Reads files over ``transport``; remembers what the card does not support, for the session."""
 
-    def __init__(self, transport: CardTransport, block: int = SHORT_BLOCK, extended_block: int | None = None) -> None:
+    def __init__(
+        self, transport: CardTransport, block: int = SHORT_BLOCK, extended_block: int | None = None
+    ) -> None:
         self.transport = transport
         self.block = block
         self.extended_block = extended_block if transport.supports_extended else None
@@ -82,9 +84,7 @@ class FileReader:
             if sw in _NO_SFI:
                 self.use_sfi = False  # some chips lack SFI support: select by file id from now on
         if not self.use_sfi:
-            selected = self.transport.transmit(
-                CommandApdu(0x00, 0xA4, 0x02, 0x0C, ef.fid.to_bytes(2, "big"))
-            )
+            selected = self.transport.transmit(CommandApdu(0x00, 0xA4, 0x02, 0x0C, ef.fid.to_bytes(2, "big")))
             if selected.sw != 0x9000:
                 raise FileAccessError(f"SELECT {ef.name} refused", selected.sw)
             data, sw = self._read(0x00, 0x00, None)
@@ -100,7 +100,9 @@ class FileReader:
                 raise MalformedDataError(f"{ef.name}: file ends at {len(data)} of {total} bytes (truncated)")
             offset = len(data)
             if offset > MAX_OFFSET:
-                raise MalformedDataError(f"{ef.name}: {total} bytes is beyond what READ BINARY B0 can address")
+                raise MalformedDataError(
+                    f"{ef.name}: {total} bytes is beyond what READ BINARY B0 can address"
+                )
             chunk, sw = self._read(offset >> 8, offset & 0xFF, total - offset)
             if sw not in SW_DATA_OK:
                 raise FileAccessError(f"READ BINARY {ef.name} at {offset} refused", sw)

@@ -16,9 +16,26 @@ __all__ = ["PERSONAL_FIELDS", "Authenticity", "IdentityRecord"]
 
 #: every field that carries personal data (all but ``authenticity``, ``active_auth`` and ``data_groups``)
 PERSONAL_FIELDS = (
-    "id_number", "document_number", "full_name", "birth_date", "sex", "nationality", "expiry_date",
-    "issue_date", "ethnicity", "religion", "place_of_origin", "place_of_residence", "identifying_marks",
-    "father_name", "mother_name", "spouse_name", "old_id_number", "photo", "photo_mime", "extra",
+    "id_number",
+    "document_number",
+    "full_name",
+    "birth_date",
+    "sex",
+    "nationality",
+    "expiry_date",
+    "issue_date",
+    "ethnicity",
+    "religion",
+    "place_of_origin",
+    "place_of_residence",
+    "identifying_marks",
+    "father_name",
+    "mother_name",
+    "spouse_name",
+    "old_id_number",
+    "photo",
+    "photo_mime",
+    "extra",
 )
 
 
@@ -58,7 +75,10 @@ class IdentityRecord:
     data_groups: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
-        return f"IdentityRecord(authenticity={self.authenticity.value}, active_auth={self.active_auth}, <personal data hidden>)"
+        return (
+            f"IdentityRecord(authenticity={self.authenticity.value}, active_auth={self.active_auth}, "
+            "<personal data hidden>)"
+        )
 
     def age_on(self, day: date) -> int | None:
         """Age in whole years (the ticket flow's priority for the elderly); None without a birth date."""

@@ -42,7 +42,9 @@ class AccessKey:
     label: str = ""
 
     @classmethod
-    def from_mrz(cls, document_number: str, birth_yymmdd: str, expiry_yymmdd: str, label: str = "mrz") -> AccessKey:
+    def from_mrz(
+        cls, document_number: str, birth_yymmdd: str, expiry_yymmdd: str, label: str = "mrz"
+    ) -> AccessKey:
         doc = document_number.strip().upper().replace(" ", "")
         if not doc or not re.fullmatch(r"[0-9A-Z<]+", doc):
             raise ValueError("document number must be letters and digits")
@@ -53,8 +55,12 @@ class AccessKey:
         if len(doc) < 9:
             doc = doc + "<" * (9 - len(doc))
         info = (
-            doc + check_digit(doc) + birth_yymmdd + check_digit(birth_yymmdd)
-            + expiry_yymmdd + check_digit(expiry_yymmdd)
+            doc
+            + check_digit(doc)
+            + birth_yymmdd
+            + check_digit(birth_yymmdd)
+            + expiry_yymmdd
+            + check_digit(expiry_yymmdd)
         )
         return cls("mrz", info, label)
 

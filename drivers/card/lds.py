@@ -244,7 +244,9 @@ def parse_dg2(data: bytes) -> FaceImage:
 
 
 def build_dg2(jpeg: bytes, width: int, height: int) -> bytes:
-    image_info = bytes([1, 0]) + width.to_bytes(2, "big") + height.to_bytes(2, "big") + bytes([1, 2, 0, 0, 0, 0])
+    image_info = (
+        bytes([1, 0]) + width.to_bytes(2, "big") + height.to_bytes(2, "big") + bytes([1, 2, 0, 0, 0, 0])
+    )
     facial = bytes(20) + image_info + jpeg
     facial = (len(facial)).to_bytes(4, "big") + facial[4:]
     record = b"FAC\x00" + b"010\x00" + (14 + len(facial)).to_bytes(4, "big") + b"\x00\x01" + facial

@@ -56,8 +56,9 @@ def start_pcscd(timeout_s: float = 5.0) -> subprocess.Popen[bytes] | None:
         return None
     binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
     try:
-        proc = subprocess.Popen([binary, "-f"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [binary, "-f"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     except OSError as exc:
         raise DeviceUnavailableError(f"cannot start pcscd ({exc}); install the Debian package pcscd") from exc
     deadline = time.monotonic() + timeout_s
@@ -65,7 +66,9 @@ def start_pcscd(timeout_s: float = 5.0) -> subprocess.Popen[bytes] | None:
         if proc.poll() is not None:
             if _list_readers() is not None:  # another pcscd won the race
                 return None
-            raise DeviceUnavailableError(f"pcscd exited with status {proc.returncode} (needs root or the pcscd group)")
+            raise DeviceUnavailableError(
+                f"pcscd exited with status {proc.returncode} (needs root or the pcscd group)"
+            )
         if time.monotonic() > deadline:
             proc.terminate()
             raise DeviceUnavailableError(f"pcscd did not answer within {timeout_s:.0f} s")

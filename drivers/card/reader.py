@@ -22,7 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from drivers.card import lds
 from drivers.card.apdu import SW_OK, CommandApdu
 from drivers.card.bac import perform_bac
-from drivers.card.errors import CardError, CardProtocolError, MalformedDataError, NotIdCardError, WrongKeyError
+from drivers.card.errors import (
+    CardError,
+    CardProtocolError,
+    MalformedDataError,
+    NotIdCardError,
+    WrongKeyError,
+)
 from drivers.card.files import SHORT_BLOCK, FileAccessError, FileReader
 from drivers.card.identity import IdentityRecord
 from drivers.card.keys import AccessKey
@@ -71,8 +77,12 @@ def select_application(transport: CardTransport) -> None:
         raise NotIdCardError(f"no eMRTD application on this card (SELECT answered {answer.sw:04X})")
 
 
-def open_secure_channel(transport: CardTransport, keys: Sequence[AccessKey], report: ReadReport,
-                        random: Callable[[int], bytes] = os.urandom) -> SecureTransport:
+def open_secure_channel(
+    transport: CardTransport,
+    keys: Sequence[AccessKey],
+    report: ReadReport,
+    random: Callable[[int], bytes] = os.urandom,
+) -> SecureTransport:
     """Try each key in order with BAC; WrongKeyError only after all were refused."""
     if not keys:
         raise WrongKeyError("no access key given")
@@ -145,8 +155,12 @@ def _identity(dg1: bytes, dg13: bytes) -> IdentityRecord:
         dg.wipe()
 
 
-def read_identity_over(transport: CardTransport, keys: Sequence[AccessKey], options: ReadOptions,
-                       report: ReadReport | None = None) -> tuple[IdentityRecord, ReadReport]:
+def read_identity_over(
+    transport: CardTransport,
+    keys: Sequence[AccessKey],
+    options: ReadOptions,
+    report: ReadReport | None = None,
+) -> tuple[IdentityRecord, ReadReport]:
     """The whole read; the APDU count includes everything sent on ``transport``."""
     report = report or ReadReport()
     start_apdus = transport.stats.apdus

@@ -38,8 +38,15 @@ class _Call:
 class CardReaderService:
     """The kiosk's ID-card reader on PC/SC (a real reader, or vpcd with the virtual chip)."""
 
-    def __init__(self, reader_name_substring: str | None = None, trust_dir: Path | None = None,
-                 timeout_s: float = 5.0, *, active_auth: bool = True, extended_block: int | None = None) -> None:
+    def __init__(
+        self,
+        reader_name_substring: str | None = None,
+        trust_dir: Path | None = None,
+        timeout_s: float = 5.0,
+        *,
+        active_auth: bool = True,
+        extended_block: int | None = None,
+    ) -> None:
         self.reader_name_substring = reader_name_substring
         self.trust_dir = trust_dir
         self.timeout_s = timeout_s
@@ -89,8 +96,13 @@ class CardReaderService:
     def reader_present(self) -> bool:
         """True when PC/SC lists the configured reader (False also when pcscd is not running)."""
         try:
-            return bool(self._run("reader", lambda: self._with_context(
-                lambda ctx: ctx.find_reader(self.reader_name_substring)), 2.0))
+            return bool(
+                self._run(
+                    "reader",
+                    lambda: self._with_context(lambda ctx: ctx.find_reader(self.reader_name_substring)),
+                    2.0,
+                )
+            )
         except ReaderMissingError:
             return False
 
@@ -99,6 +111,7 @@ class CardReaderService:
 
     def wait_for_card(self, timeout_s: float) -> bool:
         """Block up to ``timeout_s`` for a card; ReaderMissingError if the reader is not there."""
+
         def work(ctx: PcscContext) -> bool:
             return ctx.wait_for_card(ctx.find_reader(self.reader_name_substring), timeout_s)
 
@@ -112,14 +125,20 @@ class CardReaderService:
             from drivers.card.sod import load_trust_store
 
             if not self.trust_dir.is_dir():
-                raise CardError(f"trust store {self.trust_dir} is not a folder", screen_key="card.read_failed")
+                raise CardError(
+                    f"trust store {self.trust_dir} is not a folder", screen_key="card.read_failed"
+                )
             self._trust = load_trust_store(self.trust_dir)
         return self._trust
 
     def read_identity(self, keys: Sequence[AccessKey], *, with_photo: bool = False) -> IdentityRecord:
         """Read and verify the card in the reader, trying ``keys`` in order. Blocks at most ``timeout_s``."""
-        options = ReadOptions(with_photo=with_photo, active_auth=self.active_auth,
-                              extended_block=self.extended_block, trust=self._trust_store())
+        options = ReadOptions(
+            with_photo=with_photo,
+            active_auth=self.active_auth,
+            extended_block=self.extended_block,
+            trust=self._trust_store(),
+        )
         report = ReadReport()
         started = time.perf_counter()
 
@@ -134,13 +153,19 @@ class CardReaderService:
                 transport.close()
 
         try:
-            record: IdentityRecord = self._run("read", lambda: self._with_context(work), self.timeout_s,
-                                               on_late=lambda r: r.wipe())
+            record: IdentityRecord = self._run(
+                "read", lambda: self._with_context(work), self.timeout_s, on_late=lambda r: r.wipe()
+            )
         finally:
             report.timings_ms["wall"] = round((time.perf_counter() - started) * 1000, 3)
             self.last_report = report
-        log.info("card read: %s, %d APDUs, %.0f ms, key %s", record.authenticity.value, report.apdu_count,
-                 report.timings_ms["wall"], report.key_label)
+        log.info(
+            "card read: %s, %d APDUs, %.0f ms, key %s",
+            record.authenticity.value,
+            report.apdu_count,
+            report.timings_ms["wall"],
+            report.key_label,
+        )
         return record
 
     def self_test(self) -> dict[str, Any]:
@@ -148,8 +173,15 @@ class CardReaderService:
 
         Needs no access key and reads no personal data.
         """
-        result: dict[str, Any] = {"reader": None, "reader_found": False, "card_present": False,
-                                  "card_answers": False, "is_id_card": False, "timings_ms": {}, "error": None}
+        result: dict[str, Any] = {
+            "reader": None,
+            "reader_found": False,
+            "card_present": False,
+            "card_answers": False,
+            "is_id_card": False,
+            "timings_ms": {},
+            "error": None,
+        }
         started = time.perf_counter()
 
         def work(ctx: PcscContext) -> None:

@@ -17,15 +17,24 @@ DEFAULT_PKI = Path("var/card-pki")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", required=True,
-                        help="TOML profile, or a demo name (adult, elderly, married)")
+    parser.add_argument(
+        "--profile", required=True, help="TOML profile, or a demo name (adult, elderly, married)"
+    )
     parser.add_argument("--vpcd", default="127.0.0.1:35963", help="vpcd HOST:PORT (default %(default)s)")
-    parser.add_argument("--pki", type=Path, default=DEFAULT_PKI,
-                        help="test PKI folder, created if missing; --trust for card read is PKI/trust")
+    parser.add_argument(
+        "--pki",
+        type=Path,
+        default=DEFAULT_PKI,
+        help="test PKI folder, created if missing; --trust for card read is PKI/trust",
+    )
     parser.add_argument("--start-pcscd", action="store_true", help="start pcscd first if it is not running")
     parser.add_argument("--print-keys", action="store_true", help="print MRZ key and QR text, then serve")
-    parser.add_argument("--reinsert", type=float, metavar="SECONDS",
-                        help="after the card left the field, put it back after SECONDS")
+    parser.add_argument(
+        "--reinsert",
+        type=float,
+        metavar="SECONDS",
+        help="after the card left the field, put it back after SECONDS",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--bad-mac", action="store_true", help="corrupt every response MAC")
     faults.add_argument("--alter-dg13", action="store_true", help="DG13 changed after signing")
@@ -48,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     host, _, port = args.vpcd.rpartition(":")
     faults = CardFaults(
-        bad_mac=args.bad_mac, alter_dg13=args.alter_dg13, remove_after_apdus=args.remove_after,
-        delay_s=args.delay, not_id_card=args.not_id_card, truncate_dg13=args.truncate_dg13,
-        bad_tlv_dg13=args.bad_tlv_dg13, no_sfi=args.no_sfi, no_extended=args.no_extended,
+        bad_mac=args.bad_mac,
+        alter_dg13=args.alter_dg13,
+        remove_after_apdus=args.remove_after,
+        delay_s=args.delay,
+        not_id_card=args.not_id_card,
+        truncate_dg13=args.truncate_dg13,
+        bad_tlv_dg13=args.bad_tlv_dg13,
+        no_sfi=args.no_sfi,
+        no_extended=args.no_extended,
     )
     if args.start_pcscd:
         ensure_pcscd()
@@ -58,11 +73,20 @@ def run(args: argparse.Namespace) -> int:
     pki = TestPki.load_or_create(args.pki)
     card = VirtualCard(profile, pki, faults)
     if args.print_keys:
-        print(json.dumps({
-            "doc_number": profile.document_number, "birth": profile.birth_date.strftime("%y%m%d"),
-            "expiry": profile.mrz_expiry, "cccd_qr": profile.qr_text, "can": profile.id_number[-6:],
-            "trust": str(pki.trust_dir),
-        }, ensure_ascii=False), flush=True)
+        print(
+            json.dumps(
+                {
+                    "doc_number": profile.document_number,
+                    "birth": profile.birth_date.strftime("%y%m%d"),
+                    "expiry": profile.mrz_expiry,
+                    "cccd_qr": profile.qr_text,
+                    "can": profile.id_number[-6:],
+                    "trust": str(pki.trust_dir),
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
     card.insert(host or "127.0.0.1", int(port))
     print(f"virtual card inserted at {args.vpcd}; faults: {', '.join(faults.active()) or 'none'}", flush=True)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from asn1crypto import algos, cms, core
@@ -31,7 +31,7 @@ CSCA_MASTER_LIST_OID = "2.23.136.1.1.2"
 
 
 class DataGroupHash(core.Sequence):
-    _fields = [("data_group_number", core.Integer), ("data_group_hash_value", core.OctetString)]
+    _fields = [("data_group_number", core.Integer), ("data_group_hash_value", core.OctetString)]  # noqa: RUF012 - asn1crypto spec
 
 
 class DataGroupHashes(core.SequenceOf):
@@ -39,11 +39,11 @@ class DataGroupHashes(core.SequenceOf):
 
 
 class LdsVersionInfo(core.Sequence):
-    _fields = [("lds_version", core.PrintableString), ("unicode_version", core.PrintableString)]
+    _fields = [("lds_version", core.PrintableString), ("unicode_version", core.PrintableString)]  # noqa: RUF012 - asn1crypto spec
 
 
 class LdsSecurityObject(core.Sequence):
-    _fields = [
+    _fields = [  # noqa: RUF012 - asn1crypto spec
         ("version", core.Integer),
         ("hash_algorithm", algos.DigestAlgorithm),
         ("data_group_hash_values", DataGroupHashes),
@@ -56,10 +56,10 @@ class _CertificateSet(core.SetOf):
 
 
 class CscaMasterList(core.Sequence):
-    _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]
+    _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]  # noqa: RUF012 - asn1crypto spec
 
 
-class Authenticity(str, Enum):
+class Authenticity(StrEnum):
     """What passive authentication proved; shown as is (never rounded up)."""
 
     GENUINE = "genuine"
@@ -68,11 +68,19 @@ class Authenticity(str, Enum):
     NOT_CHECKED = "not_checked"
 
 
-_HASHES = {"sha1": hashlib.sha1, "sha224": hashlib.sha224, "sha256": hashlib.sha256,
-           "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+_HASHES = {
+    "sha1": hashlib.sha1,
+    "sha224": hashlib.sha224,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
 _CRYPTO_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha1": hashes.SHA1(), "sha224": hashes.SHA224(), "sha256": hashes.SHA256(),
-    "sha384": hashes.SHA384(), "sha512": hashes.SHA512(),
+    "sha1": hashes.SHA1(),
+    "sha224": hashes.SHA224(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
 }
 
 
@@ -103,8 +111,10 @@ def parse_sod(data: bytes) -> Sod:
         raw = encap["content"].native if content is None else content.dump()
         lso = LdsSecurityObject.load(raw)
         algorithm = lso["hash_algorithm"]["algorithm"].native
-        hashes_ = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
-                   for h in lso["data_group_hash_values"]}
+        hashes_ = {
+            int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
+            for h in lso["data_group_hash_values"]
+        }
     except (ValueError, TypeError, KeyError) as exc:
         raise MalformedDataError(f"EF.SOD: cannot parse ({exc.__class__.__name__})") from exc
     if algorithm not in _HASHES:
@@ -112,8 +122,14 @@ def parse_sod(data: bytes) -> Sod:
     return Sod(algorithm, hashes_, signed)
 
 
-def _verify(public_key: object, signature: bytes, data: bytes, sig_algo: str, hash_name: str,
-            pss_params: object = None) -> None:
+def _verify(
+    public_key: object,
+    signature: bytes,
+    data: bytes,
+    sig_algo: str,
+    hash_name: str,
+    pss_params: object = None,
+) -> None:
     """Raise InvalidSignature unless ``signature`` over ``data`` verifies."""
     digest = _CRYPTO_HASHES[hash_name]
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -199,7 +215,9 @@ def passive_authentication(
     except InvalidSignature:
         return PassiveAuthResult(Authenticity.DATA_ALTERED, "EF.SOD signature does not verify")
     except (ValueError, TypeError, KeyError, IndexError) as exc:
-        return PassiveAuthResult(Authenticity.DATA_ALTERED, f"EF.SOD signer info unusable ({exc.__class__.__name__})")
+        return PassiveAuthResult(
+            Authenticity.DATA_ALTERED, f"EF.SOD signer info unusable ({exc.__class__.__name__})"
+        )
     subject = ds.subject.rfc4514_string()
     if not trust:
         return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "no CSCA trust store configured", subject)
@@ -211,4 +229,6 @@ def passive_authentication(
         except (ValueError, TypeError, InvalidSignature):
             continue
         return PassiveAuthResult(Authenticity.GENUINE, "hashes, signature and CSCA chain verified", subject)
-    return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "DS certificate not issued by a trusted CSCA", subject)
+    return PassiveAuthResult(
+        Authenticity.SIGNER_NOT_TRUSTED, "DS certificate not issued by a trusted CSCA", subject
+    )

@@ -98,9 +98,7 @@ def parse_one(data: bytes, expected_tag: int | None = None) -> Tlv:
     tag, pos = _read_tag(data, 0)
     length, pos = _read_length(data, pos)
     if pos + length != len(data):
-        raise MalformedDataError(
-            f"TLV: tag {tag:X} claims {length} bytes, {len(data) - pos} present"
-        )
+        raise MalformedDataError(f"TLV: tag {tag:X} claims {length} bytes, {len(data) - pos} present")
     if expected_tag is not None and tag != expected_tag:
         raise MalformedDataError(f"TLV: expected tag {expected_tag:X}, found {tag:X}")
     return Tlv(tag, bytes(data[pos:]))

@@ -81,10 +81,21 @@ SCARD_W_UNPOWERED_CARD = 0x80100067
 SCARD_W_RESET_CARD = 0x80100068
 SCARD_W_REMOVED_CARD = 0x80100069
 
-_REMOVED = {SCARD_E_NO_SMARTCARD, SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD, SCARD_E_NOT_TRANSACTED,
-            SCARD_W_UNPOWERED_CARD, SCARD_W_UNRESPONSIVE_CARD}
-_NO_READER = {SCARD_E_UNKNOWN_READER, SCARD_E_READER_UNAVAILABLE, SCARD_E_NO_SERVICE,
-              SCARD_E_SERVICE_STOPPED, SCARD_E_NO_READERS_AVAILABLE}
+_REMOVED = {
+    SCARD_E_NO_SMARTCARD,
+    SCARD_W_REMOVED_CARD,
+    SCARD_W_RESET_CARD,
+    SCARD_E_NOT_TRANSACTED,
+    SCARD_W_UNPOWERED_CARD,
+    SCARD_W_UNRESPONSIVE_CARD,
+}
+_NO_READER = {
+    SCARD_E_UNKNOWN_READER,
+    SCARD_E_READER_UNAVAILABLE,
+    SCARD_E_NO_SERVICE,
+    SCARD_E_SERVICE_STOPPED,
+    SCARD_E_NO_READERS_AVAILABLE,
+}
 
 
 def _u32(code: int) -> int:
@@ -117,9 +128,7 @@ class PcscContext:
         self._scard = scard
         rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if rc != SCARD_S_SUCCESS:
-            raise ReaderMissingError(
-                f"cannot reach pcscd (is it running?): PC/SC error 0x{_u32(rc):08X}"
-            )
+            raise ReaderMissingError(f"cannot reach pcscd (is it running?): PC/SC error 0x{_u32(rc):08X}")
         self._ctx = ctx
 
     def readers(self) -> list[str]:

@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _key(profile: CardProfile) -> AccessKey:
-    return AccessKey.from_mrz(profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry)
+    return AccessKey.from_mrz(
+        profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
+    )
 
 
 def _service(reader: str, pki: TestPki | None = None, timeout_s: float = 5.0) -> CardReaderService:
@@ -58,8 +60,9 @@ def _swap(service: CardReaderService, card: VirtualCard) -> None:
     wait_reader_empty(service.reader_name_substring)
 
 
-def test_read_genuine_card_through_pcscd(pcscd: str, inserted: Insert, adult: CardProfile, pki: TestPki,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_read_genuine_card_through_pcscd(
+    pcscd: str, inserted: Insert, adult: CardProfile, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     inserted(adult)
     service = _service(pcscd, pki)
@@ -68,8 +71,11 @@ def test_read_genuine_card_through_pcscd(pcscd: str, inserted: Insert, adult: Ca
     report = service.last_report
     assert report is not None
     assert record.authenticity is Authenticity.GENUINE and record.active_auth == "passed"
-    assert (record.id_number, record.full_name, record.birth_date) == ("079090001234", "Nguyễn Văn An",
-                                                                     date(1990, 5, 17))
+    assert (record.id_number, record.full_name, record.birth_date) == (
+        "079090001234",
+        "Nguyễn Văn An",
+        date(1990, 5, 17),
+    )
     assert record.place_of_residence == "Phường Bến Thành, TP. Hồ Chí Minh"
     assert report.apdu_count == 13  # 3 + SOD 5 + DG1 1 + DG13 2 + DG15 1 + INTERNAL AUTHENTICATE 1
     assert report.timings_ms["wall"] < 1000
@@ -79,8 +85,9 @@ def test_read_genuine_card_through_pcscd(pcscd: str, inserted: Insert, adult: Ca
         assert secret not in logs, f"personal data {secret!r} reached the logs"
 
 
-def test_elderly_and_married_profiles_with_photo(pcscd: str, inserted: Insert, elderly: CardProfile,
-                                                 married: CardProfile, pki: TestPki) -> None:
+def test_elderly_and_married_profiles_with_photo(
+    pcscd: str, inserted: Insert, elderly: CardProfile, married: CardProfile, pki: TestPki
+) -> None:
     service = _service(pcscd, pki)
     card = inserted(elderly)
     _wait_present(service)
@@ -131,8 +138,9 @@ def test_slow_card_never_hangs_past_the_timeout(pcscd: str, inserted: Insert, ad
     assert info.value.screen_key == "card.timeout"
 
 
-def test_not_id_card_and_bad_mac_and_altered(pcscd: str, inserted: Insert, adult: CardProfile,
-                                             pki: TestPki) -> None:
+def test_not_id_card_and_bad_mac_and_altered(
+    pcscd: str, inserted: Insert, adult: CardProfile, pki: TestPki
+) -> None:
     service = _service(pcscd, pki)
     card = inserted(adult, CardFaults(not_id_card=True))
     _wait_present(service)
@@ -175,17 +183,34 @@ def test_no_card_and_self_test(pcscd: str, inserted: Insert, adult: CardProfile)
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), "card", "read", *args], capture_output=True,
-                          text=True, env=env, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "card", "read", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
-def test_cli_card_read_json(pcscd: str, inserted: Insert, adult: CardProfile, pki: TestPki,
-                            tmp_path: Path) -> None:
+def test_cli_card_read_json(
+    pcscd: str, inserted: Insert, adult: CardProfile, pki: TestPki, tmp_path: Path
+) -> None:
     inserted(adult)
     _wait_present(_service(pcscd))
     photo = tmp_path / "face.jpg"
-    done = _cli("--reader", pcscd, "--cccd-qr", adult.qr_text, "--trust", str(pki.trust_dir),
-                "--photo", str(photo), "--show-personal-data", "--json")
+    done = _cli(
+        "--reader",
+        pcscd,
+        "--cccd-qr",
+        adult.qr_text,
+        "--trust",
+        str(pki.trust_dir),
+        "--photo",
+        str(photo),
+        "--show-personal-data",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["full_name"] == "Nguyễn Văn An" and out["birth_date"] == "1990-05-17"
@@ -193,13 +218,25 @@ def test_cli_card_read_json(pcscd: str, inserted: Insert, adult: CardProfile, pk
     assert out["apdu_count"] == 13 + 66 and "read_dg2" in out["timings"]  # DG2: ceil(15 1xx / 231) = 66
     assert photo.read_bytes()[:2] == b"\xff\xd8" and len(photo.read_bytes()) == 15000
 
-    masked = json.loads(_cli("--reader", pcscd, "--doc-number", "090001234", "--birth", "900517",
-                             "--expiry", "300517", "--json").stdout)
+    masked = json.loads(
+        _cli(
+            "--reader",
+            pcscd,
+            "--doc-number",
+            "090001234",
+            "--birth",
+            "900517",
+            "--expiry",
+            "300517",
+            "--json",
+        ).stdout
+    )
     assert masked["full_name"] == "N************" and masked["birth_date"] == "****-**-**"
     assert "079090001234" not in json.dumps(masked)
 
-    failed = _cli("--reader", pcscd, "--doc-number", "090001234", "--birth", "900517", "--expiry", "310517",
-                  "--json")
+    failed = _cli(
+        "--reader", pcscd, "--doc-number", "090001234", "--birth", "900517", "--expiry", "310517", "--json"
+    )
     assert failed.returncode != 0
     assert json.loads(failed.stdout)["error"]["screen_key"] == "card.wrong_key"
 

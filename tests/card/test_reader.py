@@ -29,7 +29,9 @@ Maker = Callable[..., tuple[VirtualChip, DirectTransport]]
 
 
 def _key(profile: CardProfile) -> AccessKey:
-    return AccessKey.from_mrz(profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry)
+    return AccessKey.from_mrz(
+        profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
+    )
 
 
 def _sizes(profile: CardProfile, pki: TestPki) -> dict[str, int]:
@@ -38,41 +40,54 @@ def _sizes(profile: CardProfile, pki: TestPki) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("block", [231, JMRTD_BLOCK])
-def test_identity_read_uses_the_optimal_apdu_count(direct_card: Maker, adult: CardProfile, pki: TestPki,
-                                                   block: int) -> None:
+def test_identity_read_uses_the_optimal_apdu_count(
+    direct_card: Maker, adult: CardProfile, pki: TestPki, block: int
+) -> None:
     chip, transport = direct_card(adult)
-    record, report = read_identity_over(transport, [_key(adult)],
-                                        ReadOptions(active_auth=False, block=block, trust=load_trust_store(pki.trust_dir)))
+    record, report = read_identity_over(
+        transport,
+        [_key(adult)],
+        ReadOptions(active_auth=False, block=block, trust=load_trust_store(pki.trust_dir)),
+    )
     sizes = _sizes(adult, pki)
     optimal = 3 + sum(math.ceil(sizes[name] / block) for name in ("EF.SOD", "DG1", "DG13"))
     assert report.apdu_count == chip.apdu_count == optimal
     assert record.authenticity is Authenticity.GENUINE
-    assert (record.full_name, record.birth_date, record.expiry_date) == ("Nguyễn Văn An", date(1990, 5, 17),
-                                                                       date(2030, 5, 17))
+    assert (record.full_name, record.birth_date, record.expiry_date) == (
+        "Nguyễn Văn An",
+        date(1990, 5, 17),
+        date(2030, 5, 17),
+    )
     assert record.photo is None and record.data_groups == (1, 13)
 
 
 def test_extended_length_reads_each_file_in_one_apdu(direct_card: Maker, adult: CardProfile) -> None:
-    chip, transport = direct_card(adult)
-    record, report = read_identity_over(transport, [_key(adult)],
-                                        ReadOptions(with_photo=True, active_auth=False, extended_block=65511))
+    _chip, transport = direct_card(adult)
+    record, report = read_identity_over(
+        transport, [_key(adult)], ReadOptions(with_photo=True, active_auth=False, extended_block=65511)
+    )
     assert report.apdu_count == 3 + 4  # SOD, DG1, DG13, DG2
     assert record.photo is not None and len(record.photo) == 15000 and record.photo_mime == "image/jpeg"
 
 
-def test_extended_length_refused_falls_back_to_short(direct_card: Maker, adult: CardProfile, pki: TestPki) -> None:
-    chip, transport = direct_card(adult, CardFaults(no_extended=True))
-    record, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False, extended_block=65511))
+def test_extended_length_refused_falls_back_to_short(
+    direct_card: Maker, adult: CardProfile, pki: TestPki
+) -> None:
+    _chip, transport = direct_card(adult, CardFaults(no_extended=True))
+    record, report = read_identity_over(
+        transport, [_key(adult)], ReadOptions(active_auth=False, extended_block=65511)
+    )
     sizes = _sizes(adult, pki)
     # one refused extended READ BINARY (6700), then short blocks for everything
     assert report.apdu_count == 3 + 1 + sum(math.ceil(sizes[n] / 231) for n in ("EF.SOD", "DG1", "DG13"))
     assert record.id_number == "079090001234"
 
 
-def test_card_without_sfi_support_gets_one_select_per_file(direct_card: Maker, adult: CardProfile,
-                                                           pki: TestPki) -> None:
-    chip, transport = direct_card(adult, CardFaults(no_sfi=True))
-    _record, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False))
+def test_card_without_sfi_support_gets_one_select_per_file(
+    direct_card: Maker, adult: CardProfile, pki: TestPki
+) -> None:
+    _chip, transport = direct_card(adult, CardFaults(no_sfi=True))
+    _, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False))
     sizes = _sizes(adult, pki)
     reads = sum(math.ceil(sizes[n] / 231) for n in ("EF.SOD", "DG1", "DG13"))
     assert report.apdu_count == 3 + 1 + 3 + reads  # one refused SFI read, then a SELECT per file
@@ -97,7 +112,7 @@ def test_qr_candidates_open_the_card_of_an_elderly_citizen(direct_card: Maker, e
 def test_later_qr_candidate_is_tried_after_a_refusal(direct_card: Maker, adult: CardProfile) -> None:
     _chip, transport = direct_card(adult)
     keys = [AccessKey.from_mrz(adult.document_number, "900517", "250517", label="wrong"), _key(adult)]
-    record, report = read_identity_over(transport, keys, ReadOptions(active_auth=False))
+    _, report = read_identity_over(transport, keys, ReadOptions(active_auth=False))
     assert (report.keys_tried, report.key_label) == (2, "mrz")
     assert report.apdu_count == 1 + 2 + 2 + 8
 
@@ -125,7 +140,9 @@ def test_bad_response_mac(direct_card: Maker, adult: CardProfile) -> None:
 
 def test_altered_dg13_is_reported_not_hidden(direct_card: Maker, adult: CardProfile, pki: TestPki) -> None:
     _chip, transport = direct_card(adult, CardFaults(alter_dg13=True))
-    record, _ = read_identity_over(transport, [_key(adult)], ReadOptions(trust=load_trust_store(pki.trust_dir)))
+    record, _ = read_identity_over(
+        transport, [_key(adult)], ReadOptions(trust=load_trust_store(pki.trust_dir))
+    )
     assert record.authenticity is Authenticity.DATA_ALTERED
     assert record.authenticity_reason == "hash of DG13 does not match EF.SOD"
 
@@ -145,8 +162,7 @@ def test_hostile_tlv_lengths_signed_into_the_sod(direct_card: Maker, adult: Card
 
 def test_dg3_answers_6982_and_is_never_read_for_identity(direct_card: Maker, adult: CardProfile) -> None:
     from drivers.card.files import FileAccessError, FileReader
-    from drivers.card.reader import open_secure_channel, select_application
-    from drivers.card.reader import ReadReport
+    from drivers.card.reader import ReadReport, open_secure_channel, select_application
 
     _chip, transport = direct_card(adult)
     select_application(transport)

@@ -1,4 +1,5 @@
-"""Secure channel properties (both sides, tampering), LDS round trips, DG13 variants, passive authentication."""
+"""Secure channel properties (both sides, tampering), LDS round trips, DG13 variants, passive
+authentication."""
 
 from __future__ import annotations
 
@@ -27,11 +28,18 @@ def _pair() -> tuple[SmSession, SmSession]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(ins=st.sampled_from([0xA4, 0xB0, 0x88, 0x84]), p1=st.integers(0, 255), p2=st.integers(0, 255),
-       data=st.binary(max_size=64), le=st.one_of(st.none(), st.integers(1, 256)),
-       answer=st.binary(max_size=231), sw=st.sampled_from([0x9000, 0x6282, 0x6A82, 0x6982]))
-def test_channel_round_trip(ins: int, p1: int, p2: int, data: bytes, le: int | None, answer: bytes,
-                            sw: int) -> None:
+@given(
+    ins=st.sampled_from([0xA4, 0xB0, 0x88, 0x84]),
+    p1=st.integers(0, 255),
+    p2=st.integers(0, 255),
+    data=st.binary(max_size=64),
+    le=st.one_of(st.none(), st.integers(1, 256)),
+    answer=st.binary(max_size=231),
+    sw=st.sampled_from([0x9000, 0x6282, 0x6A82, 0x6982]),
+)
+def test_channel_round_trip(
+    ins: int, p1: int, p2: int, data: bytes, le: int | None, answer: bytes, sw: int
+) -> None:
     reader, card = _pair()
     sent = CommandApdu(0x00, ins, p1, p2, data, le)
     wire = CommandApdu.decode(reader.wrap_command(sent).encode())
@@ -47,8 +55,11 @@ def test_channel_round_trip(ins: int, p1: int, p2: int, data: bytes, le: int | N
 def test_any_flipped_bit_in_a_protected_response_is_detected(answer: bytes, flip: int, bit: int) -> None:
     reader, card = _pair()
     reader.wrap_command(CommandApdu(0x00, 0xB0, 0, 0, le=len(answer)))
-    card.unwrap_command(CommandApdu.decode(SmSession(*KEYS).wrap_command(
-        CommandApdu(0x00, 0xB0, 0, 0, le=len(answer))).encode()))
+    card.unwrap_command(
+        CommandApdu.decode(
+            SmSession(*KEYS).wrap_command(CommandApdu(0x00, 0xB0, 0, 0, le=len(answer))).encode()
+        )
+    )
     protected = bytearray(card.wrap_response(ResponseApdu(answer, 0x9000)).data)
     protected[flip % len(protected)] ^= 1 << bit
     with pytest.raises((SecureMessagingError, MalformedDataError)):
@@ -63,7 +74,7 @@ def test_max_plain_block_sizes() -> None:
 def test_apdu_encodings() -> None:
     assert CommandApdu(0, 0xB0, 0, 0, le=256).encode() == bytes.fromhex("00B0000000")
     ext = CommandApdu(0x0C, 0xB0, 0, 0, bytes(3), le=65536, extended=True)
-    assert ext.encode() == bytes.fromhex("0CB00000" "00" "0003" "000000" "0000")
+    assert ext.encode() == bytes.fromhex("0CB000000000030000000000")
     assert CommandApdu.decode(ext.encode()) == ext
     with pytest.raises(CardProtocolError):
         CommandApdu.decode(bytes.fromhex("00A4040C07A000"))
@@ -79,15 +90,19 @@ def test_dg13_round_trip_with_spouse_and_parents(married: CardProfile) -> None:
 
 def test_dg13_flat_layout_and_unknown_fields_are_kept() -> None:
     """Some cards put the field SEQUENCEs straight after the OID, and may carry fields we do not know."""
+
     def field(n: int, *values: bytes) -> bytes:
         return tlv.encode(0x30, tlv.encode(0x02, bytes([n])) + b"".join(values))
 
-    body = (tlv.encode(0x02, b"\x01") + lds.DG13_OID
-            + field(1, tlv.encode(0x13, b"001148005678"))
-            + field(2, tlv.encode(0x0C, "Vũ Thị Hồng Nhung".encode()))
-            + field(12, tlv.encode(0x0C, "Không thời hạn".encode()))
-            + field(21, tlv.encode(0x0C, b"abc"))
-            + field(22, tlv.encode(0x04, b"\x01\x02")))
+    body = (
+        tlv.encode(0x02, b"\x01")
+        + lds.DG13_OID
+        + field(1, tlv.encode(0x13, b"001148005678"))
+        + field(2, tlv.encode(0x0C, "Vũ Thị Hồng Nhung".encode()))
+        + field(12, tlv.encode(0x0C, "Không thời hạn".encode()))
+        + field(21, tlv.encode(0x0C, b"abc"))
+        + field(22, tlv.encode(0x04, b"\x01\x02"))
+    )
     dg = lds.parse_dg13(tlv.encode(0x6D, tlv.encode(0x30, body)))
     assert dg.text(1) == "001148005678"
     assert lds.parse_vn_date(dg.text(12)) is None
@@ -126,10 +141,15 @@ def test_passive_authentication_states(adult: CardProfile, pki: TestPki, tmp_pat
     assert result.authenticity is Authenticity.SIGNER_NOT_TRUSTED
     altered = _dg_files(files) | {13: files[lds.DG13.fid][:-1] + b"X"}
     result = passive_authentication(sod, altered, trust)
-    assert (result.authenticity, result.reason) == (Authenticity.DATA_ALTERED, "hash of DG13 does not match EF.SOD")
+    assert (result.authenticity, result.reason) == (
+        Authenticity.DATA_ALTERED,
+        "hash of DG13 does not match EF.SOD",
+    )
 
 
-def test_sod_signed_by_another_signer_is_data_altered(adult: CardProfile, pki: TestPki, tmp_path: Path) -> None:
+def test_sod_signed_by_another_signer_is_data_altered(
+    adult: CardProfile, pki: TestPki, tmp_path: Path
+) -> None:
     """A SOD whose signature does not verify with the DS certificate it carries: forged."""
     files = build_files(adult, pki)
     forger = TestPki.load_or_create(tmp_path / "forger")

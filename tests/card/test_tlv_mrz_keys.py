@@ -13,11 +13,7 @@ from drivers.card.errors import BadQrError, MalformedDataError
 from drivers.card.keys import AccessKey, access_keys_from_cccd_qr, expiry_candidates
 from drivers.card.mrz import build_td1, check_digit, parse_td1
 
-TD1_EXAMPLE = (
-    "I<UTOD231458907<<<<<<<<<<<<<<<"
-    "7408122F1204159UTO<<<<<<<<<<<6"
-    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
-)
+TD1_EXAMPLE = "I<UTOD231458907<<<<<<<<<<<<<<<7408122F1204159UTO<<<<<<<<<<<6ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
 
 tags = st.sampled_from([0x02, 0x04, 0x0C, 0x13, 0x30, 0x31, 0x5F1F, 0x5F2E, 0x7F61, 0x6D, 0x77, 0x9F1F])
 
@@ -67,9 +63,18 @@ def test_td1_every_check_digit_is_verified(position: int) -> None:
 
 
 def test_build_td1_round_trip() -> None:
-    mrz = build_td1(document_code="ID", issuing_state="VNM", document_number="090001234",
-                    optional_data_1="079090001234", birth_yymmdd="900517", sex="M", expiry_yymmdd="300517",
-                    nationality="VNM", optional_data_2="", name_mrz="NGUYEN<<VAN<AN")
+    mrz = build_td1(
+        document_code="ID",
+        issuing_state="VNM",
+        document_number="090001234",
+        optional_data_1="079090001234",
+        birth_yymmdd="900517",
+        sex="M",
+        expiry_yymmdd="300517",
+        nationality="VNM",
+        optional_data_2="",
+        name_mrz="NGUYEN<<VAN<AN",
+    )
     assert mrz[:30] == "IDVNM0900012345079090001234<<<"
     td1 = parse_td1(mrz)
     assert td1.optional_data_1 == "079090001234"
@@ -103,9 +108,16 @@ def test_keys_from_cccd_qr() -> None:
     assert len(keys) == 4
 
 
-@pytest.mark.parametrize("text", ["", "hello", "07909000123|x|y|17051990|Nam|z|01062021",
-                                  "079090001234||A|32131990|Nam|z|01062021",
-                                  "079090001234||A|17051990|Nam|z|01061980"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "hello",
+        "07909000123|x|y|17051990|Nam|z|01062021",
+        "079090001234||A|32131990|Nam|z|01062021",
+        "079090001234||A|17051990|Nam|z|01061980",
+    ],
+)
 def test_bad_qr_raises_bad_qr(text: str) -> None:
     with pytest.raises(BadQrError) as info:
         access_keys_from_cccd_qr(text)

@@ -58,7 +58,7 @@ class CardFaults:
         return [name for name, value in vars(self).items() if value not in (False, None, 0.0)]
 
 
-class CardVanished(Exception):  # noqa: N818 - an event, not an error of the project
+class CardVanished(Exception):
     """Raised by the engine to tell the vpcd link to drop the connection (card removed)."""
 
 
@@ -68,8 +68,14 @@ class VirtualChip:
     #: largest plain response with extended length; real chips have buffers of 1-4 KB, vpcd passes 64 KB
     EXTENDED_BUFFER = 65536
 
-    def __init__(self, files: dict[int, bytes], access_key: AccessKey, aa_key: ec.EllipticCurvePrivateKey,
-                 faults: CardFaults | None = None, can: str | None = None) -> None:
+    def __init__(
+        self,
+        files: dict[int, bytes],
+        access_key: AccessKey,
+        aa_key: ec.EllipticCurvePrivateKey,
+        faults: CardFaults | None = None,
+        can: str | None = None,
+    ) -> None:
         self.files = dict(files)
         self.faults = faults or CardFaults()
         self._keys = BacKeys.from_access_key(access_key)
@@ -90,7 +96,11 @@ class VirtualChip:
     def process(self, raw: bytes) -> bytes:
         self.apdu_count += 1
         faults = self.faults
-        if faults.remove_after_apdus and self.apdu_count >= faults.remove_after_apdus and not self._removed_once:
+        if (
+            faults.remove_after_apdus
+            and self.apdu_count >= faults.remove_after_apdus
+            and not self._removed_once
+        ):
             self._removed_once = True
             raise CardVanished()
         if faults.delay_s:
@@ -192,8 +202,9 @@ class VirtualChip:
             if self.faults.no_sfi:
                 return ResponseApdu(b"", SW_INCORRECT_P1P2)
             sfi = apdu.p1 & 0x1F
-            fid = next((ef.fid for ef in (lds.EF_COM, lds.EF_SOD, *lds.DATA_GROUPS.values()) if ef.sfi == sfi),
-                       None)
+            fid = next(
+                (ef.fid for ef in (lds.EF_COM, lds.EF_SOD, *lds.DATA_GROUPS.values()) if ef.sfi == sfi), None
+            )
             if fid is None or fid not in self.files:
                 return ResponseApdu(b"", SW_FILE_NOT_FOUND)
             self._current = fid  # ISO 7816-4: READ BINARY with an SFI makes it the current EF
@@ -206,8 +217,9 @@ class VirtualChip:
         if fid == lds.DG3.fid:
             return ResponseApdu(b"", SW_SECURITY_NOT_SATISFIED)  # DG3 needs EAC, which we do not offer
         le = apdu.le or 256
-        limit = max_plain_block(extended=True, limit=self.EXTENDED_BUFFER) if apdu.extended \
-            else max_plain_block()
+        limit = (
+            max_plain_block(extended=True, limit=self.EXTENDED_BUFFER) if apdu.extended else max_plain_block()
+        )
         if le > limit:
             return ResponseApdu(b"", SW_WRONG_LENGTH)
         data = self._file(fid)

@@ -23,17 +23,21 @@ _DS_UNTIL = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Mot Cua Kiosk TEST PKI"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Mot Cua Kiosk TEST PKI"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     path.chmod(0o600)
 
 
@@ -79,22 +83,30 @@ class TestPki:
         csca_name = _name("CSCA TEST Viet Nam")
         csca = (
             x509.CertificateBuilder()
-            .subject_name(csca_name).issuer_name(csca_name)
+            .subject_name(csca_name)
+            .issuer_name(csca_name)
             .public_key(csca_key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(_VALID_FROM).not_valid_after(_CSCA_UNTIL)
+            .not_valid_before(_VALID_FROM)
+            .not_valid_after(_CSCA_UNTIL)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
             .sign(csca_key, hashes.SHA256())
         )
         ds_key = ec.generate_private_key(ec.SECP256R1())
         ds = (
             x509.CertificateBuilder()
-            .subject_name(_name("Document Signer TEST 01")).issuer_name(csca_name)
+            .subject_name(_name("Document Signer TEST 01"))
+            .issuer_name(csca_name)
             .public_key(ds_key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(_VALID_FROM).not_valid_after(_DS_UNTIL)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .not_valid_before(_VALID_FROM)
+            .not_valid_after(_DS_UNTIL)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+            )
             .sign(csca_key, hashes.SHA256())
         )
         aa_key = ec.generate_private_key(ec.SECP256R1())

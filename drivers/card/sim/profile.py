@@ -64,18 +64,30 @@ class CardProfile:
     def qr_text(self) -> str:
         """The QR printed on the card's front."""
         sex = self.sex
-        return "|".join([
-            self.id_number, self.old_id_number, self.full_name, self.birth_date.strftime("%d%m%Y"),
-            sex, self.place_of_residence, self.issue_date.strftime("%d%m%Y"),
-        ])
+        return "|".join(
+            [
+                self.id_number,
+                self.old_id_number,
+                self.full_name,
+                self.birth_date.strftime("%d%m%Y"),
+                sex,
+                self.place_of_residence,
+                self.issue_date.strftime("%d%m%Y"),
+            ]
+        )
 
     def mrz(self) -> str:
         ascii_name = _ascii(self.full_name).upper().split()
         return build_td1(
-            document_code="ID", issuing_state="VNM", document_number=self.document_number,
-            optional_data_1=self.id_number, birth_yymmdd=self.birth_date.strftime("%y%m%d"),
-            sex="F" if self.sex.lower().startswith("n\u1eef") else "M", expiry_yymmdd=self.mrz_expiry,
-            nationality="VNM", optional_data_2="",
+            document_code="ID",
+            issuing_state="VNM",
+            document_number=self.document_number,
+            optional_data_1=self.id_number,
+            birth_yymmdd=self.birth_date.strftime("%y%m%d"),
+            sex="F" if self.sex.lower().startswith("n\u1eef") else "M",
+            expiry_yymmdd=self.mrz_expiry,
+            nationality="VNM",
+            optional_data_2="",
             name_mrz=name_to_mrz(ascii_name[0], " ".join(ascii_name[1:])),
         )
 
@@ -170,45 +182,61 @@ def dg13_values(profile: CardProfile) -> dict[int, list[str]]:
 
 def build_sod(dg_files: dict[int, bytes], pki: TestPki) -> bytes:
     """EF.SOD: SHA-256 hashes of the data groups, CMS-signed (ECDSA) by the test document signer."""
-    lso = LdsSecurityObject({
-        "version": 0,
-        "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-        "data_group_hash_values": [
-            {"data_group_number": n, "data_group_hash_value": hashlib.sha256(d).digest()}
-            for n, d in sorted(dg_files.items())
-        ],
-    })
+    lso = LdsSecurityObject(
+        {
+            "version": 0,
+            "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "data_group_hash_values": [
+                {"data_group_number": n, "data_group_hash_value": hashlib.sha256(d).digest()}
+                for n, d in sorted(dg_files.items())
+            ],
+        }
+    )
     econtent = lso.dump()
-    signed_attrs = cms.CMSAttributes([
-        {"type": "content_type", "values": [cms.ContentType(LDS_SECURITY_OBJECT_OID)]},
-        {"type": "signing_time", "values": [cms.Time({"utc_time": datetime(2024, 1, 1, tzinfo=UTC)})]},
-        {"type": "message_digest", "values": [hashlib.sha256(econtent).digest()]},
-    ])
+    signed_attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": [cms.ContentType(LDS_SECURITY_OBJECT_OID)]},
+            {"type": "signing_time", "values": [cms.Time({"utc_time": datetime(2024, 1, 1, tzinfo=UTC)})]},
+            {"type": "message_digest", "values": [hashlib.sha256(econtent).digest()]},
+        ]
+    )
     signature = pki.ds_key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
     ds_asn1 = asn1_x509.Certificate.load(pki.ds_cert.public_bytes(serialization.Encoding.DER))
-    signer = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": ds_asn1.issuer, "serial_number": ds_asn1.serial_number})}),
-        "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-        "signed_attrs": signed_attrs,
-        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
-        "signature": signature,
-    })
-    signed = cms.SignedData({
-        "version": "v3",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-        "encap_content_info": {"content_type": LDS_SECURITY_OBJECT_OID,
-                               "content": core.ParsableOctetString(econtent)},
-        "certificates": [ds_asn1],
-        "signer_infos": [signer],
-    })
+    signer = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": ds_asn1.issuer, "serial_number": ds_asn1.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+            "signature": signature,
+        }
+    )
+    signed = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+            "encap_content_info": {
+                "content_type": LDS_SECURITY_OBJECT_OID,
+                "content": core.ParsableOctetString(econtent),
+            },
+            "certificates": [ds_asn1],
+            "signer_infos": [signer],
+        }
+    )
     info = cms.ContentInfo({"content_type": "signed_data", "content": signed})
     return tlv.encode(0x77, info.dump())
 
 
-def build_files(profile: CardProfile, pki: TestPki, *, alter_dg13: bool = False,
-                bad_tlv_dg13: bool = False) -> dict[int, bytes]:
+def build_files(
+    profile: CardProfile, pki: TestPki, *, alter_dg13: bool = False, bad_tlv_dg13: bool = False
+) -> dict[int, bytes]:
     """File id -> content of every EF on the virtual chip (EF.COM, DG1, DG2, DG3, DG13, DG15, EF.SOD).
 
     DG14 is listed by real CCCDs but needs chip authentication keys; the virtual chip does not offer it

@@ -8,6 +8,7 @@ every recv avoid the ~40 ms delayed-ACK stall per APDU (design note).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -16,11 +17,10 @@ from pathlib import Path
 
 from drivers.card.errors import CardError
 from drivers.card.keys import AccessKey
-from kiosk.errors import DeviceUnavailableError
-
 from drivers.card.sim.chip import CardFaults, CardVanished, VirtualChip
 from drivers.card.sim.pki import TestPki
 from drivers.card.sim.profile import CardProfile, build_files
+from kiosk.errors import DeviceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,12 @@ class VirtualCard:
     def __init__(self, profile: CardProfile, pki: TestPki, faults: CardFaults | None = None) -> None:
         self.profile = profile
         self.faults = faults or CardFaults()
-        self._files = build_files(profile, pki, alter_dg13=self.faults.alter_dg13,
-                                  bad_tlv_dg13=self.faults.bad_tlv_dg13)
-        self._key = AccessKey.from_mrz(profile.document_number, profile.birth_date.strftime("%y%m%d"),
-                                       profile.mrz_expiry)
+        self._files = build_files(
+            profile, pki, alter_dg13=self.faults.alter_dg13, bad_tlv_dg13=self.faults.bad_tlv_dg13
+        )
+        self._key = AccessKey.from_mrz(
+            profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
+        )
         self.chip = VirtualChip(self._files, self._key, pki.aa_key, self.faults, can=profile.id_number[-6:])
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -60,7 +62,9 @@ class VirtualCard:
         self._left_at = 0.0
 
     @classmethod
-    def from_profile_file(cls, path: Path | str, pki_dir: Path, faults: CardFaults | None = None) -> VirtualCard:
+    def from_profile_file(
+        cls, path: Path | str, pki_dir: Path, faults: CardFaults | None = None
+    ) -> VirtualCard:
         from drivers.card.sim.profile import load_profile
 
         return cls(load_profile(path), TestPki.load_or_create(pki_dir), faults)
@@ -95,10 +99,8 @@ class VirtualCard:
             sock, self._sock = self._sock, None
         if sock is not None:
             self._left_at = time.monotonic()
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -141,10 +143,8 @@ class VirtualCard:
                 if self._sock is sock:
                     self._sock = None
                     self._left_at = time.monotonic()
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def _handle(self, frame: bytes) -> bytes | None:
         if len(frame) == 1:
