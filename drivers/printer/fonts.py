@@ -1,7 +1,7 @@
 """The raster font: Roboto from Kivy's wheel (Regular and Bold, every Vietnamese letter and tone).
 
-Roboto over DejaVu Sans: both have all 134 toned vowels plus Đ/đ, but Roboto is ~15 % narrower, which
-is fewer raster bytes per line, and Kivy ships both weights so no Debian font is needed. DejaVu Sans
+Roboto over DejaVu Sans: both have every vowel with every tone plus Đ/đ, but Roboto is ~12 % narrower
+on ticket text, which is fewer raster bytes per line, and Kivy ships both weights so no Debian font is needed. DejaVu Sans
 (fonts-dejavu-core) is the fallback when Kivy is not installed.
 """
 
