@@ -1,8 +1,8 @@
 """The raster font: Roboto from Kivy's wheel (Regular and Bold, every Vietnamese letter and tone).
 
 Roboto over DejaVu Sans: both have every vowel with every tone plus Đ/đ, but Roboto is ~12 % narrower
-on ticket text, which is fewer raster bytes per line, and Kivy ships both weights so no Debian font is needed. DejaVu Sans
-(fonts-dejavu-core) is the fallback when Kivy is not installed.
+on ticket text, which is fewer raster bytes per line, and Kivy ships both weights so no Debian font is
+needed. DejaVu Sans (fonts-dejavu-core) is the fallback when Kivy is not installed.
 """
 
 from __future__ import annotations
