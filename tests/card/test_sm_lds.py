@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -155,9 +157,9 @@ def test_sod_signed_by_another_signer_is_data_altered(
     forger = TestPki.load_or_create(tmp_path / "forger")
     forged = build_sod({1: files[lds.DG1.fid], 13: files[lds.DG13.fid]}, forger)
     # keep the forger's signature, swap in the genuine DS certificate
-    genuine_cert = pki.ds_cert.public_bytes(Encoding.DER)
-    forger_cert = forger.ds_cert.public_bytes(Encoding.DER)
-    sod = parse_sod(forged.replace(forger_cert, genuine_cert))
+    info = cms.ContentInfo.load(tlv.parse_one(forged, 0x77).value)
+    info["content"]["certificates"] = [asn1_x509.Certificate.load(pki.ds_cert.public_bytes(Encoding.DER))]
+    sod = parse_sod(tlv.encode(0x77, info.dump(force=True)))
     result = passive_authentication(sod, _dg_files(files), load_trust_store(pki.trust_dir))
     assert result.authenticity is Authenticity.DATA_ALTERED
     assert result.reason == "EF.SOD signature does not verify"
