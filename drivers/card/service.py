@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.card.errors import CardError, CardRemovedError, CardTimeoutError, ReaderMissingError
+from drivers.card.files import SHORT_BLOCK
 from drivers.card.identity import IdentityRecord
 from drivers.card.keys import AccessKey
 from drivers.card.reader import ReadOptions, ReadReport, read_identity_over, select_application
@@ -46,12 +47,14 @@ class CardReaderService:
         *,
         active_auth: bool = True,
         extended_block: int | None = None,
+        block: int = SHORT_BLOCK,
     ) -> None:
         self.reader_name_substring = reader_name_substring
         self.trust_dir = trust_dir
         self.timeout_s = timeout_s
         self.active_auth = active_auth
         self.extended_block = extended_block
+        self.block = block
         self.last_report: ReadReport | None = None
         self._trust: list[Any] | None = None
 
@@ -136,6 +139,7 @@ class CardReaderService:
         options = ReadOptions(
             with_photo=with_photo,
             active_auth=self.active_auth,
+            block=self.block,
             extended_block=self.extended_block,
             trust=self._trust_store(),
         )
