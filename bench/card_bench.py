@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(rows: list[dict[str, Any]], sizes: dict[str, int]) -> None:
     print("file sizes (bytes): " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
-    header = f"{'scenario':<42} {'median ms':>9} {'p95 ms':>8} {'APDUs':>6} {'optimal':>7} {'CPU ms/read':>11} {'CPU us/APDU':>11}"
+    header = (
+        f"{'scenario':<42} {'median ms':>9} {'p95 ms':>8} {'APDUs':>6} {'optimal':>7} "
+        f"{'CPU ms/read':>11} {'CPU us/APDU':>11}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
