@@ -209,7 +209,7 @@ class Agent:
         Only live publishes count (retain flag off): the retained copy delivered on subscribe is old news.
         """
         self.link.ack(message.generation, message.mid, message.qos)
-        if message.retain:
+        if message.retain or self._stop.is_set():  # old news, or our own offline/shutdown
             return
         try:
             data = loads_object(message.payload, "status")

@@ -49,28 +49,30 @@ class PushedService:
 
 @dataclass(frozen=True)
 class PushedKiosk:
-    idle_timeout_s: float | None = field(default=None, metadata={"min": 5, "max": 600})
-    result_timeout_s: float | None = field(default=None, metadata={"min": 2, "max": 120})
-    notice_vi: str | None = None
-    notice_en: str | None = None
-    language: Literal["vi", "en"] | None = None
+    """Only validation: the overlay carries the keys as pushed, these defaults are never applied."""
+
+    idle_timeout_s: float = field(default=60.0, metadata={"min": 5, "max": 600})
+    result_timeout_s: float = field(default=12.0, metadata={"min": 2, "max": 120})
+    notice_vi: str = ""
+    notice_en: str = ""
+    language: Literal["vi", "en"] = "vi"
 
 
 @dataclass(frozen=True)
 class PushedAgent:
-    heartbeat_s: float | None = field(default=None, metadata={"min": 5, "max": 3600})
+    heartbeat_s: float = field(default=30.0, metadata={"min": 5, "max": 3600})
 
 
 @dataclass(frozen=True)
 class PushedConfig:
-    services: list[PushedService] | None = None
-    kiosk: PushedKiosk | None = None
-    agent: PushedAgent | None = None
+    """Absent keys keep the kiosk's own value. (Not ``X | None``: the validator's messages stay precise.)"""
+
+    services: list[PushedService] = field(default_factory=list)
+    kiosk: PushedKiosk = field(default_factory=PushedKiosk)
+    agent: PushedAgent = field(default_factory=PushedAgent)
 
     def __post_init__(self) -> None:
-        if self.services is not None:
-            if not self.services:
-                raise ValueError("services: at least one service is needed")
+        if self.services:
             for attr in ("code", "prefix"):
                 seen: set[str] = set()
                 for index, service in enumerate(self.services):
@@ -171,6 +173,8 @@ class ConfigManager:
         other = self.state.config(other_scope)[1]
         merged = merge(push.config, other) if scope == "center" else merge(other, push.config)
         try:
+            if "services" in push.config and not push.config["services"]:
+                raise ConfigError("config.services: at least one service is needed")
             parse_dataclass(PushedConfig, push.config, "config")
             parse_dataclass(PushedConfig, merged, "config")
             self._validate_with_app_schema(merged)

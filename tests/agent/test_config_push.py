@@ -1,0 +1,148 @@
+"""Configuration pushed by the center (retained, versioned, center-wide and per kiosk)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge_agent.messages import Topics
+from tests.agent.conftest import CENTER, wait_until
+
+pytestmark = pytest.mark.broker
+
+CENTER_TOPIC = f"motcua/v1/{CENTER}/_center/config/set"
+
+
+def push(peer, topic: str, version: int, config: dict) -> None:
+    peer.publish(topic, json.dumps({"schema": "config/1", "version": version, "config": config}), retain=True)
+
+
+@pytest.fixture
+def kiosk(request, peer_factory):
+    """A kiosk id of its own per test: retained config must not leak into other tests."""
+    kiosk_id = f"kiosk-cfg-{request.node.name.split('[')[0][-20:].replace('_', '-')}".lower()
+    topics = Topics("motcua/v1", CENTER, kiosk_id)
+    peer = peer_factory(topics.config_state)
+    yield kiosk_id, topics, peer
+    peer.publish(topics.config_set, b"", retain=True)  # clear retained messages
+    peer.publish(topics.config_state, b"", retain=True)
+
+
+SERVICES = [
+    {"code": "HOTICH", "prefix": "A", "name_vi": "Hộ tịch", "name_en": "Civil status"},
+    {"code": "DATDAI", "prefix": "B", "name_vi": "Đất đai", "name_en": "Land", "counters": ["3", "4"]},
+]
+
+
+def test_push_is_validated_applied_without_restart_and_reported(kiosk, make_agent, fake_app, data_dir):
+    kiosk_id, topics, peer = kiosk
+    with make_agent(kiosk_id) as agent:
+        push(
+            peer,
+            topics.config_set,
+            1,
+            {"kiosk": {"idle_timeout_s": 90, "notice_vi": "Nghỉ trưa 11:30"}, "agent": {"heartbeat_s": 7}},
+        )
+        state = peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+        assert state["last_refused"] is None and state["app_pending"] is False
+        assert agent.heartbeat_s == 7.0
+    overlay = json.loads((data_dir / "pushed-config.json").read_text())
+    assert overlay == {"kiosk": {"idle_timeout_s": 90, "notice_vi": "Nghỉ trưa 11:30"}, "version": 1}
+    assert fake_app.called("app.reload_config") == [{"overlay_path": str(data_dir / "pushed-config.json")}]
+
+
+@pytest.mark.parametrize(
+    ("config", "reason_part"),
+    [
+        ({"kiosk": {"id": "kiosk-evil"}}, "config.kiosk.id: unknown key"),
+        ({"agent": {"broker_host": "evil.example"}}, "config.agent.broker_host: unknown key"),
+        ({"kiosk": {"idle_timeout_s": 1}}, "idle_timeout_s: expected a number between 5 and 600"),
+        (
+            {"services": [SERVICES[0], {**SERVICES[1], "prefix": "A"}]},
+            "services[1].prefix: 'A' is used twice",
+        ),
+        ({"services": [{"code": "x", "prefix": "A", "name_vi": "a", "name_en": "a"}]}, "services[0].code"),
+    ],
+)
+def test_invalid_push_is_refused_and_the_old_one_stays(
+    kiosk, make_agent, fake_app, data_dir, config, reason_part
+):
+    kiosk_id, topics, peer = kiosk
+    with make_agent(kiosk_id):
+        push(peer, topics.config_set, 1, {"kiosk": {"notice_vi": "cũ"}})
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+        before = (data_dir / "pushed-config.json").read_bytes()
+        push(peer, topics.config_set, 2, config)
+        state = peer.wait_for(topics.config_state, lambda d: d["last_refused"] is not None)
+    assert state["versions"]["kiosk"] == 1
+    assert state["last_refused"]["version"] == 2 and state["last_refused"]["scope"] == "kiosk"
+    assert reason_part in state["last_refused"]["reason"], state
+    assert (data_dir / "pushed-config.json").read_bytes() == before
+    assert len(fake_app.called("app.reload_config")) == 1
+
+
+def test_older_version_is_refused(kiosk, make_agent, fake_app):
+    kiosk_id, topics, peer = kiosk
+    with make_agent(kiosk_id):
+        push(peer, topics.config_set, 5, {"kiosk": {"language": "en"}})
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 5)
+        push(peer, topics.config_set, 4, {"kiosk": {"language": "vi"}})
+        state = peer.wait_for(topics.config_state, lambda d: d["last_refused"] is not None)
+    assert "older than applied 5" in state["last_refused"]["reason"]
+
+
+def test_center_and_kiosk_scopes_merge_and_retained_push_applies_at_connect(
+    kiosk, make_agent, fake_app, data_dir
+):
+    kiosk_id, topics, peer = kiosk
+    center = peer_factory_publish = peer  # the fleet peer publishes both scopes
+    push(center, CENTER_TOPIC, 3, {"services": SERVICES, "kiosk": {"idle_timeout_s": 60, "language": "vi"}})
+    push(peer_factory_publish, topics.config_set, 2, {"kiosk": {"idle_timeout_s": 120}})
+    try:
+        with make_agent(kiosk_id):  # both are retained: delivered when the agent subscribes
+            peer.wait_for(topics.config_state, lambda d: d["versions"] == {"center": 3, "kiosk": 2})
+        overlay = json.loads((data_dir / "pushed-config.json").read_text())
+        assert overlay == {
+            "services": SERVICES,
+            "kiosk": {"idle_timeout_s": 120, "language": "vi"},
+            "version": 3,
+        }
+    finally:
+        peer.publish(CENTER_TOPIC, b"", retain=True)
+
+
+def test_app_refusing_the_push_restores_the_previous_file(kiosk, make_agent, fake_app, data_dir):
+    kiosk_id, topics, peer = kiosk
+    with make_agent(kiosk_id):
+        push(peer, topics.config_set, 1, {"kiosk": {"notice_vi": "một"}})
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+        before = (data_dir / "pushed-config.json").read_bytes()
+        fake_app.refuse_reload = "services: at least one [[services]] entry is needed"
+        push(peer, topics.config_set, 2, {"kiosk": {"notice_vi": "hai"}})
+        state = peer.wait_for(topics.config_state, lambda d: d["last_refused"] is not None)
+    assert state["versions"]["kiosk"] == 1
+    assert "the app refused it" in state["last_refused"]["reason"]
+    assert (data_dir / "pushed-config.json").read_bytes() == before
+
+
+def test_push_while_the_app_is_down_waits_in_the_overlay(kiosk, make_agent, data_dir):
+    kiosk_id, topics, peer = kiosk
+    with make_agent(kiosk_id):
+        push(peer, topics.config_set, 1, {"kiosk": {"result_timeout_s": 20}})
+        state = peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+    assert state["app_pending"] is True
+    assert wait_until(lambda: (data_dir / "pushed-config.json").exists())
+    assert json.loads((data_dir / "pushed-config.json").read_text())["kiosk"] == {"result_timeout_s": 20}
+
+
+def test_pushable_schema_matches_the_apps_config_module():
+    """The agent's copy of the pushable schema must accept exactly what kiosk.config.apply_overlay does."""
+    config_module = pytest.importorskip("kiosk.config", reason="kiosk.config not importable yet")
+    from dataclasses import fields
+
+    from edge_agent.remote_config import PushedKiosk, PushedService
+
+    assert {f.name for f in fields(PushedKiosk)} == set(config_module.PUSHABLE_KIOSK_KEYS)
+    service = {f.name: f.metadata for f in fields(config_module.ServiceArea)}
+    assert {f.name: f.metadata for f in fields(PushedService)} == service
