@@ -249,3 +249,53 @@ def test_identity_record_wipe_after_session(pcscd: str, inserted: Insert, marrie
     record.wipe()
     assert record.is_wiped()
     assert "Ngọc" not in json.dumps(record.to_json(show_personal_data=True), ensure_ascii=False)
+
+
+def test_sim_card_cli_serves_a_card_to_card_read(pcscd: str, tmp_path: Path) -> None:
+    """``main.py sim card`` in its own process, read by ``main.py card read`` with --trust from its PKI."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "sim",
+            "card",
+            "--profile",
+            "elderly",
+            "--print-keys",
+            "--vpcd",
+            f"127.0.0.1:{VPCD_PORT}",
+            "--pki",
+            str(tmp_path / "pki"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert sim.stdout is not None
+        keys = json.loads(sim.stdout.readline())
+        assert "inserted" in sim.stdout.readline()
+        assert keys["doc_number"] == "148005678" and keys["expiry"] == "991231"
+        _wait_present(_service(pcscd))
+        done = _cli(
+            "--reader",
+            pcscd,
+            "--doc-number",
+            keys["doc_number"],
+            "--birth",
+            keys["birth"],
+            "--expiry",
+            keys["expiry"],
+            "--trust",
+            keys["trust"],
+            "--json",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = json.loads(done.stdout)
+        assert out["authenticity"] == "genuine" and out["expiry_date"] is None
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        wait_reader_empty(pcscd)
