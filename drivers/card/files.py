@@ -53,6 +53,7 @@ class FileReader:
 
     def _read(self, p1: int, p2: int, remaining: int | None) -> tuple[bytes, int]:
         """One READ BINARY with fallbacks; returns (data, sw)."""
+        exact_le_tried = False
         while True:
             le, extended = self._le(remaining)
             answer = self.transport.transmit(CommandApdu(0x00, 0xB0, p1, p2, le=le, extended=extended))
@@ -69,9 +70,9 @@ class FileReader:
                 if self.block > 0x20:
                     self.block //= 2
                     continue
-            if sw & 0xFF00 == 0x6C00 and sw & 0xFF:
-                remaining = sw & 0xFF  # the card says how many bytes it has
-                self.block = min(self.block, remaining)
+            if sw & 0xFF00 == 0x6C00 and sw & 0xFF and not exact_le_tried:
+                remaining = sw & 0xFF  # the card names the Le it wants, for this read only
+                exact_le_tried = True
                 continue
             return answer.data, sw
 

@@ -87,10 +87,8 @@ class CardReaderService:
         return call.value
 
     def _with_context(self, fn: Any) -> Any:
-        try:
-            ctx = PcscContext()
-        except CardError:
-            raise
+        """Run ``fn`` with a fresh PC/SC context: each worker thread owns its own (pyscard issue #127)."""
+        ctx = PcscContext()
         try:
             return fn(ctx)
         finally:

@@ -9,21 +9,21 @@ from datetime import date
 
 import pytest
 
-from drivers.card import lds
+from drivers.card import lds, tlv
 from drivers.card.errors import (
     MalformedDataError,
     NotIdCardError,
     SecureMessagingError,
     WrongKeyError,
 )
-from drivers.card.files import JMRTD_BLOCK
+from drivers.card.files import JMRTD_BLOCK, FileAccessError, FileReader
 from drivers.card.keys import AccessKey, access_keys_from_cccd_qr
 from drivers.card.reader import ReadOptions, read_identity_over
 from drivers.card.sim.chip import CardFaults, VirtualChip
 from drivers.card.sim.pki import TestPki
 from drivers.card.sim.profile import CardProfile, build_files
 from drivers.card.sod import Authenticity, load_trust_store
-from drivers.card.transport import DirectTransport
+from drivers.card.transport import CardTransport, DirectTransport
 
 Maker = Callable[..., tuple[VirtualChip, DirectTransport]]
 
@@ -161,7 +161,6 @@ def test_hostile_tlv_lengths_signed_into_the_sod(direct_card: Maker, adult: Card
 
 
 def test_dg3_answers_6982_and_is_never_read_for_identity(direct_card: Maker, adult: CardProfile) -> None:
-    from drivers.card.files import FileAccessError, FileReader
     from drivers.card.reader import ReadReport, open_secure_channel, select_application
 
     _chip, transport = direct_card(adult)
@@ -182,3 +181,49 @@ def test_wipe_clears_every_personal_field(direct_card: Maker, married: CardProfi
     assert record.is_wiped()
     assert record.full_name == "" and record.photo is None and record.birth_date is None
     assert record.authenticity is Authenticity.SIGNER_NOT_TRUSTED  # not personal: kept for the event
+
+
+class _ScriptedCard(CardTransport):
+    """A real transport answering from a script: (expected APDU hex, answer hex) pairs."""
+
+    def __init__(self, script: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.script = list(script)
+
+    def _raw(self, apdu: bytes) -> bytes:
+        expected, answer = self.script.pop(0)
+        assert apdu.hex().upper() == expected
+        return bytes.fromhex(answer)
+
+
+def test_file_reader_follows_6cxx_for_one_read_only() -> None:
+    dg1 = lds.build_dg1(
+        "I<UTOD231458907<<<<<<<<<<<<<<<7408122F1204159UTO<<<<<<<<<<<6ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+    )
+    card = _ScriptedCard(
+        [
+            ("00B08100E7", "6C5F"),  # the card wants Le = 0x5F = 95 (the file's size)
+            ("00B081005F", dg1.hex() + "9000"),
+            ("00B08D00E7", "6A82"),  # the next file: full block again, and DG13 is missing
+        ]
+    )
+    reader = FileReader(card)
+    assert reader.read(lds.DG1) == dg1
+    with pytest.raises(FileAccessError) as info:
+        reader.read(lds.DG13)
+    assert info.value.sw == 0x6A82 and not card.script
+
+
+def test_file_reader_shrinks_block_on_6700_and_reads_on_by_offset() -> None:
+    body = bytes(range(256)) * 2
+    data = tlv.encode(0x6D, body)  # 516 bytes
+    card = _ScriptedCard(
+        [
+            ("00B08D00E7", "6700"),
+            ("00B08D00DF", data[:223].hex() + "9000"),
+            ("00B000DFDF", data[223:446].hex() + "9000"),
+            ("00B001BE46", data[446:].hex() + "9000"),
+        ]
+    )
+    assert FileReader(card).read(lds.DG13) == data
+    assert card.stats.apdus == 4
