@@ -75,20 +75,28 @@ def qr(data: bytes, module_dots: int, ecc: str = "M") -> bytes:
 
 
 def raster_bands(
-    rows: list[bytes], *, scale: int = 1, units_per_dot: int = 1, centering: bool = True
+    rows: list[bytes],
+    *,
+    scale: int = 1,
+    units_per_dot: int = 1,
+    centering: bool = True,
+    head_bytes: int | None = None,
 ) -> Iterator[bytes]:
     """Encode packed 1-bit rows (MSB = leftmost dot, full head width) as raster bands and feeds.
 
     Blank rows become ESC J feeds. Each band of inked rows is cut to its ink: to the last inked byte on
     the right (GS v 0 starts at the left edge), or, when ``centering`` and cheaper, to a window symmetric
     about the centre printed with ESC a 1 (HPRT and Epson manuals: "ESC a is effective to raster bit
-    image"), which places it exactly where it was since the window is centred on the head.
+    image"), which places it exactly where it was since the window is centred on the head (rows must
+    span the head: ``len(row) * scale == head_bytes``).
     Ends with ESC a 0 when it changed the alignment.
     """
     i = 0
     n = len(rows)
     centred = False
     stride = len(rows[0]) if rows else 0
+    if head_bytes is not None and stride * scale != head_bytes:
+        centering = False  # a window is only exact when the picture spans the whole head
     while i < n:
         if not any(rows[i]):
             j = i

@@ -36,6 +36,7 @@ def raster_program(blocks: Sequence[Block], config: PrinterConfig) -> bytes:
                 scale=block.scale,
                 units_per_dot=config.feed_units_per_dot,
                 centering=config.raster_centering,
+                head_bytes=config.width_dots // 8,
             ):
                 out += chunk
         elif isinstance(block, QrBlock):

@@ -184,7 +184,7 @@ class PrinterStatus:
 
 @dataclass(frozen=True)
 class PrintReport:
-    """What one print cost: bytes on the wire and wall time from first status query to last."""
+    """What one print cost: bytes on the wire and wall time of the call (render, status checks, send)."""
 
     bytes_sent: int
     seconds: float

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import PrinterError
+from kiosk.errors import DeviceError, PrinterError
 
 from . import commands as cmd
 from .errors import failure
@@ -48,15 +48,34 @@ class TicketPrinter:
     def status(self) -> PrinterStatus:
         """DLE EOT 1, 2, 4 in one write; silence within ``status_timeout`` means offline."""
         with self._lock:
-            stale = self._transport.drain()
-            if stale:
-                # Some Epson models answer real-time commands found inside raster data (bytes 10 04 n).
-                log.debug("%s: dropped %d stale status bytes", self.config.role, len(stale))
-            self._transport.write(cmd.STATUS_QUERY)
-            answer = self._transport.read(3, self.config.status_timeout)
+            try:
+                answer = self._query()
+            except DeviceError as exc:
+                # The wire broke (printer power-cycled, network printer rebooted): connect once more.
+                log.info("%s printer: %s; reconnecting", self.config.role, exc.message)
+                try:
+                    self._transport.reopen()
+                    answer = self._query()
+                except DeviceError as again:
+                    log.warning("%s printer unreachable: %s", self.config.role, again.message)
+                    answer = b""
             status = cmd.parse_status(answer)
             self._note(status)
             return status
+
+    def _query(self) -> bytes:
+        stale = self._transport.drain()
+        if stale:
+            # Some Epson models answer real-time commands found inside raster data (bytes 10 04 n).
+            log.debug("%s: dropped %d stale status bytes", self.config.role, len(stale))
+        self._transport.write(cmd.STATUS_QUERY)
+        return self._transport.read(3, self.config.status_timeout)
+
+    def device_events(
+        self, old: PrinterStatus | None, new: PrinterStatus
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """:func:`device_events` with this printer's role and ``near_end_alarm`` setting."""
+        return device_events(self.config.role, old, new, near_end_alarm=self.config.near_end_alarm)
 
     def _note(self, status: PrinterStatus) -> None:
         old, self.last_status = self.last_status, status

@@ -453,5 +453,8 @@ class SimulatorTransport:
             self._answers.clear()
             return stale
 
+    def reopen(self) -> None:
+        """Nothing to reconnect: the in-process wire cannot break."""
+
     def close(self) -> None:
         """Nothing to release: the virtual printer outlives its wires."""

@@ -37,6 +37,8 @@ class Transport(Protocol):
 
     def drain(self) -> bytes: ...
 
+    def reopen(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -101,6 +103,14 @@ class _EscposTransport:
         except Exception as exc:  # pyserial, pyusb and socket errors have no common base
             raise PrinterError(f"{self._config.describe()}: write failed: {exc}") from exc
 
+    def reopen(self) -> None:
+        """Connect again after the printer went away (power cycle, cable, network)."""
+        self.close()
+        try:
+            self._device.open()
+        except Exception as exc:
+            raise DeviceUnavailableError(f"cannot reopen {self._config.describe()}: {exc}") from exc
+
     def close(self) -> None:
         try:
             self._device.close()
@@ -114,7 +124,8 @@ class NetworkTransport(_EscposTransport):
     @property
     def _sock(self) -> socket.socket:
         sock = self._device.device
-        assert isinstance(sock, socket.socket)
+        if not isinstance(sock, socket.socket):  # escpos sets None after a failed open
+            raise PrinterError(f"{self._config.describe()}: not connected")
         return sock
 
     def read(self, count: int, timeout: float) -> bytes:
@@ -132,7 +143,7 @@ class NetworkTransport(_EscposTransport):
             except OSError as exc:
                 raise PrinterError(f"{self._config.describe()}: read failed: {exc}") from exc
             if not chunk:
-                break
+                raise PrinterError(f"{self._config.describe()}: connection closed by the printer")
             out += chunk
         return out
 

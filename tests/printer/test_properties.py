@@ -38,7 +38,17 @@ def printed_rows(program: bytes, chunks: list[int]) -> list[bytes]:
     return [bytes(v ^ 0xFF for v in raw[i : i + STRIDE]) for i in range(0, len(raw), STRIDE)]
 
 
-@settings(max_examples=150, deadline=None)
+def upscale(rows: list[bytes], scale: int) -> list[bytes]:
+    """What the head prints for ``rows`` under GS v 0 m=3: every dot 2x2."""
+    width = len(rows[0]) * 8
+    img = Image.frombytes("1", (width, len(rows)), b"".join(bytes(v ^ 0xFF for v in r) for r in rows))
+    img = img.resize((width * scale, len(rows) * scale), Image.Resampling.NEAREST)
+    raw = img.tobytes()
+    stride = width * scale // 8
+    return [bytes(v ^ 0xFF for v in raw[i : i + stride]) for i in range(0, len(raw), stride)]
+
+
+@settings(max_examples=200, deadline=None)
 @given(
     rows=st.lists(row, min_size=1, max_size=300),
     centering=st.booleans(),
@@ -48,14 +58,13 @@ def printed_rows(program: bytes, chunks: list[int]) -> list[bytes]:
 def test_bands_round_trip_through_the_virtual_printer(
     rows: list[bytes], centering: bool, scale: int, chunks: list[int]
 ) -> None:
-    if scale == 2:  # quadruple mode: the picture is half the head wide
-        rows = [r[: STRIDE // 2] + bytes(STRIDE // 2) for r in rows]
-    program = b"\x1b@" + b"".join(cmd.raster_bands(rows, scale=scale, centering=centering))
+    rows = [r[: STRIDE // scale] for r in rows]  # a scale-2 picture is half the head wide
+    bands = cmd.raster_bands(rows, scale=scale, centering=centering, head_bytes=STRIDE)
+    program = b"\x1b@" + b"".join(bands)
     program += b"\x1bJ\x01" + cmd.FULL_CUT_AFTER_FEED  # one fed row so an all-blank picture still cuts
-    got = printed_rows(program, chunks)
-    if scale == 2:
-        img = Image.frombytes("1", (WIDTH, len(rows)), b"".join(bytes(v ^ 0xFF for v in r) for r in rows))
-        img = img.crop((0, 0, WIDTH // 2, len(rows))).resize((WIDTH, 2 * len(rows)), Image.Resampling.NEAREST)
-        raw = img.tobytes()
-        rows = [bytes(v ^ 0xFF for v in raw[i : i + STRIDE]) for i in range(0, len(raw), STRIDE)]
-    assert got == [*rows, bytes(STRIDE)]
+    assert printed_rows(program, chunks) == [*upscale(rows, scale), bytes(STRIDE)]
+
+
+def test_centring_is_refused_when_the_picture_does_not_span_the_head() -> None:
+    narrow = [bytes(3) + b"\x18\x18" + bytes(3)]  # 8 bytes wide on a 16-byte head
+    assert b"".join(cmd.raster_bands(narrow, head_bytes=16)) == b"\x1dv0\x00\x05\x00\x01\x00" + narrow[0][:5]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from drivers.printer import PrinterConfig, TicketContent, VirtualPrinter, open_printer
+from drivers.printer import PrinterConfig, PrinterOfflineError, TicketContent, VirtualPrinter, open_printer
 from drivers.printer.layout import RasterLayout, preview, ticket_elements
 from drivers.printer.transport import escpos_printer
 from kiosk.errors import DeviceUnavailableError
@@ -209,3 +209,24 @@ def test_a_printer_that_stops_reading_does_not_hang_the_kiosk(monkeypatch: pytes
         for conn in held:
             conn.close()
         server.close()
+
+
+def test_network_printer_power_cycle_reconnects(tmp_path: Path, ticket: TicketContent) -> None:
+    first = VirtualPrinter(tmp_path / "a")
+    _, port = first.serve_tcp("127.0.0.1", 0)
+    config = PrinterConfig(backend="network", port=port, status_timeout=0.3)
+    with open_printer(config) as p:
+        assert p.status().problem is None
+        first.close()  # switched off
+        assert p.status().problem == "offline"
+        with pytest.raises(PrinterOfflineError):
+            p.print_ticket(ticket)
+        second = VirtualPrinter(tmp_path / "b")
+        second.serve_tcp("127.0.0.1", port)  # switched on again
+        try:
+            assert p.status().problem is None
+            p.print_ticket(ticket)
+            assert second.last_png is not None
+        finally:
+            second.close()
+    assert first.printed == []
