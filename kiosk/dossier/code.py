@@ -158,6 +158,17 @@ def parse_dossier_code(text: str) -> DossierCode:
     elif code is None and ("\n" in text or ":" in text):
         code = _unique(_label_candidates(text))
     if code is None:
-        # The first characters only: a scan is not personal data, but it could be long or binary.
-        raise InvalidDossierCode(f"not a dossier code: {text[:40]!r}")
+        # Never the text itself: a citizen may hold up the QR of their ID card (number, name, address).
+        raise InvalidDossierCode(f"not a dossier code ({_shape(text)} of {len(text)} characters)")
     return code
+
+
+def _shape(text: str) -> str:
+    """What kind of scan it was, for logs, without any of its content."""
+    if text[0] in "{[":
+        return "JSON-like text"
+    if re.match(r"(?i)^[a-z][a-z0-9+.-]*:", text):
+        return "URL-like text"
+    if text.count("|") >= 3:
+        return "|-separated text"
+    return "text"

@@ -99,6 +99,14 @@ def test_hostile_and_foreign_inputs_are_not_a_dossier(text: str) -> None:
     assert info.value.screen_key == "lookup.not_a_dossier"
 
 
+def test_refusal_message_never_repeats_the_scan() -> None:
+    """A CCCD's QR held to the camera must not put the ID number or name into a log line."""
+    cccd = "079123456789|123456789|Nguyễn Văn An|01011990|Nam|Phường Bến Thành, TP. Hồ Chí Minh|01012021"
+    with pytest.raises(InvalidDossierCode) as info:
+        parse_dossier_code(cccd)
+    assert info.value.message == f"not a dossier code (|-separated text of {len(cccd)} characters)"
+
+
 def test_non_text_is_refused() -> None:
     with pytest.raises(InvalidDossierCode):
         parse_dossier_code(b"000.00.10.H12-210901-0001")  # type: ignore[arg-type]
