@@ -21,6 +21,20 @@ def vietnamese_letters() -> list[str]:
     return [*lower, *(c.upper() for c in lower), "đ", "Đ"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """python-escpos' capabilities pickle goes to a session temp dir, not the developer's ~/.cache."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def ticket() -> TicketContent:
     return TicketContent(
