@@ -150,7 +150,9 @@ class SimulatedCamera(CameraScanner):
             if self._plugged:
                 with self._scene_lock:
                     scene, found = self._scene, self._scene_found
-                    if scene is not None and self.now() > self._scene_until:
+                    # Expire a scene only once it was decoded: every shown image is at least one frame,
+                    # even when this worker was starved of CPU while the image was "held".
+                    if found is not None and self.now() > self._scene_until:
                         scene = self._scene = self._scene_found = None
                 if scene is not None:
                     seen_at = self.now()

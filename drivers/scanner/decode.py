@@ -65,12 +65,16 @@ class ZxingDecoder:
         except ImportError as exc:  # the venv lacks zxing-cpp: a setup error, say so
             raise ScannerError(f"decoder 'zxing' needs the zxing-cpp package: {exc}") from exc
         self._zx = zxingcpp
-        self._formats = zxingcpp.barcode_formats_from_str("QRCode,Code128,Code39")
+        # Kept as text: a BarcodeFormats object alive at interpreter exit makes nanobind print leak
+        # warnings; converting per frame costs microseconds.
+        self._formats = "QRCode,Code128,Code39"
 
     def decode(self, frame: Frame) -> list[Decoded]:
         grey = frame if frame.mode == "L" else frame.convert("L")
         results = []
-        for barcode in self._zx.read_barcodes(grey, formats=self._formats, try_rotate=True):
+        for barcode in self._zx.read_barcodes(
+            grey, formats=self._zx.barcode_formats_from_str(self._formats), try_rotate=True
+        ):
             raw = bytes(barcode.bytes)
             if barcode.symbology_identifier == "]Q2":
                 text = unicodedata.normalize("NFC", barcode.text)  # ECI: the symbol names its charset
