@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.dossier import (
     DossierNotFound,
@@ -193,3 +196,47 @@ def test_config_errors_name_the_key() -> None:
         parse_dataclass(LookupConfig, {"backend": "http"})
     with pytest.raises(ConfigError, match="timeout_s"):
         parse_dataclass(LookupConfig, {"timeout_s": 0})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=20,
+)
+#: Bodies that look like a status with some fields replaced by arbitrary JSON.
+mutated_status = st.dictionaries(st.sampled_from(sorted(STATUS)), json_values, max_size=4).map(
+    lambda changes: {**STATUS, **changes}
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.one_of(json_values, mutated_status), status=st.sampled_from([200, 200, 200, 404, 500]))
+def test_any_answer_is_a_status_or_one_of_the_two_honest_errors(body: object, status: int) -> None:
+    server = _shared_server()
+    server.on(CODE.text, Reply(status=status, body=json.dumps(body)))
+    adapter = HttpDossierBackend(server.base_url, timeout_s=1, retries=0, cache_ttl_s=0)
+    try:
+        result = adapter.lookup(CODE)
+    except DossierNotFound:
+        assert status == 404 and body == {"error": "not_found"}
+    except LookupUnavailable:
+        pass
+    else:
+        assert status == 200 and result.code == CODE
+        assert DossierStatus.from_dict(result.to_dict()) == result
+
+
+_SERVER: list[ProvinceServer] = []
+
+
+def _shared_server() -> ProvinceServer:
+    """One server for all hypothesis examples (function-scoped fixtures do not mix with @given)."""
+    if not _SERVER:
+        _SERVER.append(ProvinceServer())
+    return _SERVER[0]
+
+
+def teardown_module() -> None:
+    for server in _SERVER:
+        server.close()
