@@ -162,7 +162,7 @@ class HttpDossierBackend:
             raise _Retry(f"connection failed: {exc}") from exc
         if len(body) > MAX_RESPONSE_BYTES:
             raise LookupUnavailable(f"province system sent more than {MAX_RESPONSE_BYTES} bytes")
-        if content_type != "application/json":
+        if content_type != "application/json" and not content_type.endswith("+json"):
             raise LookupUnavailable(f"province system sent {content_type}, not application/json")
         try:
             data = json.loads(body.decode("utf-8"))

@@ -82,6 +82,11 @@ def test_custom_auth_header_and_wrapped_body(province: ProvinceServer) -> None:
     assert "authorization" not in province.requests[0].headers
 
 
+def test_json_media_type_variants_are_accepted(province: ProvinceServer) -> None:
+    province.on(CODE.text, Reply(body=STATUS, content_type="application/vnd.motcua+json; charset=utf-8"))
+    assert backend(province).lookup(CODE).code == CODE
+
+
 def test_not_found_is_its_own_answer(province: ProvinceServer) -> None:
     province.on(CODE.text, Reply(status=404, body={"error": "not_found"}))
     with pytest.raises(DossierNotFound) as info:
