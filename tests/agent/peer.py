@@ -128,6 +128,10 @@ class Peer:
         with self._cond:
             return [m for m in self.messages if m.topic == topic and not (live and m.retain)]
 
+    def on_prefix(self, prefix: str) -> list[Received]:
+        with self._cond:
+            return [m for m in self.messages if m.topic.startswith(prefix)]
+
     def wait_for(
         self,
         topic: str,
