@@ -51,13 +51,17 @@ class Devices:
 
 
 def printer_state(status: PrinterStatus) -> str:
-    """One word for health and the technician screen (docs/mqtt.md lists them)."""
-    if not status.online:
-        return "offline"
-    if status.cover_open:
-        return "cover_open"
+    """One word for health and the technician screen (docs/mqtt.md lists them).
+
+    ESC/POS printers also report "offline" while the paper is out or the cover open, so the cause is
+    checked before the symptom.
+    """
     if status.paper == "out":
         return "paper_out"
+    if status.cover_open:
+        return "cover_open"
+    if not status.online:
+        return "offline"
     if status.paper == "near_end":
         return "paper_near_end"
     return "ok"

@@ -333,7 +333,7 @@ SCREENS: dict[str, type[FlowScreen]] = {
 def screen_texts(widget: Any) -> list[str]:
     """Every text a widget tree shows (labels and buttons), for tests and OCR checks."""
     texts = []
-    for child in widget.walk():
+    for child in widget.walk(restrict=True):
         text = getattr(child, "text", None)
         if isinstance(text, str) and text.strip():
             texts.append(text)

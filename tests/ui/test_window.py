@@ -1,0 +1,222 @@
+"""Every citizen and technician flow end to end in the real Kivy window, on simulated devices.
+
+Taps are real touch events through Kivy's input pipeline; the printer is the virtual ESC/POS printer,
+the camera decodes real QR images, the ID card is the virtual chip behind the real pcscd. Every
+screen visited is checked (translated, every glyph present) and saved under artifacts/screens/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import segno
+
+from tests.conftest import ARTIFACTS
+from tests.ui.conftest import KioskDriver
+
+pytestmark = [pytest.mark.window]
+
+DEMO_DOSSIER = "000.00.10.H12-210901-0001"
+
+
+def qr_image(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "qr.png"
+    segno.make(text, error="m", encoding="utf-8").save(str(path), scale=6, border=4)
+    return path
+
+
+def start(kiosk: KioskDriver) -> None:
+    kiosk.shot("attract")
+    window_w, window_h = kiosk.app.root.size
+    kiosk.tap_at(window_w / 2, window_h / 2)
+    kiosk.wait_state("home")
+
+
+def events(kiosk: KioskDriver) -> list[str]:
+    return [e.kind for e in kiosk.runtime.journal.pending(limit=100_000)]
+
+
+def test_ticket_printed_on_virtual_printer(kiosk: KioskDriver) -> None:
+    start(kiosk)
+    kiosk.shot("home")
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.wait_state("ticket", "choose_service")
+    kiosk.shot("ticket-choose-service")
+    printer = kiosk.runtime.simulator._virtual_printer()
+    printed_before = len(printer.printed)
+    kiosk.tap("Chứng thực")
+    kiosk.wait_state("ticket", "done")
+    kiosk.shot("ticket-done")
+    flow = kiosk.core.flow
+    assert flow.ticket is not None and flow.ticket.number.startswith("B")
+    assert flow.ticket.number in kiosk.texts()
+    assert len(printer.printed) == printed_before + 1
+    shutil.copy(printer.last_png, ARTIFACTS / "screens" / "ticket-printed.png")
+    assert "ticket_issued" in events(kiosk)
+
+
+def test_paper_out_is_said_and_other_services_keep_working(kiosk: KioskDriver, tmp_path: Path) -> None:
+    kiosk.runtime.simulator.printer({"paper": "out"})
+    start(kiosk)
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.tap("Hộ tịch")
+    kiosk.wait_state("ticket", "failed")
+    kiosk.shot("ticket-paper-out")
+    assert any("hết giấy" in text for text in kiosk.texts())
+    journal = kiosk.runtime.journal.pending(limit=100_000)
+    assert any(e.kind == "device_fault" and e.payload["problem"] == "paper_out" for e in journal)
+    assert not any(e.kind == "ticket_issued" and e.payload["service"] == "HO_TICH" for e in journal[-3:])
+    kiosk.tap("Về trang chủ")
+    kiosk.tap("Tra cứu hồ sơ")  # the look-up does not need paper
+    kiosk.runtime.simulator.scanner({"show": str(qr_image(tmp_path, DEMO_DOSSIER))})
+    kiosk.wait_state("lookup", "found")
+
+
+def test_lookup_by_receipt_qr_then_print(kiosk: KioskDriver, tmp_path: Path) -> None:
+    start(kiosk)
+    kiosk.tap("Tra cứu hồ sơ")
+    kiosk.wait_state("lookup", "scan")
+    kiosk.shot("lookup-scan")
+    receipt_url = f"https://dichvucong.example.gov.vn/tra-cuu?maHoSo={DEMO_DOSSIER}"
+    kiosk.runtime.simulator.scanner({"show": str(qr_image(tmp_path, receipt_url))})
+    kiosk.wait_state("lookup", "found")
+    kiosk.shot("lookup-found")
+    assert any(DEMO_DOSSIER in text for text in kiosk.texts())
+    kiosk.tap("In kết quả tra cứu")
+    kiosk.wait_for(lambda: kiosk.core.flow.printed, what="status printed")
+    kiosk.shot("lookup-printed")
+
+
+def test_lookup_typed_garbled_and_not_found(kiosk: KioskDriver, tmp_path: Path) -> None:
+    start(kiosk)
+    kiosk.tap("Tra cứu hồ sơ")
+    kiosk.runtime.simulator.scanner({"show": str(qr_image(tmp_path, "Xin chào Việt Nam — không phải mã"))})
+    kiosk.wait_for(lambda: kiosk.core.flow.error_key == "lookup.not_a_dossier", what="not a dossier")
+    kiosk.shot("lookup-not-a-dossier")
+    for char in "000.00.10.H12-210901-9999":
+        kiosk.tap(char)
+    assert kiosk.core.flow.typed == "000.00.10.H12-210901-9999"
+    kiosk.shot("lookup-typed")
+    kiosk.tap("Tra cứu")
+    kiosk.wait_state("lookup", "not_found")
+    kiosk.shot("lookup-not-found")
+    assert "Không tìm thấy hồ sơ" in kiosk.texts()
+
+
+def test_rating_happy_and_unhappy(kiosk: KioskDriver) -> None:
+    start(kiosk)
+    kiosk.tap("Đánh giá mức độ hài lòng")
+    kiosk.wait_state("rating", "choose_level")
+    kiosk.shot("rating-choose")
+    kiosk.tap("Rất hài lòng")
+    kiosk.wait_state("rating", "thanks")
+    kiosk.shot("rating-thanks")
+    kiosk.tap("Về trang chủ")
+    kiosk.tap("Đánh giá mức độ hài lòng")
+    kiosk.tap("Hài lòng")  # a second tap on the center within 5 s: not counted
+    kiosk.wait_state("rating", "not_counted")
+    kiosk.shot("rating-not-counted")
+    kiosk.runtime.ratings.repeat_interval_s = 0  # as if the next citizen came later
+    kiosk.tap("Về trang chủ")
+    kiosk.tap("Đánh giá mức độ hài lòng")
+    kiosk.tap("Rất không hài lòng")
+    kiosk.wait_state("rating", "reasons")
+    kiosk.tap("Thời gian giải quyết")
+    kiosk.shot("rating-reasons")
+    kiosk.tap("Gửi đánh giá")
+    kiosk.wait_state("rating", "thanks")
+    ratings = [e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "rating"]
+    assert ratings[-1].payload["level"] == 1 and ratings[-1].payload["reasons"] == ["time_taken"]
+    kiosk.runtime.ratings.repeat_interval_s = kiosk.core.config.rating.repeat_interval_s
+
+
+@pytest.mark.pcsc
+def test_identify_with_chip_card_gives_elderly_priority(kiosk: KioskDriver) -> None:
+    start(kiosk)
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.tap("Dùng thẻ Căn cước (không bắt buộc)")
+    kiosk.wait_state("identify", "scan_qr")
+    kiosk.shot("identify-scan-qr")
+    kiosk.runtime.simulator.citizen({"profile": "elderly"})  # QR to the camera, chip on the reader
+    kiosk.wait_state("identify", "done", timeout=20)
+    kiosk.shot("identify-done")
+    assert any("Vũ Thị Hồng Nhung" in text for text in kiosk.texts())
+    kiosk.tap("Tiếp tục")
+    kiosk.wait_state("ticket", "choose_service")
+    assert kiosk.core.flow.priority  # born 1948: over 75
+    kiosk.shot("ticket-identified-priority")
+    kiosk.tap("Hộ tịch")
+    kiosk.wait_state("ticket", "done")
+    assert kiosk.core.flow.ticket.priority
+    card_reads = [e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "card_read"]
+    assert card_reads[-1].payload["result"] == "ok"
+    assert "Nhung" not in str(card_reads[-1].payload)
+    kiosk.tap("Về trang chủ")
+    assert kiosk.core.session is not None and kiosk.core.session.identity is None
+
+
+@pytest.mark.pcsc
+def test_reader_unplugged_is_said_and_skippable(kiosk: KioskDriver) -> None:
+    kiosk.runtime.simulator.reader_switch({"present": False})
+    start(kiosk)
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.tap("Dùng thẻ Căn cước (không bắt buộc)")
+    kiosk.runtime.simulator.citizen({"profile": "adult", "insert": False})
+    kiosk.wait_state("identify", "failed")
+    assert kiosk.core.flow.error_key == "card.reader_missing"
+    kiosk.shot("identify-reader-missing")
+    kiosk.tap("Bỏ qua")
+    kiosk.wait_state("ticket", "choose_service")
+
+
+def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriver) -> None:
+    start(kiosk)
+    name = kiosk.app.root.ids.center_name
+    kiosk.tap_at(*name.to_window(*name.center), hold_s=3.3)
+    kiosk.wait_state("technician", "pin")
+    kiosk.shot("technician-pin")
+    for digit in "1111":
+        kiosk.tap(digit)
+    kiosk.tap("OK")
+    assert kiosk.core.flow.error_key == "technician.wrong_pin"
+    for digit in "2468":
+        kiosk.tap(digit)
+    kiosk.tap("OK")
+    kiosk.wait_state("technician", "menu")
+    kiosk.runtime.simulator.scanner({"present": False})
+    kiosk.runtime.poll_devices()
+    kiosk.tap("Tự kiểm tra")
+    kiosk.wait_state("technician", "menu")
+    kiosk.shot("technician-self-test")
+    test = kiosk.core.flow.self_test
+    assert test["printer"]["ok"] and not test["scanner"]["ok"]
+    assert any("Máy quét mã QR: Không tìm thấy thiết bị" in text for text in kiosk.texts())
+    kiosk.tap("Tạm ngưng phục vụ")
+    kiosk.wait_for(lambda: kiosk.core.out_of_service_reason is not None, what="out of service")
+    kiosk.tap("Thoát")
+    kiosk.wait_state("out_of_service")
+    kiosk.shot("out-of-service")
+    window_w, window_h = kiosk.app.root.size
+    kiosk.tap_at(window_w / 2, window_h / 2)
+    assert kiosk.core.screen == "out_of_service"  # citizens cannot start anything
+
+
+def test_english_toggle(kiosk: KioskDriver) -> None:
+    start(kiosk)
+    kiosk.tap("English")
+    kiosk.wait_for(lambda: "Take a queue number" in kiosk.texts(), what="English home")
+    kiosk.shot("home-english")
+    kiosk.tap("Take a queue number")
+    kiosk.shot("ticket-choose-english")
+    assert "Civil status" in " ".join(kiosk.texts())
+
+
+def test_idle_timeout_returns_to_attract_and_wipes(kiosk: KioskDriver) -> None:
+    start(kiosk)
+    kiosk.tap("Tra cứu hồ sơ")
+    kiosk.core._last_touch -= kiosk.core.config.kiosk.idle_timeout_s + 1  # a minute without a touch
+    kiosk.wait_state("attract")
+    assert kiosk.core.session is None and kiosk.core.flow is None
+    assert events(kiosk)[-1] == "session_ended"
