@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     read.add_argument("--reader", help="part of the PC/SC reader name (default: the first reader)")
     keys = read.add_mutually_exclusive_group(required=True)
     keys.add_argument("--doc-number", help="document number from the MRZ (9 digits on a CCCD)")
-    keys.add_argument("--can", help="card access number (PACE; not implemented yet)")
+    keys.add_argument("--can", help="card access number (PACE; last 6 digits of the ID number on CCCD)")
     keys.add_argument("--cccd-qr", help="text of the QR on the card's front")
     read.add_argument("--birth", help="birth date YYMMDD (with --doc-number)")
     read.add_argument("--expiry", help="expiry date YYMMDD (with --doc-number)")

@@ -11,7 +11,8 @@ import hashlib
 import hmac
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 
 from drivers.card.errors import SecureMessagingError
 
@@ -21,6 +22,7 @@ ZERO_IV = bytes(BLOCK)
 #: KDF counters (ICAO 9303-11, 9.7.1)
 KDF_ENC = 1
 KDF_MAC = 2
+KDF_PACE = 3
 
 
 def pad(data: bytes, block: int = BLOCK) -> bytes:
@@ -85,6 +87,38 @@ def retail_mac(key: bytes, data: bytes, *, padded: bool = False) -> bytes:
     x = bytes(a ^ b for a, b in zip(chain, last, strict=True))
     enc = Cipher(TripleDES(_tdes_key(key[:16])), modes.ECB()).encryptor()
     return enc.update(x) + enc.finalize()
+
+
+def aes_ecb_encrypt(key: bytes, block: bytes) -> bytes:
+    """One AES block: the IV of AES secure messaging is E(KS_enc, SSC) (ICAO 9303-11, 9.8.6.1)."""
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return enc.update(block) + enc.finalize()
+
+
+def aes_cbc_encrypt(key: bytes, data: bytes, iv: bytes = bytes(16)) -> bytes:
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def aes_cbc_decrypt(key: bytes, data: bytes, iv: bytes = bytes(16)) -> bytes:
+    if len(data) % 16:
+        raise SecureMessagingError("AES: ciphertext is not a whole number of blocks")
+    dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    mac = CMAC(algorithms.AES(key))
+    mac.update(data)
+    return mac.finalize()
+
+
+def kdf_aes(secret: bytes, counter: int, key_bits: int) -> bytes:
+    """AES keys of PACE: SHA-1 for 128 bits, SHA-256 (truncated) for 192 and 256 (ICAO 9303-11, 9.7.1)."""
+    data = secret + counter.to_bytes(4, "big")
+    if key_bits == 128:
+        return hashlib.sha1(data).digest()[:16]
+    return hashlib.sha256(data).digest()[: key_bits // 8]
 
 
 def mac_equal(a: bytes, b: bytes) -> bool:

@@ -49,7 +49,7 @@ class FileReader:
     def _le(self, remaining: int | None) -> tuple[int, bool]:
         size = self.extended_block or self.block
         le = size if remaining is None else min(size, remaining)
-        return le, self.extended_block is not None and le > SHORT_BLOCK
+        return le, self.extended_block is not None and le > self.block
 
     def _read(self, p1: int, p2: int, remaining: int | None) -> tuple[bytes, int]:
         """One READ BINARY with fallbacks; returns (data, sw)."""

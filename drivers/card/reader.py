@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from drivers.card import lds
-from drivers.card.apdu import SW_OK, CommandApdu
+from drivers.card.apdu import SW_DATA_OK, SW_OK, CommandApdu
 from drivers.card.bac import perform_bac
 from drivers.card.errors import (
     CardError,
@@ -29,9 +29,10 @@ from drivers.card.errors import (
     NotIdCardError,
     WrongKeyError,
 )
-from drivers.card.files import SHORT_BLOCK, FileAccessError, FileReader
+from drivers.card.files import FileAccessError, FileReader
 from drivers.card.identity import IdentityRecord
 from drivers.card.keys import AccessKey
+from drivers.card.pace import EF_CARD_ACCESS_SFI, PaceInfo, parse_card_access, perform_pace
 from drivers.card.sm import SecureTransport
 from drivers.card.sod import Authenticity, Sod, parse_sod, passive_authentication
 from drivers.card.transport import CardTransport
@@ -45,7 +46,8 @@ SELECT_EMRTD = CommandApdu(0x00, 0xA4, 0x04, 0x0C, lds.EMRTD_AID)
 class ReadOptions:
     with_photo: bool = False
     active_auth: bool = True
-    block: int = SHORT_BLOCK
+    block: int | None = None  # None: the largest the session's cipher fits (231 with 3DES, 223 with AES)
+    pace: str = "auto"  # "auto": PACE for CAN keys; "prefer": also for MRZ keys if offered; "never"
     extended_block: int | None = None  # plaintext bytes per extended READ BINARY; None: short APDUs only
     trust: list[x509.Certificate] | None = None
 
@@ -58,6 +60,7 @@ class ReadReport:
     apdu_count: int = 0
     key_label: str = ""
     keys_tried: int = 0
+    access_control: str = ""  # "BAC" or "PACE-AES-brainpoolP256r1"...
 
 
 class _Clock:
@@ -77,26 +80,65 @@ def select_application(transport: CardTransport) -> None:
         raise NotIdCardError(f"no eMRTD application on this card (SELECT answered {answer.sw:04X})")
 
 
+def read_card_access(transport: CardTransport) -> list[PaceInfo]:
+    """PACE parameters from EF.CardAccess (read in the clear by its short file id); [] when absent."""
+    answer = transport.transmit(CommandApdu(0x00, 0xB0, 0x80 | EF_CARD_ACCESS_SFI, 0x00, le=256))
+    if answer.sw not in SW_DATA_OK or not answer.data:
+        return []
+    try:
+        return parse_card_access(answer.data)
+    except MalformedDataError as exc:
+        log.warning("EF.CardAccess unusable, PACE not offered: %s", exc.message)
+        return []
+
+
 def open_secure_channel(
     transport: CardTransport,
     keys: Sequence[AccessKey],
     report: ReadReport,
+    pace: str = "auto",
     random: Callable[[int], bytes] = os.urandom,
 ) -> SecureTransport:
-    """Try each key in order with BAC; WrongKeyError only after all were refused."""
+    """Select the eMRTD application and open a secure channel with the first key the card accepts.
+
+    CAN keys go through PACE; MRZ keys through BAC, or PACE when ``pace == "prefer"`` and EF.CardAccess
+    offers it. WrongKeyError only after every key was refused; NotIdCardError when there is no eMRTD
+    application at all.
+    """
     if not keys:
         raise WrongKeyError("no access key given")
+    app_selected = False
+    offered: list[PaceInfo] | None = None
     for index, key in enumerate(keys):
         report.keys_tried = index + 1
+        if pace != "never" and (key.kind == "can" or pace == "prefer"):
+            if offered is None:
+                offered = read_card_access(transport)
+            if offered:
+                try:
+                    session = perform_pace(transport, key, offered[0])
+                except WrongKeyError:
+                    continue
+                secure = SecureTransport(transport, session)
+                select_application(secure)
+                report.key_label = key.label or key.kind
+                report.access_control = f"PACE-{offered[0].cipher.upper()}-{offered[0].curve.name}"
+                return secure
         if key.kind != "mrz":
-            log.info("skipping %s key: PACE is not implemented, BAC needs the MRZ", key.kind)
+            log.info("CAN key skipped: the card offers no PACE (EF.CardAccess)")
             continue
+        if not app_selected:
+            select_application(transport)
+            app_selected = True
         try:
             session = perform_bac(transport, key, random)
         except WrongKeyError:
             continue
         report.key_label = key.label or key.kind
+        report.access_control = "BAC"
         return SecureTransport(transport, session)
+    if not app_selected:
+        select_application(transport)  # tells "not an ID card" apart from "wrong keys"
     raise WrongKeyError(f"the card refused all {len(keys)} access keys")
 
 
@@ -168,11 +210,10 @@ def read_identity_over(
     files: dict[int, bytes] = {}
     record: IdentityRecord | None = None
     try:
-        select_application(transport)
-        clock.lap("select")
-        secure = open_secure_channel(transport, keys, report)
-        clock.lap("bac")
-        reader = FileReader(secure, options.block, options.extended_block)
+        secure = open_secure_channel(transport, keys, report, options.pace)
+        clock.lap("access_control")
+        block = options.block or secure.session.max_plain_block()
+        reader = FileReader(secure, block, options.extended_block)
         try:
             sod_bytes = reader.read(lds.EF_SOD)
             sod: Sod | None = parse_sod(sod_bytes)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from drivers.card.errors import CardError, CardRemovedError, CardTimeoutError, ReaderMissingError
-from drivers.card.files import SHORT_BLOCK
 from drivers.card.identity import IdentityRecord
 from drivers.card.keys import AccessKey
 from drivers.card.reader import ReadOptions, ReadReport, read_identity_over, select_application
@@ -47,7 +46,8 @@ class CardReaderService:
         *,
         active_auth: bool = True,
         extended_block: int | None = None,
-        block: int = SHORT_BLOCK,
+        block: int | None = None,
+        pace: str = "auto",
     ) -> None:
         self.reader_name_substring = reader_name_substring
         self.trust_dir = trust_dir
@@ -55,6 +55,7 @@ class CardReaderService:
         self.active_auth = active_auth
         self.extended_block = extended_block
         self.block = block
+        self.pace = pace
         self.last_report: ReadReport | None = None
         self._trust: list[Any] | None = None
 
@@ -138,6 +139,7 @@ class CardReaderService:
             with_photo=with_photo,
             active_auth=self.active_auth,
             block=self.block,
+            pace=self.pace,
             extended_block=self.extended_block,
             trust=self._trust_store(),
         )

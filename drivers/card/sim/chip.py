@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from drivers.card import lds
+from drivers.card import lds, tlv
 from drivers.card.apdu import (
     SW_AUTH_FAILED,
     SW_END_OF_FILE,
@@ -34,10 +35,33 @@ from drivers.card.bac import BacKeys, session_from_exchange
 from drivers.card.crypto import mac_equal, retail_mac, tdes_decrypt, tdes_encrypt
 from drivers.card.errors import CardError
 from drivers.card.keys import AccessKey
+from drivers.card.pace import (
+    EF_CARD_ACCESS_FID,
+    EF_CARD_ACCESS_SFI,
+    PASSWORD_CAN,
+    PASSWORD_MRZ,
+    PaceInfo,
+    auth_token,
+    build_card_access,
+    mapped_generator,
+    new_session,
+    nonce_encrypt,
+    password_key,
+    session_keys,
+)
 from drivers.card.sm import SmSession, max_plain_block
 
 SW_FUNC_NOT_SUPPORTED = 0x6A81
 SW_INCORRECT_P1P2 = 0x6A86
+SW_WRONG_DATA = 0x6A80
+SW_REF_DATA_NOT_FOUND = 0x6A88
+#: what the virtual CCCD offers in EF.CardAccess: PACE-ECDH-GM-AES-128 on brainpoolP256r1
+DEFAULT_PACE = PaceInfo("0.4.0.127.0.7.2.2.4.2.2", 2, 13)
+
+
+def _dynamic(tag: int, value: bytes) -> ResponseApdu:
+    """A GENERAL AUTHENTICATE answer: dynamic authentication data 7C { tag value }."""
+    return ResponseApdu(tlv.encode(0x7C, tlv.encode(tag, value)), SW_OK)
 
 
 @dataclass
@@ -53,6 +77,7 @@ class CardFaults:
     bad_tlv_dg13: bool = False  # DG13's inner TLV lengths are garbage (the SOD is signed over them)
     no_sfi: bool = False  # READ BINARY with a short file id answers 6A86 (SELECT needed)
     no_extended: bool = False  # extended-length APDUs answer 6700
+    no_pace: bool = False  # a BAC-only card: no EF.CardAccess, MSE:Set AT refused
 
     def active(self) -> list[str]:
         return [name for name, value in vars(self).items() if value not in (False, None, 0.0)]
@@ -75,12 +100,17 @@ class VirtualChip:
         aa_key: ec.EllipticCurvePrivateKey,
         faults: CardFaults | None = None,
         can: str | None = None,
+        pace: PaceInfo | None = DEFAULT_PACE,
     ) -> None:
         self.files = dict(files)
         self.faults = faults or CardFaults()
         self._keys = BacKeys.from_access_key(access_key)
         self._aa_key = aa_key
         self.can = can
+        self._access_key = access_key
+        self.pace = None if self.faults.no_pace else pace
+        if self.pace is not None:
+            self.files[EF_CARD_ACCESS_FID] = build_card_access([self.pace])
         self.apdu_count = 0
         self._removed_once = False
         self.reset()
@@ -91,6 +121,7 @@ class VirtualChip:
         self._current: int | None = None
         self._challenge: bytes | None = None
         self._sm: SmSession | None = None
+        self._pace_state: dict[str, Any] = {}
 
     # ---------------------------------------------------------------------------------------------
     def process(self, raw: bytes) -> bytes:
@@ -140,6 +171,13 @@ class VirtualChip:
             return ResponseApdu(self._challenge, SW_OK)
         if apdu.ins == 0x82:
             return self._external_authenticate(apdu)
+        if apdu.ins == 0x22 and apdu.p1 == 0xC1 and apdu.p2 == 0xA4:
+            return self._mse_set_at(apdu)
+        if apdu.ins == 0x86:
+            return self._general_authenticate(apdu)
+        if apdu.ins == 0xB0 and apdu.p1 == 0x80 | EF_CARD_ACCESS_SFI and EF_CARD_ACCESS_FID in self.files:
+            data = self.files[EF_CARD_ACCESS_FID][apdu.p2 : apdu.p2 + (apdu.le or 256)]
+            return ResponseApdu(data, SW_OK if len(data) == (apdu.le or 256) else SW_END_OF_FILE)
         if apdu.ins in (0xB0, 0xB1, 0x88):
             return ResponseApdu(b"", SW_SECURITY_NOT_SATISFIED if self._app_selected else SW_FILE_NOT_FOUND)
         return ResponseApdu(b"", SW_INS_NOT_SUPPORTED)
@@ -177,6 +215,74 @@ class VirtualChip:
         answer = e_ic + retail_mac(self._keys.k_mac, e_ic)
         self._sm = session_from_exchange(k_ifd, k_ic, rnd_ic, rnd_ifd)
         return ResponseApdu(answer, SW_OK)
+
+    # -- PACE (generic mapping, ECDH) -------------------------------------------------------------------
+    def _mse_set_at(self, apdu: CommandApdu) -> ResponseApdu:
+        self._pace_state = {}
+        if self.pace is None:
+            return ResponseApdu(b"", SW_FUNC_NOT_SUPPORTED)
+        try:
+            objects = {item.tag: item.value for item in tlv.iter_tlv(apdu.data)}
+        except CardError:
+            return ResponseApdu(b"", SW_WRONG_DATA)
+        if objects.get(0x80) != self.pace.oid_bytes() or objects.get(0x84, b"\x0d") != bytes(
+            [self.pace.parameter_id]
+        ):
+            return ResponseApdu(b"", SW_REF_DATA_NOT_FOUND)
+        reference = objects.get(0x83, b"")
+        if reference == bytes([PASSWORD_MRZ]):
+            password = self._access_key
+        elif reference == bytes([PASSWORD_CAN]) and self.can:
+            password = AccessKey.from_can(self.can)
+        else:
+            return ResponseApdu(b"", SW_REF_DATA_NOT_FOUND)
+        self._pace_state = {"step": 1, "k_pi": password_key(password, self.pace)}
+        return ResponseApdu(b"", SW_OK)
+
+    def _general_authenticate(self, apdu: CommandApdu) -> ResponseApdu:
+        state, info = self._pace_state, self.pace
+        if not state or info is None:
+            return ResponseApdu(b"", SW_SECURITY_NOT_SATISFIED)
+        curve = info.curve
+        try:
+            inner = tlv.parse_one(apdu.data, 0x7C).value
+            step = state["step"]
+            if step == 1:
+                nonce = os.urandom(16 if info.cipher == "aes" else 8)
+                state.update(step=2, nonce=nonce)
+                return _dynamic(0x80, nonce_encrypt(state["k_pi"], nonce, info))
+            if step == 2:
+                pk_map_ifd = curve.decode(tlv.find(inner, 0x81))
+                sk_map = curve.random_scalar()
+                generator = mapped_generator(curve, state["nonce"], curve.mul(sk_map, pk_map_ifd))
+                state.update(step=3, generator=generator)
+                return _dynamic(0x82, curve.encode(curve.mul(sk_map, curve.g)))
+            if step == 3:
+                pk_eph_ifd = tlv.find(inner, 0x83)
+                sk_eph = curve.random_scalar()
+                pk_eph_ic = curve.encode(curve.mul(sk_eph, state["generator"]))
+                if pk_eph_ic == pk_eph_ifd:
+                    raise CardError("PACE: equal ephemeral keys")
+                shared = curve.mul(sk_eph, curve.decode(pk_eph_ifd))
+                if shared is None:
+                    raise CardError("PACE: shared secret at infinity")
+                ks_enc, ks_mac = session_keys(shared[0].to_bytes(curve.size, "big"), info)
+                state.update(step=4, ks_enc=ks_enc, ks_mac=ks_mac, pk_eph_ifd=pk_eph_ifd, pk_eph_ic=pk_eph_ic)
+                return _dynamic(0x84, pk_eph_ic)
+            if step == 4 and apdu.cla & 0x10 == 0:
+                self._pace_state = {}
+                if not mac_equal(
+                    tlv.find(inner, 0x85), auth_token(state["ks_mac"], state["pk_eph_ic"], info)
+                ):
+                    return ResponseApdu(b"", SW_AUTH_FAILED)  # wrong CAN or MRZ
+                answer = _dynamic(0x86, auth_token(state["ks_mac"], state["pk_eph_ifd"], info))
+                self._sm = new_session(state["ks_enc"], state["ks_mac"], info)
+                return answer
+        except CardError:
+            self._pace_state = {}
+            return ResponseApdu(b"", SW_WRONG_DATA)
+        self._pace_state = {}
+        return ResponseApdu(b"", SW_SECURITY_NOT_SATISFIED)
 
     # -- inside the secure channel ------------------------------------------------------------------
     def _protected(self, apdu: CommandApdu) -> ResponseApdu:
