@@ -183,6 +183,8 @@ class V4l2Camera(CameraScanner):
         super().__init__(config, decoder)
         self._cv2: Any = cv2
         self._capture: Any = None
+        #: seconds between attempts to open a missing camera
+        self.reopen_s = 2.0
 
     def _run(self, stop: threading.Event) -> None:
         debounce = Debouncer(self.config.repeat_after_s)
@@ -193,7 +195,7 @@ class V4l2Camera(CameraScanner):
                 if not capture.isOpened():
                     self.last_error = f"camera {self.config.device_index} cannot be opened"
                     self._set_present(False)
-                    stop.wait(2.0)
+                    stop.wait(self.reopen_s)
                     continue
                 capture.set(self._cv2.CAP_PROP_FRAME_WIDTH, FRAME_SIZE[0])
                 capture.set(self._cv2.CAP_PROP_FRAME_HEIGHT, FRAME_SIZE[1])
