@@ -111,25 +111,27 @@ def main(argv: list[str] | None = None) -> int:
         child.start()
         if not ready.wait(10):
             raise SystemExit("virtual card did not start")
-        scenarios: list[tuple[str, bool, bool, int, int | None]] = [
-            # name, photo, active auth, block, extended block
-            ("identity, block 231 (ours)", False, False, SHORT_BLOCK, None),
-            ("identity, block 223 (JMRTD)", False, False, JMRTD_BLOCK, None),
-            ("identity, extended length", False, False, SHORT_BLOCK, EXTENDED),
-            ("identity + active auth, block 231", False, True, SHORT_BLOCK, None),
-            ("identity + DG2 15 KB, block 231", True, False, SHORT_BLOCK, None),
-            ("identity + DG2 15 KB, block 223 (JMRTD)", True, False, JMRTD_BLOCK, None),
-            ("identity + DG2 15 KB, extended length", True, False, SHORT_BLOCK, EXTENDED),
+        can = AccessKey.from_can(profile.id_number[-6:])
+        scenarios: list[tuple[str, AccessKey, bool, bool, int, int | None]] = [
+            # name, key, photo, active auth, block, extended block
+            ("identity, BAC, block 231 (ours)", key, False, False, SHORT_BLOCK, None),
+            ("identity, BAC, block 223 (JMRTD)", key, False, False, JMRTD_BLOCK, None),
+            ("identity, BAC, extended length", key, False, False, SHORT_BLOCK, EXTENDED),
+            ("identity, PACE-CAN AES, block 223", can, False, False, JMRTD_BLOCK, None),
+            ("identity + active auth, BAC, block 231", key, False, True, SHORT_BLOCK, None),
+            ("identity + DG2 15 KB, BAC, block 231", key, True, False, SHORT_BLOCK, None),
+            ("identity + DG2 15 KB, BAC, block 223", key, True, False, JMRTD_BLOCK, None),
+            ("identity + DG2 15 KB, BAC, extended", key, True, False, SHORT_BLOCK, EXTENDED),
         ]
         service = CardReaderService(args.reader, pki.trust_dir, 10.0)
         if not service.wait_for_card(5.0):
             raise SystemExit("virtual card not seen by pcscd")
-        for name, photo, aa, block, ext in scenarios:
+        for name, scenario_key, photo, aa, block, ext in scenarios:
             service.active_auth, service.extended_block, service.block = aa, ext, block
             walls, cpu, apdus = [], 0.0, 0
             for _ in range(args.runs):
                 c0, t0 = time.process_time(), time.perf_counter()
-                record = service.read_identity([key], with_photo=photo)
+                record = service.read_identity([scenario_key], with_photo=photo)
                 walls.append((time.perf_counter() - t0) * 1000)
                 cpu += time.process_time() - c0
                 assert record.authenticity.value == "genuine"
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 apdus = service.last_report.apdu_count
             names = identity + (["DG2"] if photo else [])
             optimal = 3 + len(names) if ext else _optimal(sizes, names, block)
+            if scenario_key.kind == "can":
+                optimal += 4  # EF.CardAccess, MSE:Set AT, 4 GENERAL AUTHENTICATE, SELECT vs BAC's 3
             if aa:
                 optimal += math.ceil(sizes["DG15"] / block) + 1
             rows.append(_summary(name, walls, apdus, cpu, args.runs, optimal))

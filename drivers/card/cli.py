@@ -91,6 +91,7 @@ def run_read(args: argparse.Namespace) -> int:
         report = service.last_report
         assert report is not None
         out["timings"], out["apdu_count"], out["key"] = report.timings_ms, report.apdu_count, report.key_label
+        out["access_control"] = report.access_control
         _print(out)
     finally:
         record.wipe()

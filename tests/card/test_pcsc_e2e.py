@@ -299,3 +299,20 @@ def test_sim_card_cli_serves_a_card_to_card_read(pcscd: str, tmp_path: Path) -> 
         sim.terminate()
         sim.wait(10)
         wait_reader_empty(pcscd)
+
+
+def test_pace_can_through_pcscd_and_cli(
+    pcscd: str, inserted: Insert, married: CardProfile, pki: TestPki
+) -> None:
+    inserted(married)
+    service = _service(pcscd, pki)
+    _wait_present(service)
+    record = service.read_identity([AccessKey.from_can(married.id_number[-6:])])
+    assert record.full_name == "Trần Thị Bích Ngọc" and record.authenticity is Authenticity.GENUINE
+    assert service.last_report is not None
+    assert service.last_report.access_control == "PACE-AES-brainpoolP256r1"
+    done = _cli("--reader", pcscd, "--can", married.id_number[-6:], "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["access_control"] == "PACE-AES-brainpoolP256r1"
+    wrong = _cli("--reader", pcscd, "--can", "000000", "--json")
+    assert json.loads(wrong.stdout)["error"]["screen_key"] == "card.wrong_key"

@@ -23,10 +23,12 @@ from drivers.card.sm import SmSession, max_plain_block
 from drivers.card.sod import Authenticity, load_trust_store, parse_sod, passive_authentication
 
 KEYS = (bytes(range(16)), bytes(range(16, 32)), bytes.fromhex("0011223344556677"))
+AES_KEYS = (bytes(range(32)), bytes(range(32, 64)), bytes(15) + b"\x05")
 
 
-def _pair() -> tuple[SmSession, SmSession]:
-    return SmSession(*KEYS), SmSession(*KEYS)
+def _pair(cipher: str = "3des") -> tuple[SmSession, SmSession]:
+    keys = KEYS if cipher == "3des" else AES_KEYS
+    return SmSession(*keys, cipher=cipher), SmSession(*keys, cipher=cipher)
 
 
 @settings(max_examples=60, deadline=None)
@@ -38,30 +40,35 @@ def _pair() -> tuple[SmSession, SmSession]:
     le=st.one_of(st.none(), st.integers(1, 256)),
     answer=st.binary(max_size=231),
     sw=st.sampled_from([0x9000, 0x6282, 0x6A82, 0x6982]),
+    cipher=st.sampled_from(["3des", "aes"]),
 )
 def test_channel_round_trip(
-    ins: int, p1: int, p2: int, data: bytes, le: int | None, answer: bytes, sw: int
+    ins: int, p1: int, p2: int, data: bytes, le: int | None, answer: bytes, sw: int, cipher: str
 ) -> None:
-    reader, card = _pair()
+    reader, card = _pair(cipher)
     sent = CommandApdu(0x00, ins, p1, p2, data, le)
     wire = CommandApdu.decode(reader.wrap_command(sent).encode())
     got = card.unwrap_command(wire)
     assert (got.cla, got.ins, got.p1, got.p2, got.data, got.le) == (0x00, ins, p1, p2, data, le)
     back = reader.unwrap_response(ResponseApdu.decode(card.wrap_response(ResponseApdu(answer, sw)).encode()))
     assert back == ResponseApdu(answer, sw)
-    assert reader.ssc == card.ssc == 0x0011223344556677 + 2
+    start = int.from_bytes((KEYS if cipher == "3des" else AES_KEYS)[2], "big")
+    assert reader.ssc == card.ssc == start + 2
 
 
 @settings(max_examples=60, deadline=None)
-@given(answer=st.binary(min_size=1, max_size=100), flip=st.integers(0, 10_000), bit=st.integers(0, 7))
-def test_any_flipped_bit_in_a_protected_response_is_detected(answer: bytes, flip: int, bit: int) -> None:
-    reader, card = _pair()
-    reader.wrap_command(CommandApdu(0x00, 0xB0, 0, 0, le=len(answer)))
-    card.unwrap_command(
-        CommandApdu.decode(
-            SmSession(*KEYS).wrap_command(CommandApdu(0x00, 0xB0, 0, 0, le=len(answer))).encode()
-        )
-    )
+@given(
+    answer=st.binary(min_size=1, max_size=100),
+    flip=st.integers(0, 10_000),
+    bit=st.integers(0, 7),
+    cipher=st.sampled_from(["3des", "aes"]),
+)
+def test_any_flipped_bit_in_a_protected_response_is_detected(
+    answer: bytes, flip: int, bit: int, cipher: str
+) -> None:
+    reader, card = _pair(cipher)
+    command = reader.wrap_command(CommandApdu(0x00, 0xB0, 0, 0, le=len(answer)))
+    card.unwrap_command(CommandApdu.decode(command.encode()))
     protected = bytearray(card.wrap_response(ResponseApdu(answer, 0x9000)).data)
     protected[flip % len(protected)] ^= 1 << bit
     with pytest.raises((SecureMessagingError, MalformedDataError)):
@@ -69,7 +76,8 @@ def test_any_flipped_bit_in_a_protected_response_is_detected(answer: bytes, flip
 
 
 def test_max_plain_block_sizes() -> None:
-    assert max_plain_block() == 231  # JMRTD's 223 leaves one 8-byte block unused
+    assert max_plain_block() == 231  # 3DES: JMRTD's 223 leaves one 8-byte block unused
+    assert max_plain_block(block=16) == 223  # AES: 223 is the most
     assert max_plain_block(extended=True) == 65511
 
 
