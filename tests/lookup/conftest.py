@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import subprocess
 import threading
@@ -129,6 +130,17 @@ class ProvinceServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_swallowed_scanner_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test when a scanner worker logged an exception it swallowed (a dead worker, a raising
+    callback): those are kept alive on purpose, so only the log shows them. A test that provokes
+    one on purpose clears ``caplog`` after checking it."""
+    yield
+    swallowed = [r for r in caplog.get_records("call")
+                 if r.name.startswith("drivers.scanner") and r.levelno >= logging.ERROR]
+    assert swallowed == [], [r.getMessage() for r in swallowed]
 
 
 @pytest.fixture

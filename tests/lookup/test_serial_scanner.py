@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,7 +94,9 @@ def test_unplug_and_replug(rig: Rig) -> None:
     assert rig.scanner.self_test()["ok"] is True
 
 
-def test_a_raising_callback_does_not_stop_the_scanner(tmp_path: Path) -> None:
+def test_a_raising_callback_does_not_stop_the_scanner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     device = SerialScannerSimulator(tmp_path / "tty")
     scanner = SerialScanner(ScannerConfig(device=str(device.path)))
     good: list[str] = []
@@ -110,6 +113,9 @@ def test_a_raising_callback_does_not_stop_the_scanner(tmp_path: Path) -> None:
         device.send("fine")
         assert wait_for(lambda: good == ["fine"])
         assert scanner.callback_errors == 1
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+            "scan callback raised; the scanner keeps running"]
+        caplog.clear()
     finally:
         scanner.stop()
         device.close()
