@@ -104,5 +104,6 @@ def _reader(args: argparse.Namespace) -> int:
 def _citizen(args: argparse.Namespace) -> int:
     if args.remove:
         return _send(args, "sim.citizen", {"remove": True})
-    return _send(args, "sim.citizen", {"profile": args.profile, "show_qr": not args.no_qr,
-                                       "insert": not args.no_card})
+    return _send(
+        args, "sim.citizen", {"profile": args.profile, "show_qr": not args.no_qr, "insert": not args.no_card}
+    )

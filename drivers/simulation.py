@@ -39,8 +39,9 @@ class UnpluggableReader:
 
     def _check(self) -> None:
         if not self.plugged:
-            raise DeviceUnavailableError("card reader not connected (simulated unplug)",
-                                         screen_key="card.reader_missing")
+            raise DeviceUnavailableError(
+                "card reader not connected (simulated unplug)", screen_key="card.reader_missing"
+            )
 
     def reader_present(self) -> bool:
         return self.plugged and self._service.reader_present()
@@ -118,8 +119,11 @@ class SimulatedHardware:
         if "online" in args:
             printer.set_online(bool(args["online"]))
         last = printer.last_png
-        return {"status": str(printer.status), "last_png": str(last) if last else None,
-                "printed": len(printer.printed)}
+        return {
+            "status": str(printer.status),
+            "last_png": str(last) if last else None,
+            "printed": len(printer.printed),
+        }
 
     def scanner(self, args: dict[str, Any]) -> dict[str, Any]:
         scanner = self._virtual_scanner()
@@ -181,10 +185,10 @@ class SimulatedHardware:
         import segno
 
         # Fictional demo data only; the work dir is emptied at every start.
-        handle = tempfile.NamedTemporaryFile(dir=self.work_dir, suffix=".png", delete=False)
-        handle.close()
-        segno.make(text, error="m", encoding="utf-8").save(handle.name, scale=6, border=4)
-        return Path(handle.name)
+        with tempfile.NamedTemporaryFile(dir=self.work_dir, suffix=".png", delete=False) as handle:
+            path = Path(handle.name)
+        segno.make(text, error="m", encoding="utf-8").save(str(path), scale=6, border=4)
+        return path
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = {}

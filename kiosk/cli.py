@@ -22,11 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help=f"configuration file (default with --simulate: {SIMULATE_CONFIG})")
+    parser.add_argument(
+        "--config", type=Path, help=f"configuration file (default with --simulate: {SIMULATE_CONFIG})"
+    )
     parser.add_argument("--simulate", action="store_true", help="use the simulator of every device")
     parser.add_argument("--fullscreen", action="store_true", help="fill the screen (the hall's kiosk)")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
-    parser.add_argument("--hash-pin", metavar="PIN", help="print the technician_pin_sha256 value for PIN and exit")
+    parser.add_argument(
+        "--hash-pin", metavar="PIN", help="print the technician_pin_sha256 value for PIN and exit"
+    )
     parser.set_defaults(func=run)
 
 
@@ -103,4 +107,3 @@ def run_kiosk(config: KioskConfig) -> int:
     finally:
         runtime.stop()
     return EXIT_RESTART if runtime.restart_requested else 0
-

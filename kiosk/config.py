@@ -51,7 +51,8 @@ class KioskSection:
     result_timeout_s: float = field(default=12.0, metadata={"min": 2, "max": 120})
     #: technician PIN as ``sha256:<hex>`` (never the PIN itself); see ``main.py kiosk --hash-pin``
     technician_pin_sha256: str = field(
-        default="sha256:" + "0" * 64, metadata={"pattern": r"sha256:[0-9a-f]{64}", "pattern_hint": "sha256:<64 hex>"}
+        default="sha256:" + "0" * 64,
+        metadata={"pattern": r"sha256:[0-9a-f]{64}", "pattern_hint": "sha256:<64 hex>"},
     )
     notice_vi: str = ""
     notice_en: str = ""

@@ -73,7 +73,7 @@ class KioskCore:
         self.now: Callable[[], datetime] = wall_clock or (lambda: datetime.now(zone))
         #: run effects inline (tests of flows without threads); the app uses worker lanes
         self.synchronous = synchronous
-        self.language = config.kiosk.language
+        self.language: str = config.kiosk.language
         self.screen = ATTRACT
         self.session: CitizenSession | None = None
         self.flows: list[Flow] = []  # a stack: identify runs on top of the ticket flow
@@ -88,7 +88,7 @@ class KioskCore:
         self._lanes_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._scans: queue.Queue[str] = queue.Queue()
-        
+
     # -- observers -----------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -318,7 +318,11 @@ class KioskCore:
         flow = self.flow
         if flow is not None and flow.busy:
             return  # a device is working; its own timeout ends the wait
-        if flow is not None and flow.finished and now - self._state_since >= self.config.kiosk.result_timeout_s:
+        if (
+            flow is not None
+            and flow.finished
+            and now - self._state_since >= self.config.kiosk.result_timeout_s
+        ):
             if len(self.flows) > 1:
                 self.close_flow()
             else:

@@ -154,13 +154,16 @@ class EffectHandlers:
                 present = self.devices.card.reader_present()
             except KioskError as exc:
                 log.warning("card reader: %s", exc.message)
-        self.note_device("card_reader", "ok" if present else "missing",
-                         self.devices.open_errors.get("card_reader", ""))
+        self.note_device(
+            "card_reader", "ok" if present else "missing", self.devices.open_errors.get("card_reader", "")
+        )
 
     def poll_scanner(self) -> None:
         scanner = self.devices.scanner
         present = scanner is not None and scanner.present()
-        self.note_device("scanner", "ok" if present else "missing", self.devices.open_errors.get("scanner", ""))
+        self.note_device(
+            "scanner", "ok" if present else "missing", self.devices.open_errors.get("scanner", "")
+        )
 
     # -- tickets ---------------------------------------------------------------------------------
     def issue_ticket(self, effect: Effect) -> IssuedTicket:
@@ -199,8 +202,10 @@ class EffectHandlers:
         except KioskError as exc:
             # Not printed = not issued: the number is voided (recorded), never handed out twice.
             self.tickets.void(allocated, type(exc).__name__)
-            self.record("ticket_voided", {"number": allocated.number, "service": service.code,
-                                          "reason": type(exc).__name__})
+            self.record(
+                "ticket_voided",
+                {"number": allocated.number, "service": service.code, "reason": type(exc).__name__},
+            )
             self._after_print_failure(printer, exc)
             raise
         self.tickets.confirm(allocated)
@@ -216,7 +221,12 @@ class EffectHandlers:
         )
         self._after_print(printer)
         return IssuedTicket(
-            allocated.number, service.code, effect.priority, now, tuple(service.counters), allocated.waiting_ahead
+            allocated.number,
+            service.code,
+            effect.priority,
+            now,
+            tuple(service.counters),
+            allocated.waiting_ahead,
         )
 
     def _check_printer(self, printer: TicketPrinter) -> None:
@@ -253,8 +263,12 @@ class EffectHandlers:
         tr = Translator(effect.language)
         lines = effect.status.summary_lines(self.now().date(), effect.language)
         printer.print_document(
-            DocumentContent(title=tr("lookup.title"), lines=lines, qr_data=effect.status.code.text,
-                            footer=self.config.kiosk.center_name)
+            DocumentContent(
+                title=tr("lookup.title"),
+                lines=lines,
+                qr_data=effect.status.code.text,
+                footer=self.config.kiosk.center_name,
+            )
         )
         self._after_print(printer)
 
@@ -294,7 +308,11 @@ class EffectHandlers:
         result = "ok"
         authenticity = "not_checked"
         try:
-            keys = access_keys_from_cccd_qr(effect.cccd_qr) if effect.cccd_qr else [AccessKey.from_can(effect.can or "")]
+            keys = (
+                access_keys_from_cccd_qr(effect.cccd_qr)
+                if effect.cccd_qr
+                else [AccessKey.from_can(effect.can or "")]
+            )
             if not card.wait_for_card(self.config.devices.card_reader.timeout_s):
                 from drivers.card.errors import CardTimeoutError
 
@@ -303,7 +321,9 @@ class EffectHandlers:
             try:
                 authenticity = record.authenticity.value
                 if authenticity == "data_altered":
-                    raise DeviceError("card data does not match its signature", screen_key="card.data_altered")
+                    raise DeviceError(
+                        "card data does not match its signature", screen_key="card.data_altered"
+                    )
                 identity = Identity(record.full_name, record.birth_date, authenticity)
             finally:
                 record.wipe()  # the kiosk keeps only name and birth date, in the session
@@ -315,8 +335,11 @@ class EffectHandlers:
             # What the fleet sees of a card read: outcome and speed, nothing about the person.
             self.record(
                 "card_read",
-                {"result": result, "authenticity": authenticity,
-                 "duration_ms": round((time.monotonic() - started) * 1000)},
+                {
+                    "result": result,
+                    "authenticity": authenticity,
+                    "duration_ms": round((time.monotonic() - started) * 1000),
+                },
             )
 
     # -- look-up and rating ----------------------------------------------------------------------
@@ -342,21 +365,33 @@ class EffectHandlers:
         finally:
             self.record(
                 "lookup",
-                {"agency": effect.code.agency, "result": outcome,
-                 "duration_ms": round((time.monotonic() - started) * 1000)},
+                {
+                    "agency": effect.code.agency,
+                    "result": outcome,
+                    "duration_ms": round((time.monotonic() - started) * 1000),
+                },
             )
 
     def submit_rating(self, effect: Effect) -> RatingOutcome:
         assert isinstance(effect, SubmitRating)
         outcome = self.ratings.submit(
-            level=effect.level, scale=self.config.rating.levels, reasons=effect.reasons,
-            target_kind=effect.target_kind, target_id=effect.target_id, now=self.now(),
+            level=effect.level,
+            scale=self.config.rating.levels,
+            reasons=effect.reasons,
+            target_kind=effect.target_kind,
+            target_id=effect.target_id,
+            now=self.now(),
         )
         if outcome.counted:
             self.record(
                 "rating",
-                {"level": effect.level, "scale": self.config.rating.levels, "reasons": list(effect.reasons),
-                 "target_kind": effect.target_kind, "target_id": effect.target_id},
+                {
+                    "level": effect.level,
+                    "scale": self.config.rating.levels,
+                    "reasons": list(effect.reasons),
+                    "target_kind": effect.target_kind,
+                    "target_id": effect.target_id,
+                },
             )
         return outcome
 
@@ -370,14 +405,22 @@ class EffectHandlers:
             except KioskError as exc:
                 results["printer"] = {"ok": False, "state": "offline", "error": exc.message}
         else:
-            results["printer"] = {"ok": False, "state": "missing", "error": self.devices.open_errors.get("printer")}
+            results["printer"] = {
+                "ok": False,
+                "state": "missing",
+                "error": self.devices.open_errors.get("printer"),
+            }
         if self.devices.scanner is not None:
             try:
                 results["scanner"] = {"ok": True, **self.devices.scanner.self_test()}
             except KioskError as exc:
                 results["scanner"] = {"ok": False, "state": "error", "error": exc.message}
         else:
-            results["scanner"] = {"ok": False, "state": "missing", "error": self.devices.open_errors.get("scanner")}
+            results["scanner"] = {
+                "ok": False,
+                "state": "missing",
+                "error": self.devices.open_errors.get("scanner"),
+            }
         if not self.config.devices.card_reader.enabled:
             results["card_reader"] = {"ok": True, "state": "disabled"}
         elif self.devices.card is not None:
@@ -386,8 +429,11 @@ class EffectHandlers:
             except KioskError as exc:
                 results["card_reader"] = {"ok": False, "state": "error", "error": exc.message}
         else:
-            results["card_reader"] = {"ok": False, "state": "missing",
-                                      "error": self.devices.open_errors.get("card_reader")}
+            results["card_reader"] = {
+                "ok": False,
+                "state": "missing",
+                "error": self.devices.open_errors.get("card_reader"),
+            }
         for device, result in results.items():
             results[device]["ok"] = bool(result.get("ok")) and result.get("state", "ok") in ("ok", "disabled")
         return results

@@ -39,8 +39,9 @@ def simulated(config: KioskConfig) -> KioskConfig:
         config,
         devices=dataclasses.replace(
             devices,
-            printer=dataclasses.replace(devices.printer, backend="simulator",
-                                        output_dir=str(data_dir / "printer")),
+            printer=dataclasses.replace(
+                devices.printer, backend="simulator", output_dir=str(data_dir / "printer")
+            ),
             scanner=dataclasses.replace(devices.scanner, backend="simulator"),
             card_reader=dataclasses.replace(devices.card_reader, backend="simulator"),
         ),
@@ -48,8 +49,9 @@ def simulated(config: KioskConfig) -> KioskConfig:
 
 
 class KioskRuntime:
-    def __init__(self, config: KioskConfig, *, synchronous: bool = False,
-                 wall_clock: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, config: KioskConfig, *, synchronous: bool = False, wall_clock: Callable[[], Any] | None = None
+    ) -> None:
         self.config = config
         self.started = time.monotonic()
         data_dir = config.kiosk.data_dir
@@ -67,8 +69,15 @@ class KioskRuntime:
         self.simulator: Any = None  # drivers.simulation.SimulatedHardware in simulate mode
         self._open_devices()
         self.core = KioskCore(config, self.journal, {}, synchronous=synchronous, wall_clock=wall_clock)
-        self.handlers = EffectHandlers(config, self.journal, self.devices, self.tickets, self.ratings,
-                                       now=self.core.now, set_service_mode=self._service_mode_from_ui)
+        self.handlers = EffectHandlers(
+            config,
+            self.journal,
+            self.devices,
+            self.tickets,
+            self.ratings,
+            now=self.core.now,
+            set_service_mode=self._service_mode_from_ui,
+        )
         self.core.routes = self.handlers.routes()
         self.control = ControlServer(data_dir / "app.sock")
         self._stop = threading.Event()
@@ -80,8 +89,10 @@ class KioskRuntime:
     # -- devices ---------------------------------------------------------------------------------
     def _open_devices(self) -> None:
         devices, config = self.devices, self.config
-        if config.devices.printer.backend == "simulator" or config.devices.scanner.backend == "simulator" or (
-            config.devices.card_reader.enabled and config.devices.card_reader.backend == "simulator"
+        if (
+            config.devices.printer.backend == "simulator"
+            or config.devices.scanner.backend == "simulator"
+            or (config.devices.card_reader.enabled and config.devices.card_reader.backend == "simulator")
         ):
             from drivers.simulation import SimulatedHardware
 
@@ -126,7 +137,10 @@ class KioskRuntime:
             self.simulator.attach(devices)
 
     def start(self, ui_call: Callable[[Callable[[], None]], None] | None = None) -> None:
-        """Start workers: scanner, device poller, control socket. ``ui_call`` runs a function on the UI thread."""
+        """Start the scanner, the device poller and the control socket.
+
+        ``ui_call(fn)`` must run ``fn`` on the UI thread (the app passes a Kivy clock call).
+        """
         if ui_call is not None:
             self._ui_call = ui_call
         if self.devices.scanner is not None:

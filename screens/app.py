@@ -37,8 +37,9 @@ class CenterName(Label):
     def on_touch_down(self, touch: Any) -> bool:
         if self.collide_point(*touch.pos):
             app = App.get_running_app()
-            touch.ud["technician"] = Clock.schedule_once(lambda _dt: app.start("technician"),
-                                                         TECHNICIAN_LONG_PRESS_S)
+            touch.ud["technician"] = Clock.schedule_once(
+                lambda _dt: app.start("technician"), TECHNICIAN_LONG_PRESS_S
+            )
             return True
         return bool(super().on_touch_down(touch))
 
@@ -61,8 +62,14 @@ class KioskApp(App):
     notice_text = StringProperty("")
     show_footer = BooleanProperty(False)
 
-    def __init__(self, core: KioskCore, *, design_size: tuple[int, int] = (1080, 1920),
-                 on_stop_hooks: list[Callable[[], None]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        core: KioskCore,
+        *,
+        design_size: tuple[int, int] = (1080, 1920),
+        on_stop_hooks: list[Callable[[], None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.title = "Một Cửa Kiosk"
         self.core = core

@@ -6,6 +6,7 @@ be redrawn at any time (language toggle, device result) and shows the same thing
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kivy.uix.boxlayout import BoxLayout
@@ -54,7 +55,7 @@ class HomeScreen(FlowScreen):
         body.add_widget(Text(app.tr("home.greeting"), size=60, bold=True))
         body.add_widget(Widget(size_hint_y=None, height=40 * u()))
         for flow, key in (("ticket", "home.ticket"), ("lookup", "home.lookup"), ("rating", "home.rating")):
-            body.add_widget(BigButton(app.tr(key), lambda f=flow: app.start(f), size=64, height=300))
+            body.add_widget(BigButton(app.tr(key), partial(app.start, flow), size=64, height=300))
         body.add_widget(Widget())
 
 
@@ -74,24 +75,54 @@ class TicketScreen(FlowScreen):
             body.add_widget(Text(app.tr("ticket.choose_service"), size=60, bold=True))
             identity = app.core.session.identity if app.core.session else None
             if identity is not None:
-                body.add_widget(Text(app.tr("identify.hello_name", name=identity.full_name), size=44, color=GREEN))
+                body.add_widget(
+                    Text(app.tr("identify.hello_name", name=identity.full_name), size=44, color=GREEN)
+                )
             elif app.core.config.devices.card_reader.enabled:
-                body.add_widget(BigButton(app.tr("ticket.use_id_card"), lambda: app.start("identify"),
-                                          color=GREY, size=40, height=130))
+                body.add_widget(
+                    BigButton(
+                        app.tr("ticket.use_id_card"),
+                        lambda: app.start("identify"),
+                        color=GREY,
+                        size=40,
+                        height=130,
+                    )
+                )
             mark = f" ({app.tr('common.selected')})" if flow.priority else ""
-            body.add_widget(BigButton(app.tr("ticket.priority") + mark, lambda: app.act("toggle_priority"),
-                                      color=AMBER if flow.priority else GREY, size=36, height=170))
+            body.add_widget(
+                BigButton(
+                    app.tr("ticket.priority") + mark,
+                    lambda: app.act("toggle_priority"),
+                    color=AMBER if flow.priority else GREY,
+                    size=36,
+                    height=170,
+                )
+            )
             open_codes = {s.code for s in flow.open_services()}
             for service in app.core.config.services:
                 name = service.name_vi if app.language == "vi" else service.name_en
                 if service.code in open_codes:
                     counters = app.tr("ticket.counters", counters=", ".join(service.counters))
-                    body.add_widget(BigButton(f"{name}\n[size={int(34 * u())}]{counters}[/size]",
-                                              lambda c=service.code: app.act("choose", code=c),
-                                              size=50, height=190, markup=True))
+                    body.add_widget(
+                        BigButton(
+                            f"{name}\n[size={int(34 * u())}]{counters}[/size]",
+                            partial(app.act, "choose", code=service.code),
+                            size=50,
+                            height=190,
+                            markup=True,
+                        )
+                    )
                 else:
-                    body.add_widget(BigButton(f"{name} — {app.tr('home.service_unavailable')}", lambda: None,
-                                              color=GREY, size=44, height=150, disabled=True))
+                    body.add_widget(
+                        BigButton(
+                            f"{name} — {app.tr('home.service_unavailable')}",
+                            lambda: None,
+                            color=GREY,
+                            size=44,
+                            height=150,
+                            disabled=True,
+                        )
+                    )
         elif flow.state == "printing":
             body.add_widget(Widget())
             body.add_widget(Text(app.tr("ticket.printing"), size=64, bold=True))
@@ -103,10 +134,14 @@ class TicketScreen(FlowScreen):
             body.add_widget(Text(ticket.number, size=220, color=BLUE, bold=True))
             if ticket.priority:
                 body.add_widget(Text(app.tr("ticket.priority_short"), size=52, color=AMBER, bold=True))
-            body.add_widget(Text(service.name_vi if app.language == "vi" else service.name_en, size=52, bold=True))
+            body.add_widget(
+                Text(service.name_vi if app.language == "vi" else service.name_en, size=52, bold=True)
+            )
             if ticket.waiting_ahead is not None:
                 body.add_widget(Text(app.tr("ticket.waiting", count=ticket.waiting_ahead), size=48))
-            body.add_widget(Text(app.tr("ticket.go_to_counter", counters=", ".join(ticket.counters)), size=44))
+            body.add_widget(
+                Text(app.tr("ticket.go_to_counter", counters=", ".join(ticket.counters)), size=44)
+            )
             body.add_widget(Text(app.tr("ticket.take_ticket"), size=44, color=GREEN, bold=True))
             body.add_widget(Widget())
         elif flow.state == "failed":
@@ -138,9 +173,13 @@ class IdentifyScreen(FlowScreen):
             body.add_widget(Widget())
             body.add_widget(Text(app.tr("identify.done"), size=52, color=GREEN, bold=True))
             if identity is not None:
-                body.add_widget(Text(app.tr("identify.hello_name", name=identity.full_name), size=56, bold=True))
+                body.add_widget(
+                    Text(app.tr("identify.hello_name", name=identity.full_name), size=56, bold=True)
+                )
                 key = "identify.genuine" if identity.authenticity == "genuine" else "identify.not_verified"
-                body.add_widget(Text(app.tr(key), size=36, color=GREEN if key == "identify.genuine" else AMBER))
+                body.add_widget(
+                    Text(app.tr(key), size=36, color=GREEN if key == "identify.genuine" else AMBER)
+                )
             body.add_widget(BigButton(app.tr("common.continue"), app.core.close_flow))
             body.add_widget(Widget())
         elif flow.state == "failed":
@@ -163,25 +202,43 @@ class LookupScreen(FlowScreen):
             body.add_widget(Text(app.tr("lookup.scan_hint"), size=46, color=BLUE))
             self.error(app, body, flow.error_key)
             body.add_widget(Text(app.tr("lookup.type_hint"), size=40))
-            body.add_widget(Text(flow.typed or app.tr("lookup.format_hint"), size=48,
-                                 color=DARK if flow.typed else GREY, bold=bool(flow.typed)))
+            body.add_widget(
+                Text(
+                    flow.typed or app.tr("lookup.format_hint"),
+                    size=48,
+                    color=DARK if flow.typed else GREY,
+                    bold=bool(flow.typed),
+                )
+            )
             for row in KEYBOARD_ROWS:
                 line = GridLayout(cols=len(row), size_hint_y=None, height=110 * u(), spacing=8 * u())
                 for char in row:
-                    line.add_widget(BigButton(char, lambda c=char: app.act("type", char=c), size=44, height=110))
+                    line.add_widget(
+                        BigButton(char, partial(app.act, "type", char=char), size=44, height=110)
+                    )
                 body.add_widget(line)
             actions = GridLayout(cols=3, size_hint_y=None, height=130 * u(), spacing=12 * u())
-            actions.add_widget(BigButton(app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY,
-                                         size=40, height=130))
-            actions.add_widget(BigButton(app.tr("lookup.clear"), lambda: app.act("clear"), color=GREY,
-                                         size=40, height=130))
-            actions.add_widget(BigButton(app.tr("lookup.search"), lambda: app.act("submit"), color=GREEN,
-                                         size=44, height=130))
+            actions.add_widget(
+                BigButton(
+                    app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=40, height=130
+                )
+            )
+            actions.add_widget(
+                BigButton(app.tr("lookup.clear"), lambda: app.act("clear"), color=GREY, size=40, height=130)
+            )
+            actions.add_widget(
+                BigButton(
+                    app.tr("lookup.search"), lambda: app.act("submit"), color=GREEN, size=44, height=130
+                )
+            )
             body.add_widget(actions)
         elif flow.state in ("searching", "printing"):
             body.add_widget(Widget())
-            body.add_widget(Text(app.tr("lookup.searching" if flow.state == "searching" else "common.please_wait"),
-                                 size=56))
+            body.add_widget(
+                Text(
+                    app.tr("lookup.searching" if flow.state == "searching" else "common.please_wait"), size=56
+                )
+            )
             body.add_widget(Widget())
         elif flow.state == "found" and flow.status is not None:
             status = flow.status
@@ -196,7 +253,9 @@ class LookupScreen(FlowScreen):
             if flow.printed:
                 body.add_widget(Text(app.tr("lookup.printed"), size=42, color=GREEN, bold=True))
             else:
-                body.add_widget(BigButton(app.tr("lookup.print_status"), lambda: app.act("print"), height=150))
+                body.add_widget(
+                    BigButton(app.tr("lookup.print_status"), lambda: app.act("print"), height=150)
+                )
         elif flow.state in ("not_found", "unavailable"):
             body.add_widget(Widget())
             self.error(app, body, flow.error_key)
@@ -212,8 +271,13 @@ class LookupScreen(FlowScreen):
 FACE_KEYS = {
     3: ("rating.dissatisfied", "rating.neutral", "rating.satisfied"),
     4: ("rating.very_dissatisfied", "rating.dissatisfied", "rating.satisfied", "rating.very_satisfied"),
-    5: ("rating.very_dissatisfied", "rating.dissatisfied", "rating.neutral", "rating.satisfied",
-        "rating.very_satisfied"),
+    5: (
+        "rating.very_dissatisfied",
+        "rating.dissatisfied",
+        "rating.neutral",
+        "rating.satisfied",
+        "rating.very_satisfied",
+    ),
 }
 FACE_COLOURS = (RED, (0.9, 0.4, 0.1, 1), AMBER, (0.4, 0.65, 0.2, 1), GREEN)
 
@@ -224,8 +288,13 @@ class RatingScreen(FlowScreen):
         assert isinstance(flow, RatingFlow)
         body.add_widget(Text(app.tr("rating.title"), size=56, bold=True))
         if flow.target_kind == "ticket":
-            body.add_widget(Text(app.tr("rating.linked_ticket", number=flow.target_id.rsplit("/", 1)[-1]),
-                                 size=40, color=BLUE))
+            body.add_widget(
+                Text(
+                    app.tr("rating.linked_ticket", number=flow.target_id.rsplit("/", 1)[-1]),
+                    size=40,
+                    color=BLUE,
+                )
+            )
         elif flow.target_kind == "dossier":
             body.add_widget(Text(app.tr("rating.linked_dossier", code=flow.target_id), size=40, color=BLUE))
         if flow.state == "choose_level":
@@ -236,10 +305,24 @@ class RatingScreen(FlowScreen):
                 mood = -1 + 2 * index / (len(keys) - 1)
                 colour = FACE_COLOURS[round(index * 4 / (len(keys) - 1))]
                 row = BoxLayout(size_hint_y=None, height=190 * u(), spacing=24 * u())
-                row.add_widget(Face(mood, colour, lambda lv=level: app.act("level", level=lv),
-                                    size_hint_x=None, width=190 * u()))
-                row.add_widget(BigButton(app.tr(keys[index]), lambda lv=level: app.act("level", level=lv),
-                                         color=colour, size=50, height=190))
+                row.add_widget(
+                    Face(
+                        mood,
+                        colour,
+                        partial(app.act, "level", level=level),
+                        size_hint_x=None,
+                        width=190 * u(),
+                    )
+                )
+                row.add_widget(
+                    BigButton(
+                        app.tr(keys[index]),
+                        partial(app.act, "level", level=level),
+                        color=colour,
+                        size=50,
+                        height=190,
+                    )
+                )
                 body.add_widget(row)
             self.error(app, body, flow.error_key)
             body.add_widget(Text(app.tr("rating.link_hint"), size=32, color=GREY))
@@ -249,9 +332,15 @@ class RatingScreen(FlowScreen):
                 chosen = reason.code in flow.reasons
                 label = reason.label_vi if app.language == "vi" else reason.label_en
                 mark = f" ({app.tr('common.selected')})" if chosen else ""
-                body.add_widget(BigButton(label + mark,
-                                          lambda c=reason.code: app.act("toggle_reason", code=c),
-                                          color=AMBER if chosen else GREY, size=44, height=150))
+                body.add_widget(
+                    BigButton(
+                        label + mark,
+                        partial(app.act, "toggle_reason", code=reason.code),
+                        color=AMBER if chosen else GREY,
+                        size=44,
+                        height=150,
+                    )
+                )
             body.add_widget(BigButton(app.tr("rating.send"), lambda: app.act("send"), color=GREEN))
         elif flow.state == "sending":
             body.add_widget(Text(app.tr("common.please_wait"), size=52))
@@ -274,15 +363,24 @@ class TechnicianScreen(FlowScreen):
             body.add_widget(Text(app.tr("technician.enter_pin"), size=44))
             body.add_widget(Text("•" * len(flow.pin) or " ", size=64))
             if flow.error_key == "technician.locked":
-                body.add_widget(Text(app.tr("technician.locked", seconds=int(flow.guard.locked_for()) + 1),
-                                     size=44, color=RED, bold=True))
+                body.add_widget(
+                    Text(
+                        app.tr("technician.locked", seconds=int(flow.guard.locked_for()) + 1),
+                        size=44,
+                        color=RED,
+                        bold=True,
+                    )
+                )
             else:
                 self.error(app, body, flow.error_key)
             pad = GridLayout(cols=3, size_hint_y=None, height=4 * 150 * u(), spacing=12 * u())
             for key in "123456789":
-                pad.add_widget(BigButton(key, lambda k=key: app.act("digit", digit=k), size=60, height=140))
-            pad.add_widget(BigButton(app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY,
-                                     size=40, height=140))
+                pad.add_widget(BigButton(key, partial(app.act, "digit", digit=key), size=60, height=140))
+            pad.add_widget(
+                BigButton(
+                    app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=40, height=140
+                )
+            )
             pad.add_widget(BigButton("0", lambda: app.act("digit", digit="0"), size=60, height=140))
             pad.add_widget(BigButton("OK", lambda: app.act("enter"), color=GREEN, size=60, height=140))
             body.add_widget(pad)
@@ -297,7 +395,11 @@ class TechnicianScreen(FlowScreen):
             state = states.get(device, "unknown")
             if device == "card_reader" and not app.core.config.devices.card_reader.enabled:
                 state = "disabled"
-            key = f"technician.state_{state}" if app.has_text(f"technician.state_{state}") else "technician.state_error"
+            key = (
+                f"technician.state_{state}"
+                if app.has_text(f"technician.state_{state}")
+                else "technician.state_error"
+            )
             colour = GREEN if state in ("ok", "disabled") else RED
             line = f"{app.tr('technician.' + device)}: {app.tr(key)}"
             if device in test:
@@ -307,14 +409,23 @@ class TechnicianScreen(FlowScreen):
         self.error(app, body, flow.error_key)
         body.add_widget(Text(app.tr("technician.totals"), size=44, bold=True, halign="left"))
         totals = app.totals()
-        body.add_widget(Text(app.tr("technician.tickets_today", count=totals["tickets"]), size=40, halign="left"))
-        body.add_widget(Text(app.tr("technician.ratings_today", count=totals["ratings"]), size=40, halign="left"))
+        body.add_widget(
+            Text(app.tr("technician.tickets_today", count=totals["tickets"]), size=40, halign="left")
+        )
+        body.add_widget(
+            Text(app.tr("technician.ratings_today", count=totals["ratings"]), size=40, halign="left")
+        )
         body.add_widget(BigButton(app.tr("technician.self_test"), lambda: app.act("self_test"), height=150))
         body.add_widget(BigButton(app.tr("technician.test_print"), lambda: app.act("test_print"), height=150))
         out = app.core.out_of_service_reason is not None
-        body.add_widget(BigButton(app.tr("technician.back_in_service" if out else "technician.out_of_service"),
-                                  lambda: app.act("service_mode", out_of_service=not out),
-                                  color=GREEN if out else RED, height=150))
+        body.add_widget(
+            BigButton(
+                app.tr("technician.back_in_service" if out else "technician.out_of_service"),
+                lambda: app.act("service_mode", out_of_service=not out),
+                color=GREEN if out else RED,
+                height=150,
+            )
+        )
         body.add_widget(BigButton(app.tr("technician.exit"), app.home, color=GREY, height=150))
 
 

@@ -33,10 +33,25 @@ def u() -> float:
 class Text(Label):
     """A label that wraps to its width and grows to its text's height."""
 
-    def __init__(self, text: str = "", size: float = 44, color: tuple[float, ...] = DARK, bold: bool = False,
-                 halign: str = "center", **kwargs: Any) -> None:
-        super().__init__(text=text, font_size=size * u(), color=color, bold=bold, halign=halign,
-                         valign="middle", size_hint_y=None, **kwargs)
+    def __init__(
+        self,
+        text: str = "",
+        size: float = 44,
+        color: tuple[float, ...] = DARK,
+        bold: bool = False,
+        halign: str = "center",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            text=text,
+            font_size=size * u(),
+            color=color,
+            bold=bold,
+            halign=halign,
+            valign="middle",
+            size_hint_y=None,
+            **kwargs,
+        )
         self.bind(width=self._wrap, texture_size=self._grow)
         self._wrap()
 
@@ -52,11 +67,28 @@ class BigButton(Button):
 
     action = StringProperty("")
 
-    def __init__(self, text: str, on_tap: Callable[[], None], color: tuple[float, ...] = BLUE,
-                 size: float = 52, height: float = 180, **kwargs: Any) -> None:
-        super().__init__(text=text, font_size=size * u(), background_normal="", background_down="",
-                         background_color=color, color=(1, 1, 1, 1), halign="center", valign="middle",
-                         size_hint_y=None, height=height * u(), **kwargs)
+    def __init__(
+        self,
+        text: str,
+        on_tap: Callable[[], None],
+        color: tuple[float, ...] = BLUE,
+        size: float = 52,
+        height: float = 180,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            text=text,
+            font_size=size * u(),
+            background_normal="",
+            background_down="",
+            background_color=color,
+            color=(1, 1, 1, 1),
+            halign="center",
+            valign="middle",
+            size_hint_y=None,
+            height=height * u(),
+            **kwargs,
+        )
         self.bind(size=self._wrap)
         self._on_tap = on_tap
         self._wrap()
@@ -74,7 +106,9 @@ class Face(ButtonBehavior, Widget):
     mood = NumericProperty(0.0)
     level = NumericProperty(0)
 
-    def __init__(self, mood: float, colour: tuple[float, ...], on_tap: Callable[[], None], **kwargs: Any) -> None:
+    def __init__(
+        self, mood: float, colour: tuple[float, ...], on_tap: Callable[[], None], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.mood = mood
         self._colour = colour

@@ -70,16 +70,31 @@ class Harness:
 
 @pytest.fixture
 def h(tmp_path: Path) -> Iterator[Harness]:
-    config = demo_config(tmp_path, technician_pin_sha256=hash_pin("2468"), idle_timeout_s=60,
-                         result_timeout_s=10)
+    config = demo_config(
+        tmp_path, technician_pin_sha256=hash_pin("2468"), idle_timeout_s=60, result_timeout_s=10
+    )
     journal = EventJournal(tmp_path / "events.sqlite")
     script = Script()
-    effects: tuple[type[Effect], ...] = (IssueTicket, ReadCard, LookupDossier, PrintDossierStatus,
-                                         SubmitRating, RunSelfTest, PrintTestTicket, SetServiceMode)
+    effects: tuple[type[Effect], ...] = (
+        IssueTicket,
+        ReadCard,
+        LookupDossier,
+        PrintDossierStatus,
+        SubmitRating,
+        RunSelfTest,
+        PrintTestTicket,
+        SetServiceMode,
+    )
     routes = {kind: Route(script.handler, "test") for kind in effects}
     clock = Clock()
-    core = KioskCore(config, journal, routes, clock=clock, synchronous=True,
-                     wall_clock=lambda: datetime(2026, 11, 23, 9, 30, tzinfo=ZONE))
+    core = KioskCore(
+        config,
+        journal,
+        routes,
+        clock=clock,
+        synchronous=True,
+        wall_clock=lambda: datetime(2026, 11, 23, 9, 30, tzinfo=ZONE),
+    )
     harness = Harness(core, clock, script, journal)
     yield harness
     for flow in core.flows:
@@ -112,14 +127,24 @@ def scan(h: Harness, text: str) -> Flow:
 
 def ticket(effect: Effect) -> IssuedTicket:
     assert isinstance(effect, IssueTicket)
-    return IssuedTicket("A001", effect.service_code, effect.priority,
-                        datetime(2026, 11, 23, 9, 30, tzinfo=ZONE), ("1", "2"), 4)
+    return IssuedTicket(
+        "A001",
+        effect.service_code,
+        effect.priority,
+        datetime(2026, 11, 23, 9, 30, tzinfo=ZONE),
+        ("1", "2"),
+        4,
+    )
 
 
 STATUS = DossierStatus(
-    code=parse_dossier_code("000.00.10.H12-261120-0001"), procedure_name="Đăng ký khai sinh",
-    agency="UBND Phường Bến Thành", received_on=date(2026, 11, 20), due_on=date(2026, 11, 21),
-    status=DossierState.IN_PROGRESS, current_step="Thẩm định",
+    code=parse_dossier_code("000.00.10.H12-261120-0001"),
+    procedure_name="Đăng ký khai sinh",
+    agency="UBND Phường Bến Thành",
+    received_on=date(2026, 11, 20),
+    due_on=date(2026, 11, 21),
+    status=DossierState.IN_PROGRESS,
+    current_step="Thẩm định",
 )
 
 
@@ -183,6 +208,7 @@ def test_ticket_choose_print_done(h: Harness) -> None:
     flow = step(h, "toggle_priority")
     assert isinstance(flow, TicketFlow) and flow.priority
     flow = step(h, "choose", code="HO_TICH")
+    assert isinstance(flow, TicketFlow)
     assert flow.state == "done" and flow.ticket is not None and flow.ticket.number == "A001"
     effect = h.script.calls[0]
     assert isinstance(effect, IssueTicket) and effect.priority and effect.service_code == "HO_TICH"
@@ -285,7 +311,7 @@ def test_lookup_typed_code_found_and_printed(h: Harness) -> None:
     flow = step(h, "submit")
     assert isinstance(flow, LookupFlow) and flow.state == "found" and flow.status == STATUS
     flow = step(h, "print")
-    assert flow.state == "found" and flow.printed
+    assert isinstance(flow, LookupFlow) and flow.state == "found" and flow.printed
     flow = step(h, "again")
     assert flow.state == "scan"
 
@@ -296,6 +322,7 @@ def test_lookup_print_failure_stays_on_status(h: Harness) -> None:
     h.core.start("lookup")
     flow = scan(h, "000.00.10.H12-261120-0001")
     flow = step(h, "print")
+    assert isinstance(flow, LookupFlow)
     assert flow.state == "found" and flow.error_key == "printer.paper_out" and not flow.printed
 
 
@@ -388,15 +415,19 @@ def test_rating_not_counted_and_failure(h: Harness) -> None:
 def test_technician_pin_menu_self_test_print_service_mode(h: Harness) -> None:
     h.script.answers[RunSelfTest] = {"printer": {"ok": True}}
     h.script.answers[PrintTestTicket] = None
-    h.script.answers[SetServiceMode] = lambda e: h.core.set_out_of_service("technician" if e.out_of_service else None)
+    h.script.answers[SetServiceMode] = lambda e: h.core.set_out_of_service(
+        "technician" if e.out_of_service else None
+    )
     h.core.start("technician")
     for digit in "2468":
         step(h, "digit", digit=digit)
     flow = step(h, "enter")
     assert isinstance(flow, TechnicianFlow) and flow.state == "menu"
     flow = step(h, "self_test")
+    assert isinstance(flow, TechnicianFlow)
     assert flow.state == "menu" and flow.self_test == {"printer": {"ok": True}}
     flow = step(h, "test_print")
+    assert isinstance(flow, TechnicianFlow)
     assert flow.state == "menu" and flow.message_key == "technician.test_passed"
     step(h, "service_mode", out_of_service=True)
     assert h.core.out_of_service_reason == "technician"
@@ -459,5 +490,3 @@ def test_every_declared_transition_was_exercised() -> None:
     undeclared = sorted(SEEN - declared)
     assert not undeclared, f"transitions taken but not declared: {undeclared}"
     assert not missing, f"declared transitions never exercised: {missing}"
-
-

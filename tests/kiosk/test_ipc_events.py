@@ -16,7 +16,7 @@ from kiosk.ipc import ControlServer, IpcError, call
 def server(tmp_path: Path):
     control = ControlServer(tmp_path / "app.sock")
     control.register("echo", lambda args: {"got": args})
-    control.register("boom", lambda args: 1 / 0)
+    control.register("boom", lambda args: {"never": 1 / 0})
     control.start()
     yield control
     control.stop()

@@ -37,8 +37,11 @@ def _free_display() -> int:
 @pytest.fixture(scope="session")
 def xvfb() -> Iterator[str]:
     number = _free_display()
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "800x1200x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "800x1200x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while not Path(f"/tmp/.X11-unix/X{number}").exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -69,8 +72,10 @@ class KioskDriver:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; screen={self.core.screen}, "
-                                     f"state={getattr(self.core.flow, 'state', None)}, texts={self.texts()[:12]}")
+                raise AssertionError(
+                    f"timed out waiting for {what}; screen={self.core.screen}, "
+                    f"state={getattr(self.core.flow, 'state', None)}, texts={self.texts()[:12]}"
+                )
             self.loop.idle()
             time.sleep(0.005)
         self.frames(2)
@@ -78,7 +83,9 @@ class KioskDriver:
     def wait_state(self, screen: str, state: str | None = None, timeout: float = 15.0) -> None:
         def reached() -> bool:
             flow = self.core.flow
-            return self.core.screen == screen and (state is None or (flow is not None and flow.state == state))
+            return self.core.screen == screen and (
+                state is None or (flow is not None and flow.state == state)
+            )
 
         self.wait_for(reached, timeout, f"{screen}/{state}")
 
@@ -92,17 +99,26 @@ class KioskDriver:
         return [w for root in roots for w in root.walk(restrict=True) if getattr(w, "opacity", 1) > 0]
 
     def texts(self) -> list[str]:
-        return [MARKUP.sub("", w.text) for w in self.visible_widgets()
-                if isinstance(getattr(w, "text", None), str) and w.text.strip()]
+        return [
+            MARKUP.sub("", w.text)
+            for w in self.visible_widgets()
+            if isinstance(getattr(w, "text", None), str) and w.text.strip()
+        ]
 
     def find(self, text: str) -> Any:
         from kivy.uix.button import Button
 
-        candidates = [w for w in self.visible_widgets()
-                      if isinstance(w, Button) and not w.disabled and MARKUP.sub("", w.text).split("\n")[0] == text]
+        candidates = [
+            w
+            for w in self.visible_widgets()
+            if isinstance(w, Button) and not w.disabled and MARKUP.sub("", w.text).split("\n")[0] == text
+        ]
         if not candidates:
-            candidates = [w for w in self.visible_widgets()
-                          if isinstance(w, Button) and not w.disabled and text in MARKUP.sub("", w.text)]
+            candidates = [
+                w
+                for w in self.visible_widgets()
+                if isinstance(w, Button) and not w.disabled and text in MARKUP.sub("", w.text)
+            ]
         if not candidates:
             raise AssertionError(f"no button {text!r} on screen {self.core.screen}: {self.texts()}")
         return candidates[0]

@@ -174,7 +174,8 @@ def test_reader_unplugged_is_said_and_skippable(kiosk: KioskDriver) -> None:
 def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriver) -> None:
     start(kiosk)
     name = kiosk.app.root.ids.center_name
-    kiosk.tap_at(*name.to_window(*name.center), hold_s=3.3)
+    x, y = name.to_window(*name.center)
+    kiosk.tap_at(x, y, hold_s=3.3)
     kiosk.wait_state("technician", "pin")
     kiosk.shot("technician-pin")
     for digit in "1111":
