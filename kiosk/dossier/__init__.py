@@ -21,6 +21,7 @@ from kiosk.dossier.model import (
     DossierStatus,
     overdue_label,
 )
+from kiosk.dossier.tally import LookupTally
 
 #: The contract's name for the status enum.
 DossierStatusCode = DossierState
@@ -39,6 +40,7 @@ __all__ = [
     "HttpDossierBackend",
     "InvalidDossierCode",
     "LookupConfig",
+    "LookupTally",
     "LookupUnavailable",
     "lookup_event_payload",
     "open_backend",

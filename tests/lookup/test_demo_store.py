@@ -136,3 +136,27 @@ def test_demo_delay_models_a_slow_system(store: DemoDossierStore) -> None:
     assert time.monotonic() - started >= 0.2
     status = store.lookup(parse_dossier_code("000.00.10.H12-261114-0003"))
     assert status.received_on == TODAY - timedelta(days=9)
+
+
+def test_lookup_tally_counts_per_day_and_survives_restart(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from kiosk.dossier import LookupTally
+
+    vn = timezone(timedelta(hours=7))
+    tally = LookupTally(tmp_path / "tally.sqlite")
+    day1 = datetime(2026, 11, 23, 23, 59, tzinfo=vn)
+    for outcome, source in [("found", "camera"), ("found", "serial"), ("not_found", "keyboard"),
+                            ("unavailable", "camera"), ("not_a_dossier", "camera")]:
+        tally.record(outcome, source, day1)  # type: ignore[arg-type]
+    tally.record("found", "camera", day1 + timedelta(minutes=2))  # the next day
+    tally.close()
+    reopened = LookupTally(tmp_path / "tally.sqlite")
+    assert reopened.totals(date(2026, 11, 23)) == {"found": 2, "not_found": 1, "unavailable": 1,
+                                                   "not_a_dossier": 1}
+    assert reopened.totals(date(2026, 11, 24)) == {"found": 1, "not_found": 0, "unavailable": 0,
+                                                   "not_a_dossier": 0}
+    assert reopened.totals()["found"] == 3
+    assert reopened.by_source(date(2026, 11, 23)) == {"camera": 3, "serial": 1, "keyboard": 1}
+    with pytest.raises(ValueError):
+        reopened.record("maybe", "camera")  # type: ignore[arg-type]
