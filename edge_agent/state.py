@@ -2,7 +2,7 @@
 
 - Counters: ``boot`` (one per agent start) and ``bdseq`` (one per connection attempt; the Will and the
   birth of that connection carry it, so the fleet tells a late Will from a fresh birth). A fresh state
-  file seeds both from the clock, so they keep growing even after the file was lost.
+  file seeds both from the clock (ms), so they keep growing even after the file was lost.
 - The command ledger: every request id seen, whether it was executed and its result. A command is
   executed at most once; a redelivered request gets its stored result again; one interrupted by a crash
   is answered with an error instead of running twice.
@@ -81,7 +81,7 @@ class AgentState:
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
-            seed = int(time.time())
+            seed = int(time.time() * 1000)  # milliseconds: still increasing after the file was lost
             for name in ("boot", "bdseq"):
                 db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, ?)", (name, seed))
         except BaseException:

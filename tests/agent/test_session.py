@@ -62,7 +62,10 @@ def test_will_on_sigkill_carries_the_birth_counter(broker, pki, data_dir, peer_f
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(5)
         will = peer.wait_for(
-            TOPICS.status, lambda d: d["state"] == "offline" and d["bdseq"] == birth["bdseq"], timeout=15
+            TOPICS.status,
+            lambda d: d["state"] == "offline" and d["bdseq"] == birth["bdseq"],
+            timeout=15,
+            live=True,
         )
         assert will["reason"] == "lost"
         assert will["bdseq"] == birth["bdseq"] and will["boot"] == birth["boot"]
