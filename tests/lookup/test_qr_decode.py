@@ -172,3 +172,21 @@ def test_full_simulator_scanner_camera_and_serial(tmp_path: Path) -> None:
         assert report["camera"]["decoder_check"] == "ok"
     finally:
         scanner.close()
+
+
+@pytest.mark.parametrize("decoder_name", DECODERS)
+def test_every_vietnamese_payload_through_the_simulated_camera(tmp_path: Path, decoder_name: str) -> None:
+    """The camera path end to end (file -> 1280x720 frame -> worker -> decoder -> ScanResult)."""
+    for index, text in enumerate(VIETNAMESE_PAYLOADS):
+        qrencode_png(text, tmp_path / f"{index}.png")
+    camera = SimulatedCamera(ScannerConfig(decoder=decoder_name, image_dir=tmp_path, fps=50))
+    got: list[ScanResult] = []
+    camera.start(got.append)
+    try:
+        for index in range(len(VIETNAMESE_PAYLOADS)):
+            camera.show_image(f"{index}.png", hold_s=0.05)
+            assert wait_for(lambda index=index: len(got) == index + 1)
+        assert [r.text for r in got] == VIETNAMESE_PAYLOADS
+        assert [r.raw for r in got] == [t.encode() for t in VIETNAMESE_PAYLOADS]
+    finally:
+        camera.stop()
