@@ -11,6 +11,7 @@ citizen who scans twice, or prints after looking, does not hit the province twic
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -132,6 +133,7 @@ class HttpDossierBackend:
             with self._opener.open(request, timeout=self.timeout_s) as response:
                 body = response.read(MAX_RESPONSE_BYTES + 1)
                 content_type = response.headers.get_content_type()
+                announced = response.headers.get("Content-Length", "")
         except urllib.error.HTTPError as exc:
             try:
                 error_body = exc.read(4096)
@@ -158,8 +160,11 @@ class HttpDossierBackend:
             if isinstance(exc.reason, TimeoutError):
                 raise _Retry(f"no answer within {self.timeout_s:g} s") from exc
             raise _Retry(f"cannot connect: {exc.reason}") from exc
-        except (ConnectionError, OSError) as exc:  # reset mid-body, broken pipe
-            raise _Retry(f"connection failed: {exc}") from exc
+        except (ConnectionError, OSError, http.client.HTTPException) as exc:  # reset, cut body, bad reply
+            raise _Retry(f"connection failed: {exc!r}") from exc
+        if announced.isdigit() and len(body) < int(announced) <= MAX_RESPONSE_BYTES:
+            # read(n) returns what arrived when the server closes early; a cut body is a network fault
+            raise _Retry(f"connection closed after {len(body)} of {announced} bytes")
         if len(body) > MAX_RESPONSE_BYTES:
             raise LookupUnavailable(f"province system sent more than {MAX_RESPONSE_BYTES} bytes")
         if content_type != "application/json" and not content_type.endswith("+json"):

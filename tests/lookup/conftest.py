@@ -68,6 +68,8 @@ class Reply:
     content_type: str = "application/json"
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    #: announce the full length but send only half the body, then close (a dropped connection)
+    truncate: bool = False
 
 
 @dataclass
@@ -107,7 +109,9 @@ class ProvinceServer:
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(body[: len(body) // 2] if reply.truncate else body)
+                    if reply.truncate:
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 

@@ -115,6 +115,15 @@ def test_500_forever_is_unavailable_after_all_retries(province: ProvinceServer) 
     assert len(province.requests) == 3
 
 
+def test_body_cut_short_is_retried(province: ProvinceServer) -> None:
+    province.on(CODE.text, Reply(body=STATUS, truncate=True), Reply(body=STATUS))
+    assert backend(province).lookup(CODE).code == CODE
+    assert len(province.requests) == 2
+    province.on(CODE.text, Reply(body=STATUS, truncate=True))
+    with pytest.raises(LookupUnavailable, match="connection closed after"):
+        backend(province, retries=1).lookup(CODE)
+
+
 def test_429_honours_retry_after(province: ProvinceServer) -> None:
     province.on(CODE.text, Reply(status=429, body="", headers={"Retry-After": "1"}), Reply(body=STATUS))
     started = time.monotonic()
