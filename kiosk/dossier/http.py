@@ -130,8 +130,9 @@ class HttpDossierBackend:
             request.add_header(*self._auth)
         self.requests_sent += 1
         try:
+            started = time.monotonic()
             with self._opener.open(request, timeout=self.timeout_s) as response:
-                body = response.read(MAX_RESPONSE_BYTES + 1)
+                body = self._read_body(response, started)
                 content_type = response.headers.get_content_type()
                 announced = response.headers.get("Content-Length", "")
         except urllib.error.HTTPError as exc:
@@ -178,6 +179,21 @@ class HttpDossierBackend:
             # A different dossier than asked for: showing it would be a wrong look-up.
             raise LookupUnavailable(f"province system answered for another dossier code ({status.code})")
         return status
+
+    def _read_body(self, response: http.client.HTTPResponse, started: float) -> bytes:
+        """Read at most MAX_RESPONSE_BYTES + 1 within ``timeout_s`` of the request in total: the socket
+        timeout alone applies per read, so a server trickling a byte a second would hold us forever."""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_RESPONSE_BYTES:
+            if time.monotonic() - started > self.timeout_s:
+                raise _Retry(f"answer not complete within {self.timeout_s:g} s")
+            chunk = response.read1(min(16384, MAX_RESPONSE_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
 
     def close(self) -> None:
         self.clear_cache()

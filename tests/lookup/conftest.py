@@ -70,6 +70,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     #: announce the full length but send only half the body, then close (a dropped connection)
     truncate: bool = False
+    #: send the body in 10-byte pieces this many seconds apart (a trickling server)
+    drip_s: float = 0.0
 
 
 @dataclass
@@ -109,6 +111,12 @@ class ProvinceServer:
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
+                    if reply.drip_s:
+                        for start in range(0, len(body), 10):
+                            self.wfile.write(body[start : start + 10])
+                            self.wfile.flush()
+                            time.sleep(reply.drip_s)
+                        return
                     self.wfile.write(body[: len(body) // 2] if reply.truncate else body)
                     if reply.truncate:
                         self.close_connection = True

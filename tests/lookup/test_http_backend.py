@@ -124,6 +124,14 @@ def test_body_cut_short_is_retried(province: ProvinceServer) -> None:
         backend(province, retries=1).lookup(CODE)
 
 
+def test_trickling_server_is_cut_off_at_the_timeout(province: ProvinceServer) -> None:
+    province.on(CODE.text, Reply(body=STATUS, drip_s=0.05))  # ~600 bytes: 3 s in all
+    started = time.monotonic()
+    with pytest.raises(LookupUnavailable, match="answer not complete within"):
+        backend(province, timeout_s=0.4, retries=0).lookup(CODE)
+    assert time.monotonic() - started < 0.6
+
+
 def test_429_honours_retry_after(province: ProvinceServer) -> None:
     province.on(CODE.text, Reply(status=429, body="", headers={"Retry-After": "1"}), Reply(body=STATUS))
     started = time.monotonic()
