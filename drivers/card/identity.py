@@ -14,7 +14,7 @@ from drivers.card.sod import Authenticity
 
 __all__ = ["PERSONAL_FIELDS", "Authenticity", "IdentityRecord"]
 
-#: every field that carries personal data (all but ``authenticity``, ``active_auth`` and ``data_groups``)
+#: every field that carries personal data (not the verification results nor ``data_groups``)
 PERSONAL_FIELDS = (
     "id_number",
     "document_number",
@@ -72,11 +72,14 @@ class IdentityRecord:
     authenticity_reason: str = ""
     #: "passed", "failed", "not_supported" (no DG15) or "not_checked"
     active_auth: str = "not_checked"
+    #: DG14 chip authentication: "passed", "failed", "not_supported" or "not_checked"
+    chip_auth: str = "not_checked"
     data_groups: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"IdentityRecord(authenticity={self.authenticity.value}, active_auth={self.active_auth}, "
+            f"chip_auth={self.chip_auth}, "
             "<personal data hidden>)"
         )
 

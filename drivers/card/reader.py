@@ -22,11 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from drivers.card import lds
 from drivers.card.apdu import SW_DATA_OK, SW_OK, CommandApdu
 from drivers.card.bac import perform_bac
+from drivers.card.ca import parse_dg14, perform_chip_auth
 from drivers.card.errors import (
     CardError,
     CardProtocolError,
     MalformedDataError,
     NotIdCardError,
+    SecureMessagingError,
     WrongKeyError,
 )
 from drivers.card.files import FileAccessError, FileReader
@@ -47,6 +49,7 @@ class ReadOptions:
     with_photo: bool = False
     active_auth: bool = True
     block: int | None = None  # None: the largest the session's cipher fits (231 with 3DES, 223 with AES)
+    chip_auth: bool = True  # DG14 chip authentication when the card offers it (then AA is skipped)
     pace: str = "auto"  # "auto": PACE for CAN keys; "prefer": also for MRZ keys if offered; "never"
     extended_block: int | None = None  # plaintext bytes per extended READ BINARY; None: short APDUs only
     trust: list[x509.Certificate] | None = None
@@ -162,6 +165,19 @@ def active_authentication(secure: CardTransport, dg15: bytes) -> str:
     return "passed"
 
 
+def chip_authentication(secure: SecureTransport, dg14: bytes) -> str:
+    """Chip authentication from DG14; on success the channel continues with the new keys."""
+    infos = parse_dg14(dg14)
+    if not infos:
+        return "not_supported"
+    session = perform_chip_auth(secure, infos[0])
+    if session is None:
+        return "failed"
+    secure.session.wipe()
+    secure.session = session
+    return "passed"
+
+
 def _identity(dg1: bytes, dg13: bytes) -> IdentityRecord:
     td1 = lds.parse_dg1(dg1)
     dg = lds.parse_dg13(dg13)
@@ -221,14 +237,28 @@ def read_identity_over(
             sod = None  # a card without EF.SOD cannot be verified; say so, do not fail the read
         clock.lap("read_sod")
         present = set(sod.data_groups()) if sod else {1, 13}
+        ca = "not_supported"
+        if options.chip_auth and 14 in present:
+            files[14] = reader.read(lds.DG14)
+            ca = chip_authentication(secure, files[14])
+            if ca == "passed" and options.block is None:
+                reader.block = secure.session.max_plain_block()  # the new cipher may fit less
+            clock.lap("chip_auth")
         for number in (1, 13):
-            files[number] = reader.read(lds.DATA_GROUPS[number])
+            try:
+                files[number] = reader.read(lds.DATA_GROUPS[number])
+            except SecureMessagingError as exc:
+                if ca == "passed" and number == 1:  # the first answer under the keys of chip authentication
+                    raise SecureMessagingError(
+                        "chip authentication failed: the chip does not hold the DG14 key (cloned chip?)"
+                    ) from exc
+                raise
             clock.lap(f"read_dg{number}")
         if options.with_photo and 2 in present:
             files[2] = reader.read(lds.DG2)
             clock.lap("read_dg2")
-        aa = "not_supported"
-        if options.active_auth and 15 in present:
+        aa = "not_supported" if ca != "passed" else "not_checked"
+        if options.active_auth and 15 in present and ca != "passed":  # CA already proved the chip
             files[15] = reader.read(lds.DG15)
             clock.lap("read_dg15")
         if sod is not None:
@@ -246,6 +276,7 @@ def read_identity_over(
             record.photo, record.photo_mime = face.data, face.mime
         record.authenticity, record.authenticity_reason = authenticity, reason
         record.active_auth = aa
+        record.chip_auth = ca
         record.data_groups = tuple(sorted(files))
         clock.lap("parse")
     except CardError:

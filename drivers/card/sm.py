@@ -118,6 +118,8 @@ class SmSession:
             # without protection. The SSC still advances, as the card's did.
             if response.sw == 0x9000:
                 raise SecureMessagingError("secure messaging: unprotected 9000 answer")
+            if response.sw in (0x6987, 0x6988):
+                raise SecureMessagingError(f"secure messaging: the card rejected our MAC ({response.sw:04X})")
             return response
         objects = {item.tag: item.value for item in tlv.iter_tlv(response.data)}
         if TAG_MAC not in objects or TAG_STATUS not in objects:

@@ -66,7 +66,7 @@ def test_pace_with_can_reads_the_identity(adult: CardProfile, pki: TestPki, info
     record, report = read_identity_over(
         DirectTransport(chip.process),
         [AccessKey.from_can(adult.id_number[-6:])],
-        ReadOptions(active_auth=False),
+        ReadOptions(active_auth=False, chip_auth=False),
     )
     assert record.full_name == "Nguyễn Văn An"
     assert report.access_control == f"PACE-{info.cipher.upper()}-{info.curve.name}"
@@ -80,7 +80,8 @@ def test_pace_with_can_reads_the_identity(adult: CardProfile, pki: TestPki, info
 def test_pace_with_mrz_when_preferred(married: CardProfile, pki: TestPki) -> None:
     chip = _chip(married, pki, AES128_BP)
     key = AccessKey.from_mrz(married.document_number, "901103", "301103")
-    record, report = read_identity_over(DirectTransport(chip.process), [key], ReadOptions(pace="prefer"))
+    options = ReadOptions(pace="prefer", chip_auth=False)
+    record, report = read_identity_over(DirectTransport(chip.process), [key], options)
     assert report.access_control.startswith("PACE-AES") and record.spouse_name == "Lê Hoàng Nam"
     assert record.active_auth == "passed"  # INTERNAL AUTHENTICATE inside the AES channel
 
@@ -88,7 +89,9 @@ def test_pace_with_mrz_when_preferred(married: CardProfile, pki: TestPki) -> Non
 def test_wrong_can_then_right_mrz_falls_back_to_bac(adult: CardProfile, pki: TestPki) -> None:
     chip = _chip(adult, pki, AES128_BP)
     keys = [AccessKey.from_can("999999"), AccessKey.from_mrz(adult.document_number, "900517", "300517")]
-    record, report = read_identity_over(DirectTransport(chip.process), keys, ReadOptions(active_auth=False))
+    record, report = read_identity_over(
+        DirectTransport(chip.process), keys, ReadOptions(active_auth=False, chip_auth=False)
+    )
     assert (report.access_control, report.keys_tried) == ("BAC", 2)
     assert record.id_number == "079090001234"
 
@@ -106,7 +109,9 @@ def test_bac_only_card_skips_can_and_uses_bac(adult: CardProfile, pki: TestPki) 
         AccessKey.from_can(adult.id_number[-6:]),
         AccessKey.from_mrz(adult.document_number, "900517", "300517"),
     ]
-    _, report = read_identity_over(DirectTransport(chip.process), keys, ReadOptions(active_auth=False))
+    _, report = read_identity_over(
+        DirectTransport(chip.process), keys, ReadOptions(active_auth=False, chip_auth=False)
+    )
     assert report.access_control == "BAC"
 
 

@@ -70,14 +70,16 @@ def test_read_genuine_card_through_pcscd(
     record = service.read_identity(access_keys_from_cccd_qr(adult.qr_text))
     report = service.last_report
     assert report is not None
-    assert record.authenticity is Authenticity.GENUINE and record.active_auth == "passed"
+    assert record.authenticity is Authenticity.GENUINE
+    assert (record.chip_auth, record.active_auth) == ("passed", "not_checked")
     assert (record.id_number, record.full_name, record.birth_date) == (
         "079090001234",
         "Nguyễn Văn An",
         date(1990, 5, 17),
     )
     assert record.place_of_residence == "Phường Bến Thành, TP. Hồ Chí Minh"
-    assert report.apdu_count == 13  # 3 + SOD 5 + DG1 1 + DG13 2 + DG15 1 + INTERNAL AUTHENTICATE 1
+    # BAC 3, SOD 5 x 231, DG14 1, MSE + GENERAL AUTHENTICATE 2, then AES blocks of 223: DG1 1, DG13 2
+    assert report.apdu_count == 3 + 5 + 1 + 2 + 1 + 2
     assert report.timings_ms["wall"] < 1000
     logs = caplog.text
     record.wipe()
@@ -215,7 +217,8 @@ def test_cli_card_read_json(
     out = json.loads(done.stdout)
     assert out["full_name"] == "Nguyễn Văn An" and out["birth_date"] == "1990-05-17"
     assert out["expiry_date"] == "2030-05-17" and out["authenticity"] == "genuine"
-    assert out["apdu_count"] == 13 + 66 and "read_dg2" in out["timings"]  # DG2: ceil(15 1xx / 231) = 66
+    assert out["apdu_count"] == 14 + 68 and "read_dg2" in out["timings"]  # DG2: ceil(15 082 / 223) = 68
+    assert (out["chip_auth"], out["active_auth"]) == ("passed", "not_checked")
     assert photo.read_bytes()[:2] == b"\xff\xd8" and len(photo.read_bytes()) == 15000
 
     masked = json.loads(

@@ -47,7 +47,7 @@ def test_identity_read_uses_the_optimal_apdu_count(
     record, report = read_identity_over(
         transport,
         [_key(adult)],
-        ReadOptions(active_auth=False, block=block, trust=load_trust_store(pki.trust_dir)),
+        ReadOptions(active_auth=False, chip_auth=False, block=block, trust=load_trust_store(pki.trust_dir)),
     )
     sizes = _sizes(adult, pki)
     optimal = 3 + sum(math.ceil(sizes[name] / block) for name in ("EF.SOD", "DG1", "DG13"))
@@ -64,7 +64,9 @@ def test_identity_read_uses_the_optimal_apdu_count(
 def test_extended_length_reads_each_file_in_one_apdu(direct_card: Maker, adult: CardProfile) -> None:
     _chip, transport = direct_card(adult)
     record, report = read_identity_over(
-        transport, [_key(adult)], ReadOptions(with_photo=True, active_auth=False, extended_block=65511)
+        transport,
+        [_key(adult)],
+        ReadOptions(with_photo=True, active_auth=False, chip_auth=False, extended_block=65511),
     )
     assert report.apdu_count == 3 + 4  # SOD, DG1, DG13, DG2
     assert record.photo is not None and len(record.photo) == 15000 and record.photo_mime == "image/jpeg"
@@ -75,7 +77,7 @@ def test_extended_length_refused_falls_back_to_short(
 ) -> None:
     _chip, transport = direct_card(adult, CardFaults(no_extended=True))
     record, report = read_identity_over(
-        transport, [_key(adult)], ReadOptions(active_auth=False, extended_block=65511)
+        transport, [_key(adult)], ReadOptions(active_auth=False, chip_auth=False, extended_block=65511)
     )
     sizes = _sizes(adult, pki)
     # one refused extended READ BINARY (6700), then short blocks for everything
@@ -87,7 +89,7 @@ def test_card_without_sfi_support_gets_one_select_per_file(
     direct_card: Maker, adult: CardProfile, pki: TestPki
 ) -> None:
     _chip, transport = direct_card(adult, CardFaults(no_sfi=True))
-    _, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False))
+    _, report = read_identity_over(transport, [_key(adult)], ReadOptions(active_auth=False, chip_auth=False))
     sizes = _sizes(adult, pki)
     reads = sum(math.ceil(sizes[n] / 231) for n in ("EF.SOD", "DG1", "DG13"))
     assert report.apdu_count == 3 + 1 + 3 + reads  # one refused SFI read, then a SELECT per file
@@ -95,7 +97,7 @@ def test_card_without_sfi_support_gets_one_select_per_file(
 
 def test_active_authentication_passes(direct_card: Maker, married: CardProfile) -> None:
     _chip, transport = direct_card(married)
-    record, _ = read_identity_over(transport, [_key(married)], ReadOptions(active_auth=True))
+    record, _ = read_identity_over(transport, [_key(married)], ReadOptions(active_auth=True, chip_auth=False))
     assert record.active_auth == "passed"
     assert record.spouse_name == "Lê Hoàng Nam"
     assert (record.father_name, record.mother_name) == ("Trần Văn Hùng", "Phạm Thu Hà")
@@ -112,7 +114,7 @@ def test_qr_candidates_open_the_card_of_an_elderly_citizen(direct_card: Maker, e
 def test_later_qr_candidate_is_tried_after_a_refusal(direct_card: Maker, adult: CardProfile) -> None:
     _chip, transport = direct_card(adult)
     keys = [AccessKey.from_mrz(adult.document_number, "900517", "250517", label="wrong"), _key(adult)]
-    _, report = read_identity_over(transport, keys, ReadOptions(active_auth=False))
+    _, report = read_identity_over(transport, keys, ReadOptions(active_auth=False, chip_auth=False))
     assert (report.keys_tried, report.key_label) == (2, "mrz")
     assert report.apdu_count == 1 + 2 + 2 + 8
 
@@ -169,7 +171,7 @@ def test_dg3_answers_6982_and_is_never_read_for_identity(direct_card: Maker, adu
     with pytest.raises(FileAccessError) as info:
         FileReader(secure).read(lds.DG3)
     assert info.value.sw == 0x6982
-    assert lds.parse_com(FileReader(secure).read(lds.EF_COM)).data_groups() == [1, 2, 3, 13, 15]
+    assert lds.parse_com(FileReader(secure).read(lds.EF_COM)).data_groups() == [1, 2, 3, 13, 14, 15]
 
 
 def test_wipe_clears_every_personal_field(direct_card: Maker, married: CardProfile) -> None:
@@ -227,3 +229,31 @@ def test_file_reader_shrinks_block_on_6700_and_reads_on_by_offset() -> None:
     )
     assert FileReader(card).read(lds.DG13) == data
     assert card.stats.apdus == 4
+
+
+def test_chip_authentication_replaces_the_session_keys(
+    direct_card: Maker, adult: CardProfile, pki: TestPki
+) -> None:
+    _chip, transport = direct_card(adult)
+    record, report = read_identity_over(
+        transport, [_key(adult)], ReadOptions(trust=load_trust_store(pki.trust_dir))
+    )
+    assert (record.chip_auth, record.active_auth) == ("passed", "not_checked")  # CA makes AA redundant
+    assert record.authenticity is Authenticity.GENUINE and 14 in record.data_groups
+    sizes = _sizes(adult, pki)
+    dg14 = len(build_files(adult, pki)[lds.DG14.fid])
+    # BAC, SOD (231-byte blocks), DG14, MSE:Set AT, GENERAL AUTHENTICATE, then DG1 and DG13 under AES (223)
+    expected = 3 + math.ceil(sizes["EF.SOD"] / 231) + math.ceil(dg14 / 231) + 2
+    expected += math.ceil(sizes["DG1"] / 223) + math.ceil(sizes["DG13"] / 223)
+    assert report.apdu_count == expected
+
+
+def test_cloned_chip_without_the_dg14_key_is_caught(adult: CardProfile, pki: TestPki) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
+
+    files = build_files(adult, pki)  # DG14 and EF.SOD copied from the genuine card
+    clone = VirtualChip(
+        files, _key(adult), pki.aa_key, ca_key=crypto_ec.generate_private_key(crypto_ec.SECP256R1())
+    )
+    with pytest.raises(SecureMessagingError, match="chip authentication failed"):
+        read_identity_over(DirectTransport(clone.process), [_key(adult)], ReadOptions())

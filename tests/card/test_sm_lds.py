@@ -127,7 +127,7 @@ def test_dg13_without_id_number_is_rejected() -> None:
 
 def test_com_dg1_dg2_round_trips(adult: CardProfile, pki: TestPki) -> None:
     files = build_files(adult, pki)
-    assert lds.parse_com(files[lds.EF_COM.fid]).data_groups() == [1, 2, 3, 13, 15]
+    assert lds.parse_com(files[lds.EF_COM.fid]).data_groups() == [1, 2, 3, 13, 14, 15]
     assert lds.parse_dg1(files[lds.DG1.fid]).document_number == "090001234"
     face = lds.parse_dg2(files[lds.DG2.fid])
     assert face.mime == "image/jpeg" and len(face.data) == 15000 and face.data[:2] == b"\xff\xd8"
@@ -141,7 +141,7 @@ def _dg_files(files: dict[int, bytes]) -> dict[int, bytes]:
 def test_passive_authentication_states(adult: CardProfile, pki: TestPki, tmp_path: Path) -> None:
     files = build_files(adult, pki)
     sod = parse_sod(files[lds.EF_SOD.fid])
-    assert sod.hash_algorithm == "sha256" and sod.data_groups() == [1, 2, 13, 15]
+    assert sod.hash_algorithm == "sha256" and sod.data_groups() == [1, 2, 13, 14, 15]
     assert sod.dg_hashes[1] == hashlib.sha256(files[lds.DG1.fid]).digest()
     trust = load_trust_store(pki.trust_dir)
     assert passive_authentication(sod, _dg_files(files), trust).authenticity is Authenticity.GENUINE

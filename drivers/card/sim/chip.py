@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from asn1crypto import core
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -32,6 +33,7 @@ from drivers.card.apdu import (
     ResponseApdu,
 )
 from drivers.card.bac import BacKeys, session_from_exchange
+from drivers.card.ca import CA_PROTOCOLS, session_after_ca
 from drivers.card.crypto import mac_equal, retail_mac, tdes_decrypt, tdes_encrypt
 from drivers.card.errors import CardError
 from drivers.card.keys import AccessKey
@@ -100,6 +102,7 @@ class VirtualChip:
         aa_key: ec.EllipticCurvePrivateKey,
         faults: CardFaults | None = None,
         can: str | None = None,
+        ca_key: ec.EllipticCurvePrivateKey | None = None,
         pace: PaceInfo | None = DEFAULT_PACE,
     ) -> None:
         self.files = dict(files)
@@ -108,6 +111,7 @@ class VirtualChip:
         self._aa_key = aa_key
         self.can = can
         self._access_key = access_key
+        self._ca_key = ca_key
         self.pace = None if self.faults.no_pace else pace
         if self.pace is not None:
             self.files[EF_CARD_ACCESS_FID] = build_card_access([self.pace])
@@ -122,6 +126,8 @@ class VirtualChip:
         self._challenge: bytes | None = None
         self._sm: SmSession | None = None
         self._pace_state: dict[str, Any] = {}
+        self._ca_protocol: str | None = None
+        self._pending_sm: SmSession | None = None
 
     # ---------------------------------------------------------------------------------------------
     def process(self, raw: bytes) -> bytes:
@@ -158,7 +164,10 @@ class VirtualChip:
             response = ResponseApdu(b"", SW_WRONG_LENGTH)  # refused inside the channel: SSCs stay in step
         else:
             response = self._protected(inner)
-        return self._sm.wrap_response(response, corrupt_mac=faults.bad_mac).encode()
+        wrapped = self._sm.wrap_response(response, corrupt_mac=faults.bad_mac).encode()
+        if self._pending_sm is not None:  # chip authentication: the answer goes out under the old keys
+            self._sm, self._pending_sm = self._pending_sm, None
+        return wrapped
 
     # -- before BAC ---------------------------------------------------------------------------------
     def _plain(self, apdu: CommandApdu) -> ResponseApdu:
@@ -295,7 +304,44 @@ class VirtualChip:
         if apdu.ins == 0x84:
             self._challenge = os.urandom(8)
             return ResponseApdu(self._challenge, SW_OK)
+        if apdu.ins == 0x22 and apdu.p1 == 0x41:
+            return self._chip_auth_mse(apdu)
+        if apdu.ins == 0x86 and self._ca_protocol is not None:
+            try:
+                public = tlv.find(tlv.parse_one(apdu.data, 0x7C).value, 0x80)
+            except CardError:
+                return ResponseApdu(b"", SW_WRONG_DATA)
+            return self._chip_auth_exchange(public, self._ca_protocol)
         return ResponseApdu(b"", SW_INS_NOT_SUPPORTED)
+
+    # -- chip authentication (inside the channel) ---------------------------------------------------
+    def _chip_auth_mse(self, apdu: CommandApdu) -> ResponseApdu:
+        if self._ca_key is None:
+            return ResponseApdu(b"", SW_FUNC_NOT_SUPPORTED)
+        try:
+            objects = {item.tag: item.value for item in tlv.iter_tlv(apdu.data)}
+        except CardError:
+            return ResponseApdu(b"", SW_WRONG_DATA)
+        if apdu.p2 == 0xA6 and 0x91 in objects:  # MSE:Set KAT (3DES): the key agreement happens now
+            return self._chip_auth_exchange(objects[0x91], "0.4.0.127.0.7.2.2.3.2.1")
+        oid = objects.get(0x80)
+        protocol = next((p for p in CA_PROTOCOLS if core.ObjectIdentifier(p).contents == oid), None)
+        if apdu.p2 != 0xA4 or protocol is None:
+            return ResponseApdu(b"", SW_REF_DATA_NOT_FOUND)
+        self._ca_protocol = protocol
+        return ResponseApdu(b"", SW_OK)
+
+    def _chip_auth_exchange(self, public: bytes, protocol: str) -> ResponseApdu:
+        self._ca_protocol = None
+        assert self._ca_key is not None
+        try:
+            peer = ec.EllipticCurvePublicKey.from_encoded_point(self._ca_key.curve, public)
+        except ValueError:
+            return ResponseApdu(b"", SW_WRONG_DATA)
+        shared = self._ca_key.exchange(ec.ECDH(), peer)
+        cipher, bits = CA_PROTOCOLS[protocol]
+        self._pending_sm = session_after_ca(shared, cipher, bits)
+        return ResponseApdu(tlv.encode(0x7C, b"") if protocol != "0.4.0.127.0.7.2.2.3.2.1" else b"", SW_OK)
 
     def _file(self, fid: int) -> bytes:
         data = self.files[fid]

@@ -59,6 +59,7 @@ class TestPki:
     ds_cert: x509.Certificate
     ds_key: ec.EllipticCurvePrivateKey
     aa_key: ec.EllipticCurvePrivateKey
+    ca_key: ec.EllipticCurvePrivateKey  # the chip's static chip-authentication key (DG14)
 
     @property
     def trust_dir(self) -> Path:
@@ -69,13 +70,17 @@ class TestPki:
     def load_or_create(cls, directory: Path) -> TestPki:
         directory = Path(directory)
         files = {n: directory / n for n in ("csca.pem", "ds.pem", "ds.key.pem", "aa.key.pem")}
+        ca_path = directory / "ca.key.pem"
         if all(p.exists() for p in files.values()):
+            if not ca_path.exists():  # a PKI folder from before chip authentication existed
+                _write_key(ca_path, ec.generate_private_key(ec.SECP256R1()))
             return cls(
                 directory,
                 x509.load_pem_x509_certificate(files["csca.pem"].read_bytes()),
                 x509.load_pem_x509_certificate(files["ds.pem"].read_bytes()),
                 _load_key(files["ds.key.pem"]),
                 _load_key(files["aa.key.pem"]),
+                _load_key(ca_path),
             )
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "trust").mkdir(exist_ok=True)
@@ -110,10 +115,12 @@ class TestPki:
             .sign(csca_key, hashes.SHA256())
         )
         aa_key = ec.generate_private_key(ec.SECP256R1())
+        ca_key = ec.generate_private_key(ec.SECP256R1())
         pem = serialization.Encoding.PEM
         files["csca.pem"].write_bytes(csca.public_bytes(pem))
         (directory / "trust" / "csca.pem").write_bytes(csca.public_bytes(pem))
         files["ds.pem"].write_bytes(ds.public_bytes(pem))
         _write_key(files["ds.key.pem"], ds_key)
         _write_key(files["aa.key.pem"], aa_key)
-        return cls(directory, csca, ds, ds_key, aa_key)
+        _write_key(ca_path, ca_key)
+        return cls(directory, csca, ds, ds_key, aa_key, ca_key)

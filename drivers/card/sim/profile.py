@@ -21,12 +21,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from drivers.card import lds, tlv
+from drivers.card.ca import build_dg14
 from drivers.card.errors import MalformedDataError
 from drivers.card.keys import NO_EXPIRY_FIELDS
 from drivers.card.mrz import build_td1, name_to_mrz
 from drivers.card.sim.pki import TestPki
 from drivers.card.sod import LDS_SECURITY_OBJECT_OID, LdsSecurityObject
 
+#: chip authentication the virtual CCCD offers in DG14: ECDH on P-256, then AES-128 secure messaging
+CA_PROTOCOL = "0.4.0.127.0.7.2.2.3.2.2"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
@@ -237,10 +240,9 @@ def build_sod(dg_files: dict[int, bytes], pki: TestPki) -> bytes:
 def build_files(
     profile: CardProfile, pki: TestPki, *, alter_dg13: bool = False, bad_tlv_dg13: bool = False
 ) -> dict[int, bytes]:
-    """File id -> content of every EF on the virtual chip (EF.COM, DG1, DG2, DG3, DG13, DG15, EF.SOD).
+    """File id -> content of every EF on the virtual chip (EF.COM, DG1, DG2, DG3, DG13, DG14, DG15, EF.SOD).
 
-    DG14 is listed by real CCCDs but needs chip authentication keys; the virtual chip does not offer it
-    (see docs/card.md). ``alter_dg13`` changes DG13 after signing (a forged card); ``bad_tlv_dg13``
+    ``alter_dg13`` changes DG13 after signing (a forged card); ``bad_tlv_dg13``
     breaks its inner TLV lengths before signing (a hostile card whose SOD still matches).
     """
     jpeg, width, height = _portrait(profile.photo_bytes, profile.id_number)
@@ -251,6 +253,7 @@ def build_files(
         1: lds.build_dg1(profile.mrz()),
         2: lds.build_dg2(jpeg, width, height),
         13: lds.build_dg13(dg13_values(profile)),
+        14: build_dg14(CA_PROTOCOL, pki.ca_key.public_key()),
         15: lds.build_dg15(aa_spki),
     }
     if bad_tlv_dg13:
@@ -260,7 +263,7 @@ def build_files(
         dgs[13] = bytes(dg13)
     files = {lds.DATA_GROUPS[n].fid: data for n, data in dgs.items()}
     files[lds.DG3.fid] = tlv.encode(0x63, b"")  # present but protected by EAC: reads answer 6982
-    files[lds.EF_COM.fid] = lds.build_com([1, 2, 3, 13, 15])
+    files[lds.EF_COM.fid] = lds.build_com([1, 2, 3, 13, 14, 15])
     files[lds.EF_SOD.fid] = build_sod(dgs, pki)
     if alter_dg13:
         name = profile.full_name.encode("utf-8")

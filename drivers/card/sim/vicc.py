@@ -55,7 +55,9 @@ class VirtualCard:
         self._key = AccessKey.from_mrz(
             profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
         )
-        self.chip = VirtualChip(self._files, self._key, pki.aa_key, self.faults, can=profile.id_number[-6:])
+        self.chip = VirtualChip(
+            self._files, self._key, pki.aa_key, self.faults, can=profile.id_number[-6:], ca_key=pki.ca_key
+        )
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
