@@ -45,6 +45,7 @@ class CardReaderService:
         timeout_s: float = 5.0,
         *,
         active_auth: bool = True,
+        chip_auth: bool = True,
         extended_block: int | None = None,
         block: int | None = None,
         pace: str = "auto",
@@ -53,6 +54,7 @@ class CardReaderService:
         self.trust_dir = trust_dir
         self.timeout_s = timeout_s
         self.active_auth = active_auth
+        self.chip_auth = chip_auth
         self.extended_block = extended_block
         self.block = block
         self.pace = pace
@@ -138,6 +140,7 @@ class CardReaderService:
         options = ReadOptions(
             with_photo=with_photo,
             active_auth=self.active_auth,
+            chip_auth=self.chip_auth,
             block=self.block,
             pace=self.pace,
             extended_block=self.extended_block,
