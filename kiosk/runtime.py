@@ -48,6 +48,16 @@ def simulated(config: KioskConfig) -> KioskConfig:
     )
 
 
+def demo_config(data_dir: Path, **kiosk_overrides: Any) -> KioskConfig:
+    """config/simulate.toml, every device simulated, its data under ``data_dir`` (tests, benchmarks)."""
+    from kiosk.cli import SIMULATE_CONFIG
+    from kiosk.config import load_config
+
+    config = load_config(SIMULATE_CONFIG)
+    kiosk = dataclasses.replace(config.kiosk, data_dir=data_dir, **kiosk_overrides)
+    return simulated(dataclasses.replace(config, kiosk=kiosk))
+
+
 class KioskRuntime:
     def __init__(
         self, config: KioskConfig, *, synchronous: bool = False, wall_clock: Callable[[], Any] | None = None

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import segno
 
+from screens.harness import KioskDriver
 from tests.conftest import ARTIFACTS
-from tests.ui.conftest import KioskDriver
 
 pytestmark = [pytest.mark.window]
 
