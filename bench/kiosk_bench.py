@@ -118,7 +118,7 @@ def main() -> int:
     }
     (RESULTS / "kiosk.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"{'measure':<42}{'value':>12}{'target':>10}")
-    median = result["cold_start_s"]["median"]
+    median = statistics.median(starts)
     print(f"{'cold start to first frame, median (s)':<42}{median:>12.2f}{'< 2':>10}")
     print(f"{'cold start runs (s)':<42}{' '.join(f'{s:.2f}' for s in starts):>12}")
     print(f"{'RSS after ' + marks[0] + ' sessions (MB)':<42}{first:>12.1f}{'< 200':>10}")
