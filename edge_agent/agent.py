@@ -118,7 +118,7 @@ class Agent:
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
             on_ack=self._on_ack,
-            max_inflight=cfg.publish_window,
+            max_inflight=cfg.mqtt_max_inflight,
         )
         self.config = ConfigManager(
             state=self.state,
@@ -197,8 +197,7 @@ class Agent:
 
     def _on_ack(self, generation: int, mid: int, failed: bool, reason: str) -> None:
         self._acks.append((generation, mid, failed, reason))
-        if len(self._acks) >= 256:
-            self._wake_pump.set()
+        self._wake_pump.set()
 
     def _enqueue(self, message: Message) -> None:
         self._control.put(message)

@@ -44,6 +44,9 @@ class AgentConfig:
     outbox_alarm_ratio: float = field(default=0.8, metadata={"min": 0.1, "max": 1.0})
     #: events handed to paho but not yet acknowledged; bounds duplicates after a connection loss
     publish_window: int = field(default=1000, metadata={"min": 1, "max": 65000})
+    #: messages paho keeps in flight on the wire (the rest of the window waits in paho's queue); paho's
+    #: default, and faster than a large value in the benchmark (docs/agent.md)
+    mqtt_max_inflight: int = field(default=20, metadata={"min": 1, "max": 65535})
     #: how often the agent looks for new events in the journal when idle
     poll_interval_s: float = field(default=0.1, metadata={"min": 0.01, "max": 10})
     #: acknowledged events are deleted in one transaction at most this often (batched commits)

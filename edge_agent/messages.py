@@ -144,19 +144,16 @@ class Status:
 def event_payload(
     *, seq: int, event_id: str, kind: str, occurred_at: str, payload_json: str, journal_id: str, replay: bool
 ) -> bytes:
-    """The event envelope; ``payload_json`` is embedded as stored (no decode/encode on the hot path)."""
-    head = dumps(
-        {
-            "schema": SCHEMA_EVENT,
-            "event_id": event_id,
-            "seq": seq,
-            "journal_id": journal_id,
-            "kind": kind,
-            "occurred_at": occurred_at,
-            "replay": replay,
-        }
-    )
-    return head[:-1] + b',"payload":' + payload_json.encode() + b"}"
+    """The event envelope; ``payload_json`` is embedded as stored (no decode/encode on the hot path).
+
+    Same bytes as ``dumps`` of the dict, built by hand: this runs once per event.
+    """
+    return (
+        f'{{"schema":"{SCHEMA_EVENT}","event_id":{json.dumps(event_id)},"seq":{int(seq)},'
+        f'"journal_id":{json.dumps(journal_id)},"kind":{json.dumps(kind)},'
+        f'"occurred_at":{json.dumps(occurred_at)},"replay":{"true" if replay else "false"},'
+        f'"payload":{payload_json}}}'
+    ).encode()
 
 
 CommandName = Literal[

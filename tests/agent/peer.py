@@ -51,7 +51,7 @@ class Peer:
             tls_version=ssl.PROTOCOL_TLS_CLIENT,
         )
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.05, 0.5)
+        self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # floats work (time.sleep)
         self.messages: list[Received] = []
         self.suback: list[list[int]] = []
         self._cond = threading.Condition()

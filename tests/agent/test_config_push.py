@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ def kiosk(request, peer_factory):
     peer.publish(topics.config_state, b"", retain=True)
 
 
-SERVICES = [
+SERVICES: list[dict[str, Any]] = [
     {"code": "HOTICH", "prefix": "A", "name_vi": "Hộ tịch", "name_en": "Civil status"},
     {"code": "DATDAI", "prefix": "B", "name_vi": "Đất đai", "name_en": "Land", "counters": ["3", "4"]},
 ]
