@@ -8,6 +8,7 @@ kiosk demo on the first slot does not collide with them.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,7 +57,31 @@ def direct_card(pki: TestPki) -> Callable[..., tuple[VirtualChip, DirectTranspor
 
 
 @pytest.fixture(scope="session")
-def pcscd() -> Iterator[str]:
+def vpcd_slot() -> Iterator[int]:
+    """Exclusive use of the test vpcd slot across processes: two test runs on one machine (two
+    engineers, or CI next to a developer) would otherwise plug their virtual cards into the same slot."""
+    import fcntl
+    import time
+
+    path = Path(tempfile.gettempdir()) / f"motcua-card-vpcd-{VPCD_PORT}.lock"
+    with path.open("w") as handle:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"vpcd slot {VPCD_PORT} busy for 10 minutes ({path})") from None
+                time.sleep(0.2)
+        try:
+            yield VPCD_PORT
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def pcscd(vpcd_slot: int) -> Iterator[str]:
     """pcscd running with the vpcd readers; yields the reader name the tests use."""
     from drivers.card.pcscd import start_pcscd, stop_started_pcscd, wait_for_reader
 

@@ -319,3 +319,23 @@ def test_pace_can_through_pcscd_and_cli(
     assert json.loads(done.stdout)["access_control"] == "PACE-AES-brainpoolP256r1"
     wrong = _cli("--reader", pcscd, "--can", "000000", "--json")
     assert json.loads(wrong.stdout)["error"]["screen_key"] == "card.wrong_key"
+
+
+def test_next_citizens_card_right_after_removal_appears(
+    pcscd: str, inserted: Insert, adult: CardProfile, married: CardProfile
+) -> None:
+    """A demo removes one VirtualCard and inserts another object at once: vpcd must still see it."""
+    first = inserted(adult)
+    service = _service(pcscd)
+    _wait_present(service)
+    first.remove()
+    inserted(married)  # a new object, no wait in between (VirtualCard settles per vpcd slot)
+    deadline = time.monotonic() + 3.0
+    while True:  # pcscd first notices the removal, then the new card
+        try:
+            record = service.read_identity([_key(married)])
+            break
+        except (CardRemovedError, ReaderMissingError):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert record.full_name == "Trần Thị Bích Ngọc"

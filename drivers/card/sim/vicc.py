@@ -28,6 +28,18 @@ VPCD_PORT = 35963
 #: vpcd quirk: a connection made within ~0.3 s of the previous card leaving is accepted but never
 #: polled, so the card never appears. A citizen cannot be that fast; ``insert`` waits this long.
 REINSERT_SETTLE_S = 0.5
+#: when a card last left each vpcd slot (host, port): shared by all VirtualCard objects, since a demo
+#: removes one citizen's card and inserts the next one's as a new object
+_LEFT_AT: dict[tuple[str, int], float] = {}
+_LEFT_LOCK = threading.Lock()
+
+
+def _mark_left(address: tuple[str, int] | None) -> None:
+    if address is not None:
+        with _LEFT_LOCK:
+            _LEFT_AT[address] = time.monotonic()
+
+
 _CTRL_OFF, _CTRL_ON, _CTRL_RESET, _CTRL_ATR = 0, 1, 2, 4
 
 
@@ -61,7 +73,7 @@ class VirtualCard:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._left_at = 0.0
+        self._address: tuple[str, int] | None = None
 
     @classmethod
     def from_profile_file(
@@ -78,7 +90,9 @@ class VirtualCard:
     def insert(self, host: str = "127.0.0.1", port: int = VPCD_PORT, timeout_s: float = 5.0) -> None:
         """Connect to vpcd (pcscd must be running) and serve APDUs in a background thread."""
         self.remove()
-        settle = self._left_at + REINSERT_SETTLE_S - time.monotonic()
+        with _LEFT_LOCK:
+            left_at = _LEFT_AT.get((host, port), 0.0)
+        settle = left_at + REINSERT_SETTLE_S - time.monotonic()
         if settle > 0:
             time.sleep(settle)
         try:
@@ -92,6 +106,7 @@ class VirtualCard:
         self.chip.reset()
         with self._lock:
             self._sock = sock
+            self._address = (host, port)
         self._thread = threading.Thread(target=self._serve, args=(sock,), name="virtual-cccd", daemon=True)
         self._thread.start()
 
@@ -100,7 +115,7 @@ class VirtualCard:
         with self._lock:
             sock, self._sock = self._sock, None
         if sock is not None:
-            self._left_at = time.monotonic()
+            _mark_left(self._address)
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
@@ -144,7 +159,7 @@ class VirtualCard:
             with self._lock:
                 if self._sock is sock:
                     self._sock = None
-                    self._left_at = time.monotonic()
+                    _mark_left(self._address)
             with contextlib.suppress(OSError):
                 sock.close()
 
