@@ -87,6 +87,7 @@ class Agent:
             log.error("event journal was corrupted and moved aside to %s", self.journal.recovered[0].name)
         self.state = AgentState(data_dir / STATE_NAME)
         self.boot = self.state.next_counter("boot")
+        self.state.prune_commands()  # request ids older than any redelivery (30 days)
         self.bdseq = 0
         self.probe = HealthProbe(data_dir)
         self.heartbeat_s = cfg.heartbeat_s
