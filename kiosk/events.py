@@ -9,7 +9,8 @@ and deletes them only after the broker acknowledged them. The journal IS the age
   id and its ``seq`` restarts, so consumers detect gaps per (kiosk, journal_id).
 - ``attempts`` counts how often the agent handed an event to the broker; an event published again after
   an attempt is a *replay* (docs/mqtt.md).
-- Bounded: at ``max_events`` the oldest events are dropped in chunks (1 %, at least 10) and an
+- Bounded: at ``max_events`` (a property of the file, set by the agent from its configuration, so the
+  app needs no setting) the oldest events are dropped in chunks (1 %, at least 10) and an
   ``outbox_dropped`` event records the range, so the loss is visible upstream instead of the disk filling.
 - A corrupted file is moved aside (``events.sqlite.corrupt-<UTC time>``), a fresh journal starts with a
   ``journal_recovered`` event, and the process keeps going. Another process that still holds the old
@@ -180,12 +181,14 @@ def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
 class EventJournal:
     """Append-only (for the app) journal of events; safe to share between processes and threads."""
 
-    def __init__(self, path: Path, *, max_events: int = DEFAULT_MAX_EVENTS, durable: bool = True) -> None:
-        """``durable=False`` (the agent) skips fsync on its own commits: losing a delete only re-sends."""
-        if max_events < 100:
+    def __init__(self, path: Path, *, max_events: int | None = None, durable: bool = True) -> None:
+        """``max_events``: the bound to store in the file (the agent's ``outbox_max_events``); None keeps
+        the file's (default DEFAULT_MAX_EVENTS). ``durable=False`` (the agent) skips fsync on its own
+        commits: losing a delete only re-sends an event."""
+        if max_events is not None and max_events < 100:
             raise ValueError("max_events must be at least 100")
         self.path = path
-        self.max_events = max_events
+        self._wanted_max = max_events
         self.durable = durable
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
@@ -226,6 +229,12 @@ class EventJournal:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?)", (uuid.uuid4().hex,)
             )
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped_total', '0')")
+            if self._wanted_max is not None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('max_events', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(self._wanted_max),),
+                )
         except BaseException:
             db.close()
             raise
@@ -245,6 +254,7 @@ class EventJournal:
                 self._db = db
                 self._inode = os.stat(self.path).st_ino
                 self.journal_id = self._meta("journal_id")
+                self.max_events = int(self._meta("max_events") or DEFAULT_MAX_EVENTS)
                 self._insert("journal_recovered", {"moved_to": moved.name, "error": str(exc)[:200]}, None)
                 return
             except OSError as exc:
@@ -252,6 +262,7 @@ class EventJournal:
         self._db = db
         self._inode = os.stat(self.path).st_ino
         self.journal_id = self._meta("journal_id")
+        self.max_events = int(self._meta("max_events") or DEFAULT_MAX_EVENTS)
 
     def _move_aside(self, error: str) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -328,6 +339,7 @@ class EventJournal:
     def _enforce_bound(self, adding: int) -> None:
         """Drop the oldest chunk when the journal would exceed ``max_events`` (inside a transaction)."""
         db = self._conn()
+        self.max_events = int(self._meta("max_events") or DEFAULT_MAX_EVENTS)  # the agent may have changed it
         low, high = db.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
         if low is None or high - low + 1 + adding < self.max_events:
             return  # the seq span bounds the row count: no COUNT(*) on the common path
@@ -444,6 +456,7 @@ class EventJournal:
                 if low is not None:
                     oldest = db.execute("SELECT occurred_at FROM events WHERE seq = ?", (low,)).fetchone()[0]
                 dropped = int(self._meta("dropped_total") or 0)
+                self.max_events = int(self._meta("max_events") or DEFAULT_MAX_EVENTS)
             except sqlite3.DatabaseError as exc:
                 raise JournalError(f"cannot read event journal {self.path}: {exc}") from exc
         return JournalStats(pending, self.max_events, low, high, oldest, dropped)

@@ -100,7 +100,7 @@ def test_an_hour_long_outage_is_bounded_alarmed_and_delivered_in_order(
     fleet = peer_factory(
         f"{T.base}/event/#", f"{T.base}/health", target=own_broker, persistent=True, client_id="fleet-outage"
     )
-    journal = EventJournal(data_dir / "events.sqlite", max_events=1000)
+    journal = EventJournal(data_dir / "events.sqlite")  # the app's side: the bound comes from the agent
     with make_agent(target=own_broker, outbox_max_events=1000, outbox_alarm_ratio=0.8) as agent:
         own_broker.stop()
         assert wait_until(lambda: not agent.link.connected, 10)

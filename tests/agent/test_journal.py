@@ -72,6 +72,16 @@ def test_bounded_drop_oldest_with_a_visible_marker(tmp_path):
     assert stats.newest_seq == events[-1].seq
 
 
+def test_the_bound_set_by_the_agent_applies_to_the_apps_appends(tmp_path):
+    app = EventJournal(tmp_path / "e.sqlite")
+    assert app.max_events == 200_000
+    EventJournal(tmp_path / "e.sqlite", max_events=100, durable=False)  # the agent opens it
+    for n in range(150):
+        app.append("lookup", {"n": n})
+    assert app.max_events == 100 and app.count() <= 100
+    assert app.stats().dropped_total >= 50
+
+
 def test_corrupted_file_is_moved_aside_and_reported(tmp_path):
     path = tmp_path / "events.sqlite"
     journal = EventJournal(path)
