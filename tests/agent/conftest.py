@@ -128,6 +128,8 @@ def make_agent(broker: Broker, pki: Pki, data_dir: Path) -> Callable[..., Runnin
         settings = AgentSettings(kiosk_id, CENTER, directory or data_dir, cfg, config_file)
         return RunningAgent(Agent(settings))
 
+    make.broker = broker  # type: ignore[attr-defined]
+    make.pki = pki  # type: ignore[attr-defined]
     return make
 
 

@@ -147,3 +147,23 @@ def test_pushable_schema_matches_the_apps_config_module():
     assert {f.name for f in fields(PushedKiosk)} == set(config_module.PUSHABLE_KIOSK_KEYS)
     service = {f.name: f.metadata for f in fields(config_module.ServiceArea)}
     assert {f.name: f.metadata for f in fields(PushedService)} == service
+
+
+def test_push_is_also_checked_by_the_apps_own_config_loader(kiosk, make_agent, fake_app, data_dir):
+    """With the kiosk's file known, the merged overlay goes through kiosk.config.apply_overlay too."""
+    pytest.importorskip("kiosk.config", reason="kiosk.config not importable yet")
+    from tests.agent.conftest import agent_config, write_kiosk_toml
+
+    kiosk_id, topics, peer = kiosk
+    toml = write_kiosk_toml(
+        data_dir / "kiosk.toml", kiosk_id, data_dir, agent_config(make_agent.broker, make_agent.pki, kiosk_id)
+    )
+    with make_agent(kiosk_id, config_file=toml):
+        push(peer, topics.config_set, 1, {"services": SERVICES, "kiosk": {"language": "en"}})
+        state = peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1 or d["last_refused"])
+    assert state["last_refused"] is None, state
+    from kiosk.config import load_config
+
+    config = load_config(toml)  # what the app will load: base file + the overlay the agent wrote
+    assert [s.code for s in config.services] == ["HOTICH", "DATDAI"] and config.kiosk.language == "en"
+    assert config.version == 1

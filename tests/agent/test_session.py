@@ -127,3 +127,26 @@ def test_cli_entry_is_registered():
     parser = main.build_parser()
     args = parser.parse_args(["agent", "--config", "x.toml"])
     assert args.config == Path("x.toml") and args.func.__module__ == "edge_agent.cli"
+
+
+def test_mqtt_311_fallback_still_births_and_delivers(make_agent, peer_factory, data_dir):
+    peer = peer_factory(f"motcua/v1/{CENTER}/kiosk-a/#")
+    journal = EventJournal(data_dir / "events.sqlite")
+    event = journal.append("lookup", {"found": True})
+    with make_agent(protocol="3.1.1") as agent:
+        birth = peer.wait_for(TOPICS.status, lambda d: d["state"] == "online" and d["bdseq"] == agent.bdseq)
+        got = peer.wait_for(TOPICS.event("lookup"))
+    assert birth["reason"] == "birth" and got["event_id"] == event.event_id
+    journal.close()
+
+
+def test_corrupted_agent_state_is_moved_aside(data_dir):
+    from edge_agent.state import AgentState
+
+    path = data_dir / "agent-state.sqlite"
+    path.write_bytes(b"not a database at all" * 100)
+    state = AgentState(path)
+    assert state.recovered_from is not None and state.recovered_from.exists()
+    first = state.next_counter("bdseq")
+    assert state.next_counter("bdseq") == first + 1
+    state.close()
