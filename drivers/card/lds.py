@@ -36,7 +36,7 @@ DG13 = Ef("DG13", 0x010D, 0x0D, 0x6D)
 DG14 = Ef("DG14", 0x010E, 0x0E, 0x6E)
 DG15 = Ef("DG15", 0x010F, 0x0F, 0x6F)
 DATA_GROUPS = {1: DG1, 2: DG2, 3: DG3, 13: DG13, 14: DG14, 15: DG15}
-BY_TAG = {ef.tag: ef for ef in (EF_COM, EF_SOD, *DATA_GROUPS.values())}
+BY_SFI = {ef.sfi: ef for ef in (EF_COM, EF_SOD, *DATA_GROUPS.values())}
 DG_NUMBER_BY_TAG = {ef.tag: number for number, ef in DATA_GROUPS.items()}
 
 

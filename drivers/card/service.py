@@ -185,6 +185,7 @@ class CardReaderService:
             "reader_found": False,
             "card_present": False,
             "card_answers": False,
+            "atr": None,
             "is_id_card": False,
             "timings_ms": {},
             "error": None,
@@ -203,6 +204,7 @@ class CardReaderService:
             transport = ctx.connect(reader)
             try:
                 result["timings_ms"]["connect"] = round((time.perf_counter() - t0) * 1000, 3)
+                result["atr"] = transport.atr().hex().upper()  # identifies the chip model, not the person
                 t0 = time.perf_counter()
                 try:
                     select_application(transport)

@@ -16,7 +16,7 @@ import pytest
 
 from drivers.card.sim.chip import CardFaults, VirtualChip
 from drivers.card.sim.pki import TestPki
-from drivers.card.sim.profile import CardProfile, build_files, load_profile
+from drivers.card.sim.profile import CardProfile, load_profile
 from drivers.card.sim.vicc import VirtualCard
 from drivers.card.transport import DirectTransport
 
@@ -126,11 +126,3 @@ def wait_reader_empty(reader: str, timeout_s: float = 3.0) -> None:
             time.sleep(0.05)
     finally:
         ctx.close()
-
-
-def files_for(profile: CardProfile, pki: TestPki) -> dict[int, bytes]:
-    return build_files(profile, pki)
-
-
-def profiles_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "drivers" / "card" / "profiles"

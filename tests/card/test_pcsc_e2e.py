@@ -180,6 +180,7 @@ def test_no_card_and_self_test(pcscd: str, inserted: Insert, adult: CardProfile)
     _wait_present(service)
     result = service.self_test()
     assert (result["card_present"], result["card_answers"], result["is_id_card"]) == (True, True, True)
+    assert result["atr"] == "3B888001" + b"CCCD-SIM".hex().upper() + "74"  # TCK = XOR of T0..last byte
     assert result["error"] is None and result["timings_ms"]["total"] < 1000
 
 

@@ -353,10 +353,8 @@ class VirtualChip:
         if apdu.p1 & 0x80:
             if self.faults.no_sfi:
                 return ResponseApdu(b"", SW_INCORRECT_P1P2)
-            sfi = apdu.p1 & 0x1F
-            fid = next(
-                (ef.fid for ef in (lds.EF_COM, lds.EF_SOD, *lds.DATA_GROUPS.values()) if ef.sfi == sfi), None
-            )
+            ef = lds.BY_SFI.get(apdu.p1 & 0x1F)
+            fid = ef.fid if ef is not None else None
             if fid is None or fid not in self.files:
                 return ResponseApdu(b"", SW_FILE_NOT_FOUND)
             self._current = fid  # ISO 7816-4: READ BINARY with an SFI makes it the current EF

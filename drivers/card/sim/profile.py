@@ -66,14 +66,13 @@ class CardProfile:
     @property
     def qr_text(self) -> str:
         """The QR printed on the card's front."""
-        sex = self.sex
         return "|".join(
             [
                 self.id_number,
                 self.old_id_number,
                 self.full_name,
                 self.birth_date.strftime("%d%m%Y"),
-                sex,
+                self.sex,
                 self.place_of_residence,
                 self.issue_date.strftime("%d%m%Y"),
             ]
@@ -133,10 +132,6 @@ def load_profile(path: Path | str) -> CardProfile:
     if len(profile.id_number) != 12 or not profile.id_number.isdigit():
         raise MalformedDataError(f"profile {path}: id_number must be 12 digits")
     return profile
-
-
-def demo_profiles() -> list[Path]:
-    return sorted(PROFILES_DIR.glob("*.toml"))
 
 
 def _portrait(size: int, seed: str) -> tuple[bytes, int, int]:

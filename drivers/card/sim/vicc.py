@@ -13,7 +13,6 @@ import logging
 import socket
 import threading
 import time
-from pathlib import Path
 
 from drivers.card.errors import CardError
 from drivers.card.keys import AccessKey
@@ -74,14 +73,6 @@ class VirtualCard:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._address: tuple[str, int] | None = None
-
-    @classmethod
-    def from_profile_file(
-        cls, path: Path | str, pki_dir: Path, faults: CardFaults | None = None
-    ) -> VirtualCard:
-        from drivers.card.sim.profile import load_profile
-
-        return cls(load_profile(path), TestPki.load_or_create(pki_dir), faults)
 
     @property
     def inserted(self) -> bool:
