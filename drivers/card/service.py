@@ -11,17 +11,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from drivers.card.errors import CardError, CardRemovedError, CardTimeoutError, ReaderMissingError
+from drivers.card.errors import CardError, CardRemovedError, CardTimeoutError
 from drivers.card.identity import IdentityRecord
 from drivers.card.keys import AccessKey
 from drivers.card.reader import ReadOptions, ReadReport, read_identity_over, select_application
 from drivers.card.transport import PcscContext
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _Call:
@@ -59,10 +63,14 @@ class CardReaderService:
         self.block = block
         self.pace = pace
         self.last_report: ReadReport | None = None
-        self._trust: list[Any] | None = None
+        self._trust: list[x509.Certificate] | None = None
 
     # -- presence ---------------------------------------------------------------------------------
-    def _run(self, name: str, work: Any, timeout_s: float, on_late: Any = None) -> Any:
+    def _run(
+        self, name: str, work: Callable[[], T], timeout_s: float, on_late: Callable[[T], None] | None = None
+    ) -> T:
+        """Run ``work`` in its own thread; CardTimeoutError after ``timeout_s`` (``on_late`` gets a late
+        result, e.g. to wipe it)."""
         call = _Call()
 
         def target() -> None:
@@ -87,9 +95,9 @@ class CardReaderService:
                     raise CardTimeoutError(f"card {name} took longer than {timeout_s:.1f} s")
         if call.error is not None:
             raise call.error
-        return call.value
+        return cast(T, call.value)
 
-    def _with_context(self, fn: Any) -> Any:
+    def _with_context(self, fn: Callable[[PcscContext], T]) -> T:
         """Run ``fn`` with a fresh PC/SC context: each worker thread owns its own (pyscard issue #127)."""
         ctx = PcscContext()
         try:
@@ -107,7 +115,7 @@ class CardReaderService:
                     2.0,
                 )
             )
-        except ReaderMissingError:
+        except CardError:  # missing, or pcscd not answering: either way no usable reader
             return False
 
     def card_present(self) -> bool:
@@ -122,7 +130,7 @@ class CardReaderService:
         return bool(self._run("wait", lambda: self._with_context(work), timeout_s + 2.0))
 
     # -- reading ----------------------------------------------------------------------------------
-    def _trust_store(self) -> list[Any] | None:
+    def _trust_store(self) -> list[x509.Certificate] | None:
         if self.trust_dir is None:
             return None
         if self._trust is None:
