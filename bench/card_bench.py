@@ -15,6 +15,7 @@ import json
 import math
 import multiprocessing
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,20 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
 
     # 1. pure protocol cost in-process (reader + chip in this process, no PC/SC)
-    trust = load_trust_store(pki.trust_dir)
-    for label, opts in (
-        ("in-process identity, block 231", ReadOptions(active_auth=False, chip_auth=False, trust=trust)),
-    ):
-        walls, cpu, apdus = [], 0.0, 0
-        for _ in range(args.runs):
-            chip = VirtualChip(files, key, pki.aa_key)
-            c0, t0 = time.process_time(), time.perf_counter()
-            _record, report = read_identity_over(DirectTransport(chip.process), [key], opts)
-            walls.append((time.perf_counter() - t0) * 1000)
-            cpu += time.process_time() - c0
-            apdus = report.apdu_count
-            _record.wipe()
-        rows.append(_summary(label, walls, apdus, cpu, args.runs, _optimal(sizes, identity, SHORT_BLOCK)))
+    opts = ReadOptions(active_auth=False, chip_auth=False, trust=load_trust_store(pki.trust_dir))
+    walls, cpu, apdus = [], 0.0, 0
+    for _ in range(args.runs):
+        chip = VirtualChip(files, key, pki.aa_key)
+        c0, t0 = time.process_time(), time.perf_counter()
+        record, report = read_identity_over(DirectTransport(chip.process), [key], opts)
+        walls.append((time.perf_counter() - t0) * 1000)
+        cpu += time.process_time() - c0
+        apdus = report.apdu_count
+        record.wipe()
+    optimal = _optimal(sizes, identity, SHORT_BLOCK)
+    rows.append(_summary("in-process identity, block 231", walls, apdus, cpu, args.runs, optimal))
 
     # 2. through pcscd with the chip in a child process
     proc = start_pcscd()
@@ -162,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         child.join(5)
         stop_started_pcscd(proc)
+        shutil.rmtree(pki_dir, ignore_errors=True)
 
     _print(rows, sizes)
     RESULTS.mkdir(exist_ok=True)
