@@ -14,12 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from drivers.card import lds
+from drivers.card import aa, lds
 from drivers.card.apdu import SW_DATA_OK, SW_OK, CommandApdu
 from drivers.card.bac import perform_bac
 from drivers.card.ca import parse_dg14, perform_chip_auth
@@ -146,23 +144,15 @@ def open_secure_channel(
 
 
 def active_authentication(secure: CardTransport, dg15: bytes) -> str:
-    """ECDSA active authentication (plain r||s over SHA-256 of an 8-byte challenge); RSA keys report
-    'not_supported' (ISO 9796-2 is not implemented)."""
+    """INTERNAL AUTHENTICATE with an 8-byte challenge, checked with the DG15 key (ECDSA or RSA)."""
     key = serialization.load_der_public_key(lds.parse_dg15(dg15))
-    if not isinstance(key, ec.EllipticCurvePublicKey):
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         return "not_supported"
     challenge = os.urandom(8)
     answer = secure.transmit(CommandApdu(0x00, 0x88, 0x00, 0x00, challenge, le=256))
-    size = (key.curve.key_size + 7) // 8
-    if answer.sw != SW_OK or len(answer.data) != 2 * size:
+    if answer.sw != SW_OK:
         return "failed"
-    r = int.from_bytes(answer.data[:size], "big")
-    s = int.from_bytes(answer.data[size:], "big")
-    try:
-        key.verify(encode_dss_signature(r, s), challenge, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        return "failed"
-    return "passed"
+    return "passed" if aa.verify(key, challenge, answer.data) else "failed"
 
 
 def chip_authentication(secure: SecureTransport, dg14: bytes) -> str:

@@ -3,9 +3,11 @@ of a misbehaving card (the same engine that answers through vpcd)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from drivers.card.reader import ReadOptions, read_identity_over
 from drivers.card.sim.chip import CardFaults, VirtualChip
 from drivers.card.sim.pki import TestPki
 from drivers.card.sim.profile import CardProfile, build_files
+from drivers.card.sim.vicc import VirtualCard
 from drivers.card.sod import Authenticity, load_trust_store
 from drivers.card.transport import CardTransport, DirectTransport
 
@@ -257,3 +260,44 @@ def test_cloned_chip_without_the_dg14_key_is_caught(adult: CardProfile, pki: Tes
     )
     with pytest.raises(SecureMessagingError, match="chip authentication failed"):
         read_identity_over(DirectTransport(clone.process), [_key(adult)], ReadOptions())
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+
+def test_rsa_active_authentication_iso9796_2(married: CardProfile, pki: TestPki, rsa_key: Any) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_pki = dataclasses.replace(pki, aa_key=rsa_key)  # DG15 now carries an RSA key
+    card = VirtualCard(married, rsa_pki)
+    record, report = read_identity_over(
+        DirectTransport(card.chip.process), [_key(married)], ReadOptions(chip_auth=False)
+    )
+    assert record.active_auth == "passed" and "active_auth" in report.timings_ms
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    impostor = VirtualChip(build_files(married, rsa_pki), _key(married), other_key)  # cloned files
+    record, _ = read_identity_over(
+        DirectTransport(impostor.process), [_key(married)], ReadOptions(chip_auth=False)
+    )
+    assert record.active_auth == "failed"
+
+
+def test_iso9796_2_verifier_rejects_tampering(rsa_key: Any) -> None:
+    from drivers.card import aa
+
+    challenge = bytes.fromhex("0102030405060708")
+    signature = aa.sign(rsa_key, challenge)
+    public = rsa_key.public_key()
+    assert aa.verify(public, challenge, signature)
+    assert not aa.verify(public, bytes(8), signature)  # another challenge
+    n = public.public_numbers().n
+    other = n - int.from_bytes(signature, "big")  # the other of s and n - s is accepted too
+    assert aa.verify(public, challenge, other.to_bytes(len(signature), "big"))
+    assert not aa.verify(
+        public, challenge, (int.from_bytes(signature, "big") ^ 1).to_bytes(len(signature), "big")
+    )
+    assert not aa.verify(public, challenge, b"")

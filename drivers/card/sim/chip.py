@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from asn1crypto import core
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from drivers.card import lds, tlv
+from drivers.card import aa, lds, tlv
 from drivers.card.apdu import (
     SW_AUTH_FAILED,
     SW_END_OF_FILE,
@@ -99,7 +97,7 @@ class VirtualChip:
         self,
         files: dict[int, bytes],
         access_key: AccessKey,
-        aa_key: ec.EllipticCurvePrivateKey,
+        aa_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
         faults: CardFaults | None = None,
         can: str | None = None,
         ca_key: ec.EllipticCurvePrivateKey | None = None,
@@ -379,10 +377,7 @@ class VirtualChip:
         return ResponseApdu(chunk, SW_OK if len(chunk) == le else SW_END_OF_FILE)
 
     def _internal_authenticate(self, apdu: CommandApdu) -> ResponseApdu:
-        """Active authentication, ECDSA flavour: plain r||s over SHA-256 of the 8-byte challenge."""
+        """Active authentication: ECDSA (plain r||s, SHA-256) or RSA ISO 9796-2, by the key's type."""
         if len(apdu.data) != 8:
             return ResponseApdu(b"", SW_WRONG_LENGTH)
-        der = self._aa_key.sign(apdu.data, ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der)
-        size = (self._aa_key.curve.key_size + 7) // 8
-        return ResponseApdu(r.to_bytes(size, "big") + s.to_bytes(size, "big"), SW_OK)
+        return ResponseApdu(aa.sign(self._aa_key, apdu.data), SW_OK)

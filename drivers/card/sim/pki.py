@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 _VALID_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -58,7 +58,7 @@ class TestPki:
     csca_cert: x509.Certificate
     ds_cert: x509.Certificate
     ds_key: ec.EllipticCurvePrivateKey
-    aa_key: ec.EllipticCurvePrivateKey
+    aa_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey  # EC by default; tests swap in RSA
     ca_key: ec.EllipticCurvePrivateKey  # the chip's static chip-authentication key (DG14)
 
     @property
