@@ -88,6 +88,8 @@ class EffectHandlers:
         self.set_service_mode = set_service_mode
         self._device_states: dict[str, str] = {}
         self._states_lock = threading.Lock()
+        #: called (on the caller's thread) when a device's state changed: screens show it
+        self.on_device_change: Callable[[], None] = lambda: None
 
     def routes(self) -> dict[type[Effect], Route]:
         return {
@@ -115,6 +117,7 @@ class EffectHandlers:
             self._device_states[device] = state
         if previous == state:
             return
+        self.on_device_change()
         if state != "ok":
             log.warning("device %s: %s %s", device, state, detail)
             self.record("device_fault", {"device": device, "problem": state, "detail": detail[:200]})

@@ -153,6 +153,7 @@ class KioskRuntime:
         """
         if ui_call is not None:
             self._ui_call = ui_call
+        self.handlers.on_device_change = lambda: self._on_ui(self.core.notify)
         if self.devices.scanner is not None:
             try:
                 self.devices.scanner.start(lambda result: self.core.scanned(result.text))

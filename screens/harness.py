@@ -102,20 +102,16 @@ class KioskDriver:
             if isinstance(getattr(w, "text", None), str) and w.text.strip()
         ]
 
-    def find(self, text: str) -> Any:
+    def find(self, text: str, *, any_state: bool = False) -> Any:
+        """The button whose first line is ``text``, else one containing it (enabled unless ``any_state``)."""
         from kivy.uix.button import Button
 
-        candidates = [
-            w
-            for w in self.visible_widgets()
-            if isinstance(w, Button) and not w.disabled and MARKUP.sub("", w.text).split("\n")[0] == text
+        buttons = [
+            w for w in self.visible_widgets() if isinstance(w, Button) and (any_state or not w.disabled)
         ]
+        candidates = [w for w in buttons if MARKUP.sub("", w.text).split("\n")[0] == text]
         if not candidates:
-            candidates = [
-                w
-                for w in self.visible_widgets()
-                if isinstance(w, Button) and not w.disabled and text in MARKUP.sub("", w.text)
-            ]
+            candidates = [w for w in buttons if text in MARKUP.sub("", w.text)]
         if not candidates:
             raise AssertionError(f"no button {text!r} on screen {self.core.screen}: {self.texts()}")
         return candidates[0]
@@ -140,6 +136,7 @@ class KioskDriver:
         self.frames(3)
 
     def tap(self, text: str) -> None:
+        self.frames(2)  # let pending redraws land first, or the touch may hit a widget being replaced
         self.tap_widget(self.find(text))
 
     def tap_at(self, x: float, y: float, hold_s: float = 0.0) -> None:
@@ -202,6 +199,7 @@ class KioskDriver:
             sim.reader.plugged = True
         sim.citizen({"remove": True})
         self.core.set_out_of_service(None)
+        self.runtime.poll_devices()  # the screens show device states: make them current
         self.core.end_session("test")
         self.frames(3)
 

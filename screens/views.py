@@ -50,11 +50,38 @@ class AttractScreen(FlowScreen):
         body.add_widget(Widget())
 
 
+#: printer state -> what the citizen is told instead of offering a ticket
+PRINTER_PROBLEM_KEYS = {
+    "paper_out": "printer.paper_out",
+    "cover_open": "printer.cover_open",
+    "offline": "printer.offline",
+    "missing": "printer.error",
+}
+
+
 class HomeScreen(FlowScreen):
     def build(self, app: KioskApp, body: BoxLayout) -> None:
         body.add_widget(Text(app.tr("home.greeting"), size=60, bold=True))
         body.add_widget(Widget(size_hint_y=None, height=40 * u()))
-        for flow, key in (("ticket", "home.ticket"), ("lookup", "home.lookup"), ("rating", "home.rating")):
+        problem = PRINTER_PROBLEM_KEYS.get(app.device_states().get("printer", "ok"))
+        if problem is None:
+            body.add_widget(
+                BigButton(app.tr("home.ticket"), partial(app.start, "ticket"), size=64, height=300)
+            )
+        else:
+            # Say so before the citizen chooses, and keep the other services open.
+            body.add_widget(
+                BigButton(
+                    f"{app.tr('home.ticket')}\n[size={int(36 * u())}]{app.tr(problem)}[/size]",
+                    lambda: None,
+                    color=GREY,
+                    size=56,
+                    height=300,
+                    markup=True,
+                    disabled=True,
+                )
+            )
+        for flow, key in (("lookup", "home.lookup"), ("rating", "home.rating")):
             body.add_widget(BigButton(app.tr(key), partial(app.start, flow), size=64, height=300))
         body.add_widget(Widget())
 
@@ -78,7 +105,10 @@ class TicketScreen(FlowScreen):
                 body.add_widget(
                     Text(app.tr("identify.hello_name", name=identity.full_name), size=44, color=GREEN)
                 )
-            elif app.core.config.devices.card_reader.enabled:
+            elif (
+                app.core.config.devices.card_reader.enabled
+                and app.device_states().get("card_reader") != "missing"
+            ):
                 body.add_widget(
                     BigButton(
                         app.tr("ticket.use_id_card"),
@@ -199,7 +229,10 @@ class LookupScreen(FlowScreen):
         assert isinstance(flow, LookupFlow)
         body.add_widget(Text(app.tr("lookup.title"), size=56, bold=True))
         if flow.state == "scan":
-            body.add_widget(Text(app.tr("lookup.scan_hint"), size=46, color=BLUE))
+            if app.device_states().get("scanner", "ok") == "ok":
+                body.add_widget(Text(app.tr("lookup.scan_hint"), size=46, color=BLUE))
+            else:
+                body.add_widget(Text(app.tr("scanner.error"), size=42, color=AMBER, bold=True))
             self.error(app, body, flow.error_key)
             body.add_widget(Text(app.tr("lookup.type_hint"), size=40))
             body.add_widget(
@@ -213,9 +246,7 @@ class LookupScreen(FlowScreen):
             for row in KEYBOARD_ROWS:
                 line = GridLayout(cols=len(row), size_hint_y=None, height=110 * u(), spacing=8 * u())
                 for char in row:
-                    line.add_widget(
-                        BigButton(char, partial(app.act, "type", char=char), size=44, height=110)
-                    )
+                    line.add_widget(BigButton(char, partial(app.act, "type", char=char), size=44, height=110))
                 body.add_widget(line)
             actions = GridLayout(cols=3, size_hint_y=None, height=130 * u(), spacing=12 * u())
             actions.add_widget(

@@ -58,9 +58,9 @@ def test_ticket_printed_on_virtual_printer(kiosk: KioskDriver) -> None:
 
 
 def test_paper_out_is_said_and_other_services_keep_working(kiosk: KioskDriver, tmp_path: Path) -> None:
-    kiosk.runtime.simulator.printer({"paper": "out"})
     start(kiosk)
     kiosk.tap("Lấy số thứ tự")
+    kiosk.runtime.simulator.printer({"paper": "out"})  # runs out while the citizen chooses
     kiosk.tap("Hộ tịch")
     kiosk.wait_state("ticket", "failed")
     kiosk.shot("ticket-paper-out")
@@ -69,9 +69,33 @@ def test_paper_out_is_said_and_other_services_keep_working(kiosk: KioskDriver, t
     assert any(e.kind == "device_fault" and e.payload["problem"] == "paper_out" for e in journal)
     assert not any(e.kind == "ticket_issued" and e.payload["service"] == "HO_TICH" for e in journal[-3:])
     kiosk.tap("Về trang chủ")
+    kiosk.wait_state("home")
+    kiosk.shot("home-printer-out-of-paper")
+    ticket_button = kiosk.find("Lấy số thứ tự", any_state=True)
+    assert ticket_button.disabled and "hết giấy" in ticket_button.text
     kiosk.tap("Tra cứu hồ sơ")  # the look-up does not need paper
     kiosk.runtime.simulator.scanner({"show": str(qr_image(tmp_path, DEMO_DOSSIER))})
     kiosk.wait_state("lookup", "found")
+    kiosk.runtime.simulator.printer({"paper": "ok"})
+    kiosk.runtime.poll_devices()
+    kiosk.tap("Về trang chủ")
+    assert not kiosk.find("Lấy số thứ tự").disabled  # back as soon as the paper is back
+
+
+def test_scanner_gone_lookup_still_takes_typed_codes(kiosk: KioskDriver) -> None:
+    kiosk.runtime.simulator.scanner({"present": False})
+    kiosk.runtime.poll_devices()
+    start(kiosk)
+    kiosk.tap("Tra cứu hồ sơ")
+    kiosk.wait_state("lookup", "scan")
+    assert any("Camera quét mã đang gặp sự cố" in text for text in kiosk.texts())
+    kiosk.shot("lookup-scanner-missing")
+    for char in DEMO_DOSSIER:
+        kiosk.tap(char)
+    kiosk.tap("Tra cứu")
+    kiosk.wait_state("lookup", "found")
+    faults = [e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "device_fault"]
+    assert {"device": "scanner", "problem": "missing", "detail": ""} in [e.payload for e in faults]
 
 
 def test_lookup_by_receipt_qr_then_print(kiosk: KioskDriver, tmp_path: Path) -> None:
@@ -159,16 +183,22 @@ def test_identify_with_chip_card_gives_elderly_priority(kiosk: KioskDriver) -> N
 
 @pytest.mark.pcsc
 def test_reader_unplugged_is_said_and_skippable(kiosk: KioskDriver) -> None:
-    kiosk.runtime.simulator.reader_switch({"present": False})
     start(kiosk)
     kiosk.tap("Lấy số thứ tự")
     kiosk.tap("Dùng thẻ Căn cước (không bắt buộc)")
+    kiosk.runtime.simulator.reader_switch({"present": False})  # the cable comes out mid-visit
     kiosk.runtime.simulator.citizen({"profile": "adult", "insert": False})
     kiosk.wait_state("identify", "failed")
     assert kiosk.core.flow.error_key == "card.reader_missing"
     kiosk.shot("identify-reader-missing")
     kiosk.tap("Bỏ qua")
     kiosk.wait_state("ticket", "choose_service")
+    kiosk.runtime.poll_devices()
+    kiosk.frames(3)
+    # While the reader is missing the optional ID-card step is not offered; tickets still print.
+    assert not any("Dùng thẻ Căn cước" in text for text in kiosk.texts())
+    kiosk.tap("Hộ tịch")
+    kiosk.wait_state("ticket", "done")
 
 
 def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriver) -> None:
@@ -221,3 +251,51 @@ def test_idle_timeout_returns_to_attract_and_wipes(kiosk: KioskDriver) -> None:
     kiosk.wait_state("attract")
     assert kiosk.core.session is None and kiosk.core.flow is None
     assert events(kiosk)[-1] == "session_ended"
+
+
+def call_app(kiosk: KioskDriver, cmd: str, args: dict | None = None) -> dict:
+    """A control-socket request, as the edge agent sends it, while the window keeps drawing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kiosk.ipc import call
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(call, kiosk.runtime.control.path, cmd, args or {})
+        kiosk.wait_for(future.done, what=cmd)
+        return future.result()
+
+
+def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) -> None:
+    import json
+
+    from kiosk.ipc import IpcError
+
+    health = call_app(kiosk, "app.health")
+    assert health["screen"] == "attract" and health["devices"]["printer"]["state"] == "ok"
+    notice = "Trung tâm nghỉ trưa từ 11:30 đến 13:00"
+    call_app(kiosk, "app.notice", {"text_vi": notice, "text_en": "Lunch break"})
+    start(kiosk)
+    assert notice in kiosk.texts()
+    kiosk.shot("home-notice")
+    png = Path(call_app(kiosk, "app.screenshot")["png_path"])
+    assert png.stat().st_size > 10_000
+    printer = kiosk.runtime.simulator._virtual_printer()
+    before = len(printer.printed)
+    call_app(kiosk, "app.print_test_ticket")
+    assert len(printer.printed) == before + 1
+    overlay = tmp_path / "pushed.json"
+    overlay.write_text(json.dumps({"version": 5, "kiosk": {"notice_vi": "x"}}), encoding="utf-8")
+    assert call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)}) == {"config_version": 5}
+    assert call_app(kiosk, "app.health")["config_version"] == 5
+    overlay.write_text(json.dumps({"devices": {}}), encoding="utf-8")
+    with pytest.raises(IpcError, match="not pushable"):
+        call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)})
+    assert call_app(kiosk, "app.health")["config_version"] == 5  # the old one stays
+    call_app(kiosk, "app.service_mode", {"out_of_service": True, "reason": "maintenance"})
+    kiosk.wait_state("out_of_service")
+    assert call_app(kiosk, "app.health")["out_of_service"] is True
+    with pytest.raises(IpcError, match="BadArguments"):
+        call_app(kiosk, "app.service_mode", {"out_of_service": "yes"})
+    call_app(kiosk, "app.service_mode", {"out_of_service": False})
+    kiosk.wait_state("attract")
+    call_app(kiosk, "app.notice", {"text_vi": "", "text_en": ""})
