@@ -19,7 +19,7 @@ from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.rating import RatingFlow
 from kiosk.flows.technician import TechnicianFlow
 from kiosk.flows.ticket import TicketFlow
-from screens.widgets import AMBER, BLUE, DARK, GREEN, GREY, RED, BigButton, Face, Text, u
+from screens.widgets import AMBER, BLUE, DARK, GREEN, GREY, RED, BigButton, Face, Panel, Text, u
 
 if TYPE_CHECKING:
     from screens.app import KioskApp
@@ -71,14 +71,13 @@ class HomeScreen(FlowScreen):
         else:
             # Say so before the citizen chooses, and keep the other services open.
             body.add_widget(
-                BigButton(
-                    f"{app.tr('home.ticket')}\n[size={int(36 * u())}]{app.tr(problem)}[/size]",
-                    lambda: None,
-                    color=GREY,
-                    size=56,
-                    height=300,
+                Panel(
+                    f"[b]{app.tr('home.ticket')}[/b]\n{app.tr(problem)}",
+                    (1, 0.9, 0.88, 1),
+                    size=44,
+                    color=RED,
                     markup=True,
-                    disabled=True,
+                    padding=(20 * u(), 40 * u()),
                 )
             )
         for flow, key in (("lookup", "home.lookup"), ("rating", "home.rating")):

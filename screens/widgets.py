@@ -138,3 +138,20 @@ class Face(ButtonBehavior, Widget):
 
     def on_release(self) -> None:
         self._on_tap()
+
+
+class Panel(Text):
+    """Text on a coloured panel: a notice where a button would be (e.g. no paper: no ticket button)."""
+
+    def __init__(self, text: str, background: tuple[float, ...], **kwargs: Any) -> None:
+        super().__init__(text, **kwargs)
+        self._background = background
+        self.bind(pos=self._paint, size=self._paint)
+
+    def _paint(self, *_: Any) -> None:
+        from kivy.graphics import Rectangle
+
+        self.canvas.before.clear()
+        with self.canvas.before:
+            Color(*self._background)
+            Rectangle(pos=self.pos, size=self.size)
