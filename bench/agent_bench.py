@@ -56,13 +56,31 @@ RAW_PUBLISHER = textwrap.dedent(
     client.loop_start()
     time.sleep(0.5)
     start = time.perf_counter()
+    wall_start = time.time()
     for body in payloads:
         client.publish(topic, body, qos=1)
     while acked < len(payloads):
         time.sleep(0.001)
     elapsed = time.perf_counter() - start
     client.disconnect(); client.loop_stop()
-    print(json.dumps({"elapsed_s": elapsed}))
+    print(json.dumps({"elapsed_s": elapsed, "wall_start": wall_start}))
+    """
+)
+
+
+APP_PRODUCER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from kiosk.events import EventJournal
+    journal = EventJournal(Path(sys.argv[1]))
+    bodies = [json.loads(line) for line in open(sys.argv[2])]
+    sys.stdout.write("ready\\n"); sys.stdout.flush()
+    sys.stdin.readline()
+    start = time.perf_counter()
+    for i in range(0, len(bodies), 100):
+        journal.append_many([("ticket_issued", b) for b in bodies[i:i + 100]])
+    print(json.dumps({"append_s": time.perf_counter() - start}))
     """
 )
 
@@ -122,8 +140,10 @@ def bench_raw(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, infli
             cwd=ROOT,
             timeout=300,
         )
-        acked = json.loads(out.stdout)["elapsed_s"]
+        report = json.loads(out.stdout)
+        acked = report["elapsed_s"]
         subscriber.wait(lambda: len(subscriber.messages) >= len(payloads), 60)
+        to_subscriber = time.time() - report["wall_start"]
         received = len(subscriber.messages)
     finally:
         subscriber.close()
@@ -133,6 +153,8 @@ def bench_raw(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, infli
         "events_per_s": len(payloads) / acked,
         "inflight": inflight,
         "received_by_subscriber": received,
+        "to_subscriber_s": to_subscriber,
+        "to_subscriber_events_per_s": len(payloads) / to_subscriber,
     }
 
 
@@ -162,11 +184,23 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
         status_peer.close()
         rss_idle_before = proc.memory_info().rss
         journal = EventJournal(data_dir / "events.sqlite")
-        bodies = [json.loads(p)["payload"] for p in payloads]
+        bodies_file = work / "bodies.jsonl"
+        bodies_file.write_text("\n".join(json.dumps(json.loads(p)["payload"]) for p in payloads))
+        # The app is its own process, as on a kiosk: it appends in batches of 100 (one fsync each).
+        producer = subprocess.Popen(
+            [sys.executable, "-c", APP_PRODUCER, str(data_dir / "events.sqlite"), str(bodies_file)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert producer.stdin is not None and producer.stdout is not None
+        assert producer.stdout.readline().strip() == b"ready"
         start = time.perf_counter()
-        for i in range(0, len(bodies), 100):
-            journal.append_many([("ticket_issued", b) for b in bodies[i : i + 100]])
-        appended = time.perf_counter() - start
+        producer.stdin.write(b"go\n")
+        producer.stdin.flush()
+        appended = json.loads(producer.stdout.readline())["append_s"]
+        producer.wait(30)
         ok = subscriber.wait(lambda: len(subscriber.messages) >= len(payloads), 300)
         delivered = time.perf_counter() - start
         while journal.count() and time.perf_counter() - start < 300:
@@ -238,8 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.cleanup()
     ratio = agent["events_per_s"] / raw["events_per_s"]
+    ratio_sub = agent["events_per_s"] / raw["to_subscriber_events_per_s"]
     rows = [
         ("raw paho QoS 1 (PUBACKed)", f"{raw['events_per_s']:,.0f} ev/s", f"{raw['elapsed_s']:.2f} s"),
+        (
+            "raw paho QoS 1, until the subscriber has all",
+            f"{raw['to_subscriber_events_per_s']:,.0f} ev/s",
+            f"{raw['to_subscriber_s']:.2f} s",
+        ),
         (
             "agent: app append (batches of 100)",
             f"{agent['append_events_per_s']:,.0f} ev/s",
@@ -250,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{agent['events_per_s']:,.0f} ev/s",
             f"{agent['delivered_s']:.2f} s",
         ),
-        ("agent / raw", f"{ratio:.0%}", "target >= 50%"),
+        ("agent / raw (to PUBACK)", f"{ratio:.0%}", "target >= 50%"),
+        ("agent / raw (until the subscriber has all)", f"{ratio_sub:.0%}", ""),
         ("journal drained (deleted after PUBACK)", "", f"{agent['drained_s']:.2f} s"),
         ("single append (fsync)", f"{agent['single_append_ms']:.2f} ms", ""),
         (
@@ -279,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 "raw": raw,
                 "agent": agent,
                 "ratio": ratio,
+                "ratio_to_subscriber": ratio_sub,
                 "payload_bytes": sum(map(len, payloads)) / len(payloads),
             },
             indent=2,

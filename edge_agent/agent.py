@@ -230,6 +230,7 @@ class Agent:
         generation = -1
         cursor = 0
         topic_cache: dict[str, str] = {}
+        refill = max(1, min(250, self.cfg.publish_window // 4))
         while not self._stop.is_set():
             busy = False
             if self.link.connected and self._birth_generation == self.link.generation:
@@ -238,7 +239,8 @@ class Agent:
                     inflight.clear()
                     cursor = 0  # resend everything not acknowledged, oldest first
                 room = self.cfg.publish_window - len(inflight)
-                if room > 0:
+                # Refill in chunks, not one event per PUBACK: each read+mark is a SQLite round trip.
+                if room >= refill or not inflight:
                     try:
                         rows = self.journal.pending_rows(cursor, min(room, 500))
                         if rows:
