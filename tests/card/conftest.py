@@ -8,6 +8,7 @@ kiosk demo on the first slot does not collide with them.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,16 +82,30 @@ def vpcd_slot() -> Iterator[int]:
 
 
 @pytest.fixture(scope="session")
-def pcscd(vpcd_slot: int) -> Iterator[str]:
-    """pcscd running with the vpcd readers; yields the reader name the tests use."""
-    from drivers.card.pcscd import start_pcscd, stop_started_pcscd, wait_for_reader
+def _started_pcscds(vpcd_slot: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The pcscd processes this test session started; stopped (only those) at the end."""
+    from drivers.card.pcscd import stop_started_pcscd
+
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        stop_started_pcscd(proc)
+
+
+@pytest.fixture
+def pcscd(_started_pcscds: list[subprocess.Popen[bytes]]) -> str:
+    """pcscd running with the vpcd readers; yields the reader name the tests use.
+
+    Checked before every test: a pcscd started by another session on this machine may be stopped by
+    it at any time, and then this session starts its own.
+    """
+    from drivers.card.pcscd import start_pcscd, wait_for_reader
 
     proc = start_pcscd()
-    try:
-        wait_for_reader(READER)
-        yield READER
-    finally:
-        stop_started_pcscd(proc)
+    if proc is not None:
+        _started_pcscds.append(proc)
+    wait_for_reader(READER)
+    return READER
 
 
 @pytest.fixture
