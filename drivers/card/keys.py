@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from drivers.card.errors import BadQrError
-from drivers.card.mrz import check_digit
+from drivers.card.mrz import check_digit, parse_td1
 
 #: Ages at which a CCCD must be renewed (14 only for cards issued under the 2023 law).
 RENEWAL_AGES = (14, 25, 40, 60)
@@ -63,6 +63,16 @@ class AccessKey:
             + check_digit(expiry_yymmdd)
         )
         return cls("mrz", info, label)
+
+    @classmethod
+    def from_mrz_text(cls, text: str) -> AccessKey:
+        """Key from the 3-line TD1 MRZ on the card's back, as scanned (check digits verified);
+        MalformedDataError when a line or check digit is wrong."""
+        td1 = parse_td1("".join(line.strip() for line in text.strip().splitlines()).replace(" ", ""))
+        try:
+            return cls.from_mrz(td1.document_number, td1.birth_yymmdd, td1.expiry_yymmdd, label="mrz-scan")
+        finally:
+            td1.wipe()
 
     @classmethod
     def from_can(cls, can: str) -> AccessKey:

@@ -12,6 +12,7 @@ from drivers.card import tlv
 from drivers.card.errors import BadQrError, MalformedDataError
 from drivers.card.keys import AccessKey, access_keys_from_cccd_qr, expiry_candidates
 from drivers.card.mrz import build_td1, check_digit, parse_td1
+from drivers.card.sim.profile import CardProfile
 
 TD1_EXAMPLE = "I<UTOD231458907<<<<<<<<<<<<<<<7408122F1204159UTO<<<<<<<<<<<6ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
 
@@ -122,3 +123,12 @@ def test_bad_qr_raises_bad_qr(text: str) -> None:
     with pytest.raises(BadQrError) as info:
         access_keys_from_cccd_qr(text)
     assert info.value.screen_key == "card.bad_qr"
+
+
+def test_key_from_scanned_mrz_text(adult: CardProfile) -> None:
+    mrz = adult.mrz()
+    scanned = "\n".join([mrz[:30], " " + mrz[30:60], mrz[60:] + "  "])  # OCR lines with stray spaces
+    key = AccessKey.from_mrz_text(scanned)
+    assert key == AccessKey.from_mrz("090001234", "900517", "300517", label="mrz-scan")
+    with pytest.raises(MalformedDataError, match="check digit"):
+        AccessKey.from_mrz_text(mrz[:14] + "0" + mrz[15:])
