@@ -198,7 +198,8 @@ class Agent:
 
     def _on_ack(self, generation: int, mid: int, failed: bool, reason: str) -> None:
         self._acks.append((generation, mid, failed, reason))
-        self._wake_pump.set()
+        if len(self._acks) >= 64:
+            self._wake_pump.set()
 
     def _enqueue(self, message: Message) -> None:
         self._control.put(message)
@@ -263,10 +264,12 @@ class Agent:
                         inflight[sent[1]] = seq
                         cursor = seq
                         busy = True
-            busy = self._process_acks(inflight, generation) or busy
+            self._process_acks(inflight, generation)
             self._flush_acks(force=not busy)
             if not busy:
-                self._wake_pump.wait(self.cfg.poll_interval_s)
+                # Not spinning on single PUBACKs (paho's thread needs the GIL to read them): acks wake
+                # us in groups; while events are in flight a short timeout bounds the wait.
+                self._wake_pump.wait(0.01 if inflight else self.cfg.poll_interval_s)
                 self._wake_pump.clear()
 
     def _process_acks(self, inflight: dict[int, int], generation: int) -> bool:
