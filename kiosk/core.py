@@ -87,7 +87,7 @@ class KioskCore:
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._lanes_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
-        self._scans: queue.Queue[str] = queue.Queue()
+        self._scans: queue.Queue[tuple[str, str]] = queue.Queue()
 
     # -- observers -----------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[], None]) -> None:
@@ -209,9 +209,9 @@ class KioskCore:
             return
         self._after_step(flow, before, effects)
 
-    def scanned(self, text: str) -> None:
-        """A code from the camera or line scanner (any thread)."""
-        self._scans.put(text)
+    def scanned(self, text: str, source: str = "camera") -> None:
+        """A code from the camera or the line scanner (any thread); ``source``: camera | serial."""
+        self._scans.put((text, source))
 
     def _after_step(self, flow: Flow, before: str, effects: list[Effect]) -> None:
         if flow.state != before:
@@ -259,21 +259,21 @@ class KioskCore:
                 outcome = self._outcomes.get_nowait()
             except queue.Empty:
                 try:
-                    text = self._scans.get_nowait()
+                    text, source = self._scans.get_nowait()
                 except queue.Empty:
                     return
-                self._apply_scan(text)
+                self._apply_scan(text, source)
             else:
                 self._apply(outcome)
 
-    def _apply_scan(self, text: str) -> None:
+    def _apply_scan(self, text: str, source: str) -> None:
         flow = self.flow
         if flow is None or not flow.accepts_scans:
             return  # a code shown to the camera on a screen that does not ask for one
         self._last_touch = self.clock()
         before = flow.state
         try:
-            effects = flow.on_scan(text)
+            effects = flow.on_scan(text, source)
         except Exception as exc:
             self._crashed(exc)
             return

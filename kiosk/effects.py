@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kiosk import __version__
 from kiosk.config import KioskConfig
@@ -21,7 +21,7 @@ from kiosk.errors import DeviceError, DeviceUnavailableError, KioskError, PaperO
 from kiosk.events import EventJournal
 from kiosk.flows.base import Effect
 from kiosk.flows.identify import ReadCard
-from kiosk.flows.lookup import LookupDossier, PrintDossierStatus
+from kiosk.flows.lookup import LookupDossier, PrintDossierStatus, RecordRejectedCode
 from kiosk.flows.rating import SubmitRating
 from kiosk.flows.technician import PrintTestTicket, RunSelfTest, SetServiceMode
 from kiosk.flows.ticket import IssuedTicket, IssueTicket
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from drivers.printer import PrinterStatus, TicketPrinter
     from drivers.scanner import Scanner
     from kiosk.dossier import DossierBackend
+    from kiosk.dossier.tally import LookupTally
     from kiosk.rating import RatingBook, RatingOutcome
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class EffectHandlers:
         devices: Devices,
         tickets: TicketNumberSource,
         ratings: RatingBook,
+        lookups: LookupTally,
         *,
         now: Callable[[], datetime],
         set_service_mode: Callable[[str | None], None] = lambda reason: None,
@@ -84,6 +86,7 @@ class EffectHandlers:
         self.devices = devices
         self.tickets = tickets
         self.ratings = ratings
+        self.lookups = lookups
         self.now = now
         self.set_service_mode = set_service_mode
         self._device_states: dict[str, str] = {}
@@ -98,6 +101,7 @@ class EffectHandlers:
             PrintTestTicket: Route(self.print_test_ticket, "printer"),
             ReadCard: Route(self.read_card, "card"),
             LookupDossier: Route(self.lookup, "network"),
+            RecordRejectedCode: Route(self.rejected_code, "local"),
             SubmitRating: Route(self.submit_rating, "local"),
             RunSelfTest: Route(self.run_self_test, "local"),
             SetServiceMode: Route(self.service_mode, "local"),
@@ -348,17 +352,19 @@ class EffectHandlers:
     # -- look-up and rating ----------------------------------------------------------------------
     def lookup(self, effect: Effect) -> Any:
         assert isinstance(effect, LookupDossier)
-        from kiosk.dossier import DossierNotFound
+        from kiosk.dossier import DossierNotFound, LookupUnavailable, lookup_event_payload
 
         backend = self.devices.dossiers
-        if backend is None:
-            from kiosk.dossier import LookupUnavailable
-
-            raise LookupUnavailable("no dossier back end configured")
         started = time.monotonic()
-        outcome = "found"
+        status = None
+        outcome: Literal["found", "not_found", "unavailable"] = "found"
         try:
-            return backend.lookup(effect.code)
+            if backend is None:
+                raise LookupUnavailable(
+                    self.devices.open_errors.get("lookup", "no dossier back end configured")
+                )
+            status = backend.lookup(effect.code)
+            return status
         except DossierNotFound:
             outcome = "not_found"
             raise
@@ -366,35 +372,42 @@ class EffectHandlers:
             outcome = "unavailable"
             raise
         finally:
-            self.record(
-                "lookup",
-                {
-                    "agency": effect.code.agency,
-                    "result": outcome,
-                    "duration_ms": round((time.monotonic() - started) * 1000),
-                },
+            self._count_lookup(
+                outcome,
+                lookup_event_payload(
+                    outcome,
+                    source=effect.source,
+                    code=effect.code,
+                    status=status,
+                    today=self.now().date(),
+                    latency_ms=(time.monotonic() - started) * 1000,
+                ),
             )
+
+    def rejected_code(self, effect: Effect) -> None:
+        assert isinstance(effect, RecordRejectedCode)
+        from kiosk.dossier import lookup_event_payload
+
+        self._count_lookup("not_a_dossier", lookup_event_payload("not_a_dossier", source=effect.source))
+
+    def _count_lookup(
+        self, outcome: Literal["found", "not_found", "unavailable", "not_a_dossier"], payload: dict[str, Any]
+    ) -> None:
+        self.record("lookup", payload)
+        try:
+            self.lookups.record(outcome, str(payload["source"]), self.now())
+        except KioskError as exc:
+            log.error("look-up totals not updated: %s", exc.message)
 
     def submit_rating(self, effect: Effect) -> RatingOutcome:
         assert isinstance(effect, SubmitRating)
-        outcome = self.ratings.submit(
-            level=effect.level,
-            scale=self.config.rating.levels,
-            reasons=effect.reasons,
-            target_kind=effect.target_kind,
-            target_id=effect.target_id,
-            now=self.now(),
-        )
+        from kiosk.rating import RatingTarget, rating_event_payload
+
+        target = RatingTarget.of(effect.target_kind, effect.target_id)
+        outcome = self.ratings.submit(effect.level, reasons=effect.reasons, target=target, now=self.now())
         if outcome.counted:
             self.record(
-                "rating",
-                {
-                    "level": effect.level,
-                    "scale": self.config.rating.levels,
-                    "reasons": list(effect.reasons),
-                    "target_kind": effect.target_kind,
-                    "target_id": effect.target_id,
-                },
+                "rating", rating_event_payload(effect.level, self.ratings.scale, target, effect.reasons)
             )
         return outcome
 

@@ -75,6 +75,9 @@ class KioskRuntime:
             reasons=[(r.code, r.label_vi, r.label_en) for r in config.rating.reasons],
         )
         self.ratings = RatingBook(data_dir / "ratings.sqlite", scale, config.rating.repeat_interval_s)
+        from kiosk.dossier.tally import LookupTally
+
+        self.lookups = LookupTally(data_dir / "lookups.sqlite")
         self.devices = Devices()
         self.simulator: Any = None  # drivers.simulation.SimulatedHardware in simulate mode
         self._open_devices()
@@ -85,6 +88,7 @@ class KioskRuntime:
             self.devices,
             self.tickets,
             self.ratings,
+            self.lookups,
             now=self.core.now,
             set_service_mode=self._service_mode_from_ui,
         )
@@ -156,7 +160,7 @@ class KioskRuntime:
         self.handlers.on_device_change = lambda: self._on_ui(self.core.notify)
         if self.devices.scanner is not None:
             try:
-                self.devices.scanner.start(lambda result: self.core.scanned(result.text))
+                self.devices.scanner.start(lambda result: self.core.scanned(result.text, result.source))
             except KioskError as exc:
                 log.error("scanner: %s", exc.message)
         self._register_control()
@@ -185,6 +189,8 @@ class KioskRuntime:
         self.core.shutdown()
         self.journal.close()
         self.tickets.close()
+        self.ratings.close()
+        self.lookups.close()
 
     # -- control socket: what the edge agent and the simulator panel may ask -----------------------
     def _register_control(self) -> None:
@@ -237,7 +243,11 @@ class KioskRuntime:
 
     def totals(self) -> dict[str, int]:
         now = self.core.now()
-        return {"tickets": self.tickets.issued_today(now), "ratings": self.ratings.totals(now.date()).counted}
+        return {
+            "tickets": self.tickets.issued_today(now),
+            "ratings": self.ratings.totals(now.date()).counted,
+            "lookups": sum(self.lookups.totals(now.date()).values()),
+        }
 
     def _notice(self, args: dict[str, Any]) -> dict[str, Any]:
         text_vi, text_en = str(args.get("text_vi", "")), str(args.get("text_en", ""))

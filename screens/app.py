@@ -81,7 +81,7 @@ class KioskApp(App):
         self._on_stop_hooks = on_stop_hooks or []
         #: set by the embedding code: device states and totals for the technician screen
         self.device_states: Callable[[], dict[str, str]] = lambda: {}
-        self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0}
+        self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0, "lookups": 0}
         self._rendered: tuple[str, str, str] | None = None
 
     # -- building --------------------------------------------------------------------------------

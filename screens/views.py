@@ -190,7 +190,22 @@ class IdentifyScreen(FlowScreen):
             body.add_widget(Text(app.tr("identify.scan_qr_first"), size=48))
             body.add_widget(Text(app.tr("identify.privacy"), size=34, color=GREY))
             self.error(app, body, flow.error_key)
-            body.add_widget(Widget())
+            body.add_widget(Text(app.tr("identify.can_hint"), size=36))
+            body.add_widget(Text("•" * len(flow.can_typed) or " ", size=56))
+            pad = GridLayout(cols=6, size_hint_y=None, height=2 * 120 * u(), spacing=10 * u())
+            for key in "1234567890":
+                pad.add_widget(BigButton(key, partial(app.act, "digit", digit=key), size=48, height=110))
+            pad.add_widget(
+                BigButton(
+                    app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=28, height=110
+                )
+            )
+            pad.add_widget(
+                BigButton(
+                    app.tr("identify.can_submit"), lambda: app.act("can"), color=GREEN, size=32, height=110
+                )
+            )
+            body.add_widget(pad)
             body.add_widget(BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, height=150))
         elif flow.state == "reading":
             body.add_widget(Widget())
@@ -327,6 +342,10 @@ class RatingScreen(FlowScreen):
             )
         elif flow.target_kind == "dossier":
             body.add_widget(Text(app.tr("rating.linked_dossier", code=flow.target_id), size=40, color=BLUE))
+        elif flow.target_kind == "counter":
+            body.add_widget(
+                Text(app.tr("rating.linked_counter", counter=flow.target_id), size=40, color=BLUE)
+            )
         if flow.state == "choose_level":
             body.add_widget(Text(app.tr("rating.question"), size=48))
             keys = FACE_KEYS[flow.scale]
@@ -355,6 +374,24 @@ class RatingScreen(FlowScreen):
                 )
                 body.add_widget(row)
             self.error(app, body, flow.error_key)
+            counters = flow.counters()
+            if counters:
+                body.add_widget(Text(app.tr("rating.counter_hint"), size=36))
+                row = GridLayout(
+                    cols=min(len(counters), 8), size_hint_y=None, height=110 * u(), spacing=10 * u()
+                )
+                for counter in counters:
+                    chosen = flow.target_kind == "counter" and flow.target_id == counter
+                    row.add_widget(
+                        BigButton(
+                            counter,
+                            partial(app.act, "counter", counter=counter),
+                            color=AMBER if chosen else GREY,
+                            size=44,
+                            height=110,
+                        )
+                    )
+                body.add_widget(row)
             body.add_widget(Text(app.tr("rating.link_hint"), size=32, color=GREY))
         elif flow.state == "reasons":
             body.add_widget(Text(app.tr("rating.reasons_title"), size=46))
@@ -444,6 +481,9 @@ class TechnicianScreen(FlowScreen):
         )
         body.add_widget(
             Text(app.tr("technician.ratings_today", count=totals["ratings"]), size=40, halign="left")
+        )
+        body.add_widget(
+            Text(app.tr("technician.lookups_today", count=totals["lookups"]), size=40, halign="left")
         )
         body.add_widget(BigButton(app.tr("technician.self_test"), lambda: app.act("self_test"), height=150))
         body.add_widget(BigButton(app.tr("technician.test_print"), lambda: app.act("test_print"), height=150))

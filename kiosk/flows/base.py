@@ -76,7 +76,7 @@ class Flow:
     def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
         raise FlowError(f"{self.name}: unexpected failure of {type(effect).__name__}: {error.message}")
 
-    def on_scan(self, text: str) -> list[Effect]:
+    def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
         return []
 
     @property

@@ -45,16 +45,30 @@ class IdentifyFlow(Flow):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_request: ReadCard | None = None
+        self.can_typed = ""
 
-    def on_scan(self, text: str) -> list[Effect]:
+    def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
         if self.state not in ("scan_qr", "failed"):
             return []
         self.error_key = None
         return self._read(ReadCard(cccd_qr=text))
 
-    def do_can(self, can: str) -> list[Effect]:
+    def do_digit(self, digit: str) -> list[Effect]:
+        """The CAN keypad: six digits printed on the card's front, for when the QR cannot be read."""
+        if self.state == "scan_qr" and digit.isdigit() and len(digit) == 1 and len(self.can_typed) < 6:
+            self.can_typed += digit
+            self.error_key = None
+        return []
+
+    def do_backspace(self) -> list[Effect]:
+        self.can_typed = self.can_typed[:-1]
+        return []
+
+    def do_can(self, can: str | None = None) -> list[Effect]:
         if self.state != "scan_qr":
             return []
+        can = self.can_typed if can is None else can
+        self.can_typed = ""
         if not CAN_PATTERN.fullmatch(can):
             self.error_key = "card.wrong_key"
             return []

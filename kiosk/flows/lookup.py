@@ -16,6 +16,14 @@ MAX_TYPED = 40
 @dataclass(frozen=True)
 class LookupDossier(Effect):
     code: DossierCode
+    source: str = "keyboard"  # camera | serial | keyboard: which input citizens use
+
+
+@dataclass(frozen=True)
+class RecordRejectedCode(Effect):
+    """A scanned or typed text that is not a dossier code: counted, never stored."""
+
+    source: str
 
 
 @dataclass(frozen=True)
@@ -51,14 +59,15 @@ class LookupFlow(Flow):
         self.code: DossierCode | None = None
         self.status: DossierStatus | None = None
         self.printed = False
+        self.source = "keyboard"
 
     # -- input ---------------------------------------------------------------------------------
-    def on_scan(self, text: str) -> list[Effect]:
+    def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
         if self.state in ("not_found", "unavailable", "found"):
             self.go("scan")  # a new receipt held to the camera starts a new look-up
         if self.state != "scan":
             return []
-        return self._submit(text)
+        return self._submit(text, source)
 
     def do_type(self, char: str) -> list[Effect]:
         if self.state == "scan" and len(self.typed) < MAX_TYPED and len(char) == 1:
@@ -78,7 +87,7 @@ class LookupFlow(Flow):
     def do_submit(self) -> list[Effect]:
         if self.state != "scan":
             return []
-        return self._submit(self.typed)
+        return self._submit(self.typed, "keyboard")
 
     def do_again(self) -> list[Effect]:
         """Back to scanning after a result (not found, unavailable, or to look up another)."""
@@ -92,7 +101,7 @@ class LookupFlow(Flow):
         if self.state != "unavailable" or self.code is None:
             return []
         self.go("searching")
-        return [LookupDossier(self.code)]
+        return [LookupDossier(self.code, self.source)]
 
     def do_print(self) -> list[Effect]:
         if self.state != "found" or self.status is None:
@@ -100,18 +109,21 @@ class LookupFlow(Flow):
         self.go("printing")
         return [PrintDossierStatus(self.status, self.ctx.session.language)]
 
-    def _submit(self, text: str) -> list[Effect]:
+    def _submit(self, text: str, source: str) -> list[Effect]:
         try:
             self.code = parse_dossier_code(text)
         except InvalidDossierCode as exc:
             self.error_key = exc.screen_key
-            return []
+            return [RecordRejectedCode(source)]
         self.error_key = None
+        self.source = source
         self.go("searching")
-        return [LookupDossier(self.code)]
+        return [LookupDossier(self.code, source)]
 
     # -- results -------------------------------------------------------------------------------
     def on_result(self, effect: Effect, result: Any) -> list[Effect]:
+        if isinstance(effect, RecordRejectedCode):
+            return []
         if isinstance(effect, LookupDossier):
             assert isinstance(result, DossierStatus)
             self.status = result
@@ -123,6 +135,8 @@ class LookupFlow(Flow):
         return []
 
     def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+        if isinstance(effect, RecordRejectedCode):
+            return []  # counting failed; the citizen's screen is not affected
         if isinstance(effect, PrintDossierStatus):
             self.error_key = error.screen_key
             self.go("found")

@@ -58,7 +58,7 @@ class RatingFlow(Flow):
         """The lower half of the scale (3 levels: 1; 4 levels: 1-2; 5 levels: 1-2)."""
         return level <= self.scale // 2
 
-    def on_scan(self, text: str) -> list[Effect]:
+    def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
         if self.state not in ("choose_level", "reasons"):
             return []
         ticket = parse_ticket_qr(text)
@@ -74,6 +74,23 @@ class RatingFlow(Flow):
         self.target_kind, self.target_id = "dossier", code.text
         self.error_key = None
         return []
+
+    def do_counter(self, counter: str) -> list[Effect]:
+        """Link the rating to the counter that served the citizen (tap again to unlink)."""
+        if self.state != "choose_level" or counter not in self.counters():
+            return []
+        if self.target_kind == "counter" and self.target_id == counter:
+            self.target_kind, self.target_id = "center", self.ctx.config.kiosk.center_id
+        else:
+            self.target_kind, self.target_id = "counter", counter
+        self.error_key = None
+        return []
+
+    def counters(self) -> list[str]:
+        seen: list[str] = []
+        for service in self.ctx.config.services:
+            seen += [c for c in service.counters if c not in seen]
+        return seen
 
     def do_level(self, level: int) -> list[Effect]:
         if self.state != "choose_level" or not 1 <= level <= self.scale:

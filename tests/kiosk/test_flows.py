@@ -21,7 +21,7 @@ from kiosk.errors import DeviceUnavailableError, KioskError, PaperOutError
 from kiosk.events import EventJournal
 from kiosk.flows.base import Effect, Flow
 from kiosk.flows.identify import IdentifyFlow, ReadCard
-from kiosk.flows.lookup import LookupDossier, LookupFlow, PrintDossierStatus
+from kiosk.flows.lookup import LookupDossier, LookupFlow, PrintDossierStatus, RecordRejectedCode
 from kiosk.flows.rating import RatingFlow, SubmitRating
 from kiosk.flows.technician import PrintTestTicket, RunSelfTest, SetServiceMode, TechnicianFlow, hash_pin
 from kiosk.flows.ticket import IssuedTicket, IssueTicket, TicketFlow
@@ -75,7 +75,9 @@ def h(tmp_path: Path) -> Iterator[Harness]:
     )
     journal = EventJournal(tmp_path / "events.sqlite")
     script = Script()
+    script.answers[RecordRejectedCode] = None
     effects: tuple[type[Effect], ...] = (
+        RecordRejectedCode,
         IssueTicket,
         ReadCard,
         LookupDossier,
@@ -265,13 +267,22 @@ def test_identify_failures_and_retry(h: Harness) -> None:
     assert h.core.session.identity is not None and h.core.session.identity.full_name == "Lê Hoàng Nam"
 
 
-def test_identify_with_can(h: Harness) -> None:
+def test_identify_with_can_keypad(h: Harness) -> None:
     h.core.start("identify")
-    flow = step(h, "can", can="12a")
-    assert flow.state == "scan_qr" and flow.error_key == "card.wrong_key"
+    for digit in "12a3":
+        step(h, "digit", digit=digit)
+    flow = step(h, "can")
+    assert isinstance(flow, IdentifyFlow)
+    assert flow.state == "scan_qr" and flow.error_key == "card.wrong_key" and flow.can_typed == ""
     h.script.answers[ReadCard] = Identity("Phạm Thu Hà", None, "not_checked")
-    flow = step(h, "can", can="123456")
+    for digit in "1234567":  # a seventh digit is ignored
+        step(h, "digit", digit=digit)
+    step(h, "backspace")
+    step(h, "digit", digit="9")
+    flow = step(h, "can")
     assert flow.state == "done"
+    request = h.script.calls[-1]
+    assert isinstance(request, ReadCard) and request.can == "123459" and "123459" not in repr(request)
 
 
 def test_late_card_result_after_leaving_is_wiped(h: Harness) -> None:
@@ -326,10 +337,16 @@ def test_lookup_print_failure_stays_on_status(h: Harness) -> None:
     assert flow.state == "found" and flow.error_key == "printer.paper_out" and not flow.printed
 
 
-def test_lookup_not_a_dossier_keeps_scanning(h: Harness) -> None:
+def test_lookup_not_a_dossier_keeps_scanning_and_is_counted(h: Harness) -> None:
     h.core.start("lookup")
     flow = scan(h, "https://example.com/hello")
-    assert flow.state == "scan" and flow.error_key == "lookup.not_a_dossier" and h.script.calls == []
+    assert flow.state == "scan" and flow.error_key == "lookup.not_a_dossier"
+    assert h.script.calls == [RecordRejectedCode("camera")]
+    h.script.answers[LookupDossier] = STATUS
+    h.core.scanned("000.00.10.H12-261120-0001", "serial")
+    h.core.pump()
+    looked_up = h.script.calls[-1]
+    assert isinstance(looked_up, LookupDossier) and looked_up.source == "serial"
 
 
 def test_lookup_not_found_and_unavailable_are_different(h: Harness) -> None:
@@ -394,6 +411,21 @@ def test_rating_negative_asks_reasons_linked_to_ticket(h: Harness) -> None:
     effect = h.script.calls[-1]
     assert isinstance(effect, SubmitRating)
     assert effect.reasons == ("time_taken",) and effect.target_id == "hcm-ben-thanh/2026-11-23/A001"
+
+
+def test_rating_linked_to_counter(h: Harness) -> None:
+    h.script.answers[SubmitRating] = RatingOutcome(True)
+    h.core.start("rating")
+    flow = step(h, "counter", counter="4")
+    assert isinstance(flow, RatingFlow) and (flow.target_kind, flow.target_id) == ("counter", "4")
+    step(h, "counter", counter="99")  # not a counter of this center
+    assert flow.target_id == "4"
+    step(h, "counter", counter="4")  # tapped again: unlinked
+    assert flow.target_kind == "center"
+    step(h, "counter", counter="3")
+    step(h, "level", level=3)
+    effect = h.script.calls[-1]
+    assert isinstance(effect, SubmitRating) and (effect.target_kind, effect.target_id) == ("counter", "3")
 
 
 def test_rating_not_counted_and_failure(h: Harness) -> None:

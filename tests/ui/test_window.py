@@ -183,6 +183,23 @@ def test_identify_with_chip_card_gives_elderly_priority(kiosk: KioskDriver) -> N
 
 
 @pytest.mark.pcsc
+def test_identify_with_can_typed_on_keypad(kiosk: KioskDriver) -> None:
+    """No QR at hand: the six CAN digits from the card's front open the chip (PACE-CAN)."""
+    start(kiosk)
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.tap("Dùng thẻ Căn cước (không bắt buộc)")
+    kiosk.runtime.simulator.citizen({"profile": "married", "show_qr": False})
+    for digit in "009876":  # CAN = last six digits of 079190009876
+        kiosk.tap(digit)
+    kiosk.shot("identify-can-typed")
+    kiosk.tap("Đọc thẻ")
+    kiosk.wait_state("identify", "done", timeout=20)
+    assert any("Trần Thị Bích Ngọc" in text for text in kiosk.texts())
+    kiosk.tap("Tiếp tục")
+    assert not kiosk.core.flow.priority  # born 1990
+
+
+@pytest.mark.pcsc
 def test_reader_unplugged_is_said_and_skippable(kiosk: KioskDriver) -> None:
     start(kiosk)
     kiosk.tap("Lấy số thứ tự")
@@ -204,6 +221,11 @@ def test_reader_unplugged_is_said_and_skippable(kiosk: KioskDriver) -> None:
 
 def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriver) -> None:
     start(kiosk)
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.tap("Xây dựng")
+    kiosk.wait_state("ticket", "done")
+    kiosk.core.submit("local", lambda: None).result(10)  # counting of earlier visits has finished
+    kiosk.tap("Về trang chủ")
     name = kiosk.app.root.ids.center_name
     x, y = name.to_window(*name.center)
     kiosk.tap_at(x, y, hold_s=3.3)
@@ -225,6 +247,10 @@ def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriv
     test = kiosk.core.flow.self_test
     assert test["printer"]["ok"] and not test["scanner"]["ok"]
     assert any("Máy quét mã QR: Không tìm thấy thiết bị" in text for text in kiosk.texts())
+    totals = kiosk.runtime.totals()
+    assert totals["tickets"] >= 1
+    assert f"Số phiếu đã cấp: {totals['tickets']}" in kiosk.texts()
+    assert f"Số lượt tra cứu: {totals['lookups']}" in kiosk.texts()
     kiosk.tap("Tạm ngưng phục vụ")
     kiosk.wait_for(lambda: kiosk.core.out_of_service_reason is not None, what="out of service")
     kiosk.tap("Thoát")
