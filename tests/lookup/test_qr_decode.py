@@ -4,6 +4,7 @@ through the simulated camera (a 1280x720 frame) and through the full simulator s
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from drivers.scanner import ScannerConfig, ScanResult, SimulatedCamera, SimulatorScanner, make_decoder
 from drivers.scanner.camera import camera_frame, decoder_check
-from drivers.scanner.decode import ZbarDecoder, bytes_to_text
+from drivers.scanner.decode import DecoderName, ZbarDecoder, bytes_to_text
 from kiosk.dossier import parse_dossier_code
 
 from .conftest import VIETNAMESE_PAYLOADS, qrencode_png, segno_image, segno_png, wait_for
@@ -106,9 +107,13 @@ def test_decoder_self_check(decoders: dict, decoder_name: str) -> None:
     assert decoder_check(decoders[decoder_name]) == "ok"
 
 
+def _has_at_least(results: list[ScanResult], count: int) -> bool:
+    return len(results) == count
+
+
 # -- through the simulated camera ------------------------------------------------------------------
 @pytest.mark.parametrize("decoder_name", DECODERS)
-def test_simulator_camera_path_reports_each_receipt_once(tmp_path: Path, decoder_name: str) -> None:
+def test_simulator_camera_path_reports_each_receipt_once(tmp_path: Path, decoder_name: DecoderName) -> None:
     receipt = "https://motcua.hcm.gov.vn/tra-cuu?maHoSo=000.00.10.H12-210901-0001&ten=Đăng%20ký"
     qrencode_png(receipt, tmp_path / "receipt.png")
     segno_png("Trần Thị Bích Ngọc", tmp_path / "other.png")
@@ -175,7 +180,9 @@ def test_full_simulator_scanner_camera_and_serial(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("decoder_name", DECODERS)
-def test_every_vietnamese_payload_through_the_simulated_camera(tmp_path: Path, decoder_name: str) -> None:
+def test_every_vietnamese_payload_through_the_simulated_camera(
+    tmp_path: Path, decoder_name: DecoderName
+) -> None:
     """The camera path end to end (file -> 1280x720 frame -> worker -> decoder -> ScanResult)."""
     for index, text in enumerate(VIETNAMESE_PAYLOADS):
         qrencode_png(text, tmp_path / f"{index}.png")
@@ -185,7 +192,7 @@ def test_every_vietnamese_payload_through_the_simulated_camera(tmp_path: Path, d
     try:
         for index in range(len(VIETNAMESE_PAYLOADS)):
             camera.show_image(f"{index}.png", hold_s=0.05)
-            assert wait_for(lambda index=index: len(got) == index + 1)
+            assert wait_for(partial(_has_at_least, got, index + 1))
         assert [r.text for r in got] == VIETNAMESE_PAYLOADS
         assert [r.raw for r in got] == [t.encode() for t in VIETNAMESE_PAYLOADS]
     finally:

@@ -4,6 +4,7 @@ the real decoder, the parser and the HTTP adapter against a local server, no win
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,16 +46,16 @@ def run(scanner: SimulatorScanner, backend: DossierBackend, act: object) -> Doss
 
 
 @pytest.fixture
-def scanner(tmp_path: Path) -> SimulatorScanner:
+def scanner(tmp_path: Path) -> Iterator[SimulatorScanner]:
     s = SimulatorScanner(ScannerConfig(image_dir=tmp_path, fps=50))
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
 def test_receipt_qr_to_status_over_http(
     tmp_path: Path, scanner: SimulatorScanner, province: ProvinceServer
 ) -> None:
-    province.on(STATUS["code"], Reply(body=STATUS))
+    province.on(str(STATUS["code"]), Reply(body=STATUS))
     qrencode_png(f"https://motcua.hcm.gov.vn/tra-cuu?maHoSo={STATUS['code']}", tmp_path / "receipt.png")
     backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0)
     result = run(scanner, backend, lambda: scanner.show_image("receipt.png"))
