@@ -232,8 +232,14 @@ class Agent:
         cursor = 0
         topic_cache: dict[str, str] = {}
         refill = max(1, min(250, self.cfg.publish_window // 4))
+        journal_id = self.journal.journal_id
         while not self._stop.is_set():
             busy = False
+            if self.journal.journal_id != journal_id:  # recovered by _journal_failed
+                journal_id = self.journal.journal_id
+                inflight.clear()
+                self._to_delete = []
+                cursor = 0
             if self.link.connected and self._birth_generation == self.link.generation:
                 if self.link.generation != generation:
                     generation = self.link.generation
@@ -244,12 +250,19 @@ class Agent:
                 if room >= refill or not inflight:
                     try:
                         rows = self.journal.pending_rows(cursor, min(room, 500))
+                        if self.journal.journal_id != journal_id:
+                            # A new journal file (corruption recovered, here or by the app): its seqs
+                            # restart, so forget everything about the old one, acks included.
+                            journal_id = self.journal.journal_id
+                            inflight.clear()
+                            self._to_delete = []
+                            cursor = 0
+                            continue
                         if rows:
                             self.journal.mark_attempted(rows[0][0], rows[-1][0])
                     except JournalError as exc:
                         self._journal_failed(exc)
                         continue
-                    journal_id = self.journal.journal_id
                     for seq, event_id, kind, occurred_at, payload_json, attempts in rows:
                         topic = topic_cache.get(kind)
                         if topic is None:

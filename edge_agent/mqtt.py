@@ -169,7 +169,11 @@ class MqttLink:
                 properties.ResponseTopic = response_topic
             if correlation_data:
                 properties.CorrelationData = correlation_data
-        info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        try:
+            info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        except (ValueError, OSError) as exc:  # bad topic, payload over the MQTT limit, socket gone
+            log.error("cannot publish to %s: %s", topic, exc)
+            return None
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
         return generation, info.mid

@@ -150,3 +150,26 @@ def test_corrupted_agent_state_is_moved_aside(data_dir):
     first = state.next_counter("bdseq")
     assert state.next_counter("bdseq") == first + 1
     state.close()
+
+
+def test_journal_corrupted_while_running_is_moved_aside_and_reported(make_agent, peer_factory, data_dir):
+    peer = peer_factory(f"motcua/v1/{CENTER}/kiosk-a/event/#")
+    journal = EventJournal(data_dir / "events.sqlite")
+    journal.append("lookup", {"n": 1})
+    with make_agent() as agent:
+        assert peer.wait(lambda: len(peer.messages) >= 1)
+        for n in range(300):  # some pages worth of data, checkpointed into the main file
+            journal.append("lookup", {"n": 1000 + n, "pad": "x" * 200})
+        assert peer.wait(lambda: len(peer.messages) >= 301)
+        journal._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        journal.close()
+        with (data_dir / "events.sqlite").open("r+b") as handle:  # a disk fault scribbles the pages
+            handle.seek(4096)
+            handle.write(bytes(range(256)) * 64)
+        app = EventJournal(data_dir / "events.sqlite")  # the app (re)opens: it finds it corrupted
+        app.append("lookup", {"n": 2})
+        got = peer.wait_for(TOPICS.event("journal_recovered"), timeout=15)
+        assert got["payload"]["moved_to"].startswith("events.sqlite.corrupt-")
+        peer.wait_for(TOPICS.event("lookup"), lambda d: d["payload"] == {"n": 2}, timeout=15)
+        assert agent.journal.journal_id == app.journal_id == got["journal_id"]
+        app.close()
