@@ -52,6 +52,10 @@ def load_settings(path: Path) -> Any:
     wanted = {k: kiosk[k] for k in ("id", "center_id", "data_dir") if k in kiosk}
     identity = parse_dataclass(_KioskIdentity, wanted, "kiosk")
     agent = parse_dataclass(AgentConfig, data.get("agent", {}), "agent")
+    for name in ("ca_file", "cert_file", "key_file"):
+        tls_path = getattr(agent.tls, name)
+        if tls_path is not None and not tls_path.is_file():
+            raise ConfigError(f"agent.tls.{name}: {tls_path} does not exist (provision the kiosk first)")
     data_dir = identity.data_dir
     if not data_dir.is_absolute():  # relative to the config file, like kiosk.config does
         data_dir = (path.parent / data_dir).resolve()

@@ -240,7 +240,21 @@ class MqttLink:
         return client
 
     def _supervise(self) -> None:
+        """Keep a session up until stop; a failure of one round is logged and retried, never fatal."""
         while not self._stopping.is_set():
+            try:
+                self._one_session()
+            except Exception as exc:  # e.g. unreadable certificate files: say so and keep trying
+                self.last_error = f"MQTT session failed: {type(exc).__name__}: {exc}"
+                log.error("%s", self.last_error)
+                with self._lock:
+                    self._client = None
+                self._connected.clear()
+                self._wait_backoff()
+
+    def _one_session(self) -> None:
+        """One connection: connect, run until it is lost, then wait the backoff."""
+        if not self._stopping.is_set():
             will = self._will()
             client = self._new_client(will)
             with self._lock:
@@ -264,7 +278,7 @@ class MqttLink:
                 self.last_error = f"connect to {self.host}:{self.port}: {exc}"
                 log.info("%s", self.last_error)
                 self._wait_backoff()
-                continue
+                return
             client.loop_start()
             started = time.monotonic()
             self._lost.wait()
@@ -276,7 +290,7 @@ class MqttLink:
             if was_connected and self._on_disconnected is not None:
                 self._guard(self._on_disconnected, generation, self.last_error)
             if self._stopping.is_set():
-                break
+                return
             if time.monotonic() - started >= self.STABLE_AFTER_S:
                 self.backoff.reset()
             self._wait_backoff()
