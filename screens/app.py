@@ -145,7 +145,11 @@ class KioskApp(App):
             return
         manager: ScreenManager = root.ids.screens
         if manager.current != core.screen:
+            previous = manager.current_screen
             manager.current = core.screen
+            if isinstance(previous, FlowScreen):
+                # A screen left behind keeps its widgets (and a citizen's name) in memory: drop them.
+                previous.clear()
         screen = manager.get_screen(core.screen)
         assert isinstance(screen, FlowScreen)
         try:

@@ -34,6 +34,9 @@ class FlowScreen(Screen):
     def build(self, app: KioskApp, body: BoxLayout) -> None:
         raise NotImplementedError
 
+    def clear(self) -> None:
+        self.ids.body.clear_widgets()
+
     @staticmethod
     def error(app: KioskApp, body: BoxLayout, key: str | None) -> None:
         if key:
