@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from edge_agent.messages import Topics
-from tests.agent.conftest import CENTER
+from tests.agent.conftest import CENTER, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -210,3 +210,20 @@ def test_commands_queued_while_offline_are_delivered_on_reconnect(make_agent, pe
         result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == rid)
     assert result["status"] == "ok"
     assert fake_app.called("app.notice") == [{"text_vi": "Tạm ngưng phục vụ", "text_en": ""}]
+
+
+def test_a_result_stored_but_not_acknowledged_is_published_after_the_next_birth(
+    make_agent, peer_factory, data_dir
+):
+    from edge_agent.messages import CommandResult
+    from edge_agent.state import AgentState
+
+    state = AgentState(data_dir / "agent-state.sqlite")
+    result = CommandResult("r-offline", "print_test_ticket", "ok", "done", {"printed": True}).to_dict()
+    state.command_done("r-offline", "print_test_ticket", result)  # executed while the broker was away
+    state.close()
+    peer = peer_factory(T.cmd_res)
+    with make_agent() as agent:
+        got = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-offline")
+        assert got == result
+        assert wait_until(lambda: agent.state.unpublished_results() == [])  # marked after its PUBACK

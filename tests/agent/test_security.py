@@ -133,3 +133,25 @@ def test_connections_without_a_valid_client_certificate_are_refused(broker, pki,
     assert handshake(str(rogue.cert_file), str(rogue.key_file)) is False
     good = pki.client("kiosk-a")
     assert handshake(str(good.cert_file), str(good.key_file)) is True
+
+
+def test_fleet_shared_subscription_and_allocator_rights(broker, pki, peer_factory):
+    """The fleet's documented shared subscription works under the shipped ACL; the allocator is narrow."""
+    from tests.agent.peer import Peer
+
+    fleet = peer_factory("$share/fleet/motcua/v1/+/+/event/#")
+    allocator = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("allocator"))
+    allocator.connect("motcua/v1/+/+/ticket/req", f"motcua/v1/{CENTER}/kiosk-a/event/#")
+    try:
+        with raw(broker, pki, "kiosk-a") as kiosk:
+            assert kiosk.publish(f"motcua/v1/{CENTER}/kiosk-a/ticket/req", b'{"service":"HOTICH"}') in (
+                0,
+                0x10,
+            )
+            assert kiosk.publish(f"motcua/v1/{CENTER}/kiosk-a/event/lookup", b'{"e":1}') in (0, 0x10)
+        assert fleet.wait(lambda: bool(fleet.on(f"motcua/v1/{CENTER}/kiosk-a/event/lookup")))
+        assert allocator.wait(lambda: bool(allocator.on(f"motcua/v1/{CENTER}/kiosk-a/ticket/req")))
+        time.sleep(0.2)
+        assert allocator.on(f"motcua/v1/{CENTER}/kiosk-a/event/lookup") == []  # events are not its business
+    finally:
+        allocator.close()
