@@ -373,3 +373,43 @@ def test_no_personal_data_left_after_the_visit(kiosk: KioskDriver, caplog: pytes
         assert not any(value in text for text in widget_texts), f"{value!r} still in a widget"
         assert not any(value in line for line in outbox), f"{value!r} in the outbox"
         assert not any(value in line for line in logged), f"{value!r} in the log"
+
+
+def test_lookup_against_the_province_http_system(kiosk: KioskDriver, tmp_path: Path) -> None:
+    """The look-up screen over the real HTTP adapter: found, not found, server error, too slow."""
+    from kiosk.dossier import HttpDossierBackend
+    from tests.lookup.conftest import ProvinceServer, Reply
+    from tests.lookup.test_http_backend import STATUS
+
+    code = str(STATUS["code"])
+    server = ProvinceServer()
+    original = kiosk.runtime.devices.dossiers
+    kiosk.runtime.devices.dossiers = HttpDossierBackend(
+        server.base_url, timeout_s=0.5, retries=1, cache_ttl_s=0
+    )
+    try:
+        server.on(code, Reply(status=500, body="oops"), Reply(body=STATUS))
+        start(kiosk)
+        kiosk.tap("Tra cứu hồ sơ")
+        kiosk.runtime.simulator.scanner({"show": str(qr_image(tmp_path, code))})
+        kiosk.wait_state("lookup", "found")  # the adapter retried after the 500
+        assert "Đăng ký kết hôn" in " ".join(kiosk.texts())
+        kiosk.shot("lookup-http-found")
+        server.on(code, Reply(status=503, body="maintenance"))
+        kiosk.tap("Quay lại")  # footer back: home, then look up again
+        kiosk.tap("Tra cứu hồ sơ")
+        kiosk.core.scanned(code, "serial")
+        kiosk.wait_state("lookup", "unavailable")
+        kiosk.shot("lookup-http-unavailable")
+        assert "Hệ thống tra cứu đang tạm gián đoạn, vui lòng thử lại sau" in kiosk.texts()
+        server.on(code, Reply(body=STATUS, delay_s=2.0))  # slower than the adapter waits
+        kiosk.tap("Thử lại")
+        kiosk.wait_state("lookup", "unavailable")
+        missing = "000.00.10.H12-260105-0999"
+        server.on(missing, Reply(status=404, body={"error": "not_found"}))
+        kiosk.core.scanned(missing, "serial")
+        kiosk.wait_state("lookup", "not_found")
+        assert "Không tìm thấy hồ sơ" in kiosk.texts()
+    finally:
+        kiosk.runtime.devices.dossiers = original
+        server.close()
