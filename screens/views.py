@@ -296,7 +296,12 @@ class LookupScreen(FlowScreen):
             if overdue > 0:
                 body.add_widget(Text(app.tr("lookup.overdue", days=overdue), size=48, color=RED, bold=True))
             for label, value in status.summary_lines(today, app.language):
-                body.add_widget(Text(f"{label}: [b]{value}[/b]", size=38, halign="left", markup=True))
+                if label:  # the unlabelled line is the overdue flag, shown in red above
+                    body.add_widget(Text(f"{label}: [b]{value}[/b]", size=38, halign="left", markup=True))
+            if status.timeline:
+                body.add_widget(Text(app.tr("lookup.timeline"), size=40, bold=True, halign="left"))
+                for day, step in status.timeline:
+                    body.add_widget(Text(f"{day:%d/%m/%Y} — {step}", size=34, halign="left", color=GREY))
             self.error(app, body, flow.error_key)
             if flow.printed:
                 body.add_widget(Text(app.tr("lookup.printed"), size=42, color=GREEN, bold=True))
