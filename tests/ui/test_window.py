@@ -28,6 +28,17 @@ def qr_image(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def ocr(png: Path) -> str:
+    """What tesseract (a reader we do not control) reads on a screenshot, in Vietnamese."""
+    import subprocess
+    import unicodedata
+
+    result = subprocess.run(
+        ["tesseract", str(png), "stdout", "-l", "vie"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return unicodedata.normalize("NFC", result.stdout)
+
+
 def start(kiosk: KioskDriver) -> None:
     kiosk.shot("attract")
     window_w, window_h = kiosk.app.root.size
@@ -41,7 +52,15 @@ def events(kiosk: KioskDriver) -> list[str]:
 
 def test_ticket_printed_on_virtual_printer(kiosk: KioskDriver) -> None:
     start(kiosk)
-    kiosk.shot("home")
+    home = kiosk.shot("home")
+    read = ocr(home)
+    for label in (
+        "Xin chào! Quý khách cần làm gì?",
+        "Lấy số thứ tự",
+        "Tra cứu hồ sơ",
+        "Đánh giá mức độ hài lòng",
+    ):
+        assert label in read, f"OCR did not read {label!r} on the home screen: {read!r}"
     kiosk.tap("Lấy số thứ tự")
     kiosk.wait_state("ticket", "choose_service")
     kiosk.shot("ticket-choose-service")
@@ -49,10 +68,12 @@ def test_ticket_printed_on_virtual_printer(kiosk: KioskDriver) -> None:
     printed_before = len(printer.printed)
     kiosk.tap("Chứng thực")
     kiosk.wait_state("ticket", "done")
-    kiosk.shot("ticket-done")
+    done = kiosk.shot("ticket-done")
     flow = kiosk.core.flow
     assert flow.ticket is not None and flow.ticket.number.startswith("B")
     assert flow.ticket.number in kiosk.texts()
+    read = ocr(done)
+    assert "Số thứ tự của quý khách" in read and flow.ticket.number in read and "Chứng thực" in read
     assert len(printer.printed) == printed_before + 1
     shutil.copy(printer.last_png, ARTIFACTS / "screens" / "ticket-printed.png")
     assert "ticket_issued" in events(kiosk)
