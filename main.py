@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "printer": "drivers.printer.cli",
     "card": "drivers.card.cli",
     "agent": "edge_agent.cli",
+    "fleet": "fleet.cli",
 }
 
 

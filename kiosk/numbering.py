@@ -1,0 +1,407 @@
+"""Queue numbers from the center allocator, with an offline block so a ticket always prints in time.
+
+``CenterTicketSource`` implements ``kiosk.ticketing.TicketNumberSource`` for ``[numbering] mode =
+"center"``. The app never speaks MQTT: it asks the edge agent on ``<data_dir>/agent.sock`` and the
+agent's relay (``edge_agent/tickets.py``) asks the allocator (``fleet/allocator.py``).
+
+Why no number can be handed out twice (docs/numbering.md has the whole argument):
+- The request id is stored (fsync) before the allocator is asked; a kiosk restarted mid-issue asks
+  again with the same id and the allocator, idempotent by id, answers the same number, which is then
+  voided as interrupted (it was never printed: a number is stored before it goes to the printer).
+- Offline numbers come from this kiosk's own block of each service's day (``NumberPlan``): disjoint
+  from the allocator's online range and from every other slot's block. The block counter is advanced
+  in the same transaction that records the ticket, keyed by the center day, so neither a restart nor a
+  day change can reuse one.
+- A number stored but neither printed nor voided when the kiosk died is voided as interrupted at the
+  next start, never reissued.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fleet.protocol import (
+    ERR_CONFIG_MISMATCH,
+    ERR_EXHAUSTED,
+    ERR_SLOT_CONFLICT,
+    MAX_REPORT_ITEMS,
+    NumberPlan,
+    ReportItem,
+    TicketRequest,
+    center_day,
+    center_zone,
+    format_number,
+    now_iso,
+)
+from kiosk.config import NumberingSection, ServiceArea
+from kiosk.errors import KioskError
+from kiosk.ticketing import AllocatedNumber, TicketingError
+
+log = logging.getLogger(__name__)
+
+AGENT_SOCKET = "agent.sock"
+
+#: ask(command, args, timeout_s) -> the relay's answer; raises KioskError when there is none
+Ask = Callable[[str, dict[str, Any], float], dict[str, Any]]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tickets (
+    request_id TEXT PRIMARY KEY, service TEXT NOT NULL, prefix TEXT NOT NULL, priority INTEGER NOT NULL,
+    day TEXT NOT NULL, seq INTEGER, number TEXT, source TEXT CHECK (source IN ('online', 'offline')),
+    status TEXT NOT NULL CHECK (status IN ('asking', 'allocated', 'printed', 'voided')),
+    reason TEXT, issued_at TEXT NOT NULL, reported TEXT, waiting_ahead INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_number ON tickets (day, service, seq) WHERE seq IS NOT NULL;
+CREATE TABLE IF NOT EXISTS offline_counters (
+    day TEXT NOT NULL, service TEXT NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (day, service)
+);
+"""
+
+
+def agent_ask(socket_path: Path) -> Ask:
+    """Ask the agent's relay over its control socket (``kiosk.ipc``)."""
+    from kiosk import ipc
+
+    def ask(cmd: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        try:
+            return ipc.call(socket_path, cmd, args, timeout=timeout_s)
+        except ValueError as exc:  # a torn reply: the agent died while answering
+            raise TicketingError(f"{cmd}: unreadable answer from the agent: {exc}") from exc
+
+    return ask
+
+
+class CenterTicketSource:
+    """Numbers unique across the center; printed within the budget even when the center is away."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        kiosk_id: str,
+        numbering: NumberingSection,
+        ask: Ask,
+        timezone: str = "Asia/Ho_Chi_Minh",
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.kiosk_id = kiosk_id
+        self.numbering = numbering
+        self.plan = NumberPlan(numbering.offline_base, numbering.offline_block)
+        self.block = self.plan.offline_range(numbering.slot)
+        self.zone = center_zone(timezone)
+        self.ask = ask
+        #: why offline numbers are refused (the allocator said our slot or plan is wrong); None = allowed
+        self.offline_blocked: str | None = None
+        self.conflicts = 0
+        self._lock = threading.Lock()
+        self._active: set[str] = set()  # request ids being asked by this process right now
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            # A number stored by a previous run but never confirmed nor voided: it may or may not be on
+            # paper. Never reissue it; the allocator hears it as voided ("interrupted").
+            interrupted = self._db.execute(
+                "UPDATE tickets SET status = 'voided', reason = 'interrupted' WHERE status = 'allocated'"
+            ).rowcount
+        except sqlite3.Error as exc:
+            raise TicketingError(f"ticket store {path}: {exc}") from exc
+        if interrupted:
+            log.warning("%d queue number(s) interrupted by a restart were voided", interrupted)
+
+    # -- TicketNumberSource -----------------------------------------------------------------------
+
+    def allocate(self, service: ServiceArea, priority: bool, now: datetime) -> AllocatedNumber:
+        started = time.monotonic()
+        budget_s = self.numbering.online_budget_ms / 1000
+        day = center_day(now, self.zone)
+        request_id = f"{self.kiosk_id}-{uuid.uuid4().hex[:20]}"
+        self._execute(
+            "INSERT INTO tickets (request_id, service, prefix, priority, day, status, issued_at) "
+            "VALUES (?, ?, ?, ?, ?, 'asking', ?)",
+            (request_id, service.code, service.prefix, int(priority), day, now_iso(now)),
+        )
+        with self._lock:
+            self._active.add(request_id)
+        try:
+            request = TicketRequest(
+                request_id, "allocate", self.numbering.slot, self.plan,
+                service=service.code, prefix=service.prefix, priority=priority, day=day,
+            )
+            answer = self._ask_allocator(request, budget_s - (time.monotonic() - started))
+            if answer is not None and answer.get("status") == "ok":
+                return self._online(request_id, answer)
+            if answer is not None:
+                self._refused(request_id, answer)
+            return self._offline(request_id, service, day)
+        finally:
+            with self._lock:
+                self._active.discard(request_id)
+            self._wake.set()
+
+    def confirm(self, allocated: AllocatedNumber) -> None:
+        self._set_status(allocated, "printed", None)
+
+    def void(self, allocated: AllocatedNumber, reason: str) -> None:
+        self._set_status(allocated, "voided", reason[:64])
+
+    def issued_today(self, now: datetime) -> int:
+        row = self._query(
+            "SELECT COUNT(*) FROM tickets WHERE day = ? AND status = 'printed'", (center_day(now, self.zone),)
+        )
+        return int(row[0][0])
+
+    # -- the three ways a number is decided ---------------------------------------------------------
+
+    def _ask_allocator(self, request: TicketRequest, budget_s: float) -> dict[str, Any] | None:
+        """The allocator's answer, or None when there is none within the budget."""
+        if budget_s <= 0.01:
+            return None
+        try:
+            return self.ask(
+                "ticket.allocate",
+                {"request": request.to_dict(), "timeout_ms": round(budget_s * 1000)},
+                budget_s + 0.2,
+            )
+        except KioskError as exc:
+            log.info("allocator not reached (%s): printing from the offline block", exc.message)
+            return None
+
+    def _online(self, request_id: str, answer: dict[str, Any]) -> AllocatedNumber:
+        try:
+            day, seq, number = str(answer["day"]), int(answer["seq"]), str(answer["number"])
+            waiting = answer.get("waiting_ahead")
+            waiting_ahead = int(waiting) if isinstance(waiting, int) else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TicketingError(f"allocator answer without a number: {exc}") from exc
+        if seq >= self.plan.offline_base:
+            raise TicketingError(f"allocator answered {number}, inside the offline blocks: plans differ")
+        self._execute(
+            "UPDATE tickets SET day = ?, seq = ?, number = ?, source = 'online', status = 'allocated', "
+            "reported = 'allocated', waiting_ahead = ? WHERE request_id = ?",
+            (day, seq, number, waiting_ahead, request_id),
+        )
+        return AllocatedNumber(number, day, waiting_ahead)
+
+    def _refused(self, request_id: str, answer: dict[str, Any]) -> None:
+        """The allocator answered with an error: some errors forbid the offline block too."""
+        code, reason = str(answer.get("error")), str(answer.get("reason", ""))
+        if code in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
+            # Our block may overlap another kiosk's: printing from it could duplicate a number.
+            self.offline_blocked = f"{code}: {reason}"
+            log.error("allocator refused our numbering (%s): no offline numbers", self.offline_blocked)
+        elif code != ERR_EXHAUSTED:
+            log.error("allocator refused a request: %s %s", code, reason)
+        if code != ERR_EXHAUSTED:
+            self._execute(
+                "UPDATE tickets SET status = 'voided', reason = ?, reported = 'voided' WHERE request_id = ?",
+                (code[:64], request_id),
+            )
+            raise TicketingError(f"allocator refused: {code}: {reason}", screen_key="ticket.print_failed")
+
+    def _offline(self, request_id: str, service: ServiceArea, day: str) -> AllocatedNumber:
+        if self.offline_blocked is not None:
+            self._execute(
+                "UPDATE tickets SET status = 'voided', reason = 'offline_blocked', reported = 'voided' "
+                "WHERE request_id = ?",
+                (request_id,),
+            )
+            raise TicketingError(
+                f"center unreachable and offline numbers refused ({self.offline_blocked})",
+                screen_key="error.network",
+            )
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute(
+                        "SELECT last FROM offline_counters WHERE day = ? AND service = ?", (day, service.code)
+                    ).fetchone()
+                    seq = max(row[0] + 1 if row else 0, self.block.start)
+                    if seq >= self.block.stop:
+                        self._db.execute(
+                            "UPDATE tickets SET status = 'voided', reason = 'offline_block_used_up', "
+                            "reported = 'voided' WHERE request_id = ?",
+                            (request_id,),
+                        )
+                        self._db.execute("COMMIT")
+                        raise TicketingError(
+                            f"center unreachable, offline block of {service.code} for {day} used up",
+                            screen_key="error.network",
+                        )
+                    number = format_number(service.prefix, seq)
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO offline_counters VALUES (?, ?, ?)", (day, service.code, seq)
+                    )
+                    self._db.execute(
+                        "UPDATE tickets SET day = ?, seq = ?, number = ?, source = 'offline', "
+                        "status = 'allocated' WHERE request_id = ?",
+                        (day, seq, number, request_id),
+                    )
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise TicketingError(f"ticket store: {exc}") from exc
+        log.info("offline number %s (%s, %s)", number, service.code, day)
+        return AllocatedNumber(number, day, None)
+
+    # -- reconcile: tell the allocator what happened ------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background reconcile loop (interrupted requests, printed/voided/offline reports)."""
+        self._thread = threading.Thread(target=self._sync_loop, name="ticket-sync", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_once()
+            except KioskError as exc:
+                log.warning("ticket reconcile: %s", exc.message)
+            except Exception:
+                log.exception("ticket reconcile failed")
+            self._wake.wait(self.numbering.sync_interval_s)
+            self._wake.clear()
+
+    def sync_once(self, timeout_s: float = 2.0) -> bool:
+        """One round: resolve interrupted requests, then report. True when nothing is left to send."""
+        self._resolve_interrupted(timeout_s)
+        while True:
+            rows = self._query(
+                "SELECT request_id, day, service, prefix, seq, source, status, priority, issued_at, reason "
+                "FROM tickets WHERE seq IS NOT NULL AND status != 'asking' "
+                "AND (reported IS NULL OR reported != status) ORDER BY rowid LIMIT ?",
+                (MAX_REPORT_ITEMS,),
+            )
+            if not rows:
+                return self.pending_reports() == 0
+            items = tuple(
+                ReportItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9]) for r in rows
+            )
+            request = TicketRequest(
+                f"{self.kiosk_id}-r{uuid.uuid4().hex[:16]}", "report", self.numbering.slot, self.plan,
+                tickets=items,
+            )
+            try:
+                answer = self.ask(
+                    "ticket.report", {"request": request.to_dict(), "timeout_ms": round(timeout_s * 1000)},
+                    timeout_s + 0.5,
+                )
+            except KioskError as exc:
+                log.debug("report not delivered: %s", exc.message)
+                return False
+            if answer.get("status") != "ok":
+                if answer.get("error") in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
+                    self.offline_blocked = f"{answer.get('error')}: {answer.get('reason')}"
+                log.error("allocator refused a report: %s %s", answer.get("error"), answer.get("reason"))
+                return False
+            sent = {item.request_id: item.status for item in items}
+            for conflict in answer.get("conflicts", []):
+                self.conflicts += 1
+                log.error("allocator: %s", conflict.get("reason"))
+            conflicted = [c.get("request_id") for c in answer.get("conflicts", [])]
+            settled = [*answer.get("accepted", []), *conflicted]
+            with self._lock:
+                self._db.executemany(
+                    "UPDATE tickets SET reported = ? WHERE request_id = ?",
+                    [(sent[rid], rid) for rid in settled if rid in sent],
+                )
+
+    def _resolve_interrupted(self, timeout_s: float) -> None:
+        """Requests asked by a run that died: ask again with the same id, then void the answer."""
+        with self._lock:
+            active = set(self._active)
+        rows = self._query(
+            "SELECT request_id, service, prefix, priority, day FROM tickets WHERE status = 'asking'", ()
+        )
+        for request_id, service, prefix, priority, day in rows:
+            if request_id in active:
+                continue
+            request = TicketRequest(
+                request_id, "allocate", self.numbering.slot, self.plan,
+                service=service, prefix=prefix, priority=bool(priority), day=day,
+            )
+            try:
+                answer = self.ask(
+                    "ticket.allocate", {"request": request.to_dict(), "timeout_ms": round(timeout_s * 1000)},
+                    timeout_s + 0.5,
+                )
+            except KioskError:
+                return  # still away; next round
+            if answer.get("status") == "ok":
+                self._execute(
+                    "UPDATE tickets SET day = ?, seq = ?, number = ?, source = 'online', status = 'voided', "
+                    "reason = 'interrupted', reported = 'allocated' "
+                    "WHERE request_id = ? AND status = 'asking'",
+                    (str(answer["day"]), int(answer["seq"]), str(answer["number"]), request_id),
+                )
+                log.warning("request %s interrupted by a restart: %s voided", request_id, answer["number"])
+            else:
+                self._execute(
+                    "UPDATE tickets SET status = 'voided', reason = 'interrupted', reported = 'voided' "
+                    "WHERE request_id = ? AND status = 'asking'",
+                    (request_id,),
+                )
+
+    def pending_reports(self) -> int:
+        row = self._query(
+            "SELECT COUNT(*) FROM tickets WHERE status = 'asking' OR "
+            "(seq IS NOT NULL AND (reported IS NULL OR reported != status))",
+            (),
+        )
+        return int(row[0][0])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            self._db.close()
+
+    # -- storage helpers ---------------------------------------------------------------------------
+
+    def _set_status(self, allocated: AllocatedNumber, status: str, reason: str | None) -> None:
+        self._execute(
+            "UPDATE tickets SET status = ?, reason = ? WHERE day = ? AND number = ? AND status = 'allocated'",
+            (status, reason, allocated.day, allocated.number),
+        )
+        self._wake.set()
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._lock:
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise TicketingError(f"ticket store: {exc}") from exc
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, params))
+            except sqlite3.Error as exc:
+                raise TicketingError(f"ticket store: {exc}") from exc
+
+    def tickets(self) -> list[dict[str, Any]]:
+        """Every ticket this kiosk knows, for tests and the technician screen (no personal data)."""
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM tickets ORDER BY rowid")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
