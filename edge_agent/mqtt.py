@@ -120,6 +120,8 @@ class MqttLink:
         self._client: paho.Client | None = None
         self._generation = 0
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # every wanted subscription of this connection SUBACKed
+        self._pending_subacks: set[int] = set()
         self._lost = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -138,6 +140,10 @@ class MqttLink:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Connected and every wanted subscription acknowledged: from now on nothing sent to us is lost."""
+        return self._subscribed.wait(timeout)
 
     def subscribe(self, topic_filter: str, qos: int, handler: MessageHandler) -> None:
         """Register a wanted subscription; (re)applied on every connect."""
@@ -237,6 +243,7 @@ class MqttLink:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
         return client
 
     def _supervise(self) -> None:
@@ -285,6 +292,7 @@ class MqttLink:
             client.loop_stop()
             was_connected = self._connected.is_set()
             self._connected.clear()
+            self._subscribed.clear()
             with self._lock:
                 self._client = None
             if was_connected and self._on_disconnected is not None:
@@ -314,12 +322,30 @@ class MqttLink:
         with self._lock:
             wanted = list(self._subscriptions.items())
             generation = self._generation
-        for topic_filter, (qos, _handler) in wanted:
-            client.subscribe(topic_filter, qos)
+        self._subscribed.clear()
+        with self._lock:
+            self._pending_subacks = set()
+            for topic_filter, (qos, _handler) in wanted:
+                result, mid = client.subscribe(topic_filter, qos)
+                if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+                    self._pending_subacks.add(mid)
+            if not self._pending_subacks:
+                self._subscribed.set()
         self._connected.set()
         log.info("connected to %s:%d (session present: %s)", self.host, self.port, flags.session_present)
         if self._on_connected is not None:
             self._guard(self._on_connected, generation)
+
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            log.error("broker refused a subscription: %s", ", ".join(refused))
+        with self._lock:
+            self._pending_subacks.discard(mid)
+            if not self._pending_subacks:
+                self._subscribed.set()
 
     def _handle_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any

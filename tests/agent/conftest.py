@@ -105,7 +105,7 @@ class RunningAgent:
 
     def __enter__(self) -> Agent:
         self.thread.start()
-        assert self.agent.link.wait_connected(10), f"agent did not connect: {self.agent.link.last_error}"
+        assert self.agent.link.wait_subscribed(10), f"agent did not connect: {self.agent.link.last_error}"
         return self.agent
 
     def __exit__(self, *exc: object) -> None:
