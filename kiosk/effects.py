@@ -52,20 +52,12 @@ class Devices:
 
 
 def printer_state(status: PrinterStatus) -> str:
-    """One word for health and the technician screen (docs/mqtt.md lists them).
-
-    ESC/POS printers also report "offline" while the paper is out or the cover open, so the cause is
-    checked before the symptom.
-    """
-    if status.paper == "out":
-        return "paper_out"
-    if status.cover_open:
-        return "cover_open"
-    if not status.online:
-        return "offline"
-    if status.paper == "near_end":
-        return "paper_near_end"
-    return "ok"
+    """One word for health and the technician screen (docs/mqtt.md lists them): the printer's own
+    ``problem`` (cause before symptom: ESC/POS printers also say "offline" while the paper is out),
+    else whether the paper is running low."""
+    if status.problem is not None:
+        return status.problem
+    return "paper_near_end" if status.paper == "near_end" else "ok"
 
 
 class EffectHandlers:
@@ -413,46 +405,40 @@ class EffectHandlers:
 
     # -- technician ------------------------------------------------------------------------------
     def run_self_test(self, effect: Effect | None = None) -> dict[str, Any]:
+        """Each device's verdict for the technician screen: ``ok``, ``state`` and the error if any."""
         results: dict[str, Any] = {}
-        if self.devices.printer is not None:
-            try:
-                state = printer_state(self.devices.printer.status())
-                results["printer"] = {"ok": state == "ok", "state": state}
-            except KioskError as exc:
-                results["printer"] = {"ok": False, "state": "offline", "error": exc.message}
-        else:
-            results["printer"] = {
-                "ok": False,
-                "state": "missing",
-                "error": self.devices.open_errors.get("printer"),
-            }
-        if self.devices.scanner is not None:
-            try:
-                results["scanner"] = {"ok": True, **self.devices.scanner.self_test()}
-            except KioskError as exc:
-                results["scanner"] = {"ok": False, "state": "error", "error": exc.message}
-        else:
-            results["scanner"] = {
-                "ok": False,
-                "state": "missing",
-                "error": self.devices.open_errors.get("scanner"),
-            }
+        printer = self.devices.printer
+        results["printer"] = self._probe(
+            "printer", None if printer is None else lambda: {"state": printer_state(printer.status())}
+        )
+        scanner = self.devices.scanner
+        results["scanner"] = self._probe("scanner", None if scanner is None else scanner.self_test)
         if not self.config.devices.card_reader.enabled:
             results["card_reader"] = {"ok": True, "state": "disabled"}
-        elif self.devices.card is not None:
-            try:
-                results["card_reader"] = {"ok": True, **self.devices.card.self_test()}
-            except KioskError as exc:
-                results["card_reader"] = {"ok": False, "state": "error", "error": exc.message}
         else:
-            results["card_reader"] = {
-                "ok": False,
-                "state": "missing",
-                "error": self.devices.open_errors.get("card_reader"),
-            }
-        for device, result in results.items():
-            results[device]["ok"] = bool(result.get("ok")) and result.get("state", "ok") in ("ok", "disabled")
+            card = self.devices.card
+            results["card_reader"] = self._probe(
+                "card_reader", None if card is None else self._card_self_test
+            )
         return results
+
+    def _card_self_test(self) -> dict[str, Any]:
+        assert self.devices.card is not None
+        report = self.devices.card.self_test()
+        # The reader must be there and answer; a card on it is optional, but if one is, it must answer.
+        found = bool(report.get("reader_found"))
+        return {**report, "state": "ok" if found else "missing", "ok": found and report.get("error") is None}
+
+    def _probe(self, device: str, test: Callable[[], dict[str, Any]] | None) -> dict[str, Any]:
+        if test is None:
+            return {"ok": False, "state": "missing", "error": self.devices.open_errors.get(device)}
+        try:
+            result = {"state": "ok", **test()}
+        except KioskError as exc:
+            return {"ok": False, "state": "error", "error": exc.message}
+        # A device's own "ok: false" (e.g. a decoder check) fails it too.
+        result["ok"] = bool(result.get("ok", True)) and result["state"] in ("ok", "disabled")
+        return result
 
     def service_mode(self, effect: Effect) -> None:
         assert isinstance(effect, SetServiceMode)

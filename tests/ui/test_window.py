@@ -268,6 +268,7 @@ def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriv
     kiosk.shot("technician-self-test")
     test = kiosk.core.flow.self_test
     assert test["printer"]["ok"] and not test["scanner"]["ok"]
+    assert test["card_reader"]["ok"] and test["card_reader"]["reader"].startswith("Virtual PCD")
     assert any("Máy quét mã QR: Không tìm thấy thiết bị" in text for text in kiosk.texts())
     totals = kiosk.runtime.totals()
     assert totals["tickets"] >= 1
