@@ -139,6 +139,13 @@ class Agent:
             reload_config=self.config.reload_app,
             blob_topic=self.topics.blob,
         )
+        # Queue numbers: the app asks on <data_dir>/agent.sock, the allocator answers over this session.
+        from edge_agent.tickets import TicketRelay
+        from fleet.protocol import TicketTopics
+
+        self.tickets = TicketRelay(
+            self.link, TicketTopics(cfg.topic_root, settings.center_id), settings.kiosk_id, data_dir
+        )
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -149,6 +156,7 @@ class Agent:
         self.link.subscribe(self.topics.config_set, 1, self._enqueue)
         self.link.subscribe(self.topics.center_config_set, 1, self._enqueue)
         self.link.subscribe(self.topics.status, 1, self._on_own_status)
+        self.tickets.start()
         for name, target in (("agent-session", self._session_loop), ("agent-control", self._control_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -169,6 +177,7 @@ class Agent:
             thread.join(5)
         final = Status("offline", self.bdseq, self.boot, "shutdown")
         self.link.stop(last=(self.topics.status, final.to_payload(), True))
+        self.tickets.stop()
         self._flush_acks(force=True)
         self.journal.close()
         self.state.close()

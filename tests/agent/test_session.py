@@ -173,3 +173,11 @@ def test_journal_corrupted_while_running_is_moved_aside_and_reported(make_agent,
         peer.wait_for(TOPICS.event("lookup"), lambda d: d["payload"] == {"n": 2}, timeout=15)
         assert agent.journal.journal_id == app.journal_id == got["journal_id"]
         app.close()
+
+
+def test_the_agent_serves_the_queue_number_relay_to_the_app(make_agent, data_dir):
+    from kiosk import ipc
+
+    with make_agent():
+        link = ipc.call(data_dir / "agent.sock", "ticket.link", {})
+    assert link["connected"] is True  # the relay rides on the agent's one MQTT session
