@@ -134,3 +134,32 @@ def test_an_hour_long_outage_is_bounded_alarmed_and_delivered_in_order(
     assert markers and sum(m["payload"]["count"] for m in markers) >= 500 - len(markers)
     kept = [e["payload"]["n"] for e in events if e["kind"] == "ticket_issued"]
     assert kept == sorted(kept) and kept[-1] == 1499  # the oldest were dropped, the newest kept
+
+
+def test_an_app_killed_mid_write_loses_no_acknowledged_event(make_agent, peer_factory, data_dir):
+    """Every append that returned to the app is delivered, even when the app dies with SIGKILL."""
+    import subprocess
+    import sys
+
+    from tests.agent.broker import ROOT
+
+    peer = peer_factory(f"{T.base}/event/#")
+    code = (
+        "import sys; from pathlib import Path; from kiosk.events import EventJournal\n"
+        "j = EventJournal(Path(sys.argv[1]))\n"
+        "while True:\n"
+        "    e = j.append('ticket_issued', {'service': 'HOTICH'})\n"
+        "    sys.stdout.write(e.event_id + '\\n'); sys.stdout.flush()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with make_agent():
+        app = subprocess.Popen(
+            [sys.executable, "-c", code, str(data_dir / "events.sqlite")], env=env, stdout=subprocess.PIPE
+        )
+        assert app.stdout is not None
+        returned = [app.stdout.readline().decode().strip() for _ in range(300)]
+        os.kill(app.pid, signal.SIGKILL)
+        rest = app.stdout.read().decode().split()
+        app.wait(5)
+        acknowledged = set(returned + rest)
+        assert peer.wait(lambda: acknowledged <= {m.json()["event_id"] for m in peer.messages}, 20)
