@@ -50,14 +50,15 @@ def _convert(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) -> 
         options = get_args(tp)
         if value is None and type(None) in options:
             return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
+        candidates = [option for option in options if option is not type(None)]
+        if len(candidates) == 1:
+            # ``X | None``: X's own error names the deepest bad key (e.g. inside a nested table).
+            return _convert(candidates[0], value, path, meta)
+        for option in candidates:
             try:
                 return _convert(option, value, path, meta)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                continue
         raise _fail(path, _describe(tp), value)
     if origin is Literal:
         if value not in get_args(tp):

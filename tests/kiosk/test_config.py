@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,27 @@ def test_pushed_overlay_file_is_applied_at_start(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "pushed-config.json").write_text(json.dumps({"version": 3}), encoding="utf-8")
     assert load_config(write(tmp_path, text)).version == 3
+
+
+@dataclass(frozen=True)
+class Inner:
+    port: int = 1
+
+
+@dataclass(frozen=True)
+class Outer:
+    inner: Inner | None = None
+    path: Path | None = None
+
+
+def test_optional_nested_table_reports_the_inner_key() -> None:
+    from kiosk.schema import parse_dataclass
+
+    assert parse_dataclass(Outer, {"inner": None}).inner is None
+    assert parse_dataclass(Outer, {"inner": {"port": 5}}).inner == Inner(5)
+    with pytest.raises(ConfigError, match=r"^inner\.port: expected an integer, got 'x'$"):
+        parse_dataclass(Outer, {"inner": {"port": "x"}})
+    with pytest.raises(ConfigError, match=r"^inner\.prot: unknown key"):
+        parse_dataclass(Outer, {"inner": {"prot": 5}})
+    with pytest.raises(ConfigError, match=r"^path: expected a path, got 3$"):
+        parse_dataclass(Outer, {"path": 3})
