@@ -16,8 +16,10 @@ Why a wrapper (Home Assistant's MQTT client is the model):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -48,6 +50,13 @@ class Message:
     mid: int
     response_topic: str | None = None
     correlation_data: bytes | None = None
+
+
+def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """TCP_NODELAY: paho does not set it, and a small publish right after another (an answer, then its
+    PUBACK) otherwise waits for Nagle + the peer's delayed ACK, ~40 ms each (queue numbers: 90 -> 3 ms)."""
+    with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (websockets): keep the default
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(frozen=True)
@@ -244,6 +253,7 @@ class MqttLink:
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
         client.on_subscribe = self._handle_subscribe
+        client.on_socket_open = _no_delay
         return client
 
     def _supervise(self) -> None:
