@@ -128,13 +128,13 @@ class CenterTicketSource:
         budget_s = self.numbering.online_budget_ms / 1000
         day = center_day(now, self.zone)
         request_id = f"{self.kiosk_id}-{uuid.uuid4().hex[:20]}"
+        with self._lock:  # before the row exists, so the reconcile loop never takes it for interrupted
+            self._active.add(request_id)
         self._execute(
             "INSERT INTO tickets (request_id, service, prefix, priority, day, status, issued_at) "
             "VALUES (?, ?, ?, ?, ?, 'asking', ?)",
             (request_id, service.code, service.prefix, int(priority), day, now_iso(now)),
         )
-        with self._lock:
-            self._active.add(request_id)
         try:
             request = TicketRequest(
                 request_id, "allocate", self.numbering.slot, self.plan,
@@ -326,14 +326,14 @@ class CenterTicketSource:
 
     def _resolve_interrupted(self, timeout_s: float) -> None:
         """Requests asked by a run that died: ask again with the same id, then void the answer."""
-        with self._lock:
-            active = set(self._active)
-        rows = self._query(
-            "SELECT request_id, service, prefix, priority, day FROM tickets WHERE status = 'asking'", ()
-        )
+        with self._lock:  # one snapshot: a live request is in _active from before its row exists
+            rows = [
+                row for row in self._db.execute(
+                    "SELECT request_id, service, prefix, priority, day FROM tickets WHERE status = 'asking'"
+                )
+                if row[0] not in self._active
+            ]
         for request_id, service, prefix, priority, day in rows:
-            if request_id in active:
-                continue
             request = TicketRequest(
                 request_id, "allocate", self.numbering.slot, self.plan,
                 service=service, prefix=prefix, priority=bool(priority), day=day,
