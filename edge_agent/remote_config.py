@@ -2,9 +2,9 @@
 
 Two retained scopes: center-wide (``{root}/{center}/_center/config/set``) and per kiosk
 (``.../{kiosk}/config/set``); the kiosk's values win key by key. Only the *pushable* part can be pushed
-(``PushedConfig``, mirroring ``kiosk.config.PUSHABLE_KEYS``): the service catalog, the citizen timeouts,
-the home notice, the default language, and the agent's heartbeat interval. Identity, devices and the
-broker address stay local: a push cannot brick a kiosk's way back to the center.
+(``PushedConfig``, built from the app's own schema in ``kiosk.center``): the service catalog, the rating
+scale, the citizen timeouts, the home notice, the default language, and the agent's heartbeat interval.
+Identity, devices and the broker address stay local: a push cannot brick a kiosk's way back to the center.
 
 Apply = validate with ``kiosk.schema.parse_dataclass`` (and, when the app's ``kiosk.config`` is
 importable, with ``apply_overlay`` on the kiosk's own file: exactly what the app will do), write the
@@ -25,37 +25,13 @@ from typing import Any, Literal
 from edge_agent.messages import ConfigPush, MessageError, now_iso
 from edge_agent.state import AgentState
 from kiosk import ipc
+from kiosk.center import CitizenSettings, RatingSection, ServiceArea
 from kiosk.errors import ConfigError, KioskError, NetworkError
 from kiosk.schema import parse_dataclass
 
 log = logging.getLogger(__name__)
 
 OVERLAY_NAME = "pushed-config.json"
-_HHMM = {"pattern": r"[0-2]\d:[0-5]\d", "pattern_hint": "HH:MM"}
-
-
-@dataclass(frozen=True)
-class PushedService:
-    """Same fields and limits as kiosk.config.ServiceArea (a lĩnh vực citizens pick a number for)."""
-
-    code: str = field(metadata={"pattern": r"[A-Z0-9_]{1,16}", "pattern_hint": "1-16 of A-Z, 0-9, _"})
-    prefix: str = field(metadata={"pattern": r"[A-Z]", "pattern_hint": "one capital letter A-Z"})
-    name_vi: str
-    name_en: str
-    counters: list[str] = field(default_factory=list)
-    opens: str = field(default="07:30", metadata=_HHMM)
-    closes: str = field(default="17:00", metadata=_HHMM)
-
-
-@dataclass(frozen=True)
-class PushedKiosk:
-    """Only validation: the overlay carries the keys as pushed, these defaults are never applied."""
-
-    idle_timeout_s: float = field(default=60.0, metadata={"min": 5, "max": 600})
-    result_timeout_s: float = field(default=12.0, metadata={"min": 2, "max": 120})
-    notice_vi: str = ""
-    notice_en: str = ""
-    language: Literal["vi", "en"] = "vi"
 
 
 @dataclass(frozen=True)
@@ -67,8 +43,9 @@ class PushedAgent:
 class PushedConfig:
     """Absent keys keep the kiosk's own value. (Not ``X | None``: the validator's messages stay precise.)"""
 
-    services: list[PushedService] = field(default_factory=list)
-    kiosk: PushedKiosk = field(default_factory=PushedKiosk)
+    services: list[ServiceArea] = field(default_factory=list)
+    kiosk: CitizenSettings = field(default_factory=CitizenSettings)
+    rating: RatingSection | None = None
     agent: PushedAgent = field(default_factory=PushedAgent)
 
     def __post_init__(self) -> None:

@@ -1,5 +1,7 @@
 """The kiosk's one configuration file (TOML), validated at start.
 
+The part the center owns (service catalog, rating scale, citizen settings) is ``kiosk.center``.
+
 A wrong key or value stops start-up with a message naming the key and what is expected
 (``kiosk.schema``). Device sections map 1:1 onto each driver's own config dataclass. The center may
 push an overlay (JSON) of the *pushable* part; ``apply_overlay`` validates it the same way.
@@ -17,45 +19,30 @@ from typing import Any, Literal
 from drivers.printer import PrinterConfig
 from drivers.scanner import ScannerConfig
 from edge_agent.config import AgentConfig
+from kiosk.center import (
+    PUSHABLE_KEYS,
+    PUSHABLE_KIOSK_KEYS,
+    CitizenSettings,
+    RatingSection,
+    ServiceArea,
+)
 from kiosk.dossier import LookupConfig
 from kiosk.errors import ConfigError
 from kiosk.schema import parse_dataclass, to_data
 
-Language = Literal["vi", "en"]
 
-
-@dataclass(frozen=True)
-class ServiceArea:
-    """A lĩnh vực citizens pick a number for."""
-
-    code: str = field(metadata={"pattern": r"[A-Z0-9_]{1,16}", "pattern_hint": "1-16 of A-Z, 0-9, _"})
-    prefix: str = field(metadata={"pattern": r"[A-Z]", "pattern_hint": "one capital letter A-Z"})
-    name_vi: str
-    name_en: str
-    counters: list[str] = field(default_factory=list)
-    opens: str = field(default="07:30", metadata={"pattern": r"[0-2]\d:[0-5]\d", "pattern_hint": "HH:MM"})
-    closes: str = field(default="17:00", metadata={"pattern": r"[0-2]\d:[0-5]\d", "pattern_hint": "HH:MM"})
-
-
-@dataclass(frozen=True)
-class KioskSection:
+@dataclass(frozen=True, kw_only=True)
+class KioskSection(CitizenSettings):
     id: str = field(metadata={"pattern": r"[a-z0-9][a-z0-9-]{1,62}", "pattern_hint": "lowercase kiosk id"})
     center_id: str = field(metadata={"pattern": r"[a-z0-9][a-z0-9-]{1,62}", "pattern_hint": "lowercase id"})
     center_name: str
     data_dir: Path = Path("var/kiosk")
-    language: Language = "vi"
     timezone: str = "Asia/Ho_Chi_Minh"
-    #: seconds without a touch before the session is wiped and the attract screen returns
-    idle_timeout_s: float = field(default=60.0, metadata={"min": 5, "max": 600})
-    #: seconds a result screen (ticket printed, thanks) stays before returning home
-    result_timeout_s: float = field(default=12.0, metadata={"min": 2, "max": 120})
     #: technician PIN as ``sha256:<hex>`` (never the PIN itself); see ``main.py kiosk --hash-pin``
     technician_pin_sha256: str = field(
         default="sha256:" + "0" * 64,
         metadata={"pattern": r"sha256:[0-9a-f]{64}", "pattern_hint": "sha256:<64 hex>"},
     )
-    notice_vi: str = ""
-    notice_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,33 +74,6 @@ class DevicesSection:
     printer: PrinterConfig = field(default_factory=PrinterConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     card_reader: CardReaderConfig = field(default_factory=CardReaderConfig)
-
-
-@dataclass(frozen=True)
-class RatingReason:
-    code: str = field(metadata={"pattern": r"[a-z0-9_]{1,32}", "pattern_hint": "lowercase code"})
-    label_vi: str = ""
-    label_en: str = ""
-
-
-def _default_reasons() -> list[RatingReason]:
-    return [
-        RatingReason("staff_attitude", "Thái độ phục vụ của cán bộ", "Staff attitude"),
-        RatingReason("time_taken", "Thời gian giải quyết", "Time taken"),
-        RatingReason("guidance", "Hướng dẫn chưa rõ ràng", "Guidance was not clear"),
-        RatingReason("visits", "Phải đi lại nhiều lần", "Too many visits needed"),
-        RatingReason("facilities", "Cơ sở vật chất", "Facilities"),
-    ]
-
-
-@dataclass(frozen=True)
-class RatingSection:
-    #: faces on the scale: 4 (default), 3 or 5
-    levels: Literal[3, 4, 5] = 4
-    #: reasons offered after a negative answer; empty = no follow-up question
-    reasons: list[RatingReason] = field(default_factory=_default_reasons)
-    #: a second rating of the same target within this many seconds is not counted (double taps)
-    repeat_interval_s: float = field(default=5.0, metadata={"min": 0, "max": 3600})
 
 
 @dataclass(frozen=True)
@@ -166,9 +126,6 @@ class KioskConfig:
         raise KeyError(code)
 
 
-#: Top-level keys the center may push; everything else is local to the kiosk (identity, devices).
-PUSHABLE_KEYS = ("services", "rating", "version")
-PUSHABLE_KIOSK_KEYS = ("idle_timeout_s", "result_timeout_s", "notice_vi", "notice_en", "language")
 
 
 def load_config(path: Path) -> KioskConfig:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from kiosk.config import ServiceArea
+from kiosk.center import ServiceArea
 from kiosk.errors import KioskError
 
 _SCHEMA = """

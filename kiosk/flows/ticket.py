@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from kiosk.config import ServiceArea
+from kiosk.center import ServiceArea
 from kiosk.errors import KioskError
 from kiosk.flows.base import Effect, Flow, FlowContext
 

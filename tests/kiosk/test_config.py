@@ -131,3 +131,11 @@ def test_optional_nested_table_reports_the_inner_key() -> None:
         parse_dataclass(Outer, {"inner": {"prot": 5}})
     with pytest.raises(ConfigError, match=r"^path: expected a path, got 3$"):
         parse_dataclass(Outer, {"path": 3})
+
+
+def test_rating_scale_is_pushable() -> None:
+    config = load_config(SIMULATE_CONFIG)
+    pushed = apply_overlay(config, {"rating": {"levels": 5, "reasons": [], "repeat_interval_s": 10}})
+    assert pushed.rating.levels == 5 and pushed.rating.reasons == []
+    with pytest.raises(ConfigError, match=r"^rating\.levels: expected one of 3, 4, 5, got 2$"):
+        apply_overlay(config, {"rating": {"levels": 2}})

@@ -1,0 +1,88 @@
+"""What the center decides and may push to its kiosks: the service catalog, the rating scale, and the
+citizen-facing settings (timeouts, the home notice, the default language).
+
+One schema serves the kiosk's configuration file (``kiosk.config``) and the configuration the center
+pushes over MQTT (``edge_agent.remote_config``). Kept light: importing it loads no driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+Language = Literal["vi", "en"]
+
+
+@dataclass(frozen=True)
+class ServiceArea:
+    """A lĩnh vực citizens pick a number for."""
+
+    code: str = field(metadata={"pattern": r"[A-Z0-9_]{1,16}", "pattern_hint": "1-16 of A-Z, 0-9, _"})
+    prefix: str = field(metadata={"pattern": r"[A-Z]", "pattern_hint": "one capital letter A-Z"})
+    name_vi: str
+    name_en: str
+    counters: list[str] = field(default_factory=list)
+    opens: str = field(default="07:30", metadata={"pattern": r"[0-2]\d:[0-5]\d", "pattern_hint": "HH:MM"})
+    closes: str = field(default="17:00", metadata={"pattern": r"[0-2]\d:[0-5]\d", "pattern_hint": "HH:MM"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CitizenSettings:
+    """The ``[kiosk]`` settings the center may push; ``KioskSection`` adds the kiosk's own identity."""
+
+    language: Language = "vi"
+    #: seconds without a touch before the session is wiped and the attract screen returns
+    idle_timeout_s: float = field(default=60.0, metadata={"min": 5, "max": 600})
+    #: seconds a result screen (ticket printed, thanks) stays before returning home
+    result_timeout_s: float = field(default=12.0, metadata={"min": 2, "max": 120})
+    notice_vi: str = ""
+    notice_en: str = ""
+
+
+@dataclass(frozen=True)
+class RatingReason:
+    code: str = field(metadata={"pattern": r"[a-z0-9_]{1,32}", "pattern_hint": "lowercase code"})
+    label_vi: str = ""
+    label_en: str = ""
+
+
+def _default_reasons() -> list[RatingReason]:
+    return [
+        RatingReason("staff_attitude", "Thái độ phục vụ của cán bộ", "Staff attitude"),
+        RatingReason("time_taken", "Thời gian giải quyết", "Time taken"),
+        RatingReason("guidance", "Hướng dẫn chưa rõ ràng", "Guidance was not clear"),
+        RatingReason("visits", "Phải đi lại nhiều lần", "Too many visits needed"),
+        RatingReason("facilities", "Cơ sở vật chất", "Facilities"),
+    ]
+
+
+@dataclass(frozen=True)
+class RatingSection:
+    #: faces on the scale: 4 (default), 3 or 5
+    levels: Literal[3, 4, 5] = 4
+    #: reasons offered after a negative answer; empty = no follow-up question
+    reasons: list[RatingReason] = field(default_factory=_default_reasons)
+    #: a second rating of the same target within this many seconds is not counted (double taps)
+    repeat_interval_s: float = field(default=5.0, metadata={"min": 0, "max": 3600})
+
+
+@dataclass(frozen=True)
+class NumberingSection:
+    """Where queue numbers come from (kiosk/numbering.py, docs/numbering.md)."""
+
+    #: "local": this kiosk alone (demo, single kiosk); "center": the center allocator through the agent
+    mode: Literal["local", "center"] = "local"
+    #: this kiosk's offline slot, unique in the center: it owns offline_block numbers per service and day
+    slot: int = field(default=0, metadata={"min": 0, "max": 999})
+    #: how long a ticket waits for the allocator before it prints from the offline block
+    online_budget_ms: int = field(default=800, metadata={"min": 50, "max": 1800})
+    #: first number of the offline blocks; the allocator hands out 1 .. offline_base-1 (same on both)
+    offline_base: int = field(default=800, metadata={"min": 2, "max": 9000})
+    offline_block: int = field(default=20, metadata={"min": 1, "max": 1000})
+    #: how often unreported tickets are sent to the allocator
+    sync_interval_s: float = field(default=2.0, metadata={"min": 0.05, "max": 600})
+
+
+#: Top-level keys the center may push; everything else is local to the kiosk (identity, devices).
+PUSHABLE_KEYS = ("services", "rating", "version")
+PUSHABLE_KIOSK_KEYS = tuple(f.name for f in fields(CitizenSettings))
