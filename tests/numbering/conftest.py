@@ -187,7 +187,8 @@ def allocator_factory(pki: Pki, workdir: Path) -> Iterator[Callable[..., Allocat
     made: list[Allocator] = []
 
     def make(broker: Broker, clock: Callable[[], datetime] | None = None, **overrides: Any) -> Allocator:
-        allocator = Allocator(allocator_settings(broker, pki, workdir / "allocator.sqlite", **overrides), clock)
+        settings = allocator_settings(broker, pki, workdir / "allocator.sqlite", **overrides)
+        allocator = Allocator(settings, clock)
         allocator.start()
         assert allocator.wait_connected(10), allocator.link.last_error
         made.append(allocator)

@@ -125,8 +125,8 @@ def test_slot_is_bound_to_the_first_kiosk_and_plans_must_agree(book: AllocatorBo
 
 def item(request_id: str, seq: int, source: str, status: str, **kw: Any) -> ReportItem:
     return ReportItem(
-        request_id, kw.get("day", "2026-11-23"), "HOTICH", "A", seq, source, status, kw.get("priority", False),
-        "2026-11-23T05:00:00.000+00:00", kw.get("reason"),
+        request_id, kw.get("day", "2026-11-23"), "HOTICH", "A", seq, source, status,
+        kw.get("priority", False), "2026-11-23T05:00:00.000+00:00", kw.get("reason"),
     )
 
 

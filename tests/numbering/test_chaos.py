@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -198,7 +198,8 @@ def test_allocator_killed_and_restarted_keeps_its_book(
         kiosks = [kiosk_factory(kid, slot, own_broker) for slot, kid in enumerate(KIOSKS)]
         for kiosk in kiosks:
             kiosk.start(wait=False)
-        assert wait_until(lambda: all(k.relay.allocator_state == "online" for k in kiosks), 20), log.read_text()
+        ready = wait_until(lambda: all(k.relay.allocator_state == "online" for k in kiosks), 20)
+        assert ready, log.read_text()
         with Load(kiosks, lambda: datetime.now(UTC), pace_s=0.05) as load:
             assert wait_until(lambda: load.count() >= 100, 30)
             process.send_signal(signal.SIGKILL)  # no clean stop: the broker publishes its Will

@@ -73,7 +73,10 @@ def test_five_kiosks_issue_2000_numbers_without_duplicate_or_gap(
 
 
 def test_waiting_ahead_counts_issued_minus_called_from_counter_notices(
-    broker: Broker, pki: Pki, kiosk_factory: Callable[..., SimKiosk], allocator_factory: Callable[..., Allocator]
+    broker: Broker,
+    pki: Pki,
+    kiosk_factory: Callable[..., SimKiosk],
+    allocator_factory: Callable[..., Allocator],
 ) -> None:
     allocator = allocator_factory(broker)
     kiosk = kiosk_factory("kiosk-1", 0, broker).start()
