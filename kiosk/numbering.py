@@ -41,9 +41,9 @@ from fleet.protocol import (
     format_number,
     now_iso,
 )
-from kiosk.config import NumberingSection, ServiceArea
+from kiosk.config import KioskConfig, NumberingSection, ServiceArea
 from kiosk.errors import KioskError
-from kiosk.ticketing import AllocatedNumber, TicketingError
+from kiosk.ticketing import AllocatedNumber, LocalTicketBook, TicketingError
 
 log = logging.getLogger(__name__)
 
@@ -405,3 +405,17 @@ class CenterTicketSource:
             cursor = self._db.execute("SELECT * FROM tickets ORDER BY rowid")
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def open_ticket_source(config: KioskConfig) -> LocalTicketBook | CenterTicketSource:
+    """The number source ``[numbering] mode`` asks for (``local`` keeps the demo free of any broker)."""
+    data_dir = config.kiosk.data_dir
+    if config.numbering.mode == "local":
+        return LocalTicketBook(data_dir / "tickets.sqlite")
+    return CenterTicketSource(
+        data_dir / "center-tickets.sqlite",
+        kiosk_id=config.kiosk.id,
+        numbering=config.numbering,
+        ask=agent_ask(data_dir / AGENT_SOCKET),
+        timezone=config.kiosk.timezone,
+    )

@@ -23,7 +23,7 @@ from kiosk.effects import Devices, EffectHandlers
 from kiosk.errors import ConfigError, KioskError
 from kiosk.events import EventJournal
 from kiosk.ipc import ControlServer
-from kiosk.ticketing import LocalTicketBook
+from kiosk.numbering import CenterTicketSource, open_ticket_source
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class KioskRuntime:
         data_dir = config.kiosk.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = EventJournal(data_dir / "events.sqlite")
-        self.tickets = LocalTicketBook(data_dir / "tickets.sqlite")
+        self.tickets = open_ticket_source(config)  # [numbering] mode: this kiosk alone, or the center
         from kiosk.rating import RatingBook, RatingScale
 
         scale = RatingScale.build(
@@ -158,6 +158,8 @@ class KioskRuntime:
         if ui_call is not None:
             self._ui_call = ui_call
         self.handlers.on_device_change = lambda: self._on_ui(self.core.notify)
+        if isinstance(self.tickets, CenterTicketSource):
+            self.tickets.start()  # reports printed/voided/offline numbers to the allocator
         if self.devices.scanner is not None:
             try:
                 self.devices.scanner.start(lambda result: self.core.scanned(result.text, result.source))
