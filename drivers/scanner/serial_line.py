@@ -54,6 +54,8 @@ class SerialScanner(ScannerBase):
     def _run(self, stop: threading.Event) -> None:
         buffer = bytearray()
         last_byte_at = 0.0
+        #: after an overlong line, the rest of it (up to its terminator) is not a code either
+        discarding = False
         while not stop.is_set():
             if self._port is None:
                 self._port = self._open()
@@ -80,14 +82,22 @@ class SerialScanner(ScannerBase):
                     if not ends:
                         break
                     end = min(ends)
-                    self._line(bytes(buffer[:end]), now)
+                    if not discarding:
+                        self._line(bytes(buffer[:end]), now)
+                    discarding = False
                     del buffer[: end + 1]
                 if len(buffer) > MAX_LINE_BYTES:
-                    self.lines_dropped += 1
+                    if not discarding:
+                        self.lines_dropped += 1
+                    discarding = True  # a pty or USB read may split it anywhere
                     buffer.clear()
             elif buffer and now - last_byte_at >= self.idle_end_s:
-                self._line(bytes(buffer), now)  # a scanner configured without a suffix
+                if not discarding:
+                    self._line(bytes(buffer), now)  # a scanner configured without a suffix
+                discarding = False
                 buffer.clear()
+            elif discarding and now - last_byte_at >= self.idle_end_s:
+                discarding = False  # the overlong line ended without a terminator
         self._close_port()
         self._set_present(False)
 

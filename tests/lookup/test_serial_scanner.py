@@ -164,3 +164,16 @@ def test_camera_backend_without_opencv_refuses_to_open() -> None:
             open_scanner(ScannerConfig(backend="camera"))
     else:
         pytest.skip("OpenCV is installed here; the refusal path cannot be shown")
+
+
+def test_overlong_line_split_across_reads_is_dropped_whole(rig: Rig) -> None:
+    """The tail of an overlong line arriving in a later read is not a code of its own."""
+    import time
+
+    rig.device.send_bytes(b"y" * (MAX_LINE_BYTES + 5))
+    time.sleep(0.05)  # the reader has consumed the first part before the rest arrives
+    rig.device.send_bytes(b"tail\r")
+    rig.device.send("after")
+    assert wait_for(lambda: "after" in texts(rig))
+    assert texts(rig) == ["after"]
+    assert rig.scanner.lines_dropped == 1
