@@ -80,8 +80,24 @@ def prepare_kivy(display: DisplaySection, data_dir: Path) -> None:
     Config.set("kivy", "exit_on_escape", "0")
 
 
+def log_to_file(data_dir: Path) -> None:
+    """Also log to ``<data_dir>/logs/kiosk.log`` (rotated): the center's ``upload_logs`` reads it.
+
+    Nothing personal is ever logged (tests/ui checks the records of an identified visit).
+    """
+    import logging.handlers
+
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(logs / "kiosk.log", maxBytes=1 << 20, backupCount=2)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def run_kiosk(config: KioskConfig) -> int:
     from kiosk.runtime import KioskRuntime
+
+    log_to_file(config.kiosk.data_dir)
 
     prepare_kivy(config.display, config.kiosk.data_dir)
     runtime = KioskRuntime(config)
