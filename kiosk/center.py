@@ -66,23 +66,6 @@ class RatingSection:
     repeat_interval_s: float = field(default=5.0, metadata={"min": 0, "max": 3600})
 
 
-@dataclass(frozen=True)
-class NumberingSection:
-    """Where queue numbers come from (kiosk/numbering.py, docs/numbering.md)."""
-
-    #: "local": this kiosk alone (demo, single kiosk); "center": the center allocator through the agent
-    mode: Literal["local", "center"] = "local"
-    #: this kiosk's offline slot, unique in the center: it owns offline_block numbers per service and day
-    slot: int = field(default=0, metadata={"min": 0, "max": 999})
-    #: how long a ticket waits for the allocator before it prints from the offline block
-    online_budget_ms: int = field(default=800, metadata={"min": 50, "max": 1800})
-    #: first number of the offline blocks; the allocator hands out 1 .. offline_base-1 (same on both)
-    offline_base: int = field(default=800, metadata={"min": 2, "max": 9000})
-    offline_block: int = field(default=20, metadata={"min": 1, "max": 1000})
-    #: how often unreported tickets are sent to the allocator
-    sync_interval_s: float = field(default=2.0, metadata={"min": 0.05, "max": 600})
-
-
 #: Top-level keys the center may push; everything else is local to the kiosk (identity, devices).
 PUSHABLE_KEYS = ("services", "rating", "version")
 PUSHABLE_KIOSK_KEYS = tuple(f.name for f in fields(CitizenSettings))
