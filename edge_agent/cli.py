@@ -11,7 +11,6 @@ import argparse
 import logging
 import logging.handlers
 import signal
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -37,15 +36,9 @@ def load_settings(path: Path) -> Any:
     """Read ``path`` into AgentSettings, or raise ConfigError naming the key."""
     from edge_agent.agent import AgentSettings
     from edge_agent.config import AgentConfig
-    from kiosk.schema import parse_dataclass
+    from kiosk.schema import parse_dataclass, read_toml
 
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"configuration file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = read_toml(path)
     kiosk = data.get("kiosk")
     if not isinstance(kiosk, dict):
         raise ConfigError(f"{path}: [kiosk] section missing")

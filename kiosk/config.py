@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from kiosk.center import (
 )
 from kiosk.dossier import LookupConfig
 from kiosk.errors import ConfigError
-from kiosk.schema import parse_dataclass, to_data
+from kiosk.schema import parse_dataclass, read_toml, to_data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,17 +125,8 @@ class KioskConfig:
         raise KeyError(code)
 
 
-
-
 def load_config(path: Path) -> KioskConfig:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"configuration file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    config = parse_dataclass(KioskConfig, data)
+    config = parse_dataclass(KioskConfig, read_toml(path))
     data_dir = config.kiosk.data_dir
     if not data_dir.is_absolute():
         # Relative data dirs are relative to the config file, so a config works from any cwd.

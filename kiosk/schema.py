@@ -116,6 +116,19 @@ def _check_range(path: str, value: float, meta: typing.Mapping[str, Any]) -> Non
         raise _fail(path, f"a number {bounds}", value)
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as data, or ConfigError saying why it cannot be read (missing, not TOML)."""
+    import tomllib
+
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
 def parse_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     """Return ``cls(**data)`` after checking every key and value; unknown keys are errors (typos)."""
     if not isinstance(data, dict):
