@@ -347,6 +347,7 @@ class AllocatorBook:
     def summary(self, day: str) -> dict[str, dict[str, int]]:
         """Per service: tickets by status and source, waiting, and online numbers missing from the book."""
         out: dict[str, dict[str, int]] = {}
+        online: dict[str, int] = {}
         for t in self.tickets(day):
             entry = out.setdefault(
                 t["service"],
@@ -357,9 +358,9 @@ class AllocatorBook:
             entry["called"] += t["called_at"] is not None
             if t["source"] == "online":
                 entry["online_last"] = max(entry["online_last"], t["seq"])
+                online[t["service"]] = online.get(t["service"], 0) + 1
         for service, entry in out.items():
-            online = sum(1 for t in self.tickets(day) if t["service"] == service and t["source"] == "online")
-            entry["online_missing"] = entry["online_last"] - online
+            entry["online_missing"] = entry["online_last"] - online.get(service, 0)
         return out
 
 
