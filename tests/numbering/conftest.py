@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -120,6 +120,7 @@ class SimKiosk:
         *,
         budget_ms: int = 800,
         sync_interval_s: float = 0.2,
+        protocol: Literal["5", "3.1.1"] = "5",
     ) -> None:
         identity = pki.client(kiosk_id)
         self.kiosk_id = kiosk_id
@@ -131,6 +132,7 @@ class SimKiosk:
             host="127.0.0.1",
             port=broker.kiosk_port,
             tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
+            protocol=protocol,
             backoff=Backoff(0.1, 0.3),
             will=lambda: Will(f"{ROOT_TOPIC}/{CENTER}/{kiosk_id}/status", b'{"state":"offline"}'),
         )

@@ -136,3 +136,18 @@ def test_a_second_kiosk_on_a_taken_slot_gets_no_offline_numbers(
     twin.relay.link.stop()  # now even offline it refuses rather than risk kiosk-3's numbers
     with pytest.raises(TicketingError, match="offline numbers refused"):
         twin.source.allocate(SERVICES[2], False, now)
+
+
+def test_a_kiosk_on_mqtt_311_is_answered_by_request_id(
+    broker: Broker, kiosk_factory: Callable[..., SimKiosk], allocator_factory: Callable[..., Allocator]
+) -> None:
+    """No response topic or correlation data in 3.1.1: the allocator answers on the kiosk's own
+    ticket/res and the relay matches the answer by its request_id."""
+    allocator = allocator_factory(broker)
+    kiosk = kiosk_factory("kiosk-5", 4, broker, protocol="3.1.1").start()
+    now = datetime.now(UTC)
+    numbers = [kiosk.issue(SERVICES[3], now)[1] for _ in range(3)]
+    assert numbers == ["D001", "D002", "D003"]
+    sync_all([kiosk])
+    day = now.astimezone(allocator.book.zone).date().isoformat()
+    assert check_books([kiosk], allocator.book, [day]) == {"online_printed": 3}
