@@ -36,7 +36,7 @@ def demo_config_file(data_dir: Path) -> Path:
 
 def cold_start(display: str, data_dir: Path, timeout: float = 60.0) -> float:
     """Seconds from process start to the app's first interactive frame."""
-    from screens.app import FIRST_FRAME_MESSAGE
+    from kiosk.cli import FIRST_FRAME_MESSAGE
 
     config = demo_config_file(data_dir)
     env = {**os.environ, "DISPLAY": display}
@@ -100,6 +100,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--starts", type=int, default=3)
     args = parser.parse_args()
+    os.environ["KIVY_NO_ARGS"] = "1"  # Kivy must not read this benchmark's arguments as its own
     from screens.harness import xvfb
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SIMULATE_CONFIG = ROOT / "config" / "simulate.toml"
 #: exit code that asks the service manager (systemd unit or scripts/demo) to start the app again
 EXIT_RESTART = 75
+#: logged once the first interactive frame is on screen (benchmarks and tests wait for it)
+FIRST_FRAME_MESSAGE = "kiosk ready: first interactive frame drawn"
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from kiosk.cli import FIRST_FRAME_MESSAGE
 from kiosk.core import ATTRACT, HOME, KioskCore
 from kiosk.i18n import Translator, catalog
 from screens.views import SCREENS, FlowScreen
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).with_name("kv")
 #: seconds of pressing the center's name that open technician mode (hidden from citizens)
 TECHNICIAN_LONG_PRESS_S = 3.0
-FIRST_FRAME_MESSAGE = "kiosk ready: first interactive frame drawn"
 
 
 class CenterName(Label):
