@@ -37,7 +37,11 @@ class _RequestHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         line = self.rfile.readline(MAX_REQUEST_BYTES)
         reply = self.server.control.dispatch(line)
-        self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+        try:
+            self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            # The caller gave up (timeout) or died; the command ran, there is no one to tell.
+            log.info("control client left before the answer to %r", line[:60])
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -54,3 +54,21 @@ def test_journal_refuses_personal_data(tmp_path: Path) -> None:
     event = journal.append("ticket_issued", {"number": "A001"})
     assert [e.event_id for e in journal.pending()] == [event.event_id]
     journal.close()
+
+
+def test_client_leaving_before_the_answer_does_not_break_the_server(tmp_path: Path) -> None:
+    import threading
+
+    control = ControlServer(tmp_path / "app.sock")
+    release = threading.Event()
+    control.register("slow", lambda args: {"done": release.wait(5)})
+    control.register("echo", lambda args: {"got": args})
+    control.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(control.path))
+            sock.sendall(b'{"cmd": "slow"}\n')
+        release.set()  # the client is gone when the answer is written
+        assert call(control.path, "echo", {"n": 1}) == {"got": {"n": 1}}
+    finally:
+        control.stop()
