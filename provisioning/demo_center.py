@@ -1,0 +1,521 @@
+"""``python main.py demo --center``: a complete little center on this machine, beside the kiosk.
+
+Four processes, started in this order and stopped in the reverse one:
+
+1. **Mosquitto**, its own instance (never the system broker on 1883): ``deploy/mosquitto/motcua.conf``
+   and ``motcua.acl`` with the demo's paths and two free local ports (the kiosks' listener and the
+   center services' listener), TLS with certificates made by ``edge_agent/pki.py``: a demo CA, the
+   broker's server certificate, the kiosk's client certificate (CN = kiosk id), ``allocator`` and
+   ``fleet``;
+2. the queue-number **allocator** (``main.py fleet allocator``);
+3. the **edge agent** (``main.py agent --config``);
+4. the **kiosk** (``main.py kiosk --simulate --config``) with ``[numbering] mode = "center"`` and an
+   ``[agent]`` section pointing at that broker.
+
+Everything lives under one directory (default ``var/demo-center/``): ``pki/``, ``broker/``,
+``allocator/``, ``kiosk/`` (the kiosk's data dir), ``kiosk.toml`` and ``logs/<part>.log`` (each
+process's stdout and stderr). Certificates are made anew at every start; the books (allocator,
+kiosk) and the broker's persistence are kept between runs.
+
+Children run in their own process groups (Ctrl-C in the terminal reaches only this supervisor, which
+stops them in order) and get SIGTERM if the supervisor dies (``PR_SET_PDEATHSIG``); a part that does
+not stop within its grace time is killed with its whole group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import getpass
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from kiosk.errors import ConfigError, KioskError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = ROOT / "var" / "demo-center"
+DEPLOY = ROOT / "deploy" / "mosquitto"
+BASE_CONFIG = ROOT / "config" / "simulate.toml"
+#: the kiosk asks to be started again (center command ``restart_app``), as in scripts/demo
+EXIT_RESTART = 75
+#: the kiosk's offline slot in the demo center (one kiosk)
+DEMO_SLOT = 0
+
+
+class DemoError(KioskError):
+    """A part of the demo center could not be prepared, did not start, or stopped on its own."""
+
+    exit_code = 1
+
+
+class _Interrupted(Exception):
+    """SIGINT/SIGTERM arrived while the demo was starting."""
+
+
+@dataclass(frozen=True)
+class DemoLayout:
+    """Where the demo keeps its files."""
+
+    root: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def broker(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def allocator_db(self) -> Path:
+        return self.root / "allocator" / "allocator.sqlite"
+
+    @property
+    def kiosk_data(self) -> Path:
+        return self.root / "kiosk"
+
+    @property
+    def kiosk_config(self) -> Path:
+        return self.root / "kiosk.toml"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def cert(self, name: str) -> Path:
+        return self.pki / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.pki / f"{name}.key"
+
+    @property
+    def ca(self) -> Path:
+        return self.pki / "ca.crt"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """The generated demo: files written, ports chosen."""
+
+    layout: DemoLayout
+    kiosk_id: str
+    center_id: str
+    kiosk_port: int
+    service_port: int
+    python: str = sys.executable
+
+    def watch_command(self) -> str:
+        """How to watch the center's traffic with the fleet's certificate."""
+        lay = self.layout
+        return shlex.join(
+            [
+                "mosquitto_sub", "-h", "localhost", "-p", str(self.service_port),
+                "--cafile", str(lay.ca), "--cert", str(lay.cert("fleet")), "--key", str(lay.key("fleet")),
+                "-t", f"motcua/v1/{self.center_id}/#", "-v",
+            ]
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _kiosk_identity(base_config: Path) -> tuple[str, str]:
+    from kiosk.schema import read_toml
+
+    data = read_toml(base_config)
+    kiosk = data.get("kiosk")
+    if not isinstance(kiosk, dict) or not isinstance(kiosk.get("id"), str) or not isinstance(
+        kiosk.get("center_id"), str
+    ):
+        raise ConfigError(f"{base_config}: [kiosk] id and center_id are needed")
+    for section in ("agent", "numbering"):
+        if section in data:
+            raise ConfigError(f"{base_config}: has an [{section}] section; the center demo writes its own")
+    return kiosk["id"], kiosk["center_id"]
+
+
+def _render_broker_config(layout: DemoLayout, kiosk_port: int, service_port: int) -> str:
+    text = (DEPLOY / "motcua.conf").read_text(encoding="utf-8")
+    replacements = {
+        "/etc/mosquitto/motcua.acl": str(layout.broker / "motcua.acl"),
+        "/var/lib/mosquitto/": f"{layout.broker / 'data'}/",
+        "/etc/mosquitto/certs/ca.crt": str(layout.ca),
+        "/etc/mosquitto/certs/broker.crt": str(layout.cert("broker")),
+        "/etc/mosquitto/certs/broker.key": str(layout.key("broker")),
+        "listener 8883": f"listener {kiosk_port} 127.0.0.1",
+        "listener 8884": f"listener {service_port} 127.0.0.1",
+    }
+    for old, new in replacements.items():
+        if old not in text:
+            raise DemoError(f"{DEPLOY / 'motcua.conf'} no longer contains {old!r}; update demo_center.py")
+        text = text.replace(old, new)
+    # Started as root, Mosquitto would switch to the "mosquitto" user and could not read the demo's files.
+    return (
+        f"# Generated by provisioning/demo_center.py from {DEPLOY / 'motcua.conf'}; do not edit.\n"
+        f"user {getpass.getuser()}\n{text}\n"
+        f"log_dest file {layout.broker / 'mosquitto.log'}\n"
+        "log_type error\nlog_type warning\nlog_type notice\n"
+    )
+
+
+def _render_kiosk_config(
+    base_config: Path, layout: DemoLayout, kiosk_id: str, kiosk_port: int
+) -> str:
+    lines = base_config.read_text(encoding="utf-8").splitlines()
+    out: list[str] = [f"# Generated by provisioning/demo_center.py from {base_config}; do not edit."]
+    section = ""
+    replaced = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        if section == "[kiosk]" and stripped.startswith("data_dir") and "=" in stripped:
+            line = f"data_dir = {_toml_str(layout.kiosk_data)}"
+            replaced = True
+        out.append(line)
+    if not replaced:
+        raise ConfigError(f"{base_config}: [kiosk] data_dir is needed (the demo replaces it)")
+    out += [
+        "",
+        "# The local demo center (python main.py demo --center).",
+        "[numbering]",
+        'mode = "center"',
+        f"slot = {DEMO_SLOT}",
+        "",
+        "[agent]",
+        'broker_host = "127.0.0.1"',
+        f"broker_port = {kiosk_port}",
+        "heartbeat_s = 10",
+        "reconnect_min_s = 0.5",
+        "reconnect_max_s = 5",
+        "",
+        "[agent.tls]",
+        f"ca_file = {_toml_str(layout.ca)}",
+        f"cert_file = {_toml_str(layout.cert(kiosk_id))}",
+        f"key_file = {_toml_str(layout.key(kiosk_id))}",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _toml_str(path: Path) -> str:
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def prepare(root: Path, base_config: Path = BASE_CONFIG) -> DemoPlan:
+    """Write certificates, the broker's configuration and ACL, and the kiosk's configuration."""
+    from edge_agent.pki import CertificateAuthority
+    from kiosk.config import load_config
+
+    layout = DemoLayout(root.resolve())
+    kiosk_id, center_id = _kiosk_identity(base_config)
+    for directory in (layout.pki, layout.broker / "data", layout.allocator_db.parent, layout.kiosk_data,
+                      layout.logs):
+        directory.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority.create(layout.pki, name="Mot Cua Demo CA", days=30)
+    ca.issue(layout.pki, "broker", server=True, hosts=("127.0.0.1", "localhost"))
+    for name in (kiosk_id, "allocator", "fleet"):
+        ca.issue(layout.pki, name)
+    (layout.pki / "ca.key").unlink()  # nothing issues after start: the demo CA's key is not kept
+    kiosk_port, service_port = free_port(), free_port()
+    while service_port == kiosk_port:
+        service_port = free_port()
+    shutil.copyfile(DEPLOY / "motcua.acl", layout.broker / "motcua.acl")
+    (layout.broker / "mosquitto.conf").write_text(
+        _render_broker_config(layout, kiosk_port, service_port), encoding="utf-8"
+    )
+    layout.kiosk_config.write_text(
+        _render_kiosk_config(base_config, layout, kiosk_id, kiosk_port), encoding="utf-8"
+    )
+    load_config(layout.kiosk_config)  # the kiosk's own validator: a ConfigError names the key
+    return DemoPlan(layout, kiosk_id, center_id, kiosk_port, service_port)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies, whatever kills it (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Part:
+    """One child process: its command, log file and how to stop it."""
+
+    def __init__(self, name: str, argv: list[str], log_file: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_file = log_file
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        self._log = self.log_file.open("ab")
+        self._log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(self.argv)}\n".encode())
+        self._log.flush()
+        try:
+            self.process = subprocess.Popen(
+                self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            raise DemoError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, grace_s: float) -> None:
+        """SIGTERM to its process group, SIGKILL after ``grace_s``; leftovers of the group killed."""
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _signal_group(proc.pid, signal.SIGKILL)  # a grandchild left in the group (none expected)
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class DemoCenter:
+    """Starts the parts in order, waits until each one is ready, supervises them, stops them all."""
+
+    def __init__(
+        self,
+        plan: DemoPlan,
+        stop: threading.Event,
+        *,
+        start_timeout_s: float = 60.0,
+        out: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True),
+    ) -> None:
+        self.plan = plan
+        self.stop_event = stop
+        self.start_timeout_s = start_timeout_s
+        self.out = out
+        lay = plan.layout
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        py = plan.python
+        self.broker = Part(
+            "broker", ["mosquitto", "-c", str(lay.broker / "mosquitto.conf")], lay.logs / "broker.log", env
+        )
+        self.allocator = Part(
+            "allocator",
+            [
+                py, "main.py", "fleet", "allocator", "--center", plan.center_id,
+                "--db", str(lay.allocator_db),
+                "--broker", f"127.0.0.1:{plan.service_port}", "--ca", str(lay.ca),
+                "--cert", str(lay.cert("allocator")), "--key", str(lay.key("allocator")),
+            ],
+            lay.logs / "allocator.log",
+            env,
+        )
+        self.agent = Part(
+            "agent", [py, "main.py", "agent", "--config", str(lay.kiosk_config)], lay.logs / "agent.log", env
+        )
+        self.kiosk = Part(
+            "kiosk",
+            [py, "main.py", "kiosk", "--simulate", "--config", str(lay.kiosk_config)],
+            lay.logs / "kiosk.log",
+            env,
+        )
+        self.parts = [self.broker, self.allocator, self.agent, self.kiosk]
+
+    # -- start ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every part and wait until it is ready; raises DemoError (parts already stopped)."""
+        try:
+            if shutil.which("mosquitto") is None:
+                raise DemoError("mosquitto is not installed (scripts/setup.sh installs the Debian package)")
+            self.broker.start()
+            self._wait(self.broker, self._broker_ready, "its listeners did not accept connections")
+            self.allocator.start()
+            self.agent.start()
+            self._wait(self.agent, lambda: self._relay().get("connected") is True,
+                       "the agent did not connect to the broker", also=(self.allocator,))
+            self._wait(self.allocator, lambda: self._relay().get("allocator") == "online",
+                       "the allocator did not announce itself online on the broker", also=(self.agent,))
+            self.kiosk.start()
+            self._wait(self.kiosk, self._kiosk_ready, "the kiosk's control socket did not answer app.health",
+                       also=(self.agent, self.allocator))
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _wait(
+        self, part: Part, ready: Callable[[], bool], what: str, also: tuple[Part, ...] = ()
+    ) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            if self.stop_event.is_set():
+                raise _Interrupted
+            for watched in (part, *also, self.broker):
+                code = watched.exited()
+                if code is not None:
+                    raise DemoError(
+                        f"{watched.name} exited with status {code} while the demo was starting; "
+                        f"the end of {watched.log_file}:\n{watched.tail()}"
+                    )
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"{part.name}: {what} within {self.start_timeout_s:.0f} s; "
+                    f"the end of {part.log_file}:\n{part.tail()}"
+                )
+            self.stop_event.wait(0.1)
+
+    def _broker_ready(self) -> bool:
+        try:
+            for port in (self.plan.kiosk_port, self.plan.service_port):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    pass
+        except OSError:
+            return False
+        return True
+
+    def _relay(self) -> dict[str, object]:
+        from kiosk.ipc import call
+
+        try:
+            return call(self.plan.layout.kiosk_data / "agent.sock", "ticket.link", timeout=2)
+        except (KioskError, ValueError):
+            return {}
+
+    def _kiosk_ready(self) -> bool:
+        from kiosk.ipc import call
+
+        try:
+            call(self.plan.layout.kiosk_data / "app.sock", "app.health", timeout=2)
+        except (KioskError, ValueError):
+            return False
+        return True
+
+    # -- run ------------------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        plan, lay = self.plan, self.plan.layout
+        rel = "python main.py"
+        return "\n".join(
+            [
+                f"demo-center: a local center for kiosk {plan.kiosk_id} of {plan.center_id} is running "
+                "(Ctrl-C or SIGTERM stops it all)",
+                f"  broker     pid {self.broker.pid}: kiosks on 127.0.0.1:{plan.kiosk_port} (TLS, client "
+                f"certificate CN = kiosk id), center services on 127.0.0.1:{plan.service_port}; "
+                f"config {lay.broker / 'mosquitto.conf'}",
+                f"  allocator  pid {self.allocator.pid}: book {lay.allocator_db}",
+                f"  agent      pid {self.agent.pid}: data dir {lay.kiosk_data}, "
+                f"relay {lay.kiosk_data / 'agent.sock'}",
+                f"  kiosk      pid {self.kiosk.pid}: config {lay.kiosk_config} "
+                f"([numbering] mode = \"center\", slot {DEMO_SLOT}), "
+                f"printed tickets in {lay.kiosk_data / 'printer'}",
+                f"  certificates {lay.pki}, logs {lay.logs}",
+                "watch the center's traffic (fleet certificate):",
+                f"  {plan.watch_command()}",
+                "the allocator's book of today:",
+                f"  {rel} fleet tickets --db {lay.allocator_db}",
+                "drive the kiosk's simulated devices:",
+                f"  {rel} sim --config {lay.kiosk_config} citizen --profile elderly",
+            ]
+        )
+
+    def supervise(self) -> None:
+        """Until SIGINT/SIGTERM; a part that stops on its own ends the demo (DemoError)."""
+        while not self.stop_event.wait(0.2):
+            for part in self.parts:
+                code = part.exited()
+                if code is None:
+                    continue
+                if part is self.kiosk and code == EXIT_RESTART:
+                    self.out("demo-center: the kiosk asked for a restart")
+                    part.stop(5)
+                    part.start()
+                    continue
+                raise DemoError(
+                    f"{part.name} stopped on its own with status {code}; the end of {part.log_file}:\n"
+                    f"{part.tail()}"
+                )
+
+    def shutdown(self) -> None:
+        """Stop the parts in reverse order: the agent reports the kiosk offline before the broker goes."""
+        for part in reversed(self.parts):
+            part.stop(grace_s=10)
+
+
+def run_demo(root: Path, base_config: Path = BASE_CONFIG, start_timeout_s: float = 60.0) -> int:
+    """The CLI's body: prepare, start, supervise until a signal, stop everything."""
+    root.mkdir(parents=True, exist_ok=True)
+    lock = (root / "demo.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise DemoError(f"another center demo is running from {root}") from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        plan = prepare(root, base_config)
+        center = DemoCenter(plan, stop, start_timeout_s=start_timeout_s)
+        center.out(f"demo-center: starting in {plan.layout.root}")
+        try:
+            center.start()
+        except _Interrupted:
+            center.out("demo-center: interrupted while starting; everything stopped")
+            return 130
+        print(center.describe(), flush=True)
+        try:
+            center.supervise()
+        finally:
+            center.out("demo-center: stopping")
+            center.shutdown()
+        center.out("demo-center: stopped")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.close()
