@@ -1,0 +1,154 @@
+"""``python main.py demo --center`` as a person starts it: its own broker, allocator, agent and kiosk.
+
+The demo runs as a subprocess on a private Xvfb; the test talks to it only from outside: the kiosk's
+control socket, the broker with the fleet's certificate, the agent's relay socket; then SIGTERM must
+stop every process the demo started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from edge_agent.pki import Issued
+from fleet.protocol import NumberPlan, TicketRequest
+from kiosk.config import load_config
+from kiosk.errors import KioskError
+from kiosk.ipc import call
+from provisioning.demo_center import DemoLayout, prepare
+from screens.harness import xvfb
+from tests.agent.peer import Peer
+
+ROOT = Path(__file__).resolve().parents[2]
+CENTER = "hcm-ben-thanh"
+KIOSK = "kiosk-demo-01"
+
+
+@pytest.fixture
+def demo_dir() -> Iterator[Path]:
+    # Short path: Unix sockets live in it (108-byte limit).
+    directory = Path(tempfile.mkdtemp(prefix="dc-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_until(predicate: object, timeout: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"demo exited with {proc.returncode}:\n{log.read_text(errors='replace')}"
+        assert time.monotonic() < deadline, f"timed out; demo output:\n{log.read_text(errors='replace')}"
+        time.sleep(0.2)
+
+
+def answers(path: Path, cmd: str) -> bool:
+    try:
+        call(path, cmd, timeout=2)
+    except (KioskError, ValueError):
+        return False
+    return True
+
+
+def service_port(layout: DemoLayout) -> int:
+    ports = re.findall(r"^listener (\d+) 127\.0\.0\.1$", (layout.broker / "mosquitto.conf").read_text(), re.M)
+    assert len(ports) == 2, ports
+    return int(ports[1])  # the second listener: center services (motcua.conf order)
+
+
+def test_prepare_writes_a_center_mode_kiosk_and_a_private_broker(demo_dir: Path) -> None:
+    plan = prepare(demo_dir)
+    config = load_config(plan.layout.kiosk_config)
+    kiosk = config.kiosk
+    assert (kiosk.id, kiosk.center_id, kiosk.data_dir) == (KIOSK, CENTER, demo_dir / "kiosk")
+    assert config.numbering.mode == "center"
+    assert (config.agent.broker_host, config.agent.broker_port) == ("127.0.0.1", plan.kiosk_port)
+    assert config.agent.tls.cert_file == demo_dir / "pki" / f"{KIOSK}.crt"
+    settings = [
+        line for line in (demo_dir / "broker" / "mosquitto.conf").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    listeners = [line for line in settings if line.startswith("listener")]
+    assert listeners == [f"listener {plan.kiosk_port} 127.0.0.1", f"listener {plan.service_port} 127.0.0.1"]
+    assert not [line for line in settings if "/etc/" in line or "/var/lib" in line]
+    assert f"acl_file {demo_dir / 'broker' / 'motcua.acl'}" in settings
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((demo_dir / "pki" / f"{KIOSK}.crt").read_bytes())
+    assert cert.subject.rfc4514_string() == f"CN={KIOSK}"
+
+
+@pytest.mark.broker
+@pytest.mark.window
+def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
+    layout = DemoLayout(demo_dir)
+    log = demo_dir.parent / f"{demo_dir.name}.out"
+    peer: Peer | None = None
+    with xvfb() as display, log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "main.py", "demo", "--center", "--dir", str(demo_dir)],
+            cwd=ROOT,
+            env={**os.environ, "DISPLAY": display},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: answers(layout.kiosk_data / "app.sock", "app.health"), 90, proc, log)
+            health = call(layout.kiosk_data / "app.sock", "app.health")
+            assert health["screen"] == "attract"
+
+            fleet = Issued(layout.cert("fleet"), layout.key("fleet"))
+            peer = Peer(service_port(layout), str(layout.ca), fleet)
+            peer.connect(f"motcua/v1/{CENTER}/#")
+            status = peer.wait_for(f"motcua/v1/{CENTER}/{KIOSK}/status", lambda d: d["state"] == "online", 20)
+            assert status["schema"] == "status/1"
+            allocator = peer.wait_for(f"motcua/v1/{CENTER}/_center/allocator/status")
+            assert allocator["state"] == "online"
+
+            request = TicketRequest(
+                f"{KIOSK}-test-1", "allocate", 0, NumberPlan(800, 20), service="HO_TICH", prefix="A",
+                day=time.strftime("%Y-%m-%d"),
+            )
+            answer = call(
+                layout.kiosk_data / "agent.sock", "ticket.allocate",
+                {"request": request.to_dict(), "timeout_ms": 3000}, timeout=5,
+            )
+            assert answer["status"] == "ok", answer
+            assert (answer["request_id"], answer["service"]) == (request.request_id, "HO_TICH")
+            assert answer["number"] == "A001" and answer["seq"] == 1  # a fresh book: the first online number
+
+            children = psutil.Process(proc.pid).children(recursive=True)
+            names = sorted(" ".join(c.cmdline()[:4]) for c in children)
+            # mosquitto, allocator, agent, kiosk (and pcscd when the kiosk had to start it)
+            assert len(children) >= 4, names
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(40) == 0, log.read_text(errors="replace")
+            _, alive = psutil.wait_procs(children, timeout=5)
+            assert not alive, f"left behind: {alive}"
+            # The agent stopped before the broker: the kiosk's retained status says so.
+            assert peer.wait(
+                lambda: any(
+                    m.payload and m.json().get("state") == "offline"
+                    for m in peer.on(f"motcua/v1/{CENTER}/{KIOSK}/status")
+                ),
+                5,
+            )
+        finally:
+            if peer is not None:
+                peer.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    text = log.read_text()
+    assert "mosquitto_sub" in text and "demo-center: stopped" in text
+    log.unlink()
