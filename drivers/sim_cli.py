@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--show", type=Path, metavar="IMAGE", help="an image file held in front of the camera")
     group.add_argument("--text", help="a code read by the scanner")
+    group.add_argument("--clear", action="store_true", help="take the image away from the camera")
     group.add_argument("--unplug", action="store_true")
     group.add_argument("--plug", action="store_true")
     p.set_defaults(func=_scanner)
@@ -94,6 +95,8 @@ def _scanner(args: argparse.Namespace) -> int:
         return _send(args, "sim.scanner", {"show": str(args.show.resolve())})
     if args.text is not None:
         return _send(args, "sim.scanner", {"text": args.text})
+    if args.clear:
+        return _send(args, "sim.scanner", {"clear": True})
     return _send(args, "sim.scanner", {"present": bool(args.plug)})
 
 

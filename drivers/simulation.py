@@ -133,6 +133,8 @@ class SimulatedHardware:
             scanner.show_image(Path(str(args["show"])))
         if "text" in args:
             scanner.type_text(str(args["text"]))
+        if args.get("clear"):
+            scanner.clear()  # nothing in front of the camera any more
         return {"present": scanner.present()}
 
     def reader_switch(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +154,8 @@ class SimulatedHardware:
                     self.card.remove()
                     self.card.close()
                     self.card = None
+                # The citizen walks away with the card: its QR is no longer in front of the camera.
+                self._virtual_scanner().clear()
                 return {"card": "removed"}
             profile = load_profile(self._profile_path(str(args.get("profile", "adult"))))
             done: dict[str, Any] = {}

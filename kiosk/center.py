@@ -8,6 +8,7 @@ pushes over MQTT (``edge_agent.remote_config``). Kept light: importing it loads 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal
 
 Language = Literal["vi", "en"]
@@ -57,6 +58,17 @@ def _default_reasons() -> list[RatingReason]:
 
 
 @dataclass(frozen=True)
+class Official:
+    """A receiving officer (cán bộ tiếp nhận) on the center's list, whom a citizen may rate."""
+
+    id: str = field(metadata={"pattern": r"[A-Za-z0-9_.-]{1,32}", "pattern_hint": "a short staff id"})
+    name: str
+    counter: str = ""
+    #: shown only when ``show_official_photos`` is on (off by default: staff consent, privacy)
+    photo: Path | None = None
+
+
+@dataclass(frozen=True)
 class RatingSection:
     #: faces on the scale: 4 (default), 3 or 5
     levels: Literal[3, 4, 5] = 4
@@ -64,6 +76,14 @@ class RatingSection:
     reasons: list[RatingReason] = field(default_factory=_default_reasons)
     #: a second rating of the same target within this many seconds is not counted (double taps)
     repeat_interval_s: float = field(default=5.0, metadata={"min": 0, "max": 3600})
+    #: staff a citizen may pick to rate; empty = only counters are offered
+    officials: list[Official] = field(default_factory=list)
+    show_official_photos: bool = False
+
+    def __post_init__(self) -> None:
+        ids = [official.id for official in self.officials]
+        if len(ids) != len(set(ids)):
+            raise ValueError("officials: each official id must be unique")
 
 
 #: Top-level keys the center may push; everything else is local to the kiosk (identity, devices).

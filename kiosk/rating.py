@@ -188,16 +188,6 @@ class RatingTarget:
 
 
 @dataclass(frozen=True)
-class Official:
-    """A receiving officer on the center's list; the photo is shown only when the center enables it."""
-
-    id: str
-    name: str
-    counter: str = ""
-    photo: Path | None = None
-
-
-@dataclass(frozen=True)
 class RatingOutcome:
     """Whether the tap counted, and if not why: ``duplicate`` (target already rated) or ``too_soon``."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
+from kivy.uix.image import Image
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
@@ -354,6 +355,10 @@ class RatingScreen(FlowScreen):
             body.add_widget(
                 Text(app.tr("rating.linked_counter", counter=flow.target_id), size=40, color=BLUE)
             )
+        elif flow.target_kind == "official":
+            names = {official.id: official.name for official in app.core.config.rating.officials}
+            official_name = names.get(flow.target_id, flow.target_id)
+            body.add_widget(Text(app.tr("rating.linked_official", name=official_name), size=40, color=BLUE))
         if flow.state == "choose_level":
             body.add_widget(Text(app.tr("rating.question"), size=48))
             keys = FACE_KEYS[flow.scale]
@@ -400,6 +405,31 @@ class RatingScreen(FlowScreen):
                         )
                     )
                 body.add_widget(row)
+            officials = app.core.config.rating.officials
+            if officials:
+                body.add_widget(Text(app.tr("rating.official_hint"), size=36))
+                grid = GridLayout(cols=2, size_hint_y=None, spacing=10 * u())
+                grid.bind(minimum_height=grid.setter("height"))
+                for official in officials:
+                    chosen = flow.target_kind == "official" and flow.target_id == official.id
+                    counter = f"{app.tr('ticket.counter_label')} {official.counter}"
+                    label = f"{official.name}\n[size={int(30 * u())}]{counter}[/size]"
+                    button = BigButton(
+                        label,
+                        partial(app.act, "official", official_id=official.id),
+                        color=AMBER if chosen else GREY,
+                        size=38,
+                        height=130,
+                        markup=True,
+                    )
+                    if app.core.config.rating.show_official_photos and official.photo is not None:
+                        cell = BoxLayout(orientation="vertical", size_hint_y=None, height=330 * u())
+                        cell.add_widget(Image(source=str(official.photo), size_hint_y=None, height=200 * u()))
+                        cell.add_widget(button)
+                        grid.add_widget(cell)
+                    else:
+                        grid.add_widget(button)
+                body.add_widget(grid)
             body.add_widget(Text(app.tr("rating.link_hint"), size=32, color=GREY))
         elif flow.state == "reasons":
             body.add_widget(Text(app.tr("rating.reasons_title"), size=46))

@@ -86,6 +86,18 @@ class RatingFlow(Flow):
         self.error_key = None
         return []
 
+    def do_official(self, official_id: str) -> list[Effect]:
+        """Link the rating to the official who served the citizen (tap again to unlink)."""
+        known = {official.id for official in self.ctx.config.rating.officials}
+        if self.state != "choose_level" or official_id not in known:
+            return []
+        if self.target_kind == "official" and self.target_id == official_id:
+            self.target_kind, self.target_id = "center", self.ctx.config.kiosk.center_id
+        else:
+            self.target_kind, self.target_id = "official", official_id
+        self.error_key = None
+        return []
+
     def counters(self) -> list[str]:
         seen: list[str] = []
         for service in self.ctx.config.services:

@@ -428,6 +428,24 @@ def test_rating_linked_to_counter(h: Harness) -> None:
     assert isinstance(effect, SubmitRating) and (effect.target_kind, effect.target_id) == ("counter", "3")
 
 
+def test_rating_linked_to_an_official(h: Harness) -> None:
+    h.script.answers[SubmitRating] = RatingOutcome(True)
+    h.core.start("rating")
+    flow = step(h, "official", official_id="cb02")
+    assert isinstance(flow, RatingFlow) and (flow.target_kind, flow.target_id) == ("official", "cb02")
+    step(h, "official", official_id="nobody")
+    assert flow.target_id == "cb02"
+    step(h, "counter", counter="3")  # one target per rating: the counter replaces the official
+    assert (flow.target_kind, flow.target_id) == ("counter", "3")
+    step(h, "official", official_id="cb01")
+    step(h, "official", official_id="cb01")  # tapped again: unlinked
+    assert flow.target_kind == "center"
+    step(h, "official", official_id="cb03")
+    step(h, "level", level=4)
+    effect = h.script.calls[-1]
+    assert isinstance(effect, SubmitRating) and (effect.target_kind, effect.target_id) == ("official", "cb03")
+
+
 def test_rating_not_counted_and_failure(h: Harness) -> None:
     h.script.answers[SubmitRating] = RatingOutcome(False, "duplicate")
     h.core.start("rating")

@@ -168,6 +168,9 @@ def test_rating_happy_and_unhappy(kiosk: KioskDriver) -> None:
     kiosk.runtime.ratings.repeat_interval_s = 0  # as if the next citizen came later
     kiosk.tap("Về trang chủ")
     kiosk.tap("Đánh giá mức độ hài lòng")
+    kiosk.tap("Lê Hoàng Nam")  # the officer who served (names from the center's list, no photos)
+    assert "Đánh giá cho cán bộ Lê Hoàng Nam" in kiosk.texts()
+    kiosk.shot("rating-official-chosen")
     kiosk.tap("Rất không hài lòng")
     kiosk.wait_state("rating", "reasons")
     kiosk.tap("Thời gian giải quyết")
@@ -176,6 +179,7 @@ def test_rating_happy_and_unhappy(kiosk: KioskDriver) -> None:
     kiosk.wait_state("rating", "thanks")
     ratings = [e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "rating"]
     assert ratings[-1].payload["level"] == 1 and ratings[-1].payload["reasons"] == ["time_taken"]
+    assert (ratings[-1].payload["target_kind"], ratings[-1].payload["target_id"]) == ("official", "cb02")
     kiosk.runtime.ratings.repeat_interval_s = kiosk.core.config.rating.repeat_interval_s
 
 
