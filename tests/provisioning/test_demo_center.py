@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import psutil
 import pytest
@@ -60,6 +61,33 @@ def answers(path: Path, cmd: str) -> bool:
     return True
 
 
+def processes_of(demo_dir: Path) -> list[str]:
+    """Every process on the machine whose command line names the demo's directory."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(demo_dir) in cmdline and process.info["pid"] != os.getpid():
+            found.append(f"{process.info['pid']}: {cmdline}")
+    return found
+
+
+def no_process_left(demo_dir: Path, timeout: float = 15.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while processes_of(demo_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return processes_of(demo_dir)
+
+
+def start_demo(demo_dir: Path, display: str, out: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "main.py", "demo", "--center", "--dir", str(demo_dir)],
+        cwd=ROOT,
+        env={**os.environ, "DISPLAY": display},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def service_port(layout: DemoLayout) -> int:
     ports = re.findall(r"^listener (\d+) 127\.0\.0\.1$", (layout.broker / "mosquitto.conf").read_text(), re.M)
     assert len(ports) == 2, ports
@@ -95,13 +123,7 @@ def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
     log = demo_dir.parent / f"{demo_dir.name}.out"
     peer: Peer | None = None
     with xvfb() as display, log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "main.py", "demo", "--center", "--dir", str(demo_dir)],
-            cwd=ROOT,
-            env={**os.environ, "DISPLAY": display},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_demo(demo_dir, display, out)
         try:
             wait_until(lambda: answers(layout.kiosk_data / "app.sock", "app.health"), 90, proc, log)
             health = call(layout.kiosk_data / "app.sock", "app.health")
@@ -135,6 +157,7 @@ def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
             assert proc.wait(40) == 0, log.read_text(errors="replace")
             _, alive = psutil.wait_procs(children, timeout=5)
             assert not alive, f"left behind: {alive}"
+            assert not processes_of(demo_dir)
             # The agent stopped before the broker: the kiosk's retained status says so.
             assert peer.wait(
                 lambda: any(
@@ -151,4 +174,50 @@ def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
                 proc.wait(10)
     text = log.read_text()
     assert "mosquitto_sub" in text and "demo-center: stopped" in text
+    log.unlink()
+
+
+def test_a_part_that_fails_to_start_stops_the_others_and_is_named(demo_dir: Path) -> None:
+    (demo_dir / "allocator" / "allocator.sqlite").mkdir(parents=True)  # the allocator cannot open its book
+    result = subprocess.run(
+        [sys.executable, "main.py", "demo", "--center", "--dir", str(demo_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "error: allocator exited with status 74 while the demo was starting" in result.stderr
+    assert "unable to open database file" in result.stderr  # the end of its log is shown
+    assert not no_process_left(demo_dir)  # the broker and the agent were stopped
+
+
+@pytest.mark.broker
+@pytest.mark.window
+def test_a_part_that_dies_ends_the_demo_and_a_killed_demo_leaves_nothing(demo_dir: Path) -> None:
+    layout = DemoLayout(demo_dir)
+    log = demo_dir.parent / f"{demo_dir.name}.out"
+    with xvfb() as display, log.open("wb") as out:
+        # 1. The allocator dies while the demo runs: the demo stops the rest and says so.
+        proc = start_demo(demo_dir, display, out)
+        try:
+            wait_until(lambda: answers(layout.kiosk_data / "app.sock", "app.health"), 90, proc, log)
+            (allocator,) = [
+                c for c in psutil.Process(proc.pid).children() if "allocator" in " ".join(c.cmdline())
+            ]
+            allocator.kill()
+            assert proc.wait(40) == 1
+            assert "error: allocator stopped on its own with status -9" in log.read_text()
+            assert not no_process_left(demo_dir)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        # 2. The supervisor itself is SIGKILLed: its children still go (PR_SET_PDEATHSIG).
+        proc = start_demo(demo_dir, display, out)
+        try:
+            wait_until(lambda: answers(layout.kiosk_data / "app.sock", "app.health"), 90, proc, log)
+            assert len(psutil.Process(proc.pid).children()) == 4
+            proc.kill()
+            proc.wait(10)
+            assert not no_process_left(demo_dir), log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     log.unlink()
