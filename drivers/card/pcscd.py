@@ -7,10 +7,13 @@ nobody runs it yet; ``stop_started_pcscd`` stops only that child. Debian does no
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from kiosk.errors import DeviceUnavailableError
 
@@ -101,3 +104,33 @@ def stop_started_pcscd(proc: subprocess.Popen[bytes] | None = None) -> None:
         target.wait()
     if target is _started:
         _started = None
+
+
+@contextlib.contextmanager
+def hold_vpcd_slot(port: int, timeout_s: float = 600.0) -> Iterator[int]:
+    """Exclusive use of one vpcd slot across processes, for as long as the block runs.
+
+    vpcd has one card slot per TCP port: two programs on one machine (two test runs, a test run next to
+    a demo) would otherwise plug their virtual cards into the same reader. Waits up to ``timeout_s``.
+    """
+    import fcntl
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"motcua-card-vpcd-{port}.lock"
+    with path.open("w") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DeviceUnavailableError(
+                        f"vpcd slot {port} busy for {timeout_s:.0f} s (held through {path})"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield port
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+

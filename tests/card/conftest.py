@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -61,24 +59,10 @@ def direct_card(pki: TestPki) -> Callable[..., tuple[VirtualChip, DirectTranspor
 def vpcd_slot() -> Iterator[int]:
     """Exclusive use of the test vpcd slot across processes: two test runs on one machine (two
     engineers, or CI next to a developer) would otherwise plug their virtual cards into the same slot."""
-    import fcntl
-    import time
+    from drivers.card.pcscd import hold_vpcd_slot
 
-    path = Path(tempfile.gettempdir()) / f"motcua-card-vpcd-{VPCD_PORT}.lock"
-    with path.open("w") as handle:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"vpcd slot {VPCD_PORT} busy for 10 minutes ({path})") from None
-                time.sleep(0.2)
-        try:
-            yield VPCD_PORT
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with hold_vpcd_slot(VPCD_PORT) as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,10 @@ def kiosk_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskDri
         shutil.rmtree(SCREENS_DIR)
     config = demo_config(data_dir)
     config = dataclasses.replace(config, display=dataclasses.replace(config.display, window_scale=0.5))
-    with xvfb() as display:
+    from drivers.card.pcscd import hold_vpcd_slot
+
+    # The demo card reader is vpcd's first slot: another test run or a demo on this machine must wait.
+    with hold_vpcd_slot(config.devices.card_reader.vpcd_port), xvfb() as display:
         driver = boot_kiosk(config, display, SCREENS_DIR)
         yield driver
         shut_down(driver)
