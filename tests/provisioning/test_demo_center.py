@@ -177,6 +177,7 @@ def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
     log.unlink()
 
 
+@pytest.mark.broker
 def test_a_part_that_fails_to_start_stops_the_others_and_is_named(demo_dir: Path) -> None:
     (demo_dir / "allocator" / "allocator.sqlite").mkdir(parents=True)  # the allocator cannot open its book
     result = subprocess.run(
