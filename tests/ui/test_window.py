@@ -341,10 +341,34 @@ def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) ->
     overlay.write_text(json.dumps({"version": 5, "kiosk": {"notice_vi": "x"}}), encoding="utf-8")
     assert call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)}) == {"config_version": 5}
     assert call_app(kiosk, "app.health")["config_version"] == 5
+    # A new service area pushed by the center shows on the ticket screen without a restart.
+    from kiosk.schema import to_data
+
+    services = to_data(kiosk.core.config.services)
+    justice = {
+        "code": "TU_PHAP",
+        "prefix": "G",
+        "name_vi": "Tư pháp",
+        "name_en": "Justice",
+        "counters": ["9"],
+        "opens": "00:00",
+        "closes": "23:59",
+    }
+    overlay.write_text(json.dumps({"version": 6, "services": [*services, justice]}), encoding="utf-8")
+    call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)})
+    kiosk.core.end_session("test")
+    start(kiosk)
+    kiosk.tap("Lấy số thứ tự")
+    kiosk.tap("Tư pháp")
+    kiosk.wait_state("ticket", "done")
+    assert kiosk.core.flow.ticket.number.startswith("G")
+    overlay.write_text(json.dumps({"version": 7, "services": services}), encoding="utf-8")
+    call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)})
+    kiosk.core.end_session("test")
     overlay.write_text(json.dumps({"devices": {}}), encoding="utf-8")
     with pytest.raises(IpcError, match="not pushable"):
         call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)})
-    assert call_app(kiosk, "app.health")["config_version"] == 5  # the old one stays
+    assert call_app(kiosk, "app.health")["config_version"] == 7  # the old one stays
     call_app(kiosk, "app.service_mode", {"out_of_service": True, "reason": "maintenance"})
     kiosk.wait_state("out_of_service")
     assert call_app(kiosk, "app.health")["out_of_service"] is True
