@@ -25,6 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sim_command", required=True, metavar="DEVICE")
 
     p = sub.add_parser("printer", help="paper, cover and power of the virtual printer")
+    p.add_argument("--role", choices=["ticket", "receipt"], default="ticket", help="which printer")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--paper", choices=["ok", "near_end", "out"])
     group.add_argument("--cover", choices=["open", "closed"])
@@ -80,7 +81,7 @@ def _send(args: argparse.Namespace, cmd: str, payload: dict[str, Any]) -> int:
 
 
 def _printer(args: argparse.Namespace) -> int:
-    payload: dict[str, Any] = {}
+    payload: dict[str, Any] = {"role": args.role}
     if args.paper:
         payload["paper"] = args.paper
     elif args.cover:

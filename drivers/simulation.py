@@ -95,11 +95,13 @@ class SimulatedHardware:
         control.register("sim.citizen", self.citizen)
         control.register("sim.status", lambda args: self.status())
 
-    def _virtual_printer(self) -> Any:
-        printer = self.devices.printer if self.devices else None
+    def _virtual_printer(self, role: str = "ticket") -> Any:
+        if self.devices is None:
+            raise DeviceError("no devices attached")
+        printer = self.devices.receipt_printer if role == "receipt" else self.devices.printer
         simulator = getattr(printer, "simulator", None)
         if simulator is None:
-            raise DeviceError("the printer is not the virtual printer")
+            raise DeviceError(f"the {role} printer is not a virtual printer")
         return simulator
 
     def _virtual_scanner(self) -> Any:
@@ -109,7 +111,10 @@ class SimulatedHardware:
         return scanner
 
     def printer(self, args: dict[str, Any]) -> dict[str, Any]:
-        printer = self._virtual_printer()
+        role = str(args.get("role", "ticket"))
+        if role not in ("ticket", "receipt"):
+            raise ValueError("role must be ticket or receipt")
+        printer = self._virtual_printer(role)
         if "paper" in args:
             if args["paper"] not in ("ok", "near_end", "out"):
                 raise ValueError("paper must be ok, near_end or out")

@@ -73,6 +73,14 @@ class DevicesSection:
     printer: PrinterConfig = field(default_factory=PrinterConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     card_reader: CardReaderConfig = field(default_factory=CardReaderConfig)
+    #: a second printer for longer slips (dossier status); without it they go to the ticket printer
+    receipt_printer: PrinterConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.printer.role != "ticket":
+            raise ValueError('printer.role: the [devices.printer] is the ticket printer; use role = "ticket"')
+        if self.receipt_printer is not None and self.receipt_printer.role != "receipt":
+            raise ValueError('receipt_printer.role: expected "receipt"')
 
 
 @dataclass(frozen=True)

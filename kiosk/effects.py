@@ -45,6 +45,8 @@ class Devices:
     """The opened devices and back ends; ``None`` with an error when one could not be opened."""
 
     printer: TicketPrinter | None = None
+    #: optional second printer for dossier status slips (role "receipt")
+    receipt_printer: TicketPrinter | None = None
     scanner: Scanner | None = None
     card: CardReaderService | None = None
     dossiers: DossierBackend | None = None
@@ -89,7 +91,10 @@ class EffectHandlers:
     def routes(self) -> dict[type[Effect], Route]:
         return {
             IssueTicket: Route(self.issue_ticket, "printer"),
-            PrintDossierStatus: Route(self.print_dossier_status, "printer"),
+            # A receipt printer, when there is one, has its own lane: a slip never delays a ticket.
+            PrintDossierStatus: Route(
+                self.print_dossier_status, "printer" if self.devices.receipt_printer is None else "receipt"
+            ),
             PrintTestTicket: Route(self.print_test_ticket, "printer"),
             ReadCard: Route(self.read_card, "card"),
             LookupDossier: Route(self.lookup, "network"),
@@ -125,23 +130,29 @@ class EffectHandlers:
         with self._states_lock:
             return dict(self._device_states)
 
-    def _printer(self) -> TicketPrinter:
-        printer = self.devices.printer
+    def _printer(self, device: str = "printer") -> TicketPrinter:
+        """The ticket printer, or the receipt printer (``device="receipt_printer"``)."""
+        printer = self.devices.receipt_printer if device == "receipt_printer" else self.devices.printer
         if printer is None:
-            error = self.devices.open_errors.get("printer", "no printer configured")
-            self.note_device("printer", "missing", error)
-            raise DeviceUnavailableError(f"printer: {error}", screen_key="printer.error")
+            error = self.devices.open_errors.get(device, "no printer configured")
+            self.note_device(device, "missing", error)
+            raise DeviceUnavailableError(f"{device}: {error}", screen_key="printer.error")
         return printer
 
-    def poll_printer(self) -> None:
-        """Printer lane: ask the printer how it is (paper, cover, online)."""
-        if self.devices.printer is None:
-            self.note_device("printer", "missing", self.devices.open_errors.get("printer", ""))
+    def poll_printer(self, device: str = "printer") -> None:
+        """The printer's lane: ask the printer how it is (paper, cover, online)."""
+        printer = self.devices.receipt_printer if device == "receipt_printer" else self.devices.printer
+        if printer is None:
+            self.note_device(device, "missing", self.devices.open_errors.get(device, ""))
             return
         try:
-            self.note_device("printer", printer_state(self.devices.printer.status()))
+            self.note_device(device, printer_state(printer.status()))
         except DeviceError as exc:
-            self.note_device("printer", "offline", exc.message)
+            self.note_device(device, "offline", exc.message)
+
+    def poll_receipt_printer(self) -> None:
+        if self.config.devices.receipt_printer is not None:
+            self.poll_printer("receipt_printer")
 
     def poll_card_reader(self) -> None:
         """Card lane: is the configured reader listed by PC/SC?"""
@@ -169,11 +180,10 @@ class EffectHandlers:
         assert isinstance(effect, IssueTicket)
         from drivers.printer import TicketContent
 
-        printer = self._printer()
         service = self.config.service(effect.service_code)
         tr = Translator(effect.language)
-        # Check paper before taking a number, so an empty printer issues nothing.
-        self._check_printer(printer)
+        # Ask the printer before taking a number, so an empty printer issues nothing.
+        printer = self._ready_printer()
         now = self.now()
         allocated = self.tickets.allocate(service, effect.priority, now)
         content = TicketContent(
@@ -205,7 +215,10 @@ class EffectHandlers:
                 "ticket_voided",
                 {"number": allocated.number, "service": service.code, "reason": type(exc).__name__},
             )
-            self._after_print_failure(printer, exc)
+            if isinstance(exc, PaperOutError):
+                self.note_device("printer", "paper_out", exc.message)  # ran out during this ticket
+            else:
+                self.poll_printer()
             raise
         self.tickets.confirm(allocated)
         self.record(
@@ -218,7 +231,7 @@ class EffectHandlers:
                 "day": allocated.day,
             },
         )
-        self._after_print(printer)
+        self.poll_printer()
         return IssuedTicket(
             allocated.number,
             service.code,
@@ -228,37 +241,28 @@ class EffectHandlers:
             allocated.waiting_ahead,
         )
 
-    def _check_printer(self, printer: TicketPrinter) -> None:
+    def _ready_printer(self, device: str = "printer") -> TicketPrinter:
+        """The printer, after asking it: raises when it cannot print now (nothing is sent then)."""
+        printer = self._printer(device)
         try:
             status = printer.status()
         except DeviceError as exc:
-            self.note_device("printer", "offline", exc.message)
+            self.note_device(device, "offline", exc.message)
             raise
         state = printer_state(status)
-        self.note_device("printer", state)
+        self.note_device(device, state)
         if state == "paper_out":
-            raise PaperOutError("printer is out of paper")
+            raise PaperOutError(f"{device} is out of paper")
         if state in ("offline", "cover_open"):
-            raise PrinterError(f"printer not ready: {state}")
-
-    def _after_print(self, printer: TicketPrinter) -> None:
-        try:
-            self.note_device("printer", printer_state(printer.status()))
-        except DeviceError as exc:
-            self.note_device("printer", "offline", exc.message)
-
-    def _after_print_failure(self, printer: TicketPrinter, exc: KioskError) -> None:
-        if isinstance(exc, PaperOutError):
-            self.note_device("printer", "paper_out", exc.message)
-        else:
-            self._after_print(printer)
+            raise PrinterError(f"{device} not ready: {state}")
+        return printer
 
     def print_dossier_status(self, effect: Effect) -> None:
         assert isinstance(effect, PrintDossierStatus)
         from drivers.printer import DocumentContent
 
-        printer = self._printer()
-        self._check_printer(printer)
+        device = "printer" if self.config.devices.receipt_printer is None else "receipt_printer"
+        printer = self._ready_printer(device)
         tr = Translator(effect.language)
         lines = effect.status.summary_lines(self.now().date(), effect.language)
         printer.print_document(
@@ -269,13 +273,12 @@ class EffectHandlers:
                 footer=self.config.kiosk.center_name,
             )
         )
-        self._after_print(printer)
+        self.poll_printer(device)
 
     def print_test_ticket(self, effect: Effect | None = None) -> None:
         from drivers.printer import DocumentContent
 
-        printer = self._printer()
-        self._check_printer(printer)
+        printer = self._ready_printer()
         now = self.now()
         printer.print_document(
             DocumentContent(
@@ -290,7 +293,7 @@ class EffectHandlers:
                 qr_data=f"MOTCUA-TEST:{self.config.kiosk.id}",
             )
         )
-        self._after_print(printer)
+        self.poll_printer()
 
     # -- identity --------------------------------------------------------------------------------
     def read_card(self, effect: Effect) -> Identity:
@@ -411,6 +414,12 @@ class EffectHandlers:
         results["printer"] = self._probe(
             "printer", None if printer is None else lambda: {"state": printer_state(printer.status())}
         )
+        receipt = self.devices.receipt_printer
+        if self.config.devices.receipt_printer is not None:
+            results["receipt_printer"] = self._probe(
+                "receipt_printer",
+                None if receipt is None else lambda: {"state": printer_state(receipt.status())},
+            )
         scanner = self.devices.scanner
         results["scanner"] = self._probe("scanner", None if scanner is None else scanner.self_test)
         if not self.config.devices.card_reader.enabled:

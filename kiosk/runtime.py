@@ -42,6 +42,11 @@ def simulated(config: KioskConfig) -> KioskConfig:
             printer=dataclasses.replace(
                 devices.printer, backend="simulator", output_dir=str(data_dir / "printer")
             ),
+            receipt_printer=None
+            if devices.receipt_printer is None
+            else dataclasses.replace(
+                devices.receipt_printer, backend="simulator", output_dir=str(data_dir / "receipt-printer")
+            ),
             scanner=dataclasses.replace(devices.scanner, backend="simulator"),
             card_reader=dataclasses.replace(devices.card_reader, backend="simulator"),
         ),
@@ -111,13 +116,19 @@ class KioskRuntime:
             from drivers.simulation import SimulatedHardware
 
             self.simulator = SimulatedHardware(config)
-        try:
-            from drivers.printer import open_printer
+        from drivers.printer import open_printer
 
+        try:
             devices.printer = open_printer(config.devices.printer)
         except KioskError as exc:
             devices.open_errors["printer"] = exc.message
             log.error("printer: %s", exc.message)
+        if config.devices.receipt_printer is not None:
+            try:
+                devices.receipt_printer = open_printer(config.devices.receipt_printer)
+            except KioskError as exc:
+                devices.open_errors["receipt_printer"] = exc.message
+                log.error("receipt printer: %s", exc.message)
         try:
             from drivers.scanner import open_scanner
 
@@ -184,8 +195,9 @@ class KioskRuntime:
         self.control.stop()
         if self.devices.scanner is not None:
             self.devices.scanner.stop()
-        if self.devices.printer is not None:
-            self.devices.printer.close()
+        for printer in (self.devices.printer, self.devices.receipt_printer):
+            if printer is not None:
+                printer.close()
         if self.simulator is not None:
             self.simulator.close()
         self.core.shutdown()
@@ -218,6 +230,7 @@ class KioskRuntime:
         """Each device is asked on its own lane, never concurrently with a print or a card read."""
         futures = [
             self.core.submit("printer", self.handlers.poll_printer),
+            self.core.submit("receipt", self.handlers.poll_receipt_printer),
             self.core.submit("card", self.handlers.poll_card_reader),
         ]
         self.handlers.poll_scanner()
@@ -227,7 +240,10 @@ class KioskRuntime:
     def health(self) -> dict[str, Any]:
         states = self.handlers.device_states()
         devices: dict[str, dict[str, Any]] = {}
-        for name in ("printer", "card_reader", "scanner"):
+        names = ["printer", "card_reader", "scanner"]
+        if self.config.devices.receipt_printer is not None:
+            names.append("receipt_printer")
+        for name in names:
             entry: dict[str, Any] = {"state": states.get(name, "unknown")}
             if name in self.devices.open_errors:
                 entry["error"] = self.devices.open_errors[name]

@@ -496,7 +496,10 @@ class TechnicianScreen(FlowScreen):
         body.add_widget(Text(app.tr("technician.devices"), size=46, bold=True, halign="left"))
         states = app.device_states()
         test = flow.self_test or {}
-        for device in ("printer", "card_reader", "scanner"):
+        devices = ["printer", "card_reader", "scanner"]
+        if app.core.config.devices.receipt_printer is not None:
+            devices.insert(1, "receipt_printer")
+        for device in devices:
             state = states.get(device, "unknown")
             if device == "card_reader" and not app.core.config.devices.card_reader.enabled:
                 state = "disabled"
