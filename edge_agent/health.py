@@ -21,6 +21,8 @@ from kiosk.events import JournalStats, PrivacyError, check_no_personal_data
 log = logging.getLogger(__name__)
 
 DEVICE_NAMES = ("printer", "card_reader", "scanner")
+#: devices a kiosk may have; reported only when the app reports them
+OPTIONAL_DEVICE_NAMES = ("receipt_printer",)
 
 
 def hardware_inventory(data_dir: Path) -> dict[str, Any]:
@@ -82,6 +84,8 @@ def app_section(reply: dict[str, Any] | None, error: str | None) -> dict[str, An
         "screen": reply.get("screen"),
         "out_of_service": reply.get("out_of_service"),
         "config_version": reply.get("config_version"),
+        # where queue numbers come from and what is still to report to the allocator (counts only)
+        "numbering": reply.get("numbering"),
     }
 
 
@@ -89,7 +93,7 @@ def devices_section(reply: dict[str, Any] | None) -> dict[str, Any]:
     """Each device's state; ``unknown`` when the app is down (the agent does not open devices itself)."""
     devices = (reply or {}).get("devices") or {}
     out: dict[str, Any] = {}
-    for name in DEVICE_NAMES:
+    for name in DEVICE_NAMES + tuple(n for n in OPTIONAL_DEVICE_NAMES if n in devices):
         item = devices.get(name)
         if not isinstance(item, dict):
             out[name] = {"state": "unknown"}

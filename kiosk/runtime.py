@@ -250,9 +250,14 @@ class KioskRuntime:
             devices[name] = entry
         if not self.config.devices.card_reader.enabled:
             devices["card_reader"] = {"state": "disabled"}
+        numbering: dict[str, Any] = {"mode": self.config.numbering.mode}
+        if isinstance(self.tickets, CenterTicketSource):
+            numbering["pending_reports"] = self.tickets.pending_reports()
+            numbering["offline_blocked"] = self.tickets.offline_blocked
         return {
             "app_version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 1),
+            "numbering": numbering,
             "screen": self.core.screen,
             "out_of_service": self.core.out_of_service_reason is not None,
             "config_version": self.config.version,

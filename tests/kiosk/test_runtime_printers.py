@@ -70,3 +70,11 @@ def test_printer_roles_are_checked() -> None:
         parse_dataclass(DevicesSection, {"receipt_printer": {"role": "ticket"}}, "devices")
     with pytest.raises(ConfigError, match=r"printer\.role"):
         parse_dataclass(DevicesSection, {"printer": {"role": "receipt"}}, "devices")
+
+
+def test_health_reports_the_receipt_printer_and_numbering(runtime: KioskRuntime) -> None:
+    runtime.poll_devices()
+    health = runtime.health()
+    assert health["numbering"] == {"mode": "local"}
+    assert set(health["devices"]) == {"printer", "receipt_printer", "card_reader", "scanner"}
+    assert health["devices"]["card_reader"] == {"state": "disabled"}
