@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -343,7 +342,3 @@ class KioskRuntime:
 
         self._on_ui(apply)
         return {"config_version": new_config.version}
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("MOTCUA_DATA_DIR", "var/kiosk"))

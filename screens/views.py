@@ -7,7 +7,7 @@ be redrawn at any time (language toggle, device result) and shows the same thing
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
@@ -550,13 +550,3 @@ SCREENS: dict[str, type[FlowScreen]] = {
     "rating": RatingScreen,
     "technician": TechnicianScreen,
 }
-
-
-def screen_texts(widget: Any) -> list[str]:
-    """Every text a widget tree shows (labels and buttons), for tests and OCR checks."""
-    texts = []
-    for child in widget.walk(restrict=True):
-        text = getattr(child, "text", None)
-        if isinstance(text, str) and text.strip():
-            texts.append(text)
-    return texts
