@@ -83,7 +83,7 @@ class ControlServer:
         try:
             return {"ok": True, "result": handler(args)}
         except KioskError as exc:
-            log.warning("control command %s failed: %s", request["cmd"], exc.message)
+            log.info("control command %s answered with an error: %s", request["cmd"], exc.message)
             return {"ok": False, "error": exc.to_dict()}
         except (ValueError, TypeError, KeyError) as exc:
             return {"ok": False, "error": {"type": "BadArguments", "message": str(exc)}}
