@@ -21,7 +21,6 @@ DEB_PACKAGES=(
   fonts-dejavu-core
   libusb-1.0-0     # pyusb: USB thermal printers through python-escpos
   tesseract-ocr tesseract-ocr-vie  # OCR of printed tickets and screens in tests (a peer we do not control)
-  chromium chromium-driver         # headless browser for the fleet dashboard tests
 )
 
 missing=()
