@@ -192,7 +192,7 @@ class EffectHandlers:
             number=allocated.number,
             counters=list(service.counters),
             issued_at=now,
-            waiting_ahead=allocated.waiting_ahead if allocated.waiting_ahead is not None else -1,
+            waiting_ahead=allocated.waiting_ahead,
             citizen_name=effect.citizen_name,
             priority_label=tr("ticket.priority_short") if effect.priority else None,
             qr_data=ticket_qr(self.config.kiosk.center_id, allocated.day, allocated.number),

@@ -104,7 +104,7 @@ def ticket_elements(content: TicketContent) -> list[Element]:
     out.append(Space(10))
     if content.counters:
         out.append(Line(f"{content.label('counter')}: {', '.join(content.counters)}"))
-    if content.waiting_ahead >= 0:  # negative: not known (offline issue), so not printed at all
+    if content.waiting_ahead is not None:  # not known (offline issue): not printed at all
         out.append(Line(content.label("waiting").format(n=content.waiting_ahead)))
     out.append(Line(f"{content.label('time')}: {local:%H:%M %d/%m/%Y}"))
     if content.citizen_name:

@@ -140,7 +140,7 @@ class TicketContent:
     counters: Sequence[str]
     issued_at: datetime
     #: people ahead in this queue; negative when unknown (offline), then the line is left out
-    waiting_ahead: int
+    waiting_ahead: int | None  # None: not known (no center allocator, or issued offline): not printed
     citizen_name: str | None = None
     priority_label: str | None = None
     qr_data: str | None = None

@@ -167,7 +167,7 @@ def test_unknown_waiting_count_is_left_out(ticket: TicketContent) -> None:
 
     config = PrinterConfig(mode="native", native_verified=True)
     known = native_program(ticket_elements(ticket), config)
-    unknown = native_program(ticket_elements(replace(ticket, waiting_ahead=-1)), config)
+    unknown = native_program(ticket_elements(replace(ticket, waiting_ahead=None)), config)
     waiting = encode_native("Đang chờ: 12 người", "cp1258")
     assert waiting in known
     assert encode_native("Đang chờ", "cp1258") not in unknown
