@@ -7,6 +7,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Binary or library -> Debian package that provides it.
 DEB_PACKAGES=(
+  python3 python3-venv  # Debian's Python 3.11 and its venv module (ensurepip)
+  python3-dev gcc libc6-dev  # pyscard is built from source
   xvfb             # a real X server for the Kivy window in tests and headless demos
   xauth
   pcscd            # PC/SC daemon: pyscard talks to readers through it
