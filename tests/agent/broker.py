@@ -6,13 +6,16 @@ persistence file, and is started and stopped by the test session.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,3 +127,24 @@ class Broker:
         self.stop()
         if os.environ.get("KEEP_BROKER_DIR") is None:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_pki(names: tuple[str, ...], prefix: str) -> Iterator[Pki]:
+    """A test CA with a certificate per name, in a temporary folder removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield Pki.create(directory, names)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_broker(pki: Pki, prefix: str) -> Iterator[Broker]:
+    """A started Mosquitto on its own ports and folder, stopped and cleaned afterwards."""
+    instance = Broker(Path(tempfile.mkdtemp(prefix=prefix)), pki)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.cleanup()

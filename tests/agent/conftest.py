@@ -22,7 +22,7 @@ import pytest
 from edge_agent.agent import Agent, AgentSettings
 from edge_agent.config import AgentConfig, TlsConfig
 from kiosk.ipc import ControlServer
-from tests.agent.broker import ROOT, Broker, Pki
+from tests.agent.broker import ROOT, Broker, Pki, running_broker, temporary_pki
 from tests.agent.peer import Peer
 
 CENTER = "hcm-ben-thanh"
@@ -30,26 +30,21 @@ CENTER = "hcm-ben-thanh"
 
 @pytest.fixture(scope="session")
 def pki() -> Iterator[Pki]:
-    directory = Path(tempfile.mkdtemp(prefix="agpki-"))
-    yield Pki.create(directory, ("kiosk-a", "kiosk-b", "fleet"))
-    shutil.rmtree(directory, ignore_errors=True)
+    with temporary_pki(("kiosk-a", "kiosk-b", "fleet"), "agpki-") as made:
+        yield made
 
 
 @pytest.fixture(scope="session")
 def broker(pki: Pki) -> Iterator[Broker]:
-    instance = Broker(Path(tempfile.mkdtemp(prefix="agbrk-")), pki)
-    instance.start()
-    yield instance
-    instance.cleanup()
+    with running_broker(pki, "agbrk-") as instance:
+        yield instance
 
 
 @pytest.fixture
 def own_broker(pki: Pki) -> Iterator[Broker]:
     """A broker this test may stop and restart."""
-    instance = Broker(Path(tempfile.mkdtemp(prefix="agbrk-")), pki)
-    instance.start()
-    yield instance
-    instance.cleanup()
+    with running_broker(pki, "agbrk-") as instance:
+        yield instance
 
 
 @pytest.fixture

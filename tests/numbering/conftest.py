@@ -25,7 +25,7 @@ from fleet.allocator import Allocator, AllocatorSettings
 from fleet.protocol import NumberPlan, TicketTopics
 from kiosk.config import NumberingSection, ServiceArea
 from kiosk.numbering import CenterTicketSource, agent_ask
-from tests.agent.broker import ROOT, Broker, Pki
+from tests.agent.broker import ROOT, Broker, Pki, running_broker, temporary_pki
 from tests.agent.conftest import exception_guard, wait_until
 
 __all__ = ["exception_guard", "wait_until"]
@@ -61,26 +61,21 @@ class Clock:
 
 @pytest.fixture(scope="session")
 def pki() -> Iterator[Pki]:
-    directory = Path(tempfile.mkdtemp(prefix="nbpki-"))
-    yield Pki.create(directory, (*KIOSKS, "allocator", "fleet"))
-    shutil.rmtree(directory, ignore_errors=True)
+    with temporary_pki((*KIOSKS, "allocator", "fleet"), "nbpki-") as made:
+        yield made
 
 
 @pytest.fixture(scope="session")
 def broker(pki: Pki) -> Iterator[Broker]:
-    instance = Broker(Path(tempfile.mkdtemp(prefix="nbbrk-")), pki)
-    instance.start()
-    yield instance
-    instance.cleanup()
+    with running_broker(pki, "nbbrk-") as instance:
+        yield instance
 
 
 @pytest.fixture
 def own_broker(pki: Pki) -> Iterator[Broker]:
     """A broker this test may stop and restart."""
-    instance = Broker(Path(tempfile.mkdtemp(prefix="nbbrk-")), pki)
-    instance.start()
-    yield instance
-    instance.cleanup()
+    with running_broker(pki, "nbbrk-") as instance:
+        yield instance
 
 
 @pytest.fixture
