@@ -23,6 +23,9 @@ DEB_PACKAGES=(
   fonts-dejavu-core
   libusb-1.0-0     # pyusb: USB thermal printers through python-escpos
   tesseract-ocr tesseract-ocr-vie  # OCR of printed tickets and screens in tests (a peer we do not control)
+  postgresql-15    # initdb/pg_ctl for the throwaway PostgreSQL cluster the fleet tests start themselves
+  chromium         # headless browser the fleet's browser tests drive (Playwright, never its own download)
+  espeak-ng sox    # offline Vietnamese speech (hall display, kiosk voice) and checks of the audio
 )
 
 missing=()
