@@ -11,12 +11,12 @@ import argparse
 import importlib
 import sys
 
-from kiosk.entry import add_verbose, run_command
+from common.entry import add_verbose, run_command
 
 #: command -> module that implements it
 COMMANDS: dict[str, str] = {
-    "kiosk": "kiosk.cli",
-    "sim": "drivers.sim_cli",
+    "kiosk": "screens.cli",
+    "sim": "kiosk.sim_cli",
     "printer": "drivers.printer.cli",
     "card": "drivers.card.cli",
     "agent": "edge_agent.cli",

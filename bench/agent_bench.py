@@ -27,8 +27,9 @@ from typing import Any
 
 import psutil
 
-from edge_agent.messages import Topics, event_payload
-from kiosk.events import EventJournal
+from common.journal import EventJournal
+from contract.events import Lookup, TicketIssued, event_payload_bytes, payload_json
+from contract.topics import KioskTopics
 from tests.agent.broker import ROOT, Broker, Pki
 from tests.agent.conftest import CENTER, agent_config, write_kiosk_toml
 from tests.agent.peer import Peer
@@ -72,14 +73,15 @@ APP_PRODUCER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from kiosk.events import EventJournal
+    from common.journal import EventJournal
+    from contract.events import TicketIssued
     journal = EventJournal(Path(sys.argv[1]))
-    bodies = [json.loads(line) for line in open(sys.argv[2])]
+    bodies = [TicketIssued.from_data(json.loads(line)) for line in open(sys.argv[2])]
     sys.stdout.write("ready\\n"); sys.stdout.flush()
     sys.stdin.readline()
     start = time.perf_counter()
     for i in range(0, len(bodies), 100):
-        journal.append_many([("ticket_issued", b) for b in bodies[i:i + 100]])
+        journal.append_many(bodies[i:i + 100])
     print(json.dumps({"append_s": time.perf_counter() - start}))
     """
 )
@@ -89,20 +91,9 @@ def make_payloads(n: int) -> list[bytes]:
     """Envelopes like the agent sends: ~300 bytes each."""
     out = []
     for i in range(n):
-        body = json.dumps(
-            {
-                "service": "HOTICH",
-                "number": f"A{i % 1000:03d}",
-                "counter": "3",
-                "priority": False,
-                "waiting": 12,
-                "printed": True,
-                "duration_ms": 5230,
-            },
-            sort_keys=True,
-        )
+        body = payload_json(TicketIssued(f"A{i % 1000:03d}", "HOTICH", day="2026-11-23"))
         out.append(
-            event_payload(
+            event_payload_bytes(
                 seq=i + 1,
                 event_id=os.urandom(16).hex(),
                 kind="ticket_issued",
@@ -119,7 +110,7 @@ def bench_raw(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, infli
     ident = pki.client("kiosk-raw")
     payload_file = work / "payloads.hex"
     payload_file.write_text("\n".join(p.hex() for p in payloads))
-    topic = Topics("motcua/v1", CENTER, "kiosk-raw").event("ticket_issued")
+    topic = KioskTopics(CENTER, "kiosk-raw").event("ticket_issued")
     subscriber = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet")).connect(topic)
     try:
         out = subprocess.run(
@@ -162,7 +153,7 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
     data_dir = work / "kiosk"
     cfg = agent_config(broker, pki, "kiosk-a", heartbeat_s=5.0)
     conf = write_kiosk_toml(work / "kiosk.toml", "kiosk-a", data_dir, cfg)
-    topics = Topics("motcua/v1", CENTER, "kiosk-a")
+    topics = KioskTopics(CENTER, "kiosk-a")
     subscriber = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet")).connect(
         f"{topics.base}/event/#"
     )
@@ -185,8 +176,8 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
         rss_idle_before = proc.memory_info().rss
         journal = EventJournal(data_dir / "events.sqlite")
         bodies_file = work / "bodies.jsonl"
-        bodies = [json.loads(p)["payload"] for p in payloads]
-        bodies_file.write_text("\n".join(json.dumps(b) for b in bodies))
+        bodies = [TicketIssued.from_data(json.loads(p)["payload"]) for p in payloads]
+        bodies_file.write_text("\n".join(json.dumps(b.to_data()) for b in bodies))
         # The app is its own process, as on a kiosk: it appends in batches of 100 (one fsync each).
         producer = subprocess.Popen(
             [sys.executable, "-c", APP_PRODUCER, str(data_dir / "events.sqlite"), str(bodies_file)],
@@ -212,7 +203,7 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
         # paused with SIGSTOP while they are appended, so this times the agent's path alone.
         agent.send_signal(signal.SIGSTOP)
         for i in range(0, len(bodies), 100):
-            journal.append_many([("ticket_issued", b) for b in bodies[i : i + 100]])
+            journal.append_many(bodies[i : i + 100])
         drain_start = time.perf_counter()
         agent.send_signal(signal.SIGCONT)
         while journal.count() and time.perf_counter() - drain_start < 300:
@@ -224,7 +215,7 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
         # Single appends (one fsync each): what one citizen action costs the app's worker thread.
         t0 = time.perf_counter()
         for _ in range(200):
-            journal.append("lookup", {"found": True})
+            journal.append(Lookup("found", "camera"))
         single_ms = (time.perf_counter() - t0) / 200 * 1000
         subscriber.wait(lambda: len(subscriber.messages) >= 2 * len(payloads) + 200, 30)
         while journal.count():

@@ -36,7 +36,7 @@ def demo_config_file(data_dir: Path) -> Path:
 
 def cold_start(display: str, data_dir: Path, timeout: float = 60.0) -> float:
     """Seconds from process start to the app's first interactive frame."""
-    from kiosk.cli import FIRST_FRAME_MESSAGE
+    from screens.cli import FIRST_FRAME_MESSAGE
 
     config = demo_config_file(data_dir)
     env = {**os.environ, "DISPLAY": display}

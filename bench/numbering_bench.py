@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contract.tickets import NumberPlan
 from edge_agent.agent import Agent, AgentSettings
 from fleet.allocator import Allocator
-from fleet.protocol import NumberPlan
 from kiosk.flows.ticket import IssueTicket
 from kiosk.runtime import KioskRuntime, demo_config
 from tests.agent.broker import ROOT, Broker, Pki

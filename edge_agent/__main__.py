@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common.entry import add_verbose, run_command
 from edge_agent import cli
-from kiosk.entry import add_verbose, run_command
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The edge agent: the kiosk's only voice to the center.
 
 Threads, and why each exists:
-- ``mqtt-supervisor`` (+ paho's network thread): keeps one MQTT session up (edge_agent.mqtt).
+- ``mqtt-supervisor`` (+ paho's network thread): keeps one MQTT session up (common.mqtt).
 - the caller's thread runs ``run()``: the outbox pump. It reads the journal in seq order, publishes at
   QoS 1 within a window, and deletes events in batches once their PUBACK arrived. A new connection
   restarts the read from the oldest undeleted event, so nothing unacknowledged is skipped and order per
@@ -15,7 +15,6 @@ Threads, and why each exists:
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import queue
 import threading
@@ -24,35 +23,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import ipc
+from common.errors import MotcuaError
+from common.files import write_atomically
+from common.journal import EventJournal, JournalError
+from common.mqtt import Backoff, Message, MqttLink, Will
+from contract.commands import Command, CommandResult
+from contract.config import ConfigState
+from contract.errors import ContractError
+from contract.events import event_payload_bytes
+from contract.health import Health, LinkHealth, health_alarms
+from contract.status import Status
+from contract.topics import KioskTopics
+from contract.wire import salvage_request_id
 from edge_agent import __version__
 from edge_agent.commands import CommandExecutor
 from edge_agent.config import AgentConfig
-from edge_agent.health import (
-    HealthProbe,
-    app_section,
-    devices_section,
-    hardware_inventory,
-    outbox_section,
-)
-from edge_agent.messages import (
-    SCHEMA_HEALTH,
-    CommandRequest,
-    CommandResult,
-    MessageError,
-    Status,
-    Topics,
-    dumps,
-    event_payload,
-    loads_object,
-    now_iso,
-    salvage_request_id,
-)
-from edge_agent.mqtt import Backoff, Message, MqttLink, Will
-from edge_agent.remote_config import ConfigManager, write_atomically
+from edge_agent.health import HealthProbe, app_section, devices_section, hardware_inventory, outbox_section
+from edge_agent.remote_config import ConfigManager
 from edge_agent.state import AgentState
-from kiosk import ipc
-from kiosk.errors import KioskError
-from kiosk.events import EventJournal, JournalError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +59,6 @@ class AgentSettings:
     center_id: str
     data_dir: Path
     agent: AgentConfig
-    config_file: Path | None = None
 
 
 class Agent:
@@ -81,7 +69,7 @@ class Agent:
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.app_socket = data_dir / SOCKET_NAME
-        self.topics = Topics(cfg.topic_root, settings.center_id, settings.kiosk_id)
+        self.topics = KioskTopics(settings.center_id, settings.kiosk_id, cfg.topic_root)
         self.journal = EventJournal(data_dir / JOURNAL_NAME, max_events=cfg.outbox_max_events, durable=False)
         if self.journal.recovered is not None:
             log.error("event journal was corrupted and moved aside to %s", self.journal.recovered[0].name)
@@ -124,7 +112,6 @@ class Agent:
         self.config = ConfigManager(
             state=self.state,
             data_dir=data_dir,
-            config_file=settings.config_file,
             app_socket=self.app_socket,
             app_timeout_s=cfg.app_timeout_s,
             publish_state=self._publish_config_state,
@@ -141,11 +128,8 @@ class Agent:
         )
         # Queue numbers: the app asks on <data_dir>/agent.sock, the allocator answers over this session.
         from edge_agent.tickets import TicketRelay
-        from fleet.protocol import TicketTopics
 
-        self.tickets = TicketRelay(
-            self.link, TicketTopics(cfg.topic_root, settings.center_id), settings.kiosk_id, data_dir
-        )
+        self.tickets = TicketRelay(self.link, self.topics, data_dir)
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -154,7 +138,7 @@ class Agent:
         """Start the MQTT session and the worker threads; ``run`` then pumps the outbox."""
         self.link.subscribe(self.topics.cmd_req, 1, self._enqueue)
         self.link.subscribe(self.topics.config_set, 1, self._enqueue)
-        self.link.subscribe(self.topics.center_config_set, 1, self._enqueue)
+        self.link.subscribe(self.topics.center.config_set, 1, self._enqueue)
         self.link.subscribe(self.topics.status, 1, self._on_own_status)
         self.tickets.start()
         for name, target in (("agent-session", self._session_loop), ("agent-control", self._control_loop)):
@@ -175,7 +159,7 @@ class Agent:
         self._control.put(None)
         for thread in self._threads:
             thread.join(5)
-        final = Status("offline", self.bdseq, self.boot, "shutdown")
+        final = Status("offline", "shutdown", self.bdseq, self.boot)
         self.link.stop(last=(self.topics.status, final.to_payload(), True))
         self.tickets.stop()
         self._flush_acks(force=True)
@@ -194,7 +178,7 @@ class Agent:
 
     def _make_will(self) -> Will:
         self.bdseq = self.state.next_counter("bdseq")
-        will = Status("offline", self.bdseq, self.boot, "lost")
+        will = Status("offline", "lost", self.bdseq, self.boot)
         delay = self.cfg.will_delay_s if self.cfg.protocol == "5" else 0
         return Will(self.topics.status, will.to_payload(), delay)
 
@@ -222,14 +206,14 @@ class Agent:
         if message.retain or self._stop.is_set():  # old news, or our own offline/shutdown
             return
         try:
-            data = loads_object(message.payload, "status")
-        except MessageError:
-            data = {}
+            seen: Status | None = Status.parse(message.payload)
+        except ContractError:
+            seen = None
         if self.link.connected and self._birth_generation == self.link.generation and (
-            data.get("state") != "online" or data.get("bdseq") != self.bdseq
+            seen is None or seen.state != "online" or seen.bdseq != self.bdseq
         ):
             log.warning("retained status shows %s (bdseq %s); publishing birth again",
-                        data.get("state"), data.get("bdseq"))
+                        seen and seen.state, seen and seen.bdseq)
             self._heal_birth = True
             self._wake_session.set()
 
@@ -276,7 +260,7 @@ class Agent:
                         topic = topic_cache.get(kind)
                         if topic is None:
                             topic = topic_cache[kind] = self.topics.event(kind)
-                        body = event_payload(
+                        body = event_payload_bytes(
                             seq=seq, event_id=event_id, kind=kind, occurred_at=occurred_at,
                             payload_json=payload_json, journal_id=journal_id, replay=attempts > 0,
                         )
@@ -367,24 +351,24 @@ class Agent:
     def _app_health(self, timeout: float) -> tuple[dict[str, Any] | None, str | None]:
         try:
             return ipc.call(self.app_socket, "app.health", {}, timeout=timeout), None
-        except KioskError as exc:
+        except MotcuaError as exc:
             return None, exc.message
         except ValueError as exc:
             return None, f"bad answer: {exc}"
 
     def _publish_birth(self, generation: int) -> None:
         reply, _error = self._app_health(min(self.cfg.app_timeout_s, 2.0))
-        hardware = hardware_inventory(self.settings.data_dir)
-        hardware["devices"] = {k: v.get("state") for k, v in devices_section(reply).items()}
+        devices = {name: d.state for name, d in devices_section(reply).items()}
+        app_version = (reply or {}).get("app_version")
         birth = Status(
             "online",
+            "birth",
             self.bdseq,
             self.boot,
-            "birth",
             agent_version=__version__,
-            app_version=(reply or {}).get("app_version"),
+            app_version=str(app_version)[:40] if app_version is not None else None,
             config_version=self.config.versions(),
-            hardware=hardware,
+            hardware=hardware_inventory(self.settings.data_dir, devices),
         )
         if self.link.publish(self.topics.status, birth.to_payload(), qos=1, retain=True) is None:
             return
@@ -395,42 +379,33 @@ class Agent:
             self._publish_result(result, None, None)
         log.info("birth published (bdseq %d, boot %d)", self.bdseq, self.boot)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         reply, error = self._app_health(self.cfg.app_timeout_s)
-        stats = self.journal.stats()
-        outbox = outbox_section(stats, self.cfg.outbox_alarm_ratio, self.journal.journal_id)
+        outbox = outbox_section(
+            self.journal.stats(), self.cfg.outbox_alarm_ratio, self.journal.journal_id,
+            self.journal.recovered[0].name if self.journal.recovered is not None else None,
+        )
+        app = app_section(reply, error)
         devices = devices_section(reply)
-        alarms = []
-        if outbox["alarm"]:
-            alarms.append("outbox_near_full")
-        if reply is None:
-            alarms.append("app_down")
-        alarms += [f"{name}_{d['state']}" for name, d in devices.items()
-                   if d.get("state") not in ("ok", "unknown")]
-        body: dict[str, Any] = {
-            "schema": SCHEMA_HEALTH,
-            "at": now_iso(),
-            "bdseq": self.bdseq,
-            "boot": self.boot,
+        return Health(
+            bdseq=self.bdseq,
+            boot=self.boot,
+            app=app,
+            outbox=outbox,
+            link=LinkHealth(self.link.connected, self.link.connect_count, self.link.last_error[:300],
+                            self.refused_total),
+            devices=devices,
+            config_version=self.config.versions(),
+            alarms=health_alarms(app, devices, outbox),
             **self.probe.system(),
-            "app": app_section(reply, error),
-            "devices": devices,
-            "outbox": outbox,
-            "config_version": self.config.versions(),
-            "link": {"connected": self.link.connected, "connects": self.link.connect_count,
-                     "last_error": self.link.last_error, "refused_events": self.refused_total},
-            "alarms": alarms,
-        }
-        if self.journal.recovered is not None:
-            body["outbox"]["recovered_from"] = self.journal.recovered[0].name
-        return body
+        )
 
     def _heartbeat(self) -> None:
-        body = self.health()
-        if body["outbox"]["alarm"]:
-            log.warning("outbox %.0f %% full (%d of %d events)", body["outbox"]["fill_ratio"] * 100,
-                        body["outbox"]["pending"], body["outbox"]["max"])
-        payload = dumps(body)
+        health = self.health()
+        if health.outbox.alarm:
+            log.warning("outbox %.0f %% full (%d of %d events)", health.outbox.fill_ratio * 100,
+                        health.outbox.pending, health.outbox.max)
+        payload = health.to_payload()
         # Local copy for the technician screen and for when the center cannot be reached.
         write_atomically(self.settings.data_dir / HEALTH_FILE, payload)
         self.link.publish(self.topics.health, payload, qos=0)
@@ -452,7 +427,7 @@ class Agent:
                     self._handle_command(message)
                 elif message.topic == self.topics.config_set:
                     self.config.on_push("kiosk", message.payload)
-                elif message.topic == self.topics.center_config_set:
+                elif message.topic == self.topics.center.config_set:
                     self.config.on_push("center", message.payload)
             except Exception:
                 log.exception("handling %s failed", message.topic)
@@ -461,16 +436,16 @@ class Agent:
 
     def _handle_command(self, message: Message) -> None:
         try:
-            request = CommandRequest.parse(message.payload)
-        except MessageError as exc:
-            request_id = salvage_request_id(message.payload)
+            request = Command.parse(message.payload)
+        except ContractError as exc:
+            request_id = salvage_request_id(message.payload, Command.MAX_BYTES)
             log.warning("rejected command %s: %s", request_id, exc.message)
-            result = CommandResult(request_id, None, "error", f"rejected: {exc.message}").to_dict()
+            result = CommandResult(request_id, None, "error", f"rejected: {exc.message}"[:2000])
             if request_id is not None:
                 if self.state.command_seen(request_id) is not None:
                     return  # that request id was answered already; an id is answered once
-                self.state.command_done(request_id, None, result)
-            self._publish_result(result, message.response_topic, message.correlation_data)
+                self.state.command_done(request_id, None, result.to_data())
+            self._publish_result(result.to_data(), message.response_topic, message.correlation_data)
             return
         seen = self.state.command_seen(request.request_id)
         if seen is not None:
@@ -482,13 +457,13 @@ class Agent:
             result = CommandResult(
                 request.request_id, request.command, "error",
                 "interrupted by an agent restart; not executed again",
-            ).to_dict()
+            )
         else:
             self.state.command_started(request.request_id, request.command)
             log.info("executing command %s (%s)", request.command, request.request_id)
-            result = self.executor.execute(request).to_dict()
-        self.state.command_done(request.request_id, request.command, result)
-        self._publish_result(result, message.response_topic, message.correlation_data)
+            result = self.executor.execute(request)
+        self.state.command_done(request.request_id, request.command, result.to_data())
+        self._publish_result(result.to_data(), message.response_topic, message.correlation_data)
 
     def _publish_result(
         self, result: dict[str, Any], response_topic: str | None, correlation: bytes | None
@@ -496,8 +471,9 @@ class Agent:
         topic = self.topics.cmd_res
         if response_topic and response_topic.startswith(self.topics.base + "/"):
             topic = response_topic  # MQTT v5 request/response, inside our own namespace (the ACL)
+        payload = CommandResult.from_data(result).to_payload()  # stored results are re-checked as sent
         with self._other_lock:
-            sent = self.link.publish(topic, dumps(result), qos=1, correlation_data=correlation)
+            sent = self.link.publish(topic, payload, qos=1, correlation_data=correlation)
             if sent is None:
                 return  # stays unpublished in the ledger; sent again after the next birth
             request_id = result.get("request_id")
@@ -507,5 +483,5 @@ class Agent:
     def _publish_blob(self, request_id: str, data: bytes) -> bool:
         return self.link.publish(self.topics.blob(request_id), data, qos=1) is not None
 
-    def _publish_config_state(self, report: dict[str, Any]) -> None:
-        self.link.publish(self.topics.config_state, json.dumps(report).encode(), qos=1, retain=True)
+    def _publish_config_state(self, report: ConfigState) -> None:
+        self.link.publish(self.topics.config_state, report.to_payload(), qos=1, retain=True)

@@ -16,11 +16,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kiosk.errors import ConfigError
+from common.errors import ConfigError
+from contract.errors import SchemaError
+from contract.wire import ID_HINT, ID_PATTERN
 
 HELP = "run the edge agent: MQTT session to the center, durable event outbox, remote commands"
 
-_ID = {"pattern": r"[a-z0-9][a-z0-9-]{1,62}", "pattern_hint": "lowercase id: a-z, 0-9, -"}
+_ID = {"pattern": ID_PATTERN, "pattern_hint": ID_HINT}
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,20 @@ class _KioskIdentity:
 
 def load_settings(path: Path) -> Any:
     """Read ``path`` into AgentSettings, or raise ConfigError naming the key."""
+    from contract.schema import parse_dataclass, read_toml
     from edge_agent.agent import AgentSettings
     from edge_agent.config import AgentConfig
-    from kiosk.schema import parse_dataclass, read_toml
 
-    data = read_toml(path)
-    kiosk = data.get("kiosk")
-    if not isinstance(kiosk, dict):
-        raise ConfigError(f"{path}: [kiosk] section missing")
-    wanted = {k: kiosk[k] for k in ("id", "center_id", "data_dir") if k in kiosk}
-    identity = parse_dataclass(_KioskIdentity, wanted, "kiosk")
-    agent = parse_dataclass(AgentConfig, data.get("agent", {}), "agent")
+    try:
+        data = read_toml(path)
+        kiosk = data.get("kiosk")
+        if not isinstance(kiosk, dict):
+            raise ConfigError(f"{path}: [kiosk] section missing")
+        wanted = {k: kiosk[k] for k in ("id", "center_id", "data_dir") if k in kiosk}
+        identity = parse_dataclass(_KioskIdentity, wanted, "kiosk")
+        agent = parse_dataclass(AgentConfig, data.get("agent", {}), "agent")
+    except SchemaError as exc:
+        raise ConfigError(exc.message) from exc
     for name in ("ca_file", "cert_file", "key_file"):
         tls_path = getattr(agent.tls, name)
         if tls_path is not None and not tls_path.is_file():
@@ -52,7 +57,7 @@ def load_settings(path: Path) -> Any:
     data_dir = identity.data_dir
     if not data_dir.is_absolute():  # relative to the config file, like kiosk.config does
         data_dir = (path.parent / data_dir).resolve()
-    return AgentSettings(identity.id, identity.center_id, data_dir, agent, path.resolve())
+    return AgentSettings(identity.id, identity.center_id, data_dir, agent)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

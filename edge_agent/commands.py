@@ -1,8 +1,8 @@
-"""Commands from the center: argument schemas and their execution through the app's control socket.
+"""Commands from the center, executed through the app's control socket (or by the agent itself).
 
-The envelope is checked by ``messages.CommandRequest.parse``; here every command's arguments are
-checked with the project's one validator (``kiosk.schema.parse_dataclass``) before anything runs.
-Unknown keys, wrong types and out-of-range values are rejected with a reason, never executed.
+A command arrives parsed by the contract (``contract.commands.Command``: the envelope and every
+argument checked, unknown keys refused); here it is checked against the clock and run, and every
+outcome becomes a ``CommandResult``.
 """
 
 from __future__ import annotations
@@ -13,53 +13,24 @@ import io
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge_agent.messages import CommandRequest, CommandResult
-from kiosk import ipc
-from kiosk.errors import ConfigError, KioskError, NetworkError
-from kiosk.schema import parse_dataclass
+from common import ipc
+from common.errors import MotcuaError, NetworkError
+from contract.commands import (
+    BlobInfo,
+    Command,
+    CommandResult,
+    NoArgs,
+    SetNoticeArgs,
+    SetServiceModeArgs,
+    UploadLogsArgs,
+)
+from contract.schema import to_data
 
 log = logging.getLogger(__name__)
-
-_TEXT = {"pattern": r"(?s).{0,300}", "pattern_hint": "text of at most 300 characters"}
-
-
-@dataclass(frozen=True)
-class NoArgs:
-    """Commands without arguments still reject unexpected keys (a typo is not silently ignored)."""
-
-
-@dataclass(frozen=True)
-class SetNoticeArgs:
-    text_vi: str = field(metadata=_TEXT)
-    text_en: str = field(default="", metadata=_TEXT)
-
-
-@dataclass(frozen=True)
-class UploadLogsArgs:
-    #: the last ``max_kb`` kilobytes of each log file
-    max_kb: int = field(default=256, metadata={"min": 1, "max": 4096})
-
-
-@dataclass(frozen=True)
-class SetServiceModeArgs:
-    out_of_service: bool
-    reason: str = field(default="", metadata=_TEXT)
-
-
-ARG_SCHEMAS: dict[str, type] = {
-    "reload_config": NoArgs,
-    "print_test_ticket": NoArgs,
-    "set_notice": SetNoticeArgs,
-    "screenshot": NoArgs,
-    "upload_logs": UploadLogsArgs,
-    "restart_app": NoArgs,
-    "set_service_mode": SetServiceModeArgs,
-}
 
 #: ID numbers (CCCD 12 digits, old CMND 9), and MRZ-like lines: never leave the kiosk, even in logs
 _SCRUB = [
@@ -89,6 +60,12 @@ def _tail(path: Path, max_bytes: int) -> bytes:
 BlobPublisher = Callable[[str, bytes], bool]
 
 
+class CommandFailed(MotcuaError):
+    """A command ran and could not do what it was asked (the reason goes to the console)."""
+
+    code = "command_failed"
+
+
 class CommandExecutor:
     """Runs validated commands; each returns a CommandResult (never raises for a command's failure)."""
 
@@ -111,69 +88,64 @@ class CommandExecutor:
         self._reload_config = reload_config
         self._blob_topic = blob_topic
 
-    def validate(self, request: CommandRequest) -> Any:
-        """The parsed arguments, or ConfigError naming the bad key."""
-        return parse_dataclass(ARG_SCHEMAS[request.command], request.args, "args")
-
-    def execute(self, request: CommandRequest) -> CommandResult:
+    def execute(self, request: Command) -> CommandResult:
         def fail(reason: str) -> CommandResult:
-            return CommandResult(request.request_id, request.command, "error", reason)
+            return CommandResult(request.request_id, request.command, "error", reason[:2000])
 
-        if request.expires_at is not None and request.expires_at <= datetime.now(UTC):
-            return fail(f"expired at {request.expires_at.isoformat()}; not executed")
+        refusal = request.refusal(datetime.now(UTC))
+        if refusal is not None:
+            return fail(refusal)
         try:
-            args = self.validate(request)
-        except ConfigError as exc:
-            return fail(f"invalid arguments: {exc.message}")
-        try:
-            result = getattr(self, f"_do_{request.command}")(args, request)
+            result = getattr(self, f"_do_{request.command}")(request.args, request)
         except NetworkError as exc:
             return fail(f"app not reachable: {exc.message}")
-        except KioskError as exc:
+        except MotcuaError as exc:
             return fail(exc.message)
         except OSError as exc:
             return fail(f"{type(exc).__name__}: {exc}")
-        except ValueError as exc:  # kiosk.ipc.call on a reply cut short (the app died mid-request)
+        except ValueError as exc:  # common.ipc.call on a reply cut short (the app died mid-request)
             return fail(f"app gave no valid answer: {exc}")
         return CommandResult(request.request_id, request.command, "ok", "done", result)
 
     def _app(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         return ipc.call(self.app_socket, cmd, args or {}, timeout=self.app_timeout_s)
 
-    def _blob(self, request: CommandRequest, data: bytes, content_type: str) -> dict[str, Any]:
+    def _blob(
+        self, request: Command, data: bytes, content_type: str, files: list[str] | None = None
+    ) -> dict[str, Any]:
         if len(data) > self.max_blob_bytes:
-            raise KioskError(
-                f"{content_type} of {len(data)} bytes exceeds max_blob_bytes {self.max_blob_bytes}"
-            )
+            limit = self.max_blob_bytes
+            raise CommandFailed(f"{content_type} of {len(data)} bytes exceeds max_blob_bytes {limit}")
         if not self._publish_blob(request.request_id, data):
             raise NetworkError("not connected to the broker; blob not sent")
-        return {
-            "blob_topic": self._blob_topic(request.request_id),
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "content_type": content_type,
-        }
+        info = BlobInfo(
+            self._blob_topic(request.request_id), len(data), hashlib.sha256(data).hexdigest(),
+            "image/png" if content_type == "image/png" else "application/gzip",
+            files or [],
+        )
+        result: dict[str, Any] = to_data(info)
+        return result
 
     # -- one method per command ------------------------------------------------------------------------
 
-    def _do_reload_config(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_reload_config(self, args: NoArgs, request: Command) -> dict[str, Any]:
         return self._reload_config()
 
-    def _do_print_test_ticket(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_print_test_ticket(self, args: NoArgs, request: Command) -> dict[str, Any]:
         return self._app("app.print_test_ticket")
 
-    def _do_set_notice(self, args: SetNoticeArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_set_notice(self, args: SetNoticeArgs, request: Command) -> dict[str, Any]:
         return self._app("app.notice", {"text_vi": args.text_vi, "text_en": args.text_en})
 
-    def _do_screenshot(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_screenshot(self, args: NoArgs, request: Command) -> dict[str, Any]:
         reply = self._app("app.screenshot")
         png_path = Path(str(reply.get("png_path", "")))
         data = png_path.read_bytes()
         if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise KioskError(f"app.screenshot returned {png_path.name}, which is not a PNG")
+            raise CommandFailed(f"app.screenshot returned {png_path.name}, which is not a PNG")
         return self._blob(request, data, "image/png")
 
-    def _do_upload_logs(self, args: UploadLogsArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_upload_logs(self, args: UploadLogsArgs, request: Command) -> dict[str, Any]:
         buffer = io.BytesIO()
         found = []
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as archive:
@@ -185,13 +157,11 @@ class CommandExecutor:
                 archive.write(scrub_log(_tail(path, args.max_kb * 1024)))
                 archive.write(b"\n")
         if not found:
-            raise KioskError("no log files found: " + ", ".join(p.name for p in self.log_files))
-        result = self._blob(request, buffer.getvalue(), "application/gzip")
-        result["files"] = found
-        return result
+            raise CommandFailed("no log files found: " + ", ".join(p.name for p in self.log_files))
+        return self._blob(request, buffer.getvalue(), "application/gzip", found)
 
-    def _do_restart_app(self, args: NoArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_restart_app(self, args: NoArgs, request: Command) -> dict[str, Any]:
         return self._app("app.restart")
 
-    def _do_set_service_mode(self, args: SetServiceModeArgs, request: CommandRequest) -> dict[str, Any]:
+    def _do_set_service_mode(self, args: SetServiceModeArgs, request: Command) -> dict[str, Any]:
         return self._app("app.service_mode", {"out_of_service": args.out_of_service, "reason": args.reason})

@@ -1,7 +1,7 @@
 """The ``[agent]`` section of the kiosk's configuration file: how the agent reaches the center.
 
 Every field has a default so a kiosk file may leave the section out; provisioning fills in the broker
-address and the certificate paths. Parsed with ``kiosk.schema.parse_dataclass`` like every other section.
+address and the certificate paths. Parsed with ``contract.schema.parse_dataclass`` like every other section.
 """
 
 from __future__ import annotations
@@ -10,18 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-
-@dataclass(frozen=True)
-class TlsConfig:
-    ca_file: Path | None = None  # the center's CA; None = plain TCP (local demo only)
-    cert_file: Path | None = None  # this kiosk's client certificate (CN = kiosk id)
-    key_file: Path | None = None
-
-    def __post_init__(self) -> None:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("tls: cert_file and key_file go together")
-        if self.cert_file is not None and self.ca_file is None:
-            raise ValueError("tls: a client certificate needs ca_file (the center's CA)")
+from common.mqtt import TlsConfig
 
 
 @dataclass(frozen=True)

@@ -16,26 +16,35 @@ from typing import Any
 
 import psutil
 
-from kiosk.events import JournalStats, PrivacyError, check_no_personal_data
+from common.journal import JournalStats
+from contract.errors import ContractError
+from contract.health import (
+    DEVICE_NAMES,
+    OPTIONAL_DEVICE_NAMES,
+    AppHealth,
+    DeviceHealth,
+    DiskHealth,
+    MemoryHealth,
+    OutboxHealth,
+)
+from contract.schema import parse_dataclass
+from contract.status import Hardware
 
 log = logging.getLogger(__name__)
 
-DEVICE_NAMES = ("printer", "card_reader", "scanner")
-#: devices a kiosk may have; reported only when the app reports them
-OPTIONAL_DEVICE_NAMES = ("receipt_printer",)
 
-
-def hardware_inventory(data_dir: Path) -> dict[str, Any]:
+def hardware_inventory(data_dir: Path, devices: dict[str, str]) -> Hardware:
     """What the birth message says about the box (cheap, read once per connection)."""
     disk = psutil.disk_usage(str(data_dir))
-    return {
-        "machine": platform.machine(),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "cpu_count": psutil.cpu_count() or 0,
-        "memory_bytes": psutil.virtual_memory().total,
-        "disk_bytes": disk.total,
-    }
+    return Hardware(
+        machine=platform.machine(),
+        os=f"{platform.system()} {platform.release()}"[:200],
+        python=platform.python_version(),
+        cpu_count=psutil.cpu_count() or 0,
+        memory_bytes=psutil.virtual_memory().total,
+        disk_bytes=disk.total,
+        devices=devices,
+    )
 
 
 def _temperature_c() -> float | None:
@@ -60,65 +69,75 @@ class HealthProbe:
         self._process.cpu_percent(None)
 
     def system(self) -> dict[str, Any]:
+        """The machine's part of ``health/1`` (keyword arguments of ``contract.health.Health``)."""
         memory = psutil.virtual_memory()
         disk = psutil.disk_usage(str(self.data_dir))
         return {
-            "uptime_s": round(time.time() - psutil.boot_time()),
-            "agent_uptime_s": round(time.monotonic() - self._started),
-            "cpu_percent": psutil.cpu_percent(None),
-            "agent_cpu_percent": self._process.cpu_percent(None),
-            "memory": {"used_percent": memory.percent, "agent_rss_bytes": self._process.memory_info().rss},
-            "disk": {"used_percent": disk.percent, "free_bytes": disk.free},
+            "uptime_s": float(max(0, round(time.time() - psutil.boot_time()))),
+            "agent_uptime_s": float(round(time.monotonic() - self._started)),
+            "cpu_percent": float(psutil.cpu_percent(None)),
+            "agent_cpu_percent": float(self._process.cpu_percent(None)),
+            "memory": MemoryHealth(float(memory.percent), self._process.memory_info().rss),
+            "disk": DiskHealth(float(disk.percent), disk.free),
             "temperature_c": _temperature_c(),
         }
 
 
-def app_section(reply: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
-    """The app's part of the heartbeat from its ``app.health`` answer (or why there is none)."""
+def app_section(reply: dict[str, Any] | None, error: str | None) -> AppHealth:
+    """The app's part of the heartbeat from its ``app.health`` answer (or why there is none).
+
+    The answer comes from another process: it is checked like any other input, and what does not fit
+    the contract is reported as the app's error instead of being passed on.
+    """
     if reply is None:
-        return {"state": "down", "error": error or "no answer"}
-    return {
-        "state": "up",
-        "version": reply.get("app_version"),
-        "uptime_s": reply.get("uptime_s"),
-        "screen": reply.get("screen"),
-        "out_of_service": reply.get("out_of_service"),
-        "config_version": reply.get("config_version"),
-        # where queue numbers come from and what is still to report to the allocator (counts only)
-        "numbering": reply.get("numbering"),
-    }
+        return AppHealth("down", error=(error or "no answer")[:300])
+    fields = ("uptime_s", "screen", "out_of_service", "config_version", "numbering")
+    data = {"state": "up", "version": reply.get("app_version"), **{k: reply.get(k) for k in fields}}
+    try:
+        return parse_dataclass(AppHealth, data, "app", lenient=True)
+    except ContractError as exc:
+        log.error("the app's health answer does not fit health/1: %s", exc.message)
+        return AppHealth("up", error=f"unusable health answer: {exc.message}"[:300])
 
 
-def devices_section(reply: dict[str, Any] | None) -> dict[str, Any]:
-    """Each device's state; ``unknown`` when the app is down (the agent does not open devices itself)."""
+def devices_section(reply: dict[str, Any] | None) -> dict[str, DeviceHealth]:
+    """Each device's state; ``unknown`` when the app is down (the agent does not open devices itself).
+
+    Only the fields ``health/1`` defines are passed on (state, model, error): nothing else the app may
+    have put in its answer reaches the center.
+    """
     devices = (reply or {}).get("devices") or {}
-    out: dict[str, Any] = {}
+    if not isinstance(devices, dict):
+        devices = {}
+    out: dict[str, DeviceHealth] = {}
     for name in DEVICE_NAMES + tuple(n for n in OPTIONAL_DEVICE_NAMES if n in devices):
         item = devices.get(name)
         if not isinstance(item, dict):
-            out[name] = {"state": "unknown"}
+            out[name] = DeviceHealth("unknown")
             continue
         try:
-            check_no_personal_data(item, f"devices.{name}")
-        except PrivacyError as exc:
-            log.error("dropping device details: %s", exc.message)
-            item = {"state": item.get("state")}
-        out[name] = item
+            out[name] = parse_dataclass(DeviceHealth, item, f"devices.{name}", lenient=True)
+        except ContractError as exc:
+            log.error("device %s: %s", name, exc.message)
+            out[name] = DeviceHealth("unknown", error="unusable state from the app")
     return out
 
 
-def outbox_section(stats: JournalStats, alarm_ratio: float, journal_id: str) -> dict[str, Any]:
+def outbox_section(
+    stats: JournalStats, alarm_ratio: float, journal_id: str, recovered_from: str | None = None
+) -> OutboxHealth:
     oldest_age = None
     if stats.oldest_occurred_at:
         oldest = datetime.fromisoformat(stats.oldest_occurred_at)
         oldest_age = round((datetime.now(UTC) - oldest).total_seconds(), 1)
-    return {
-        "pending": stats.pending,
-        "max": stats.max_events,
-        "fill_ratio": round(stats.fill_ratio, 4),
-        "alarm": stats.fill_ratio >= alarm_ratio,
-        "oldest_age_s": oldest_age,
-        "oldest_seq": stats.oldest_seq,
-        "dropped_total": stats.dropped_total,
-        "journal_id": journal_id,
-    }
+    return OutboxHealth(
+        pending=stats.pending,
+        max=stats.max_events,
+        fill_ratio=min(1.0, round(stats.fill_ratio, 4)),
+        alarm=stats.fill_ratio >= alarm_ratio,
+        oldest_age_s=oldest_age,
+        oldest_seq=stats.oldest_seq,
+        dropped_total=stats.dropped_total,
+        journal_id=journal_id,
+        recovered_from=recovered_from,
+    )

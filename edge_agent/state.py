@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import KioskError
+from common.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class StateError(KioskError):
+class StateError(StoreError):
     """The agent's state file cannot be used even after recreating it."""
+
+    code = "agent_state"
 
 
 class AgentState:

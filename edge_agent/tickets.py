@@ -9,23 +9,18 @@ app prints from its offline block at once instead of waiting out its budget.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from edge_agent.mqtt import Message, MqttLink
-from fleet.protocol import (
-    OPS,
-    REQUEST_ID_RE,
-    SCHEMA_REQUEST,
-    SCHEMA_RESPONSE,
-    TicketTopics,
-)
-from kiosk.errors import NetworkError
-from kiosk.ipc import ControlServer
+from common.errors import NetworkError
+from common.ipc import ControlServer
+from common.mqtt import Message, MqttLink
+from contract.errors import ContractError
+from contract.tickets import AllocatorStatus, TicketRequest, TicketResponse
+from contract.topics import KioskTopics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +31,8 @@ MAX_WAIT_S = 5.0
 
 class TicketRelayError(NetworkError):
     """No answer from the allocator: the app takes a number from its offline block."""
+
+    code = "allocator_unreachable"
 
 
 class _Waiter:
@@ -49,12 +46,11 @@ class _Waiter:
 class TicketRelay:
     """Forwards ``ticket.allocate`` / ``ticket.report`` from the app to the allocator and back."""
 
-    def __init__(self, link: MqttLink, topics: TicketTopics, kiosk_id: str, data_dir: Path) -> None:
+    def __init__(self, link: MqttLink, topics: KioskTopics, data_dir: Path) -> None:
         self.link = link
         self.topics = topics
-        self.kiosk_id = kiosk_id
-        self.request_topic = topics.request(kiosk_id)
-        self.response_topic = topics.response(kiosk_id)
+        self.request_topic = topics.ticket_req
+        self.response_topic = topics.ticket_res
         self.server = ControlServer(data_dir / SOCKET_NAME)
         self._waiters: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
@@ -65,7 +61,7 @@ class TicketRelay:
 
     def start(self) -> None:
         self.link.subscribe(self.response_topic, 1, self._on_response)
-        self.link.subscribe(self.topics.allocator_status, 1, self._on_allocator_status)
+        self.link.subscribe(self.topics.center.allocator_status, 1, self._on_allocator_status)
         self.server.register("ticket.allocate", lambda args: self._forward("allocate", args))
         self.server.register("ticket.report", lambda args: self._forward("report", args))
         self.server.register("ticket.link", lambda args: self.state())
@@ -83,30 +79,31 @@ class TicketRelay:
     # -- app side (control-socket threads) ------------------------------------------------------------
 
     def _forward(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        request = args.get("request")
-        kind = (request.get("schema"), request.get("op")) if isinstance(request, dict) else None
-        if not isinstance(request, dict) or kind != (SCHEMA_REQUEST, op):
-            raise ValueError(f"'request' must be a {SCHEMA_REQUEST} object with op {op!r}")
-        assert op in OPS
-        request_id = request.get("request_id")
-        if not isinstance(request_id, str) or not REQUEST_ID_RE.fullmatch(request_id):
-            raise ValueError("request.request_id: 1-64 of A-Z a-z 0-9 . _ : -")
-        wait_s = min(MAX_WAIT_S, max(0.0, float(args.get("timeout_ms", 1000)) / 1000))
+        try:
+            request = TicketRequest.from_data(args.get("request"))
+        except ContractError as exc:
+            raise ValueError(f"'request' is not a valid {TicketRequest.SCHEMA}: {exc.message}") from None
+        if request.op != op:
+            raise ValueError(f"'request' has op {request.op!r}, expected {op!r}")
+        request_id = request.request_id
+        timeout_ms = args.get("timeout_ms", 1000)
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float):
+            raise ValueError("'timeout_ms' must be a number")
+        wait_s = min(MAX_WAIT_S, max(0.0, float(timeout_ms) / 1000))
         if not self.link.connected:
-            raise TicketRelayError("not connected to the broker", screen_key="error.network")
+            raise TicketRelayError("not connected to the broker")
         if self.allocator_state == "offline":
-            raise TicketRelayError("the center allocator is offline", screen_key="error.network")
+            raise TicketRelayError("the center allocator is offline")
         waiter = _Waiter()
         with self._lock:
             self._waiters[request_id] = waiter
         try:
-            body = json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode()
             sent = self.link.publish(
-                self.request_topic, body, qos=1,
+                self.request_topic, request.to_payload(), qos=1,
                 response_topic=self.response_topic, correlation_data=request_id.encode(),
             )
             if sent is None:
-                raise TicketRelayError("not connected to the broker", screen_key="error.network")
+                raise TicketRelayError("not connected to the broker")
             self.forwarded += 1
             if not waiter.event.wait(wait_s) or waiter.answer is None:
                 raise TicketRelayError(f"no answer from the allocator within {wait_s * 1000:.0f} ms")
@@ -120,34 +117,32 @@ class TicketRelay:
     def _on_response(self, message: Message) -> None:
         try:
             try:
-                data = json.loads(message.payload)
-            except ValueError:
-                log.warning("ticket answer is not JSON; ignored")
-                return
-            if not isinstance(data, dict) or data.get("schema") != SCHEMA_RESPONSE:
-                log.warning("ticket answer that is not %s; ignored", SCHEMA_RESPONSE)
+                answer = TicketResponse.parse(message.payload)
+            except ContractError as exc:
+                log.warning("ticket answer refused: %s", exc.message)
                 return
             key = message.correlation_data.decode("utf-8", "replace") if message.correlation_data else None
-            key = key or data.get("request_id")
+            key = key or answer.request_id
             with self._lock:
                 waiter = self._waiters.get(str(key))
             if waiter is None:
                 # The app gave up on it and printed from its block; its report settles the books.
                 self.late_answers += 1
                 return
-            waiter.answer = data
+            waiter.answer = answer.to_data()
             waiter.event.set()
         finally:
             self.link.ack(message.generation, message.mid, message.qos)
 
     def _on_allocator_status(self, message: Message) -> None:
         try:
-            state = json.loads(message.payload).get("state") if message.payload else None
-        except (ValueError, AttributeError):
+            state: str | None = AllocatorStatus.parse(message.payload).state if message.payload else None
+        except ContractError as exc:
+            log.warning("allocator status refused: %s", exc.message)
             state = None
         finally:
             self.link.ack(message.generation, message.mid, message.qos)
-        self.allocator_state = state if isinstance(state, str) else None
+        self.allocator_state = state
         log.info("center allocator is %s", self.allocator_state or "unknown")
 
 

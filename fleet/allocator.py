@@ -7,7 +7,7 @@ Why it is built this way:
   before asking and gets the same number back.
 - Group commit: requests that arrive together are answered from one transaction (one fsync), which
   keeps the p99 low when every kiosk of the center asks at once.
-- The MQTT session is ``edge_agent.mqtt.MqttLink`` (paho lives in one module), with session expiry 0:
+- The MQTT session is ``common.mqtt.MqttLink`` (paho lives in one module), with session expiry 0:
   requests published while the allocator is away are dropped by the broker, because their kiosks have
   long since printed from their offline blocks and will report those numbers themselves.
 """
@@ -23,32 +23,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fleet.protocol import (
-    DAY_RE,
+from common.errors import StoreError
+from common.mqtt import Backoff, Message, MqttLink, TlsConfig, Will
+from contract.errors import ContractError
+from contract.tickets import (
     ERR_BAD_REQUEST,
     ERR_CONFIG_MISMATCH,
     ERR_EXHAUSTED,
     ERR_SLOT_CONFLICT,
-    SCHEMA_ALLOCATOR_STATUS,
-    SCHEMA_CALLED,
-    SCHEMA_RESPONSE,
-    SERVICE_RE,
+    AllocatorStatus,
+    Conflict,
     NumberPlan,
-    ProtocolError,
+    QueueCalled,
     ReportItem,
     TicketRequest,
-    TicketTopics,
+    TicketResponse,
     center_day,
     center_zone,
-    dumps,
     format_number,
-    loads,
-    now_iso,
-    salvage_request_id,
 )
-from kiosk.errors import KioskError
+from contract.topics import CenterTopics, parse_topic
+from contract.wire import now_iso, salvage_request_id
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +72,10 @@ CREATE TABLE IF NOT EXISTS conflicts (
 _FORWARD = {("allocated", "printed"), ("allocated", "voided")}
 
 
-class AllocatorError(KioskError):
+class AllocatorError(StoreError):
     """The allocator's store failed (disk, corruption); the message says what to check."""
 
-    exit_code = 74
+    code = "allocator_store"
 
 
 @dataclass
@@ -129,30 +126,31 @@ class AllocatorBook:
                 raise AllocatorError(f"allocator database: {exc}") from exc
         return results
 
-    def handle(self, kiosk: str, payload: bytes, now: datetime) -> dict[str, Any]:
+    def handle(self, kiosk: str, payload: bytes, now: datetime) -> TicketResponse:
         """Answer one request (inside a transaction); refusals are answers too, never exceptions."""
         try:
             request = TicketRequest.parse(payload)
-        except ProtocolError as exc:
+        except ContractError as exc:
             self.stats.refused += 1
-            return _error(salvage_request_id(payload), None, ERR_BAD_REQUEST, exc.message, now)
+            request_id = salvage_request_id(payload, TicketRequest.MAX_BYTES)
+            return TicketResponse.refused(request_id, None, ERR_BAD_REQUEST, exc.message, now_iso(now))
         if request.plan != self.plan:
             self.stats.refused += 1
-            return _error(
+            return TicketResponse.refused(
                 request.request_id,
                 request.op,
                 ERR_CONFIG_MISMATCH,
                 f"kiosk plan offline_base/offline_block {request.plan.offline_base}/"
                 f"{request.plan.offline_block}, center {self.plan.offline_base}/{self.plan.offline_block}",
-                now,
+                now_iso(now),
             )
         owner = self._bind_slot(kiosk, request.slot, now)
         if owner != kiosk:
             self.stats.refused += 1
             self._conflict(kiosk, request.request_id, f"slot {request.slot} belongs to {owner}", now)
-            return _error(
+            return TicketResponse.refused(
                 request.request_id, request.op, ERR_SLOT_CONFLICT,
-                f"offline slot {request.slot} is bound to kiosk {owner}", now,
+                f"offline slot {request.slot} is bound to kiosk {owner}", now_iso(now),
             )
         if request.op == "allocate":
             return self._allocate(kiosk, request, now)
@@ -173,7 +171,7 @@ class AllocatorBook:
             "INSERT INTO conflicts VALUES (?, ?, ?, ?)", (now_iso(now), kiosk, request_id, reason)
         )
 
-    def _allocate(self, kiosk: str, request: TicketRequest, now: datetime) -> dict[str, Any]:
+    def _allocate(self, kiosk: str, request: TicketRequest, now: datetime) -> TicketResponse:
         row = self._db.execute(
             "SELECT rowid, day, service, seq, number, priority FROM tickets "
             "WHERE kiosk = ? AND request_id = ? AND source = 'online'",
@@ -190,9 +188,10 @@ class AllocatorBook:
             ).fetchone()
             seq = (last[0] if last else 0) + 1
             if seq > self.plan.online_max:
-                return _error(
+                return TicketResponse.refused(
                     request.request_id, "allocate", ERR_EXHAUSTED,
-                    f"service {service}: all {self.plan.online_max} online numbers of {day} issued", now,
+                    f"service {service}: all {self.plan.online_max} online numbers of {day} issued",
+                    now_iso(now),
                 )
             number = format_number(request.prefix, seq)
             stamp = now_iso(now)
@@ -206,18 +205,10 @@ class AllocatorBook:
             )
             rowid, priority = cursor.lastrowid, int(request.priority)
             self.stats.allocated += 1
-        return {
-            "schema": SCHEMA_RESPONSE,
-            "request_id": request.request_id,
-            "op": "allocate",
-            "status": "ok",
-            "day": day,
-            "service": service,
-            "seq": seq,
-            "number": number,
-            "waiting_ahead": self._waiting_ahead(day, service, rowid, bool(priority)),
-            "at": now_iso(now),
-        }
+        return TicketResponse.allocated(
+            request.request_id, day=day, service=service, seq=seq, number=number,
+            waiting_ahead=self._waiting_ahead(day, service, rowid, bool(priority)), at=now_iso(now),
+        )
 
     def _waiting_ahead(self, day: str, service: str, rowid: int, priority: bool) -> int:
         """Tickets of the service issued before this one, neither called nor voided.
@@ -232,9 +223,9 @@ class AllocatorBook:
             sql += " AND priority = 1"
         return int(self._db.execute(sql, (day, service, rowid)).fetchone()[0])
 
-    def _report(self, kiosk: str, request: TicketRequest, now: datetime) -> dict[str, Any]:
+    def _report(self, kiosk: str, request: TicketRequest, now: datetime) -> TicketResponse:
         accepted: list[str] = []
-        conflicts: list[dict[str, str]] = []
+        conflicts: list[Conflict] = []
         stamp = now_iso(now)
         for item in request.tickets:
             problem = self._report_one(kiosk, request.slot, item, stamp)
@@ -242,17 +233,9 @@ class AllocatorBook:
                 accepted.append(item.request_id)
             else:
                 self._conflict(kiosk, item.request_id, problem, now)
-                conflicts.append({"request_id": item.request_id, "reason": problem})
+                conflicts.append(Conflict(item.request_id, problem[:300]))
         self.stats.reported += len(accepted)
-        return {
-            "schema": SCHEMA_RESPONSE,
-            "request_id": request.request_id,
-            "op": "report",
-            "status": "ok",
-            "accepted": accepted,
-            "conflicts": conflicts,
-            "at": stamp,
-        }
+        return TicketResponse.reported(request.request_id, accepted, conflicts, stamp)
 
     def _report_one(self, kiosk: str, slot: int, item: ReportItem, stamp: str) -> str | None:
         row = self._db.execute(
@@ -306,24 +289,17 @@ class AllocatorBook:
     def called(self, payload: bytes, now: datetime) -> bool:
         """A counter called a number: it no longer waits (``queue-called/1``)."""
         try:
-            data = loads(payload, "called notice")
-            if data.get("schema") != SCHEMA_CALLED:
-                raise ProtocolError(f"called notice: schema {data.get('schema')!r}, expected {SCHEMA_CALLED}")
-            service, number = data.get("service"), data.get("number")
-            day = data.get("day") or center_day(now, self.zone)
-            if not isinstance(service, str) or not SERVICE_RE.fullmatch(service):
-                raise ProtocolError("called notice.service: expected a service code")
-            if not isinstance(number, str) or not isinstance(day, str) or not DAY_RE.fullmatch(day):
-                raise ProtocolError("called notice: number (string) and day (YYYY-MM-DD) expected")
-        except ProtocolError as exc:
+            call = QueueCalled.parse(payload)
+        except ContractError as exc:
             log.warning("refused: %s", exc.message)
             self.stats.refused += 1
             return False
-        counter = data.get("counter")
+        day = call.day or center_day(now, self.zone)
+        service, number = call.service, call.number
         cursor = self._db.execute(
             "UPDATE tickets SET called_at = ?, counter = ? WHERE day = ? AND service = ? AND number = ? "
             "AND called_at IS NULL",
-            (now_iso(now), str(counter) if counter is not None else None, day, service, number),
+            (now_iso(now), call.counter, day, service, number),
         )
         self.stats.called += cursor.rowcount
         return cursor.rowcount > 0
@@ -364,18 +340,6 @@ class AllocatorBook:
         return out
 
 
-def _error(request_id: str | None, op: str | None, code: str, reason: str, now: datetime) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA_RESPONSE,
-        "request_id": request_id,
-        "op": op,
-        "status": "error",
-        "error": code,
-        "reason": reason,
-        "at": now_iso(now),
-    }
-
-
 # -- the MQTT service -------------------------------------------------------------------------------------
 
 
@@ -411,12 +375,9 @@ class Allocator:
     """The allocator service: a worker thread between the MQTT session and the book."""
 
     def __init__(self, settings: AllocatorSettings, clock: Callable[[], datetime] | None = None) -> None:
-        from edge_agent.config import TlsConfig
-        from edge_agent.mqtt import Backoff, MqttLink, Will
-
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.topics = TicketTopics(settings.topic_root, settings.center_id)
+        self.topics = CenterTopics(settings.center_id, settings.topic_root)
         self.book = AllocatorBook(settings.db_path, settings.plan, center_zone(settings.timezone))
         self._queue: queue.Queue[_Incoming | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -434,17 +395,16 @@ class Allocator:
             max_inflight=1000,
         )
 
-    def _status(self, state: str, reason: str) -> bytes:
-        return dumps(
-            {"schema": SCHEMA_ALLOCATOR_STATUS, "state": state, "reason": reason, "at": now_iso(),
-             "offline_base": self.settings.plan.offline_base,
-             "offline_block": self.settings.plan.offline_block}
-        )
+    def _status(
+        self, state: Literal["online", "offline"], reason: Literal["birth", "shutdown", "lost"]
+    ) -> bytes:
+        plan = self.settings.plan
+        return AllocatorStatus(state, reason, plan.offline_base, plan.offline_block).to_payload()
 
     def _on_connected(self, generation: int) -> None:
         self.link.publish(self.topics.allocator_status, self._status("online", "birth"), qos=1, retain=True)
 
-    def _on_message(self, message: Any) -> None:
+    def _on_message(self, message: Message) -> None:
         self._queue.put(
             _Incoming(
                 message.topic, message.payload, message.qos, message.generation, message.mid,
@@ -453,8 +413,8 @@ class Allocator:
         )
 
     def start(self) -> None:
-        self.link.subscribe(self.topics.all_requests, 1, self._on_message)
-        self.link.subscribe(self.topics.called, 1, self._on_message)
+        self.link.subscribe(self.topics.all_ticket_requests, 1, self._on_message)
+        self.link.subscribe(self.topics.queue_called, 1, self._on_message)
         self._thread = threading.Thread(target=self._work, name="allocator", daemon=True)
         self._thread.start()
         self.link.start()
@@ -491,25 +451,35 @@ class Allocator:
                 log.error("%s", exc.message)
                 time.sleep(0.5)
 
+    def _kiosk_of(self, topic: str) -> str | None:
+        """The kiosk id of a request topic of this center (the broker's ACL vouches for it)."""
+        try:
+            ref = parse_topic(topic, self.settings.topic_root)
+        except ContractError:
+            return None
+        if ref.center_id != self.settings.center_id or ref.channel != "ticket/req":
+            return None
+        return ref.kiosk_id
+
     def _answer(self, batch: list[_Incoming]) -> None:
         now = self.clock()
         replies: list[tuple[str, bytes, bytes | None]] = []
 
         def work() -> list[Any]:
             for message in batch:
-                if message.topic == self.topics.called:
+                if message.topic == self.topics.queue_called:
                     self.book.called(message.payload, now)
                     continue
-                kiosk = self.topics.kiosk_of(message.topic)
+                kiosk = self._kiosk_of(message.topic)
                 if kiosk is None:
-                    log.warning("ignored a request on %s", message.topic)
+                    log.warning("ignored a request on %s", message.topic[:200])
                     continue
                 answer = self.book.handle(kiosk, message.payload, now)
-                topic = self.topics.response(kiosk)
+                topic = self.topics.kiosk(kiosk).ticket_res
                 if message.response_topic and message.response_topic != topic:
                     log.warning("kiosk %s asked for answers on %s; answering on %s",
-                                kiosk, message.response_topic, topic)
-                replies.append((topic, dumps(answer), message.correlation))
+                                kiosk, message.response_topic[:200], topic)
+                replies.append((topic, answer.to_payload(), message.correlation))
             return []
 
         self.book.transaction(work)

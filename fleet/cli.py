@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from kiosk.errors import ConfigError
+from common.errors import ConfigError
 
 HELP = "center services: the queue-number allocator and its book"
 
@@ -50,13 +50,14 @@ def _broker(text: str) -> tuple[str, int]:
 
 
 def run_allocator(args: argparse.Namespace) -> int:
+    from contract.errors import ContractError
+    from contract.tickets import NumberPlan
     from fleet.allocator import Allocator, AllocatorSettings
-    from fleet.protocol import NumberPlan, ProtocolError
 
     host, port = _broker(args.broker)
     try:
         plan = NumberPlan(args.offline_base, args.offline_block)
-    except ProtocolError as exc:
+    except ContractError as exc:
         raise ConfigError(f"--offline-base/--offline-block: {exc.message}") from exc
     if (args.cert is None) != (args.key is None):
         raise ConfigError("--cert and --key go together")
@@ -80,8 +81,8 @@ def run_allocator(args: argparse.Namespace) -> int:
 
 
 def run_tickets(args: argparse.Namespace) -> int:
+    from contract.tickets import NumberPlan, center_day, center_zone
     from fleet.allocator import AllocatorBook
-    from fleet.protocol import NumberPlan, center_day, center_zone
 
     if not args.db.exists():
         raise ConfigError(f"--db: {args.db} does not exist")

@@ -1,33 +1,37 @@
 """The kiosk's one configuration file (TOML), validated at start.
 
-The part the center owns (service catalog, rating scale, citizen settings) is ``kiosk.center``.
+The part the center owns (service catalog, rating scale, citizen settings) is the contract's
+(``contract.config``): the fleet validates a push with the same dataclasses before it publishes it.
 
 A wrong key or value stops start-up with a message naming the key and what is expected
-(``kiosk.schema``). Device sections map 1:1 onto each driver's own config dataclass. The center may
-push an overlay (JSON) of the *pushable* part; ``apply_overlay`` validates it the same way.
+(``contract.schema``). Device sections map 1:1 onto each driver's own config dataclass. The center may
+push an overlay (JSON) of the *pushable* part; ``apply_overlay`` validates it the same way. The
+``[agent]`` section belongs to the edge agent, which validates it itself (``main.py agent``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from drivers.printer import PrinterConfig
-from drivers.scanner import ScannerConfig
-from edge_agent.config import AgentConfig
-from kiosk.center import (
-    PUSHABLE_KEYS,
-    PUSHABLE_KIOSK_KEYS,
+from common.errors import ConfigError
+from contract.config import (
     CitizenSettings,
+    Official,
+    PushedConfig,
     RatingSection,
     ServiceArea,
+    check_services,
 )
+from contract.errors import SchemaError
+from contract.schema import parse_dataclass, read_toml, to_data
+from drivers.printer import PrinterConfig
+from drivers.scanner import ScannerConfig
 from kiosk.dossier import LookupConfig
-from kiosk.errors import ConfigError
-from kiosk.schema import parse_dataclass, read_toml, to_data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,23 +112,24 @@ class KioskConfig:
     services: list[ServiceArea] = field(default_factory=list)
     lookup: LookupConfig = field(default_factory=LookupConfig)
     rating: RatingSection = field(default_factory=RatingSection)
-    agent: AgentConfig = field(default_factory=AgentConfig)
     numbering: NumberingSection = field(default_factory=NumberingSection)
+    #: the edge agent's section of the same file; the agent validates it (``main.py agent``)
+    agent: dict[str, Any] = field(default_factory=dict)
     #: version of the configuration, bumped by the center on every push; reported in health
     version: int = 0
 
     def __post_init__(self) -> None:
         if not self.services:
             raise ValueError("services: at least one [[services]] entry is needed")
-        seen_codes: set[str] = set()
-        seen_prefixes: set[str] = set()
-        for index, service in enumerate(self.services):
-            if service.code in seen_codes:
-                raise ValueError(f"services[{index}].code: {service.code!r} is used twice")
-            if service.prefix in seen_prefixes:
-                raise ValueError(f"services[{index}].prefix: {service.prefix!r} is used twice")
-            seen_codes.add(service.code)
-            seen_prefixes.add(service.prefix)
+        check_services(self.services)
+
+    def official_photo(self, official: Official) -> Path | None:
+        """An officer's photo, from the kiosk's own ``<data_dir>/officials`` folder: the center names a
+        file there, never a path, so a push cannot make the screen show any other file."""
+        if official.photo is None:
+            return None
+        path = self.kiosk.data_dir / "officials" / official.photo
+        return path if path.is_file() else None
 
     def service(self, code: str) -> ServiceArea:
         for service in self.services:
@@ -133,36 +138,86 @@ class KioskConfig:
         raise KeyError(code)
 
 
-def load_config(path: Path) -> KioskConfig:
-    config = parse_dataclass(KioskConfig, read_toml(path))
+def load_config(path: Path, *, with_pushed: bool = True) -> KioskConfig:
+    """The kiosk's file (and, unless ``with_pushed`` is off, the center's pushed overlay on top), or
+    ConfigError naming the key."""
+    try:
+        config = parse_dataclass(KioskConfig, read_toml(path))
+    except SchemaError as exc:
+        raise ConfigError(exc.message) from exc
     data_dir = config.kiosk.data_dir
     if not data_dir.is_absolute():
         # Relative data dirs are relative to the config file, so a config works from any cwd.
         data_dir = (path.parent / data_dir).resolve()
         config = dataclasses.replace(config, kiosk=dataclasses.replace(config.kiosk, data_dir=data_dir))
-    overlay = data_dir / "pushed-config.json"
-    if overlay.exists():
-        config = apply_overlay(config, json.loads(overlay.read_text(encoding="utf-8")))
-    return config
+    return apply_pushed(config) if with_pushed else config
 
 
-def apply_overlay(config: KioskConfig, overlay: dict[str, Any]) -> KioskConfig:
-    """Return ``config`` with the center's pushed values applied, or raise ConfigError naming the key."""
+def apply_pushed(config: KioskConfig) -> KioskConfig:
+    """``config`` (the kiosk's own file) with the overlay the agent last wrote, if there is one."""
+    overlay = config.kiosk.data_dir / OVERLAY_NAME
+    if not overlay.exists():
+        return config
+    try:
+        data = json.loads(overlay.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"pushed configuration {overlay}: {exc}") from exc
+    return apply_overlay(config, data)
+
+
+#: where the agent writes the center's configuration for the app (``edge_agent.remote_config``)
+OVERLAY_NAME = "pushed-config.json"
+
+
+def apply_overlay(config: KioskConfig, overlay: Any) -> KioskConfig:
+    """``config`` (the kiosk's own file) with the center's pushed values, or ConfigError naming the key.
+
+    The overlay is a ``PushedConfig`` (checked by the contract) plus the ``version`` it came with. It is
+    always applied to the file's values, never on top of an earlier overlay: a key the center no longer
+    pushes falls back to the kiosk's own value.
+    """
     if not isinstance(overlay, dict):
         raise ConfigError("pushed configuration: expected a JSON object")
-    allowed = {*PUSHABLE_KEYS, "kiosk"}
-    for key in overlay:
-        if key not in allowed:
-            raise ConfigError(f"{key}: not pushable from the center; pushable: {', '.join(sorted(allowed))}")
-    kiosk_overlay = overlay.get("kiosk", {})
-    if not isinstance(kiosk_overlay, dict):
-        raise ConfigError("kiosk: expected a table")
-    for key in kiosk_overlay:
-        if key not in PUSHABLE_KIOSK_KEYS:
-            raise ConfigError(f"kiosk.{key}: not pushable; pushable: {', '.join(PUSHABLE_KIOSK_KEYS)}")
-    merged = to_data(config)
-    merged["kiosk"].update(kiosk_overlay)
-    for key in PUSHABLE_KEYS:
-        if key in overlay:
-            merged[key] = overlay[key]
-    return parse_dataclass(KioskConfig, merged)
+    body = dict(overlay)
+    version = body.pop("version", config.version)
+    try:
+        pushed = parse_dataclass(PushedConfig, body)
+        merged = to_data(config)
+        changes = pushed.to_overlay()
+        merged["kiosk"].update(changes.get("kiosk", {}))
+        for key in ("services", "rating"):
+            if key in changes:
+                merged[key] = changes[key]
+        merged["version"] = version
+        return parse_dataclass(KioskConfig, merged)
+    except SchemaError as exc:
+        raise ConfigError(exc.message) from exc
+
+
+ConfigListener = Callable[[KioskConfig, KioskConfig], None]
+
+
+class ConfigHolder:
+    """The one current configuration of the running app, with change notification.
+
+    Everything derived from the configuration either reads ``current`` when it needs it (flows,
+    timeouts, the service list) or subscribes (the rating book, the home notice), so a push from the
+    center takes effect without a restart. ``replace`` runs on the UI thread.
+    """
+
+    def __init__(self, config: KioskConfig) -> None:
+        self._current = config
+        self._listeners: list[ConfigListener] = []
+
+    @property
+    def current(self) -> KioskConfig:
+        return self._current
+
+    def subscribe(self, listener: ConfigListener) -> None:
+        """``listener(old, new)`` after every replacement."""
+        self._listeners.append(listener)
+
+    def replace(self, new: KioskConfig) -> None:
+        old, self._current = self._current, new
+        for listener in list(self._listeners):
+            listener(old, new)

@@ -13,16 +13,17 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from kiosk.config import KioskConfig
-from kiosk.errors import KioskError
-from kiosk.events import EventJournal
+from common.errors import MotcuaError
+from common.journal import EventJournal
+from contract.events import AppError, EventPayload, SessionEnded
+from kiosk.config import ConfigHolder, KioskConfig
 from kiosk.flows.base import Effect, Flow, FlowContext
 from kiosk.flows.identify import IdentifyFlow
 from kiosk.flows.lookup import LookupFlow
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 #: screens that are not flows
 ATTRACT, HOME, OUT_OF_SERVICE = "attract", "home", "out_of_service"
 
-EffectHandler = Callable[[Effect], Any]
+E = TypeVar("E", bound=Effect)
+#: the lane of the journal: events are written (fsync) off the UI thread, in the order they happened
+JOURNAL_LANE = "journal"
 
 
 @dataclass(frozen=True)
@@ -44,41 +47,46 @@ class Outcome:
     flow: Flow
     effect: Effect
     result: Any = None
-    error: KioskError | None = None
+    error: MotcuaError | None = None
     crash: BaseException | None = None
 
 
 @dataclass(frozen=True)
-class Route:
-    handler: EffectHandler
-    lane: str  # worker thread the effect runs on: "printer", "card", "network", ...
+class Route(Generic[E]):
+    """Which handler does an effect, and on which lane (worker thread: "printer", "card", ...)."""
+
+    effect: type[E]
+    handler: Callable[[E], Any]
+    lane: str
 
 
 class KioskCore:
     def __init__(
         self,
-        config: KioskConfig,
+        config: ConfigHolder,
         journal: EventJournal,
-        routes: dict[type[Effect], Route],
+        routes: Iterable[Route[Any]],
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] | None = None,
         synchronous: bool = False,
     ) -> None:
-        self.config = config
+        self.settings = config
         self.journal = journal
-        self.routes = routes
+        self.routes: dict[type[Effect], Route[Any]] = {}
+        self.set_routes(routes)
         self.clock = clock
-        zone = ZoneInfo(config.kiosk.timezone)
+        zone = ZoneInfo(config.current.kiosk.timezone)
         self.now: Callable[[], datetime] = wall_clock or (lambda: datetime.now(zone))
         #: run effects inline (tests of flows without threads); the app uses worker lanes
         self.synchronous = synchronous
-        self.language: str = config.kiosk.language
+        self.language: str = config.current.kiosk.language
         self.screen = ATTRACT
         self.session: CitizenSession | None = None
         self.flows: list[Flow] = []  # a stack: identify runs on top of the ticket flow
         self.out_of_service_reason: str | None = None
-        self.notice = {"vi": config.kiosk.notice_vi, "en": config.kiosk.notice_en}
+        self.notice = {"vi": config.current.kiosk.notice_vi, "en": config.current.kiosk.notice_en}
+        config.subscribe(self._config_changed)
         self.pin_guard = PinGuard(clock=clock)
         self._last_touch = clock()
         self._state_since = clock()
@@ -88,6 +96,22 @@ class KioskCore:
         self._lanes_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._scans: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    @property
+    def config(self) -> KioskConfig:
+        """The current configuration (it changes when the center pushes)."""
+        return self.settings.current
+
+    def set_routes(self, routes: Iterable[Route[Any]]) -> None:
+        self.routes = {route.effect: route for route in routes}
+
+    def _config_changed(self, old: KioskConfig, new: KioskConfig) -> None:
+        """A pushed notice shows at once (the last of a push and a set_notice command wins)."""
+        before = (old.kiosk.notice_vi, old.kiosk.notice_en)
+        after = (new.kiosk.notice_vi, new.kiosk.notice_en)
+        if after != before:
+            self.notice = {"vi": after[0], "en": after[1] or after[0]}
+        self.notify()
 
     # -- observers -----------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[], None]) -> None:
@@ -124,7 +148,7 @@ class KioskCore:
             self.session.wipe()
             duration = round(self.clock() - self._session_started, 1)
             self.session = None
-            self._record("session_ended", {"reason": reason, "duration_s": duration})
+            self.record(SessionEnded(reason, duration))
         self.flows.clear()
         self.language = self.config.kiosk.language
         self.screen = OUT_OF_SERVICE if self.out_of_service_reason else ATTRACT
@@ -153,7 +177,7 @@ class KioskCore:
         if self.session is None:
             self._begin_session()
         assert self.session is not None
-        ctx = FlowContext(self.config, self.session, self.now)
+        ctx = FlowContext(self.settings, self.session, self.now)
         flow: Flow
         if name == "ticket":
             flow = TicketFlow(ctx)
@@ -166,7 +190,7 @@ class KioskCore:
         elif name == "technician":
             flow = TechnicianFlow(ctx, self.pin_guard)
         else:
-            raise KioskError(f"unknown flow {name!r}")
+            raise ValueError(f"unknown flow {name!r}")  # a programming error: the screens name flows
         if name != "identify":
             self.flows.clear()
         self.flows.append(flow)
@@ -223,7 +247,7 @@ class KioskCore:
     def _run(self, flow: Flow, effect: Effect) -> None:
         route = self.routes.get(type(effect))
         if route is None:
-            self._crashed(KioskError(f"no handler for {type(effect).__name__}"))
+            self._crashed(LookupError(f"no handler for {type(effect).__name__}"))
             return
         self.submit(route.lane, lambda: self._outcomes.put(self._execute(flow, effect, route)))
 
@@ -243,10 +267,10 @@ class KioskCore:
         return executor.submit(work)
 
     @staticmethod
-    def _execute(flow: Flow, effect: Effect, route: Route) -> Outcome:
+    def _execute(flow: Flow, effect: Effect, route: Route[Any]) -> Outcome:
         try:
             return Outcome(flow, effect, result=route.handler(effect))
-        except KioskError as exc:
+        except MotcuaError as exc:
             log.warning("%s failed: %s", type(effect).__name__, exc.message)
             return Outcome(flow, effect, error=exc)
         except Exception as exc:
@@ -306,7 +330,7 @@ class KioskCore:
     def _crashed(self, exc: BaseException) -> None:
         """An unexpected error: log it with its traceback, record it, and return the citizen home."""
         log.error("unexpected error, returning home: %s", "".join(traceback.format_exception(exc)))
-        self._record("app_error", {"error": type(exc).__name__, "screen": self.screen})
+        self.record(AppError(type(exc).__name__, self.screen))
         self.go_home()
 
     # -- timeouts ------------------------------------------------------------------------------
@@ -341,13 +365,22 @@ class KioskCore:
             self.end_session("out_of_service")
         self.notify()
 
-    def _record(self, kind: str, payload: dict[str, Any]) -> None:
-        try:
-            self.journal.append(kind, payload)
-        except KioskError as exc:  # the journal failing must not take the citizen's screen down
-            log.error("event %s not recorded: %s", kind, exc.message)
+    def record(self, payload: EventPayload) -> None:
+        """Journal an event on the journal's lane: the fsync never holds up the screen."""
+
+        def write() -> None:
+            try:
+                self.journal.append(payload)
+            except MotcuaError as exc:  # the journal failing must not take the citizen's screen down
+                log.error("event %s not recorded: %s", payload.kind, exc.message)
+
+        self.submit(JOURNAL_LANE, write)
 
     def shutdown(self) -> None:
+        """Stop the lanes; events already handed to the journal's lane are written first."""
+        journal = self._lanes.pop(JOURNAL_LANE, None)
+        if journal is not None:
+            journal.shutdown(wait=True)
         for lane in self._lanes.values():
             lane.shutdown(wait=False, cancel_futures=True)
         self._lanes.clear()

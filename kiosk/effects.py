@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.errors import DeviceError, MotcuaError
+from common.journal import EventJournal
+from contract.events import (
+    CardRead,
+    DeviceFault,
+    DeviceRecovered,
+    EventPayload,
+    Lookup,
+    TicketIssued,
+    TicketVoided,
+)
+from drivers.card.errors import ReaderMissingError
+from drivers.printer.errors import PrinterStateError, PrinterUnavailableError
 from kiosk import __version__
-from kiosk.config import KioskConfig
+from kiosk.config import ConfigHolder, KioskConfig
 from kiosk.core import Route
-from kiosk.errors import DeviceError, DeviceUnavailableError, KioskError, PaperOutError, PrinterError
-from kiosk.events import EventJournal
-from kiosk.flows.base import Effect
+from kiosk.error_screens import AlteredCardError
 from kiosk.flows.identify import ReadCard
 from kiosk.flows.lookup import LookupDossier, PrintDossierStatus, RecordRejectedCode
 from kiosk.flows.rating import SubmitRating
@@ -33,7 +44,7 @@ if TYPE_CHECKING:
     from drivers.card import CardReaderService
     from drivers.printer import PrinterStatus, TicketPrinter
     from drivers.scanner import Scanner
-    from kiosk.dossier import DossierBackend
+    from kiosk.dossier import DossierBackend, DossierStatus
     from kiosk.dossier.tally import LookupTally
     from kiosk.rating import RatingBook, RatingOutcome
 
@@ -53,19 +64,19 @@ class Devices:
     open_errors: dict[str, str] = field(default_factory=dict)
 
 
-def printer_state(status: PrinterStatus) -> str:
+def printer_state(status: PrinterStatus, near_end_alarm: bool = True) -> str:
     """One word for health and the technician screen (docs/mqtt.md lists them): the printer's own
     ``problem`` (cause before symptom: ESC/POS printers also say "offline" while the paper is out),
-    else whether the paper is running low."""
+    else whether the paper is running low (unless the printer's ``near_end_alarm`` is off)."""
     if status.problem is not None:
         return status.problem
-    return "paper_near_end" if status.paper == "near_end" else "ok"
+    return "paper_near_end" if status.paper == "near_end" and near_end_alarm else "ok"
 
 
 class EffectHandlers:
     def __init__(
         self,
-        config: KioskConfig,
+        config: ConfigHolder,
         journal: EventJournal,
         devices: Devices,
         tickets: TicketNumberSource,
@@ -75,7 +86,7 @@ class EffectHandlers:
         now: Callable[[], datetime],
         set_service_mode: Callable[[str | None], None] = lambda reason: None,
     ) -> None:
-        self.config = config
+        self.settings = config
         self.journal = journal
         self.devices = devices
         self.tickets = tickets
@@ -88,28 +99,33 @@ class EffectHandlers:
         #: called (on the caller's thread) when a device's state changed: screens show it
         self.on_device_change: Callable[[], None] = lambda: None
 
-    def routes(self) -> dict[type[Effect], Route]:
-        return {
-            IssueTicket: Route(self.issue_ticket, "printer"),
-            # A receipt printer, when there is one, has its own lane: a slip never delays a ticket.
-            PrintDossierStatus: Route(
-                self.print_dossier_status, "printer" if self.devices.receipt_printer is None else "receipt"
-            ),
-            PrintTestTicket: Route(self.print_test_ticket, "printer"),
-            ReadCard: Route(self.read_card, "card"),
-            LookupDossier: Route(self.lookup, "network"),
-            RecordRejectedCode: Route(self.rejected_code, "local"),
-            SubmitRating: Route(self.submit_rating, "local"),
-            RunSelfTest: Route(self.run_self_test, "local"),
-            SetServiceMode: Route(self.service_mode, "local"),
-        }
+    @property
+    def config(self) -> KioskConfig:
+        """The current configuration (a push from the center applies to the next effect)."""
+        return self.settings.current
+
+    def routes(self) -> list[Route[Any]]:
+        # A receipt printer, when there is one, has its own lane: a slip never delays a ticket.
+        slips = "printer" if self.devices.receipt_printer is None else "receipt"
+        return [
+            Route(IssueTicket, self.issue_ticket, "printer"),
+            Route(PrintDossierStatus, self.print_dossier_status, slips),
+            Route(PrintTestTicket, self.print_test_ticket, "printer"),
+            Route(ReadCard, self.read_card, "card"),
+            Route(LookupDossier, self.lookup, "network"),
+            Route(RecordRejectedCode, self.rejected_code, "local"),
+            Route(SubmitRating, self.submit_rating, "local"),
+            Route(RunSelfTest, self.run_self_test, "local"),
+            Route(SetServiceMode, self.service_mode, "local"),
+        ]
 
     # -- events and device state -----------------------------------------------------------------
-    def record(self, kind: str, payload: dict[str, Any]) -> None:
+    def record(self, payload: EventPayload) -> None:
+        """Journal an event (these handlers run on worker lanes: the fsync never blocks the screen)."""
         try:
-            self.journal.append(kind, payload)
-        except KioskError as exc:
-            log.error("event %s not recorded: %s", kind, exc.message)
+            self.journal.append(payload)
+        except MotcuaError as exc:
+            log.error("event %s not recorded: %s", payload.kind, exc.message)
 
     def note_device(self, device: str, state: str, detail: str = "") -> None:
         """Remember a device's state; a change to or from a fault becomes an event for the fleet."""
@@ -121,10 +137,10 @@ class EffectHandlers:
         self.on_device_change()
         if state != "ok":
             log.warning("device %s: %s %s", device, state, detail)
-            self.record("device_fault", {"device": device, "problem": state, "detail": detail[:200]})
+            self.record(DeviceFault(device, state, detail[:200]))
         elif previous is not None:
             log.info("device %s recovered", device)
-            self.record("device_recovered", {"device": device})
+            self.record(DeviceRecovered(device))
 
     def device_states(self) -> dict[str, str]:
         with self._states_lock:
@@ -136,7 +152,7 @@ class EffectHandlers:
         if printer is None:
             error = self.devices.open_errors.get(device, "no printer configured")
             self.note_device(device, "missing", error)
-            raise DeviceUnavailableError(f"{device}: {error}", screen_key="printer.error")
+            raise PrinterUnavailableError(f"{device}: {error}")
         return printer
 
     def poll_printer(self, device: str = "printer") -> None:
@@ -146,7 +162,7 @@ class EffectHandlers:
             self.note_device(device, "missing", self.devices.open_errors.get(device, ""))
             return
         try:
-            self.note_device(device, printer_state(printer.status()))
+            self.note_device(device, printer_state(printer.status(), printer.config.near_end_alarm))
         except DeviceError as exc:
             self.note_device(device, "offline", exc.message)
 
@@ -162,7 +178,7 @@ class EffectHandlers:
         if self.devices.card is not None:
             try:
                 present = self.devices.card.reader_present()
-            except KioskError as exc:
+            except MotcuaError as exc:
                 log.warning("card reader: %s", exc.message)
         self.note_device(
             "card_reader", "ok" if present else "missing", self.devices.open_errors.get("card_reader", "")
@@ -176,8 +192,7 @@ class EffectHandlers:
         )
 
     # -- tickets ---------------------------------------------------------------------------------
-    def issue_ticket(self, effect: Effect) -> IssuedTicket:
-        assert isinstance(effect, IssueTicket)
+    def issue_ticket(self, effect: IssueTicket) -> IssuedTicket:
         from drivers.printer import TicketContent
 
         service = self.config.service(effect.service_code)
@@ -207,31 +222,17 @@ class EffectHandlers:
             },
         )
         try:
-            printer.print_ticket(content)
-        except KioskError as exc:
+            report = printer.print_ticket(content, checked=True)
+        except MotcuaError as exc:
             # Not printed = not issued: the number is voided (recorded), never handed out twice.
             self.tickets.void(allocated, type(exc).__name__)
-            self.record(
-                "ticket_voided",
-                {"number": allocated.number, "service": service.code, "reason": type(exc).__name__},
-            )
-            if isinstance(exc, PaperOutError):
-                self.note_device("printer", "paper_out", exc.message)  # ran out during this ticket
-            else:
-                self.poll_printer()
+            self.record(TicketVoided(allocated.number, service.code, type(exc).__name__))
+            self._note_print_failure("printer", exc)
             raise
         self.tickets.confirm(allocated)
-        self.record(
-            "ticket_issued",
-            {
-                "number": allocated.number,
-                "service": service.code,
-                "priority": effect.priority,
-                "identified": effect.citizen_name is not None,
-                "day": allocated.day,
-            },
-        )
-        self.poll_printer()
+        identified = effect.citizen_name is not None
+        self.record(TicketIssued(allocated.number, service.code, effect.priority, identified, allocated.day))
+        self.note_device("printer", printer_state(report.status_after, printer.config.near_end_alarm))
         return IssuedTicket(
             allocated.number,
             service.code,
@@ -239,72 +240,84 @@ class EffectHandlers:
             now,
             tuple(service.counters),
             allocated.waiting_ahead,
+            service.name_vi,
+            service.name_en,
         )
 
+    def _note_print_failure(self, device: str, exc: MotcuaError) -> None:
+        """The state a failed print left the printer in, from the status that said so."""
+        if isinstance(exc, PrinterStateError) and exc.status is not None:
+            self.note_device(device, printer_state(exc.status), exc.message)
+        elif isinstance(exc, DeviceError):
+            self.note_device(device, "offline", exc.message)
+
     def _ready_printer(self, device: str = "printer") -> TicketPrinter:
-        """The printer, after asking it: raises when it cannot print now (nothing is sent then)."""
+        """The printer, after its one readiness check; raises (and notes the state) when it cannot print."""
         printer = self._printer(device)
         try:
-            status = printer.status()
-        except DeviceError as exc:
-            self.note_device(device, "offline", exc.message)
+            status = printer.check_ready()
+        except MotcuaError as exc:
+            self._note_print_failure(device, exc)
             raise
-        state = printer_state(status)
-        self.note_device(device, state)
-        if state == "paper_out":
-            raise PaperOutError(f"{device} is out of paper")
-        if state in ("offline", "cover_open"):
-            raise PrinterError(f"{device} not ready: {state}")
+        self.note_device(device, printer_state(status, printer.config.near_end_alarm))
         return printer
 
-    def print_dossier_status(self, effect: Effect) -> None:
-        assert isinstance(effect, PrintDossierStatus)
+    def print_dossier_status(self, effect: PrintDossierStatus) -> None:
         from drivers.printer import DocumentContent
 
         device = "printer" if self.config.devices.receipt_printer is None else "receipt_printer"
         printer = self._ready_printer(device)
         tr = Translator(effect.language)
         lines = effect.status.summary_lines(self.now().date(), effect.language)
-        printer.print_document(
-            DocumentContent(
-                title=tr("lookup.title"),
-                lines=lines,
-                qr_data=effect.status.code.text,
-                footer=self.config.kiosk.center_name,
+        try:
+            report = printer.print_document(
+                DocumentContent(
+                    title=tr("lookup.title"),
+                    lines=lines,
+                    qr_data=effect.status.code.text,
+                    footer=self.config.kiosk.center_name,
+                ),
+                checked=True,
             )
-        )
-        self.poll_printer(device)
+        except MotcuaError as exc:
+            self._note_print_failure(device, exc)
+            raise
+        self.note_device(device, printer_state(report.status_after, printer.config.near_end_alarm))
 
-    def print_test_ticket(self, effect: Effect | None = None) -> None:
+    def print_test_ticket(self, effect: PrintTestTicket | None = None) -> None:
         from drivers.printer import DocumentContent
 
         printer = self._ready_printer()
         now = self.now()
-        printer.print_document(
-            DocumentContent(
-                title="PHIẾU IN THỬ / TEST PRINT",
-                lines=[
-                    ("Kiosk", self.config.kiosk.id),
-                    ("Trung tâm", self.config.kiosk.center_name),
-                    ("Thời gian", now.strftime("%d/%m/%Y %H:%M:%S")),
-                    ("Phiên bản", __version__),
-                    ("Tiếng Việt", "ĂÂĐÊÔƠƯ ăâđêôơư áàảãạ ấầẩẫậ ắằẳẵặ ếềểễệ ốồổỗộ ớờởỡợ ứừửữự"),
-                ],
-                qr_data=f"MOTCUA-TEST:{self.config.kiosk.id}",
+        try:
+            report = printer.print_document(
+                DocumentContent(
+                    title="PHIẾU IN THỬ / TEST PRINT",
+                    lines=[
+                        ("Kiosk", self.config.kiosk.id),
+                        ("Trung tâm", self.config.kiosk.center_name),
+                        ("Thời gian", now.strftime("%d/%m/%Y %H:%M:%S")),
+                        ("Phiên bản", __version__),
+                        ("Tiếng Việt", "ĂÂĐÊÔƠƯ ăâđêôơư áàảãạ ấầẩẫậ ắằẳẵặ ếềểễệ ốồổỗộ ớờởỡợ ứừửữự"),
+                    ],
+                    qr_data=f"MOTCUA-TEST:{self.config.kiosk.id}",
+                ),
+                checked=True,
             )
-        )
-        self.poll_printer()
+        except MotcuaError as exc:
+            self._note_print_failure("printer", exc)
+            raise
+        self.note_device("printer", printer_state(report.status_after, printer.config.near_end_alarm))
 
     # -- identity --------------------------------------------------------------------------------
-    def read_card(self, effect: Effect) -> Identity:
-        assert isinstance(effect, ReadCard)
+    def read_card(self, effect: ReadCard) -> Identity:
         from drivers.card import AccessKey, access_keys_from_cccd_qr
+        from drivers.card.errors import CardTimeoutError
 
         card = self.devices.card
         if card is None:
-            raise DeviceUnavailableError(
-                f"card reader: {self.devices.open_errors.get('card_reader', 'not configured')}",
-                screen_key="card.reader_missing",
+            raise ReaderMissingError(
+                f"card reader: {self.devices.open_errors.get('card_reader', 'not configured')}"
             )
         started = time.monotonic()
         result = "ok"
@@ -316,38 +329,26 @@ class EffectHandlers:
                 else [AccessKey.from_can(effect.can or "")]
             )
             if not card.wait_for_card(self.config.devices.card_reader.timeout_s):
-                from drivers.card.errors import CardTimeoutError
-
                 raise CardTimeoutError("no card placed on the reader in time")
             record = card.read_identity(keys)
             try:
                 authenticity = record.authenticity.value
                 if authenticity == "data_altered":
-                    raise DeviceError(
-                        "card data does not match its signature", screen_key="card.data_altered"
-                    )
+                    raise AlteredCardError("card data does not match its signature")
                 identity = Identity(record.full_name, record.birth_date, authenticity)
             finally:
                 record.wipe()  # the kiosk keeps only name and birth date, in the session
             return identity
-        except KioskError as exc:
+        except MotcuaError as exc:
             result = type(exc).__name__
             raise
         finally:
             # What the fleet sees of a card read: outcome and speed, nothing about the person.
-            self.record(
-                "card_read",
-                {
-                    "result": result,
-                    "authenticity": authenticity,
-                    "duration_ms": round((time.monotonic() - started) * 1000),
-                },
-            )
+            self.record(CardRead(result, authenticity, round((time.monotonic() - started) * 1000)))
 
     # -- look-up and rating ----------------------------------------------------------------------
-    def lookup(self, effect: Effect) -> Any:
-        assert isinstance(effect, LookupDossier)
-        from kiosk.dossier import DossierNotFound, LookupUnavailable, lookup_event_payload
+    def lookup(self, effect: LookupDossier) -> DossierStatus:
+        from kiosk.dossier import DossierNotFound, LookupUnavailable, lookup_event
 
         backend = self.devices.dossiers
         started = time.monotonic()
@@ -363,13 +364,12 @@ class EffectHandlers:
         except DossierNotFound:
             outcome = "not_found"
             raise
-        except KioskError:
+        except MotcuaError:
             outcome = "unavailable"
             raise
         finally:
             self._count_lookup(
-                outcome,
-                lookup_event_payload(
+                lookup_event(
                     outcome,
                     source=effect.source,
                     code=effect.code,
@@ -379,35 +379,29 @@ class EffectHandlers:
                 ),
             )
 
-    def rejected_code(self, effect: Effect) -> None:
-        assert isinstance(effect, RecordRejectedCode)
-        from kiosk.dossier import lookup_event_payload
+    def rejected_code(self, effect: RecordRejectedCode) -> None:
+        from kiosk.dossier import lookup_event
 
-        self._count_lookup("not_a_dossier", lookup_event_payload("not_a_dossier", source=effect.source))
+        self._count_lookup(lookup_event("not_a_dossier", source=effect.source))
 
-    def _count_lookup(
-        self, outcome: Literal["found", "not_found", "unavailable", "not_a_dossier"], payload: dict[str, Any]
-    ) -> None:
-        self.record("lookup", payload)
+    def _count_lookup(self, event: Lookup) -> None:
+        self.record(event)
         try:
-            self.lookups.record(outcome, str(payload["source"]), self.now())
-        except KioskError as exc:
+            self.lookups.record(event.outcome, event.source, self.now())
+        except MotcuaError as exc:
             log.error("look-up totals not updated: %s", exc.message)
 
-    def submit_rating(self, effect: Effect) -> RatingOutcome:
-        assert isinstance(effect, SubmitRating)
-        from kiosk.rating import RatingTarget, rating_event_payload
+    def submit_rating(self, effect: SubmitRating) -> RatingOutcome:
+        from kiosk.rating import RatingTarget, rating_event
 
         target = RatingTarget.of(effect.target_kind, effect.target_id)
         outcome = self.ratings.submit(effect.level, reasons=effect.reasons, target=target, now=self.now())
         if outcome.counted:
-            self.record(
-                "rating", rating_event_payload(effect.level, self.ratings.scale, target, effect.reasons)
-            )
+            self.record(rating_event(effect.level, self.ratings.scale, target, effect.reasons))
         return outcome
 
     # -- technician ------------------------------------------------------------------------------
-    def run_self_test(self, effect: Effect | None = None) -> dict[str, Any]:
+    def run_self_test(self, effect: RunSelfTest | None = None) -> dict[str, Any]:
         """Each device's verdict for the technician screen: ``ok``, ``state`` and the error if any."""
         results: dict[str, Any] = {}
         printer = self.devices.printer
@@ -443,12 +437,11 @@ class EffectHandlers:
             return {"ok": False, "state": "missing", "error": self.devices.open_errors.get(device)}
         try:
             result = {"state": "ok", **test()}
-        except KioskError as exc:
+        except MotcuaError as exc:
             return {"ok": False, "state": "error", "error": exc.message}
         # A device's own "ok: false" (e.g. a decoder check) fails it too.
         result["ok"] = bool(result.get("ok", True)) and result["state"] in ("ok", "disabled")
         return result
 
-    def service_mode(self, effect: Effect) -> None:
-        assert isinstance(effect, SetServiceMode)
+    def service_mode(self, effect: SetServiceMode) -> None:
         self.set_service_mode("technician" if effect.out_of_service else None)

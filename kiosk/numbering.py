@@ -28,7 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fleet.protocol import (
+from common.errors import MotcuaError
+from contract.config import ServiceArea
+from contract.errors import ContractError
+from contract.tickets import (
     ERR_CONFIG_MISMATCH,
     ERR_EXHAUSTED,
     ERR_SLOT_CONFLICT,
@@ -36,20 +39,26 @@ from fleet.protocol import (
     NumberPlan,
     ReportItem,
     TicketRequest,
+    TicketResponse,
     center_day,
     center_zone,
     format_number,
-    now_iso,
 )
-from kiosk.config import KioskConfig, NumberingSection, ServiceArea
-from kiosk.errors import KioskError
-from kiosk.ticketing import AllocatedNumber, LocalTicketBook, TicketingError
+from contract.wire import now_iso
+from kiosk.config import KioskConfig, NumberingSection
+from kiosk.ticketing import (
+    AllocatedNumber,
+    LocalTicketBook,
+    NoNumberAvailableError,
+    NumberRefusedError,
+    TicketingError,
+)
 
 log = logging.getLogger(__name__)
 
 AGENT_SOCKET = "agent.sock"
 
-#: ask(command, args, timeout_s) -> the relay's answer; raises KioskError when there is none
+#: ask(command, args, timeout_s) -> the relay's answer; raises MotcuaError when there is none
 Ask = Callable[[str, dict[str, Any], float], dict[str, Any]]
 
 _SCHEMA = """
@@ -67,8 +76,8 @@ CREATE TABLE IF NOT EXISTS offline_counters (
 
 
 def agent_ask(socket_path: Path) -> Ask:
-    """Ask the agent's relay over its control socket (``kiosk.ipc``)."""
-    from kiosk import ipc
+    """Ask the agent's relay over its control socket (``common.ipc``)."""
+    from common import ipc
 
     def ask(cmd: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         try:
@@ -141,7 +150,7 @@ class CenterTicketSource:
                 service=service.code, prefix=service.prefix, priority=priority, day=day,
             )
             answer = self._ask_allocator(request, budget_s - (time.monotonic() - started))
-            if answer is not None and answer.get("status") == "ok":
+            if answer is not None and answer.status == "ok":
                 return self._online(request_id, answer)
             if answer is not None:
                 self._refused(request_id, answer)
@@ -165,27 +174,34 @@ class CenterTicketSource:
 
     # -- the three ways a number is decided ---------------------------------------------------------
 
-    def _ask_allocator(self, request: TicketRequest, budget_s: float) -> dict[str, Any] | None:
+    def _request(
+        self, cmd: str, request: TicketRequest, timeout_s: float, slack_s: float = 0.5
+    ) -> TicketResponse | None:
+        """The allocator's answer through the agent's relay, or None when there is none usable.
+
+        The relay waits ``timeout_s``; the socket ``slack_s`` longer, so the relay's own "no answer"
+        arrives before the socket gives up."""
+        try:
+            args = {"request": request.to_data(), "timeout_ms": round(timeout_s * 1000)}
+            answer = self.ask(cmd, args, timeout_s + slack_s)
+            return TicketResponse.from_data(answer)
+        except MotcuaError as exc:
+            log.info("allocator not reached (%s)", exc.message)
+        except ContractError as exc:
+            log.error("unusable answer from the allocator: %s", exc.message)
+        return None
+
+    def _ask_allocator(self, request: TicketRequest, budget_s: float) -> TicketResponse | None:
         """The allocator's answer, or None when there is none within the budget."""
         if budget_s <= 0.01:
             return None
-        try:
-            return self.ask(
-                "ticket.allocate",
-                {"request": request.to_dict(), "timeout_ms": round(budget_s * 1000)},
-                budget_s + 0.2,
-            )
-        except KioskError as exc:
-            log.info("allocator not reached (%s): printing from the offline block", exc.message)
-            return None
+        return self._request("ticket.allocate", request, budget_s, slack_s=0.2)
 
-    def _online(self, request_id: str, answer: dict[str, Any]) -> AllocatedNumber:
-        try:
-            day, seq, number = str(answer["day"]), int(answer["seq"]), str(answer["number"])
-            waiting = answer.get("waiting_ahead")
-            waiting_ahead = int(waiting) if isinstance(waiting, int) else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TicketingError(f"allocator answer without a number: {exc}") from exc
+    def _online(self, request_id: str, answer: TicketResponse) -> AllocatedNumber:
+        day, seq, number = answer.day, answer.seq, answer.number
+        if day is None or seq is None or number is None:
+            raise TicketingError("allocator answer without a number")
+        waiting_ahead = answer.waiting_ahead
         if seq >= self.plan.offline_base:
             raise TicketingError(f"allocator answered {number}, inside the offline blocks: plans differ")
         self._execute(
@@ -195,9 +211,9 @@ class CenterTicketSource:
         )
         return AllocatedNumber(number, day, waiting_ahead)
 
-    def _refused(self, request_id: str, answer: dict[str, Any]) -> None:
+    def _refused(self, request_id: str, answer: TicketResponse) -> None:
         """The allocator answered with an error: some errors forbid the offline block too."""
-        code, reason = str(answer.get("error")), str(answer.get("reason", ""))
+        code, reason = str(answer.error), answer.reason or ""
         if code in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
             # Our block may overlap another kiosk's: printing from it could duplicate a number.
             self.offline_blocked = f"{code}: {reason}"
@@ -209,7 +225,7 @@ class CenterTicketSource:
                 "UPDATE tickets SET status = 'voided', reason = ?, reported = 'voided' WHERE request_id = ?",
                 (code[:64], request_id),
             )
-            raise TicketingError(f"allocator refused: {code}: {reason}", screen_key="ticket.print_failed")
+            raise NumberRefusedError(f"allocator refused: {code}: {reason}")
 
     def _offline(self, request_id: str, service: ServiceArea, day: str) -> AllocatedNumber:
         if self.offline_blocked is not None:
@@ -218,9 +234,8 @@ class CenterTicketSource:
                 "WHERE request_id = ?",
                 (request_id,),
             )
-            raise TicketingError(
-                f"center unreachable and offline numbers refused ({self.offline_blocked})",
-                screen_key="error.network",
+            raise NoNumberAvailableError(
+                f"center unreachable and offline numbers refused ({self.offline_blocked})"
             )
         with self._lock:
             try:
@@ -237,9 +252,8 @@ class CenterTicketSource:
                             (request_id,),
                         )
                         self._db.execute("COMMIT")
-                        raise TicketingError(
-                            f"center unreachable, offline block of {service.code} for {day} used up",
-                            screen_key="error.network",
+                        raise NoNumberAvailableError(
+                            f"center unreachable, offline block of {service.code} for {day} used up"
                         )
                     number = format_number(service.prefix, seq)
                     self._db.execute(
@@ -273,7 +287,7 @@ class CenterTicketSource:
         while not self._stop.is_set():
             try:
                 self.sync_once()
-            except KioskError as exc:
+            except MotcuaError as exc:
                 log.warning("ticket reconcile: %s", exc.message)
             except Exception:
                 log.exception("ticket reconcile failed")
@@ -299,25 +313,20 @@ class CenterTicketSource:
                 f"{self.kiosk_id}-r{uuid.uuid4().hex[:16]}", "report", self.numbering.slot, self.plan,
                 tickets=items,
             )
-            try:
-                answer = self.ask(
-                    "ticket.report", {"request": request.to_dict(), "timeout_ms": round(timeout_s * 1000)},
-                    timeout_s + 0.5,
-                )
-            except KioskError as exc:
-                log.debug("report not delivered: %s", exc.message)
+            answer = self._request("ticket.report", request, timeout_s)
+            if answer is None:
                 return False
-            if answer.get("status") != "ok":
-                if answer.get("error") in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
-                    self.offline_blocked = f"{answer.get('error')}: {answer.get('reason')}"
-                log.error("allocator refused a report: %s %s", answer.get("error"), answer.get("reason"))
+            if answer.status != "ok":
+                if answer.error in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
+                    self.offline_blocked = f"{answer.error}: {answer.reason}"
+                log.error("allocator refused a report: %s %s", answer.error, answer.reason)
                 return False
             sent = {item.request_id: item.status for item in items}
-            for conflict in answer.get("conflicts", []):
+            for conflict in answer.conflicts or []:
                 self.conflicts += 1
-                log.error("allocator: %s", conflict.get("reason"))
-            conflicted = [c.get("request_id") for c in answer.get("conflicts", [])]
-            settled = [*answer.get("accepted", []), *conflicted]
+                log.error("allocator: %s", conflict.reason)
+            conflicted = [c.request_id for c in answer.conflicts or []]
+            settled = [*(answer.accepted or []), *conflicted]
             with self._lock:
                 self._db.executemany(
                     "UPDATE tickets SET reported = ? WHERE request_id = ?",
@@ -338,21 +347,17 @@ class CenterTicketSource:
                 request_id, "allocate", self.numbering.slot, self.plan,
                 service=service, prefix=prefix, priority=bool(priority), day=day,
             )
-            try:
-                answer = self.ask(
-                    "ticket.allocate", {"request": request.to_dict(), "timeout_ms": round(timeout_s * 1000)},
-                    timeout_s + 0.5,
-                )
-            except KioskError:
+            answer = self._request("ticket.allocate", request, timeout_s)
+            if answer is None:
                 return  # still away; next round
-            if answer.get("status") == "ok":
+            if answer.status == "ok" and answer.seq is not None:
                 self._execute(
                     "UPDATE tickets SET day = ?, seq = ?, number = ?, source = 'online', status = 'voided', "
                     "reason = 'interrupted', reported = 'allocated' "
                     "WHERE request_id = ? AND status = 'asking'",
-                    (str(answer["day"]), int(answer["seq"]), str(answer["number"]), request_id),
+                    (answer.day, answer.seq, answer.number, request_id),
                 )
-                log.warning("request %s interrupted by a restart: %s voided", request_id, answer["number"])
+                log.warning("request %s interrupted by a restart: %s voided", request_id, answer.number)
             else:
                 self._execute(
                     "UPDATE tickets SET status = 'voided', reason = 'interrupted', reported = 'voided' "

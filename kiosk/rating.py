@@ -18,8 +18,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from common.errors import ConfigError
+from contract.config import DEFAULT_REASONS as _DEFAULT_REASONS
+from contract.config import RatingSection
+from contract.events import Rating
 from kiosk.dossier import InvalidDossierCode, parse_dossier_code
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import KioskError
 
 TargetKind = Literal["center", "ticket", "dossier", "counter", "official"]
 TARGET_KINDS: tuple[str, ...] = ("center", "ticket", "dossier", "counter", "official")
@@ -31,7 +35,7 @@ NotCountedReason = Literal["duplicate", "too_soon"]
 class RatingError(KioskError):
     """A rating the flow should never have produced (level off the scale, unknown reason)."""
 
-    screen_key = "error.generic"
+    code = "rating"
 
 
 class RatingStoreError(KioskError):
@@ -87,16 +91,8 @@ DEFAULT_CRITERIA: tuple[Choice, ...] = (
     Choice("facilities", "Cơ sở vật chất", "Facilities"),
 )
 
-#: Reasons offered after a negative answer.
-DEFAULT_REASONS: tuple[Choice, ...] = (
-    Choice("long_wait", "Chờ đợi lâu", "Long wait"),
-    Choice("staff_attitude", "Thái độ phục vụ của cán bộ chưa tốt", "Staff attitude"),
-    Choice("guidance", "Hướng dẫn chưa rõ ràng", "Guidance was not clear"),
-    Choice("visits", "Phải đi lại nhiều lần", "Too many visits needed"),
-    Choice("extra_papers", "Yêu cầu giấy tờ ngoài quy định", "Asked for papers beyond the rules"),
-    Choice("late_result", "Trả kết quả trễ hẹn", "Result later than promised"),
-    Choice("facilities", "Cơ sở vật chất chưa tốt", "Facilities"),
-)
+#: Reasons offered after a negative answer: the contract's one default set (the center may push others).
+DEFAULT_REASONS: tuple[Choice, ...] = tuple(Choice(r.code, r.label_vi, r.label_en) for r in _DEFAULT_REASONS)
 
 
 @dataclass(frozen=True)
@@ -131,6 +127,11 @@ class RatingScale:
             return result
 
         return cls(tuple(reversed(built)), choices(criteria, "criteria"), choices(reasons, "reasons"))
+
+    @classmethod
+    def from_config(cls, section: RatingSection) -> RatingScale:
+        """The scale a kiosk's ``[rating]`` (its file, or the center's push) asks for."""
+        return cls.build(section.levels, reasons=[(r.code, r.label_vi, r.label_en) for r in section.reasons])
 
     @property
     def size(self) -> int:
@@ -263,6 +264,12 @@ class RatingBook:
         except sqlite3.DatabaseError as exc:
             raise RatingStoreError(f"cannot open ratings file {path}: {exc}") from exc
 
+    def configure(self, scale: RatingScale, repeat_interval_s: float) -> None:
+        """Follow a new rating scale (pushed by the center) without a restart; totals are per scale."""
+        with self._lock:
+            self.scale = scale
+            self.repeat_interval_s = repeat_interval_s
+
     def submit(
         self,
         level: int,
@@ -279,27 +286,30 @@ class RatingBook:
 
         Give ``target``, or ``target_kind``/``target_id`` (the flow's form); neither rates the center.
         """
+        scale_now, repeat_s = self.scale, self.repeat_interval_s  # one scale for the whole tap
         if target is None:
             target = RatingTarget.of(target_kind or "center", target_id or "center")
-        if scale is not None and scale != self.scale.size:
-            raise RatingError(f"rating on a {scale}-level scale; the book is set for {self.scale.size}")
-        self.scale.level(level)  # raises when off the scale
+        if scale is not None and scale != scale_now.size:
+            raise RatingError(f"rating on a {scale}-level scale; the book is set for {scale_now.size}")
+        scale_now.level(level)  # raises when off the scale
         reason_codes = sorted(set(reasons))
-        known_reasons = {r.code for r in self.scale.reasons}
+        known_reasons = {r.code for r in scale_now.reasons}
         unknown = [r for r in reason_codes if r not in known_reasons]
         if unknown:
             raise RatingError(f"unknown rating reasons {unknown}")
         criteria = dict(criteria or {})
-        known_criteria = {c.code for c in self.scale.criteria}
+        known_criteria = {c.code for c in scale_now.criteria}
         for code, value in criteria.items():
             if code not in known_criteria:
                 raise RatingError(f"unknown rating criterion {code!r}")
-            self.scale.level(value)
+            scale_now.level(value)
         moment = now or datetime.now().astimezone()
         ts, day = moment.timestamp(), moment.date().isoformat()
         with self._lock:
             try:
-                return self._submit_locked(level, reason_codes, criteria, target, ts, day)
+                return self._submit_locked(
+                    level, reason_codes, criteria, target, ts, day, scale_now.size, repeat_s
+                )
             except sqlite3.DatabaseError as exc:
                 raise RatingStoreError(f"cannot write ratings file {self.path}: {exc}") from exc
 
@@ -311,6 +321,8 @@ class RatingBook:
         target: RatingTarget,
         ts: float,
         day: str,
+        scale_size: int,
+        repeat_interval_s: float,
     ) -> RatingOutcome:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -324,7 +336,7 @@ class RatingBook:
                 last = db.execute(
                     "SELECT ts FROM taps WHERE target_kind = ? AND target_ref = ?", (target.kind, target.ref)
                 ).fetchone()
-                if last is not None and 0 <= ts - last[0] < self.repeat_interval_s:
+                if last is not None and 0 <= ts - last[0] < repeat_interval_s:
                     verdict = "too_soon"
             db.execute(
                 "INSERT OR REPLACE INTO taps (target_kind, target_ref, ts) VALUES (?, ?, ?)",
@@ -340,7 +352,7 @@ class RatingBook:
             cursor = db.execute(
                 "INSERT INTO ratings (ts, day, scale, level, target_kind, target_ref, reasons, criteria) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (ts, day, self.scale.size, level, target.kind, target.ref, json.dumps(list(reasons)),
+                (ts, day, scale_size, level, target.kind, target.ref, json.dumps(list(reasons)),
                  json.dumps(criteria, sort_keys=True)),
             )
             db.execute("COMMIT")
@@ -395,20 +407,25 @@ class RatingBook:
             self._db.close()
 
 
-def rating_event_payload(
+def rating_event(
     level: int,
     scale: RatingScale,
     target: RatingTarget,
     reasons: Iterable[str] = (),
     criteria: Mapping[str, int] | None = None,
-) -> dict[str, Any]:
-    """Payload of the ``rating`` event: the answer and what it is about, nothing about the citizen."""
-    return {
-        "level": level,
-        "level_key": scale.level(level).key,
-        "scale": scale.size,
-        "target_kind": target.kind,
-        "target_id": target.ref,
-        "reasons": sorted(set(reasons)),
-        "criteria": dict(sorted((criteria or {}).items())),
-    }
+) -> Rating:
+    """The ``rating`` event: the answer and what it is about, nothing about the citizen.
+
+    A dossier target is sent without its code (a dossier code leads to a person): the fleet counts
+    ratings about dossiers, it does not need to know which one.
+    """
+    size = scale.size
+    return Rating(
+        level=level,
+        scale=3 if size == 3 else 5 if size == 5 else 4,
+        level_key=scale.level(level).key,
+        target_kind=target.kind,
+        target_id=None if target.kind == "dossier" else target.ref,
+        reasons=sorted(set(reasons)),
+        criteria=dict(sorted((criteria or {}).items())),
+    )

@@ -15,13 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError, MotcuaError
+from common.ipc import ControlServer
+from common.journal import EventJournal
+from contract.events import AppStarted
 from kiosk import __version__
-from kiosk.config import KioskConfig, apply_overlay
+from kiosk.config import ConfigHolder, KioskConfig, apply_overlay, apply_pushed
 from kiosk.core import KioskCore
 from kiosk.effects import Devices, EffectHandlers
-from kiosk.errors import ConfigError, KioskError
-from kiosk.events import EventJournal
-from kiosk.ipc import ControlServer
+from kiosk.errors import KioskError
 from kiosk.numbering import CenterTicketSource, open_ticket_source
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,10 @@ def simulated(config: KioskConfig) -> KioskConfig:
 
 def demo_config(data_dir: Path, **kiosk_overrides: Any) -> KioskConfig:
     """config/simulate.toml, every device simulated, its data under ``data_dir`` (tests, benchmarks)."""
-    from kiosk.cli import SIMULATE_CONFIG
+    from kiosk import SIMULATE_CONFIG
     from kiosk.config import load_config
 
-    config = load_config(SIMULATE_CONFIG)
+    config = load_config(SIMULATE_CONFIG, with_pushed=False)  # not the demo's own pushed overlay
     kiosk = dataclasses.replace(config.kiosk, data_dir=data_dir, **kiosk_overrides)
     return simulated(dataclasses.replace(config, kiosk=kiosk))
 
@@ -66,7 +68,10 @@ class KioskRuntime:
     def __init__(
         self, config: KioskConfig, *, synchronous: bool = False, wall_clock: Callable[[], Any] | None = None
     ) -> None:
-        self.config = config
+        #: the kiosk's own file: every push is applied to it, never on top of an earlier push
+        self.base_config = config
+        config = apply_pushed(config)
+        self.settings = ConfigHolder(config)
         self.started = time.monotonic()
         data_dir = config.kiosk.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,20 +79,19 @@ class KioskRuntime:
         self.tickets = open_ticket_source(config)  # [numbering] mode: this kiosk alone, or the center
         from kiosk.rating import RatingBook, RatingScale
 
-        scale = RatingScale.build(
-            levels=config.rating.levels,
-            reasons=[(r.code, r.label_vi, r.label_en) for r in config.rating.reasons],
-        )
+        scale = RatingScale.from_config(config.rating)
         self.ratings = RatingBook(data_dir / "ratings.sqlite", scale, config.rating.repeat_interval_s)
         from kiosk.dossier.tally import LookupTally
 
         self.lookups = LookupTally(data_dir / "lookups.sqlite")
         self.devices = Devices()
-        self.simulator: Any = None  # drivers.simulation.SimulatedHardware in simulate mode
+        self.simulator: Any = None  # kiosk.simulation.SimulatedHardware in simulate mode
         self._open_devices()
-        self.core = KioskCore(config, self.journal, {}, synchronous=synchronous, wall_clock=wall_clock)
+        self.core = KioskCore(
+            self.settings, self.journal, [], synchronous=synchronous, wall_clock=wall_clock
+        )
         self.handlers = EffectHandlers(
-            config,
+            self.settings,
             self.journal,
             self.devices,
             self.tickets,
@@ -96,13 +100,28 @@ class KioskRuntime:
             now=self.core.now,
             set_service_mode=self._service_mode_from_ui,
         )
-        self.core.routes = self.handlers.routes()
+        self.core.set_routes(self.handlers.routes())
+        self.settings.subscribe(self._config_changed)
         self.control = ControlServer(data_dir / "app.sock")
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._ui_call: Callable[[Callable[[], None]], None] = lambda fn: fn()
+        #: set by the window (``screens``): take a screenshot, close the window
         self.screenshot: Callable[[], Path] | None = None
+        self.stop_ui: Callable[[], None] = lambda: None
         self.restart_requested = False
+
+    @property
+    def config(self) -> KioskConfig:
+        return self.settings.current
+
+    def _config_changed(self, old: KioskConfig, new: KioskConfig) -> None:
+        """What is built from the configuration follows it (the flows and timeouts read it live)."""
+        if new.rating != old.rating:
+            from kiosk.rating import RatingScale
+
+            self.ratings.configure(RatingScale.from_config(new.rating), new.rating.repeat_interval_s)
+        log.info("configuration version %d applied", new.version)
 
     # -- devices ---------------------------------------------------------------------------------
     def _open_devices(self) -> None:
@@ -112,27 +131,27 @@ class KioskRuntime:
             or config.devices.scanner.backend == "simulator"
             or (config.devices.card_reader.enabled and config.devices.card_reader.backend == "simulator")
         ):
-            from drivers.simulation import SimulatedHardware
+            from kiosk.simulation import SimulatedHardware
 
             self.simulator = SimulatedHardware(config)
         from drivers.printer import open_printer
 
         try:
             devices.printer = open_printer(config.devices.printer)
-        except KioskError as exc:
+        except MotcuaError as exc:
             devices.open_errors["printer"] = exc.message
             log.error("printer: %s", exc.message)
         if config.devices.receipt_printer is not None:
             try:
                 devices.receipt_printer = open_printer(config.devices.receipt_printer)
-            except KioskError as exc:
+            except MotcuaError as exc:
                 devices.open_errors["receipt_printer"] = exc.message
                 log.error("receipt printer: %s", exc.message)
         try:
             from drivers.scanner import open_scanner
 
             devices.scanner = open_scanner(config.devices.scanner)
-        except KioskError as exc:
+        except MotcuaError as exc:
             devices.open_errors["scanner"] = exc.message
             log.error("scanner: %s", exc.message)
         reader = config.devices.card_reader
@@ -144,7 +163,7 @@ class KioskRuntime:
                 from drivers.card import CardReaderService
 
                 devices.card = CardReaderService(reader.reader, reader.trust_dir, reader.timeout_s)
-            except KioskError as exc:
+            except MotcuaError as exc:
                 devices.open_errors["card_reader"] = exc.message
                 log.error("card reader: %s", exc.message)
         try:
@@ -154,7 +173,7 @@ class KioskRuntime:
             if not lookup.demo_path.is_absolute():  # the demo store lives with the kiosk's other data
                 lookup = dataclasses.replace(lookup, demo_path=config.kiosk.data_dir / lookup.demo_path.name)
             devices.dossiers = open_backend(lookup)
-        except KioskError as exc:
+        except MotcuaError as exc:
             devices.open_errors["lookup"] = exc.message
             log.error("dossier look-up: %s", exc.message)
         if self.simulator is not None:
@@ -173,13 +192,13 @@ class KioskRuntime:
         if self.devices.scanner is not None:
             try:
                 self.devices.scanner.start(lambda result: self.core.scanned(result.text, result.source))
-            except KioskError as exc:
+            except MotcuaError as exc:
                 log.error("scanner: %s", exc.message)
         self._register_control()
         self.control.start()
         self._poller = threading.Thread(target=self._poll, name="device-poller", daemon=True)
         self._poller.start()
-        self.journal.append("app_started", {"version": __version__, "config_version": self.config.version})
+        self.core.record(AppStarted(__version__, self.config.version))
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -314,15 +333,8 @@ class KioskRuntime:
 
     def _restart(self, args: dict[str, Any]) -> dict[str, Any]:
         self.restart_requested = True
-        self._on_ui(self._stop_app)
+        self._on_ui(self.stop_ui)
         return {"restarting": True}
-
-    def _stop_app(self) -> None:
-        from kivy.app import App
-
-        app = App.get_running_app()
-        if app is not None:
-            app.stop()
 
     def _reload_config(self, args: dict[str, Any]) -> dict[str, Any]:
         import json
@@ -332,13 +344,6 @@ class KioskRuntime:
             overlay = json.loads(overlay_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read pushed configuration {overlay_path}: {exc}") from exc
-        new_config = apply_overlay(self.config, overlay)
-
-        def apply() -> None:
-            self.config = new_config
-            self.core.config = new_config
-            self.handlers.config = new_config
-            self.core.notify()
-
-        self._on_ui(apply)
+        new_config = apply_overlay(self.base_config, overlay)
+        self._on_ui(lambda: self.settings.replace(new_config))
         return {"config_version": new_config.version}

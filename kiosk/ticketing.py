@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from kiosk.center import ServiceArea
+from contract.config import ServiceArea
 from kiosk.errors import KioskError
 
 _SCHEMA = """
@@ -29,7 +29,21 @@ CREATE TABLE IF NOT EXISTS tickets (
 
 
 class TicketingError(KioskError):
-    screen_key = "error.generic"
+    """The kiosk's ticket store failed, or a number cannot be given."""
+
+    code = "ticketing"
+
+
+class NumberRefusedError(TicketingError):
+    """The allocator refused to give a number (and the kiosk must not print from its block)."""
+
+    code = "number_refused"
+
+
+class NoNumberAvailableError(TicketingError):
+    """The center cannot be reached and no offline number may be used (block used up, or refused)."""
+
+    code = "no_number_available"
 
 
 @dataclass(frozen=True)

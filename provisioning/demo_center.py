@@ -4,7 +4,7 @@ Four processes, started in this order and stopped in the reverse one:
 
 1. **Mosquitto**, its own instance (never the system broker on 1883): ``deploy/mosquitto/motcua.conf``
    and ``motcua.acl`` with the demo's paths and two free local ports (the kiosks' listener and the
-   center services' listener), TLS with certificates made by ``edge_agent/pki.py``: a demo CA, the
+   center services' listener), TLS with certificates made by ``provisioning/pki.py``: a demo CA, the
    broker's server certificate, the kiosk's client certificate (CN = kiosk id), ``allocator`` and
    ``fleet``;
 2. the queue-number **allocator** (``main.py fleet allocator``);
@@ -43,7 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from kiosk.errors import ConfigError, KioskError
+from common.errors import ConfigError, MotcuaError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT / "var" / "demo-center"
@@ -55,7 +55,7 @@ EXIT_RESTART = 75
 DEMO_SLOT = 0
 
 
-class DemoError(KioskError):
+class DemoError(MotcuaError):
     """A part of the demo center could not be prepared, did not start, or stopped on its own."""
 
     exit_code = 1
@@ -136,7 +136,7 @@ def free_port() -> int:
 
 
 def _kiosk_identity(base_config: Path) -> tuple[str, str]:
-    from kiosk.schema import read_toml
+    from contract.schema import read_toml
 
     data = read_toml(base_config)
     kiosk = data.get("kiosk")
@@ -220,8 +220,7 @@ def _toml_str(path: Path) -> str:
 
 def prepare(root: Path, base_config: Path = BASE_CONFIG) -> DemoPlan:
     """Write certificates, the broker's configuration and ACL, and the kiosk's configuration."""
-    from edge_agent.pki import CertificateAuthority
-    from kiosk.config import load_config
+    from provisioning.pki import CertificateAuthority
 
     layout = DemoLayout(root.resolve())
     kiosk_id, center_id = _kiosk_identity(base_config)
@@ -243,8 +242,19 @@ def prepare(root: Path, base_config: Path = BASE_CONFIG) -> DemoPlan:
     layout.kiosk_config.write_text(
         _render_kiosk_config(base_config, layout, kiosk_id, kiosk_port), encoding="utf-8"
     )
-    load_config(layout.kiosk_config)  # the kiosk's own validator: a ConfigError names the key
+    _check_kiosk_config(layout.kiosk_config)
     return DemoPlan(layout, kiosk_id, center_id, kiosk_port, service_port)
+
+
+def _check_kiosk_config(path: Path) -> None:
+    """The kiosk's own validator, through its CLI (the center side does not import the kiosk)."""
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "kiosk", "--check-config", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines()
+        raise ConfigError(f"{path}: {lines[-1] if lines else 'invalid configuration'}")
 
 
 def _die_with_parent() -> None:
@@ -416,19 +426,19 @@ class DemoCenter:
         return True
 
     def _relay(self) -> dict[str, object]:
-        from kiosk.ipc import call
+        from common.ipc import call
 
         try:
             return call(self.plan.layout.kiosk_data / "agent.sock", "ticket.link", timeout=2)
-        except (KioskError, ValueError):
+        except (MotcuaError, ValueError):
             return {}
 
     def _kiosk_ready(self) -> bool:
-        from kiosk.ipc import call
+        from common.ipc import call
 
         try:
             call(self.plan.layout.kiosk_data / "app.sock", "app.health", timeout=2)
-        except (KioskError, ValueError):
+        except (MotcuaError, ValueError):
             return False
         return True
 

@@ -20,9 +20,9 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from kiosk.cli import FIRST_FRAME_MESSAGE
 from kiosk.core import ATTRACT, HOME, KioskCore
 from kiosk.i18n import Translator, catalog
+from screens.cli import FIRST_FRAME_MESSAGE
 from screens.views import SCREENS, FlowScreen
 
 log = logging.getLogger(__name__)

@@ -213,7 +213,7 @@ def boot_kiosk(config: Any, display: str, screens_dir: Path) -> KioskDriver:
     os.environ["KIVY_NO_CONSOLELOG"] = "1"
     os.environ["KIVY_LOG_MODE"] = "PYTHON"
     os.environ["MESA_SHADER_CACHE_DIR"] = str(data_dir / "mesa")
-    from kiosk.cli import prepare_kivy
+    from screens.cli import prepare_kivy
 
     prepare_kivy(config.display, data_dir)
     from kivy.clock import Clock

@@ -162,14 +162,11 @@ class TicketScreen(FlowScreen):
             body.add_widget(Widget())
         elif flow.state == "done" and flow.ticket is not None:
             ticket = flow.ticket
-            service = app.core.config.service(ticket.service_code)
             body.add_widget(Text(app.tr("ticket.your_number"), size=52))
             body.add_widget(Text(ticket.number, size=220, color=BLUE, bold=True))
             if ticket.priority:
                 body.add_widget(Text(app.tr("ticket.priority_short"), size=52, color=AMBER, bold=True))
-            body.add_widget(
-                Text(service.name_vi if app.language == "vi" else service.name_en, size=52, bold=True)
-            )
+            body.add_widget(Text(ticket.service_name(app.language), size=52, bold=True))
             if ticket.waiting_ahead is not None:
                 body.add_widget(Text(app.tr("ticket.waiting", count=ticket.waiting_ahead), size=48))
             body.add_widget(
@@ -422,9 +419,10 @@ class RatingScreen(FlowScreen):
                         height=130,
                         markup=True,
                     )
-                    if app.core.config.rating.show_official_photos and official.photo is not None:
+                    photo = app.core.config.official_photo(official)
+                    if app.core.config.rating.show_official_photos and photo is not None:
                         cell = BoxLayout(orientation="vertical", size_hint_y=None, height=330 * u())
-                        cell.add_widget(Image(source=str(official.photo), size_hint_y=None, height=200 * u()))
+                        cell.add_widget(Image(source=str(photo), size_hint_y=None, height=200 * u()))
                         cell.add_widget(button)
                         grid.add_widget(cell)
                     else:

@@ -60,6 +60,7 @@ def _print(obj: dict[str, Any]) -> None:
 
 
 def run_read(args: argparse.Namespace) -> int:
+    from common.entry import exit_code_for
     from drivers.card.errors import CardError
     from drivers.card.service import CardReaderService
 
@@ -74,7 +75,7 @@ def run_read(args: argparse.Namespace) -> int:
         keys = _keys(args)
         record = service.read_identity(keys, with_photo=args.photo is not None)
     except ValueError as exc:
-        _print({"error": {"type": "UsageError", "message": str(exc), "screen_key": "card.wrong_key"}})
+        _print({"error": {"type": "UsageError", "code": "usage", "message": str(exc)}})
         return 64
     except CardError as exc:
         report = service.last_report
@@ -82,7 +83,7 @@ def run_read(args: argparse.Namespace) -> int:
         if report is not None:
             out["timings"], out["apdu_count"] = report.timings_ms, report.apdu_count
         _print(out)
-        return exc.exit_code
+        return exit_code_for(exc)
     try:
         out = record.to_json(show_personal_data=args.show_personal_data)
         if args.photo is not None and record.photo:

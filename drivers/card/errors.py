@@ -1,12 +1,12 @@
 """Errors of the ID-card stack: one CardError subclass per thing a citizen or technician must do.
 
-Every error carries the ``screen_key`` of the Vietnamese text shown to the citizen; messages are English
-and never contain personal data (no MRZ, no names, no numbers from the card).
+Each has a stable ``code``; messages are English and never contain personal data (no MRZ, no names, no
+numbers from the card). The kiosk decides what a citizen sees for each (``kiosk.error_screens``).
 """
 
 from __future__ import annotations
 
-from kiosk.errors import CardError, DeviceUnavailableError
+from common.errors import DeviceError, DeviceUnavailableError
 
 __all__ = [
     "BadQrError",
@@ -23,45 +23,52 @@ __all__ = [
 ]
 
 
+class CardError(DeviceError):
+    """Base of the ID-card stack's errors (transport, access control, secure messaging, parsing)."""
+
+    code = "card_error"
+
+
 class ReaderMissingError(CardError, DeviceUnavailableError):
     """The configured PC/SC reader is not listed (unplugged, wrong name, or pcscd not running)."""
 
-    screen_key = "card.reader_missing"
-    exit_code = 69
+    code = "card_reader_missing"
 
 
 class CardRemovedError(CardError):
     """The card left the field before the read finished; nothing half-read is kept."""
 
-    screen_key = "card.removed"
+    code = "card_removed"
 
 
 class CardTimeoutError(CardError):
     """No card arrived, or the card stopped answering within the step's time budget."""
 
-    screen_key = "card.timeout"
+    code = "card_timeout"
 
 
 class NotIdCardError(CardError):
     """The card does not carry the eMRTD application (a bank card, a transport card...)."""
 
-    screen_key = "card.not_id_card"
+    code = "card_not_id_card"
 
 
 class WrongKeyError(CardError):
     """Mutual authentication failed with every key tried: the numbers typed or scanned do not match."""
 
-    screen_key = "card.wrong_key"
+    code = "card_wrong_key"
 
 
 class CardProtocolError(CardError):
     """The card answered something the protocol does not allow (bad length, unexpected status)."""
 
-    screen_key = "card.read_failed"
+    code = "card_protocol"
 
 
 class StatusWordError(CardProtocolError):
     """The card answered an error status word; ``sw`` keeps it for the caller to decide."""
+
+    code = "card_status_word"
 
     def __init__(self, message: str, sw: int) -> None:
         super().__init__(f"{message}: status word {sw:04X}")
@@ -71,12 +78,16 @@ class StatusWordError(CardProtocolError):
 class SecureMessagingError(CardProtocolError):
     """A protected response failed its MAC or structure check: the channel cannot be trusted any more."""
 
+    code = "card_secure_messaging"
+
 
 class MalformedDataError(CardProtocolError):
     """A file from the card does not parse (bad TLV length, truncated file, wrong check digit)."""
+
+    code = "card_malformed_data"
 
 
 class BadQrError(CardError):
     """The scanned text is not the QR printed on a CCCD."""
 
-    screen_key = "card.bad_qr"
+    code = "card_bad_qr"

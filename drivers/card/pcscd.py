@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from kiosk.errors import DeviceUnavailableError
+from common.errors import DeviceUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -137,9 +137,7 @@ class CardReaderService:
             from drivers.card.sod import load_trust_store
 
             if not self.trust_dir.is_dir():
-                raise CardError(
-                    f"trust store {self.trust_dir} is not a folder", screen_key="card.read_failed"
-                )
+                raise CardError(f"trust store {self.trust_dir} is not a folder")
             self._trust = load_trust_store(self.trust_dir)
         return self._trust
 

@@ -1,6 +1,6 @@
 """``python main.py sim card --profile FILE [--vpcd HOST:PORT] [faults...]``: run the virtual CCCD.
 
-Written to work as a sub-parser of ``sim`` (``drivers/sim_cli.py`` registers it). The card stays in the
+Written to work as a sub-parser of ``sim`` (``kiosk/sim_cli.py`` registers it). The card stays in the
 reader until Ctrl-C; ``--reinsert`` puts it back after a fault removed it. ``--print-keys`` prints the
 MRZ and QR text a tester needs for ``card read`` (fictional data from the profile).
 """

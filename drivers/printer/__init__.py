@@ -6,9 +6,17 @@ python-escpos load on first use (python-escpos with its import side effects cont
 
 from __future__ import annotations
 
-from .errors import PrinterCoverOpenError, PrinterOfflineError, PrinterPaperOutError
+from .errors import (
+    PrinterCoverOpenError,
+    PrinterError,
+    PrinterOfflineError,
+    PrinterPaperOutError,
+    PrinterStateError,
+    PrinterTextError,
+    PrinterUnavailableError,
+)
 from .model import DocumentContent, PrinterConfig, PrinterStatus, PrintReport, TicketContent
-from .printer import TicketPrinter, device_events, open_printer, open_printers
+from .printer import TicketPrinter, open_printer, open_printers
 from .simulator import VirtualPrinter
 
 __all__ = [
@@ -16,13 +24,16 @@ __all__ = [
     "PrintReport",
     "PrinterConfig",
     "PrinterCoverOpenError",
+    "PrinterError",
     "PrinterOfflineError",
     "PrinterPaperOutError",
+    "PrinterStateError",
     "PrinterStatus",
+    "PrinterTextError",
+    "PrinterUnavailableError",
     "TicketContent",
     "TicketPrinter",
     "VirtualPrinter",
-    "device_events",
     "open_printer",
     "open_printers",
 ]

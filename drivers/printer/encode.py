@@ -6,9 +6,8 @@ import itertools
 import unicodedata
 from collections.abc import Sequence
 
-from kiosk.errors import PrinterError
-
 from . import commands as cmd
+from .errors import PrinterTextError
 from .layout import Block, Element, Line, Qr, QrBlock, RasterBlock, Rule, Space, nfc, wrap
 from .model import PrinterConfig
 
@@ -78,9 +77,8 @@ def encode_native(text: str, codepage: str) -> bytes:
             except UnicodeEncodeError:
                 continue
         else:
-            raise PrinterError(
-                f"character U+{ord(ch):04X} has no form in code page {codepage}; use raster mode",
-                screen_key="printer.error",
+            raise PrinterTextError(
+                f"character U+{ord(ch):04X} has no form in code page {codepage}; use raster mode"
             )
     return bytes(out)
 

@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.errors import PrinterError
+from .errors import PrinterTextError
 
 if TYPE_CHECKING:
     from PIL.ImageFont import FreeTypeFont
@@ -38,10 +38,7 @@ def font_path(weight: str = "regular") -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise PrinterError(
-        "no font with Vietnamese glyphs found (Kivy's Roboto or Debian fonts-dejavu-core)",
-        screen_key="printer.error",
-    )
+    raise PrinterTextError("no font with Vietnamese glyphs found (Kivy's Roboto or Debian fonts-dejavu-core)")
 
 
 @functools.cache

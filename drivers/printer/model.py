@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from kiosk.errors import ConfigError
+from common.errors import ConfigError
 
 Backend = Literal["simulator", "usb", "serial", "network"]
 Role = Literal["ticket", "receipt"]

@@ -12,12 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from kiosk.errors import DeviceError, PrinterError
+from common.errors import DeviceError
 
 from . import commands as cmd
-from .errors import failure
+from .errors import PrinterError, failure
 from .model import DocumentContent, PrinterConfig, PrinterStatus, PrintReport, TicketContent
 from .simulator import SimulatorTransport, VirtualPrinter
 from .transport import Transport, open_transport
@@ -71,12 +70,6 @@ class TicketPrinter:
         self._transport.write(cmd.STATUS_QUERY)
         return self._transport.read(3, self.config.status_timeout)
 
-    def device_events(
-        self, old: PrinterStatus | None, new: PrinterStatus
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """:func:`device_events` with this printer's role and ``near_end_alarm`` setting."""
-        return device_events(self.config.role, old, new, near_end_alarm=self.config.near_end_alarm)
-
     def _note(self, status: PrinterStatus) -> None:
         old, self.last_status = self.last_status, status
         if old == status or self.on_status is None:
@@ -100,26 +93,40 @@ class TicketPrinter:
         layout = RasterLayout(self.config.width_dots, self.config.qr_module_dots)
         return raster_program(layout.blocks(elements), self.config)
 
-    def print_ticket(self, content: TicketContent) -> PrintReport:
-        return self._print(content)
+    def check_ready(self) -> PrinterStatus:
+        """The status, or the typed failure (paper out, cover open, offline) when it cannot print now.
 
-    def print_document(self, content: DocumentContent) -> PrintReport:
-        return self._print(content)
+        A caller that must decide before printing (the kiosk takes a number only when the printer can
+        print it) asks this, then prints with ``checked=True``: one status query before, one after.
+        """
+        status = self.status()
+        if status.problem:
+            raise failure(status, "before", self._device())
+        return status
+
+    def print_ticket(self, content: TicketContent, *, checked: bool = False) -> PrintReport:
+        return self._print(content, checked)
+
+    def print_document(self, content: DocumentContent, *, checked: bool = False) -> PrintReport:
+        return self._print(content, checked)
 
     def print_raw(self, program: bytes) -> PrintReport:
         """Send a prepared program with the same checks (technician test pages, benchmarks)."""
-        return self._send(program, time.perf_counter())
+        return self._send(program, time.perf_counter(), checked=False)
 
-    def _print(self, content: TicketContent | DocumentContent) -> PrintReport:
+    def _print(self, content: TicketContent | DocumentContent, checked: bool) -> PrintReport:
         started = time.perf_counter()
-        return self._send(self.render(content), started)
+        return self._send(self.render(content), started, checked)
 
-    def _send(self, program: bytes, started: float) -> PrintReport:
-        device = f"{self.config.role} printer ({self.config.describe()})"
+    def _device(self) -> str:
+        return f"{self.config.role} printer ({self.config.describe()})"
+
+    def _send(self, program: bytes, started: float, checked: bool) -> PrintReport:
+        """Write ``program``; ``checked``: the caller asked ``check_ready`` just before (no second query)."""
+        device = self._device()
         with self._lock:
-            before = self.status()
-            if before.problem:
-                raise failure(before, "before", device)
+            if not checked:
+                self.check_ready()
             printed_before = len(self.simulator.printed) if self.simulator else 0
             self._transport.write(program)
             after = self.status()
@@ -145,7 +152,7 @@ class TicketPrinter:
 
 def open_printer(config: PrinterConfig, *, on_status: StatusListener | None = None) -> TicketPrinter:
     """Open the configured backend. A real printer that cannot be opened raises
-    DeviceUnavailableError naming it; there is never a silent fall back to the simulator.
+    PrinterUnavailableError naming it; there is never a silent fall back to the simulator.
     """
     if config.backend == "simulator":
         sim = VirtualPrinter(
@@ -174,31 +181,3 @@ def open_printers(
             printer.close()
         raise
     return out
-
-
-def _faults(status: PrinterStatus | None, near_end_alarm: bool) -> set[str]:
-    if status is None:
-        return set()
-    faults = set()
-    if status.paper == "out":
-        faults.add("paper_out")
-    elif status.paper == "near_end" and near_end_alarm:
-        faults.add("paper_near_end")
-    if status.cover_open:
-        faults.add("cover_open")
-    if not status.online and not faults:
-        faults.add("offline")
-    return faults
-
-
-def device_events(
-    role: str, old: PrinterStatus | None, new: PrinterStatus, *, near_end_alarm: bool = True
-) -> list[tuple[str, dict[str, Any]]]:
-    """Journal events (kind, payload) for a status change: a fault that appeared, one that cleared."""
-    before, after = _faults(old, near_end_alarm), _faults(new, near_end_alarm)
-    events: list[tuple[str, dict[str, Any]]] = []
-    for fault in sorted(after - before):
-        events.append(("device_fault", {"device": "printer", "role": role, "fault": fault}))
-    for fault in sorted(before - after):
-        events.append(("device_recovered", {"device": "printer", "role": role, "fault": fault}))
-    return events

@@ -58,6 +58,8 @@ class VirtualPrinter:
         self.printed: list[Path] = []
         self.torn: list[Path] = []
         self.unknown: list[bytes] = []
+        #: how often it was asked for its status (DLE EOT 1 starts each of the printer's status queries)
+        self.status_queries = 0
         self.text_lines: list[str] = []
         self.bytes_received = 0
         self._lock = threading.RLock()
@@ -161,6 +163,7 @@ class VirtualPrinter:
         if b == 0x10:
             head = self._need(pos, 3)
             if head[1] == 0x04:
+                self.status_queries += head[2] == 1
                 answers += self._status_byte(head[2])
                 return pos + 3
             self._unknown(head)

@@ -19,8 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from kiosk.errors import DeviceUnavailableError, PrinterError
-
+from .errors import PrinterError, PrinterUnavailableError
 from .model import PrinterConfig
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ class _EscposTransport:
         try:
             self._device.open()
         except Exception as exc:
-            raise DeviceUnavailableError(f"cannot reopen {self._config.describe()}: {exc}") from exc
+            raise PrinterUnavailableError(f"cannot reopen {self._config.describe()}: {exc}") from exc
 
     def close(self) -> None:
         try:
@@ -213,7 +212,7 @@ class UsbTransport(_EscposTransport):
 
 
 def open_transport(config: PrinterConfig) -> Transport:
-    """Open the configured real device; raise DeviceUnavailableError naming it when that fails."""
+    """Open the configured real device; raise PrinterUnavailableError naming it when that fails."""
     printer = escpos_printer()
     from escpos.exceptions import DeviceNotFoundError
 
@@ -232,7 +231,8 @@ def open_transport(config: PrinterConfig) -> Transport:
             device.open()
             return UsbTransport(device, config)
     except DeviceNotFoundError as exc:
-        raise DeviceUnavailableError(f"cannot open {config.describe()}: {exc}") from exc
+        raise PrinterUnavailableError(f"cannot open {config.describe()}: {exc}") from exc
     except Exception as exc:  # USBNotFoundError, permission errors, missing libusb
-        raise DeviceUnavailableError(f"cannot open {config.describe()}: {type(exc).__name__}: {exc}") from exc
-    raise DeviceUnavailableError(f"backend {config.backend!r} has no real transport")
+        reason = f"{type(exc).__name__}: {exc}"
+        raise PrinterUnavailableError(f"cannot open {config.describe()}: {reason}") from exc
+    raise PrinterUnavailableError(f"backend {config.backend!r} has no real transport")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from drivers.scanner.base import OnCode, OnPresence, ScannerConfig, ScanResult
-from drivers.scanner.camera import ScannerUnavailable, SimulatedCamera, V4l2Camera
+from drivers.scanner.camera import SimulatedCamera, V4l2Camera
 from drivers.scanner.decode import Decoded, bytes_to_text, make_decoder
+from drivers.scanner.errors import ScannerError, ScannerUnavailable
 from drivers.scanner.serial_line import SerialScanner, SerialScannerSimulator
 from drivers.scanner.sim import SimulatorScanner
 
@@ -44,6 +45,7 @@ __all__ = [
     "ScanResult",
     "Scanner",
     "ScannerConfig",
+    "ScannerError",
     "ScannerUnavailable",
     "SerialScanner",
     "SerialScannerSimulator",

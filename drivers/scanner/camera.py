@@ -17,17 +17,11 @@ from PIL import Image, UnidentifiedImageError
 
 from drivers.scanner.base import Debouncer, ScannerBase, ScannerConfig, ScanResult, resolve_image
 from drivers.scanner.decode import Decoded, FrameDecoder, make_decoder
-from kiosk.errors import DeviceUnavailableError, ScannerError
+from drivers.scanner.errors import ScannerError, ScannerUnavailable
 
 log = logging.getLogger(__name__)
 
 FRAME_SIZE = (1280, 720)
-
-
-class ScannerUnavailable(DeviceUnavailableError, ScannerError):
-    """The configured scanner cannot be opened (unplugged, or its backend is not installed)."""
-
-    screen_key = "scanner.error"
 
 
 def camera_frame(image: Image.Image, size: tuple[int, int] = FRAME_SIZE) -> Image.Image:

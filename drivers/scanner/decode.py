@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from PIL.Image import Image as Frame
 
-from kiosk.errors import ScannerError
+from drivers.scanner.errors import ScannerError
 
 DecoderName = Literal["zxing", "zbar"]
 

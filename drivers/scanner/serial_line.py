@@ -21,7 +21,7 @@ import serial
 
 from drivers.scanner.base import ScannerBase, ScannerConfig, ScanResult
 from drivers.scanner.decode import bytes_to_text
-from kiosk.errors import ScannerError
+from drivers.scanner.errors import ScannerError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from kiosk.dossier.backend import (
 )
 from kiosk.dossier.code import FORMAT_HINT, DossierCode, InvalidDossierCode, parse_dossier_code
 from kiosk.dossier.demo import DemoDossierStore
-from kiosk.dossier.events import lookup_event_payload
+from kiosk.dossier.events import lookup_event
 from kiosk.dossier.http import HttpDossierBackend
 from kiosk.dossier.model import (
     FIELD_LABELS,
@@ -42,7 +42,7 @@ __all__ = [
     "LookupConfig",
     "LookupTally",
     "LookupUnavailable",
-    "lookup_event_payload",
+    "lookup_event",
     "open_backend",
     "overdue_label",
     "parse_dossier_code",

@@ -11,21 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from common.errors import ConfigError, NetworkError
 from kiosk.dossier.code import DossierCode
 from kiosk.dossier.model import DossierStatus
-from kiosk.errors import ConfigError, KioskError, NetworkError
+from kiosk.errors import KioskError
 
 
 class DossierNotFound(KioskError):
     """The back end answered: no dossier with this code ("Không tìm thấy hồ sơ")."""
 
-    screen_key = "lookup.not_found"
+    code = "dossier_not_found"
 
 
 class LookupUnavailable(NetworkError):
     """No trustworthy answer from the back end ("Hệ thống tra cứu đang tạm gián đoạn...")."""
 
-    screen_key = "lookup.unavailable"
+    code = "lookup_unavailable"
 
 
 @runtime_checkable

@@ -53,7 +53,7 @@ FORMAT_HINT = "000.00.10.H12-210901-0001"
 class InvalidDossierCode(KioskError):
     """The scanned or typed text is not a dossier code (screen: "Mã QR này không phải mã hồ sơ")."""
 
-    screen_key = "lookup.not_a_dossier"
+    code = "not_a_dossier_code"
 
 
 @dataclass(frozen=True, order=True)

@@ -1,4 +1,4 @@
-"""The ``lookup`` event payload for the edge agent: what happened, never whose dossier.
+"""The ``lookup`` event for the fleet: what happened, never whose dossier.
 
 The full code is left out on purpose: a look-up is an anonymous question, and counting outcomes per
 agency is all the fleet needs. The agency part tells managers which office's dossiers people chase.
@@ -7,15 +7,17 @@ agency is all the fleet needs. The agency part tells managers which office's dos
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
+from contract.events import Lookup
 from kiosk.dossier.code import DossierCode
 from kiosk.dossier.model import DossierStatus
 
 LookupOutcome = Literal["found", "not_found", "unavailable", "not_a_dossier"]
+LookupSource = Literal["camera", "serial", "keyboard"]
 
 
-def lookup_event_payload(
+def lookup_event(
     outcome: LookupOutcome,
     *,
     source: str,
@@ -23,14 +25,22 @@ def lookup_event_payload(
     status: DossierStatus | None = None,
     today: date | None = None,
     latency_ms: float | None = None,
-) -> dict[str, Any]:
-    """Payload for ``EventJournal.append("lookup", ...)``; ``source`` is camera, serial or keyboard."""
-    payload: dict[str, Any] = {"outcome": outcome, "source": source}
-    if code is not None:
-        payload["agency_code"] = code.agency
-    if status is not None:
-        payload["status"] = status.status.value
-        payload["overdue_days"] = status.overdue_days(today or date.today())
-    if latency_ms is not None:
-        payload["latency_ms"] = round(latency_ms, 1)
-    return payload
+) -> Lookup:
+    """The event of one look-up; ``source`` is camera, serial or keyboard."""
+    return Lookup(
+        outcome,
+        _source(source),
+        agency_code=code.agency if code is not None else None,
+        status=status.status.value if status is not None else None,
+        overdue_days=status.overdue_days(today or date.today()) if status is not None else None,
+        latency_ms=round(latency_ms, 1) if latency_ms is not None else None,
+    )
+
+
+def _source(value: str) -> LookupSource:
+    """Where the code came from; anything but a scanner was typed."""
+    if value == "camera":
+        return "camera"
+    if value == "serial":
+        return "serial"
+    return "keyboard"

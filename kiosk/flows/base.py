@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from kiosk.config import KioskConfig
-from kiosk.errors import FlowError, KioskError
+from common.errors import MotcuaError
+from kiosk.config import ConfigHolder, KioskConfig
+from kiosk.error_screens import screen_key
+from kiosk.errors import FlowError
 from kiosk.session import CitizenSession
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,14 @@ class Effect:
 
 @dataclass
 class FlowContext:
-    config: KioskConfig
+    settings: ConfigHolder
     session: CitizenSession
     now: Callable[[], datetime]  # aware local time; injected so tests control days and midnight
+
+    @property
+    def config(self) -> KioskConfig:
+        """The current configuration: a push from the center applies to a flow already on screen."""
+        return self.settings.current
 
 
 class Flow:
@@ -73,7 +80,7 @@ class Flow:
     def on_result(self, effect: Effect, result: Any) -> list[Effect]:
         raise FlowError(f"{self.name}: unexpected result for {type(effect).__name__}")
 
-    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+    def on_failure(self, effect: Effect, error: MotcuaError) -> list[Effect]:
         raise FlowError(f"{self.name}: unexpected failure of {type(effect).__name__}: {error.message}")
 
     def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
@@ -87,6 +94,6 @@ class Flow:
     def finished(self) -> bool:
         return self.state in self.RESULT
 
-    def fail(self, state: str, error: KioskError | str) -> None:
-        self.error_key = error if isinstance(error, str) else error.screen_key
+    def fail(self, state: str, error: MotcuaError | str) -> None:
+        self.error_key = error if isinstance(error, str) else screen_key(error)
         self.go(state)

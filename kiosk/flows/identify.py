@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiosk.errors import KioskError
+from common.errors import MotcuaError
 from kiosk.flows.base import Effect, Flow
 from kiosk.session import Identity
 
@@ -99,6 +99,6 @@ class IdentifyFlow(Flow):
         self.go("done")
         return []
 
-    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+    def on_failure(self, effect: Effect, error: MotcuaError) -> list[Effect]:
         self.fail("failed", error)
         return []

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.dossier import DossierCode, DossierStatus, InvalidDossierCode, parse_dossier_code
-from kiosk.errors import KioskError
+from common.errors import MotcuaError
+from kiosk.dossier import DossierCode, DossierNotFound, DossierStatus, InvalidDossierCode, parse_dossier_code
+from kiosk.error_screens import screen_key
 from kiosk.flows.base import Effect, Flow
 
 #: longest code a citizen may type; real codes are ~30 characters
@@ -113,7 +114,7 @@ class LookupFlow(Flow):
         try:
             self.code = parse_dossier_code(text)
         except InvalidDossierCode as exc:
-            self.error_key = exc.screen_key
+            self.error_key = screen_key(exc)
             return [RecordRejectedCode(source)]
         self.error_key = None
         self.source = source
@@ -134,13 +135,13 @@ class LookupFlow(Flow):
             self.go("found")
         return []
 
-    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+    def on_failure(self, effect: Effect, error: MotcuaError) -> list[Effect]:
         if isinstance(effect, RecordRejectedCode):
             return []  # counting failed; the citizen's screen is not affected
         if isinstance(effect, PrintDossierStatus):
-            self.error_key = error.screen_key
+            self.error_key = screen_key(error)
             self.go("found")
-        elif error.screen_key == "lookup.not_found":
+        elif isinstance(error, DossierNotFound):
             self.fail("not_found", error)
         else:
             self.fail("unavailable", "lookup.unavailable")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.errors import MotcuaError
 from kiosk.dossier import InvalidDossierCode, parse_dossier_code
-from kiosk.errors import KioskError
 from kiosk.flows.base import Effect, Flow
 from kiosk.rating import RatingOutcome
 from kiosk.ticketing import parse_ticket_qr
@@ -141,6 +141,6 @@ class RatingFlow(Flow):
             self.go("not_counted")
         return []
 
-    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+    def on_failure(self, effect: Effect, error: MotcuaError) -> list[Effect]:
         self.fail("failed", error)
         return []

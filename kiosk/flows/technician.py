@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.errors import KioskError
+from common.errors import MotcuaError
+from kiosk.error_screens import screen_key
 from kiosk.flows.base import Effect, Flow, FlowContext
 
 MAX_PIN_LENGTH = 8
@@ -130,8 +131,8 @@ class TechnicianFlow(Flow):
             self.go("menu")
         return []
 
-    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
-        self.error_key = error.screen_key
+    def on_failure(self, effect: Effect, error: MotcuaError) -> list[Effect]:
+        self.error_key = screen_key(error)
         if self.state in self.BUSY:
             self.go("menu")
         return []

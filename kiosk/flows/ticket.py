@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from kiosk.center import ServiceArea
-from kiosk.errors import KioskError
+from common.errors import MotcuaError
+from contract.config import ServiceArea
 from kiosk.flows.base import Effect, Flow, FlowContext
 
 #: Age from which the ID card's birth date alone grants priority (Luật Người cao tuổi: elderly over 75
@@ -32,6 +32,13 @@ class IssuedTicket:
     issued_at: datetime
     counters: tuple[str, ...]
     waiting_ahead: int | None  # None when the kiosk cannot know (no center allocator)
+    #: the service's names as printed: the screen shows them even if a push removes the service
+    service_name_vi: str = ""
+    service_name_en: str = ""
+
+    def service_name(self, language: str) -> str:
+        name = self.service_name_vi if language == "vi" else self.service_name_en
+        return name or self.service_name_vi or self.service_code
 
 
 def is_open(service: ServiceArea, now: datetime) -> bool:
@@ -108,6 +115,6 @@ class TicketFlow(Flow):
         self.go("done")
         return []
 
-    def on_failure(self, effect: Effect, error: KioskError) -> list[Effect]:
+    def on_failure(self, effect: Effect, error: MotcuaError) -> list[Effect]:
         self.fail("failed", error)
         return []

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from common.ipc import ControlServer
 from edge_agent.agent import Agent, AgentSettings
 from edge_agent.config import AgentConfig, TlsConfig
-from kiosk.ipc import ControlServer
 from tests.agent.broker import ROOT, Broker, Pki, running_broker, temporary_pki
 from tests.agent.peer import Peer
 
@@ -116,11 +116,10 @@ def make_agent(broker: Broker, pki: Pki, data_dir: Path) -> Callable[..., Runnin
         *,
         target: Broker | None = None,
         directory: Path | None = None,
-        config_file: Path | None = None,
         **overrides: Any,
     ) -> RunningAgent:
         cfg = agent_config(target or broker, pki, kiosk_id, **overrides)
-        settings = AgentSettings(kiosk_id, CENTER, directory or data_dir, cfg, config_file)
+        settings = AgentSettings(kiosk_id, CENTER, directory or data_dir, cfg)
         return RunningAgent(Agent(settings))
 
     make.broker = broker  # type: ignore[attr-defined]
@@ -167,7 +166,7 @@ class FakeApp:
             if cmd == "app.screenshot":
                 return {"png_path": str(self.screenshot_path)}
             if cmd == "app.reload_config" and self.refuse_reload:
-                from kiosk.errors import ConfigError
+                from common.errors import ConfigError
 
                 raise ConfigError(self.refuse_reload)
             return {}

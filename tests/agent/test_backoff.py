@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from edge_agent.mqtt import Backoff
+from common.mqtt import Backoff
 
 
 def test_delays_grow_stay_bounded_and_reset():

@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge_agent.messages import Topics
-from kiosk.events import EventJournal
+from common.journal import EventJournal
+from contract.topics import KioskTopics
 from tests.agent.conftest import CENTER, agent_config, spawn_agent, wait_until, write_kiosk_toml
+from tests.events import number_of, numbered
 
 pytestmark = pytest.mark.broker
 
-T = Topics("motcua/v1", CENTER, "kiosk-a")
+T = KioskTopics(CENTER, "kiosk-a")
 EVENTS = 10_000
 
 
@@ -37,9 +38,8 @@ def test_ten_thousand_events_survive_sigkills_and_broker_restarts(own_broker, pk
     def produce() -> None:
         kinds = ["ticket_issued", "lookup", "rating", "card_read", "device_fault"]
         while len(appended) < EVENTS:
-            batch = [
-                (rng.choice(kinds), {"i": len(appended) + k}) for k in range(min(25, EVENTS - len(appended)))
-            ]
+            size = min(25, EVENTS - len(appended))
+            batch = [numbered(rng.choice(kinds), len(appended) + k) for k in range(size)]
             appended.extend(e.event_id for e in journal.append_many(batch))
             time.sleep(0.02)
         done.set()
@@ -108,7 +108,7 @@ def test_an_hour_long_outage_is_bounded_alarmed_and_delivered_in_order(
         start = datetime.now(UTC) - timedelta(hours=1)
         for n in range(1500):
             at = (start + timedelta(seconds=2.4 * n)).isoformat(timespec="milliseconds")
-            journal.append("ticket_issued", {"n": n}, occurred_at=at)
+            journal.append(numbered("ticket_issued", n), occurred_at=at)
         stats = journal.stats()
         assert stats.pending <= 1000 and stats.dropped_total >= 500  # bounded
 
@@ -132,7 +132,7 @@ def test_an_hour_long_outage_is_bounded_alarmed_and_delivered_in_order(
     assert seqs == expected  # all of what was kept, once, in order per kiosk
     markers = [e for e in events if e["kind"] == "outbox_dropped"]
     assert markers and sum(m["payload"]["count"] for m in markers) >= 500 - len(markers)
-    kept = [e["payload"]["n"] for e in events if e["kind"] == "ticket_issued"]
+    kept = [number_of("ticket_issued", e["payload"]) for e in events if e["kind"] == "ticket_issued"]
     assert kept == sorted(kept) and kept[-1] == 1499  # the oldest were dropped, the newest kept
 
 
@@ -145,10 +145,11 @@ def test_an_app_killed_mid_write_loses_no_acknowledged_event(make_agent, peer_fa
 
     peer = peer_factory(f"{T.base}/event/#")
     code = (
-        "import sys; from pathlib import Path; from kiosk.events import EventJournal\n"
+        "import sys; from pathlib import Path; from common.journal import EventJournal\n"
+        "from contract.events import TicketIssued\n"
         "j = EventJournal(Path(sys.argv[1]))\n"
         "while True:\n"
-        "    e = j.append('ticket_issued', {'service': 'HOTICH'})\n"
+        "    e = j.append(TicketIssued('A001', 'HOTICH'))\n"
         "    sys.stdout.write(e.event_id + '\\n'); sys.stdout.flush()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
 from edge_agent.agent import Agent, AgentSettings
 from edge_agent.cli import load_settings
 from edge_agent.config import TlsConfig
-from kiosk.errors import ConfigError
 from tests.agent.conftest import CENTER, agent_config, wait_until, write_kiosk_toml
 
 
@@ -22,7 +22,6 @@ def test_settings_from_the_kiosk_file(broker, pki, tmp_path):
     assert (settings.kiosk_id, settings.center_id) == ("kiosk-a", CENTER)
     assert settings.data_dir == (tmp_path / "var/data").resolve()  # relative to the file, like the app
     assert settings.agent.broker_port == broker.kiosk_port and settings.agent.tls.ca_file == pki.ca.cert_file
-    assert settings.config_file == conf.resolve()
 
 
 @pytest.mark.parametrize(

@@ -7,22 +7,33 @@ import hashlib
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
 
-from edge_agent.messages import Topics
+from contract.topics import KioskTopics
 from tests.agent.conftest import CENTER, wait_until
 
 pytestmark = pytest.mark.broker
 
-T = Topics("motcua/v1", CENTER, "kiosk-a")
+T = KioskTopics(CENTER, "kiosk-a")
+
+
+def soon(minutes: float = 60) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
 
 
 def command(name: str, args: dict | None = None, request_id: str | None = None, **extra) -> tuple[str, bytes]:
     rid = request_id or uuid.uuid4().hex
-    body = {"schema": "command/1", "request_id": rid, "command": name, "args": args or {}, **extra}
+    body = {"schema": "command/1", "request_id": rid, "command": name, "args": args or {},
+            "expires_at": soon(), **extra}
     return rid, json.dumps(body).encode()
+
+
+def raw(text: str) -> bytes:
+    """A hand-written command payload with a valid expiry added (the parts under test are the others)."""
+    return text.replace('"request_id"', f'"expires_at":"{soon()}","request_id"', 1).encode()
 
 
 @pytest.fixture
@@ -83,6 +94,7 @@ def test_screenshot_is_sent_as_a_blob(session):
         "bytes": len(png),
         "sha256": hashlib.sha256(png).hexdigest(),
         "content_type": "image/png",
+        "files": [],
     }
     assert peer.wait(lambda: bool(peer.on(info["blob_topic"])))
     assert peer.on(info["blob_topic"])[0].payload == png
@@ -106,26 +118,29 @@ def test_upload_logs_scrubs_id_numbers(session, data_dir):
     ("payload", "reason_part"),
     [
         (
-            b'{"schema":"command/1","request_id":"r-unknown","command":"format_disk","args":{}}',
+            raw('{"schema":"command/1","request_id":"r-unknown","command":"format_disk","args":{}}'),
             "unknown command",
         ),
         (
-            b'{"schema":"command/1","request_id":"r-args","command":"set_notice","args":{"text":"x"}}',
+            raw('{"schema":"command/1","request_id":"r-args","command":"set_notice","args":{"text":"x"}}'),
             "args.text",
         ),
         (
-            b'{"schema":"command/1","request_id":"r-type","command":"set_service_mode","args":{"out_of_service":"yes"}}',
+            raw('{"schema":"command/1","request_id":"r-type","command":"set_service_mode","args":{"out_of_service":"yes"}}'),
             "true or false",
         ),
         (
-            b'{"schema":"command/1","request_id":"r-long","command":"set_notice","args":{"text_vi":"'
-            + b"x" * 301
-            + b'"}}',
+            raw('{"schema":"command/1","request_id":"r-long","command":"set_notice","args":{"text_vi":"'
+                + "x" * 301
+                + '"}}'),
             "at most 300",
         ),
-        (b'{"schema":"command/2","request_id":"r-schema","command":"restart_app"}', "command.schema"),
+        (raw('{"schema":"command/2","request_id":"r-schema","command":"restart_app"}'), "command.schema"),
+        (b'{"schema":"command/1","request_id":"r-no-expiry","command":"restart_app"}', "command.expires_at"),
+        (raw('{"schema":"command/1","request_id":"r-notice-control","command":"set_notice",'
+             '"args":{"text_vi":"Ngh\\u1ec9 tr\\u01b0a\\u001b[p"}}'), "control or format characters"),
         (
-            b'{"schema":"command/1","request_id":"r-extra","command":"restart_app","sudo":true}',
+            raw('{"schema":"command/1","request_id":"r-extra","command":"restart_app","sudo":true}'),
             "command.sudo",
         ),
     ],
@@ -163,6 +178,14 @@ def test_expired_command_is_not_executed(session):
     _agent, peer, app = session
     result = ask(peer, "restart_app", expires_at="2020-01-01T00:00:00+00:00")
     assert result["status"] == "error" and "expired" in result["reason"]
+    assert app.called("app.restart") == []
+
+
+def test_a_command_valid_for_longer_than_the_ledger_remembers_is_refused(session):
+    """The ledger forgets request ids after 30 days: a command must not outlive that (issue 10 #12)."""
+    _agent, peer, app = session
+    result = ask(peer, "restart_app", expires_at=soon(minutes=60 * 24 * 40))
+    assert result["status"] == "error" and "more than 7 days ahead" in result["reason"]
     assert app.called("app.restart") == []
 
 
@@ -215,11 +238,11 @@ def test_commands_queued_while_offline_are_delivered_on_reconnect(make_agent, pe
 def test_a_result_stored_but_not_acknowledged_is_published_after_the_next_birth(
     make_agent, peer_factory, data_dir
 ):
-    from edge_agent.messages import CommandResult
+    from contract.commands import CommandResult
     from edge_agent.state import AgentState
 
     state = AgentState(data_dir / "agent-state.sqlite")
-    result = CommandResult("r-offline", "print_test_ticket", "ok", "done", {"printed": True}).to_dict()
+    result = CommandResult("r-offline", "print_test_ticket", "ok", "done", {"printed": True}).to_data()
     state.command_done("r-offline", "print_test_ticket", result)  # executed while the broker was away
     state.close()
     peer = peer_factory(T.cmd_res)

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from edge_agent.messages import Topics
+from contract.config import ServiceArea
+from contract.schema import parse_dataclass, to_data
+from contract.topics import KioskTopics
 from tests.agent.conftest import CENTER, wait_until
 
 pytestmark = pytest.mark.broker
@@ -23,7 +25,7 @@ def push(peer, topic: str, version: int, config: dict) -> None:
 def kiosk(request, peer_factory):
     """A kiosk id of its own per test: retained config must not leak into other tests."""
     kiosk_id = f"kiosk-cfg-{request.node.name.split('[')[0][-20:].replace('_', '-')}".lower()
-    topics = Topics("motcua/v1", CENTER, kiosk_id)
+    topics = KioskTopics(CENTER, kiosk_id)
     peer = peer_factory(topics.config_state)
     yield kiosk_id, topics, peer
     peer.publish(topics.config_set, b"", retain=True)  # clear retained messages
@@ -104,8 +106,9 @@ def test_center_and_kiosk_scopes_merge_and_retained_push_applies_at_connect(
         with make_agent(kiosk_id):  # both are retained: delivered when the agent subscribes
             peer.wait_for(topics.config_state, lambda d: d["versions"] == {"center": 3, "kiosk": 2})
         overlay = json.loads((data_dir / "pushed-config.json").read_text())
+        normalised = [to_data(parse_dataclass(ServiceArea, s)) for s in SERVICES]  # defaults filled in
         assert overlay == {
-            "services": SERVICES,
+            "services": normalised,
             "kiosk": {"idle_timeout_s": 120, "language": "vi"},
             "version": 3,
         }
@@ -138,27 +141,26 @@ def test_push_while_the_app_is_down_waits_in_the_overlay(kiosk, make_agent, data
 
 
 def test_pushable_schema_is_the_apps_own():
-    """One schema: what the agent accepts for the [kiosk] part is exactly what the app's overlay allows."""
+    """One schema: what the agent accepts is the contract's, which the app's overlay is built from."""
     from dataclasses import fields
 
-    from edge_agent.remote_config import PushedConfig
-    from kiosk.center import PUSHABLE_KEYS, PUSHABLE_KIOSK_KEYS
+    from contract.config import PUSHABLE_KIOSK_KEYS, CitizenSettings, PushedConfig
+    from kiosk.config import KioskSection
 
-    pushed = {f.name for f in fields(PushedConfig)}
-    assert pushed - {"agent"} == (set(PUSHABLE_KEYS) - {"version"}) | {"kiosk"}
+    assert {f.name for f in fields(PushedConfig)} == {"services", "kiosk", "rating", "agent"}
     assert PUSHABLE_KIOSK_KEYS == ("language", "idle_timeout_s", "result_timeout_s", "notice_vi", "notice_en")
+    assert issubclass(KioskSection, CitizenSettings)  # the app's [kiosk] is the pushable part plus identity
 
 
 def test_push_is_also_checked_by_the_apps_own_config_loader(kiosk, make_agent, fake_app, data_dir):
-    """With the kiosk's file known, the merged overlay goes through kiosk.config.apply_overlay too."""
-    pytest.importorskip("kiosk.config", reason="kiosk.config not importable yet")
+    """What the agent accepted and wrote is what the app's own loader applies to the kiosk's file."""
     from tests.agent.conftest import agent_config, write_kiosk_toml
 
     kiosk_id, topics, peer = kiosk
     toml = write_kiosk_toml(
         data_dir / "kiosk.toml", kiosk_id, data_dir, agent_config(make_agent.broker, make_agent.pki, kiosk_id)
     )
-    with make_agent(kiosk_id, config_file=toml):
+    with make_agent(kiosk_id):
         push(peer, topics.config_set, 1, {"services": SERVICES, "kiosk": {"language": "en"}})
         state = peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1 or d["last_refused"])
     assert state["last_refused"] is None, state

@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge_agent.pki import CertificateAuthority
+from provisioning.pki import CertificateAuthority
 from tests.agent.conftest import CENTER
 
 pytestmark = pytest.mark.broker

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.messages import Topics
-from kiosk.events import EventJournal
+from common.journal import EventJournal
+from contract.events import DeviceFault, Event, Rating, TicketIssued
+from contract.topics import KioskTopics
 from tests.agent.conftest import CENTER, agent_config, spawn_agent, write_kiosk_toml
+from tests.events import numbered
 
 pytestmark = pytest.mark.broker
 
-TOPICS = Topics("motcua/v1", CENTER, "kiosk-a")
+TOPICS = KioskTopics(CENTER, "kiosk-a")
 
 
 def test_birth_heartbeat_and_clean_stop(make_agent, peer_factory, fake_app):
@@ -83,8 +85,9 @@ def test_will_on_sigkill_carries_the_birth_counter(broker, pki, data_dir, peer_f
 def test_events_reach_the_fleet_in_order_and_are_deleted_after_puback(make_agent, peer_factory, data_dir):
     peer = peer_factory(f"motcua/v1/{CENTER}/kiosk-a/event/#")
     journal = EventJournal(data_dir / "events.sqlite")
-    sent = [journal.append("ticket_issued", {"service": "HOTICH", "number": f"A{n:03d}"}) for n in range(50)]
-    sent.append(journal.append("rating", {"score": 5, "criteria": {"attitude": 5}}))
+    sent = [journal.append(TicketIssued(f"A{n:03d}", "HOTICH")) for n in range(50)]
+    sent_rating = Rating(5, 5, "very_satisfied", criteria={"staff_attitude": 5})
+    sent.append(journal.append(sent_rating))
     with make_agent() as agent:
         assert peer.wait(lambda: len(peer.messages) >= 51, 15)
         assert peer.wait(lambda: journal.count() == 0, 10), "acknowledged events not deleted"
@@ -101,17 +104,18 @@ def test_events_reach_the_fleet_in_order_and_are_deleted_after_puback(make_agent
         "kind": "ticket_issued",
         "occurred_at": sent[0].occurred_at,
         "replay": False,
-        "payload": {"number": "A000", "service": "HOTICH"},
+        "payload": {"number": "A000", "service": "HOTICH", "priority": False, "identified": False, "day": ""},
     }
-    assert got[-1]["payload"] == {"criteria": {"attitude": 5}, "score": 5}
+    assert got[-1]["payload"]["criteria"] == {"staff_attitude": 5} and got[-1]["payload"]["level"] == 5
+    assert Event.parse(peer.messages[-1].payload).payload == sent_rating
     journal.close()
 
 
 def test_replayed_events_are_marked(make_agent, peer_factory, data_dir):
     journal = EventJournal(data_dir / "events.sqlite")
-    event = journal.append("lookup", {"found": True})
+    event = journal.append(numbered("lookup", 1))
     journal.mark_attempted(event.seq, event.seq)  # a previous agent sent it, then died before PUBACK
-    fresh = journal.append("lookup", {"found": False})
+    fresh = journal.append(numbered("lookup", 2))
     peer = peer_factory(f"motcua/v1/{CENTER}/kiosk-a/event/#")
     with make_agent():
         assert peer.wait(lambda: len(peer.messages) >= 2)
@@ -132,7 +136,7 @@ def test_cli_entry_is_registered():
 def test_mqtt_311_fallback_still_births_and_delivers(make_agent, peer_factory, data_dir):
     peer = peer_factory(f"motcua/v1/{CENTER}/kiosk-a/#")
     journal = EventJournal(data_dir / "events.sqlite")
-    event = journal.append("lookup", {"found": True})
+    event = journal.append(numbered("lookup", 1))
     with make_agent(protocol="3.1.1") as agent:
         birth = peer.wait_for(TOPICS.status, lambda d: d["state"] == "online" and d["bdseq"] == agent.bdseq)
         got = peer.wait_for(TOPICS.event("lookup"))
@@ -155,11 +159,11 @@ def test_corrupted_agent_state_is_moved_aside(data_dir):
 def test_journal_corrupted_while_running_is_moved_aside_and_reported(make_agent, peer_factory, data_dir):
     peer = peer_factory(f"motcua/v1/{CENTER}/kiosk-a/event/#")
     journal = EventJournal(data_dir / "events.sqlite")
-    journal.append("lookup", {"n": 1})
+    journal.append(numbered("lookup", 1))
     with make_agent() as agent:
         assert peer.wait(lambda: len(peer.messages) >= 1)
-        for n in range(300):  # some pages worth of data, checkpointed into the main file
-            journal.append("lookup", {"n": 1000 + n, "pad": "x" * 200})
+        for _ in range(300):  # some pages worth of data, checkpointed into the main file
+            journal.append(DeviceFault("printer", "paper_out", "x" * 200))
         assert peer.wait(lambda: len(peer.messages) >= 301)
         journal._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         journal.close()
@@ -167,16 +171,16 @@ def test_journal_corrupted_while_running_is_moved_aside_and_reported(make_agent,
             handle.seek(4096)
             handle.write(bytes(range(256)) * 64)
         app = EventJournal(data_dir / "events.sqlite")  # the app (re)opens: it finds it corrupted
-        app.append("lookup", {"n": 2})
+        app.append(numbered("lookup", 2))
         got = peer.wait_for(TOPICS.event("journal_recovered"), timeout=15)
         assert got["payload"]["moved_to"].startswith("events.sqlite.corrupt-")
-        peer.wait_for(TOPICS.event("lookup"), lambda d: d["payload"] == {"n": 2}, timeout=15)
+        peer.wait_for(TOPICS.event("lookup"), lambda d: d["payload"]["latency_ms"] == 2, timeout=15)
         assert agent.journal.journal_id == app.journal_id == got["journal_id"]
         app.close()
 
 
 def test_the_agent_serves_the_queue_number_relay_to_the_app(make_agent, data_dir):
-    from kiosk import ipc
+    from common import ipc
 
     with make_agent():
         link = ipc.call(data_dir / "agent.sock", "ticket.link", {})

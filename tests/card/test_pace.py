@@ -100,7 +100,7 @@ def test_wrong_can_alone_is_a_wrong_key(adult: CardProfile, pki: TestPki) -> Non
     chip = _chip(adult, pki, AES128_BP)
     with pytest.raises(WrongKeyError) as info:
         read_identity_over(DirectTransport(chip.process), [AccessKey.from_can("123123")], ReadOptions())
-    assert info.value.screen_key == "card.wrong_key"
+    assert info.value.code == "card_wrong_key"
 
 
 def test_bac_only_card_skips_can_and_uses_bac(adult: CardProfile, pki: TestPki) -> None:

@@ -120,7 +120,7 @@ def test_card_lifted_mid_read_then_retry_succeeds(pcscd: str, inserted: Insert, 
     _wait_present(service)
     with pytest.raises(CardRemovedError) as info:
         service.read_identity([_key(adult)])
-    assert info.value.screen_key == "card.removed"
+    assert info.value.code == "card_removed"
     assert card.wait_removed(2.0)
     _swap(service, card)
     card.insert(port=VPCD_PORT)  # the citizen puts the card back
@@ -137,7 +137,7 @@ def test_slow_card_never_hangs_past_the_timeout(pcscd: str, inserted: Insert, ad
     with pytest.raises(CardTimeoutError) as info:
         service.read_identity([_key(adult)])
     assert time.monotonic() - started < 1.5
-    assert info.value.screen_key == "card.timeout"
+    assert info.value.code == "card_timeout"
 
 
 def test_not_id_card_and_bad_mac_and_altered(
@@ -165,9 +165,9 @@ def test_reader_missing_when_configured_reader_is_not_listed(pcscd: str) -> None
     assert service.reader_present() is False
     with pytest.raises(ReaderMissingError) as info:
         service.read_identity([AccessKey.from_mrz("090001234", "900517", "300517")])
-    assert info.value.screen_key == "card.reader_missing"
+    assert info.value.code == "card_reader_missing"
     result = service.self_test()
-    assert result["reader_found"] is False and result["error"]["screen_key"] == "card.reader_missing"
+    assert result["reader_found"] is False and result["error"]["code"] == "card_reader_missing"
 
 
 def test_no_card_and_self_test(pcscd: str, inserted: Insert, adult: CardProfile) -> None:
@@ -242,7 +242,7 @@ def test_cli_card_read_json(
         "--reader", pcscd, "--doc-number", "090001234", "--birth", "900517", "--expiry", "310517", "--json"
     )
     assert failed.returncode != 0
-    assert json.loads(failed.stdout)["error"]["screen_key"] == "card.wrong_key"
+    assert json.loads(failed.stdout)["error"]["code"] == "card_wrong_key"
 
 
 def test_identity_record_wipe_after_session(pcscd: str, inserted: Insert, married: CardProfile) -> None:
@@ -319,7 +319,7 @@ def test_pace_can_through_pcscd_and_cli(
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["access_control"] == "PACE-AES-brainpoolP256r1"
     wrong = _cli("--reader", pcscd, "--can", "000000", "--json")
-    assert json.loads(wrong.stdout)["error"]["screen_key"] == "card.wrong_key"
+    assert json.loads(wrong.stdout)["error"]["code"] == "card_wrong_key"
 
 
 def test_next_citizens_card_right_after_removal_appears(

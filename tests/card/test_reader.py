@@ -126,14 +126,14 @@ def test_wrong_key(direct_card: Maker, adult: CardProfile) -> None:
     _chip, transport = direct_card(adult)
     with pytest.raises(WrongKeyError) as info:
         read_identity_over(transport, [AccessKey.from_mrz("090001234", "900518", "300517")], ReadOptions())
-    assert info.value.screen_key == "card.wrong_key"
+    assert info.value.code == "card_wrong_key"
 
 
 def test_not_an_id_card(direct_card: Maker, adult: CardProfile) -> None:
     _chip, transport = direct_card(adult, CardFaults(not_id_card=True))
     with pytest.raises(NotIdCardError) as info:
         read_identity_over(transport, [_key(adult)], ReadOptions())
-    assert info.value.screen_key == "card.not_id_card"
+    assert info.value.code == "card_not_id_card"
     assert transport.stats.apdus == 1
 
 
@@ -162,7 +162,7 @@ def test_hostile_tlv_lengths_signed_into_the_sod(direct_card: Maker, adult: Card
     _chip, transport = direct_card(adult, CardFaults(bad_tlv_dg13=True))
     with pytest.raises(MalformedDataError) as info:
         read_identity_over(transport, [_key(adult)], ReadOptions())
-    assert info.value.screen_key == "card.read_failed"
+    assert info.value.code == "card_malformed_data"
 
 
 def test_dg3_answers_6982_and_is_never_read_for_identity(direct_card: Maker, adult: CardProfile) -> None:

@@ -122,7 +122,7 @@ def test_keys_from_cccd_qr() -> None:
 def test_bad_qr_raises_bad_qr(text: str) -> None:
     with pytest.raises(BadQrError) as info:
         access_keys_from_cccd_qr(text)
-    assert info.value.screen_key == "card.bad_qr"
+    assert info.value.code == "card_bad_qr"
 
 
 def test_key_from_scanned_mrz_text(adult: CardProfile) -> None:

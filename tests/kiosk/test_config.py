@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.cli import SIMULATE_CONFIG
+from common.errors import ConfigError
+from kiosk import SIMULATE_CONFIG
 from kiosk.config import apply_overlay, load_config
-from kiosk.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,9 +94,9 @@ def test_overlay_pushable_and_refused_keys() -> None:
     pushed = apply_overlay(config, {"version": 7, "kiosk": {"idle_timeout_s": 90, "notice_vi": "Nghỉ trưa"}})
     assert pushed.version == 7 and pushed.kiosk.idle_timeout_s == 90 and pushed.kiosk.notice_vi == "Nghỉ trưa"
     assert pushed.kiosk.id == config.kiosk.id
-    with pytest.raises(ConfigError, match="devices: not pushable"):
+    with pytest.raises(ConfigError, match=r"^devices: unknown key; expected one of: agent, kiosk, rating"):
         apply_overlay(config, {"devices": {}})
-    with pytest.raises(ConfigError, match=r"kiosk\.id: not pushable"):
+    with pytest.raises(ConfigError, match=r"^kiosk\.id: unknown key"):
         apply_overlay(config, {"kiosk": {"id": "other"}})
     with pytest.raises(ConfigError, match="services: at least one"):
         apply_overlay(config, {"services": []})
@@ -121,15 +121,16 @@ class Outer:
 
 
 def test_optional_nested_table_reports_the_inner_key() -> None:
-    from kiosk.schema import parse_dataclass
+    from contract.errors import SchemaError
+    from contract.schema import parse_dataclass
 
     assert parse_dataclass(Outer, {"inner": None}).inner is None
     assert parse_dataclass(Outer, {"inner": {"port": 5}}).inner == Inner(5)
-    with pytest.raises(ConfigError, match=r"^inner\.port: expected an integer, got 'x'$"):
+    with pytest.raises(SchemaError, match=r"^inner\.port: expected an integer, got 'x'$"):
         parse_dataclass(Outer, {"inner": {"port": "x"}})
-    with pytest.raises(ConfigError, match=r"^inner\.prot: unknown key"):
+    with pytest.raises(SchemaError, match=r"^inner\.prot: unknown key"):
         parse_dataclass(Outer, {"inner": {"prot": 5}})
-    with pytest.raises(ConfigError, match=r"^path: expected a path, got 3$"):
+    with pytest.raises(SchemaError, match=r"^path: expected a path, got 3$"):
         parse_dataclass(Outer, {"path": 3})
 
 

@@ -15,10 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from common.journal import EventJournal
+from drivers.card.errors import BadQrError, CardRemovedError
+from drivers.printer.errors import PrinterPaperOutError, PrinterUnavailableError
+from kiosk.config import ConfigHolder
 from kiosk.core import ATTRACT, HOME, OUT_OF_SERVICE, KioskCore, Route
 from kiosk.dossier import DossierNotFound, DossierState, DossierStatus, LookupUnavailable, parse_dossier_code
-from kiosk.errors import DeviceUnavailableError, KioskError, PaperOutError
-from kiosk.events import EventJournal
+from kiosk.errors import KioskError
 from kiosk.flows.base import Effect, Flow
 from kiosk.flows.identify import IdentifyFlow, ReadCard
 from kiosk.flows.lookup import LookupDossier, LookupFlow, PrintDossierStatus, RecordRejectedCode
@@ -87,10 +90,10 @@ def h(tmp_path: Path) -> Iterator[Harness]:
         PrintTestTicket,
         SetServiceMode,
     )
-    routes = {kind: Route(script.handler, "test") for kind in effects}
+    routes = [Route(kind, script.handler, "test") for kind in effects]
     clock = Clock()
     core = KioskCore(
-        config,
+        ConfigHolder(config),
         journal,
         routes,
         clock=clock,
@@ -171,7 +174,7 @@ def test_touch_leaves_attract_and_idle_timeout_wipes_session(h: Harness) -> None
 
 def test_busy_state_suspends_idle_timeout_and_result_timeout_returns_home(h: Harness) -> None:
     h.core.synchronous = False  # keep the effect pending: the printer is "working"
-    h.core.routes = {IssueTicket: Route(lambda e: ticket(e), "printer")}
+    h.core.set_routes([Route(IssueTicket, ticket, "printer")])
     h.core.start("ticket")
     h.core.act("choose", code="HO_TICH")
     flow = h.core.flow
@@ -225,7 +228,7 @@ def test_ticket_unknown_or_closed_service_is_ignored(h: Harness) -> None:
 
 
 def test_ticket_paper_out_then_retry(h: Harness) -> None:
-    h.script.answers[IssueTicket] = PaperOutError("out")
+    h.script.answers[IssueTicket] = PrinterPaperOutError("out")
     h.core.start("ticket")
     flow = step(h, "choose", code="DAT_DAI")
     assert flow.state == "failed" and flow.error_key == "printer.paper_out"
@@ -253,12 +256,12 @@ def test_elderly_identified_citizen_gets_priority(h: Harness) -> None:
 # -- identify ------------------------------------------------------------------------------------------
 def test_identify_failures_and_retry(h: Harness) -> None:
     h.core.start("identify")
-    h.script.answers[ReadCard] = KioskError("bad qr", screen_key="card.bad_qr")
+    h.script.answers[ReadCard] = BadQrError("bad qr")
     flow = scan(h, "not a card")
     assert flow.state == "failed" and flow.error_key == "card.bad_qr"
     flow = step(h, "retry")
     assert flow.state == "scan_qr"  # wrong keys: scan again
-    h.script.answers[ReadCard] = KioskError("lifted", screen_key="card.removed")
+    h.script.answers[ReadCard] = CardRemovedError("lifted")
     flow = scan(h, "079...")
     assert flow.state == "failed" and flow.error_key == "card.removed"
     h.script.answers[ReadCard] = Identity("Lê Hoàng Nam", date(1990, 3, 4), "genuine")
@@ -296,7 +299,7 @@ def test_late_card_result_after_leaving_is_wiped(h: Harness) -> None:
         release.wait(5)
         return record
 
-    h.core.routes = {ReadCard: Route(slow, "card")}
+    h.core.set_routes([Route(ReadCard, slow, "card")])
     h.core.start("identify")
     h.core.scanned("qr")
     h.core.pump()
@@ -329,7 +332,7 @@ def test_lookup_typed_code_found_and_printed(h: Harness) -> None:
 
 def test_lookup_print_failure_stays_on_status(h: Harness) -> None:
     h.script.answers[LookupDossier] = STATUS
-    h.script.answers[PrintDossierStatus] = PaperOutError("out")
+    h.script.answers[PrintDossierStatus] = PrinterPaperOutError("out")
     h.core.start("lookup")
     flow = scan(h, "000.00.10.H12-261120-0001")
     flow = step(h, "print")
@@ -490,7 +493,7 @@ def test_technician_pin_menu_self_test_print_service_mode(h: Harness) -> None:
 
 
 def test_technician_print_failure_returns_to_menu(h: Harness) -> None:
-    h.script.answers[PrintTestTicket] = DeviceUnavailableError("no printer", screen_key="printer.error")
+    h.script.answers[PrintTestTicket] = PrinterUnavailableError("no printer")
     h.core.start("technician")
     for digit in "2468":
         step(h, "digit", digit=digit)

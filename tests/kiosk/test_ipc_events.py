@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from kiosk.errors import NetworkError
-from kiosk.events import EventJournal, PrivacyError
-from kiosk.ipc import ControlServer, IpcError, call
+from common.errors import NetworkError
+from common.ipc import ControlServer, IpcError, call
+from common.journal import EventJournal, PrivacyError
+from contract.events import EventPayload, TicketIssued
 
 
 @pytest.fixture
@@ -45,13 +48,23 @@ def test_app_not_running(tmp_path: Path) -> None:
         call(tmp_path / "none.sock", "echo")
 
 
+@dataclasses.dataclass(frozen=True)
+class LeakyCardRead(EventPayload):
+    """A payload type a careless change could add: the journal's own guard must still refuse it."""
+
+    KIND: ClassVar[str] = "card_read"
+    result: str = "ok"
+    full_name: str = ""
+    meta: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
 def test_journal_refuses_personal_data(tmp_path: Path) -> None:
     journal = EventJournal(tmp_path / "events.sqlite")
     with pytest.raises(PrivacyError):
-        journal.append("card_read", {"result": "ok", "full_name": "Nguyễn Văn An"})
+        journal.append(LeakyCardRead(full_name="Nguyễn Văn An"))
     with pytest.raises(PrivacyError):
-        journal.append("ticket_issued", {"meta": [{"id_number": "079090001234"}]})
-    event = journal.append("ticket_issued", {"number": "A001"})
+        journal.append(LeakyCardRead(meta=[{"id_number": "079090001234"}]))
+    event = journal.append(TicketIssued("A001", "HOTICH"))
     assert [e.event_id for e in journal.pending()] == [event.event_id]
     journal.close()
 

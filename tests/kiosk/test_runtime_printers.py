@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.schema import parse_dataclass
 from drivers.printer import PrinterConfig
-from kiosk.errors import ConfigError
 from kiosk.runtime import KioskRuntime, demo_config, simulated
-from kiosk.schema import parse_dataclass
 
 DEMO_DOSSIER = "000.00.10.H12-210901-0001"
 
@@ -64,11 +63,12 @@ def test_slips_go_to_the_receipt_printer_and_tickets_to_the_ticket_printer(runti
 
 
 def test_printer_roles_are_checked() -> None:
+    from contract.errors import SchemaError
     from kiosk.config import DevicesSection
 
-    with pytest.raises(ConfigError, match=r"receipt_printer\.role: expected \"receipt\""):
+    with pytest.raises(SchemaError, match=r"receipt_printer\.role: expected \"receipt\""):
         parse_dataclass(DevicesSection, {"receipt_printer": {"role": "ticket"}}, "devices")
-    with pytest.raises(ConfigError, match=r"printer\.role"):
+    with pytest.raises(SchemaError, match=r"printer\.role"):
         parse_dataclass(DevicesSection, {"printer": {"role": "receipt"}}, "devices")
 
 
@@ -78,3 +78,25 @@ def test_health_reports_the_receipt_printer_and_numbering(runtime: KioskRuntime)
     assert health["numbering"] == {"mode": "local"}
     assert set(health["devices"]) == {"printer", "receipt_printer", "card_reader", "scanner"}
     assert health["devices"]["card_reader"] == {"state": "disabled"}
+
+
+def test_one_readiness_check_per_ticket(runtime: KioskRuntime) -> None:
+    """The printer is asked once before the number is taken and once after the ticket is out: the
+    state the screens and the fleet see comes from those two answers, no third or fourth query."""
+    assert runtime.devices.printer is not None and runtime.devices.printer.simulator is not None
+    printer = runtime.devices.printer.simulator
+    core = runtime.core
+    before = printer.status_queries
+    core.start("ticket")
+    core.act("choose", code="HO_TICH")
+    core.pump()
+    assert core.flow is not None and core.flow.state == "done"
+    assert printer.status_queries - before == 2
+    printer.set_paper("out")
+    before = printer.status_queries
+    core.start("ticket")
+    core.act("choose", code="HO_TICH")
+    core.pump()
+    assert core.flow is not None and core.flow.error_key == "printer.paper_out"
+    assert printer.status_queries - before == 1  # the readiness check said no: nothing taken, nothing sent
+    assert runtime.handlers.device_states()["printer"] == "paper_out"

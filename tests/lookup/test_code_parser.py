@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.dossier import DossierCode, InvalidDossierCode, parse_dossier_code
+from kiosk.error_screens import screen_key
 
 GLOSSARY = "000.00.10.H12-210901-0001"
 EXPECTED = DossierCode("000.00.10.H12", date(2021, 9, 1), "0001")
@@ -96,7 +97,7 @@ def test_sequence_lengths_and_agencies(text: str, agency: str, day: date, seq: s
 def test_hostile_and_foreign_inputs_are_not_a_dossier(text: str) -> None:
     with pytest.raises(InvalidDossierCode) as info:
         parse_dossier_code(text)
-    assert info.value.screen_key == "lookup.not_a_dossier"
+    assert screen_key(info.value) == "lookup.not_a_dossier"
 
 
 def test_refusal_message_never_repeats_the_scan() -> None:

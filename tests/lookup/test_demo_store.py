@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from common.journal import EventJournal
 from kiosk.dossier import (
     DemoDossierStore,
     DossierNotFound,
@@ -16,11 +17,10 @@ from kiosk.dossier import (
     DossierStatus,
     LookupConfig,
     LookupUnavailable,
-    lookup_event_payload,
+    lookup_event,
     open_backend,
     parse_dossier_code,
 )
-from kiosk.events import EventJournal
 
 TODAY = date(2026, 11, 23)
 
@@ -117,12 +117,11 @@ def test_lookup_event_has_no_dossier_code_and_passes_the_journal(
 ) -> None:
     code = parse_dossier_code("000.00.10.H12-261114-0003")
     status = store.lookup(code)
-    payload = lookup_event_payload("found", source="camera", code=code, status=status, today=TODAY,
-                                   latency_ms=12.345)
-    assert payload == {"outcome": "found", "source": "camera", "agency_code": "000.00.10.H12",
-                       "status": "in_progress", "overdue_days": 6, "latency_ms": 12.3}
+    payload = lookup_event("found", source="camera", code=code, status=status, today=TODAY, latency_ms=12.345)
+    assert payload.to_data() == {"outcome": "found", "source": "camera", "agency_code": "000.00.10.H12",
+                                 "status": "in_progress", "overdue_days": 6, "latency_ms": 12.3}
     journal = EventJournal(tmp_path / "events.sqlite")
-    event = journal.append("lookup", payload)
+    event = journal.append(payload)
     assert code.text not in json.dumps(event.payload)
     journal.close()
 

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.errors import SchemaError
+from contract.schema import parse_dataclass
 from kiosk.dossier import (
     DossierNotFound,
     DossierState,
@@ -20,8 +22,7 @@ from kiosk.dossier import (
     open_backend,
     parse_dossier_code,
 )
-from kiosk.errors import ConfigError
-from kiosk.schema import parse_dataclass
+from kiosk.error_screens import screen_key
 
 from .conftest import ProvinceServer, Reply
 
@@ -91,7 +92,7 @@ def test_not_found_is_its_own_answer(province: ProvinceServer) -> None:
     province.on(CODE.text, Reply(status=404, body={"error": "not_found"}))
     with pytest.raises(DossierNotFound) as info:
         backend(province).lookup(CODE)
-    assert info.value.screen_key == "lookup.not_found"
+    assert screen_key(info.value) == "lookup.not_found"
     assert len(province.requests) == 1  # an answer, not retried
 
 
@@ -111,7 +112,7 @@ def test_500_forever_is_unavailable_after_all_retries(province: ProvinceServer) 
     province.on(CODE.text, Reply(status=503, body="", content_type="text/plain"))
     with pytest.raises(LookupUnavailable, match="after 3 attempts: HTTP 503") as info:
         backend(province, retries=2).lookup(CODE)
-    assert info.value.screen_key == "lookup.unavailable"
+    assert screen_key(info.value) == "lookup.unavailable"
     assert len(province.requests) == 3
 
 
@@ -214,9 +215,9 @@ def test_config_opens_the_http_adapter(province: ProvinceServer) -> None:
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(ConfigError, match="base_url"):
+    with pytest.raises(SchemaError, match="base_url"):
         parse_dataclass(LookupConfig, {"backend": "http"})
-    with pytest.raises(ConfigError, match="timeout_s"):
+    with pytest.raises(SchemaError, match="timeout_s"):
         parse_dataclass(LookupConfig, {"timeout_s": 0})
 
 

@@ -148,7 +148,7 @@ def test_simulator_camera_path_reports_each_receipt_once(tmp_path: Path, decoder
 
 
 def test_unreadable_image_is_a_scanner_error(tmp_path: Path) -> None:
-    from kiosk.errors import ScannerError
+    from drivers.scanner.errors import ScannerError
 
     (tmp_path / "bad.png").write_bytes(b"not a png")
     camera = SimulatedCamera(ScannerConfig(image_dir=tmp_path))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.errors import ConfigError
-from kiosk.events import EventJournal
+from common.errors import ConfigError
+from common.journal import EventJournal
 from kiosk.rating import (
     DEFAULT_CRITERIA,
     RatingBook,
@@ -18,7 +18,7 @@ from kiosk.rating import (
     RatingOutcome,
     RatingScale,
     RatingTarget,
-    rating_event_payload,
+    rating_event,
 )
 
 VN = timezone(timedelta(hours=7))
@@ -176,9 +176,13 @@ def test_concurrent_taps_on_one_ticket_count_once(tmp_path: Path) -> None:
 
 def test_event_payload_goes_through_the_journal_without_personal_data(tmp_path: Path) -> None:
     scale = RatingScale.build(4)
-    payload = rating_event_payload(2, scale, RatingTarget("official", "cb-017"), ["long_wait"])
-    assert payload == {"level": 2, "level_key": "dissatisfied", "scale": 4, "target_kind": "official",
-                       "target_id": "cb-017", "reasons": ["long_wait"], "criteria": {}}
+    payload = rating_event(2, scale, RatingTarget("official", "cb-017"), ["long_wait"])
+    assert payload.to_data() == {
+        "level": 2, "level_key": "dissatisfied", "scale": 4, "target_kind": "official", "target_id": "cb-017",
+        "reasons": ["long_wait"], "criteria": {},
+    }
     journal = EventJournal(tmp_path / "events.sqlite")
-    assert journal.append("rating", payload).payload == payload
+    assert journal.append(payload).payload == payload.to_data()
+    dossier = rating_event(4, scale, RatingTarget.dossier("000.00.10.H12-210901-0001"))
+    assert dossier.target_kind == "dossier" and dossier.target_id is None  # the code leads to a person
     journal.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import MotcuaError
 from drivers.scanner import ScannerConfig, ScanResult, SimulatorScanner
 from kiosk.dossier import (
     DossierBackend,
@@ -21,20 +22,20 @@ from kiosk.dossier import (
     open_backend,
     parse_dossier_code,
 )
-from kiosk.errors import KioskError
+from kiosk.error_screens import screen_key
 
 from .conftest import ProvinceServer, Reply, qrencode_png, segno_png
 from .test_http_backend import STATUS
 
 
-def run(scanner: SimulatorScanner, backend: DossierBackend, act: object) -> DossierStatus | KioskError:
+def run(scanner: SimulatorScanner, backend: DossierBackend, act: object) -> DossierStatus | MotcuaError:
     """Scan once and look up what was scanned, as the app's worker does; return status or error."""
-    results: queue.Queue[DossierStatus | KioskError] = queue.Queue()
+    results: queue.Queue[DossierStatus | MotcuaError] = queue.Queue()
 
     def on_code(result: ScanResult) -> None:
         try:
             results.put(backend.lookup(parse_dossier_code(result.text)))
-        except KioskError as exc:
+        except MotcuaError as exc:
             results.put(exc)
 
     scanner.start(on_code)
@@ -70,7 +71,7 @@ def test_foreign_qr_never_reaches_the_back_end(
     segno_png("079123456789|123456789|Nguyễn Văn An|01011990|Nam|Hà Nội|01012021", tmp_path / "cccd.png")
     backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0)
     result = run(scanner, backend, lambda: scanner.show_image("cccd.png"))
-    assert isinstance(result, InvalidDossierCode) and result.screen_key == "lookup.not_a_dossier"
+    assert isinstance(result, InvalidDossierCode) and screen_key(result) == "lookup.not_a_dossier"
     assert province.requests == []
 
 
@@ -79,10 +80,10 @@ def test_not_found_and_unreachable_differ(scanner: SimulatorScanner, province: P
     province.on("000.00.10.H12-210901-0002", Reply(status=404, body={"error": "not_found"}))
     backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0)
     result = run(scanner, backend, lambda: scanner.type_text("000.00.10.H12-210901-0002"))
-    assert isinstance(result, DossierNotFound) and result.screen_key == "lookup.not_found"
+    assert isinstance(result, DossierNotFound) and screen_key(result) == "lookup.not_found"
     down = HttpDossierBackend(f"http://127.0.0.1:{closed_port}", timeout_s=1, retries=0)
     result = run(scanner, down, lambda: scanner.type_text("000.00.10.H12-210901-0002"))
-    assert isinstance(result, LookupUnavailable) and result.screen_key == "lookup.unavailable"
+    assert isinstance(result, LookupUnavailable) and screen_key(result) == "lookup.unavailable"
 
 
 def test_serial_scan_against_the_demo_store(tmp_path: Path, scanner: SimulatorScanner) -> None:

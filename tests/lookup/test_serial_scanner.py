@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from drivers.scanner import ScannerConfig, ScanResult, SerialScanner, SerialScannerSimulator, open_scanner
+from drivers.scanner.errors import ScannerError
 from drivers.scanner.serial_line import MAX_LINE_BYTES
-from kiosk.errors import ScannerError
 
 from .conftest import wait_for
 

@@ -18,11 +18,12 @@ from typing import Any, Literal
 
 import pytest
 
+from common.mqtt import Backoff, MqttLink, Will
+from contract.tickets import NumberPlan
+from contract.topics import KioskTopics
 from edge_agent.config import TlsConfig
-from edge_agent.mqtt import Backoff, MqttLink, Will
 from edge_agent.tickets import TicketRelay, wait_for
 from fleet.allocator import Allocator, AllocatorSettings
-from fleet.protocol import NumberPlan, TicketTopics
 from kiosk.config import NumberingSection, ServiceArea
 from kiosk.numbering import CenterTicketSource, agent_ask
 from tests.agent.broker import ROOT, Broker, Pki, running_broker, temporary_pki
@@ -121,7 +122,7 @@ class SimKiosk:
         self.kiosk_id = kiosk_id
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        topics = TicketTopics(ROOT_TOPIC, CENTER)
+        topics = KioskTopics(CENTER, kiosk_id, ROOT_TOPIC)
         self.link = MqttLink(
             client_id=kiosk_id,
             host="127.0.0.1",
@@ -131,7 +132,7 @@ class SimKiosk:
             backoff=Backoff(0.1, 0.3),
             will=lambda: Will(f"{ROOT_TOPIC}/{CENTER}/{kiosk_id}/status", b'{"state":"offline"}'),
         )
-        self.relay = TicketRelay(self.link, topics, kiosk_id, directory)
+        self.relay = TicketRelay(self.link, topics, directory)
         self.numbering = NumberingSection(
             mode="center", slot=slot, online_budget_ms=budget_ms, offline_base=800, offline_block=20,
             sync_interval_s=sync_interval_s,

@@ -5,21 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from fleet.allocator import AllocatorBook
-from fleet.protocol import (
+from contract.errors import ContractError
+from contract.tickets import (
     NumberPlan,
-    ProtocolError,
     ReportItem,
     TicketRequest,
-    TicketTopics,
     center_day,
     center_zone,
     format_number,
 )
+from fleet.allocator import Allocator, AllocatorBook, AllocatorSettings
 
 ZONE = center_zone()
 PLAN = NumberPlan(800, 20)
@@ -29,11 +28,11 @@ NOON = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)  # 12:00 in Hồ Chí Minh City
 def allocate(request_id: str, service: str = "HOTICH", prefix: str = "A", slot: int = 0, **kw: Any) -> bytes:
     plan = kw.pop("plan", PLAN)
     request = TicketRequest(request_id, "allocate", slot, plan, service=service, prefix=prefix, **kw)
-    return json.dumps(request.to_dict()).encode()
+    return json.dumps(request.to_data()).encode()
 
 
 def report(request_id: str, *items: ReportItem, slot: int = 0) -> bytes:
-    return json.dumps(TicketRequest(request_id, "report", slot, PLAN, tickets=items).to_dict()).encode()
+    return json.dumps(TicketRequest(request_id, "report", slot, PLAN, tickets=items).to_data()).encode()
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ def book(tmp_path: Path) -> AllocatorBook:
 
 
 def ask(book: AllocatorBook, kiosk: str, payload: bytes, now: datetime = NOON) -> dict[str, Any]:
-    return book.transaction(lambda: [book.handle(kiosk, payload, now)])[0]
+    return book.transaction(lambda: [book.handle(kiosk, payload, now).to_data()])[0]
 
 
 def test_center_day_turns_at_local_midnight() -> None:
@@ -64,12 +63,16 @@ def test_number_plan_ranges_are_disjoint() -> None:
     assert format_number("B", 23) == "B023" and format_number("B", 1005) == "B1005"
 
 
-def test_topics_name_the_kiosk_only_for_this_center() -> None:
-    topics = TicketTopics("motcua/v1", "hcm-ben-thanh")
-    assert topics.kiosk_of("motcua/v1/hcm-ben-thanh/kiosk-1/ticket/req") == "kiosk-1"
-    assert topics.kiosk_of("motcua/v1/ha-noi/kiosk-1/ticket/req") is None
-    assert topics.kiosk_of("motcua/v1/hcm-ben-thanh/_center/ticket/req") is None
-    assert topics.kiosk_of("motcua/v1/hcm-ben-thanh/kiosk-1/ticket/res") is None
+def test_topics_name_the_kiosk_only_for_this_center(tmp_path: Path) -> None:
+    allocator = Allocator(AllocatorSettings("hcm-ben-thanh", tmp_path / "book.sqlite"))
+    try:
+        assert allocator._kiosk_of("motcua/v1/hcm-ben-thanh/kiosk-1/ticket/req") == "kiosk-1"
+        assert allocator._kiosk_of("motcua/v1/ha-noi/kiosk-1/ticket/req") is None
+        assert allocator._kiosk_of("motcua/v1/hcm-ben-thanh/_center/ticket/req") is None
+        assert allocator._kiosk_of("motcua/v1/hcm-ben-thanh/kiosk-1/ticket/res") is None
+        assert allocator._kiosk_of("motcua/v1/hcm-ben-thanh/allocator/ticket/req") is None  # reserved id
+    finally:
+        allocator.book.close()
 
 
 def test_numbers_follow_issue_order_per_service_and_day(book: AllocatorBook) -> None:
@@ -118,12 +121,15 @@ def test_slot_is_bound_to_the_first_kiosk_and_plans_must_agree(book: AllocatorBo
     assert "kiosk-1" in refused["reason"]
     mismatch = ask(book, "kiosk-1", allocate("r3", slot=3, plan=NumberPlan(900, 20)))
     assert mismatch["error"] == "config_mismatch"
-    garbage = book.transaction(lambda: [book.handle("kiosk-1", b'{"request_id": "x-1"}', NOON)])[0]
+    garbage = ask(book, "kiosk-1", b'{"request_id": "x-1"}')
     assert (garbage["request_id"], garbage["error"]) == ("x-1", "bad_request")
     assert book.summary("2026-11-23")["HOTICH"]["allocated"] == 1
 
 
-def item(request_id: str, seq: int, source: str, status: str, **kw: Any) -> ReportItem:
+def item(
+    request_id: str, seq: int, source: Literal["online", "offline"],
+    status: Literal["allocated", "printed", "voided"], **kw: Any,
+) -> ReportItem:
     return ReportItem(
         request_id, kw.get("day", "2026-11-23"), "HOTICH", "A", seq, source, status,
         kw.get("priority", False), "2026-11-23T05:00:00.000+00:00", kw.get("reason"),
@@ -178,7 +184,7 @@ def test_request_parsing_refuses_what_the_contract_does_not_allow() -> None:
     good = json.loads(allocate("r1"))
     for key, value in (("op", "steal"), ("slot", -1), ("service", "hộ tịch"), ("request_id", "a b"),
                        ("schema", "ticket-request/2"), ("offline_block", 0)):
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ContractError):
             TicketRequest.parse(json.dumps({**good, key: value}).encode())
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ContractError):
         TicketRequest.parse(b"\xff")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from contract.tickets import NumberPlan, center_zone
 from fleet.allocator import Allocator, AllocatorBook
-from fleet.protocol import NumberPlan, center_zone
 from kiosk.config import NumberingSection
 from kiosk.numbering import CenterTicketSource, agent_ask
 from tests.agent.broker import ROOT, Broker, Pki

@@ -18,10 +18,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.errors import NetworkError
+from contract.tickets import NumberPlan, center_zone
 from fleet.allocator import AllocatorBook
-from fleet.protocol import NumberPlan, center_zone
 from kiosk.config import NumberingSection
-from kiosk.errors import NetworkError
 from kiosk.numbering import CenterTicketSource
 from kiosk.ticketing import TicketingError
 from tests.numbering.conftest import SERVICES, check_books
@@ -43,7 +43,8 @@ class Channel:
         if fate in ("down", "drop_request"):
             raise NetworkError("no answer")
         payload = json.dumps(args["request"]).encode()
-        answer = self.book.transaction(lambda: [self.book.handle(self.kiosk, payload, self.clock)])[0]
+        handle = self.book.handle
+        answer = self.book.transaction(lambda: [handle(self.kiosk, payload, self.clock).to_data()])[0]
         if fate == "drop_answer":
             raise NetworkError("answer lost")
         return answer

@@ -18,11 +18,10 @@ from drivers.printer import (
     TicketContent,
     TicketPrinter,
     VirtualPrinter,
-    device_events,
     open_printer,
 )
 from drivers.printer import commands as cmd
-from kiosk.errors import PaperOutError, PrinterError
+from drivers.printer.errors import PrinterError
 
 
 def sim(printer: TicketPrinter) -> VirtualPrinter:
@@ -52,10 +51,10 @@ def test_paper_out_before_print_raises_and_prints_nothing(
 ) -> None:
     vp = sim(printer)
     vp.set_paper("out")
-    with pytest.raises(PaperOutError) as info:
+    with pytest.raises(PrinterPaperOutError) as info:
         printer.print_ticket(ticket)
     assert isinstance(info.value, PrinterPaperOutError)
-    assert info.value.stage == "before" and info.value.screen_key == "printer.paper_out"
+    assert info.value.stage == "before" and info.value.code == "printer_paper_out"
     assert vp.printed == [] and vp.torn == []
     assert vp.bytes_received == len(cmd.STATUS_QUERY)  # only the status query went out
 
@@ -63,9 +62,9 @@ def test_paper_out_before_print_raises_and_prints_nothing(
 def test_paper_runs_out_mid_print(printer: TicketPrinter, ticket: TicketContent) -> None:
     vp = sim(printer)
     vp.run_out_after(300)  # the ticket is ~800 rows long
-    with pytest.raises(PaperOutError) as info:
+    with pytest.raises(PrinterPaperOutError) as info:
         printer.print_ticket(ticket)
-    assert info.value.stage == "after"  # type: ignore[attr-defined]
+    assert info.value.stage == "after"
     assert vp.printed == [] and len(vp.torn) == 1
     from PIL import Image
 
@@ -80,7 +79,7 @@ def test_cover_open(printer: TicketPrinter, ticket: TicketContent) -> None:
     vp.set_cover_open(True)
     with pytest.raises(PrinterCoverOpenError) as info:
         printer.print_ticket(ticket)
-    assert isinstance(info.value, PrinterError) and info.value.screen_key == "printer.cover_open"
+    assert isinstance(info.value, PrinterError) and info.value.code == "printer_cover_open"
     assert vp.printed == []
 
 
@@ -123,48 +122,6 @@ def test_stale_status_bytes_are_dropped(printer: TicketPrinter) -> None:
     transport = printer._transport
     transport._answers.extend(b"\x12\x12")  # type: ignore[attr-defined]
     assert printer.status() == PrinterStatus(online=True)
-
-
-def test_status_changes_become_device_events(tmp_path: Path, ticket: TicketContent) -> None:
-    seen: list[tuple[str, dict[str, object]]] = []
-
-    def listener(old: PrinterStatus | None, new: PrinterStatus) -> None:
-        seen.extend(device_events("ticket", old, new))
-
-    with open_printer(PrinterConfig(output_dir=str(tmp_path)), on_status=listener) as p:
-        vp = sim(p)
-        p.print_ticket(ticket)
-        vp.set_paper("near_end")
-        p.print_ticket(ticket)
-        vp.set_paper("out")
-        with pytest.raises(PaperOutError):
-            p.print_ticket(ticket)
-        vp.set_paper("ok")
-        p.status()
-    assert seen == [
-        ("device_fault", {"device": "printer", "role": "ticket", "fault": "paper_near_end"}),
-        ("device_fault", {"device": "printer", "role": "ticket", "fault": "paper_out"}),
-        ("device_recovered", {"device": "printer", "role": "ticket", "fault": "paper_near_end"}),
-        ("device_recovered", {"device": "printer", "role": "ticket", "fault": "paper_out"}),
-    ]
-
-
-def test_near_end_alarm_can_be_off() -> None:
-    near = PrinterStatus(online=True, paper="near_end")
-    assert device_events("receipt", PrinterStatus(online=True), near, near_end_alarm=False) == []
-
-
-def test_device_events_go_into_the_real_journal(tmp_path: Path) -> None:
-    from kiosk.events import EventJournal
-
-    journal = EventJournal(tmp_path / "events.db", durable=False)
-    for kind, payload in device_events("ticket", None, PrinterStatus(online=False, paper="out")):
-        journal.append(kind, payload)
-    [event] = journal.pending()
-    assert (event.kind, event.payload) == (
-        "device_fault",
-        {"device": "printer", "role": "ticket", "fault": "paper_out"},
-    )
 
 
 def test_a_failing_listener_does_not_stop_printing(tmp_path: Path, ticket: TicketContent) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from common.errors import DeviceUnavailableError
 from drivers.printer import PrinterConfig, PrinterOfflineError, TicketContent, VirtualPrinter, open_printer
 from drivers.printer.layout import RasterLayout, preview, ticket_elements
 from drivers.printer.transport import escpos_printer
-from kiosk.errors import DeviceUnavailableError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,7 +183,7 @@ def test_a_printer_that_stops_reading_does_not_hang_the_kiosk(monkeypatch: pytes
     import time
 
     from drivers.printer import transport
-    from kiosk.errors import PrinterError
+    from drivers.printer.errors import PrinterError
 
     monkeypatch.setattr(transport, "NETWORK_WRITE_TIMEOUT", 0.5)
     server = socket.create_server(("127.0.0.1", 0))

@@ -22,12 +22,13 @@ from typing import IO
 import psutil
 import pytest
 
-from edge_agent.pki import Issued
-from fleet.protocol import NumberPlan, TicketRequest
+from common.errors import MotcuaError
+from common.ipc import call
+from contract.tickets import NumberPlan, TicketRequest
+from edge_agent.cli import load_settings
 from kiosk.config import load_config
-from kiosk.errors import KioskError
-from kiosk.ipc import call
 from provisioning.demo_center import DemoLayout, prepare
+from provisioning.pki import Issued
 from screens.harness import xvfb
 from tests.agent.peer import Peer
 
@@ -56,7 +57,7 @@ def wait_until(predicate: object, timeout: float, proc: subprocess.Popen[bytes],
 def answers(path: Path, cmd: str) -> bool:
     try:
         call(path, cmd, timeout=2)
-    except (KioskError, ValueError):
+    except (MotcuaError, ValueError):
         return False
     return True
 
@@ -100,8 +101,9 @@ def test_prepare_writes_a_center_mode_kiosk_and_a_private_broker(demo_dir: Path)
     kiosk = config.kiosk
     assert (kiosk.id, kiosk.center_id, kiosk.data_dir) == (KIOSK, CENTER, demo_dir / "kiosk")
     assert config.numbering.mode == "center"
-    assert (config.agent.broker_host, config.agent.broker_port) == ("127.0.0.1", plan.kiosk_port)
-    assert config.agent.tls.cert_file == demo_dir / "pki" / f"{KIOSK}.crt"
+    agent = load_settings(plan.layout.kiosk_config).agent  # the agent's own reading of the same file
+    assert (agent.broker_host, agent.broker_port) == ("127.0.0.1", plan.kiosk_port)
+    assert agent.tls.cert_file == demo_dir / "pki" / f"{KIOSK}.crt"
     settings = [
         line for line in (demo_dir / "broker" / "mosquitto.conf").read_text().splitlines()
         if line and not line.startswith("#")
@@ -143,7 +145,7 @@ def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
             )
             answer = call(
                 layout.kiosk_data / "agent.sock", "ticket.allocate",
-                {"request": request.to_dict(), "timeout_ms": 3000}, timeout=5,
+                {"request": request.to_data(), "timeout_ms": 3000}, timeout=5,
             )
             assert answer["status"] == "ok", answer
             assert (answer["request_id"], answer["service"]) == (request.request_id, "HO_TICH")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.cli import FIRST_FRAME_MESSAGE
-from kiosk.ipc import call
+from common.ipc import call
+from screens.cli import FIRST_FRAME_MESSAGE
 from screens.harness import xvfb
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -311,7 +311,7 @@ def call_app(kiosk: KioskDriver, cmd: str, args: dict | None = None) -> dict:
     """A control-socket request, as the edge agent sends it, while the window keeps drawing."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kiosk.ipc import call
+    from common.ipc import call
 
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(call, kiosk.runtime.control.path, cmd, args or {})
@@ -322,7 +322,7 @@ def call_app(kiosk: KioskDriver, cmd: str, args: dict | None = None) -> dict:
 def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) -> None:
     import json
 
-    from kiosk.ipc import IpcError
+    from common.ipc import IpcError
 
     health = call_app(kiosk, "app.health")
     assert health["screen"] == "attract" and health["devices"]["printer"]["state"] == "ok"
@@ -342,7 +342,7 @@ def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) ->
     assert call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)}) == {"config_version": 5}
     assert call_app(kiosk, "app.health")["config_version"] == 5
     # A new service area pushed by the center shows on the ticket screen without a restart.
-    from kiosk.schema import to_data
+    from contract.schema import to_data
 
     services = to_data(kiosk.core.config.services)
     justice = {
@@ -366,7 +366,7 @@ def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) ->
     call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)})
     kiosk.core.end_session("test")
     overlay.write_text(json.dumps({"devices": {}}), encoding="utf-8")
-    with pytest.raises(IpcError, match="not pushable"):
+    with pytest.raises(IpcError, match="devices: unknown key"):
         call_app(kiosk, "app.reload_config", {"overlay_path": str(overlay)})
     assert call_app(kiosk, "app.health")["config_version"] == 7  # the old one stays
     call_app(kiosk, "app.service_mode", {"out_of_service": True, "reason": "maintenance"})
@@ -385,7 +385,7 @@ def test_no_personal_data_left_after_the_visit(kiosk: KioskDriver, caplog: pytes
     import logging
 
     from drivers.card import load_profile
-    from drivers.simulation import PROFILES_DIR
+    from kiosk.simulation import PROFILES_DIR
 
     person = load_profile(PROFILES_DIR / "married.toml")
     personal = [

@@ -14,12 +14,12 @@ import socket
 import threading
 import time
 
+from common.errors import DeviceUnavailableError
 from drivers.card.errors import CardError
 from drivers.card.keys import AccessKey
 from drivers.card.sim.chip import CardFaults, CardVanished, VirtualChip
 from drivers.card.sim.pki import TestPki
 from drivers.card.sim.profile import CardProfile, build_files
-from kiosk.errors import DeviceUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""``main.py kiosk``: run the touchscreen kiosk."""
+"""``main.py kiosk``: run the touchscreen kiosk (the window over ``kiosk.runtime``).
+
+It lives with the screens because it opens the window: the kiosk's logic (``kiosk/``) never imports
+the screens. Importing this module does not import Kivy (tests and benchmarks read its constants).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiosk import SIMULATE_CONFIG
+
 if TYPE_CHECKING:
     from kiosk.config import DisplaySection, KioskConfig
 
 HELP = "run the touchscreen kiosk (--simulate: every device simulated)"
-ROOT = Path(__file__).resolve().parent.parent
-SIMULATE_CONFIG = ROOT / "config" / "simulate.toml"
 #: exit code that asks the service manager (systemd unit or scripts/demo) to start the app again
 EXIT_RESTART = 75
 #: logged once the first interactive frame is on screen (benchmarks and tests wait for it)
@@ -37,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.errors import ConfigError
     from kiosk.config import load_config
-    from kiosk.errors import ConfigError
     from kiosk.flows.technician import hash_pin
 
     if args.hash_pin:
@@ -49,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.config or (SIMULATE_CONFIG if args.simulate else None)
     if path is None:
         raise ConfigError("--config FILE is required (or --simulate for the demo configuration)")
-    config = load_config(path)
+    # The runtime puts the center's pushed overlay on top itself (and again on every push).
+    config = load_config(path, with_pushed=False)
     if args.simulate:
         from kiosk.runtime import simulated
 
@@ -57,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if args.fullscreen:
         config = dataclasses.replace(config, display=dataclasses.replace(config.display, fullscreen=True))
     if args.check_config:
+        from kiosk.config import apply_pushed
+
+        config = apply_pushed(config)  # what the center pushed must fit this file too
         print(f"{path}: ok (kiosk {config.kiosk.id}, {len(config.services)} service areas)")
         return 0
     return run_kiosk(config)
@@ -118,6 +126,7 @@ def run_kiosk(config: KioskConfig) -> int:
         return app.screenshot(shots / f"screen-{counter[0]:04d}.png")
 
     runtime.screenshot = screenshot
+    runtime.stop_ui = app.stop
     runtime.start(ui_call=lambda fn: Clock.schedule_once(lambda _dt: fn(), 0))
     log.info("kiosk %s running; control socket %s", config.kiosk.id, runtime.control.path)
     try:

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import DeviceError, MotcuaError
+from common.ipc import ControlServer
+from drivers.card.errors import ReaderMissingError
 from kiosk.config import KioskConfig
-from kiosk.errors import DeviceError, DeviceUnavailableError, KioskError
-from kiosk.ipc import ControlServer
+from kiosk.errors import KioskError
 
 if TYPE_CHECKING:
     from drivers.card import AccessKey, CardReaderService, IdentityRecord, VirtualCard
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROFILES_DIR = Path(__file__).parent / "card" / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "drivers" / "card" / "profiles"
 
 
 class UnpluggableReader:
@@ -39,9 +41,7 @@ class UnpluggableReader:
 
     def _check(self) -> None:
         if not self.plugged:
-            raise DeviceUnavailableError(
-                "card reader not connected (simulated unplug)", screen_key="card.reader_missing"
-            )
+            raise ReaderMissingError("card reader not connected (simulated unplug)")
 
     def reader_present(self) -> bool:
         return self.plugged and self._service.reader_present()
@@ -203,7 +203,7 @@ class SimulatedHardware:
         result: dict[str, Any] = {}
         try:
             result["printer"] = self.printer({})
-        except KioskError as exc:
+        except MotcuaError as exc:
             result["printer"] = {"error": exc.message}
         result["reader_plugged"] = self.reader.plugged if self.reader else None
         result["card_inserted"] = self.card is not None

@@ -66,14 +66,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _socket(args: argparse.Namespace) -> Path:
     if args.socket:
         return Path(args.socket)
-    from kiosk.cli import SIMULATE_CONFIG
+    from kiosk import SIMULATE_CONFIG
     from kiosk.config import load_config
 
     return load_config(args.config or SIMULATE_CONFIG).kiosk.data_dir / "app.sock"
 
 
 def _send(args: argparse.Namespace, cmd: str, payload: dict[str, Any]) -> int:
-    from kiosk.ipc import call
+    from common.ipc import call
 
     result = call(_socket(args), cmd, payload)
     print(json.dumps(result, ensure_ascii=False, indent=2))

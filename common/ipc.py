@@ -1,4 +1,4 @@
-"""Local control socket of the kiosk app: JSON lines over a Unix socket.
+"""The kiosk's local control socket: JSON lines over a Unix socket.
 
 One request per connection: ``{"cmd": "sim.printer", "args": {...}}`` answered by
 ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": {"type", "message"}}``.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import KioskError, NetworkError
+from common.errors import MotcuaError, NetworkError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,10 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REQUEST_BYTES = 1 << 20
 
 
-class IpcError(KioskError):
-    """The app answered a control request with an error, or could not be reached."""
+class IpcError(MotcuaError):
+    """The app answered a control request with an error."""
+
+    code = "ipc"
 
 
 class _RequestHandler(socketserver.StreamRequestHandler):
@@ -82,7 +84,7 @@ class ControlServer:
             }
         try:
             return {"ok": True, "result": handler(args)}
-        except KioskError as exc:
+        except MotcuaError as exc:
             log.info("control command %s answered with an error: %s", request["cmd"], exc.message)
             return {"ok": False, "error": exc.to_dict()}
         except (ValueError, TypeError, KeyError) as exc:

@@ -1,4 +1,4 @@
-"""The app's event journal: what citizens did and what failed, on disk before anything else.
+"""The kiosk's event journal: what citizens did and what failed, on disk before anything else.
 
 The kiosk app appends events here (one SQLite file in WAL mode, fsync on commit so a power cut loses
 nothing committed); the edge agent, a separate process, reads them in sequence order, publishes them
@@ -16,7 +16,8 @@ and deletes them only after the broker acknowledged them. The journal IS the age
   ``journal_recovered`` event, and the process keeps going. Another process that still holds the old
   file notices the inode change and reopens.
 
-Personal data from ID cards never goes into an event: ``append`` refuses payload keys that name it.
+Events are the contract's typed payloads (``contract.events``), which have no field for personal data;
+``append`` also refuses any payload key that would name it (defence in depth).
 """
 
 from __future__ import annotations
@@ -35,28 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import KioskError
+from common.errors import MotcuaError, StoreError
+from contract.events import EVENT_KINDS, EventPayload, JournalRecovered, OutboxDropped, payload_json
 
 log = logging.getLogger(__name__)
-
-#: Event kinds the app and the agent emit (docs/mqtt.md describes their payloads).
-EVENT_KINDS = frozenset(
-    {
-        "ticket_issued",
-        "ticket_voided",
-        "lookup",
-        "rating",
-        "card_read",
-        "device_fault",
-        "device_recovered",
-        "app_error",
-        "session_ended",
-        "app_started",
-        # written by the journal itself
-        "outbox_dropped",
-        "journal_recovered",
-    }
-)
 
 #: Payload keys that would carry personal data; refused anywhere in a payload.
 PERSONAL_KEYS = frozenset(
@@ -82,25 +65,25 @@ PERSONAL_KEYS = frozenset(
     }
 )
 
-#: Largest accepted payload (UTF-8 JSON). Together with ``max_events`` it bounds the file size.
-MAX_PAYLOAD_BYTES = 8192
 DEFAULT_MAX_EVENTS = 200_000
 
 
-class PrivacyError(KioskError):
+class PrivacyError(MotcuaError):
     """An event payload tried to carry personal data."""
 
+    code = "privacy"
 
-class JournalError(KioskError):
+
+class JournalError(StoreError):
     """The journal file cannot be opened or written."""
 
-
-class EventTooLargeError(JournalError):
-    """A payload exceeds MAX_PAYLOAD_BYTES (a bug in the caller, not a full disk)."""
+    code = "journal"
 
 
 @dataclass(frozen=True)
-class Event:
+class JournalEntry:
+    """One stored event, as the agent reads it back."""
+
     seq: int
     event_id: str
     kind: str
@@ -145,9 +128,6 @@ def check_no_personal_data(value: Any, path: str = "payload") -> None:
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             check_no_personal_data(item, f"{path}[{index}]")
-
-
-_check_no_personal_data = check_no_personal_data  # the skeleton's name, kept for existing callers
 
 
 _SCHEMA = """
@@ -255,7 +235,7 @@ class EventJournal:
                 self._inode = os.stat(self.path).st_ino
                 self.journal_id = self._meta("journal_id")
                 self.max_events = int(self._meta("max_events") or DEFAULT_MAX_EVENTS)
-                self._insert("journal_recovered", {"moved_to": moved.name, "error": str(exc)[:200]}, None)
+                self._insert(JournalRecovered(moved.name, str(exc)[:200]), None)
                 return
             except OSError as exc:
                 raise JournalError(f"cannot open event journal {self.path}: {exc}") from exc
@@ -310,31 +290,32 @@ class EventJournal:
             self._open()
             if moved is not None:
                 self.recovered = (moved, error)
-                self._insert("journal_recovered", {"moved_to": moved.name, "error": error[:200]}, None)
+                self._insert(JournalRecovered(moved.name, error[:200]), None)
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def _encode(self, kind: str, payload: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
-        if kind not in EVENT_KINDS:
-            raise ValueError(f"unknown event kind {kind!r}")
-        body = dict(payload or {})
-        check_no_personal_data(body)
-        text = json.dumps(body, ensure_ascii=False, sort_keys=True)
-        if len(text.encode()) > MAX_PAYLOAD_BYTES:
-            raise EventTooLargeError(f"{kind} payload is larger than {MAX_PAYLOAD_BYTES} bytes")
-        return body, text
+    @staticmethod
+    def _encode(payload: EventPayload) -> str:
+        if payload.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {payload.kind!r}")  # a programming error
+        data = payload.to_data()
+        check_no_personal_data(data)
+        return payload_json(payload)  # raises ContractError beyond MAX_PAYLOAD_BYTES (a caller's bug)
 
-    def _insert(self, kind: str, body: Mapping[str, Any], occurred_at: str | None) -> Event:
-        body, text = self._encode(kind, body)
+    def _insert(
+        self, payload: EventPayload, occurred_at: str | None, text: str | None = None
+    ) -> JournalEntry:
+        text = text if text is not None else self._encode(payload)
         event_id = uuid.uuid4().hex
         when = occurred_at or _now_iso()
         cursor = self._conn().execute(
             "INSERT INTO events (event_id, kind, occurred_at, payload) VALUES (?, ?, ?, ?)",
-            (event_id, kind, when, text),
+            (event_id, payload.kind, when, text),
         )
         seq = cursor.lastrowid
-        assert seq is not None
-        return Event(seq, event_id, kind, when, body)
+        if seq is None:
+            raise JournalError(f"event journal {self.path}: insert returned no row id")
+        return JournalEntry(seq, event_id, payload.kind, when, payload.to_data())
 
     def _enforce_bound(self, adding: int) -> None:
         """Drop the oldest chunk when the journal would exceed ``max_events`` (inside a transaction)."""
@@ -355,19 +336,17 @@ class EventJournal:
         )
         log.error("event journal full (%d events): dropped the oldest %d (seq %d..%d)",
                   self.max_events, drop, low, last)
-        self._insert("outbox_dropped", {"count": drop, "first_seq": low, "last_seq": last}, None)
+        self._insert(OutboxDropped(drop, low, last), None)
 
-    def append(
-        self, kind: str, payload: Mapping[str, Any] | None = None, *, occurred_at: str | None = None
-    ) -> Event:
+    def append(self, payload: EventPayload, *, occurred_at: str | None = None) -> JournalEntry:
         """Write one event durably and return it; the caller should not be the UI thread (fsync)."""
-        return self.append_many([(kind, payload)], occurred_at=occurred_at)[0]
+        return self.append_many([payload], occurred_at=occurred_at)[0]
 
     def append_many(
-        self, items: Iterable[tuple[str, Mapping[str, Any] | None]], *, occurred_at: str | None = None
-    ) -> list[Event]:
+        self, payloads: Iterable[EventPayload], *, occurred_at: str | None = None
+    ) -> list[JournalEntry]:
         """Write several events in one transaction (one fsync): all or none."""
-        encoded = [(kind, self._encode(kind, payload)[0]) for kind, payload in items]
+        encoded = [(payload, self._encode(payload)) for payload in payloads]
         with self._lock:
             try:
                 self._reopen_if_replaced()
@@ -375,7 +354,7 @@ class EventJournal:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     self._enforce_bound(len(encoded))
-                    events = [self._insert(kind, body, occurred_at) for kind, body in encoded]
+                    events = [self._insert(payload, occurred_at, text) for payload, text in encoded]
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -386,7 +365,7 @@ class EventJournal:
 
     # -- the agent's side -----------------------------------------------------------------------------
 
-    def pending(self, after_seq: int = 0, limit: int = 500) -> list[Event]:
+    def pending(self, after_seq: int = 0, limit: int = 500) -> list[JournalEntry]:
         """Events not yet deleted, oldest first."""
         with self._lock:
             try:
@@ -398,7 +377,7 @@ class EventJournal:
                 ).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise JournalError(f"cannot read event journal {self.path}: {exc}") from exc
-        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+        return [JournalEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
     def pending_rows(self, after_seq: int = 0, limit: int = 500) -> list[tuple[int, str, str, str, str, int]]:
         """Like ``pending`` but with the payload as stored JSON text: the agent forwards it untouched."""

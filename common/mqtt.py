@@ -1,4 +1,5 @@
-"""The one module that talks to paho-mqtt: one supervised MQTT session to the center.
+"""The one module that talks to paho-mqtt: one supervised MQTT session, used by the kiosk's agent and
+by every service of the center (allocator, fleet ingest), so each gets the same reconnect and ack rules.
 
 Why a wrapper (Home Assistant's MQTT client is the model):
 - Our own reconnect loop with exponential backoff and decorrelated jitter, so 10,000 kiosks that lost
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
@@ -33,9 +35,22 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.config import TlsConfig
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS towards the broker: the center's CA and this client's certificate (CN = its identity)."""
+
+    ca_file: Path | None = None  # the center's CA; None = plain TCP (local demo only)
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: cert_file and key_file go together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("tls: a client certificate needs ca_file (the center's CA)")
 
 
 @dataclass(frozen=True)

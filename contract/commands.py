@@ -1,0 +1,158 @@
+"""``command/1`` (center -> kiosk) and ``command-result/1`` (kiosk -> center).
+
+A command names one of ``COMMANDS`` with its typed arguments; unknown keys, unknown commands and
+wrong arguments are refused, never executed. Every command carries ``expires_at`` no later than
+``MAX_COMMAND_LIFETIME`` ahead: the kiosk remembers request ids for longer than that, so a command
+replayed after its id was forgotten is always already expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal, Self
+
+from contract.errors import ContractError
+from contract.message import Message
+from contract.schema import parse_dataclass, to_data
+from contract.wire import REQUEST_ID_HINT, REQUEST_ID_PATTERN, now_iso, parse_time
+
+#: the longest a command may wait for its kiosk; the kiosk's ledger keeps request ids longer (30 days)
+MAX_COMMAND_LIFETIME = timedelta(days=7)
+#: largest blob (screenshot PNG, log archive) a kiosk publishes on ``{kiosk}/blob/{request_id}``
+MAX_BLOB_BYTES = 4 * 1024 * 1024
+_TEXT = {"max_len": 300, "text": True}
+_REQUEST_ID = {"pattern": REQUEST_ID_PATTERN, "pattern_hint": REQUEST_ID_HINT}
+
+
+@dataclass(frozen=True)
+class NoArgs:
+    """Commands without arguments still refuse unexpected keys (a typo is not silently ignored)."""
+
+
+@dataclass(frozen=True)
+class SetNoticeArgs:
+    #: shown on the home screen; "" clears it
+    text_vi: str = field(metadata=_TEXT)
+    text_en: str = field(default="", metadata=_TEXT)
+
+
+@dataclass(frozen=True)
+class UploadLogsArgs:
+    #: the last ``max_kb`` kilobytes of each log file
+    max_kb: int = field(default=256, metadata={"min": 1, "max": 4096})
+
+
+@dataclass(frozen=True)
+class SetServiceModeArgs:
+    out_of_service: bool
+    reason: str = field(default="", metadata=_TEXT)
+
+
+CommandName = Literal[
+    "reload_config", "print_test_ticket", "set_notice", "screenshot", "upload_logs", "restart_app",
+    "set_service_mode",
+]
+#: command -> the type of its arguments
+COMMANDS: dict[str, type] = {
+    "reload_config": NoArgs,
+    "print_test_ticket": NoArgs,
+    "set_notice": SetNoticeArgs,
+    "screenshot": NoArgs,
+    "upload_logs": UploadLogsArgs,
+    "restart_app": NoArgs,
+    "set_service_mode": SetServiceModeArgs,
+}
+#: commands whose result announces a blob published just before it on ``{kiosk}/blob/{request_id}``
+BLOB_COMMANDS = frozenset({"screenshot", "upload_logs"})
+
+
+@dataclass(frozen=True)
+class _CommandEnvelope:
+    request_id: str = field(metadata=_REQUEST_ID)
+    command: str = field(metadata={"pattern": r"[a-z_]{1,40}"})
+    expires_at: str = field(metadata={"time": True, "max_len": 40})
+    args: dict[str, Any] = field(default_factory=dict, metadata={"max_items": 16})
+
+
+@dataclass(frozen=True)
+class Command(Message):
+    SCHEMA: ClassVar[str] = "command/1"
+    MAX_BYTES: ClassVar[int] = 16 * 1024
+    STRICT: ClassVar[bool] = True
+
+    request_id: str
+    command: str
+    args: Any  # an instance of COMMANDS[command]
+    expires_at: str
+
+    @classmethod
+    def build(
+        cls, request_id: str, command: str, args: Any = None, *, lifetime: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
+    ) -> Command:
+        """A command expiring ``lifetime`` from now (at most MAX_COMMAND_LIFETIME)."""
+        expires = (now or datetime.now(UTC)) + min(lifetime, MAX_COMMAND_LIFETIME)
+        data = {"request_id": request_id, "command": command, "expires_at": now_iso(expires),
+                "args": to_data(args) if args is not None else {}}
+        return cls.from_data({"schema": cls.SCHEMA, **data})
+
+    @classmethod
+    def from_data(cls, data: Any) -> Self:
+        body = cls.body_of(data)
+        envelope = parse_dataclass(_CommandEnvelope, body, "command")
+        args_type = COMMANDS.get(envelope.command)
+        if args_type is None:
+            raise ContractError(f"command.command: unknown command {envelope.command!r}")
+        args: Any = parse_dataclass(args_type, envelope.args, "args")
+        return cls(envelope.request_id, envelope.command, args, envelope.expires_at)
+
+    @property
+    def expires(self) -> datetime:
+        return parse_time(self.expires_at, "command.expires_at")
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why this command must not run now (expired, or valid for longer than allowed), else None."""
+        expires = self.expires
+        if expires <= now:
+            return f"expired at {self.expires_at}; not executed"
+        if expires - now > MAX_COMMAND_LIFETIME + timedelta(minutes=5):  # 5 min of clock skew
+            return f"expires_at {self.expires_at} is more than {MAX_COMMAND_LIFETIME.days} days ahead"
+        return None
+
+    def to_data(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, "request_id": self.request_id, "command": self.command,
+                "args": to_data(self.args), "expires_at": self.expires_at}
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """The ``result`` of a blob command: where the bytes went and how to check them."""
+
+    blob_topic: str = field(metadata={"max_len": 300})
+    bytes: int = field(metadata={"min": 0})
+    sha256: str = field(metadata={"pattern": r"[0-9a-f]{64}"})
+    content_type: Literal["image/png", "application/gzip"]
+    #: upload_logs: the log files in the archive
+    files: list[str] = field(default_factory=list, metadata={"max_items": 32})
+
+
+@dataclass(frozen=True)
+class CommandResult(Message):
+    SCHEMA: ClassVar[str] = "command-result/1"
+    MAX_BYTES: ClassVar[int] = 64 * 1024
+
+    #: None when the request was garbage without a valid request id
+    request_id: str | None = field(metadata=_REQUEST_ID)
+    command: str | None = field(metadata={"pattern": r"[a-z_]{1,40}"})
+    status: Literal["ok", "error"]
+    #: English text for the console: "done", or why not
+    reason: str = field(metadata={"max_len": 2000})
+    result: dict[str, Any] = field(default_factory=dict, metadata={"max_items": 64})
+    at: str = field(default_factory=now_iso, metadata={"time": True, "max_len": 40})
+
+    def blob(self) -> BlobInfo | None:
+        """The blob announced by a successful screenshot or upload_logs, else None."""
+        if self.status != "ok" or self.command not in BLOB_COMMANDS:
+            return None
+        return parse_dataclass(BlobInfo, self.result, "command-result.result", lenient=True)

@@ -1,0 +1,271 @@
+"""``event/1``: what happened at a kiosk, one typed payload per kind, from the kiosk's durable outbox.
+
+Topic ``{kiosk}/event/{kind}``, QoS 1. At-least-once: duplicates carry the same ``event_id``, ``seq``,
+``kind`` and payload, so a consumer stores idempotently on ``event_id`` and detects loss as gaps of
+``seq`` per (kiosk, ``journal_id``). No payload can name a person: the types below have no field for
+a name, an ID number, a birth date, an address or a dossier code.
+
+A kind unknown to this version (added by a newer kiosk) parses as ``UnknownPayload``: stored and
+counted, never refused, so a new kiosk version cannot make the fleet drop its events.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Self
+
+from contract.errors import ContractError
+from contract.message import Message
+from contract.schema import parse_dataclass, to_data
+from contract.status import DEVICE_STATE
+from contract.wire import now_iso
+
+#: the largest payload of one event (UTF-8 JSON); the envelope adds at most ~300 bytes
+MAX_PAYLOAD_BYTES = 8192
+KIND_PATTERN = r"[a-z][a-z0-9_]{0,39}"
+_SERVICE = {"pattern": r"[A-Z0-9_]{1,16}", "pattern_hint": "a service code"}
+_NUMBER = {"pattern": r"[A-Z][0-9]{3,5}", "pattern_hint": "a queue number such as A012"}
+_DAY = {"pattern": r"\d{4}-\d{2}-\d{2}", "pattern_hint": "YYYY-MM-DD"}
+_CODE = {"pattern": r"[A-Za-z][A-Za-z0-9_]{0,63}", "pattern_hint": "a short code"}
+_DEVICE = {"pattern": r"[a-z_]{1,32}", "pattern_hint": "a device name such as printer"}
+
+
+@dataclass(frozen=True)
+class EventPayload:
+    """Base of the typed payloads; ``KIND`` is the event kind (and the last topic level)."""
+
+    KIND: ClassVar[str]
+
+    @property
+    def kind(self) -> str:
+        return self.KIND
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_data(self)
+        return data
+
+    @classmethod
+    def from_data(cls, data: Any) -> Self:
+        payload: Self = parse_dataclass(cls, data, f"event.payload ({cls.KIND})", lenient=True)
+        return payload
+
+
+@dataclass(frozen=True)
+class TicketIssued(EventPayload):
+    KIND: ClassVar[str] = "ticket_issued"
+    number: str = field(metadata=_NUMBER)
+    service: str = field(metadata=_SERVICE)
+    priority: bool = False
+    #: whether the citizen identified with the ID card (never who)
+    identified: bool = False
+    day: str = field(default="", metadata={"pattern": r"(\d{4}-\d{2}-\d{2})?"})
+
+
+@dataclass(frozen=True)
+class TicketVoided(EventPayload):
+    """A number that was taken but not printed (printer failure): never handed out again."""
+
+    KIND: ClassVar[str] = "ticket_voided"
+    number: str = field(metadata=_NUMBER)
+    service: str = field(metadata=_SERVICE)
+    reason: str = field(metadata=_CODE)
+
+
+@dataclass(frozen=True)
+class Lookup(EventPayload):
+    """A dossier look-up: its outcome, never whose dossier (only the agency part of the code)."""
+
+    KIND: ClassVar[str] = "lookup"
+    OMIT_NONE: ClassVar[bool] = True
+    outcome: Literal["found", "not_found", "unavailable", "not_a_dossier"]
+    source: Literal["camera", "serial", "keyboard"]
+    agency_code: str | None = field(default=None, metadata={"pattern": r"[A-Za-z0-9.]{1,40}"})
+    status: str | None = field(default=None, metadata={"pattern": r"[a-z_]{1,40}"})
+    overdue_days: int | None = field(default=None, metadata={"min": 0, "max": 100_000})
+    latency_ms: float | None = field(default=None, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class Rating(EventPayload):
+    """One counted rating. ``target_id`` names a ticket, counter or officer; for a dossier it is None
+    (a dossier code leads to a person; the kind alone is counted)."""
+
+    KIND: ClassVar[str] = "rating"
+    level: int = field(metadata={"min": 1, "max": 5})
+    scale: Literal[3, 4, 5]
+    level_key: str = field(metadata={"pattern": r"[a-z_]{1,32}"})
+    target_kind: Literal["center", "ticket", "dossier", "counter", "official"] = "center"
+    target_id: str | None = field(default=None, metadata={"pattern": r"[A-Za-z0-9_.:/-]{1,100}"})
+    reasons: list[str] = field(default_factory=list, metadata={"max_items": 32})
+    criteria: dict[str, int] = field(default_factory=dict, metadata={"max_items": 32})
+
+
+@dataclass(frozen=True)
+class CardRead(EventPayload):
+    """An ID-card read: outcome, verdict and speed, never anything read from the card."""
+
+    KIND: ClassVar[str] = "card_read"
+    result: str = field(metadata=_CODE)
+    authenticity: str = field(default="not_checked", metadata={"pattern": r"[a-z_]{1,32}"})
+    duration_ms: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class DeviceFault(EventPayload):
+    """A device went into a state other than ok (``problem`` is the state word of health/1)."""
+
+    KIND: ClassVar[str] = "device_fault"
+    device: str = field(metadata=_DEVICE)
+    problem: str = field(metadata=DEVICE_STATE)
+    detail: str = field(default="", metadata={"max_len": 200})
+
+
+@dataclass(frozen=True)
+class DeviceRecovered(EventPayload):
+    KIND: ClassVar[str] = "device_recovered"
+    device: str = field(metadata=_DEVICE)
+
+
+@dataclass(frozen=True)
+class AppError(EventPayload):
+    """An unexpected error in the app (the citizen was sent home); the traceback stays in the log."""
+
+    KIND: ClassVar[str] = "app_error"
+    error: str = field(metadata={"pattern": r"[A-Za-z_][A-Za-z0-9_.]{0,99}"})
+    screen: str = field(default="", metadata={"pattern": r"[a-z_]{0,32}"})
+
+
+@dataclass(frozen=True)
+class SessionEnded(EventPayload):
+    KIND: ClassVar[str] = "session_ended"
+    reason: str = field(metadata=_CODE)
+    duration_s: float = field(default=0.0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class AppStarted(EventPayload):
+    KIND: ClassVar[str] = "app_started"
+    version: str = field(metadata={"max_len": 40})
+    config_version: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class OutboxDropped(EventPayload):
+    """Written by the journal itself: it reached its bound and these oldest events were deleted unsent."""
+
+    KIND: ClassVar[str] = "outbox_dropped"
+    count: int = field(metadata={"min": 1})
+    first_seq: int = field(metadata={"min": 1})
+    last_seq: int = field(metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class JournalRecovered(EventPayload):
+    """Written by the journal itself: first event of a new journal after the old file was corrupted."""
+
+    KIND: ClassVar[str] = "journal_recovered"
+    moved_to: str = field(metadata={"max_len": 200})
+    error: str = field(default="", metadata={"max_len": 200})
+
+
+@dataclass(frozen=True)
+class UnknownPayload(EventPayload):
+    """A kind this version does not know (a newer kiosk's addition): kept as it came."""
+
+    KIND: ClassVar[str] = ""
+    unknown_kind: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.unknown_kind
+
+    def to_data(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+#: every kind this version knows -> its payload type
+EVENT_PAYLOADS: dict[str, type[EventPayload]] = {
+    cls.KIND: cls
+    for cls in (
+        TicketIssued, TicketVoided, Lookup, Rating, CardRead, DeviceFault, DeviceRecovered, AppError,
+        SessionEnded, AppStarted, OutboxDropped, JournalRecovered,
+    )
+}
+EVENT_KINDS = frozenset(EVENT_PAYLOADS)
+
+
+def payload_from_data(kind: str, data: Any) -> EventPayload:
+    """The typed payload of ``kind`` (``UnknownPayload`` for a kind this version does not know)."""
+    cls = EVENT_PAYLOADS.get(kind)
+    if cls is None:
+        if not isinstance(data, dict):
+            raise ContractError(f"event.payload ({kind[:40]}): expected a JSON object")
+        return UnknownPayload(kind, data)
+    return cls.from_data(data)
+
+
+def payload_json(payload: EventPayload) -> str:
+    """The payload as the journal stores it and the envelope embeds it (sorted keys, UTF-8)."""
+    text = json.dumps(payload.to_data(), ensure_ascii=False, sort_keys=True, allow_nan=False)
+    if len(text.encode()) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"event.payload ({payload.KIND}): larger than {MAX_PAYLOAD_BYTES} bytes")
+    return text
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    event_id: str = field(metadata={"pattern": r"[0-9a-f]{32}", "pattern_hint": "32 hex digits (uuid4)"})
+    seq: int = field(metadata={"min": 1})
+    journal_id: str = field(metadata={"pattern": r"[0-9a-f]{1,64}"})
+    kind: str = field(metadata={"pattern": KIND_PATTERN})
+    occurred_at: str = field(metadata={"time": True, "max_len": 40})
+    payload: dict[str, Any] = field(metadata={"max_items": 64})
+    replay: bool = False
+
+
+@dataclass(frozen=True)
+class Event(Message):
+    SCHEMA: ClassVar[str] = "event/1"
+    MAX_BYTES: ClassVar[int] = MAX_PAYLOAD_BYTES + 1024
+
+    event_id: str
+    seq: int
+    journal_id: str
+    payload: EventPayload
+    occurred_at: str = field(default_factory=now_iso)
+    #: the agent had handed this event to the broker before (it may have arrived already)
+    replay: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.payload.kind
+
+    @classmethod
+    def from_data(cls, data: Any) -> Self:
+        body = cls.body_of(data)
+        envelope = parse_dataclass(_Envelope, body, "event", lenient=True)
+        payload = payload_from_data(envelope.kind, envelope.payload)
+        return cls(envelope.event_id, envelope.seq, envelope.journal_id, payload, envelope.occurred_at,
+                   envelope.replay)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "schema": self.SCHEMA, "event_id": self.event_id, "seq": self.seq, "journal_id": self.journal_id,
+            "kind": self.kind, "occurred_at": self.occurred_at, "replay": self.replay,
+            "payload": self.payload.to_data(),
+        }
+
+
+def event_payload_bytes(
+    *, seq: int, event_id: str, kind: str, occurred_at: str, payload_json: str, journal_id: str, replay: bool
+) -> bytes:
+    """The ``event/1`` payload with the stored payload JSON embedded as it is (no decode/encode on the
+    agent's hot path). The same JSON as ``Event.to_payload`` (checked by tests), built by hand."""
+    return (
+        f'{{"schema":"{Event.SCHEMA}","event_id":{json.dumps(event_id)},"seq":{int(seq)},'
+        f'"journal_id":{json.dumps(journal_id)},"kind":{json.dumps(kind)},'
+        f'"occurred_at":{json.dumps(occurred_at)},"replay":{"true" if replay else "false"},'
+        f'"payload":{payload_json}}}'
+    ).encode()
