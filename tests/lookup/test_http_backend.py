@@ -44,7 +44,8 @@ STATUS = {
 
 
 def backend(server: ProvinceServer, **kwargs: object) -> HttpDossierBackend:
-    options: dict[str, object] = {"timeout_s": 0.5, "retries": 2, "cache_ttl_s": 0, "backoff_s": 0.01}
+    options: dict[str, object] = {"timeout_s": 0.5, "retries": 2, "cache_ttl_s": 0, "backoff_s": 0.01,
+                                  "allow_insecure_http": True}  # a local test server
     options.update(kwargs)
     return HttpDossierBackend(server.base_url, **options)  # type: ignore[arg-type]
 
@@ -96,7 +97,8 @@ def test_not_found_is_its_own_answer(province: ProvinceServer) -> None:
 
 
 def test_bare_404_is_a_wrong_route_not_a_missing_dossier(province: ProvinceServer) -> None:
-    adapter = HttpDossierBackend(f"http://127.0.0.1:{province.port}/wrong/prefix", retries=0)
+    adapter = HttpDossierBackend(f"http://127.0.0.1:{province.port}/wrong/prefix", retries=0,
+                                 allow_insecure_http=True)
     with pytest.raises(LookupUnavailable, match=r"check lookup\.base_url"):
         adapter.lookup(CODE)
 
@@ -177,7 +179,7 @@ def test_bad_answers_are_unavailable_and_not_retried(
 
 def test_unreachable_is_unavailable(closed_port: int) -> None:
     adapter = HttpDossierBackend(f"http://127.0.0.1:{closed_port}/api", timeout_s=0.5, retries=2,
-                                 backoff_s=0.01)
+                                 backoff_s=0.01, allow_insecure_http=True)
     with pytest.raises(LookupUnavailable, match="cannot connect"):
         adapter.lookup(CODE)
 
@@ -206,7 +208,8 @@ def test_failures_are_not_cached(province: ProvinceServer) -> None:
 def test_config_opens_the_http_adapter(province: ProvinceServer) -> None:
     province.on(CODE.text, Reply(body=STATUS))
     config = parse_dataclass(
-        LookupConfig, {"backend": "http", "base_url": province.base_url, "timeout_s": 1, "retries": 0}
+        LookupConfig, {"backend": "http", "base_url": province.base_url, "timeout_s": 1, "retries": 0,
+                       "allow_insecure_http": True}
     )
     adapter = open_backend(config)
     assert isinstance(adapter, HttpDossierBackend)
@@ -237,7 +240,8 @@ mutated_status = st.dictionaries(st.sampled_from(sorted(STATUS)), json_values, m
 def test_any_answer_is_a_status_or_one_of_the_two_honest_errors(body: object, status: int) -> None:
     server = _shared_server()
     server.on(CODE.text, Reply(status=status, body=json.dumps(body)))
-    adapter = HttpDossierBackend(server.base_url, timeout_s=1, retries=0, cache_ttl_s=0)
+    adapter = HttpDossierBackend(server.base_url, timeout_s=1, retries=0, cache_ttl_s=0,
+                                 allow_insecure_http=True)
     try:
         result = adapter.lookup(CODE)
     except DossierNotFound:
