@@ -300,13 +300,13 @@ class HttpDossierBackend:
         location = str(headers.get("Location") or "").strip(" \t")
         if not location:
             raise LookupUnavailable(f"province system {self.base_url} redirected without a Location")
-        target = urljoin(current, location)
-        # http.client sends the path as is: only a plain ASCII URL without spaces or controls.
-        if not target.isascii() or any(c <= " " or c == "\x7f" for c in target):
-            raise LookupRedirectRefused("province system redirected to a malformed Location")
         try:
+            target = urljoin(current, location)
+            # http.client sends the path as is: only a plain ASCII URL without spaces or controls.
+            if not target.isascii() or any(c <= " " or c == "\x7f" for c in target):
+                raise ValueError("not a plain ASCII URL")
             origin = origin_of(target)
-        except ValueError as exc:
+        except ValueError as exc:  # urljoin/urlsplit: "Invalid IPv6 URL", a bad port...
             raise LookupRedirectRefused(f"province system redirected to an unusable Location: {exc}") from exc
         if origin != self.origin:
             if self.origin[0] == "https" and origin[0] == "http":

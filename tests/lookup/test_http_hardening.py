@@ -69,6 +69,14 @@ def test_redirect_loop_ends(province: ProvinceServer) -> None:
     assert len(province.requests) == 4  # the request and three redirects, then stop
 
 
+@pytest.mark.parametrize("location", ["http://[", "Fhttps://elsewh0.H12-[x", "/\u00e9", "/a b", "//"])
+def test_malformed_location_is_refused(province: ProvinceServer, location: str) -> None:
+    """Found by fuzzing (text.http_response): urljoin raised ValueError for a Location with '['."""
+    province.on(CODE.text, Reply(status=302, body="", headers={"Location": location}))
+    with pytest.raises(LookupUnavailable):
+        adapter(province.base_url).lookup(CODE)
+
+
 def test_https_to_http_downgrade_is_refused(
     province_tls: ProvinceServer, other: ProvinceServer, tls: Tls
 ) -> None:
