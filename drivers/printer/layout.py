@@ -187,11 +187,17 @@ def wrap(text: str, fits: Callable[[str], bool]) -> list[str]:
         if current:
             lines.append(current)
         while not fits(word) and len(word) > 1:
-            cut = len(word) - 1
-            while cut > 1 and not fits(word[:cut]):
-                cut -= 1
-            lines.append(word[:cut])
-            word = word[cut:]
+            # The longest prefix that fits (at least one character), by bisection: a linear search
+            # measured a 200-character word ~2,600 times (180 ms); widths grow with the prefix.
+            low, high = 1, len(word) - 1
+            while low < high:
+                middle = (low + high + 1) // 2
+                if fits(word[:middle]):
+                    low = middle
+                else:
+                    high = middle - 1
+            lines.append(word[:low])
+            word = word[low:]
         current = word
     if current or not lines:
         lines.append(current)
