@@ -166,7 +166,7 @@ def test_garbage_glued_to_a_code_is_refused_or_the_same_code(code: DossierCode, 
     ],
 )
 def test_urls_that_urlsplit_rejects_are_not_a_dossier(text: str) -> None:
-    """urlsplit raises ValueError for these; it escaped the parser (security review fuzzing)."""
+    """urlsplit raises ValueError for these; it escaped the parser (found in the security review)."""
     with pytest.raises(InvalidDossierCode):
         parse_dossier_code(text)
 

@@ -9,11 +9,11 @@ from fuzz.registry import AREAS, corpus_dir, targets
 
 TEXT_TARGETS = sorted(name for name in targets() if name.startswith("text."))
 
-#: Inputs a campaign found, each fixed since (the regression tests name them as well).
+#: Inputs that escaped before a fix (each has its regression test too).
 FOUND = {
-    # urljoin raised ValueError ("Invalid IPv6 URL") on this Location
+    # found by the first campaign: urljoin raised ValueError ("Invalid IPv6 URL") on this Location
     "text.http_response": [b"HTTP/1.1 301 Moved\r\nLocation: Fhttps://elsewh0.H12-[x\r\n\r\n"],
-    # urlsplit raised ValueError inside the dossier code parser
+    # found reading the parser while writing the target: urlsplit raised ValueError
     "text.dossier_code": [b"http://[", "http://a\uff0fb/000.00.10.H12-210901-0001".encode()],
 }
 
