@@ -110,7 +110,7 @@ def test_idle_connections_do_not_stop_a_real_request(tmp_path: Path) -> None:
             idle.append(sock)
         started = time.monotonic()
         assert call(control.path, "echo", {"real": True}, timeout=5) == {"got": {"real": True}}
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0  # a few ms here; generous for a loaded machine
         # Idle clients cost no thread, and at most max_waiting of them are kept open.
         assert threading.active_count() - threads_before < 20
         time.sleep(0.2)
@@ -167,10 +167,10 @@ def connect_as(uid: int, path: Path) -> str:
             with socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(5)
                 sock.connect(str(path))
-                sock.sendall(b'{"cmd": "echo"}\n')
-                try:
+                try:  # the server may close before, while or after the request goes out
+                    sock.sendall(b'{"cmd": "echo"}\n')
                     answer = sock.recv(1000)
-                except ConnectionResetError:
+                except (BrokenPipeError, ConnectionResetError):
                     answer = b""
                 result = "closed" if answer == b"" else f"answered {answer!r}"
         except BaseException as exc:

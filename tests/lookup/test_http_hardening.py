@@ -125,7 +125,7 @@ def test_trickled_headers_are_cut_off_at_the_budget(province: ProvinceServer) ->
     started = time.monotonic()
     with pytest.raises(LookupUnavailable, match=r"within 0\.5 s"):
         adapter(province.base_url, timeout_s=0.5).lookup(CODE)
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 1.0  # 3.9 s before the deadline covered the headers
 
 
 class SilentAfterAccept:
@@ -159,7 +159,7 @@ def test_tls_handshake_that_never_comes_is_cut_off_at_the_budget(tls: Tls) -> No
         with pytest.raises(LookupUnavailable, match=r"within 0\.4 s"):
             hung = adapter(f"https://127.0.0.1:{silent.port}/api", timeout_s=0.4, ssl_context=tls.client)
             hung.lookup(CODE)
-        assert time.monotonic() - started < 0.7
+        assert time.monotonic() - started < 1.0
     finally:
         silent.close()
 
