@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     libfuzzer = [sys.argv[0], str(out)]
     if seeds.is_dir():
         libfuzzer.append(str(seeds))
+    crashes = ROOT / "var" / "fuzz" / "findings" / args.target
+    crashes.mkdir(parents=True, exist_ok=True)
     libfuzzer += [f"-max_total_time={max(1, int(args.seconds))}", "-timeout=10", "-rss_limit_mb=2048",
-                  "-print_final_stats=1"]
+                  "-print_final_stats=1", f"-artifact_prefix={crashes}/"]
     if args.runs:
         libfuzzer.append(f"-runs={args.runs}")
     libfuzzer += rest

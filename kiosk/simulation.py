@@ -63,6 +63,19 @@ class UnpluggableReader:
         return self._service.self_test()
 
 
+def every_device_simulated(config: KioskConfig) -> bool:
+    """What ``--simulate`` makes of a configuration: every printer, the scanner and the card reader
+    (when enabled) on their simulators. Only then may the control socket carry ``sim.*`` commands: on a
+    kiosk with one real device they would let a local client fake scans and card taps."""
+    devices = config.devices
+    printers = [devices.printer] + ([devices.receipt_printer] if devices.receipt_printer else [])
+    return (
+        all(p.backend == "simulator" for p in printers)
+        and devices.scanner.backend == "simulator"
+        and (not devices.card_reader.enabled or devices.card_reader.backend == "simulator")
+    )
+
+
 class SimulatedHardware:
     def __init__(self, config: KioskConfig) -> None:
         self.config = config
@@ -89,6 +102,10 @@ class SimulatedHardware:
 
     # -- the commands ------------------------------------------------------------------------------
     def register(self, control: ControlServer) -> None:
+        """The ``sim.*`` commands, only when every device is simulated (security review)."""
+        if not every_device_simulated(self.config):
+            log.info("some devices are real: the control socket offers no sim.* commands")
+            return
         control.register("sim.printer", self.printer)
         control.register("sim.scanner", self.scanner)
         control.register("sim.reader", self.reader_switch)

@@ -10,6 +10,7 @@ from . import commands as cmd
 from .errors import PrinterTextError
 from .layout import Block, Element, Line, Qr, QrBlock, RasterBlock, Rule, Space, nfc, wrap
 from .model import PrinterConfig
+from .text import printable
 
 LINE_SPACING = 30  # dots; set explicitly (ESC 3 n) because printers' defaults differ
 CELL_W = 12  # font A: 12x24 dots
@@ -52,7 +53,8 @@ def encode_native(text: str, codepage: str) -> bytes:
     lacks is sent as base letter + combining tone mark (ấ -> â + U+0301), which CP1258 printers overlay.
     """
     out = bytearray()
-    for ch in nfc(text):
+    # Lines are filtered already (layout.Line); this keeps any other caller from sending control codes.
+    for ch in printable(text, limit=len(text) + 1):
         try:
             out += ch.encode(codepage)
             continue
@@ -102,7 +104,7 @@ def native_program(elements: Sequence[Element], config: PrinterConfig) -> bytes:
         elif isinstance(element, Rule):
             out += cmd.ALIGN["left"] + b"-" * columns + b"\n"
         elif isinstance(element, Qr):
-            out += cmd.ALIGN["center"] + cmd.qr(element.data.encode("utf-8"), config.qr_module_dots, "M")
+            out += cmd.ALIGN["center"] + cmd.qr(element.payload, config.qr_module_dots, "M")
         elif isinstance(element, Line):
             if element.style == "big":
                 mul = max(1, min(6, columns // max(1, len(element.text))))

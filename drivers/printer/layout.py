@@ -15,6 +15,15 @@ from zoneinfo import ZoneInfo
 
 from . import fonts
 from .model import DocumentContent, TicketContent
+from .text import (
+    ELLIPSIS,
+    MAX_COUNTERS,
+    MAX_DOCUMENT_LINES,
+    MAX_FIELD_CHARS,
+    MAX_LINE_CHARS,
+    printable,
+    qr_payload,
+)
 
 if TYPE_CHECKING:
     from PIL import ImageDraw
@@ -40,10 +49,16 @@ STYLES: dict[Style, tuple[str, int]] = {
 
 @dataclass(frozen=True)
 class Line:
+    """One text element; its text is filtered on construction (``text.printable``), so whoever builds
+    a line, raster and native mode only ever see printable text."""
+
     text: str
     style: Style = "body"
     align: Align = "left"
     framed: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", printable(self.text, MAX_LINE_CHARS))
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,13 @@ class Space:
 @dataclass(frozen=True)
 class Qr:
     data: str
+
+    def __post_init__(self) -> None:
+        qr_payload(self.data)  # refuse at layout time what the encoder could not send
+
+    @property
+    def payload(self) -> bytes:
+        return qr_payload(self.data)
 
 
 Element = Line | Rule | Space | Qr
@@ -87,44 +109,68 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def _field(text: str | None) -> str:
+    """A content field as it may be printed: filtered and cut to MAX_FIELD_CHARS."""
+    return printable(text or "", MAX_FIELD_CHARS)
+
+
+def _waiting_line(content: TicketContent, waiting: int) -> str:
+    label = _field(content.label("waiting"))
+    try:
+        return label.format(n=waiting)
+    except (KeyError, IndexError, ValueError, AttributeError):  # a translated label without {n}
+        return f"{label} {waiting}"
+
+
 def ticket_elements(content: TicketContent) -> list[Element]:
     """The standard queue ticket, top to bottom."""
     local = content.issued_at.astimezone(ZoneInfo(LOCAL_TZ))
     out: list[Element] = [
-        Line(content.center_name, "title", "center"),
+        Line(_field(content.center_name), "title", "center"),
         Space(4),
         Rule(),
         Space(6),
-        Line(content.label("your_number"), "body", "center"),
-        Line(content.number, "big", "center"),
-        Line(content.service_name, "bold", "center"),
+        Line(_field(content.label("your_number")), "body", "center"),
+        Line(_field(content.number), "big", "center"),
+        Line(_field(content.service_name), "bold", "center"),
     ]
     if content.priority_label:
-        out += [Space(6), Line(content.priority_label, "bold", "center", framed=True)]
+        out += [Space(6), Line(_field(content.priority_label), "bold", "center", framed=True)]
     out.append(Space(10))
     if content.counters:
-        out.append(Line(f"{content.label('counter')}: {', '.join(content.counters)}"))
+        counters = [_field(c) for c in list(content.counters)[:MAX_COUNTERS]]
+        if len(content.counters) > MAX_COUNTERS:
+            counters.append(ELLIPSIS)
+        out.append(Line(f"{_field(content.label('counter'))}: {', '.join(counters)}"))
     if content.waiting_ahead is not None:  # not known (offline issue): not printed at all
-        out.append(Line(content.label("waiting").format(n=content.waiting_ahead)))
-    out.append(Line(f"{content.label('time')}: {local:%H:%M %d/%m/%Y}"))
+        out.append(Line(_waiting_line(content, content.waiting_ahead)))
+    out.append(Line(f"{_field(content.label('time'))}: {local:%H:%M %d/%m/%Y}"))
     if content.citizen_name:
-        out.append(Line(f"{content.label('citizen')}: {content.citizen_name}"))
+        out.append(Line(f"{_field(content.label('citizen'))}: {_field(content.citizen_name)}"))
     if content.qr_data:
-        out += [Space(14), Qr(content.qr_data), Space(4), Line(content.label("scan_qr"), "small", "center")]
+        out += [
+            Space(14),
+            Qr(content.qr_data),
+            Space(4),
+            Line(_field(content.label("scan_qr")), "small", "center"),
+        ]
     if content.footer:
-        out += [Space(8), Line(content.footer, "small", "center")]
+        out += [Space(8), Line(_field(content.footer), "small", "center")]
     out.append(Space(TAIL))
     return out
 
 
 def document_elements(content: DocumentContent) -> list[Element]:
     """A generic slip: title, label/value lines, optional QR and footer."""
-    out: list[Element] = [Line(content.title, "title", "center"), Space(4), Rule(), Space(6)]
-    out += [Line(f"{label}: {value}") for label, value in content.lines]
+    out: list[Element] = [Line(_field(content.title), "title", "center"), Space(4), Rule(), Space(6)]
+    lines = list(content.lines)
+    out += [Line(f"{_field(label)}: {_field(value)}") for label, value in lines[:MAX_DOCUMENT_LINES]]
+    if len(lines) > MAX_DOCUMENT_LINES:
+        out.append(Line(ELLIPSIS))
     if content.qr_data:
         out += [Space(14), Qr(content.qr_data)]
     if content.footer:
-        out += [Space(8), Line(content.footer, "small", "center")]
+        out += [Space(8), Line(_field(content.footer), "small", "center")]
     out.append(Space(TAIL))
     return out
 
@@ -141,11 +187,17 @@ def wrap(text: str, fits: Callable[[str], bool]) -> list[str]:
         if current:
             lines.append(current)
         while not fits(word) and len(word) > 1:
-            cut = len(word) - 1
-            while cut > 1 and not fits(word[:cut]):
-                cut -= 1
-            lines.append(word[:cut])
-            word = word[cut:]
+            # The longest prefix that fits (at least one character), by bisection: a linear search
+            # measured a 200-character word ~2,600 times (180 ms); widths grow with the prefix.
+            low, high = 1, len(word) - 1
+            while low < high:
+                middle = (low + high + 1) // 2
+                if fits(word[:middle]):
+                    low = middle
+                else:
+                    high = middle - 1
+            lines.append(word[:low])
+            word = word[low:]
         current = word
     if current or not lines:
         lines.append(current)
@@ -171,7 +223,7 @@ class RasterLayout:
         for element in elements:
             if isinstance(element, Qr):
                 flush()
-                out.append(QrBlock(element.data.encode("utf-8"), self.qr_module_dots))
+                out.append(QrBlock(element.payload, self.qr_module_dots))
             elif isinstance(element, Line) and element.style == "big":
                 flush()
                 out.append(RasterBlock(self._draw_big(element), scale=2))

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,8 @@ class VirtualPrinter:
         self.printed: list[Path] = []
         self.torn: list[Path] = []
         self.unknown: list[bytes] = []
+        #: every command interpreted, by name ("ESC a", "GS v 0", "LF", "text"...): what a program did
+        self.commands_seen: Counter[str] = Counter()
         #: how often it was asked for its status (DLE EOT 1 starts each of the printer's status queries)
         self.status_queries = 0
         self.text_lines: list[str] = []
@@ -163,6 +165,7 @@ class VirtualPrinter:
         if b == 0x10:
             head = self._need(pos, 3)
             if head[1] == 0x04:
+                self.commands_seen["DLE EOT"] += 1
                 self.status_queries += head[2] == 1
                 answers += self._status_byte(head[2])
                 return pos + 3
@@ -173,24 +176,32 @@ class VirtualPrinter:
         if b == 0x1D:
             return self._gs(pos)
         if b == 0x0A:
+            self.commands_seen["LF"] += 1
             self._print_line()
             return pos + 1
         if b < 0x20:
             if b != 0x0D:
                 self._unknown(bytes((b,)))
+            else:
+                self.commands_seen["CR"] += 1
             return pos + 1
+        self.commands_seen["text"] += 1
         self._line.append(b)
         return pos + 1
 
     def _esc(self, pos: int) -> int:
         op = self._need(pos, 2)[1]
         if op == ord("@"):
+            self.commands_seen["ESC @"] += 1
             self._init_modes()
             return pos + 2
         if op == ord("2"):
+            self.commands_seen["ESC 2"] += 1
             self._line_spacing = 30
             return pos + 2
         arg = self._need(pos, 3)[2]
+        if op in b"aJdtE3!-MGVr":
+            self.commands_seen[f"ESC {chr(op)}"] += 1
         if op == ord("a"):
             self._align = arg % 48 if arg >= 48 else arg
         elif op == ord("J"):
@@ -214,6 +225,7 @@ class VirtualPrinter:
     def _gs(self, pos: int) -> int:
         op = self._need(pos, 2)[1]
         if op == ord("v"):
+            self.commands_seen["GS v 0"] += 1
             head = self._need(pos, 8)
             width_bytes = head[4] | head[5] << 8
             height = head[6] | head[7] << 8
@@ -226,6 +238,7 @@ class VirtualPrinter:
             size = head[3] | head[4] << 8
             body = self._need(pos + 5, size)
             if head[2] == ord("k"):
+                self.commands_seen["GS ( k"] += 1
                 self._qr_command(body)
             else:
                 self._unknown(head)
@@ -234,12 +247,16 @@ class VirtualPrinter:
             mode = self._need(pos, 3)[2]
             length = 4 if mode in (65, 66) else 3
             self._need(pos, length)
+            self.commands_seen["GS V"] += 1
             self._cut()
             return pos + length
         if op in b"LWP":
             self._need(pos, 4)
+            self.commands_seen[f"GS {chr(op)}"] += 1
             return pos + 4
         arg = self._need(pos, 3)[2]
+        if op in b"!Bbhwf|H":
+            self.commands_seen[f"GS {chr(op)}"] += 1
         if op == ord("!"):
             self._size = ((arg >> 4 & 7) + 1, (arg & 7) + 1)
         elif op not in b"Bbhwf|H":

@@ -1,4 +1,5 @@
-"""What every scanner backend shares: the worker thread, callback guarding, presence reporting.
+"""What every scanner backend shares: the worker thread, callback guarding, presence reporting, and
+the one filter every scanned text passes before the app sees it (``normalize_scan``).
 
 Backends implement ``_run(stop_event)`` only. The callback runs on the worker thread (the app marshals
 it to the UI); an exception in it is logged and counted, never allowed to kill the worker.
@@ -6,15 +7,56 @@ it to the UI); an exception in it is logged and counted, never allowed to kill t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from drivers.scanner.errors import ScannerError
+
 log = logging.getLogger(__name__)
+
+#: Longest scan passed on: receipt and ID-card QRs are a few hundred characters, and the dossier code
+#: parser looks at no more than this either (kiosk.dossier.code.MAX_INPUT_CHARS).
+MAX_SCAN_CHARS = 2048
+#: The only control characters a scan may hold: multi-line receipt QRs use LF or CRLF; TAB separates
+#: fields on some receipts.
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+class ScanRefused(ScannerError):
+    """A scanned code that is not passed on: too long, or holding control characters. No receipt or
+    ID card carries either; it is a binary or GS1 symbol, noise on the line, or an attack."""
+
+    code = "scan_refused"
+
+
+def normalize_scan(text: str) -> str:
+    """A scan as the flows may see it, or ``ScanRefused``. Decisions (docs/lookup.md, "Scanned text"):
+
+    - NFC (one code point per Vietnamese letter);
+    - format characters (Unicode Cf: zero-width spaces and joiners, bidi marks and overrides, BOM,
+      soft hyphen) are *removed*: invisible, they only make a code differ from what it shows;
+    - any other control character (Cc: C0 but TAB/CR/LF, DEL, C1) or lone surrogate *refuses* the
+      scan: removing it would guess at the text, and ESC/GS sequences are commands, not content;
+    - more than MAX_SCAN_CHARS characters refuses it.
+    """
+    if len(text) > 4 * MAX_SCAN_CHARS:  # refuse before normalising a megabyte
+        raise ScanRefused(f"scan of {len(text)} characters is longer than {MAX_SCAN_CHARS}")
+    text = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cf")
+    text = unicodedata.normalize("NFC", text)  # a removed joiner may have separated letter and mark
+    if len(text) > MAX_SCAN_CHARS:
+        raise ScanRefused(f"scan of {len(text)} characters is longer than {MAX_SCAN_CHARS}")
+    for ch in text:
+        category = unicodedata.category(ch)
+        if (category == "Cc" and ch not in _ALLOWED_CONTROLS) or category == "Cs":
+            raise ScanRefused(f"scan holds the control character U+{ord(ch):04X}")
+    return text
 
 ScanSource = Literal["camera", "serial"]
 
@@ -82,6 +124,8 @@ class ScannerBase:
         self._on_presence: OnPresence | None = None
         self._present = False
         self.codes_reported = 0
+        self.codes_refused = 0
+        self.last_refused: str | None = None
         self.callback_errors = 0
         self.last_error: str | None = None
 
@@ -114,6 +158,8 @@ class ScannerBase:
             "present": self.present(),
             "running": self.running(),
             "codes_reported": self.codes_reported,
+            "codes_refused": self.codes_refused,
+            "last_refused": self.last_refused,
             "callback_errors": self.callback_errors,
             "last_error": self.last_error,
             "ok": self.present() and self.last_error is None,
@@ -132,6 +178,17 @@ class ScannerBase:
             self._set_present(False)
 
     def _emit(self, result: ScanResult) -> None:
+        """Pass one scan to the app: normalised, or counted and dropped when refused (never content in
+        the log: a refused scan may be someone's ID-card QR)."""
+        try:
+            text = normalize_scan(result.text)
+        except ScanRefused as exc:
+            self.codes_refused += 1
+            self.last_refused = exc.message
+            log.info("%s scanner: scan of %d bytes refused: %s", self.kind, len(result.raw), exc.message)
+            return
+        if text != result.text:
+            result = dataclasses.replace(result, text=text)
         self.codes_reported += 1
         callback = self._on_code
         if callback is None:

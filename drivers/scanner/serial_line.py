@@ -27,6 +27,76 @@ log = logging.getLogger(__name__)
 
 #: Longer lines are noise (a scanner reading a page of text, a wrong baud rate): dropped.
 MAX_LINE_BYTES = 4096
+_STX, _ETX = b"\x02", b"\x03"
+
+
+class LineFramer:
+    """Bytes from a line scanner -> lines (no I/O here, so it is tested and fuzzed on its own).
+
+    A line ends at CR or LF (CRLF gives an empty line, which is skipped), or when no byte came for
+    ``idle_end_s`` (scanners set to no suffix). A line over MAX_LINE_BYTES is dropped whole, up to its
+    end, however the reads split it. Scanners set to STX/ETX framing send ``STX code ETX``: the two
+    framing bytes are removed here, so they do not make the code look like one with control bytes.
+    """
+
+    def __init__(self, idle_end_s: float = 0.25, max_line: int = MAX_LINE_BYTES) -> None:
+        self.idle_end_s = idle_end_s
+        self.max_line = max_line
+        self.lines_dropped = 0
+        self._buffer = bytearray()
+        self._last_byte_at = 0.0
+        #: after an overlong line, the rest of it (up to its terminator) is not a code either
+        self._discarding = False
+
+    def feed(self, chunk: bytes, now: float) -> list[bytes]:
+        """Bytes just read at ``now``; returns the lines they completed."""
+        lines: list[bytes] = []
+        if not chunk:
+            return self.idle(now)
+        self._buffer += chunk
+        self._last_byte_at = now
+        while True:
+            ends = [i for i in (self._buffer.find(b"\r"), self._buffer.find(b"\n")) if i >= 0]
+            if not ends:
+                break
+            end = min(ends)
+            if not self._discarding:
+                self._keep(bytes(self._buffer[:end]), lines)
+            self._discarding = False
+            del self._buffer[: end + 1]
+        if len(self._buffer) > self.max_line:
+            if not self._discarding:
+                self.lines_dropped += 1
+            self._discarding = True  # a pty or USB read may split it anywhere
+            self._buffer.clear()
+        return lines
+
+    def idle(self, now: float) -> list[bytes]:
+        """Nothing was read at ``now``: a pending line ends after ``idle_end_s`` of silence."""
+        lines: list[bytes] = []
+        if now - self._last_byte_at < self.idle_end_s:
+            return lines
+        if self._buffer and not self._discarding:
+            self._keep(bytes(self._buffer), lines)  # a scanner configured without a suffix
+        self._buffer.clear()
+        self._discarding = False  # an overlong line that ended without a terminator
+        return lines
+
+    def reset(self) -> None:
+        """The port was lost: what was half-read belongs to no line."""
+        self._buffer.clear()
+        self._discarding = False
+
+    def _keep(self, line: bytes, lines: list[bytes]) -> None:
+        if len(line) > self.max_line:
+            self.lines_dropped += 1
+            return
+        if line.startswith(_STX):
+            line = line[1:]
+            if line.endswith(_ETX):
+                line = line[:-1]
+        if line.strip():
+            lines.append(line)
 
 
 class SerialScanner(ScannerBase):
@@ -39,7 +109,7 @@ class SerialScanner(ScannerBase):
         self.config = config
         self.idle_end_s = idle_end_s
         self.reopen_s = reopen_s
-        self.lines_dropped = 0
+        self._framer = LineFramer(idle_end_s)
         self._port: serial.Serial | None = None
 
     def _open(self) -> serial.Serial | None:
@@ -51,11 +121,12 @@ class SerialScanner(ScannerBase):
         self.last_error = None
         return port
 
+    @property
+    def lines_dropped(self) -> int:
+        return self._framer.lines_dropped
+
     def _run(self, stop: threading.Event) -> None:
-        buffer = bytearray()
-        last_byte_at = 0.0
-        #: after an overlong line, the rest of it (up to its terminator) is not a code either
-        discarding = False
+        framer = self._framer
         while not stop.is_set():
             if self._port is None:
                 self._port = self._open()
@@ -71,43 +142,13 @@ class SerialScanner(ScannerBase):
                 self.last_error = f"{self.config.device} lost: {exc}"
                 self._close_port()
                 self._set_present(False)
-                buffer.clear()
+                framer.reset()
                 continue
             now = self.now()
-            if chunk:
-                buffer += chunk
-                last_byte_at = now
-                while True:
-                    ends = [i for i in (buffer.find(b"\r"), buffer.find(b"\n")) if i >= 0]
-                    if not ends:
-                        break
-                    end = min(ends)
-                    if not discarding:
-                        self._line(bytes(buffer[:end]), now)
-                    discarding = False
-                    del buffer[: end + 1]
-                if len(buffer) > MAX_LINE_BYTES:
-                    if not discarding:
-                        self.lines_dropped += 1
-                    discarding = True  # a pty or USB read may split it anywhere
-                    buffer.clear()
-            elif buffer and now - last_byte_at >= self.idle_end_s:
-                if not discarding:
-                    self._line(bytes(buffer), now)  # a scanner configured without a suffix
-                discarding = False
-                buffer.clear()
-            elif discarding and now - last_byte_at >= self.idle_end_s:
-                discarding = False  # the overlong line ended without a terminator
+            for line in framer.feed(chunk, now):
+                self._emit(ScanResult(bytes_to_text(line), line, "serial", "unknown", now))
         self._close_port()
         self._set_present(False)
-
-    def _line(self, raw: bytes, seen_at: float) -> None:
-        if not raw.strip():
-            return
-        if len(raw) > MAX_LINE_BYTES:
-            self.lines_dropped += 1
-            return
-        self._emit(ScanResult(bytes_to_text(raw), raw, "serial", "unknown", seen_at))
 
     def _close_port(self) -> None:
         if self._port is not None:

@@ -154,7 +154,10 @@ def parse_dossier_code(text: str) -> DossierCode:
         except (ValueError, RecursionError):
             code = None
     elif code is None and re.match(r"(?i)^https?://", text):
-        code = _unique(_url_candidates(text))
+        try:
+            code = _unique(_url_candidates(text))
+        except ValueError:  # urlsplit: "Invalid IPv6 URL", a netloc that changes under NFKC...
+            code = None
     elif code is None and ("\n" in text or ":" in text):
         code = _unique(_label_candidates(text))
     if code is None:

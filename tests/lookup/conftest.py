@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -72,6 +73,10 @@ class Reply:
     truncate: bool = False
     #: send the body in 10-byte pieces this many seconds apart (a trickling server)
     drip_s: float = 0.0
+    #: send the status line and headers one byte at a time, this many seconds apart
+    head_drip_s: float = 0.0
+    #: the Content-Length header as sent (None: the body's length); "" leaves it out
+    content_length: str | None = None
 
 
 @dataclass
@@ -84,7 +89,7 @@ class ProvinceServer:
     """A real http.server on 127.0.0.1: ``script[path]`` is a list of replies used in turn (the last
     one repeats); unknown paths answer a bare 404 like a web server with no such route."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.script: dict[str, list[Reply]] = {}
         self.requests: list[SeenRequest] = []
         outer = self
@@ -104,13 +109,24 @@ class ProvinceServer:
                     body = json.dumps(body, ensure_ascii=False)
                 if isinstance(body, str):
                     body = body.encode("utf-8")
+                length = str(len(body)) if reply.content_length is None else reply.content_length
+                fields = [("Content-Type", reply.content_type), *reply.headers.items()]
+                if length:
+                    fields.insert(1, ("Content-Length", length))
                 try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(body)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
+                    if reply.head_drip_s:
+                        head = f"HTTP/1.1 {reply.status} Whatever\r\n" + "".join(
+                            f"{name}: {value}\r\n" for name, value in fields
+                        )
+                        for byte in (head + "\r\n").encode("latin-1"):
+                            self.wfile.write(bytes((byte,)))
+                            self.wfile.flush()
+                            time.sleep(reply.head_drip_s)
+                    else:
+                        self.send_response(reply.status)
+                        for name, value in fields:
+                            self.send_header(name, value)
+                        self.end_headers()
                     if reply.drip_s:
                         for start in range(0, len(body), 10):
                             self.wfile.write(body[start : start + 10])
@@ -126,10 +142,19 @@ class ProvinceServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Httpd(ThreadingHTTPServer):
+            def get_request(self) -> tuple[Any, Any]:
+                outer.connections += 1  # also the ones whose TLS handshake then fails
+                return super().get_request()
+
+        self.connections = 0
+        self.httpd = Httpd(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/api/v1"
+        self.origin = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.base_url = f"{self.origin}/api/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
 
@@ -158,6 +183,35 @@ def no_swallowed_scanner_errors(caplog: pytest.LogCaptureFixture) -> Iterator[No
 @pytest.fixture
 def province() -> Iterator[ProvinceServer]:
     server = ProvinceServer()
+    yield server
+    server.close()
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A test CA and a server certificate for 127.0.0.1: the server's context and a client context
+    that trusts only that CA."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    from provisioning.pki import CertificateAuthority
+
+    directory = tmp_path_factory.mktemp("province-pki")
+    ca = CertificateAuthority.create(directory, name="Province Test CA")
+    issued = ca.issue(directory, "province", server=True, hosts=("127.0.0.1", "localhost"))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(issued.cert_file, issued.key_file)
+    client = ssl.create_default_context(cafile=str(ca.cert_file))
+    return Tls(server, client)
+
+
+@pytest.fixture
+def province_tls(tls: Tls) -> Iterator[ProvinceServer]:
+    server = ProvinceServer(tls=tls.server)
     yield server
     server.close()
 

@@ -156,3 +156,24 @@ def test_garbage_glued_to_a_code_is_refused_or_the_same_code(code: DossierCode, 
         except InvalidDossierCode:
             continue
         assert parsed.text in unicodedata.normalize("NFC", text).upper()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://[",  # urlsplit: "Invalid IPv6 URL"
+        "https://[::1/000.00.10.H12-210901-0001",
+        "http://a\uff0fb/000.00.10.H12-210901-0001",  # netloc with a full-width solidus (NFKC check)
+    ],
+)
+def test_urls_that_urlsplit_rejects_are_not_a_dossier(text: str) -> None:
+    """urlsplit raises ValueError for these; it escaped the parser (found in the security review)."""
+    with pytest.raises(InvalidDossierCode):
+        parse_dossier_code(text)
+
+
+def test_format_characters_do_not_hide_a_code() -> None:
+    """The parser is given scanner-normalised text, but a typed or pushed code may still hold an
+    invisible character: it is refused, not looked up as something else."""
+    with pytest.raises(InvalidDossierCode):
+        parse_dossier_code("000.00.10.H12-210901-0001\u200b")

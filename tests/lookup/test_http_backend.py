@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.errors import ConfigError
 from contract.errors import SchemaError
 from contract.schema import parse_dataclass
 from kiosk.dossier import (
@@ -45,7 +46,8 @@ STATUS = {
 
 
 def backend(server: ProvinceServer, **kwargs: object) -> HttpDossierBackend:
-    options: dict[str, object] = {"timeout_s": 0.5, "retries": 2, "cache_ttl_s": 0, "backoff_s": 0.01}
+    options: dict[str, object] = {"timeout_s": 0.5, "retries": 2, "cache_ttl_s": 0, "backoff_s": 0.01,
+                                  "allow_insecure_http": True}  # a local test server
     options.update(kwargs)
     return HttpDossierBackend(server.base_url, **options)  # type: ignore[arg-type]
 
@@ -97,7 +99,8 @@ def test_not_found_is_its_own_answer(province: ProvinceServer) -> None:
 
 
 def test_bare_404_is_a_wrong_route_not_a_missing_dossier(province: ProvinceServer) -> None:
-    adapter = HttpDossierBackend(f"http://127.0.0.1:{province.port}/wrong/prefix", retries=0)
+    adapter = HttpDossierBackend(f"http://127.0.0.1:{province.port}/wrong/prefix", retries=0,
+                                 allow_insecure_http=True)
     with pytest.raises(LookupUnavailable, match=r"check lookup\.base_url"):
         adapter.lookup(CODE)
 
@@ -178,7 +181,7 @@ def test_bad_answers_are_unavailable_and_not_retried(
 
 def test_unreachable_is_unavailable(closed_port: int) -> None:
     adapter = HttpDossierBackend(f"http://127.0.0.1:{closed_port}/api", timeout_s=0.5, retries=2,
-                                 backoff_s=0.01)
+                                 backoff_s=0.01, allow_insecure_http=True)
     with pytest.raises(LookupUnavailable, match="cannot connect"):
         adapter.lookup(CODE)
 
@@ -207,7 +210,8 @@ def test_failures_are_not_cached(province: ProvinceServer) -> None:
 def test_config_opens_the_http_adapter(province: ProvinceServer) -> None:
     province.on(CODE.text, Reply(body=STATUS))
     config = parse_dataclass(
-        LookupConfig, {"backend": "http", "base_url": province.base_url, "timeout_s": 1, "retries": 0}
+        LookupConfig, {"backend": "http", "base_url": province.base_url, "timeout_s": 1, "retries": 0,
+                       "allow_insecure_http": True}
     )
     adapter = open_backend(config)
     assert isinstance(adapter, HttpDossierBackend)
@@ -215,7 +219,7 @@ def test_config_opens_the_http_adapter(province: ProvinceServer) -> None:
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(SchemaError, match="base_url"):
+    with pytest.raises(ConfigError, match="base_url"):  # the adapter's own check of the URL
         parse_dataclass(LookupConfig, {"backend": "http"})
     with pytest.raises(SchemaError, match="timeout_s"):
         parse_dataclass(LookupConfig, {"timeout_s": 0})
@@ -238,7 +242,8 @@ mutated_status = st.dictionaries(st.sampled_from(sorted(STATUS)), json_values, m
 def test_any_answer_is_a_status_or_one_of_the_two_honest_errors(body: object, status: int) -> None:
     server = _shared_server()
     server.on(CODE.text, Reply(status=status, body=json.dumps(body)))
-    adapter = HttpDossierBackend(server.base_url, timeout_s=1, retries=0, cache_ttl_s=0)
+    adapter = HttpDossierBackend(server.base_url, timeout_s=1, retries=0, cache_ttl_s=0,
+                                 allow_insecure_http=True)
     try:
         result = adapter.lookup(CODE)
     except DossierNotFound:

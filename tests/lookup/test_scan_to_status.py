@@ -58,7 +58,7 @@ def test_receipt_qr_to_status_over_http(
 ) -> None:
     province.on(str(STATUS["code"]), Reply(body=STATUS))
     qrencode_png(f"https://motcua.hcm.gov.vn/tra-cuu?maHoSo={STATUS['code']}", tmp_path / "receipt.png")
-    backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0)
+    backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0, allow_insecure_http=True)
     result = run(scanner, backend, lambda: scanner.show_image("receipt.png"))
     assert isinstance(result, DossierStatus)
     assert result.procedure_name == "Đăng ký kết hôn"
@@ -69,7 +69,7 @@ def test_foreign_qr_never_reaches_the_back_end(
     tmp_path: Path, scanner: SimulatorScanner, province: ProvinceServer
 ) -> None:
     segno_png("079123456789|123456789|Nguyễn Văn An|01011990|Nam|Hà Nội|01012021", tmp_path / "cccd.png")
-    backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0)
+    backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0, allow_insecure_http=True)
     result = run(scanner, backend, lambda: scanner.show_image("cccd.png"))
     assert isinstance(result, InvalidDossierCode) and screen_key(result) == "lookup.not_a_dossier"
     assert province.requests == []
@@ -78,10 +78,11 @@ def test_foreign_qr_never_reaches_the_back_end(
 def test_not_found_and_unreachable_differ(scanner: SimulatorScanner, province: ProvinceServer,
                                           closed_port: int) -> None:
     province.on("000.00.10.H12-210901-0002", Reply(status=404, body={"error": "not_found"}))
-    backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0)
+    backend = HttpDossierBackend(province.base_url, timeout_s=1, retries=0, allow_insecure_http=True)
     result = run(scanner, backend, lambda: scanner.type_text("000.00.10.H12-210901-0002"))
     assert isinstance(result, DossierNotFound) and screen_key(result) == "lookup.not_found"
-    down = HttpDossierBackend(f"http://127.0.0.1:{closed_port}", timeout_s=1, retries=0)
+    down = HttpDossierBackend(f"http://127.0.0.1:{closed_port}", timeout_s=1, retries=0,
+                              allow_insecure_http=True)
     result = run(scanner, down, lambda: scanner.type_text("000.00.10.H12-210901-0002"))
     assert isinstance(result, LookupUnavailable) and screen_key(result) == "lookup.unavailable"
 

@@ -68,13 +68,15 @@ def test_line_split_across_writes(rig: Rig) -> None:
 
 
 def test_noise_does_not_crash(rig: Rig) -> None:
-    rig.device.send_bytes(b"\xff\xfe\x00\x81 noise\r")  # a wrong baud rate looks like this
+    rig.device.send_bytes(b"\xff\xfe\xe9 noise\r")  # not UTF-8: read as Latin-1, no crash
+    rig.device.send_bytes(b"\xff\xfe\x00\x81 noise\r")  # a wrong baud rate: NUL and C1 refuse it
     rig.device.send_bytes(b"\r\n\r\n")  # empty lines are ignored
     rig.device.send_bytes(b"x" * (MAX_LINE_BYTES + 10) + b"\r")  # overlong: dropped
     rig.device.send("after noise")
     assert wait_for(lambda: "after noise" in texts(rig))
-    assert texts(rig) == ["\xff\xfe\x00\x81 noise", "after noise"]  # Latin-1 fallback, no crash
+    assert texts(rig) == ["\xff\xfe\xe9 noise", "after noise"]
     assert rig.scanner.lines_dropped == 1
+    assert rig.scanner.codes_refused == 1
 
 
 def test_unplug_and_replug(rig: Rig) -> None:

@@ -435,7 +435,7 @@ def test_lookup_against_the_province_http_system(kiosk: KioskDriver, tmp_path: P
     server = ProvinceServer()
     original = kiosk.runtime.devices.dossiers
     kiosk.runtime.devices.dossiers = HttpDossierBackend(
-        server.base_url, timeout_s=0.5, retries=1, cache_ttl_s=0
+        server.base_url, timeout_s=0.5, retries=1, cache_ttl_s=0, allow_insecure_http=True
     )
     try:
         server.on(code, Reply(status=500, body="oops"), Reply(body=STATUS))
