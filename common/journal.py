@@ -367,16 +367,7 @@ class EventJournal:
 
     def pending(self, after_seq: int = 0, limit: int = 500) -> list[JournalEntry]:
         """Events not yet deleted, oldest first."""
-        with self._lock:
-            try:
-                self._reopen_if_replaced()
-                rows = self._conn().execute(
-                    "SELECT seq, event_id, kind, occurred_at, payload, attempts FROM events WHERE seq > ? "
-                    "ORDER BY seq LIMIT ?",
-                    (after_seq, limit),
-                ).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise JournalError(f"cannot read event journal {self.path}: {exc}") from exc
+        rows = self.pending_rows(after_seq, limit)
         return [JournalEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
     def pending_rows(self, after_seq: int = 0, limit: int = 500) -> list[tuple[int, str, str, str, str, int]]:
