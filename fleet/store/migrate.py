@@ -3,6 +3,7 @@ and at every service start. Nothing reads an alembic.ini."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -16,6 +17,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config() -> Config:
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config

@@ -72,6 +72,8 @@ class Partitions:
         self.ensure(month_of(when))
 
     def ensure_ahead(self, now: datetime, months: int = 2) -> list[date]:
+        if not self.db.is_postgres:
+            return []
         wanted = [add_months(month_of(now), i) for i in range(months + 1)]
         for month in wanted:
             self.ensure(month)

@@ -147,3 +147,15 @@ def test_change_log_follows_writes_by_scope(store: Store) -> None:
     assert store.changes.since(Scope.center(f.center), upto) == ([], upto)
     assert store.settings.get_or_create("secret", "a") == "a"
     assert store.settings.get_or_create("secret", "b") == "a"
+
+
+def test_production_password_hashes_are_argon2id_with_the_default_cost() -> None:
+    from fleet.auth import hash_password, verify_password
+
+    hashed = hash_password("Mật khẩu đủ dài 2026")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert verify_password(hashed, "Mật khẩu đủ dài 2026")
+    assert not verify_password(hashed, "Mật khẩu đủ dài 2025")
+    assert not verify_password("not a hash", "x")
+    with pytest.raises(ValidationError):
+        hash_password("short")
