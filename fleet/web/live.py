@@ -6,6 +6,7 @@ macro the page drew) and the change id, so a reconnecting browser resumes with L
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from fleet.web.core import Ctx, endpoint
 
+log = logging.getLogger(__name__)
 PING_S = 15.0
 VIEWS = ("centers", "center", "kiosk", "alarms")
 
@@ -43,23 +45,23 @@ def poll(
     kiosks_changed = sorted({c.kiosk_id for c in changes if c.kiosk_id})
     if view == "centers":
         for summary in web.store.registry.center_summaries(scope, centers_changed):
-            html = web.fragment(ctx, "centers.html", "center_row", summary)
+            html = web.fragment(ctx, "fragments.html", "center_row", summary)
             out.append(_message(last, "update", {"target": f"center-row:{summary.center.id}", "html": html}))
         return out, upto
     rows = web.store.registry.kiosk_rows_by_id(scope, kiosks_changed)
     if view == "center":
         for row in rows:
-            html = web.fragment(ctx, "center.html", "kiosk_row", row)
+            html = web.fragment(ctx, "fragments.html", "kiosk_row", row)
             out.append(_message(last, "update", {"target": f"kiosk-row:{row.kiosk.id}", "html": html}))
         for summary in web.store.registry.center_summaries(scope, centers_changed):
-            html = web.fragment(ctx, "center.html", "center_summary", summary)
+            html = web.fragment(ctx, "fragments.html", "center_summary", summary)
             out.append(
                 _message(last, "update", {"target": f"center-summary:{summary.center.id}", "html": html})
             )
     else:  # one kiosk
         for row in rows:
             for part in ("kiosk_state", "kiosk_devices"):
-                html = web.fragment(ctx, "kiosk.html", part, row)
+                html = web.fragment(ctx, "fragments.html", part, row)
                 out.append(
                     _message(
                         last, "update", {"target": f"{part.replace('_', '-')}:{row.kiosk.id}", "html": html}
@@ -95,7 +97,13 @@ async def live(request: Request, ctx: Ctx) -> Response:
         while time.monotonic() - started < settings.live_max_s:
             if await request.is_disconnected():
                 return
-            messages, cursor = await run_in_threadpool(poll, ctx, view, center_id, kiosk_id, cursor)
+            try:
+                messages, cursor = await run_in_threadpool(poll, ctx, view, center_id, kiosk_id, cursor)
+            except Exception:  # the browser reconnects (retry) and resumes from its last id
+                log.exception(
+                    "live stream %s for %s ended by an error", view, ctx.user.username if ctx.user else "-"
+                )
+                return
             for message in messages:
                 yield message
             now = time.monotonic()

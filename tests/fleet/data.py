@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from fleet.auth import hash_password
 from fleet.store import Store
 from fleet.store.models import HealthReport, StatusReport
+from tests.fleet.conftest import FakeClock
 
 PASSWORD = "Mật-khẩu-thử-2026"  # a test password, on purpose with Vietnamese letters
 #: argon2id with small parameters for the seeded accounts: a login then verifies in about a millisecond
@@ -117,4 +118,53 @@ def build(store: Store, *, users: bool = True) -> Fleet:
         )
         store.accounts.add_user("quanly.tdm", pw, "center_manager", center_id=f.other_center)
         store.accounts.add_user("admin.hn", pw, "province_admin", province_id=f.other_province)
+    return f
+
+
+def build_day(store: Store, clock: FakeClock) -> Fleet:
+    """``build`` twenty hours ago, then a day of life for kiosk-bt-01: a lost connection and a new
+    one, the printer running low then out of paper, events with a gap, a command and its result.
+    ``clock`` is the store's FakeClock; it ends at the real time now."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from fleet.store import Scope
+    from fleet.store.models import EventRecord
+
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(hours_ago: float) -> datetime:
+        clock.now = now - timedelta(hours=hours_ago)
+        return clock.now
+
+    at(20)
+    f = build(store)
+    at(14)
+    store.telemetry.record_status(f.center, f.kiosk, StatusReport("offline", "lost", 1_001, at=at(14)))
+    store.alarms.raise_alarm(f.kiosk, "offline", "major")
+    store.telemetry.record_status(f.center, f.kiosk, birth(1_003, at(13.5)))
+    store.alarms.clear_alarm(f.kiosk, "offline")
+    store.telemetry.record_health(f.center, f.kiosk, health(at(6), 1_003, printer="paper_near_end"))
+    store.telemetry.record_health(f.center, f.kiosk, health(at(2), 1_003, printer="paper_out"))
+    journal = uuid.uuid4().hex
+    for seq in (1, 2, 3, 4, 7, 8):
+        kind = "ticket_issued" if seq % 2 else "rating"
+        payload = {"service": "HOTICH", "number": f"A{seq:03d}"} if kind == "ticket_issued" else {"level": 5}
+        store.events.insert_event(
+            f.center, f.kiosk, EventRecord(uuid.uuid4().hex, journal, seq, kind, at(3 - seq / 10), payload)
+        )
+    command = store.commands.create(Scope.everything(), f.kiosk, "print_test_ticket", {}, None)
+    store.commands.mark_sent(f.kiosk, command.request_id, at=at(1))
+    store.commands.record_result(
+        f.center,
+        f.kiosk,
+        command.request_id,
+        command="print_test_ticket",
+        status="error",
+        reason="printer: paper out",
+        result={},
+        at=at(0.99),
+    )
+    store.telemetry.record_health(f.center, f.kiosk, health(at(0.01), 1_003, printer="paper_out"))
+    at(0)
     return f

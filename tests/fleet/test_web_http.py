@@ -545,3 +545,52 @@ def test_sessions_expire_when_idle(web_store: Store, clock: FakeClock) -> None:
         clock.advance(hours=12, minutes=1)
         assert person.client.get("/centers/hcm-ben-thanh", follow_redirects=False).status_code == 303
         assert timedelta(hours=12) == timedelta(hours=12)
+
+
+def test_live_streams_render_each_views_fragments_in_scope(web_store: Store) -> None:
+    """The stream of every view, in-process: a short stream (live_max_s) that replays from a change id."""
+    from fleet.store.models import StatusReport
+    from fleet.web.core import WebSettings
+    from tests.fleet.data import health
+    from tests.fleet.server import payload, sse_events
+
+    settings = WebSettings(live_max_s=0.3, live_poll_s=0.05)
+    start = web_store.changes.latest_id()
+    web_store.telemetry.record_status("hcm-ben-thanh", "kiosk-bt-03", StatusReport("online", "birth", 5_000))
+    web_store.telemetry.record_health(
+        "hcm-ben-thanh", "kiosk-bt-03", health(web_store.db.now(), 5_000, printer="cover_open")
+    )
+    web_store.alarms.raise_alarm("kiosk-bt-03", "printer", "major", device="printer")
+    web_store.alarms.raise_alarm("kiosk-tdm-01", "app_down", "major")  # another center
+
+    def stream(person: object, query: str, **headers: str) -> list[dict[str, str]]:
+        response = person.client.get(f"/live?{query}", headers=headers)  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        return [payload(e) | {"id": e["id"]} for e in sse_events(iter(response.text.splitlines()))]
+
+    with browser(web_store, "quanly.bt", settings=settings) as manager:
+        center = stream(manager, f"view=center&center=hcm-ben-thanh&from={start}")
+        targets = [e.get("target") for e in center]
+        assert targets == ["kiosk-row:kiosk-bt-03", "center-summary:hcm-ben-thanh"]
+        row = center[0]["html"]
+        assert "Trực tuyến" in row and "Máy in phiếu: Mở nắp" in row and "Cao" in row
+        assert center[0]["id"] == str(web_store.changes.latest_id() - 1)  # the last change this scope sees
+        kiosk = stream(manager, f"view=kiosk&kiosk=kiosk-bt-03&from={start}")
+        assert [e.get("target") or e.get("notice") for e in kiosk] == [
+            "kiosk-state:kiosk-bt-03",
+            "kiosk-devices:kiosk-bt-03",
+            "alarms",
+        ]
+        assert "Mở nắp" in kiosk[1]["html"]
+        alarms = stream(manager, f"view=alarms&from={start}")
+        assert [e.get("notice") for e in alarms] == ["alarms"]
+        resumed = stream(manager, "view=center&center=hcm-ben-thanh", **{"Last-Event-ID": center[0]["id"]})
+        assert resumed == []  # nothing new since the id the browser saw last
+        assert stream(manager, f"view=centers&from={web_store.changes.latest_id()}") == []
+    with browser(web_store, "admin.hcm", settings=settings) as admin:
+        centers = stream(admin, f"view=centers&from={start}")
+        assert sorted(e["target"] for e in centers) == [
+            "center-row:hcm-ben-thanh",
+            "center-row:hcm-thu-dau-mot",
+        ]
+        assert "<td" in centers[0]["html"]
