@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+# Alembic 1.20 logs one INFO line per plugin when it is imported: noise in front of every command
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-from fleet.store.db import Database
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+
+from fleet.store.db import Database  # noqa: E402
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config() -> Config:
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config

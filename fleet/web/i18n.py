@@ -46,7 +46,7 @@ def placeholders(text: str) -> set[str]:
 
 
 class Translator:
-    """``t("alarms.title")``, ``t("login.wait", minutes=3)`` in one language."""
+    """``t("alarms.title")``, ``t("login.rate_limited", minutes=3)`` in one language."""
 
     def __init__(self, language: str = DEFAULT_LANGUAGE) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from fleet.store import Scope, Store, open_store
 from fleet.store.models import StatusReport
@@ -47,7 +48,8 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def console() -> list[str]:
-    """The page's console errors and script exceptions (a test that expects some takes them out)."""
+    """What went wrong in the page: console errors, script exceptions, and every answer >= 400 with its
+    path (a test that expects some takes them out)."""
     return []
 
 
@@ -57,18 +59,23 @@ def page(chromium: Browser, site: tuple[Server, Store], console: list[str]) -> I
         viewport={"width": 1280, "height": 900}, locale="vi-VN", base_url=site[0].base
     )
     opened = context.new_page()
-    errors = console
 
     def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(message.text)
+        # "Failed to load resource" repeats a bad answer, which on_response records with its path
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            console.append(message.text)
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400:
+            console.append(f"{response.status} {urlsplit(response.url).path}?{urlsplit(response.url).query}")
 
     opened.on("console", on_console)
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.on("pageerror", lambda exc: console.append(str(exc)))
+    opened.on("response", on_response)
     yield opened
     context.close()
     # a CSP violation, a script error, a missing asset: each shows up here
-    assert errors == []
+    assert console == []
 
 
 def log_in(page: Page, username: str) -> None:
@@ -203,5 +210,5 @@ def test_a_center_manager_is_refused_another_centers_kiosk_by_url(page: Page, co
     assert response is not None and response.status == 404
     page.goto("/centers")
     expect(page.locator("table.list tbody tr")).to_have_count(1)
-    assert console == ["Failed to load resource: the server responded with a status of 404 (Not Found)"] * 2
+    assert console == ["404 /kiosks/kiosk-tdm-01?", "404 /centers/hcm-thu-dau-mot?format=csv"]
     console.clear()
