@@ -50,6 +50,7 @@ class WebSettings:
     page_size: int = 100
     live_poll_s: float = 0.5  # how often a live page's stream looks at the store's change log
     live_max_s: float = 300.0  # then the stream ends and the browser reconnects (Last-Event-ID)
+    live_session_check_s: float = 10.0  # a logout or a locked account ends an open stream this fast
     login: LoginPolicy = field(default_factory=LoginPolicy)
     secure_cookies: bool | None = None  # None: Secure exactly when the request came over https
 

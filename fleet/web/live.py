@@ -92,11 +92,16 @@ async def live(request: Request, ctx: Ctx) -> Response:
 
     async def stream() -> AsyncIterator[str]:
         nonlocal cursor
-        started = last_sent = time.monotonic()
+        started = last_sent = checked = time.monotonic()
         yield f"retry: 2000\nid: {cursor}\n\n"
         while time.monotonic() - started < settings.live_max_s:
             if await request.is_disconnected():
                 return
+            if time.monotonic() - checked >= settings.live_session_check_s:
+                checked = time.monotonic()
+                assert ctx.session is not None
+                if await run_in_threadpool(web.store.accounts.session, ctx.session.id) is None:
+                    return
             try:
                 messages, cursor = await run_in_threadpool(poll, ctx, view, center_id, kiosk_id, cursor)
             except Exception:  # the browser reconnects (retry) and resumes from its last id

@@ -594,3 +594,23 @@ def test_live_streams_render_each_views_fragments_in_scope(web_store: Store) -> 
             "center-row:hcm-thu-dau-mot",
         ]
         assert "<td" in centers[0]["html"]
+
+
+def test_an_open_stream_ends_soon_after_its_session_does(web_store: Store) -> None:
+    import threading
+    import time
+
+    from fleet.web.core import WebSettings
+
+    settings = WebSettings(live_max_s=20, live_poll_s=0.05, live_session_check_s=0.2)
+    with browser(web_store, "quanly.bt", settings=settings) as person:
+        found = web_store.accounts.credentials("quanly.bt")
+        assert found is not None
+        # a province admin locks the account in another process while the manager's page streams
+        threading.Timer(
+            0.5, web_store.accounts.update_user, args=(ALL, found[0].id), kwargs={"active": False}
+        ).start()
+        started = time.monotonic()
+        response = person.client.get("/live?view=center&center=hcm-ben-thanh")
+        assert response.status_code == 200
+        assert time.monotonic() - started < 5  # not the 20 s the stream could last
