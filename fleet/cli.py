@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fleet.errors import ConfigError, FleetError
 
@@ -176,6 +177,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from fleet.web.core import WebSettings
 
     host, port = _listen(args.listen)
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"--timezone: unknown time zone {args.timezone!r}") from exc
     store = open_store(args.db, upgrade=True)
     settings = WebSettings(timezone=args.timezone, secure_cookies=True if args.secure_cookies else None)
     stop = threading.Event()

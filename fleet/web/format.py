@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -42,9 +43,20 @@ class Column:
     text: Callable[[Any, Translator], str] | None = None
 
 
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet would run as a formula (=, +, -, @ first: CSV injection) gets a leading
+    apostrophe; plain negative numbers stay numbers."""
+    if text[:1] in ("=", "+", "@", "\t", "\r") or (text[:1] == "-" and not NUMBER.fullmatch(text)):
+        return "'" + text
+    return text
+
+
 def _cell(column: Column, row: Any, tr: Translator, zone: tzinfo) -> str:
     if column.text is not None:
-        return column.text(row, tr)
+        return spreadsheet_safe(column.text(row, tr))
     value = column.value(row)
     if value is None:
         return ""
@@ -54,7 +66,7 @@ def _cell(column: Column, row: Any, tr: Translator, zone: tzinfo) -> str:
         return tr("common.yes") if value else tr("common.no")
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+    return spreadsheet_safe(str(value))
 
 
 def csv_response(filename: str, columns: Sequence[Column], rows: Iterable[Any], zone: tzinfo) -> Response:

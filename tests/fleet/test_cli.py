@@ -199,6 +199,8 @@ def test_errors_are_one_line_with_an_exit_code(tmp_path: Path) -> None:
     assert broker.returncode == 78 and last_line(broker) == "error: --broker: expected HOST:PORT, got 'nope'"
     book = fleet("tickets", "--db", str(tmp_path / "none.sqlite"))
     assert book.returncode == 78 and "does not exist" in book.stderr
+    zone = fleet("serve", "--db", f"sqlite:///{tmp_path / 's.sqlite'}", "--timezone", "Mars/Olympus")
+    assert zone.returncode == 78 and "unknown time zone" in zone.stderr
     listen = fleet("serve", "--db", f"sqlite:///{tmp_path / 's.sqlite'}", "--listen", "nowhere")
     assert listen.returncode == 78 and "--listen" in listen.stderr
     db = Database(f"sqlite:///{tmp_path / 's.sqlite'}")

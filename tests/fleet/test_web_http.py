@@ -614,3 +614,24 @@ def test_an_open_stream_ends_soon_after_its_session_does(web_store: Store) -> No
         response = person.client.get("/live?view=center&center=hcm-ben-thanh")
         assert response.status_code == 200
         assert time.monotonic() - started < 5  # not the 20 s the stream could last
+
+
+def test_exported_cells_cannot_run_as_spreadsheet_formulas(web_store: Store) -> None:
+    from fleet.web.format import spreadsheet_safe
+
+    web_store.registry.add_kiosk(
+        "kiosk-bt-09", "hcm-ben-thanh", label='=HYPERLINK("http://evil.example","x")'
+    )
+    with browser(web_store, "quanly.bt") as person:
+        exported = person.client.get("/centers/hcm-ben-thanh?format=csv").text
+    rows = list(csv.reader(io.StringIO(exported.lstrip("\ufeff"))))
+    label = next(r[1] for r in rows if r[0] == "kiosk-bt-09")
+    assert label == '\'=HYPERLINK("http://evil.example","x")'
+    assert [spreadsheet_safe(v) for v in ("-5", "-1.5", "-x", "+1", "@a", "Sảnh")] == [
+        "-5",
+        "-1.5",
+        "'-x",
+        "'+1",
+        "'@a",
+        "Sảnh",
+    ]
