@@ -9,11 +9,15 @@ import sys
 
 from common.errors import (
     ConfigError,
+    ConflictError,
     DeviceError,
     DeviceUnavailableError,
     MotcuaError,
     NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
     StoreError,
+    ValidationError,
 )
 from contract.errors import ContractError, SchemaError
 
@@ -25,7 +29,11 @@ EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (NetworkError, 69),
     (DeviceError, 74),  # EX_IOERR
     (StoreError, 74),
-    (ContractError, 65),  # EX_DATAERR
+    (NotFoundError, 66),  # EX_NOINPUT
+    (ConflictError, 65),  # EX_DATAERR
+    (ValidationError, 65),
+    (ContractError, 65),
+    (PermissionDeniedError, 77),  # EX_NOPERM
     (MotcuaError, 1),
 )
 

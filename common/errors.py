@@ -54,3 +54,27 @@ class StoreError(MotcuaError):
     """A local file or database cannot be opened or written (disk full, corrupted, permissions)."""
 
     code = "store"
+
+
+class NotFoundError(MotcuaError):
+    """The object does not exist, or lies outside the caller's scope (the center does not say which)."""
+
+    code = "not_found"
+
+
+class ConflictError(MotcuaError):
+    """The write contradicts what is stored: a duplicate name, a version that does not grow."""
+
+    code = "conflict"
+
+
+class ValidationError(MotcuaError):
+    """Input refused before anything is touched (a bad role, a bad address, a malformed form field)."""
+
+    code = "invalid"
+
+
+class PermissionDeniedError(MotcuaError):
+    """The caller's role does not allow the action."""
+
+    code = "permission_denied"

@@ -1,23 +1,32 @@
-"""``python main.py fleet allocator|tickets ...``: the center's side of queue numbers.
+"""``python main.py fleet ...``: the center's services.
 
 ``allocator`` runs the center allocator until SIGTERM/SIGINT; ``tickets`` prints a day's book from the
 allocator's database (per service: printed, voided, offline, called, online numbers missing).
+``serve`` runs the fleet monitor's web app; ``db upgrade`` migrates its store; ``user add``, ``center
+add``, ``kiosk add`` fill it; ``maintain`` runs the store's housekeeping once (aggregation, retention,
+partitions). The fleet's errors end as one line and an exit code (``MotcuaError``), like the kiosk's.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from common.errors import ConfigError
 
-HELP = "center services: the queue-number allocator and its book"
+HELP = "center services: queue-number allocator, fleet monitor (web, store, accounts)"
+DEFAULT_DB = os.environ.get("MOTCUA_FLEET_DB", "sqlite:///var/fleet/fleet.sqlite")
+log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +49,222 @@ def configure(parser: argparse.ArgumentParser) -> None:
     book.add_argument("--timezone", default="Asia/Ho_Chi_Minh")
     book.add_argument("--json", action="store_true", help="every ticket as JSON lines")
     book.set_defaults(func=run_tickets)
+    _configure_monitor(sub)
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEFAULT_DB,
+                        help="store URL: sqlite:///FILE (default; $MOTCUA_FLEET_DB) or postgresql://USER@HOST/DB")
+
+
+def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = sub.add_parser("db", help="the fleet store's schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="migrate the store to this code's schema (creates it if new)")
+    _db_option(up)
+    up.set_defaults(func=run_db_upgrade)
+    cur = db_sub.add_parser("current", help="print the store's schema revision")
+    _db_option(cur)
+    cur.set_defaults(func=run_db_current)
+
+    serve = sub.add_parser("serve", help="run the fleet monitor's web app (migrates the store first)")
+    _db_option(serve)
+    serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
+    serve.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="time zone of pages and exports")
+    serve.add_argument("--maintenance-every", type=float, default=3600.0, metavar="SECONDS",
+                       help="run the store's housekeeping this often (0: never; another process does it)")
+    serve.add_argument("--proxy-headers", action="store_true",
+                       help="trust X-Forwarded-For/-Proto from 127.0.0.1 (behind a TLS reverse proxy)")
+    serve.add_argument("--secure-cookies", action="store_true",
+                       help="always mark cookies Secure (default: when the request came over https)")
+    serve.set_defaults(func=run_serve)
+
+    user = sub.add_parser("user", help="fleet monitor accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="add an account; the password is read from the terminal or stdin")
+    _db_option(add)
+    add.add_argument("--username", required=True)
+    add.add_argument("--role", required=True,
+                     choices=["province_admin", "center_manager", "technician", "officer", "viewer"])
+    add.add_argument("--center", help="the user's center (center roles, or a viewer of one center)")
+    add.add_argument("--province", help="the user's province (province admins, province-wide viewers)")
+    add.add_argument("--display-name", default="", help="full name shown in the pages and the audit log")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(func=run_user_add)
+
+    center = sub.add_parser("center", help="centers of the registry")
+    center_sub = center.add_subparsers(dest="center_command", required=True, metavar="ACTION")
+    cadd = center_sub.add_parser("add", help="register a center (and its province if new)")
+    _db_option(cadd)
+    cadd.add_argument("--id", required=True, help="center id, as in the MQTT topics (motcua/v1/{center}/...)")
+    cadd.add_argument("--name", required=True)
+    cadd.add_argument("--province", required=True, help="province id (e.g. hcm)")
+    cadd.add_argument("--province-name", help="the province's name, when it is new")
+    cadd.set_defaults(func=run_center_add)
+
+    kiosk = sub.add_parser("kiosk", help="kiosks of the registry")
+    kiosk_sub = kiosk.add_subparsers(dest="kiosk_command", required=True, metavar="ACTION")
+    kadd = kiosk_sub.add_parser("add", help="register a kiosk (its certificate CN) at a center")
+    _db_option(kadd)
+    kadd.add_argument("--id", required=True, help="kiosk id = certificate CN = MQTT username")
+    kadd.add_argument("--center", required=True)
+    kadd.add_argument("--slot", type=int, help="its offline-number slot at the center")
+    kadd.add_argument("--label", default="", help="where it stands (e.g. 'Sảnh tầng 1')")
+    kadd.set_defaults(func=run_kiosk_add)
+
+    maintain = sub.add_parser("maintain", help="run the store's housekeeping once and print what it did")
+    _db_option(maintain)
+    maintain.add_argument("--keep-health-days", type=int, default=7, help="days of raw heartbeats kept")
+    maintain.add_argument("--keep-event-months", type=int, default=13, help="months of events kept")
+    maintain.set_defaults(func=run_maintain)
+
+
+def run_db_upgrade(args: argparse.Namespace) -> int:
+    from fleet.store import migrate
+    from fleet.store.db import Database
+
+    db = Database(args.db)
+    try:
+        before = migrate.current(db)
+        migrate.upgrade(db)
+        print(f"{db.safe_url()}: schema {before or 'none'} -> {migrate.current(db)}")
+    finally:
+        db.close()
+    return 0
+
+
+def run_db_current(args: argparse.Namespace) -> int:
+    from fleet.store import migrate
+    from fleet.store.db import Database
+
+    db = Database(args.db)
+    try:
+        found = migrate.current(db)
+        print(f"{found or 'none'} (this code: {migrate.head()})")
+    finally:
+        db.close()
+    return 0 if found == migrate.head() else 1
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--listen: expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fleet.store import open_store
+    from fleet.web.app import create_app
+    from fleet.web.core import WebSettings
+
+    host, port = _listen(args.listen)
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"--timezone: unknown time zone {args.timezone!r}") from exc
+    store = open_store(args.db, upgrade=True)
+    settings = WebSettings(timezone=args.timezone, secure_cookies=True if args.secure_cookies else None)
+    stop = threading.Event()
+    if args.maintenance_every > 0:
+        threading.Thread(target=_maintenance_loop, args=(store, args.maintenance_every, stop), daemon=True,
+                         name="fleet-maintenance").start()
+    config = uvicorn.Config(
+        create_app(store, settings), host=host, port=port, proxy_headers=args.proxy_headers,
+        forwarded_allow_ips="127.0.0.1", timeout_graceful_shutdown=3, log_level="info", access_log=False,
+    )
+    log.info("fleet monitor on http://%s:%d, store %s", host, port, store.db.safe_url())
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        stop.set()
+        store.close()
+    return 0
+
+
+def _maintenance_loop(store: object, every: float, stop: threading.Event) -> None:
+    from fleet.store import Store
+
+    assert isinstance(store, Store)
+    while not stop.is_set():
+        try:
+            report = store.maintenance.run()
+            log.info("store housekeeping: %s", report)
+        except Exception:  # a failed run is logged and tried again next time; the web keeps serving
+            log.exception("store housekeeping failed")
+        stop.wait(every)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to ask the password on: use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def run_user_add(args: argparse.Namespace) -> int:
+    from fleet.auth import hash_password
+    from fleet.store import open_store
+
+    password = _read_password(args.password_stdin)
+    hashed = hash_password(password)
+    store = open_store(args.db)
+    try:
+        user = store.accounts.add_user(args.username, hashed, args.role, center_id=args.center,
+                                       province_id=args.province, display_name=args.display_name)
+        store.audit.record("user.create", username=f"cli:{getpass.getuser()}", object_type="user",
+                           object_id=str(user.id), center_id=user.center_id, province_id=user.province_id,
+                           after={"username": user.username, "role": user.role, "center_id": user.center_id,
+                                  "province_id": user.province_id}, address="cli")
+        print(f"user {user.username} ({user.role}) added, id {user.id}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_center_add(args: argparse.Namespace) -> int:
+    from fleet.store import open_store
+
+    store = open_store(args.db)
+    try:
+        store.registry.ensure_province(args.province, args.province_name or args.province)
+        center = store.registry.add_center(args.id, args.province, args.name)
+        print(f"center {center.id} ({center.name}) in {center.province_name}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_kiosk_add(args: argparse.Namespace) -> int:
+    from fleet.store import open_store
+
+    store = open_store(args.db)
+    try:
+        kiosk = store.registry.add_kiosk(args.id, args.center, slot=args.slot, label=args.label)
+        slot = f", slot {kiosk.slot}" if kiosk.slot is not None else ""
+        print(f"kiosk {kiosk.id} at {kiosk.center_id}{slot}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_maintain(args: argparse.Namespace) -> int:
+    from fleet.store import RetentionPolicy, open_store
+
+    store = open_store(args.db)
+    try:
+        report = store.maintenance.run(RetentionPolicy(health_raw_days=args.keep_health_days,
+                                                       events_months=args.keep_event_months))
+        print(json.dumps(report, indent=2, sort_keys=True))
+    finally:
+        store.close()
+    return 0
 
 
 def _broker(text: str) -> tuple[str, int]:

@@ -1,0 +1,208 @@
+"""Alarms, ThingsBoard's model: one active alarm per (kiosk, type) with a severity, active/cleared and
+acknowledged/not, start and end times, who acknowledged. Cleared alarms stay as history; an active
+alarm is reminded about (``due_reminders``) until it clears. A partial unique index enforces "one
+active per (kiosk, type)" in the database itself, so two ingest workers cannot both raise it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from common.errors import ConflictError, NotFoundError, ValidationError
+from fleet.store.base import Part, log_changes
+from fleet.store.models import Alarm, Page
+from fleet.store.schema import SEVERITIES, alarms, kiosks, users
+from fleet.store.scope import Scope
+
+_COLUMNS = (*alarms.c, users.c.username.label("acknowledged_by_name"))
+
+
+def _alarm_from(row: Any) -> Alarm:
+    m = row._mapping
+    return Alarm(
+        id=m["id"],
+        center_id=m["center_id"],
+        kiosk_id=m["kiosk_id"],
+        type=m["type"],
+        device=m["device"],
+        severity=m["severity"],
+        active=m["active"],
+        detail=m["detail"],
+        started_at=m["started_at"],
+        updated_at=m["updated_at"],
+        ended_at=m["ended_at"],
+        acknowledged_by=m["acknowledged_by"],
+        acknowledged_by_name=m["acknowledged_by_name"],
+        acknowledged_at=m["acknowledged_at"],
+        last_reminded_at=m["last_reminded_at"],
+        reminders=m["reminders"],
+    )
+
+
+def _select() -> Any:
+    return select(*_COLUMNS).select_from(alarms.outerjoin(users, users.c.id == alarms.c.acknowledged_by))
+
+
+class Alarms(Part):
+    def raise_alarm(
+        self,
+        kiosk_id: str,
+        type: str,
+        severity: str,
+        *,
+        device: str | None = None,
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> tuple[Alarm, bool]:
+        """Raise (or update) the active alarm of this (kiosk, type); True when it is new."""
+        if severity not in SEVERITIES:
+            raise ValidationError(f"severity {severity!r}: expected one of {SEVERITIES}")
+        now = at or self.db.now()
+        with self.db.write() as conn:
+            center_id = conn.execute(select(kiosks.c.center_id).where(kiosks.c.id == kiosk_id)).scalar()
+            if center_id is None:
+                raise NotFoundError(f"kiosk {kiosk_id!r} is not in the registry")
+            current = self._active(conn, kiosk_id, type)
+            if current is not None:
+                values: dict[str, Any] = {"severity": severity, "detail": detail, "updated_at": now}
+                if SEVERITIES.index(severity) < SEVERITIES.index(current.severity):
+                    # worse than what was acknowledged: someone has to look again
+                    values.update(acknowledged_by=None, acknowledged_at=None)
+                conn.execute(update(alarms).where(alarms.c.id == current.id).values(**values))
+                alarm_id, new = current.id, False
+            else:
+                try:
+                    with conn.begin_nested():
+                        alarm_id = conn.execute(
+                            insert(alarms)
+                            .values(
+                                center_id=center_id,
+                                kiosk_id=kiosk_id,
+                                type=type,
+                                device=device,
+                                severity=severity,
+                                active=True,
+                                detail=detail,
+                                started_at=now,
+                                updated_at=now,
+                            )
+                            .returning(alarms.c.id)
+                        ).scalar_one()
+                except IntegrityError as exc:  # pragma: no cover - only under a race on PostgreSQL
+                    raise ConflictError(f"alarm {type} of {kiosk_id} was raised concurrently") from exc
+                new = True
+            log_changes(conn, now, [(center_id, kiosk_id, "alarm")])
+            return self._get(conn, alarm_id), new
+
+    def clear_alarm(self, kiosk_id: str, type: str, *, at: datetime | None = None) -> Alarm | None:
+        """End the active alarm of this (kiosk, type), if there is one."""
+        now = at or self.db.now()
+        with self.db.write() as conn:
+            current = self._active(conn, kiosk_id, type)
+            if current is None:
+                return None
+            conn.execute(
+                update(alarms)
+                .where(alarms.c.id == current.id)
+                .values(active=False, ended_at=now, updated_at=now)
+            )
+            log_changes(conn, now, [(current.center_id, kiosk_id, "alarm")])
+            return self._get(conn, current.id)
+
+    def acknowledge(
+        self, scope: Scope, alarm_id: int, user_id: int, *, at: datetime | None = None
+    ) -> tuple[Alarm, Alarm]:
+        """Mark an alarm seen by a person; returns (before, after) for the audit log."""
+        now = at or self.db.now()
+        with self.db.write() as conn:
+            row = conn.execute(
+                _select().where(alarms.c.id == alarm_id, scope.centers_filter(alarms.c.center_id))
+            ).first()
+            if row is None:
+                raise NotFoundError(f"alarm {alarm_id} not found")
+            before = _alarm_from(row)
+            if before.acknowledged_at is None:
+                conn.execute(
+                    update(alarms)
+                    .where(alarms.c.id == alarm_id)
+                    .values(acknowledged_by=user_id, acknowledged_at=now, updated_at=now)
+                )
+                log_changes(conn, now, [(before.center_id, before.kiosk_id, "alarm")])
+            return before, self._get(conn, alarm_id)
+
+    def due_reminders(self, every: timedelta, *, now: datetime | None = None) -> list[Alarm]:
+        """Active, unacknowledged alarms not reminded about for ``every`` (ThingsBoard has none, #7898)."""
+        at = now or self.db.now()
+        limit = at - every
+        with self.db.read() as conn:
+            rows = conn.execute(
+                _select()
+                .where(
+                    alarms.c.active,
+                    alarms.c.acknowledged_at.is_(None),
+                    alarms.c.started_at <= limit,
+                    or_(alarms.c.last_reminded_at.is_(None), alarms.c.last_reminded_at <= limit),
+                )
+                .order_by(alarms.c.id)
+            )
+            return [_alarm_from(r) for r in rows]
+
+    def mark_reminded(self, alarm_id: int, *, at: datetime | None = None) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id)
+                .values(last_reminded_at=at or self.db.now(), reminders=alarms.c.reminders + 1)
+            )
+
+    def _active(self, conn: Connection, kiosk_id: str, type: str) -> Alarm | None:
+        query = _select().where(alarms.c.kiosk_id == kiosk_id, alarms.c.type == type, alarms.c.active)
+        row = conn.execute(query).first()
+        return _alarm_from(row) if row else None
+
+    def _get(self, conn: Connection, alarm_id: int) -> Alarm:
+        return _alarm_from(conn.execute(_select().where(alarms.c.id == alarm_id)).one())
+
+    # --- reads for the web ---
+
+    def get(self, scope: Scope, alarm_id: int) -> Alarm:
+        with self.db.read() as conn:
+            row = conn.execute(
+                _select().where(alarms.c.id == alarm_id, scope.centers_filter(alarms.c.center_id))
+            ).first()
+        if row is None:
+            raise NotFoundError(f"alarm {alarm_id} not found")
+        return _alarm_from(row)
+
+    def page(
+        self,
+        scope: Scope,
+        *,
+        active: bool | None = True,
+        center_id: str | None = None,
+        kiosk_id: str | None = None,
+        offset: int = 0,
+        limit: int | None = 100,
+    ) -> Page[Alarm]:
+        conditions = [scope.centers_filter(alarms.c.center_id)]
+        if active is not None:
+            conditions.append(alarms.c.active.is_(True) if active else alarms.c.active.is_(False))
+        if center_id:
+            conditions.append(alarms.c.center_id == center_id)
+        if kiosk_id:
+            conditions.append(alarms.c.kiosk_id == kiosk_id)
+        query = (
+            _select()
+            .where(*conditions)
+            .order_by(alarms.c.active.desc(), alarms.c.started_at.desc(), alarms.c.id.desc())
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.read() as conn:
+            total = conn.execute(select(func.count()).select_from(alarms).where(*conditions)).scalar_one()
+            items = tuple(_alarm_from(r) for r in conn.execute(query))
+        return Page(items, total, offset, limit or max(total, 1))

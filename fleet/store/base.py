@@ -1,0 +1,42 @@
+"""What every part of the store shares: the database handle, row-to-model helpers, the change log."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert
+
+from common.errors import ValidationError
+from fleet.store.db import Database
+from fleet.store.schema import changes
+
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+
+
+def check_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
+        raise ValidationError(
+            f"{what} {value!r}: expected 2-63 of a-z 0-9 '-' (starting with a letter or digit)"
+        )
+    return value
+
+
+def log_changes(conn: Connection, at: datetime, items: Iterable[tuple[str, str | None, str]]) -> None:
+    """Append to the change log that the live pages follow: (center_id, kiosk_id, topic) each."""
+    rows = [{"at": at, "center_id": c, "kiosk_id": k, "topic": t} for c, k, t in items]
+    if rows:
+        conn.execute(insert(changes), rows)
+
+
+def mapping(row: Row[Any]) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+class Part:
+    """A group of store functions over one handle (``store.registry``, ``store.alarms``...)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db

@@ -1,0 +1,315 @@
+"""Commands to kiosks (``command/1``) and their results, and configuration pushes and the states
+kiosks report. A result is stored once per (kiosk, request_id): the agent may publish it twice."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from common.errors import ConflictError, NotFoundError, ValidationError
+from fleet.store.base import Part, log_changes
+from fleet.store.models import Command, ConfigPush, ConfigState
+from fleet.store.schema import centers, commands, config_pushes, config_states, kiosks, users
+from fleet.store.scope import Scope
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CENTER_TARGET = "_center"
+
+
+def _command_from(row: Any) -> Command:
+    m = row._mapping
+    return Command(
+        id=m["id"],
+        center_id=m["center_id"],
+        kiosk_id=m["kiosk_id"],
+        request_id=m["request_id"],
+        command=m["command"],
+        args=m["args"],
+        requested_by=m["requested_by"],
+        requested_by_name=m["requested_by_name"],
+        requested_at=m["requested_at"],
+        expires_at=m["expires_at"],
+        sent_at=m["sent_at"],
+        status=m["status"],
+        result_reason=m["result_reason"],
+        result=m["result"],
+        result_at=m["result_at"],
+    )
+
+
+def _command_select() -> Any:
+    return select(*commands.c, users.c.username.label("requested_by_name")).select_from(
+        commands.outerjoin(users, users.c.id == commands.c.requested_by)
+    )
+
+
+class Commands(Part):
+    def create(
+        self,
+        scope: Scope,
+        kiosk_id: str,
+        command: str,
+        args: dict[str, Any],
+        user_id: int | None,
+        *,
+        expires_at: datetime | None = None,
+        request_id: str | None = None,
+    ) -> Command:
+        """A command a person asked for (status 'pending' until the ingest publishes it)."""
+        request_id = request_id or f"fleet-{secrets.token_hex(10)}"
+        if not REQUEST_ID.fullmatch(request_id):
+            raise ValidationError(f"request_id {request_id!r}: 1-64 of A-Z a-z 0-9 . _ : -")
+        now = self.db.now()
+        with self.db.write() as conn:
+            center_id = conn.execute(
+                select(kiosks.c.center_id).where(
+                    kiosks.c.id == kiosk_id, scope.centers_filter(kiosks.c.center_id)
+                )
+            ).scalar()
+            if center_id is None:
+                raise NotFoundError(f"kiosk {kiosk_id!r} not found")
+            insert_row = self.db.insert(commands).values(
+                center_id=center_id,
+                kiosk_id=kiosk_id,
+                request_id=request_id,
+                command=command,
+                args=args,
+                requested_by=user_id,
+                requested_at=now,
+                expires_at=expires_at,
+                status="pending",
+            )
+            new_id = conn.execute(
+                insert_row.on_conflict_do_nothing(
+                    index_elements=[commands.c.kiosk_id, commands.c.request_id]
+                ).returning(commands.c.id)
+            ).scalar()
+            if new_id is None:
+                raise ConflictError(f"request_id {request_id!r} was used for {kiosk_id} already")
+            log_changes(conn, now, [(center_id, kiosk_id, "kiosk")])
+            return _command_from(conn.execute(_command_select().where(commands.c.id == new_id)).one())
+
+    def mark_sent(self, kiosk_id: str, request_id: str, *, at: datetime | None = None) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(commands)
+                .where(
+                    commands.c.kiosk_id == kiosk_id,
+                    commands.c.request_id == request_id,
+                    commands.c.status == "pending",
+                )
+                .values(status="sent", sent_at=at or self.db.now())
+            )
+
+    def pending(self, *, limit: int = 100) -> list[Command]:
+        """Commands asked for but not yet published (what the ingest's publisher picks up)."""
+        with self.db.read() as conn:
+            return [
+                _command_from(r)
+                for r in conn.execute(
+                    _command_select()
+                    .where(commands.c.status == "pending")
+                    .order_by(commands.c.id)
+                    .limit(limit)
+                )
+            ]
+
+    def record_result(
+        self,
+        center_id: str,
+        kiosk_id: str,
+        request_id: str,
+        *,
+        command: str,
+        status: str,
+        reason: str,
+        result: dict[str, Any],
+        at: datetime | None,
+        received_at: datetime | None = None,
+    ) -> bool:
+        """Store a ``command-result/1`` once; False when it was a repeat. A result for a request we never
+        made is kept too (requested_by empty), so nothing a kiosk says is lost."""
+        if status not in ("ok", "error"):
+            raise ValidationError(f"command result status {status!r}: expected ok or error")
+        received = received_at or self.db.now()
+        with self.db.write() as conn:
+            owner = conn.execute(select(kiosks.c.center_id).where(kiosks.c.id == kiosk_id)).scalar()
+            if owner is None:
+                raise NotFoundError(f"kiosk {kiosk_id!r} is not in the registry")
+            if owner != center_id:
+                raise ConflictError(f"kiosk {kiosk_id!r} belongs to center {owner!r}, not {center_id!r}")
+            row = conn.execute(
+                select(commands.c.id, commands.c.received_at).where(
+                    commands.c.kiosk_id == kiosk_id, commands.c.request_id == request_id
+                )
+            ).first()
+            values = {
+                "status": status,
+                "result_reason": reason,
+                "result": result,
+                "result_at": at,
+                "received_at": received,
+            }
+            if row is None:
+                conn.execute(
+                    insert(commands).values(
+                        center_id=center_id,
+                        kiosk_id=kiosk_id,
+                        request_id=request_id,
+                        command=command,
+                        args={},
+                        **values,
+                    )
+                )
+            elif row.received_at is not None:
+                return False
+            else:
+                conn.execute(update(commands).where(commands.c.id == row.id).values(**values))
+            log_changes(conn, received, [(center_id, kiosk_id, "kiosk")])
+            return True
+
+    def for_kiosk(self, scope: Scope, kiosk_id: str, *, limit: int | None = 50) -> list[Command]:
+        query = (
+            _command_select()
+            .where(commands.c.kiosk_id == kiosk_id, scope.centers_filter(commands.c.center_id))
+            .order_by(commands.c.id.desc())
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.read() as conn:
+            return [_command_from(r) for r in conn.execute(query)]
+
+
+def _push_from(row: Any) -> ConfigPush:
+    m = row._mapping
+    return ConfigPush(
+        m["id"], m["center_id"], m["target"], m["version"], m["body"], m["pushed_by"], m["pushed_at"]
+    )
+
+
+def _state_from(row: Any) -> ConfigState:
+    m = row._mapping
+    return ConfigState(
+        m["kiosk_id"],
+        m["center_version"],
+        m["kiosk_version"],
+        m["app_pending"],
+        m["last_refused"],
+        m["at"],
+        m["received_at"],
+    )
+
+
+class Configs(Part):
+    def record_push(
+        self,
+        scope: Scope,
+        center_id: str,
+        target: str,
+        body: dict[str, Any],
+        user_id: int | None,
+        *,
+        version: int | None = None,
+    ) -> ConfigPush:
+        """A configuration for the whole center (``target="_center"``) or one kiosk. Versions grow per
+        target (the kiosk refuses a lower one); ``version=None`` takes the next."""
+        now = self.db.now()
+        with self.db.write() as conn:
+            if (
+                target != CENTER_TARGET
+                and conn.execute(
+                    select(kiosks.c.id).where(kiosks.c.id == target, kiosks.c.center_id == center_id)
+                ).first()
+                is None
+            ):
+                raise NotFoundError(f"kiosk {target!r} of center {center_id!r} not found")
+            if (
+                conn.execute(
+                    select(centers.c.id).where(centers.c.id == center_id, scope.centers_filter(centers.c.id))
+                ).first()
+                is None
+            ):
+                raise NotFoundError(f"center {center_id!r} not found")
+            highest = (
+                conn.execute(
+                    select(func.max(config_pushes.c.version)).where(
+                        config_pushes.c.center_id == center_id, config_pushes.c.target == target
+                    )
+                ).scalar()
+                or 0
+            )
+            version = highest + 1 if version is None else version
+            if version <= highest:
+                raise ConflictError(f"config version {version} for {target}: the last one is {highest}")
+            new_id = conn.execute(
+                insert(config_pushes)
+                .values(
+                    center_id=center_id,
+                    target=target,
+                    version=version,
+                    body=body,
+                    pushed_by=user_id,
+                    pushed_at=now,
+                )
+                .returning(config_pushes.c.id)
+            ).scalar_one()
+            return _push_from(conn.execute(select(config_pushes).where(config_pushes.c.id == new_id)).one())
+
+    def pushes(self, scope: Scope, center_id: str, *, target: str | None = None) -> list[ConfigPush]:
+        query = select(config_pushes).where(
+            config_pushes.c.center_id == center_id, scope.centers_filter(config_pushes.c.center_id)
+        )
+        if target is not None:
+            query = query.where(config_pushes.c.target == target)
+        with self.db.read() as conn:
+            return [_push_from(r) for r in conn.execute(query.order_by(config_pushes.c.id.desc()))]
+
+    def record_state(
+        self,
+        center_id: str,
+        kiosk_id: str,
+        *,
+        center_version: int | None,
+        kiosk_version: int | None,
+        app_pending: bool,
+        last_refused: dict[str, Any] | None,
+        at: datetime | None,
+        received_at: datetime | None = None,
+    ) -> None:
+        """A ``config-state/1`` (retained: the latest one is the truth)."""
+        received = received_at or self.db.now()
+        values = {
+            "center_version": center_version,
+            "kiosk_version": kiosk_version,
+            "app_pending": app_pending,
+            "last_refused": last_refused,
+            "at": at,
+            "received_at": received,
+        }
+        with self.db.write() as conn:
+            owner = conn.execute(select(kiosks.c.center_id).where(kiosks.c.id == kiosk_id)).scalar()
+            if owner is None:
+                raise NotFoundError(f"kiosk {kiosk_id!r} is not in the registry")
+            if owner != center_id:
+                raise ConflictError(f"kiosk {kiosk_id!r} belongs to center {owner!r}, not {center_id!r}")
+            upsert = self.db.insert(config_states).values(kiosk_id=kiosk_id, **values)
+            conn.execute(upsert.on_conflict_do_update(index_elements=[config_states.c.kiosk_id], set_=values))
+            conn.execute(
+                update(kiosks)
+                .where(kiosks.c.id == kiosk_id)
+                .values(config_center_version=center_version, config_kiosk_version=kiosk_version)
+            )
+            log_changes(conn, received, [(center_id, kiosk_id, "kiosk")])
+
+    def state(self, scope: Scope, kiosk_id: str) -> ConfigState | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(config_states)
+                .join(kiosks, kiosks.c.id == config_states.c.kiosk_id)
+                .where(config_states.c.kiosk_id == kiosk_id, scope.centers_filter(kiosks.c.center_id))
+            ).first()
+            return _state_from(row) if row else None

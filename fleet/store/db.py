@@ -1,0 +1,133 @@
+"""The database handle: one engine per URL, SQLite or PostgreSQL, and how transactions begin.
+
+SQLite (a file): WAL so readers never wait for the writer, foreign keys on, a busy timeout, and every
+write transaction starts with ``BEGIN IMMEDIATE``: two processes that both read then write would
+otherwise deadlock on the lock upgrade (SQLITE_BUSY) instead of waiting their turn.
+PostgreSQL: psycopg 3, sessions in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from common.errors import ConfigError, StoreError
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalize_url(text: str | Path) -> URL:
+    """A store URL: ``sqlite:///path``, ``postgresql://...`` (psycopg 3), or a plain file path."""
+    raw = str(text)
+    if "://" not in raw:
+        raw = f"sqlite:///{Path(raw).expanduser().resolve()}"
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigError(f"--db: not a database URL: {text!r}") from exc
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername in ("sqlite", "sqlite+pysqlite"):
+        if not url.database or url.database == ":memory:":
+            raise ConfigError("--db: SQLite needs a file (several processes share the store)")
+        return url
+    raise ConfigError(f"--db: only sqlite:/// and postgresql:// are supported, got {url.drivername!r}")
+
+
+def _sqlite_engine(url: URL, echo: bool) -> Engine:
+    Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # pysqlite's own transaction handling would BEGIN lazily (DEFERRED); we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _postgres_engine(url: URL, echo: bool) -> Engine:
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"options": "-c timezone=UTC", "connect_timeout": 10},
+    )
+
+
+class Database:
+    """An engine plus the few things that differ by backend; ``clock`` is injectable for tests."""
+
+    def __init__(self, url: str | Path | URL, *, clock: Clock = utc_now, echo: bool = False) -> None:
+        self.url = url if isinstance(url, URL) else normalize_url(url)
+        self.clock = clock
+        if self.url.get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(self.url, echo)
+        else:
+            self.engine = _postgres_engine(self.url, echo)
+        self.dialect = self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def now(self) -> datetime:
+        when = self.clock()
+        if when.tzinfo is None:
+            raise ValueError("the store's clock must return aware datetimes")
+        return when.astimezone(UTC)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction; on SQLite it takes the write lock at BEGIN (see module doc)."""
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's INSERT, which has ``on_conflict_do_nothing/do_update``."""
+        return postgresql.insert(table) if self.is_postgres else sqlite.insert(table)
+
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,83 @@
+"""The fleet monitor's ASGI application (Starlette): ``create_app(store)``; ``fleet serve`` runs it
+under uvicorn. Every route but login, the language toggle, static files and the health check goes
+through ``fleet.web.core.endpoint`` (a test walks the routes to make sure)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fleet.store import Store
+from fleet.web import live, views_admin, views_auth, views_fleet
+from fleet.web.core import HERE, Web, WebSettings
+
+#: no inline script or style anywhere: the pages work under this policy (browser tests check)
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI (so streaming responses pass untouched): adds the headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def healthz(request: Request) -> Response:
+    request.app.state.web.store.changes.latest_id()  # the store answers
+    return PlainTextResponse("ok\n")
+
+
+def routes() -> list[Route | Mount]:
+    return [
+        Route("/", views_auth.home, name="home"),
+        Route("/login", views_auth.login_page, methods=["GET"], name="login"),
+        Route("/login", views_auth.login_submit, methods=["POST"]),
+        Route("/logout", views_auth.logout, methods=["POST"], name="logout"),
+        Route("/language", views_auth.language, methods=["POST"], name="language"),
+        Route("/account", views_auth.account, methods=["GET"], name="account"),
+        Route("/account/password", views_auth.change_password, methods=["POST"], name="password"),
+        Route("/centers", views_fleet.centers, name="centers"),
+        Route("/centers/{center_id}", views_fleet.center, name="center"),
+        Route("/kiosks/{kiosk_id}", views_fleet.kiosk, name="kiosk"),
+        Route("/kiosks/{kiosk_id}/{list}", views_fleet.kiosk_list, name="kiosk_list"),
+        Route("/alarms", views_fleet.alarms, name="alarms"),
+        Route("/alarms/{alarm_id}/ack", views_fleet.acknowledge, methods=["POST"], name="ack"),
+        Route("/users", views_admin.users, methods=["GET"], name="users"),
+        Route("/users", views_admin.create_user, methods=["POST"]),
+        Route("/users/{user_id}", views_admin.update_user, methods=["POST"], name="user"),
+        Route("/audit", views_admin.audit, name="audit"),
+        Route("/live", live.live, name="live"),
+        Route("/healthz", healthz, name="healthz"),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def create_app(store: Store, settings: WebSettings | None = None) -> ASGIApp:
+    app = Starlette(routes=routes())
+    app.state.web = Web(store, settings or WebSettings())
+    return SecurityHeaders(app)

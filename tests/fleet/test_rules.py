@@ -1,0 +1,81 @@
+"""Rules of the fleet's code: the center never imports the kiosk, and the catalogs are complete."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from fleet.store.schema import KIOSK_STATES, ROLES, SEVERITIES
+from fleet.web import views_admin, views_fleet
+from fleet.web.i18n import LANGUAGES, MISSING_MARK, Translator, catalog, placeholders
+from tests.conftest import ROOT
+
+FLEET = ROOT / "fleet"
+FORBIDDEN = {"kiosk", "screens", "drivers", "edge_agent"}
+
+
+# The static rule (nothing in fleet/ imports the kiosk side) is import-linter's, in scripts/test
+# (pyproject.toml). This checks what is really loaded at run time, which a static rule cannot see.
+def test_importing_the_fleet_monitor_loads_no_kiosk_module() -> None:
+    code = (
+        "import sys, fleet.cli, fleet.web.app, fleet.store, fleet.auth; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORBIDDEN)!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_catalogs_have_the_same_keys_and_placeholders() -> None:
+    vi, en = catalog("vi"), catalog("en")
+    assert set(vi) == set(en)
+    for key in vi:
+        assert placeholders(vi[key]) == placeholders(en[key]), key
+        assert vi[key].strip() and en[key].strip(), key
+
+
+KEY_IN_TEMPLATE = re.compile(r"""\bt\(\s*'([a-z_]+\.[a-z_.]+)'""")
+
+
+def test_every_key_the_pages_use_exists() -> None:
+    used: set[str] = set()
+    for template in (FLEET / "web" / "templates").glob("*.html"):
+        # a key that ends in '_' or '.' is a prefix the template completes from a code (checked below)
+        used |= {k for k in KEY_IN_TEMPLATE.findall(template.read_text()) if not k.endswith(("_", "."))}
+    for module in (FLEET / "web").glob("*.py"):
+        for match in re.finditer(r"""\bt\(\s*"([a-z_]+\.[a-z_.]+)\"""", module.read_text()):
+            used.add(match.group(1))
+    # keys built from codes: every code the store knows has a label
+    used |= {f"state.{s}" for s in KIOSK_STATES} | {f"role.{r}" for r in ROLES}
+    used |= {f"severity.{s}" for s in SEVERITIES}
+    used |= {f"command_status.{s}" for s in ("pending", "sent", "ok", "error")}
+    used |= {f"center.sort_{s}" for s in ("id", "state", "last_seen")}
+    used |= {
+        f"device_state.{s}"
+        for s in ("ok", "paper_near_end", "paper_out", "cover_open", "offline", "missing", "unknown")
+    }  # the states docs/mqtt.md lists
+    used |= {f"device.{d}" for d in ("printer", "receipt_printer", "card_reader", "scanner")}
+    used |= {
+        c.label
+        for c in [
+            *views_fleet.CENTER_COLUMNS,
+            *views_fleet.KIOSK_COLUMNS,
+            *views_fleet.STATUS_COLUMNS,
+            *views_fleet.EVENT_COLUMNS,
+            *views_fleet.COMMAND_COLUMNS,
+            *views_fleet.DEVICE_COLUMNS,
+            *views_fleet.ALARM_COLUMNS,
+            *views_admin.USER_COLUMNS,
+            *views_admin.AUDIT_COLUMNS,
+        ]
+    }
+    assert len(used) > 150
+    for language in LANGUAGES:
+        missing = sorted(k for k in used if k not in catalog(language))
+        assert missing == [], f"{language}: {missing}"
+
+
+def test_a_missing_key_is_drawn_visibly() -> None:
+    assert Translator("vi")("no.such_key") == MISSING_MARK.format("no.such_key")
+    assert Translator("xx")("app.name") == "Giám sát kiosk"  # unknown language: Vietnamese
+    assert Translator("en").optional("device.fax", "fax") == "fax"
