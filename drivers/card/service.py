@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: pause before connecting again when the reader state was still the previous card's
+_SETTLE_PAUSE_S = 0.02
 
 
 class _Call:
@@ -157,15 +159,26 @@ class CardReaderService:
         report = ReadReport()
         started = time.perf_counter()
 
+        # The card may have been laid on the reader a moment ago: wait for it (present, ATR known,
+        # connect accepted) within the read's own budget instead of refusing a card still settling.
+        deadline = time.monotonic() + self.timeout_s
+
         def work(ctx: PcscContext) -> IdentityRecord:
             reader = ctx.find_reader(self.reader_name_substring)
-            if not ctx.card_present(reader):
-                raise CardRemovedError("no card in the reader")
-            transport = ctx.connect(reader)
-            try:
-                return read_identity_over(transport, keys, options, report)[0]
-            finally:
-                transport.close()
+            while True:
+                transport = ctx.connect_when_ready(reader, deadline)
+                try:
+                    return read_identity_over(transport, keys, options, report)[0]
+                except CardRemovedError:
+                    # Right after a card left, pcscd still reports it present for a moment and accepts
+                    # the connect; the first APDU then fails (SCardTransmit 0x80100016 with vpcd). A card
+                    # that answered nothing was never read: wait for one that answers, in the budget.
+                    if transport.stats.apdus or time.monotonic() >= deadline:
+                        raise
+                    log.info("card read: the card answered no APDU (reader state settling); waiting again")
+                finally:
+                    transport.close()
+                time.sleep(_SETTLE_PAUSE_S)
 
         try:
             record: IdentityRecord = self._run(
@@ -205,11 +218,11 @@ class CardReaderService:
             reader = ctx.find_reader(self.reader_name_substring)
             result["reader"], result["reader_found"] = reader, True
             result["timings_ms"]["find_reader"] = round((time.perf_counter() - t0) * 1000, 3)
-            if not ctx.card_present(reader):
+            if not ctx.card_present(reader):  # the self-test reports the reader as it is now
                 return
             result["card_present"] = True
             t0 = time.perf_counter()
-            transport = ctx.connect(reader)
+            transport = ctx.connect_when_ready(reader, time.monotonic() + min(1.0, self.timeout_s))
             try:
                 result["timings_ms"]["connect"] = round((time.perf_counter() - t0) * 1000, 3)
                 result["atr"] = transport.atr().hex().upper()  # identifies the chip model, not the person
