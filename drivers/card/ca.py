@@ -68,6 +68,7 @@ class _Infos(core.SetOf):
 def parse_dg14(data: bytes) -> list[ChipAuthInfo]:
     """ECDH chip authentication options of DG14 (a SET of SecurityInfos), AES first."""
     body = tlv.parse_one(data, 0x6E).value
+    tlv.check_nesting(body, "DG14")  # asn1crypto's .native recurses on nesting
     try:
         infos = _Infos.load(body, strict=True)
         protocols: list[tuple[str, int | None]] = []

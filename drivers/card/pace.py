@@ -84,6 +84,7 @@ class _SecurityInfos(core.SetOf):
 
 def parse_card_access(data: bytes) -> list[PaceInfo]:
     """The PACEInfos of EF.CardAccess that this reader supports (others are ignored), best first."""
+    tlv.check_nesting(data, "EF.CardAccess")  # asn1crypto's .native recurses on nesting
     try:
         infos = _SecurityInfos.load(data, strict=True)
         found: list[PaceInfo] = []

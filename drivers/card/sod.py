@@ -99,6 +99,7 @@ class Sod:
 
 def parse_sod(data: bytes) -> Sod:
     body = tlv.parse_one(data, 0x77).value
+    tlv.check_nesting(body, "EF.SOD")  # asn1crypto's .native recurses on nesting
     try:
         info = cms.ContentInfo.load(body)
         if info["content_type"].native != "signed_data":
@@ -109,6 +110,7 @@ def parse_sod(data: bytes) -> Sod:
             raise MalformedDataError("EF.SOD: content is not an LDSSecurityObject")
         content = encap["content"].parsed if isinstance(encap["content"], core.ParsableOctetString) else None
         raw = encap["content"].native if content is None else content.dump()
+        tlv.check_nesting(raw, "EF.SOD LDSSecurityObject")
         lso = LdsSecurityObject.load(raw)
         algorithm = lso["hash_algorithm"]["algorithm"].native
         hashes_ = {

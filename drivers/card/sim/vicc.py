@@ -61,7 +61,11 @@ class VirtualCard:
         self.profile = profile
         self.faults = faults or CardFaults()
         self._files = build_files(
-            profile, pki, alter_dg13=self.faults.alter_dg13, bad_tlv_dg13=self.faults.bad_tlv_dg13
+            profile,
+            pki,
+            alter_dg13=self.faults.alter_dg13,
+            bad_tlv_dg13=self.faults.bad_tlv_dg13,
+            deep_nesting=self.faults.deep_nesting,
         )
         self._key = AccessKey.from_mrz(
             profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
