@@ -322,9 +322,10 @@ class EffectHandlers:
             record = card.read_identity(keys)
             try:
                 authenticity = record.authenticity.value
-                if authenticity == "data_altered":
+                if authenticity == "failed":  # genuine / not_verified / failed (drivers/card/verdict.py)
                     raise DeviceError(
-                        "card data does not match its signature", screen_key="card.data_altered"
+                        f"card failed verification: {record.authenticity_reason}",
+                        screen_key="card.data_altered",
                     )
                 identity = Identity(record.full_name, record.birth_date, authenticity)
             finally:

@@ -6,6 +6,7 @@ and never contain personal data (no MRZ, no names, no numbers from the card).
 
 from __future__ import annotations
 
+from drivers.card.verdict import Verdict, failed
 from kiosk.errors import CardError, DeviceUnavailableError
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "CardProtocolError",
     "CardRemovedError",
     "CardTimeoutError",
+    "ChipAuthenticationError",
     "MalformedDataError",
     "NotIdCardError",
     "ReaderMissingError",
@@ -70,6 +72,18 @@ class StatusWordError(CardProtocolError):
 
 class SecureMessagingError(CardProtocolError):
     """A protected response failed its MAC or structure check: the channel cannot be trusted any more."""
+
+
+class ChipAuthenticationError(SecureMessagingError):
+    """Chip authentication was accepted by the chip but its answers fail under the new keys: the chip
+    does not hold the DG14 private key (a clone with copied files). The read ends; ``verdict`` is the
+    card's verdict (failed) for staff and events."""
+
+    code = "card_chip_auth_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.verdict: Verdict = failed("chip_auth_failed", message)
 
 
 class MalformedDataError(CardProtocolError):

@@ -22,7 +22,7 @@ from drivers.card.reader import ReadOptions, ReadReport, read_identity_over, sel
 from drivers.card.transport import PcscContext
 
 if TYPE_CHECKING:
-    from cryptography import x509
+    from drivers.card.trust import TrustStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,7 +65,8 @@ class CardReaderService:
         self.block = block
         self.pace = pace
         self.last_report: ReadReport | None = None
-        self._trust: list[x509.Certificate] | None = None
+        self._trust: TrustStore | None = None
+        self._trust_from: Path | None = None
 
     # -- presence ---------------------------------------------------------------------------------
     def _run(
@@ -132,17 +133,18 @@ class CardReaderService:
         return bool(self._run("wait", lambda: self._with_context(work), timeout_s + 2.0))
 
     # -- reading ----------------------------------------------------------------------------------
-    def _trust_store(self) -> list[x509.Certificate] | None:
+    def _trust_store(self) -> TrustStore | None:
         if self.trust_dir is None:
             return None
-        if self._trust is None:
+        if self._trust is None or self._trust_from != self.trust_dir:
             from drivers.card.sod import load_trust_store
 
             if not self.trust_dir.is_dir():
                 raise CardError(
                     f"trust store {self.trust_dir} is not a folder", screen_key="card.read_failed"
                 )
-            self._trust = load_trust_store(self.trust_dir)
+            # read once per folder: a new CSCA or CRL takes effect when the service is created again
+            self._trust, self._trust_from = load_trust_store(self.trust_dir), self.trust_dir
         return self._trust
 
     def read_identity(self, keys: Sequence[AccessKey], *, with_photo: bool = False) -> IdentityRecord:
@@ -188,8 +190,9 @@ class CardReaderService:
             report.timings_ms["wall"] = round((time.perf_counter() - started) * 1000, 3)
             self.last_report = report
         log.info(
-            "card read: %s, %d APDUs, %.0f ms, key %s",
+            "card read: %s (%s), %d APDUs, %.0f ms, key %s",
             record.authenticity.value,
+            record.authenticity_code,
             report.apdu_count,
             report.timings_ms["wall"],
             report.key_label,
