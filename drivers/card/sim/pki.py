@@ -68,7 +68,7 @@ class PkiFaults:
         return [name for name, value in vars(self).items() if value]
 
 
-def _csca_certificate(
+def csca_certificate(
     key: ec.EllipticCurvePrivateKey, name: x509.Name, *, is_ca: bool = True, cert_sign: bool = True
 ) -> x509.Certificate:
     builder = (
@@ -91,7 +91,7 @@ def _csca_certificate(
     return builder.sign(key, hashes.SHA256())
 
 
-def _ds_certificate(
+def ds_certificate(
     csca_key: ec.EllipticCurvePrivateKey,
     csca_name: x509.Name,
     ds_key: ec.EllipticCurvePrivateKey,
@@ -125,12 +125,13 @@ def _ds_certificate(
     )
 
 
-def _crl(
-    csca_key: ec.EllipticCurvePrivateKey, csca: x509.Certificate, revoked: x509.Certificate
+def crl_of(
+    csca_key: ec.EllipticCurvePrivateKey, csca: x509.Certificate, revoked_serial: int
 ) -> x509.CertificateRevocationList:
+    """A CRL of ``csca`` (signed with its key) listing ``revoked_serial``, revoked on 2024-06-01."""
     entry = (
         x509.RevokedCertificateBuilder()
-        .serial_number(revoked.serial_number)
+        .serial_number(revoked_serial)
         .revocation_date(dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
         .build()
     )
@@ -193,13 +194,13 @@ class TestPki:
             stale.unlink()
         csca_key = ec.generate_private_key(ec.SECP256R1())
         csca_name = _name("CSCA TEST Viet Nam")
-        csca = _csca_certificate(
+        csca = csca_certificate(
             csca_key, csca_name, is_ca=not faults.csca_not_ca, cert_sign=not faults.csca_without_key_cert_sign
         )
         # an unknown CSCA: same name, another key, not in trust/ (the DS names it by its key identifier)
         issuer_key = ec.generate_private_key(ec.SECP256R1()) if faults.ds_by_unknown_csca else csca_key
         ds_key = ec.generate_private_key(ec.SECP256R1())
-        ds = _ds_certificate(issuer_key, csca_name, ds_key, faults)
+        ds = ds_certificate(issuer_key, csca_name, ds_key, faults)
         aa_key = ec.generate_private_key(ec.SECP256R1())
         ca_key = ec.generate_private_key(ec.SECP256R1())
         pem = serialization.Encoding.PEM
@@ -207,7 +208,7 @@ class TestPki:
         (trust / "csca.pem").write_bytes(csca.public_bytes(pem))
         if faults.ds_revoked:
             (trust / "csca.crl").write_bytes(
-                _crl(csca_key, csca, ds).public_bytes(serialization.Encoding.DER)
+                crl_of(csca_key, csca, ds.serial_number).public_bytes(serialization.Encoding.DER)
             )
         (directory / "ds.pem").write_bytes(ds.public_bytes(pem))
         _write_key(directory / "ds.key.pem", ds_key)
