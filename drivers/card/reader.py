@@ -164,6 +164,13 @@ def chip_authentication(secure: SecureTransport, dg14: bytes) -> str:
     infos = parse_dg14(dg14)
     if not infos:
         return "not_supported"
+    try:
+        infos[0].public_key()
+    except MalformedDataError as exc:
+        # DG14 is vouched for by EF.SOD later; a key this reader cannot use is its limit, not the
+        # card's fault: no chip authentication (active authentication then runs when DG15 exists)
+        log.warning("chip authentication not possible: %s", exc.message)
+        return "not_supported"
     session = perform_chip_auth(secure, infos[0])
     if session is None:
         return "failed"

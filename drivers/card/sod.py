@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -186,6 +186,12 @@ def passive_authentication(
         _verify(ds.public_key(), signer["signature"].native, signed_bytes, sig_algo, digest_name)
     except InvalidSignature:
         return failed("sod_signature_invalid", "EF.SOD signature does not verify")
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except UnsupportedAlgorithm as exc:  # e.g. a DS key on a curve OpenSSL does not know
+        return not_verified(
+            "sod_algorithm_unsupported",
+            f"EF.SOD or its DS certificate uses an algorithm this reader does not support ({exc})",
+        )
+    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
+        # InvalidVersion: a DS certificate of an unknown X.509 version (not a ValueError)
         return failed("sod_unusable", f"EF.SOD signer info unusable ({exc.__class__.__name__})")
     return validate_document_signer(ds, trust, at)

@@ -32,7 +32,7 @@ from pathlib import Path
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from drivers.card.verdict import Verdict, failed, genuine, not_verified
 
@@ -206,7 +206,7 @@ def _revocation(ds: x509.Certificate, csca: x509.Certificate, trust: TrustStore)
             continue
         try:
             signed = crl.is_signature_valid(csca.public_key())  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, UnsupportedAlgorithm):
             signed = False
         if not signed:
             log.warning("trust store: CRL whose signature does not verify with its CSCA ignored")
@@ -232,13 +232,22 @@ def validate_document_signer(
             "ds_issuer_unknown", "the DS certificate was not issued by a CSCA of the trust folder"
         )
     issuer = None
+    unsupported = ""
     for csca in candidates:
         try:
             ds.verify_directly_issued_by(csca)
+        except UnsupportedAlgorithm as exc:
+            unsupported = str(exc)
+            continue
         except (ValueError, TypeError, InvalidSignature):
             continue
         issuer = csca
         break
+    if issuer is None and unsupported:
+        return not_verified(
+            "ds_algorithm_unsupported",
+            f"the DS certificate's signature uses an algorithm this reader does not support ({unsupported})",
+        )
     if issuer is None:
         return failed(
             "ds_signature_invalid",

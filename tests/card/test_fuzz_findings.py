@@ -1,0 +1,204 @@
+"""The card fuzz targets (fuzz/card.py) and a regression test for each thing they found.
+
+Every finding escaped the card stack's error family (and so the read): UnsupportedAlgorithm from an
+unknown DS or DG14 key type/curve, x509.InvalidVersion from a DS certificate, AttributeError from
+asn1crypto's ``.native`` on a REAL in EF.CardAccess, ValueError from a scanned MRZ. The inputs the
+fuzzer wrote are kept as ``finding-*`` seeds; the tests below also build each case from scratch and
+run it through a full read where the card can send it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from drivers.card import lds, tlv
+from drivers.card.ca import parse_dg14
+from drivers.card.errors import MalformedDataError
+from drivers.card.keys import AccessKey
+from drivers.card.mrz import build_td1, parse_td1
+from drivers.card.pace import EF_CARD_ACCESS_FID, build_card_access, parse_card_access
+from drivers.card.reader import ReadOptions, read_identity_over
+from drivers.card.sim.chip import DEFAULT_PACE, VirtualChip
+from drivers.card.sim.pki import TestPki
+from drivers.card.sim.profile import CardProfile, build_files, build_sod
+from drivers.card.sod import parse_sod, passive_authentication
+from drivers.card.transport import DirectTransport
+from drivers.card.trust import load_trust_store
+from drivers.card.verdict import Authenticity
+from fuzz import card as fuzz_card
+from fuzz.registry import corpus_dir, targets
+
+P256 = bytes.fromhex("06082A8648CE3D030107")  # OID prime256v1
+UNKNOWN_CURVE = bytes.fromhex("06082A8648CE3D030119")  # 1.2.840.10045.3.1.25
+EC_PUBLIC_KEY = bytes.fromhex("06072A8648CE3D0201")  # OID id-ecPublicKey
+UNKNOWN_KEY_TYPE = bytes.fromhex("06072A8648CE3D0219")  # 1.2.840.10045.2.25
+
+
+@pytest.fixture
+def default_recursion_limit() -> Iterator[None]:
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    yield
+    sys.setrecursionlimit(old)
+
+
+def _key(profile: CardProfile) -> AccessKey:
+    return AccessKey.from_mrz(
+        profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
+    )
+
+
+def _read(files: dict[int, bytes], profile: CardProfile, pki: TestPki, **options: object) -> object:
+    chip = VirtualChip(files, _key(profile), pki.aa_key, ca_key=pki.ca_key)
+    opts = ReadOptions(trust=load_trust_store(pki.trust_dir), **options)  # type: ignore[arg-type]
+    return read_identity_over(DirectTransport(chip.process), [_key(profile)], opts)[0]
+
+
+# -- the targets themselves ----------------------------------------------------------------------------
+def test_registry_lists_the_card_targets() -> None:
+    names = {n for n in targets() if n.startswith("card.")}
+    assert names == {f"card.{t}" for t in ("tlv", "dg1", "dg13", "dg2", "dg14", "sod", "card_access", "sm")}
+    for name in names:
+        assert len(list(corpus_dir(name).iterdir())) >= 2, name
+
+
+@pytest.mark.usefixtures("default_recursion_limit")
+def test_every_committed_seed_replays_quietly() -> None:
+    count = 0
+    for name, target in targets().items():
+        if not name.startswith("card."):
+            continue
+        for seed in sorted(corpus_dir(name).iterdir()):
+            target(seed.read_bytes())
+            count += 1
+    assert count >= 40
+
+
+def test_sod_seeds_exercise_path_validation_not_just_parsing() -> None:
+    """The seeds are signed by the fuzz PKI, whose keys are fixed: on any machine they verify."""
+    sod = parse_sod((corpus_dir("card.sod") / "adult.sod").read_bytes())
+    verdict = passive_authentication(sod, {}, fuzz_card.fuzz_trust(), fuzz_card.CHECK_TIME)
+    assert (verdict.authenticity, verdict.code) == (Authenticity.GENUINE, "verified")
+    assert len(fuzz_card.fuzz_trust().crls) == 1  # the revocation check runs on every input
+
+
+def test_targets_swallow_card_errors_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    fuzz_card.fuzz_dg2(b"\x75\x00")  # refused with MalformedDataError: quiet
+
+    def broken(data: bytes) -> None:
+        raise ZeroDivisionError("a parser bug")
+
+    monkeypatch.setattr(lds, "parse_dg2", broken)
+    with pytest.raises(ZeroDivisionError):
+        fuzz_card.fuzz_dg2(b"\x75\x00")
+
+
+def test_sm_target_reaches_decryption_behind_a_valid_mac() -> None:
+    """Mode bit 1 re-MACs the input: a garbage cryptogram then fails on padding, not on the MAC."""
+    from drivers.card.apdu import ResponseApdu
+    from drivers.card.sm import SmSession
+
+    body = tlv.encode(0x87, b"\x01" + bytes(16)) + tlv.encode(0x99, b"\x90\x00") + tlv.encode(0x8E, bytes(8))
+    raw = ResponseApdu(body, 0x9000).encode()
+    fuzz_card.fuzz_sm(b"\x02" + raw)  # quiet: refused with SecureMessagingError
+    calls: list[str] = []
+    original = SmSession._decrypt
+
+    def spy(self: SmSession, ssc: bytes, data: bytes) -> bytes:
+        calls.append(self.cipher)
+        return original(self, ssc, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SmSession, "_decrypt", spy)
+        fuzz_card.fuzz_sm(b"\x02" + raw)
+        fuzz_card.fuzz_sm(b"\x00" + raw)  # no re-MAC: stops at the MAC check
+    assert calls == ["3des"]
+
+
+# -- findings --------------------------------------------------------------------------------------------
+def test_finding_ds_with_unknown_curve_or_key_type_is_not_verified(adult: CardProfile, pki: TestPki) -> None:
+    for name, code in (
+        ("finding-unknown-curve.sod", "sod_algorithm_unsupported"),
+        ("finding-unknown-key-type.sod", "sod_algorithm_unsupported"),
+    ):
+        sod = parse_sod((corpus_dir("card.sod") / name).read_bytes())
+        verdict = passive_authentication(sod, {}, fuzz_card.fuzz_trust(), fuzz_card.CHECK_TIME)
+        assert (verdict.authenticity, verdict.code) == (Authenticity.NOT_VERIFIED, code)
+    files = build_files(adult, pki)
+    for genuine, unknown in ((P256, UNKNOWN_CURVE), (EC_PUBLIC_KEY, UNKNOWN_KEY_TYPE)):
+        assert genuine in files[lds.EF_SOD.fid]
+        hostile = dict(files)
+        hostile[lds.EF_SOD.fid] = files[lds.EF_SOD.fid].replace(genuine, unknown)
+        record = _read(hostile, adult, pki)  # the read used to end with UnsupportedAlgorithm
+        assert (record.authenticity, record.authenticity_code) == (  # type: ignore[attr-defined]
+            Authenticity.NOT_VERIFIED,
+            "sod_algorithm_unsupported",
+        )
+
+
+def test_finding_ds_certificate_of_unknown_x509_version_fails(adult: CardProfile, pki: TestPki) -> None:
+    sod = parse_sod((corpus_dir("card.sod") / "finding-ds-unknown-x509-version.sod").read_bytes())
+    verdict = passive_authentication(sod, {}, fuzz_card.fuzz_trust(), fuzz_card.CHECK_TIME)
+    assert (verdict.authenticity, verdict.code) == (Authenticity.FAILED, "sod_unusable")
+    files = build_files(adult, pki)
+    version_3 = bytes.fromhex("A003020102")  # [0] EXPLICIT INTEGER 2 (v3): the DS's first TBS field
+    assert files[lds.EF_SOD.fid].count(version_3) == 1
+    hostile = dict(files)
+    hostile[lds.EF_SOD.fid] = files[lds.EF_SOD.fid].replace(version_3, bytes.fromhex("A003020142"))
+    record = _read(hostile, adult, pki)  # the read used to end with x509.InvalidVersion
+    assert (record.authenticity, record.authenticity_code) == (Authenticity.FAILED, "sod_unusable")  # type: ignore[attr-defined]
+
+
+def test_finding_dg14_key_of_unknown_type(married: CardProfile, pki: TestPki) -> None:
+    infos = parse_dg14((corpus_dir("card.dg14") / "finding-unknown-key-type.dg14").read_bytes())
+    with pytest.raises(MalformedDataError, match="chip authentication key unusable"):
+        infos[0].public_key()
+    # a card whose (signed) DG14 names a key type this reader lacks: no CA, active authentication instead
+    files = build_files(married, pki)
+    dgs = {n: files[lds.DATA_GROUPS[n].fid] for n in (1, 2, 13, 14, 15)}
+    dgs[14] = dgs[14].replace(EC_PUBLIC_KEY, UNKNOWN_KEY_TYPE)
+    files[lds.DG14.fid], files[lds.EF_SOD.fid] = dgs[14], build_sod(dgs, pki)
+    record = _read(files, married, pki)  # the read used to end with UnsupportedAlgorithm
+    assert (record.chip_auth, record.active_auth) == ("not_supported", "passed")  # type: ignore[attr-defined]
+    assert record.authenticity is Authenticity.GENUINE  # type: ignore[attr-defined]
+
+
+def test_finding_real_in_card_access_optional_data(married: CardProfile, pki: TestPki) -> None:
+    raw = (corpus_dir("card.card_access") / "finding-real-in-optional-data.cardaccess").read_bytes()
+    with pytest.raises(MalformedDataError, match=r"EF\.CardAccess"):
+        parse_card_access(raw)
+    genuine = build_card_access([DEFAULT_PACE])
+    real = genuine[:-3] + bytes.fromhex("090100")  # optional data: REAL 0 instead of INTEGER 13
+    assert genuine[-3:] == bytes.fromhex("02010D")
+    with pytest.raises(MalformedDataError):
+        parse_card_access(real)
+    files = build_files(married, pki)
+    chip = VirtualChip(files, _key(married), pki.aa_key, ca_key=pki.ca_key)
+    chip.files[EF_CARD_ACCESS_FID] = real
+    can = AccessKey.from_can(married.id_number[-6:])
+    record, report = read_identity_over(DirectTransport(chip.process), [can, _key(married)], ReadOptions())
+    assert report.access_control == "BAC" and record.full_name == "Trần Thị Bích Ngọc"  # no PACE offered
+
+
+def test_finding_scanned_mrz_with_letters_where_a_date_belongs() -> None:
+    text = (corpus_dir("card.dg1") / "finding-mrz-letters-in-expiry.txt").read_bytes().decode("latin-1")
+    assert parse_td1(text).expiry_yymmdd == "3005VM"  # check digits right, not a date
+    with pytest.raises(MalformedDataError, match="expiry date must be YYMMDD"):
+        AccessKey.from_mrz_text(text)
+    built = build_td1(
+        document_code="ID",
+        issuing_state="VNM",
+        document_number="090001234",
+        optional_data_1="079090001234",
+        birth_yymmdd="90AB17",
+        sex="M",
+        expiry_yymmdd="300517",
+        nationality="VNM",
+        optional_data_2="",
+        name_mrz="NGUYEN<<VAN<AN",
+    )
+    with pytest.raises(MalformedDataError, match="birth date must be YYMMDD"):
+        AccessKey.from_mrz_text(built)
