@@ -84,7 +84,26 @@ def load_trust_store(directory: Path) -> TrustStore:
                 certs.append(x509.load_der_x509_certificate(raw))
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("trust store: skipping %s (%s)", path.name, exc)
-    return TrustStore(tuple(certs), tuple(crls))
+    return TrustStore(tuple(c for c in certs if _parses(c)), tuple(crls))
+
+
+def _parses(cert: x509.Certificate) -> bool:
+    """cryptography parses a certificate's fields on first access: a CSCA that cannot be read whole is
+    left out here (with a warning), so path validation never meets a ValueError from the folder."""
+    try:
+        _ = (
+            cert.subject,
+            cert.issuer,
+            cert.serial_number,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+        )
+        _ = list(cert.extensions)
+        cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        log.warning("trust store: skipping a CSCA certificate (%s)", exc)
+        return False
+    return True
 
 
 def _master_list_certs(raw: bytes) -> list[x509.Certificate]:
@@ -223,6 +242,13 @@ def validate_document_signer(
 ) -> Verdict:
     """Path validation of ``ds`` against the folder at time ``at`` (default: now). Genuine only when the
     whole path holds; the returned verdict says which check decided otherwise."""
+    try:
+        return _validate(ds, trust, at)
+    except ValueError as exc:  # cryptography parses names, dates, extensions on first access
+        return failed("ds_certificate_unusable", f"the DS certificate is malformed ({exc})")
+
+
+def _validate(ds: x509.Certificate, trust: TrustStore | None, at: dt.datetime | None) -> Verdict:
     if not trust:
         return not_verified("no_trust_store", "no CSCA trust folder configured: the DS cannot be validated")
     at = at or dt.datetime.now(dt.UTC)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,35 @@ def test_finding_scanned_mrz_with_letters_where_a_date_belongs() -> None:
     )
     with pytest.raises(MalformedDataError, match="birth date must be YYMMDD"):
         AccessKey.from_mrz_text(built)
+
+
+def test_finding_ds_certificate_with_a_malformed_issuer_name_fails(adult: CardProfile, pki: TestPki) -> None:
+    """cryptography parses a certificate's names on first access: the ValueError came from path
+    validation, after the EF.SOD signature had verified."""
+    sod = parse_sod((corpus_dir("card.sod") / "finding-ds-malformed-issuer.sod").read_bytes())
+    verdict = passive_authentication(sod, {}, fuzz_card.fuzz_trust(), fuzz_card.CHECK_TIME)
+    assert (verdict.authenticity, verdict.code) == (Authenticity.FAILED, "ds_certificate_unusable")
+    files = build_files(adult, pki)
+    # the fuzzer's change: organizationName's OID and string tag zeroed in the DS issuer (the first
+    # name in EF.SOD); asn1crypto still parses the certificate lazily, cryptography does not
+    organization = bytes.fromhex("060355040A0C")
+    sod_bytes = files[lds.EF_SOD.fid]
+    at = sod_bytes.index(organization)
+    hostile = dict(files)
+    hostile[lds.EF_SOD.fid] = sod_bytes[:at] + bytes.fromhex("060300000000") + sod_bytes[at + 6 :]
+    record = _read(hostile, adult, pki)
+    assert (record.authenticity, record.authenticity_code) == (  # type: ignore[attr-defined]
+        Authenticity.FAILED,
+        "ds_certificate_unusable",
+    )
+
+
+def test_trust_folder_skips_a_csca_that_does_not_parse_whole(pki: TestPki, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = pki.csca_cert.public_bytes(Encoding.DER)
+    at = der.index(bytes.fromhex("060355040A0C"))  # the finding's change, in the CSCA's issuer name
+    broken = der[:at] + bytes.fromhex("060300000000") + der[at + 6 :]
+    (tmp_path / "broken.cer").write_bytes(broken)
+    (tmp_path / "good.cer").write_bytes(der)
+    assert load_trust_store(tmp_path).cscas == (pki.csca_cert,)
