@@ -280,7 +280,7 @@ def read_identity_over(
         if record is not None:
             record.wipe()
         raise
-    except (ValueError, IndexError, KeyError) as exc:  # a parser bug must not leak as a non-card error
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # a parser bug must not leak as such
         if record is not None:
             record.wipe()
         raise CardProtocolError(f"unexpected card data ({exc.__class__.__name__})") from exc

@@ -100,7 +100,7 @@ def _parses(cert: x509.Certificate) -> bool:
         )
         _ = list(cert.extensions)
         cert.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         log.warning("trust store: skipping a CSCA certificate (%s)", exc)
         return False
     return True
@@ -244,7 +244,8 @@ def validate_document_signer(
     whole path holds; the returned verdict says which check decided otherwise."""
     try:
         return _validate(ds, trust, at)
-    except ValueError as exc:  # cryptography parses names, dates, extensions on first access
+    except (ValueError, TypeError) as exc:  # cryptography parses names, dates, extensions on first
+        # access: ValueError for bad DER, TypeError for a name attribute of a type its OID forbids
         return failed("ds_certificate_unusable", f"the DS certificate is malformed ({exc})")
 
 

@@ -235,3 +235,22 @@ def test_trust_folder_skips_a_csca_that_does_not_parse_whole(pki: TestPki, tmp_p
     (tmp_path / "broken.cer").write_bytes(broken)
     (tmp_path / "good.cer").write_bytes(der)
     assert load_trust_store(tmp_path).cscas == (pki.csca_cert,)
+
+
+def test_finding_ds_issuer_attribute_of_a_forbidden_type_fails(adult: CardProfile, pki: TestPki) -> None:
+    """cryptography raises TypeError (not ValueError) for a name attribute whose value type its OID does
+    not allow (here a BIT STRING): it used to escape passive authentication and the read."""
+    sod = parse_sod((corpus_dir("card.sod") / "finding-ds-issuer-bitstring-attribute.sod").read_bytes())
+    verdict = passive_authentication(sod, {}, fuzz_card.fuzz_trust(), fuzz_card.CHECK_TIME)
+    assert (verdict.authenticity, verdict.code) == (Authenticity.FAILED, "ds_certificate_unusable")
+    files = build_files(adult, pki)
+    cn = bytes.fromhex("0603550403") + bytes([0x0C, 18]) + b"CSCA TEST Viet Nam"  # the DS issuer's CN
+    sod_bytes = files[lds.EF_SOD.fid]
+    at = sod_bytes.index(cn) + 2  # the fuzzer's change: OID 55 04 03 + UTF8String -> 04 0C 55 + BIT STRING
+    hostile = dict(files)
+    hostile[lds.EF_SOD.fid] = sod_bytes[:at] + bytes.fromhex("040C5503") + sod_bytes[at + 4 :]
+    record = _read(hostile, adult, pki)
+    assert (record.authenticity, record.authenticity_code) == (  # type: ignore[attr-defined]
+        Authenticity.FAILED,
+        "ds_certificate_unusable",
+    )
