@@ -368,3 +368,54 @@ def test_verdicts_through_pcscd(pcscd: str, adult: CardProfile, pki: TestPki, tm
         finally:
             card.close()
             wait_reader_empty(pcscd)
+
+
+@pytest.mark.pcsc
+def test_sim_card_cli_clone_reads_as_failed_through_card_read_cli(pcscd: str, tmp_path: Path) -> None:
+    """``main.py sim card --refuse-chip-auth`` in its own process; ``main.py card read --trust``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import VPCD_PORT, wait_reader_empty
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    sim = subprocess.Popen(
+        [
+            *(sys.executable, "main.py", "sim", "card", "--profile", "adult", "--print-keys"),
+            *("--refuse-chip-auth", "--vpcd", f"127.0.0.1:{VPCD_PORT}", "--pki", str(tmp_path / "pki")),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
+    try:
+        assert sim.stdout is not None
+        keys = json.loads(sim.stdout.readline())
+        assert "refuse_chip_auth" in sim.stdout.readline()
+        done = subprocess.run(
+            [
+                *(sys.executable, "main.py", "card", "read", "--reader", pcscd),
+                *("--cccd-qr", keys["cccd_qr"], "--trust", keys["trust"], "--json"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = json.loads(done.stdout)
+        assert (out["authenticity"], out["authenticity_code"], out["chip_auth"]) == (
+            "failed",
+            "chip_auth_failed",
+            "failed",
+        )
+        assert out["birth_date_trusted"] is False
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        wait_reader_empty(pcscd)
