@@ -101,8 +101,10 @@ def parse_sod(data: bytes) -> Sod:
         encap = signed["encap_content_info"]
         if encap["content_type"].dotted != LDS_SECURITY_OBJECT_OID:
             raise MalformedDataError("EF.SOD: content is not an LDSSecurityObject")
-        content = encap["content"].parsed if isinstance(encap["content"], core.ParsableOctetString) else None
-        raw = encap["content"].native if content is None else content.dump()
+        content = encap["content"]
+        if not isinstance(content, core.ParsableOctetString):  # absent, or another type (never .native:
+            raise MalformedDataError("EF.SOD: eContent is not an OCTET STRING")  # it fails on some)
+        raw = bytes(content)  # the octets the message digest covers (RFC 5652 5.4)
         tlv.check_nesting(raw, "EF.SOD LDSSecurityObject")
         lso = LdsSecurityObject.load(raw)
         algorithm = lso["hash_algorithm"]["algorithm"].native
@@ -174,7 +176,7 @@ def passive_authentication(
         digest_name = signer["digest_algorithm"]["algorithm"].native
         sig_algo = signer["signature_algorithm"].signature_algo
         content = signed["encap_content_info"]["content"]
-        econtent = content.parsed.dump() if isinstance(content, core.ParsableOctetString) else content.native
+        econtent = bytes(content)  # parse_sod made sure it is an OCTET STRING
         attrs = signer["signed_attrs"]
         if attrs:
             md = next((a["values"][0].native for a in attrs if a["type"].native == "message_digest"), None)

@@ -254,3 +254,16 @@ def test_finding_ds_issuer_attribute_of_a_forbidden_type_fails(adult: CardProfil
         Authenticity.FAILED,
         "ds_certificate_unusable",
     )
+
+
+def test_finding_sod_whose_econtent_is_not_an_octet_string(adult: CardProfile, pki: TestPki) -> None:
+    """asn1crypto's ``.native`` on the eContent raised AttributeError ('InstanceOf' has no 'native')."""
+    with pytest.raises(MalformedDataError, match="eContent is not an OCTET STRING"):
+        parse_sod((corpus_dir("card.sod") / "finding-econtent-not-octet-string.sod").read_bytes())
+    sod_bytes = build_files(adult, pki)[lds.EF_SOD.fid]
+    lds_oid = bytes.fromhex("0606678108010101")  # 2.23.136.1.1.1, then [0] { OCTET STRING { LSO } }
+    at = sod_bytes.index(lds_oid) + len(lds_oid)
+    assert sod_bytes[at] == 0xA0 and sod_bytes[at + 3] == 0x04
+    as_sequence = sod_bytes[: at + 3] + b"\x30" + sod_bytes[at + 4 :]
+    with pytest.raises(MalformedDataError):
+        parse_sod(as_sequence)
