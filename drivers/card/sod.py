@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from drivers.card import tlv
 from drivers.card.errors import MalformedDataError
-from drivers.card.trust import TrustStore, load_trust_store, validate_document_signer
+from drivers.card.trust import MALFORMED, TrustStore, load_trust_store, validate_document_signer
 from drivers.card.verdict import Authenticity, Verdict, failed, not_verified
 
 __all__ = [
@@ -61,6 +61,8 @@ class LdsSecurityObject(core.Sequence):
     ]
 
 
+#: what makes EF.SOD's signer information unusable (malformed certificate fields included)
+_UNUSABLE: tuple[type[Exception], ...] = (*MALFORMED, KeyError, IndexError)
 _HASHES = {
     "sha1": hashlib.sha1,
     "sha224": hashlib.sha224,
@@ -193,7 +195,6 @@ def passive_authentication(
             "sod_algorithm_unsupported",
             f"EF.SOD or its DS certificate uses an algorithm this reader does not support ({exc})",
         )
-    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
-        # InvalidVersion: a DS certificate of an unknown X.509 version (not a ValueError)
+    except _UNUSABLE as exc:  # e.g. a DS of an unknown X.509 version
         return failed("sod_unusable", f"EF.SOD signer info unusable ({exc.__class__.__name__})")
     return validate_document_signer(ds, trust, at)

@@ -41,6 +41,17 @@ log = logging.getLogger(__name__)
 CSCA_MASTER_LIST_OID = "2.23.136.1.1.2"
 #: ICAO private extensions a DS or CSCA may carry (Doc 9303-12 7.1.1.3): name change, document type list
 ICAO_EXTENSIONS = frozenset({"2.23.136.1.1.6.1", "2.23.136.1.1.6.2"})
+#: what cryptography raises, on first access, for a certificate or CRL field it cannot parse: not only
+#: ValueError (fuzz card.sod found TypeError, DuplicateExtension and InvalidVersion reaching the read)
+MALFORMED: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
+_MALFORMED_OR_UNSUPPORTED: tuple[type[Exception], ...] = (*MALFORMED, UnsupportedAlgorithm)
+_NOT_ISSUED_BY: tuple[type[Exception], ...] = (*MALFORMED, InvalidSignature)
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
 
 
@@ -84,7 +95,7 @@ def load_trust_store(directory: Path) -> TrustStore:
                 certs.append(x509.load_der_x509_certificate(raw))
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("trust store: skipping %s (%s)", path.name, exc)
-    return TrustStore(tuple(c for c in certs if _parses(c)), tuple(crls))
+    return TrustStore(tuple(c for c in certs if _parses(c)), tuple(c for c in crls if _crl_parses(c)))
 
 
 def _parses(cert: x509.Certificate) -> bool:
@@ -100,8 +111,19 @@ def _parses(cert: x509.Certificate) -> bool:
         )
         _ = list(cert.extensions)
         cert.public_key()
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except _MALFORMED_OR_UNSUPPORTED as exc:
         log.warning("trust store: skipping a CSCA certificate (%s)", exc)
+        return False
+    return True
+
+
+def _crl_parses(crl: x509.CertificateRevocationList) -> bool:
+    try:
+        _ = (crl.issuer, crl.last_update_utc, list(crl.extensions))
+        for entry in crl:
+            _ = (entry.serial_number, entry.revocation_date_utc, list(entry.extensions))
+    except MALFORMED as exc:
+        log.warning("trust store: skipping a CRL (%s)", exc)
         return False
     return True
 
@@ -129,7 +151,7 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
 def _key_identifier(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bytes | None:
     try:
         value = _extension(cert, kind)
-    except ValueError:  # malformed extensions: reported by the checks that follow
+    except MALFORMED:  # malformed extensions: reported by the checks that follow
         return None
     if isinstance(value, x509.SubjectKeyIdentifier):
         return value.digest
@@ -244,8 +266,7 @@ def validate_document_signer(
     whole path holds; the returned verdict says which check decided otherwise."""
     try:
         return _validate(ds, trust, at)
-    except (ValueError, TypeError) as exc:  # cryptography parses names, dates, extensions on first
-        # access: ValueError for bad DER, TypeError for a name attribute of a type its OID forbids
+    except MALFORMED as exc:  # cryptography parses names, dates, extensions on first access
         return failed("ds_certificate_unusable", f"the DS certificate is malformed ({exc})")
 
 
@@ -266,7 +287,7 @@ def _validate(ds: x509.Certificate, trust: TrustStore | None, at: dt.datetime | 
         except UnsupportedAlgorithm as exc:
             unsupported = str(exc)
             continue
-        except (ValueError, TypeError, InvalidSignature):
+        except _NOT_ISSUED_BY:
             continue
         issuer = csca
         break
@@ -280,15 +301,15 @@ def _validate(ds: x509.Certificate, trust: TrustStore | None, at: dt.datetime | 
             "ds_signature_invalid",
             "the DS certificate's signature does not verify with the CSCA it names as issuer",
         )
-    # cryptography parses extensions on first access: a malformed one raises ValueError there
+    # cryptography parses extensions on first access: a malformed one raises there
     try:
         problem = _check_csca(issuer, at)
-    except ValueError as exc:
+    except MALFORMED as exc:
         return not_verified("csca_unusable", f"the CSCA certificate has a malformed extension ({exc})")
     if problem is None:
         try:
             problem = _check_ds(ds, at) or _revocation(ds, issuer, trust)
-        except ValueError as exc:
+        except MALFORMED as exc:
             return failed("ds_certificate_unusable", f"the DS certificate has a malformed extension ({exc})")
     if problem is not None:
         return problem

@@ -10,10 +10,12 @@ run it through a full read where the card can send it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 
 from drivers.card import lds, tlv
 from drivers.card.ca import parse_dg14
@@ -267,3 +269,61 @@ def test_finding_sod_whose_econtent_is_not_an_octet_string(adult: CardProfile, p
     as_sequence = sod_bytes[: at + 3] + b"\x30" + sod_bytes[at + 4 :]
     with pytest.raises(MalformedDataError):
         parse_sod(as_sequence)
+
+
+def _sod_with_ds(sod_bytes: bytes, edit: Callable[[asn1_x509.Certificate], None]) -> bytes:
+    """EF.SOD with its DS certificate edited (the certificate's own signature no longer matters: the
+    SOD signature covers the signed attributes, and the finding is met before the DS signature check)."""
+    info = cms.ContentInfo.load(tlv.parse_one(sod_bytes, 0x77).value)
+    cert = info["content"]["certificates"][0].chosen
+    edit(cert)
+    info["content"]["certificates"] = [asn1_x509.Certificate.load(cert.dump(force=True))]
+    return tlv.encode(0x77, info.dump(force=True))
+
+
+def test_finding_ds_with_a_duplicate_extension_fails(adult: CardProfile, pki: TestPki) -> None:
+    """cryptography raises x509.DuplicateExtension (an Exception, not a ValueError) on first access."""
+    sod = parse_sod((corpus_dir("card.sod") / "finding-ds-duplicate-extension.sod").read_bytes())
+    verdict = passive_authentication(sod, {}, fuzz_card.fuzz_trust(), fuzz_card.CHECK_TIME)
+    assert (verdict.authenticity, verdict.code) == (Authenticity.FAILED, "ds_signature_invalid")
+
+    def duplicate_first_extension(cert: asn1_x509.Certificate) -> None:
+        extensions = cert["tbs_certificate"]["extensions"]
+        extensions.append(asn1_x509.Extension.load(extensions[0].dump()))
+
+    files = build_files(adult, pki)
+    hostile = dict(files)
+    hostile[lds.EF_SOD.fid] = _sod_with_ds(files[lds.EF_SOD.fid], duplicate_first_extension)
+    # the duplicate used to escape the read from the key identifier look-up; now the look-up gives up
+    # and the edited certificate's signature decides
+    record = _read(hostile, adult, pki)
+    assert (record.authenticity, record.authenticity_code) == (  # type: ignore[attr-defined]
+        Authenticity.FAILED,
+        "ds_signature_invalid",
+    )
+
+
+def test_trust_folder_skips_a_crl_that_does_not_parse_whole(tmp_path: Path) -> None:
+    from asn1crypto import crl as asn1_crl
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from drivers.card.sim.pki import _name as pki_name
+    from drivers.card.sim.pki import crl_of, csca_certificate
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csca = csca_certificate(key, pki_name("CSCA"))
+    good = crl_of(key, csca, 7)
+    listed = asn1_crl.CertificateList.load(good.public_bytes(Encoding.DER))
+    extensions = listed["tbs_cert_list"]["crl_extensions"]
+    extensions.append(asn1_crl.TBSCertListExtension.load(extensions[0].dump()))  # CRLNumber twice
+    tbs = listed["tbs_cert_list"].dump(force=True)
+    listed["signature"] = key.sign(tbs, ec.ECDSA(hashes.SHA256()))  # correctly signed, badly formed
+    (tmp_path / "duplicate.crl").write_bytes(listed.dump(force=True))
+    (tmp_path / "good.crl").write_bytes(good.public_bytes(Encoding.DER))
+    assert x509.load_der_x509_crl((tmp_path / "duplicate.crl").read_bytes()).is_signature_valid(
+        key.public_key()
+    )
+    assert load_trust_store(tmp_path).crls == (good,)
