@@ -9,7 +9,7 @@ from pathlib import Path
 Target = Callable[[bytes], None]
 
 #: area modules under fuzz/ that define ``TARGETS``
-AREAS: tuple[str, ...] = ("text",)
+AREAS: tuple[str, ...] = ("card", "text")
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -333,9 +333,11 @@ class EffectHandlers:
             record = card.read_identity(keys)
             try:
                 authenticity = record.authenticity.value
-                if authenticity == "data_altered":
-                    raise AlteredCardError("card data does not match its signature")
-                identity = Identity(record.full_name, record.birth_date, authenticity)
+                if authenticity == "failed":  # genuine / not_verified / failed (drivers/card/verdict.py)
+                    raise AlteredCardError(f"card failed verification: {record.authenticity_reason}")
+                identity = Identity(
+                    record.full_name, record.birth_date, authenticity, record.birth_date_trusted
+                )
             finally:
                 record.wipe()  # the kiosk keeps only name and birth date, in the session
             return identity

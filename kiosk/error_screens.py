@@ -14,6 +14,7 @@ from drivers.card.errors import (
     CardError,
     CardRemovedError,
     CardTimeoutError,
+    ChipAuthenticationError,
     NotIdCardError,
     ReaderMissingError,
     WrongKeyError,
@@ -54,6 +55,7 @@ SCREEN_KEYS: dict[type[BaseException], str] = {
     WrongKeyError: "card.wrong_key",
     BadQrError: "card.bad_qr",
     AlteredCardError: "card.data_altered",
+    ChipAuthenticationError: "card.data_altered",  # a chip that cannot prove it holds the card's key
     CardError: "card.read_failed",
     # dossier look-up
     DossierNotFound: "lookup.not_found",

@@ -24,7 +24,9 @@ class Identity:
 
     full_name: str
     birth_date: date | None
-    authenticity: str  # "genuine" | "data_altered" | "signer_not_trusted" | "not_checked"
+    authenticity: str  # the card's verdict: "genuine" | "not_verified" (drivers/card/verdict.py)
+    #: only a genuine card's birth date may grant priority by age (a clone could carry any date)
+    birth_date_trusted: bool = False
 
     def age_on(self, today: date) -> int | None:
         if self.birth_date is None:

@@ -24,12 +24,14 @@ from kiosk.config import KioskConfig
 from kiosk.errors import KioskError
 
 if TYPE_CHECKING:
-    from drivers.card import AccessKey, CardReaderService, IdentityRecord, VirtualCard
+    from drivers.card import AccessKey, CardReaderService, IdentityRecord, TestPki, VirtualCard
     from kiosk.effects import Devices
 
 log = logging.getLogger(__name__)
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "drivers" / "card" / "profiles"
+#: the demo's test PKI, inside data_dir: its CSCA signs every demo card (``sim.citizen``)
+DEMO_PKI = "test-pki"
 
 
 class UnpluggableReader:
@@ -87,16 +89,49 @@ class SimulatedHardware:
         self.card: VirtualCard | None = None
         self._card_lock = threading.Lock()
         self.reader: UnpluggableReader | None = None
+        self._pki: TestPki | None = None
+
+    def demo_pki(self) -> TestPki:
+        """The test PKI that signs the demo cards (created on first use, then reused)."""
+        if self._pki is None:
+            from drivers.card import TestPki
+
+            self._pki = TestPki.load_or_create(self.config.kiosk.data_dir / DEMO_PKI)
+        return self._pki
+
+    def trust_dir(self) -> Path | None:
+        """The configured trust folder as the simulator reads it: a relative path lies in data_dir."""
+        configured = self.config.devices.card_reader.trust_dir
+        if configured is None or configured.is_absolute():
+            return configured
+        return self.config.kiosk.data_dir / configured
 
     def start_card_reader(self) -> None:
-        """pcscd with vpcd must run before the reader service opens a PC/SC context."""
+        """pcscd with vpcd must run before the reader service opens a PC/SC context; the trust folder
+        must hold the test CSCA before the service reads it."""
         from drivers.card import ensure_pcscd
 
         ensure_pcscd()
+        self._fill_trust_dir()
+
+    def _fill_trust_dir(self) -> None:
+        """Put the demo CSCA into a relative (data_dir) trust folder; an absolute one is the
+        technician's and is left alone (demo cards then verify only if it holds the test CSCA)."""
+        trust = self.trust_dir()
+        configured = self.config.devices.card_reader.trust_dir
+        if trust is None or configured is None or configured.is_absolute():
+            return
+        pki = self.demo_pki()
+        if trust.resolve() != pki.trust_dir.resolve():
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            trust.mkdir(parents=True, exist_ok=True)
+            (trust / "test-csca.pem").write_bytes(pki.csca_cert.public_bytes(Encoding.PEM))
 
     def attach(self, devices: Devices) -> None:
         self.devices = devices
         if devices.card is not None:
+            devices.card.trust_dir = self.trust_dir()  # relative paths lie in data_dir (simulate mode)
             self.reader = UnpluggableReader(devices.card)
             devices.card = self.reader  # type: ignore[assignment]
 
@@ -168,7 +203,7 @@ class SimulatedHardware:
 
     def citizen(self, args: dict[str, Any]) -> dict[str, Any]:
         """A citizen with an ID card: show its front QR to the camera and/or lay it on the reader."""
-        from drivers.card import CardFaults, TestPki, VirtualCard, load_profile
+        from drivers.card import CardFaults, VirtualCard, load_profile
 
         with self._card_lock:
             if args.get("remove"):
@@ -190,8 +225,7 @@ class SimulatedHardware:
                     self.card.remove()
                     self.card.close()
                 faults = CardFaults(**args.get("faults", {}))
-                pki = TestPki.load_or_create(self.config.kiosk.data_dir / "test-pki")
-                self.card = VirtualCard(profile, pki, faults)
+                self.card = VirtualCard(profile, self.demo_pki(), faults)
                 self.card.insert(port=self.config.devices.card_reader.vpcd_port)
                 done["card"] = "inserted"
             return done

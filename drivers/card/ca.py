@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from asn1crypto import core
 from asn1crypto import keys as asn1_keys
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -47,7 +48,11 @@ class ChipAuthInfo:
         return CA_PROTOCOLS[self.protocol][1]
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
-        key = serialization.load_der_public_key(self.public_key_der)
+        """The chip's static key; MalformedDataError when it is not an EC key this reader can use."""
+        try:
+            key = serialization.load_der_public_key(self.public_key_der)
+        except (ValueError, UnsupportedAlgorithm) as exc:  # e.g. an unknown curve or key type
+            raise MalformedDataError(f"DG14: chip authentication key unusable ({exc})") from exc
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise MalformedDataError("DG14: chip authentication key is not an EC key")
         return key
@@ -68,6 +73,7 @@ class _Infos(core.SetOf):
 def parse_dg14(data: bytes) -> list[ChipAuthInfo]:
     """ECDH chip authentication options of DG14 (a SET of SecurityInfos), AES first."""
     body = tlv.parse_one(data, 0x6E).value
+    tlv.check_nesting(body, "DG14")  # asn1crypto's .native recurses on nesting
     try:
         infos = _Infos.load(body, strict=True)
         protocols: list[tuple[str, int | None]] = []
@@ -75,7 +81,12 @@ def parse_dg14(data: bytes) -> list[ChipAuthInfo]:
         for info in infos:
             oid = info["protocol"].dotted
             optional = info["optional_data"]
-            key_id = int(core.Integer.load(optional.dump()).native) if optional.native is not None else None
+            # not optional.native: asn1crypto's .native fails with AttributeError on some types (REAL)
+            key_id = None
+            if not isinstance(optional, core.Void):
+                key_id = int(core.Integer.load(optional.dump()).native)
+            if key_id is not None and key_id < 0:
+                raise MalformedDataError("DG14: negative key id")
             if oid in CA_PROTOCOLS:
                 protocols.append((oid, key_id))
             elif oid == ID_PK_ECDH:
@@ -124,7 +135,9 @@ def perform_chip_auth(secure: CardTransport, info: ChipAuthInfo) -> SmSession | 
     chip_key = info.public_key()
     ephemeral = ec.generate_private_key(chip_key.curve)
     public = ephemeral_public_bytes(ephemeral)
-    key_ref = tlv.encode(0x84, bytes([info.key_id])) if info.key_id is not None else b""
+    key_ref = b""
+    if info.key_id is not None:  # keyId: an INTEGER, sent as its minimal big-endian bytes
+        key_ref = tlv.encode(0x84, info.key_id.to_bytes(max(1, (info.key_id.bit_length() + 7) // 8), "big"))
     oid = core.ObjectIdentifier(info.protocol).contents
     if info.cipher == "3des":
         answer = secure.transmit(CommandApdu(0x00, 0x22, 0x41, 0xA6, tlv.encode(0x91, public) + key_ref))

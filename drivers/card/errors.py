@@ -7,6 +7,7 @@ numbers from the card). The kiosk decides what a citizen sees for each (``kiosk.
 from __future__ import annotations
 
 from common.errors import DeviceError, DeviceUnavailableError
+from drivers.card.verdict import Verdict, failed
 
 __all__ = [
     "BadQrError",
@@ -14,6 +15,7 @@ __all__ = [
     "CardProtocolError",
     "CardRemovedError",
     "CardTimeoutError",
+    "ChipAuthenticationError",
     "MalformedDataError",
     "NotIdCardError",
     "ReaderMissingError",
@@ -79,6 +81,18 @@ class SecureMessagingError(CardProtocolError):
     """A protected response failed its MAC or structure check: the channel cannot be trusted any more."""
 
     code = "card_secure_messaging"
+
+
+class ChipAuthenticationError(SecureMessagingError):
+    """Chip authentication was accepted by the chip but its answers fail under the new keys: the chip
+    does not hold the DG14 private key (a clone with copied files). The read ends; ``verdict`` is the
+    card's verdict (failed) for staff and events."""
+
+    code = "card_chip_auth_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.verdict: Verdict = failed("chip_auth_failed", message)
 
 
 class MalformedDataError(CardProtocolError):

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
-from drivers.card.sod import Authenticity
+from drivers.card.verdict import NOT_READ, Authenticity, Verdict
 
-__all__ = ["PERSONAL_FIELDS", "Authenticity", "IdentityRecord"]
+__all__ = ["PERSONAL_FIELDS", "Authenticity", "IdentityRecord", "Verdict"]
 
 #: every field that carries personal data (not the verification results nor ``data_groups``)
 PERSONAL_FIELDS = (
@@ -45,7 +45,7 @@ def _mask_text(value: str) -> str:
 
 @dataclass(repr=False)
 class IdentityRecord:
-    """Fields of DG13 (Vietnamese text) and DG1, after passive authentication."""
+    """Fields of DG13 (Vietnamese text) and DG1, with the verdict on the card."""
 
     id_number: str = ""
     document_number: str = ""
@@ -68,13 +68,31 @@ class IdentityRecord:
     photo_mime: str = ""
     #: DG13 fields this version does not name (number -> text), kept as read
     extra: dict[int, str] = field(default_factory=dict)
-    authenticity: Authenticity = Authenticity.NOT_CHECKED
-    authenticity_reason: str = ""
+    #: genuine / not_verified / failed, with a code and a reason for staff (``verdict.py``)
+    verdict: Verdict = NOT_READ
     #: "passed", "failed", "not_supported" (no DG15) or "not_checked"
     active_auth: str = "not_checked"
     #: DG14 chip authentication: "passed", "failed", "not_supported" or "not_checked"
     chip_auth: str = "not_checked"
     data_groups: tuple[int, ...] = ()
+
+    @property
+    def authenticity(self) -> Authenticity:
+        return self.verdict.authenticity
+
+    @property
+    def authenticity_code(self) -> str:
+        return self.verdict.code
+
+    @property
+    def authenticity_reason(self) -> str:
+        return self.verdict.reason
+
+    @property
+    def birth_date_trusted(self) -> bool:
+        """May the birth date be trusted for priority for the elderly? Only when the card is genuine
+        (passive authentication with a trusted CSCA and an authenticated chip)."""
+        return self.verdict.birth_date_trusted
 
     def __repr__(self) -> str:
         return (
@@ -116,8 +134,12 @@ class IdentityRecord:
             value = getattr(self, name)
             if isinstance(value, date):
                 value = value.isoformat() if show_personal_data else "****-**-**"
-            elif isinstance(value, Authenticity):
-                value = value.value
+            elif isinstance(value, Verdict):
+                out["authenticity"] = value.authenticity.value
+                out["authenticity_code"] = value.code
+                out["authenticity_reason"] = value.reason
+                out["birth_date_trusted"] = value.birth_date_trusted
+                continue
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, str) and name in PERSONAL_FIELDS and not show_personal_data:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from drivers.card.errors import BadQrError
+from drivers.card.errors import BadQrError, MalformedDataError
 from drivers.card.mrz import check_digit, parse_td1
 
 #: Ages at which a CCCD must be renewed (14 only for cards issued under the 2023 law).
@@ -71,6 +71,8 @@ class AccessKey:
         td1 = parse_td1("".join(line.strip() for line in text.strip().splitlines()).replace(" ", ""))
         try:
             return cls.from_mrz(td1.document_number, td1.birth_yymmdd, td1.expiry_yymmdd, label="mrz-scan")
+        except ValueError as exc:  # check digits right, but e.g. letters where a date belongs
+            raise MalformedDataError(f"MRZ: {exc}") from exc
         finally:
             td1.wipe()
 

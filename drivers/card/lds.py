@@ -124,17 +124,21 @@ def _decode_string(item: tlv.Tlv) -> str:
     return item.value.decode("utf-8", "replace")
 
 
-def _strings(items: list[tlv.Tlv]) -> list[str]:
+def _strings(items: list[tlv.Tlv], depth: int) -> list[str]:
+    if items:
+        tlv.check_depth(depth, "DG13")
     out: list[str] = []
     for item in items:
         if item.tag in _STRING_TAGS:
             out.append(_decode_string(item))
         elif item.constructed:
-            out.extend(_strings(item.children()))
+            out.extend(_strings(item.children(), depth + 1))
     return out
 
 
-def _collect_fields(items: list[tlv.Tlv], dg: Dg13) -> None:
+def _collect_fields(items: list[tlv.Tlv], dg: Dg13, depth: int) -> None:
+    if items:
+        tlv.check_depth(depth, "DG13")
     for item in items:
         if not item.constructed:
             continue
@@ -144,21 +148,22 @@ def _collect_fields(items: list[tlv.Tlv], dg: Dg13) -> None:
             rest = kids[1:]
             if rest and (rest[0].tag == 0x06):  # the top-level header SEQUENCE {version, OID, ...}
                 dg.version = number
-                _collect_fields(rest[1:], dg)
+                _collect_fields(rest[1:], dg, depth + 1)
                 continue
             dg.raw[number] = b"".join(k.dump() for k in rest)
-            texts = _strings(rest)
+            texts = _strings(rest, depth + 1)
             if texts or number in DG13_FIELDS:
                 dg.values[number] = texts
         else:
-            _collect_fields(kids, dg)
+            _collect_fields(kids, dg, depth + 1)
 
 
 def parse_dg13(data: bytes) -> Dg13:
-    """Parse DG13 leniently: fields are SEQUENCE {INTEGER number, value...} wherever they are nested."""
+    """Parse DG13 leniently: fields are SEQUENCE {INTEGER number, value...} wherever they are nested
+    (at most ``tlv.MAX_DEPTH`` levels deep)."""
     body = tlv.parse_one(data, 0x6D).value
     dg = Dg13()
-    _collect_fields(tlv.parse_all(body), dg)
+    _collect_fields(tlv.parse_all(body), dg, 2)  # the elements of 6D are the second level
     if 1 not in dg.values:
         raise MalformedDataError("DG13: field 1 (ID number) missing")
     return dg
@@ -213,12 +218,14 @@ class FaceImage:
     mime: str  # image/jpeg or image/jp2
 
 
-def _find_biometric_data(items: list[tlv.Tlv]) -> bytes | None:
+def _find_biometric_data(items: list[tlv.Tlv], depth: int) -> bytes | None:
+    if items:
+        tlv.check_depth(depth, "DG2")
     for item in items:
         if item.tag in (0x5F2E, 0x7F2E):
             return item.value
         if item.constructed:
-            found = _find_biometric_data(item.children())
+            found = _find_biometric_data(item.children(), depth + 1)
             if found is not None:
                 return found
     return None
@@ -227,7 +234,7 @@ def _find_biometric_data(items: list[tlv.Tlv]) -> bytes | None:
 def parse_dg2(data: bytes) -> FaceImage:
     """First face image: ISO/IEC 19794-5 record inside the biometric data block (5F2E)."""
     body = tlv.parse_one(data, 0x75).value
-    block = _find_biometric_data(tlv.parse_all(body))
+    block = _find_biometric_data(tlv.parse_all(body), 2)
     if block is None or not block.startswith(b"FAC\x00") or len(block) < 14:
         raise MalformedDataError("DG2: no ISO 19794-5 facial record")
     pos = 14  # general header: 'FAC\0', version 4, record length 4, number of faces 2

@@ -84,6 +84,7 @@ class _SecurityInfos(core.SetOf):
 
 def parse_card_access(data: bytes) -> list[PaceInfo]:
     """The PACEInfos of EF.CardAccess that this reader supports (others are ignored), best first."""
+    tlv.check_nesting(data, "EF.CardAccess")  # asn1crypto's .native recurses on nesting
     try:
         infos = _SecurityInfos.load(data, strict=True)
         found: list[PaceInfo] = []
@@ -93,7 +94,8 @@ def parse_card_access(data: bytes) -> list[PaceInfo]:
                 continue
             version = core.Integer.load(info["required_data"].dump()).native
             optional = info["optional_data"]
-            parameter = core.Integer.load(optional.dump()).native if optional.native is not None else 0
+            # not optional.native: asn1crypto's .native fails with AttributeError on some types (REAL)
+            parameter = 0 if isinstance(optional, core.Void) else core.Integer.load(optional.dump()).native
             if parameter in CURVES_BY_PARAMETER_ID:
                 found.append(PaceInfo(oid, int(version), int(parameter)))
     except (ValueError, TypeError) as exc:

@@ -7,13 +7,13 @@ succeeded: on any error the partial data is wiped and nothing half-read leaves t
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -24,6 +24,7 @@ from drivers.card.ca import parse_dg14, perform_chip_auth
 from drivers.card.errors import (
     CardError,
     CardProtocolError,
+    ChipAuthenticationError,
     MalformedDataError,
     NotIdCardError,
     SecureMessagingError,
@@ -34,8 +35,10 @@ from drivers.card.identity import IdentityRecord
 from drivers.card.keys import AccessKey
 from drivers.card.pace import EF_CARD_ACCESS_SFI, PaceInfo, parse_card_access, perform_pace
 from drivers.card.sm import SecureTransport
-from drivers.card.sod import Authenticity, Sod, parse_sod, passive_authentication
+from drivers.card.sod import Sod, parse_sod, passive_authentication
 from drivers.card.transport import CardTransport
+from drivers.card.trust import TrustStore
+from drivers.card.verdict import NO_SOD, overall
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ class ReadOptions:
     chip_auth: bool = True  # DG14 chip authentication when the card offers it (then AA is skipped)
     pace: str = "auto"  # "auto": PACE for CAN keys; "prefer": also for MRZ keys if offered; "never"
     extended_block: int | None = None  # plaintext bytes per extended READ BINARY; None: short APDUs only
-    trust: list[x509.Certificate] | None = None
+    trust: TrustStore | None = None  # None: nothing can be verified (the verdict says not_verified)
+    at: datetime.datetime | None = None  # time of the certificate checks; None: now
 
 
 @dataclass
@@ -160,6 +164,13 @@ def chip_authentication(secure: SecureTransport, dg14: bytes) -> str:
     infos = parse_dg14(dg14)
     if not infos:
         return "not_supported"
+    try:
+        infos[0].public_key()
+    except MalformedDataError as exc:
+        # DG14 is vouched for by EF.SOD later; a key this reader cannot use is its limit, not the
+        # card's fault: no chip authentication (active authentication then runs when DG15 exists)
+        log.warning("chip authentication not possible: %s", exc.message)
+        return "not_supported"
     session = perform_chip_auth(secure, infos[0])
     if session is None:
         return "failed"
@@ -239,7 +250,7 @@ def read_identity_over(
                 files[number] = reader.read(lds.DATA_GROUPS[number])
             except SecureMessagingError as exc:
                 if ca == "passed" and number == 1:  # the first answer under the keys of chip authentication
-                    raise SecureMessagingError(
+                    raise ChipAuthenticationError(
                         "chip authentication failed: the chip does not hold the DG14 key (cloned chip?)"
                     ) from exc
                 raise
@@ -251,11 +262,7 @@ def read_identity_over(
         if options.active_auth and 15 in present and ca != "passed":  # CA already proved the chip
             files[15] = reader.read(lds.DG15)
             clock.lap("read_dg15")
-        if sod is not None:
-            result = passive_authentication(sod, files, options.trust)
-            authenticity, reason = result.authenticity, result.reason
-        else:
-            authenticity, reason = Authenticity.NOT_CHECKED, "card has no readable EF.SOD"
+        passive = passive_authentication(sod, files, options.trust, options.at) if sod else NO_SOD
         clock.lap("passive_auth")
         if 15 in files:
             aa = active_authentication(secure, files[15])
@@ -264,7 +271,7 @@ def read_identity_over(
         if 2 in files:
             face = lds.parse_dg2(files[2])
             record.photo, record.photo_mime = face.data, face.mime
-        record.authenticity, record.authenticity_reason = authenticity, reason
+        record.verdict = overall(passive, ca, aa)
         record.active_auth = aa
         record.chip_auth = ca
         record.data_groups = tuple(sorted(files))
@@ -273,7 +280,7 @@ def read_identity_over(
         if record is not None:
             record.wipe()
         raise
-    except (ValueError, IndexError, KeyError) as exc:  # a parser bug must not leak as a non-card error
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # a parser bug must not leak as such
         if record is not None:
             record.wipe()
         raise CardProtocolError(f"unexpected card data ({exc.__class__.__name__})") from exc

@@ -22,10 +22,12 @@ from drivers.card.reader import ReadOptions, ReadReport, read_identity_over, sel
 from drivers.card.transport import PcscContext
 
 if TYPE_CHECKING:
-    from cryptography import x509
+    from drivers.card.trust import TrustStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: pause before connecting again when the reader state was still the previous card's
+_SETTLE_PAUSE_S = 0.02
 
 
 class _Call:
@@ -63,7 +65,8 @@ class CardReaderService:
         self.block = block
         self.pace = pace
         self.last_report: ReadReport | None = None
-        self._trust: list[x509.Certificate] | None = None
+        self._trust: TrustStore | None = None
+        self._trust_from: Path | None = None
 
     # -- presence ---------------------------------------------------------------------------------
     def _run(
@@ -130,15 +133,16 @@ class CardReaderService:
         return bool(self._run("wait", lambda: self._with_context(work), timeout_s + 2.0))
 
     # -- reading ----------------------------------------------------------------------------------
-    def _trust_store(self) -> list[x509.Certificate] | None:
+    def _trust_store(self) -> TrustStore | None:
         if self.trust_dir is None:
             return None
-        if self._trust is None:
+        if self._trust is None or self._trust_from != self.trust_dir:
             from drivers.card.sod import load_trust_store
 
             if not self.trust_dir.is_dir():
                 raise CardError(f"trust store {self.trust_dir} is not a folder")
-            self._trust = load_trust_store(self.trust_dir)
+            # read once per folder: a new CSCA or CRL takes effect when the service is created again
+            self._trust, self._trust_from = load_trust_store(self.trust_dir), self.trust_dir
         return self._trust
 
     def read_identity(self, keys: Sequence[AccessKey], *, with_photo: bool = False) -> IdentityRecord:
@@ -155,15 +159,26 @@ class CardReaderService:
         report = ReadReport()
         started = time.perf_counter()
 
+        # The card may have been laid on the reader a moment ago: wait for it (present, ATR known,
+        # connect accepted) within the read's own budget instead of refusing a card still settling.
+        deadline = time.monotonic() + self.timeout_s
+
         def work(ctx: PcscContext) -> IdentityRecord:
             reader = ctx.find_reader(self.reader_name_substring)
-            if not ctx.card_present(reader):
-                raise CardRemovedError("no card in the reader")
-            transport = ctx.connect(reader)
-            try:
-                return read_identity_over(transport, keys, options, report)[0]
-            finally:
-                transport.close()
+            while True:
+                transport = ctx.connect_when_ready(reader, deadline)
+                try:
+                    return read_identity_over(transport, keys, options, report)[0]
+                except CardRemovedError:
+                    # Right after a card left, pcscd still reports it present for a moment and accepts
+                    # the connect; the first APDU then fails (SCardTransmit 0x80100016 with vpcd). A card
+                    # that answered nothing was never read: wait for one that answers, in the budget.
+                    if transport.stats.apdus or time.monotonic() >= deadline:
+                        raise
+                    log.info("card read: the card answered no APDU (reader state settling); waiting again")
+                finally:
+                    transport.close()
+                time.sleep(_SETTLE_PAUSE_S)
 
         try:
             record: IdentityRecord = self._run(
@@ -173,8 +188,9 @@ class CardReaderService:
             report.timings_ms["wall"] = round((time.perf_counter() - started) * 1000, 3)
             self.last_report = report
         log.info(
-            "card read: %s, %d APDUs, %.0f ms, key %s",
+            "card read: %s (%s), %d APDUs, %.0f ms, key %s",
             record.authenticity.value,
+            record.authenticity_code,
             report.apdu_count,
             report.timings_ms["wall"],
             report.key_label,
@@ -203,11 +219,11 @@ class CardReaderService:
             reader = ctx.find_reader(self.reader_name_substring)
             result["reader"], result["reader_found"] = reader, True
             result["timings_ms"]["find_reader"] = round((time.perf_counter() - t0) * 1000, 3)
-            if not ctx.card_present(reader):
+            if not ctx.card_present(reader):  # the self-test reports the reader as it is now
                 return
             result["card_present"] = True
             t0 = time.perf_counter()
-            transport = ctx.connect(reader)
+            transport = ctx.connect_when_ready(reader, time.monotonic() + min(1.0, self.timeout_s))
             try:
                 result["timings_ms"]["connect"] = round((time.perf_counter() - t0) * 1000, 3)
                 result["atr"] = transport.atr().hex().upper()  # identifies the chip model, not the person

@@ -45,6 +45,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--bad-tlv-dg13", action="store_true", help="garbage TLV lengths inside DG13")
     faults.add_argument("--no-sfi", action="store_true", help="refuse short file ids (SELECT needed)")
     faults.add_argument("--no-extended", action="store_true", help="answer 6700 to extended length")
+    faults.add_argument("--wrong-aa-key", action="store_true", help="a clone: AA signed with another key")
+    faults.add_argument("--wrong-ca-key", action="store_true", help="a clone: CA answered with another key")
+    faults.add_argument("--refuse-chip-auth", action="store_true", help="answer 6A88 to chip authentication")
+    faults.add_argument(
+        "--deep-nesting",
+        choices=("DG13", "DG2", "DG14", "EF.CardAccess"),
+        help="that file nests an element thousands of levels deep (a hostile card)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -66,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         bad_tlv_dg13=args.bad_tlv_dg13,
         no_sfi=args.no_sfi,
         no_extended=args.no_extended,
+        deep_nesting=args.deep_nesting,
+        wrong_aa_key=args.wrong_aa_key,
+        wrong_ca_key=args.wrong_ca_key,
+        refuse_chip_auth=args.refuse_chip_auth,
     )
     if args.start_pcscd:
         ensure_pcscd()

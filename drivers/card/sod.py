@@ -2,32 +2,42 @@
 
 The SOD is a CMS SignedData whose content is the LDSSecurityObject (hash of every data group). Passive
 authentication = data group hashes match + the CMS signature verifies with the document signer (DS)
-certificate inside + that certificate was issued by a CSCA in the configured trust store (a folder of
-certificates; ICAO master lists in it are opened too).
+certificate inside + that certificate's path to a CSCA of the trust folder validates (``trust.py``:
+dates, keyUsage, basicConstraints, key identifiers, CRL). The result is a ``Verdict``.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from drivers.card import tlv
 from drivers.card.errors import MalformedDataError
+from drivers.card.trust import MALFORMED, TrustStore, load_trust_store, validate_document_signer
+from drivers.card.verdict import Authenticity, Verdict, failed, not_verified
+
+__all__ = [
+    "Authenticity",
+    "Sod",
+    "TrustStore",
+    "Verdict",
+    "load_trust_store",
+    "parse_sod",
+    "passive_authentication",
+]
 
 log = logging.getLogger(__name__)
 
 LDS_SECURITY_OBJECT_OID = "2.23.136.1.1.1"
-CSCA_MASTER_LIST_OID = "2.23.136.1.1.2"
 
 
 class DataGroupHash(core.Sequence):
@@ -51,23 +61,8 @@ class LdsSecurityObject(core.Sequence):
     ]
 
 
-class _CertificateSet(core.SetOf):
-    _child_spec = asn1_x509.Certificate
-
-
-class CscaMasterList(core.Sequence):
-    _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]  # noqa: RUF012 - asn1crypto spec
-
-
-class Authenticity(StrEnum):
-    """What passive authentication proved; shown as is (never rounded up)."""
-
-    GENUINE = "genuine"
-    DATA_ALTERED = "data_altered"
-    SIGNER_NOT_TRUSTED = "signer_not_trusted"
-    NOT_CHECKED = "not_checked"
-
-
+#: what makes EF.SOD's signer information unusable (malformed certificate fields included)
+_UNUSABLE: tuple[type[Exception], ...] = (*MALFORMED, KeyError, IndexError)
 _HASHES = {
     "sha1": hashlib.sha1,
     "sha224": hashlib.sha224,
@@ -99,6 +94,7 @@ class Sod:
 
 def parse_sod(data: bytes) -> Sod:
     body = tlv.parse_one(data, 0x77).value
+    tlv.check_nesting(body, "EF.SOD")  # asn1crypto's .native recurses on nesting
     try:
         info = cms.ContentInfo.load(body)
         if info["content_type"].native != "signed_data":
@@ -107,8 +103,11 @@ def parse_sod(data: bytes) -> Sod:
         encap = signed["encap_content_info"]
         if encap["content_type"].dotted != LDS_SECURITY_OBJECT_OID:
             raise MalformedDataError("EF.SOD: content is not an LDSSecurityObject")
-        content = encap["content"].parsed if isinstance(encap["content"], core.ParsableOctetString) else None
-        raw = encap["content"].native if content is None else content.dump()
+        content = encap["content"]
+        if not isinstance(content, core.ParsableOctetString):  # absent, or another type (never .native:
+            raise MalformedDataError("EF.SOD: eContent is not an OCTET STRING")  # it fails on some)
+        raw = bytes(content)  # the octets the message digest covers (RFC 5652 5.4)
+        tlv.check_nesting(raw, "EF.SOD LDSSecurityObject")
         lso = LdsSecurityObject.load(raw)
         algorithm = lso["hash_algorithm"]["algorithm"].native
         hashes_ = {
@@ -143,92 +142,59 @@ def _verify(
         raise InvalidSignature("unsupported key type")
 
 
-@dataclass
-class PassiveAuthResult:
-    authenticity: Authenticity
-    reason: str  # English, no personal data
-    signer_subject: str = ""
-
-
-def load_trust_store(directory: Path) -> list[x509.Certificate]:
-    """CSCA certificates from PEM/DER files and ICAO master lists (.ml) in ``directory``."""
-    certs: list[x509.Certificate] = []
-    for path in sorted(directory.iterdir()):
-        if not path.is_file():
-            continue
-        raw = path.read_bytes()
-        try:
-            if b"-----BEGIN CERTIFICATE-----" in raw:
-                certs.extend(x509.load_pem_x509_certificates(raw))
-            elif path.suffix.lower() == ".ml":
-                certs.extend(_master_list_certs(raw))
-            else:
-                certs.append(x509.load_der_x509_certificate(raw))
-        except (ValueError, TypeError) as exc:
-            log.warning("trust store: skipping %s (%s)", path.name, exc)
-    return certs
-
-
-def _master_list_certs(raw: bytes) -> list[x509.Certificate]:
-    """Certificates of an ICAO CSCA master list. Its own signature is not checked here (the list is
-    placed by the technician); each CSCA is then only trusted to sign DS certificates."""
-    info = cms.ContentInfo.load(raw)
-    encap = info["content"]["encap_content_info"]
-    if encap["content_type"].dotted != CSCA_MASTER_LIST_OID:
-        raise ValueError("not a CSCA master list")
-    content = encap["content"]
-    payload = content.parsed.dump() if isinstance(content, core.ParsableOctetString) else content.native
-    master = CscaMasterList.load(payload)
-    return [x509.load_der_x509_certificate(c.dump()) for c in master["cert_list"]]
+def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo) -> asn1_x509.Certificate | None:
+    """The certificate the SignerInfo names (issuer and serial), else the first one EF.SOD carries."""
+    certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+    sid = signer["sid"]
+    if sid.name == "issuer_and_serial_number":
+        wanted = sid.chosen
+        for cert in certs:
+            if cert.issuer == wanted["issuer"] and cert.serial_number == wanted["serial_number"].native:
+                return cert
+    return certs[0] if certs else None
 
 
 def passive_authentication(
-    sod: Sod, files: dict[int, bytes], trust: list[x509.Certificate] | None
-) -> PassiveAuthResult:
-    """Check hashes of ``files`` (DG number -> bytes), the SOD signature and the DS certificate chain."""
+    sod: Sod,
+    files: dict[int, bytes],
+    trust: TrustStore | None,
+    at: datetime.datetime | None = None,
+) -> Verdict:
+    """Check hashes of ``files`` (DG number -> bytes), the SOD signature and the DS certificate's path
+    to a CSCA of ``trust`` at time ``at`` (default: now)."""
     for number, data in sorted(files.items()):
         expected = sod.dg_hashes.get(number)
         if expected is None:
-            return PassiveAuthResult(Authenticity.DATA_ALTERED, f"DG{number} is not listed in EF.SOD")
+            return failed("dg_not_in_sod", f"DG{number} is not listed in EF.SOD")
         if sod.hash(data) != expected:
-            return PassiveAuthResult(Authenticity.DATA_ALTERED, f"hash of DG{number} does not match EF.SOD")
+            return failed("hash_mismatch", f"hash of DG{number} does not match EF.SOD")
     signed = sod.signed_data
     try:
         signer = signed["signer_infos"][0]
-        certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
-        if not certs:
-            return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "EF.SOD carries no DS certificate")
-        ds = x509.load_der_x509_certificate(certs[0].dump())
+        cert = _signer_certificate(signed, signer)
+        if cert is None:
+            return not_verified("no_ds_certificate", "EF.SOD carries no DS certificate")
+        ds = x509.load_der_x509_certificate(cert.dump())
         digest_name = signer["digest_algorithm"]["algorithm"].native
         sig_algo = signer["signature_algorithm"].signature_algo
         content = signed["encap_content_info"]["content"]
-        econtent = content.parsed.dump() if isinstance(content, core.ParsableOctetString) else content.native
+        econtent = bytes(content)  # parse_sod made sure it is an OCTET STRING
         attrs = signer["signed_attrs"]
         if attrs:
             md = next((a["values"][0].native for a in attrs if a["type"].native == "message_digest"), None)
             if md != _HASHES[digest_name](econtent).digest():
-                return PassiveAuthResult(Authenticity.DATA_ALTERED, "EF.SOD message digest does not match")
+                return failed("sod_digest_mismatch", "EF.SOD message digest does not match")
             signed_bytes = b"\x31" + attrs.dump()[1:]  # signed as a SET, stored as [0] IMPLICIT
         else:
             signed_bytes = econtent
         _verify(ds.public_key(), signer["signature"].native, signed_bytes, sig_algo, digest_name)
     except InvalidSignature:
-        return PassiveAuthResult(Authenticity.DATA_ALTERED, "EF.SOD signature does not verify")
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        return PassiveAuthResult(
-            Authenticity.DATA_ALTERED, f"EF.SOD signer info unusable ({exc.__class__.__name__})"
+        return failed("sod_signature_invalid", "EF.SOD signature does not verify")
+    except UnsupportedAlgorithm as exc:  # e.g. a DS key on a curve OpenSSL does not know
+        return not_verified(
+            "sod_algorithm_unsupported",
+            f"EF.SOD or its DS certificate uses an algorithm this reader does not support ({exc})",
         )
-    subject = ds.subject.rfc4514_string()
-    if not trust:
-        return PassiveAuthResult(Authenticity.SIGNER_NOT_TRUSTED, "no CSCA trust store configured", subject)
-    for csca in trust:
-        if csca.subject != ds.issuer:
-            continue
-        try:
-            ds.verify_directly_issued_by(csca)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return PassiveAuthResult(Authenticity.GENUINE, "hashes, signature and CSCA chain verified", subject)
-    return PassiveAuthResult(
-        Authenticity.SIGNER_NOT_TRUSTED, "DS certificate not issued by a trusted CSCA", subject
-    )
+    except _UNUSABLE as exc:  # e.g. a DS of an unknown X.509 version
+        return failed("sod_unusable", f"EF.SOD signer info unusable ({exc.__class__.__name__})")
+    return validate_document_signer(ds, trust, at)

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 from drivers.card.errors import MalformedDataError
 
+#: deepest level of an element accepted in a file from the card (the outermost element is level 1).
+#: The LDS needs far less (DG13 6D/30/31/30/30/0C is 6, a CMS EF.SOD about 11); a hostile card nesting
+#: thousands of levels would otherwise make a recursive parser raise RecursionError.
+MAX_DEPTH = 32
+
 
 @dataclass(frozen=True)
 class Tlv:
@@ -102,6 +107,64 @@ def parse_one(data: bytes, expected_tag: int | None = None) -> Tlv:
     if expected_tag is not None and tag != expected_tag:
         raise MalformedDataError(f"TLV: expected tag {expected_tag:X}, found {tag:X}")
     return Tlv(tag, bytes(data[pos:]))
+
+
+def check_depth(depth: int, what: str = "TLV") -> None:
+    """For recursive walks over ``Tlv.children()``: MalformedDataError for elements at a level (the
+    outermost element is level 1) deeper than ``MAX_DEPTH``."""
+    if depth > MAX_DEPTH:
+        raise MalformedDataError(f"{what}: elements nested deeper than {MAX_DEPTH} levels")
+
+
+def check_nesting(data: bytes, what: str = "TLV", max_depth: int = MAX_DEPTH) -> None:
+    """MalformedDataError when an element anywhere in ``data`` sits deeper than ``max_depth`` levels.
+
+    For bytes handed to a library parser that recurses on nesting (asn1crypto's ``.native``): checked
+    first, without recursion. It follows more than the strict parser above accepts (tags and lengths of
+    any size, BER indefinite lengths), so nothing a library would parse is skipped; it stops quietly only
+    where the bytes end or stop being BER, and leaves that verdict to the parser that follows.
+    """
+    ends: list[int | None] = []  # end offset of each open constructed element, None: indefinite
+    pos, size = 0, len(data)
+    while pos < size:
+        while ends and ends[-1] is not None and pos >= ends[-1]:
+            ends.pop()
+        if ends and ends[-1] is None and data[pos : pos + 2] == b"\x00\x00":
+            ends.pop()  # end-of-contents of an indefinite-length element
+            pos += 2
+            continue
+        if len(ends) >= max_depth:  # this element is at level max_depth + 1
+            raise MalformedDataError(f"{what}: elements nested deeper than {max_depth} levels")
+        constructed = bool(data[pos] & 0x20)
+        if data[pos] & 0x1F == 0x1F:  # high tag number: base-128 bytes while b8 is set
+            pos += 1
+            while pos < size and data[pos] & 0x80:
+                pos += 1
+        pos += 1
+        if pos >= size:
+            return
+        first = data[pos]
+        pos += 1
+        length: int | None
+        if first < 0x80:
+            length = first
+        elif first == 0x80:  # indefinite length: constructed elements only
+            if not constructed:
+                return
+            length = None
+        elif first == 0xFF:
+            return
+        else:
+            count = first & 0x7F
+            if pos + count > size:
+                return
+            length = int.from_bytes(data[pos : pos + count], "big")
+            pos += count
+        if constructed:
+            ends.append(None if length is None else pos + length)
+        else:
+            assert length is not None
+            pos += length
 
 
 def find(data: bytes, tag: int) -> bytes:

@@ -7,6 +7,8 @@ nothing above this module sees pyscard.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -19,6 +21,8 @@ from drivers.card.errors import (
     CardTimeoutError,
     ReaderMissingError,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class DirectTransport(CardTransport):
 SCARD_S_SUCCESS = 0
 SCARD_E_TIMEOUT = 0x8010000A
 SCARD_E_NO_SMARTCARD = 0x8010000C
+SCARD_E_NOT_READY = 0x80100010
 SCARD_E_UNKNOWN_READER = 0x80100009
 SCARD_E_NOT_TRANSACTED = 0x80100016
 SCARD_E_READER_UNAVAILABLE = 0x80100017
@@ -89,6 +94,19 @@ _REMOVED = {
     SCARD_W_UNPOWERED_CARD,
     SCARD_W_UNRESPONSIVE_CARD,
 }
+#: what SCardConnect answers while a card that just arrived is being powered up, or while the reader
+#: state is still the previous card's: retried by ``connect_when_ready`` until its deadline
+_SETTLING = {
+    SCARD_E_NO_SMARTCARD,
+    SCARD_W_REMOVED_CARD,
+    SCARD_W_RESET_CARD,
+    SCARD_W_UNPOWERED_CARD,
+    SCARD_W_UNRESPONSIVE_CARD,
+    SCARD_E_NOT_READY,
+}
+#: longest single SCardGetStatusChange wait, and the pause before connecting again while settling
+_POLL_MS = 100
+_SETTLE_PAUSE_S = 0.02
 _NO_READER = {
     SCARD_E_UNKNOWN_READER,
     SCARD_E_READER_UNAVAILABLE,
@@ -148,37 +166,98 @@ class PcscContext:
         raise ReaderMissingError(f"{wanted} not found; PC/SC lists {names!r}")
 
     def card_present(self, reader: str) -> bool:
+        """Is a card there right now (zero timeout)? For status displays; a read waits instead."""
         return self.wait_for_card(reader, 0.0)
 
-    def wait_for_card(self, reader: str, timeout_s: float) -> bool:
-        """True once a card is in ``reader``; False after ``timeout_s``."""
+    def _reader_state(self, reader: str, known: int, timeout_ms: int) -> tuple[int, bytes] | None:
+        """SCardGetStatusChange for one reader: (event state, ATR), or None when ``timeout_ms`` passed
+        without a change from ``known``."""
         s = self._scard
-        states = [(reader, s.SCARD_STATE_UNAWARE)]
-        deadline = time.monotonic() + timeout_s
+        rc, new_states = s.SCardGetStatusChange(self._ctx, timeout_ms, [(reader, known)])
+        if _u32(rc) == SCARD_E_TIMEOUT:
+            return None
+        if rc != SCARD_S_SUCCESS:
+            raise pcsc_error("wait for card", rc)
+        _name, event, atr = new_states[0]
+        if event & s.SCARD_STATE_UNKNOWN:
+            raise ReaderMissingError("reader disappeared while waiting for a card")
+        return int(event), bytes(atr)
+
+    def _ready(self, event: int, atr: bytes) -> bool:
+        """A card is there, powered, and pcscd has its ATR (a card just laid on the reader is first
+        PRESENT with MUTE/UNPOWERED or without an ATR while pcscd powers it up)."""
+        s = self._scard
+        not_answering = s.SCARD_STATE_MUTE | s.SCARD_STATE_UNPOWERED
+        return bool(event & s.SCARD_STATE_PRESENT) and not event & not_answering and bool(atr)
+
+    def wait_for_card(self, reader: str, timeout_s: float) -> bool:
+        """True once a card in ``reader`` is present and answering (ATR known); False after ``timeout_s``."""
+        return self.wait_until_ready(reader, time.monotonic() + timeout_s)
+
+    def wait_until_ready(self, reader: str, deadline: float) -> bool:
+        """Block on SCardGetStatusChange until a card is ready or ``deadline`` (time.monotonic) passes.
+
+        Each wait is capped at ``_POLL_MS``: pcscd signals PRESENT once, and whether it has the ATR by
+        then depends on the driver, so a state that stays "present, no ATR" is asked again.
+        """
+        known = self._scard.SCARD_STATE_UNAWARE  # the first call answers at once with the state as is
         while True:
-            remaining = max(0, int((deadline - time.monotonic()) * 1000))
-            rc, new_states = s.SCardGetStatusChange(self._ctx, remaining, states)
-            if _u32(rc) == SCARD_E_TIMEOUT:
+            remaining_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
+            state = self._reader_state(reader, known, min(remaining_ms, _POLL_MS))
+            if state is not None:
+                event, atr = state
+                if self._ready(event, atr):
+                    return True
+                known = event & ~self._scard.SCARD_STATE_CHANGED
+            if time.monotonic() >= deadline:
                 return False
-            if rc != SCARD_S_SUCCESS:
-                raise pcsc_error("wait for card", rc)
-            _name, event, _atr = new_states[0]
-            if event & s.SCARD_STATE_UNKNOWN:
-                raise ReaderMissingError("reader disappeared while waiting for a card")
-            if event & s.SCARD_STATE_PRESENT and not event & s.SCARD_STATE_MUTE:
-                return True
-            if remaining == 0:
-                return False
-            states = [(reader, event & ~s.SCARD_STATE_CHANGED)]
 
     def connect(self, reader: str) -> PcscTransport:
+        """SCardConnect once, now (the card must be there): PC/SC errors are translated as they are."""
+        rc, transport = self._try_connect(reader)
+        if transport is None:
+            raise pcsc_error("connect to card", rc)
+        return transport
+
+    def _try_connect(self, reader: str) -> tuple[int, PcscTransport | None]:
         s = self._scard
         rc, handle, protocol = s.SCardConnect(
             self._ctx, reader, s.SCARD_SHARE_SHARED, s.SCARD_PROTOCOL_T0 | s.SCARD_PROTOCOL_T1
         )
         if rc != SCARD_S_SUCCESS:
-            raise pcsc_error("connect to card", rc)
-        return PcscTransport(s, handle, protocol)
+            return _u32(rc), None
+        return SCARD_S_SUCCESS, PcscTransport(s, handle, protocol)
+
+    def connect_when_ready(self, reader: str, deadline: float) -> PcscTransport:
+        """Wait for a card that is present and answering, then connect; both within ``deadline``.
+
+        A card that has just arrived (or whose reader state is still settling after the previous card)
+        can be reported present while SCardConnect still answers SCARD_E_NO_SMARTCARD,
+        SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD or SCARD_W_UNPOWERED_CARD (seen with vpcd: pcscd
+        powers the card up after it reported it): those are retried until the deadline. CardTimeoutError
+        when no card answered in time; any other PC/SC error is translated at once.
+        """
+        started = time.monotonic()
+        last = 0
+        while True:
+            if not self.wait_until_ready(reader, deadline):
+                waited = time.monotonic() - started
+                if last:
+                    raise CardTimeoutError(
+                        f"the card did not accept a connection within {waited:.1f} s "
+                        f"(last PC/SC error 0x{last:08X})"
+                    )
+                raise CardTimeoutError(f"no card answering in the reader within {waited:.1f} s")
+            rc, transport = self._try_connect(reader)
+            if transport is not None:
+                if last:
+                    log.debug("connect succeeded after settling (last 0x%08X)", last)
+                return transport
+            if rc not in _SETTLING:
+                raise pcsc_error("connect to card", rc)
+            last = rc
+            # The state pcscd reports may still be the previous one: give it a moment to change.
+            time.sleep(min(_SETTLE_PAUSE_S, max(0.0, deadline - time.monotonic())))
 
     def close(self) -> None:
         self._scard.SCardReleaseContext(self._ctx)

@@ -69,9 +69,11 @@ class TicketFlow(Flow):
         self.refresh_identity()
 
     def refresh_identity(self) -> None:
-        """Called again after the citizen identified with the ID card: the elderly get priority."""
+        """Called again after the citizen identified with the ID card: the elderly get priority, when the
+        card proved genuine (a birth date from an unverified chip grants nothing by itself; the citizen
+        can still ask for priority as anyone can)."""
         identity = self.ctx.session.identity
-        if identity is not None:
+        if identity is not None and identity.birth_date_trusted:
             age = identity.age_on(self.ctx.now().date())
             if age is not None and age >= PRIORITY_AGE:
                 self.priority = True

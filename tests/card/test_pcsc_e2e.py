@@ -157,7 +157,7 @@ def test_not_id_card_and_bad_mac_and_altered(
     inserted(adult, CardFaults(alter_dg13=True))
     _wait_present(service)
     record = service.read_identity([_key(adult)])
-    assert record.authenticity is Authenticity.DATA_ALTERED
+    assert (record.authenticity, record.authenticity_code) == (Authenticity.FAILED, "hash_mismatch")
 
 
 def test_reader_missing_when_configured_reader_is_not_listed(pcscd: str) -> None:
@@ -218,6 +218,7 @@ def test_cli_card_read_json(
     out = json.loads(done.stdout)
     assert out["full_name"] == "Nguyễn Văn An" and out["birth_date"] == "1990-05-17"
     assert out["expiry_date"] == "2030-05-17" and out["authenticity"] == "genuine"
+    assert (out["authenticity_code"], out["birth_date_trusted"]) == ("verified", True)
     assert out["apdu_count"] == 14 + 68 and "read_dg2" in out["timings"]  # DG2: ceil(15 082 / 223) = 68
     assert (out["chip_auth"], out["active_auth"]) == ("passed", "not_checked")
     assert photo.read_bytes()[:2] == b"\xff\xd8" and len(photo.read_bytes()) == 15000
@@ -236,6 +237,7 @@ def test_cli_card_read_json(
         ).stdout
     )
     assert masked["full_name"] == "N************" and masked["birth_date"] == "****-**-**"
+    assert (masked["authenticity"], masked["authenticity_code"]) == ("not_verified", "no_trust_store")
     assert "079090001234" not in json.dumps(masked)
 
     failed = _cli(

@@ -13,6 +13,7 @@ import pytest
 
 from drivers.card import lds, tlv
 from drivers.card.errors import (
+    ChipAuthenticationError,
     MalformedDataError,
     NotIdCardError,
     SecureMessagingError,
@@ -55,7 +56,11 @@ def test_identity_read_uses_the_optimal_apdu_count(
     sizes = _sizes(adult, pki)
     optimal = 3 + sum(math.ceil(sizes[name] / block) for name in ("EF.SOD", "DG1", "DG13"))
     assert report.apdu_count == chip.apdu_count == optimal
-    assert record.authenticity is Authenticity.GENUINE
+    # the data verified against the CSCA, but with AA and CA off the chip itself was not authenticated
+    assert (record.authenticity, record.authenticity_code) == (
+        Authenticity.NOT_VERIFIED,
+        "chip_not_authenticated",
+    )
     assert (record.full_name, record.birth_date, record.expiry_date) == (
         "Nguyễn Văn An",
         date(1990, 5, 17),
@@ -148,8 +153,9 @@ def test_altered_dg13_is_reported_not_hidden(direct_card: Maker, adult: CardProf
     record, _ = read_identity_over(
         transport, [_key(adult)], ReadOptions(trust=load_trust_store(pki.trust_dir))
     )
-    assert record.authenticity is Authenticity.DATA_ALTERED
+    assert (record.authenticity, record.authenticity_code) == (Authenticity.FAILED, "hash_mismatch")
     assert record.authenticity_reason == "hash of DG13 does not match EF.SOD"
+    assert not record.birth_date_trusted
 
 
 def test_truncated_file(direct_card: Maker, adult: CardProfile) -> None:
@@ -185,7 +191,8 @@ def test_wipe_clears_every_personal_field(direct_card: Maker, married: CardProfi
     record.wipe()
     assert record.is_wiped()
     assert record.full_name == "" and record.photo is None and record.birth_date is None
-    assert record.authenticity is Authenticity.SIGNER_NOT_TRUSTED  # not personal: kept for the event
+    # not personal: kept for the event (no trust folder here: not verified)
+    assert (record.authenticity, record.authenticity_code) == (Authenticity.NOT_VERIFIED, "no_trust_store")
 
 
 class _ScriptedCard(CardTransport):
@@ -258,8 +265,13 @@ def test_cloned_chip_without_the_dg14_key_is_caught(adult: CardProfile, pki: Tes
     clone = VirtualChip(
         files, _key(adult), pki.aa_key, ca_key=crypto_ec.generate_private_key(crypto_ec.SECP256R1())
     )
-    with pytest.raises(SecureMessagingError, match="chip authentication failed"):
+    with pytest.raises(SecureMessagingError, match="chip authentication failed") as info:
         read_identity_over(DirectTransport(clone.process), [_key(adult)], ReadOptions())
+    assert isinstance(info.value, ChipAuthenticationError) and info.value.code == "card_chip_auth_failed"
+    assert (info.value.verdict.authenticity, info.value.verdict.code) == (
+        Authenticity.FAILED,
+        "chip_auth_failed",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +296,7 @@ def test_rsa_active_authentication_iso9796_2(married: CardProfile, pki: TestPki,
         DirectTransport(impostor.process), [_key(married)], ReadOptions(chip_auth=False)
     )
     assert record.active_auth == "failed"
+    assert (record.authenticity, record.authenticity_code) == (Authenticity.FAILED, "active_auth_failed")
 
 
 def test_iso9796_2_verifier_rejects_tampering(rsa_key: Any) -> None:

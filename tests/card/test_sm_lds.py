@@ -145,19 +145,21 @@ def test_passive_authentication_states(adult: CardProfile, pki: TestPki, tmp_pat
     assert sod.dg_hashes[1] == hashlib.sha256(files[lds.DG1.fid]).digest()
     trust = load_trust_store(pki.trust_dir)
     assert passive_authentication(sod, _dg_files(files), trust).authenticity is Authenticity.GENUINE
-    assert passive_authentication(sod, _dg_files(files), None).authenticity is Authenticity.SIGNER_NOT_TRUSTED
+    result = passive_authentication(sod, _dg_files(files), None)
+    assert (result.authenticity, result.code) == (Authenticity.NOT_VERIFIED, "no_trust_store")
     other = TestPki.load_or_create(tmp_path / "other")
     result = passive_authentication(sod, _dg_files(files), load_trust_store(other.trust_dir))
-    assert result.authenticity is Authenticity.SIGNER_NOT_TRUSTED
+    assert (result.authenticity, result.code) == (Authenticity.NOT_VERIFIED, "ds_issuer_unknown")
     altered = _dg_files(files) | {13: files[lds.DG13.fid][:-1] + b"X"}
     result = passive_authentication(sod, altered, trust)
-    assert (result.authenticity, result.reason) == (
-        Authenticity.DATA_ALTERED,
+    assert (result.authenticity, result.code, result.reason) == (
+        Authenticity.FAILED,
+        "hash_mismatch",
         "hash of DG13 does not match EF.SOD",
     )
 
 
-def test_sod_signed_by_another_signer_is_data_altered(
+def test_sod_signed_by_another_signer_fails(
     adult: CardProfile, pki: TestPki, tmp_path: Path
 ) -> None:
     """A SOD whose signature does not verify with the DS certificate it carries: forged."""
@@ -169,11 +171,12 @@ def test_sod_signed_by_another_signer_is_data_altered(
     info["content"]["certificates"] = [asn1_x509.Certificate.load(pki.ds_cert.public_bytes(Encoding.DER))]
     sod = parse_sod(tlv.encode(0x77, info.dump(force=True)))
     result = passive_authentication(sod, _dg_files(files), load_trust_store(pki.trust_dir))
-    assert result.authenticity is Authenticity.DATA_ALTERED
+    assert (result.authenticity, result.code) == (Authenticity.FAILED, "sod_signature_invalid")
     assert result.reason == "EF.SOD signature does not verify"
 
 
 def test_trust_store_reads_der_and_skips_junk(pki: TestPki, tmp_path: Path) -> None:
     (tmp_path / "csca.cer").write_bytes(pki.csca_cert.public_bytes(Encoding.DER))
     (tmp_path / "notes.txt").write_bytes(os.urandom(40))
-    assert load_trust_store(tmp_path) == [pki.csca_cert]
+    store = load_trust_store(tmp_path)
+    assert (store.cscas, store.crls) == ((pki.csca_cert,), ())

@@ -237,8 +237,22 @@ def test_ticket_paper_out_then_retry(h: Harness) -> None:
     assert flow.state == "done"
 
 
+def test_an_unverified_card_grants_no_priority_by_age(h: Harness) -> None:
+    """A birth date from a chip that did not prove genuine (a clone could carry any date) grants nothing;
+    the citizen may still ask for priority like anyone else (issue 10, item 5)."""
+    h.script.answers[ReadCard] = Identity("Trần Thị Bích Ngọc", date(1940, 5, 2), "not_verified", False)
+    h.core.start("ticket")
+    h.core.start("identify")
+    flow = scan(h, "079140001234|123456789|Trần Thị Bích Ngọc|02051940|Nữ|Phường Bến Thành|01012021")
+    assert flow.state == "done"
+    h.core.close_flow()
+    ticket_flow = h.core.flow
+    assert isinstance(ticket_flow, TicketFlow) and not ticket_flow.priority
+    h.core.go_home()
+
+
 def test_elderly_identified_citizen_gets_priority(h: Harness) -> None:
-    h.script.answers[ReadCard] = Identity("Trần Thị Bích Ngọc", date(1940, 5, 2), "genuine")
+    h.script.answers[ReadCard] = Identity("Trần Thị Bích Ngọc", date(1940, 5, 2), "genuine", True)
     h.script.answers[IssueTicket] = ticket
     h.core.start("ticket")
     h.core.start("identify")

@@ -78,6 +78,12 @@ class CardFaults:
     no_sfi: bool = False  # READ BINARY with a short file id answers 6A86 (SELECT needed)
     no_extended: bool = False  # extended-length APDUs answer 6700
     no_pace: bool = False  # a BAC-only card: no EF.CardAccess, MSE:Set AT refused
+    wrong_aa_key: bool = False  # a clone: DG15 copied, but the chip signs with a key of its own
+    wrong_ca_key: bool = False  # a clone: DG14 copied, but the chip's key agreement uses its own key
+    refuse_chip_auth: bool = False  # MSE:Set AT / KAT for chip authentication answers 6A88
+    #: "DG13", "DG2", "DG14" or "EF.CardAccess": that file carries an element nested thousands of levels
+    #: deep (signed into EF.SOD like the genuine content), to attack recursive parsers
+    deep_nesting: str | None = None
 
     def active(self) -> list[str]:
         return [name for name, value in vars(self).items() if value not in (False, None, 0.0)]
@@ -113,6 +119,13 @@ class VirtualChip:
         self.pace = None if self.faults.no_pace else pace
         if self.pace is not None:
             self.files[EF_CARD_ACCESS_FID] = build_card_access([self.pace])
+            if self.faults.deep_nesting == "EF.CardAccess":
+                from drivers.card.sim.hostile import with_deep_nesting
+
+                # 90 levels: the reader reads EF.CardAccess with one plain READ BINARY of 256 bytes
+                self.files[EF_CARD_ACCESS_FID] = with_deep_nesting(
+                    "EF.CardAccess", self.files[EF_CARD_ACCESS_FID], depth=90
+                )
         self.apdu_count = 0
         self._removed_once = False
         self.reset()
@@ -316,6 +329,8 @@ class VirtualChip:
     def _chip_auth_mse(self, apdu: CommandApdu) -> ResponseApdu:
         if self._ca_key is None:
             return ResponseApdu(b"", SW_FUNC_NOT_SUPPORTED)
+        if self.faults.refuse_chip_auth:
+            return ResponseApdu(b"", SW_REF_DATA_NOT_FOUND)
         try:
             objects = {item.tag: item.value for item in tlv.iter_tlv(apdu.data)}
         except CardError:

@@ -233,12 +233,19 @@ def build_sod(dg_files: dict[int, bytes], pki: TestPki) -> bytes:
 
 
 def build_files(
-    profile: CardProfile, pki: TestPki, *, alter_dg13: bool = False, bad_tlv_dg13: bool = False
+    profile: CardProfile,
+    pki: TestPki,
+    *,
+    alter_dg13: bool = False,
+    bad_tlv_dg13: bool = False,
+    deep_nesting: str | None = None,
 ) -> dict[int, bytes]:
     """File id -> content of every EF on the virtual chip (EF.COM, DG1, DG2, DG3, DG13, DG14, DG15, EF.SOD).
 
     ``alter_dg13`` changes DG13 after signing (a forged card); ``bad_tlv_dg13``
-    breaks its inner TLV lengths before signing (a hostile card whose SOD still matches).
+    breaks its inner TLV lengths before signing (a hostile card whose SOD still matches);
+    ``deep_nesting`` ("DG13", "DG2", "DG14") nests an element thousands of levels deep in that data
+    group before signing.
     """
     jpeg, width, height = _portrait(profile.photo_bytes, profile.id_number)
     aa_spki = pki.aa_key.public_key().public_bytes(
@@ -256,6 +263,11 @@ def build_files(
         inner = 1 + (1 + (dg13[1] & 0x7F) if dg13[1] & 0x80 else 1)  # start of the inner SEQUENCE
         dg13[inner + 1 : inner + 3] = b"\x84\xff"  # a 4-byte length form follows, value garbage
         dgs[13] = bytes(dg13)
+    if deep_nesting in ("DG13", "DG2", "DG14"):
+        from drivers.card.sim.hostile import with_deep_nesting
+
+        number = int(deep_nesting[2:])
+        dgs[number] = with_deep_nesting(deep_nesting, dgs[number])
     files = {lds.DATA_GROUPS[n].fid: data for n, data in dgs.items()}
     files[lds.DG3.fid] = tlv.encode(0x63, b"")  # present but protected by EAC: reads answer 6982
     files[lds.EF_COM.fid] = lds.build_com([1, 2, 3, 13, 14, 15])

@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from common.errors import DeviceUnavailableError
 from drivers.card.errors import CardError
 from drivers.card.keys import AccessKey
@@ -61,13 +63,26 @@ class VirtualCard:
         self.profile = profile
         self.faults = faults or CardFaults()
         self._files = build_files(
-            profile, pki, alter_dg13=self.faults.alter_dg13, bad_tlv_dg13=self.faults.bad_tlv_dg13
+            profile,
+            pki,
+            alter_dg13=self.faults.alter_dg13,
+            bad_tlv_dg13=self.faults.bad_tlv_dg13,
+            deep_nesting=self.faults.deep_nesting,
         )
         self._key = AccessKey.from_mrz(
             profile.document_number, profile.birth_date.strftime("%y%m%d"), profile.mrz_expiry
         )
+        aa_key, ca_key = pki.aa_key, pki.ca_key
+        if self.faults.wrong_aa_key:  # files (DG15) from the PKI's key, signatures from another
+            aa_key = (
+                rsa.generate_private_key(public_exponent=65537, key_size=aa_key.key_size)
+                if isinstance(aa_key, rsa.RSAPrivateKey)
+                else ec.generate_private_key(aa_key.curve)
+            )
+        if self.faults.wrong_ca_key:
+            ca_key = ec.generate_private_key(ca_key.curve)
         self.chip = VirtualChip(
-            self._files, self._key, pki.aa_key, self.faults, can=profile.id_number[-6:], ca_key=pki.ca_key
+            self._files, self._key, aa_key, self.faults, can=profile.id_number[-6:], ca_key=ca_key
         )
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
