@@ -312,7 +312,6 @@ class EffectHandlers:
     # -- identity --------------------------------------------------------------------------------
     def read_card(self, effect: ReadCard) -> Identity:
         from drivers.card import AccessKey, access_keys_from_cccd_qr
-        from drivers.card.errors import CardTimeoutError
 
         card = self.devices.card
         if card is None:
@@ -328,8 +327,8 @@ class EffectHandlers:
                 if effect.cccd_qr
                 else [AccessKey.from_can(effect.can or "")]
             )
-            if not card.wait_for_card(self.config.devices.card_reader.timeout_s):
-                raise CardTimeoutError("no card placed on the reader in time")
+            # The read itself waits for the card to be present and answering, within the reader's
+            # timeout (CardTimeoutError when no card comes): no second wait before it.
             record = card.read_identity(keys)
             try:
                 authenticity = record.authenticity.value
