@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 
 from common.errors import ConfigError
 from contract.errors import SchemaError
@@ -34,7 +35,8 @@ from kiosk.flows.technician import (
 from kiosk.runtime import KioskRuntime, demo_config
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_HASH = hash_pin("2468")
+#: the cheapest argon2id the configuration accepts (m=19 MiB, t=2), for the tests of the lock-out
+DEMO_HASH = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1).hash("2468")
 
 
 class WallClock:
@@ -64,8 +66,6 @@ def test_the_pin_hash_is_salted_argon2id_and_slow() -> None:
 
 
 def test_the_configuration_refuses_a_cheap_or_malformed_hash(tmp_path: Path) -> None:
-    from argon2 import PasswordHasher
-
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("2468")
     text = SIMULATE_CONFIG.read_text(encoding="utf-8")
     current = next(line for line in text.splitlines() if line.startswith("technician_pin_hash"))
@@ -139,7 +139,7 @@ def test_a_damaged_or_far_future_lock_file_locks_instead_of_unlocking(tmp_path: 
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[KioskRuntime]:
-    config = demo_config(tmp_path)
+    config = demo_config(tmp_path, technician_pin_hash=DEMO_HASH)
     config = dataclasses.replace(
         config,
         devices=dataclasses.replace(
