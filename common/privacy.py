@@ -219,11 +219,15 @@ class SensitiveValues:
             return bool(self._phrases)
 
     def _compiled(self) -> re.Pattern[str] | None:
+        """One pattern: the phrases in any case; the words of a name as written or in capitals, as
+        whole words (``An`` is a name, ``an error`` is not)."""
         with self._lock:
             if self._pattern is None and (self._phrases or self._words):
-                alternatives = [re.escape(p) for p in sorted(self._phrases, key=len, reverse=True)]
-                alternatives += [rf"(?<!\w){re.escape(w)}(?!\w)" for w in sorted(self._words, key=len)]
-                self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+                phrases = sorted(self._phrases, key=len, reverse=True)
+                words = sorted({form for w in self._words for form in (w, w.upper())}, key=len, reverse=True)
+                alternatives = [f"(?i:{re.escape(p)})" for p in phrases]
+                alternatives += [rf"(?<!\w){re.escape(w)}(?!\w)" for w in words]
+                self._pattern = re.compile("|".join(alternatives))
             return self._pattern
 
     def search(self, text: str) -> bool:

@@ -79,9 +79,13 @@ def test_a_value_of_the_current_session_is_refused_until_the_session_is_wiped(jo
     for value in ("Lê Hoàng Nam", "lê hoàng nam", "for Nam", "04031990", "1990-03-04"):
         with pytest.raises(PrivacyError, match="current citizen's identity"):
             journal.append(Careless(extra={"note": value}))
+    journal.append(Careless(extra={"note": "nam"}))  # a name's word counts as written, not in any case
     session.wipe()
     assert not SESSION_VALUES
     journal.append(Careless(extra={"note": "for Nam"}))  # not personal any more: no such session
+    session.identity = Identity("Nguyễn Văn An", None, "genuine")
+    journal.append(DeviceFault("printer", "offline", "an error on the line"))  # English "an" is no name
+    session.wipe()
 
 
 def test_the_events_the_kiosk_really_writes_pass(journal):
