@@ -20,6 +20,7 @@ Standard library only: the app, the agent and the journal (in both processes) us
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.handlers
 import os
@@ -77,7 +78,12 @@ def key_words(key: str) -> list[str]:
 
 def personal_key(key: object) -> bool:
     """Whether ``key`` names personal data (``fullName``, ``ho_ten``, ``dob``, ``cccd``...)."""
-    words = key_words(str(key))[:_MAX_KEY_WORDS]
+    return _personal_key(str(key)[:200])
+
+
+@functools.lru_cache(maxsize=4096)
+def _personal_key(key: str) -> bool:
+    words = key_words(key)[:_MAX_KEY_WORDS]
     for start in range(len(words)):
         for end in range(start + 1, len(words) + 1):
             if "".join(words[start:end]) in PERSONAL_KEY_WORDS:
@@ -247,15 +253,19 @@ SESSION_VALUES = SensitiveValues()
 
 def personal_value_reason(text: str, *, today: date | None = None) -> str | None:
     """Why ``text`` looks like personal data (for an error message, never quoting it), or None."""
-    if SESSION_VALUES.search(text):
+    if SESSION_VALUES and SESSION_VALUES.search(text):
         return "a value of the current citizen's identity"
+    if len(text) < 8:  # shorter than any number, MRZ, code or date below
+        return None
+    if "<" not in text and not any(c.isdigit() for c in text):
+        return None  # every shape below has digits, except an MRZ's name line (which has "<")
     if ID_NUMBER.search(text):
         return "a CCCD/CMND-shaped number"
     if MRZ.search(text):
         return "an MRZ-shaped text"
     if DOSSIER_CODE.search(text):
         return "a dossier code (it leads to a person)"
-    if any(True for _ in name_runs(text)) and any(True for _ in _birth_dates(text, today or date.today())):
+    if any(True for _ in _birth_dates(text, today or date.today())) and any(True for _ in name_runs(text)):
         return "a date next to a name"
     return None
 
