@@ -134,7 +134,10 @@ class CommandExecutor:
         """The app refuses while a citizen's personal data is on screen (the reason is the result's);
         the PNG is deleted here once read, sent or not: the center asks again if it must."""
         reply = self._app("app.screenshot")
-        png_path = Path(str(reply.get("png_path", "")))
+        raw_path = reply.get("png_path")
+        if not isinstance(raw_path, str) or not raw_path:
+            raise CommandFailed("app.screenshot returned no png_path")
+        png_path = Path(raw_path)
         try:
             data = png_path.read_bytes()
         finally:
