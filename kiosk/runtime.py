@@ -276,7 +276,10 @@ class KioskRuntime:
                 self.poll_devices()
             except Exception:
                 log.exception("device poll failed")
-            self.prune_outputs()
+            try:
+                self.prune_outputs()
+            except Exception:
+                log.exception("retention of screenshots and printer output failed")
             self._stop.wait(POLL_INTERVAL_S)
 
     def prune_outputs(self) -> None:
