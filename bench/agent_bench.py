@@ -111,7 +111,7 @@ def bench_raw(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, infli
     payload_file = work / "payloads.hex"
     payload_file.write_text("\n".join(p.hex() for p in payloads))
     topic = KioskTopics(CENTER, "kiosk-raw").event("ticket_issued")
-    subscriber = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet")).connect(topic)
+    subscriber = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet-1")).connect(topic)
     try:
         out = subprocess.run(
             [
@@ -154,7 +154,7 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
     cfg = agent_config(broker, pki, "kiosk-a", heartbeat_s=5.0)
     conf = write_kiosk_toml(work / "kiosk.toml", "kiosk-a", data_dir, cfg)
     topics = KioskTopics(CENTER, "kiosk-a")
-    subscriber = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet")).connect(
+    subscriber = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet-1")).connect(
         f"{topics.base}/event/#"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -168,7 +168,8 @@ def bench_agent(broker: Broker, pki: Pki, payloads: list[bytes], work: Path, idl
     )
     try:
         proc = psutil.Process(agent.pid)
-        status_peer = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet")).connect(
+        # Its own fleet worker certificate: the broker makes a service's CN its client id.
+        status_peer = Peer(broker.service_port, str(pki.ca.cert_file), pki.client("fleet-2")).connect(
             topics.status
         )
         status_peer.wait_for(topics.status, lambda d: d["state"] == "online", timeout=20, live=True)

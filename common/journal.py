@@ -17,7 +17,8 @@ and deletes them only after the broker acknowledged them. The journal IS the age
   file notices the inode change and reopens.
 
 Events are the contract's typed payloads (``contract.events``), which have no field for personal data;
-``append`` also refuses any payload key that would name it (defence in depth).
+``append`` also refuses, anywhere in a payload, a key that would name it in any spelling and a value
+that looks like it (``common.privacy``; defence in depth). The file is its owner's alone (0600).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,33 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import MotcuaError, StoreError
+from common.privacy import PERSONAL_KEY_WORDS, find_personal_data
 from contract.events import EVENT_KINDS, EventPayload, JournalRecovered, OutboxDropped, payload_json
 
 log = logging.getLogger(__name__)
 
-#: Payload keys that would carry personal data; refused anywhere in a payload.
-PERSONAL_KEYS = frozenset(
-    {
-        "id_number",
-        "document_number",
-        "full_name",
-        "name",
-        "citizen_name",
-        "birth_date",
-        "date_of_birth",
-        "photo",
-        "face",
-        "mrz",
-        "place_of_origin",
-        "place_of_residence",
-        "address",
-        "father_name",
-        "mother_name",
-        "spouse_name",
-        "old_id_number",
-        "phone",
-    }
-)
+#: Payload key words that would carry personal data, refused anywhere in a payload in any spelling
+#: (``full_name``, ``fullName``, ``ho_ten``, ``ngaySinh``, ``so_cccd``...: ``common.privacy.personal_key``)
+PERSONAL_KEYS = PERSONAL_KEY_WORDS
+
+#: kinds the journal writes itself (counts, its own file name, SQLite's error): no citizen input, and a
+#: file name stamped to the microsecond would look like an ID number
+_OWN_KINDS = frozenset({OutboxDropped.KIND, JournalRecovered.KIND})
 
 DEFAULT_MAX_EVENTS = 200_000
 
@@ -118,16 +104,13 @@ class JournalStats:
         return self.pending / self.max_events
 
 
-def check_no_personal_data(value: Any, path: str = "payload") -> None:
-    """Raise PrivacyError if any key anywhere in ``value`` names personal data."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if str(key).lower() in PERSONAL_KEYS:
-                raise PrivacyError(f"{path}.{key} would carry personal data; events must not")
-            check_no_personal_data(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_no_personal_data(item, f"{path}[{index}]")
+def check_no_personal_data(value: Any, path: str = "payload", *, values: bool = True) -> None:
+    """Raise PrivacyError if a key anywhere in ``value`` names personal data or, with ``values``, a value
+    looks like it (a CCCD/CMND number, an MRZ, a dossier code, a date next to a name, a value of the
+    current citizen session's identity). The message says where and why, never the value."""
+    found = find_personal_data(value, path, values=values)
+    if found is not None:
+        raise PrivacyError(f"{found}; events must not carry personal data")
 
 
 _SCHEMA = """
@@ -141,6 +124,16 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 (or tighten it): whatever the process umask, the journal is its owner's."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _now_iso() -> str:
@@ -193,6 +186,7 @@ class EventJournal:
             os.close(fd)  # closing releases the flock
 
     def _connect(self) -> sqlite3.Connection:
+        _private_file(self.path)  # SQLite gives -wal and -shm the mode of the database file
         # check_same_thread=False: the app appends from worker threads; the lock serialises them.
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         try:
@@ -299,7 +293,7 @@ class EventJournal:
         if payload.kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {payload.kind!r}")  # a programming error
         data = payload.to_data()
-        check_no_personal_data(data)
+        check_no_personal_data(data, values=payload.kind not in _OWN_KINDS)
         return payload_json(payload)  # raises ContractError beyond MAX_PAYLOAD_BYTES (a caller's bug)
 
     def _insert(

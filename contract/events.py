@@ -151,6 +151,46 @@ class AppStarted(EventPayload):
 
 
 @dataclass(frozen=True)
+class TechnicianLogin(EventPayload):
+    """Audit: the technician PIN was accepted (never the PIN, never who)."""
+
+    KIND: ClassVar[str] = "technician_login"
+    #: the stored form that accepted it: "sha256_legacy" tells the center this kiosk must be re-keyed
+    scheme: Literal["argon2id", "sha256_legacy"] = "argon2id"
+    #: wrong PINs in a row before this one
+    failures_before: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class TechnicianLoginFailed(EventPayload):
+    """Audit: a wrong technician PIN."""
+
+    KIND: ClassVar[str] = "technician_login_failed"
+    #: wrong PINs in a row, this one included (kept across restarts)
+    failures: int = field(metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class TechnicianLockedOut(EventPayload):
+    """Audit: technician entry is locked after too many wrong PINs (each lock doubles the next)."""
+
+    KIND: ClassVar[str] = "technician_locked_out"
+    failures: int = field(metadata={"min": 1})
+    lockout_s: float = field(metadata={"min": 0})
+    #: locks since the last right PIN
+    lockouts: int = field(default=1, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class ServiceModeChanged(EventPayload):
+    """Audit: the kiosk went out of service or back, and who asked (the technician or the center)."""
+
+    KIND: ClassVar[str] = "service_mode_changed"
+    out_of_service: bool
+    source: Literal["technician", "center"]
+
+
+@dataclass(frozen=True)
 class OutboxDropped(EventPayload):
     """Written by the journal itself: it reached its bound and these oldest events were deleted unsent."""
 
@@ -190,7 +230,8 @@ EVENT_PAYLOADS: dict[str, type[EventPayload]] = {
     cls.KIND: cls
     for cls in (
         TicketIssued, TicketVoided, Lookup, Rating, CardRead, DeviceFault, DeviceRecovered, AppError,
-        SessionEnded, AppStarted, OutboxDropped, JournalRecovered,
+        SessionEnded, AppStarted, OutboxDropped, JournalRecovered, TechnicianLogin, TechnicianLoginFailed,
+        TechnicianLockedOut, ServiceModeChanged,
     )
 }
 EVENT_KINDS = frozenset(EVENT_PAYLOADS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,17 +65,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _log_to_file(data_dir: Path) -> None:
-    """Besides stderr (the systemd journal), a small rotating file that ``upload_logs`` can send."""
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(logs / "agent.log", maxBytes=1 << 20, backupCount=2)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    """Besides stderr (the systemd journal), a small rotating file (0600) that ``upload_logs`` can send;
+    both with the scrubbing formatter of ``common.privacy``."""
+    from common.privacy import private_log_handler, scrub_all_handlers
+
+    scrub_all_handlers()
+    logging.getLogger().addHandler(private_log_handler(data_dir / "logs" / "agent.log"))
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.privacy import private_umask
     from edge_agent.agent import Agent
 
+    private_umask()  # state, health file, logs, journal: the kiosk user's alone (0600/0700)
     settings = load_settings(args.config)
     _log_to_file(settings.data_dir)
     agent = Agent(settings)

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from common import ipc
 from common.errors import MotcuaError, NetworkError
+from common.privacy import scrub_bytes
 from contract.commands import (
     BlobInfo,
     Command,
@@ -32,18 +32,11 @@ from contract.schema import to_data
 
 log = logging.getLogger(__name__)
 
-#: ID numbers (CCCD 12 digits, old CMND 9), and MRZ-like lines: never leave the kiosk, even in logs
-_SCRUB = [
-    (re.compile(rb"(?<!\d)\d{9}(?:\d{3})?(?!\d)"), b"[redacted-id]"),
-    (re.compile(rb"[A-Z0-9<]{30,}"), b"[redacted-mrz]"),
-]
-
-
 def scrub_log(data: bytes) -> bytes:
-    """Defence in depth: logs carry no personal data by design; this removes what slipped through."""
-    for pattern, replacement in _SCRUB:
-        data = pattern.sub(replacement, data)
-    return data
+    """Defence in depth: logs carry no personal data by design; this removes what slipped through
+    (``common.privacy.scrub_text``): a line shaped like an ID card's QR goes whole; ID numbers, MRZs,
+    dossier codes, birth-date-shaped dates and name-shaped runs of words are replaced."""
+    return scrub_bytes(data)
 
 
 def _tail(path: Path, max_bytes: int) -> bytes:
@@ -138,9 +131,17 @@ class CommandExecutor:
         return self._app("app.notice", {"text_vi": args.text_vi, "text_en": args.text_en})
 
     def _do_screenshot(self, args: NoArgs, request: Command) -> dict[str, Any]:
+        """The app refuses while a citizen's personal data is on screen (the reason is the result's);
+        the PNG is deleted here once read, sent or not: the center asks again if it must."""
         reply = self._app("app.screenshot")
-        png_path = Path(str(reply.get("png_path", "")))
-        data = png_path.read_bytes()
+        raw_path = reply.get("png_path")
+        if not isinstance(raw_path, str) or not raw_path:
+            raise CommandFailed("app.screenshot returned no png_path")
+        png_path = Path(raw_path)
+        try:
+            data = png_path.read_bytes()
+        finally:
+            png_path.unlink(missing_ok=True)
         if not data.startswith(b"\x89PNG\r\n\x1a\n"):
             raise CommandFailed(f"app.screenshot returned {png_path.name}, which is not a PNG")
         return self._blob(request, data, "image/png")

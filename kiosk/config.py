@@ -41,11 +41,28 @@ class KioskSection(CitizenSettings):
     center_name: str
     data_dir: Path = Path("var/kiosk")
     timezone: str = "Asia/Ho_Chi_Minh"
-    #: technician PIN as ``sha256:<hex>`` (never the PIN itself); see ``main.py kiosk --hash-pin``
-    technician_pin_sha256: str = field(
-        default="sha256:" + "0" * 64,
-        metadata={"pattern": r"sha256:[0-9a-f]{64}", "pattern_hint": "sha256:<64 hex>"},
+    #: technician PIN as an argon2id hash (salted, slow; never the PIN itself): ``main.py kiosk --hash-pin``
+    #: makes one. Empty: no PIN, technician mode stays locked.
+    technician_pin_hash: str = field(
+        default="",
+        metadata={
+            "pattern": r"(\$argon2id\$v=19\$m=\d{1,8},t=\d{1,4},p=\d{1,3}"
+            r"\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{16,})?",
+            "pattern_hint": "$argon2id$v=19$m=...,t=...,p=...$<salt>$<hash> (main.py kiosk --hash-pin)",
+        },
     )
+    #: DEPRECATED (unsalted SHA-256 of the PIN, ``sha256:<hex>``): read in this release with a warning
+    #: at every start, refused by the next; ignored when ``technician_pin_hash`` is set
+    technician_pin_sha256: str = field(
+        default="",
+        metadata={"pattern": r"(sha256:[0-9a-f]{64})?", "pattern_hint": "sha256:<64 hex> (deprecated)"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.technician_pin_hash:
+            from kiosk.flows.technician import check_pin_hash
+
+            check_pin_hash(self.technician_pin_hash)
 
 
 @dataclass(frozen=True)

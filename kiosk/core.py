@@ -12,7 +12,6 @@ import logging
 import queue
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from common.errors import MotcuaError
 from common.journal import EventJournal
+from common.privacy import safe_traceback
 from contract.events import AppError, EventPayload, SessionEnded
 from kiosk.config import ConfigHolder, KioskConfig
 from kiosk.flows.base import Effect, Flow, FlowContext
@@ -122,8 +122,9 @@ class KioskCore:
         for listener in list(self._listeners):
             try:
                 listener()
-            except Exception:  # a broken screen must not stop the core
-                log.exception("screen listener failed")
+            except Exception as exc:  # a broken screen must not stop the core
+                # Where, never what: a widget's text may be a citizen's name.
+                log.error("screen listener failed: %s", safe_traceback(exc))
 
     # -- navigation ----------------------------------------------------------------------------
     @property
@@ -271,7 +272,9 @@ class KioskCore:
         try:
             return Outcome(flow, effect, result=route.handler(effect))
         except MotcuaError as exc:
-            log.warning("%s failed: %s", type(effect).__name__, exc.message)
+            # Allowlisted fields only: the message may quote a card, a scan or a back end (a dossier
+            # code the province system does not know). Device problems are logged by their handlers.
+            log.warning("%s failed: %s (%s)", type(effect).__name__, type(exc).__name__, exc.code)
             return Outcome(flow, effect, error=exc)
         except Exception as exc:
             return Outcome(flow, effect, crash=exc)
@@ -328,8 +331,12 @@ class KioskCore:
         self._after_step(flow, before, effects)
 
     def _crashed(self, exc: BaseException) -> None:
-        """An unexpected error: log it with its traceback, record it, and return the citizen home."""
-        log.error("unexpected error, returning home: %s", "".join(traceback.format_exception(exc)))
+        """An unexpected error: log where it happened, record it, and return the citizen home.
+
+        The traceback's frames are logged, never the exception's message: hostile input (a card's QR
+        held to the look-up camera) ends up in messages.
+        """
+        log.error("unexpected error, returning home: %s", safe_traceback(exc))
         self.record(AppError(type(exc).__name__, self.screen))
         self.go_home()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,18 +19,54 @@ from typing import Any
 from common.errors import ConfigError, MotcuaError
 from common.ipc import ControlServer
 from common.journal import EventJournal
-from contract.events import AppStarted
+from contract.events import AppStarted, ServiceModeChanged
 from kiosk import __version__
 from kiosk.config import ConfigHolder, KioskConfig, apply_overlay, apply_pushed
-from kiosk.core import KioskCore
+from kiosk.core import KioskCore, Route
 from kiosk.effects import Devices, EffectHandlers
 from kiosk.errors import KioskError
+from kiosk.flows.identify import IdentifyFlow
+from kiosk.flows.lookup import LookupFlow
+from kiosk.flows.technician import LOCKOUT_FILE, PinCheck, PinGuard, VerifyPin, pin_config_warnings
+from kiosk.flows.ticket import IssuedTicket, IssueTicket
 from kiosk.numbering import CenterTicketSource, open_ticket_source
 
 log = logging.getLogger(__name__)
 
 #: seconds between device polls (printer paper, reader and scanner presence)
 POLL_INTERVAL_S = 5.0
+#: a screenshot the agent did not collect (and delete) is deleted after this many seconds
+SCREENSHOT_KEEP_S = 300.0
+SCREENSHOT_DIR = "screenshots"
+
+
+class ScreenshotRefused(KioskError):
+    """The center asked for a screenshot while a citizen's personal data is on screen."""
+
+    code = "screenshot_refused"
+
+
+class _PrintedImages:
+    """Renderings of a ticket that carries a citizen's name: deleted with the citizen's session."""
+
+    def __init__(self, printer: Any, paths: list[Path]) -> None:
+        self.printer = printer
+        self.paths = paths
+
+    def wipe(self) -> None:
+        self.printer.wipe_outputs(self.paths)
+        self.paths = []
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner may enter (0700), created or tightened."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(0o700)
+    except OSError as exc:
+        log.warning("cannot make %s private: %s", path, exc)
+    return path
 
 
 def simulated(config: KioskConfig) -> KioskConfig:
@@ -73,8 +110,7 @@ class KioskRuntime:
         config = apply_pushed(config)
         self.settings = ConfigHolder(config)
         self.started = time.monotonic()
-        data_dir = config.kiosk.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = private_dir(config.kiosk.data_dir)
         self.journal = EventJournal(data_dir / "events.sqlite")
         self.tickets = open_ticket_source(config)  # [numbering] mode: this kiosk alone, or the center
         from kiosk.rating import RatingBook, RatingScale
@@ -100,7 +136,13 @@ class KioskRuntime:
             now=self.core.now,
             set_service_mode=self._service_mode_from_ui,
         )
-        self.core.set_routes(self.handlers.routes())
+        # The technician PIN: slow hash on a worker lane, escalating lock kept across restarts, audit.
+        self.core.pin_guard = PinGuard(
+            time.time, state_file=data_dir / LOCKOUT_FILE, record=self.handlers.record
+        )
+        for warning in pin_config_warnings(config.kiosk):
+            log.warning("%s", warning)
+        self.core.set_routes(self._routes())
         self.settings.subscribe(self._config_changed)
         self.control = ControlServer(data_dir / "app.sock")
         self._stop = threading.Event()
@@ -114,6 +156,34 @@ class KioskRuntime:
     @property
     def config(self) -> KioskConfig:
         return self.settings.current
+
+    def _routes(self) -> list[Route[Any]]:
+        routes: list[Route[Any]] = []
+        for route in self.handlers.routes():
+            if route.effect is IssueTicket:
+                route = Route(IssueTicket, self._issue_ticket, route.lane)
+            routes.append(route)
+        routes.append(Route(VerifyPin, self._verify_pin, "local"))
+        return routes
+
+    def _verify_pin(self, effect: VerifyPin) -> PinCheck:
+        return self.core.pin_guard.check(effect.pin, self.config.kiosk)
+
+    def _issue_ticket(self, effect: IssueTicket) -> IssuedTicket:
+        """Print a ticket; a virtual printer's rendering of one with a name goes with the session."""
+        printer = getattr(self.devices.printer, "simulator", None)
+        if effect.citizen_name is None or printer is None:
+            return self.handlers.issue_ticket(effect)
+        session = self.core.session  # the visit that asked (read on this lane: a reference, atomic)
+        mark = printer.output_mark()
+        try:
+            return self.handlers.issue_ticket(effect)
+        finally:  # printed or torn, the image shows the name
+            held = _PrintedImages(printer, printer.outputs_since(mark))
+            if session is not None:
+                session.hold(held)
+            if session is None or self.core.session is not session:
+                held.wipe()  # the citizen already left (checked after hold: no window between)
 
     def _config_changed(self, old: KioskConfig, new: KioskConfig) -> None:
         """What is built from the configuration follows it (the flows and timeouts read it live)."""
@@ -206,7 +276,27 @@ class KioskRuntime:
                 self.poll_devices()
             except Exception:
                 log.exception("device poll failed")
+            try:
+                self.prune_outputs()
+            except Exception:
+                log.exception("retention of screenshots and printer output failed")
             self._stop.wait(POLL_INTERVAL_S)
+
+    def prune_outputs(self) -> None:
+        """Retention of what holds pictures of the screen or of tickets: screenshots the agent did not
+        take away, the virtual printers' PNGs (``output_keep_last``/``output_keep_s``)."""
+        for printer in (self.devices.printer, self.devices.receipt_printer):
+            simulator = getattr(printer, "simulator", None)
+            if simulator is not None:
+                simulator.prune()
+        folder = self.config.kiosk.data_dir / SCREENSHOT_DIR
+        cutoff = time.time() - SCREENSHOT_KEEP_S
+        for path in folder.glob("*.png") if folder.is_dir() else ():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
 
     def stop(self) -> None:
         self._stop.set()
@@ -302,16 +392,48 @@ class KioskRuntime:
         self._on_ui(apply)
         return {}
 
+    def _set_service_mode(self, reason: str | None, source: str) -> None:
+        """UI thread: change the service mode and record the change (audit), if it is one."""
+        before = self.core.out_of_service_reason is not None
+        self.core.set_out_of_service(reason)
+        after = self.core.out_of_service_reason is not None
+        if after != before:
+            log.info("service mode: %s (%s)", "out of service" if after else "in service", source)
+            self.core.record(ServiceModeChanged(after, "technician" if source == "technician" else "center"))
+
     def _service_mode_from_ui(self, reason: str | None) -> None:
-        self._on_ui(lambda: self.core.set_out_of_service(reason))
+        self._on_ui(lambda: self._set_service_mode(reason, "technician"))
 
     def _service_mode(self, args: dict[str, Any]) -> dict[str, Any]:
         out = args.get("out_of_service")
         if not isinstance(out, bool):
             raise ValueError("'out_of_service' must be true or false")
         reason = str(args.get("reason") or "center") if out else None
-        self._on_ui(lambda: self.core.set_out_of_service(reason))
+        self._on_ui(lambda: self._set_service_mode(reason, "center"))
         return {"out_of_service": out}
+
+    # -- screenshots: never of a citizen's personal data --------------------------------------------
+    def personal_data_on_screen(self) -> str | None:
+        """Why the window may show a citizen's personal data now (UI thread), or None.
+
+        Refused while the visit holds an identity (the name on the identify and ticket screens), while
+        the ID-card step is open (the card's QR, the CAN typed), and while a dossier code is typed or
+        shown (it leads to a person).
+        """
+        session = self.core.session
+        if session is not None and session.identity is not None:
+            return "an identified citizen's name is part of the visit on screen"
+        for flow in self.core.flows:
+            if isinstance(flow, IdentifyFlow):
+                return "the ID-card step is on screen"
+            if isinstance(flow, LookupFlow) and (flow.typed or flow.code is not None or flow.status):
+                return "a dossier code is on screen"
+        return None
+
+    def screenshot_path(self) -> Path:
+        """Where the window saves the next screenshot (a private folder; the agent deletes it once sent)."""
+        folder = private_dir(self.config.kiosk.data_dir / SCREENSHOT_DIR)
+        return folder / f"screen-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}.png"
 
     def _screenshot(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.screenshot is None:
@@ -319,16 +441,29 @@ class KioskRuntime:
         done = threading.Event()
         result: dict[str, Any] = {}
 
-        def take() -> None:
+        def take() -> None:  # on the UI thread: what is checked is what is captured
             try:
+                reason = self.personal_data_on_screen()
+                if reason is not None:
+                    result["refused"] = reason
+                    return
                 assert self.screenshot is not None
-                result["png_path"] = str(self.screenshot())
+                path = self.screenshot()
+                os.chmod(path, 0o600)
+                result["png_path"] = str(path)
             finally:
                 done.set()
 
         self._on_ui(take)
         if not done.wait(10):
             raise KioskError("screenshot timed out")
+        if "refused" in result:
+            log.info("screenshot refused: %s", result["refused"])
+            raise ScreenshotRefused(
+                f"screenshot refused: {result['refused']} (citizens' personal data never leaves the "
+                "kiosk); ask again when the kiosk is idle"
+            )
+        self.prune_outputs()
         return result
 
     def _restart(self, args: dict[str, Any]) -> dict[str, Any]:

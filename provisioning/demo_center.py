@@ -229,8 +229,9 @@ def prepare(root: Path, base_config: Path = BASE_CONFIG) -> DemoPlan:
         directory.mkdir(parents=True, exist_ok=True)
     ca = CertificateAuthority.create(layout.pki, name="Mot Cua Demo CA", days=30)
     ca.issue(layout.pki, "broker", server=True, hosts=("127.0.0.1", "localhost"))
-    for name in (kiosk_id, "allocator", "fleet"):
-        ca.issue(layout.pki, name)
+    ca.issue(layout.pki, kiosk_id)
+    for name in ("allocator", "fleet"):
+        ca.issue(layout.pki, name, service=True)
     (layout.pki / "ca.key").unlink()  # nothing issues after start: the demo CA's key is not kept
     kiosk_port, service_port = free_port(), free_port()
     while service_port == kiosk_port:

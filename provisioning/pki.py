@@ -2,8 +2,17 @@
 
 Tests use it to run Mosquitto with real TLS and client certificates; the provisioning issue can use it
 to issue a kiosk's identity. The client certificate's CN is the kiosk id, which Mosquitto turns into
-the username (``use_identity_as_username``) that the ACL pattern ``%u`` confines. EC P-256 keys: fast
-to generate and to handshake on a small board.
+the username (``use_identity_as_username``) that the ACL pattern ``%u`` confines, and the client id
+(``use_username_as_clientid``). EC P-256 keys: fast to generate and to handshake on a small board.
+
+- A kiosk certificate is valid at most ``MAX_KIOSK_DAYS`` (365) days, and its CN must be a kiosk id
+  that is none of the center's names (``contract.wire.RESERVED_IDS``) nor one of their instance forms
+  (``fleet-1``, ``allocator-hcm``...): such a kiosk would take that service's client id.
+- A service certificate (``service=True``: ``fleet``, ``fleet-2``, ``allocator``, ``counter``...) must
+  carry exactly such a name.
+- Private keys are written 0600 (also over an existing file) in a 0700 folder. A kiosk's key is not
+  encrypted at rest: the kiosk must use it unattended after a reboot, so the passphrase would lie on the
+  same disk; its protection is the file's mode, the short validity and revocation.
 """
 
 from __future__ import annotations
@@ -18,6 +27,31 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from contract.wire import ID_RE, RESERVED_IDS, is_kiosk_id
+
+#: longest validity of a kiosk's client certificate (renewed by provisioning before it ends)
+MAX_KIOSK_DAYS = 365
+DEFAULT_DAYS = 365
+
+
+class PkiError(ValueError):
+    """A certificate that must not be issued (a reserved name for a kiosk, too long a validity)."""
+
+
+def is_service_name(name: str) -> bool:
+    """One of the center's names (``fleet``) or an instance of one (``fleet-2``, ``allocator-hcm``)."""
+    if ID_RE.fullmatch(name) is None:
+        return False
+    return name in RESERVED_IDS or any(name.startswith(f"{reserved}-") for reserved in RESERVED_IDS)
+
+
+def check_kiosk_name(name: str) -> None:
+    if not is_kiosk_id(name) or is_service_name(name):
+        raise PkiError(
+            f"{name!r} cannot be a kiosk's certificate name: a kiosk id is a-z, 0-9, - (2-63 characters) "
+            f"and none of the center's names ({', '.join(sorted(RESERVED_IDS))}) nor '<name>-...'"
+        )
 
 
 @dataclass(frozen=True)
@@ -36,7 +70,7 @@ class CertificateAuthority:
 
     @classmethod
     def create(cls, directory: Path, name: str = "Mot Cua Test CA", days: int = 3650) -> CertificateAuthority:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = dt.datetime.now(dt.UTC)
@@ -71,11 +105,25 @@ class CertificateAuthority:
         common_name: str,
         *,
         server: bool = False,
+        service: bool = False,
         hosts: tuple[str, ...] = (),
-        days: int = 825,
+        days: int = DEFAULT_DAYS,
     ) -> Issued:
-        """Issue ``<directory>/<common_name>.crt/.key``: a client cert, or a server cert for ``hosts``."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Issue ``<directory>/<common_name>.crt/.key``: a kiosk's client cert (the default), a center
+        service's (``service``), or a server cert for ``hosts`` (``server``). PkiError for a name or a
+        validity the kind does not allow."""
+        if not server:
+            if service:
+                if not is_service_name(common_name):
+                    reserved = ", ".join(sorted(RESERVED_IDS))
+                    raise PkiError(f"{common_name!r} is not a center service name: {reserved}, '<name>-...'")
+            else:
+                check_kiosk_name(common_name)
+                if days > MAX_KIOSK_DAYS:
+                    raise PkiError(f"a kiosk certificate is valid at most {MAX_KIOSK_DAYS} days, not {days}")
+        if days < 1:
+            raise PkiError("days: at least 1")
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
@@ -119,5 +167,6 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT keeps the mode of a file that was already there
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

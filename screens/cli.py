@@ -10,8 +10,9 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from kiosk import SIMULATE_CONFIG
 
@@ -35,20 +36,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fullscreen", action="store_true", help="fill the screen (the hall's kiosk)")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     parser.add_argument(
-        "--hash-pin", metavar="PIN", help="print the technician_pin_sha256 value for PIN and exit"
+        "--hash-pin",
+        action="store_true",
+        help="ask for a technician PIN (twice, on the terminal; or one line on stdin) and print its "
+        "technician_pin_hash line; the PIN is never taken from the command line",
     )
     parser.set_defaults(func=run)
 
 
+def read_pin(stdin: TextIO | None = None) -> str:
+    """The new technician PIN: typed twice without echo on a terminal, else one line of stdin."""
+    import getpass
+
+    from common.errors import ConfigError
+    from kiosk.flows.technician import check_pin_format
+
+    stream = stdin or sys.stdin
+    try:
+        if stream.isatty():
+            pin = getpass.getpass("New technician PIN (4-8 digits): ")
+            check_pin_format(pin)
+            if getpass.getpass("Same PIN again: ") != pin:
+                raise ConfigError("the two PINs differ; nothing printed")
+        else:
+            pin = stream.readline().rstrip("\r\n")
+            check_pin_format(pin)
+    except ConfigError as exc:
+        raise ConfigError(f"--hash-pin: {exc.message}") from None
+    return pin
+
+
 def run(args: argparse.Namespace) -> int:
     from common.errors import ConfigError
+    from common.privacy import private_umask, scrub_all_handlers
     from kiosk.config import load_config
-    from kiosk.flows.technician import hash_pin
 
+    private_umask()  # journal, books, logs, screenshots, printer output: this user's alone
+    scrub_all_handlers()  # stderr goes to the system journal: no personal data there either
     if args.hash_pin:
-        if not args.hash_pin.isdigit() or not 4 <= len(args.hash_pin) <= 8:
-            raise ConfigError("--hash-pin: the PIN must be 4 to 8 digits")
-        print(hash_pin(args.hash_pin))
+        from kiosk.flows.technician import hash_pin
+
+        print(f'technician_pin_hash = "{hash_pin(read_pin())}"')
         return 0
     path = args.config or (SIMULATE_CONFIG if args.simulate else None)
     if path is None:
@@ -63,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, display=dataclasses.replace(config.display, fullscreen=True))
     if args.check_config:
         from kiosk.config import apply_pushed
+        from kiosk.flows.technician import pin_config_warnings
 
         config = apply_pushed(config)  # what the center pushed must fit this file too
+        for warning in pin_config_warnings(config.kiosk):
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"{path}: ok (kiosk {config.kiosk.id}, {len(config.services)} service areas)")
         return 0
     return run_kiosk(config)
@@ -90,18 +121,18 @@ def prepare_kivy(display: DisplaySection, data_dir: Path) -> None:
     Config.set("kivy", "exit_on_escape", "0")
 
 
-def log_to_file(data_dir: Path) -> None:
-    """Also log to ``<data_dir>/logs/kiosk.log`` (rotated): the center's ``upload_logs`` reads it.
+def log_to_file(data_dir: Path) -> logging.Handler:
+    """Also log to ``<data_dir>/logs/kiosk.log`` (rotated, 0600): the center's ``upload_logs`` reads it.
 
-    Nothing personal is ever logged (tests/ui checks the records of an identified visit).
+    Citizen paths log allowlisted fields only (tests/ui checks the records of every path); the file's
+    formatter also removes whatever is shaped like personal data (``common.privacy``). Returns the
+    handler (a test removes it again).
     """
-    import logging.handlers
+    from common.privacy import private_log_handler
 
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(logs / "kiosk.log", maxBytes=1 << 20, backupCount=2)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = private_log_handler(data_dir / "logs" / "kiosk.log")
     logging.getLogger().addHandler(handler)
+    return handler
 
 
 def run_kiosk(config: KioskConfig) -> int:
@@ -118,14 +149,7 @@ def run_kiosk(config: KioskConfig) -> int:
     app = KioskApp(runtime.core, design_size=(config.display.width, config.display.height))
     app.device_states = runtime.handlers.device_states
     app.totals = runtime.totals
-    shots = config.kiosk.data_dir / "screenshots"
-    counter = [0]
-
-    def screenshot() -> Path:
-        counter[0] += 1
-        return app.screenshot(shots / f"screen-{counter[0]:04d}.png")
-
-    runtime.screenshot = screenshot
+    runtime.screenshot = lambda: app.screenshot(runtime.screenshot_path())
     runtime.stop_ui = app.stop
     runtime.start(ui_call=lambda fn: Clock.schedule_once(lambda _dt: fn(), 0))
     log.info("kiosk %s running; control socket %s", config.kiosk.id, runtime.control.path)

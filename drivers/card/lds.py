@@ -105,8 +105,8 @@ _STRING_TAGS = {0x0C, 0x13, 0x16, 0x1E, 0x14, 0x1A}
 class Dg13:
     """Field number -> list of text values (field 13 has two: father, mother); ``raw`` for the rest."""
 
-    values: dict[int, list[str]] = field(default_factory=dict)
-    raw: dict[int, bytes] = field(default_factory=dict)
+    values: dict[int, list[str]] = field(default_factory=dict, repr=False)  # personal data
+    raw: dict[int, bytes] = field(default_factory=dict, repr=False)
     version: int = 1
 
     def text(self, number: int) -> str | None:
@@ -214,7 +214,7 @@ _JP2 = (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")
 
 @dataclass(frozen=True)
 class FaceImage:
-    data: bytes
+    data: bytes = field(repr=False)  # the face: biometric data
     mime: str  # image/jpeg or image/jp2
 
 

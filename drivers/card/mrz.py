@@ -34,9 +34,12 @@ def _verify(name: str, field: str, digit: str) -> None:
         raise MalformedDataError(f"MRZ: check digit of {name} does not match")
 
 
-@dataclass
+@dataclass(repr=False)
 class Td1:
-    """The fields of a TD1 MRZ, as printed (fillers kept in optional data, names split)."""
+    """The fields of a TD1 MRZ, as printed (fillers kept in optional data, names split).
+
+    ``repr`` shows none of them: every field but the document code is personal data.
+    """
 
     document_code: str
     issuing_state: str
@@ -53,6 +56,9 @@ class Td1:
     @property
     def name(self) -> str:
         return f"{self.primary_identifier} {self.secondary_identifier}".strip()
+
+    def __repr__(self) -> str:
+        return f"Td1(document_code={self.document_code!r}, <personal data hidden>)"
 
     def wipe(self) -> None:
         for item in fields(self):

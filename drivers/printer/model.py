@@ -66,6 +66,10 @@ class PrinterConfig:
     port: int = 9100
     #: simulator: where ticket PNGs go
     output_dir: str = "var/printer"
+    #: simulator: the PNGs show a citizen's name when one identified: keep only the last this many
+    #: (0 = no count bound) and none older than ``output_keep_s`` seconds (0 = no age bound)
+    output_keep_last: int = 20
+    output_keep_s: float = 1800.0
     #: simulator: 0 = bytes arrive instantly; else the speed of a modelled serial line in baud
     line_baud: int = 0
     #: raise a device event when the paper near-end sensor trips
@@ -116,6 +120,8 @@ class PrinterConfig:
             raise ConfigError(f"{key}.feed_units_per_dot = {self.feed_units_per_dot}: expected 1..8")
         if not 1 <= self.qr_module_dots <= 16:
             raise ConfigError(f"{key}.qr_module_dots = {self.qr_module_dots}: expected 1..16")
+        if self.output_keep_last < 0 or self.output_keep_s < 0:
+            raise ConfigError(f"{key}.output_keep_last/output_keep_s: 0 (no bound) or more")
         if self.status_timeout <= 0:
             raise ConfigError(f"{key}.status_timeout must be > 0 seconds")
 
@@ -141,7 +147,7 @@ class TicketContent:
     issued_at: datetime
     #: people ahead in this queue; negative when unknown (offline), then the line is left out
     waiting_ahead: int | None  # None: not known (no center allocator, or issued offline): not printed
-    citizen_name: str | None = None
+    citizen_name: str | None = field(default=None, repr=False)  # personal data: never in a repr
     priority_label: str | None = None
     qr_data: str | None = None
     footer: str = ""

@@ -161,6 +161,8 @@ def open_printer(config: PrinterConfig, *, on_status: StatusListener | None = No
             line_baud=config.line_baud,
             units_per_dot=config.feed_units_per_dot,
             name=config.role,
+            keep_last=config.output_keep_last,
+            keep_s=config.output_keep_s,
         )
         return TicketPrinter(config, SimulatorTransport(sim), simulator=sim, on_status=on_status)
     return TicketPrinter(config, open_transport(config), on_status=on_status)

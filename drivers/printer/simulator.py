@@ -4,12 +4,19 @@ each ticket (cut to cut) into a PNG, so demos, technicians and tests see what pa
 It interprets what this package and python-escpos send (text, GS v 0, GS ( k QR, ESC J, cuts, code
 pages); anything else is skipped and listed in ``unknown`` so a test can insist on an empty list.
 Reachable in-process (:class:`SimulatorTransport`) or over TCP like a network printer on port 9100.
+
+Its PNGs show what the paper shows, a citizen's name included, so they are kept only as long as
+asked: the last ``keep_last`` and none older than ``keep_s`` seconds (``prune``, also at start and
+after every ticket), files 0600 in a 0700 folder; ``wipe_outputs`` deletes given ones at once (the
+kiosk does it for a ticket with a name when the citizen's session ends). ``printed`` and ``torn``
+stay the history of file names; a file pruned or wiped is gone from disk.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import socket
 import threading
 import time
@@ -48,7 +55,10 @@ class VirtualPrinter:
         units_per_dot: int = 1,
         codepages: dict[int, str] | None = None,
         name: str = "ticket",
+        keep_last: int = 0,
+        keep_s: float = 0.0,
     ) -> None:
+        """``keep_last``/``keep_s``: how many rendered tickets to keep and for how long (0: no bound)."""
         self.output_dir = Path(output_dir)
         self.width = width_dots
         self.line_baud = line_baud
@@ -72,12 +82,23 @@ class VirtualPrinter:
         self._buffer = bytearray()
         self._rows: list[bytearray] = []
         self._job_torn = False
+        self.keep_last = keep_last
+        self.keep_s = keep_s
         # continue numbering after a restart instead of overwriting earlier tickets
-        taken = [
-            int(p.name[len(name) + 1 :][:4])
-            for p in self.output_dir.glob(f"{name}-[0-9][0-9][0-9][0-9]*.png")
-        ]
+        earlier = sorted(self.output_dir.glob(f"{name}-[0-9][0-9][0-9][0-9]*.png"))
+        taken = [int(p.name[len(name) + 1 :][:4]) for p in earlier]
         self._seq = itertools.count(max(taken, default=0) + 1)
+        #: every output in order (printed and torn), for ``outputs_since``
+        self._history: list[Path] = []
+        #: files on disk this printer answers for: (written at, path), oldest first
+        self._on_disk: list[tuple[float, Path]] = []
+        for path in earlier:
+            try:
+                self._on_disk.append((path.stat().st_mtime, path))
+            except OSError:
+                continue
+        self._on_disk.sort()
+        self.prune()
         self._qr_module = 3
         self._qr_ecc = "L"
         self._qr_data = b""
@@ -357,12 +378,53 @@ class VirtualPrinter:
         self._rows, self._job_torn = [], False
         if not rows and not torn:
             return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         seq = next(self._seq)
         path = self.output_dir / f"{self.name}-{seq:04d}{'-torn' if torn else ''}.png"
         if rows:
-            self._image_of(rows).save(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                self._image_of(rows).save(handle, format="PNG")
+            self._on_disk.append((time.time(), path))
         (self.torn if torn else self.printed).append(path)
+        self._history.append(path)
+        self.prune()
+
+    # --- retention ------------------------------------------------------------------------------------
+    def output_mark(self) -> int:
+        """A mark for ``outputs_since``: how many tickets (printed or torn) came out so far."""
+        with self._lock:
+            return len(self._history)
+
+    def outputs_since(self, mark: int) -> list[Path]:
+        with self._lock:
+            return list(self._history[mark:])
+
+    def wipe_outputs(self, paths: list[Path]) -> None:
+        """Delete these renderings now (a ticket with a citizen's name, at the end of the visit)."""
+        with self._lock:
+            doomed = set(paths)
+            self._on_disk = [(at, p) for at, p in self._on_disk if p not in doomed]
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    def prune(self) -> int:
+        """Delete renderings beyond ``keep_last`` or older than ``keep_s``; returns how many went."""
+        with self._lock:
+            doomed: list[Path] = []
+            if self.keep_s > 0:
+                cutoff = time.time() - self.keep_s
+                while self._on_disk and self._on_disk[0][0] < cutoff:
+                    doomed.append(self._on_disk.pop(0)[1])
+            if self.keep_last > 0:
+                while len(self._on_disk) > self.keep_last:
+                    doomed.append(self._on_disk.pop(0)[1])
+        for path in doomed:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("virtual printer: cannot delete %s: %s", path.name, exc)
+        return len(doomed)
 
     def _image_of(self, rows: list[bytearray]) -> Image:
         from PIL import Image as PILImage

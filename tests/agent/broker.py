@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioning.pki import CertificateAuthority, Issued
+from provisioning.pki import CertificateAuthority, Issued, is_service_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "mosquitto"
@@ -42,11 +42,16 @@ class Pki:
     def create(cls, directory: Path, names: tuple[str, ...]) -> Pki:
         ca = CertificateAuthority.create(directory)
         server = ca.issue(directory, "broker", server=True, hosts=("127.0.0.1", "localhost"))
-        return cls(directory, ca, server, {name: ca.issue(directory, name) for name in names})
+        made = cls(directory, ca, server, {})
+        for name in names:
+            made.client(name)
+        return made
 
     def client(self, name: str) -> Issued:
+        """The certificate of ``name``: a center service's (``fleet``, ``fleet-2``, ``allocator``...) or
+        a kiosk's."""
         if name not in self.clients:
-            self.clients[name] = self.ca.issue(self.directory, name)
+            self.clients[name] = self.ca.issue(self.directory, name, service=is_service_name(name))
         return self.clients[name]
 
 

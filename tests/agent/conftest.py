@@ -55,18 +55,26 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+#: the fleet ingest workers' certificates in the shipped ACL: the broker makes a service's CN its client
+#: id, so peers that are connected at the same time need one each
+FLEET_WORKERS = ("fleet-1", "fleet-2", "fleet-3", "fleet-4")
+
+
 @pytest.fixture
 def peer_factory(broker: Broker, pki: Pki) -> Iterator[Callable[..., Peer]]:
+    """Fleet-side MQTT clients on the service port, each with its own fleet worker certificate (the
+    client id a test passes is replaced by the broker with that certificate's CN)."""
     peers: list[Peer] = []
 
     def make(
         *filters: str, target: Broker | None = None, persistent: bool = False, client_id: str | None = None
     ) -> Peer:
         b = target or broker
+        assert len(peers) < len(FLEET_WORKERS), "more fleet peers than fleet worker certificates"
         peer = Peer(
             b.service_port,
             str(pki.ca.cert_file),
-            pki.client("fleet"),
+            pki.client(FLEET_WORKERS[len(peers)]),
             persistent=persistent,
             client_id=client_id,
         )

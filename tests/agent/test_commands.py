@@ -98,6 +98,48 @@ def test_screenshot_is_sent_as_a_blob(session):
     }
     assert peer.wait(lambda: bool(peer.on(info["blob_topic"])))
     assert peer.on(info["blob_topic"])[0].payload == png
+    assert not app.screenshot_path.exists()  # deleted once sent: it may show what was on screen
+
+
+def test_a_screenshot_that_cannot_be_sent_is_deleted_too(make_agent, peer_factory, fake_app):
+    peer = peer_factory(T.cmd_res)
+    Image.new("RGB", (1200, 1200)).save(fake_app.screenshot_path, compress_level=0)  # ~4.3 MB of PNG
+    with make_agent(max_blob_bytes=1 << 20):
+        result = ask(peer, "screenshot")
+    assert result["status"] == "error" and "exceeds max_blob_bytes" in result["reason"]
+    assert not fake_app.screenshot_path.exists()
+
+
+def test_upload_logs_drops_card_qr_lines_and_scrubs_personal_values(session, data_dir):
+    """A real CCCD QR line logged by mistake: the numbers went, but the name, birth date and address
+    stayed (security review item 6). Now the line goes whole, and personal-looking values anywhere."""
+    _agent, peer, _app = session
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    qr = "079123456789|123456789|Nguyễn Văn An|01011990|Nam|Hà Nội|01012021"
+    (logs / "kiosk.log").write_text(
+        "\n".join(
+            [
+                "2026-11-23 09:00:00,000 INFO kiosk.core: kiosk ready",
+                f"2026-11-23 09:00:01,000 ERROR kiosk.core: unexpected error: ValueError: bad scan {qr!r}",
+                "2026-11-23 09:00:02,000 WARNING x: citizen Trần Thị Bích Ngọc born 03/11/1990",
+                "2026-11-23 09:00:03,000 WARNING x: MRZ IDVNM1900098761079190009876<<<",
+                "2026-11-23 09:00:04,000 WARNING kiosk.core: LookupDossier failed: no dossier "
+                "000.00.10.H12-210901-9999 in the demo store",
+                "2026-11-23 09:00:05,000 INFO kiosk.core: last line",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    result = ask(peer, "upload_logs", {"max_kb": 64})
+    assert result["status"] == "ok", result
+    assert peer.wait(lambda: bool(peer.on(result["result"]["blob_topic"])))
+    text = gzip.decompress(peer.on(result["result"]["blob_topic"])[0].payload).decode()
+    for value in ("079123456789", "123456789", "Nguyễn", "Văn An", "01011990", "Hà Nội", "01012021",
+                  "Trần", "Bích Ngọc", "03/11/1990", "IDVNM", "079190009876", "210901-9999"):
+        assert value not in text, value
+    assert "[redacted: a line with an ID card's QR text]" in text
+    assert "kiosk ready" in text and "last line" in text and "000.00.10.H12-[redacted-dossier]" in text
 
 
 def test_upload_logs_scrubs_id_numbers(session, data_dir):

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from argon2 import PasswordHasher
 
 from common.journal import EventJournal
 from drivers.card.errors import BadQrError, CardRemovedError
@@ -26,13 +27,22 @@ from kiosk.flows.base import Effect, Flow
 from kiosk.flows.identify import IdentifyFlow, ReadCard
 from kiosk.flows.lookup import LookupDossier, LookupFlow, PrintDossierStatus, RecordRejectedCode
 from kiosk.flows.rating import RatingFlow, SubmitRating
-from kiosk.flows.technician import PrintTestTicket, RunSelfTest, SetServiceMode, TechnicianFlow, hash_pin
+from kiosk.flows.technician import (
+    PinCheck,
+    PrintTestTicket,
+    RunSelfTest,
+    SetServiceMode,
+    TechnicianFlow,
+    VerifyPin,
+)
 from kiosk.flows.ticket import IssuedTicket, IssueTicket, TicketFlow
 from kiosk.rating import RatingOutcome
 from kiosk.session import Identity
 from tests.conftest import demo_config
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+#: the cheapest argon2id the configuration accepts (m=19 MiB, t=2): these tests are about the flow
+DEMO_PIN_HASH = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1).hash("2468")
 SEEN: set[tuple[str, str, str]] = set()
 FLOWS: tuple[type[Flow], ...] = (TicketFlow, IdentifyFlow, LookupFlow, RatingFlow, TechnicianFlow)
 
@@ -74,7 +84,7 @@ class Harness:
 @pytest.fixture
 def h(tmp_path: Path) -> Iterator[Harness]:
     config = demo_config(
-        tmp_path, technician_pin_sha256=hash_pin("2468"), idle_timeout_s=60, result_timeout_s=10
+        tmp_path, technician_pin_hash=DEMO_PIN_HASH, idle_timeout_s=60, result_timeout_s=10
     )
     journal = EventJournal(tmp_path / "events.sqlite")
     script = Script()
@@ -90,7 +100,14 @@ def h(tmp_path: Path) -> Iterator[Harness]:
         PrintTestTicket,
         SetServiceMode,
     )
-    routes = [Route(kind, script.handler, "test") for kind in effects]
+    routes: list[Route[Any]] = [Route(kind, script.handler, "test") for kind in effects]
+
+    def verify(effect: VerifyPin) -> PinCheck:
+        return core.pin_guard.check(effect.pin, config.kiosk)
+
+    # The PIN is checked by the core's own guard, on the fake clock (tests/kiosk/test_technician.py
+    # checks the guard itself: hash, persistence, audit events).
+    routes.append(Route(VerifyPin, verify, "test"))
     clock = Clock()
     core = KioskCore(
         ConfigHolder(config),

@@ -259,8 +259,8 @@ def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriv
     kiosk.shot("technician-pin")
     for digit in "1111":
         kiosk.tap(digit)
-    kiosk.tap("OK")
-    assert kiosk.core.flow.error_key == "technician.wrong_pin"
+    kiosk.tap("OK")  # the PIN is checked on a worker lane (argon2id, ~0.1 s)
+    kiosk.wait_for(lambda: kiosk.core.flow.error_key == "technician.wrong_pin", what="wrong PIN said")
     for digit in "2468":
         kiosk.tap(digit)
     kiosk.tap("OK")
@@ -320,7 +320,6 @@ def call_app(kiosk: KioskDriver, cmd: str, args: dict | None = None) -> dict:
 
 
 def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) -> None:
-    import json
 
     from common.ipc import IpcError
 
@@ -377,52 +376,6 @@ def test_center_commands_reach_the_screen(kiosk: KioskDriver, tmp_path: Path) ->
     call_app(kiosk, "app.service_mode", {"out_of_service": False})
     kiosk.wait_state("attract")
     call_app(kiosk, "app.notice", {"text_vi": "", "text_en": ""})
-
-
-@pytest.mark.pcsc
-def test_no_personal_data_left_after_the_visit(kiosk: KioskDriver, caplog: pytest.LogCaptureFixture) -> None:
-    """After an identified visit ends: nothing personal in the app's state, widgets, logs or outbox."""
-    import logging
-
-    from drivers.card import load_profile
-    from kiosk.simulation import PROFILES_DIR
-
-    person = load_profile(PROFILES_DIR / "married.toml")
-    personal = [
-        person.full_name,
-        person.id_number,
-        person.id_number[-9:],
-        person.place_of_residence,
-        person.birth_date.strftime("%d%m%Y"),
-        person.birth_date.isoformat(),
-        "Trần",
-    ]
-    caplog.set_level(logging.DEBUG)
-    start(kiosk)
-    kiosk.tap("Lấy số thứ tự")
-    kiosk.tap("Dùng thẻ Căn cước (không bắt buộc)")
-    kiosk.runtime.simulator.citizen({"profile": "married"})
-    kiosk.wait_state("identify", "done", timeout=20)
-    assert any(person.full_name in text for text in kiosk.texts())  # shown to the citizen, then...
-    kiosk.tap("Tiếp tục")
-    kiosk.tap("Hộ tịch")
-    kiosk.wait_state("ticket", "done")
-    kiosk.core._last_touch -= 3600  # the citizen walks away; the result screen times out
-    kiosk.wait_state("attract")
-    kiosk.frames(3)
-    assert kiosk.core.session is None and kiosk.core.flows == []
-    # Every screen, also those not on display (the screen manager keeps them off the widget tree).
-    widgets = [w for screen in kiosk.app.root.ids.screens.screens for w in screen.walk(restrict=True)]
-    widgets += list(kiosk.app.root.walk(restrict=True))
-    widget_texts = [w.text for w in widgets if isinstance(getattr(w, "text", None), str)]
-    outbox = [
-        json.dumps(e.to_dict(), ensure_ascii=False) for e in kiosk.runtime.journal.pending(limit=100_000)
-    ]
-    logged = [record.getMessage() for record in caplog.records]
-    for value in personal:
-        assert not any(value in text for text in widget_texts), f"{value!r} still in a widget"
-        assert not any(value in line for line in outbox), f"{value!r} in the outbox"
-        assert not any(value in line for line in logged), f"{value!r} in the log"
 
 
 def test_lookup_against_the_province_http_system(kiosk: KioskDriver, tmp_path: Path) -> None:

@@ -33,9 +33,9 @@ CA_PROTOCOL = "0.4.0.127.0.7.2.2.3.2.2"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CardProfile:
-    """The printed and chip data of one fictional citizen."""
+    """The printed and chip data of one fictional citizen (``repr`` hides it like a real one's)."""
 
     id_number: str
     full_name: str
@@ -54,6 +54,9 @@ class CardProfile:
     spouse_name: str = ""
     old_id_number: str = ""
     photo_bytes: int = 15000
+
+    def __repr__(self) -> str:
+        return "CardProfile(<personal data hidden>)"
 
     @property
     def document_number(self) -> str:
