@@ -35,8 +35,11 @@ RESERVED_IDS = frozenset(
 
 
 def is_kiosk_id(value: object) -> bool:
-    """A well-formed id that is not one of the center's reserved identities."""
-    return isinstance(value, str) and ID_RE.fullmatch(value) is not None and value not in RESERVED_IDS
+    """A well-formed id that is not one of the center's reserved identities, nor one of their numbered
+    instances (``fleet-2``: each fleet worker has a certificate of its own)."""
+    if not isinstance(value, str) or ID_RE.fullmatch(value) is None:
+        return False
+    return value not in RESERVED_IDS and value.split("-", 1)[0] not in RESERVED_IDS
 
 
 def now_iso(clock: datetime | None = None) -> str:

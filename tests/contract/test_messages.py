@@ -226,6 +226,7 @@ def test_topics_are_built_and_read_back() -> None:
     for bad in (
         "motcua/v1/hcm-ben-thanh/kiosk-01/status/extra", "motcua/v2/hcm/kiosk-01/status",
         "motcua/v1/hcm/fleet/status",  # a reserved name is never a kiosk
+        "motcua/v1/hcm/fleet-2/status",  # nor a numbered service instance
         "motcua/v1/HCM/kiosk-01/status", "motcua/v1/hcm/_center/ticket/req",
         "motcua/v1/hcm/k1/event/Bad-Kind",
     ):
