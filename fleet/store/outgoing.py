@@ -4,15 +4,17 @@ compare with what each kiosk applied."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 
+from common.errors import NotFoundError
 from fleet.store.base import Part, log_changes
-from fleet.store.commands import _push_from
-from fleet.store.models import ConfigPush
-from fleet.store.schema import commands, config_publications, config_pushes
+from fleet.store.commands import _command_from, _command_select, _push_from, _state_from
+from fleet.store.models import Command, ConfigPush, ConfigState
+from fleet.store.schema import commands, config_publications, config_pushes, config_states, kiosks, users
 from fleet.store.scope import Scope
 
 
@@ -37,6 +39,19 @@ class Outgoing(Part):
             ).all()
             log_changes(conn, at, [(r.center_id, r.kiosk_id, "kiosk") for r in gone])
         return [(r.center_id, r.kiosk_id, r.request_id) for r in gone]
+
+    def command(self, scope: Scope, kiosk_id: str, request_id: str) -> Command:
+        with self.db.read() as conn:
+            row = conn.execute(
+                _command_select().where(
+                    commands.c.kiosk_id == kiosk_id,
+                    commands.c.request_id == request_id,
+                    scope.centers_filter(commands.c.center_id),
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no command {request_id!r} of kiosk {kiosk_id!r}")
+        return _command_from(row)
 
     # --- configuration ---
 
@@ -125,3 +140,40 @@ class Outgoing(Part):
                 )
             )
             return {(r.target, r.version): r.body for r in rows if (r.target, r.version) in wanted}
+
+    def history(
+        self, scope: Scope, center_id: str, *, target: str | None = None, limit: int = 30
+    ) -> list[PushEntry]:
+        """Pushes of a center (or one target), newest first, with who pushed and when it was published."""
+        query = (
+            select(config_pushes, users.c.username, config_publications.c.published_at)
+            .select_from(
+                config_pushes.outerjoin(users, users.c.id == config_pushes.c.pushed_by).outerjoin(
+                    config_publications, config_publications.c.push_id == config_pushes.c.id
+                )
+            )
+            .where(config_pushes.c.center_id == center_id, scope.centers_filter(config_pushes.c.center_id))
+            .order_by(config_pushes.c.id.desc())
+            .limit(limit)
+        )
+        if target is not None:
+            query = query.where(config_pushes.c.target == target)
+        with self.db.read() as conn:
+            return [PushEntry(_push_from(r), r.username, r.published_at) for r in conn.execute(query)]
+
+    def states(self, scope: Scope, center_id: str) -> dict[str, ConfigState]:
+        """The latest ``config-state/1`` of every kiosk of the center that sent one."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(config_states)
+                .join(kiosks, kiosks.c.id == config_states.c.kiosk_id)
+                .where(kiosks.c.center_id == center_id, scope.centers_filter(kiosks.c.center_id))
+            )
+            return {r.kiosk_id: _state_from(r) for r in rows}
+
+
+@dataclass(frozen=True)
+class PushEntry:
+    push: ConfigPush
+    pushed_by_name: str | None
+    published_at: datetime | None
