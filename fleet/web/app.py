@@ -78,7 +78,9 @@ def routes() -> list[Route | Mount]:
         Route("/kiosks/{kiosk_id}/blobs/{request_id}", views_console.blob, name="blob"),
         Route("/kiosks/{kiosk_id}/config", views_config.kiosk_config, methods=["GET"], name="kiosk_config"),
         Route("/kiosks/{kiosk_id}/config", views_config.push_kiosk_config, methods=["POST"]),
-        Route("/centers/{center_id}/config", views_config.center_config, methods=["GET"], name="center_config"),
+        Route(
+            "/centers/{center_id}/config", views_config.center_config, methods=["GET"], name="center_config"
+        ),
         Route("/centers/{center_id}/config", views_config.push_center_config, methods=["POST"]),
         Route("/centers/{center_id}/notifications", views_notify.routes_page, methods=["GET"], name="routes"),
         Route("/centers/{center_id}/notifications", views_notify.add_route, methods=["POST"]),

@@ -40,7 +40,12 @@ class WorkerView:
 REFUSAL_COLUMNS = [
     Column("center_id", "alarms.center", lambda r: r.center_id),
     Column("kiosk_id", "alarms.kiosk", lambda r: r.kiosk_id),
-    Column("reason", "ingest.reason", lambda r: r.reason, lambda r, tr: tr.optional(f"ingest.why_{r.reason}", r.reason)),
+    Column(
+        "reason",
+        "ingest.reason",
+        lambda r: r.reason,
+        lambda r, tr: tr.optional(f"ingest.why_{r.reason}", r.reason),
+    ),
     Column("count", "ingest.count", lambda r: r.count),
     Column("first_at", "ingest.first_at", lambda r: r.first_at),
     Column("last_at", "ingest.last_at", lambda r: r.last_at),
@@ -53,8 +58,7 @@ def workers(ctx: Ctx, now: datetime) -> list[WorkerView]:
     holder = store.ingest.lease_holder(LEASE)
     leader = holder[0] if holder is not None and holder[1] > now else None
     return [
-        WorkerView(w, (now - w.updated_at).total_seconds(), w.id == leader)
-        for w in store.ingest.workers()
+        WorkerView(w, (now - w.updated_at).total_seconds(), w.id == leader) for w in store.ingest.workers()
     ]
 
 

@@ -30,11 +30,21 @@ DELIVERY_COLUMNS = [
 
 
 def _route_audit(route: NotificationRoute) -> dict[str, object]:
-    return {"kind": route.kind, "target": route.target, "min_severity": route.min_severity, "active": route.active}
+    return {
+        "kind": route.kind,
+        "target": route.target,
+        "min_severity": route.min_severity,
+        "active": route.active,
+    }
 
 
 def _page(
-    ctx: Ctx, center_id: str, *, status: int = 200, error: str | None = None, draft: dict[str, str] | None = None
+    ctx: Ctx,
+    center_id: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    draft: dict[str, str] | None = None,
 ) -> Response:
     store, scope = ctx.web.store, ctx.scope
     center = store.registry.center(scope, center_id)
@@ -73,7 +83,11 @@ def add_route(request: Request, ctx: Ctx) -> Response:
     assert user is not None
     center_id = request.path_params["center_id"]
     store.registry.center(scope, center_id)
-    kind, target, severity = ctx.field("kind"), ctx.field("target").strip(), ctx.field("min_severity", "major")
+    kind, target, severity = (
+        ctx.field("kind"),
+        ctx.field("target").strip(),
+        ctx.field("min_severity", "major"),
+    )
     draft = {"kind": kind, "target": target, "min_severity": severity}
     if kind not in ("email", "webhook"):
         return _page(ctx, center_id, status=400, error=ctx.t("routes.bad_kind"), draft=draft)
