@@ -167,7 +167,7 @@ class Processor:
             event.seq,
             event.kind,
             parse_time(event.occurred_at, "event.occurred_at"),
-            to_data(event.payload),
+            event.payload.to_data(),
             event.replay,
         )
         outcome = self.store.events.insert_event(center_id, kiosk_id, record, received_at=at)
