@@ -132,8 +132,9 @@ def fleet_filters(
 
 def fleet_center_filters(root: str = DEFAULT_ROOT, center_id: str = "+") -> list[str]:
     """What every ingest worker also subscribes to on its own (not shared): retained center-wide state
-    it must see at every connect. A shared subscription gets no retained messages (MQTT v5, 4.8.2), so
-    the allocator's status would only be known after its next change."""
+    it must see at every connect. Whether a shared subscription receives retained messages, and which
+    member of the group does, is up to the broker (Mosquitto 2.0.11 hands them to the subscribing
+    member); a plain subscription gets them everywhere."""
     return [f"{root}/{center_id}/{CENTER_SCOPE}/allocator/status"]
 
 

@@ -26,7 +26,7 @@ class _Mailbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.cond = threading.Condition()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self.cond:
@@ -83,7 +83,7 @@ def webhook_server() -> Iterator[Webhook]:
     hook = Webhook("")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with hook.cond:
                 status = hook.fail_with.pop(0) if hook.fail_with else 204
