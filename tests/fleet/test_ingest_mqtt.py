@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -27,7 +27,9 @@ from common.errors import StoreError
 from common.journal import EventJournal
 from contract.events import Event, TicketIssued
 from contract.wire import now_iso
+from fleet.ingest.process import Result
 from fleet.store import Scope, Store, open_store
+from fleet.store.models import Command as StoredCommand
 from fleet.web.views_config import kiosk_rows
 from tests.agent.broker import Broker, Pki, running_broker, temporary_pki
 from tests.agent.conftest import agent_config, spawn_agent, write_kiosk_toml
@@ -149,7 +151,7 @@ def test_commands_round_trip_with_screenshot_and_logs(
             ALL, "kiosk-b", "restart_app", {}, user, expires_at=fleet.db.now() - timedelta(seconds=1)
         ).request_id
 
-        def done() -> dict[str, object]:
+        def done() -> dict[str, StoredCommand]:
             found = {c.request_id: c for c in fleet.commands.for_kiosk(ALL, "kiosk-b")}
             return (
                 found
@@ -158,10 +160,10 @@ def test_commands_round_trip_with_screenshot_and_logs(
             )
 
         found = eventually(done, timeout=20)
-        assert [found[r].status for r in (notice, shot, logs, test_print)] == ["ok"] * 4  # type: ignore[attr-defined]
+        assert [found[r].status for r in (notice, shot, logs, test_print)] == ["ok"] * 4
         assert (
             found[stale].status == "error" and "expired before it could be sent" in found[stale].result_reason
-        )  # type: ignore[attr-defined]
+        )
         assert app.called("app.notice") == [{"text_vi": "Hôm nay nghỉ trưa 11:30–13:00", "text_en": ""}]
         assert app.called("app.restart") == []  # expired: never sent, never run
         assert len(app.called("app.print_test_ticket")) == 1
@@ -171,10 +173,10 @@ def test_commands_round_trip_with_screenshot_and_logs(
                 and fleet.blobs.infos(ALL, "kiosk-b", [shot, logs])
             )
         )
-        assert blob[shot].sha256 == hashlib.sha256(png).hexdigest() == found[shot].result["sha256"]  # type: ignore[attr-defined]
+        assert blob[shot].sha256 == hashlib.sha256(png).hexdigest() == found[shot].result["sha256"]
         archive = gzip.decompress(fleet.blobs.get(ALL, "kiosk-b", logs).data).decode()
         assert "==> kiosk.log <==" in archive and "079123456789" not in archive  # scrubbed on the kiosk
-        assert found[logs].result["files"] == ["kiosk.log", "agent.log"]  # type: ignore[attr-defined]
+        assert found[logs].result["files"] == ["kiosk.log", "agent.log"]
         assert fleet.ingest.refusals(ALL) == []
 
 
@@ -196,7 +198,7 @@ def test_configuration_is_pushed_applied_reported_and_a_refusal_shown(
             return found if found.status == "applied" else None
 
         applied = eventually(row, timeout=20)
-        assert applied.applied_center == center.version and applied.missing == []  # type: ignore[attr-defined]
+        assert applied.applied_center == center.version and applied.missing == []
         eventually(lambda: fleet.outgoing.published([center.id]))  # the broker's PUBACK, recorded
         assert fleet.registry.kiosk(ALL, "kiosk-c").heartbeat_s == 7  # the silence limit follows it
         assert app.called("app.reload_config"), "the app was asked to reload"
@@ -208,9 +210,9 @@ def test_configuration_is_pushed_applied_reported_and_a_refusal_shown(
             return found if found.status == "refused" else None
 
         shown = eventually(refusal, timeout=20)
-        assert shown.state.last_refused["version"] == refused.version  # type: ignore[attr-defined]
-        assert "at least 30 s" in shown.state.last_refused["reason"]  # type: ignore[attr-defined]
-        assert [d.key for d in shown.missing] == ["kiosk.idle_timeout_s"]  # type: ignore[attr-defined]
+        assert shown.state.last_refused["version"] == refused.version
+        assert "at least 30 s" in shown.state.last_refused["reason"]
+        assert [d.key for d in shown.missing] == ["kiosk.idle_timeout_s"]
 
 
 def test_will_means_offline_within_the_delay_and_a_quick_reconnect_raises_nothing(
@@ -287,12 +289,12 @@ def test_a_message_is_acknowledged_only_after_the_store_committed(
     with running_worker(fleet, settings) as broken:
         real = broken.processor.handle
 
-        def store_down(topic: str, payload: bytes, at: object) -> object:
+        def store_down(topic: str, payload: bytes, at: datetime) -> Result:
             if "/event/" in topic:
                 raise StoreError("database is down (test)")
-            return real(topic, payload, at)  # type: ignore[arg-type]
+            return real(topic, payload, at)
 
-        broken.processor.handle = store_down  # type: ignore[method-assign]
+        broken.processor.handle = store_down  # type: ignore[method-assign,assignment]
         with kiosk(broker, pki, "kiosk-f") as (_agent, _app, directory):
             journal = EventJournal(directory / "events.sqlite")
             journal.append_many(TicketIssued(f"B{n:03d}", "DATDAI") for n in range(1, 21))
