@@ -100,14 +100,13 @@ def from_health(
     decided = set(HEALTH_TYPES)
     if health.app.state == "down":
         wanted["app_down"] = Wanted(
-            "app_down", "major", detail={"state": "down", "error": (health.app.error or "")[:300]}
+            "app_down", "major", detail={"error": (health.app.error or "")[:300]}
         )
     if health.outbox.alarm:
         wanted["outbox_near_full"] = Wanted(
             "outbox_near_full",
             "major",
             detail={
-                "state": "near_full",
                 "pending": health.outbox.pending,
                 "max": health.outbox.max,
                 "fill_ratio": health.outbox.fill_ratio,

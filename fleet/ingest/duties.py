@@ -262,7 +262,7 @@ class Duties:
     def _gaps(self, now: datetime) -> None:
         missing = self.store.ingest.open_gap_kiosks(now - self.settings.alarms.gap_grace)
         for kiosk_id, count in missing.items():
-            want = Wanted("events_missing", "major", detail={"state": "missing", "count": count})
+            want = Wanted("events_missing", "major", detail={"state": "gap", "count": count})
             try:
                 reconcile(self.store, kiosk_id, {"events_missing": want}, ["events_missing"], at=now)
             except ConflictError:

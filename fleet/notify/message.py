@@ -38,11 +38,8 @@ def render(delivery: Delivery, *, now: datetime, zone: tzinfo, public_url: str |
     alarm = delivery.alarm
     kind = _VI.optional(f"alarm_type.{alarm.type}", alarm.type)
     state = (alarm.detail or {}).get("state")
-    state_text = (
-        _VI.optional(f"device_state.{state}", _VI.optional(f"alarm_state.{state}", str(state)))
-        if state
-        else ""
-    )
+    table = "device_state" if alarm.device else "alarm_state"
+    state_text = _VI.optional(f"{table}.{state}", str(state)) if state else ""
     severity = _VI.optional(f"severity.{alarm.severity}", alarm.severity)
     where = alarm.kiosk_id or delivery.center_name
     what = f"{kind}{f' ({state_text})' if state_text else ''}"

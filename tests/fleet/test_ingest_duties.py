@@ -79,7 +79,7 @@ def test_gaps_become_alarms_only_past_their_grace(worker: IngestWorker, clock: F
     clock.advance(seconds=61)
     worker.duties.sweep()
     [missing] = store.alarms.active_of_type("events_missing")
-    assert (missing.kiosk_id, missing.detail) == ("kiosk-bt-03", {"state": "missing", "count": 1})
+    assert (missing.kiosk_id, missing.detail) == ("kiosk-bt-03", {"state": "gap", "count": 1})
     insert(2)  # late after all
     worker.duties.sweep()
     assert store.alarms.active_of_type("events_missing") == []
