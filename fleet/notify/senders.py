@@ -51,7 +51,7 @@ class EmailSender:
         mail = MIMEText(message.body, "plain", "utf-8")
         mail["From"] = s.sender
         mail["To"] = to
-        mail["Subject"] = Header(message.subject, "utf-8")
+        mail["Subject"] = Header(message.subject, "utf-8")  # type: ignore[assignment]  # what it takes
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(domain=s.sender.rpartition("@")[2] or "localhost")
         try:
