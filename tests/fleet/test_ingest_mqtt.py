@@ -375,3 +375,87 @@ def test_throughput_of_one_worker(backend: str, store_url: str, broker: Broker, 
         assert store.events.gaps(ALL, "kiosk-g") == []
     finally:
         store.close()
+
+
+def test_fleet_ingest_runs_supervised_workers_that_come_back_after_a_kill(
+    fleet: Store, broker: Broker, pki: Pki, sqlite_url: str, tmp_path: Path
+) -> None:
+    """``main.py fleet ingest --workers 2`` as an operator runs it: two processes, visible in the store and
+    in ``fleet ingest-status``; one SIGKILLed comes back; SIGTERM stops them all."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    identity = pki.client("fleet")
+    prefix = f"cli-{uuid.uuid4().hex[:6]}"
+    command = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "fleet",
+        "ingest",
+        "--db",
+        sqlite_url,
+        "--broker",
+        f"127.0.0.1:{broker.service_port}",
+        "--ca",
+        str(pki.ca.cert_file),
+        "--cert",
+        str(identity.cert_file),
+        "--key",
+        str(identity.key_file),
+        "--workers",
+        "2",
+        "--client-id",
+        prefix,
+        "--session-expiry",
+        "0",
+    ]
+    log = (tmp_path / "ingest.log").open("wb")
+    supervisor = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def running() -> dict[str, int]:
+            now = fleet.db.now()
+            found = {
+                w.id: w.pid
+                for w in fleet.ingest.workers()
+                if w.id.startswith(prefix)
+                and w.stopped_at is None
+                and w.stats.get("connected")
+                and (now - w.updated_at).total_seconds() < 3
+            }
+            return found if len(found) == 2 else {}
+
+        pids = eventually(running, timeout=40)
+        assert set(pids) == {f"{prefix}-0", f"{prefix}-1"}
+        os.kill(pids[f"{prefix}-1"], signal.SIGKILL)
+        back = eventually(
+            lambda: (r := running()) and r[f"{prefix}-1"] != pids[f"{prefix}-1"] and r, timeout=40
+        )
+        assert back[f"{prefix}-0"] == pids[f"{prefix}-0"]  # the other one never stopped
+        status = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "fleet", "ingest-status", "--db", sqlite_url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        shown = json.loads(status.stdout)
+        assert {w["id"] for w in shown["workers"] if w["id"].startswith(prefix) and not w["stopped"]} == set(
+            pids
+        )
+        assert shown["duties"]["holder"] in set(pids)  # one of them holds the lease
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(60) == 0
+        stopped = {
+            w.id for w in fleet.ingest.workers() if w.id.startswith(prefix) and w.stopped_at is not None
+        }
+        assert stopped == set(pids)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+        log.close()
+    assert "exited with -9; restart 1" in (tmp_path / "ingest.log").read_text()
