@@ -118,6 +118,12 @@ def test_two_workers_split_the_shared_subscription_and_none_double_counts(
                 and all(w.stats.get("connected") for w in fleet.ingest.workers())
             )
         )
+        # the agent reports when its certificate expires (health/1 cert_not_after, read from its cert file)
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(pki.client("kiosk-a").cert_file.read_bytes())
+        health = eventually(lambda: fleet.telemetry.latest_health(ALL, "kiosk-a"))
+        assert health["cert_not_after"] == now_iso(cert.not_valid_after_utc)
         leaders = [w.id for w in fleet.ingest.workers() if w.stats.get("leader")]
         assert leaders == [f"{group}-0"]  # the one with duties; the other only stores
 
