@@ -99,6 +99,17 @@ class Backoff:
         self._previous = self.min_s
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """paho's matcher, but a shared subscription (MQTT v5 ``$share/{group}/{filter}``) matches what its
+    filter matches: the broker delivers the plain topic, and paho compares ``$share/...`` literally."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) < 3:
+            return False
+        topic_filter = parts[2]
+    return bool(paho.topic_matches_sub(topic_filter, topic))
+
+
 MessageHandler = Callable[[Message], None]
 AckHandler = Callable[[int, int, bool, str], None]  # generation, mid, failed, reason
 
@@ -120,7 +131,7 @@ class MqttLink:
         keepalive_s: int = 30,
         session_expiry_s: int = 86400,
         backoff: Backoff,
-        will: Callable[[], Will],
+        will: Callable[[], Will] | None = None,
         on_connected: Callable[[int], None] | None = None,
         on_disconnected: Callable[[int, str], None] | None = None,
         on_ack: AckHandler | None = None,
@@ -238,7 +249,7 @@ class MqttLink:
 
     # -- the supervisor -------------------------------------------------------------------------------
 
-    def _new_client(self, will: Will) -> paho.Client:
+    def _new_client(self, will: Will | None) -> paho.Client:
         v5 = self.protocol == "5"
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -258,11 +269,12 @@ class MqttLink:
                 cert_reqs=ssl.CERT_REQUIRED,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        will_props = None
-        if v5 and will.delay_s:
-            will_props = Properties(PacketTypes.WILLMESSAGE)
-            will_props.WillDelayInterval = will.delay_s
-        client.will_set(will.topic, will.payload, qos=1, retain=True, properties=will_props)
+        if will is not None:  # a service without a status of its own (the fleet's ingest) has none
+            will_props = None
+            if v5 and will.delay_s:
+                will_props = Properties(PacketTypes.WILLMESSAGE)
+                will_props.WillDelayInterval = will.delay_s
+            client.will_set(will.topic, will.payload, qos=1, retain=True, properties=will_props)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
@@ -287,7 +299,7 @@ class MqttLink:
     def _one_session(self) -> None:
         """One connection: connect, run until it is lost, then wait the backoff."""
         if not self._stopping.is_set():
-            will = self._will()
+            will = self._will() if self._will is not None else None
             client = self._new_client(will)
             with self._lock:
                 self._generation += 1
@@ -396,7 +408,7 @@ class MqttLink:
         )
         with self._lock:
             handlers = [
-                h for f, (_q, h) in self._subscriptions.items() if paho.topic_matches_sub(f, message.topic)
+                h for f, (_q, h) in self._subscriptions.items() if topic_matches(f, message.topic)
             ]
         if not handlers:
             self.ack(msg.generation, msg.mid, msg.qos)

@@ -117,6 +117,9 @@ class Health(Message):
     config_version: dict[str, int] = field(default_factory=dict, metadata={"max_items": 4})
     #: outbox_near_full, app_down, and ``<device>_<state>`` for every device state other than ok/unknown
     alarms: list[str] = field(default_factory=list, metadata={"max_items": 32})
+    #: (1.1) when the kiosk's client certificate expires (its notAfter, UTC): the center warns before a
+    #: kiosk is locked out of the broker; None when the agent cannot read its certificate
+    cert_not_after: str | None = field(default=None, metadata={"time": True, "max_len": 40})
 
 
 def health_alarms(app: AppHealth, devices: dict[str, DeviceHealth], outbox: OutboxHealth) -> list[str]:

@@ -118,14 +118,24 @@ class CenterTopics:
 def fleet_filters(
     root: str = DEFAULT_ROOT, center_id: str = "+", share: str | None = FLEET_SHARE
 ) -> list[str]:
-    """What the fleet's ingest workers subscribe to: everything kiosks report, as one shared
-    subscription so several workers split the load (MQTT v5 ``$share/{group}/...``)."""
+    """What the fleet's ingest workers subscribe to: everything kiosks report (status, health, command
+    results with their blobs, config states, events), as one shared subscription so several workers
+    split the load (MQTT v5 ``$share/{group}/...``)."""
     channels = ("status", "health", "cmd/res", "config/state")
     filters = [f"{root}/{center_id}/+/{channel}" for channel in channels]
     filters.append(f"{root}/{center_id}/+/event/+")
+    filters.append(f"{root}/{center_id}/+/blob/+")
     if share:
         return [f"$share/{share}/{f}" for f in filters]
     return filters
+
+
+def fleet_center_filters(root: str = DEFAULT_ROOT, center_id: str = "+") -> list[str]:
+    """What every ingest worker also subscribes to on its own (not shared): retained center-wide state
+    it must see at every connect. Whether a shared subscription receives retained messages, and which
+    member of the group does, is up to the broker (Mosquitto 2.0.11 hands them to the subscribing
+    member); a plain subscription gets them everywhere."""
+    return [f"{root}/{center_id}/{CENTER_SCOPE}/allocator/status"]
 
 
 @dataclass(frozen=True)

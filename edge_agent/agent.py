@@ -39,7 +39,14 @@ from contract.wire import salvage_request_id
 from edge_agent import __version__
 from edge_agent.commands import CommandExecutor
 from edge_agent.config import AgentConfig
-from edge_agent.health import HealthProbe, app_section, devices_section, hardware_inventory, outbox_section
+from edge_agent.health import (
+    CertificateExpiry,
+    HealthProbe,
+    app_section,
+    devices_section,
+    hardware_inventory,
+    outbox_section,
+)
 from edge_agent.remote_config import ConfigManager
 from edge_agent.state import AgentState
 
@@ -78,6 +85,7 @@ class Agent:
         self.state.prune_commands()  # request ids older than any redelivery (30 days)
         self.bdseq = 0
         self.probe = HealthProbe(data_dir)
+        self.cert_expiry = CertificateExpiry(cfg.tls.cert_file)
         self.heartbeat_s = cfg.heartbeat_s
         self._stop = threading.Event()
         self._wake_session = threading.Event()
@@ -397,6 +405,7 @@ class Agent:
             devices=devices,
             config_version=self.config.versions(),
             alarms=health_alarms(app, devices, outbox),
+            cert_not_after=self.cert_expiry.not_after(),
             **self.probe.system(),
         )
 

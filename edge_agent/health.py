@@ -29,6 +29,7 @@ from contract.health import (
 )
 from contract.schema import parse_dataclass
 from contract.status import Hardware
+from contract.wire import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,34 @@ def hardware_inventory(data_dir: Path, devices: dict[str, str]) -> Hardware:
         disk_bytes=disk.total,
         devices=devices,
     )
+
+
+class CertificateExpiry:
+    """When the kiosk's client certificate expires (``health/1`` ``cert_not_after``), read again only
+    when the file changes (a renewal replaces it); None when there is none or it cannot be read."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._seen: tuple[float, int] | None = None
+        self._value: str | None = None
+
+    def not_after(self) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            info = self.path.stat()
+            key = (info.st_mtime, info.st_size)
+            if key != self._seen:
+                from cryptography import x509
+
+                cert = x509.load_pem_x509_certificate(self.path.read_bytes())
+                self._value = now_iso(cert.not_valid_after_utc)
+                self._seen = key
+        except (OSError, ValueError) as exc:
+            if self._seen != (0.0, -1):
+                log.warning("cannot read the expiry of %s: %s", self.path, exc)
+            self._seen, self._value = (0.0, -1), None
+        return self._value
 
 
 def _temperature_c() -> float | None:

@@ -19,9 +19,15 @@ from fleet.store.models import Session, User
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # every center of the province; the only role that manages accounts
     "province_admin": frozenset(
-        {"fleet.view", "alarm.ack", "command.send", "config.push", "user.manage", "audit.view"}
+        {
+            "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "user.manage",
+            "audit.view",
+        }
     ),
-    "center_manager": frozenset({"fleet.view", "alarm.ack", "audit.view"}),
+    # the center's head: its configuration, where its alarms go, and (above a technician) its commands
+    "center_manager": frozenset(
+        {"fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "audit.view"}
+    ),
     "technician": frozenset({"fleet.view", "alarm.ack", "command.send"}),
     # the counter app comes with the queue phase; until then an officer only manages the own password
     "officer": frozenset(),

@@ -2,7 +2,9 @@
 
 ``allocator`` runs the center allocator until SIGTERM/SIGINT; ``tickets`` prints a day's book from the
 allocator's database (per service: printed, voided, offline, called, online numbers missing).
-``serve`` runs the fleet monitor's web app; ``db upgrade`` migrates its store; ``user add``, ``center
+``serve`` runs the fleet monitor's web app (with ``--broker``, also the MQTT ingest of its center);
+``ingest`` runs the MQTT ingest (``--workers N`` processes on the shared subscription), ``ingest-status``
+prints its workers' counters; ``db upgrade`` migrates its store; ``user add``, ``center
 add``, ``kiosk add`` fill it; ``maintain`` runs the store's housekeeping once (aggregation, retention,
 partitions). The fleet's errors end as one line and an exit code (``MotcuaError``), like the kiosk's.
 """
@@ -20,11 +22,16 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from common.errors import ConfigError
 
-HELP = "center services: queue-number allocator, fleet monitor (web, store, accounts)"
+if TYPE_CHECKING:
+    from fleet.ingest.worker import IngestWorker
+    from fleet.store import Store
+
+HELP = "center services: queue-number allocator, fleet monitor (web, store, accounts, MQTT ingest)"
 DEFAULT_DB = os.environ.get("MOTCUA_FLEET_DB", "sqlite:///var/fleet/fleet.sqlite")
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,21 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                        help="trust X-Forwarded-For/-Proto from 127.0.0.1 (behind a TLS reverse proxy)")
     serve.add_argument("--secure-cookies", action="store_true",
                        help="always mark cookies Secure (default: when the request came over https)")
+    _ingest_options(serve, in_serve=True)
     serve.set_defaults(func=run_serve)
+
+    ingest = sub.add_parser("ingest", help="run the MQTT ingest: what kiosks publish, into the store")
+    _db_option(ingest)
+    _ingest_options(ingest, in_serve=False)
+    ingest.add_argument("--workers", type=int, default=1,
+                        help="worker processes on the shared subscription (restarted if they die)")
+    ingest.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    ingest.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="time zone of notification texts")
+    ingest.set_defaults(func=run_ingest)
+
+    status = sub.add_parser("ingest-status", help="print the ingest workers' counters and refusals (JSON)")
+    _db_option(status)
+    status.set_defaults(func=run_ingest_status)
 
     user = sub.add_parser("user", help="fleet monitor accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -117,6 +138,191 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     maintain.add_argument("--keep-health-days", type=int, default=7, help="days of raw heartbeats kept")
     maintain.add_argument("--keep-event-months", type=int, default=13, help="months of events kept")
     maintain.set_defaults(func=run_maintain)
+
+
+def _ingest_options(parser: argparse.ArgumentParser, *, in_serve: bool) -> None:
+    group = parser.add_argument_group(
+        "MQTT ingest" + (" (in this process, for one center; only with --broker)" if in_serve else "")
+    )
+    group.add_argument("--broker", required=not in_serve, metavar="HOST:PORT",
+                       help="the center-services listener of the broker (fleet certificate)")
+    group.add_argument("--ca", type=Path, help="the center's CA certificate (TLS)")
+    group.add_argument("--cert", type=Path,
+                       help="client certificate with CN 'fleet'; with --workers N, one per worker: "
+                            "a path with {n} (fleet-{n}.crt for fleet-1 .. fleet-N)")
+    group.add_argument("--key", type=Path, help="its private key (with {n} as in --cert)")
+    group.add_argument("--center",
+                       help="ingest this center only (default: every center; serve: the store's one)")
+    group.add_argument("--client-id", help="MQTT client id (prefix with --workers); stable across restarts")
+    group.add_argument("--session-expiry", type=int, default=86400, metavar="SECONDS",
+                       help="how long the broker keeps a worker's messages while it is away")
+    group.add_argument("--topic-root", default="motcua/v1")
+    group.add_argument("--no-duties", action="store_true",
+                       help="never take the duties lease (publishing, sweeps, notifications)")
+    group.add_argument("--reminder-every", type=float, default=60.0, metavar="MINUTES",
+                       help="remind about an active, unacknowledged alarm this often")
+    group.add_argument("--cert-warn-days", type=int, default=30,
+                       help="warn this many days before a kiosk's certificate expires")
+    group.add_argument("--clock-skew", type=float, default=120.0, metavar="SECONDS",
+                       help="a kiosk clock further off than this is an alarm")
+    group.add_argument("--smtp", metavar="HOST:PORT", help="mail server for e-mail notifications")
+    group.add_argument("--smtp-from", default="giamsat-kiosk@localhost", help="sender address")
+    group.add_argument("--smtp-security", choices=["none", "starttls", "ssl"], default="none")
+    group.add_argument("--smtp-user", help="SMTP login")
+    group.add_argument("--smtp-password-file", type=Path, help="file holding the SMTP password")
+    group.add_argument("--webhook-secret-file", type=Path,
+                       help="file holding the key that signs webhook bodies (X-Fleet-Signature)")
+    group.add_argument("--public-url", help="the fleet's address as people reach it (links in notifications)")
+    group.add_argument("--handlers", action="append", default=[], metavar="MODULE",
+                       help="import MODULE, which registers event handlers (fleet.ingest.handlers)")
+
+
+def _worker_settings(args: argparse.Namespace, center: str, client_id: str) -> object:
+    from datetime import timedelta
+
+    from common.mqtt import TlsConfig
+    from fleet.alarms.rules import AlarmSettings
+    from fleet.ingest.worker import WorkerSettings
+    from fleet.notify.notifier import NotifySettings
+    from fleet.notify.senders import SmtpSettings
+
+    host, port = _broker(args.broker)
+    if (args.cert is None) != (args.key is None):
+        raise ConfigError("--cert and --key go together")
+    if args.cert is not None and args.ca is None:
+        raise ConfigError("--cert needs --ca (the center's CA)")
+    cert, key = args.cert, args.key
+    index = getattr(args, "worker_index", None)
+    if cert is not None and "{n}" in str(cert) + str(key):
+        # The broker gives a service the client id of its certificate (deploy/mosquitto/motcua.conf):
+        # each worker of a shared subscription has a certificate of its own, fleet-1 .. fleet-N.
+        number = str((index or 0) + 1)
+        cert, key = Path(str(cert).replace("{n}", number)), Path(str(key).replace("{n}", number))
+    smtp = None
+    if args.smtp:
+        smtp_host, smtp_port = _broker(args.smtp)
+        password = _read_secret(args.smtp_password_file, "--smtp-password-file")
+        smtp = SmtpSettings(smtp_host, smtp_port, args.smtp_from, args.smtp_security, args.smtp_user,
+                            password.decode() if password else None)
+    if args.reminder_every <= 0:
+        raise ConfigError("--reminder-every: expected a number of minutes above 0")
+    return WorkerSettings(
+        host=host, port=port, tls=TlsConfig(args.ca, cert, key), client_id=client_id,
+        center_id=center, root=args.topic_root, session_expiry_s=args.session_expiry,
+        duties=not args.no_duties,
+        alarms=AlarmSettings(reminder_every=timedelta(minutes=args.reminder_every),
+                             cert_warn_days=args.cert_warn_days, clock_skew_s=args.clock_skew),
+        notify=NotifySettings(smtp=smtp, webhook_secret=_read_secret(args.webhook_secret_file,
+                                                                     "--webhook-secret-file"),
+                              public_url=args.public_url, timezone=args.timezone),
+    )
+
+
+def _read_secret(path: Path | None, option: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot read {path}: {exc.strerror}") from exc
+
+
+def _default_client_id() -> str:
+    import socket
+
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname().lower())[:40]
+    return f"fleet-ingest-{host or 'host'}"
+
+
+def _load_handlers(args: argparse.Namespace) -> None:
+    from fleet.ingest import plugins
+
+    try:
+        loaded = plugins.load(tuple(args.handlers))
+    except ImportError as exc:
+        raise ConfigError(f"--handlers: cannot import {exc.name}: {exc}") from exc
+    if loaded:
+        log.info("event handlers from %s", ", ".join(loaded))
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from fleet.ingest.supervisor import Supervisor, worker_argv
+    from fleet.ingest.worker import IngestWorker, WorkerSettings
+    from fleet.store import open_store
+
+    _broker(args.broker)
+    _check_zone(args.timezone)
+    prefix = args.client_id or _default_client_id()
+    if args.workers < 1:
+        raise ConfigError("--workers: at least 1")
+    if args.workers > 1 and args.cert is not None and "{n}" not in str(args.cert):
+        raise ConfigError(
+            "--workers: each worker needs a certificate of its own (the broker makes a client's id its "
+            "certificate's name): give --cert/--key with {n}, e.g. pki/fleet-{n}.crt for fleet-1 .. fleet-N"
+        )
+    if args.workers > 1 and args.worker_index is None:
+        open_store(args.db, upgrade=True).close()  # migrate once, before the workers open it
+        supervisor = Supervisor(worker_argv(sys.argv[1:]), args.workers)
+        _on_stop_signals(supervisor.request_stop)
+        log.info("ingest: %d workers, client ids %s-0..%d", args.workers, prefix, args.workers - 1)
+        return supervisor.run()
+    client_id = prefix if args.worker_index is None else f"{prefix}-{args.worker_index}"
+    settings = _worker_settings(args, args.center or "+", client_id)
+    assert isinstance(settings, WorkerSettings)
+    _load_handlers(args)
+    store = open_store(args.db, upgrade=args.worker_index is None)
+    stop = threading.Event()
+    _on_stop_signals(stop.set)
+    worker = IngestWorker(store, settings)
+    worker.start()
+    try:
+        stop.wait()
+    finally:
+        worker.stop()
+        store.close()
+    return 0
+
+
+def run_ingest_status(args: argparse.Namespace) -> int:
+    from fleet.store import Scope, open_store
+
+    store = open_store(args.db)
+    try:
+        now = store.db.now()
+        workers = [
+            {"id": w.id, "host": w.host, "pid": w.pid, "started_at": w.started_at.isoformat(),
+             "updated_at": w.updated_at.isoformat(), "age_s": round((now - w.updated_at).total_seconds(), 1),
+             "stopped": w.stopped_at is not None, "stats": w.stats}
+            for w in store.ingest.workers()
+        ]
+        lease = store.ingest.lease_holder("fleet-duties")
+        refusals = [
+            {"center_id": r.center_id, "kiosk_id": r.kiosk_id, "reason": r.reason, "count": r.count,
+             "last_at": r.last_at.isoformat(), "detail": r.detail}
+            for r in store.ingest.refusals(Scope.everything())
+        ]
+        print(json.dumps({"workers": workers, "duties": {"holder": lease[0], "until": lease[1].isoformat()}
+                          if lease else None, "refusals": refusals}, indent=2, ensure_ascii=False))
+    finally:
+        store.close()
+    return 0
+
+
+def _on_stop_signals(callback: object) -> None:
+    assert callable(callback)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        callback()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"--timezone: unknown time zone {name!r}") from exc
 
 
 def run_db_upgrade(args: argparse.Namespace) -> int:
@@ -161,16 +367,14 @@ def run_serve(args: argparse.Namespace) -> int:
     from fleet.web.core import WebSettings
 
     host, port = _listen(args.listen)
-    try:
-        ZoneInfo(args.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"--timezone: unknown time zone {args.timezone!r}") from exc
+    _check_zone(args.timezone)
     store = open_store(args.db, upgrade=True)
     settings = WebSettings(timezone=args.timezone, secure_cookies=True if args.secure_cookies else None)
     stop = threading.Event()
     if args.maintenance_every > 0:
         threading.Thread(target=_maintenance_loop, args=(store, args.maintenance_every, stop), daemon=True,
                          name="fleet-maintenance").start()
+    worker = _serve_ingest(args, store)
     config = uvicorn.Config(
         create_app(store, settings), host=host, port=port, proxy_headers=args.proxy_headers,
         forwarded_allow_ips="127.0.0.1", timeout_graceful_shutdown=3, log_level="info", access_log=False,
@@ -180,8 +384,34 @@ def run_serve(args: argparse.Namespace) -> int:
         uvicorn.Server(config).run()
     finally:
         stop.set()
+        if worker is not None:
+            worker.stop()
         store.close()
     return 0
+
+
+def _serve_ingest(args: argparse.Namespace, store: Store) -> IngestWorker | None:
+    """``fleet serve --broker``: the ingest of one center in the web's process (one command, one center)."""
+    from fleet.ingest.worker import IngestWorker, WorkerSettings
+    from fleet.store import Scope
+
+    if not args.broker:
+        return None
+    center = args.center
+    if center is None:
+        centers = store.registry.centers(Scope.everything())
+        if len(centers) != 1:
+            store.close()
+            raise ConfigError(
+                f"--broker: the store has {len(centers)} centers; name the one to ingest with --center"
+            )
+        center = centers[0].id
+    settings = _worker_settings(args, center, args.client_id or f"{_default_client_id()}-serve")
+    assert isinstance(settings, WorkerSettings)
+    _load_handlers(args)
+    worker = IngestWorker(store, settings)
+    worker.start()
+    return worker
 
 
 def _maintenance_loop(store: object, every: float, stop: threading.Event) -> None:

@@ -2,9 +2,10 @@
 
 ``open_store(url)`` gives a ``Store`` whose parts group the functions: ``registry`` (provinces, centers,
 kiosks), ``telemetry`` (status, health), ``events``, ``alarms``, ``commands``, ``configs``, ``accounts``,
-``audit``, ``routes``, ``changes``, ``settings`` and ``maintenance``. Functions the web calls take a
-``Scope`` (``fleet.store.scope``); functions the MQTT ingest calls take the center and kiosk ids from
-the topic and check them against the registry.
+``audit``, ``routes``, ``changes``, ``settings`` and ``maintenance``; for the MQTT ingest also
+``ingest`` (workers, refusals, leases), ``blobs``, ``notices`` (alarm notifications) and ``outgoing``.
+Functions the web calls take a ``Scope`` (``fleet.store.scope``); functions the MQTT ingest calls take
+the center and kiosk ids from the topic and check them against the registry.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from fleet.store import migrate
 from fleet.store.accounts import Accounts
 from fleet.store.alarms import Alarms
 from fleet.store.audit import Audit
+from fleet.store.blobs import Blobs
 from fleet.store.changes import Changes, Settings
 from fleet.store.commands import Commands, Configs
 from fleet.store.db import Clock, Database, utc_now
 from fleet.store.events import Events
+from fleet.store.ingest import Ingest
 from fleet.store.maintenance import Maintenance, RetentionPolicy
+from fleet.store.notices import Notices
 from fleet.store.notify import Routes
+from fleet.store.outgoing import Outgoing
 from fleet.store.partitions import Partitions
 from fleet.store.registry import Registry
 from fleet.store.scope import Scope
@@ -48,6 +53,11 @@ class Store:
         self.routes = Routes(db)
         self.changes = Changes(db)
         self.maintenance = Maintenance(db, self.partitions, self.settings)
+        # the MQTT ingest's parts (phase 2): its workers and refusals, blobs, notifications, publishing
+        self.ingest = Ingest(db)
+        self.blobs = Blobs(db)
+        self.notices = Notices(db)
+        self.outgoing = Outgoing(db)
 
     def check_schema(self) -> None:
         """Refuse to serve an old schema: say which command brings it up to date."""

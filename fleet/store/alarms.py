@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from common.errors import ConflictError, NotFoundError, ValidationError
 from fleet.store.base import Part, log_changes
 from fleet.store.models import Alarm, Page
-from fleet.store.schema import SEVERITIES, alarms, kiosks, users
+from fleet.store.schema import SEVERITIES, alarms, centers, kiosks, users
 from fleet.store.scope import Scope
 
 _COLUMNS = (*alarms.c, users.c.username.label("acknowledged_by_name"))
@@ -157,6 +157,90 @@ class Alarms(Part):
                 .where(alarms.c.id == alarm_id)
                 .values(last_reminded_at=at or self.db.now(), reminders=alarms.c.reminders + 1)
             )
+
+    def raise_center_alarm(
+        self,
+        center_id: str,
+        type: str,
+        severity: str,
+        *,
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> tuple[Alarm, bool]:
+        """An alarm of the center itself (kiosk_id None; e.g. its allocator is offline): one active per
+        (center, type), enforced by its own partial unique index."""
+        if severity not in SEVERITIES:
+            raise ValidationError(f"severity {severity!r}: expected one of {SEVERITIES}")
+        now = at or self.db.now()
+        with self.db.write() as conn:
+            if conn.execute(select(centers.c.id).where(centers.c.id == center_id)).first() is None:
+                raise NotFoundError(f"center {center_id!r} is not in the registry")
+            current = self._active_center(conn, center_id, type)
+            if current is not None:
+                values: dict[str, Any] = {"severity": severity, "detail": detail, "updated_at": now}
+                if SEVERITIES.index(severity) < SEVERITIES.index(current.severity):
+                    values.update(acknowledged_by=None, acknowledged_at=None)
+                conn.execute(update(alarms).where(alarms.c.id == current.id).values(**values))
+                alarm_id, new = current.id, False
+            else:
+                try:
+                    with conn.begin_nested():
+                        alarm_id = conn.execute(
+                            insert(alarms)
+                            .values(
+                                center_id=center_id,
+                                kiosk_id=None,
+                                type=type,
+                                severity=severity,
+                                active=True,
+                                detail=detail,
+                                started_at=now,
+                                updated_at=now,
+                            )
+                            .returning(alarms.c.id)
+                        ).scalar_one()
+                except IntegrityError as exc:  # another worker raised it at the same moment
+                    raise ConflictError(f"alarm {type} of {center_id} was raised concurrently") from exc
+                new = True
+            log_changes(conn, now, [(center_id, None, "alarm")])
+            return self._get(conn, alarm_id), new
+
+    def clear_center_alarm(self, center_id: str, type: str, *, at: datetime | None = None) -> Alarm | None:
+        now = at or self.db.now()
+        with self.db.write() as conn:
+            current = self._active_center(conn, center_id, type)
+            if current is None:
+                return None
+            conn.execute(
+                update(alarms)
+                .where(alarms.c.id == current.id)
+                .values(active=False, ended_at=now, updated_at=now)
+            )
+            log_changes(conn, now, [(center_id, None, "alarm")])
+            return self._get(conn, current.id)
+
+    def active_for_kiosk(self, kiosk_id: str) -> list[Alarm]:
+        """The kiosk's active alarms (for the ingest's rules, which compare them with what it reports)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                _select().where(alarms.c.kiosk_id == kiosk_id, alarms.c.active).order_by(alarms.c.id)
+            )
+            return [_alarm_from(r) for r in rows]
+
+    def active_of_type(self, type: str) -> list[Alarm]:
+        with self.db.read() as conn:
+            rows = conn.execute(_select().where(alarms.c.type == type, alarms.c.active).order_by(alarms.c.id))
+            return [_alarm_from(r) for r in rows]
+
+    def _active_center(self, conn: Connection, center_id: str, type: str) -> Alarm | None:
+        query = _select().where(
+            alarms.c.center_id == center_id,
+            alarms.c.kiosk_id.is_(None),
+            alarms.c.type == type,
+            alarms.c.active,
+        )
+        row = conn.execute(query).first()
+        return _alarm_from(row) if row else None
 
     def _active(self, conn: Connection, kiosk_id: str, type: str) -> Alarm | None:
         query = _select().where(alarms.c.kiosk_id == kiosk_id, alarms.c.type == type, alarms.c.active)

@@ -6,6 +6,7 @@ ingest builds from the contract's parsed messages; the store does not parse MQTT
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -267,7 +268,7 @@ class EventOutcome:
 class Alarm:
     id: int
     center_id: str
-    kiosk_id: str
+    kiosk_id: str | None  # None: an alarm of the center itself (its allocator)
     type: str
     device: str | None
     severity: str
@@ -386,3 +387,79 @@ class Change:
     center_id: str
     kiosk_id: str | None
     topic: str
+
+
+# --- ingest, notifications, blobs (phase 2) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One ingest worker as it last reported itself (``stats``: counters, queue, lag)."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What the ingest refused, per (center, kiosk) as the topic named them and per reason."""
+
+    id: int
+    center_id: str
+    kiosk_id: str
+    reason: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Blob:
+    kiosk_id: str
+    request_id: str
+    center_id: str
+    size: int
+    sha256: str
+    received_at: datetime
+    data: builtins.bytes = b""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification to send: the route, what happened, and the alarm as it is now."""
+
+    id: int
+    attempts: int
+    kind: str  # email | webhook
+    target: str
+    event: str  # raised | reminder | cleared
+    number: int
+    center_name: str
+    kiosk_label: str | None
+    alarm: Alarm
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A notification as the routes page lists it."""
+
+    id: int
+    route_id: int
+    kind: str
+    target: str
+    event: str
+    alarm_id: int
+    alarm_type: str
+    kiosk_id: str | None
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime
+    last_error: str | None

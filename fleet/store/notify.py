@@ -1,5 +1,5 @@
 """Where a center's alarms are sent: e-mail addresses and webhook URLs, with a minimum severity.
-The sender (SMTP, HTTP) comes with the alarm phase; the store keeps the routes."""
+The senders (SMTP, HTTP) are ``fleet.notify``; the queue of deliveries is ``fleet.store.notices``."""
 
 from __future__ import annotations
 
@@ -127,3 +127,15 @@ class Routes(Part):
                 .order_by(notification_routes.c.id)
             )
             return [_route_from(r) for r in rows]
+
+    def get(self, scope: Scope, route_id: int) -> NotificationRoute:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(notification_routes).where(
+                    notification_routes.c.id == route_id,
+                    scope.centers_filter(notification_routes.c.center_id),
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"route {route_id} not found")
+        return _route_from(row)

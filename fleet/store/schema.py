@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -234,7 +235,8 @@ alarms = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("center_id", ID, ForeignKey("centers.id"), nullable=False),
-    Column("kiosk_id", ID, ForeignKey("kiosks.id"), nullable=False),
+    # None: an alarm of the center itself (its allocator), not of one kiosk
+    Column("kiosk_id", ID, ForeignKey("kiosks.id")),
     Column("type", String(64), nullable=False),
     Column("device", String(32)),
     Column("severity", String(16), nullable=False),
@@ -256,6 +258,15 @@ alarms = Table(
         unique=True,
         sqlite_where=text("active"),
         postgresql_where=text("active"),
+    ),
+    # the same for alarms of a center (kiosk_id NULL: NULLs are distinct in the index above)
+    Index(
+        "uq_alarms_active_center_type",
+        "center_id",
+        "type",
+        unique=True,
+        sqlite_where=text("active AND kiosk_id IS NULL"),
+        postgresql_where=text("active AND kiosk_id IS NULL"),
     ),
     Index(None, "center_id", "active", "started_at"),
     Index(None, "kiosk_id", "started_at"),
@@ -409,4 +420,103 @@ store_settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+
+# --- ingest, notifications, command blobs (migration 0002) ---------------------------------------
+
+ingest_workers = Table(
+    "ingest_workers",
+    metadata,
+    # every ingest worker (process) writes its counters here every few seconds: the status page and
+    # `fleet ingest status` read them, whichever machine the worker runs on
+    Column("id", String(128), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("stats", Json, nullable=False),
+)
+
+ingest_refusals = Table(
+    "ingest_refusals",
+    metadata,
+    # what the ingest refused, counted per (center, kiosk) as the topic named them and per reason:
+    # unknown kiosk, wrong center, a payload that does not parse, a blob nobody asked for
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("center_id", String(64), nullable=False),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("first_at", UtcDateTime, nullable=False),
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("detail", Text),
+    UniqueConstraint("center_id", "kiosk_id", "reason"),
+    Index(None, "last_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    # one holder at a time for work only one process may do (publishing commands, sending mail)
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+command_blobs = Table(
+    "command_blobs",
+    metadata,
+    # the bytes of a screenshot or log archive ({kiosk}/blob/{request_id}), at most 4 MiB; kept in the
+    # store so that whichever worker received it, every web process serves it. Pruned after 30 days.
+    Column("kiosk_id", ID, primary_key=True),
+    Column("request_id", String(64), primary_key=True),
+    Column("center_id", ID, nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+)
+
+config_publications = Table(
+    "config_publications",
+    metadata,
+    # a push is published (retained) once the broker acknowledged it
+    Column("push_id", BigInteger, ForeignKey("config_pushes.id", ondelete="CASCADE"), primary_key=True),
+    Column("published_at", UtcDateTime, nullable=False),
+)
+
+alarm_notices = Table(
+    "alarm_notices",
+    metadata,
+    # what was announced about an alarm: raised, each reminder (number = the reminder's count), cleared
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alarm_id", BigInteger, ForeignKey("alarms.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("event IN ('raised', 'reminder', 'cleared')", name="event"),
+    UniqueConstraint("alarm_id", "event", "number"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    # one delivery of a notice to one route (e-mail or webhook), retried with backoff until sent or
+    # given up: the sender works from this table, so a slow SMTP server never holds up the ingest
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("notice_id", BigInteger, ForeignKey("alarm_notices.id", ondelete="CASCADE"), nullable=False),
+    Column("route_id", BigInteger, ForeignKey("notification_routes.id"), nullable=False),
+    Column("center_id", ID, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    UniqueConstraint("notice_id", "route_id"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "center_id", "id"),
 )

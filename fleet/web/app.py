@@ -12,7 +12,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet.store import Store
-from fleet.web import live, views_admin, views_auth, views_fleet
+from fleet.web import (
+    live,
+    views_admin,
+    views_auth,
+    views_config,
+    views_console,
+    views_fleet,
+    views_ingest,
+    views_notify,
+)
 from fleet.web.core import HERE, Web, WebSettings
 
 #: no inline script or style anywhere: the pages work under this policy (browser tests check)
@@ -64,6 +73,19 @@ def routes() -> list[Route | Mount]:
         Route("/centers", views_fleet.centers, name="centers"),
         Route("/centers/{center_id}", views_fleet.center, name="center"),
         Route("/kiosks/{kiosk_id}", views_fleet.kiosk, name="kiosk"),
+        # the MQTT phase: console, blobs, configuration push, notification routes, ingest status
+        Route("/kiosks/{kiosk_id}/commands", views_console.send, methods=["POST"], name="command"),
+        Route("/kiosks/{kiosk_id}/blobs/{request_id}", views_console.blob, name="blob"),
+        Route("/kiosks/{kiosk_id}/config", views_config.kiosk_config, methods=["GET"], name="kiosk_config"),
+        Route("/kiosks/{kiosk_id}/config", views_config.push_kiosk_config, methods=["POST"]),
+        Route(
+            "/centers/{center_id}/config", views_config.center_config, methods=["GET"], name="center_config"
+        ),
+        Route("/centers/{center_id}/config", views_config.push_center_config, methods=["POST"]),
+        Route("/centers/{center_id}/notifications", views_notify.routes_page, methods=["GET"], name="routes"),
+        Route("/centers/{center_id}/notifications", views_notify.add_route, methods=["POST"]),
+        Route("/notifications/{route_id}", views_notify.update_route, methods=["POST"], name="route"),
+        Route("/ingest", views_ingest.ingest_status, name="ingest"),
         Route("/kiosks/{kiosk_id}/{list}", views_fleet.kiosk_list, name="kiosk_list"),
         Route("/alarms", views_fleet.alarms, name="alarms"),
         Route("/alarms/{alarm_id}/ack", views_fleet.acknowledge, methods=["POST"], name="ack"),

@@ -75,6 +75,10 @@ class Web:
         )
         self.jinja.filters["t_time"] = lambda when: fmt.page_time(when, self.zone)
         self.jinja.filters["device_class"] = device_class
+        # an alarm's duration: until it ended, or until now while it is active
+        self.jinja.filters["duration"] = lambda alarm: fmt.duration(
+            alarm.started_at, alarm.ended_at or store.db.now()
+        )
         self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self.started = time.time()
 

@@ -26,6 +26,15 @@ def csv_time(when: datetime | None, zone: tzinfo) -> str:
     return "" if when is None else when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def duration(start: datetime, end: datetime) -> str:
+    """How long something lasted, the same in every language: ``02:05:10``, ``3 d 02:05:10``."""
+    seconds = max(0, int((end - start).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    text = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days} d {text}" if days else text
+
+
 def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat(timespec="milliseconds")

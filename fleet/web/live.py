@@ -59,6 +59,8 @@ def poll(
                 _message(last, "update", {"target": f"center-summary:{summary.center.id}", "html": html})
             )
     else:  # one kiosk
+        from fleet.web.views_console import live_parts
+
         for row in rows:
             for part in ("kiosk_state", "kiosk_devices"):
                 html = web.fragment(ctx, "fragments.html", part, row)
@@ -67,6 +69,9 @@ def poll(
                         last, "update", {"target": f"{part.replace('_', '-')}:{row.kiosk.id}", "html": html}
                     )
                 )
+            # the console's results and the alarm list (fleet.web.views_console)
+            for target, html in live_parts(ctx, row):
+                out.append(_message(last, "update", {"target": target, "html": html}))
         if any(c.topic == "alarm" for c in changes):
             out.append(_message(last, "notice", {"notice": "alarms"}))
     return out, upto

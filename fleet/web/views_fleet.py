@@ -15,7 +15,7 @@ from fleet.store.models import Alarm, CenterSummary, Command, DeviceState, Kiosk
 from fleet.store.registry import KIOSK_SORTS
 from fleet.store.schema import KIOSK_STATES
 from fleet.web.core import Ctx, endpoint, local_path, query_int
-from fleet.web.format import Column, csv_response, json_response, json_value
+from fleet.web.format import Column, csv_response, duration, json_response, json_value
 from fleet.web.i18n import Translator
 
 
@@ -229,30 +229,53 @@ DEVICE_COLUMNS = [
 
 @endpoint("fleet.view")
 def kiosk(request: Request, ctx: Ctx) -> Response:
-    store, scope = ctx.web.store, ctx.scope
     kiosk_id = request.path_params["kiosk_id"]
+    if fmt_of(request) == "json":
+        return _kiosk_json(ctx, kiosk_id)
+    message = ctx.t("console.sent") if request.query_params.get("done") == "command" else None
+    return render_kiosk(ctx, kiosk_id, message=message)
+
+
+def _kiosk_json(ctx: Ctx, kiosk_id: str) -> Response:
+    row = ctx.web.store.registry.kiosk_rows_by_id(ctx.scope, [kiosk_id])
+    if not row:
+        raise NotFoundError(f"kiosk {kiosk_id!r} not found")
+    kiosk_row = row[0]
+    k = kiosk_row.kiosk
+    return json_response(
+        KIOSK_COLUMNS,
+        [kiosk_row],
+        hardware=k.hardware,
+        heartbeat_s=k.heartbeat_s,
+        bdseq=k.bdseq,
+        boot=k.boot,
+        state_reason=k.state_reason,
+        state_since=json_value(k.state_since),
+    )
+
+
+def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) -> Response:
+    """The kiosk page; ``extra``: the console's message, error (command, text) and draft."""
+    from fleet.web import views_console
+
+    store, scope = ctx.web.store, ctx.scope
     row = store.registry.kiosk_rows_by_id(scope, [kiosk_id])
     if not row:
         raise NotFoundError(f"kiosk {kiosk_id!r} not found")
     kiosk_row = row[0]
     center_found = store.registry.center(scope, kiosk_row.kiosk.center_id)
     history = store.telemetry.status_history(scope, kiosk_id, limit=200)
-    if fmt_of(request) == "json":
-        k = kiosk_row.kiosk
-        return json_response(
-            KIOSK_COLUMNS,
-            [kiosk_row],
-            hardware=k.hardware,
-            heartbeat_s=k.heartbeat_s,
-            bdseq=k.bdseq,
-            boot=k.boot,
-            state_reason=k.state_reason,
-            state_since=json_value(k.state_since),
-        )
     now = store.db.now()
+    values = {"message": None, "console_error": None, "console_draft": {}, **extra}
     return ctx.web.render(
         ctx,
         "kiosk.html",
+        status=status,
+        console=views_console.entries(store, scope, kiosk_id),
+        console_commands=views_console.CONSOLE,
+        lifetimes=list(views_console.LIFETIMES),
+        default_lifetime=views_console.DEFAULT_LIFETIME,
+        **values,
         row=kiosk_row,
         k=kiosk_row.kiosk,
         center=center_found,
@@ -263,7 +286,6 @@ def kiosk(request: Request, ctx: Ctx) -> Response:
         events=store.events.recent(scope, kiosk_id, limit=30),
         gaps=store.events.gaps(scope, kiosk_id),
         alarms=store.alarms.page(scope, active=None, kiosk_id=kiosk_id, limit=20).items,
-        commands=store.commands.for_kiosk(scope, kiosk_id, limit=20),
         config=store.configs.state(scope, kiosk_id),
         change_id=store.changes.latest_id(),
     )
@@ -327,6 +349,12 @@ ALARM_COLUMNS = [
     ),
     Column("started_at", "alarms.started", lambda a: a.started_at),
     Column("ended_at", "alarms.ended", lambda a: a.ended_at),
+    Column(
+        "duration_s",
+        "alarms.duration",
+        lambda a: round(((a.ended_at or a.updated_at) - a.started_at).total_seconds()),
+        lambda a, tr: duration(a.started_at, a.ended_at or a.updated_at),
+    ),
     Column("acknowledged_by", "alarms.acknowledged", lambda a: a.acknowledged_by_name),
     Column("acknowledged_at", "alarms.acknowledged_at", lambda a: a.acknowledged_at),
     Column("reminders", "alarms.reminders", lambda a: a.reminders),

@@ -28,8 +28,11 @@ class Server:
 
 
 @contextmanager
-def running_server(url: str, log_dir: Path, name: str = "fleet") -> Iterator[Server]:
-    port = free_port()
+def running_server(
+    url: str, log_dir: Path, name: str = "fleet", extra: list[str] | None = None, port: int | None = None
+) -> Iterator[Server]:
+    """``extra``: more options of ``fleet serve`` (the MQTT ingest's, for instance)."""
+    port = port or free_port()
     log = log_dir / f"{name}-{port}.log"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     with log.open("wb") as out:
@@ -45,6 +48,7 @@ def running_server(url: str, log_dir: Path, name: str = "fleet") -> Iterator[Ser
                 f"127.0.0.1:{port}",
                 "--maintenance-every",
                 "0",
+                *(extra or []),
             ],
             cwd=ROOT,
             stdout=out,

@@ -55,6 +55,47 @@ def test_every_key_the_pages_use_exists() -> None:
         for s in ("ok", "paper_near_end", "paper_out", "cover_open", "offline", "missing", "unknown")
     }  # the states docs/mqtt.md lists
     used |= {f"device.{d}" for d in ("printer", "receipt_printer", "card_reader", "scanner")}
+    # the MQTT phase: keys built from codes in the console, config, routes and ingest pages
+    from contract.commands import COMMANDS
+    from fleet.alarms.rules import DEVICE_DEFAULT, HEALTH_TYPES
+    from fleet.web import config_forms, views_console, views_ingest, views_notify
+
+    alarm_types = {*HEALTH_TYPES, "offline", "events_missing", "events_dropped", "allocator_offline"}
+    used |= {f"alarm_type.{a}" for a in alarm_types} | {f"device.{d}" for d in DEVICE_DEFAULT}
+    used |= {
+        f"alarm_state.{s}"
+        for s in ("lost", "silent", "shutdown", "gap", "dropped", "expiring", "expired", "ahead", "behind")
+    }
+    used |= {f"console.{p}_{c}" for p in ("cmd", "help") for c in COMMANDS}
+    used |= {f"console.lifetime_{v}" for v in views_console.LIFETIMES}
+    used |= {f"config.{p}_{s}" for p in ("section", "help") for s in config_forms.SECTIONS}
+    used |= {
+        f"config.status_{s}" for s in ("applied", "waiting", "app_pending", "refused", "unknown", "none")
+    }
+    used |= {f"config.language_{lang}" for lang in ("vi", "en")}
+    used |= {f"routes.kind_{k}" for k in ("email", "webhook")}
+    used |= {f"routes.event_{e}" for e in ("raised", "reminder", "cleared")}
+    used |= {f"routes.status_{s}" for s in ("pending", "sent", "failed")}
+    used |= {f"ingest.state_{s}" for s in ("connected", "disconnected", "stale", "stopped")}
+    used |= {
+        f"ingest.why_{r}"
+        for r in (
+            "unknown_kiosk",
+            "wrong_center",
+            "unknown_center",
+            "bad_topic",
+            "unexpected_blob",
+            "invalid_status",
+            "invalid_health",
+            "invalid_event",
+            "invalid_cmd_res",
+            "invalid_config_state",
+            "invalid_blob",
+            "invalid_allocator_status",
+        )
+    }
+    used |= {f"action.{a}" for a in ("command.create", "config.push", "route.create", "route.update")}
+    used |= {c.label for c in [*views_notify.DELIVERY_COLUMNS, *views_ingest.REFUSAL_COLUMNS]}
     used |= {
         c.label
         for c in [
@@ -69,7 +110,7 @@ def test_every_key_the_pages_use_exists() -> None:
             *views_admin.AUDIT_COLUMNS,
         ]
     }
-    assert len(used) > 150
+    assert len(used) > 350
     for language in LANGUAGES:
         missing = sorted(k for k in used if k not in catalog(language))
         assert missing == [], f"{language}: {missing}"

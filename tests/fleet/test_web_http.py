@@ -434,8 +434,23 @@ def test_the_next_parameter_never_leaves_the_fleet(web_store: Store) -> None:
 
 
 #: (method, path, expected status) for quanly.bt, a manager of hcm-ben-thanh, asking for others' data
-def foreign_requests(f: Fleet, other_alarm: int, far_user: int) -> list[tuple[str, str, int]]:
+def foreign_requests(
+    f: Fleet, other_alarm: int, far_user: int, other_route: int = 0
+) -> list[tuple[str, str, int]]:
     other = [
+        # the MQTT phase: console, blobs, configuration push, notification routes
+        ("POST", f"/kiosks/{f.other_kiosk}/commands", 404),
+        ("GET", f"/kiosks/{f.other_kiosk}/blobs/fleet-0123", 404),
+        ("GET", f"/kiosks/{f.other_kiosk}/config", 404),
+        ("GET", f"/kiosks/{f.other_kiosk}/config?format=json", 404),
+        ("POST", f"/kiosks/{f.other_kiosk}/config", 404),
+        ("GET", f"/centers/{f.other_center}/config", 404),
+        ("GET", f"/centers/{f.other_center}/config?format=json", 404),
+        ("POST", f"/centers/{f.other_center}/config", 404),
+        ("GET", f"/centers/{f.other_center}/notifications", 404),
+        ("GET", f"/centers/{f.other_center}/notifications?format=csv", 404),
+        ("POST", f"/centers/{f.other_center}/notifications", 404),
+        ("POST", f"/notifications/{other_route}", 404),
         ("GET", f"/centers/{f.other_center}", 404),
         ("GET", f"/centers/{f.other_center}?format=csv", 404),
         ("GET", f"/centers/{f.other_center}?format=json", 404),
@@ -462,7 +477,9 @@ def foreign_requests(f: Fleet, other_alarm: int, far_user: int) -> list[tuple[st
 
 #: routes whose answers are lists: for them we check the content is only the manager's own center
 OWN_LISTS = [
-    "/centers?format=json",
+    "/ingest?format=json",
+    "/ingest?format=csv",
+    "/ingest",
     "/centers?format=csv",
     "/alarms?view=all&format=json",
     "/alarms?view=all&format=csv",
@@ -480,7 +497,10 @@ def test_a_center_manager_sees_only_their_center_by_any_url(store: Store) -> Non
     far_user = store.accounts.credentials("admin.hn")
     assert far_user is not None
     store.audit.record("alarm.ack", username="quanly.tdm", center_id=f.other_center, object_id="x")
-    requests = foreign_requests(f, other_alarm, far_user[0].id)
+    other_route = store.routes.add(ALL, f.other_center, "email", "tdm@example.vn").id
+    store.ingest.refuse(f.other_center, f.other_kiosk, "invalid_health", detail="x")  # not theirs
+    store.ingest.refuse(f.center, "kiosk-bt-09", "unknown_kiosk", detail="y")  # theirs
+    requests = foreign_requests(f, other_alarm, far_user[0].id, other_route)
     covered = {path.split("?")[0] for _, path, _ in requests} | {p.split("?")[0] for p in OWN_LISTS}
     # every route with an id in its path or a list answer appears above (a new route must be added here)
     templates = {r.path for r in routes() if isinstance(r, Route)} - {
@@ -579,9 +599,12 @@ def test_live_streams_render_each_views_fragments_in_scope(web_store: Store) -> 
         assert [e.get("target") or e.get("notice") for e in kiosk] == [
             "kiosk-state:kiosk-bt-03",
             "kiosk-devices:kiosk-bt-03",
+            "kiosk-commands:kiosk-bt-03",
+            "kiosk-alarms:kiosk-bt-03",
             "alarms",
         ]
         assert "Mở nắp" in kiosk[1]["html"]
+        assert 'data-alarm-type="printer"' in kiosk[3]["html"] and "app_down" not in kiosk[3]["html"]
         alarms = stream(manager, f"view=alarms&from={start}")
         assert [e.get("notice") for e in alarms] == ["alarms"]
         resumed = stream(manager, "view=center&center=hcm-ben-thanh", **{"Last-Event-ID": center[0]["id"]})

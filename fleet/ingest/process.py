@@ -1,0 +1,279 @@
+"""One message from the broker, handled: topic read and checked, payload parsed by the contract, the
+effect stored, the kiosk's alarms brought in line. No MQTT here (``fleet.ingest.worker`` feeds it), so
+every rule is tested with plain calls.
+
+- The center and kiosk ids come from the **topic** (the broker's ACL vouches for the kiosk id, the
+  registry for its center), never from a payload. An unknown kiosk or a kiosk under another center's
+  id is refused and counted (``store.ingest.refuse``), never stored.
+- Size limits are checked before parsing (``contract.wire.loads_object``); a payload that does not
+  parse is counted, logged once per (center, kiosk, reason) across all workers (the first count), and
+  never stops the worker.
+- A ``StoreError`` (the database is away) propagates: the worker keeps the message unacknowledged and
+  tries again, so nothing the broker handed over is lost while the store is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from common.errors import ConflictError, NotFoundError
+from contract.commands import BLOB_COMMANDS, MAX_BLOB_BYTES, CommandResult
+from contract.config import ConfigState, merge_scopes
+from contract.errors import ContractError
+from contract.events import Event
+from contract.health import Health
+from contract.schema import to_data
+from contract.status import Status
+from contract.tickets import AllocatorStatus
+from contract.topics import DEFAULT_ROOT, TopicRef, parse_topic
+from contract.wire import parse_time
+from fleet.alarms.reconcile import reconcile
+from fleet.alarms.rules import AlarmSettings, Wanted, from_health, offline_wanted
+from fleet.ingest import handlers
+from fleet.store import Scope, Store
+from fleet.store.commands import CENTER_TARGET
+from fleet.store.models import EventRecord, HealthReport, StatusReport
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored"]
+ALL = Scope.everything()
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    channel: str = ""
+    reason: str = ""
+    hook_errors: int = 0
+
+
+class Processor:
+    """Handles messages for one store; safe to call from one thread (the worker's processing thread)."""
+
+    def __init__(self, store: Store, alarms: AlarmSettings | None = None, root: str = DEFAULT_ROOT) -> None:
+        self.store = store
+        self.alarms = alarms or AlarmSettings()
+        self.root = root
+
+    def handle(self, topic: str, payload: bytes, received_at: datetime) -> Result:
+        try:
+            ref = parse_topic(topic, self.root)
+        except ContractError as exc:
+            return self._refuse("", "", "bad_topic", f"{topic[:120]}: {exc.message}", received_at, "invalid")
+        kiosk = ref.kiosk_id or ""
+        try:
+            return self._dispatch(ref, payload, received_at)
+        except NotFoundError as exc:
+            reason = "unknown_center" if ref.kiosk_id is None else "unknown_kiosk"
+            return self._refuse(
+                ref.center_id, kiosk, reason, exc.message, received_at, "refused", ref.channel
+            )
+        except ConflictError as exc:
+            return self._refuse(
+                ref.center_id, kiosk, "wrong_center", exc.message, received_at, "refused", ref.channel
+            )
+        except ContractError as exc:
+            reason = f"invalid_{ref.channel.replace('/', '_')}"
+            return self._refuse(
+                ref.center_id, kiosk, reason, exc.message, received_at, "invalid", ref.channel
+            )
+
+    def _refuse(
+        self,
+        center_id: str,
+        kiosk_id: str,
+        reason: str,
+        detail: str,
+        at: datetime,
+        outcome: Outcome,
+        channel: str = "",
+    ) -> Result:
+        count = self.store.ingest.refuse(center_id, kiosk_id, reason, detail=detail, at=at)
+        if count == 1:  # logged once, across all workers; the count goes on in the store
+            log.warning("refused (%s) from center %r kiosk %r: %s", reason, center_id, kiosk_id, detail)
+        return Result(outcome, channel, reason)
+
+    def _dispatch(self, ref: TopicRef, payload: bytes, at: datetime) -> Result:
+        if ref.kiosk_id is None:
+            if ref.channel == "allocator/status":
+                return self._allocator(ref.center_id, payload, at)
+            return Result("ignored", ref.channel)
+        kiosk = ref.kiosk_id
+        channel = ref.channel
+        if channel == "blob":
+            return self._blob(ref.center_id, kiosk, ref.detail, payload, at)
+        if not payload:
+            return Result("ignored", channel, "empty")  # a retained topic cleared
+        if channel == "status":
+            return self._status(ref.center_id, kiosk, Status.parse(payload), at)
+        if channel == "health":
+            return self._health(ref.center_id, kiosk, Health.parse(payload), at)
+        if channel == "event":
+            return self._event(ref.center_id, kiosk, ref.detail, Event.parse(payload), at)
+        if channel == "cmd/res":
+            return self._result(ref.center_id, kiosk, CommandResult.parse(payload), at)
+        if channel == "config/state":
+            return self._config_state(ref.center_id, kiosk, ConfigState.parse(payload), at)
+        return Result("ignored", channel)
+
+    # --- per channel ---
+
+    def _status(self, center_id: str, kiosk_id: str, status: Status, at: datetime) -> Result:
+        report = StatusReport(
+            status.state,
+            status.reason,
+            status.bdseq,
+            boot=status.boot,
+            at=parse_time(status.at, "status.at"),
+            agent_version=status.agent_version or None,
+            app_version=status.app_version,
+            config_versions=dict(status.config_version) or None,
+            hardware=to_data(status.hardware) if status.hardware is not None else None,
+        )
+        outcome = self.store.telemetry.record_status(center_id, kiosk_id, report, received_at=at)
+        if outcome.applied:
+            self._offline_alarm(kiosk_id, outcome.state, status.reason, at)
+        return Result("stored", "status")
+
+    def _offline_alarm(self, kiosk_id: str, state: str, reason: str | None, at: datetime) -> None:
+        wanted: dict[str, Wanted] = {}
+        if state == "offline":
+            wanted["offline"] = offline_wanted(reason)
+        reconcile(self.store, kiosk_id, wanted, ["offline"], at=at)
+
+    def _health(self, center_id: str, kiosk_id: str, health: Health, at: datetime) -> Result:
+        data = health.to_data()
+        report = HealthReport.from_payload(data, parse_time(health.at, "health.at"))
+        outcome = self.store.telemetry.record_health(center_id, kiosk_id, report, received_at=at)
+        kiosk = self.store.registry.kiosk(ALL, kiosk_id)
+        if kiosk.bdseq is not None and health.bdseq < kiosk.bdseq:
+            return Result("stored", "health", "stale")  # an old connection's heartbeat: a sample only
+        wanted, decided = from_health(health, at, self.alarms)
+        if outcome.status is not None or kiosk.state == "online":
+            decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
+        reconcile(self.store, kiosk_id, wanted, decided, at=at)
+        return Result("stored", "health")
+
+    def _event(self, center_id: str, kiosk_id: str, kind: str, event: Event, at: datetime) -> Result:
+        if event.kind != kind:
+            raise ContractError(f"event.kind: {event.kind!r} published on the topic of {kind!r}")
+        record = EventRecord(
+            event.event_id,
+            event.journal_id,
+            event.seq,
+            event.kind,
+            parse_time(event.occurred_at, "event.occurred_at"),
+            event.payload.to_data(),
+            event.replay,
+        )
+        outcome = self.store.events.insert_event(center_id, kiosk_id, record, received_at=at)
+        if outcome.inserted and event.kind == "outbox_dropped":
+            self._dropped(kiosk_id, record, at)
+        errors = handlers.dispatch(self.store, center_id, kiosk_id, record, duplicate=not outcome.inserted)
+        return Result("stored" if outcome.inserted else "duplicate", "event", hook_errors=errors)
+
+    def _dropped(self, kiosk_id: str, record: EventRecord, at: datetime) -> None:
+        """A loss the kiosk announced: one alarm, which adds up further drops until acknowledged."""
+        count = int(record.payload.get("count") or 0)
+        previous = next(
+            (a for a in self.store.alarms.active_for_kiosk(kiosk_id) if a.type == "events_dropped"), None
+        )
+        total = count + int((previous.detail or {}).get("count") or 0) if previous else count
+        detail = {
+            "state": "dropped",
+            "count": total,
+            "journal_id": record.journal_id,
+            "first_seq": record.payload.get("first_seq"),
+            "last_seq": record.payload.get("last_seq"),
+        }
+        try:
+            self.store.alarms.raise_alarm(kiosk_id, "events_dropped", "major", detail=detail, at=at)
+        except ConflictError:
+            log.debug("events_dropped of %s raised concurrently", kiosk_id)
+
+    def _result(self, center_id: str, kiosk_id: str, result: CommandResult, at: datetime) -> Result:
+        if result.request_id is None:
+            # garbage the kiosk could not even read a request id from: nothing to match it with
+            raise ContractError(f"command-result without a request id: {result.reason[:200]}")
+        fresh = self.store.commands.record_result(
+            center_id,
+            kiosk_id,
+            result.request_id,
+            command=result.command or "",
+            status=result.status,
+            reason=result.reason,
+            result=dict(result.result),
+            at=parse_time(result.at, "command-result.at"),
+            received_at=at,
+        )
+        return Result("stored" if fresh else "duplicate", "cmd/res")
+
+    def _blob(self, center_id: str, kiosk_id: str, request_id: str, data: bytes, at: datetime) -> Result:
+        if len(data) > MAX_BLOB_BYTES:
+            raise ContractError(
+                f"blob {request_id}: {len(data)} bytes, more than the {MAX_BLOB_BYTES} allowed"
+            )
+        found = self.store.blobs.accept(
+            center_id, kiosk_id, request_id, data, commands_with_blobs=BLOB_COMMANDS, received_at=at
+        )
+        if found == "unexpected":
+            detail = f"blob {request_id} ({len(data)} bytes): no screenshot or log request of that id"
+            return self._refuse(center_id, kiosk_id, "unexpected_blob", detail, at, "refused", "blob")
+        return Result("stored" if found == "stored" else "duplicate", "blob")
+
+    def _config_state(self, center_id: str, kiosk_id: str, state: ConfigState, at: datetime) -> Result:
+        center_version = state.versions.get("center")
+        kiosk_version = state.versions.get("kiosk")
+        self.store.configs.record_state(
+            center_id,
+            kiosk_id,
+            center_version=center_version,
+            kiosk_version=kiosk_version,
+            app_pending=state.app_pending,
+            last_refused=to_data(state.last_refused) if state.last_refused is not None else None,
+            at=parse_time(state.at, "config-state.at"),
+            received_at=at,
+        )
+        self._follow_heartbeat(center_id, kiosk_id, center_version, kiosk_version)
+        return Result("stored", "config/state")
+
+    def _follow_heartbeat(
+        self, center_id: str, kiosk_id: str, center_version: int | None, kiosk_version: int | None
+    ) -> None:
+        """A pushed ``agent.heartbeat_s`` the kiosk applied moves its silence limit (3 x heartbeat)."""
+        wanted = {(t, v) for t, v in ((CENTER_TARGET, center_version), (kiosk_id, kiosk_version)) if v}
+        bodies = self.store.outgoing.bodies(center_id, wanted)
+        merged = merge_scopes(
+            bodies.get((CENTER_TARGET, center_version or 0), {}),
+            bodies.get((kiosk_id, kiosk_version or 0), {}),
+        )
+        heartbeat = (merged.get("agent") or {}).get("heartbeat_s")
+        if isinstance(heartbeat, int | float) and not isinstance(heartbeat, bool):
+            seconds = max(1, round(heartbeat))
+            if self.store.registry.kiosk(ALL, kiosk_id).heartbeat_s != seconds:
+                self.store.telemetry.set_heartbeat(kiosk_id, seconds)
+
+    def _allocator(self, center_id: str, payload: bytes, at: datetime) -> Result:
+        self.store.registry.center(ALL, center_id)  # NotFoundError: not one of our centers
+        if not payload:
+            self.store.alarms.clear_center_alarm(center_id, "allocator_offline", at=at)
+            return Result("ignored", "allocator/status", "empty")
+        status = AllocatorStatus.parse(payload)
+        try:
+            if status.state == "offline":
+                self.store.alarms.raise_center_alarm(
+                    center_id,
+                    "allocator_offline",
+                    "major",
+                    detail={"state": status.reason, "at": status.at},
+                    at=at,
+                )
+            else:
+                self.store.alarms.clear_center_alarm(center_id, "allocator_offline", at=at)
+        except ConflictError:  # every worker sees this retained topic; another one got there first
+            log.debug("allocator_offline of %s raised concurrently", center_id)
+        return Result("stored", "allocator/status")

@@ -1,0 +1,226 @@
+"""One ingest worker: an MQTT v5 session on the shared subscription, a processing thread, and (while it
+holds the lease) the center's duties.
+
+Threads, and why each exists:
+- ``mqtt-supervisor`` + paho's network thread (``common.mqtt.MqttLink``): the session; its callback only
+  stamps the arrival time and queues the message, so keepalives never wait for the database.
+- ``ingest-process``: takes messages in arrival order, stores their effect (``Processor``), then
+  acknowledges them (manual ack, QoS 1): a message is acknowledged only once its effect is stored. A
+  ``StoreError`` (database away) is retried with backoff, unacknowledged.
+- ``ingest-duties`` (``fleet.ingest.duties``): the worker's beat in the store, the lease, and while it
+  holds it: the silence sweep, alarm sweeps, reminders, announcements, publishing commands and
+  configuration pushes.
+- ``fleet-notify`` (``fleet.notify``): sends queued notifications while this worker holds the lease.
+
+The session is persistent (clean start off, session expiry): messages for this worker's share that
+arrive while it restarts are kept by the broker and delivered when it is back; a duplicate delivery is
+harmless (events are idempotent on event_id, results on request_id, statuses by bdseq).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from common.errors import StoreError
+from common.mqtt import Backoff, Message, MqttLink, TlsConfig
+from contract.topics import DEFAULT_ROOT, FLEET_SHARE, fleet_center_filters, fleet_filters
+from fleet.alarms.rules import AlarmSettings
+from fleet.ingest.process import Processor
+from fleet.notify.notifier import Notifier, NotifySettings
+from fleet.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    host: str
+    port: int
+    tls: TlsConfig
+    #: unique per worker and stable across its restarts (the broker keeps its session under it)
+    client_id: str
+    #: one center ("fleet serve" at a center) or "+" (every center: a province's workers)
+    center_id: str = "+"
+    root: str = DEFAULT_ROOT
+    share: str = FLEET_SHARE
+    session_expiry_s: int = 86400
+    keepalive_s: int = 30
+    #: whether this worker competes for the lease (publishing, sweeps, notifications)
+    duties: bool = True
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    notify: NotifySettings | None = field(default_factory=NotifySettings)
+    sweep_every_s: float = 2.0
+    beat_every_s: float = 2.0
+    lease_ttl_s: float = 15.0
+    blob_days: int = 30
+
+
+@dataclass(frozen=True)
+class _Item:
+    message: Message
+    arrived: datetime
+    arrived_mono: float
+
+
+class Stats:
+    """Counters a worker reports (``ingest_workers.stats``): what came in, what became of it, lag."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.channels: Counter[str] = Counter()
+        self.busy_s = 0.0
+        self.max_process_ms = 0.0
+        self.max_lag_ms = 0.0  # since the last report: arrival to acknowledgement
+        self.last_lag_ms = 0.0
+        self.last_message_at: datetime | None = None
+
+    def record(self, outcome: str, channel: str, process_s: float, lag_s: float, at: datetime) -> None:
+        with self.lock:
+            self.counts[outcome] += 1
+            self.counts["in"] += 1
+            if channel:
+                self.channels[channel] += 1
+            self.busy_s += process_s
+            self.max_process_ms = max(self.max_process_ms, process_s * 1000)
+            self.max_lag_ms = max(self.max_lag_ms, lag_s * 1000)
+            self.last_lag_ms = lag_s * 1000
+            self.last_message_at = at
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += n
+
+
+class IngestWorker:
+    LEASE = "fleet-duties"
+
+    def __init__(self, store: Store, settings: WorkerSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = settings.client_id
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.started_at = datetime.now(UTC)
+        self.processor = Processor(store, settings.alarms, settings.root)
+        self.stats = Stats()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.link = MqttLink(
+            client_id=settings.client_id,
+            host=settings.host,
+            port=settings.port,
+            tls=settings.tls,
+            keepalive_s=settings.keepalive_s,
+            session_expiry_s=settings.session_expiry_s,
+            backoff=Backoff(0.5, 30.0),
+            will=None,
+            on_ack=self._on_ack,
+            on_connected=lambda generation: self.stats.add("connects"),
+            max_inflight=1000,
+        )
+        from fleet.ingest.duties import Duties
+
+        self.duties = Duties(self)
+        self.notifier = (
+            Notifier(store, settings.notify, lambda: self.duties.leader)
+            if settings.notify is not None and settings.duties
+            else None
+        )
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        for topic_filter in fleet_filters(self.settings.root, self.settings.center_id, self.settings.share):
+            self.link.subscribe(topic_filter, 1, self._on_message)
+        for topic_filter in fleet_center_filters(self.settings.root, self.settings.center_id):
+            self.link.subscribe(topic_filter, 1, self._on_message)
+        for name, target in (("ingest-process", self._process_loop), ("ingest-duties", self.duties.run)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.notifier is not None:
+            self.notifier.start()
+        self.link.start()
+        log.info(
+            "ingest worker %s: broker %s:%d, center %s",
+            self.worker_id,
+            self.settings.host,
+            self.settings.port,
+            self.settings.center_id,
+        )
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self.link.wait_subscribed(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the queued messages (each acknowledged after it is stored), then disconnect; what
+        arrives meanwhile stays unacknowledged and comes again with the next session."""
+        self._stop.set()
+        self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
+        if self.notifier is not None:
+            self.notifier.stop()
+        self.link.stop()
+        try:
+            self.duties.beat(stopped=True)
+        except StoreError as exc:
+            log.warning("last beat not stored: %s", exc.message)
+
+    # --- MQTT callbacks (paho's network thread: quick, no database) ---
+
+    def _on_message(self, message: Message) -> None:
+        self._queue.put(_Item(message, datetime.now(UTC), time.monotonic()))
+
+    def _on_ack(self, generation: int, mid: int, failed: bool, reason: str) -> None:
+        self.duties.acked(generation, mid, failed, reason)
+
+    # --- processing ---
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _process_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._process(item)
+
+    def _process(self, item: _Item) -> None:
+        message = item.message
+        backoff = Backoff(0.2, 10.0)
+        while True:
+            started = time.perf_counter()
+            try:
+                result = self.processor.handle(message.topic, message.payload, item.arrived)
+            except StoreError as exc:
+                self.stats.add("store_retries")
+                log.error("store unavailable, message kept unacknowledged: %s", exc.message)
+                if self._stop.wait(backoff.next()):
+                    return  # not acknowledged: the broker delivers it again to the next session
+                continue
+            except Exception:
+                log.exception("processing %s failed; the message is dropped", message.topic[:200])
+                self.stats.add("errors")
+                self.link.ack(message.generation, message.mid, message.qos)
+                return
+            break
+        self.link.ack(message.generation, message.mid, message.qos)
+        done = time.perf_counter()
+        if result.hook_errors:
+            self.stats.add("hook_errors", result.hook_errors)
+        self.stats.record(
+            result.outcome, result.channel, done - started, time.monotonic() - item.arrived_mono, item.arrived
+        )

@@ -1,0 +1,162 @@
+"""The contract's validation messages (English, for logs and kiosks) said in Vietnamese on the forms.
+
+``contract.schema`` writes a few kinds of message, always ``<path>: <what is wrong>``; each kind has a
+Vietnamese sentence here, and the path's last key a Vietnamese label (with the row, for lists). A
+message this module does not know is still shown, in English, after "không hợp lệ": never hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FIELD_LABELS = {
+    "code": "mã",
+    "prefix": "chữ đầu số",
+    "name_vi": "tên tiếng Việt",
+    "name_en": "tên tiếng Anh",
+    "counters": "quầy",
+    "opens": "giờ mở",
+    "closes": "giờ đóng",
+    "notice_vi": "thông báo tiếng Việt",
+    "notice_en": "thông báo tiếng Anh",
+    "idle_timeout_s": "thời gian chờ khi không thao tác",
+    "result_timeout_s": "thời gian hiện kết quả",
+    "language": "ngôn ngữ mặc định",
+    "heartbeat_s": "nhịp tim",
+    "levels": "số mức đánh giá",
+    "repeat_interval_s": "khoảng cách giữa hai lần đánh giá",
+    "show_official_photos": "hiện ảnh cán bộ",
+    "label_vi": "nhãn tiếng Việt",
+    "label_en": "nhãn tiếng Anh",
+    "id": "mã cán bộ",
+    "name": "họ tên",
+    "counter": "quầy",
+    "photo": "ảnh",
+    "text_vi": "nội dung tiếng Việt",
+    "text_en": "nội dung tiếng Anh",
+    "reason": "lý do",
+    "max_kb": "dung lượng tối đa (KB)",
+    "out_of_service": "ngừng phục vụ",
+    "services": "danh sách dịch vụ",
+    "reasons": "lý do chưa hài lòng",
+    "officials": "danh sách cán bộ",
+    "expires_at": "thời hạn",
+}
+ROWS = {"services": "Dịch vụ {n}", "reasons": "Lý do {n}", "officials": "Cán bộ {n}", "counters": "quầy {n}"}
+EXPECTED = {
+    "an integer": "phải là số nguyên",
+    "a number": "phải là một số",
+    "a string": "phải là chữ",
+    "true or false": "phải là có hoặc không",
+    "a table": "phải là một bảng",
+    "HH:MM": "phải có dạng giờ:phút, ví dụ 07:30",
+    "1-16 of A-Z, 0-9, _": "gồm 1–16 chữ in hoa A–Z, số 0–9 hoặc dấu _",
+    "one capital letter A-Z": "là một chữ in hoa A–Z",
+    "lowercase code": "gồm chữ thường a–z, số 0–9 hoặc dấu _",
+    "a short staff id": "gồm chữ, số, dấu . _ - (tối đa 32 ký tự)",
+    "a file name such as nam.png": "là tên một tệp ảnh .png hoặc .jpg, ví dụ nam.png",
+    "a short counter name such as 3 or 3A": "mỗi quầy là một tên ngắn như 3 hoặc 3A",
+}
+_PATH_PART = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    #: the contract's path without its message prefix, e.g. ``services[2].name_vi``
+    path: str
+    #: the Vietnamese sentence
+    text: str
+
+
+def _label(path: str) -> str:
+    """``services[2].name_vi`` -> 'Dịch vụ 3: tên tiếng Việt'."""
+    rows: list[str] = []
+    last = ""
+    for part in path.split("."):
+        found = _PATH_PART.fullmatch(part)
+        if not found:
+            continue
+        name, index = found.group(1), found.group(2)
+        if index is not None and name in ROWS:
+            rows.append(ROWS[name].format(n=int(index) + 1))
+            last = ""
+            continue
+        if name in ("config", "args", "command", "kiosk", "rating", "agent"):
+            continue
+        last = FIELD_LABELS.get(name, name)
+    label = last[:1].upper() + last[1:] if last else ""
+    if rows:
+        return ", ".join(rows) + (f": {last}" if last else "")
+    return label or "Giá trị"
+
+
+def _what(problem: str) -> str:
+    if problem.startswith("expected "):
+        expected, _, got = problem[len("expected ") :].partition(", got ")
+        shown = f" (đã nhập {got})" if got else ""
+        between = re.fullmatch(r"a number between (\S+) and (\S+)", expected)
+        if between:
+            return f"phải là số từ {between.group(1)} đến {between.group(2)}{shown}"
+        least = re.fullmatch(r"a number at least (\S+)", expected)
+        if least:
+            return f"phải là số không nhỏ hơn {least.group(1)}{shown}"
+        most = re.fullmatch(r"a number at most (\S+)", expected)
+        if most:
+            return f"phải là số không lớn hơn {most.group(1)}{shown}"
+        one_of = re.fullmatch(r"one of (.+)", expected)
+        if one_of:
+            return f"phải là một trong: {one_of.group(1)}{shown}"
+        if expected in EXPECTED:
+            return EXPECTED[expected] + shown
+        return f"không hợp lệ ({problem})"
+    chars = re.fullmatch(r"at most (\d+) characters, got (\d+)", problem)
+    if chars:
+        return f"tối đa {chars.group(1)} ký tự (đang có {chars.group(2)})"
+    items = re.fullmatch(r"at most (\d+) (?:items|entries), got (\d+)", problem)
+    if items:
+        return f"tối đa {items.group(1)} mục (đang có {items.group(2)})"
+    if problem.startswith("control or format characters are not allowed"):
+        return "không được chứa ký tự điều khiển hay ký tự định dạng ẩn"
+    if problem.startswith("missing"):
+        return "chưa nhập"
+    if problem.startswith("unknown key"):
+        return "không phải mục được phép đẩy xuống kiosk"
+    twice = re.fullmatch(r"'(.*)' is used twice", problem)
+    if twice:
+        return f"“{twice.group(1)}” bị trùng"
+    known = {
+        "at least one service is needed": "cần ít nhất một dịch vụ",
+        "each official id must be unique": "mã cán bộ bị trùng",
+        "each reason code must be unique": "mã lý do bị trùng",
+    }
+    return known.get(problem, f"không hợp lệ ({problem})")
+
+
+def field_error(message: str) -> FieldError:
+    """One contract message as (path, Vietnamese sentence)."""
+    path, _, problem = message.partition(": ")
+    # a cross-field check (__post_init__) is wrapped: "config: services[1].prefix: 'A' is used twice"
+    while True:
+        inner_path, sep, inner = problem.partition(": ")
+        if sep and (_PATH_PART.match(inner_path) and " " not in inner_path):
+            outer = path in ("config", "config.config", "(top level)", "args", "command")
+            path = inner_path if outer else f"{path}.{inner_path}"
+            problem = inner
+            continue
+        break
+    stripped = True
+    while stripped:  # "config.config.kiosk...": the message type, then its field named config
+        stripped = False
+        for prefix in ("config.", "args.", "command."):
+            if path.startswith(prefix):
+                path, stripped = path[len(prefix) :], True
+    if path in ("config", "(top level)", "args", "command"):
+        path = ""
+    text = _what(problem)
+    label = _label(path) if path else ""
+    return FieldError(path, f"{label}: {text}" if label else text[:1].upper() + text[1:])
+
+
+def vietnamese(message: str) -> str:
+    return field_error(message).text

@@ -1,0 +1,124 @@
+"""The lease holder's sweeps, without MQTT, on SQLite and PostgreSQL with the store's clock in hand:
+silence, alarms repaired after a crash, event gaps past their grace, one-shot alarms, announcements
+from the watermark on, reminders while active and unacknowledged."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from common.mqtt import TlsConfig
+from fleet.alarms.rules import AlarmSettings
+from fleet.ingest.worker import IngestWorker, WorkerSettings
+from fleet.store import Scope, Store
+from fleet.store.models import EventRecord, StatusReport
+from tests.fleet.conftest import FakeClock
+
+ALL = Scope.everything()
+C = "hcm-ben-thanh"
+
+
+@pytest.fixture
+def worker(store: Store) -> IngestWorker:
+    store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+    store.registry.add_center(C, "hcm", "Trung tâm Bến Thành")
+    for i in range(1, 4):
+        store.registry.add_kiosk(f"kiosk-bt-0{i}", C, slot=i, heartbeat_s=10)
+    store.routes.add(ALL, C, "email", "kythuat@example.vn", min_severity="warning")
+    settings = WorkerSettings(
+        "127.0.0.1",
+        1,
+        TlsConfig(),
+        "test-worker",
+        alarms=AlarmSettings(reminder_every=timedelta(minutes=30), gap_grace=timedelta(seconds=60)),
+    )
+    return IngestWorker(store, settings)  # never started: the sweeps need the store only
+
+
+def offline_alarms(store: Store) -> dict[str, str | None]:
+    return {a.kiosk_id or "": (a.detail or {}).get("state") for a in store.alarms.active_of_type("offline")}
+
+
+def test_silence_and_alarms_repaired_after_a_crash(worker: IngestWorker, clock: FakeClock) -> None:
+    store = worker.store
+    store.telemetry.record_status(C, "kiosk-bt-01", StatusReport("online", "birth", 1))
+    store.telemetry.record_status(C, "kiosk-bt-02", StatusReport("online", "birth", 1))
+    # a worker crashed between storing kiosk-bt-02's Will and raising its alarm: the sweep repairs it
+    store.telemetry.record_status(C, "kiosk-bt-02", StatusReport("offline", "lost", 1))
+    worker.duties.sweep()
+    assert offline_alarms(store) == {"kiosk-bt-02": "lost"}
+    clock.advance(seconds=29)
+    worker.duties.sweep()
+    assert offline_alarms(store) == {"kiosk-bt-02": "lost"}  # 3 x 10 s not yet passed for kiosk-bt-01
+    clock.advance(seconds=2)
+    worker.duties.sweep()
+    assert offline_alarms(store) == {"kiosk-bt-02": "lost", "kiosk-bt-01": "silent"}
+    assert store.registry.kiosk(ALL, "kiosk-bt-01").state_reason == "silent"
+    store.telemetry.record_status(
+        C, "kiosk-bt-02", StatusReport("online", "birth", 2)
+    )  # crash before clearing
+    worker.duties.sweep()
+    assert offline_alarms(store) == {"kiosk-bt-01": "silent"}
+
+
+def test_gaps_become_alarms_only_past_their_grace(worker: IngestWorker, clock: FakeClock) -> None:
+    store, journal = worker.store, uuid.uuid4().hex
+
+    def insert(seq: int) -> None:
+        record = EventRecord(
+            uuid.uuid4().hex, journal, seq, "session_ended", clock.now, {"reason": "finished"}
+        )
+        store.events.insert_event(C, "kiosk-bt-03", record)
+
+    insert(1)
+    insert(3)  # 2 is missing for now: a second worker may be storing it this very moment
+    worker.duties.sweep()
+    assert store.alarms.active_of_type("events_missing") == []
+    clock.advance(seconds=61)
+    worker.duties.sweep()
+    [missing] = store.alarms.active_of_type("events_missing")
+    assert (missing.kiosk_id, missing.detail) == ("kiosk-bt-03", {"state": "gap", "count": 1})
+    insert(2)  # late after all
+    worker.duties.sweep()
+    assert store.alarms.active_of_type("events_missing") == []
+
+
+def test_dropped_events_end_once_acknowledged(worker: IngestWorker, clock: FakeClock) -> None:
+    store = worker.store
+    store.accounts.add_user("kythuat", "x", "technician", center_id=C)
+    alarm, _ = store.alarms.raise_alarm("kiosk-bt-01", "events_dropped", "major", detail={"count": 5})
+    worker.duties.sweep()
+    assert store.alarms.get(ALL, alarm.id).active
+    store.alarms.acknowledge(ALL, alarm.id, store.accounts.credentials("kythuat")[0].id)  # type: ignore[index]
+    worker.duties.sweep()
+    assert not store.alarms.get(ALL, alarm.id).active  # a loss cannot be undone: seen is the end of it
+
+
+def test_announcements_start_at_the_watermark_and_remind_until_acknowledged(
+    worker: IngestWorker, clock: FakeClock
+) -> None:
+    store = worker.store
+    old, _ = store.alarms.raise_alarm("kiosk-bt-01", "app_down", "major")  # before notifications ran
+    worker.duties.sweep()
+    assert store.notices.due(now=clock.now) == []  # no mail about history
+    new, _ = store.alarms.raise_alarm("kiosk-bt-02", "printer", "critical", device="printer")
+    worker.duties.sweep()
+    worker.duties.sweep()  # twice: announced once
+    assert [(d.event, d.alarm.id) for d in store.notices.due(now=clock.now)] == [("raised", new.id)]
+    clock.advance(minutes=31)
+    worker.duties.sweep()
+    events = sorted((d.event, d.number, d.alarm.id) for d in store.notices.due(now=clock.now))
+    # reminders for both: an active, unacknowledged alarm is reminded about, however old
+    assert events == sorted([("raised", 0, new.id), ("reminder", 1, new.id), ("reminder", 1, old.id)])
+    store.accounts.add_user("kythuat", "x", "technician", center_id=C)
+    store.alarms.acknowledge(ALL, new.id, store.accounts.credentials("kythuat")[0].id)  # type: ignore[index]
+    clock.advance(minutes=31)
+    worker.duties.sweep()
+    reminders = [(d.number, d.alarm.id) for d in store.notices.due(now=clock.now) if d.event == "reminder"]
+    assert sorted(reminders) == sorted([(1, new.id), (1, old.id), (2, old.id)])  # acknowledged: no more
+    store.alarms.clear_alarm("kiosk-bt-02", "printer")
+    worker.duties.sweep()
+    assert ("cleared", new.id) in {(d.event, d.alarm.id) for d in store.notices.due(now=clock.now)}
+    assert ("cleared", old.id) not in {(d.event, d.alarm.id) for d in store.notices.due(now=clock.now)}

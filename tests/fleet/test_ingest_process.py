@@ -1,0 +1,313 @@
+"""The ingest's handling of each message, without MQTT (``fleet.ingest.process.Processor``), on SQLite
+and PostgreSQL: payloads built by the contract, effects read back from the store."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from common.errors import NotFoundError
+from contract.commands import CommandResult
+from contract.config import ConfigState
+from contract.events import Event, payload_from_data
+from contract.health import AppHealth, DeviceHealth, Health, LinkHealth, OutboxHealth
+from contract.status import Hardware, Status
+from contract.tickets import AllocatorStatus
+from contract.wire import now_iso
+from fleet.ingest import handlers
+from fleet.ingest.process import Processor
+from fleet.store import Scope, Store
+from fleet.store.models import EventRecord
+from tests.fleet.conftest import FakeClock
+
+ALL = Scope.everything()
+C, K = "hcm-ben-thanh", "kiosk-bt-01"
+ROOT = f"motcua/v1/{C}/{K}"
+
+
+@pytest.fixture
+def fleet(store: Store) -> Store:
+    store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+    store.registry.add_center(C, "hcm", "Trung tâm Bến Thành")
+    store.registry.add_center("hcm-thu-duc", "hcm", "Trung tâm Thủ Đức")
+    store.registry.add_kiosk(K, C, slot=0)
+    store.registry.add_kiosk("kiosk-td-01", "hcm-thu-duc", slot=0)
+    store.accounts.add_user("kythuat", "x", "technician", center_id=C)
+    return store
+
+
+def birth(bdseq: int) -> bytes:
+    return Status(
+        "online", "birth", bdseq, 1, agent_version="0.1.0", hardware=Hardware(devices={})
+    ).to_payload()
+
+
+def beat(clock: FakeClock, bdseq: int = 10, *, printer: str = "ok", app: str = "up", **extra: Any) -> bytes:
+    devices = {
+        "printer": DeviceHealth(printer),
+        "card_reader": DeviceHealth("ok"),
+        "scanner": DeviceHealth("ok"),
+    }
+    if app == "down":
+        devices = {name: DeviceHealth("unknown") for name in devices}
+    return Health(
+        bdseq=bdseq,
+        boot=1,
+        app=AppHealth("down", error="no answer") if app == "down" else AppHealth("up"),
+        outbox=OutboxHealth(
+            extra.pop("pending", 0), 1000, extra.pop("fill", 0.0), alarm=extra.pop("full", False)
+        ),
+        link=LinkHealth(True),
+        devices=devices,
+        at=now_iso(extra.pop("at", clock.now)),
+        **extra,
+    ).to_payload()
+
+
+def active(store: Store) -> dict[str, tuple[str, Any]]:
+    return {a.type: (a.severity, (a.detail or {}).get("state")) for a in store.alarms.active_for_kiosk(K)}
+
+
+def test_status_highest_bdseq_wins_and_the_offline_alarm_follows(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    assert p.handle(f"{ROOT}/status", birth(10), clock.now).outcome == "stored"
+    assert fleet.registry.kiosk(ALL, K).state == "online"
+    late_will = Status("offline", "lost", 9, 1).to_payload()  # an older connection's Will, delivered late
+    assert p.handle(f"{ROOT}/status", late_will, clock.advance(seconds=1)).outcome == "stored"
+    assert fleet.registry.kiosk(ALL, K).state == "online" and active(fleet) == {}
+    assert fleet.telemetry.status_history(ALL, K)[0].applied is False  # kept, marked not applied
+    p.handle(f"{ROOT}/status", Status("offline", "lost", 10, 1).to_payload(), clock.advance(seconds=1))
+    assert active(fleet) == {"offline": ("major", "lost")}
+    p.handle(f"{ROOT}/status", birth(11), clock.advance(seconds=5))
+    assert active(fleet) == {}
+    ended = fleet.alarms.page(ALL, active=False, kiosk_id=K).items[0]
+    assert ended.type == "offline" and ended.ended_at == clock.now
+    p.handle(f"{ROOT}/status", Status("offline", "shutdown", 11, 1).to_payload(), clock.advance(seconds=5))
+    assert active(fleet) == {"offline": ("minor", "shutdown")}  # switched off on purpose: less severe
+
+
+def test_heartbeats_raise_update_and_clear_device_alarms(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    p.handle(f"{ROOT}/status", birth(10), clock.now)
+    p.handle(f"{ROOT}/health", beat(clock, printer="paper_near_end"), clock.advance(seconds=30))
+    assert active(fleet) == {"printer": ("warning", "paper_near_end")}
+    first = fleet.alarms.active_for_kiosk(K)[0]
+    fleet.alarms.acknowledge(ALL, first.id, fleet.accounts.credentials("kythuat")[0].id)  # type: ignore[index]
+    p.handle(f"{ROOT}/health", beat(clock, printer="paper_out"), clock.advance(seconds=30))
+    now_out = fleet.alarms.active_for_kiosk(K)[0]
+    assert (now_out.id, now_out.severity, now_out.acknowledged_at) == (
+        first.id,
+        "critical",
+        None,
+    )  # worse: again
+    changes = fleet.changes.latest_id()
+    p.handle(f"{ROOT}/health", beat(clock, printer="paper_out"), clock.advance(seconds=30))
+    assert fleet.changes.latest_id() == changes  # the same report again writes no alarm (nor its live row)
+    p.handle(f"{ROOT}/health", beat(clock, app="down"), clock.advance(seconds=30))
+    assert active(fleet) == {"printer": ("critical", "paper_out"), "app_down": ("major", None)}
+    p.handle(f"{ROOT}/health", beat(clock, full=True, pending=900, fill=0.9), clock.advance(seconds=30))
+    assert active(fleet) == {"outbox_near_full": ("major", None)}
+    p.handle(f"{ROOT}/health", beat(clock), clock.advance(seconds=30))
+    assert active(fleet) == {}
+
+
+def test_clock_and_certificate_alarms(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    p.handle(f"{ROOT}/status", birth(10), clock.now)
+    behind = beat(
+        clock, at=clock.now - timedelta(minutes=5), cert_not_after=now_iso(clock.now + timedelta(days=10))
+    )
+    p.handle(f"{ROOT}/health", behind, clock.now)
+    assert active(fleet) == {"clock_off": ("minor", "behind"), "cert_expiring": ("major", "expiring")}
+    assert fleet.alarms.active_for_kiosk(K)[1].detail["skew_s"] == -300.0  # type: ignore[index]
+    p.handle(f"{ROOT}/health", beat(clock, cert_not_after=now_iso(clock.now - timedelta(hours=1))), clock.now)
+    assert active(fleet) == {"cert_expiring": ("critical", "expired")}
+    p.handle(f"{ROOT}/health", beat(clock, cert_not_after=now_iso(clock.now + timedelta(days=90))), clock.now)
+    assert active(fleet) == {}
+
+
+def test_refused_messages_are_counted_logged_once_and_never_stored(
+    fleet: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = Processor(fleet)
+    caplog.set_level(logging.WARNING, "fleet.ingest.process")
+    unknown = p.handle(f"motcua/v1/{C}/kiosk-bt-99/status", birth(1), clock.now)
+    wrong_center = p.handle(f"motcua/v1/{C}/kiosk-td-01/status", birth(1), clock.now)  # a kiosk of Thủ Đức
+    garbage = [
+        p.handle(f"{ROOT}/health", b'{"schema": "health/1", "bdseq": "x"', clock.now) for _ in range(3)
+    ]
+    huge = p.handle(f"{ROOT}/health", b"{" + b" " * Health.MAX_BYTES + b"}", clock.now)
+    bad_topic = p.handle("motcua/v1/Bad_Center/k/status", birth(1), clock.now)
+    assert (unknown.outcome, unknown.reason) == ("refused", "unknown_kiosk")
+    assert (wrong_center.outcome, wrong_center.reason) == ("refused", "wrong_center")
+    assert {g.outcome for g in garbage} == {"invalid"} and huge.outcome == "invalid"
+    assert bad_topic.reason == "bad_topic"
+    counts = {(r.center_id, r.kiosk_id, r.reason): r.count for r in fleet.ingest.refusals(ALL)}
+    assert counts == {
+        (C, "kiosk-bt-99", "unknown_kiosk"): 1,
+        (C, "kiosk-td-01", "wrong_center"): 1,
+        (C, K, "invalid_health"): 4,
+        ("", "", "bad_topic"): 1,
+    }
+    size_refusal = next(r for r in fleet.ingest.refusals(ALL) if r.reason == "invalid_health")
+    assert f"more than the {Health.MAX_BYTES} allowed" in (
+        size_refusal.detail or ""
+    )  # checked before parsing
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("invalid_health" in m for m in logged) == 1  # logged once, counted every time
+    assert fleet.registry.kiosk(ALL, "kiosk-td-01").state == "unknown"  # nothing stored for it
+    # the manager of Thủ Đức sees the refusal of their kiosk; Bến Thành's the ones under its id
+    assert {r.reason for r in fleet.ingest.refusals(Scope.center("hcm-thu-duc"))} == {"wrong_center"}
+    assert "bad_topic" not in {r.reason for r in fleet.ingest.refusals(Scope.center(C))}
+
+
+def event(seq: int, kind: str, payload: dict[str, Any], journal: str) -> Event:
+    return Event(uuid.uuid4().hex, seq, journal, payload_from_data(kind, payload), now_iso(), False)
+
+
+def test_events_are_idempotent_and_call_the_handlers_at_least_once(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    seen: list[tuple[str, int, bool]] = []
+
+    def on_ticket(
+        store: Store, center_id: str, kiosk_id: str, record: EventRecord, *, duplicate: bool
+    ) -> None:
+        assert (center_id, kiosk_id) == (C, K) and record.payload["number"].startswith("A")
+        seen.append((record.kind, record.seq, duplicate))
+
+    def broken(store: Store, center_id: str, kiosk_id: str, record: EventRecord) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    everything: list[str] = []
+    handlers.register("ticket_issued", on_ticket)
+    handlers.register("ticket_issued", broken)
+    handlers.register("*", lambda store, center_id, kiosk_id, record: everything.append(record.kind))
+    try:
+        journal = uuid.uuid4().hex
+        ticket = {
+            "number": "A001",
+            "service": "HOTICH",
+            "priority": False,
+            "identified": False,
+            "day": "2026-11-23",
+        }
+        first = event(1, "ticket_issued", ticket, journal)
+        results = [
+            p.handle(f"{ROOT}/event/ticket_issued", first.to_payload(), clock.now),
+            p.handle(f"{ROOT}/event/ticket_issued", first.to_payload(), clock.now),  # a redelivery
+            p.handle(
+                f"{ROOT}/event/rating",
+                event(
+                    2,
+                    "rating",
+                    {
+                        "level": 3,
+                        "scale": 4,
+                        "level_key": "ok",
+                        "target_kind": "center",
+                        "target_id": None,
+                        "reasons": [],
+                        "criteria": {},
+                    },
+                    journal,
+                ).to_payload(),
+                clock.now,
+            ),
+        ]
+        assert [r.outcome for r in results] == ["stored", "duplicate", "stored"]
+        assert [r.hook_errors for r in results] == [1, 1, 0]
+        assert seen == [("ticket_issued", 1, False), ("ticket_issued", 1, True)]
+        assert everything == ["ticket_issued", "ticket_issued", "rating"]
+        assert fleet.events.count(ALL, kiosk_id=K) == 2
+        wrong_topic = p.handle(
+            f"{ROOT}/event/rating", event(3, "ticket_issued", ticket, journal).to_payload(), clock.now
+        )
+        assert wrong_topic.outcome == "invalid" and fleet.events.count(ALL, kiosk_id=K) == 2
+        dropped = event(12, "outbox_dropped", {"count": 8, "first_seq": 3, "last_seq": 10}, journal)
+        p.handle(f"{ROOT}/event/outbox_dropped", dropped.to_payload(), clock.now)
+        assert active(fleet) == {"events_dropped": ("major", "dropped")}
+        assert fleet.alarms.active_for_kiosk(K)[0].detail["count"] == 8  # type: ignore[index]
+        gaps = fleet.events.gaps(ALL, K, open_only=False)
+        assert [(g.first_seq, g.last_seq, g.closed_reason) for g in gaps if g.closed_at] == [
+            (3, 10, "dropped")
+        ]
+        assert [(g.first_seq, g.last_seq) for g in gaps if g.closed_at is None] == [(11, 11)]
+    finally:
+        handlers.unregister("ticket_issued", on_ticket)
+        handlers.unregister("ticket_issued", broken)
+        handlers._handlers.pop("*", None)
+
+
+def test_results_and_blobs_are_kept_with_the_request_that_asked(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    user = fleet.accounts.credentials("kythuat")[0]  # type: ignore[index]
+    shot = fleet.commands.create(ALL, K, "screenshot", {}, user.id, expires_at=clock.now + timedelta(hours=1))
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    blob_topic = f"{ROOT}/blob/{shot.request_id}"
+    assert p.handle(blob_topic, png, clock.now).outcome == "stored"  # the blob may come before its result
+    assert p.handle(blob_topic, png, clock.now).outcome == "duplicate"
+    import hashlib
+
+    result = CommandResult(
+        shot.request_id,
+        "screenshot",
+        "ok",
+        "done",
+        {
+            "blob_topic": blob_topic,
+            "bytes": len(png),
+            "sha256": hashlib.sha256(png).hexdigest(),
+            "content_type": "image/png",
+            "files": [],
+        },
+    ).to_payload()
+    assert p.handle(f"{ROOT}/cmd/res", result, clock.now).outcome == "stored"
+    assert p.handle(f"{ROOT}/cmd/res", result, clock.now).outcome == "duplicate"  # published twice
+    stored = fleet.commands.for_kiosk(ALL, K)[0]
+    assert (stored.status, stored.result["bytes"], stored.requested_by) == ("ok", len(png), user.id)  # type: ignore[index]
+    assert fleet.blobs.get(ALL, K, shot.request_id).data == png
+    unasked = p.handle(f"{ROOT}/blob/fleet-nobody-asked", png, clock.now)
+    assert (unasked.outcome, unasked.reason) == ("refused", "unexpected_blob")
+    too_big = p.handle(blob_topic.replace(shot.request_id, "big"), b"\0" * (4 * 1024 * 1024 + 1), clock.now)
+    assert too_big.outcome == "invalid"
+    with pytest.raises(NotFoundError):
+        fleet.blobs.get(Scope.center("hcm-thu-duc"), K, shot.request_id)  # another center's manager
+
+
+def test_a_pushed_heartbeat_moves_the_silence_limit_once_applied(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    p.handle(f"{ROOT}/status", birth(10), clock.now)
+    push = fleet.configs.record_push(ALL, C, "_center", {"agent": {"heartbeat_s": 10}}, None)
+    state = ConfigState({"center": push.version, "kiosk": 0}, at=now_iso(clock.now)).to_payload()
+    assert p.handle(f"{ROOT}/config/state", state, clock.now).outcome == "stored"
+    assert fleet.registry.kiosk(ALL, K).heartbeat_s == 10
+    assert fleet.configs.state(ALL, K).center_version == push.version  # type: ignore[union-attr]
+    p.handle(f"{ROOT}/health", beat(clock), clock.now)  # offline after 3 x 10 s from now on
+    assert fleet.telemetry.mark_silent(clock.now + timedelta(seconds=29)) == []
+    assert fleet.telemetry.mark_silent(clock.now + timedelta(seconds=31)) == [K]
+
+
+def test_the_allocators_status_is_an_alarm_of_the_center(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    topic = f"motcua/v1/{C}/_center/allocator/status"
+    p.handle(topic, AllocatorStatus("offline", "lost", 800, 20).to_payload(), clock.now)
+    center_alarms = fleet.alarms.page(Scope.center(C)).items
+    assert [(a.type, a.kiosk_id, a.severity) for a in center_alarms] == [("allocator_offline", None, "major")]
+    p.handle(topic, AllocatorStatus("offline", "lost", 800, 20).to_payload(), clock.now)  # retained, again
+    assert fleet.alarms.page(Scope.center(C)).total == 1
+    p.handle(topic, AllocatorStatus("online", "birth", 800, 20).to_payload(), clock.advance(minutes=2))
+    assert fleet.alarms.page(Scope.center(C)).total == 0
+    unknown = p.handle("motcua/v1/no-such-center/_center/allocator/status", b"{}", clock.now)
+    assert (unknown.outcome, unknown.reason) == ("refused", "unknown_center")
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_handlers() -> Iterator[None]:
+    before = {k: list(v) for k, v in handlers._handlers.items()}
+    yield
+    assert {k: v for k, v in handlers._handlers.items() if v} == {k: v for k, v in before.items() if v}

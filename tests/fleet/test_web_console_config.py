@@ -1,0 +1,232 @@
+"""The web side of the MQTT phase, in-process: the console (roles, the contract's check, audit, blobs
+served only when they match), configuration forms (Vietnamese errors next to their field, versions,
+audit), notification routes (audited), and the forms' reading and diff on their own."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from fleet.store import Scope, Store, open_store
+from fleet.web import config_forms as forms
+from tests.fleet.conftest import FakeClock
+from tests.fleet.data import build
+from tests.fleet.web import browser
+
+ALL = Scope.everything()
+K = "kiosk-bt-01"
+
+
+@pytest.fixture
+def web_store(sqlite_url: str, clock: FakeClock) -> Iterator[Store]:
+    store = open_store(sqlite_url, clock=clock)
+    build(store)
+    yield store
+    store.close()
+
+
+def test_console_commands_are_checked_audited_and_only_for_technicians_and_above(web_store: Store) -> None:
+    with browser(web_store, "xem.bt") as viewer:
+        page = viewer.client.get(f"/kiosks/{K}")
+        assert page.status_code == 200 and 'data-command="screenshot"' not in page.text  # no forms to send
+        assert viewer.post(f"/kiosks/{K}/commands", {"command": "screenshot"}).status_code == 403
+    with browser(web_store, "kythuat.bt") as tech:
+        refused = tech.post(f"/kiosks/{K}/commands", {"command": "set_notice", "text_vi": "a\u202eb"})
+        assert refused.status_code == 400
+        assert "Nội dung tiếng Việt: không được chứa ký tự điều khiển hay ký tự định dạng ẩn" in refused.text
+        assert tech.post(f"/kiosks/{K}/commands", {"command": "restart_app"}).status_code == 400  # no confirm
+        bad_kb = tech.post(f"/kiosks/{K}/commands", {"command": "upload_logs", "max_kb": "9000"})
+        assert "Dung lượng tối đa (KB): phải là số từ 1 đến 4096 (đã nhập 9000)" in bad_kb.text
+        assert tech.post(f"/kiosks/{K}/commands", {"command": "format_disk"}).status_code == 404
+        sent = tech.post(
+            f"/kiosks/{K}/commands",
+            {
+                "command": "set_service_mode",
+                "out_of_service": "on",
+                "reason": "Bảo trì máy in",
+                "lifetime": "86400",
+            },
+        )
+        assert sent.status_code == 303 and sent.headers["location"].endswith("#console")
+    [command] = [c for c in web_store.commands.for_kiosk(ALL, K) if c.command == "set_service_mode"]
+    assert (
+        command.args == {"out_of_service": True, "reason": "Bảo trì máy in"} and command.status == "pending"
+    )
+    assert command.requested_at is not None and command.expires_at is not None
+    assert round((command.expires_at - command.requested_at).total_seconds()) == 86400
+    entry = web_store.audit.page(ALL, action="command.create").items[0]
+    assert (entry.username, entry.object_id, entry.after["request_id"]) == (  # type: ignore[index]
+        "kythuat.bt",
+        K,
+        command.request_id,
+    )
+    assert len(web_store.audit.page(ALL, action="command.create").items) == 1  # the refused ones are not
+
+
+def _blob_command(
+    store: Store, command: str, data: bytes, content_type: str, *, sha: str | None = None
+) -> str:
+    user = store.accounts.credentials("kythuat.bt")[0]  # type: ignore[index]
+    created = store.commands.create(ALL, K, command, {}, user.id)
+    store.blobs.accept("hcm-ben-thanh", K, created.request_id, data, commands_with_blobs=[command])
+    store.commands.record_result(
+        "hcm-ben-thanh",
+        K,
+        created.request_id,
+        command=command,
+        status="ok",
+        reason="done",
+        at=None,
+        result={
+            "blob_topic": f"motcua/v1/hcm-ben-thanh/{K}/blob/{created.request_id}",
+            "bytes": len(data),
+            "sha256": sha or hashlib.sha256(data).hexdigest(),
+            "content_type": content_type,
+            "files": [],
+        },
+    )
+    return created.request_id
+
+
+def test_blobs_are_served_in_scope_only_and_only_when_they_match_their_result(web_store: Store) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    shot = _blob_command(web_store, "screenshot", png, "image/png")
+    logs = _blob_command(
+        web_store, "upload_logs", gzip.compress(b"==> kiosk.log <==\nok\n"), "application/gzip"
+    )
+    forged = _blob_command(web_store, "screenshot", png, "image/png", sha="0" * 64)
+    with browser(web_store, "xem.bt") as viewer:  # a viewer of the center may look
+        image = viewer.client.get(f"/kiosks/{K}/blobs/{shot}")
+        assert image.status_code == 200 and image.content == png
+        assert (
+            image.headers["content-type"] == "image/png"
+            and image.headers["x-content-type-options"] == "nosniff"
+        )
+        archive = viewer.client.get(f"/kiosks/{K}/blobs/{logs}")
+        assert archive.headers["content-disposition"] == f'attachment; filename="nhat-ky-{K}-{logs}.log.gz"'
+        assert gzip.decompress(archive.content) == b"==> kiosk.log <==\nok\n"
+        assert viewer.client.get(f"/kiosks/{K}/blobs/{forged}").status_code == 404  # not what was announced
+        page = viewer.client.get(f"/kiosks/{K}").text
+        assert f'data-screenshot="{shot}"' in page and f'data-logs="{logs}"' in page
+        assert f'data-screenshot="{forged}"' not in page and "không khớp" in page
+    with browser(web_store, "quanly.tdm") as other:  # another center's manager: nothing, by any URL
+        assert other.client.get(f"/kiosks/{K}/blobs/{shot}").status_code == 404
+
+
+def test_configuration_forms_push_versions_and_say_what_is_wrong_in_vietnamese(web_store: Store) -> None:
+    path = "/centers/hcm-ben-thanh/config"
+    with browser(web_store, "kythuat.bt") as tech:
+        assert tech.client.get(path).status_code == 200
+        assert (
+            tech.post(path, {"section": "notice", "notice_vi": "x"}).status_code == 403
+        )  # not theirs to push
+    with browser(web_store, "quanly.bt") as manager:
+        services = {
+            "svc-rows": "4",
+            "svc-0-code": "HOTICH",
+            "svc-0-prefix": "A",
+            "svc-0-name_vi": "Hộ tịch",
+            "svc-0-name_en": "Civil status",
+            "svc-0-counters": "1, 2",
+            "svc-0-opens": "07:30",
+            "svc-0-closes": "17:00",
+            "svc-2-code": "DATDAI",
+            "svc-2-prefix": "A",
+            "svc-2-name_vi": "Đất đai",
+            "svc-2-name_en": "Land",
+        }
+        refused = manager.post(path, {"section": "services", **services})
+        assert refused.status_code == 400
+        assert (
+            'data-error-for="svc-2-prefix">Dịch vụ 2: chữ đầu số: “A” bị trùng' in refused.text
+        )  # form row 3
+        assert 'value="Đất đai"' in refused.text  # what was typed stays on the form
+        ok = manager.post(path, {"section": "services", **services, "svc-2-prefix": "B"})
+        assert ok.status_code == 303 and ok.headers["location"] == f"{path}?done=pushed&version=1#services"
+        notice = manager.post(path, {"section": "notice", "notice_vi": "Nghỉ lễ 2/9", "notice_en": ""})
+        assert notice.headers["location"] == f"{path}?done=pushed&version=2#notice"
+        again = manager.post(path, {"section": "notice", "notice_vi": "Nghỉ lễ 2/9", "notice_en": ""})
+        assert again.headers["location"] == f"{path}?done=unchanged#notice"
+        number = manager.post(path, {"section": "timeouts", "idle_timeout_s": "chín mươi"})
+        assert 'data-error-for="idle_timeout_s">Phải là một số (ví dụ 90).' in number.text
+        cleared = manager.post(path, {"section": "services", "action": "clear"})
+        assert cleared.headers["location"] == f"{path}?done=pushed&version=3#services"
+        page = manager.client.get(f"{path}?done=pushed&version=3").text
+        assert "Đã lưu phiên bản 3" in page and 'data-version="3"' in page
+    latest = web_store.outgoing.latest(ALL, "hcm-ben-thanh", "_center")
+    assert latest is not None and latest.body == {"kiosk": {"notice_vi": "Nghỉ lễ 2/9", "notice_en": ""}}
+    entries = web_store.audit.page(ALL, action="config.push").items
+    assert [e.object_id for e in entries] == ["_center@3", "_center@2", "_center@1"]
+    assert entries[0].before["config"]["services"][1]["prefix"] == "B"  # type: ignore[index]
+    assert "services" not in entries[0].after["config"]  # type: ignore[index]
+
+
+def test_routes_are_managed_by_managers_and_audited(web_store: Store) -> None:
+    path = "/centers/hcm-ben-thanh/notifications"
+    with browser(web_store, "kythuat.bt") as tech:
+        assert tech.client.get(path).status_code == 200
+        assert tech.post(path, {"kind": "email", "target": "a@b.vn"}).status_code == 403
+    with browser(web_store, "quanly.bt") as manager:
+        assert (
+            "Địa chỉ webhook phải bắt đầu"
+            in manager.post(path, {"kind": "webhook", "target": "ftp://x"}).text
+        )
+        assert (
+            manager.post(
+                path, {"kind": "email", "target": "lanhdao@bt.gov.vn", "min_severity": "critical"}
+            ).status_code
+            == 303
+        )
+        assert (
+            "Địa chỉ này đã có" in manager.post(path, {"kind": "email", "target": "lanhdao@bt.gov.vn"}).text
+        )
+        [route] = web_store.routes.of_center(ALL, "hcm-ben-thanh")
+        assert manager.post(f"/notifications/{route.id}", {"action": "deactivate"}).status_code == 303
+    assert not web_store.routes.of_center(ALL, "hcm-ben-thanh")[0].active
+    actions = [
+        (e.action, (e.after or {})["active"])
+        for e in web_store.audit.page(ALL).items
+        if e.action.startswith("route.")
+    ]
+    assert actions == [("route.update", False), ("route.create", True)]
+
+
+def test_forms_read_rows_skip_empty_ones_and_diff_what_a_kiosk_has_not_applied() -> None:
+    form = {
+        "rsn-rows": "3",
+        "rsn-0-code": "long_wait",
+        "rsn-0-label_vi": "Chờ lâu",
+        "rsn-1-code": "",
+        "rsn-2-code": "staff",
+        "rsn-2-label_vi": "Thái độ",
+        "rsn-2-remove": "on",
+        "off-rows": "1",
+        "off-0-id": "cb-017",
+        "off-0-name": "Nguyễn Thị Lan",
+        "off-0-counter": "3",
+        "levels": "5",
+        "show_official_photos": "on",
+    }
+    parsed = forms.read_section("rating", form)
+    assert parsed.part == {
+        "rating": {
+            "levels": 5,
+            "show_official_photos": True,
+            "reasons": [{"code": "long_wait", "label_vi": "Chờ lâu", "label_en": ""}],
+            "officials": [{"id": "cb-017", "name": "Nguyễn Thị Lan", "counter": "3"}],
+        }
+    }
+    body = forms.apply_section({"kiosk": {"notice_vi": "a", "idle_timeout_s": 90}}, "notice", None)
+    assert body == {"kiosk": {"idle_timeout_s": 90}}  # the other section of the table stays
+    assert forms.check(forms.apply_section(body, "rating", parsed.part)) == {}
+    changes = forms.diff(
+        {"kiosk": {"notice_vi": "Nghỉ trưa"}, "agent": {"heartbeat_s": 30}},
+        {"kiosk": {"notice_vi": "Nghỉ lễ"}, "agent": {"heartbeat_s": 30}, "rating": parsed.part["rating"]},
+    )
+    assert [(d.label, d.before, d.after) for d in changes] == [
+        ("Thông báo tiếng Việt", "Nghỉ trưa", "Nghỉ lễ"),
+        ("Đánh giá", "—", "5 mức, 1 lý do, 1 cán bộ"),
+    ]
