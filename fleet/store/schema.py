@@ -410,3 +410,5 @@ store_settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+import fleet.store.queue_tables  # noqa: E402,F401  (the queue's tables, migration 0004: docs/queue.md)
