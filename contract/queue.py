@@ -24,13 +24,32 @@ from contract.message import Message
 from contract.wire import now_iso
 
 TICKET_KINDS = (
-    "issued", "called", "recalled", "serving", "done", "no_show", "transferred", "left", "rated",
+    "issued",
+    "called",
+    "recalled",
+    "serving",
+    "done",
+    "no_show",
+    "transferred",
+    "left",
+    "rated",
 )
 COUNTER_KINDS = ("counter_opened", "counter_break", "counter_resumed", "counter_closed")
 QUEUE_EVENT_KINDS = TICKET_KINDS + COUNTER_KINDS
 QueueEventKind = Literal[
-    "issued", "called", "recalled", "serving", "done", "no_show", "transferred", "left", "rated",
-    "counter_opened", "counter_break", "counter_resumed", "counter_closed",
+    "issued",
+    "called",
+    "recalled",
+    "serving",
+    "done",
+    "no_show",
+    "transferred",
+    "left",
+    "rated",
+    "counter_opened",
+    "counter_break",
+    "counter_resumed",
+    "counter_closed",
 ]
 
 _SERVICE = {"pattern": r"[A-Z0-9_]{1,16}", "pattern_hint": "a service code"}

@@ -19,13 +19,16 @@ from fleet.store.models import Session, User
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # every center of the province; the only role that manages accounts
     "province_admin": frozenset(
-        {"fleet.view", "alarm.ack", "command.send", "config.push", "user.manage", "audit.view"}
+        {"fleet.view", "alarm.ack", "command.send", "config.push", "user.manage", "audit.view",
+         "queue.view", "queue.manage", "rating.view"}
     ),
-    "center_manager": frozenset({"fleet.view", "alarm.ack", "audit.view"}),
-    "technician": frozenset({"fleet.view", "alarm.ack", "command.send"}),
-    # the counter app comes with the queue phase; until then an officer only manages the own password
-    "officer": frozenset(),
-    "viewer": frozenset({"fleet.view"}),
+    "center_manager": frozenset(
+        {"fleet.view", "alarm.ack", "audit.view", "queue.view", "queue.manage", "rating.view"}
+    ),
+    "technician": frozenset({"fleet.view", "alarm.ack", "command.send", "queue.view"}),
+    # the counter app (docs/queue.md); officers never see ratings, not even aggregates of their own
+    "officer": frozenset({"queue.counter"}),
+    "viewer": frozenset({"fleet.view", "queue.view"}),
 }
 MIN_PASSWORD = 10
 

@@ -280,8 +280,29 @@ class Announcer:
                             _speak(CLIP_WORDS[word], clip)
                     same = folder / f"w{i}.wav"  # one format, whatever the recording's
                     # leading and trailing silence of a recording cut, so the words follow each other
-                    _run(["sox", str(clip), "-r", str(RATE), "-c", "1", "-b", "16", str(same), "silence", "1",
-                          "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"])
+                    _run(
+                        [
+                            "sox",
+                            str(clip),
+                            "-r",
+                            str(RATE),
+                            "-c",
+                            "1",
+                            "-b",
+                            "16",
+                            str(same),
+                            "silence",
+                            "1",
+                            "0.02",
+                            "0.5%",
+                            "reverse",
+                            "silence",
+                            "1",
+                            "0.02",
+                            "0.5%",
+                            "reverse",
+                        ]
+                    )
                     speech += [same, gap]
             tmp = folder / "out.wav"
             _run(["sox", str(self.chime()), *map(str, speech), str(tmp)])

@@ -1138,6 +1138,15 @@ class Queue:
             )
         return True
 
+    def rated(self, ticket_id: int, via: str) -> bool:
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(queue_ratings.c.id).where(
+                    queue_ratings.c.ticket_id == ticket_id, queue_ratings.c.via == via
+                )
+            ).first()
+            return found is not None
+
     # -- hall displays ---------------------------------------------------------------------------------
 
     def create_display(self, center_id: str, label: str, user: User | None) -> str:
@@ -1201,13 +1210,13 @@ class Queue:
 
     # -- the outbox of queue-event/1 (fleet.queue.publisher) -----------------------------------------
 
-    def unpublished(self, limit: int = 200) -> list[tuple[Step, Ticket | None]]:
+    def unpublished(self, limit: int = 200, center_id: str | None = None) -> list[tuple[Step, Ticket | None]]:
+        conditions: list[Any] = [queue_steps.c.published_at.is_(None)]
+        if center_id is not None:
+            conditions.append(queue_steps.c.center_id == center_id)
         with self.db.read() as conn:
             rows = conn.execute(
-                select(queue_steps)
-                .where(queue_steps.c.published_at.is_(None))
-                .order_by(queue_steps.c.id)
-                .limit(limit)
+                select(queue_steps).where(*conditions).order_by(queue_steps.c.id).limit(limit)
             ).all()
             out = []
             for row in rows:

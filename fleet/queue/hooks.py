@@ -72,7 +72,12 @@ def on_rating(store: Store, center_id: str, kiosk_id: str, event: Event) -> bool
         return False
     try:
         return queue.rate(
-            ticket, payload.level, payload.scale, "kiosk", reasons=payload.reasons, event_id=event.event_id,
+            ticket,
+            payload.level,
+            payload.scale,
+            "kiosk",
+            reasons=payload.reasons,
+            event_id=event.event_id,
             at=parse_time(event.occurred_at, "event.occurred_at"),
         )
     except QueueError as exc:

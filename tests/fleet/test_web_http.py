@@ -175,7 +175,7 @@ def test_roles_viewer_cannot_acknowledge_officer_has_no_fleet_pages(web_store: S
         assert viewer.client.get("/users").status_code == 403
         assert viewer.client.get("/audit").status_code == 403
     with browser(web_store, "canbo.bt") as officer:
-        assert officer.client.get("/", follow_redirects=False).headers["location"] == "/account"
+        assert officer.client.get("/", follow_redirects=False).headers["location"] == "/counter"
         assert officer.client.get("/centers").status_code == 403
         assert officer.client.get("/kiosks/kiosk-bt-01").status_code == 403
         assert "Màn hình gọi số cho quầy" in officer.client.get("/account").text
