@@ -80,7 +80,7 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument("--queue-audio", type=Path, default=Path("var/queue/audio"),
                        help="folder of the hall's announcement WAVs (made on demand, cached)")
     serve.add_argument("--queue-clips", type=Path,
-                       help="the center's recorded clips, one WAV per word ('fleet queue clips'); default espeak-ng")
+                       help="the center's own clips, one WAV per word ('fleet queue clips'); else espeak-ng")
     serve.add_argument("--public-url", default="",
                        help="the center's address as phones in the hall reach it (the ticket QR's URL)")
     serve.set_defaults(func=run_serve)
