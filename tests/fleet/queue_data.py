@@ -58,3 +58,15 @@ def add_officers(store: Store, count: int, prefix: str = "canbo") -> list[User]:
             store.accounts.add_user(name, password, "officer", center_id=CENTER, display_name=f"Cán bộ {i:02d}")
         out.append(officer(store, name))
     return out
+
+
+def queue_foreign_requests(f: object) -> list[tuple[str, str, int]]:
+    """The queue's routes with another center's id, for a manager of hcm-ben-thanh (test_web_http)."""
+    other = getattr(f, "other_center")
+    return [
+        ("GET", f"/queue/{other}", 404),
+        ("GET", f"/queue/{other}?format=csv", 404),
+        ("GET", f"/queue/{other}?format=json&list=ratings", 404),
+        ("POST", f"/queue/{other}/settings", 404),
+        ("POST", "/counter/left/1", 403),  # a manager is no officer
+    ]
