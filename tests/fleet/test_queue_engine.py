@@ -80,10 +80,15 @@ def test_call_order_priority_first_or_interleaved_and_longest_wait(
     queue: Queue, store: Store, clock: FakeClock
 ) -> None:
     day = queue.today()
-    for number, service, priority in (("A001", "HOTICH", False), ("B001", "CHUNGTHUC", False),
-                                      ("A002", "HOTICH", True), ("B002", "CHUNGTHUC", False),
-                                      ("A003", "HOTICH", False), ("B003", "CHUNGTHUC", True),
-                                      ("A004", "HOTICH", False)):
+    for number, service, priority in (
+        ("A001", "HOTICH", False),
+        ("B001", "CHUNGTHUC", False),
+        ("A002", "HOTICH", True),
+        ("B002", "CHUNGTHUC", False),
+        ("A003", "HOTICH", False),
+        ("B003", "CHUNGTHUC", True),
+        ("A004", "HOTICH", False),
+    ):
         issue(store, number, service, priority=priority, day=day)
         clock.advance(seconds=10)
     ha = officer(store, "canbo.bt")
@@ -125,7 +130,9 @@ def test_transfer_keeps_the_issue_time_and_strict_pulling_deals_tickets(
     assert queue.call_next(ha).number == "A001"  # type: ignore[union-attr]
     transfers = [s for s in queue.steps_since(CENTER, 0) if s.kind == "transferred"]
     assert [(s.detail["to_service"], s.detail["to_counter"]) for s in transfers] == [
-        ("CHUNGTHUC", None), (None, "1")]
+        ("CHUNGTHUC", None),
+        (None, "1"),
+    ]
     queue.done(ha)
     queue.done(nam)
     # strict pulling: each new ticket of a service two counters serve is dealt to one of them
@@ -170,7 +177,9 @@ def test_expected_wait_is_unknown_without_history_then_follows_the_pace(
         clock.advance(minutes=3)
     queue.done(ha)
     position = queue.position(last)
-    assert position.pace is not None and position.pace.service_s == 180.0 and position.pace.per_person_s == 180.0
+    assert (
+        position.pace is not None and position.pace.service_s == 180.0 and position.pace.per_person_s == 180.0
+    )
     assert position.ahead == 4 and position.expected_wait_min == 12
     wire = queue_stats(queue, CENTER).service("HOTICH")
     assert wire is not None and wire.waiting == 5 and wire.open_counters == 1 and wire.expected_wait_min == 15
@@ -213,9 +222,19 @@ def test_statistics_per_service_counter_officer_hour(queue: Queue, store: Store,
     queue.call_next(ha)
     queue.transfer(ha, to_service="CHUNGTHUC")
     queue.mark_left(CENTER, queue.find(CENTER, day, "A004").id)  # type: ignore[union-attr]
-    rows = {r.key: r for r in stats.compute(queue, CENTER, day, day, "service", 1800, lang="vi", zone=queue.zone)}
+    rows = {
+        r.key: r for r in stats.compute(queue, CENTER, day, day, "service", 1800, lang="vi", zone=queue.zone)
+    }
     a = rows["HOTICH"]
-    assert (a.arrivals, a.called, a.served, a.no_shows, a.transfers, a.left, a.recalls) == (4, 3, 1, 1, 1, 1, 2)
+    assert (a.arrivals, a.called, a.served, a.no_shows, a.transfers, a.left, a.recalls) == (
+        4,
+        3,
+        1,
+        1,
+        1,
+        1,
+        2,
+    )
     assert a.wait_n == 3 and a.wait_max_s == 52 * 60 and a.wait_over_target == 3
     assert a.service_avg_s == (600 + 0) / 2
     by_officer = stats.compute(queue, CENTER, day, day, "officer", 1800, lang="vi", zone=queue.zone)
@@ -228,8 +247,12 @@ def test_two_counters_calling_at_once_never_get_the_same_ticket(queue: Queue, st
     """5 counters, 1,000 tickets, as fast as they can, from 5 threads on one store."""
     day = queue.today()
     for n in range(1, 1001):
-        issue(store, f"A{n:03d}" if n < 800 else f"B{n - 799:03d}", "HOTICH" if n < 800 else "CHUNGTHUC",
-              day=day)
+        issue(
+            store,
+            f"A{n:03d}" if n < 800 else f"B{n - 799:03d}",
+            "HOTICH" if n < 800 else "CHUNGTHUC",
+            day=day,
+        )
     officers = add_officers(store, 5)
     for i, person in enumerate(officers, start=1):
         queue.set_counter(CENTER, f"9{i}", f"Quầy 9{i}", ["HOTICH", "CHUNGTHUC"])
@@ -246,7 +269,7 @@ def test_two_counters_calling_at_once_never_get_the_same_ticket(queue: Queue, st
                     return
                 with lock:
                     called.append(ticket.number)
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(p,)) for p in officers]
