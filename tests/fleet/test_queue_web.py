@@ -129,7 +129,7 @@ def test_display_token_shows_its_center_and_speaks_its_calls(
     person = officer(web_store, "canbo.bt")
     queue.open_session(person, "3", ["HOTICH"])
     queue.call_next(person)
-    call = [s for s in queue.steps_since(CENTER, 0) if s.kind == "called"][0]
+    call = next(s for s in queue.steps_since(CENTER, 0) if s.kind == "called")
     with browser(web_store, queue=queue_settings) as tv:  # nobody logged in
         page = tv.client.get(f"/display/{token}")
         assert page.status_code == 200 and "A012" in page.text and "Quầy 3" in page.text
@@ -139,7 +139,7 @@ def test_display_token_shows_its_center_and_speaks_its_calls(
         assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
         assert audio.content[:4] == b"RIFF" and len(audio.content) > 50_000
         assert tv.client.get(f"/display/{other}/audio/{call.id}.wav").status_code == 404  # another center's
-        issued = [s for s in queue.steps_since(CENTER, 0) if s.kind == "issued"][0]
+        issued = next(s for s in queue.steps_since(CENTER, 0) if s.kind == "issued")
         assert tv.client.get(f"/display/{token}/audio/{issued.id}.wav").status_code == 404  # not a call
         display_id = queue.displays(CENTER)[0]["id"]
         queue.revoke_display(CENTER, display_id)
