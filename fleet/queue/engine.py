@@ -864,7 +864,7 @@ class Queue:
             )
             return [_ticket(r) for r in rows]
 
-    def waiting_for(self, session: CounterSession, limit: int = 200) -> list[Ticket]:
+    def waiting_for(self, session: CounterSession, limit: int = 50) -> list[Ticket]:
         """The waiting list a counter sees: its services (and tickets sent to it), in call order."""
         with self.db.read() as conn:
             urgent = self._candidates_ro(conn, session, True, limit)
