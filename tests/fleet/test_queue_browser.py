@@ -14,7 +14,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from fleet.queue.engine import Queue
 from fleet.store import Store, open_store
@@ -112,7 +120,7 @@ def calls_when(page: Page, ready: str, timeout_s: float) -> list[dict[str, objec
     deadline = time.monotonic() + timeout_s
     while True:
         calls: list[dict[str, object]] = page.evaluate("() => window.__calls || []")
-        if eval(ready, {"calls": calls}):  # noqa: S307  (the test's own expression)
+        if eval(ready, {"calls": calls}):
             return calls
         if time.monotonic() > deadline:
             raise AssertionError(f"display never got to {ready}: {calls}")
@@ -134,7 +142,10 @@ def test_a_call_reaches_the_hall_display_within_a_second_and_is_spoken(
     day = site.queue.today()
     for n in (12, 13, 14):
         issue(site.store, f"B{n:03d}", "CHUNGTHUC", day=day)
-    officer_ctx, tv_ctx = context(chromium, site), context(chromium, site, viewport={"width": 1920, "height": 1080})
+    officer_ctx, tv_ctx = (
+        context(chromium, site),
+        context(chromium, site, viewport={"width": 1920, "height": 1080}),
+    )
     try:
         counter = watch.attach(officer_ctx.new_page())
         log_in(counter, "canbo01.bt")
@@ -146,10 +157,14 @@ def test_a_call_reaches_the_hall_display_within_a_second_and_is_spoken(
         calls_when(tv, "calls == []", 5)
         tv.wait_for_timeout(300)  # the stream is open
         audio_requests: list[str] = []
-        tv.on("request", lambda r: audio_requests.append(urlsplit(r.url).path) if "/audio/" in r.url else None)
+        tv.on(
+            "request", lambda r: audio_requests.append(urlsplit(r.url).path) if "/audio/" in r.url else None
+        )
         started = time.monotonic()
         counter.keyboard.press("Enter")  # the USB keypad's key for "Gọi số tiếp theo"
-        expect(tv.locator('.d-counter[data-counter="3"] .d-counter-number')).to_have_text("B012", timeout=1000)
+        expect(tv.locator('.d-counter[data-counter="3"] .d-counter-number')).to_have_text(
+            "B012", timeout=1000
+        )
         shown_s = time.monotonic() - started
         assert shown_s < 1.0, shown_s
         expect(tv.locator('.d-counter[data-counter="3"]')).to_have_class("d-counter state-open new-call")
@@ -170,7 +185,9 @@ def test_a_call_reaches_the_hall_display_within_a_second_and_is_spoken(
         tv_ctx.close()
 
 
-def test_recall_no_show_transfer_and_break_at_the_counter(chromium: Browser, site: Site, watch: Watch) -> None:
+def test_recall_no_show_transfer_and_break_at_the_counter(
+    chromium: Browser, site: Site, watch: Watch
+) -> None:
     day = site.queue.today()
     for n in (20, 21, 22):
         issue(site.store, f"A{n:03d}", "HOTICH", day=day)
@@ -220,7 +237,9 @@ def test_the_phone_follows_its_ticket_to_the_rating_and_the_manager_sees_it(
     day = site.queue.today()
     ticket = issue(site.store, "C031", "DATDAI", day=day)
     issue(site.store, "C032", "DATDAI", day=day)
-    phone_ctx = context(chromium, site, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone_ctx = context(
+        chromium, site, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     officer_ctx = context(chromium, site)
     try:
         phone = watch.attach(phone_ctx.new_page())
@@ -229,7 +248,9 @@ def test_the_phone_follows_its_ticket_to_the_rating_and_the_manager_sees_it(
         expect(card).to_contain_text("C031")
         transferred_first = site.queue.find(CENTER, day, "A021")
         ahead = 1 if transferred_first is not None and transferred_first.state == "waiting" else 0
-        expect(card).to_contain_text("Quý khách là người tiếp theo" if ahead == 0 else f"Trước quý khách còn {ahead} người")
+        expect(card).to_contain_text(
+            "Quý khách là người tiếp theo" if ahead == 0 else f"Trước quý khách còn {ahead} người"
+        )
         assert "C032" not in phone.content()
         shot(phone, "queue-phone-waiting")
         counter = watch.attach(officer_ctx.new_page())
