@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -100,10 +101,10 @@ def watch() -> Iterator[Watch]:
     assert found.problems == []
 
 
-def context(chromium: Browser, site: Site, **options: object) -> BrowserContext:
-    values = {"viewport": {"width": 1280, "height": 900}, "locale": "vi-VN", "base_url": site.server.base}
+def context(chromium: Browser, site: Site, **options: Any) -> BrowserContext:
+    values: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}, "locale": "vi-VN", "base_url": site.server.base}
     values.update(options)
-    return chromium.new_context(**values)  # type: ignore[arg-type]
+    return chromium.new_context(**values)
 
 
 def log_in(page: Page, username: str) -> None:
@@ -114,12 +115,12 @@ def log_in(page: Page, username: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
-def calls_when(page: Page, ready: str, timeout_s: float) -> list[dict[str, object]]:
+def calls_when(page: Page, ready: str, timeout_s: float) -> list[dict[str, Any]]:
     """``window.__calls`` once ``ready`` (a Python test on it) holds; polled from here, because the
     pages' CSP forbids the string evaluation of Playwright's wait_for_function."""
     deadline = time.monotonic() + timeout_s
     while True:
-        calls: list[dict[str, object]] = page.evaluate("() => window.__calls || []")
+        calls: list[dict[str, Any]] = page.evaluate("() => window.__calls || []")
         if eval(ready, {"calls": calls}):
             return calls
         if time.monotonic() > deadline:
