@@ -102,7 +102,11 @@ def watch() -> Iterator[Watch]:
 
 
 def context(chromium: Browser, site: Site, **options: Any) -> BrowserContext:
-    values: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}, "locale": "vi-VN", "base_url": site.server.base}
+    values: dict[str, Any] = {
+        "viewport": {"width": 1280, "height": 900},
+        "locale": "vi-VN",
+        "base_url": site.server.base,
+    }
     values.update(options)
     return chromium.new_context(**values)
 
