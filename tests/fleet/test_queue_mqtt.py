@@ -67,7 +67,8 @@ def test_steps_calls_and_stats_reach_the_broker_and_the_allocator(
         request = TicketRequest(
             f"kiosk-bt-01-r{n}", "allocate", 0, NumberPlan(), service="HOTICH", prefix="A"
         )
-        answers += book.transaction(lambda r=request: [book.handle("kiosk-bt-01", r.to_payload(), now)])
+        payload = request.to_payload()
+        answers += book.transaction(lambda payload=payload: [book.handle("kiosk-bt-01", payload, now)])  # type: ignore[misc]
     book.close()
     assert [a.number for a in answers] == ["A001", "A002", "A003"] and answers[2].waiting_ahead == 2
     day = answers[0].day
