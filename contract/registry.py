@@ -7,6 +7,7 @@ from contract.config import ConfigPush, ConfigState
 from contract.events import Event
 from contract.health import Health
 from contract.message import Message
+from contract.queue import QueueEvent, QueueStats
 from contract.status import Status
 from contract.tickets import AllocatorStatus, QueueCalled, TicketRequest, TicketResponse
 
@@ -14,6 +15,6 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.SCHEMA: cls
     for cls in (
         Status, Health, Event, Command, CommandResult, ConfigPush, ConfigState, TicketRequest,
-        TicketResponse, QueueCalled, AllocatorStatus,
+        TicketResponse, QueueCalled, AllocatorStatus, QueueEvent, QueueStats,
     )
 }

@@ -25,7 +25,9 @@ KIOSK_CHANNELS = (
     "ticket/req", "ticket/res",
 )
 #: channels under ``_center``
-CENTER_CHANNELS = ("config/set", "queue/called", "allocator/status")
+CENTER_CHANNELS = (
+    "config/set", "queue/called", "allocator/status", "queue/event", "queue/stats",
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ class CenterTopics:
     @property
     def allocator_status(self) -> str:
         return f"{self.base}/allocator/status"
+
+    @property
+    def queue_event(self) -> str:
+        """``queue-event/1``: every step of the center's queue (bridged to the province)."""
+        return f"{self.base}/queue/event"
+
+    @property
+    def queue_stats(self) -> str:
+        """``queue-stats/1``, retained: waiting and expected wait per service (the allocator reads it)."""
+        return f"{self.base}/queue/stats"
 
     def kiosk(self, kiosk_id: str) -> KioskTopics:
         return KioskTopics(self.center_id, kiosk_id, self.root)

@@ -21,17 +21,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "province_admin": frozenset(
         {
             "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "user.manage",
-            "audit.view",
+            "audit.view", "queue.view", "queue.manage", "rating.view",
         }
     ),
-    # the center's head: its configuration, where its alarms go, and (above a technician) its commands
+    # the center's head: its configuration, where its alarms go, its queue, and (above a technician) its
+    # commands
     "center_manager": frozenset(
-        {"fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "audit.view"}
+        {
+            "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "audit.view",
+            "queue.view", "queue.manage", "rating.view",
+        }
     ),
-    "technician": frozenset({"fleet.view", "alarm.ack", "command.send"}),
-    # the counter app comes with the queue phase; until then an officer only manages the own password
-    "officer": frozenset(),
-    "viewer": frozenset({"fleet.view"}),
+    "technician": frozenset({"fleet.view", "alarm.ack", "command.send", "queue.view"}),
+    # the counter app (docs/queue.md); officers never see ratings, not even aggregates of their own
+    "officer": frozenset({"queue.counter"}),
+    "viewer": frozenset({"fleet.view", "queue.view"}),
 }
 MIN_PASSWORD = 10
 

@@ -84,8 +84,14 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                        help="trust X-Forwarded-For/-Proto from 127.0.0.1 (behind a TLS reverse proxy)")
     serve.add_argument("--secure-cookies", action="store_true",
                        help="always mark cookies Secure (default: when the request came over https)")
+    serve.add_argument("--queue-audio", type=Path, default=Path("var/queue/audio"),
+                       help="folder of the hall's announcement WAVs (made on demand, cached)")
+    serve.add_argument("--queue-clips", type=Path,
+                       help="the center's own clips, one WAV per word ('fleet queue clips'); else espeak-ng")
+    # --public-url (the center's address as phones and e-mail readers reach it) is among these
     _ingest_options(serve, in_serve=True)
     serve.set_defaults(func=run_serve)
+    _configure_queue(sub)
 
     ingest = sub.add_parser("ingest", help="run the MQTT ingest: what kiosks publish, into the store")
     _db_option(ingest)
@@ -172,7 +178,8 @@ def _ingest_options(parser: argparse.ArgumentParser, *, in_serve: bool) -> None:
     group.add_argument("--smtp-password-file", type=Path, help="file holding the SMTP password")
     group.add_argument("--webhook-secret-file", type=Path,
                        help="file holding the key that signs webhook bodies (X-Fleet-Signature)")
-    group.add_argument("--public-url", help="the fleet's address as people reach it (links in notifications)")
+    group.add_argument("--public-url",
+                       help="the fleet's address as people reach it (links in notifications, the ticket QR)")
     group.add_argument("--handlers", action="append", default=[], metavar="MODULE",
                        help="import MODULE, which registers event handlers (fleet.ingest.handlers)")
 
@@ -370,13 +377,20 @@ def run_serve(args: argparse.Namespace) -> int:
     _check_zone(args.timezone)
     store = open_store(args.db, upgrade=True)
     settings = WebSettings(timezone=args.timezone, secure_cookies=True if args.secure_cookies else None)
+    from fleet.queue.audio import Voice
+    from fleet.web.queue_web import QueueWebSettings
+
+    voice = Voice("clips", args.queue_clips) if args.queue_clips else Voice("espeak")
+    queue_settings = QueueWebSettings(
+        audio_cache=args.queue_audio, voice=voice, public_url=args.public_url or ""
+    )
     stop = threading.Event()
     if args.maintenance_every > 0:
         threading.Thread(target=_maintenance_loop, args=(store, args.maintenance_every, stop), daemon=True,
                          name="fleet-maintenance").start()
     worker = _serve_ingest(args, store)
     config = uvicorn.Config(
-        create_app(store, settings), host=host, port=port, proxy_headers=args.proxy_headers,
+        create_app(store, settings, queue_settings), host=host, port=port, proxy_headers=args.proxy_headers,
         forwarded_allow_ips="127.0.0.1", timeout_graceful_shutdown=3, log_level="info", access_log=False,
     )
     log.info("fleet monitor on http://%s:%d, store %s", host, port, store.db.safe_url())
@@ -559,4 +573,155 @@ def run_tickets(args: argparse.Namespace) -> int:
             print(f"conflict {at} {kiosk} {request_id}: {reason}")
     finally:
         book.close()
+    return 0
+
+
+# --- the queue at the counters (docs/queue.md) ---------------------------------------------------------
+
+
+def _configure_queue(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    queue = sub.add_parser("queue", help="the queue at the counters: services, counters, displays, publisher")
+    q_sub = queue.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
+    service = q_sub.add_parser("service", help="add or change a service area of a center")
+    _db_option(service)
+    service.add_argument("--center", required=True)
+    service.add_argument("--code", required=True, help="as the kiosks know it (e.g. HOTICH)")
+    service.add_argument("--prefix", required=True, help="the letter of its numbers (e.g. A)")
+    service.add_argument("--name-vi", required=True)
+    service.add_argument("--name-en", default="")
+    service.add_argument("--position", type=int, default=0)
+    service.set_defaults(func=run_queue_service)
+    counter = q_sub.add_parser("counter", help="add or change a counter of a center")
+    _db_option(counter)
+    counter.add_argument("--center", required=True)
+    counter.add_argument("--code", required=True, help="its number on the wall (e.g. 3)")
+    counter.add_argument("--name", default="", help="e.g. 'Quầy số 3'")
+    counter.add_argument("--services", default="", help="service codes it calls by default, comma-separated")
+    counter.add_argument("--position", type=int, default=0)
+    counter.set_defaults(func=run_queue_counter)
+    display = q_sub.add_parser("display", help="a new hall display token (printed once)")
+    _db_option(display)
+    display.add_argument("--center", required=True)
+    display.add_argument("--label", default="", help="where the TV hangs")
+    display.set_defaults(func=run_queue_display)
+    key = q_sub.add_parser("phone-key", help="print the center's phone key (kiosks derive the QR's token)")
+    _db_option(key)
+    key.add_argument("--center", required=True)
+    key.set_defaults(func=run_queue_phone_key)
+    clips = q_sub.add_parser("clips", help="write the announcement clips spoken by espeak-ng (to replace)")
+    clips.add_argument("--out", type=Path, required=True)
+    clips.add_argument("--overwrite", action="store_true")
+    clips.set_defaults(func=run_queue_clips)
+    publish = q_sub.add_parser("publish", help="publish the queue's events and stats (MQTT)")
+    _db_option(publish)
+    publish.add_argument("--center", required=True)
+    publish.add_argument("--broker", default="127.0.0.1:8884", help="HOST:PORT of the services listener")
+    publish.add_argument("--ca", type=Path)
+    publish.add_argument("--cert", type=Path, help="client certificate with CN 'counter'")
+    publish.add_argument("--key", type=Path)
+    publish.add_argument("--topic-root", default="motcua/v1")
+    publish.set_defaults(func=run_queue_publish)
+
+
+def run_queue_service(args: argparse.Namespace) -> int:
+    import re
+
+    from contract.errors import ContractError
+    from contract.tickets import SERVICE_PATTERN
+    from fleet.queue.engine import Queue
+    from fleet.store import open_store
+
+    if not re.fullmatch(SERVICE_PATTERN, args.code) or not re.fullmatch("[A-Z]", args.prefix):
+        raise ContractError("--code: 1-16 of A-Z 0-9 _; --prefix: one capital letter")
+    store = open_store(args.db)
+    try:
+        service = Queue(store).set_service(args.center, args.code, args.prefix, args.name_vi, args.name_en,
+                                           args.position)
+        print(f"service {service.code} ({service.prefix}, {service.name_vi}) at {args.center}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_queue_counter(args: argparse.Namespace) -> int:
+    import re
+
+    from fleet.queue.engine import Queue
+    from fleet.store import open_store
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,8}", args.code):
+        raise ConfigError("--code: 1-8 of A-Z a-z 0-9 _ -")
+    services = [s.strip() for s in args.services.split(",") if s.strip()]
+    store = open_store(args.db)
+    try:
+        name = args.name or f"Quầy số {args.code}"
+        counter = Queue(store).set_counter(args.center, args.code, name, services, args.position)
+        print(f"counter {counter.code} ({counter.name}) at {args.center}: {', '.join(services) or '-'}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_queue_display(args: argparse.Namespace) -> int:
+    from fleet.queue.engine import Queue
+    from fleet.store import Scope, open_store
+
+    store = open_store(args.db)
+    try:
+        store.registry.center(Scope.everything(), args.center)
+        token = Queue(store).create_display(args.center, args.label, None)
+        store.audit.record("queue.display_add", username=f"cli:{getpass.getuser()}", object_type="center",
+                           object_id=args.center, center_id=args.center, after={"label": args.label},
+                           address="cli")
+        print(f"/display/{token}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_queue_phone_key(args: argparse.Namespace) -> int:
+    from fleet.queue.engine import Queue
+    from fleet.store import Scope, open_store
+
+    store = open_store(args.db)
+    try:
+        store.registry.center(Scope.everything(), args.center)
+        print(Queue(store).settings(args.center).phone_key.hex())
+    finally:
+        store.close()
+    return 0
+
+
+def run_queue_clips(args: argparse.Namespace) -> int:
+    from fleet.queue.audio import write_default_clips
+
+    written = write_default_clips(args.out, overwrite=args.overwrite)
+    print(f"{len(written)} clips written to {args.out}")
+    return 0
+
+
+def run_queue_publish(args: argparse.Namespace) -> int:
+    from fleet.queue.engine import Queue
+    from fleet.queue.publisher import PublisherSettings, QueuePublisher
+    from fleet.store import open_store
+
+    host, port = _broker(args.broker)
+    if (args.cert is None) != (args.key is None):
+        raise ConfigError("--cert and --key go together")
+    store = open_store(args.db)
+    publisher = QueuePublisher(Queue(store), PublisherSettings(
+        args.center, host, port, args.ca, args.cert, args.key, args.topic_root,
+        client_id=f"queue-publisher-{args.center}"))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    publisher.start()
+    log.info("queue publisher of %s on %s:%d", args.center, host, port)
+    stop.wait()
+    publisher.stop()
+    store.close()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-HANDLER_MODULES: tuple[str, ...] = ()
+HANDLER_MODULES: tuple[str, ...] = ("fleet.queue.ingest_hooks",)
 
 
 def load(extra: tuple[str, ...] = ()) -> list[str]:

@@ -520,3 +520,4 @@ notifications = Table(
     Index(None, "status", "next_attempt_at"),
     Index(None, "center_id", "id"),
 )
+import fleet.store.queue_tables  # noqa: E402,F401  (the queue's tables, migration 0003: docs/queue.md)

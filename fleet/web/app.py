@@ -21,8 +21,11 @@ from fleet.web import (
     views_fleet,
     views_ingest,
     views_notify,
+    views_queue,
+    views_queue_public,
 )
 from fleet.web.core import HERE, Web, WebSettings
+from fleet.web.queue_web import QueueWeb, QueueWebSettings
 
 #: no inline script or style anywhere: the pages work under this policy (browser tests check)
 CSP = (
@@ -94,12 +97,39 @@ def routes() -> list[Route | Mount]:
         Route("/users/{user_id}", views_admin.update_user, methods=["POST"], name="user"),
         Route("/audit", views_admin.audit, name="audit"),
         Route("/live", live.live, name="live"),
+        *queue_routes(),
         Route("/healthz", healthz, name="healthz"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
 
-def create_app(store: Store, settings: WebSettings | None = None) -> ASGIApp:
+def queue_routes() -> list[Route]:
+    """The queue at the counters (docs/queue.md): counter app, manager's page, hall display, phone page."""
+    q, public = views_queue, views_queue_public
+    return [
+        Route("/counter", q.counter, name="counter"),
+        Route("/counter/open", q.counter_open, methods=["POST"], name="counter_open"),
+        Route("/counter/live", q.counter_live, name="counter_live"),
+        Route("/counter/left/{ticket_id}", q.counter_left, methods=["POST"], name="counter_left"),
+        Route("/counter/{action}", q.counter_action, methods=["POST"], name="counter_action"),
+        Route("/queue/{center_id}", q.center_queue, name="center_queue"),
+        Route(
+            "/queue/{center_id}/settings", q.center_queue_settings, methods=["POST"], name="queue_settings"
+        ),
+        Route("/display/{token}", public.display, name="display"),
+        Route("/display/{token}/live", public.display_live, name="display_live"),
+        Route("/display/{token}/audio/{step_id}", public.display_audio, name="display_audio"),
+        Route("/q/{token}", public.phone, name="phone"),
+        Route("/q/{token}/live", public.phone_live, name="phone_live"),
+        Route("/q/{token}/rate", public.phone_rate, methods=["POST"], name="phone_rate"),
+        Route("/q/{token}/leave", public.phone_leave, methods=["POST"], name="phone_leave"),
+    ]
+
+
+def create_app(
+    store: Store, settings: WebSettings | None = None, queue: QueueWebSettings | None = None
+) -> ASGIApp:
     app = Starlette(routes=routes())
     app.state.web = Web(store, settings or WebSettings())
+    app.state.queue = QueueWeb(store, queue or QueueWebSettings(), app.state.web.settings.timezone)
     return SecurityHeaders(app)

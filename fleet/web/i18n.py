@@ -38,7 +38,16 @@ def catalog(language: str) -> dict[str, str]:
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
     with (LOCALE_DIR / f"{language}.toml").open("rb") as handle:
-        return _flatten(tomllib.load(handle))
+        flat = _flatten(tomllib.load(handle))
+    # a room's own catalog beside the main one (``vi.queue.toml``): fewer edits of one shared file
+    for extra in sorted(LOCALE_DIR.glob(f"{language}.*.toml")):
+        with extra.open("rb") as handle:
+            more = _flatten(tomllib.load(handle))
+        clash = sorted(set(more) & set(flat))
+        if clash:
+            raise ValueError(f"{extra.name}: keys already defined: {clash[:5]}")
+        flat.update(more)
+    return flat
 
 
 def placeholders(text: str) -> set[str]:

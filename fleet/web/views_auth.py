@@ -17,6 +17,8 @@ from fleet.web.i18n import LANGUAGES
 def home(request: Request, ctx: Ctx) -> Response:
     user = ctx.user
     assert user is not None
+    if ctx.can("queue.counter"):
+        return RedirectResponse("/counter", status_code=303)
     if not ctx.can("fleet.view"):
         return RedirectResponse("/account", status_code=303)
     if user.center_id is not None:

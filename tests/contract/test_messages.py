@@ -27,6 +27,7 @@ from contract.events import (
 )
 from contract.health import AppHealth, DeviceHealth, Health, LinkHealth, OutboxHealth, health_alarms
 from contract.message import Message
+from contract.queue import QueueEvent, QueueStats, ServiceWait
 from contract.registry import MESSAGE_TYPES
 from contract.status import Hardware, Status
 from contract.tickets import (
@@ -88,6 +89,11 @@ def samples() -> list[Message]:
         TicketResponse.refused(None, None, "bad_request", "not JSON", AT),
         QueueCalled("HOTICH", "A023", "5", "2026-11-23"),
         AllocatorStatus("online", "birth", 800, 20, AT),
+        QueueEvent("2c9a3f0e5b7d4e1f8a6b0c2d4e6f8a0b", 41, "called", AT, day="2026-11-23", number="A023",
+                   service="HOTICH", priority=False, issued_at=AT, source="online", counter="5",
+                   officer="canbo.bt", calls=1, waited_s=312.4),
+        QueueStats("2026-11-23", [ServiceWait("HOTICH", 7, 2, 270.0, 135.0, 16), ServiceWait("DATDAI", 0, 0)],
+                   AT),
     ]
 
 

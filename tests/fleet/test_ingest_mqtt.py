@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -481,3 +482,35 @@ def test_fleet_ingest_runs_supervised_workers_that_come_back_after_a_kill(
             supervisor.wait()
         log.close()
     assert "exited with -9; restart 1" in (tmp_path / "ingest.log").read_text()
+
+
+def test_a_printed_ticket_reaches_the_queue_through_the_ingest(
+    fleet: Store, broker: Broker, pki: Pki
+) -> None:
+    """The kiosk journals ticket_issued; the agent publishes it; the ingest stores it and its registered
+    handler (fleet.ingest.plugins.HANDLER_MODULES) puts the ticket into the center's queue, which a
+    counter can then call: offline and online numbers take the same way."""
+    from fleet.ingest import plugins
+    from fleet.queue.hooks import queue_of
+    from tests.fleet.queue_data import setup_center
+
+    plugins.load()
+    queue = queue_of(fleet)
+    setup_center(queue)
+    group = share()
+    day = fleet.db.now().date().isoformat()
+    with (
+        running_worker(fleet, worker_settings(broker, pki, share(), share=group, session_expiry_s=0)),
+        kiosk(broker, pki, "kiosk-c") as (_agent, _app, directory),
+    ):
+        journal = EventJournal(directory / "events.sqlite")
+        journal.append_many(TicketIssued(number, "HOTICH", day=day) for number in ("A012", "A805"))
+        journal.close()
+
+        def both() -> list[Any] | None:
+            found = queue.tickets(CENTER, day)
+            return found if len(found) == 2 else None
+
+        tickets = eventually(both, timeout=20)
+    assert sorted(t.number for t in tickets) == ["A012", "A805"]
+    assert all(t.kiosk_id == "kiosk-c" for t in tickets)

@@ -13,8 +13,10 @@ from starlette.routing import Mount, Route
 
 from fleet.store import Scope, Store, open_store
 from fleet.web.app import routes
+from fleet.web.views_queue_public import PUBLIC_PATHS
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import PASSWORD, Fleet, build
+from tests.fleet.queue_data import queue_foreign_requests
 from tests.fleet.web import browser, csrf_of
 
 ALL = Scope.everything()
@@ -29,7 +31,8 @@ def web_store(sqlite_url: str, clock: FakeClock) -> Iterator[Store]:
 
 
 def test_every_route_is_guarded_except_the_public_ones() -> None:
-    public = {"/login", "/language", "/healthz"}
+    # the hall display (its token) and the phone page (the ticket's token): tests/fleet/test_queue_web.py
+    public = {"/login", "/language", "/healthz", *PUBLIC_PATHS}
     for route in routes():
         if isinstance(route, Mount):
             assert route.path == "/static"
@@ -175,7 +178,7 @@ def test_roles_viewer_cannot_acknowledge_officer_has_no_fleet_pages(web_store: S
         assert viewer.client.get("/users").status_code == 403
         assert viewer.client.get("/audit").status_code == 403
     with browser(web_store, "canbo.bt") as officer:
-        assert officer.client.get("/", follow_redirects=False).headers["location"] == "/account"
+        assert officer.client.get("/", follow_redirects=False).headers["location"] == "/counter"
         assert officer.client.get("/centers").status_code == 403
         assert officer.client.get("/kiosks/kiosk-bt-01").status_code == 403
         assert "Màn hình gọi số cho quầy" in officer.client.get("/account").text
@@ -500,7 +503,7 @@ def test_a_center_manager_sees_only_their_center_by_any_url(store: Store) -> Non
     other_route = store.routes.add(ALL, f.other_center, "email", "tdm@example.vn").id
     store.ingest.refuse(f.other_center, f.other_kiosk, "invalid_health", detail="x")  # not theirs
     store.ingest.refuse(f.center, "kiosk-bt-09", "unknown_kiosk", detail="y")  # theirs
-    requests = foreign_requests(f, other_alarm, far_user[0].id, other_route)
+    requests = foreign_requests(f, other_alarm, far_user[0].id, other_route) + queue_foreign_requests(f)
     covered = {path.split("?")[0] for _, path, _ in requests} | {p.split("?")[0] for p in OWN_LISTS}
     # every route with an id in its path or a list answer appears above (a new route must be added here)
     templates = {r.path for r in routes() if isinstance(r, Route)} - {
@@ -512,6 +515,11 @@ def test_a_center_manager_sees_only_their_center_by_any_url(store: Store) -> Non
         "/account/password",
         "/healthz",
         "/live",
+        *PUBLIC_PATHS,  # no login at all: their tokens are checked in tests/fleet/test_queue_web.py
+        "/counter",  # an officer's own counter (a manager gets 403): tests/fleet/test_queue_web.py
+        "/counter/open",
+        "/counter/live",
+        "/counter/{action}",
     }
     for template in templates:
         assert any(_matches(template, path) for path in covered), f"{template} has no scope test"

@@ -17,6 +17,7 @@ with warnings.catch_warnings():
 from fleet.store import Store
 from fleet.web.app import create_app
 from fleet.web.core import WebSettings
+from fleet.web.queue_web import QueueWebSettings
 from tests.fleet.data import PASSWORD
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -59,8 +60,9 @@ def browser(
     username: str | None = None,
     settings: WebSettings | None = None,
     client_host: str = "testclient",
+    queue: QueueWebSettings | None = None,
 ) -> Iterator[Browser]:
-    with TestClient(create_app(store, settings), client=(client_host, 50000)) as client:
+    with TestClient(create_app(store, settings, queue), client=(client_host, 50000)) as client:
         person = Browser(client)
         if username is not None:
             assert person.login(username) == 303, f"login of {username} failed"

@@ -1,0 +1,46 @@
+"""Registers the queue's hooks with the fleet ingest (named in ``fleet.ingest.plugins.HANDLER_MODULES``):
+every ticket a kiosk printed enters the queue, every rating about a ticket is tied to who served it.
+
+The ingest hands over the stored record; the queue's hooks take the contract's typed event, so the
+payload is read by the contract here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from contract.errors import ContractError
+from contract.events import Event, payload_from_data
+from contract.wire import now_iso
+from fleet.ingest import handlers
+from fleet.queue import hooks
+from fleet.store import Store
+from fleet.store.models import EventRecord
+
+log = logging.getLogger(__name__)
+
+
+def _event(record: EventRecord) -> Event | None:
+    try:
+        payload = payload_from_data(record.kind, record.payload)
+    except ContractError as exc:  # stored, but not of this version's shape: the queue skips it
+        log.warning("queue: %s event %s skipped: %s", record.kind, record.event_id, exc.message)
+        return None
+    return Event(record.event_id, record.seq, record.journal_id, payload, now_iso(record.occurred_at),
+                 record.replay)
+
+
+def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, record: EventRecord) -> None:
+    event = _event(record)
+    if event is not None:
+        hooks.on_ticket_issued(store, center_id, kiosk_id, event)
+
+
+def on_rating(store: Store, center_id: str, kiosk_id: str, record: EventRecord) -> None:
+    event = _event(record)
+    if event is not None:
+        hooks.on_rating(store, center_id, kiosk_id, event)
+
+
+handlers.register("ticket_issued", on_ticket_issued)
+handlers.register("rating", on_rating)

@@ -1,0 +1,184 @@
+"""Statistics of the queue from its steps: arrivals, calls, served, no-shows, left, transfers, recalls,
+waiting (average, maximum, share over the center's target) and service time, grouped per service,
+counter, officer, hour or day (center time). Ratings per officer as aggregates only.
+
+Waiting = first call - entry into the service's queue (the issue, or the transfer into it), recorded
+on the ``called`` step; service time = done or transfer - the call (or "serving", when pressed),
+recorded on the ``done``/``transferred`` step. So a period's numbers are sums over its steps, and a
+report of a month reads one indexed range of ``queue_steps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+
+from fleet.queue.engine import Queue
+from fleet.queue.models import RatingSummary, StatRow
+from fleet.store.queue_tables import queue_ratings, queue_steps
+from fleet.store.schema import users
+
+
+def day_range(day_from: str, day_to: str, zone: tzinfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(date.fromisoformat(day_from), time(0), zone)
+    end = datetime.combine(date.fromisoformat(day_to) + timedelta(days=1), time(0), zone)
+    return start, end
+
+
+@dataclass
+class _Acc:
+    arrivals: int = 0
+    called: int = 0
+    served: int = 0
+    no_shows: int = 0
+    left: int = 0
+    transfers: int = 0
+    recalls: int = 0
+    wait_n: int = 0
+    wait_sum_s: float = 0.0
+    wait_max_s: float = 0.0
+    wait_over_target: int = 0
+    service_n: int = 0
+    service_sum_s: float = 0.0
+    service_max_s: float = 0.0
+
+
+def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    with queue.db.read() as conn:
+        rows = conn.execute(
+            select(users.c.id, users.c.username, users.c.display_name).where(users.c.id.in_(wanted))
+        )
+        return {r.id: r.display_name or r.username for r in rows}
+
+
+def compute(
+    queue: Queue,
+    center_id: str,
+    day_from: str,
+    day_to: str,
+    by: str,
+    target_s: float,
+    *,
+    lang: str,
+    zone: tzinfo,
+) -> list[StatRow]:
+    start, end = day_range(day_from, day_to, zone)
+    with queue.db.read() as conn:
+        rows = conn.execute(
+            select(
+                queue_steps.c.kind,
+                queue_steps.c.at,
+                queue_steps.c.service,
+                queue_steps.c.counter,
+                queue_steps.c.user_id,
+                queue_steps.c.day,
+                queue_steps.c.detail,
+            )
+            .where(queue_steps.c.center_id == center_id, queue_steps.c.at >= start, queue_steps.c.at < end)
+            .order_by(queue_steps.c.id)
+        ).all()
+    groups: dict[Any, _Acc] = {}
+    for row in rows:
+        if by == "service":
+            key: Any = row.service
+        elif by == "counter":
+            key = row.counter
+        elif by == "officer":
+            key = row.user_id
+        elif by == "hour":
+            key = row.at.astimezone(zone).hour
+        else:
+            key = row.at.astimezone(zone).date().isoformat()
+        if key is None or row.kind.startswith("counter_") or row.kind == "rated":
+            continue
+        if row.kind == "issued" and by in ("counter", "officer"):
+            continue  # an arrival has no counter yet
+        acc = groups.setdefault(key, _Acc())
+        detail = row.detail or {}
+        if row.kind == "issued":
+            acc.arrivals += 1
+        elif row.kind == "called":
+            acc.called += 1
+            waited = detail.get("waited_s")
+            if waited is not None:
+                acc.wait_n += 1
+                acc.wait_sum_s += float(waited)
+                acc.wait_max_s = max(acc.wait_max_s, float(waited))
+                acc.wait_over_target += float(waited) > target_s
+        elif row.kind == "recalled":
+            acc.recalls += 1
+        elif row.kind in ("done", "transferred"):
+            if row.kind == "done":
+                acc.served += 1
+            else:
+                acc.transfers += 1
+            served = detail.get("served_s")
+            if served is not None:
+                acc.service_n += 1
+                acc.service_sum_s += float(served)
+                acc.service_max_s = max(acc.service_max_s, float(served))
+        elif row.kind == "no_show":
+            acc.no_shows += 1
+        elif row.kind == "left":
+            acc.left += 1
+    labels = _labels(queue, center_id, by, groups, lang)
+    order = sorted(groups, key=lambda k: (str(type(k)), k))
+    return [
+        StatRow(str(k), labels.get(k, str(k)), **{f.name: getattr(groups[k], f.name) for f in fields(_Acc)})
+        for k in order
+    ]
+
+
+def _labels(queue: Queue, center_id: str, by: str, groups: dict[Any, _Acc], lang: str) -> dict[Any, str]:
+    if by == "service":
+        return {s.code: s.name(lang) for s in queue.services(center_id)}
+    if by == "counter":
+        named = {c.code: c.name for c in queue.counters(center_id)}
+        return {k: named.get(k) or (f"Counter {k}" if lang == "en" else f"Quầy {k}") for k in groups}
+    if by == "officer":
+        return dict(_officers(queue, groups))
+    if by == "hour":
+        return {h: f"{h:02d}:00–{(h + 1) % 24:02d}:00" for h in groups}
+    return {}
+
+
+def ratings(queue: Queue, center_id: str, day_from: str, day_to: str, *, zone: tzinfo) -> list[RatingSummary]:
+    """Per officer: how many ratings, the average (0-100), the share satisfied, by channel."""
+    start, end = day_range(day_from, day_to, zone)
+    with queue.db.read() as conn:
+        rows = conn.execute(
+            select(
+                queue_ratings.c.user_id, queue_ratings.c.level, queue_ratings.c.scale, queue_ratings.c.via
+            ).where(
+                queue_ratings.c.center_id == center_id, queue_ratings.c.at >= start, queue_ratings.c.at < end
+            )
+        ).all()
+    per: dict[Any, list[Any]] = {}
+    for row in rows:
+        per.setdefault(row.user_id, []).append(row)
+    names = _officers(queue, [k for k in per if k is not None])
+    out = []
+    for key, items in sorted(per.items(), key=lambda kv: names.get(kv[0], "~")):
+        scores = [(r.level - 1) / (r.scale - 1) for r in items]
+        satisfied = sum(1 for r in items if r.level > (r.scale + 1) / 2)
+        by_via: dict[str, int] = {}
+        for r in items:
+            by_via[r.via] = by_via.get(r.via, 0) + 1
+        out.append(
+            RatingSummary(
+                str(key),
+                names.get(key, "—"),
+                len(items),
+                round(100 * sum(scores) / len(scores), 1),
+                satisfied / len(items),
+                by_via,
+            )
+        )
+    return out

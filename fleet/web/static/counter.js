@@ -1,0 +1,67 @@
+// The counter app: the buttons' forms sent with fetch (the answer's markup swapped in), a USB keypad's
+// keys mapped to the buttons (data-key), and /counter/live followed for what other counters change.
+// Without this script every button is a plain form POST that works the same.
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-counter-live]");
+  if (!root) { return; }
+  var message = document.getElementById("counter-message");
+
+  function swap(html) {
+    Object.keys(html).forEach(function (target) {
+      var old = document.querySelector('[data-live-target="' + target + '"]');
+      if (!old) { return; }
+      var holder = document.createElement("div");
+      holder.innerHTML = html[target]; // rendered and escaped by the server's templates
+      if (holder.firstElementChild) { old.replaceWith(holder.firstElementChild); }
+    });
+  }
+
+  function say(text, ok) {
+    if (!message) { return; }
+    message.hidden = !text;
+    message.textContent = text || "";
+    message.className = "flash " + (ok ? "ok" : "bad");
+  }
+
+  var busy = false;
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.closest || !form.closest("[data-live-target]") || !form.hasAttribute("data-action")) { return; }
+    event.preventDefault();
+    if (busy) { return; }
+    busy = true;
+    fetch(form.action, {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    }).then(function (response) { return response.json(); }).then(function (data) {
+      if (data.html) { swap(data.html); }
+      say(data.message, data.ok);
+    }).catch(function () { say(root.getAttribute("data-offline") || "…", false); })
+      .then(function () { busy = false; });
+  });
+
+  // A USB keypad sends keys: each button names its keys in data-key ("Enter +", "r *", ...).
+  document.addEventListener("keydown", function (event) {
+    var tag = (event.target && event.target.tagName) || "";
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || event.ctrlKey || event.altKey || event.metaKey) { return; }
+    var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    var buttons = document.querySelectorAll("button[data-key]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].getAttribute("data-key").split(" ").indexOf(key) >= 0) {
+        event.preventDefault();
+        if (!buttons[i].disabled) { buttons[i].form.requestSubmit(buttons[i]); }
+        return;
+      }
+    }
+  });
+
+  if (window.EventSource) {
+    var source = new EventSource(root.getAttribute("data-counter-live"));
+    source.addEventListener("update", function (event) {
+      var data = JSON.parse(event.data);
+      var html = {}; html[data.target] = data.html;
+      if (!busy) { swap(html); }
+    });
+  }
+})();

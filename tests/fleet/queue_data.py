@@ -1,0 +1,93 @@
+"""A center's queue set up through the queue's own API, and tickets fed as the ingest will feed them."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime
+from typing import Any
+
+from contract.events import Event, TicketIssued
+from contract.wire import now_iso
+from fleet.queue.engine import Queue
+from fleet.queue.hooks import on_ticket_issued
+from fleet.queue.models import Ticket
+from fleet.store import Store
+from fleet.store.models import User
+
+CENTER = "hcm-ben-thanh"
+KIOSK = "kiosk-bt-01"
+SERVICES = (
+    ("HOTICH", "A", "Hộ tịch", "Civil status"),
+    ("CHUNGTHUC", "B", "Chứng thực", "Certified copies"),
+    ("DATDAI", "C", "Đất đai", "Land"),
+)
+_seq = itertools.count(1)
+
+
+def setup_center(queue: Queue, counters: int = 3) -> None:
+    for position, (code, prefix, vi, en) in enumerate(SERVICES):
+        queue.set_service(CENTER, code, prefix, vi, en, position)
+    plan = {"1": ["HOTICH"], "2": ["HOTICH", "CHUNGTHUC"], "3": ["CHUNGTHUC", "DATDAI"]}
+    for i in range(1, counters + 1):
+        code = str(i)
+        queue.set_counter(
+            CENTER, code, f"Quầy số {code}", plan.get(code, ["HOTICH", "CHUNGTHUC", "DATDAI"]), i
+        )
+
+
+def issue(
+    store: Store,
+    number: str,
+    service: str,
+    *,
+    priority: bool = False,
+    day: str,
+    at: datetime | None = None,
+    kiosk: str = KIOSK,
+) -> Ticket:
+    """A ``ticket_issued`` event as the kiosk journals it, handed to the hook the ingest will call."""
+    event = Event(
+        uuid.uuid4().hex,
+        next(_seq),
+        "a" * 32,
+        TicketIssued(number, service, priority, False, day),
+        occurred_at=now_iso(at or store.db.now()),
+    )
+    ticket = on_ticket_issued(store, CENTER, kiosk, event)
+    assert ticket is not None
+    return ticket
+
+
+def officer(store: Store, username: str) -> User:
+    found = store.accounts.credentials(username)
+    assert found is not None
+    return found[0]
+
+
+def add_officers(store: Store, count: int, prefix: str = "canbo") -> list[User]:
+    from fleet.auth import hash_password
+    from tests.fleet.data import CHEAP, PASSWORD
+
+    password = hash_password(PASSWORD, CHEAP)
+    out = []
+    for i in range(1, count + 1):
+        name = f"{prefix}{i:02d}.bt"
+        if store.accounts.credentials(name) is None:
+            store.accounts.add_user(
+                name, password, "officer", center_id=CENTER, display_name=f"Cán bộ {i:02d}"
+            )
+        out.append(officer(store, name))
+    return out
+
+
+def queue_foreign_requests(f: Any) -> list[tuple[str, str, int]]:
+    """The queue's routes with another center's id, for a manager of hcm-ben-thanh (test_web_http)."""
+    other = f.other_center
+    return [
+        ("GET", f"/queue/{other}", 404),
+        ("GET", f"/queue/{other}?format=csv", 404),
+        ("GET", f"/queue/{other}?format=json&list=ratings", 404),
+        ("POST", f"/queue/{other}/settings", 404),
+        ("POST", "/counter/left/1", 403),  # a manager is no officer
+    ]
