@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "agent": "edge_agent.cli",
     "fleet": "fleet.cli",
     "demo": "provisioning.demo_cli",
+    "provision": "provisioning.cli",
 }
 
 

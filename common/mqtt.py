@@ -247,6 +247,15 @@ class MqttLink:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def reconnect(self) -> None:
+        """End the current connection with a normal DISCONNECT (the broker drops the Will) so that the
+        next one, after the backoff's minimum, is made with the TLS files as they are now (a renewed
+        certificate). The broker session survives (clean start off)."""
+        with self._lock:
+            client = self._client
+        if client is not None and self.connected:
+            client.disconnect()
+
     # -- the supervisor -------------------------------------------------------------------------------
 
     def _new_client(self, will: Will | None) -> paho.Client:
@@ -431,3 +440,57 @@ class MqttLink:
         except Exception:
             log.exception("MQTT callback %s failed", getattr(func, "__qualname__", func))
 
+
+
+def take_over(
+    *, client_id: str, host: str, port: int, ca_file: Path, cert_pem: bytes, key_pem: bytes,
+    timeout_s: float = 5.0, session_expiry_s: int = 86400,
+) -> str:
+    """Connect once as ``client_id`` with a certificate held in memory, then disconnect normally: the
+    broker closes any other connection with that client id (MQTT's session takeover). Provisioning uses
+    it to end the connection of a revoked certificate, which Mosquitto cannot do on its own without a
+    restart. Clean start off and a session expiry: the kiosk's broker session (queued commands) is kept
+    for its replacement. Returns "" when done, else why not."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="motcua-takeover-")  # 0700: nobody else reads the key
+    done = threading.Event()
+    outcome: list[str] = []
+
+    def on_connect(client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        outcome.append("" if not reason.is_failure else f"refused: {reason}")
+        done.set()
+
+    v5 = MQTTProtocolVersion.MQTTv5
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=v5)
+    try:
+        cert_file, key_file = os.path.join(folder, "c.pem"), os.path.join(folder, "k.pem")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key_pem)
+        with open(cert_file, "wb") as handle:
+            handle.write(cert_pem)
+        client.tls_set(ca_certs=str(ca_file), certfile=cert_file, keyfile=key_file,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # loaded into the TLS context: the files can go
+    client.on_connect = on_connect
+    client.on_socket_open = _no_delay
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    try:
+        client.connect(host, port, keepalive=10, clean_start=False, properties=props)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return f"connect to {host}:{port}: {exc}"
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            return f"no CONNACK from {host}:{port} within {timeout_s} s"
+        if outcome and outcome[0]:
+            return outcome[0]
+        client.disconnect()
+        return ""
+    finally:
+        client.loop_stop()

@@ -12,6 +12,7 @@ counted, never refused, so a new kiosk version cannot make the fleet drop its ev
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
@@ -210,6 +211,43 @@ class JournalRecovered(EventPayload):
 
 
 @dataclass(frozen=True)
+class SelfTestStep:
+    """One step of a technician's self-test: what was tried, whether it worked, the device's state."""
+
+    step: str = field(metadata={"pattern": r"[a-z_]{1,32}", "pattern_hint": "a step such as printer"})
+    ok: bool
+    state: str = field(default="", metadata={"pattern": r"[a-z_]{0,32}"})
+    detail: str = field(default="", metadata={"max_len": 200})
+    duration_ms: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class SelfTest(EventPayload):
+    """A guided self-test (``main.py provision selftest`` or the technician screen): the steps and the
+    verdict. A card step says whether a test card was read, never anything read from it."""
+
+    KIND: ClassVar[str] = "self_test"
+    result: Literal["pass", "fail"]
+    source: Literal["cli", "screen"] = "cli"
+    steps: list[SelfTestStep] = field(default_factory=list, metadata={"max_items": 12})
+    duration_ms: int = field(default=0, metadata={"min": 0})
+
+    @classmethod
+    def from_devices(
+        cls, results: dict[str, Any], source: Literal["cli", "screen"], duration_ms: int = 0
+    ) -> SelfTest:
+        """The technician screen's device verdicts (``{device: {"ok", "state", "error"}}``) as a report."""
+        steps = []
+        for device, verdict in list(results.items())[:12]:
+            entry = verdict if isinstance(verdict, dict) else {}
+            state = re.sub(r"[^a-z_]", "_", str(entry.get("state") or "").lower())[:32]
+            steps.append(SelfTestStep(re.sub(r"[^a-z_]", "_", device.lower())[:32] or "device",
+                                      bool(entry.get("ok")), state, str(entry.get("error") or "")[:200]))
+        result: Literal["pass", "fail"] = "pass" if steps and all(s.ok for s in steps) else "fail"
+        return cls(result, source, steps, max(0, int(duration_ms)))
+
+
+@dataclass(frozen=True)
 class UnknownPayload(EventPayload):
     """A kind this version does not know (a newer kiosk's addition): kept as it came."""
 
@@ -231,7 +269,7 @@ EVENT_PAYLOADS: dict[str, type[EventPayload]] = {
     for cls in (
         TicketIssued, TicketVoided, Lookup, Rating, CardRead, DeviceFault, DeviceRecovered, AppError,
         SessionEnded, AppStarted, OutboxDropped, JournalRecovered, TechnicianLogin, TechnicianLoginFailed,
-        TechnicianLockedOut, ServiceModeChanged,
+        TechnicianLockedOut, ServiceModeChanged, SelfTest,
     )
 }
 EVENT_KINDS = frozenset(EVENT_PAYLOADS)

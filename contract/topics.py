@@ -22,7 +22,7 @@ FLEET_SHARE = "fleet"
 #: channels under a kiosk's namespace (the last one or two levels)
 KIOSK_CHANNELS = (
     "status", "health", "event", "cmd/req", "cmd/res", "blob", "config/set", "config/state",
-    "ticket/req", "ticket/res",
+    "ticket/req", "ticket/res", "cert/req", "cert/res",
 )
 #: channels under ``_center``
 CENTER_CHANNELS = (
@@ -81,6 +81,15 @@ class KioskTopics:
         return f"{self.base}/ticket/res"
 
     @property
+    def cert_req(self) -> str:
+        """Certificate renewal (docs/mqtt.md, "Enrollment and certificates")."""
+        return f"{self.base}/cert/req"
+
+    @property
+    def cert_res(self) -> str:
+        return f"{self.base}/cert/res"
+
+    @property
     def center(self) -> CenterTopics:
         return CenterTopics(self.center_id, self.root)
 
@@ -120,6 +129,14 @@ class CenterTopics:
 
     def kiosk(self, kiosk_id: str) -> KioskTopics:
         return KioskTopics(self.center_id, kiosk_id, self.root)
+
+    @property
+    def all_cert_requests(self) -> str:
+        """What the provisioning service subscribes to (renewals)."""
+        return f"{self.root}/{self.center_id}/+/cert/req"
+
+    def all_events(self, kind: str) -> str:
+        return f"{self.root}/{self.center_id}/+/event/{kind}"
 
     @property
     def all_ticket_requests(self) -> str:

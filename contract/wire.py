@@ -30,7 +30,10 @@ REQUEST_ID_RE = re.compile(REQUEST_ID_PATTERN)
 REQUEST_ID_HINT = "1-64 of A-Z a-z 0-9 . _ : -"
 #: names a kiosk id can never take: the center's own identities and scopes (certificates, ACL, topics)
 RESERVED_IDS = frozenset(
-    {"fleet", "allocator", "counter", "center", "province", "admin", "broker", "root", "queue", "display"}
+    {
+        "fleet", "allocator", "counter", "center", "province", "admin", "broker", "root", "queue", "display",
+        "provisioner", "enroll",
+    }
 )
 
 

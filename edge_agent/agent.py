@@ -19,7 +19,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,7 @@ class AgentSettings:
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings) -> None:
+    def __init__(self, settings: AgentSettings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         cfg = settings.agent
         self.cfg = cfg
@@ -138,6 +140,13 @@ class Agent:
         from edge_agent.tickets import TicketRelay
 
         self.tickets = TicketRelay(self.link, self.topics, data_dir)
+        # The certificate renews itself before it ends (provisioning: docs/provisioning.md).
+        from edge_agent.renewal import Renewal
+
+        self.renewal = Renewal(
+            self.link, self.topics, cfg.tls, renew_before=timedelta(days=cfg.renew_before_days),
+            retry_after=timedelta(seconds=cfg.renew_retry_s), clock=clock,
+        )
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -148,6 +157,7 @@ class Agent:
         self.link.subscribe(self.topics.config_set, 1, self._enqueue)
         self.link.subscribe(self.topics.center.config_set, 1, self._enqueue)
         self.link.subscribe(self.topics.status, 1, self._on_own_status)
+        self.renewal.start()
         self.tickets.start()
         for name, target in (("agent-session", self._session_loop), ("agent-control", self._control_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -353,6 +363,10 @@ class Agent:
                 except Exception:
                     log.exception("heartbeat failed")
                 next_beat = now + self.heartbeat_s
+                try:
+                    self.renewal.tick()
+                except Exception:
+                    log.exception("certificate renewal check failed")
             self._wake_session.wait(max(0.0, next_beat - time.monotonic()))
             self._wake_session.clear()
 

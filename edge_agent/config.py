@@ -46,6 +46,10 @@ class AgentConfig:
     log_files: list[Path] = field(default_factory=lambda: [Path("logs/kiosk.log"), Path("logs/agent.log")])
     #: largest file the agent publishes for screenshot/upload_logs
     max_blob_bytes: int = field(default=4 * 1024 * 1024, metadata={"min": 1024, "max": 64 * 1024 * 1024})
+    #: the agent renews the kiosk's certificate this long before it ends (or at a third of its life left)
+    renew_before_days: float = field(default=30.0, metadata={"min": 0.001, "max": 300})
+    #: a renewal without an answer is sent again after this long
+    renew_retry_s: float = field(default=600.0, metadata={"min": 1, "max": 86400})
 
     def __post_init__(self) -> None:
         if self.reconnect_max_s < self.reconnect_min_s:

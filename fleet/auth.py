@@ -21,7 +21,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "province_admin": frozenset(
         {
             "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "user.manage",
-            "audit.view", "queue.view", "queue.manage", "rating.view",
+            "audit.view", "queue.view", "queue.manage", "rating.view", "enroll.manage",
         }
     ),
     # the center's head: its configuration, where its alarms go, its queue, and (above a technician) its
@@ -29,10 +29,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "center_manager": frozenset(
         {
             "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "audit.view",
-            "queue.view", "queue.manage", "rating.view",
+            "queue.view", "queue.manage", "rating.view", "enroll.manage",
         }
     ),
-    "technician": frozenset({"fleet.view", "alarm.ack", "command.send", "queue.view"}),
+    # enrolls, tests, replaces and revokes the center's kiosks (docs/provisioning.md)
+    "technician": frozenset({"fleet.view", "alarm.ack", "command.send", "queue.view", "enroll.manage"}),
     # the counter app (docs/queue.md); officers never see ratings, not even aggregates of their own
     "officer": frozenset({"queue.counter"}),
     "viewer": frozenset({"fleet.view", "queue.view"}),

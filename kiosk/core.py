@@ -131,6 +131,11 @@ class KioskCore:
     def flow(self) -> Flow | None:
         return self.flows[-1] if self.flows else None
 
+    @property
+    def last_touch(self) -> float:
+        """When the screen was last touched (the core's clock): the self-test's touch step reads it."""
+        return self._last_touch
+
     def touch(self) -> None:
         """Any tap: the citizen is still there."""
         self._last_touch = self.clock()

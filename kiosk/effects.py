@@ -424,6 +424,10 @@ class EffectHandlers:
             results["card_reader"] = self._probe(
                 "card_reader", None if card is None else self._card_self_test
             )
+        if effect is not None:  # from the technician screen: the report goes to the fleet as an event
+            from contract.events import SelfTest
+
+            self.record(SelfTest.from_devices(results, "screen"))
         return results
 
     def _card_self_test(self) -> dict[str, Any]:

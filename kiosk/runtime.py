@@ -147,6 +147,8 @@ class KioskRuntime:
         self.control = ControlServer(data_dir / "app.sock")
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._capture_lock = threading.Lock()
+        self._scan_capture: Any = None  # a queue while a self-test waits for a scan
         self._ui_call: Callable[[Callable[[], None]], None] = lambda fn: fn()
         #: set by the window (``screens``): take a screenshot, close the window
         self.screenshot: Callable[[], Path] | None = None
@@ -261,7 +263,7 @@ class KioskRuntime:
             self.tickets.start()  # reports printed/voided/offline numbers to the allocator
         if self.devices.scanner is not None:
             try:
-                self.devices.scanner.start(lambda result: self.core.scanned(result.text, result.source))
+                self.devices.scanner.start(self._scanned)
             except MotcuaError as exc:
                 log.error("scanner: %s", exc.message)
         self._register_control()
@@ -324,11 +326,56 @@ class KioskRuntime:
         c.register("app.restart", self._restart)
         c.register("app.service_mode", self._service_mode)
         c.register("app.reload_config", self._reload_config)
+        c.register("app.self_test", self._self_test)
+        c.register("app.await_input", self._await_input)
         if self.simulator is not None:
             self.simulator.register(c)
 
     def _on_ui(self, fn: Callable[[], None]) -> None:
         self._ui_call(fn)
+
+    # -- the technician's guided self-test (main.py provision selftest, docs/provisioning.md) ----------
+    def _scanned(self, result: Any) -> None:
+        """A scan goes to the flows, unless a self-test is waiting for it (then only to the self-test)."""
+        with self._capture_lock:
+            capture = self._scan_capture
+            self._scan_capture = None
+        if capture is not None:
+            capture.put({"text": result.text, "source": result.source})
+            return
+        self.core.scanned(result.text, result.source)
+
+    def _self_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Each device's verdict, as on the technician screen (not recorded: the caller reports)."""
+        return dict(self.core.submit("local", self.handlers.run_self_test).result(timeout=60))
+
+    def _await_input(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Wait for the next scan (``kind: scan``, taken from the flows) or touch (``kind: touch``)."""
+        import queue
+
+        kind = args.get("kind")
+        timeout = min(max(float(args.get("timeout_s", 30)), 0.5), 120.0)
+        if kind == "scan":
+            box: queue.Queue[dict[str, Any]] = queue.Queue(1)
+            with self._capture_lock:
+                self._scan_capture = box
+            try:
+                return {"seen": True, **box.get(timeout=timeout)}
+            except queue.Empty:
+                return {"seen": False}
+            finally:
+                with self._capture_lock:
+                    if self._scan_capture is box:
+                        self._scan_capture = None
+        if kind == "touch":
+            before = self.core.last_touch
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.core.last_touch != before:
+                    return {"seen": True}
+                time.sleep(0.05)
+            return {"seen": False}
+        raise ValueError("kind: expected 'scan' or 'touch'")
 
     def _print_test_ticket(self, args: dict[str, Any]) -> dict[str, Any]:
         self.core.submit("printer", self.handlers.print_test_ticket).result(timeout=60)

@@ -23,6 +23,7 @@ from fleet.store.blobs import Blobs
 from fleet.store.changes import Changes, Settings
 from fleet.store.commands import Commands, Configs
 from fleet.store.db import Clock, Database, utc_now
+from fleet.store.enrollment import Enrollment
 from fleet.store.events import Events
 from fleet.store.ingest import Ingest
 from fleet.store.maintenance import Maintenance, RetentionPolicy
@@ -58,6 +59,8 @@ class Store:
         self.blobs = Blobs(db)
         self.notices = Notices(db)
         self.outgoing = Outgoing(db)
+        # provisioning: enrollment codes, pending kiosks, identities and certificates
+        self.enrollment = Enrollment(db)
 
     def check_schema(self) -> None:
         """Refuse to serve an old schema: say which command brings it up to date."""

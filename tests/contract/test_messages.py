@@ -16,6 +16,16 @@ from hypothesis import strategies as st
 
 from contract.commands import Command, CommandResult, SetNoticeArgs
 from contract.config import ConfigPush, ConfigState, PushedConfig, Refusal, ServiceArea
+from contract.enrollment import (
+    CertRequest,
+    CertResponse,
+    EnrollAnswer,
+    EnrollChallenge,
+    EnrollmentBundle,
+    EnrollPoll,
+    EnrollRequest,
+    MachineInfo,
+)
 from contract.errors import ContractError
 from contract.events import (
     EVENT_PAYLOADS,
@@ -94,7 +104,26 @@ def samples() -> list[Message]:
                    officer="canbo.bt", calls=1, waited_s=312.4),
         QueueStats("2026-11-23", [ServiceWait("HOTICH", 7, 2, 270.0, 135.0, 16), ServiceWait("DATDAI", 0, 0)],
                    AT),
+        EnrollChallenge(NONCE, AT),
+        EnrollRequest("hcm-ben-thanh", NONCE, CSR, "K7QF2-JXMTR-BV3HA-Q6DZE",
+                      MachineInfo("PF3K9Q2A", "LENOVO", "M70q", "kiosk-new", ["3c:52:82:aa:bb:cc"]), AT),
+        EnrollPoll("hcm-ben-thanh", REQUEST),
+        EnrollAnswer("issued", REQUEST, None, "Đã cấp", "Issued", 0, CERT, CERT + CERT, BUNDLE, AT),
+        EnrollAnswer("refused", "", "replayed", "Gửi lại", "Replayed", at=AT),
+        CertRequest("kiosk-bt-03-cert-1", CSR, "5db13fac22", "expiry", AT),
+        CertResponse("kiosk-bt-03-cert-1", "ok", None, "renewed", CERT, CERT, AT, AT),
+        CertResponse("kiosk-bt-03-cert-1", "error", "revoked", "renewal refused", at=AT),
     ]
+
+
+NONCE = "p3Yc1cbk0x2Wm7rS9bqv0H1hQmJbZyu4m3hYf8e0X2E"
+REQUEST = "5f0c1a9b2e7d44c3a1f05f0c1a9b2e7d"
+CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBDTCBtAIBADAaMRgwFgYDVQQD\n-----END CERTIFICATE REQUEST-----\n"
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB3zCCAYWgAwIBAgIU\n-----END CERTIFICATE-----\n"
+BUNDLE = EnrollmentBundle(
+    "kiosk-bt-03", "hcm-ben-thanh", "Bến Thành", "10.20.0.5", 8883, 3,
+    config=PushedConfig(services=[ServiceArea("HOTICH", "A", "Hộ tịch", "Civil status", ["1"])]),
+)
 
 
 @pytest.mark.parametrize("message", samples(), ids=lambda m: m.SCHEMA)

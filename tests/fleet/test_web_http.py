@@ -475,6 +475,18 @@ def foreign_requests(
     for name in ("status", "events", "commands", "devices"):
         for form in ("csv", "json"):
             other.append(("GET", f"/kiosks/{f.other_kiosk}/{name}?format={form}", 404))
+    # enrollment (provisioning; a manager enrolls like a technician): another center's objects are 404,
+    # a form that names no center of theirs is refused as invalid
+    other += [
+        ("GET", f"/enroll?center={f.other_center}", 404),
+        ("GET", f"/enroll/kiosks/{f.other_kiosk}", 404),
+        ("GET", f"/enroll/kiosks/{f.other_kiosk}?format=json", 404),
+        ("POST", "/enroll/tokens", 400),
+        ("POST", "/enroll/tokens/1/cancel", 404),
+        ("POST", "/enroll/requests/0123456789abcdef0123456789abcdef/approve", 404),
+        ("POST", "/enroll/allowlist", 400),
+        ("POST", f"/enroll/kiosks/{f.other_kiosk}/revoke", 404),
+    ]
     return other
 
 
@@ -491,6 +503,7 @@ OWN_LISTS = [
     "/centers",
     "/alarms",
     "/audit",
+    "/enroll",
 ]
 
 
