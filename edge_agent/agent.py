@@ -346,8 +346,10 @@ class Agent:
     # -- session: birth and heartbeat -----------------------------------------------------------------
 
     def _session_loop(self) -> None:
-        next_beat = 0.0
+        next_beat = last_beat = 0.0
         while not self._stop.is_set():
+            # a pushed shorter interval counts from the last beat, not after the old interval ran out
+            next_beat = min(next_beat, last_beat + self.heartbeat_s)
             generation = self.link.generation
             if self.link.connected and (self._birth_generation != generation or self._heal_birth):
                 self._heal_birth = False
@@ -362,7 +364,7 @@ class Agent:
                     self._heartbeat()
                 except Exception:
                     log.exception("heartbeat failed")
-                next_beat = now + self.heartbeat_s
+                last_beat, next_beat = now, now + self.heartbeat_s
                 try:
                     self.renewal.tick()
                 except Exception:

@@ -55,6 +55,18 @@ def test_push_is_validated_applied_without_restart_and_reported(kiosk, make_agen
     assert fake_app.called("app.reload_config") == [{"overlay_path": str(data_dir / "pushed-config.json")}]
 
 
+def test_a_shorter_pushed_heartbeat_counts_from_the_last_beat(kiosk, make_agent, fake_app, peer_factory):
+    """Seen in CI: heartbeat_s pushed from 30 to 5 took effect only after the old 30 s ran out."""
+    kiosk_id, topics, peer = kiosk
+    health = peer_factory(topics.health)
+    with make_agent(kiosk_id, heartbeat_s=30.0):
+        assert health.wait(lambda: len(health.on(topics.health)) >= 1, 10)  # the beat after connecting
+        push(peer, topics.config_set, 1, {"agent": {"heartbeat_s": 5}})
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+        beats = len(health.on(topics.health))
+        assert health.wait(lambda: len(health.on(topics.health)) >= beats + 2, 13), "the old 30 s still ran"
+
+
 @pytest.mark.parametrize(
     ("config", "reason_part"),
     [
