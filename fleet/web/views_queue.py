@@ -53,6 +53,14 @@ def _fragments(ctx: Ctx, session: CounterSession | None) -> dict[str, str]:
     return {"counter-panel": drawn["counter_panel"], "waiting-list": drawn["waiting_list"]}
 
 
+def _answer_markup(ctx: Ctx, qw: Any, session: CounterSession | None) -> dict[str, Any]:
+    """An action's answer: the fragments, and the newest step they include. Live updates that reach the
+    browser while the action is in flight are kept, and applied after it if they are newer."""
+    assert ctx.user is not None and ctx.user.center_id is not None
+    change_id = qw.queue.latest_step_id(ctx.user.center_id)  # read first: the markup is at least this new
+    return {"html": _fragments(ctx, session), "change_id": change_id}
+
+
 @endpoint("queue.counter")
 def counter(request: Request, ctx: Ctx) -> Response:
     assert ctx.user is not None
@@ -143,7 +151,7 @@ def counter_action(request: Request, ctx: Ctx) -> Response:
                 "message": text,
                 "key": key,
                 "number": called.number if called else None,
-                "html": _fragments(ctx, session),
+                **_answer_markup(ctx, qw, session),
             },
             status_code=200 if ok else 409,
             background=task,
@@ -168,7 +176,7 @@ def counter_left(request: Request, ctx: Ctx) -> Response:
     if _wants_json(request):
         session = qw.queue.session_of(ctx.user)
         return JSONResponse(
-            {"ok": ok, "message": ctx.t(key), "key": key, "html": _fragments(ctx, session)},
+            {"ok": ok, "message": ctx.t(key), "key": key, **_answer_markup(ctx, qw, session)},
             status_code=200 if ok else 409,
         )
     return RedirectResponse(f"/counter?msg={key}", status_code=303)

@@ -24,7 +24,11 @@
     message.className = "flash " + (ok ? "ok" : "bad");
   }
 
+  // While an action is in flight its answer will redraw the panel; live updates arriving meanwhile are
+  // kept (the newest per target) and applied after the answer when they are newer than it, so a ticket
+  // issued during the click is not lost.
   var busy = false;
+  var pending = {};
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.closest || !form.closest("[data-live-target]") || !form.hasAttribute("data-action")) { return; }
@@ -37,8 +41,17 @@
     }).then(function (response) { return response.json(); }).then(function (data) {
       if (data.html) { swap(data.html); }
       say(data.message, data.ok);
-    }).catch(function () { say(root.getAttribute("data-offline") || "…", false); })
-      .then(function () { busy = false; });
+      return typeof data.change_id === "number" ? data.change_id : -1;
+    }).catch(function () { say(root.getAttribute("data-offline") || "…", false); return -1; })
+      .then(function (answered) {
+        busy = false;
+        var newer = {};
+        Object.keys(pending).forEach(function (target) {
+          if (pending[target].id > answered) { newer[target] = pending[target].html; }
+        });
+        pending = {};
+        swap(newer);
+      });
   });
 
   // A USB keypad sends keys: each button names its keys in data-key ("Enter +", "r *", ...).
@@ -61,7 +74,8 @@
     source.addEventListener("update", function (event) {
       var data = JSON.parse(event.data);
       var html = {}; html[data.target] = data.html;
-      if (!busy) { swap(html); }
+      if (busy) { pending[data.target] = { id: parseInt(event.lastEventId, 10) || 0, html: data.html }; }
+      else { swap(html); }
     });
   }
 })();
