@@ -217,6 +217,9 @@ class TicketResponse(Message):
     number: str | None = field(default=None, metadata=_NUMBER)
     #: tickets of the same service and day issued before this one, neither voided nor called
     waiting_ahead: int | None = field(default=None, metadata={"min": 0})
+    #: minutes this ticket should wait (``contract.queue.expected_wait_min``); absent while the pace of
+    #: the service is not known yet (no ticket served today)
+    expected_wait_min: int | None = field(default=None, metadata={"min": 0, "max": 1440})
     # report
     accepted: list[str] | None = field(default=None, metadata={"max_items": MAX_REPORT_ITEMS})
     conflicts: list[Conflict] | None = field(default=None, metadata={"max_items": MAX_REPORT_ITEMS})
@@ -227,10 +230,10 @@ class TicketResponse(Message):
     @classmethod
     def allocated(
         cls, request_id: str, *, day: str, service: str, seq: int, number: str, waiting_ahead: int,
-        at: str | None = None,
+        expected_wait_min: int | None = None, at: str | None = None,
     ) -> TicketResponse:
         return cls(request_id, "allocate", "ok", at or now_iso(), day=day, service=service, seq=seq,
-                   number=number, waiting_ahead=waiting_ahead)
+                   number=number, waiting_ahead=waiting_ahead, expected_wait_min=expected_wait_min)
 
     @classmethod
     def reported(
