@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REQUEST_BYTES = 1 << 20
+#: a reply may carry a screenshot or logs; more than this is not our app answering
+MAX_REPLY_BYTES = 64 << 20
 #: deepest nesting of a request (objects and arrays); real requests have 3
 MAX_DEPTH = 32
 #: seconds a client has, from connect, to send its request line
@@ -56,6 +58,11 @@ HANDLER_THREADS = 8
 
 class IpcError(MotcuaError):
     """The app answered a control request with an error."""
+
+
+class BadReplyError(NetworkError):
+    """The reply is not an answer: cut short (the app died while answering), too long, or not JSON of
+    our shape (the socket is not our app's). Counted as the app not being reachable."""
 
     code = "ipc"
 
@@ -338,19 +345,39 @@ def call(path: Path, cmd: str, args: dict[str, Any] | None = None, timeout: floa
             sock.settimeout(timeout)
             _connect(sock, path, timeout)
             sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
+            chunks: list[bytes] = []
+            size = 0
+            while not (chunks and chunks[-1].endswith(b"\n")):
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
-                data += chunk
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise BadReplyError(f"{cmd}: reply longer than {MAX_REPLY_BYTES} bytes")
+                chunks.append(chunk)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise NetworkError(f"the kiosk app is not running (no control socket at {path})") from exc
     except OSError as exc:
         raise NetworkError(f"control socket {path}: {exc}") from exc
-    reply = json.loads(data)
-    if not reply.get("ok"):
-        error = reply.get("error", {})
-        raise IpcError(f"{cmd}: {error.get('type')}: {error.get('message')}")
-    result: dict[str, Any] = reply.get("result", {})
+    return _result(cmd, b"".join(chunks))
+
+
+def _result(cmd: str, data: bytes) -> dict[str, Any]:
+    """The result of a reply line: BadReplyError unless it is ``{"ok": true, "result": {...}}``, IpcError
+    for the app's error answer."""
+    try:
+        reply = json.loads(data)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise BadReplyError(f"{cmd}: the reply is not JSON ({len(data)} bytes)") from exc
+    except RecursionError as exc:
+        raise BadReplyError(f"{cmd}: the reply nests too deep") from exc
+    if not isinstance(reply, dict):
+        raise BadReplyError(f"{cmd}: the reply is not a JSON object")
+    if reply.get("ok") is not True:
+        error = reply.get("error")
+        error = error if isinstance(error, dict) else {}
+        raise IpcError(f"{cmd}: {str(error.get('type'))[:80]}: {str(error.get('message'))[:500]}")
+    result = reply.get("result", {})
+    if not isinstance(result, dict):
+        raise BadReplyError(f"{cmd}: the reply's result is not a JSON object")
     return result

@@ -375,10 +375,8 @@ class Agent:
     def _app_health(self, timeout: float) -> tuple[dict[str, Any] | None, str | None]:
         try:
             return ipc.call(self.app_socket, "app.health", {}, timeout=timeout), None
-        except MotcuaError as exc:
+        except MotcuaError as exc:  # ipc.BadReplyError included
             return None, exc.message
-        except ValueError as exc:
-            return None, f"bad answer: {exc}"
 
     def _publish_birth(self, generation: int) -> None:
         reply, _error = self._app_health(min(self.cfg.app_timeout_s, 2.0))

@@ -96,8 +96,8 @@ class CommandExecutor:
             return fail(exc.message)
         except OSError as exc:
             return fail(f"{type(exc).__name__}: {exc}")
-        except ValueError as exc:  # common.ipc.call on a reply cut short (the app died mid-request)
-            return fail(f"app gave no valid answer: {exc}")
+        except ValueError as exc:  # a command's own checks of its arguments
+            return fail(str(exc)[:500])
         return CommandResult(request.request_id, request.command, "ok", "done", result)
 
     def _app(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -139,7 +139,7 @@ class ConfigManager:
         write_atomically(self.overlay_path, data)
         try:
             self.reload_app()
-        except (NetworkError, ValueError):
+        except NetworkError:
             # The app is down (or died mid-answer): it reads the overlay when it starts. Not a refusal.
             self.app_pending = True
             return

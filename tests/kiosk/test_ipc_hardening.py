@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from common.ipc import ControlServer, IpcError, call
+from common.ipc import BadReplyError, ControlServer, IpcError, call
 from drivers.printer import PrinterConfig
 from kiosk.config import KioskConfig
 from kiosk.runtime import KioskRuntime, demo_config
@@ -255,3 +255,45 @@ def test_sim_commands_exist_only_when_every_device_is_simulated(tmp_path: Path, 
             assert not [c for c in runtime.control.commands if c.startswith("sim.")]
     finally:
         runtime.stop()
+
+
+def _answering(path: Path, reply: bytes) -> threading.Thread:
+    """A peer on the control socket path that is not our app: it answers every request with ``reply``."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (b"[1, 2]\n", BadReplyError),  # not an object: was AttributeError
+        (b'{"ok": false, "error": "boom"}\n', IpcError),  # an error answer, its error not an object: was too
+        (b'{"ok": true, "result": [1]}\n', BadReplyError),  # a result that is not an object
+        (b"not json\n", BadReplyError),
+        (b"", BadReplyError),  # the app died before answering
+        (b"[" * 200_000 + b"\n", BadReplyError),  # nested deeper than the parser's recursion limit
+        (b'{"ok": tru', BadReplyError),  # cut short
+    ],
+)
+def test_a_malformed_reply_is_an_ipc_error_not_a_crash(tmp_path: Path, reply: bytes, error: type) -> None:
+    """BadReplyError is a NetworkError: the agent and the ticket source treat it as the app not reachable."""
+    path = Path(tempfile.mkdtemp(dir="/tmp")) / "app.sock"  # AF_UNIX paths are short
+    try:
+        thread = _answering(path, reply)
+        with pytest.raises(error):
+            call(path, "app.health", {}, timeout=5)
+        thread.join(5)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
