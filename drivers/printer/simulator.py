@@ -342,9 +342,14 @@ class VirtualPrinter:
         self._blit(image)
 
     def _qr_command(self, body: bytes) -> None:
-        fn = body[1]
-        if body[0] != 49:
+        """GS ( k for QR codes. What a printer cannot act on (a body too short, a value out of range, more
+        data than a QR symbol holds) is ignored and recorded in ``unknown``, as a printer ignores it."""
+        fn = body[1] if len(body) >= 2 else None
+        arg = body[2] if len(body) >= 3 else None
+        if fn is None or body[0] != 49:
             self._unknown(b"\x1d(k" + body[:2])
+        elif fn in (67, 69, 80) and not _qr_argument_ok(fn, arg):
+            self._unknown(b"\x1d(k" + body[:3])
         elif fn == 67:
             self._qr_module = body[2]
         elif fn == 69:
@@ -354,7 +359,13 @@ class VirtualPrinter:
         elif fn == 81:
             self._print_line(only_if_pending=True)
             if self._qr_data:
-                self._blit(qr_image(self._qr_data, self._qr_module, self._qr_ecc))
+                try:
+                    symbol = qr_image(self._qr_data, self._qr_module, self._qr_ecc)
+                except ValueError:  # segno.DataOverflowError: no QR version holds the data
+                    self._unknown(b"\x1d(k" + body[:2])
+                    return
+                self._blit(symbol)
+        # other functions (65: the model, 82: read back the size) do not change what is drawn
 
     def _print_line(self, *, only_if_pending: bool = False) -> None:
         """LF: draw the buffered text in the printer's own font (native mode), then advance."""
@@ -540,3 +551,10 @@ class SimulatorTransport:
 
     def close(self) -> None:
         """Nothing to release: the virtual printer outlives its wires."""
+
+
+def _qr_argument_ok(fn: int, arg: int | None) -> bool:
+    """The range a printer accepts for GS ( k's module size (67), error level (69) and stored data (80)."""
+    if arg is None:
+        return False
+    return {67: 1 <= arg <= 16, 69: 48 <= arg <= 51}.get(fn, True)

@@ -68,3 +68,39 @@ def test_bands_round_trip_through_the_virtual_printer(
 def test_centring_is_refused_when_the_picture_does_not_span_the_head() -> None:
     narrow = [bytes(3) + b"\x18\x18" + bytes(3)]  # 8 bytes wide on a 16-byte head
     assert b"".join(cmd.raster_bands(narrow, head_bytes=16)) == b"\x1dv0\x00\x05\x00\x01\x00" + narrow[0][:5]
+
+
+# Opcodes the interpreter knows, so random programs reach its branches and not only "unknown byte".
+_fragment = st.one_of(
+    st.binary(max_size=12),
+    # a function of GS ( k with a length that fits its body: reaches the QR functions' arguments
+    st.binary(max_size=6).map(lambda body: b"\x1d(k" + bytes((len(body), 0)) + body),
+    st.sampled_from([b"\x1b", b"\x1d", b"\x10", b"\x1d(k", b"\x1dv0", b"\x1dV", b"\x1b@", b"\n"]).flatmap(
+        lambda head: st.binary(max_size=10).map(lambda tail: head + tail)
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_fragment, max_size=12), st.integers(1, 7))
+def test_any_bytes_are_interpreted_without_an_exception(fragments: list[bytes], split: int) -> None:
+    """Seen: ``GS ( k`` with a one-byte body raised IndexError inside the simulator, which ended the
+    virtual printer's serial thread. Whatever arrives, however split, ``receive`` returns."""
+    program = b"".join(fragments)
+    with tempfile.TemporaryDirectory() as tmp:
+        vp = VirtualPrinter(Path(tmp), width_dots=WIDTH)
+        for start in range(0, len(program), split):
+            vp.receive(program[start : start + split])
+        assert vp.bytes_received == len(program)
+
+
+def test_short_and_out_of_range_qr_commands_are_ignored() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        vp = VirtualPrinter(Path(tmp), width_dots=WIDTH)
+        for body in (b"1", b"1E", b"1E\x07", b"1C\x00", b"1C\xff", b"1Q0"):
+            vp.receive(b"\x1d(k" + bytes((len(body), 0)) + body)
+        big = b"1P0" + b"x" * 8000  # more than a QR symbol holds, then print it
+        vp.receive(b"\x1d(k" + bytes((len(big) & 0xFF, len(big) >> 8)) + big + b"\x1d(k\x03\x001Q0")
+        assert len(vp.unknown) >= 5
+        vp.receive(b"\x1b@OK\n\x1dV\x00")
+        assert len(vp.printed) == 1
