@@ -235,10 +235,17 @@ def _check_ds(ds: x509.Certificate, at: dt.datetime) -> Verdict | None:
     return None
 
 
-def _revocation(ds: x509.Certificate, csca: x509.Certificate, trust: TrustStore) -> Verdict | None:
-    """The CSCA's CRLs in the folder: a correctly signed one listing the DS revokes it."""
+def _revocation(
+    ds: x509.Certificate, csca: x509.Certificate, trust: TrustStore, at: dt.datetime
+) -> Verdict | None:
+    """The CSCA's CRLs in the folder: a correctly signed one listing the DS revokes it (an out-of-date
+    CRL too: a revocation is never undone). When the CSCA's only CRLs are past their nextUpdate, that
+    the DS is not listed proves nothing (RFC 5280 §6.3.3): not verified. No CRL at all for the CSCA is
+    the folder's choice (many inspection systems get none from the PKD): it decides nothing."""
     usage = _extension(csca, x509.KeyUsage)
     may_sign_crls = isinstance(usage, x509.KeyUsage) and usage.crl_sign
+    stale_until: dt.datetime | None = None
+    current = False
     for crl in trust.crls:
         if crl.issuer != csca.subject:
             continue
@@ -256,6 +263,16 @@ def _revocation(ds: x509.Certificate, csca: x509.Certificate, trust: TrustStore)
         if entry is not None:
             since = _day(entry.revocation_date_utc)
             return failed("ds_revoked", f"the DS certificate is revoked by its CSCA's CRL (since {since})")
+        due = crl.next_update_utc
+        if due is None or due >= at:  # ICAO 9303-12 requires nextUpdate; a CRL without one is taken as is
+            current = True
+        elif stale_until is None or due > stale_until:
+            stale_until = due
+    if stale_until is not None and not current:
+        return not_verified(
+            "crl_out_of_date",
+            f"the CSCA's CRL was due to be renewed on {_day(stale_until)}: revocation unknown",
+        )
     return None
 
 
@@ -308,7 +325,7 @@ def _validate(ds: x509.Certificate, trust: TrustStore | None, at: dt.datetime | 
         return not_verified("csca_unusable", f"the CSCA certificate has a malformed extension ({exc})")
     if problem is None:
         try:
-            problem = _check_ds(ds, at) or _revocation(ds, issuer, trust)
+            problem = _check_ds(ds, at) or _revocation(ds, issuer, trust, at)
         except MALFORMED as exc:
             return failed("ds_certificate_unusable", f"the DS certificate has a malformed extension ({exc})")
     if problem is not None:

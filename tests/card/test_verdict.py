@@ -144,6 +144,16 @@ def test_revocation_is_decided_by_the_crl_in_the_folder(adult: CardProfile, tmp_
     assert _outcome(_read(adult, bad)) == (GENUINE, "verified")
 
 
+def test_an_out_of_date_crl_cannot_vouch_for_the_ds(adult: CardProfile, tmp_path: Path) -> None:
+    """Seen: a CRL past its nextUpdate counted as current. Before its nextUpdate it decides as before."""
+    pki = TestPki.create(tmp_path / "pki", PkiFaults(crl_out_of_date=True))
+    assert _outcome(_read(adult, pki, at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))) == (
+        NOT_VERIFIED,
+        "crl_out_of_date",
+    )
+    assert _outcome(_read(adult, pki, at=dt.datetime(2024, 12, 1, tzinfo=dt.UTC))) == (GENUINE, "verified")
+
+
 def test_crl_not_signed_by_the_csca_is_ignored(
     adult: CardProfile, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -63,6 +63,7 @@ class PkiFaults:
     csca_not_ca: bool = False  # the CSCA certificate in trust/ has no basicConstraints cA=TRUE
     csca_without_key_cert_sign: bool = False  # the CSCA's keyUsage is digitalSignature only
     ds_revoked: bool = False  # trust/csca.crl, signed by the CSCA, lists the DS
+    crl_out_of_date: bool = False  # trust/csca.crl lists another serial and was due again on 2025-01-01
 
     def active(self) -> list[str]:
         return [name for name, value in vars(self).items() if value]
@@ -126,7 +127,10 @@ def ds_certificate(
 
 
 def crl_of(
-    csca_key: ec.EllipticCurvePrivateKey, csca: x509.Certificate, revoked_serial: int
+    csca_key: ec.EllipticCurvePrivateKey,
+    csca: x509.Certificate,
+    revoked_serial: int,
+    next_update: dt.datetime = _CSCA_UNTIL,
 ) -> x509.CertificateRevocationList:
     """A CRL of ``csca`` (signed with its key) listing ``revoked_serial``, revoked on 2024-06-01."""
     entry = (
@@ -139,7 +143,7 @@ def crl_of(
         x509.CertificateRevocationListBuilder()
         .issuer_name(csca.subject)
         .last_update(dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
-        .next_update(_CSCA_UNTIL)
+        .next_update(next_update)
         .add_revoked_certificate(entry)
         .add_extension(x509.CRLNumber(1), critical=False)
         .sign(csca_key, hashes.SHA256())
@@ -210,6 +214,9 @@ class TestPki:
             (trust / "csca.crl").write_bytes(
                 crl_of(csca_key, csca, ds.serial_number).public_bytes(serialization.Encoding.DER)
             )
+        elif faults.crl_out_of_date:
+            old_crl = crl_of(csca_key, csca, ds.serial_number + 1, dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+            (trust / "csca.crl").write_bytes(old_crl.public_bytes(serialization.Encoding.DER))
         (directory / "ds.pem").write_bytes(ds.public_bytes(pem))
         _write_key(directory / "ds.key.pem", ds_key)
         _write_key(directory / "aa.key.pem", aa_key)
