@@ -242,6 +242,20 @@ def test_paper_out_is_an_alarm_that_is_mailed_reminded_acknowledged_and_cleared(
     assert alarm.acknowledged_by_name == "kythuat.bt" and alarm.reminders >= 1 and alarm.ended_at is not None
 
 
+def sent_request(page: Page, previous: str | None) -> str:
+    """The request id the console redirected to after a send. Waits for the redirect: read at once after
+    the click, page.url may still name the previous command (seen in CI)."""
+
+    def request_of(url: str) -> str | None:
+        query = urlsplit(url).query
+        return query.split("request=")[1].split("&")[0] if "request=" in query else None
+
+    page.wait_for_url(lambda url: request_of(url) not in (None, previous), timeout=10_000)
+    found = request_of(page.url)
+    assert found is not None
+    return found
+
+
 def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
     page: Page, site: Site, console: list[str]
 ) -> None:
@@ -260,18 +274,18 @@ def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
     notice.locator("textarea[name=text_vi]").fill("Hôm nay nghỉ trưa 11:30–13:00")
     notice.locator("button[data-send]").click()
     expect(page.locator(".flash.ok")).to_contain_text("Đã tạo lệnh")
-    request_id = urlsplit(page.url).query.split("request=")[1].split("&")[0]
+    request_id = sent_request(page, previous=None)
     row = page.locator(f"tr[data-request='{request_id}']")
     expect(row).to_have_attribute("data-status", "ok", timeout=10_000)  # live, from the kiosk's result
     expect(row).to_contain_text("Thành công")
     assert site.app.called("app.notice")[-1] == {"text_vi": "Hôm nay nghỉ trưa 11:30–13:00", "text_en": ""}
     page.locator("form[data-command='screenshot'] button[data-send]").click()
-    shot_id = urlsplit(page.url).query.split("request=")[1].split("&")[0]
+    shot_id = sent_request(page, previous=request_id)
     image = page.locator(f"img[data-screenshot='{shot_id}']")
     expect(image).to_be_visible(timeout=10_000)
     expect(image).to_have_js_property("naturalWidth", 270)  # the PNG itself, served from the store
     page.locator("form[data-command='upload_logs'] button[data-send]").click()
-    logs_id = urlsplit(page.url).query.split("request=")[1].split("&")[0]
+    logs_id = sent_request(page, previous=shot_id)
     expect(page.locator(f"tr[data-request='{logs_id}']")).to_have_attribute(
         "data-status", "error", timeout=10_000
     )
