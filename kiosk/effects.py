@@ -26,6 +26,7 @@ from contract.events import (
     TicketVoided,
 )
 from drivers.card.errors import ReaderMissingError
+from drivers.card.verdict import Verdict
 from drivers.printer.errors import PrinterStateError, PrinterUnavailableError
 from kiosk import __version__
 from kiosk.config import ConfigHolder, KioskConfig
@@ -340,8 +341,13 @@ class EffectHandlers:
             finally:
                 record.wipe()  # the kiosk keeps only name and birth date, in the session
             return identity
-        except MotcuaError as exc:
+        except Exception as exc:
             result = type(exc).__name__
+            # a read that ends on the card's own evidence (a clone failing chip authentication) carries
+            # its verdict: the event says "failed", not "not_checked"
+            verdict = getattr(exc, "verdict", None)
+            if isinstance(verdict, Verdict):
+                authenticity = verdict.authenticity.value
             raise
         finally:
             # What the fleet sees of a card read: outcome and speed, nothing about the person.
