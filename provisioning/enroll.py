@@ -343,6 +343,9 @@ class Enroller:
                     raise NetworkError(f"challenge: the center answered {status}")
                 challenge = EnrollChallenge.parse(body)
                 key = new_key()
+                # on disk before the center holds a request for it: a request left pending by a power
+                # cut is for a key this PC still has
+                write_private(self.layout.pending_key, key_pem(key))
                 csr = make_csr(key, "enrolling-kiosk", challenge.nonce)
                 step["note"] = "EC P-256"
             with c.step("enroll.request") as step:
@@ -352,6 +355,7 @@ class Enroller:
                 answer = _answer(*self.client.post("/enroll/v1/request", request.to_payload()))
                 step["note"] = answer.status
                 if answer.status == "refused":
+                    self._clear_pending()  # no request waits for this key
                     raise EnrollError(
                         f"the center refused: {answer.message_en} ({answer.reason})", answer.reason or "error"
                     )
@@ -401,8 +405,8 @@ class Enroller:
         )
 
     # -- pending --------------------------------------------------------------------------------------
-    def _save_pending(self, key: Any, request_id: str) -> None:
-        write_private(self.layout.pending_key, key_pem(key))
+    def _save_pending(self, request_id: str) -> None:
+        """The request to resume after a restart; its key was written when it was made."""
         state = {
             "request_id": request_id,
             "base_url": self.code.base_url,
@@ -432,7 +436,7 @@ class Enroller:
                 os.unlink(path)
 
     def _wait(self, key: Any, answer: EnrollAnswer) -> EnrollAnswer:
-        self._save_pending(key, answer.request_id)
+        self._save_pending(answer.request_id)
         c = self.console
         c.line(f"    Mã yêu cầu / request id: {answer.request_id}")
         c.line(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, insert
 
 from common.errors import ValidationError
 from fleet.store.db import Database
 from fleet.store.schema import changes
+
+R = TypeVar("R")
 
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 
@@ -33,6 +36,12 @@ def log_changes(conn: Connection, at: datetime, items: Iterable[tuple[str, str |
 
 def mapping(row: Row[Any]) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+def record_of(cls: type[R], row: Row[Any]) -> R:
+    """A frozen record whose field names are the row's column names."""
+    values = row._mapping
+    return cls(*(values[f.name] for f in fields(cls)))  # type: ignore[arg-type]
 
 
 class Part:

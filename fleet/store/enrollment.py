@@ -29,7 +29,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from common.errors import ConflictError, NotFoundError, ValidationError
 from contract.enrollment import EnrolledKiosk, EnrolledKiosks, normalise_token
 from contract.wire import is_kiosk_id
-from fleet.store.base import Part, check_id, log_changes
+from fleet.store.base import Part, check_id, log_changes, record_of
 from fleet.store.schema import centers, events, kiosks
 from fleet.store.schema_enroll import (
     enroll_allowlist,
@@ -193,73 +193,19 @@ class Grant:
 
 
 def _token(row: Any) -> Token:
-    m = row._mapping
-    return Token(
-        m["id"],
-        m["center_id"],
-        m["kiosk_id"],
-        m["slot"],
-        m["purpose"],
-        m["created_by_name"],
-        m["created_at"],
-        m["expires_at"],
-        m["used_at"],
-        m["cancelled_at"],
-        m["request_id"],
-    )
+    return record_of(Token, row)
 
 
 def _request(row: Any) -> EnrollRequestRow:
-    m = row._mapping
-    return EnrollRequestRow(
-        m["id"],
-        m["center_id"],
-        m["state"],
-        m["created_at"],
-        m["csr"],
-        m["key_sha256"],
-        m["machine"],
-        m["address"],
-        m["kiosk_id"],
-        m["slot"],
-        m["purpose"],
-        m["decided_at"],
-        m["decided_by_name"],
-        m["reason"],
-        m["certificate_serial"],
-    )
+    return record_of(EnrollRequestRow, row)
 
 
 def _cert(row: Any) -> Certificate:
-    m = row._mapping
-    return Certificate(
-        m["serial"],
-        m["kiosk_id"],
-        m["center_id"],
-        m["key_sha256"],
-        m["not_before"],
-        m["not_after"],
-        m["issued_at"],
-        m["source"],
-        m["state"],
-        m["superseded_at"],
-        m["revoked_at"],
-        m["revoke_reason"],
-        m["applied_at"],
-    )
+    return record_of(Certificate, row)
 
 
 def _identity(row: Any) -> Identity:
-    m = row._mapping
-    return Identity(
-        m["kiosk_id"],
-        m["center_id"],
-        m["state"],
-        m["machine_serial"],
-        m["machine"],
-        m["enrolled_at"],
-        m["updated_at"],
-    )
+    return record_of(Identity, row)
 
 
 class Enrollment(Part):
