@@ -185,3 +185,35 @@ class VisitBackend(Protocol):
     def send_feedback(self, message: FeedbackMessage) -> FeedbackReceipt: ...
 
     def match_appointment(self, query: AppointmentQuery) -> Appointment: ...
+
+
+#: feedback topics the catalogs have labels for (``feedback.topic_<code>``)
+FEEDBACK_TOPICS = ("thai_do", "thu_tuc", "thoi_gian", "co_so_vat_chat", "khac")
+
+
+@dataclass(frozen=True)
+class VisitConfig:
+    """The ``[visit]`` section: what the center sets for delivery, fees, appointments and feedback."""
+
+    #: the province's hotline for feedback (Bình Dương and most provinces: 1022), on screen and ticket
+    hotline: str = field(default="1022", metadata={"pattern": r"[0-9 .+]{3,20}"})
+    #: the center's account for fees when the back end names none (VietQR: NAPAS BIN + account)
+    payee_bank_bin: str = field(default="", metadata={"pattern": r"(97\d{4})?", "pattern_hint": "970xxx"})
+    payee_account: str = field(default="", metadata={"pattern": r"[0-9A-Za-z]{0,19}"})
+    payee_name: str = ""
+    #: offer delivery by post when the back end allows it for a dossier
+    post_delivery: bool = True
+    #: the booking system's salt for the ID number's hash (at least 16 characters); empty: booking
+    #: QR codes only, the ID card is not offered
+    appointment_salt: str = field(default="", repr=False, metadata={"pattern": r"(.{16,200})?"})
+    #: check-in window around the booked time; outside it the citizen takes an ordinary ticket
+    appointment_early_min: int = field(default=30, metadata={"min": 0, "max": 240})
+    appointment_late_min: int = field(default=15, metadata={"min": 0, "max": 240})
+    feedback_topics: list[str] = field(default_factory=lambda: list(FEEDBACK_TOPICS))
+
+    def __post_init__(self) -> None:
+        if bool(self.payee_bank_bin) != bool(self.payee_account):
+            raise ValueError("visit.payee_bank_bin and visit.payee_account: set both or neither")
+        unknown = [t for t in self.feedback_topics if t not in FEEDBACK_TOPICS]
+        if unknown or not self.feedback_topics:
+            raise ValueError(f"visit.feedback_topics: expected some of {', '.join(FEEDBACK_TOPICS)}")
