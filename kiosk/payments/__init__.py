@@ -8,6 +8,7 @@ from kiosk.payments.vietqr import (
     VietQrPayment,
     build_vietqr,
     crc16_ccitt_false,
+    format_vnd,
     parse_vietqr,
     render_png,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "VietQrPayment",
     "build_vietqr",
     "crc16_ccitt_false",
+    "format_vnd",
     "parse_vietqr",
     "render_png",
 ]

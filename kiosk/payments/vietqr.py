@@ -188,3 +188,10 @@ def render_png(payload: str, scale: int = 8) -> bytes:
     buffer = io.BytesIO()
     segno.make_qr(payload, error="m", boost_error=False).save(buffer, kind="png", scale=scale, border=4)
     return buffer.getvalue()
+
+
+def format_vnd(amount: int, language: str = "vi") -> str:
+    """``75.000 đồng`` (Vietnamese writes thousands with dots) / ``75,000 VND``."""
+    if language == "vi":
+        return f"{amount:,} đồng".replace(",", ".")
+    return f"{amount:,} VND"
