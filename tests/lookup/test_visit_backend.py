@@ -44,13 +44,14 @@ TODAY = date(2026, 1, 5)
 
 
 def test_status_carries_fee_due_and_post_delivery(province: ProvinceServer) -> None:
-    wire = {**STATUS, "fee_due": {"amount_vnd": 75000, "paid": False, "label": "Lệ phí",
-                                  "payee": {"bank_bin": "970415", "account": "113366668888", "name": "TTPVHCC"}},
+    payee = {"bank_bin": "970415", "account": "113366668888", "name": "TTPVHCC"}
+    wire = {**STATUS, "fee_due": {"amount_vnd": 75000, "paid": False, "label": "Lệ phí", "payee": payee},
             "post_delivery": {"available": True, "fee_vnd": 30000}}
     province.on(CODE.text, Reply(body=wire))
     status = backend(province).lookup(CODE)
     # No reference from the system: the dossier code is the payment reference.
-    assert status.fee_due == FeeDue(75000, False, CODE.text, Payee("970415", "113366668888", "TTPVHCC"), "Lệ phí")
+    expected = FeeDue(75000, False, CODE.text, Payee("970415", "113366668888", "TTPVHCC"), "Lệ phí")
+    assert status.fee_due == expected
     assert status.post_delivery == PostDelivery(True, 30000) and status.can_send_by_post
     assert type(status).from_dict(status.to_dict()) == status
 
@@ -87,7 +88,8 @@ def test_delivery_request_success(province: ProvinceServer) -> None:
 
 
 def test_delivery_refused_not_found_and_unavailable(province: ProvinceServer) -> None:
-    province.script[delivery_path()] = [Reply(status=422, body={"error": "refused", "reason": "not_deliverable"})]
+    refusal = {"error": "refused", "reason": "not_deliverable"}
+    province.script[delivery_path()] = [Reply(status=422, body=refusal)]
     with pytest.raises(RequestRefused) as refused:
         backend(province).request_delivery(DeliveryRequest(CODE, ADDRESS, PHONE))
     assert refused.value.reason == "not_deliverable" and screen_key(refused.value) == "visit.refused"
@@ -187,8 +189,10 @@ def test_demo_store_operations(tmp_path: Path) -> None:
         store.request_delivery(DeliveryRequest(returned, ADDRESS, PHONE))
     assert refused.value.reason == "not_deliverable"
     with pytest.raises(DossierNotFound):
-        store.request_delivery(DeliveryRequest(parse_dossier_code("000.00.10.H12-260105-9999"), ADDRESS, PHONE))
-    assert store.send_feedback(FeedbackMessage("co_so_vat_chat", "Thiếu ghế chờ", PHONE)).number.startswith("PA-")
+        unknown = parse_dossier_code("000.00.10.H12-260105-9999")
+        store.request_delivery(DeliveryRequest(unknown, ADDRESS, PHONE))
+    feedback = store.send_feedback(FeedbackMessage("co_so_vat_chat", "Thiếu ghế chờ", PHONE))
+    assert feedback.number.startswith("PA-")
     booked = store.match_appointment(AppointmentQuery(TODAY, booking_code=f"LH-{TODAY:%y%m%d}-0001"))
     assert booked.service_code == "HO_TICH" and booked.at == time(9, 30)
     store.add_appointment(Appointment("LH-260105-0099", "CHUNG_THUC", TODAY, time(10, 0)),
@@ -228,7 +232,8 @@ def test_input_helpers() -> None:
             normalize_phone(bad)
         assert bad not in error.value.message
     assert parse_booking_code("lh-260105-0001") == "LH-260105-0001"
-    assert parse_booking_code("https://dichvucong.example.vn/lich-hen?maLichHen=LH-260105-0001") == "LH-260105-0001"
+    url = "https://dichvucong.example.vn/lich-hen?maLichHen=LH-260105-0001"
+    assert parse_booking_code(url) == "LH-260105-0001"
     assert parse_booking_code("000.00.10.H12-210901-0001") is None  # a dossier code
     assert parse_booking_code(f"{ID_NUMBER}||Nguyễn Văn A|01011990|Nam|Hà Nội|01012021") is None
     assert parse_booking_code("123456789012") is None  # a bare ID number is no booking
