@@ -100,7 +100,8 @@ class ProvinceServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                self._answer(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, "POST", body))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self._answer(SeenRequest(self.path, headers, "POST", body))
 
             def do_GET(self) -> None:
                 self._answer(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
