@@ -82,12 +82,11 @@ class VisitHandlers:
         ]
         if effect.receipt.fee_vnd:
             lines.append((tr("delivery.fee"), format_vnd(effect.receipt.fee_vnd, effect.language)))
-        lines.append(("", tr("delivery.slip_note")))
+        hotline = tr("visit.hotline", hotline=self.h.config.visit.hotline)
         self._print(DocumentContent(
             title=tr("delivery.slip_title"),
             lines=lines,
-            footer=f"{self.h.config.kiosk.center_name} · "
-                   f"{tr('visit.hotline', hotline=self.h.config.visit.hotline)}",
+            footer=f"{tr('delivery.slip_note')}. {self.h.config.kiosk.center_name} · {hotline}",
         ))
 
     def print_fee_qr(self, effect: PrintFeeQr) -> None:

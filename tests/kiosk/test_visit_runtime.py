@@ -145,8 +145,8 @@ def test_appointment_check_in_issues_an_appointment_ticket(tmp_path: Path) -> No
         made.core.start("appointment")
         made.core.scanned("LH-TEST-0001")
         made.core.pump()
-        current = made.core.flow
-        assert current is not None and current.state == "done", current.error_key
+        current = flow(made)
+        assert current.state == "done", current.error_key
         [issued] = events(made, "ticket_issued")
         assert issued["appointment_at"] == "09:30" and issued["service"] == "HO_TICH"
         assert events(made, "visit_service") == [{"service": "appointment", "outcome": "checked_in"}]
@@ -162,7 +162,7 @@ def province() -> Iterator[ProvinceServer]:
 
 
 CODE = "000.00.10.H12-261101-0042"
-STATUS = {
+STATUS: dict[str, Any] = {
     "code": CODE, "procedure_name": "Cấp bản sao trích lục hộ tịch", "agency": "UBND phường Bến Thành",
     "received_on": "2026-11-01", "due_on": "2026-11-05", "status": "result_ready", "current_step": "",
     "timeline": [], "collect_at": "Quầy số 3", "fees": None,
