@@ -173,8 +173,11 @@ class DemoDossierStore:
         with self._lock:
             self._db.execute("DELETE FROM deliveries")
             self._db.execute("DELETE FROM appointments")
-        for appointment in demo_appointments(today):
-            self.add_appointment(appointment)
+        # The store is seeded with the machine's date; the kiosk asks for the center's (Asia/Ho_Chi_Minh
+        # is UTC+7): bookings for the days either side too, so the demo's "today" always has some.
+        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+            for appointment in demo_appointments(day):
+                self.add_appointment(appointment)
         return [row.code for row in rows]
 
     def add_appointment(self, appointment: Appointment, id_hash: str | None = None) -> None:

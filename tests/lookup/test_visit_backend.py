@@ -215,6 +215,16 @@ def test_demo_store_operations(tmp_path: Path) -> None:
         assert secret.encode() not in raw
 
 
+def test_demo_bookings_exist_for_the_centers_today_whatever_the_machines_zone(tmp_path: Path) -> None:
+    """Regression: seeded with the machine's date (UTC here), the store must still answer the kiosk,
+    which asks with the center's date (UTC+7: the next day from 17:00 UTC)."""
+    store = DemoDossierStore(tmp_path / "demo.sqlite")
+    store.seed(TODAY)
+    tomorrow = date(2026, 1, 6)
+    found = store.match_appointment(AppointmentQuery(tomorrow, booking_code="LH-260106-0001"))
+    assert found.day == tomorrow and found.at == time(9, 30)
+
+
 def test_demo_payment_state_comes_back_on_the_next_lookup(tmp_path: Path) -> None:
     store = DemoDossierStore(tmp_path / "demo.sqlite")
     code = {c.sequence: c for c in store.seed(TODAY)}["0102"]
