@@ -108,6 +108,11 @@ class Rating(EventPayload):
     criteria: dict[str, int] = field(default_factory=dict, metadata={"max_items": 32})
 
 
+VisitServiceName = Literal["post_delivery", "fee_qr", "appointment", "feedback"]
+VisitOutcome = Literal["requested", "shown", "printed", "checked_in", "sent", "refused", "not_found",
+                       "unavailable", "too_early", "too_late"]
+
+
 @dataclass(frozen=True)
 class VisitService(EventPayload):
     """Delivery by post, a fee's payment code, an appointment check-in or feedback: what was done and
@@ -115,9 +120,8 @@ class VisitService(EventPayload):
 
     KIND: ClassVar[str] = "visit_service"
     OMIT_NONE: ClassVar[bool] = True
-    service: Literal["post_delivery", "fee_qr", "appointment", "feedback"]
-    outcome: Literal["requested", "shown", "printed", "checked_in", "sent", "refused", "not_found",
-                     "unavailable", "too_early", "too_late"]
+    service: VisitServiceName
+    outcome: VisitOutcome
     topic: str | None = field(default=None, metadata={"pattern": r"[a-z_]{1,32}"})
     #: the agency part of the dossier code, as in ``lookup`` (never the whole code)
     agency_code: str | None = field(default=None, metadata={"pattern": r"[A-Za-z0-9.]{1,40}"})

@@ -22,9 +22,10 @@ from kiosk.dossier import (
     VisitBackend,
 )
 from kiosk.flows.appointment import MatchAppointment
-from kiosk.flows.delivery import PrintDeliverySlip, RecordVisit, RequestDelivery
+from kiosk.flows.delivery import PrintDeliverySlip, RequestDelivery
 from kiosk.flows.feedback import SendFeedback
 from kiosk.flows.payment import PrintFeeQr
+from kiosk.flows.visit_event import RecordVisit
 from kiosk.i18n import Translator
 from kiosk.payments import format_vnd
 
@@ -67,7 +68,7 @@ class VisitHandlers:
         return self._backend().match_appointment(effect.query)
 
     def record_visit(self, effect: RecordVisit) -> None:
-        self.h.record(VisitService(effect.service, effect.outcome, effect.topic, effect.agency_code))  # type: ignore[arg-type]
+        self.h.record(VisitService(effect.service, effect.outcome, effect.topic, effect.agency_code))
 
     # -- slips -----------------------------------------------------------------------------------
     def print_delivery_slip(self, effect: PrintDeliverySlip) -> None:

@@ -18,8 +18,8 @@ from common.errors import MotcuaError
 from kiosk.dossier import Appointment, AppointmentNotFound, AppointmentQuery
 from kiosk.dossier.visit import id_number_hash, parse_booking_code
 from kiosk.flows.base import Effect, Flow
-from kiosk.flows.delivery import RecordVisit
 from kiosk.flows.ticket import IssuedTicket, IssueTicket
+from kiosk.flows.visit_event import RecordVisit
 
 _CCCD_QR = re.compile(r"(\d{12})\|[^\n]*")
 

@@ -9,7 +9,7 @@ an event), are sent once, and are wiped as soon as the back end answered, or whe
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from common.errors import MotcuaError
@@ -19,6 +19,7 @@ from kiosk.dossier.visit import MAX_ADDRESS, InvalidVisitInput, clean_text, norm
 from kiosk.error_screens import screen_key
 from kiosk.flows.base import Effect, Flow, FlowContext
 from kiosk.flows.personal import HeldValues
+from kiosk.flows.visit_event import RecordVisit
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,6 @@ class PrintDeliverySlip(Effect):
     status: DossierStatus
     receipt: DeliveryReceipt
     language: str = "vi"
-
-
-@dataclass(frozen=True)
-class RecordVisit(Effect):
-    """A ``visit_service`` event: what was done and how it ended, nothing personal."""
-
-    service: str
-    outcome: str
-    topic: str | None = None
-    agency_code: str | None = field(default=None)
 
 
 def residence_from_cccd_qr(text: str) -> str:

@@ -12,8 +12,8 @@ from common.errors import MotcuaError
 from kiosk.dossier import FeedbackMessage, FeedbackReceipt, RequestRefused
 from kiosk.dossier.visit import MAX_FEEDBACK, InvalidVisitInput, clean_text, normalize_phone
 from kiosk.flows.base import Effect, Flow, FlowContext
-from kiosk.flows.delivery import RecordVisit
 from kiosk.flows.personal import HeldValues
+from kiosk.flows.visit_event import RecordVisit
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from common.errors import MotcuaError
 from kiosk.dossier import DossierStatus, FeeDue, Payee
 from kiosk.error_screens import screen_key
 from kiosk.flows.base import Effect, Flow, FlowContext
-from kiosk.flows.delivery import RecordVisit
+from kiosk.flows.visit_event import RecordVisit
 from kiosk.payments import VietQrError, VietQrPayment, build_vietqr
 
 

@@ -35,12 +35,13 @@ from kiosk.dossier import (
 )
 from kiosk.flows.appointment import AppointmentFlow, MatchAppointment
 from kiosk.flows.base import Effect, Flow
-from kiosk.flows.delivery import PostDeliveryFlow, PrintDeliverySlip, RecordVisit, RequestDelivery
+from kiosk.flows.delivery import PostDeliveryFlow, PrintDeliverySlip, RequestDelivery
 from kiosk.flows.feedback import FeedbackFlow, SendFeedback
 from kiosk.flows.lookup import LookupDossier
 from kiosk.flows.payment import FeePaymentFlow, PrintFeeQr
 from kiosk.flows.ticket import IssuedTicket, IssueTicket
 from kiosk.flows.visit import VISIT_FLOW_TYPES
+from kiosk.flows.visit_event import RecordVisit
 from kiosk.payments import parse_vietqr
 from tests.conftest import demo_config
 
