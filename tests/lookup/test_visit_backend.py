@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from datetime import date, time
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.dossier import (
     Appointment,
@@ -32,7 +35,7 @@ from kiosk.dossier.http import LookupRedirectRefused
 from kiosk.dossier.visit import id_number_hash, normalize_phone, parse_booking_code
 from kiosk.error_screens import screen_key
 
-from .conftest import ProvinceServer, Reply
+from .conftest import ProvinceServer, Reply, Tls
 from .test_http_backend import STATUS, backend
 
 CODE = parse_dossier_code("000.00.10.H12-260105-0007")
@@ -251,3 +254,34 @@ def test_input_helpers() -> None:
     assert len(digest) == 64 and digest != id_number_hash(ID_NUMBER, SALT + b"x")
     with pytest.raises(InvalidVisitInput):
         id_number_hash(ID_NUMBER, b"short")
+
+
+def test_requests_go_over_verified_https(province_tls: ProvinceServer, tls: Tls) -> None:
+    province_tls.script["/api/v1/feedback"] = [Reply(status=201, body={"feedback_number": "PA-1"})]
+    trusted = HttpDossierBackend(province_tls.base_url, timeout_s=1, retries=0, ssl_context=tls.client)
+    assert trusted.send_feedback(FeedbackMessage("khac", "Cảm ơn")).number == "PA-1"
+    # The system trust store does not know the test CA: the address or text is never sent.
+    untrusted = HttpDossierBackend(province_tls.base_url, timeout_s=1, retries=0)
+    with pytest.raises(LookupUnavailable, match="certificate"):
+        untrusted.request_delivery(DeliveryRequest(CODE, ADDRESS, PHONE))
+    assert [r.method for r in province_tls.requests] == ["POST"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 .-+()84abc\u00a0"), max_size=24))
+def test_a_normalised_phone_is_the_digits_typed(text: str) -> None:
+    try:
+        phone = normalize_phone(text)
+    except InvalidVisitInput:
+        return
+    digits = "".join(c for c in text if c.isdigit())
+    assert phone.isascii() and phone.isdigit() and len(phone) in (10, 11)
+    assert phone[1:] == digits[-(len(phone) - 1):]  # only a leading 0 may stand for +84 / 84
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=80),
+                 st.builds("https://x.vn/lh?maLichHen={}".format, st.text(max_size=40))))
+def test_a_booking_code_is_never_invented(text: str) -> None:
+    code = parse_booking_code(text)
+    assert code is None or code in unquote_plus(text).upper()  # a URL's parameter is read decoded
