@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import datetime, time
 from pathlib import Path
@@ -21,11 +22,19 @@ from kiosk.dossier import Appointment, DemoDossierStore, DossierStatus, LookupCo
 from kiosk.flows.base import Flow
 from kiosk.payments import crc16_ccitt_false, parse_vietqr
 from kiosk.runtime import KioskRuntime, demo_config
+from tests.conftest import ARTIFACTS
 from tests.lookup.conftest import ProvinceServer, Reply
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 ADDRESS = "Số 7 đường Trần Hưng Đạo, phường Cầu Ông Lãnh, TP. Hồ Chí Minh"
 PHONE = "0987654321"
+
+
+def keep(png: Path, name: str) -> None:
+    """The printed slip for the report and review (artifacts/slips/, not committed)."""
+    folder = ARTIFACTS / "slips"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, folder / name)
 
 
 def kiosk_config(tmp_path: Path, **changes: Any) -> KioskConfig:
@@ -76,6 +85,7 @@ def test_printed_fee_qr_decodes_field_by_field_with_both_decoders(runtime: Kiosk
     assert runtime.devices.printer is not None and runtime.devices.printer.simulator is not None
     png = runtime.devices.printer.simulator.last_png
     assert png is not None
+    keep(png, "fee-qr-slip.png")
     image = Image.open(png).convert("L")
     visit = runtime.config.visit
     zbar = ZbarDecoder()
@@ -127,6 +137,7 @@ def test_delivery_by_post_with_the_demo_store_prints_a_slip(runtime: KioskRuntim
     assert current.printed and current.error_key is None
     printer = runtime.devices.printer
     assert printer is not None and printer.simulator is not None and printer.simulator.last_png is not None
+    keep(printer.simulator.last_png, "delivery-slip.png")
     assert [(e["service"], e["outcome"], e.get("agency_code")) for e in events(runtime, "visit_service")] == [
         ("post_delivery", "requested", "000.20.35.H35")]
     # A second request for the same dossier is refused by the store, with its own message.
