@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from datetime import date, time
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.dossier import (
@@ -21,6 +22,7 @@ from kiosk.dossier import (
     DemoDossierStore,
     DossierNotFound,
     FeedbackMessage,
+    FeedbackReceipt,
     FeeDue,
     HttpDossierBackend,
     InvalidVisitInput,
@@ -285,3 +287,36 @@ def test_a_normalised_phone_is_the_digits_typed(text: str) -> None:
 def test_a_booking_code_is_never_invented(text: str) -> None:
     code = parse_booking_code(text)
     assert code is None or code in unquote_plus(text).upper()  # a URL's parameter is read decoded
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**14, 10**14) | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=8,
+)
+ANSWER_KEYS = st.sampled_from(["request_number", "fee_vnd", "feedback_number", "booking_code", "service_code",
+                               "day", "time", "procedure_name", "error", "reason"])
+
+
+# One server for all examples: each example sets every route's answer before it asks.
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(status=st.sampled_from([200, 201, 404, 409, 422, 400]),
+       body=st.one_of(JSON_VALUES, st.dictionaries(ANSWER_KEYS, JSON_VALUES, max_size=6)))
+def test_any_answer_is_a_result_or_a_documented_error(province: ProvinceServer, status: int, body: Any) -> None:
+    """Whatever the system answers, each operation returns its result or one of its documented errors."""
+    province.script["/api/v1/dossiers/000.00.10.H12-260105-0007/delivery"] = [Reply(status=status, body=body)]
+    province.script["/api/v1/feedback"] = [Reply(status=status, body=body)]
+    province.script["/api/v1/appointments/match"] = [Reply(status=status, body=body)]
+    http = backend(province, retries=0)
+    documented = (DossierNotFound, AppointmentNotFound, RequestRefused, LookupUnavailable)
+    calls = (
+        lambda: http.request_delivery(DeliveryRequest(CODE, ADDRESS, PHONE)),
+        lambda: http.send_feedback(FeedbackMessage("khac", "x y z")),
+        lambda: http.match_appointment(AppointmentQuery(TODAY, booking_code="LH-260105-0001")),
+    )
+    for call in calls:
+        try:
+            result = call()
+        except documented:
+            continue
+        assert isinstance(result, DeliveryReceipt | FeedbackReceipt | Appointment)
