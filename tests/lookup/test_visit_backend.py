@@ -290,7 +290,8 @@ def test_a_booking_code_is_never_invented(text: str) -> None:
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**14, 10**14) | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers(-10**14, 10**14) | st.floats(allow_nan=False)
+    | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=8,
 )
@@ -302,7 +303,9 @@ ANSWER_KEYS = st.sampled_from(["request_number", "fee_vnd", "feedback_number", "
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(status=st.sampled_from([200, 201, 404, 409, 422, 400]),
        body=st.one_of(JSON_VALUES, st.dictionaries(ANSWER_KEYS, JSON_VALUES, max_size=6)))
-def test_any_answer_is_a_result_or_a_documented_error(province: ProvinceServer, status: int, body: Any) -> None:
+def test_any_answer_is_a_result_or_a_documented_error(
+    province: ProvinceServer, status: int, body: Any
+) -> None:
     """Whatever the system answers, each operation returns its result or one of its documented errors."""
     province.script["/api/v1/dossiers/000.00.10.H12-260105-0007/delivery"] = [Reply(status=status, body=body)]
     province.script["/api/v1/feedback"] = [Reply(status=status, body=body)]
