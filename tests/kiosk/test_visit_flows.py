@@ -458,3 +458,26 @@ def test_every_declared_transition_was_exercised() -> None:
     undeclared = sorted(t for t in SEEN - declared if t[0] in {f.name for f in VISIT_FLOW_TYPES})
     assert not undeclared, f"transitions taken but not declared: {undeclared}"
     assert not missing, f"declared transitions never exercised: {missing}"
+
+
+def test_every_catalog_key_the_visit_uses_exists_in_both_languages() -> None:
+    """``fail(state, "key")`` and ``tr("key")`` are not all seen by test_i18n's patterns: check the
+    visit's modules' literals against both catalogs."""
+    import re
+
+    from kiosk.i18n import catalog
+
+    root = Path(__file__).resolve().parents[2]
+    modules = [root / "kiosk" / "flows" / f"{name}.py" for name in ("delivery", "payment", "appointment",
+                                                                    "feedback")]
+    modules += [root / "kiosk" / "visit_effects.py", root / "kiosk" / "error_screens.py"]
+    pattern = re.compile(r"""["']((?:visit|delivery|payment|appointment|feedback|card|lookup|printer)"""
+                         r"""\.[a-z_]+)["']""")
+    used = {key for path in modules for key in pattern.findall(path.read_text(encoding="utf-8"))}
+    assert len(used) > 20
+    from kiosk.dossier.visit import FEEDBACK_TOPICS
+
+    used |= {f"feedback.topic_{topic}" for topic in FEEDBACK_TOPICS}  # the screens build these
+    for language in ("vi", "en"):
+        missing = sorted(used - set(catalog(language)))
+        assert missing == [], (language, missing)
