@@ -55,12 +55,18 @@ class EventPayload:
 @dataclass(frozen=True)
 class TicketIssued(EventPayload):
     KIND: ClassVar[str] = "ticket_issued"
+    #: a walk-in's payload is the same as before ``appointment_at`` existed
+    OMIT_NONE: ClassVar[bool] = True
     number: str = field(metadata=_NUMBER)
     service: str = field(metadata=_SERVICE)
     priority: bool = False
     #: whether the citizen identified with the ID card (never who)
     identified: bool = False
     day: str = field(default="", metadata={"pattern": r"(\d{4}-\d{2}-\d{2})?"})
+    #: the booked time (HH:MM, center time) when the ticket checks in an appointment; None: a walk-in
+    appointment_at: str | None = field(
+        default=None, metadata={"pattern": r"([01]\d|2[0-3]):[0-5]\d", "pattern_hint": "HH:MM"}
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,25 @@ class Rating(EventPayload):
     target_id: str | None = field(default=None, metadata={"pattern": r"[A-Za-z0-9_.:/-]{1,100}"})
     reasons: list[str] = field(default_factory=list, metadata={"max_items": 32})
     criteria: dict[str, int] = field(default_factory=dict, metadata={"max_items": 32})
+
+
+VisitServiceName = Literal["post_delivery", "fee_qr", "appointment", "feedback"]
+VisitOutcome = Literal["requested", "shown", "printed", "checked_in", "sent", "refused", "not_found",
+                       "unavailable", "too_early", "too_late"]
+
+
+@dataclass(frozen=True)
+class VisitService(EventPayload):
+    """Delivery by post, a fee's payment code, an appointment check-in or feedback: what was done and
+    how it ended, never by whom, to which address, or what the feedback said (only its topic)."""
+
+    KIND: ClassVar[str] = "visit_service"
+    OMIT_NONE: ClassVar[bool] = True
+    service: VisitServiceName
+    outcome: VisitOutcome
+    topic: str | None = field(default=None, metadata={"pattern": r"[a-z_]{1,32}"})
+    #: the agency part of the dossier code, as in ``lookup`` (never the whole code)
+    agency_code: str | None = field(default=None, metadata={"pattern": r"[A-Za-z0-9.]{1,40}"})
 
 
 @dataclass(frozen=True)
@@ -269,7 +294,7 @@ EVENT_PAYLOADS: dict[str, type[EventPayload]] = {
     for cls in (
         TicketIssued, TicketVoided, Lookup, Rating, CardRead, DeviceFault, DeviceRecovered, AppError,
         SessionEnded, AppStarted, OutboxDropped, JournalRecovered, TechnicianLogin, TechnicianLoginFailed,
-        TechnicianLockedOut, ServiceModeChanged, SelfTest,
+        TechnicianLockedOut, ServiceModeChanged, SelfTest, VisitService,
     )
 }
 EVENT_KINDS = frozenset(EVENT_PAYLOADS)

@@ -32,6 +32,7 @@ from contract.schema import parse_dataclass, read_toml, to_data
 from drivers.printer import PrinterConfig
 from drivers.scanner import ScannerConfig
 from kiosk.dossier import LookupConfig
+from kiosk.dossier.visit import VisitConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +131,8 @@ class KioskConfig:
     lookup: LookupConfig = field(default_factory=LookupConfig)
     rating: RatingSection = field(default_factory=RatingSection)
     numbering: NumberingSection = field(default_factory=NumberingSection)
+    #: delivery by post, fees by QR, appointments, feedback (docs/visit.md)
+    visit: VisitConfig = field(default_factory=VisitConfig)
     #: the edge agent's section of the same file; the agent validates it (``main.py agent``)
     agent: dict[str, Any] = field(default_factory=dict)
     #: version of the configuration, bumped by the center on every push; reported in health

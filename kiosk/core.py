@@ -30,6 +30,7 @@ from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.rating import RatingFlow
 from kiosk.flows.technician import PinGuard, TechnicianFlow
 from kiosk.flows.ticket import TicketFlow
+from kiosk.flows.visit import VISIT_FLOWS
 from kiosk.session import CitizenSession
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,9 @@ class KioskCore:
         self._state_since = self.clock()
         self.notify()
 
-    def start(self, name: str) -> None:
-        """Open a flow from the home screen (or the identify step on top of the ticket flow)."""
+    def start(self, name: str, **args: Any) -> None:
+        """Open a flow from the home screen (or the identify step on top of the ticket flow, delivery
+        and payment on top of the look-up: ``args`` go to their constructor, e.g. ``status=``)."""
         self.touch()
         if self.out_of_service_reason and name != "technician":
             return
@@ -185,7 +187,13 @@ class KioskCore:
         assert self.session is not None
         ctx = FlowContext(self.settings, self.session, self.now)
         flow: Flow
-        if name == "ticket":
+        if name in VISIT_FLOWS:
+            try:
+                flow = VISIT_FLOWS[name](ctx, **args)
+            except Exception as exc:  # a screen passing the wrong thing: a programming error
+                self._crashed(exc)
+                return
+        elif name == "ticket":
             flow = TicketFlow(ctx)
         elif name == "lookup":
             flow = LookupFlow(ctx)
@@ -197,7 +205,7 @@ class KioskCore:
             flow = TechnicianFlow(ctx, self.pin_guard)
         else:
             raise ValueError(f"unknown flow {name!r}")  # a programming error: the screens name flows
-        if name != "identify":
+        if name != "identify" and not flow.ON_TOP:
             self.flows.clear()
         self.flows.append(flow)
         self.screen = name

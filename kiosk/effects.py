@@ -40,6 +40,7 @@ from kiosk.flows.ticket import IssuedTicket, IssueTicket
 from kiosk.i18n import Translator
 from kiosk.session import Identity
 from kiosk.ticketing import TicketNumberSource, ticket_qr
+from kiosk.visit_effects import VisitHandlers
 
 if TYPE_CHECKING:
     from drivers.card import CardReaderService
@@ -118,6 +119,7 @@ class EffectHandlers:
             Route(SubmitRating, self.submit_rating, "local"),
             Route(RunSelfTest, self.run_self_test, "local"),
             Route(SetServiceMode, self.service_mode, "local"),
+            *VisitHandlers(self).routes(slips),
         ]
 
     # -- events and device state -----------------------------------------------------------------
@@ -210,7 +212,10 @@ class EffectHandlers:
             issued_at=now,
             waiting_ahead=allocated.waiting_ahead,
             citizen_name=effect.citizen_name,
-            priority_label=tr("ticket.priority_short") if effect.priority else None,
+            priority_label=(
+                tr("appointment.ticket_mark", time=effect.appointment_at) if effect.appointment_at
+                else tr("ticket.priority_short") if effect.priority else None
+            ),
             qr_data=ticket_qr(self.config.kiosk.center_id, allocated.day, allocated.number),
             footer=tr("ticket.footer"),
             labels={
@@ -232,7 +237,8 @@ class EffectHandlers:
             raise
         self.tickets.confirm(allocated)
         identified = effect.citizen_name is not None
-        self.record(TicketIssued(allocated.number, service.code, effect.priority, identified, allocated.day))
+        self.record(TicketIssued(allocated.number, service.code, effect.priority, identified, allocated.day,
+                                 effect.appointment_at))
         self.note_device("printer", printer_state(report.status_after, printer.config.near_end_alarm))
         return IssuedTicket(
             allocated.number,

@@ -28,6 +28,8 @@ from drivers.printer.errors import (
 from drivers.scanner.errors import ScannerError
 from kiosk.dossier.backend import DossierNotFound, LookupUnavailable
 from kiosk.dossier.code import InvalidDossierCode
+from kiosk.dossier.visit import AppointmentNotFound, InvalidVisitInput, RequestRefused
+from kiosk.payments.vietqr import VietQrError
 from kiosk.ticketing import NoNumberAvailableError, NumberRefusedError
 
 
@@ -61,6 +63,11 @@ SCREEN_KEYS: dict[type[BaseException], str] = {
     DossierNotFound: "lookup.not_found",
     LookupUnavailable: "lookup.unavailable",
     InvalidDossierCode: "lookup.not_a_dossier",
+    # the rest of the visit (docs/visit.md)
+    RequestRefused: "visit.refused",
+    AppointmentNotFound: "appointment.not_found",
+    InvalidVisitInput: "visit.invalid_input",
+    VietQrError: "payment.qr_unavailable",
     # queue numbers
     NumberRefusedError: "ticket.print_failed",
     NoNumberAvailableError: "error.network",

@@ -19,9 +19,24 @@ from kiosk.dossier.model import (
     DossierDataError,
     DossierState,
     DossierStatus,
+    FeeDue,
+    Payee,
+    PostDelivery,
     overdue_label,
 )
 from kiosk.dossier.tally import LookupTally
+from kiosk.dossier.visit import (
+    Appointment,
+    AppointmentNotFound,
+    AppointmentQuery,
+    DeliveryReceipt,
+    DeliveryRequest,
+    FeedbackMessage,
+    FeedbackReceipt,
+    InvalidVisitInput,
+    RequestRefused,
+    VisitBackend,
+)
 
 #: The contract's name for the status enum.
 DossierStatusCode = DossierState
@@ -29,6 +44,11 @@ DossierStatusCode = DossierState
 __all__ = [
     "FIELD_LABELS",
     "FORMAT_HINT",
+    "Appointment",
+    "AppointmentNotFound",
+    "AppointmentQuery",
+    "DeliveryReceipt",
+    "DeliveryRequest",
     "DemoDossierStore",
     "DossierBackend",
     "DossierCode",
@@ -37,11 +57,19 @@ __all__ = [
     "DossierState",
     "DossierStatus",
     "DossierStatusCode",
+    "FeeDue",
+    "FeedbackMessage",
+    "FeedbackReceipt",
     "HttpDossierBackend",
     "InvalidDossierCode",
+    "InvalidVisitInput",
     "LookupConfig",
     "LookupTally",
     "LookupUnavailable",
+    "Payee",
+    "PostDelivery",
+    "RequestRefused",
+    "VisitBackend",
     "lookup_event",
     "open_backend",
     "overdue_label",

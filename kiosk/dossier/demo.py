@@ -7,18 +7,43 @@ waiting for documents, one with a result to collect, and so on. ``set_available(
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 from kiosk.dossier.backend import DossierNotFound, LookupUnavailable
 from kiosk.dossier.code import DossierCode, parse_dossier_code
-from kiosk.dossier.model import DossierDataError, DossierState, DossierStatus
+from kiosk.dossier.model import DossierDataError, DossierState, DossierStatus, FeeDue, PostDelivery
+from kiosk.dossier.visit import (
+    Appointment,
+    AppointmentNotFound,
+    AppointmentQuery,
+    DeliveryReceipt,
+    DeliveryRequest,
+    FeedbackMessage,
+    FeedbackReceipt,
+    RequestRefused,
+)
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS dossiers (code TEXT PRIMARY KEY, data TEXT NOT NULL)"
+# The demo store lives on the kiosk: it keeps request numbers, never the address, phone or feedback
+# text it was sent (a real province system keeps those; the kiosk must not).
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dossiers (code TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (request_id TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE,
+                                       number TEXT NOT NULL, fee_vnd INTEGER);
+CREATE TABLE IF NOT EXISTS feedback (request_id TEXT PRIMARY KEY, number TEXT NOT NULL,
+                                     topic TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS appointments (booking_code TEXT PRIMARY KEY, id_hash TEXT,
+                                         service_code TEXT NOT NULL, day TEXT NOT NULL, at TEXT NOT NULL,
+                                         procedure_name TEXT NOT NULL);
+"""
+#: the demo's fee for sending a result by post (the province sets its own)
+DEMO_POST_FEE_VND = 30_000
 
 _HCM = "Trung tâm Phục vụ hành chính công phường Bến Thành, TP. Hồ Chí Minh"
 _HN = "Bộ phận Một cửa phường Hoàn Kiếm, Hà Nội"
@@ -96,7 +121,32 @@ def _demo_rows(today: date) -> list[DossierStatus]:
         ((date(2021, 9, 1), "Bộ phận Một cửa đã tiếp nhận hồ sơ"), (date(2021, 9, 3), "Đã trả kết quả")),
         counter,
     )
+    # Fees due and delivery by post on some of them (the wire form of docs/lookup.md).
+    extras = {
+        "0102": (FeeDue(75_000, False, "", label="Lệ phí cấp giấy phép xây dựng"),
+                 PostDelivery(True, DEMO_POST_FEE_VND)),
+        "0215": (FeeDue(100_000, True, "", label="Lệ phí đăng ký hộ kinh doanh"), None),
+        "000091": (FeeDue(135_000, False, "", label="Lệ phí cấp đổi giấy phép lái xe"),
+                   PostDelivery(True, DEMO_POST_FEE_VND)),
+        "000087": (None, PostDelivery(True, DEMO_POST_FEE_VND)),
+        "0003": (FeeDue(8_000, False, "", label="Phí cấp bản sao trích lục"), PostDelivery(False)),
+    }
+    for index, row in enumerate(rows):
+        fee, post = extras.get(row.code.sequence, (None, None))
+        if fee is not None:
+            fee = dataclasses.replace(fee, reference=row.code.text if len(row.code.text) <= 25 else
+                                      f"HS{row.code.received_on:%y%m%d}{row.code.sequence}")
+        rows[index] = dataclasses.replace(row, fee_due=fee, post_delivery=post)
     return [glossary, *rows]
+
+
+def demo_appointments(today: date) -> list[Appointment]:
+    """Bookings for today, by booking code (the booking QR's text)."""
+    return [
+        Appointment(f"LH-{today:%y%m%d}-0001", "HO_TICH", today, clock_time(9, 30), "Đăng ký khai sinh"),
+        Appointment(f"LH-{today:%y%m%d}-0002", "DAT_DAI", today, clock_time(14, 0),
+                    "Đăng ký biến động đất đai"),
+    ]
 
 
 class DemoDossierStore:
@@ -110,16 +160,40 @@ class DemoDossierStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise LookupUnavailable(f"cannot open demo dossier store {path}: {exc}") from exc
 
     def seed(self, today: date | None = None) -> list[DossierCode]:
         """(Re)write the demo dossiers, dated relative to ``today``; returns their codes."""
-        rows = _demo_rows(today or date.today())
+        today = today or date.today()
+        rows = _demo_rows(today)
         for row in rows:
             self.put(row)
+        with self._lock:
+            self._db.execute("DELETE FROM deliveries")
+            self._db.execute("DELETE FROM appointments")
+        # The store is seeded with the machine's date; the kiosk asks for the center's (Asia/Ho_Chi_Minh
+        # is UTC+7): bookings for the days either side too, so the demo's "today" always has some.
+        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+            for appointment in demo_appointments(day):
+                self.add_appointment(appointment)
         return [row.code for row in rows]
+
+    def add_appointment(self, appointment: Appointment, id_hash: str | None = None) -> None:
+        """A booking (``id_hash``: the booking system's salted hash of the citizen's ID number)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO appointments VALUES (?, ?, ?, ?, ?, ?)",
+                (appointment.booking_code, id_hash, appointment.service_code, appointment.day.isoformat(),
+                 appointment.at.strftime("%H:%M"), appointment.procedure_name),
+            )
+
+    def mark_paid(self, code: DossierCode) -> None:
+        """The simulator's "the citizen paid": the next look-up reports the fee as paid."""
+        status = self.lookup(code)
+        if status.fee_due is not None:
+            self.put(dataclasses.replace(status, fee_due=dataclasses.replace(status.fee_due, paid=True)))
 
     def put(self, status: DossierStatus) -> None:
         text = json.dumps(status.to_dict(), ensure_ascii=False)
@@ -160,6 +234,60 @@ class DemoDossierStore:
             return DossierStatus.from_dict(json.loads(row[0]))
         except (ValueError, DossierDataError) as exc:
             raise LookupUnavailable(f"demo dossier store row {code.text} is corrupt: {exc}") from exc
+
+    # -- the visit's operations (kiosk.dossier.visit.VisitBackend) ------------------------------
+    def _answering(self) -> None:
+        if self._delay_s:
+            time.sleep(self._delay_s)
+        if not self._available:
+            raise LookupUnavailable("demo dossier store is set unavailable (simulated outage)")
+
+    def request_delivery(self, request: DeliveryRequest) -> DeliveryReceipt:
+        status = self.lookup(request.code)  # the same availability and not-found answers
+        if not status.can_send_by_post:
+            raise RequestRefused(f"dossier {request.code.text} cannot be sent by post", "not_deliverable")
+        assert status.post_delivery is not None
+        with self._lock:
+            again = self._db.execute("SELECT number, fee_vnd, request_id FROM deliveries WHERE code = ?",
+                                     (request.code.text,)).fetchone()
+            if again is not None:
+                if again[2] == request.request_id:  # the same request retried: the same answer
+                    return DeliveryReceipt(again[0], again[1])
+                raise RequestRefused(f"dossier {request.code.text} already has a delivery request",
+                                     "already_requested")
+            count = self._db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+            number = f"BD-{date.today():%y%m%d}-{count + 1:04d}"
+            self._db.execute("INSERT INTO deliveries VALUES (?, ?, ?, ?)",
+                             (request.request_id, request.code.text, number, status.post_delivery.fee_vnd))
+        return DeliveryReceipt(number, status.post_delivery.fee_vnd)
+
+    def send_feedback(self, message: FeedbackMessage) -> FeedbackReceipt:
+        self._answering()
+        with self._lock:
+            again = self._db.execute("SELECT number FROM feedback WHERE request_id = ?",
+                                     (message.request_id,)).fetchone()
+            if again is not None:
+                return FeedbackReceipt(again[0])
+            count = self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+            number = f"PA-{date.today():%y%m%d}-{count + 1:04d}"
+            self._db.execute("INSERT INTO feedback VALUES (?, ?, ?)",
+                             (message.request_id, number, message.topic))
+        return FeedbackReceipt(number)
+
+    def match_appointment(self, query: AppointmentQuery) -> Appointment:
+        self._answering()
+        by_code = query.booking_code is not None
+        where = "booking_code = ?" if by_code else "id_hash = ?"
+        with self._lock:
+            row = self._db.execute(
+                "SELECT booking_code, service_code, day, at, procedure_name FROM appointments "
+                f"WHERE {where} AND day = ?",
+                (query.booking_code if by_code else query.id_hash, query.day.isoformat()),
+            ).fetchone()
+        if row is None:
+            raise AppointmentNotFound("no booking for this code or card today in the demo store")
+        return Appointment(row[0], row[1], date.fromisoformat(row[2]),
+                           datetime.strptime(row[3], "%H:%M").time(), row[4])
 
     def close(self) -> None:
         with self._lock:

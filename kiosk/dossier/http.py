@@ -29,13 +29,29 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import date, datetime
 from email.message import Message
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from common.errors import ConfigError
 from kiosk.dossier.backend import DossierNotFound, LookupUnavailable, check_base_url, origin_of, show_origin
 from kiosk.dossier.code import DossierCode
-from kiosk.dossier.model import DossierDataError, DossierStatus
+from kiosk.dossier.model import DossierDataError, DossierStatus, amount_vnd
+from kiosk.dossier.visit import (
+    Appointment,
+    AppointmentNotFound,
+    AppointmentQuery,
+    DeliveryReceipt,
+    DeliveryRequest,
+    FeedbackMessage,
+    FeedbackReceipt,
+    RequestRefused,
+    new_request_id,
+)
+from kiosk.errors import KioskError
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +104,28 @@ def _parse_auth_header(line: str | None) -> tuple[str, str] | None:
     return header
 
 
-def _is_not_found_body(body: bytes) -> bool:
-    """The system's own "no such dossier" answer: ``{"error": "not_found"}``."""
+def _error_body(body: bytes) -> dict[str, Any] | None:
+    """An error answer's JSON object (``{"error": "not_found"}``, ``{"error": "refused", ...}``)."""
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and data.get("error") == "not_found"
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_not_found_body(body: bytes) -> bool:
+    """The system's own "no such dossier" answer: ``{"error": "not_found"}``."""
+    data = _error_body(body)
+    return data is not None and data.get("error") == "not_found"
+
+
+#: request numbers and booking codes the system returns: printed on a slip, so short and plain
+_REFERENCE = re.compile(r"[0-9A-Za-z][0-9A-Za-z./-]{0,39}")
+_SERVICE = re.compile(r"[A-Z0-9_]{1,32}")
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, str) and _REFERENCE.fullmatch(value) is not None
 
 
 def _remaining(deadline: float) -> float:
@@ -268,20 +299,115 @@ class HttpDossierBackend:
             self._cache.clear()
 
     def _fetch(self, code: DossierCode) -> DossierStatus:
+        return self._with_retries("dossier look-up", lambda: self._attempt(code))
+
+    def _with_retries(self, what: str, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` up to ``retries + 1`` times while it fails in a way a later attempt may not."""
         last = "no attempt"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                delay = self.backoff_s * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        for index in range(self.retries + 1):
+            if index:
+                delay = self.backoff_s * (2 ** (index - 1)) * random.uniform(0.5, 1.5)
                 time.sleep(delay)
             try:
-                return self._attempt(code)
+                return attempt()
             except _Retry as exc:
                 last = exc.reason
-                log.info("dossier look-up attempt %d/%d failed: %s", attempt + 1, self.retries + 1, last)
-                if exc.retry_after_s is not None and attempt < self.retries:
+                log.info("%s attempt %d/%d failed: %s", what, index + 1, self.retries + 1, last)
+                if exc.retry_after_s is not None and index < self.retries:
                     time.sleep(min(exc.retry_after_s, 2.0))
         raise LookupUnavailable(f"province system {self.base_url} unavailable after "
                                 f"{self.retries + 1} attempts: {last}")
+
+    # -- the visit's operations (docs/lookup.md, "Operations beyond the look-up") -----------------
+    def request_delivery(self, request: DeliveryRequest) -> DeliveryReceipt:
+        data = self._post(f"/dossiers/{quote(request.code.text, safe='')}/delivery", request.wire(),
+                          request.request_id, DossierNotFound, "delivery request")
+        number = data.get("request_number")
+        try:
+            fee = amount_vnd(data.get("fee_vnd"), "fee_vnd", optional=True)
+        except DossierDataError as exc:
+            raise LookupUnavailable(f"province system answered a delivery request with {exc}") from exc
+        if not _is_reference(number):
+            raise LookupUnavailable("province system answered a delivery request without a usable "
+                                    "request_number")
+        return DeliveryReceipt(str(number), fee)
+
+    def send_feedback(self, message: FeedbackMessage) -> FeedbackReceipt:
+        data = self._post("/feedback", message.wire(), message.request_id, None, "feedback")
+        number = data.get("feedback_number")
+        if not _is_reference(number):
+            raise LookupUnavailable("province system answered feedback without a usable feedback_number")
+        return FeedbackReceipt(str(number))
+
+    def match_appointment(self, query: AppointmentQuery) -> Appointment:
+        # POST, not GET: the ID hash must not sit in a URL (proxies and server logs keep URLs).
+        data = self._post("/appointments/match", query.wire(), new_request_id(), AppointmentNotFound,
+                          "appointment match")
+        try:
+            booking, service = data["booking_code"], data["service_code"]
+            if not _is_reference(booking) or not isinstance(service, str) or not _SERVICE.fullmatch(service):
+                raise ValueError("booking_code / service_code")
+            day = date.fromisoformat(str(data["day"])[:10])
+            at = datetime.strptime(str(data["time"])[:5], "%H:%M").time()
+            name = data.get("procedure_name") or ""
+            if not isinstance(name, str):
+                raise ValueError("procedure_name")
+        except (KeyError, ValueError) as exc:
+            raise LookupUnavailable(f"province system sent an unusable appointment: {exc}") from exc
+        if day != query.day:
+            raise LookupUnavailable("province system answered with an appointment of another day")
+        return Appointment(booking, service, day, at, name)
+
+    def _post(
+        self, path: str, payload: dict[str, Any], request_id: str,
+        not_found: type[KioskError] | None, what: str,
+    ) -> dict[str, Any]:
+        """POST JSON; 200/201 -> the answer's object. The request id goes as ``Idempotency-Key``, so the
+        retries after a timeout are the same request to the system, never a second one."""
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": request_id}
+        url = self.base_url + path
+
+        def attempt() -> dict[str, Any]:
+            deadline = time.monotonic() + self.timeout_s
+            status, answer_headers, raw = self._exchange(url, deadline, "POST", body, headers)
+            if status in _REDIRECT_STATUSES:
+                # A redirected POST may turn into a GET or resend the body elsewhere: never followed.
+                raise LookupRedirectRefused(f"province system redirected a POST ({what}); set "
+                                            "lookup.base_url to where the system is")
+            return self._interpret_post(status, answer_headers, raw, not_found, what)
+
+        return self._with_retries(what, attempt)
+
+    def _interpret_post(
+        self, status: int, headers: Message, body: bytes, not_found: type[KioskError] | None, what: str,
+    ) -> dict[str, Any]:
+        error = _error_body(body)
+        if status == 404:
+            if error is not None and error.get("error") == "not_found" and not_found is not None:
+                raise not_found(f"province system: not found ({what})")
+            raise LookupUnavailable(f"HTTP 404 for {what} from {self.base_url}: check lookup.base_url")
+        if status in (409, 422) and error is not None and error.get("error") == "refused":
+            reason = error.get("reason")
+            raise RequestRefused(f"province system refused the {what}: {reason!r:.40}",
+                                 reason if isinstance(reason, str) else "other")
+        if status in _RETRY_STATUSES:
+            raise _Retry(f"HTTP {status}", _retry_after(headers))
+        if status not in (200, 201):
+            raise LookupUnavailable(f"province system refused the {what}: HTTP {status} "
+                                    "(check lookup.auth_header and lookup.base_url)")
+        content_type = headers.get_content_type()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise LookupUnavailable(f"province system sent {content_type:.60}, not application/json")
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise LookupUnavailable(f"province system sent more than {MAX_RESPONSE_BYTES} bytes")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise LookupUnavailable(f"province system sent unusable JSON for the {what}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise LookupUnavailable(f"province system sent no JSON object for the {what}")
+        return data
 
     def _attempt(self, code: DossierCode) -> DossierStatus:
         """One attempt: the request and its same-origin redirects, all within ``timeout_s``."""
@@ -318,11 +444,14 @@ class HttpDossierBackend:
                                         "new address if it moved")
         return target
 
-    def _exchange(self, url: str, deadline: float) -> tuple[int, Message, bytes]:
-        """GET ``url``: (status, headers, body up to its cap), every byte within ``deadline``."""
+    def _exchange(
+        self, url: str, deadline: float, method: str = "GET", body: bytes | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> tuple[int, Message, bytes]:
+        """``method`` ``url``: (status, headers, body up to its cap), every byte within ``deadline``."""
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if self._auth:
             headers[self._auth[0]] = self._auth[1]
         _, host, port = self.origin
@@ -330,7 +459,7 @@ class HttpDossierBackend:
         answered = False
         self.requests_sent += 1
         try:
-            connection.request("GET", target, headers=headers)
+            connection.request(method, target, body=body, headers=headers)
             response = connection.getresponse()
             answered = True
             status = response.status

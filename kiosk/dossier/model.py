@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from kiosk.dossier.code import DossierCode, InvalidDossierCode, parse_dossier_code
+from kiosk.payments.vietqr import VietQrError, VietQrPayment
 
 
 class DossierState(enum.Enum):
@@ -81,6 +82,100 @@ class DossierDataError(ValueError):
 
 
 @dataclass(frozen=True)
+class Payee:
+    """The bank account a fee is paid into (the center's, or the agency's the province names)."""
+
+    bank_bin: str
+    account: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        VietQrPayment(self.bank_bin, self.account)  # one rule for BIN and account: the QR's
+
+    def to_dict(self) -> dict[str, str]:
+        return {"bank_bin": self.bank_bin, "account": self.account, "name": self.name}
+
+
+@dataclass(frozen=True)
+class FeeDue:
+    """A fee (phí, lệ phí) the back end reports for a dossier; ``paid`` comes back on the next look-up.
+
+    ``payee`` None: the kiosk's configured account (``[visit.payee]``). ``reference`` is what the
+    transfer's content must say for the agency to match it (the dossier code when it fits in 25
+    characters, else the back end names a shorter one).
+    """
+
+    amount_vnd: int
+    paid: bool
+    reference: str
+    payee: Payee | None = None
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amount_vnd": self.amount_vnd, "paid": self.paid, "reference": self.reference,
+                "payee": self.payee.to_dict() if self.payee else None, "label": self.label}
+
+
+@dataclass(frozen=True)
+class PostDelivery:
+    """Whether the result may be sent by post (chuyển trả kết quả qua bưu điện), and its fee if any."""
+
+    available: bool
+    fee_vnd: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "fee_vnd": self.fee_vnd}
+
+
+def amount_vnd(value: Any, key: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**13:
+        raise DossierDataError(f"{key}: expected whole đồng (an integer), got {value!r:.40}")
+    return value
+
+
+def _fee_from_dict(data: Any, code: DossierCode) -> FeeDue | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise DossierDataError("fee_due: expected an object or null")
+    amount = amount_vnd(data.get("amount_vnd"), "fee_due.amount_vnd")
+    assert amount is not None
+    if amount == 0:
+        raise DossierDataError("fee_due.amount_vnd: a fee of 0 đồng is no fee (send null)")
+    paid = data.get("paid")
+    if not isinstance(paid, bool):
+        raise DossierDataError(f"fee_due.paid: expected true or false, got {paid!r:.20}")
+    reference = data.get("reference") or code.text
+    label = data.get("label") or ""
+    raw_payee = data.get("payee")
+    if not isinstance(reference, str) or not isinstance(label, str):
+        raise DossierDataError("fee_due.reference, fee_due.label: expected strings")
+    payee = None
+    if raw_payee is not None:
+        if not isinstance(raw_payee, dict) or not all(
+            isinstance(raw_payee.get(k, ""), str) for k in ("bank_bin", "account", "name")
+        ):
+            raise DossierDataError("fee_due.payee: expected {bank_bin, account, name}")
+        try:
+            payee = Payee(raw_payee.get("bank_bin", ""), raw_payee.get("account", ""),
+                          raw_payee.get("name", ""))
+        except VietQrError as exc:
+            raise DossierDataError(f"fee_due.payee: {exc.message}") from exc
+    return FeeDue(amount, paid, reference, payee, label)
+
+
+def _post_from_dict(data: Any) -> PostDelivery | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("available"), bool):
+        raise DossierDataError("post_delivery: expected {available: bool, fee_vnd: int | null}")
+    fee = amount_vnd(data.get("fee_vnd"), "post_delivery.fee_vnd", optional=True)
+    return PostDelivery(data["available"], fee)
+
+
+@dataclass(frozen=True)
 class DossierStatus:
     """One dossier's status. ``timeline`` is oldest first: ``((date, text), ...)``."""
 
@@ -94,6 +189,19 @@ class DossierStatus:
     timeline: tuple[tuple[date, str], ...] = field(default=())
     collect_at: str = ""
     fees: str | None = None
+    #: a fee the back end says is due (and whether it is paid); None: none reported
+    fee_due: FeeDue | None = None
+    #: whether the result can be sent by post; None: the back end does not say (not offered)
+    post_delivery: PostDelivery | None = None
+
+    @property
+    def can_send_by_post(self) -> bool:
+        """Offer delivery by post: the back end allows it and there is (or soon will be) a result."""
+        return (
+            self.post_delivery is not None
+            and self.post_delivery.available
+            and self.status not in (DossierState.RETURNED, DossierState.REJECTED)
+        )
 
     def overdue_days(self, today: date) -> int:
         """Calendar days past the due date while the agency still owes the result, else 0."""
@@ -114,6 +222,8 @@ class DossierStatus:
             "timeline": [{"date": d.isoformat(), "text": t} for d, t in self.timeline],
             "collect_at": self.collect_at,
             "fees": self.fees,
+            **({"fee_due": self.fee_due.to_dict()} if self.fee_due else {}),
+            **({"post_delivery": self.post_delivery.to_dict()} if self.post_delivery else {}),
         }
 
     @classmethod
@@ -168,6 +278,8 @@ class DossierStatus:
             timeline=tuple(sorted(timeline, key=lambda item: item[0])),
             collect_at=text("collect_at", required=False),
             fees=fees or None,
+            fee_due=_fee_from_dict(data.get("fee_due"), code),
+            post_delivery=_post_from_dict(data.get("post_delivery")),
         )
 
     def summary_lines(self, today: date, lang: str = "vi") -> list[tuple[str, str]]:

@@ -54,6 +54,9 @@ class Flow:
     RESULT: ClassVar[frozenset[str]] = frozenset()
     #: whether a scanned code is routed to this flow (``on_scan``)
     accepts_scans: ClassVar[bool] = False
+    #: runs on top of the flow that started it (delivery and payment on top of the look-up) and
+    #: returns to it when closed, as the identify step does
+    ON_TOP: ClassVar[bool] = False
 
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx

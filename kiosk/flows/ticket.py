@@ -22,6 +22,8 @@ class IssueTicket(Effect):
     language: str = "vi"
     #: printed on the ticket when the citizen identified with the ID card (never logged)
     citizen_name: str | None = field(default=None, repr=False)
+    #: the booked time (HH:MM) when the ticket checks in an appointment (kiosk/flows/appointment.py)
+    appointment_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ class Reply:
 class SeenRequest:
     path: str
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
 
 class ProvinceServer:
@@ -95,8 +97,17 @@ class ProvinceServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self._answer(SeenRequest(self.path, headers, "POST", body))
+
             def do_GET(self) -> None:
-                outer.requests.append(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                self._answer(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
+
+            def _answer(self, seen: SeenRequest) -> None:
+                outer.requests.append(seen)
                 replies = outer.script.get(self.path)
                 if not replies:
                     self.send_error(404, "no such route")
