@@ -164,7 +164,7 @@ def document_elements(content: DocumentContent) -> list[Element]:
     """A generic slip: title, label/value lines, optional QR and footer."""
     out: list[Element] = [Line(_field(content.title), "title", "center"), Space(4), Rule(), Space(6)]
     lines = list(content.lines)
-    out += [Line(f"{_field(label)}: {_field(value)}") for label, value in lines[:MAX_DOCUMENT_LINES]]
+    out += [Line(_label_line(label, value)) for label, value in lines[:MAX_DOCUMENT_LINES]]
     if len(lines) > MAX_DOCUMENT_LINES:
         out.append(Line(ELLIPSIS))
     if content.qr_data:
@@ -173,6 +173,12 @@ def document_elements(content: DocumentContent) -> list[Element]:
         out += [Space(8), Line(_field(content.footer), "small", "center")]
     out.append(Space(TAIL))
     return out
+
+
+def _label_line(label: str, value: str) -> str:
+    """``Label: value``; a line without a label is its value alone (not ": value")."""
+    label = _field(label)
+    return f"{label}: {_field(value)}" if label.strip() else _field(value)
 
 
 def wrap(text: str, fits: Callable[[str], bool]) -> list[str]:

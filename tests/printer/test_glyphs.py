@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from drivers.printer import DocumentContent, PrinterConfig, TicketPrinter, fonts, open_printer
-from drivers.printer.layout import STYLES, RasterLayout, document_elements, preview
+from drivers.printer.layout import STYLES, Line, RasterLayout, document_elements, preview
 
 from .conftest import vietnamese_letters
 
@@ -57,3 +57,12 @@ def test_native_cp1258_reads_back_every_letter(tmp_path: Path) -> None:
         text = "".join(p.simulator.text_lines).replace(" ", "")
     assert all(c in text for c in letters)
     assert "?" not in text and "\ufffd" not in text
+
+
+def test_a_line_without_a_label_prints_its_value_alone() -> None:
+    """Seen on the dossier slip: ": Quá hạn (trễ 3 ngày)" when the status line had no label."""
+    lines = [("", "Quá hạn (trễ 3 ngày)"), ("Mã hồ sơ", "H12-0001")]
+    doc = DocumentContent(title="Tình trạng hồ sơ", lines=lines)
+    texts = [e.text for e in document_elements(doc) if isinstance(e, Line)]
+    assert "Quá hạn (trễ 3 ngày)" in texts and "Mã hồ sơ: H12-0001" in texts
+    assert not any(t.startswith(":") for t in texts)
