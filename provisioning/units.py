@@ -134,6 +134,9 @@ ExecStart={
             pki.cert_file("allocator"),
             "--key",
             pki.key_file("allocator"),
+            "--registry",
+            layout.registry_file,
+            *(("--catalog", settings.kiosk_template) if settings.kiosk_template else ()),
         )
     }
 Restart=always
