@@ -28,7 +28,8 @@ def make_book(tmp_path: Path, **kwargs: Any) -> AllocatorBook:
 
 def offline_item(request_id: str, seq: int, service: str = "HOTICH", prefix: str = "A",
                  day: str = DAY) -> ReportItem:
-    return ReportItem(request_id, day, service, prefix, seq, "offline", "printed", issued_at=f"{DAY}T05:00:00Z")
+    return ReportItem(request_id, day, service, prefix, seq, "offline", "printed",
+                      issued_at=f"{DAY}T05:00:00Z")
 
 
 def test_one_identity_asking_with_every_slot_binds_only_the_first(tmp_path: Path) -> None:
@@ -88,7 +89,8 @@ def test_service_and_prefix_are_checked_against_the_centers_catalog(tmp_path: Pa
     assert unknown["error"] == "unknown_service" and "not in the center's catalog" in unknown["reason"]
     wrong = ask(book, "kiosk-1", allocate("r3", service="HOTICH", prefix="C"))
     assert wrong["error"] == "unknown_service" and "prefix A" in wrong["reason"]
-    reported = ask(book, "kiosk-1", report("rep", offline_item("o1", 800, "NOPE", "Z"), offline_item("o2", 801)))
+    items = (offline_item("o1", 800, "NOPE", "Z"), offline_item("o2", 801))
+    reported = ask(book, "kiosk-1", report("rep", *items))
     assert reported["accepted"] == ["o2"] and "catalog" in reported["conflicts"][0]["reason"]
     catalog.on_push(_push([("HOTICH", "A"), ("NOPE", "Z")], version=2))  # the center added it
     assert ask(book, "kiosk-1", allocate("r4", service="NOPE", prefix="Z"))["number"] == "Z001"
@@ -114,7 +116,8 @@ def test_without_a_catalog_a_prefix_belongs_to_one_service_per_day(tmp_path: Pat
     other_prefix = ask(book, "kiosk-2", allocate("r3", service="HOTICH", prefix="B", slot=1))
     assert other_prefix["error"] == "unknown_service"
     assert ask(book, "kiosk-2", allocate("r4", slot=1))["number"] == "A002"
-    next_day = ask(book, "kiosk-2", allocate("r5", service="FOO", prefix="A", slot=1), NOON + timedelta(days=1))
+    tomorrow = NOON + timedelta(days=1)
+    next_day = ask(book, "kiosk-2", allocate("r5", service="FOO", prefix="A", slot=1), tomorrow)
     assert next_day["number"] == "A001"
 
 
@@ -139,7 +142,8 @@ def test_numbers_never_printed_stop_counting_as_waiting(tmp_path: Path) -> None:
 
 
 def _write_registry(path: Path, generation: int, kiosks: dict[str, int]) -> None:
-    registry = EnrolledKiosks("hcm-ben-thanh", generation, {k: EnrolledKiosk(slot) for k, slot in kiosks.items()})
+    entries = {kiosk: EnrolledKiosk(slot) for kiosk, slot in kiosks.items()}
+    registry = EnrolledKiosks("hcm-ben-thanh", generation, entries)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(registry.to_bytes())
     os.replace(tmp, path)  # as provisioning writes it: atomically
