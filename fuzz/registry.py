@@ -9,7 +9,7 @@ from pathlib import Path
 Target = Callable[[bytes], None]
 
 #: area modules under fuzz/ that define ``TARGETS``
-AREAS: tuple[str, ...] = ("card", "text")
+AREAS: tuple[str, ...] = ("card", "text", "contract", "allocator")
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

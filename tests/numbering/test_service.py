@@ -14,7 +14,14 @@ import pytest
 
 from contract.config import ConfigPush, PushedConfig, ServiceArea
 from contract.queue import QueueStats, ServiceWait
-from contract.tickets import AllocatorStatus, NumberPlan, TicketRequest, center_day, center_zone
+from contract.tickets import (
+    AllocatorStatus,
+    NumberPlan,
+    ReportItem,
+    TicketRequest,
+    center_day,
+    center_zone,
+)
 from fleet.allocator import Allocator
 from tests.agent.broker import Broker, Pki
 from tests.agent.peer import Peer
@@ -51,6 +58,12 @@ class KioskPeer:
 
     def answers(self) -> list[Any]:
         return [m.json() for m in self.peer.on(self.res)]
+
+
+def _report_with_reason(escaped: str) -> bytes:
+    item = ReportItem("o-1", "2026-11-23", "HOTICH", "A", 800, "offline", "voided", reason="MARK")
+    payload = TicketRequest("sur-1", "report", 0, NumberPlan(800, 20), tickets=(item,)).to_payload()
+    return payload.replace(b'"MARK"', f'"{escaped}"'.encode())
 
 
 @pytest.fixture
@@ -97,6 +110,9 @@ def test_hostile_payloads_do_not_stop_the_allocator(
         b'{"request_id": "big-1", "pad": "' + b"x" * (2 << 20) + b'"}',
         b"\xff\xfe" * 1000,
         b"",
+        # found by fuzz/contract.py: valid JSON whose string no encoder takes back; on main the book's
+        # INSERT raised UnicodeEncodeError and the worker thread died
+        _report_with_reason("\\ud800"),
     ]
     for index, payload in enumerate(hostile):
         kiosk.send(payload, correlation=f"h{index}".encode())
