@@ -64,7 +64,7 @@ def request(data: bytes) -> None:
     message = _Incoming(topic, data[1:], 1, 0, 0, None, None)
     book = allocator.book
 
-    def work() -> list[_Reply | None | Exception]:
+    def work() -> list[_Reply | Exception | None]:
         return [book.guarded(lambda: allocator._one(message, NOW))]
 
     (outcome,) = book.transaction(work)
