@@ -9,7 +9,8 @@
 - Every message is acknowledged to the broker once handled, whatever happened: an unacknowledged one
   would hold one of the broker's in-flight slots for this session forever.
 - A supervisor thread restarts the worker if it ever dies, expires unconfirmed numbers, and republishes
-  the retained ``allocator-status/1`` with its health whenever that changes.
+  the retained ``allocator-status/1`` with its health when something in it changed that is not a mere
+  counter (every kiosk receives it), and every minute for the counters.
 - Two retained center-wide messages are followed in the network thread (small, parsed by the contract
   within their size limits): the queue's stats (``expected_wait_min`` of each answer) and the
   center-wide configuration push (the catalog of services).
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -70,8 +72,14 @@ class AllocatorSettings:
     #: how often the supervisor looks (worker alive, health changed); expiry runs every ``sweep_s``
     supervise_s: float = 0.5
     sweep_s: float = 30.0
-    #: least time between two republished statuses (health changes under load all the time)
+    #: least time between two republished statuses; the counters alone refresh every ``status_refresh_s``
     status_min_interval_s: float = 2.0
+    status_refresh_s: float = 60.0
+
+
+def _significant(health: AllocatorHealth) -> AllocatorHealth:
+    """The health without the counters that move with every request."""
+    return dataclasses.replace(health, answered=0, refused=0, rate_limited=0, expired=0)
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,16 @@ class Allocator:
                              qos=1, retain=True) is not None:
             self._published, self._published_at = health, time.monotonic()
 
+    def _status_due(self) -> bool:
+        """Every kiosk of the center receives the retained status: republish when something a person
+        must see changed (not for every answer), or every ``status_refresh_s`` for the counters."""
+        since = time.monotonic() - self._published_at
+        if since < self.settings.status_min_interval_s:
+            return False
+        if self._published is None or since >= self.settings.status_refresh_s:
+            return True
+        return _significant(self.health()) != _significant(self._published)
+
     def _on_connected(self, generation: int) -> None:
         self._publish_status()
 
@@ -242,8 +260,7 @@ class Allocator:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.settings.sweep_s
                     self._sweep(self.clock())
-                if (self.link.connected and self.health() != self._published
-                        and time.monotonic() - self._published_at >= self.settings.status_min_interval_s):
+                if self.link.connected and self._status_due():
                     self._publish_status()
             except AllocatorError as exc:
                 self.store_errors += 1
