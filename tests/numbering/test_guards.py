@@ -196,3 +196,29 @@ def test_report_answers_fit_their_limit_with_200_long_conflicts(tmp_path: Path) 
     answer = book.transaction(lambda: [book.handle(kiosk, payload, NOON)])[0]
     assert len(answer.conflicts or []) == 200
     assert len(answer.to_payload()) <= 64 * 1024
+
+
+def test_the_allocator_does_not_start_without_saying_whom_it_serves(tmp_path: Path) -> None:
+    """--registry (a provisioned center) or --no-registry (a lab broker): never silently open."""
+    import subprocess
+    import sys
+
+    from tests.agent.broker import ROOT
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "fleet", "allocator", "--center", "c1", "--db",
+             str(tmp_path / "a.sqlite"), *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+
+    neither = run()
+    assert neither.returncode == 78 and "--registry FILE" in neither.stderr.strip().splitlines()[-1]
+    both = run("--registry", str(tmp_path / "r.json"), "--no-registry")
+    assert both.returncode == 78
+    bad_catalog = tmp_path / "catalog.toml"
+    bad_catalog.write_text("[[services]]\ncode = 'hộ tịch'\n")
+    catalog = run("--no-registry", "--catalog", str(bad_catalog))
+    assert catalog.returncode == 78 and "--catalog" in catalog.stderr and "Traceback" not in catalog.stderr
+    quota = run("--no-registry", "--kiosk-quota", "0")
+    assert quota.returncode == 78 and "kiosk_quota" in quota.stderr
