@@ -90,3 +90,37 @@ def test_hostile_commands_are_answered_and_the_next_one_runs(make_agent, peer_fa
         beat = peer.wait_for(T.health, lambda d: d["link"].get("handler_errors") == 1, timeout=15)
         assert beat["link"]["connected"] is True
     exception_guard.records.clear()  # the injected executor bug was logged with its traceback, as it should
+
+
+def test_hostile_pushed_configuration_is_refused_and_a_good_one_applies_after(
+    make_agent, fake_app, peer_factory, data_dir
+) -> None:
+    topics = KioskTopics(CENTER, "kiosk-intake")
+    peer = peer_factory(topics.config_state)
+    try:
+        with make_agent("kiosk-intake"):
+            hostile = [
+                b"[" * 300_000,  # over config/1's 256 KiB
+                b'{"schema": "config/1", "version": 1, "config": ' + b"[" * 3_000 + b"}",
+                json.dumps({"schema": "config/1", "version": 2,
+                            "config": {"kiosk": {"notice_vi": "\ud800"}}}),  # written as \\ud800
+            ]
+            for payload in hostile:
+                peer.publish(topics.config_set, payload, retain=True)
+            reasons: list[str] = []
+
+            def refused_all() -> bool:
+                reasons[:] = [m.json()["last_refused"]["reason"] for m in peer.on(topics.config_state)
+                              if m.payload and m.json().get("last_refused")]
+                return any("surrogate" in r for r in reasons)
+
+            assert peer.wait(refused_all, 15), reasons
+            good = {"schema": "config/1", "version": 3, "config": {"kiosk": {"notice_vi": "Nghỉ trưa"}}}
+            peer.publish(topics.config_set, json.dumps(good), retain=True)
+            state = peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 3)
+            assert state["last_refused"] is None or "surrogate" in state["last_refused"]["reason"]
+        overlay = json.loads((data_dir / "pushed-config.json").read_text())
+        assert overlay["kiosk"] == {"notice_vi": "Nghỉ trưa"}
+    finally:
+        peer.publish(topics.config_set, b"", retain=True)
+        peer.publish(topics.config_state, b"", retain=True)
