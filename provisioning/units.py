@@ -136,7 +136,6 @@ ExecStart={
             pki.key_file("allocator"),
             "--registry",
             layout.registry_file,
-            *(("--catalog", settings.kiosk_template) if settings.kiosk_template else ()),
         )
     }
 Restart=always
