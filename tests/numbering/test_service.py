@@ -8,11 +8,13 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contract.config import ConfigPush, PushedConfig, ServiceArea
+from contract.enrollment import EnrolledKiosk, EnrolledKiosks
 from contract.queue import QueueStats, ServiceWait
 from contract.tickets import (
     AllocatorStatus,
@@ -23,9 +25,10 @@ from contract.tickets import (
     center_zone,
 )
 from fleet.allocator import Allocator
+from kiosk.ticketing import TicketingError
 from tests.agent.broker import Broker, Pki
 from tests.agent.peer import Peer
-from tests.numbering.conftest import CENTER, ROOT_TOPIC, wait_until
+from tests.numbering.conftest import CENTER, ROOT_TOPIC, SERVICES, SimKiosk, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -225,3 +228,25 @@ def test_the_catalog_follows_the_centers_push(
     kiosk.allocate("c3", slot=4)
     assert kiosk.answer_to("c3")["number"] == "A002"  # an invalid push leaves the catalog as it was
     assert allocator.health().catalog_services == 1
+
+
+def test_only_enrolled_kiosks_get_numbers_through_the_broker(
+    broker: Broker, workdir: Path, kiosk_factory: Callable[..., SimKiosk],
+    allocator_factory: Callable[..., Allocator],
+) -> None:
+    """Issue 12: the registry provisioning writes decides; a kiosk the center did not enroll, or one
+    configured with another kiosk's slot, gets no number and no offline numbers either."""
+    registry = workdir / "enrolled-kiosks.json"
+    entries = {"kiosk-1": EnrolledKiosk(0), "kiosk-3": EnrolledKiosk(2)}
+    registry.write_bytes(EnrolledKiosks(CENTER, 7, entries).to_bytes())
+    allocator = allocator_factory(broker, registry_file=registry)
+    enrolled = kiosk_factory("kiosk-1", 0, broker).start()
+    stranger = kiosk_factory("kiosk-2", 1, broker).start()
+    squatter = kiosk_factory("kiosk-3", 0, broker).start()  # enrolled on slot 2, configured with 0
+    now = datetime.now(UTC)
+    assert enrolled.issue(SERVICES[0], now)[1] == "A001"
+    for kiosk, reason in ((stranger, "not enrolled"), (squatter, "its slot is 2")):
+        with pytest.raises(TicketingError, match=reason):
+            kiosk.source.allocate(SERVICES[0], False, now)
+        assert kiosk.source.offline_blocked is not None and "slot_conflict" in kiosk.source.offline_blocked
+    assert allocator.health().registry_generation == 7
