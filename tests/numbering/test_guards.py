@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from contract.config import ConfigPush, PushedConfig, ServiceArea
 from contract.enrollment import EnrolledKiosk, EnrolledKiosks
@@ -222,3 +224,62 @@ def test_the_allocator_does_not_start_without_saying_whom_it_serves(tmp_path: Pa
     assert catalog.returncode == 78 and "--catalog" in catalog.stderr and "Traceback" not in catalog.stderr
     quota = run("--no-registry", "--kiosk-quota", "0")
     assert quota.returncode == 78 and "kiosk_quota" in quota.stderr
+
+
+# -- a property: whatever the other kiosks send, an honest one is served and no number is held twice ----
+
+_HOSTILE = st.one_of(
+    st.tuples(st.just("stranger"), st.integers(0, 9)),  # not enrolled, any slot
+    st.tuples(st.just("thief"), st.integers(0, 9)),  # enrolled on slot 7, asks with any slot
+    st.tuples(st.just("flooder"), st.just(8)),  # enrolled on slot 8, sends 20 at once each time
+)
+_CATALOG = {"HOTICH": "A", "DATDAI": "C"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    script=st.lists(
+        st.tuples(
+            st.one_of(st.just(("honest", 0)), _HOSTILE),
+            st.sampled_from([("HOTICH", "A"), ("HOTICH", "C"), ("NOPE", "Z"), ("DATDAI", "C")]),
+            st.integers(0, 3),  # seconds since the previous step
+        ),
+        min_size=1, max_size=120,
+    )
+)
+def test_an_honest_kiosk_is_served_whatever_the_others_send(
+    tmp_path_factory: pytest.TempPathFactory, script: list[Any]
+) -> None:
+    """The honest kiosk is refused only for its own quota or its own rate; nobody else gets a number
+    they may not have; no (day, number) twice; every number has its service's catalog prefix."""
+    folder = tmp_path_factory.mktemp("prop")
+    path = folder / "enrolled-kiosks.json"
+    _write_registry(path, 1, {"honest": 0, "thief": 7, "flooder": 8})
+    book = make_book(folder, registry=Registry(path, "hcm-ben-thanh"), catalog=Catalog(dict(_CATALOG)),
+                     limits=Limits(kiosk_quota=30))
+    now = NOON
+    numbers: dict[tuple[str, str], str] = {}
+    honest_sent = honest_served = 0
+    for index, ((kiosk, slot), (service, prefix), pause) in enumerate(script):
+        now += timedelta(seconds=pause)
+        for burst in range(20 if kiosk == "flooder" else 1):
+            answer = ask(book, kiosk, allocate(f"{kiosk}-{index}-{burst}", service, prefix, slot=slot), now)
+            valid = _CATALOG.get(service) == prefix
+            if kiosk == "honest" and valid:
+                honest_sent += 1
+            if answer["status"] != "ok":
+                if kiosk == "honest" and valid:
+                    assert answer["error"] == "exhausted", answer
+                    own = ("quota", "kiosk honest: more than")  # its own quota or its own rate
+                    assert any(words in answer["reason"] for words in own), answer
+                continue
+            assert valid and (kiosk in ("honest", "flooder") or (kiosk, slot) == ("thief", 7)), answer
+            assert _CATALOG[answer["service"]] == answer["number"][0]
+            key = (answer["day"], answer["number"])
+            assert key not in numbers, f"{key} twice: {numbers[key]} and {kiosk}"
+            numbers[key] = kiosk
+            honest_served += kiosk == "honest"
+    assert honest_served <= honest_sent
+    if honest_sent <= 30:  # under its quota and at most one request per step: never over its rate
+        assert honest_served == honest_sent
+    book.close()
