@@ -9,7 +9,8 @@ Why a wrapper (Home Assistant's MQTT client is the model):
   single source of what still has to go. The broker-side session (clean start off + session expiry)
   survives, so commands queued while the kiosk was away are still delivered.
 - A wanted-subscription registry re-applied on every connect; handlers wrapped so one failing handler
-  cannot stop dispatch.
+  cannot stop dispatch, and a message whose handler raised is acknowledged and counted
+  (``handler_errors``) so that it cannot hold the session's in-flight window.
 - Acknowledgements are reported as (generation, mid): mids restart with every client, the generation
   tells a late PUBACK of an old connection from a new one.
 - Incoming QoS 1 messages are acknowledged manually (``ack``), after the handler's work is durable.
@@ -162,6 +163,8 @@ class MqttLink:
         self._thread: threading.Thread | None = None
         self.last_error = ""
         self.connect_count = 0
+        #: incoming messages whose handler raised (acknowledged anyway; see ``_handle_message``)
+        self.handler_errors = 0
 
     # -- public API ------------------------------------------------------------------------------------
 
@@ -421,8 +424,13 @@ class MqttLink:
             ]
         if not handlers:
             self.ack(msg.generation, msg.mid, msg.qos)
-        for handler in handlers:
-            self._guard(handler, msg)
+        failed = [handler for handler in handlers if not self._guard(handler, msg)]
+        if failed:
+            # Acknowledged anyway: left unacknowledged, it would hold one of the broker's in-flight
+            # slots of this session until the next connection (after 100 of them the broker sends
+            # nothing more) and then come back to fail again.
+            self.handler_errors += 1
+            self.ack(msg.generation, msg.mid, msg.qos)
 
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
@@ -433,12 +441,14 @@ class MqttLink:
             self._guard(self._on_ack, self._generation, mid, failed, str(reason))
 
     @staticmethod
-    def _guard(func: Callable[..., None], *args: Any) -> None:
-        """One failing callback must not kill paho's network thread or stop dispatch."""
+    def _guard(func: Callable[..., None], *args: Any) -> bool:
+        """One failing callback must not kill paho's network thread or stop dispatch; False if it raised."""
         try:
             func(*args)
         except Exception:
             log.exception("MQTT callback %s failed", getattr(func, "__qualname__", func))
+            return False
+        return True
 
 
 

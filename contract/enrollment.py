@@ -177,7 +177,10 @@ class EnrollmentCode:
             raise ContractError(f"enrollment code: {exc}") from None
         if parts.scheme.lower() != CODE_SCHEME or not parts.hostname:
             raise ContractError(f"enrollment code: expected {CODE_SCHEME}://HOST:PORT/CENTER?...")
-        query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=4)
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=4)
+        except ValueError:  # "Max number of fields exceeded" (found by fuzz/contract.py)
+            raise ContractError("enrollment code: unexpected parameters (only t and f)") from None
         if any(len(v) != 1 for v in query.values()) or set(query) - {"t", "f"}:
             raise ContractError("enrollment code: unexpected parameters (only t and f)")
         fingerprint = query.get("f", [""])[0].lower().replace(":", "")

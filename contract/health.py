@@ -87,6 +87,8 @@ class LinkHealth:
     connects: int = field(default=0, metadata={"min": 0})
     last_error: str = field(default="", metadata=_ERROR)
     refused_events: int = field(default=0, metadata={"min": 0})
+    #: messages from the center whose handling raised (answered or dropped, never retried forever)
+    handler_errors: int = field(default=0, metadata={"min": 0})
 
 
 #: the devices every kiosk reports (``unknown`` while the app is down); others appear when present

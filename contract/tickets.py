@@ -26,7 +26,16 @@ ERR_BAD_REQUEST = "bad_request"
 ERR_EXHAUSTED = "exhausted"
 ERR_SLOT_CONFLICT = "slot_conflict"
 ERR_CONFIG_MISMATCH = "config_mismatch"
-ERROR_CODES = (ERR_BAD_REQUEST, ERR_EXHAUSTED, ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH)
+#: the service is not in the center's catalog, or its prefix is not the catalog's (no ticket)
+ERR_UNKNOWN_SERVICE = "unknown_service"
+#: a report refused for now: the kiosk sent more requests than its rate allows (it retries later).
+#: An ``allocate`` over the rate or the kiosk's quota is answered ``exhausted`` instead, so the kiosk
+#: prints from its own offline block, which no other kiosk can use.
+ERR_RATE_LIMITED = "rate_limited"
+ERROR_CODES = (
+    ERR_BAD_REQUEST, ERR_EXHAUSTED, ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH, ERR_UNKNOWN_SERVICE,
+    ERR_RATE_LIMITED,
+)
 
 SERVICE_PATTERN = r"[A-Z0-9_]{1,16}"
 _REQUEST_ID = {"pattern": REQUEST_ID_PATTERN, "pattern_hint": REQUEST_ID_HINT}
@@ -264,15 +273,47 @@ class QueueCalled(Message):
 
 
 @dataclass(frozen=True)
+class AllocatorHealth:
+    """What the allocator's supervisor sees (minor addition to ``allocator-status/1``; all optional)."""
+
+    OMIT_NONE: ClassVar[bool] = True
+
+    #: the request worker is alive (the supervisor restarts it when it is not)
+    worker_alive: bool = True
+    worker_restarts: int = field(default=0, metadata={"min": 0})
+    #: messages whose handling raised (each answered ``bad_request`` when someone could be answered)
+    message_errors: int = field(default=0, metadata={"min": 0})
+    #: batches not committed because the book failed (disk, lock); the kiosks printed offline
+    store_errors: int = field(default=0, metadata={"min": 0})
+    answered: int = field(default=0, metadata={"min": 0})
+    refused: int = field(default=0, metadata={"min": 0})
+    rate_limited: int = field(default=0, metadata={"min": 0})
+    #: unconfirmed online numbers that stopped counting as waiting (``unconfirmed`` voids)
+    expired: int = field(default=0, metadata={"min": 0})
+    #: services in the center's catalog; None: no catalog known (prefixes pinned per day instead)
+    catalog_services: int | None = field(default=None, metadata={"min": 0})
+    #: generation of the enrolled-kiosks registry in use; None: enrollment not checked
+    registry_generation: int | None = field(default=None, metadata={"min": 0})
+    #: why the registry is not in use when one is configured ("" when fine)
+    registry_problem: str = field(default="", metadata={"max_len": 300})
+    #: the day of the queue's stats the answers' expected wait comes from; None: no stats
+    queue_stats_day: str | None = field(default=None, metadata=_DAY)
+
+
+@dataclass(frozen=True)
 class AllocatorStatus(Message):
     """``allocator-status/1``, retained: online after every connect, offline as its Will and on a clean
     stop. While it says offline, kiosks print from their blocks without waiting."""
 
     SCHEMA: ClassVar[str] = "allocator-status/1"
     MAX_BYTES: ClassVar[int] = 4 * 1024
+    OMIT_NONE: ClassVar[bool] = True  # the Will carries no health
 
     state: Literal["online", "offline"]
     reason: Literal["birth", "shutdown", "lost"]
     offline_base: int = field(default=800, metadata={"min": 2, "max": 9000})
     offline_block: int = field(default=20, metadata={"min": 1, "max": 1000})
     at: str = field(default_factory=now_iso, metadata=_TIME)
+    #: while online: republished (same state and reason) whenever it changes
+    health: AllocatorHealth | None = None
+

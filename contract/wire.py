@@ -2,8 +2,9 @@
 
 ``loads_object`` is the only JSON reader of the contract. It checks the size *before* parsing, refuses
 nesting deeper than ``MAX_DEPTH`` (a payload of 200 KB of ``[`` must not reach a recursive parser's
-limit in a service's worker thread), refuses NaN/Infinity and duplicate keys, and raises
-``ContractError`` and nothing else.
+limit in a service's worker thread), refuses NaN/Infinity, duplicate keys and strings with a lone
+surrogate (``"\\ud800"``: valid JSON, but no UTF-8 encoder takes it back), and raises ``ContractError``
+and nothing else.
 """
 
 from __future__ import annotations
@@ -133,7 +134,31 @@ def loads_object(payload: bytes, what: str, max_bytes: int = MAX_MESSAGE_BYTES) 
         raise ContractError(f"{what}: not UTF-8 JSON ({str(exc)[:80]})") from None
     if not isinstance(data, dict):
         raise ContractError(f"{what}: expected a JSON object")
+    if _has_lone_surrogate(data):
+        raise ContractError(f"{what}: a string holds a lone surrogate (\\ud800-\\udfff), not text")
     return data
+
+
+def _has_lone_surrogate(data: dict[str, Any]) -> bool:
+    """Whether a key or string value holds a lone UTF-16 surrogate: JSON's ``\\ud800`` escape parses to
+    a str that can never be encoded again, so SQLite, a log file or an answer would raise
+    UnicodeEncodeError far from here (found by fuzz/contract.py). Iterative: the depth is bounded but a
+    stack costs nothing."""
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def salvage_request_id(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> str | None:

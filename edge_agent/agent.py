@@ -104,6 +104,8 @@ class Agent:
         self._heal_birth = False
         self.published_total = 0
         self.refused_total = 0
+        #: control messages (commands, pushed configuration) whose handling raised
+        self.control_errors = 0
         self.link = MqttLink(
             client_id=settings.kiosk_id,
             host=cfg.broker_host,
@@ -415,7 +417,7 @@ class Agent:
             app=app,
             outbox=outbox,
             link=LinkHealth(self.link.connected, self.link.connect_count, self.link.last_error[:300],
-                            self.refused_total),
+                            self.refused_total, self.link.handler_errors + self.control_errors),
             devices=devices,
             config_version=self.config.versions(),
             alarms=health_alarms(app, devices, outbox),
@@ -453,6 +455,7 @@ class Agent:
                 elif message.topic == self.topics.center.config_set:
                     self.config.on_push("center", message.payload)
             except Exception:
+                self.control_errors += 1  # in the health (link.handler_errors); the loop goes on
                 log.exception("handling %s failed", message.topic)
             finally:
                 self.link.ack(message.generation, message.mid, message.qos)

@@ -49,6 +49,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     alloc.add_argument("--offline-base", type=int, default=800, help="first number of the offline blocks")
     alloc.add_argument("--offline-block", type=int, default=20, help="offline numbers per kiosk slot")
     alloc.add_argument("--topic-root", default="motcua/v1")
+    alloc.add_argument("--registry", type=Path,
+                       help="the center's enrolled kiosks (registry/enrolled-kiosks.json, written by "
+                            "provisioning): kiosks not enrolled, or asking with another's slot, are refused")
+    alloc.add_argument("--no-registry", action="store_true",
+                       help="serve every kiosk the broker lets in (a test broker; slots bound first come)")
+    alloc.add_argument("--catalog", type=Path,
+                       help="TOML file whose [[services]] are the catalog (until a center-wide push)")
+    alloc.add_argument("--kiosk-quota", type=int,
+                       help="online numbers per kiosk, service and day (default: half the online range)")
+    alloc.add_argument("--rate", type=float, default=2.0, help="requests per second per kiosk (sustained)")
+    alloc.add_argument("--burst", type=int, default=60, help="requests per kiosk at once")
+    alloc.add_argument("--unconfirmed-ttl", type=float, default=900.0,
+                       help="seconds after which an online number never printed stops counting as waiting")
     alloc.set_defaults(func=run_allocator)
     book = sub.add_parser("tickets", help="print one day of the allocator's book")
     book.add_argument("--db", type=Path, required=True)
@@ -521,7 +534,7 @@ def _broker(text: str) -> tuple[str, int]:
 def run_allocator(args: argparse.Namespace) -> int:
     from contract.errors import ContractError
     from contract.tickets import NumberPlan
-    from fleet.allocator import Allocator, AllocatorSettings
+    from fleet.allocator import Allocator, AllocatorSettings, Limits
 
     host, port = _broker(args.broker)
     try:
@@ -530,11 +543,21 @@ def run_allocator(args: argparse.Namespace) -> int:
         raise ConfigError(f"--offline-base/--offline-block: {exc.message}") from exc
     if (args.cert is None) != (args.key is None):
         raise ConfigError("--cert and --key go together")
+    if (args.registry is None) == (not args.no_registry):
+        raise ConfigError("--registry FILE (the center's enrolled kiosks) or --no-registry: one of them")
+    try:
+        limits = Limits(args.kiosk_quota, args.burst, args.rate, args.unconfirmed_ttl)
+    except ValueError as exc:
+        raise ConfigError(f"--kiosk-quota/--burst/--rate/--unconfirmed-ttl: {exc}") from exc
     settings = AllocatorSettings(
         center_id=args.center, db_path=args.db, host=host, port=port, ca_file=args.ca,
         cert_file=args.cert, key_file=args.key, topic_root=args.topic_root, timezone=args.timezone, plan=plan,
+        limits=limits, registry_file=args.registry, catalog_file=args.catalog,
     )
-    allocator = Allocator(settings)
+    try:
+        allocator = Allocator(settings)
+    except ContractError as exc:
+        raise ConfigError(f"--catalog: {exc.message}") from exc
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -326,6 +326,8 @@ class DemoCenter:
             "broker", ["mosquitto", "-c", str(lay.broker / "mosquitto.conf")], lay.logs / "broker.log",
             {**env, "OPENSSL_CONF": str(lay.broker / "openssl.cnf")},  # no TLS session tickets
         )
+        from provisioning.center import CenterLayout
+
         self.allocator = Part(
             "allocator",
             [
@@ -333,6 +335,7 @@ class DemoCenter:
                 "--db", str(lay.allocator_db),
                 "--broker", f"127.0.0.1:{plan.service_port}", "--ca", str(lay.ca),
                 "--cert", str(lay.cert("allocator")), "--key", str(lay.key("allocator")),
+                "--registry", str(CenterLayout(lay.root).registry_file), "--catalog", str(lay.kiosk_config),
             ],
             lay.logs / "allocator.log",
             env,

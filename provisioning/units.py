@@ -134,6 +134,8 @@ ExecStart={
             pki.cert_file("allocator"),
             "--key",
             pki.key_file("allocator"),
+            "--registry",
+            layout.registry_file,
         )
     }
 Restart=always

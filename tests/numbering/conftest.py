@@ -23,7 +23,7 @@ from contract.tickets import NumberPlan
 from contract.topics import KioskTopics
 from edge_agent.config import TlsConfig
 from edge_agent.tickets import TicketRelay, wait_for
-from fleet.allocator import Allocator, AllocatorSettings
+from fleet.allocator import Allocator, AllocatorSettings, Limits
 from kiosk.config import NumberingSection, ServiceArea
 from kiosk.numbering import CenterTicketSource, agent_ask
 from tests.agent.broker import ROOT, Broker, Pki, running_broker, temporary_pki
@@ -40,6 +40,8 @@ SERVICES = [
     ServiceArea("KINHDOANH", "D", "Đăng ký kinh doanh", "Business registration", ["5"]),
 ]
 KIOSKS = tuple(f"kiosk-{i}" for i in range(1, 6))
+#: limits for tests that issue hundreds of numbers a second (the defaults are for people)
+FAST = Limits(burst=100_000, rate_per_s=100_000.0)
 
 
 class Clock:
@@ -98,6 +100,8 @@ def allocator_settings(broker: Broker, pki: Pki, db: Path, **overrides: Any) -> 
         "cert_file": identity.cert_file,
         "key_file": identity.key_file,
         "plan": NumberPlan(800, 20),
+        # these tests drive kiosks far faster than citizens can tap: the rate limit has its own tests
+        "limits": FAST,
     }
     values.update(overrides)
     return AllocatorSettings(**values)
@@ -206,7 +210,8 @@ def spawn_allocator(broker: Broker, pki: Pki, db: Path, log_file: Path) -> subpr
             [
                 sys.executable, "main.py", "fleet", "allocator", "--center", CENTER, "--db", str(db),
                 "--broker", f"127.0.0.1:{broker.service_port}", "--ca", str(pki.ca.cert_file),
-                "--cert", str(identity.cert_file), "--key", str(identity.key_file),
+                "--cert", str(identity.cert_file), "--key", str(identity.key_file), "--no-registry",
+                "--rate", "1000", "--burst", "1000",
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -18,7 +18,7 @@ from contract.tickets import (
     center_zone,
     format_number,
 )
-from fleet.allocator import Allocator, AllocatorBook, AllocatorSettings
+from fleet.allocator import Allocator, AllocatorBook, AllocatorSettings, Limits
 
 ZONE = center_zone()
 PLAN = NumberPlan(800, 20)
@@ -108,7 +108,7 @@ def test_the_day_change_restarts_every_sequence(book: AllocatorBook) -> None:
 
 def test_online_range_ends_below_the_offline_blocks(tmp_path: Path) -> None:
     plan = NumberPlan(4, 2)
-    book = AllocatorBook(tmp_path / "b.sqlite", plan, ZONE)
+    book = AllocatorBook(tmp_path / "b.sqlite", plan, ZONE, limits=Limits(kiosk_quota=10))
     numbers = [ask(book, "kiosk-1", allocate(f"r{i}", plan=plan)) for i in range(4)]
     assert [n.get("number") for n in numbers[:3]] == ["A001", "A002", "A003"]
     assert (numbers[3]["status"], numbers[3]["error"]) == ("error", "exhausted")
