@@ -2,7 +2,7 @@
 
 ``CenterTicketSource`` implements ``kiosk.ticketing.TicketNumberSource`` for ``[numbering] mode =
 "center"``. The app never speaks MQTT: it asks the edge agent on ``<data_dir>/agent.sock`` and the
-agent's relay (``edge_agent/tickets.py``) asks the allocator (``fleet/allocator.py``).
+agent's relay (``edge_agent/tickets.py``) asks the allocator (``fleet/allocator/``).
 
 Why no number can be handed out twice (docs/numbering.md has the whole argument):
 - The request id is stored (fsync) before the allocator is asked; a kiosk restarted mid-issue asks

@@ -107,6 +107,7 @@ ReadWritePaths={root / "fleet"}
 [Install]
 WantedBy=multi-user.target
 """
+    # the allocator's plan is the one the enrollment bundles give the kiosks (else: config_mismatch)
     allocator = f"""{header}[Unit]
 Description=Mot Cua queue-number allocator ({center})
 After=motcua-broker.service
@@ -136,6 +137,10 @@ ExecStart={
             pki.key_file("allocator"),
             "--registry",
             layout.registry_file,
+            "--offline-base",
+            str(settings.offline_base),
+            "--offline-block",
+            str(settings.offline_block),
         )
     }
 Restart=always

@@ -187,6 +187,9 @@ def test_units_are_generated_for_the_center_and_deploy_holds_the_example(tmp_pat
     )
     assert "ExecReload=/bin/kill -HUP $MAINPID" in units["motcua-broker.service"]
     assert "--cert /var/lib/motcua-center/pki/allocator.crt" in units["motcua-allocator.service"]
+    # the allocator's plan is the one the enrollment bundles give the kiosks (else: config_mismatch)
+    plan = f"--offline-base {settings.offline_base} --offline-block {settings.offline_block}"
+    assert plan in units["motcua-allocator.service"]
     for name, text in units.items():
         deployed = ROOT / "deploy" / "center" / name
         assert deployed.read_text() == text, (
