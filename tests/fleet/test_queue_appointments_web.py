@@ -51,12 +51,12 @@ def test_the_manager_sets_the_rules_and_reads_appointments_apart(
         )
         assert saved.status_code == 303
         settings = queue.settings(CENTER)
-        assert (settings.appointment_early, settings.appointment_ahead_min, settings.appointment_late_min) == (
-            "hold", 10, 20
-        )
+        rules = (settings.appointment_early, settings.appointment_ahead_min, settings.appointment_late_min)
+        assert rules == ("hold", 10, 20)
         assert manager.post(f"/queue/{CENTER}/settings", {"appointment_early": "never"}).status_code == 400
         assert manager.post(f"/queue/{CENTER}/settings", {"appointment_late_min": "x"}).status_code == 400
-        audited = [e for e in web_store.audit.page(Scope.center(CENTER)).items if e.action == "queue.settings"]
+        entries = web_store.audit.page(Scope.center(CENTER)).items
+        audited = [e for e in entries if e.action == "queue.settings"]
         assert len(audited) == 1 and audited[0].after is not None
         assert audited[0].before is not None and audited[0].before["appointment_early"] == "wait"
         assert audited[0].after["appointment_late_min"] == 20
