@@ -1095,18 +1095,34 @@ class Queue:
             return out
 
     def position(self, ticket: Ticket) -> Position:
-        """People ahead of a waiting ticket in its service (priority tickets come first: an ordinary
-        ticket has every waiting priority one ahead, a priority one only earlier priority ones), and
-        the expected wait from the pace; unknown when there is no history or no counter open."""
+        """People ahead of a waiting ticket in its service, in call order: booked tickets that are due
+        come first (among them, earlier booked times); then priority tickets (an ordinary ticket has
+        every waiting priority one ahead, a priority one only earlier priority ones); in ``hold`` mode
+        booked tickets not due yet are ahead of nobody. The expected wait follows from the pace;
+        unknown when there is no history or no counter open."""
         pace = self.paces(ticket.center_id).get(ticket.service)
         if ticket.state != "waiting":
             return Position(ticket, None, None, pace)
         t = queue_tickets.c
-        earlier = or_(t.issued_at < ticket.issued_at, and_(t.issued_at == ticket.issued_at, t.id < ticket.id))
-        ahead_condition = (
-            and_(t.priority.is_(True), earlier) if ticket.priority else or_(t.priority.is_(True), earlier)
-        )
+        now = self.db.now()
         with self.db.read() as conn:
+            settings = self.settings_in(conn, ticket.center_id)
+            due_from = self._due_from(settings, now)
+            booked = and_(t.appointment_at.is_not(None), t.service == t.first_service)
+            due = and_(booked, t.appointment_at <= due_from)
+            earlier = or_(
+                t.issued_at < ticket.issued_at, and_(t.issued_at == ticket.issued_at, t.id < ticket.id)
+            )
+            if ticket.booked and ticket.appointment_at is not None and ticket.appointment_at <= due_from:
+                mine = ticket.appointment_at
+                sooner = or_(t.appointment_at < mine, and_(t.appointment_at == mine, earlier))
+                ahead_condition = and_(due, sooner)
+            else:
+                urgent = t.priority.is_(True)
+                by_class = and_(urgent, earlier) if ticket.priority else or_(urgent, earlier)
+                if settings["appointment_early"] == "hold":
+                    by_class = and_(by_class, or_(~booked, t.appointment_at <= due_from))
+                ahead_condition = or_(due, by_class)
             ahead = int(
                 conn.execute(
                     select(func.count()).where(

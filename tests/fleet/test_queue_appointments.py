@@ -175,3 +175,32 @@ def test_an_impossible_day_is_a_walk_in_not_a_crash(queue: Queue, store: Store, 
     at(clock, "10:00")
     ticket = issue(store, "A001", "HOTICH", day="2026-02-30", appointment_at="10:00")
     assert ticket.appointment_at is None
+
+
+def test_people_ahead_follow_the_call_order_of_appointments(
+    queue: Queue, store: Store, clock: FakeClock
+) -> None:
+    """The phone page's "people ahead": a due booked ticket is ahead of every walk-in, a walk-in is
+    behind every due one; in hold mode a booked ticket not due yet is ahead of nobody."""
+    day = queue.today()
+    at(clock, "10:00")
+    walk_in = issue(store, "A001", "HOTICH", day=day)
+    early = issue(store, "A002", "HOTICH", day=day, appointment_at="11:00")
+    at(clock, "10:10")
+    due = issue(store, "A003", "HOTICH", day=day, appointment_at="10:10")
+    later = issue(store, "A004", "HOTICH", day=day)
+
+    def ahead(ticket: object) -> int | None:
+        found = queue.find(CENTER, day, ticket.number)  # type: ignore[attr-defined]
+        assert found is not None
+        return queue.position(found).ahead
+
+    assert ahead(due) == 0
+    assert (ahead(walk_in), ahead(early), ahead(later)) == (1, 2, 3)  # "wait": A002 in ticket order
+    queue.update_settings(CENTER, appointment_early="hold")
+    assert (ahead(walk_in), ahead(later)) == (1, 2)  # the held A002 is ahead of nobody
+    officer = add_officers(store, 1)[0]
+    queue.open_session(officer, "1", ["HOTICH"])
+    session = queue.session_of(officer)
+    assert session is not None
+    assert [t.number for t in queue.waiting_for(session)] == ["A003", "A001", "A004", "A002"]
