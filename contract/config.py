@@ -6,7 +6,9 @@ refusal. The same dataclasses validate the kiosk's own TOML file (``kiosk.config
 so the fleet checks a push before publishing it with exactly the rules the kiosk applies.
 
 Only the citizen-facing part can be pushed: the service catalog, the rating scale, the timeouts, the
-home notice, the default language, the heartbeat. Identity, devices and the broker address stay local:
+home notice, the default language, the heartbeat, and the visit's settings (``[visit]``: hotline,
+appointment check-in window, feedback topics, delivery by post, the center's payee account — never the
+appointment salt, a secret of the booking system). Identity, devices and the broker address stay local:
 a push can never cut a kiosk off from its center.
 """
 
@@ -115,6 +117,49 @@ class RatingSection:
             raise ValueError("reasons: each reason code must be unique")
 
 
+#: feedback topics the kiosk's catalogs have labels for (``feedback.topic_<code>``, docs/visit.md)
+FEEDBACK_TOPICS = ("thai_do", "thu_tuc", "thoi_gian", "co_so_vat_chat", "khac")
+TOPICS_HINT = "one or more of " + ", ".join(FEEDBACK_TOPICS) + ", each once"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisitSettings:
+    """The ``[visit]`` keys the center may push (docs/visit.md "Configuration"). The kiosk's
+    ``VisitConfig`` has the same keys with the same defaults and limits, plus ``appointment_salt``:
+    that one is the booking system's secret (with it, a leaked hash of an ID number can be tried
+    against all numbers), installed with the kiosk, never sent over MQTT. The payee account is not
+    secret: every fee's QR code shows it to the citizen."""
+
+    #: the province's hotline for feedback (most provinces: 1022), on screen and slips
+    hotline: str = field(default="1022", metadata={"pattern": r"[0-9 .+]{3,20}", "pattern_hint": "1022"})
+    #: check-in window around a booked time; outside it the citizen takes an ordinary ticket
+    appointment_early_min: int = field(default=30, metadata={"min": 0, "max": 240})
+    appointment_late_min: int = field(default=15, metadata={"min": 0, "max": 240})
+    feedback_topics: list[str] = field(
+        default_factory=lambda: list(FEEDBACK_TOPICS), metadata={"max_items": len(FEEDBACK_TOPICS)}
+    )
+    #: offer delivery by post when the back end allows it for a dossier
+    post_delivery: bool = True
+    #: the center's account for fees when the back end names none (VietQR: NAPAS BIN + account)
+    payee_bank_bin: str = field(default="", metadata={"pattern": r"(97\d{4})?", "pattern_hint": "970xxx"})
+    payee_account: str = field(default="", metadata={"pattern": r"[0-9A-Za-z]{0,19}"})
+    payee_name: str = field(default="", metadata={"max_len": 120, "text": True})
+
+    def __post_init__(self) -> None:
+        check_visit(self.feedback_topics, self.payee_bank_bin, self.payee_account)
+
+
+def check_visit(topics: list[str] | None, bank_bin: str | None, account: str | None) -> None:
+    """Known feedback topics, at least one; the payee's bank and account both or neither (None: not
+    named by a push, the kiosk keeps its own)."""
+    if topics is not None:
+        unknown = [t for t in topics if t not in FEEDBACK_TOPICS]
+        if unknown or not topics or len(set(topics)) != len(topics):
+            raise ValueError(f"feedback_topics: expected {TOPICS_HINT}")
+    if (bank_bin is None) != (account is None) or bool(bank_bin) != bool(account):
+        raise ValueError("payee_account: the bank (payee_bank_bin) and the account go together")
+
+
 @dataclass(frozen=True)
 class PushedAgent:
     heartbeat_s: float = field(default=30.0, metadata={"min": 5, "max": 3600})
@@ -146,23 +191,31 @@ def _patch_of(cls: type, name: str) -> type:
 
 CitizenSettingsPatch = _patch_of(CitizenSettings, "CitizenSettingsPatch")
 PushedAgentPatch = _patch_of(PushedAgent, "PushedAgentPatch")
+VisitSettingsPatch = _patch_of(VisitSettings, "VisitSettingsPatch")
 
 
 @dataclass(frozen=True)
 class PushedConfig:
     """One scope's pushed values. Absent keys keep the kiosk's own value: ``services`` replaces the whole
-    list, ``rating`` the whole table; ``kiosk`` and ``agent`` change only the keys they name."""
+    list, ``rating`` the whole table; ``kiosk``, ``agent`` and ``visit`` change only the keys they name."""
 
     services: list[ServiceArea] | None = field(default=None, metadata={"max_items": 40})
     kiosk: CitizenSettingsPatch | None = None  # type: ignore[valid-type]
     rating: RatingSection | None = None
     agent: PushedAgentPatch | None = None  # type: ignore[valid-type]
+    visit: VisitSettingsPatch | None = None  # type: ignore[valid-type]
 
     def __post_init__(self) -> None:
         if self.services is not None:
             if not self.services:
                 raise ValueError("services: at least one service is needed")
             check_services(self.services)
+        if self.visit is not None:
+            visit: Any = self.visit
+            try:
+                check_visit(visit.feedback_topics, visit.payee_bank_bin, visit.payee_account)
+            except ValueError as exc:
+                raise ValueError(f"visit.{exc}") from exc
 
     def to_overlay(self) -> dict[str, Any]:
         """The pushed keys only, as plain data (what the kiosk merges over its own file)."""
@@ -173,7 +226,7 @@ class PushedConfig:
             value = getattr(self, name)
             if value is not None:
                 out[name] = to_data(value)
-        for name in ("kiosk", "agent"):
+        for name in ("kiosk", "agent", "visit"):
             patch = getattr(self, name)
             if patch is not None:
                 values = {k: v for k, v in to_data(patch).items() if v is not None}
@@ -184,6 +237,8 @@ class PushedConfig:
 
 #: keys of ``[kiosk]`` the center may push
 PUSHABLE_KIOSK_KEYS = tuple(f.name for f in fields(CitizenSettings))
+#: keys of ``[visit]`` the center may push (not ``appointment_salt``: a secret)
+PUSHABLE_VISIT_KEYS = tuple(f.name for f in fields(VisitSettings))
 
 
 def merge_scopes(center: dict[str, Any], kiosk: dict[str, Any]) -> dict[str, Any]:

@@ -205,6 +205,7 @@ def apply_overlay(config: KioskConfig, overlay: Any) -> KioskConfig:
         merged = to_data(config)
         changes = pushed.to_overlay()
         merged["kiosk"].update(changes.get("kiosk", {}))
+        merged["visit"].update(changes.get("visit", {}))  # key by key; the salt is never pushed
         for key in ("services", "rating"):
             if key in changes:
                 merged[key] = changes[key]

@@ -91,6 +91,7 @@ def _ticket(row: Any) -> Ticket:
         m["called_at"],
         m["serving_at"],
         m["finished_at"],
+        m["appointment_at"],
     )
 
 
@@ -237,18 +238,24 @@ class Queue:
             m["notice_vi"],
             m["notice_en"],
             bytes.fromhex(m["phone_key"]),
+            m["appointment_early"],
+            int(m["appointment_ahead_min"]),
+            int(m["appointment_late_min"]),
         )
 
     def update_settings(self, center_id: str, **changes: Any) -> QueueSettings:
         allowed = {
             "priority_mode": ("first", "interleave"),
             "pulling": ("shared", "strict"),
+            "appointment_early": ("wait", "hold"),
         }
         ranges = {
             "priority_every": (1, 20),
             "max_recalls": (0, 10),
             "target_wait_min": (1, 600),
             "recent_calls": (1, 20),
+            "appointment_ahead_min": (0, 60),
+            "appointment_late_min": (0, 240),
         }
         values: dict[str, Any] = {}
         for name, value in changes.items():
@@ -340,9 +347,14 @@ class Queue:
         issued_at: datetime | None = None,
         kiosk_id: str | None = None,
         source: str | None = None,
+        appointment_at: datetime | None = None,
     ) -> tuple[Ticket, bool]:
         """A printed ticket enters the queue: (ticket, new). Idempotent on (center, day, number): a
-        duplicate event, or the same offline number reported twice, changes nothing."""
+        duplicate event, or the same offline number reported twice, changes nothing.
+
+        ``appointment_at`` (aware): the booked time of an appointment this ticket checks in. Printed
+        later than that + the center's ``appointment_late_min``, it enters as a walk-in (the issued
+        step keeps ``appointment_late`` for the statistics)."""
         now = self.db.now()
         issued = issued_at or now
         day = day or self.today(issued)
@@ -375,6 +387,10 @@ class Queue:
                 )
             settings = self.settings_in(conn, center_id)
             assigned = self._deal(conn, center_id, day, service) if settings["pulling"] == "strict" else None
+            late = appointment_at is not None and issued > appointment_at + timedelta(
+                minutes=int(settings["appointment_late_min"])
+            )
+            booked = None if late else appointment_at
             ticket_id = conn.execute(
                 insert(queue_tickets)
                 .values(
@@ -391,6 +407,7 @@ class Queue:
                     queued_at=issued,
                     state="waiting",
                     assigned_counter=assigned,
+                    appointment_at=booked,
                     updated_at=now,
                 )
                 .returning(queue_tickets.c.id)
@@ -399,6 +416,8 @@ class Queue:
             detail: dict[str, Any] = {"priority": priority, "issued_at": issued.isoformat(), "source": source}
             if assigned:
                 detail["assigned_counter"] = assigned
+            if appointment_at is not None:
+                detail["appointment_late" if late else "appointment_at"] = appointment_at.isoformat()
             self._add_step(conn, center_id, "issued", now, ticket=ticket, detail=detail)
         return ticket, True
 
@@ -556,31 +575,64 @@ class Queue:
             detail={"served_s": served},
         )
 
-    def _candidates(
-        self, conn: Connection, session: CounterSession, day: str, priority: bool | None, limit: int = 1
-    ) -> list[Ticket]:
+    def _callable(self, session: CounterSession, day: str) -> list[Any]:
+        """Waiting tickets this counter may call: its services (or sent to it), not dealt elsewhere."""
         t = queue_tickets.c
-        conditions = [
+        return [
             t.center_id == session.center_id,
             t.day == day,
             t.state == "waiting",
-            t.service.in_(session.services),
+            # a ticket transferred to this very counter may be of a service it does not call
+            or_(t.service.in_(session.services), t.target_counter == session.counter),
             or_(t.target_counter.is_(None), t.target_counter == session.counter),
             or_(t.assigned_counter.is_(None), t.assigned_counter == session.counter),
         ]
-        # a ticket transferred to this very counter may be of a service it does not call
-        conditions[3] = or_(t.service.in_(session.services), t.target_counter == session.counter)
-        if priority is not None:
-            conditions.append(t.priority.is_(priority))
-        query = select(queue_tickets).where(and_(*conditions)).order_by(t.issued_at, t.id).limit(limit)
-        if self.db.is_postgres:
+
+    @staticmethod
+    def _due_from(settings: dict[str, Any], now: datetime) -> datetime:
+        """A booked ticket whose time is at or before this is due."""
+        return now + timedelta(minutes=int(settings["appointment_ahead_min"]))
+
+    def _candidates(
+        self,
+        conn: Connection,
+        session: CounterSession,
+        day: str,
+        kind: str,
+        settings: dict[str, Any],
+        now: datetime,
+        *,
+        limit: int = 1,
+        lock: bool = True,
+    ) -> list[Ticket]:
+        """``kind``: ``due`` (booked tickets whose time has come, earliest booked time first),
+        ``priority`` or ``ordinary`` (walk-ins by issue time; in ``hold`` mode without the booked
+        tickets that are not due yet), ``held`` (those, by booked time: the end of the counter's list)."""
+        t = queue_tickets.c
+        conditions = self._callable(session, day)
+        booked = and_(t.appointment_at.is_not(None), t.service == t.first_service)
+        due_from = self._due_from(settings, now)
+        order: list[Any] = [t.issued_at, t.id]
+        if kind == "due":
+            conditions += [booked, t.appointment_at <= due_from]
+            order = [t.appointment_at, t.issued_at, t.id]
+        elif kind == "held":
+            conditions += [booked, t.appointment_at > due_from]
+            order = [t.appointment_at, t.issued_at, t.id]
+        else:
+            conditions.append(t.priority.is_(kind == "priority"))
+            if settings["appointment_early"] == "hold":
+                conditions.append(or_(~booked, t.appointment_at <= due_from))
+        query = select(queue_tickets).where(and_(*conditions)).order_by(*order).limit(limit)
+        if lock and self.db.is_postgres:
             query = query.with_for_update(skip_locked=True)
         return [_ticket(r) for r in conn.execute(query)]
 
     def call_next(self, user: User) -> Ticket | None:
         """Finish the ticket at the counter (if any) and call the next one of the counter's services:
-        priority tickets first, or one in every ``priority_every`` calls (interleave); within a class
-        the longest-waiting ticket across the counter's services. None when nobody waits."""
+        a booked ticket whose time has come first (earliest booked time); then priority tickets first,
+        or one in every ``priority_every`` calls (interleave); within a class the longest-waiting ticket
+        across the counter's services. None when nobody waits."""
         center_id = self._center_of(user)
         now = self.db.now()
         day = self.today(now)
@@ -590,17 +642,19 @@ class Queue:
                 raise QueueError("queue.error.on_break", "the counter is on a break")
             self._finish(conn, session, user, now)
             settings = self.settings_in(conn, center_id)
-            urgent = self._candidates(conn, session, day, True)
-            ordinary = self._candidates(conn, session, day, False)
-            if settings["priority_mode"] == "first":
-                pick = urgent or ordinary
-            else:
-                due = session.since_priority >= max(1, int(settings["priority_every"])) - 1
-                pick = (urgent if due else ordinary) or ordinary or urgent
+            pick = self._candidates(conn, session, day, "due", settings, now)
+            if not pick:
+                urgent = self._candidates(conn, session, day, "priority", settings, now)
+                ordinary = self._candidates(conn, session, day, "ordinary", settings, now)
+                if settings["priority_mode"] == "first":
+                    pick = urgent or ordinary
+                else:
+                    turn = session.since_priority >= max(1, int(settings["priority_every"])) - 1
+                    pick = (urgent if turn else ordinary) or ordinary or urgent
             if not pick:
                 return None
             ticket = pick[0]
-            waited = _seconds(now, ticket.queued_at)
+            waited = _seconds(now, self._wait_start(ticket))
             ticket = self._set_ticket(
                 conn,
                 ticket,
@@ -631,9 +685,19 @@ class Queue:
                     "waited_s": waited,
                     "priority": ticket.priority,
                     "issued_at": ticket.issued_at.isoformat(),
+                    **({"appointment_at": ticket.appointment_at.isoformat()} if ticket.booked and
+                       ticket.appointment_at else {}),
                 },
             )
             return ticket
+
+    @staticmethod
+    def _wait_start(ticket: Ticket) -> datetime:
+        """An appointment's wait runs from its booked time when the citizen came early, from the
+        arrival otherwise; anyone else's from the entry into this service's queue."""
+        if ticket.booked and ticket.appointment_at is not None:
+            return max(ticket.queued_at, ticket.appointment_at)
+        return ticket.queued_at
 
     def _at_counter(
         self, conn: Connection, user: User, states: tuple[str, ...]
@@ -865,31 +929,23 @@ class Queue:
             return [_ticket(r) for r in rows]
 
     def waiting_for(self, session: CounterSession, limit: int = 50) -> list[Ticket]:
-        """The waiting list a counter sees: its services (and tickets sent to it), in call order."""
+        """The waiting list a counter sees: its services (and tickets sent to it), in call order: booked
+        tickets that are due, priority, the rest; in ``hold`` mode the booked ones not due yet last."""
+        now = self.db.now()
+        day = self.today(now)
         with self.db.read() as conn:
-            urgent = self._candidates_ro(conn, session, True, limit)
-            ordinary = self._candidates_ro(conn, session, False, limit)
-        return (urgent + ordinary)[:limit]
-
-    def _candidates_ro(
-        self, conn: Connection, session: CounterSession, priority: bool, limit: int
-    ) -> list[Ticket]:
-        t = queue_tickets.c
-        rows = conn.execute(
-            select(queue_tickets)
-            .where(
-                t.center_id == session.center_id,
-                t.day == self.today(),
-                t.state == "waiting",
-                or_(t.service.in_(session.services), t.target_counter == session.counter),
-                or_(t.target_counter.is_(None), t.target_counter == session.counter),
-                or_(t.assigned_counter.is_(None), t.assigned_counter == session.counter),
-                t.priority.is_(priority),
-            )
-            .order_by(t.issued_at, t.id)
-            .limit(limit)
-        )
-        return [_ticket(r) for r in rows]
+            settings = self.settings_in(conn, session.center_id)  # a session's center has its row
+            kinds = ["due", "priority", "ordinary"]
+            if settings["appointment_early"] == "hold":
+                kinds.append("held")
+            found: list[Ticket] = []
+            for kind in kinds:
+                for ticket in self._candidates(
+                    conn, session, day, kind, settings, now, limit=limit, lock=False
+                ):
+                    if ticket not in found:
+                        found.append(ticket)
+        return found[:limit]
 
     def latest_step_id(self, center_id: str) -> int:
         with self.db.read() as conn:
@@ -1039,18 +1095,34 @@ class Queue:
             return out
 
     def position(self, ticket: Ticket) -> Position:
-        """People ahead of a waiting ticket in its service (priority tickets come first: an ordinary
-        ticket has every waiting priority one ahead, a priority one only earlier priority ones), and
-        the expected wait from the pace; unknown when there is no history or no counter open."""
+        """People ahead of a waiting ticket in its service, in call order: booked tickets that are due
+        come first (among them, earlier booked times); then priority tickets (an ordinary ticket has
+        every waiting priority one ahead, a priority one only earlier priority ones); in ``hold`` mode
+        booked tickets not due yet are ahead of nobody. The expected wait follows from the pace;
+        unknown when there is no history or no counter open."""
         pace = self.paces(ticket.center_id).get(ticket.service)
         if ticket.state != "waiting":
             return Position(ticket, None, None, pace)
         t = queue_tickets.c
-        earlier = or_(t.issued_at < ticket.issued_at, and_(t.issued_at == ticket.issued_at, t.id < ticket.id))
-        ahead_condition = (
-            and_(t.priority.is_(True), earlier) if ticket.priority else or_(t.priority.is_(True), earlier)
-        )
+        now = self.db.now()
         with self.db.read() as conn:
+            settings = self.settings_in(conn, ticket.center_id)
+            due_from = self._due_from(settings, now)
+            booked = and_(t.appointment_at.is_not(None), t.service == t.first_service)
+            due = and_(booked, t.appointment_at <= due_from)
+            earlier = or_(
+                t.issued_at < ticket.issued_at, and_(t.issued_at == ticket.issued_at, t.id < ticket.id)
+            )
+            if ticket.booked and ticket.appointment_at is not None and ticket.appointment_at <= due_from:
+                mine = ticket.appointment_at
+                sooner = or_(t.appointment_at < mine, and_(t.appointment_at == mine, earlier))
+                ahead_condition = and_(due, sooner)
+            else:
+                urgent = t.priority.is_(True)
+                by_class = and_(urgent, earlier) if ticket.priority else or_(urgent, earlier)
+                if settings["appointment_early"] == "hold":
+                    by_class = and_(by_class, or_(~booked, t.appointment_at <= due_from))
+                ahead_condition = or_(due, by_class)
             ahead = int(
                 conn.execute(
                     select(func.count()).where(

@@ -13,7 +13,7 @@ when their kiosk reports them, ordered by the time they were printed.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime, time
 
 from contract.events import Event, Rating, TicketIssued
 from contract.wire import parse_time
@@ -44,19 +44,34 @@ def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, event: Event) 
     if not isinstance(payload, TicketIssued):
         return None
     printed: datetime = parse_time(event.occurred_at, "event.occurred_at")
-    ticket, new = queue_of(store).issue(
+    queue = queue_of(store)
+    day = payload.day or queue.today(printed)
+    ticket, new = queue.issue(
         center_id,
         number=payload.number,
         service=payload.service,
         priority=payload.priority,
-        day=payload.day or None,
+        day=day,
         issued_at=printed,
         kiosk_id=kiosk_id,
         source=_offline(payload.number),
+        appointment_at=_booked(queue, day, payload.appointment_at),
     )
     if not new:
         log.debug("ticket %s of %s already in the queue", payload.number, center_id)
     return ticket
+
+
+def _booked(queue: Queue, day: str, at: str | None) -> datetime | None:
+    """The booked ``HH:MM`` (center time, checked by the contract) on the ticket's day, aware."""
+    if not at:
+        return None
+    hour, minute = (int(part) for part in at.split(":"))
+    try:
+        return datetime.combine(date.fromisoformat(day), time(hour, minute), queue.zone)
+    except ValueError:  # a day of the right shape that is no date: queued as a walk-in, said in the log
+        log.warning("ticket of day %r: booked time %s ignored", day[:10], at)
+        return None
 
 
 def on_rating(store: Store, center_id: str, kiosk_id: str, event: Event) -> bool:

@@ -32,6 +32,9 @@ class QueueSettings:
     notice_vi: str
     notice_en: str
     phone_key: bytes
+    appointment_early: str = "wait"  # wait: before its time a booked ticket waits like a walk-in; hold
+    appointment_ahead_min: int = 5  # a booked ticket is due (called first) this long before its time
+    appointment_late_min: int = 15  # printed later than its time + this: a walk-in
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,15 @@ class Ticket:
     called_at: datetime | None
     serving_at: datetime | None
     finished_at: datetime | None
+    #: the booked time of an appointment that was honoured (None: a walk-in, or a booking printed
+    #: beyond the center's tolerance)
+    appointment_at: datetime | None = None
+
+    @property
+    def booked(self) -> bool:
+        """Called and timed as an appointment: booked, and still in the service it was booked for (a
+        transfer elsewhere makes it a transferred ticket like any other, ordered by its issue time)."""
+        return self.appointment_at is not None and self.service == self.first_service
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,24 @@ class StatRow:
     service_n: int = 0
     service_sum_s: float = 0.0
     service_max_s: float = 0.0
+    appointments: int = 0  # arrivals that check in a booked appointment (honoured)
+    appointments_late: int = 0  # booked, printed beyond the tolerance: counted with the walk-ins
+    appt_wait_n: int = 0
+    appt_wait_sum_s: float = 0.0
+    appt_wait_max_s: float = 0.0
+
+    @property
+    def walk_ins(self) -> int:
+        return self.arrivals - self.appointments
+
+    @property
+    def appt_wait_avg_s(self) -> float | None:
+        return self.appt_wait_sum_s / self.appt_wait_n if self.appt_wait_n else None
+
+    @property
+    def walkin_wait_avg_s(self) -> float | None:
+        n = self.wait_n - self.appt_wait_n
+        return (self.wait_sum_s - self.appt_wait_sum_s) / n if n else None
 
     @property
     def wait_avg_s(self) -> float | None:

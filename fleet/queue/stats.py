@@ -3,7 +3,9 @@ waiting (average, maximum, share over the center's target) and service time, gro
 counter, officer, hour or day (center time). Ratings per officer as aggregates only.
 
 Waiting = first call - entry into the service's queue (the issue, or the transfer into it), recorded
-on the ``called`` step; service time = done or transfer - the call (or "serving", when pressed),
+on the ``called`` step; an appointment's from its booked time when the citizen came early (its
+``issued`` and ``called`` steps carry ``appointment_at``, so appointments count apart from walk-ins);
+service time = done or transfer - the call (or "serving", when pressed),
 recorded on the ``done``/``transferred`` step. So a period's numbers are sums over its steps, and a
 report of a month reads one indexed range of ``queue_steps``.
 """
@@ -45,6 +47,11 @@ class _Acc:
     service_n: int = 0
     service_sum_s: float = 0.0
     service_max_s: float = 0.0
+    appointments: int = 0
+    appointments_late: int = 0
+    appt_wait_n: int = 0
+    appt_wait_sum_s: float = 0.0
+    appt_wait_max_s: float = 0.0
 
 
 def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
@@ -104,6 +111,8 @@ def compute(
         detail = row.detail or {}
         if row.kind == "issued":
             acc.arrivals += 1
+            acc.appointments += "appointment_at" in detail
+            acc.appointments_late += "appointment_late" in detail
         elif row.kind == "called":
             acc.called += 1
             waited = detail.get("waited_s")
@@ -112,6 +121,10 @@ def compute(
                 acc.wait_sum_s += float(waited)
                 acc.wait_max_s = max(acc.wait_max_s, float(waited))
                 acc.wait_over_target += float(waited) > target_s
+                if "appointment_at" in detail:  # timed from the booked time when the citizen came early
+                    acc.appt_wait_n += 1
+                    acc.appt_wait_sum_s += float(waited)
+                    acc.appt_wait_max_s = max(acc.appt_wait_max_s, float(waited))
         elif row.kind == "recalled":
             acc.recalls += 1
         elif row.kind in ("done", "transferred"):

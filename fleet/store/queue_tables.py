@@ -6,8 +6,8 @@
   and the phone page follow, and the outbox of ``queue-event/1`` (``published_at``).
 - ``queue_sessions``: an officer at a counter with the service areas picked, open / on a break / closed.
 - ``queue_settings``: per center: call order, recalls before a no-show, target wait, the hall's notice,
-  the phone key, and ``last_seq`` (the contract's per-center sequence; its row is also the lock that
-  orders every queue write of the center on PostgreSQL).
+  the phone key, the appointment rules, and ``last_seq`` (the contract's per-center sequence; its row
+  is also the lock that orders every queue write of the center on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ queue_settings = Table(
     Column("recent_calls", Integer, nullable=False, server_default="6"),
     Column("notice_vi", Text, nullable=False, server_default=""),
     Column("notice_en", Text, nullable=False, server_default=""),
+    # booked appointments (migration 0006): before its time a booked ticket waits like a walk-in
+    # ("wait") or is not called ("hold"); it is due this many minutes before its time; printed later
+    # than its time + the tolerance, it is a walk-in
+    Column("appointment_early", String(8), nullable=False, server_default="wait"),
+    Column("appointment_ahead_min", Integer, nullable=False, server_default="5"),
+    Column("appointment_late_min", Integer, nullable=False, server_default="15"),
     Column("phone_key", String(64), nullable=False),
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -116,6 +122,7 @@ queue_tickets = Table(
     Column("called_at", UtcDateTime),
     Column("serving_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
+    Column("appointment_at", UtcDateTime),  # the booked time, when honoured (migration 0006); else NULL
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint(_in("state", TICKET_STATES), name="state"),
     UniqueConstraint("center_id", "day", "number"),

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.config import ConfigPush
+from contract.config import FEEDBACK_TOPICS, PUSHABLE_VISIT_KEYS, ConfigPush
 from contract.errors import ContractError
 from fleet.web.contract_text import field_error
 
-SECTIONS = ("services", "rating", "notice", "timeouts", "heartbeat")
+SECTIONS = ("services", "rating", "notice", "timeouts", "heartbeat", "visit")
 #: which keys of the body each section owns
 SECTION_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "services": ("services", ()),
@@ -28,7 +28,11 @@ SECTION_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "notice": ("kiosk", ("notice_vi", "notice_en")),
     "timeouts": ("kiosk", ("idle_timeout_s", "result_timeout_s", "language")),
     "heartbeat": ("agent", ("heartbeat_s",)),
+    "visit": ("visit", PUSHABLE_VISIT_KEYS),
 }
+#: the visit form's fields besides one checkbox per feedback topic (``topic-<code>``)
+VISIT_TEXT = ("hotline", "payee_bank_bin", "payee_account", "payee_name")
+VISIT_NUMBERS = ("appointment_early_min", "appointment_late_min")
 SERVICE_FIELDS = ("code", "prefix", "name_vi", "name_en", "counters", "opens", "closes")
 REASON_FIELDS = ("code", "label_vi", "label_en")
 OFFICIAL_FIELDS = ("id", "name", "counter", "photo")
@@ -144,9 +148,34 @@ def read_section(section: str, form: Mapping[str, str]) -> Parsed:
                 if number is not None:
                     table_values[key] = number
         parsed.part = {table: table_values}
+    elif section == "visit":
+        parsed.part = {"visit": _read_visit(form, parsed)}
     else:
         raise ValueError(f"unknown section {section!r}")
     return parsed
+
+
+def _read_visit(form: Mapping[str, str], parsed: Parsed) -> dict[str, Any]:
+    """What the visit form names; an empty field keeps the kiosk's own value. The payee's bank and
+    account are pushed together (the contract refuses one without the other)."""
+    visit: dict[str, Any] = {}
+    if _text(form, "hotline"):
+        visit["hotline"] = _text(form, "hotline")
+    for key in VISIT_NUMBERS:
+        number = _number(form, key, parsed, integer=True)
+        if number is not None:
+            visit[key] = number
+    topics = [code for code in FEEDBACK_TOPICS if _text(form, f"topic-{code}")]
+    if topics:
+        visit["feedback_topics"] = topics
+    if _text(form, "post_delivery") in ("yes", "no"):
+        visit["post_delivery"] = _text(form, "post_delivery") == "yes"
+    if _text(form, "payee_bank_bin") or _text(form, "payee_account"):
+        visit["payee_bank_bin"] = _text(form, "payee_bank_bin")
+        visit["payee_account"] = _text(form, "payee_account")
+    if _text(form, "payee_name"):
+        visit["payee_name"] = _text(form, "payee_name")
+    return visit
 
 
 def apply_section(body: Mapping[str, Any], section: str, part: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -179,7 +208,7 @@ def _form_field(path: str, rows: dict[str, list[int]]) -> str:
         row = order[index] if index < len(order) else index
         return f"{ROW_PREFIX[name]}-{row}-{key}" if key else f"{ROW_PREFIX[name]}-{row}"
     last = path.rsplit(".", 1)[-1]
-    return "" if last in ("services", "reasons", "officials", "kiosk", "rating", "agent") else last
+    return "" if last in ("services", "reasons", "officials", "kiosk", "rating", "agent", "visit") else last
 
 
 def check(body: Mapping[str, Any], parsed: Parsed | None = None) -> dict[str, str]:
@@ -196,6 +225,7 @@ def form_values(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the forms show for a body: flat fields and the rows of each list (with empty rows after)."""
     kiosk = body.get("kiosk") or {}
     agent = body.get("agent") or {}
+    visit = body.get("visit") or {}
     rating = body.get("rating") or {}
     services = [
         {**{k: s.get(k, "") for k in SERVICE_FIELDS}, "counters": ", ".join(s.get("counters") or [])}
@@ -227,8 +257,15 @@ def form_values(body: Mapping[str, Any]) -> dict[str, Any]:
         "result_timeout_s": shown(kiosk.get("result_timeout_s")),
         "language": kiosk.get("language", ""),
         "heartbeat_s": shown(agent.get("heartbeat_s")),
+        **{key: shown(visit.get(key)) for key in (*VISIT_TEXT, *VISIT_NUMBERS)},
+        "topics": {code: code in (visit.get("feedback_topics") or ()) for code in FEEDBACK_TOPICS},
+        "post_delivery": _yes_no(visit.get("post_delivery")),
         "has": {s: _has(body, s) for s in SECTIONS},
     }
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value is True else "no" if value is False else ""
 
 
 def draft_values(section: str, form: Mapping[str, str], base: dict[str, Any]) -> dict[str, Any]:
@@ -249,6 +286,10 @@ def draft_values(section: str, form: Mapping[str, str], base: dict[str, Any]) ->
         for key in ("levels", "repeat_interval_s"):
             values[key] = _text(form, key)
         values["show_official_photos"] = bool(_text(form, "show_official_photos"))
+    elif section == "visit":
+        for key in (*VISIT_TEXT, *VISIT_NUMBERS, "post_delivery"):
+            values[key] = _text(form, key)
+        values["topics"] = {code: bool(_text(form, f"topic-{code}")) for code in FEEDBACK_TOPICS}
     else:
         for key in SECTION_KEYS[section][1]:
             raw = form.get(key, "")
@@ -274,6 +315,14 @@ DIFF_LABELS = {
     "kiosk.result_timeout_s": "Thời gian hiện kết quả (giây)",
     "kiosk.language": "Ngôn ngữ mặc định",
     "agent.heartbeat_s": "Nhịp tim (giây)",
+    "visit.hotline": "Đường dây nóng",
+    "visit.appointment_early_min": "Nhận lịch hẹn sớm nhất (phút trước giờ hẹn)",
+    "visit.appointment_late_min": "Nhận lịch hẹn muộn nhất (phút sau giờ hẹn)",
+    "visit.feedback_topics": "Chủ đề phản ánh",
+    "visit.post_delivery": "Nhận kết quả qua bưu điện",
+    "visit.payee_bank_bin": "Mã ngân hàng (BIN)",
+    "visit.payee_account": "Số tài khoản nhận phí",
+    "visit.payee_name": "Tên chủ tài khoản",
 }
 
 
@@ -294,6 +343,10 @@ def _summary(key: str, value: Any) -> str:
         officials = len(value.get("officials") or [])
         reasons = len(value.get("reasons") or [])
         return f"{value.get('levels', 4)} mức, {reasons} lý do, {officials} cán bộ"
+    if isinstance(value, bool):
+        return "có" if value else "không"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) or "—"
     if isinstance(value, str):
         return value if len(value) <= 80 else value[:77] + "…"
     return json.dumps(value, ensure_ascii=False)
@@ -307,7 +360,7 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Difference
         for key in ("services", "rating"):
             if key in body:
                 out[key] = body[key]
-        for table in ("kiosk", "agent"):
+        for table in ("kiosk", "agent", "visit"):
             for key, value in (body.get(table) or {}).items():
                 out[f"{table}.{key}"] = value
         return out

@@ -42,6 +42,14 @@ FIELD_LABELS = {
     "reasons": "lý do chưa hài lòng",
     "officials": "danh sách cán bộ",
     "expires_at": "thời hạn",
+    "hotline": "đường dây nóng",
+    "appointment_early_min": "nhận lịch hẹn sớm nhất trước giờ hẹn (phút)",
+    "appointment_late_min": "nhận lịch hẹn muộn nhất sau giờ hẹn (phút)",
+    "feedback_topics": "chủ đề phản ánh",
+    "post_delivery": "nhận kết quả qua bưu điện",
+    "payee_bank_bin": "mã ngân hàng (BIN)",
+    "payee_account": "số tài khoản",
+    "payee_name": "tên chủ tài khoản",
 }
 ROWS = {"services": "Dịch vụ {n}", "reasons": "Lý do {n}", "officials": "Cán bộ {n}", "counters": "quầy {n}"}
 EXPECTED = {
@@ -57,6 +65,11 @@ EXPECTED = {
     "a short staff id": "gồm chữ, số, dấu . _ - (tối đa 32 ký tự)",
     "a file name such as nam.png": "là tên một tệp ảnh .png hoặc .jpg, ví dụ nam.png",
     "a short counter name such as 3 or 3A": "mỗi quầy là một tên ngắn như 3 hoặc 3A",
+    "1022": "chỉ gồm chữ số, dấu cách, dấu . hoặc +, ví dụ 1022",
+    "970xxx": "là mã BIN 6 chữ số của ngân hàng theo NAPAS, ví dụ 970415",
+    "one or more of thai_do, thu_tuc, thoi_gian, co_so_vat_chat, khac, each once": (
+        "chọn ít nhất một chủ đề, mỗi chủ đề một lần"
+    ),
 }
 _PATH_PART = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
 
@@ -82,7 +95,7 @@ def _label(path: str) -> str:
             rows.append(ROWS[name].format(n=int(index) + 1))
             last = ""
             continue
-        if name in ("config", "args", "command", "kiosk", "rating", "agent"):
+        if name in ("config", "args", "command", "kiosk", "rating", "agent", "visit"):
             continue
         last = FIELD_LABELS.get(name, name)
     label = last[:1].upper() + last[1:] if last else ""
@@ -129,6 +142,9 @@ def _what(problem: str) -> str:
         "at least one service is needed": "cần ít nhất một dịch vụ",
         "each official id must be unique": "mã cán bộ bị trùng",
         "each reason code must be unique": "mã lý do bị trùng",
+        "the bank (payee_bank_bin) and the account go together": (
+            "mã ngân hàng và số tài khoản phải nhập cùng nhau (hoặc bỏ trống cả hai)"
+        ),
     }
     return known.get(problem, f"không hợp lệ ({problem})")
 

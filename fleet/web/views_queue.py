@@ -231,6 +231,17 @@ STAT_COLUMNS = [
         "queue.stats.service_max",
         lambda r: _minutes(r.service_max_s if r.service_n else None),
     ),
+    # appointments apart from walk-ins (added last: the columns before keep their places in exports)
+    Column("walk_ins", "queue.appt.walk_ins", lambda r: r.walk_ins),
+    Column("appointments", "queue.appt.appointments", lambda r: r.appointments),
+    Column("appointments_late", "queue.appt.late", lambda r: r.appointments_late),
+    Column("walkin_wait_avg_min", "queue.appt.walkin_wait_avg", lambda r: _minutes(r.walkin_wait_avg_s)),
+    Column("appt_wait_avg_min", "queue.appt.wait_avg", lambda r: _minutes(r.appt_wait_avg_s)),
+    Column(
+        "appt_wait_max_min",
+        "queue.appt.wait_max",
+        lambda r: _minutes(r.appt_wait_max_s if r.appt_wait_n else None),
+    ),
 ]
 RATING_COLUMNS = [
     Column("officer", "queue.ratings.officer", lambda r: r.label),
@@ -331,10 +342,17 @@ def center_queue_settings(request: Request, ctx: Ctx) -> Response:
     ctx.web.store.registry.center(ctx.scope, center_id)  # another center: 404
     before = qw.queue.settings(center_id)
     changes: dict[str, Any] = {}
-    for name in ("priority_mode", "pulling", "notice_vi", "notice_en"):
+    for name in ("priority_mode", "pulling", "notice_vi", "notice_en", "appointment_early"):
         if ctx.form is not None and name in ctx.form:
             changes[name] = ctx.field(name)
-    for name in ("priority_every", "max_recalls", "target_wait_min", "recent_calls"):
+    for name in (
+        "priority_every",
+        "max_recalls",
+        "target_wait_min",
+        "recent_calls",
+        "appointment_ahead_min",
+        "appointment_late_min",
+    ):
         if ctx.form is not None and name in ctx.form:
             try:
                 changes[name] = int(ctx.field(name))
@@ -351,6 +369,9 @@ def center_queue_settings(request: Request, ctx: Ctx) -> Response:
         "recent_calls",
         "notice_vi",
         "notice_en",
+        "appointment_early",
+        "appointment_ahead_min",
+        "appointment_late_min",
     )
     ctx.web.store.audit.record(
         "queue.settings",

@@ -159,7 +159,7 @@ def test_pushable_schema_is_the_apps_own():
     from contract.config import PUSHABLE_KIOSK_KEYS, CitizenSettings, PushedConfig
     from kiosk.config import KioskSection
 
-    assert {f.name for f in fields(PushedConfig)} == {"services", "kiosk", "rating", "agent"}
+    assert {f.name for f in fields(PushedConfig)} == {"services", "kiosk", "rating", "agent", "visit"}
     assert PUSHABLE_KIOSK_KEYS == ("language", "idle_timeout_s", "result_timeout_s", "notice_vi", "notice_en")
     assert issubclass(KioskSection, CitizenSettings)  # the app's [kiosk] is the pushable part plus identity
 
@@ -181,3 +181,28 @@ def test_push_is_also_checked_by_the_apps_own_config_loader(kiosk, make_agent, f
     config = load_config(toml)  # what the app will load: base file + the overlay the agent wrote
     assert [s.code for s in config.services] == ["HOTICH", "DATDAI"] and config.kiosk.language == "en"
     assert config.version == 1
+
+
+def test_a_pushed_visit_reaches_the_apps_loader_without_the_salt(kiosk, make_agent, fake_app, data_dir):
+    """[visit] from the center (docs/visit.md): accepted by the agent, merged key by key over the kiosk's
+    own file; the salt is refused as a key, so a push can never replace or read it."""
+    from tests.agent.conftest import agent_config, write_kiosk_toml
+
+    kiosk_id, topics, peer = kiosk
+    toml = write_kiosk_toml(
+        data_dir / "kiosk.toml", kiosk_id, data_dir, agent_config(make_agent.broker, make_agent.pki, kiosk_id)
+    )
+    with make_agent(kiosk_id):
+        push(peer, topics.config_set, 1, {"visit": {"appointment_salt": "a-salt-from-the-center"}})
+        refused = peer.wait_for(topics.config_state, lambda d: d["last_refused"] is not None)
+        assert "visit.appointment_salt: unknown key" in refused["last_refused"]["reason"]
+        push(peer, topics.config_set, 2, {"visit": {"hotline": "0274 1022", "feedback_topics": ["khac"]}})
+        state = peer.wait_for(topics.config_state, lambda d: d["versions"].get("kiosk") == 2)
+    assert state["last_refused"] is None or state["last_refused"]["version"] == 1, state
+    from kiosk.config import load_config
+
+    own = load_config(toml, with_pushed=False)
+    config = load_config(toml)
+    assert config.visit.hotline == "0274 1022" and config.visit.feedback_topics == ["khac"]
+    assert config.visit.appointment_salt == own.visit.appointment_salt
+    assert config.visit.appointment_late_min == own.visit.appointment_late_min  # not pushed: its own

@@ -45,13 +45,15 @@ def issue(
     day: str,
     at: datetime | None = None,
     kiosk: str = KIOSK,
+    appointment_at: str | None = None,
 ) -> Ticket:
-    """A ``ticket_issued`` event as the kiosk journals it, handed to the hook the ingest will call."""
+    """A ``ticket_issued`` event as the kiosk journals it, handed to the hook the ingest will call
+    (``appointment_at``: the booked ``HH:MM`` of an appointment's check-in)."""
     event = Event(
         uuid.uuid4().hex,
         next(_seq),
         "a" * 32,
-        TicketIssued(number, service, priority, False, day),
+        TicketIssued(number, service, priority, False, day, appointment_at=appointment_at),
         occurred_at=now_iso(at or store.db.now()),
     )
     ticket = on_ticket_issued(store, CENTER, kiosk, event)

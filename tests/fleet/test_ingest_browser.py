@@ -413,3 +413,48 @@ def test_the_other_pages_of_this_phase(page: Page, site: Site, console: list[str
     page.goto("/audit")
     expect(page.locator("tr[data-action='route.create']").first).to_contain_text("quanly.bt")
     shot(page, "33-audit")
+
+
+def test_the_visit_settings_are_pushed_from_the_form_and_reach_a_kiosk(
+    page: Page, site: Site, console: list[str]
+) -> None:
+    """[visit] on the config page (docs/visit.md "Pushed by the center"): a half account is refused on
+    the form in Vietnamese; the hotline, topics and window are pushed, the agent of kiosk-a accepts them
+    (the contract on its side) and its app is asked to reload the overlay that carries them."""
+    log_in(page, "quanly.bt")
+    page.goto("/centers/hcm-ben-thanh/config")
+    form = page.locator("form[data-section='visit']")
+    form.locator("input[name=hotline]").fill("0274 1022")
+    form.locator("input[name=appointment_early_min]").fill("45")
+    form.locator("input[name='topic-thu_tuc']").check()
+    form.locator("input[name='topic-khac']").check()
+    form.locator("input[name=payee_account]").fill("0071000123456")
+    form.locator("button[data-save]").click()
+    expect(page.locator("[data-error-for='payee_account']")).to_contain_text(
+        "mã ngân hàng và số tài khoản phải nhập cùng nhau"
+    )
+    expected_refusal(console, "/centers/hcm-ben-thanh/config")
+    form = page.locator("form[data-section='visit']")
+    expect(form.locator("input[name=hotline]")).to_have_value("0274 1022")  # what was typed stays
+    form.locator("input[name=payee_bank_bin]").fill("970436")
+    before = len(site.app.called("app.reload_config"))
+    form.locator("button[data-save]").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Đã lưu phiên bản")
+    shot(page, "28-config-visit-pushed")
+
+    def reloaded_with_visit() -> dict[str, object] | None:
+        calls = site.app.called("app.reload_config")
+        for args in calls[before:]:
+            overlay = json.loads(Path(str(args["overlay_path"])).read_text(encoding="utf-8"))
+            if "visit" in overlay:
+                return dict(overlay["visit"])
+        return None
+
+    visit = eventually(reloaded_with_visit, timeout=20)
+    assert visit == {
+        "hotline": "0274 1022",
+        "appointment_early_min": 45,
+        "feedback_topics": ["thu_tuc", "khac"],
+        "payee_bank_bin": "970436",
+        "payee_account": "0071000123456",
+    }

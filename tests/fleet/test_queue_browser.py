@@ -291,3 +291,40 @@ def test_the_phone_follows_its_ticket_to_the_rating_and_the_manager_sees_it(
         shot(manager, "queue-manager")
     finally:
         manager_ctx.close()
+
+
+def test_the_counter_calls_a_booked_ticket_before_an_earlier_walk_in(
+    chromium: Browser, site: Site, watch: Watch
+) -> None:
+    """Booked appointments (docs/queue.md "Appointments"): the waiting list shows the booked time, and
+    "Gọi số tiếp theo" calls the booked ticket whose time has come before the walk-in who came earlier."""
+    from datetime import timedelta
+
+    site.queue.set_service(CENTER, "CUTRU", "D", "Cư trú", "Residence", 9)
+    site.queue.set_counter(CENTER, "4", "Quầy số 4", ["CUTRU"], 4)
+    add_officers(site.store, 3)
+    day = site.queue.today()
+    now = site.store.db.now()
+    issue(site.store, "D001", "CUTRU", day=day, at=now - timedelta(minutes=10))
+    booked = now.astimezone(site.queue.zone).strftime("%H:%M")
+    issue(site.store, "D002", "CUTRU", day=day, appointment_at=booked)
+    ctx = context(chromium, site)
+    try:
+        page = watch.attach(ctx.new_page())
+        log_in(page, "canbo03.bt")
+        open_counter(page, "4", ["CUTRU"])
+        rows = page.locator("#waiting-list tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.first).to_have_attribute("data-number", "D002")  # call order: the due appointment
+        expect(rows.first.locator(".badge.appt")).to_have_text(f"Hẹn {booked}")
+        expect(rows.nth(1)).to_have_attribute("data-number", "D001")
+        shot(page, "queue-counter-appointment")
+        page.click("#btn-next")
+        expect(page.locator("#current-number")).to_have_text("D002")
+        expect(page.locator(".current .badge.appt")).to_have_text(f"Hẹn {booked}")
+        page.keyboard.press("Enter")
+        expect(page.locator("#current-number")).to_have_text("D001")
+        page.click("#btn-done")
+        expect(page.locator("#counter-message")).to_have_text("Đã hoàn thành.")
+    finally:
+        ctx.close()
