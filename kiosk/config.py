@@ -53,6 +53,20 @@ class KioskSection(CitizenSettings):
     )
     #: DEPRECATED (unsalted SHA-256 of the PIN, ``sha256:<hex>``): read in this release with a warning
     #: at every start, refused by the next; ignored when ``technician_pin_hash`` is set
+    #: the center's telephone line printed on tickets and said on error screens ("1022": the
+    #: province's public-service hotline). Wanted pushable: see docs/ux.md (needs contract.config).
+    hotline: str = field(
+        default="1022", metadata={"pattern": r"[0-9 .+()-]{3,20}", "pattern_hint": "a phone number"}
+    )
+    #: spoken guidance (espeak-ng, offline) on at the start of every visit; the citizen's speaker button
+    #: turns it on or off for the visit. Wanted pushable, like the hotline.
+    voice: bool = False
+    #: the agency code of this center's receipts (``000.00.10.H12``): the look-up's numeric pad fills
+    #: it and the separators, so a citizen types only the digits (date and number); empty: none
+    dossier_agency: str = field(
+        default="",
+        metadata={"pattern": r"([A-Z0-9]{1,8}(\.[A-Z0-9]{1,8}){0,5})?", "pattern_hint": "e.g. 000.00.10.H12"},
+    )
     technician_pin_sha256: str = field(
         default="",
         metadata={"pattern": r"(sha256:[0-9a-f]{64})?", "pattern_hint": "sha256:<64 hex> (deprecated)"},
@@ -122,6 +136,38 @@ class NumberingSection:
 
 
 @dataclass(frozen=True)
+class QueueSection:
+    """The center's phone page of the queue (docs/queue.md): when both are set, the ticket's QR is the
+    page of that number, computed offline from the center's phone key (HMAC only)."""
+
+    #: the center's address as seen from the hall's Wi-Fi, e.g. ``https://motcua-benthanh.local``
+    phone_base_url: str = field(
+        default="", metadata={"pattern": r"(https?://[A-Za-z0-9.:-]{1,60})?", "pattern_hint": "https://host"}
+    )
+    #: file holding the phone key in hex (``main.py fleet queue phone-key --center ID``); a secret,
+    #: installed with the kiosk, never pushed; relative paths are relative to the config file
+    phone_key_file: Path | None = None
+
+    @property
+    def phone_page(self) -> bool:
+        return bool(self.phone_base_url) and self.phone_key_file is not None
+
+    def phone_key(self) -> bytes:
+        """The key, or ConfigError naming the file (read when a ticket is printed: the file may be
+        installed after start-up)."""
+        assert self.phone_key_file is not None
+        try:
+            key = bytes.fromhex(self.phone_key_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"queue.phone_key_file {self.phone_key_file}: {exc}") from exc
+        if len(key) < 16:
+            raise ConfigError(
+                f"queue.phone_key_file {self.phone_key_file}: at least 16 bytes (32 hex digits)"
+            )
+        return key
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     kiosk: KioskSection
     display: DisplaySection = field(default_factory=DisplaySection)
@@ -130,6 +176,7 @@ class KioskConfig:
     lookup: LookupConfig = field(default_factory=LookupConfig)
     rating: RatingSection = field(default_factory=RatingSection)
     numbering: NumberingSection = field(default_factory=NumberingSection)
+    queue: QueueSection = field(default_factory=QueueSection)
     #: the edge agent's section of the same file; the agent validates it (``main.py agent``)
     agent: dict[str, Any] = field(default_factory=dict)
     #: version of the configuration, bumped by the center on every push; reported in health
@@ -167,6 +214,10 @@ def load_config(path: Path, *, with_pushed: bool = True) -> KioskConfig:
         # Relative data dirs are relative to the config file, so a config works from any cwd.
         data_dir = (path.parent / data_dir).resolve()
         config = dataclasses.replace(config, kiosk=dataclasses.replace(config.kiosk, data_dir=data_dir))
+    key_file = config.queue.phone_key_file
+    if key_file is not None and not key_file.is_absolute():
+        queue = dataclasses.replace(config.queue, phone_key_file=(path.parent / key_file).resolve())
+        config = dataclasses.replace(config, queue=queue)
     return apply_pushed(config) if with_pushed else config
 
 

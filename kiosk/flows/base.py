@@ -54,6 +54,8 @@ class Flow:
     RESULT: ClassVar[frozenset[str]] = frozenset()
     #: whether a scanned code is routed to this flow (``on_scan``)
     accepts_scans: ClassVar[bool] = False
+    #: seconds an end state stays up before the kiosk moves on (None: the center's result_timeout_s)
+    result_timeout_s: ClassVar[float | None] = None
 
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
@@ -84,6 +86,10 @@ class Flow:
         raise FlowError(f"{self.name}: unexpected failure of {type(effect).__name__}: {error.message}")
 
     def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
+        return []
+
+    def on_leave(self) -> list[Effect]:
+        """Work still owed when the citizen leaves (home, timeout): e.g. a rating not yet sent."""
         return []
 
     @property
