@@ -125,6 +125,7 @@ class LookupFlow(Flow):
             self.go("scan")
             self.status = None
             self.printed = False
+            self.typed = ""  # "Nhập lại mã": an empty field, not the last code to edit
         return []
 
     def do_retry(self) -> list[Effect]:
