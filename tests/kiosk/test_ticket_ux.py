@@ -107,6 +107,7 @@ def test_unknown_wait_says_no_minutes(runtime: KioskRuntime) -> None:
     handlers = runtime.handlers
     handlers.tickets = CenterLikeBook(handlers.tickets, ahead=3, minutes=None)  # type: ignore[arg-type]
     issued = handlers.issue_ticket(IssueTicket("HO_TICH", priority=False))
+    assert (issued.waiting_ahead, issued.expected_wait_min) == (3, None)
     text = ocr(printed_png(runtime))
     assert "Trước quý khách còn 3 người" in text
     assert "phút" not in text and "ƯU TIÊN" not in text
