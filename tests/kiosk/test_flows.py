@@ -459,7 +459,7 @@ def test_rating_negative_details_after_the_tap_linked_to_ticket(h: Harness) -> N
     h.core.start("rating")
     flow = scan(h, "MOTCUA-TICKET:hcm-ben-thanh/2026-11-23/A001")
     assert isinstance(flow, RatingFlow) and flow.target_kind == "ticket"
-    flow = step(h, "level", level=1)
+    step(h, "level", level=1)
     assert flow.state == "details" and flow.asks_reasons and not flow.asks_who
     step(h, "back")  # another face
     assert flow.state == "choose_level"
@@ -507,6 +507,7 @@ def test_rating_linked_to_an_official(h: Harness) -> None:
     h.script.answers[SubmitRating] = RatingOutcome(True)
     h.core.start("rating")
     flow = step(h, "level", level=4)
+    assert isinstance(flow, RatingFlow)
     assert flow.state == "details" and flow.asks_who and not flow.asks_reasons
     step(h, "official", official_id="cb02")
     assert isinstance(flow, RatingFlow) and (flow.target_kind, flow.target_id) == ("official", "cb02")
@@ -611,7 +612,7 @@ def test_lookup_numeric_pad_fills_agency_and_dashes(h: Harness) -> None:
     step(h, "digit", digit="1")
     step(h, "digit", digit="x")  # not a digit: ignored
     assert flow.typed == "000.00.10.H12-261120-0001"
-    flow = step(h, "submit")
+    step(h, "submit")
     assert flow.state == "found"
     step(h, "again")
     for digit in "261120":
