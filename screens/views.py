@@ -31,6 +31,7 @@ from screens.widgets import (
     WARM_PANEL,
     BigButton,
     CardFrontPicture,
+    EvenGrid,
     CardReaderPicture,
     Face,
     IconButton,
@@ -67,8 +68,7 @@ def service_grid(app: KioskApp, *, priority: bool) -> GridLayout:
     flow = app.core.flow
     now = app.core.now()
     services = app.core.config.services
-    grid = GridLayout(cols=2 if len(services) > 3 else 1, size_hint_y=None, spacing=20 * u())
-    grid.bind(minimum_height=grid.setter("height"))
+    grid = EvenGrid(cols=2 if len(services) > 3 else 1)
     for service in services:
         name = service.name_vi if app.language == "vi" else service.name_en
         counters = app.tr("ticket.counters", counters=", ".join(service.counters))
@@ -82,8 +82,8 @@ def service_grid(app: KioskApp, *, priority: bool) -> GridLayout:
                     f"[b]{name}[/b]\n[size={int(40 * u() * text_scale())}]{counters}[/size]",
                     tap,
                     color=AMBER if priority else BLUE,
-                    size=48,
-                    height=170,
+                    size=44,
+                    height=140,
                     markup=True,
                 )
             )
@@ -103,11 +103,11 @@ class HomeScreen(FlowScreen):
     """The idle screen is the home: every service one tap from a ticket, look-up and rating below."""
 
     def build(self, app: KioskApp, body: BoxLayout) -> None:
-        body.add_widget(Text(app.tr("home.greeting"), size=52, bold=True, color=BLUE))
+        body.add_widget(Text(app.tr("home.greeting"), size=48, bold=True, color=BLUE))
         if app.device_states().get("printer", "ok") in PRINTER_PROBLEM_KEYS:
             # Tickets still work: the number shows on the screen. Say so before the citizen chooses.
             body.add_widget(Panel(app.tr("home.printer_notice"), WARM_PANEL, size=42, color=RED, bold=True))
-        body.add_widget(Text(app.tr("home.choose_service"), size=44, halign="left"))
+        body.add_widget(Text(app.tr("home.choose_service"), size=42, halign="left"))
         body.add_widget(service_grid(app, priority=False))
         body.add_widget(
             IconButton(
@@ -131,21 +131,21 @@ class HomeScreen(FlowScreen):
                 )
             )
         body.add_widget(Widget())
-        row = GridLayout(cols=2, size_hint_y=None, spacing=20 * u())
-        row.bind(minimum_height=row.setter("height"))
+        row = EvenGrid(cols=2)
         row.add_widget(
             IconButton(
                 app.tr("home.lookup"),
                 partial(app.start, "lookup"),
                 "search",
+                above=True,
                 color=GREEN,
-                size=46,
+                size=44,
                 height=200,
             )
         )
         row.add_widget(
             IconButton(
-                app.tr("home.rating"), partial(app.start, "rating"), "face", color=GREEN, size=46, height=200
+                app.tr("home.rating"), partial(app.start, "rating"), "face", above=True, color=GREEN, size=44, height=200
             )
         )
         body.add_widget(row)
@@ -267,10 +267,10 @@ class IdentifyScreen(FlowScreen):
         body.add_widget(Text(app.tr("identify.title"), size=52, bold=True))
         if flow.state == "scan_qr":
             body.add_widget(Text(app.tr("identify.scan_qr_first"), size=44))
-            body.add_widget(CardReaderPicture(height=260 * u()))
+            body.add_widget(CardReaderPicture(height=260))
             self.error(app, body, flow.error_key)
             body.add_widget(Text(app.tr("identify.can_hint"), size=40))
-            body.add_widget(CardFrontPicture(height=160 * u()))
+            body.add_widget(CardFrontPicture(height=160))
             # The digits themselves, spaced: the citizen checks them against the card (six digits
             # printed on a card in the citizen's own hand are not a secret worth hiding).
             typed = " ".join(flow.can_typed.ljust(6, "_"))
@@ -302,7 +302,7 @@ class IdentifyScreen(FlowScreen):
             body.add_widget(Widget())
         elif flow.state == "failed":
             self.error(app, body, flow.error_key)
-            body.add_widget(CardReaderPicture(height=260 * u()))
+            body.add_widget(CardReaderPicture(height=260))
             body.add_widget(help_line(app))
             body.add_widget(Widget())
             body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry"), color=GREEN))

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from kivy.app import App
+from kivy.clock import Clock
 from kivy.graphics import Color, Ellipse, Line
 from kivy.properties import NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.button import Button
+from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
@@ -118,12 +120,38 @@ class BigButton(Button):
     def _wrap(self, *_: Any) -> None:
         self.text_size = (self.width - 40 * u(), None)
 
+    def natural_height(self) -> float:
+        return float(max(self._min_height, self.texture_size[1] + 40 * u()))
+
     def _grow(self, *_: Any) -> None:
         if self.size_hint_y is None:
-            self.height = max(self._min_height, self.texture_size[1] + 40 * u())
+            self.height = max(self.natural_height(), getattr(self, "row_height", 0.0))
 
     def on_release(self) -> None:
         self._on_tap()
+
+
+class EvenGrid(GridLayout):
+    """A grid of big buttons all as tall as the tallest (a wrapped label makes its whole grid taller,
+    so rows line up and nothing jumps)."""
+
+    def __init__(self, cols: int, spacing: float = 20, **kwargs: Any) -> None:
+        super().__init__(cols=cols, size_hint_y=None, spacing=spacing * u(), **kwargs)
+        self.bind(minimum_height=self.setter("height"))
+
+    def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_widget(widget, *args, **kwargs)
+        widget.bind(texture_size=self._even, width=self._even)
+        self._even()
+
+    def _even(self, *_: Any) -> None:
+        buttons = [c for c in self.children if isinstance(c, BigButton)]
+        if not buttons:
+            return
+        tallest = max(b.natural_height() for b in buttons)
+        for button in buttons:
+            button.row_height = tallest
+            button._grow()
 
 
 class Face(ButtonBehavior, Widget):
@@ -139,7 +167,8 @@ class Face(ButtonBehavior, Widget):
         self.mood = mood
         self._colour = colour
         self._on_tap = on_tap
-        self.bind(pos=self._draw, size=self._draw)
+        redraw = Clock.create_trigger(self._draw)
+        self.bind(pos=redraw, size=redraw)
 
     def _draw(self, *_: Any) -> None:
         self.canvas.clear()
@@ -172,7 +201,8 @@ class Panel(Text):
     def __init__(self, text: str, background: tuple[float, ...], **kwargs: Any) -> None:
         super().__init__(text, **kwargs)
         self._background = background
-        self.bind(pos=self._paint, size=self._paint)
+        repaint = Clock.create_trigger(self._paint)
+        self.bind(pos=repaint, size=repaint)
 
     def _paint(self, *_: Any) -> None:
         from kivy.graphics import Rectangle
@@ -186,26 +216,38 @@ class Panel(Text):
 class IconButton(BigButton):
     """A big button with a white line icon on its left (drawn: no icon font or image files needed)."""
 
-    def __init__(self, text: str, on_tap: Callable[[], None], icon: str, **kwargs: Any) -> None:
+    ICON = 80  # design pixels
+
+    def __init__(
+        self, text: str, on_tap: Callable[[], None], icon: str, *, above: bool = False, **kwargs: Any
+    ) -> None:
         self.icon = icon
+        self.above = above  # the icon over the text (half-width buttons), else on the left
         super().__init__(text, on_tap, **kwargs)
-        self.bind(pos=self._draw_icon, size=self._draw_icon)
+        # Drawn on the frame after the last move: a grid that evens its rows moves a button several
+        # times in one layout pass, and an icon drawn in between stayed behind.
+        self._redraw = Clock.create_trigger(self._draw_icon)
+        self.bind(pos=self._redraw, size=self._redraw, texture_size=self._redraw)
 
     def _wrap(self, *_: Any) -> None:
-        # Leave the icon's square free on the left.
-        self.text_size = (self.width - 40 * u() - self._icon_side(), None)
-        self.padding = (self._icon_side(), 0, 0, 0)
-
-    def _icon_side(self) -> float:
-        return min(110 * u(), self.height * 0.7) + 30 * u()
+        if self.above:
+            self.text_size = (self.width - 40 * u(), None)
+            self.padding = [0, (self.ICON + 16) * u(), 0, 0]  # the icon sits in the top padding
+        else:
+            # Centred text, clear of the icon's square on the left (and as much on the right).
+            self.text_size = (max(10.0, self.width - 2 * (self.ICON + 40) * u()), None)
 
     def _draw_icon(self, *_: Any) -> None:
         from kivy.graphics import Rectangle
 
         self.canvas.after.clear()
-        side = min(110 * u(), self.height * 0.7)
-        x = self.x + 30 * u()
-        y = self.center_y - side / 2
+        side = self.ICON * u()
+        if self.above:
+            x = self.center_x - side / 2
+            y = self.center_y + self.texture_size[1] / 2 - side
+        else:
+            x = self.x + 30 * u()
+            y = self.center_y - side / 2
         w = max(2.0, side * 0.07)
         with self.canvas.after:
             Color(1, 1, 1, 1)
@@ -239,9 +281,10 @@ class IconButton(BigButton):
 class CardReaderPicture(Widget):
     """Where the card goes: the kiosk's front with the reader below the screen and a card above it."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(size_hint_y=None, height=360 * u(), **kwargs)
-        self.bind(pos=self._draw, size=self._draw)
+    def __init__(self, height: float = 360, **kwargs: Any) -> None:
+        super().__init__(size_hint_y=None, height=height * u(), **kwargs)
+        redraw = Clock.create_trigger(self._draw)
+        self.bind(pos=redraw, size=redraw)
 
     def _draw(self, *_: Any) -> None:
         from kivy.graphics import Rectangle
@@ -275,9 +318,10 @@ class CardReaderPicture(Widget):
 class CardFrontPicture(Widget):
     """The card's front with its 6-digit number marked (the CAN, printed at the bottom right)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(size_hint_y=None, height=220 * u(), **kwargs)
-        self.bind(pos=self._draw, size=self._draw)
+    def __init__(self, height: float = 220, **kwargs: Any) -> None:
+        super().__init__(size_hint_y=None, height=height * u(), **kwargs)
+        redraw = Clock.create_trigger(self._draw)
+        self.bind(pos=redraw, size=redraw)
 
     def _draw(self, *_: Any) -> None:
         from kivy.graphics import Rectangle
