@@ -57,6 +57,8 @@ class KioskDriver:
         self.core = runtime.core
         self.loop = EventLoop
         self.shots: list[Path] = []
+        #: touches the citizen made (tap, tap_widget, tap_at): what the tests count per flow
+        self.taps = 0
         self.screens_dir = screens_dir
         self._fonts: dict[str, set[int]] = {}
 
@@ -129,6 +131,7 @@ class KioskDriver:
             parent.scroll_to(widget, padding=10, animate=False)
             self.frames(2)
         x, y = widget.to_window(*widget.center)
+        self.taps += 1
         touch = UnitTestTouch(x, y)
         touch.touch_down()
         self.frames(1)
@@ -142,6 +145,7 @@ class KioskDriver:
     def tap_at(self, x: float, y: float, hold_s: float = 0.0) -> None:
         from kivy.tests.common import UnitTestTouch
 
+        self.taps += 1
         touch = UnitTestTouch(x, y)
         touch.touch_down()
         end = time.monotonic() + hold_s
@@ -191,7 +195,7 @@ class KioskDriver:
         return target
 
     def reset(self) -> None:
-        """Back to the attract screen with a fresh session, devices healthy."""
+        """Back to the idle home with no session, devices healthy, the tap count at 0."""
         sim = self.runtime.simulator
         sim.printer({"paper": "ok", "cover_open": False, "online": True})
         sim.scanner({"present": True})
@@ -202,6 +206,7 @@ class KioskDriver:
         self.runtime.poll_devices()  # the screens show device states: make them current
         self.core.end_session("test")
         self.frames(3)
+        self.taps = 0
 
 
 def boot_kiosk(config: Any, display: str, screens_dir: Path) -> KioskDriver:

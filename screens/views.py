@@ -31,8 +31,8 @@ from screens.widgets import (
     WARM_PANEL,
     BigButton,
     CardFrontPicture,
-    EvenGrid,
     CardReaderPicture,
+    EvenGrid,
     Face,
     IconButton,
     Panel,
@@ -145,7 +145,13 @@ class HomeScreen(FlowScreen):
         )
         row.add_widget(
             IconButton(
-                app.tr("home.rating"), partial(app.start, "rating"), "face", above=True, color=GREEN, size=44, height=200
+                app.tr("home.rating"),
+                partial(app.start, "rating"),
+                "face",
+                above=True,
+                color=GREEN,
+                size=44,
+                height=200,
             )
         )
         body.add_widget(row)
@@ -266,11 +272,12 @@ class IdentifyScreen(FlowScreen):
             return
         body.add_widget(Text(app.tr("identify.title"), size=52, bold=True))
         if flow.state == "scan_qr":
+            body.add_widget(Text(app.tr("identify.privacy"), size=40, color=GREY))
             body.add_widget(Text(app.tr("identify.scan_qr_first"), size=44))
-            body.add_widget(CardReaderPicture(height=260))
+            body.add_widget(CardReaderPicture(height=200))
             self.error(app, body, flow.error_key)
             body.add_widget(Text(app.tr("identify.can_hint"), size=40))
-            body.add_widget(CardFrontPicture(height=160))
+            body.add_widget(CardFrontPicture(height=130))
             # The digits themselves, spaced: the citizen checks them against the card (six digits
             # printed on a card in the citizen's own hand are not a secret worth hiding).
             typed = " ".join(flow.can_typed.ljust(6, "_"))
@@ -280,12 +287,14 @@ class IdentifyScreen(FlowScreen):
             for key in "1234567890":
                 pad.add_widget(BigButton(key, partial(app.act, "digit", digit=key), size=56, height=125))
             body.add_widget(pad)
-            actions = GridLayout(cols=2, size_hint_y=None, spacing=12 * u())
-            actions.bind(minimum_height=actions.setter("height"))
+            actions = EvenGrid(cols=3, spacing=12)
             actions.add_widget(
                 BigButton(
                     app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=44, height=125
                 )
+            )
+            actions.add_widget(
+                BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, size=44, height=125)
             )
             actions.add_widget(
                 BigButton(
@@ -293,8 +302,6 @@ class IdentifyScreen(FlowScreen):
                 )
             )
             body.add_widget(actions)
-            body.add_widget(Text(app.tr("identify.privacy"), size=40, color=GREY))
-            body.add_widget(BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, height=130))
         elif flow.state == "reading":
             body.add_widget(Text(app.tr("identify.place_card"), size=56, color=BLUE, bold=True))
             body.add_widget(CardReaderPicture())
@@ -351,6 +358,7 @@ class LookupScreen(FlowScreen):
         # A framed field: what is typed, never the example in its place.
         body.add_widget(Panel(flow.typed or " ", PANEL, size=48, bold=True, color=DARK))
         body.add_widget(Text(app.tr("lookup.format_hint"), size=40, color=GREY))
+        body.add_widget(Widget())  # the keys in the lower part, where hands are; the text stays on top
         if flow.letters:
             for row in KEYBOARD_ROWS:
                 line = GridLayout(cols=len(row), size_hint_y=None, height=125 * u(), spacing=6 * u())
@@ -526,8 +534,7 @@ class RatingScreen(FlowScreen):
         body.add_widget(Text(app.tr("rating.details_title"), size=46, color=GREEN, bold=True))
         if flow.asks_reasons:
             body.add_widget(Text(app.tr("rating.reasons_title"), size=44))
-            grid = GridLayout(cols=2, size_hint_y=None, spacing=12 * u())
-            grid.bind(minimum_height=grid.setter("height"))
+            grid = EvenGrid(cols=2, spacing=12)
             for reason in app.core.config.rating.reasons:
                 chosen = reason.code in flow.reasons
                 label = reason.label_vi if app.language == "vi" else reason.label_en
@@ -537,8 +544,8 @@ class RatingScreen(FlowScreen):
                         label + mark,
                         partial(app.act, "toggle_reason", code=reason.code),
                         color=AMBER if chosen else BLUE,
-                        size=42,
-                        height=140,
+                        size=40,
+                        height=120,
                     )
                 )
             body.add_widget(grid)
@@ -546,8 +553,7 @@ class RatingScreen(FlowScreen):
             officials = app.core.config.rating.officials
             if officials:
                 body.add_widget(Text(app.tr("rating.official_hint"), size=44))
-                grid = GridLayout(cols=2, size_hint_y=None, spacing=12 * u())
-                grid.bind(minimum_height=grid.setter("height"))
+                grid = EvenGrid(cols=2, spacing=12)
                 for official in officials:
                     chosen = flow.target_kind == "official" and flow.target_id == official.id
                     counter = f"{app.tr('ticket.counter_label')} {official.counter}"
@@ -556,8 +562,8 @@ class RatingScreen(FlowScreen):
                         label,
                         partial(app.act, "official", official_id=official.id),
                         color=AMBER if chosen else BLUE,
-                        size=42,
-                        height=150,
+                        size=40,
+                        height=130,
                         markup=True,
                     )
                     photo = app.core.config.official_photo(official)
