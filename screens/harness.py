@@ -92,7 +92,7 @@ class KioskDriver:
     def visible_widgets(self) -> list[Any]:
         manager = self.app.root.ids.screens
         current = manager.current_screen
-        roots = [self.app.root.ids.header, self.app.root.ids.notice, current]
+        roots = [self.app.root.ids.header, self.app.root.ids.toolbar, self.app.root.ids.notice, current]
         if self.app.show_footer:
             roots.append(self.app.root.ids.footer)
         return [w for root in roots for w in root.walk(restrict=True) if getattr(w, "opacity", 1) > 0]
@@ -126,6 +126,8 @@ class KioskDriver:
         parent = widget.parent
         # Stop at the app's root: above it is the Window, whose parent is itself.
         while parent is not None and parent is not self.app.root and not isinstance(parent, ScrollView):
+            if parent.parent is parent:  # the Window (a modal view sits right on it)
+                break
             parent = parent.parent
         if isinstance(parent, ScrollView):
             parent.scroll_to(widget, padding=10, animate=False)

@@ -34,13 +34,25 @@ def qr_image(tmp_path: Path, text: str) -> Path:
 
 
 def ocr(png: Path) -> str:
-    """What tesseract (a reader we do not control) reads on a screenshot, in Vietnamese."""
+    """What tesseract (a reader we do not control) reads on a screenshot, in Vietnamese.
+
+    The test window is half the hall's size: the shot is read at the hall's size, in grey (as a
+    camera or an eye at the kiosk's distance would get it), not the half-size colour file."""
     import subprocess
+    import tempfile
     import unicodedata
 
-    result = subprocess.run(
-        ["tesseract", str(png), "stdout", "-l", "vie"], capture_output=True, text=True, timeout=60, check=True
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        grey = Path(folder) / "grey.png"
+        image = Image.open(png).convert("L")
+        image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS).save(grey)
+        result = subprocess.run(
+            ["tesseract", str(grey), "stdout", "-l", "vie"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     return unicodedata.normalize("NFC", result.stdout)
 
 
@@ -60,12 +72,25 @@ def ocr_lines(png: Path) -> str:
     return " ".join(ocr(png).split())
 
 
+def fold(text: str) -> str:
+    """Letters without their marks, "đ" as "d", ";" as ",": tesseract reads a stacked mark (ầ) as
+    another (â) and ";" as ","; every glyph's presence is checked on the font itself (check_screen)."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D").replace(";", ","))
+    return "".join(c for c in plain if not unicodedata.combining(c))
+
+
+def reads(expected: str, png: Path) -> bool:
+    return fold(expected) in fold(ocr_lines(png))
+
+
 def test_ticket_in_one_tap_from_the_idle_home(kiosk: KioskDriver) -> None:
     start(kiosk)
     home = kiosk.shots[-1]
-    read = ocr_lines(home)
+    read = fold(ocr_lines(home))
     for label in ("Kính chào quý khách! Mời quý khách chọn dịch vụ.", "Hộ tịch", "Tra cứu hồ sơ", "ưu tiên"):
-        assert label in read, f"OCR did not read {label!r} on the home screen: {read!r}"
+        assert fold(label) in read, f"OCR did not read {label!r} on the home screen: {read!r}"
     # every service area on the one screen, without scrolling
     body = kiosk.app.root.ids.screens.current_screen.ids.body
     assert body.minimum_height <= kiosk.app.root.ids.screens.height + 1, "the home screen scrolls"
@@ -77,7 +102,7 @@ def test_ticket_in_one_tap_from_the_idle_home(kiosk: KioskDriver) -> None:
     done = look(kiosk, "ticket-done")
     flow = kiosk.core.flow
     assert flow.ticket is not None and flow.ticket.number.startswith("B") and flow.ticket.printed
-    read = ocr_lines(done).replace("Quây", "Quầy")  # tesseract reads the bold stacked mark so
+    read = fold(ocr_lines(done))
     for expected in (
         "Số thứ tự của quý khách",
         flow.ticket.number,
@@ -87,13 +112,13 @@ def test_ticket_in_one_tap_from_the_idle_home(kiosk: KioskDriver) -> None:
         "Đường dây nóng: 1022",
         "Mời quý khách nhận phiếu ở khe máy in phía dưới",
     ):
-        assert expected in read, f"OCR did not read {expected!r} on the ticket screen: {read!r}"
+        assert fold(expected) in read, f"OCR did not read {expected!r} on the ticket screen: {read!r}"
     assert "Quay lại" not in kiosk.texts() and "Hoàn tất" in kiosk.texts()  # no invitation to a second
     assert len(printer.printed) == printed_before + 1
     shutil.copy(printer.last_png, ARTIFACTS / "screens" / "ticket-printed.png")
-    paper = ocr_lines(printer.last_png).replace("Quây", "Quầy").replace(";", ",")
+    paper = fold(ocr_lines(printer.last_png))
     for expected in ("mời đến Quầy số 3", "Đường dây nóng: 1022", "theo dõi lượt chờ", flow.ticket.number):
-        assert expected in paper, f"OCR did not read {expected!r} on the printed ticket: {paper!r}"
+        assert fold(expected) in paper, f"OCR did not read {expected!r} on the printed ticket: {paper!r}"
     config = kiosk.core.config
     qr = [c.text for c in zxingcpp.read_barcodes(Image.open(printer.last_png).convert("L"))]
     day = flow.ticket.issued_at.date().isoformat()
@@ -132,8 +157,7 @@ def test_paper_out_the_number_is_shown_on_screen(kiosk: KioskDriver, tmp_path: P
     flow = kiosk.core.flow
     assert flow.ticket is not None and not flow.ticket.printed
     screen = look(kiosk, "ticket-paper-out-number-on-screen")
-    read = ocr_lines(screen)
-    assert flow.ticket.number in read and "ghi nhớ số này" in read
+    assert reads(flow.ticket.number, screen) and reads("ghi nhớ số này", screen)
     journal = kiosk.runtime.journal.pending(limit=100_000)
     assert any(e.kind == "device_fault" and e.payload["problem"] == "paper_out" for e in journal)
     assert [e for e in journal if e.kind == "ticket_issued"][-1].payload["number"] == flow.ticket.number
@@ -174,7 +198,7 @@ def test_lookup_by_receipt_qr_one_card_one_instruction_then_print(kiosk: KioskDr
     found = look(kiosk, "lookup-found")
     texts = " ".join(kiosk.texts())
     assert DEMO_DOSSIER in texts and texts.count("Đã trả kết quả") == 1
-    assert "Hồ sơ đã hoàn tất. Quý khách không cần làm gì thêm." in ocr_lines(found)
+    assert reads("Hồ sơ đã hoàn tất. Quý khách không cần làm gì thêm.", found)
     kiosk.tap("In kết quả tra cứu")
     kiosk.wait_for(lambda: kiosk.core.flow.printed, what="status printed")
     look(kiosk, "lookup-printed")
@@ -202,7 +226,7 @@ def test_lookup_overdue_apologises_and_says_whom_to_see(kiosk: KioskDriver) -> N
         f"Hồ sơ trễ hẹn {days} ngày. Thành thật xin lỗi quý khách; mời quý khách liên hệ {late.collect_at}."
     )
     assert said in kiosk.texts()
-    assert f"trễ hẹn {days} ngày" in ocr_lines(shot) and "xin lỗi" in ocr_lines(shot)
+    assert reads(f"Hồ sơ trễ hẹn {days} ngày. Thành thật xin lỗi quý khách", shot)
 
 
 def test_lookup_garbled_and_not_found_say_what_to_do(kiosk: KioskDriver, tmp_path: Path) -> None:
@@ -221,7 +245,7 @@ def test_lookup_garbled_and_not_found_say_what_to_do(kiosk: KioskDriver, tmp_pat
     texts = kiosk.texts()
     assert any(t.startswith("Không tìm thấy hồ sơ có mã này.") for t in texts)
     assert any("1022" in t and "Quầy hướng dẫn" in t for t in texts)  # where, and whom to call
-    assert "Không tìm thấy hồ sơ" in ocr_lines(shot)
+    assert reads("Không tìm thấy hồ sơ có mã này.", shot)
     kiosk.tap("Nhập lại mã")  # the other way out: an empty field, the pad again
     kiosk.wait_state("lookup", "scan")
     assert kiosk.core.flow.typed == ""
@@ -264,6 +288,7 @@ def test_rating_one_tap_details_after_home_in_five_seconds(kiosk: KioskDriver, t
     assert (ratings[-1].payload["target_kind"], ratings[-1].payload["target_id"]) == ("official", "cb02")
 
     kiosk.runtime.ratings.repeat_interval_s = kiosk.core.config.rating.repeat_interval_s
+    kiosk.wait_state("attract", timeout=10)
     kiosk.tap("Đánh giá mức độ hài lòng")
     kiosk.tap("Hài lòng")
     before = len([e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "rating"])
