@@ -137,4 +137,15 @@ def look(kiosk: KioskDriver, name: str, table: list[Reading] | None = None) -> P
     assert not low, f"{name}: contrast under {MIN_CONTRAST}:1: {[(r.text, round(r.ratio, 1)) for r in low]}"
     if table is not None:
         table.extend(readings)
+    record(png, readings)
     return png
+
+
+def record(png: Path, readings: list[Reading]) -> None:
+    """The lowest contrast of each screenshot, for docs/ux.md's table (artifacts/screens/contrast.tsv)."""
+    lowest = min(readings, key=lambda r: r.ratio)
+    low = lowest
+    fields = (png.name, len(readings), f"{low.ratio:.1f}", low.text, low.foreground, low.background)
+    line = "\t".join(str(f) for f in fields) + "\n"
+    with (png.parent / "contrast.tsv").open("a", encoding="utf-8") as out:
+        out.write(line)
