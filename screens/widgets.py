@@ -141,8 +141,9 @@ class EvenGrid(GridLayout):
 
     def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
         super().add_widget(widget, *args, **kwargs)
-        widget.bind(texture_size=self._even, width=self._even)
-        self._even()
+        if isinstance(widget, BigButton):  # a cell with an officer's photo keeps its own height
+            widget.bind(texture_size=self._even, width=self._even)
+            self._even()
 
     def _even(self, *_: Any) -> None:
         buttons = [c for c in self.children if isinstance(c, BigButton)]

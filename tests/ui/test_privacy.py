@@ -227,7 +227,9 @@ def test_no_personal_data_left_after_the_visit(
 
     events = [m.payload.decode() for m in center.peer.on_prefix(f"{center.base}/event/")]
     kinds = [json.loads(e)["kind"] for e in events]
-    assert {"card_read", "ticket_issued", "ticket_voided", "lookup", "app_error"} <= set(kinds)
+    # the torn ticket is not voided any more: its number was shown on the screen (issue 14); the
+    # printer's fault is what the center hears about
+    assert {"card_read", "ticket_issued", "device_fault", "lookup", "app_error"} <= set(kinds)
     outbox = [json.dumps(e.to_dict(), ensure_ascii=False) for e in kiosk.runtime.journal.pending(limit=10**5)]
     health = [m.payload.decode() for m in center.peer.on(f"{center.base}/health")]
     assert health, "no heartbeat reached the center"
