@@ -469,7 +469,8 @@ class RatingScreen(FlowScreen):
                 body.add_widget(Text(app.tr("rating.not_counted"), size=56, color=BLUE, bold=True))
             body.add_widget(Widget())
             return
-        body.add_widget(Text(app.tr("rating.title"), size=52, bold=True))
+        if flow.state != "details":  # the details screen needs the room: its own heading says it all
+            body.add_widget(Text(app.tr("rating.title"), size=52, bold=True))
         linked = self.linked(app, flow)
         if linked:
             body.add_widget(Text(linked, size=44, color=BLUE, bold=True))
