@@ -532,7 +532,7 @@ class RatingScreen(FlowScreen):
     @staticmethod
     def details(app: KioskApp, body: BoxLayout, flow: RatingFlow) -> None:
         """After the tap: optional, sent by itself when left alone (the tap already counts)."""
-        body.add_widget(Text(app.tr("rating.details_title"), size=46, color=GREEN, bold=True))
+        body.add_widget(Text(app.tr("rating.details_title"), size=44, color=GREEN, bold=True))
         if flow.asks_reasons:
             body.add_widget(Text(app.tr("rating.reasons_title"), size=44))
             grid = EvenGrid(cols=2, spacing=12)
@@ -593,7 +593,7 @@ class RatingScreen(FlowScreen):
                     )
                 body.add_widget(grid)
         body.add_widget(Widget())
-        body.add_widget(BigButton(app.tr("rating.send"), lambda: app.act("send"), color=GREEN))
+        body.add_widget(BigButton(app.tr("rating.send"), lambda: app.act("send"), color=GREEN, height=140))
 
 
 class TechnicianScreen(FlowScreen):
