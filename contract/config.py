@@ -61,6 +61,9 @@ class CitizenSettings:
     result_timeout_s: float = field(default=12.0, metadata={"min": 2, "max": 120})
     notice_vi: str = field(default="", metadata=_NOTICE)
     notice_en: str = field(default="", metadata=_NOTICE)
+    #: spoken guidance (espeak-ng, offline) on at the start of every visit; the citizen's speaker button
+    #: turns it on or off for the visit
+    voice: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,12 @@ class KioskSection(CitizenSettings):
             "pattern_hint": "$argon2id$v=19$m=...,t=...,p=...$<salt>$<hash> (main.py kiosk --hash-pin)",
         },
     )
+    #: the agency code of this center's receipts (``000.00.10.H12``): the look-up's numeric pad fills
+    #: it and the separators, so a citizen types only the digits (date and number); empty: none
+    dossier_agency: str = field(
+        default="",
+        metadata={"pattern": r"([A-Z0-9]{1,8}(\.[A-Z0-9]{1,8}){0,5})?", "pattern_hint": "e.g. 000.00.10.H12"},
+    )
     #: DEPRECATED (unsalted SHA-256 of the PIN, ``sha256:<hex>``): read in this release with a warning
     #: at every start, refused by the next; ignored when ``technician_pin_hash`` is set
     technician_pin_sha256: str = field(
@@ -123,6 +129,38 @@ class NumberingSection:
 
 
 @dataclass(frozen=True)
+class QueueSection:
+    """The center's phone page of the queue (docs/queue.md): when both are set, the ticket's QR is the
+    page of that number, computed offline from the center's phone key (HMAC only)."""
+
+    #: the center's address as seen from the hall's Wi-Fi, e.g. ``https://motcua-benthanh.local``
+    phone_base_url: str = field(
+        default="", metadata={"pattern": r"(https?://[A-Za-z0-9.:-]{1,60})?", "pattern_hint": "https://host"}
+    )
+    #: file holding the phone key in hex (``main.py fleet queue phone-key --center ID``); a secret,
+    #: installed with the kiosk, never pushed; relative paths are relative to the config file
+    phone_key_file: Path | None = None
+
+    @property
+    def phone_page(self) -> bool:
+        return bool(self.phone_base_url) and self.phone_key_file is not None
+
+    def phone_key(self) -> bytes:
+        """The key, or ConfigError naming the file (read when a ticket is printed: the file may be
+        installed after start-up)."""
+        assert self.phone_key_file is not None
+        try:
+            key = bytes.fromhex(self.phone_key_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"queue.phone_key_file {self.phone_key_file}: {exc}") from exc
+        if len(key) < 16:
+            raise ConfigError(
+                f"queue.phone_key_file {self.phone_key_file}: at least 16 bytes (32 hex digits)"
+            )
+        return key
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     kiosk: KioskSection
     display: DisplaySection = field(default_factory=DisplaySection)
@@ -133,6 +171,7 @@ class KioskConfig:
     numbering: NumberingSection = field(default_factory=NumberingSection)
     #: delivery by post, fees by QR, appointments, feedback (docs/visit.md)
     visit: VisitConfig = field(default_factory=VisitConfig)
+    queue: QueueSection = field(default_factory=QueueSection)
     #: the edge agent's section of the same file; the agent validates it (``main.py agent``)
     agent: dict[str, Any] = field(default_factory=dict)
     #: version of the configuration, bumped by the center on every push; reported in health
@@ -170,6 +209,10 @@ def load_config(path: Path, *, with_pushed: bool = True) -> KioskConfig:
         # Relative data dirs are relative to the config file, so a config works from any cwd.
         data_dir = (path.parent / data_dir).resolve()
         config = dataclasses.replace(config, kiosk=dataclasses.replace(config.kiosk, data_dir=data_dir))
+    key_file = config.queue.phone_key_file
+    if key_file is not None and not key_file.is_absolute():
+        queue = dataclasses.replace(config.queue, phone_key_file=(path.parent / key_file).resolve())
+        config = dataclasses.replace(config, queue=queue)
     return apply_pushed(config) if with_pushed else config
 
 

@@ -9,6 +9,7 @@ the whole citizen journey is tested without a window.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -35,8 +36,11 @@ from kiosk.session import CitizenSession
 
 log = logging.getLogger(__name__)
 
-#: screens that are not flows
+#: screens that are not flows. ATTRACT is the idle home: the same screen as HOME (services, look-up,
+#: rating, all one tap away) while nobody uses the kiosk; the first touch starts a session.
 ATTRACT, HOME, OUT_OF_SERVICE = "attract", "home", "out_of_service"
+#: seconds before the idle timeout that the "Tự động về trang chủ sau 20 giây" warning shows
+IDLE_WARNING_S = 20.0
 
 E = TypeVar("E", bound=Effect)
 #: the lane of the journal: events are written (fsync) off the UI thread, in the order they happened
@@ -87,6 +91,11 @@ class KioskCore:
         self.flows: list[Flow] = []  # a stack: identify runs on top of the ticket flow
         self.out_of_service_reason: str | None = None
         self.notice = {"vi": config.current.kiosk.notice_vi, "en": config.current.kiosk.notice_en}
+        #: the citizen's own choices for this visit (reset when it ends): spoken guidance, large text
+        self.voice_on: bool = config.current.kiosk.voice
+        self.large_text = False
+        #: seconds left before the idle timeout while the warning is up, else None
+        self.idle_warning: int | None = None
         config.subscribe(self._config_changed)
         self.pin_guard = PinGuard(clock=clock)
         self._last_touch = clock()
@@ -140,10 +149,12 @@ class KioskCore:
     def touch(self) -> None:
         """Any tap: the citizen is still there."""
         self._last_touch = self.clock()
+        self.idle_warning = None
         if self.screen == ATTRACT:
             self._begin_session()
+            # No redraw: the idle home and the home look the same, and redrawing under the finger
+            # would replace the button the citizen is pressing (one tap must reach it).
             self.screen = HOME
-            self.notify()
 
     def _begin_session(self) -> None:
         self.session = CitizenSession(language=self.language)
@@ -156,10 +167,25 @@ class KioskCore:
             duration = round(self.clock() - self._session_started, 1)
             self.session = None
             self.record(SessionEnded(reason, duration))
-        self.flows.clear()
+        self._leave_flows()
         self.language = self.config.kiosk.language
+        self.voice_on = self.config.kiosk.voice
+        self.large_text = False
+        self.idle_warning = None
         self.screen = OUT_OF_SERVICE if self.out_of_service_reason else ATTRACT
         self.notify()
+
+    def _leave_flows(self) -> None:
+        """Drop every flow, running what each still owes (a rating tapped but not yet sent)."""
+        flows, self.flows = list(self.flows), []
+        for flow in reversed(flows):
+            try:
+                effects = flow.on_leave()
+            except Exception as exc:
+                log.error("leaving %s failed: %s", flow.name, safe_traceback(exc))
+                continue
+            for effect in effects:
+                self._run(flow, effect)  # its outcome is dropped: the flow is gone
 
     def go_home(self) -> None:
         self._last_touch = self.clock()
@@ -169,7 +195,7 @@ class KioskCore:
         # Leaving a flow ends its personal data too: an identified citizen who goes home starts over.
         if self.session is not None and self.session.identity is not None:
             self.session.wipe()
-        self.flows.clear()
+        self._leave_flows()
         if self.session is None:
             self._begin_session()
         self.screen = HOME
@@ -206,15 +232,38 @@ class KioskCore:
         else:
             raise ValueError(f"unknown flow {name!r}")  # a programming error: the screens name flows
         if name != "identify" and not flow.ON_TOP:
-            self.flows.clear()
+            self._leave_flows()
         self.flows.append(flow)
         self.screen = name
         self._state_since = self.clock()
         self.notify()
 
+    def start_ticket(self, service_code: str, *, priority: bool = False) -> None:
+        """One tap on a service of the home screen: the ticket flow opens and takes the number at once."""
+        self.start("ticket")
+        flow = self.flow
+        if isinstance(flow, TicketFlow):
+            if priority:
+                flow.priority = True
+            self.act("choose", code=service_code)
+
+    def toggle_voice(self) -> None:
+        """The citizen's speaker button: spoken guidance on or off for this visit."""
+        self.touch()
+        self.voice_on = not self.voice_on
+        self.notify()
+
+    def toggle_large_text(self) -> None:
+        """The "Chữ lớn" button: larger text on every screen for this visit."""
+        self.touch()
+        self.large_text = not self.large_text
+        self.notify()
+
     def close_flow(self) -> None:
         """Finish the top flow: back to the flow below it (identify → ticket) or home."""
-        self.flows.pop()
+        top = self.flows.pop()
+        for effect in top.on_leave():
+            self._run(top, effect)
         if self.flows:
             below = self.flows[-1]
             if isinstance(below, TicketFlow):
@@ -362,18 +411,24 @@ class KioskCore:
         flow = self.flow
         if flow is not None and flow.busy:
             return  # a device is working; its own timeout ends the wait
-        if (
-            flow is not None
-            and flow.finished
-            and now - self._state_since >= self.config.kiosk.result_timeout_s
-        ):
-            if len(self.flows) > 1:
-                self.close_flow()
-            else:
-                self.end_session("finished")
-            return
-        if now - self._last_touch >= self.config.kiosk.idle_timeout_s:
+        if flow is not None and flow.finished:
+            wait = flow.result_timeout_s or self.config.kiosk.result_timeout_s
+            # A touch on a result screen (a detail chosen) keeps it up a little longer.
+            if now - max(self._state_since, self._last_touch) >= wait:
+                if len(self.flows) > 1:
+                    self.close_flow()
+                else:
+                    self.end_session("finished")
+                return
+        idle = self.config.kiosk.idle_timeout_s
+        left = idle - (now - self._last_touch)
+        if left <= 0:
             self.end_session("timeout")
+            return
+        # Warn while a flow is open (a name, a dossier, a half-typed code on screen); the window polls
+        # this, so the countdown never redraws the screen under it.
+        warn = min(IDLE_WARNING_S, idle / 2)
+        self.idle_warning = max(1, math.ceil(left)) if self.flows and left <= warn else None
 
     # -- service mode, events ------------------------------------------------------------------
     def set_out_of_service(self, reason: str | None) -> None:

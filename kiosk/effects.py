@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from common.errors import DeviceError, MotcuaError
 from common.journal import EventJournal
+from contract.config import ServiceArea
 from contract.events import (
     CardRead,
     DeviceFault,
@@ -23,11 +24,10 @@ from contract.events import (
     EventPayload,
     Lookup,
     TicketIssued,
-    TicketVoided,
 )
 from drivers.card.errors import ReaderMissingError
 from drivers.card.verdict import Verdict
-from drivers.printer.errors import PrinterStateError, PrinterUnavailableError
+from drivers.printer.errors import PrinterError, PrinterStateError, PrinterUnavailableError
 from kiosk import __version__
 from kiosk.config import ConfigHolder, KioskConfig
 from kiosk.core import Route
@@ -36,15 +36,15 @@ from kiosk.flows.identify import ReadCard
 from kiosk.flows.lookup import LookupDossier, PrintDossierStatus, RecordRejectedCode
 from kiosk.flows.rating import SubmitRating
 from kiosk.flows.technician import PrintTestTicket, RunSelfTest, SetServiceMode
-from kiosk.flows.ticket import IssuedTicket, IssueTicket
+from kiosk.flows.ticket import IssuedTicket, IssueTicket, waiting_text
 from kiosk.i18n import Translator
 from kiosk.session import Identity
-from kiosk.ticketing import TicketNumberSource, ticket_qr
+from kiosk.ticketing import AllocatedNumber, TicketNumberSource, ticket_qr_text
 from kiosk.visit_effects import VisitHandlers
 
 if TYPE_CHECKING:
     from drivers.card import CardReaderService
-    from drivers.printer import PrinterStatus, TicketPrinter
+    from drivers.printer import PrinterStatus, TicketContent, TicketPrinter
     from drivers.scanner import Scanner
     from kiosk.dossier import DossierBackend, DossierStatus
     from kiosk.dossier.tally import LookupTally
@@ -196,50 +196,37 @@ class EffectHandlers:
 
     # -- tickets ---------------------------------------------------------------------------------
     def issue_ticket(self, effect: IssueTicket) -> IssuedTicket:
-        from drivers.printer import TicketContent
-
+        """Take a number and print it. A printer that cannot print (no paper, cover open, gone) does not
+        cost the citizen the number: it is issued all the same and shown on the screen (``printed``
+        False), and the fault is noted for the center. Only a number that cannot be had fails."""
         service = self.config.service(effect.service_code)
-        tr = Translator(effect.language)
-        # Ask the printer before taking a number, so an empty printer issues nothing.
-        printer = self._ready_printer()
+        printer: TicketPrinter | None
+        try:
+            printer = self._ready_printer()  # asked first: a known-empty printer is not sent the ticket
+        except PrinterError as exc:
+            log.warning("ticket printer cannot print (%s): the number goes on the screen", exc.code)
+            printer = None
         now = self.now()
         allocated = self.tickets.allocate(service, effect.priority, now)
-        content = TicketContent(
-            center_name=self.config.kiosk.center_name,
-            service_name=service.name_vi if effect.language == "vi" else service.name_en,
-            number=allocated.number,
-            counters=list(service.counters),
-            issued_at=now,
-            waiting_ahead=allocated.waiting_ahead,
-            citizen_name=effect.citizen_name,
-            priority_label=(
-                tr("appointment.ticket_mark", time=effect.appointment_at) if effect.appointment_at
-                else tr("ticket.priority_short") if effect.priority else None
-            ),
-            qr_data=ticket_qr(self.config.kiosk.center_id, allocated.day, allocated.number),
-            footer=tr("ticket.footer"),
-            labels={
-                "your_number": tr("ticket.your_number"),
-                "counter": tr("ticket.counter_label"),
-                "waiting": tr("ticket.waiting_printed"),
-                "time": tr("ticket.issued_at"),
-                "citizen": tr("ticket.citizen_label"),
-                "scan_qr": tr("ticket.scan_qr"),
-            },
-        )
-        try:
-            report = printer.print_ticket(content, checked=True)
-        except MotcuaError as exc:
-            # Not printed = not issued: the number is voided (recorded), never handed out twice.
-            self.tickets.void(allocated, type(exc).__name__)
-            self.record(TicketVoided(allocated.number, service.code, type(exc).__name__))
-            self._note_print_failure("printer", exc)
-            raise
+        printed = False
+        if printer is not None:
+            content = self._ticket_content(effect, service, allocated, now)
+            try:
+                report = printer.print_ticket(content, checked=True)
+            except PrinterError as exc:
+                log.warning("ticket %s not printed (%s): shown on the screen", allocated.number, exc.code)
+                self._note_print_failure("printer", exc)
+            else:
+                printed = True
+                self.note_device("printer", printer_state(report.status_after, printer.config.near_end_alarm))
         self.tickets.confirm(allocated)
         identified = effect.citizen_name is not None
-        self.record(TicketIssued(allocated.number, service.code, effect.priority, identified, allocated.day,
-                                 effect.appointment_at))
-        self.note_device("printer", printer_state(report.status_after, printer.config.near_end_alarm))
+        self.record(
+            TicketIssued(
+                allocated.number, service.code, effect.priority, identified, allocated.day,
+                effect.appointment_at,
+            )
+        )
         return IssuedTicket(
             allocated.number,
             service.code,
@@ -249,6 +236,52 @@ class EffectHandlers:
             allocated.waiting_ahead,
             service.name_vi,
             service.name_en,
+            expected_wait_min=allocated.expected_wait_min if allocated.waiting_ahead is not None else None,
+            printed=printed,
+        )
+
+    def _ticket_content(
+        self, effect: IssueTicket, service: ServiceArea, allocated: AllocatedNumber, now: datetime
+    ) -> TicketContent:
+        """The printed ticket: where to go and how long, in the words the screen uses."""
+        from drivers.printer import TicketContent
+
+        tr = Translator(effect.language)
+        config = self.config
+        counters = ", ".join(service.counters)
+        notes = []
+        wait = waiting_text(tr, allocated.waiting_ahead, allocated.expected_wait_min)
+        if wait:
+            notes.append(wait)
+        notes += [
+            tr("ticket.valid_today", date=f"{now:%d/%m/%Y}"),
+            tr("ticket.hotline", hotline=config.visit.hotline),
+        ]
+        return TicketContent(
+            center_name=config.kiosk.center_name,
+            service_name=service.name_vi if effect.language == "vi" else service.name_en,
+            number=allocated.number,
+            counters=list(service.counters),
+            issued_at=now,
+            waiting_ahead=None,  # said in ``notes`` with the expected wait
+            citizen_name=effect.citizen_name,
+            priority_label=(
+                tr("appointment.ticket_mark", time=effect.appointment_at)
+                if effect.appointment_at
+                else tr("ticket.priority_mark") if effect.priority else None
+            ),
+            qr_data=ticket_qr_text(config.queue, config.kiosk.center_id, allocated.day, allocated.number),
+            footer=tr("ticket.footer"),
+            lead=tr("ticket.lead", number=allocated.number),
+            counter_text=tr("ticket.counter_call", counters=counters) if counters else None,
+            notes=notes,
+            labels={
+                "your_number": tr("ticket.your_number"),
+                "counter": tr("ticket.counter_label"),
+                "time": tr("ticket.issued_at"),
+                "citizen": tr("ticket.citizen_label"),
+                "scan_qr": tr("ticket.scan_phone" if config.queue.phone_page else "ticket.scan_qr"),
+            },
         )
 
     def _note_print_failure(self, device: str, exc: MotcuaError) -> None:
@@ -342,8 +375,14 @@ class EffectHandlers:
                 if authenticity == "failed":  # genuine / not_verified / failed (drivers/card/verdict.py)
                     raise AlteredCardError(f"card failed verification: {record.authenticity_reason}")
                 identity = Identity(
-                    record.full_name, record.birth_date, authenticity, record.birth_date_trusted
+                    record.full_name,
+                    record.birth_date,
+                    authenticity,
+                    record.birth_date_trusted,
+                    sex=record.sex,
                 )
+                # The signature's verdict is for staff (this log, the card_read event), never the citizen.
+                log.info("card read: %s (%s)", authenticity, record.verdict.code)
             finally:
                 record.wipe()  # the kiosk keeps only name and birth date, in the session
             return identity

@@ -206,7 +206,7 @@ class CenterTicketSource:
             "reported = 'allocated', waiting_ahead = ? WHERE request_id = ?",
             (day, seq, number, waiting_ahead, request_id),
         )
-        return AllocatedNumber(number, day, waiting_ahead)
+        return AllocatedNumber(number, day, waiting_ahead, answer.expected_wait_min)
 
     def _refused(self, request_id: str, answer: TicketResponse) -> None:
         """The allocator answered with an error: some errors forbid the offline block too."""

@@ -48,6 +48,8 @@ class Identity:
     authenticity: str  # the card's verdict: "genuine" | "not_verified" (drivers/card/verdict.py)
     #: only a genuine card's birth date may grant priority by age (a clone could carry any date)
     birth_date_trusted: bool = False
+    #: the card's sex field as printed ("Nam" / "Nữ"): only for "Kính chào ông / bà" on the screen
+    sex: str = field(default="", repr=False)
 
     def age_on(self, today: date) -> int | None:
         if self.birth_date is None:
@@ -61,9 +63,20 @@ class Identity:
         if self.birth_date is not None:
             yield from date_forms(self.birth_date)
 
+    @property
+    def honorific_key(self) -> str | None:
+        """The catalog key of "ông" / "bà", or None when the card does not say."""
+        sex = self.sex.strip().lower()
+        if sex in ("nam", "m", "male"):
+            return "identify.mister"
+        if sex in ("nữ", "nu", "f", "female"):
+            return "identify.madam"
+        return None
+
     def wipe(self) -> None:
         self.full_name = ""
         self.birth_date = None
+        self.sex = ""
 
 
 class _HeldIdentity:

@@ -8,6 +8,7 @@ out a number twice: the counter is advanced in the same transaction that records
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from contract.config import ServiceArea
+from contract.queue import phone_token, phone_url
+from kiosk.config import QueueSection
 from kiosk.errors import KioskError
 
 _SCHEMA = """
@@ -51,6 +54,8 @@ class AllocatedNumber:
     number: str
     day: str
     waiting_ahead: int | None
+    #: the allocator's expected wait in minutes; None: unknown (no pace yet, offline): say nothing
+    expected_wait_min: int | None = None
 
 
 class TicketNumberSource(Protocol):
@@ -131,8 +136,25 @@ def ticket_qr(center_id: str, day: str, number: str) -> str:
     return f"{TICKET_QR_PREFIX}{center_id}/{day}/{number}"
 
 
+#: the queue's phone page of one ticket (``contract.queue.phone_url``): ``https://host/q/<token>``
+PHONE_URL = re.compile(r"https?://[A-Za-z0-9.:-]{1,60}/q/[a-z2-7]{16}")
+
+
+def ticket_qr_text(queue: QueueSection, center_id: str, day: str, number: str) -> str:
+    """What the ticket's QR carries: the phone page of that number when the kiosk holds the center's
+    phone key (computed offline: an HMAC), else the rating link ``MOTCUA-TICKET:center/day/number``."""
+    if queue.phone_page:
+        token = phone_token(queue.phone_key(), center_id, day, number)
+        return phone_url(queue.phone_base_url, token)
+    return ticket_qr(center_id, day, number)
+
+
 def parse_ticket_qr(text: str) -> str | None:
-    """``center/day/number`` of a ticket QR, or None when the text is not one."""
+    """The ticket a QR names, as the rating's ``target_id``: ``center/day/number`` of the kiosk's own
+    QR, or the phone page's URL (the center ties that to its ticket), or None when it is neither."""
+    text = text.strip()
+    if PHONE_URL.fullmatch(text.rstrip("/")):
+        return text.rstrip("/")
     if not text.startswith(TICKET_QR_PREFIX):
         return None
     parts = text[len(TICKET_QR_PREFIX) :].split("/")

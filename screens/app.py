@@ -18,12 +18,15 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
+from kivy.uix.modalview import ModalView
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kiosk.core import ATTRACT, HOME, KioskCore
 from kiosk.i18n import Translator, catalog
+from kiosk.voice import VoiceGuide
 from screens.cli import FIRST_FRAME_MESSAGE
 from screens.views import SCREENS, FlowScreen
+from screens.widgets import GREEN, WARM_PANEL, BigButton, Text
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class KioskApp(App):
     clock_text = StringProperty("")
     notice_text = StringProperty("")
     show_footer = BooleanProperty(False)
+    large_text = BooleanProperty(False)
+    voice_on = BooleanProperty(False)
 
     def __init__(
         self,
@@ -83,6 +88,10 @@ class KioskApp(App):
         self.device_states: Callable[[], dict[str, str]] = lambda: {}
         self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0, "lookups": 0}
         self._rendered: tuple[str, str, str] | None = None
+        #: the spoken guidance; the embedding code may give one with its own speaker (tests)
+        self.voice: VoiceGuide | None = None
+        self._idle_view: ModalView | None = None
+        self._idle_text: Text | None = None
 
     # -- building --------------------------------------------------------------------------------
     def build(self) -> KioskRoot:
@@ -95,8 +104,13 @@ class KioskApp(App):
         manager.transition = NoTransition()
         for name, cls in SCREENS.items():
             manager.add_widget(cls(name=name))
+        if self.voice is None:
+            from drivers.voice import Speaker
+
+            self.voice = VoiceGuide(Speaker(), self.core.submit)
         self.core.subscribe(self.refresh)
         Clock.schedule_interval(self.core.pump, 0.05)
+        Clock.schedule_interval(self._show_idle_warning, 0.25)
         Clock.schedule_interval(self.core.tick, 0.5)
         Clock.schedule_interval(self._tick_clock, 1.0)
         self._tick_clock()
@@ -138,19 +152,23 @@ class KioskApp(App):
         if core.language != self.language:
             self.language = core.language
             self._translator = Translator(core.language)
-        self.notice_text = core.notice.get(self.language, "") if core.screen != ATTRACT else ""
-        self.show_footer = core.screen not in (ATTRACT, HOME, "out_of_service")
+        self.notice_text = core.notice.get(self.language, "")
+        self.large_text = core.large_text
+        self.voice_on = core.voice_on
+        self.show_footer = core.screen not in (ATTRACT, HOME, "out_of_service") and not self._full_screen()
         root = self.root
         if root is None:
             return
         manager: ScreenManager = root.ids.screens
-        if manager.current != core.screen:
+        # The idle home is the home: the same screen, so the first tap reaches its buttons.
+        name = HOME if core.screen == ATTRACT else core.screen
+        if manager.current != name:
             previous = manager.current_screen
-            manager.current = core.screen
+            manager.current = name
             if isinstance(previous, FlowScreen):
                 # A screen left behind keeps its widgets (and a citizen's name) in memory: drop them.
                 previous.clear()
-        screen = manager.get_screen(core.screen)
+        screen = manager.get_screen(name)
         assert isinstance(screen, FlowScreen)
         try:
             screen.render(self)
@@ -158,6 +176,47 @@ class KioskApp(App):
             log.exception("rendering %s failed", core.screen)
             if core.screen != HOME:
                 core.go_home()
+            return
+        if self.voice is not None:
+            self.voice.on_change(core)
+
+    def _full_screen(self) -> bool:
+        """End screens that carry their own one button (or none): no Quay lại that invites a second go."""
+        flow = self.core.flow
+        state = flow.state if flow is not None else None
+        return (self.core.screen, state) in (
+            ("ticket", "done"),
+            ("ticket", "printing"),
+            ("identify", "done"),
+            ("identify", "reading"),
+            ("rating", "thanks"),
+            ("rating", "not_counted"),
+            ("rating", "sending"),
+        )
+
+    def _show_idle_warning(self, *_: Any) -> None:
+        """The "Tự động về trang chủ sau 20 giây" warning over the screen, with "Tiếp tục"."""
+        seconds = self.core.idle_warning
+        if seconds is None:
+            if self._idle_view is not None:
+                self._idle_view.dismiss()
+                self._idle_view = None
+            return
+        text = self.tr("common.idle_warning", seconds=seconds)
+        if self._idle_view is None:
+            view = ModalView(size_hint=(0.86, None), height=self.u * 620, auto_dismiss=False)
+            view.background = ""
+            view.background_color = WARM_PANEL
+            box = BoxLayout(orientation="vertical", padding=self.u * 40, spacing=self.u * 30)
+            self._idle_text = Text(text, size=52, bold=True)
+            box.add_widget(self._idle_text)
+            box.add_widget(Text(self.tr("common.idle_question"), size=44))
+            box.add_widget(BigButton(self.tr("common.continue"), self.core.touch, color=GREEN, size=56))
+            view.add_widget(box)
+            view.open(animation=False)
+            self._idle_view = view
+        elif self._idle_text is not None:
+            self._idle_text.text = text
 
     # -- taps (kv and screens call these) ----------------------------------------------------------
     def start(self, flow: str) -> None:
@@ -169,9 +228,30 @@ class KioskApp(App):
     def home(self) -> None:
         self.core.go_home()
 
+    def finish(self) -> None:
+        """ "Hoàn tất": the visit is over (a ticket in hand); the next citizen finds the home."""
+        self.core.end_session("finished")
+
+    def quick_ticket(self, service_code: str, priority: bool = False) -> None:
+        self.core.start_ticket(service_code, priority=priority)
+
+    def priority_ticket(self) -> None:
+        self.core.start("ticket")
+        self.core.act("set_priority", on=True)
+
+    def id_card_ticket(self) -> None:
+        self.core.start("ticket")
+        self.core.start("identify")
+
+    def toggle_voice(self) -> None:
+        self.core.toggle_voice()
+
+    def toggle_large_text(self) -> None:
+        self.core.toggle_large_text()
+
     def back(self) -> None:
         flow = self.core.flow
-        if flow is not None and flow.name == "rating" and flow.state == "reasons":
+        if flow is not None and flow.name == "rating" and flow.state == "details":
             self.core.act("back")
         elif len(self.core.flows) > 1:
             self.core.close_flow()

@@ -57,6 +57,8 @@ class KioskDriver:
         self.core = runtime.core
         self.loop = EventLoop
         self.shots: list[Path] = []
+        #: touches the citizen made (tap, tap_widget, tap_at): what the tests count per flow
+        self.taps = 0
         self.screens_dir = screens_dir
         self._fonts: dict[str, set[int]] = {}
 
@@ -90,7 +92,7 @@ class KioskDriver:
     def visible_widgets(self) -> list[Any]:
         manager = self.app.root.ids.screens
         current = manager.current_screen
-        roots = [self.app.root.ids.header, self.app.root.ids.notice, current]
+        roots = [self.app.root.ids.header, self.app.root.ids.toolbar, self.app.root.ids.notice, current]
         if self.app.show_footer:
             roots.append(self.app.root.ids.footer)
         return [w for root in roots for w in root.walk(restrict=True) if getattr(w, "opacity", 1) > 0]
@@ -124,11 +126,14 @@ class KioskDriver:
         parent = widget.parent
         # Stop at the app's root: above it is the Window, whose parent is itself.
         while parent is not None and parent is not self.app.root and not isinstance(parent, ScrollView):
+            if parent.parent is parent:  # the Window (a modal view sits right on it)
+                break
             parent = parent.parent
         if isinstance(parent, ScrollView):
             parent.scroll_to(widget, padding=10, animate=False)
             self.frames(2)
         x, y = widget.to_window(*widget.center)
+        self.taps += 1
         touch = UnitTestTouch(x, y)
         touch.touch_down()
         self.frames(1)
@@ -142,6 +147,7 @@ class KioskDriver:
     def tap_at(self, x: float, y: float, hold_s: float = 0.0) -> None:
         from kivy.tests.common import UnitTestTouch
 
+        self.taps += 1
         touch = UnitTestTouch(x, y)
         touch.touch_down()
         end = time.monotonic() + hold_s
@@ -191,7 +197,7 @@ class KioskDriver:
         return target
 
     def reset(self) -> None:
-        """Back to the attract screen with a fresh session, devices healthy."""
+        """Back to the idle home with no session, devices healthy, the tap count at 0."""
         sim = self.runtime.simulator
         sim.printer({"paper": "ok", "cover_open": False, "online": True})
         sim.scanner({"present": True})
@@ -202,6 +208,7 @@ class KioskDriver:
         self.runtime.poll_devices()  # the screens show device states: make them current
         self.core.end_session("test")
         self.frames(3)
+        self.taps = 0
 
 
 def boot_kiosk(config: Any, display: str, screens_dir: Path) -> KioskDriver:

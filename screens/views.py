@@ -19,8 +19,27 @@ from kiosk.flows.identify import IdentifyFlow
 from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.rating import RatingFlow
 from kiosk.flows.technician import TechnicianFlow
-from kiosk.flows.ticket import TicketFlow
-from screens.widgets import AMBER, BLUE, DARK, GREEN, GREY, RED, BigButton, Face, Panel, Text, u
+from kiosk.flows.ticket import IssuedTicket, TicketFlow, is_open, waiting_text
+from screens.widgets import (
+    AMBER,
+    BLUE,
+    DARK,
+    GREEN,
+    GREY,
+    PANEL,
+    RED,
+    WARM_PANEL,
+    BigButton,
+    CardFrontPicture,
+    CardReaderPicture,
+    EvenGrid,
+    Face,
+    IconButton,
+    Panel,
+    Text,
+    text_scale,
+    u,
+)
 
 if TYPE_CHECKING:
     from screens.app import KioskApp
@@ -44,17 +63,101 @@ class FlowScreen(Screen):
             body.add_widget(Text(app.tr(key), size=44, color=RED, bold=True))
 
 
-class AttractScreen(FlowScreen):
+def service_grid(app: KioskApp, *, priority: bool) -> GridLayout:
+    """Every service area on one screen, two columns: one tap takes the number."""
+    flow = app.core.flow
+    now = app.core.now()
+    services = app.core.config.services
+    grid = EvenGrid(cols=2 if len(services) > 3 else 1)
+    for service in services:
+        name = service.name_vi if app.language == "vi" else service.name_en
+        counters = app.tr("ticket.counters", counters=", ".join(service.counters))
+        if is_open(service, now):
+            if isinstance(flow, TicketFlow):
+                tap = partial(app.act, "choose", code=service.code)
+            else:
+                tap = partial(app.quick_ticket, service.code, priority)
+            grid.add_widget(
+                BigButton(
+                    f"[b]{name}[/b]\n[size={int(40 * u() * text_scale())}]{counters}[/size]",
+                    tap,
+                    color=AMBER if priority else BLUE,
+                    size=44,
+                    height=140,
+                    markup=True,
+                )
+            )
+        else:
+            # Not a disabled button (grey on grey reads as broken): a panel that says why.
+            grid.add_widget(
+                Panel(f"{name}: {app.tr('home.service_unavailable')}", PANEL, size=40, color=GREY)
+            )
+    return grid
+
+
+def help_line(app: KioskApp) -> Text:
+    return Text(app.tr("common.help", hotline=app.core.config.visit.hotline), size=40, color=GREY)
+
+
+class HomeScreen(FlowScreen):
+    """The idle screen is the home: every service one tap from a ticket, look-up and rating below."""
+
     def build(self, app: KioskApp, body: BoxLayout) -> None:
+        body.add_widget(Text(app.tr("home.greeting"), size=48, bold=True, color=BLUE))
+        if app.device_states().get("printer", "ok") in PRINTER_PROBLEM_KEYS:
+            # Tickets still work: the number shows on the screen. Say so before the citizen chooses.
+            body.add_widget(Panel(app.tr("home.printer_notice"), WARM_PANEL, size=42, color=RED, bold=True))
+        body.add_widget(Text(app.tr("home.choose_service"), size=42, halign="left"))
+        body.add_widget(service_grid(app, priority=False))
+        body.add_widget(
+            IconButton(
+                f"[b]{app.tr('home.priority')}[/b]\n[size={int(40 * u() * text_scale())}]"
+                f"{app.tr('home.priority_who')}[/size]",
+                app.priority_ticket,
+                "priority",
+                color=AMBER,
+                size=48,
+                height=200,
+                markup=True,
+            )
+        )
+        if (
+            app.core.config.devices.card_reader.enabled
+            and app.device_states().get("card_reader") != "missing"
+        ):
+            body.add_widget(
+                IconButton(
+                    app.tr("home.use_id_card"), app.id_card_ticket, "card", color=GREY, size=44, height=130
+                )
+            )
         body.add_widget(Widget())
-        body.add_widget(Text(app.center_name, size=64, color=BLUE, bold=True))
-        body.add_widget(Text(app.tr("home.greeting"), size=52))
-        body.add_widget(Widget())
-        body.add_widget(Text(app.tr("attract.touch_to_start"), size=60, color=GREEN, bold=True))
-        body.add_widget(Widget())
+        row = EvenGrid(cols=2)
+        row.add_widget(
+            IconButton(
+                app.tr("home.lookup"),
+                partial(app.start, "lookup"),
+                "search",
+                above=True,
+                color=GREEN,
+                size=44,
+                height=200,
+            )
+        )
+        row.add_widget(
+            IconButton(
+                app.tr("home.rating"),
+                partial(app.start, "rating"),
+                "face",
+                above=True,
+                color=GREEN,
+                size=44,
+                height=200,
+            )
+        )
+        body.add_widget(row)
 
 
-#: printer state -> what the citizen is told instead of offering a ticket
+#: printer state -> what the citizen is told (the technician screen names the state itself)
 PRINTER_PROBLEM_KEYS = {
     "paper_out": "printer.paper_out",
     "cover_open": "printer.cover_open",
@@ -63,37 +166,11 @@ PRINTER_PROBLEM_KEYS = {
 }
 
 
-class HomeScreen(FlowScreen):
-    def build(self, app: KioskApp, body: BoxLayout) -> None:
-        body.add_widget(Text(app.tr("home.greeting"), size=60, bold=True))
-        body.add_widget(Widget(size_hint_y=None, height=40 * u()))
-        problem = PRINTER_PROBLEM_KEYS.get(app.device_states().get("printer", "ok"))
-        if problem is None:
-            body.add_widget(
-                BigButton(app.tr("home.ticket"), partial(app.start, "ticket"), size=64, height=300)
-            )
-        else:
-            # Say so before the citizen chooses, and keep the other services open.
-            body.add_widget(
-                Panel(
-                    f"[b]{app.tr('home.ticket')}[/b]\n{app.tr(problem)}",
-                    (1, 0.9, 0.88, 1),
-                    size=44,
-                    color=RED,
-                    markup=True,
-                    padding=(20 * u(), 40 * u()),
-                )
-            )
-        for flow, key in (("lookup", "home.lookup"), ("rating", "home.rating")):
-            body.add_widget(BigButton(app.tr(key), partial(app.start, flow), size=64, height=300))
-        body.add_widget(Widget())
-
-
 class OutOfServiceScreen(FlowScreen):
     def build(self, app: KioskApp, body: BoxLayout) -> None:
-        body.add_widget(Widget())
         body.add_widget(Text(app.tr("out_of_service.title"), size=72, color=RED, bold=True))
         body.add_widget(Text(app.tr("out_of_service.body"), size=48))
+        body.add_widget(help_line(app))
         body.add_widget(Widget())
 
 
@@ -102,139 +179,144 @@ class TicketScreen(FlowScreen):
         flow = app.core.flow
         assert isinstance(flow, TicketFlow)
         if flow.state == "choose_service":
-            body.add_widget(Text(app.tr("ticket.choose_service"), size=60, bold=True))
+            if flow.priority:
+                body.add_widget(Text(app.tr("ticket.priority_title"), size=56, bold=True, color=AMBER))
+                body.add_widget(Text(app.tr("ticket.priority"), size=40))
             identity = app.core.session.identity if app.core.session else None
             if identity is not None:
-                body.add_widget(
-                    Text(app.tr("identify.hello_name", name=identity.full_name), size=44, color=GREEN)
-                )
-            elif (
-                app.core.config.devices.card_reader.enabled
+                title_key = identity.honorific_key
+                title = app.tr(title_key) if title_key else ""
+                hello = app.tr("identify.hello_name", title=title, name=identity.full_name)
+                body.add_widget(Text(" ".join(hello.split()), size=48, color=GREEN, bold=True))
+            body.add_widget(Text(app.tr("ticket.choose_service"), size=48, bold=True))
+            body.add_widget(service_grid(app, priority=flow.priority))
+            if (
+                identity is None
+                and app.core.config.devices.card_reader.enabled
                 and app.device_states().get("card_reader") != "missing"
             ):
                 body.add_widget(
-                    BigButton(
+                    IconButton(
                         app.tr("ticket.use_id_card"),
                         lambda: app.start("identify"),
+                        "card",
                         color=GREY,
-                        size=40,
+                        size=44,
                         height=130,
                     )
                 )
-            mark = f" ({app.tr('common.selected')})" if flow.priority else ""
-            body.add_widget(
-                BigButton(
-                    app.tr("ticket.priority") + mark,
-                    lambda: app.act("toggle_priority"),
-                    color=AMBER if flow.priority else GREY,
-                    size=36,
-                    height=170,
-                )
-            )
-            open_codes = {s.code for s in flow.open_services()}
-            for service in app.core.config.services:
-                name = service.name_vi if app.language == "vi" else service.name_en
-                if service.code in open_codes:
-                    counters = app.tr("ticket.counters", counters=", ".join(service.counters))
-                    body.add_widget(
-                        BigButton(
-                            f"{name}\n[size={int(34 * u())}]{counters}[/size]",
-                            partial(app.act, "choose", code=service.code),
-                            size=50,
-                            height=190,
-                            markup=True,
-                        )
-                    )
-                else:
-                    body.add_widget(
-                        BigButton(
-                            f"{name} — {app.tr('home.service_unavailable')}",
-                            lambda: None,
-                            color=GREY,
-                            size=44,
-                            height=150,
-                            disabled=True,
-                        )
-                    )
+            body.add_widget(Widget())
         elif flow.state == "printing":
             body.add_widget(Widget())
             body.add_widget(Text(app.tr("ticket.printing"), size=64, bold=True))
             body.add_widget(Widget())
         elif flow.state == "done" and flow.ticket is not None:
-            ticket = flow.ticket
-            body.add_widget(Text(app.tr("ticket.your_number"), size=52))
-            body.add_widget(Text(ticket.number, size=220, color=BLUE, bold=True))
-            if ticket.priority:
-                body.add_widget(Text(app.tr("ticket.priority_short"), size=52, color=AMBER, bold=True))
-            body.add_widget(Text(ticket.service_name(app.language), size=52, bold=True))
-            if ticket.waiting_ahead is not None:
-                body.add_widget(Text(app.tr("ticket.waiting", count=ticket.waiting_ahead), size=48))
-            body.add_widget(
-                Text(app.tr("ticket.go_to_counter", counters=", ".join(ticket.counters)), size=44)
-            )
-            body.add_widget(Text(app.tr("ticket.take_ticket"), size=44, color=GREEN, bold=True))
-            body.add_widget(Widget())
+            self.ticket_done(app, body, flow.ticket)
         elif flow.state == "failed":
-            body.add_widget(Widget())
             self.error(app, body, flow.error_key)
             body.add_widget(Text(app.tr("ticket.print_failed"), size=44))
-            body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry")))
+            body.add_widget(help_line(app))
             body.add_widget(Widget())
+            body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry"), color=GREEN))
+
+    @staticmethod
+    def ticket_done(app: KioskApp, body: BoxLayout, ticket: IssuedTicket) -> None:
+        """Where to go and how long, the counter in bold; "Hoàn tất" (not "Quay lại": no second ticket)."""
+        body.add_widget(Text(app.tr("ticket.your_number"), size=48))
+        body.add_widget(Text(ticket.number, size=200, color=BLUE, bold=True))
+        if ticket.priority:
+            body.add_widget(Text(app.tr("ticket.priority_mark"), size=56, color=AMBER, bold=True))
+        body.add_widget(Text(ticket.service_name(app.language), size=52, bold=True))
+        counters = ", ".join(ticket.counters)
+        body.add_widget(
+            Panel(
+                f"{app.tr('ticket.lead', number=ticket.number)}\n"
+                f"[b][size={int(64 * u() * text_scale())}]{app.tr('ticket.counter_call', counters=counters)}"
+                "[/size][/b]",
+                PANEL,
+                size=44,
+                markup=True,
+                padding=(20 * u(), 24 * u()),
+            )
+        )
+        wait = waiting_text(app.tr, ticket.waiting_ahead, ticket.expected_wait_min)
+        if wait:
+            body.add_widget(Text(wait, size=44, bold=True))
+        issued = ticket.issued_at
+        body.add_widget(
+            Text(
+                f"{app.tr('ticket.issued_at', date=f'{issued:%d/%m/%Y}', time=f'{issued:%H:%M}')} · "
+                f"{app.tr('ticket.hotline', hotline=app.core.config.visit.hotline)}",
+                size=40,
+                color=GREY,
+            )
+        )
+        if ticket.printed:
+            body.add_widget(Text(app.tr("ticket.take_ticket"), size=46, color=GREEN, bold=True))
+        else:
+            body.add_widget(Text(app.tr("ticket.not_printed"), size=46, color=RED, bold=True))
+        body.add_widget(Widget())
+        body.add_widget(BigButton(app.tr("common.done"), app.finish, color=GREEN, size=56))
 
 
 class IdentifyScreen(FlowScreen):
     def build(self, app: KioskApp, body: BoxLayout) -> None:
         flow = app.core.flow
         assert isinstance(flow, IdentifyFlow)
-        body.add_widget(Text(app.tr("identify.title"), size=56, bold=True))
-        if flow.state == "scan_qr":
-            body.add_widget(Text(app.tr("identify.scan_qr_first"), size=48))
-            body.add_widget(Text(app.tr("identify.privacy"), size=34, color=GREY))
-            self.error(app, body, flow.error_key)
-            body.add_widget(Text(app.tr("identify.can_hint"), size=36))
-            body.add_widget(Text("•" * len(flow.can_typed) or " ", size=56))
-            pad = GridLayout(cols=6, size_hint_y=None, height=2 * 120 * u(), spacing=10 * u())
-            for key in "1234567890":
-                pad.add_widget(BigButton(key, partial(app.act, "digit", digit=key), size=48, height=110))
-            pad.add_widget(
-                BigButton(
-                    app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=28, height=110
-                )
-            )
-            pad.add_widget(
-                BigButton(
-                    app.tr("identify.can_submit"), lambda: app.act("can"), color=GREEN, size=32, height=110
-                )
-            )
-            body.add_widget(pad)
-            body.add_widget(BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, height=150))
-        elif flow.state == "reading":
+        if flow.state == "done":
+            # Full screen, with a chime (kiosk/voice.py): the card must not be forgotten on the reader.
             body.add_widget(Widget())
+            body.add_widget(Text(app.tr("identify.take_card"), size=88, color=GREEN, bold=True))
+            body.add_widget(CardReaderPicture())
+            body.add_widget(Widget())
+            return
+        body.add_widget(Text(app.tr("identify.title"), size=52, bold=True))
+        if flow.state == "scan_qr":
+            body.add_widget(Text(app.tr("identify.privacy"), size=40, color=GREY))
+            body.add_widget(Text(app.tr("identify.scan_qr_first"), size=44))
+            body.add_widget(CardReaderPicture(height=200))
+            self.error(app, body, flow.error_key)
+            body.add_widget(Text(app.tr("identify.can_hint"), size=40))
+            body.add_widget(CardFrontPicture(height=130))
+            # The digits themselves, spaced: the citizen checks them against the card (six digits
+            # printed on a card in the citizen's own hand are not a secret worth hiding).
+            typed = " ".join(flow.can_typed.ljust(6, "_"))
+            body.add_widget(Panel(typed, PANEL, size=64, bold=True, color=DARK))
+            pad = GridLayout(cols=5, size_hint_y=None, spacing=12 * u())
+            pad.bind(minimum_height=pad.setter("height"))
+            for key in "1234567890":
+                pad.add_widget(BigButton(key, partial(app.act, "digit", digit=key), size=56, height=125))
+            body.add_widget(pad)
+            actions = EvenGrid(cols=3, spacing=12)
+            actions.add_widget(
+                BigButton(
+                    app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=44, height=125
+                )
+            )
+            actions.add_widget(
+                BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, size=44, height=125)
+            )
+            actions.add_widget(
+                BigButton(
+                    app.tr("identify.can_submit"), lambda: app.act("can"), color=GREEN, size=44, height=125
+                )
+            )
+            body.add_widget(actions)
+        elif flow.state == "reading":
             body.add_widget(Text(app.tr("identify.place_card"), size=56, color=BLUE, bold=True))
+            body.add_widget(CardReaderPicture())
             body.add_widget(Text(app.tr("identify.keep_still"), size=48))
             body.add_widget(Widget())
-        elif flow.state == "done":
-            identity = app.core.session.identity if app.core.session else None
-            body.add_widget(Widget())
-            body.add_widget(Text(app.tr("identify.done"), size=52, color=GREEN, bold=True))
-            if identity is not None:
-                body.add_widget(
-                    Text(app.tr("identify.hello_name", name=identity.full_name), size=56, bold=True)
-                )
-                key = "identify.genuine" if identity.authenticity == "genuine" else "identify.not_verified"
-                body.add_widget(
-                    Text(app.tr(key), size=36, color=GREEN if key == "identify.genuine" else AMBER)
-                )
-            body.add_widget(BigButton(app.tr("common.continue"), app.core.close_flow))
-            body.add_widget(Widget())
         elif flow.state == "failed":
-            body.add_widget(Widget())
             self.error(app, body, flow.error_key)
-            body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry")))
-            body.add_widget(BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, height=150))
+            body.add_widget(CardReaderPicture(height=260))
+            body.add_widget(help_line(app))
             body.add_widget(Widget())
+            body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry"), color=GREEN))
+            body.add_widget(BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, height=150))
 
 
+#: the full keyboard, behind the numeric pad, for codes of another agency
 KEYBOARD_ROWS = ("1234567890", "QWERTYUIOP", "ASDFGHJKL.", "ZXCVBNM-")
 
 
@@ -242,42 +324,9 @@ class LookupScreen(FlowScreen):
     def build(self, app: KioskApp, body: BoxLayout) -> None:
         flow = app.core.flow
         assert isinstance(flow, LookupFlow)
-        body.add_widget(Text(app.tr("lookup.title"), size=56, bold=True))
+        body.add_widget(Text(app.tr("lookup.title"), size=52, bold=True))
         if flow.state == "scan":
-            if app.device_states().get("scanner", "ok") == "ok":
-                body.add_widget(Text(app.tr("lookup.scan_hint"), size=46, color=BLUE))
-            else:
-                body.add_widget(Text(app.tr("scanner.error"), size=42, color=AMBER, bold=True))
-            self.error(app, body, flow.error_key)
-            body.add_widget(Text(app.tr("lookup.type_hint"), size=40))
-            body.add_widget(
-                Text(
-                    flow.typed or app.tr("lookup.format_hint"),
-                    size=48,
-                    color=DARK if flow.typed else GREY,
-                    bold=bool(flow.typed),
-                )
-            )
-            for row in KEYBOARD_ROWS:
-                line = GridLayout(cols=len(row), size_hint_y=None, height=110 * u(), spacing=8 * u())
-                for char in row:
-                    line.add_widget(BigButton(char, partial(app.act, "type", char=char), size=44, height=110))
-                body.add_widget(line)
-            actions = GridLayout(cols=3, size_hint_y=None, height=130 * u(), spacing=12 * u())
-            actions.add_widget(
-                BigButton(
-                    app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=40, height=130
-                )
-            )
-            actions.add_widget(
-                BigButton(app.tr("lookup.clear"), lambda: app.act("clear"), color=GREY, size=40, height=130)
-            )
-            actions.add_widget(
-                BigButton(
-                    app.tr("lookup.search"), lambda: app.act("submit"), color=GREEN, size=44, height=130
-                )
-            )
-            body.add_widget(actions)
+            self.scan(app, body, flow)
         elif flow.state in ("searching", "printing"):
             body.add_widget(Widget())
             body.add_widget(
@@ -287,36 +336,110 @@ class LookupScreen(FlowScreen):
             )
             body.add_widget(Widget())
         elif flow.state == "found" and flow.status is not None:
-            status = flow.status
-            today = app.core.now().date()
-            overdue = status.overdue_days(today)
-            body.add_widget(Text(status.status.label(app.language), size=56, color=BLUE, bold=True))
-            if overdue > 0:
-                body.add_widget(Text(app.tr("lookup.overdue", days=overdue), size=48, color=RED, bold=True))
-            for label, value in status.summary_lines(today, app.language):
-                if label:  # the unlabelled line is the overdue flag, shown in red above
-                    body.add_widget(Text(f"{label}: [b]{value}[/b]", size=38, halign="left", markup=True))
-            if status.timeline:
-                body.add_widget(Text(app.tr("lookup.timeline"), size=40, bold=True, halign="left"))
-                for day, step in status.timeline:
-                    body.add_widget(Text(f"{day:%d/%m/%Y} — {step}", size=34, halign="left", color=GREY))
-            self.error(app, body, flow.error_key)
-            if flow.printed:
-                body.add_widget(Text(app.tr("lookup.printed"), size=42, color=GREEN, bold=True))
-            else:
-                body.add_widget(
-                    BigButton(app.tr("lookup.print_status"), lambda: app.act("print"), height=150)
-                )
+            self.found(app, body, flow)
         elif flow.state in ("not_found", "unavailable"):
-            body.add_widget(Widget())
             self.error(app, body, flow.error_key)
             if flow.code is not None:
-                body.add_widget(Text(f"{app.tr('lookup.code')}: {flow.code.text}", size=40))
-            if flow.state == "unavailable":
-                body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry")))
-            body.add_widget(BigButton(app.tr("common.back"), lambda: app.act("again"), color=GREY))
+                body.add_widget(Text(f"{app.tr('lookup.code')}: {flow.code.text}", size=44, bold=True))
+            body.add_widget(help_line(app))
             body.add_widget(Widget())
+            if flow.state == "unavailable":
+                body.add_widget(BigButton(app.tr("common.retry"), lambda: app.act("retry"), color=GREEN))
+            body.add_widget(BigButton(app.tr("lookup.type_again"), lambda: app.act("again"), color=BLUE))
 
+    @staticmethod
+    def scan(app: KioskApp, body: BoxLayout, flow: LookupFlow) -> None:
+        if app.device_states().get("scanner", "ok") == "ok":
+            body.add_widget(Text(app.tr("lookup.scan_hint"), size=44, color=BLUE, bold=True))
+            body.add_widget(Text(app.tr("lookup.type_hint"), size=40))
+        else:
+            body.add_widget(Text(app.tr("scanner.error"), size=44, color=RED, bold=True))
+        FlowScreen.error(app, body, flow.error_key)
+        # A framed field: what is typed, never the example in its place.
+        body.add_widget(Panel(flow.typed or " ", PANEL, size=48, bold=True, color=DARK))
+        body.add_widget(Text(app.tr("lookup.format_hint"), size=40, color=GREY))
+        body.add_widget(Widget())  # the keys in the lower part, where hands are; the text stays on top
+        if flow.letters:
+            for row in KEYBOARD_ROWS:
+                line = GridLayout(cols=len(row), size_hint_y=None, height=125 * u(), spacing=6 * u())
+                for char in row:
+                    line.add_widget(BigButton(char, partial(app.act, "type", char=char), size=44, height=125))
+                body.add_widget(line)
+        else:
+            pad = GridLayout(cols=5, size_hint_y=None, spacing=12 * u())
+            pad.bind(minimum_height=pad.setter("height"))
+            for key in "1234567890":
+                pad.add_widget(BigButton(key, partial(app.act, "digit", digit=key), size=56, height=125))
+            body.add_widget(pad)
+        actions = GridLayout(cols=3, size_hint_y=None, spacing=12 * u())
+        actions.bind(minimum_height=actions.setter("height"))
+        actions.add_widget(
+            BigButton(
+                app.tr("common.delete_one"), lambda: app.act("backspace"), color=GREY, size=44, height=125
+            )
+        )
+        actions.add_widget(
+            BigButton(
+                "123" if flow.letters else "ABC",
+                lambda: app.act("letters", on=not flow.letters),
+                color=GREY,
+                size=44,
+                height=125,
+            )
+        )
+        actions.add_widget(
+            BigButton(app.tr("lookup.search"), lambda: app.act("submit"), color=GREEN, size=48, height=125)
+        )
+        body.add_widget(actions)
+
+    @staticmethod
+    def found(app: KioskApp, body: BoxLayout, flow: LookupFlow) -> None:
+        """One card: status, due date, one instruction; an overdue dossier with an apology and whom to see."""
+        status = flow.status
+        assert status is not None
+        today = app.core.now().date()
+        overdue = status.overdue_days(today)
+        body.add_widget(Text(status.status.label(app.language), size=60, color=BLUE, bold=True))
+        facts = [
+            f"{app.tr('lookup.code')}: [b]{status.code.text}[/b]",
+            f"{app.tr('lookup.procedure')}: [b]{status.procedure_name}[/b]",
+            f"{app.tr('lookup.due_on')}: [b]{status.due_on:%d/%m/%Y}[/b]",
+        ]
+        if status.collect_at:
+            facts.append(f"{app.tr('lookup.collect_at')}: [b]{status.collect_at}[/b]")
+        body.add_widget(
+            Panel("\n".join(facts), PANEL, size=42, markup=True, halign="left", padding=(24 * u(), 20 * u()))
+        )
+        if overdue > 0:
+            place = status.collect_at or app.tr("lookup.help_desk")
+            body.add_widget(
+                Panel(
+                    app.tr("lookup.overdue", days=overdue, place=place),
+                    WARM_PANEL,
+                    size=46,
+                    color=RED,
+                    bold=True,
+                )
+            )
+        else:
+            body.add_widget(Text(app.tr(NEXT_STEP[status.status.value]), size=46, bold=True, color=GREEN))
+        FlowScreen.error(app, body, flow.error_key)
+        body.add_widget(Widget())
+        if flow.printed:
+            body.add_widget(Text(app.tr("lookup.printed"), size=44, color=GREEN, bold=True))
+        else:
+            body.add_widget(BigButton(app.tr("lookup.print_status"), lambda: app.act("print"), height=150))
+
+
+#: the one instruction of a dossier's state (an overdue one gets the apology instead)
+NEXT_STEP = {
+    "received": "lookup.next_waiting",
+    "in_progress": "lookup.next_waiting",
+    "awaiting_documents": "lookup.next_more",
+    "result_ready": "lookup.next_ready",
+    "returned": "lookup.next_returned",
+    "rejected": "lookup.next_rejected",
+}
 
 #: catalog keys of the faces, worst first, by scale size
 FACE_KEYS = {
@@ -330,34 +453,30 @@ FACE_KEYS = {
         "rating.very_satisfied",
     ),
 }
-FACE_COLOURS = (RED, (0.9, 0.4, 0.1, 1), AMBER, (0.4, 0.65, 0.2, 1), GREEN)
+#: worst to best; each carries white text at 7:1 or more
+FACE_COLOURS = (RED, (0.5, 0.18, 0.0, 1), AMBER, (0.2, 0.36, 0.05, 1), GREEN)
 
 
 class RatingScreen(FlowScreen):
     def build(self, app: KioskApp, body: BoxLayout) -> None:
         flow = app.core.flow
         assert isinstance(flow, RatingFlow)
-        body.add_widget(Text(app.tr("rating.title"), size=56, bold=True))
-        if flow.target_kind == "ticket":
-            body.add_widget(
-                Text(
-                    app.tr("rating.linked_ticket", number=flow.target_id.rsplit("/", 1)[-1]),
-                    size=40,
-                    color=BLUE,
-                )
-            )
-        elif flow.target_kind == "dossier":
-            body.add_widget(Text(app.tr("rating.linked_dossier", code=flow.target_id), size=40, color=BLUE))
-        elif flow.target_kind == "counter":
-            body.add_widget(
-                Text(app.tr("rating.linked_counter", counter=flow.target_id), size=40, color=BLUE)
-            )
-        elif flow.target_kind == "official":
-            names = {official.id: official.name for official in app.core.config.rating.officials}
-            official_name = names.get(flow.target_id, flow.target_id)
-            body.add_widget(Text(app.tr("rating.linked_official", name=official_name), size=40, color=BLUE))
+        if flow.state in ("thanks", "not_counted"):
+            body.add_widget(Widget())
+            if flow.state == "thanks":
+                body.add_widget(Text(app.tr("rating.thanks"), size=88, color=GREEN, bold=True))
+            else:  # neutral: the citizen did nothing wrong
+                body.add_widget(Text(app.tr("rating.not_counted"), size=56, color=BLUE, bold=True))
+            body.add_widget(Widget())
+            return
+        if flow.state != "details":  # the details screen needs the room: its own heading says it all
+            body.add_widget(Text(app.tr("rating.title"), size=52, bold=True))
+        linked = self.linked(app, flow)
+        if linked:
+            body.add_widget(Text(linked, size=44, color=BLUE, bold=True))
         if flow.state == "choose_level":
             body.add_widget(Text(app.tr("rating.question"), size=48))
+            self.error(app, body, flow.error_key)
             keys = FACE_KEYS[flow.scale]
             for index in reversed(range(len(keys))):  # best first, as citizens read top-down
                 level = index + 1
@@ -378,83 +497,103 @@ class RatingScreen(FlowScreen):
                         app.tr(keys[index]),
                         partial(app.act, "level", level=level),
                         color=colour,
-                        size=50,
+                        size=52,
                         height=190,
                     )
                 )
                 body.add_widget(row)
+            body.add_widget(Widget())
+            if flow.target_kind not in ("ticket", "dossier"):
+                body.add_widget(Text(app.tr("rating.link_hint"), size=40, color=GREY))
+        elif flow.state == "details":
+            self.details(app, body, flow)
+        elif flow.state == "sending":
+            body.add_widget(Text(app.tr("common.please_wait"), size=52))
+        else:
             self.error(app, body, flow.error_key)
-            counters = flow.counters()
-            if counters:
-                body.add_widget(Text(app.tr("rating.counter_hint"), size=36))
-                row = GridLayout(
-                    cols=min(len(counters), 8), size_hint_y=None, height=110 * u(), spacing=10 * u()
-                )
-                for counter in counters:
-                    chosen = flow.target_kind == "counter" and flow.target_id == counter
-                    row.add_widget(
-                        BigButton(
-                            counter,
-                            partial(app.act, "counter", counter=counter),
-                            color=AMBER if chosen else GREY,
-                            size=44,
-                            height=110,
-                        )
+            body.add_widget(help_line(app))
+
+    @staticmethod
+    def linked(app: KioskApp, flow: RatingFlow) -> str:
+        if flow.target_kind == "ticket":
+            if "/q/" in flow.target_id:
+                return app.tr("rating.linked_ticket_phone")
+            return app.tr("rating.linked_ticket", number=flow.target_id.rsplit("/", 1)[-1])
+        if flow.target_kind == "dossier":
+            return app.tr("rating.linked_dossier", code=flow.target_id)
+        if flow.target_kind == "counter":
+            return app.tr("rating.linked_counter", counter=flow.target_id)
+        if flow.target_kind == "official":
+            official = next((o for o in app.core.config.rating.officials if o.id == flow.target_id), None)
+            if official is not None:
+                return app.tr("rating.linked_official", name=official.name, counter=official.counter)
+        return ""
+
+    @staticmethod
+    def details(app: KioskApp, body: BoxLayout, flow: RatingFlow) -> None:
+        """After the tap: optional, sent by itself when left alone (the tap already counts)."""
+        body.add_widget(Text(app.tr("rating.details_title"), size=44, color=GREEN, bold=True))
+        if flow.asks_reasons:
+            body.add_widget(Text(app.tr("rating.reasons_title"), size=44))
+            grid = EvenGrid(cols=2, spacing=12)
+            for reason in app.core.config.rating.reasons:
+                chosen = reason.code in flow.reasons
+                label = reason.label_vi if app.language == "vi" else reason.label_en
+                mark = f" ({app.tr('common.selected')})" if chosen else ""
+                grid.add_widget(
+                    BigButton(
+                        label + mark,
+                        partial(app.act, "toggle_reason", code=reason.code),
+                        color=AMBER if chosen else BLUE,
+                        size=40,
+                        height=120,
                     )
-                body.add_widget(row)
+                )
+            body.add_widget(grid)
+        if flow.asks_who:
             officials = app.core.config.rating.officials
             if officials:
-                body.add_widget(Text(app.tr("rating.official_hint"), size=36))
-                grid = GridLayout(cols=2, size_hint_y=None, spacing=10 * u())
-                grid.bind(minimum_height=grid.setter("height"))
+                body.add_widget(Text(app.tr("rating.official_hint"), size=44))
+                grid = EvenGrid(cols=2, spacing=12)
                 for official in officials:
                     chosen = flow.target_kind == "official" and flow.target_id == official.id
                     counter = f"{app.tr('ticket.counter_label')} {official.counter}"
-                    label = f"{official.name}\n[size={int(30 * u())}]{counter}[/size]"
+                    label = f"{official.name}\n[size={int(40 * u() * text_scale())}]{counter}[/size]"
                     button = BigButton(
                         label,
                         partial(app.act, "official", official_id=official.id),
-                        color=AMBER if chosen else GREY,
-                        size=38,
+                        color=AMBER if chosen else BLUE,
+                        size=40,
                         height=130,
                         markup=True,
                     )
                     photo = app.core.config.official_photo(official)
                     if app.core.config.rating.show_official_photos and photo is not None:
-                        cell = BoxLayout(orientation="vertical", size_hint_y=None, height=330 * u())
+                        cell = BoxLayout(orientation="vertical", size_hint_y=None, height=350 * u())
                         cell.add_widget(Image(source=str(photo), size_hint_y=None, height=200 * u()))
                         cell.add_widget(button)
                         grid.add_widget(cell)
                     else:
                         grid.add_widget(button)
                 body.add_widget(grid)
-            body.add_widget(Text(app.tr("rating.link_hint"), size=32, color=GREY))
-        elif flow.state == "reasons":
-            body.add_widget(Text(app.tr("rating.reasons_title"), size=46))
-            for reason in app.core.config.rating.reasons:
-                chosen = reason.code in flow.reasons
-                label = reason.label_vi if app.language == "vi" else reason.label_en
-                mark = f" ({app.tr('common.selected')})" if chosen else ""
-                body.add_widget(
-                    BigButton(
-                        label + mark,
-                        partial(app.act, "toggle_reason", code=reason.code),
-                        color=AMBER if chosen else GREY,
-                        size=44,
-                        height=150,
+            else:
+                body.add_widget(Text(app.tr("rating.counter_hint"), size=44))
+                grid = GridLayout(cols=4, size_hint_y=None, spacing=12 * u())
+                grid.bind(minimum_height=grid.setter("height"))
+                for counter in flow.counters():
+                    chosen = flow.target_kind == "counter" and flow.target_id == counter
+                    grid.add_widget(
+                        BigButton(
+                            counter,
+                            partial(app.act, "counter", counter=counter),
+                            color=AMBER if chosen else BLUE,
+                            size=48,
+                            height=130,
+                        )
                     )
-                )
-            body.add_widget(BigButton(app.tr("rating.send"), lambda: app.act("send"), color=GREEN))
-        elif flow.state == "sending":
-            body.add_widget(Text(app.tr("common.please_wait"), size=52))
-        elif flow.state == "thanks":
-            body.add_widget(Widget())
-            body.add_widget(Text(app.tr("rating.thanks"), size=80, color=GREEN, bold=True))
-            body.add_widget(Widget())
-        else:
-            body.add_widget(Widget())
-            self.error(app, body, flow.error_key)
-            body.add_widget(Widget())
+                body.add_widget(grid)
+        body.add_widget(Widget())
+        body.add_widget(BigButton(app.tr("rating.send"), lambda: app.act("send"), color=GREEN, height=140))
 
 
 class TechnicianScreen(FlowScreen):
@@ -485,7 +624,11 @@ class TechnicianScreen(FlowScreen):
                 )
             )
             pad.add_widget(BigButton("0", lambda: app.act("digit", digit="0"), size=60, height=140))
-            pad.add_widget(BigButton("OK", lambda: app.act("enter"), color=GREEN, size=60, height=140))
+            pad.add_widget(
+                BigButton(
+                    app.tr("common.confirm"), lambda: app.act("enter"), color=GREEN, size=44, height=140
+                )
+            )
             body.add_widget(pad)
             return
         if flow.state in ("testing", "printing"):
@@ -539,7 +682,6 @@ class TechnicianScreen(FlowScreen):
 
 
 SCREENS: dict[str, type[FlowScreen]] = {
-    "attract": AttractScreen,
     "home": HomeScreen,
     "out_of_service": OutOfServiceScreen,
     "ticket": TicketScreen,

@@ -91,7 +91,13 @@ def decode_native(data: bytes, codepage: str) -> str:
 
 
 #: native style -> (width multiplier, height multiplier, bold)
-NATIVE_STYLES = {"title": (1, 1, True), "bold": (1, 1, True), "body": (1, 1, False), "small": (1, 1, False)}
+NATIVE_STYLES = {
+    "title": (1, 1, True),
+    "counter": (2, 2, True),
+    "bold": (1, 1, True),
+    "body": (1, 1, False),
+    "small": (1, 1, False),
+}
 
 
 def native_program(elements: Sequence[Element], config: PrinterConfig) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
     from PIL.ImageFont import FreeTypeFont
 
-Style = Literal["title", "big", "bold", "body", "small"]
+Style = Literal["title", "big", "counter", "bold", "body", "small"]
 Align = Literal["left", "center"]
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
 MARGIN = 8  # dots left and right of the text
@@ -41,6 +42,7 @@ QR_ECC = "M"
 STYLES: dict[Style, tuple[str, int]] = {
     "title": ("bold", 26),
     "big": ("bold", 80),
+    "counter": ("bold", 40),  # where to go: the line a citizen looks for after the number
     "bold": ("bold", 28),
     "body": ("regular", 24),
     "small": ("regular", 20),
@@ -122,6 +124,17 @@ def _waiting_line(content: TicketContent, waiting: int) -> str:
         return f"{label} {waiting}"
 
 
+def _time_line(content: TicketContent, local: datetime) -> str:
+    """The issue time; a label with ``{date}`` and ``{time}`` is the whole line ("Ngày {date}, {time}")."""
+    label = _field(content.label("time"))
+    if "{date}" in label:
+        try:
+            return label.format(date=f"{local:%d/%m/%Y}", time=f"{local:%H:%M}")
+        except (KeyError, IndexError, ValueError, AttributeError):
+            pass
+    return f"{label}: {local:%H:%M %d/%m/%Y}"
+
+
 def ticket_elements(content: TicketContent) -> list[Element]:
     """The standard queue ticket, top to bottom."""
     local = content.issued_at.astimezone(ZoneInfo(LOCAL_TZ))
@@ -137,14 +150,21 @@ def ticket_elements(content: TicketContent) -> list[Element]:
     if content.priority_label:
         out += [Space(6), Line(_field(content.priority_label), "bold", "center", framed=True)]
     out.append(Space(10))
-    if content.counters:
+    if content.lead:
+        out.append(Line(_field(content.lead), "body", "center"))
+    if content.counter_text:
+        out.append(Line(_field(content.counter_text), "counter", "center"))
+    elif content.counters:
         counters = [_field(c) for c in list(content.counters)[:MAX_COUNTERS]]
         if len(content.counters) > MAX_COUNTERS:
             counters.append(ELLIPSIS)
         out.append(Line(f"{_field(content.label('counter'))}: {', '.join(counters)}"))
     if content.waiting_ahead is not None:  # not known (offline issue): not printed at all
         out.append(Line(_waiting_line(content, content.waiting_ahead)))
-    out.append(Line(f"{_field(content.label('time'))}: {local:%H:%M %d/%m/%Y}"))
+    if content.notes:
+        out.append(Space(6))
+        out += [Line(_field(note), "body", "center") for note in content.notes[:MAX_DOCUMENT_LINES]]
+    out.append(Line(_time_line(content, local), "body", "center" if content.notes else "left"))
     if content.citizen_name:
         out.append(Line(f"{_field(content.label('citizen'))}: {_field(content.citizen_name)}"))
     if content.qr_data:

@@ -152,6 +152,12 @@ class TicketContent:
     qr_data: str | None = None
     footer: str = ""
     labels: Mapping[str, str] = field(default_factory=lambda: DEFAULT_LABELS)
+    #: where to go, said as a sentence: ``lead`` (e.g. "…khi gọi số B001,") then ``counter_text`` in bold
+    #: capitals-sized type ("mời đến Quầy số 3"); without ``counter_text`` the "Quầy: 3" line is printed
+    lead: str = ""
+    counter_text: str | None = None
+    #: lines after the counter, centred (people ahead and expected wait, validity, hotline)
+    notes: Sequence[str] = ()
 
     def label(self, key: str) -> str:
         """A fixed text from ``labels``, falling back to the Vietnamese default."""

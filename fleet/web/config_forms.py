@@ -26,7 +26,7 @@ SECTION_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "services": ("services", ()),
     "rating": ("rating", ()),
     "notice": ("kiosk", ("notice_vi", "notice_en")),
-    "timeouts": ("kiosk", ("idle_timeout_s", "result_timeout_s", "language")),
+    "timeouts": ("kiosk", ("idle_timeout_s", "result_timeout_s", "language", "voice")),
     "heartbeat": ("agent", ("heartbeat_s",)),
     "visit": ("visit", PUSHABLE_VISIT_KEYS),
 }
@@ -143,6 +143,9 @@ def read_section(section: str, form: Mapping[str, str]) -> Parsed:
             elif key == "language":
                 if _text(form, key):
                     table_values[key] = _text(form, key)
+            elif key == "voice":
+                if _text(form, key) in ("yes", "no"):
+                    table_values[key] = _text(form, key) == "yes"
             else:
                 number = _number(form, key, parsed)
                 if number is not None:
@@ -256,6 +259,7 @@ def form_values(body: Mapping[str, Any]) -> dict[str, Any]:
         "idle_timeout_s": shown(kiosk.get("idle_timeout_s")),
         "result_timeout_s": shown(kiosk.get("result_timeout_s")),
         "language": kiosk.get("language", ""),
+        "voice": _yes_no(kiosk.get("voice")),
         "heartbeat_s": shown(agent.get("heartbeat_s")),
         **{key: shown(visit.get(key)) for key in (*VISIT_TEXT, *VISIT_NUMBERS)},
         "topics": {code: code in (visit.get("feedback_topics") or ()) for code in FEEDBACK_TOPICS},
@@ -313,6 +317,7 @@ DIFF_LABELS = {
     "kiosk.notice_en": "Thông báo tiếng Anh",
     "kiosk.idle_timeout_s": "Thời gian chờ khi không thao tác (giây)",
     "kiosk.result_timeout_s": "Thời gian hiện kết quả (giây)",
+    "kiosk.voice": "Hướng dẫn bằng giọng nói",
     "kiosk.language": "Ngôn ngữ mặc định",
     "agent.heartbeat_s": "Nhịp tim (giây)",
     "visit.hotline": "Đường dây nóng",

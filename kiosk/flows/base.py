@@ -57,6 +57,8 @@ class Flow:
     #: runs on top of the flow that started it (delivery and payment on top of the look-up) and
     #: returns to it when closed, as the identify step does
     ON_TOP: ClassVar[bool] = False
+    #: seconds an end state stays up before the kiosk moves on (None: the center's result_timeout_s)
+    result_timeout_s: ClassVar[float | None] = None
 
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
@@ -87,6 +89,10 @@ class Flow:
         raise FlowError(f"{self.name}: unexpected failure of {type(effect).__name__}: {error.message}")
 
     def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
+        return []
+
+    def on_leave(self) -> list[Effect]:
+        """Work still owed when the citizen leaves (home, timeout): e.g. a rating not yet sent."""
         return []
 
     @property

@@ -41,6 +41,9 @@ class IdentifyFlow(Flow):
     BUSY = frozenset({"reading"})
     RESULT = frozenset({"done"})
     accepts_scans = True
+    #: "done" is the full-screen "Mời quý khách lấy lại thẻ Căn cước" (with a chime): long enough to
+    #: take the card, then the ticket screen comes back by itself (no extra tap)
+    result_timeout_s = 4.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -61,6 +61,8 @@ class LookupFlow(Flow):
         self.status: DossierStatus | None = None
         self.printed = False
         self.source = "keyboard"
+        #: the full keyboard instead of the numeric pad (a code of another agency)
+        self.letters = not self.ctx.config.kiosk.dossier_agency
 
     # -- input ---------------------------------------------------------------------------------
     def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
@@ -76,8 +78,35 @@ class LookupFlow(Flow):
             self.error_key = None
         return []
 
+    def do_digit(self, digit: str) -> list[Effect]:
+        """The numeric pad: the center's agency code and the dashes are filled in, so
+        ``000.00.10.H12-210901-0001`` is 10 digits to type, not 25 characters."""
+        if self.state != "scan" or len(digit) != 1 or not digit.isdigit() or len(self.typed) >= MAX_TYPED:
+            return []
+        agency = self.ctx.config.kiosk.dossier_agency
+        if not self.typed and agency:
+            self.typed = f"{agency}-"
+        self.typed += digit
+        if agency and self.typed.startswith(f"{agency}-"):
+            rest = self.typed[len(agency) + 1 :]
+            if len(rest) == 6:  # YYMMDD done: the dash before the sequence
+                self.typed += "-"
+        self.error_key = None
+        return []
+
+    def do_letters(self, on: bool) -> list[Effect]:
+        self.letters = bool(on)
+        return []
+
     def do_backspace(self) -> list[Effect]:
-        self.typed = self.typed[:-1]
+        agency = self.ctx.config.kiosk.dossier_agency
+        prefix = f"{agency}-" if agency else ""
+        if prefix and self.typed.endswith("-") and len(self.typed) > len(prefix):
+            self.typed = self.typed[:-2]  # a filled-in dash goes with the digit before it
+        else:
+            self.typed = self.typed[:-1]
+        if prefix and self.typed == prefix:
+            self.typed = ""  # only what the pad filled in is left
         return []
 
     def do_clear(self) -> list[Effect]:
@@ -96,6 +125,7 @@ class LookupFlow(Flow):
             self.go("scan")
             self.status = None
             self.printed = False
+            self.typed = ""  # "Nhập lại mã": an empty field, not the last code to edit
         return []
 
     def do_retry(self) -> list[Effect]:

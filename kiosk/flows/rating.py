@@ -1,8 +1,12 @@
-"""Satisfaction rating (đánh giá mức độ hài lòng): one tap on a face, optional reasons, thanks.
+"""Satisfaction rating (đánh giá mức độ hài lòng): one tap on a face, optional details after, thanks.
 
-Holding the ticket's or the receipt's QR to the camera links the rating to that ticket or dossier
-(one rating each); otherwise it rates the center. Whether a rating counts (one per ticket, repeats
-within a few seconds ignored) is decided by the rating book in the effect handler, not here.
+The tap is the rating. When details can be added (why not satisfied; which counter or officer, when
+no ticket QR says it already), they are offered after the tap and are optional: the rating is sent
+when the citizen taps "Gửi thêm ý kiến", goes home, or leaves the screen alone for a few seconds.
+Holding the ticket's or the receipt's QR to the scanner links the rating to that ticket or dossier
+(one rating each; the center ties a ticket to its counter and officer); otherwise it rates the
+center. Whether a rating counts (one per ticket, repeats within a few seconds ignored) is decided
+by the rating book in the effect handler, not here.
 """
 
 from __future__ import annotations
@@ -30,18 +34,20 @@ class RatingFlow(Flow):
     initial = "choose_level"
     TRANSITIONS = frozenset(
         {
-            ("choose_level", "reasons"),
+            ("choose_level", "details"),
             ("choose_level", "sending"),
-            ("reasons", "sending"),
-            ("reasons", "choose_level"),
+            ("details", "sending"),
+            ("details", "choose_level"),
             ("sending", "thanks"),
             ("sending", "not_counted"),
             ("sending", "failed"),
         }
     )
     BUSY = frozenset({"sending"})
-    RESULT = frozenset({"thanks", "not_counted", "failed"})
+    #: "details" ends by itself too: left alone, the rating is sent (``on_leave``) and the kiosk goes home
+    RESULT = frozenset({"details", "thanks", "not_counted", "failed"})
     accepts_scans = True
+    result_timeout_s = 5.0  # HappyOrNot: the next citizen is already there
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -59,7 +65,7 @@ class RatingFlow(Flow):
         return level <= self.scale // 2
 
     def on_scan(self, text: str, source: str = "camera") -> list[Effect]:
-        if self.state not in ("choose_level", "reasons"):
+        if self.state not in ("choose_level", "details"):
             return []
         ticket = parse_ticket_qr(text)
         if ticket is not None:
@@ -77,7 +83,7 @@ class RatingFlow(Flow):
 
     def do_counter(self, counter: str) -> list[Effect]:
         """Link the rating to the counter that served the citizen (tap again to unlink)."""
-        if self.state != "choose_level" or counter not in self.counters():
+        if self.state not in ("choose_level", "details") or counter not in self.counters():
             return []
         if self.target_kind == "counter" and self.target_id == counter:
             self.target_kind, self.target_id = "center", self.ctx.config.kiosk.center_id
@@ -89,7 +95,7 @@ class RatingFlow(Flow):
     def do_official(self, official_id: str) -> list[Effect]:
         """Link the rating to the official who served the citizen (tap again to unlink)."""
         known = {official.id for official in self.ctx.config.rating.officials}
-        if self.state != "choose_level" or official_id not in known:
+        if self.state not in ("choose_level", "details") or official_id not in known:
             return []
         if self.target_kind == "official" and self.target_id == official_id:
             self.target_kind, self.target_id = "center", self.ctx.config.kiosk.center_id
@@ -104,28 +110,49 @@ class RatingFlow(Flow):
             seen += [c for c in service.counters if c not in seen]
         return seen
 
+    @property
+    def asks_reasons(self) -> bool:
+        return (
+            self.level is not None and self.is_negative(self.level) and bool(self.ctx.config.rating.reasons)
+        )
+
+    @property
+    def asks_who(self) -> bool:
+        """Whom to rate is asked only when no ticket or receipt QR said it."""
+        return self.target_kind in ("center", "counter", "official") and bool(
+            self.ctx.config.rating.officials or self.counters()
+        )
+
     def do_level(self, level: int) -> list[Effect]:
         if self.state != "choose_level" or not 1 <= level <= self.scale:
             return []
         self.level = level
-        if self.is_negative(level) and self.ctx.config.rating.reasons:
-            self.go("reasons")
+        if self.asks_reasons or self.asks_who:
+            self.go("details")
             return []
         return self._send()
 
     def do_toggle_reason(self, code: str) -> list[Effect]:
-        if self.state == "reasons" and code in {r.code for r in self.ctx.config.rating.reasons}:
+        if self.state == "details" and code in {r.code for r in self.ctx.config.rating.reasons}:
             self.reasons ^= {code}
         return []
 
     def do_back(self) -> list[Effect]:
-        if self.state == "reasons":
+        """Another face: the details screen's "Quay lại"."""
+        if self.state == "details":
             self.reasons.clear()
+            self.level = None
             self.go("choose_level")
         return []
 
     def do_send(self) -> list[Effect]:
-        return self._send() if self.state == "reasons" else []
+        return self._send() if self.state == "details" else []
+
+    def on_leave(self) -> list[Effect]:
+        """A face was tapped but the details screen was left (home, timeout): the tap still counts."""
+        if self.state == "details" and self.level is not None:
+            return self._send()
+        return []
 
     def _send(self) -> list[Effect]:
         assert self.level is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -37,10 +38,24 @@ class IssuedTicket:
     #: the service's names as printed: the screen shows them even if a push removes the service
     service_name_vi: str = ""
     service_name_en: str = ""
+    #: minutes this ticket should wait (the center's estimate); None: unknown, nothing said about minutes
+    expected_wait_min: int | None = None
+    #: False when the printer could not print it: the number is valid and shown on the screen instead
+    printed: bool = True
 
     def service_name(self, language: str) -> str:
         name = self.service_name_vi if language == "vi" else self.service_name_en
         return name or self.service_name_vi or self.service_code
+
+
+def waiting_text(tr: Callable[..., str], ahead: int | None, minutes: int | None) -> str:
+    """ "Trước quý khách còn N người, dự kiến chờ khoảng M phút" on screen and ticket; the minutes only
+    when the center estimated them, nothing when the count is unknown (offline number)."""
+    if ahead is None:
+        return ""
+    if minutes is None:
+        return tr("ticket.waiting_ahead", count=ahead)
+    return tr("ticket.waiting_with_time", count=ahead, minutes=minutes)
 
 
 def is_open(service: ServiceArea, now: datetime) -> bool:
@@ -83,6 +98,12 @@ class TicketFlow(Flow):
     def open_services(self) -> list[ServiceArea]:
         now = self.ctx.now()
         return [s for s in self.ctx.config.services if is_open(s, now)]
+
+    def do_set_priority(self, on: bool) -> list[Effect]:
+        """The home screen's big "Tôi thuộc đối tượng ưu tiên" button opens the flow with this."""
+        if self.state == "choose_service":
+            self.priority = bool(on)
+        return []
 
     def do_toggle_priority(self) -> list[Effect]:
         if self.state != "choose_service":

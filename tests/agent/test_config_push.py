@@ -160,7 +160,9 @@ def test_pushable_schema_is_the_apps_own():
     from kiosk.config import KioskSection
 
     assert {f.name for f in fields(PushedConfig)} == {"services", "kiosk", "rating", "agent", "visit"}
-    assert PUSHABLE_KIOSK_KEYS == ("language", "idle_timeout_s", "result_timeout_s", "notice_vi", "notice_en")
+    assert PUSHABLE_KIOSK_KEYS == (
+        "language", "idle_timeout_s", "result_timeout_s", "notice_vi", "notice_en", "voice"
+    )
     assert issubclass(KioskSection, CitizenSettings)  # the app's [kiosk] is the pushable part plus identity
 
 

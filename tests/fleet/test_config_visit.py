@@ -113,3 +113,13 @@ def test_a_kiosk_that_has_not_applied_the_visit_is_told_key_by_key() -> None:
     body = forms.apply_section({"kiosk": {"notice_vi": "x"}}, "visit", {"visit": {"hotline": "1022"}})
     assert body == {"kiosk": {"notice_vi": "x"}, "visit": {"hotline": "1022"}}
     assert forms.apply_section(body, "visit", None) == {"kiosk": {"notice_vi": "x"}}
+
+
+def test_the_kiosk_behaviour_form_pushes_spoken_guidance() -> None:
+    """``kiosk.voice``: on, off, or kept as the kiosk's file says (the select's empty choice)."""
+    for choice, pushed in (("yes", {"voice": True}), ("no", {"voice": False}), ("", {})):
+        parsed = forms.read_section("timeouts", {"voice": choice})
+        assert parsed.part == {"kiosk": pushed}
+        body = forms.apply_section({}, "timeouts", parsed.part)
+        assert forms.check(body) == {}
+        assert forms.form_values(body)["voice"] == choice

@@ -94,6 +94,8 @@ def test_overlay_pushable_and_refused_keys() -> None:
     pushed = apply_overlay(config, {"version": 7, "kiosk": {"idle_timeout_s": 90, "notice_vi": "Nghỉ trưa"}})
     assert pushed.version == 7 and pushed.kiosk.idle_timeout_s == 90 and pushed.kiosk.notice_vi == "Nghỉ trưa"
     assert pushed.kiosk.id == config.kiosk.id
+    assert config.kiosk.voice is False
+    assert apply_overlay(config, {"kiosk": {"voice": True}}).kiosk.voice is True  # pushable
     with pytest.raises(ConfigError, match=r"^devices: unknown key; expected one of: agent, kiosk, rating"):
         apply_overlay(config, {"devices": {}})
     with pytest.raises(ConfigError, match=r"^kiosk\.id: unknown key"):

@@ -83,9 +83,7 @@ class Harness:
 
 @pytest.fixture
 def h(tmp_path: Path) -> Iterator[Harness]:
-    config = demo_config(
-        tmp_path, technician_pin_hash=DEMO_PIN_HASH, idle_timeout_s=60, result_timeout_s=10
-    )
+    config = demo_config(tmp_path, technician_pin_hash=DEMO_PIN_HASH, idle_timeout_s=60, result_timeout_s=10)
     journal = EventJournal(tmp_path / "events.sqlite")
     script = Script()
     script.answers[RecordRejectedCode] = None
@@ -417,23 +415,53 @@ def test_lookup_typing_bounds(h: Harness) -> None:
 
 
 # -- rating --------------------------------------------------------------------------------------------
-def test_rating_positive_one_tap(h: Harness) -> None:
+def test_rating_one_tap_with_a_ticket_qr_is_sent_at_once(h: Harness) -> None:
+    """The ticket's QR says whom the rating is for (the center ties it to the counter and officer):
+    a happy face is one tap, nothing more is asked."""
     h.script.answers[SubmitRating] = RatingOutcome(True)
     h.core.start("rating")
+    flow = scan(h, "MOTCUA-TICKET:hcm-ben-thanh/2026-11-23/A001")
     flow = step(h, "level", level=4)
     assert flow.state == "thanks"
     effect = h.script.calls[-1]
-    assert isinstance(effect, SubmitRating) and effect.target_kind == "center"
+    assert isinstance(effect, SubmitRating) and effect.target_kind == "ticket"
+    h.clock.t += 5  # home after 5 s (HappyOrNot), not the center's 10 s result timeout
+    h.core.tick()
+    assert h.core.screen == ATTRACT
 
 
-def test_rating_negative_asks_reasons_linked_to_ticket(h: Harness) -> None:
+def test_rating_tap_counts_even_when_the_details_are_left_alone(h: Harness) -> None:
+    """Without a QR the officer may be named after the tap; left alone, the tap is sent as it is."""
+    h.script.answers[SubmitRating] = RatingOutcome(True)
+    h.core.start("rating")
+    flow = step(h, "level", level=4)
+    assert flow.state == "details" and h.script.calls == []
+    h.clock.t += 5
+    h.core.tick()
+    assert h.core.screen == ATTRACT
+    effect = h.script.calls[-1]
+    assert isinstance(effect, SubmitRating) and (effect.level, effect.target_kind) == (4, "center")
+    assert flow.history[-1] == "sending"  # sent on the way out; the kiosk is already home
+
+
+def test_rating_tap_counts_when_the_citizen_goes_home(h: Harness) -> None:
+    h.script.answers[SubmitRating] = RatingOutcome(True)
+    h.core.start("rating")
+    step(h, "level", level=1)
+    step(h, "toggle_reason", code="time_taken")
+    h.core.go_home()
+    effect = h.script.calls[-1]
+    assert isinstance(effect, SubmitRating) and (effect.level, effect.reasons) == (1, ("time_taken",))
+
+
+def test_rating_negative_details_after_the_tap_linked_to_ticket(h: Harness) -> None:
     h.script.answers[SubmitRating] = RatingOutcome(True)
     h.core.start("rating")
     flow = scan(h, "MOTCUA-TICKET:hcm-ben-thanh/2026-11-23/A001")
     assert isinstance(flow, RatingFlow) and flow.target_kind == "ticket"
-    flow = step(h, "level", level=1)
-    assert flow.state == "reasons"
-    step(h, "back")
+    step(h, "level", level=1)
+    assert flow.state == "details" and flow.asks_reasons and not flow.asks_who
+    step(h, "back")  # another face
     assert flow.state == "choose_level"
     step(h, "level", level=2)
     step(h, "toggle_reason", code="time_taken")
@@ -447,7 +475,19 @@ def test_rating_negative_asks_reasons_linked_to_ticket(h: Harness) -> None:
     assert effect.reasons == ("time_taken",) and effect.target_id == "hcm-ben-thanh/2026-11-23/A001"
 
 
-def test_rating_linked_to_counter(h: Harness) -> None:
+def test_rating_scans_the_phone_page_url_of_a_ticket(h: Harness) -> None:
+    """The new ticket QR is the queue's phone page: a rating scanned from it is tied to that ticket."""
+    h.script.answers[SubmitRating] = RatingOutcome(True)
+    h.core.start("rating")
+    url = "https://motcua-benthanh.local/q/abcdefghij234567"
+    flow = scan(h, url)
+    assert isinstance(flow, RatingFlow) and (flow.target_kind, flow.target_id) == ("ticket", url)
+    step(h, "level", level=3)
+    effect = h.script.calls[-1]
+    assert isinstance(effect, SubmitRating) and effect.target_id == url
+
+
+def test_rating_linked_to_counter_after_the_tap(h: Harness) -> None:
     h.script.answers[SubmitRating] = RatingOutcome(True)
     h.core.start("rating")
     flow = step(h, "counter", counter="4")
@@ -456,8 +496,9 @@ def test_rating_linked_to_counter(h: Harness) -> None:
     assert flow.target_id == "4"
     step(h, "counter", counter="4")  # tapped again: unlinked
     assert flow.target_kind == "center"
-    step(h, "counter", counter="3")
     step(h, "level", level=3)
+    step(h, "counter", counter="3")  # chosen after the face: the details are optional and come after
+    step(h, "send")
     effect = h.script.calls[-1]
     assert isinstance(effect, SubmitRating) and (effect.target_kind, effect.target_id) == ("counter", "3")
 
@@ -465,7 +506,10 @@ def test_rating_linked_to_counter(h: Harness) -> None:
 def test_rating_linked_to_an_official(h: Harness) -> None:
     h.script.answers[SubmitRating] = RatingOutcome(True)
     h.core.start("rating")
-    flow = step(h, "official", official_id="cb02")
+    flow = step(h, "level", level=4)
+    assert isinstance(flow, RatingFlow)
+    assert flow.state == "details" and flow.asks_who and not flow.asks_reasons
+    step(h, "official", official_id="cb02")
     assert isinstance(flow, RatingFlow) and (flow.target_kind, flow.target_id) == ("official", "cb02")
     step(h, "official", official_id="nobody")
     assert flow.target_id == "cb02"
@@ -475,7 +519,7 @@ def test_rating_linked_to_an_official(h: Harness) -> None:
     step(h, "official", official_id="cb01")  # tapped again: unlinked
     assert flow.target_kind == "center"
     step(h, "official", official_id="cb03")
-    step(h, "level", level=4)
+    step(h, "send")
     effect = h.script.calls[-1]
     assert isinstance(effect, SubmitRating) and (effect.target_kind, effect.target_id) == ("official", "cb03")
 
@@ -490,9 +534,97 @@ def test_rating_not_counted_and_failure(h: Harness) -> None:
     flow = step(h, "level", level=3)
     assert flow.state == "not_counted"
     h.core.start("rating")
+    scan(h, "000.00.10.H12-261120-0001")
     h.script.answers[SubmitRating] = KioskError("disk full")
     flow = step(h, "level", level=4)
     assert flow.state == "failed"
+
+
+# -- issue 14: one tap, the idle warning, the card given back, the numeric pad -------------------------
+def test_one_tap_on_the_idle_home_issues_a_ticket(h: Harness) -> None:
+    """The idle screen is the home: the citizen's first touch is the service itself."""
+    h.script.answers[IssueTicket] = ticket
+    assert h.core.screen == ATTRACT and h.core.session is None
+    h.core.start_ticket("HO_TICH")  # what the home's service button does
+    h.core.pump()
+    flow = h.core.flow
+    assert isinstance(flow, TicketFlow) and flow.state == "done" and h.core.session is not None
+    effect = h.script.calls[-1]
+    assert isinstance(effect, IssueTicket) and (effect.service_code, effect.priority) == ("HO_TICH", False)
+    _collect(flow)
+
+
+def test_priority_button_opens_a_priority_ticket(h: Harness) -> None:
+    h.script.answers[IssueTicket] = ticket
+    h.core.start("ticket")
+    flow = step(h, "set_priority", on=True)
+    assert isinstance(flow, TicketFlow) and flow.priority
+    step(h, "choose", code="DAT_DAI")
+    effect = h.script.calls[-1]
+    assert isinstance(effect, IssueTicket) and effect.priority
+
+
+def test_idle_warning_counts_down_and_a_touch_continues(h: Harness) -> None:
+    h.core.start("lookup")
+    h.clock.t += 39
+    h.core.tick()
+    assert h.core.idle_warning is None
+    h.clock.t += 1.5  # 19.5 s left of the 60 s idle timeout
+    h.core.tick()
+    assert h.core.idle_warning == 20
+    h.clock.t += 10
+    h.core.tick()
+    assert h.core.idle_warning == 10
+    h.core.touch()  # "Tiếp tục"
+    assert h.core.idle_warning is None and h.core.screen == "lookup"
+    h.clock.t += 60
+    h.core.tick()
+    assert h.core.screen == ATTRACT and h.core.idle_warning is None
+
+
+def test_card_read_shows_take_back_then_continues_by_itself(h: Harness) -> None:
+    h.script.answers[ReadCard] = Identity("Vũ Thị Hồng Nhung", date(1948, 3, 8), "genuine", True, sex="Nữ")
+    h.core.start("ticket")
+    h.core.start("identify")
+    flow = scan(h, "079...")
+    assert flow.state == "done" and h.core.screen == "identify"
+    h.clock.t += 4  # the full-screen "Mời quý khách lấy lại thẻ Căn cước", then no extra tap
+    h.core.tick()
+    assert h.core.screen == "ticket"
+    ticket_flow = h.core.flow
+    assert isinstance(ticket_flow, TicketFlow) and ticket_flow.priority
+    identity = h.core.session.identity if h.core.session else None
+    assert identity is not None and identity.honorific_key == "identify.madam"
+    assert "Nữ" not in repr(identity)
+    h.core.go_home()
+    assert identity.sex == "" and identity.full_name == ""
+
+
+def test_lookup_numeric_pad_fills_agency_and_dashes(h: Harness) -> None:
+    h.script.answers[LookupDossier] = STATUS
+    h.core.start("lookup")
+    flow = h.core.flow
+    assert isinstance(flow, LookupFlow) and not flow.letters  # the demo center has an agency code
+    for digit in "2611200001":
+        step(h, "digit", digit=digit)
+    assert flow.typed == "000.00.10.H12-261120-0001"
+    step(h, "backspace")
+    step(h, "digit", digit="1")
+    step(h, "digit", digit="x")  # not a digit: ignored
+    assert flow.typed == "000.00.10.H12-261120-0001"
+    step(h, "submit")
+    assert flow.state == "found"
+    step(h, "again")
+    for digit in "261120":
+        step(h, "digit", digit=digit)
+    assert flow.typed == "000.00.10.H12-261120-"
+    step(h, "backspace")  # the dash the pad put in goes with the digit before it
+    assert flow.typed == "000.00.10.H12-26112"
+    for _ in range(5):
+        step(h, "backspace")
+    assert flow.typed == ""  # nothing the citizen typed is left: the field is empty again
+    step(h, "letters", on=True)
+    assert flow.letters
 
 
 # -- technician ----------------------------------------------------------------------------------------

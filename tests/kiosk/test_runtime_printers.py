@@ -11,6 +11,7 @@ import pytest
 
 from contract.schema import parse_dataclass
 from drivers.printer import PrinterConfig
+from kiosk.flows.ticket import TicketFlow
 from kiosk.runtime import KioskRuntime, demo_config, simulated
 
 DEMO_DOSSIER = "000.00.10.H12-210901-0001"
@@ -97,6 +98,10 @@ def test_one_readiness_check_per_ticket(runtime: KioskRuntime) -> None:
     core.start("ticket")
     core.act("choose", code="HO_TICH")
     core.pump()
-    assert core.flow is not None and core.flow.error_key == "printer.paper_out"
-    assert printer.status_queries - before == 1  # the readiness check said no: nothing taken, nothing sent
+    # The readiness check said no: nothing is sent to the printer, and the number is still given, on
+    # the screen (issue 14: the citizen keeps the number when the paper runs out).
+    flow = core.flow
+    assert isinstance(flow, TicketFlow) and flow.state == "done"
+    assert flow.ticket is not None and not flow.ticket.printed
+    assert printer.status_queries - before == 1
     assert runtime.handlers.device_states()["printer"] == "paper_out"

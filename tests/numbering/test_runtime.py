@@ -17,7 +17,7 @@ from fleet.allocator import Allocator
 from kiosk.flows.ticket import IssueTicket
 from kiosk.numbering import CenterTicketSource
 from kiosk.runtime import KioskRuntime, demo_config
-from kiosk.ticketing import ticket_qr
+from kiosk.ticketing import ticket_qr_text
 from tests.agent.broker import Broker, Pki
 from tests.agent.conftest import RunningAgent, agent_config
 from tests.numbering.conftest import CENTER, wait_until
@@ -55,7 +55,8 @@ def test_runtime_prints_the_allocator_number_through_the_real_agent(
             png = pngs[-1]
             qr = [s.text for s in zxingcpp.read_barcodes(Image.open(png).convert("L"))]
             day = datetime.now(UTC).astimezone(allocator.book.zone).date().isoformat()
-            assert qr == [ticket_qr(CENTER, day, second.number)]
+            # The demo config holds a phone key: the QR is the queue's phone page (issue 14, docs/ux.md).
+            assert qr == [ticket_qr_text(config.queue, CENTER, day, second.number)]
             assert wait_until(lambda: runtime.tickets.pending_reports() == 0)  # type: ignore[union-attr]
             book = {t["number"]: (t["status"], t["priority"]) for t in allocator.book.tickets(day)}
             assert book == {first.number: ("printed", 0), second.number: ("printed", 1)}

@@ -71,10 +71,11 @@ def push(peer: Peer, topics: KioskTopics, version: int, config: dict[str, Any]) 
 
 
 def touch_home(kiosk: KioskDriver) -> None:
+    """A new visit: a touch on the idle home outside any button (the header's center name)."""
     kiosk.core.end_session("test")
     kiosk.frames(3)
-    width, height = kiosk.app.root.size
-    kiosk.tap_at(width / 2, height / 2)
+    name = kiosk.app.root.ids.center_name
+    kiosk.tap_at(*name.to_window(*name.center))
     kiosk.wait_state("home")
 
 
@@ -105,13 +106,12 @@ def test_every_pushable_key_takes_effect_in_the_window(
     # kiosk.language: a new visit starts in the pushed language; kiosk.notice_en: shown on the home screen
     touch_home(kiosk)
     texts = kiosk.texts()
-    assert "Take a queue number" in texts and "Lunch break 11:30–13:00" in " ".join(texts)
+    assert "Take a number: choose a service area" in texts and "Lunch break 11:30–13:00" in " ".join(texts)
     kiosk.shot("push-home-english-notice")
     kiosk.tap("Tiếng Việt")  # kiosk.notice_vi: the same notice in Vietnamese
     assert "Hôm nay nghỉ trưa 11:30–13:00" in " ".join(kiosk.texts())
 
-    # services: the new service area is offered and prints its own numbers
-    kiosk.tap("Lấy số thứ tự")
+    # services: the new service area is offered on the home and prints its own numbers (one tap)
     kiosk.tap("Tư pháp")
     kiosk.wait_state("ticket", "done")
     assert kiosk.core.flow is not None and kiosk.core.flow.ticket.number.startswith("G")
@@ -134,15 +134,16 @@ def test_every_pushable_key_takes_effect_in_the_window(
     texts = kiosk.texts()
     for face in ("Very satisfied", "Satisfied", "Neutral", "Dissatisfied", "Very dissatisfied"):
         assert any(t.split("\n")[0] == face for t in texts), face
+    kiosk.shot("push-rating-five-levels")
+    kiosk.tap("Very dissatisfied")
+    kiosk.wait_state("rating", "details")  # the officer and the reasons come after the tap
+    texts = kiosk.texts()
     assert any("Trần Thị Bích Ngọc" in t for t in texts)
     images = [w for w in kiosk.visible_widgets() if type(w).__name__ == "Image"]
     assert any(Path(str(w.source)) == photos / "ngoc.png" for w in images), "the officer's photo is shown"
-    kiosk.shot("push-rating-five-levels-officer-photo")
-    kiosk.tap("Very dissatisfied")
-    kiosk.wait_state("rating", "reasons")
     kiosk.tap("Did not know which counter")
-    kiosk.shot("push-rating-pushed-reason")
-    kiosk.tap("Send rating")
+    kiosk.shot("push-rating-pushed-reason-officer-photo")
+    kiosk.tap("Send these details")
     kiosk.wait_state("rating", "thanks")  # the book follows the pushed scale: not "failed"
     assert kiosk.runtime.ratings.scale.size == 5
     rated = [e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "rating"]
@@ -152,6 +153,7 @@ def test_every_pushable_key_takes_effect_in_the_window(
     touch_home(kiosk)
     kiosk.tap("Rate our service")
     kiosk.tap("Satisfied")
+    kiosk.tap("Send these details")
     kiosk.wait_state("rating", "not_counted")
 
     # agent.heartbeat_s: heartbeats every 5 s (the agent's file says 30)

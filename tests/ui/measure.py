@@ -1,0 +1,151 @@
+"""What the window tests measure on every citizen screen (issue 14): text at least 40 design pixels,
+touch targets at least 120 design pixels each way, and the contrast of every text with its
+background, read from the rendered screenshot (not from the colours the code asked for).
+
+The contrast is WCAG's: (L1 + 0.05) / (L2 + 0.05) of the relative luminances. For each text widget
+the crop of the screenshot under it gives the background (its most common colour) and the text
+colour (the 99th percentile of the pixels' contrast with that background: anti-aliased edges are
+lighter, a stray pixel cannot decide alone).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from screens.harness import MARKUP, KioskDriver
+
+MIN_TEXT = 40  # design pixels
+MIN_TARGET = 120
+MIN_CONTRAST = 7.0
+#: screens for staff, not citizens: the size rules do not apply (contrast does)
+STAFF_SCREENS = {"technician"}
+_SIZE_TAG = re.compile(r"\[size=(\d+)\]")
+
+
+def _channel(c: float) -> float:
+    c /= 255.0
+    return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def luminance(rgb: tuple[int, int, int]) -> float:
+    r, g, b = (_channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    la, lb = luminance(a), luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+@dataclass(frozen=True)
+class Reading:
+    screen: str
+    text: str
+    ratio: float
+    foreground: tuple[int, int, int]
+    background: tuple[int, int, int]
+
+
+def _text_widgets(kiosk: KioskDriver) -> list[Any]:
+    from kivy.uix.label import Label
+
+    return [
+        w
+        for w in kiosk.visible_widgets()
+        if isinstance(w, Label) and MARKUP.sub("", w.text).strip() and w.width > 4 and w.height > 4
+    ]
+
+
+def check_sizes(kiosk: KioskDriver) -> list[str]:
+    """Every text a citizen reads at least MIN_TEXT design pixels, every button at least MIN_TARGET
+    each way; returns the offenders (empty: all good)."""
+    from kivy.uix.button import Button
+
+    if kiosk.core.screen in STAFF_SCREENS:
+        return []
+    u = kiosk.app.u
+    scale = 1.3 if kiosk.app.large_text else 1.0
+    problems: list[str] = []
+    for widget in _text_widgets(kiosk):
+        shown = MARKUP.sub("", widget.text).strip().split("\n")[0][:40]
+        # The screens' widgets know their design size ("Chữ lớn" multiplies it); the frame's (kv) do not.
+        factor = scale if hasattr(widget, "design_size") else 1.0
+        sizes = [
+            widget.font_size / u / factor,
+            *(int(n) / u / factor for n in _SIZE_TAG.findall(widget.text)),
+        ]
+        if min(sizes) < MIN_TEXT - 1:  # 1 px: sizes are rounded to whole window pixels
+            problems.append(f"text {shown!r}: {min(sizes):.0f} px")
+        if isinstance(widget, Button):
+            w, h = widget.width / u, widget.height / u
+            if min(w, h) < MIN_TARGET - 1:
+                problems.append(f"target {shown!r}: {w:.0f}x{h:.0f} px")
+    return problems
+
+
+def read_contrast(kiosk: KioskDriver, png: Path) -> list[Reading]:
+    """The contrast of each visible text on the screenshot ``png`` (taken of the current screen)."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    width, height = image.size
+    readings: list[Reading] = []
+    for widget in _text_widgets(kiosk):
+        x0, y0 = widget.to_window(widget.x, widget.y)
+        x1, y1 = widget.to_window(widget.right, widget.top)
+        box = (
+            max(0, int(x0) + 1),
+            max(0, int(height - y1) + 1),
+            min(width, int(x1) - 1),
+            min(height, int(height - y0) - 1),
+        )
+        if box[2] - box[0] < 4 or box[3] - box[1] < 4:
+            continue  # scrolled out of view
+        counts = Counter(image.crop(box).getdata())
+        background = counts.most_common(1)[0][0]
+        ink = sorted(
+            (contrast(colour, background), n, colour) for colour, n in counts.items() if colour != background
+        )
+        if not ink:
+            continue
+        # The 99th percentile of the ink pixels' contrast, counted by pixel (colours are repeated).
+        target = 0.99 * sum(n for _, n, _ in ink)
+        seen, chosen = 0, ink[-1]
+        for entry in ink:
+            seen += entry[1]
+            if seen >= target:
+                chosen = entry
+                break
+        ratio, _, foreground = chosen
+        shown = MARKUP.sub("", widget.text).strip().split("\n")[0][:60]
+        readings.append(Reading(kiosk.core.screen, shown, ratio, foreground, background))
+    return readings
+
+
+def look(kiosk: KioskDriver, name: str, table: list[Reading] | None = None) -> Path:
+    """Shoot the screen, then fail on small text, small targets or contrast under 7:1."""
+    png = kiosk.shot(name)
+    problems = check_sizes(kiosk)
+    assert not problems, f"{name}: {problems}"
+    readings = read_contrast(kiosk, png)
+    assert readings, f"{name}: no text measured"
+    low = [r for r in readings if r.ratio < MIN_CONTRAST]
+    assert not low, f"{name}: contrast under {MIN_CONTRAST}:1: {[(r.text, round(r.ratio, 1)) for r in low]}"
+    if table is not None:
+        table.extend(readings)
+    record(png, readings)
+    return png
+
+
+def record(png: Path, readings: list[Reading]) -> None:
+    """The lowest contrast of each screenshot, for docs/ux.md's table (artifacts/screens/contrast.tsv)."""
+    lowest = min(readings, key=lambda r: r.ratio)
+    low = lowest
+    fields = (png.name, len(readings), f"{low.ratio:.1f}", low.text, low.foreground, low.background)
+    line = "\t".join(str(f) for f in fields) + "\n"
+    with (png.parent / "contrast.tsv").open("a", encoding="utf-8") as out:
+        out.write(line)
