@@ -36,7 +36,7 @@ from common.errors import ValidationError
 from fleet.store.alarms import _alarm_from, _select
 from fleet.store.base import Part
 from fleet.store.models import Alarm
-from fleet.store.queue_tables import queue_ratings, queue_steps, queue_tickets
+from fleet.store.queue_tables import queue_ratings, queue_services, queue_steps, queue_tickets
 from fleet.store.schema import alarms, changes, events, kiosks, users
 from fleet.store.scope import Scope
 from fleet.store.types import UtcDateTime
@@ -297,6 +297,15 @@ class Usage(Part):
         )
         return [WaitingCount(r.center_id, r.service, int(r.waiting), r.oldest) for r in self._rows(query)]
 
+    def service_names(self, scope: Scope, *, center_id: str | None = None) -> dict[tuple[str, str], str]:
+        """(center, service code) -> the service's Vietnamese name, as the queue describes it."""
+        where = [scope.centers_filter(queue_services.c.center_id)]
+        if center_id is not None:
+            where.append(queue_services.c.center_id == center_id)
+        names = queue_services.c
+        query = select(names.center_id, names.code, names.name_vi).where(*where)
+        return {(r.center_id, r.code): r.name_vi for r in self._rows(query)}
+
     # --- look-ups and card reads ---
 
     def lookups(self, scope: Scope, period: Period, *, center_id: str | None = None) -> list[OutcomeCount]:
@@ -460,7 +469,8 @@ class Usage(Part):
             .order_by(kiosks.c.center_id, kiosks.c.id)
         )
         return [
-            KioskSpan(r.center_id, r.id, r.label, max(0.0, round(float(r.span or 0), 3))) for r in self._rows(query)
+            KioskSpan(r.center_id, r.id, r.label, max(0.0, round(float(r.span or 0), 3)))
+            for r in self._rows(query)
         ]
 
     def downtime(self, scope: Scope, period: Period, *, center_id: str | None = None) -> list[Downtime]:

@@ -112,10 +112,10 @@ def seed(store: Store, clock: FakeClock) -> tuple[Fleet, Expected]:
     for level, key, target, target_id, reasons in (
         (4, "very_satisfied", "center", None, []),
         (3, "satisfied", "center", None, []),
-        (1, "very_dissatisfied", "center", None, ["long_wait", "unfriendly"]),
+        (1, "very_dissatisfied", "center", None, ["long_wait", "staff_attitude"]),
         (2, "dissatisfied", "center", None, ["long_wait"]),
         (4, "very_satisfied", "counter", "2", []),
-        (1, "very_dissatisfied", "official", "cb-017", ["unfriendly"]),
+        (1, "very_dissatisfied", "official", "cb-017", ["staff_attitude"]),
     ):
         event(
             store,
