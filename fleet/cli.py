@@ -6,7 +6,8 @@ allocator's database (per service: printed, voided, offline, called, online numb
 ``ingest`` runs the MQTT ingest (``--workers N`` processes on the shared subscription), ``ingest-status``
 prints its workers' counters; ``db upgrade`` migrates its store; ``user add``, ``center
 add``, ``kiosk add`` fill it; ``maintain`` runs the store's housekeeping once (aggregation, retention,
-partitions). The fleet's errors end as one line and an exit code (``MotcuaError``), like the kiosk's.
+partitions); ``report`` writes a report file (XLSX, CSV; docs/reports.md). The fleet's errors end as
+one line and an exit code (``MotcuaError``), like the kiosk's.
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     maintain.add_argument("--keep-health-days", type=int, default=7, help="days of raw heartbeats kept")
     maintain.add_argument("--keep-event-months", type=int, default=13, help="months of events kept")
     maintain.set_defaults(func=run_maintain)
+
+    from fleet.reports import cli as report_cli  # usage reports (docs/reports.md)
+
+    report_cli.configure(sub, DEFAULT_DB)
 
 
 def _ingest_options(parser: argparse.ArgumentParser, *, in_serve: bool) -> None:
