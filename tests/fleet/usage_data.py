@@ -153,3 +153,24 @@ def seed(store: Store, clock: FakeClock) -> tuple[Fleet, Expected]:
     store.alarms.clear_alarm(k2, "offline", at=local(26, 14, 30))
     clock.now = local(1, 12, month=12)  # the report is made on 1 December
     return f, Expected()
+
+
+def usage_foreign_requests(f: Fleet) -> list[tuple[str, str, int]]:
+    """What a manager of Bến Thành must be refused (404: we do not confirm it exists)."""
+    other, far = f.other_center, f.far_center
+    return [
+        ("GET", f"/usage?center={other}", 404),
+        ("GET", f"/usage?center={other}&format=json", 404),
+        ("GET", f"/usage?center={far}", 404),
+        ("GET", f"/usage/live?center={other}", 404),
+        ("GET", f"/reports?center={other}", 404),
+        ("GET", f"/reports/download?center={other}&month=2026-11&format=xlsx", 404),
+        ("GET", f"/reports/download?center={other}&month=2026-11&format=csv", 404),
+        ("GET", f"/reports/download?province={f.province}&month=2026-11&format=xlsx", 404),
+        ("GET", f"/reports/download?center=province&province_id={f.province}&month=2026-11", 404),
+        ("GET", f"/reports/download?province={f.other_province}&month=2026-11&format=csv", 404),
+    ]
+
+
+#: answers that are lists of the user's scope: nothing of another center may show in them
+USAGE_OWN_LISTS = ["/usage", "/usage?format=json", "/reports"]
