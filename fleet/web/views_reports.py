@@ -47,6 +47,7 @@ def reports_page(request: Request, ctx: Ctx) -> Response:
         month=params.get("month") or _last_month(today),
         first=params.get("from", ""),
         last=params.get("to", ""),
+        span="range" if params.get("from") or params.get("to") else "month",
         formats=FORMATS,
     )
 
@@ -54,7 +55,8 @@ def reports_page(request: Request, ctx: Ctx) -> Response:
 def _period(ctx: Ctx, params: dict[str, str]) -> Period:
     zone = ctx.web.zone
     month, first, last = params.get("month", "").strip(), params.get("from", ""), params.get("to", "")
-    if first or last:
+    span = params.get("span") or ("range" if first or last else "month")
+    if span == "range":
         try:
             first_day = date.fromisoformat(first or last)
             last_day = date.fromisoformat(last or first)
