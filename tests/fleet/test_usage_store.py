@@ -127,11 +127,11 @@ def test_downtime_per_kiosk_and_device_from_the_alarms(store: Store, clock: Fake
     # an alarm still active counts up to now, and only the part inside the period
     clock.now = local(2, 12, month=12)
     store.alarms.raise_alarm("kiosk-bt-03", "card_reader", "major", device="card_reader", at=local(30, 22))
-    down = {(d.kiosk_id, d.type): d.down_s for d in store.usage.downtime(scope, NOVEMBER)}
-    assert down[("kiosk-bt-03", "card_reader")] == 2 * 3600.0  # 22:00 to midnight of 30 November
+    seconds = {(d.kiosk_id, d.type): d.down_s for d in store.usage.downtime(scope, NOVEMBER)}
+    assert seconds[("kiosk-bt-03", "card_reader")] == 2 * 3600.0  # 22:00 to midnight of 30 November
     december = Period.month("2026-12", VN)
-    down = {(d.kiosk_id, d.type): d.down_s for d in store.usage.downtime(scope, december)}
-    assert down[("kiosk-bt-03", "card_reader")] == 36 * 3600.0  # 1 Dec 00:00 to now (2 Dec 12:00)
+    seconds = {(d.kiosk_id, d.type): d.down_s for d in store.usage.downtime(scope, december)}
+    assert seconds[("kiosk-bt-03", "card_reader")] == 36 * 3600.0  # 1 Dec 00:00 to now (2 Dec 12:00)
     spans = {s.kiosk_id: s.span_s for s in store.usage.kiosk_spans(scope, december)}
     assert spans["kiosk-bt-03"] == 36 * 3600.0  # the month so far, not its 31 days
     alarms = store.usage.alarms(scope, NOVEMBER)
