@@ -523,6 +523,15 @@ class Usage(Part):
         )
         return [_alarm_from(r) for r in self._rows(query)]
 
+    def alarm_counts(self, scope: Scope, period: Period) -> dict[str, int]:
+        """Alarms active at some time of the period, per center (the province's table)."""
+        query = (
+            select(alarms.c.center_id, func.count().label("n"))
+            .where(*self._alarms_overlap(scope, period, None))
+            .group_by(alarms.c.center_id)
+        )
+        return {r.center_id: int(r.n) for r in self._rows(query)}
+
     # --- live ---
 
     def watermark(self, scope: Scope, *, center_id: str | None = None) -> tuple[Any, ...]:

@@ -191,9 +191,7 @@ def figures(store: Store, scope: Scope, choice: Choice, zone: Any, *, ratings: b
             groups[by] = rating_groups(usage.ratings(scope, period, by=by, center_id=center_id))
     centers: list[CenterLine] = []
     if center_id is None:
-        alarm_counts: dict[str, int] = {}
-        for a in usage.alarms(scope, period):
-            alarm_counts[a.center_id] = alarm_counts.get(a.center_id, 0) + 1
+        alarm_counts = usage.alarm_counts(scope, period)
         for c in store.registry.centers(scope):
             mine_levels = [r for r in levels if r.center_id == c.id]
             n = sum(r.count for r in mine_levels)

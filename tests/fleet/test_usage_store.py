@@ -141,6 +141,8 @@ def test_downtime_per_kiosk_and_device_from_the_alarms(store: Store, clock: Fake
         ("kiosk-bt-03", "card_reader"),
     ]
     assert store.usage.alarms(Scope.center(f.other_center), NOVEMBER) == []
+    assert store.usage.alarm_counts(Scope.province(f.province), NOVEMBER) == {f.center: 3}
+    assert store.usage.alarm_counts(Scope.center(f.other_center), NOVEMBER) == {}
 
 
 def test_numbers_waiting_and_the_live_watermark(store: Store, clock: FakeClock) -> None:
