@@ -149,8 +149,11 @@ class AllocatorBook:
             self.stats.refused += 1
             self._conflict(kiosk, request.request_id, f"slot {request.slot} belongs to {owner}", now)
             return TicketResponse.refused(
-                request.request_id, request.op, ERR_SLOT_CONFLICT,
-                f"offline slot {request.slot} is bound to kiosk {owner}", now_iso(now),
+                request.request_id,
+                request.op,
+                ERR_SLOT_CONFLICT,
+                f"offline slot {request.slot} is bound to kiosk {owner}",
+                now_iso(now),
             )
         if request.op == "allocate":
             return self._allocate(kiosk, request, now)
@@ -189,15 +192,15 @@ class AllocatorBook:
             seq = (last[0] if last else 0) + 1
             if seq > self.plan.online_max:
                 return TicketResponse.refused(
-                    request.request_id, "allocate", ERR_EXHAUSTED,
+                    request.request_id,
+                    "allocate",
+                    ERR_EXHAUSTED,
                     f"service {service}: all {self.plan.online_max} online numbers of {day} issued",
                     now_iso(now),
                 )
             number = format_number(request.prefix, seq)
             stamp = now_iso(now)
-            self._db.execute(
-                "INSERT OR REPLACE INTO counters VALUES (?, ?, ?)", (day, service, seq)
-            )
+            self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, ?, ?)", (day, service, seq))
             cursor = self._db.execute(
                 "INSERT INTO tickets (day, service, seq, number, kiosk, request_id, priority, source, status,"
                 " issued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'online', 'allocated', ?, ?)",
@@ -206,8 +209,13 @@ class AllocatorBook:
             rowid, priority = cursor.lastrowid, int(request.priority)
             self.stats.allocated += 1
         return TicketResponse.allocated(
-            request.request_id, day=day, service=service, seq=seq, number=number,
-            waiting_ahead=self._waiting_ahead(day, service, rowid, bool(priority)), at=now_iso(now),
+            request.request_id,
+            day=day,
+            service=service,
+            seq=seq,
+            number=number,
+            waiting_ahead=self._waiting_ahead(day, service, rowid, bool(priority)),
+            at=now_iso(now),
         )
 
     def _waiting_ahead(self, day: str, service: str, rowid: int, priority: bool) -> int:
@@ -263,8 +271,17 @@ class AllocatorBook:
                 "INSERT INTO tickets (day, service, seq, number, kiosk, request_id, priority, source, status,"
                 " reason, issued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'offline', ?, ?, ?, ?)",
                 (
-                    item.day, item.service, item.seq, item.number, kiosk, item.request_id,
-                    int(item.priority), item.status, item.reason, item.issued_at, stamp,
+                    item.day,
+                    item.service,
+                    item.seq,
+                    item.number,
+                    kiosk,
+                    item.request_id,
+                    int(item.priority),
+                    item.status,
+                    item.reason,
+                    item.issued_at,
+                    stamp,
                 ),
             )
         else:
@@ -407,8 +424,13 @@ class Allocator:
     def _on_message(self, message: Message) -> None:
         self._queue.put(
             _Incoming(
-                message.topic, message.payload, message.qos, message.generation, message.mid,
-                message.response_topic, message.correlation_data,
+                message.topic,
+                message.payload,
+                message.qos,
+                message.generation,
+                message.mid,
+                message.response_topic,
+                message.correlation_data,
             )
         )
 
@@ -477,8 +499,12 @@ class Allocator:
                 answer = self.book.handle(kiosk, message.payload, now)
                 topic = self.topics.kiosk(kiosk).ticket_res
                 if message.response_topic and message.response_topic != topic:
-                    log.warning("kiosk %s asked for answers on %s; answering on %s",
-                                kiosk, message.response_topic[:200], topic)
+                    log.warning(
+                        "kiosk %s asked for answers on %s; answering on %s",
+                        kiosk,
+                        message.response_topic[:200],
+                        topic,
+                    )
                 replies.append((topic, answer.to_payload(), message.correlation))
             return []
 

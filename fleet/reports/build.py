@@ -28,6 +28,7 @@ from fleet.store.usage import (
     TicketCount,
     availability_percent,
     rating_groups,
+    split_day_hour,
 )
 from fleet.web.format import duration
 from fleet.web.i18n import Translator
@@ -110,11 +111,13 @@ def build_report(
     usage = store.usage
     tr = Translator("vi")
     names = {c.id: c.name for c in centers}
-    tickets_day = usage.tickets(inside, period, by="day", center_id=center_id)
-    tickets_hour = usage.tickets(inside, period, by="hour", center_id=center_id)
+    tickets_day, tickets_hour = split_day_hour(
+        usage.tickets(inside, period, by="day_hour", center_id=center_id)
+    )
     lookups = usage.lookups(inside, period, center_id=center_id)
     cards = usage.card_reads(inside, period, center_id=center_id)
-    by_level = usage.ratings(inside, period, by="level", center_id=center_id)
+    breakdown = usage.rating_breakdown(inside, period, center_id=center_id)
+    by_level = breakdown["level"]
     spans = usage.kiosk_spans(inside, period, center_id=center_id)
     downs = usage.downtime(inside, period, center_id=center_id)
     alarm_list = usage.alarms(inside, period, center_id=center_id)
@@ -150,10 +153,7 @@ def build_report(
         _outcomes(tr, lookups, cards, names),
     ]
     if ratings:
-        groups = {
-            by: rating_groups(usage.ratings(inside, period, by=by, center_id=center_id))
-            for by in ("reason", "counter", "officer")
-        }
+        groups = {by: rating_groups(breakdown[by]) for by in ("reason", "counter", "officer")}
         sheets.append(_ratings(tr, by_level, groups))
     sheets += [_availability(tr, spans, downs, names), _alarms(tr, alarm_list, names, zone, store.db.now())]
     return Report(target, title, centers, period, store.db.now(), zone, sheets, totals)

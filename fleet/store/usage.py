@@ -21,7 +21,6 @@ from sqlalchemy import (
     Float,
     Integer,
     Select,
-    String,
     case,
     cast,
     func,
@@ -29,7 +28,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    union_all,
 )
 
 from common.errors import ValidationError
@@ -44,6 +42,7 @@ from fleet.store.types import UtcDateTime
 MAX_DAYS = 366
 #: alarm types that mean "this part of the kiosk was not usable", and what they count against
 AVAILABILITY_TYPES = ("offline", "app_down", "printer", "receipt_printer", "card_reader", "scanner")
+RATING_GROUPINGS = ("level", "reason", "counter", "officer")
 ALARM_LIMIT = 20_000  # alarms listed in one report (a month of a province is far below)
 
 
@@ -194,13 +193,13 @@ class _Sql:
         self.postgres = postgres
 
     def local(self, column: Any, offset_s: int, pattern: str) -> ColumnElement[str]:
-        """The local day ('day') or hour ('hour') of a UTC time column, as text."""
+        """The local day ('day'), hour ('hour') or both ('day_hour') of a UTC time column, as text."""
         shift = int(offset_s)
         if self.postgres:
-            fmt = {"day": "YYYY-MM-DD", "hour": "HH24"}[pattern]
+            fmt = {"day": "YYYY-MM-DD", "hour": "HH24", "day_hour": "YYYY-MM-DD HH24"}[pattern]
             shifted = func.timezone("UTC", column) + literal_column(f"interval '{shift} seconds'")
             return func.to_char(shifted, fmt)
-        fmt = {"day": "%Y-%m-%d", "hour": "%H"}[pattern]
+        fmt = {"day": "%Y-%m-%d", "hour": "%H", "day_hour": "%Y-%m-%d %H"}[pattern]
         return func.strftime(fmt, column, f"{shift:+d} seconds")
 
     def text(self, key: str) -> ColumnElement[str]:
@@ -256,9 +255,10 @@ class Usage(Part):
         self, scope: Scope, period: Period, *, by: str = "day", center_id: str | None = None
     ) -> list[TicketCount]:
         """Numbers printed (``ticket_issued``) and taken but not printed (``ticket_voided``) per
-        center, service and local day or hour of day."""
-        if by not in ("day", "hour"):
-            raise ValidationError(f"tickets by {by!r}: expected day or hour")
+        center, service and local day, hour of day, or both (``day_hour``: "2026-11-23 08", one scan
+        for both tables of the page and the report, ``split_day_hour``)."""
+        if by not in ("day", "hour", "day_hour"):
+            raise ValidationError(f"tickets by {by!r}: expected day, hour or day_hour")
         sql = self._sql
         bucket = sql.local(events.c.occurred_at, period.offset_s, by).label("bucket")
         service = sql.text("service").label("service")
@@ -347,15 +347,39 @@ class Usage(Part):
     def ratings(
         self, scope: Scope, period: Period, *, by: str = "level", center_id: str | None = None
     ) -> list[RatingCount]:
-        """Ratings grouped by ``level`` (key: the kiosk's level word; the phone's are ``phone``),
-        ``reason`` (the kiosk's reasons, each counted), ``counter`` or ``officer``.
+        """Ratings grouped by ``level``, ``reason``, ``counter`` or ``officer`` (``rating_breakdown``)."""
+        if by not in RATING_GROUPINGS:
+            raise ValidationError(f"ratings by {by!r}: expected level, reason, counter or officer")
+        return self.rating_breakdown(scope, period, center_id=center_id)[by]
 
-        Sources: the kiosks' ``rating`` events, and the phone page's ratings (``queue_ratings`` via
-        phone). A kiosk rating of a ticket is also in ``queue_ratings`` (the queue tied it to its
-        counter and officer): counted once in each grouping, from the events for level and reason,
-        from the queue for counter and officer (with kiosk ratings aimed at a counter or an officer)."""
+    def rating_breakdown(
+        self, scope: Scope, period: Period, *, center_id: str | None = None
+    ) -> dict[str, list[RatingCount]]:
+        """Ratings per ``level`` (key: the kiosk's level word; the phone's are ``phone``), ``reason``
+        (the kiosk's reasons, each counted), ``counter`` and ``officer``, from three aggregate queries.
+
+        Sources: the kiosks' ``rating`` events, and the queue's ratings (``queue_ratings``: the phone
+        page's, and the kiosk ratings of a ticket that the queue tied to its counter and officer).
+        Counted once in each grouping: level and reason from the events (plus the phone's levels),
+        counter and officer from the queue plus the kiosk ratings aimed at a counter or an official."""
         sql = self._sql
-        r_events = self._events(scope, period, ("rating",), center_id)
+        where = self._events(scope, period, ("rating",), center_id)
+        level = cast(sql.number("level"), Integer).label("level")
+        scale = cast(sql.number("scale"), Integer).label("scale")
+        key, kind, target = sql.text("level_key"), sql.text("target_kind"), sql.text("target_id")
+        kiosk = (
+            select(
+                events.c.center_id,
+                key.label("key"),
+                kind.label("kind"),
+                target.label("target"),
+                scale,
+                level,
+                func.count().label("n"),
+            )
+            .where(*where)
+            .group_by(events.c.center_id, key, kind, target, scale, level)
+        )
         q_where = [
             queue_ratings.c.at >= period.start,
             queue_ratings.c.at < period.end,
@@ -363,71 +387,46 @@ class Usage(Part):
         ]
         if center_id is not None:
             q_where.append(queue_ratings.c.center_id == center_id)
-        level = cast(sql.number("level"), Integer)
-        scale = cast(sql.number("scale"), Integer)
-        parts: list[Select[Any]]
-        if by == "level":
-            parts = [
-                select(
-                    events.c.center_id,
-                    sql.text("level_key").label("key"),
-                    scale.label("scale"),
-                    level.label("level"),
-                ).where(*r_events),
-                select(
-                    queue_ratings.c.center_id,
-                    cast(literal("phone"), String).label("key"),
-                    queue_ratings.c.scale,
-                    queue_ratings.c.level,
-                ).where(*q_where, queue_ratings.c.via == "phone"),
-            ]
-        elif by == "reason":
-            parts = [self._reasons(r_events, scale, level)]
-        elif by == "counter":
-            parts = [
-                select(
-                    events.c.center_id,
-                    sql.text("target_id").label("key"),
-                    scale.label("scale"),
-                    level.label("level"),
-                ).where(*r_events, sql.text("target_kind") == "counter"),
-                select(
-                    queue_ratings.c.center_id,
-                    queue_ratings.c.counter.label("key"),
-                    queue_ratings.c.scale,
-                    queue_ratings.c.level,
-                ).where(*q_where, queue_ratings.c.counter.is_not(None)),
-            ]
-        elif by == "officer":
-            parts = [
-                select(
-                    events.c.center_id,
-                    sql.text("target_id").label("key"),
-                    scale.label("scale"),
-                    level.label("level"),
-                ).where(*r_events, sql.text("target_kind") == "official"),
-                select(
-                    queue_ratings.c.center_id,
-                    users.c.username.label("key"),
-                    queue_ratings.c.scale,
-                    queue_ratings.c.level,
-                )
-                .select_from(queue_ratings.join(users, users.c.id == queue_ratings.c.user_id))
-                .where(*q_where),
-            ]
-        else:
-            raise ValidationError(f"ratings by {by!r}: expected level, reason, counter or officer")
-        rated = union_all(*parts).subquery("rated")
-        query = (
-            select(rated.c.center_id, rated.c.key, rated.c.scale, rated.c.level, func.count().label("n"))
-            .group_by(rated.c.center_id, rated.c.key, rated.c.scale, rated.c.level)
-            .order_by(rated.c.center_id, rated.c.key, rated.c.scale, rated.c.level)
+        q = queue_ratings.c
+        queued = (
+            select(q.center_id, q.via, q.counter, users.c.username, q.scale, q.level, func.count().label("n"))
+            .select_from(queue_ratings.outerjoin(users, users.c.id == q.user_id))
+            .where(*q_where)
+            .group_by(q.center_id, q.via, q.counter, users.c.username, q.scale, q.level)
         )
-        return [
-            RatingCount(r.center_id, r.key or "?", int(r.scale or 0), int(r.level or 0), int(r.n))
-            for r in self._rows(query)
-            if r.scale
-        ]
+        reasons = self._reasons(
+            where, cast(sql.number("scale"), Integer), cast(sql.number("level"), Integer)
+        ).subquery()
+        reason_rows = select(
+            reasons.c.center_id, reasons.c.key, reasons.c.scale, reasons.c.level, func.count().label("n")
+        ).group_by(reasons.c.center_id, reasons.c.key, reasons.c.scale, reasons.c.level)
+        out: dict[str, dict[tuple[str, str, int, int], int]] = {by: {} for by in RATING_GROUPINGS}
+
+        def add(by: str, center: str, name: str | None, row_scale: Any, row_level: Any, n: int) -> None:
+            if not row_scale:
+                return  # a payload without a scale cannot say what satisfied means
+            slot = (center, name or "?", int(row_scale), int(row_level or 0))
+            out[by][slot] = out[by].get(slot, 0) + int(n)
+
+        for r in self._rows(kiosk):
+            add("level", r.center_id, r.key, r.scale, r.level, r.n)
+            if r.kind == "counter":
+                add("counter", r.center_id, r.target, r.scale, r.level, r.n)
+            elif r.kind == "official":
+                add("officer", r.center_id, r.target, r.scale, r.level, r.n)
+        for r in self._rows(queued):
+            if r.via == "phone":
+                add("level", r.center_id, "phone", r.scale, r.level, r.n)
+            if r.counter is not None:
+                add("counter", r.center_id, r.counter, r.scale, r.level, r.n)
+            if r.username is not None:
+                add("officer", r.center_id, r.username, r.scale, r.level, r.n)
+        for r in self._rows(reason_rows):
+            add("reason", r.center_id, r.key, r.scale, r.level, r.n)
+        return {
+            by: [RatingCount(c, k, sc, lv, n) for (c, k, sc, lv), n in sorted(counts.items())]
+            for by, counts in out.items()
+        }
 
     def _reasons(self, where: list[ColumnElement[bool]], scale: Any, level: Any) -> Select[Any]:
         """One row per reason of each rating event (the JSON array unnested in SQL)."""
@@ -555,6 +554,25 @@ class Usage(Part):
         with self.db.read() as conn:
             row = conn.execute(query).one()
         return tuple(row)
+
+
+def split_day_hour(rows: Iterable[TicketCount]) -> tuple[list[TicketCount], list[TicketCount]]:
+    """``tickets(by="day_hour")`` rows added up per day and per hour of day (both sorted)."""
+    days: dict[tuple[str, str, str], list[int]] = {}
+    hours: dict[tuple[str, str, str], list[int]] = {}
+    for r in rows:
+        day, hour = r.bucket.split(" ")
+        for acc in (
+            days.setdefault((r.center_id, day, r.service), [0, 0]),
+            hours.setdefault((r.center_id, hour, r.service), [0, 0]),
+        ):
+            acc[0] += r.issued
+            acc[1] += r.voided
+
+    def out(groups: dict[tuple[str, str, str], list[int]]) -> list[TicketCount]:
+        return [TicketCount(c, s, b, n[0], n[1]) for (c, b, s), n in sorted(groups.items())]
+
+    return out(days), out(hours)
 
 
 def availability_percent(span_s: float, down_s: float) -> float | None:

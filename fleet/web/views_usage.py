@@ -33,9 +33,9 @@ from fleet.store.usage import (
     OutcomeCount,
     Period,
     RatingGroup,
-    TicketCount,
     availability_percent,
     rating_groups,
+    split_day_hour,
 )
 from fleet.web.core import Ctx, endpoint
 from fleet.web.format import json_value
@@ -148,11 +148,13 @@ def figures(store: Store, scope: Scope, choice: Choice, zone: Any, *, ratings: b
     """Everything the page shows, from a dozen aggregate queries."""
     usage, center_id = store.usage, choice.center_id
     period = Period.days(choice.first, choice.last, zone)
-    by_day_rows: list[TicketCount] = usage.tickets(scope, period, by="day", center_id=center_id)
-    by_hour_rows = usage.tickets(scope, period, by="hour", center_id=center_id)
+    by_day_rows, by_hour_rows = split_day_hour(
+        usage.tickets(scope, period, by="day_hour", center_id=center_id)
+    )
     today = store.db.now().astimezone(zone).date()
     waiting_rows = usage.waiting(scope, today, center_id=center_id)
-    levels = usage.ratings(scope, period, by="level", center_id=center_id)
+    breakdown = usage.rating_breakdown(scope, period, center_id=center_id)
+    levels = breakdown["level"]
     spans = usage.kiosk_spans(scope, period, center_id=center_id)
     downs = usage.downtime(scope, period, center_id=center_id)
     names = {code: name for (_, code), name in usage.service_names(scope, center_id=center_id).items()}
@@ -188,7 +190,7 @@ def figures(store: Store, scope: Scope, choice: Choice, zone: Any, *, ratings: b
     groups: dict[str, list[RatingGroup]] = {}
     if ratings:
         for by in ("reason", "counter", "officer"):
-            groups[by] = rating_groups(usage.ratings(scope, period, by=by, center_id=center_id))
+            groups[by] = rating_groups(breakdown[by])
     centers: list[CenterLine] = []
     if center_id is None:
         alarm_counts = usage.alarm_counts(scope, period)
@@ -330,8 +332,9 @@ async def usage_live(request: Request, ctx: Ctx) -> Response:
         mark = await run_in_threadpool(web.store.usage.watermark, scope, center_id=center_id)
         number = 0
         yield "retry: 3000\n\n"
+        pause = POLL_S
         while clock.monotonic() - started < web.settings.live_max_s:
-            await anyio.sleep(POLL_S)
+            await anyio.sleep(pause)
             if await request.is_disconnected():
                 return
             if clock.monotonic() - checked >= web.settings.live_session_check_s:
@@ -344,9 +347,12 @@ async def usage_live(request: Request, ctx: Ctx) -> Response:
                     yield ": ping\n\n"
                     continue
                 mark = now_mark
+                computing = clock.monotonic()
                 fig = await run_in_threadpool(
                     figures, web.store, scope, choice, web.zone, ratings=shows_ratings
                 )
+                # a month of a busy province takes seconds: at most a fifth of the time goes to it
+                pause = max(POLL_S, 5 * (clock.monotonic() - computing))
                 html = await run_in_threadpool(
                     web.fragment, ctx, "usage_fragments.html", "usage_body", fig, choice
                 )

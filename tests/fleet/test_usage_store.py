@@ -13,7 +13,7 @@ import pytest
 from common.errors import ValidationError
 from fleet.queue.engine import Queue
 from fleet.store import Scope, Store
-from fleet.store.usage import Period, availability_percent, rating_groups
+from fleet.store.usage import Period, availability_percent, rating_groups, split_day_hour
 from tests.fleet.conftest import FakeClock
 from tests.fleet.queue_data import issue
 from tests.fleet.usage_data import event, local, seed
@@ -51,6 +51,10 @@ def test_tickets_per_service_day_and_hour(store: Store, clock: FakeClock) -> Non
     assert sum(issued for issued, _ in by_day.values()) == expected.bt_issued
     by_hour = {(t.bucket, t.service): t.issued for t in store.usage.tickets(center, NOVEMBER, by="hour")}
     assert by_hour == {("08", "HOTICH"): 3, ("10", "DATDAI"): 1, ("14", "HOTICH"): 2, ("23", "HOTICH"): 1}
+    # one scan for both: day and hour of day together, added up per day and per hour
+    by_day_again, by_hour_again = split_day_hour(store.usage.tickets(center, NOVEMBER, by="day_hour"))
+    assert by_day_again == store.usage.tickets(center, NOVEMBER)
+    assert by_hour_again == store.usage.tickets(center, NOVEMBER, by="hour")
     december = store.usage.tickets(center, Period.month("2026-12", VN))
     assert [(t.bucket, t.issued) for t in december] == [("2026-12-01", 1)]
     # the province: both of its centers, per center; never the other province's
