@@ -20,16 +20,33 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # every center of the province; the only role that manages accounts
     "province_admin": frozenset(
         {
-            "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "user.manage",
-            "audit.view", "queue.view", "queue.manage", "rating.view", "enroll.manage",
+            "fleet.view",
+            "alarm.ack",
+            "command.send",
+            "config.push",
+            "routes.manage",
+            "user.manage",
+            "audit.view",
+            "queue.view",
+            "queue.manage",
+            "rating.view",
+            "enroll.manage",
         }
     ),
     # the center's head: its configuration, where its alarms go, its queue, and (above a technician) its
     # commands
     "center_manager": frozenset(
         {
-            "fleet.view", "alarm.ack", "command.send", "config.push", "routes.manage", "audit.view",
-            "queue.view", "queue.manage", "rating.view", "enroll.manage",
+            "fleet.view",
+            "alarm.ack",
+            "command.send",
+            "config.push",
+            "routes.manage",
+            "audit.view",
+            "queue.view",
+            "queue.manage",
+            "rating.view",
+            "enroll.manage",
         }
     ),
     # enrolls, tests, replaces and revokes the center's kiosks (docs/provisioning.md)

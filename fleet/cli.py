@@ -6,7 +6,8 @@ allocator's database (per service: printed, voided, offline, called, online numb
 ``ingest`` runs the MQTT ingest (``--workers N`` processes on the shared subscription), ``ingest-status``
 prints its workers' counters; ``db upgrade`` migrates its store; ``user add``, ``center
 add``, ``kiosk add`` fill it; ``maintain`` runs the store's housekeeping once (aggregation, retention,
-partitions). The fleet's errors end as one line and an exit code (``MotcuaError``), like the kiosk's.
+partitions); ``report`` writes a report file (XLSX, CSV; docs/reports.md). The fleet's errors end as
+one line and an exit code (``MotcuaError``), like the kiosk's.
 """
 
 from __future__ import annotations
@@ -73,8 +74,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=DEFAULT_DB,
-                        help="store URL: sqlite:///FILE (default; $MOTCUA_FLEET_DB) or postgresql://USER@HOST/DB")
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help="store URL: sqlite:///FILE (default; $MOTCUA_FLEET_DB) or postgresql://USER@HOST/DB",
+    )
 
 
 def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,16 +95,34 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     _db_option(serve)
     serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
     serve.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="time zone of pages and exports")
-    serve.add_argument("--maintenance-every", type=float, default=3600.0, metavar="SECONDS",
-                       help="run the store's housekeeping this often (0: never; another process does it)")
-    serve.add_argument("--proxy-headers", action="store_true",
-                       help="trust X-Forwarded-For/-Proto from 127.0.0.1 (behind a TLS reverse proxy)")
-    serve.add_argument("--secure-cookies", action="store_true",
-                       help="always mark cookies Secure (default: when the request came over https)")
-    serve.add_argument("--queue-audio", type=Path, default=Path("var/queue/audio"),
-                       help="folder of the hall's announcement WAVs (made on demand, cached)")
-    serve.add_argument("--queue-clips", type=Path,
-                       help="the center's own clips, one WAV per word ('fleet queue clips'); else espeak-ng")
+    serve.add_argument(
+        "--maintenance-every",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="run the store's housekeeping this often (0: never; another process does it)",
+    )
+    serve.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from 127.0.0.1 (behind a TLS reverse proxy)",
+    )
+    serve.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="always mark cookies Secure (default: when the request came over https)",
+    )
+    serve.add_argument(
+        "--queue-audio",
+        type=Path,
+        default=Path("var/queue/audio"),
+        help="folder of the hall's announcement WAVs (made on demand, cached)",
+    )
+    serve.add_argument(
+        "--queue-clips",
+        type=Path,
+        help="the center's own clips, one WAV per word ('fleet queue clips'); else espeak-ng",
+    )
     # --public-url (the center's address as phones and e-mail readers reach it) is among these
     _ingest_options(serve, in_serve=True)
     serve.set_defaults(func=run_serve)
@@ -109,8 +131,12 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     ingest = sub.add_parser("ingest", help="run the MQTT ingest: what kiosks publish, into the store")
     _db_option(ingest)
     _ingest_options(ingest, in_serve=False)
-    ingest.add_argument("--workers", type=int, default=1,
-                        help="worker processes on the shared subscription (restarted if they die)")
+    ingest.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the shared subscription (restarted if they die)",
+    )
     ingest.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     ingest.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="time zone of notification texts")
     ingest.set_defaults(func=run_ingest)
@@ -124,8 +150,11 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     add = user_sub.add_parser("add", help="add an account; the password is read from the terminal or stdin")
     _db_option(add)
     add.add_argument("--username", required=True)
-    add.add_argument("--role", required=True,
-                     choices=["province_admin", "center_manager", "technician", "officer", "viewer"])
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=["province_admin", "center_manager", "technician", "officer", "viewer"],
+    )
     add.add_argument("--center", help="the user's center (center roles, or a viewer of one center)")
     add.add_argument("--province", help="the user's province (province admins, province-wide viewers)")
     add.add_argument("--display-name", default="", help="full name shown in the pages and the audit log")
@@ -158,43 +187,86 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     maintain.add_argument("--keep-event-months", type=int, default=13, help="months of events kept")
     maintain.set_defaults(func=run_maintain)
 
+    from fleet.reports import cli as report_cli  # usage reports (docs/reports.md)
+
+    report_cli.configure(sub, DEFAULT_DB)
+
 
 def _ingest_options(parser: argparse.ArgumentParser, *, in_serve: bool) -> None:
     group = parser.add_argument_group(
         "MQTT ingest" + (" (in this process, for one center; only with --broker)" if in_serve else "")
     )
-    group.add_argument("--broker", required=not in_serve, metavar="HOST:PORT",
-                       help="the center-services listener of the broker (fleet certificate)")
+    group.add_argument(
+        "--broker",
+        required=not in_serve,
+        metavar="HOST:PORT",
+        help="the center-services listener of the broker (fleet certificate)",
+    )
     group.add_argument("--ca", type=Path, help="the center's CA certificate (TLS)")
-    group.add_argument("--cert", type=Path,
-                       help="client certificate with CN 'fleet'; with --workers N, one per worker: "
-                            "a path with {n} (fleet-{n}.crt for fleet-1 .. fleet-N)")
+    group.add_argument(
+        "--cert",
+        type=Path,
+        help="client certificate with CN 'fleet'; with --workers N, one per worker: "
+        "a path with {n} (fleet-{n}.crt for fleet-1 .. fleet-N)",
+    )
     group.add_argument("--key", type=Path, help="its private key (with {n} as in --cert)")
-    group.add_argument("--center",
-                       help="ingest this center only (default: every center; serve: the store's one)")
+    group.add_argument(
+        "--center", help="ingest this center only (default: every center; serve: the store's one)"
+    )
     group.add_argument("--client-id", help="MQTT client id (prefix with --workers); stable across restarts")
-    group.add_argument("--session-expiry", type=int, default=86400, metavar="SECONDS",
-                       help="how long the broker keeps a worker's messages while it is away")
+    group.add_argument(
+        "--session-expiry",
+        type=int,
+        default=86400,
+        metavar="SECONDS",
+        help="how long the broker keeps a worker's messages while it is away",
+    )
     group.add_argument("--topic-root", default="motcua/v1")
-    group.add_argument("--no-duties", action="store_true",
-                       help="never take the duties lease (publishing, sweeps, notifications)")
-    group.add_argument("--reminder-every", type=float, default=60.0, metavar="MINUTES",
-                       help="remind about an active, unacknowledged alarm this often")
-    group.add_argument("--cert-warn-days", type=int, default=30,
-                       help="warn this many days before a kiosk's certificate expires")
-    group.add_argument("--clock-skew", type=float, default=120.0, metavar="SECONDS",
-                       help="a kiosk clock further off than this is an alarm")
+    group.add_argument(
+        "--no-duties",
+        action="store_true",
+        help="never take the duties lease (publishing, sweeps, notifications)",
+    )
+    group.add_argument(
+        "--reminder-every",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="remind about an active, unacknowledged alarm this often",
+    )
+    group.add_argument(
+        "--cert-warn-days",
+        type=int,
+        default=30,
+        help="warn this many days before a kiosk's certificate expires",
+    )
+    group.add_argument(
+        "--clock-skew",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="a kiosk clock further off than this is an alarm",
+    )
     group.add_argument("--smtp", metavar="HOST:PORT", help="mail server for e-mail notifications")
     group.add_argument("--smtp-from", default="giamsat-kiosk@localhost", help="sender address")
     group.add_argument("--smtp-security", choices=["none", "starttls", "ssl"], default="none")
     group.add_argument("--smtp-user", help="SMTP login")
     group.add_argument("--smtp-password-file", type=Path, help="file holding the SMTP password")
-    group.add_argument("--webhook-secret-file", type=Path,
-                       help="file holding the key that signs webhook bodies (X-Fleet-Signature)")
-    group.add_argument("--public-url",
-                       help="the fleet's address as people reach it (links in notifications, the ticket QR)")
-    group.add_argument("--handlers", action="append", default=[], metavar="MODULE",
-                       help="import MODULE, which registers event handlers (fleet.ingest.handlers)")
+    group.add_argument(
+        "--webhook-secret-file",
+        type=Path,
+        help="file holding the key that signs webhook bodies (X-Fleet-Signature)",
+    )
+    group.add_argument(
+        "--public-url", help="the fleet's address as people reach it (links in notifications, the ticket QR)"
+    )
+    group.add_argument(
+        "--handlers",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE, which registers event handlers (fleet.ingest.handlers)",
+    )
 
 
 def _worker_settings(args: argparse.Namespace, center: str, client_id: str) -> object:
@@ -222,19 +294,36 @@ def _worker_settings(args: argparse.Namespace, center: str, client_id: str) -> o
     if args.smtp:
         smtp_host, smtp_port = _broker(args.smtp)
         password = _read_secret(args.smtp_password_file, "--smtp-password-file")
-        smtp = SmtpSettings(smtp_host, smtp_port, args.smtp_from, args.smtp_security, args.smtp_user,
-                            password.decode() if password else None)
+        smtp = SmtpSettings(
+            smtp_host,
+            smtp_port,
+            args.smtp_from,
+            args.smtp_security,
+            args.smtp_user,
+            password.decode() if password else None,
+        )
     if args.reminder_every <= 0:
         raise ConfigError("--reminder-every: expected a number of minutes above 0")
     return WorkerSettings(
-        host=host, port=port, tls=TlsConfig(args.ca, cert, key), client_id=client_id,
-        center_id=center, root=args.topic_root, session_expiry_s=args.session_expiry,
+        host=host,
+        port=port,
+        tls=TlsConfig(args.ca, cert, key),
+        client_id=client_id,
+        center_id=center,
+        root=args.topic_root,
+        session_expiry_s=args.session_expiry,
         duties=not args.no_duties,
-        alarms=AlarmSettings(reminder_every=timedelta(minutes=args.reminder_every),
-                             cert_warn_days=args.cert_warn_days, clock_skew_s=args.clock_skew),
-        notify=NotifySettings(smtp=smtp, webhook_secret=_read_secret(args.webhook_secret_file,
-                                                                     "--webhook-secret-file"),
-                              public_url=args.public_url, timezone=args.timezone),
+        alarms=AlarmSettings(
+            reminder_every=timedelta(minutes=args.reminder_every),
+            cert_warn_days=args.cert_warn_days,
+            clock_skew_s=args.clock_skew,
+        ),
+        notify=NotifySettings(
+            smtp=smtp,
+            webhook_secret=_read_secret(args.webhook_secret_file, "--webhook-secret-file"),
+            public_url=args.public_url,
+            timezone=args.timezone,
+        ),
     )
 
 
@@ -310,19 +399,41 @@ def run_ingest_status(args: argparse.Namespace) -> int:
     try:
         now = store.db.now()
         workers = [
-            {"id": w.id, "host": w.host, "pid": w.pid, "started_at": w.started_at.isoformat(),
-             "updated_at": w.updated_at.isoformat(), "age_s": round((now - w.updated_at).total_seconds(), 1),
-             "stopped": w.stopped_at is not None, "stats": w.stats}
+            {
+                "id": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "started_at": w.started_at.isoformat(),
+                "updated_at": w.updated_at.isoformat(),
+                "age_s": round((now - w.updated_at).total_seconds(), 1),
+                "stopped": w.stopped_at is not None,
+                "stats": w.stats,
+            }
             for w in store.ingest.workers()
         ]
         lease = store.ingest.lease_holder("fleet-duties")
         refusals = [
-            {"center_id": r.center_id, "kiosk_id": r.kiosk_id, "reason": r.reason, "count": r.count,
-             "last_at": r.last_at.isoformat(), "detail": r.detail}
+            {
+                "center_id": r.center_id,
+                "kiosk_id": r.kiosk_id,
+                "reason": r.reason,
+                "count": r.count,
+                "last_at": r.last_at.isoformat(),
+                "detail": r.detail,
+            }
             for r in store.ingest.refusals(Scope.everything())
         ]
-        print(json.dumps({"workers": workers, "duties": {"holder": lease[0], "until": lease[1].isoformat()}
-                          if lease else None, "refusals": refusals}, indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "workers": workers,
+                    "duties": {"holder": lease[0], "until": lease[1].isoformat()} if lease else None,
+                    "refusals": refusals,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     finally:
         store.close()
     return 0
@@ -399,12 +510,22 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     if args.maintenance_every > 0:
-        threading.Thread(target=_maintenance_loop, args=(store, args.maintenance_every, stop), daemon=True,
-                         name="fleet-maintenance").start()
+        threading.Thread(
+            target=_maintenance_loop,
+            args=(store, args.maintenance_every, stop),
+            daemon=True,
+            name="fleet-maintenance",
+        ).start()
     worker = _serve_ingest(args, store)
     config = uvicorn.Config(
-        create_app(store, settings, queue_settings), host=host, port=port, proxy_headers=args.proxy_headers,
-        forwarded_allow_ips="127.0.0.1", timeout_graceful_shutdown=3, log_level="info", access_log=False,
+        create_app(store, settings, queue_settings),
+        host=host,
+        port=port,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips="127.0.0.1",
+        timeout_graceful_shutdown=3,
+        log_level="info",
+        access_log=False,
     )
     log.info("fleet monitor on http://%s:%d, store %s", host, port, store.db.safe_url())
     try:
@@ -473,12 +594,29 @@ def run_user_add(args: argparse.Namespace) -> int:
     hashed = hash_password(password)
     store = open_store(args.db)
     try:
-        user = store.accounts.add_user(args.username, hashed, args.role, center_id=args.center,
-                                       province_id=args.province, display_name=args.display_name)
-        store.audit.record("user.create", username=f"cli:{getpass.getuser()}", object_type="user",
-                           object_id=str(user.id), center_id=user.center_id, province_id=user.province_id,
-                           after={"username": user.username, "role": user.role, "center_id": user.center_id,
-                                  "province_id": user.province_id}, address="cli")
+        user = store.accounts.add_user(
+            args.username,
+            hashed,
+            args.role,
+            center_id=args.center,
+            province_id=args.province,
+            display_name=args.display_name,
+        )
+        store.audit.record(
+            "user.create",
+            username=f"cli:{getpass.getuser()}",
+            object_type="user",
+            object_id=str(user.id),
+            center_id=user.center_id,
+            province_id=user.province_id,
+            after={
+                "username": user.username,
+                "role": user.role,
+                "center_id": user.center_id,
+                "province_id": user.province_id,
+            },
+            address="cli",
+        )
         print(f"user {user.username} ({user.role}) added, id {user.id}")
     finally:
         store.close()
@@ -516,8 +654,9 @@ def run_maintain(args: argparse.Namespace) -> int:
 
     store = open_store(args.db)
     try:
-        report = store.maintenance.run(RetentionPolicy(health_raw_days=args.keep_health_days,
-                                                       events_months=args.keep_event_months))
+        report = store.maintenance.run(
+            RetentionPolicy(health_raw_days=args.keep_health_days, events_months=args.keep_event_months)
+        )
         print(json.dumps(report, indent=2, sort_keys=True))
     finally:
         store.close()
@@ -587,11 +726,15 @@ def run_tickets(args: argparse.Namespace) -> int:
                 print(json.dumps(ticket, ensure_ascii=False))
             return 0
         summary = book.summary(day)
-        print(f"{day}: {'service':<12} {'printed':>7} {'voided':>6} {'open':>5} {'offline':>7} "
-              f"{'called':>6} {'last':>5} {'missing':>7}")
+        print(
+            f"{day}: {'service':<12} {'printed':>7} {'voided':>6} {'open':>5} {'offline':>7} "
+            f"{'called':>6} {'last':>5} {'missing':>7}"
+        )
         for service, s in sorted(summary.items()):
-            print(f"{'':12}{service:<12} {s['printed']:>7} {s['voided']:>6} {s['allocated']:>5} "
-                  f"{s['offline']:>7} {s['called']:>6} {s['online_last']:>5} {s['online_missing']:>7}")
+            print(
+                f"{'':12}{service:<12} {s['printed']:>7} {s['voided']:>6} {s['allocated']:>5} "
+                f"{s['offline']:>7} {s['called']:>6} {s['online_last']:>5} {s['online_missing']:>7}"
+            )
         for at, kiosk, request_id, reason in book.conflicts():
             print(f"conflict {at} {kiosk} {request_id}: {reason}")
     finally:
@@ -658,8 +801,9 @@ def run_queue_service(args: argparse.Namespace) -> int:
         raise ContractError("--code: 1-16 of A-Z 0-9 _; --prefix: one capital letter")
     store = open_store(args.db)
     try:
-        service = Queue(store).set_service(args.center, args.code, args.prefix, args.name_vi, args.name_en,
-                                           args.position)
+        service = Queue(store).set_service(
+            args.center, args.code, args.prefix, args.name_vi, args.name_en, args.position
+        )
         print(f"service {service.code} ({service.prefix}, {service.name_vi}) at {args.center}")
     finally:
         store.close()
@@ -693,9 +837,15 @@ def run_queue_display(args: argparse.Namespace) -> int:
     try:
         store.registry.center(Scope.everything(), args.center)
         token = Queue(store).create_display(args.center, args.label, None)
-        store.audit.record("queue.display_add", username=f"cli:{getpass.getuser()}", object_type="center",
-                           object_id=args.center, center_id=args.center, after={"label": args.label},
-                           address="cli")
+        store.audit.record(
+            "queue.display_add",
+            username=f"cli:{getpass.getuser()}",
+            object_type="center",
+            object_id=args.center,
+            center_id=args.center,
+            after={"label": args.label},
+            address="cli",
+        )
         print(f"/display/{token}")
     finally:
         store.close()
@@ -732,9 +882,19 @@ def run_queue_publish(args: argparse.Namespace) -> int:
     if (args.cert is None) != (args.key is None):
         raise ConfigError("--cert and --key go together")
     store = open_store(args.db)
-    publisher = QueuePublisher(Queue(store), PublisherSettings(
-        args.center, host, port, args.ca, args.cert, args.key, args.topic_root,
-        client_id=f"queue-publisher-{args.center}"))
+    publisher = QueuePublisher(
+        Queue(store),
+        PublisherSettings(
+            args.center,
+            host,
+            port,
+            args.ca,
+            args.cert,
+            args.key,
+            args.topic_root,
+            client_id=f"queue-publisher-{args.center}",
+        ),
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

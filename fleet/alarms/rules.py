@@ -99,9 +99,7 @@ def from_health(
     wanted: dict[str, Wanted] = {}
     decided = set(HEALTH_TYPES)
     if health.app.state == "down":
-        wanted["app_down"] = Wanted(
-            "app_down", "major", detail={"error": (health.app.error or "")[:300]}
-        )
+        wanted["app_down"] = Wanted("app_down", "major", detail={"error": (health.app.error or "")[:300]})
     if health.outbox.alarm:
         wanted["outbox_near_full"] = Wanted(
             "outbox_near_full",

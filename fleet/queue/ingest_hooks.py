@@ -26,8 +26,9 @@ def _event(record: EventRecord) -> Event | None:
     except ContractError as exc:  # stored, but not of this version's shape: the queue skips it
         log.warning("queue: %s event %s skipped: %s", record.kind, record.event_id, exc.message)
         return None
-    return Event(record.event_id, record.seq, record.journal_id, payload, now_iso(record.occurred_at),
-                 record.replay)
+    return Event(
+        record.event_id, record.seq, record.journal_id, payload, now_iso(record.occurred_at), record.replay
+    )
 
 
 def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, record: EventRecord) -> None:

@@ -3,7 +3,8 @@
 ``open_store(url)`` gives a ``Store`` whose parts group the functions: ``registry`` (provinces, centers,
 kiosks), ``telemetry`` (status, health), ``events``, ``alarms``, ``commands``, ``configs``, ``accounts``,
 ``audit``, ``routes``, ``changes``, ``settings`` and ``maintenance``; for the MQTT ingest also
-``ingest`` (workers, refusals, leases), ``blobs``, ``notices`` (alarm notifications) and ``outgoing``.
+``ingest`` (workers, refusals, leases), ``blobs``, ``notices`` (alarm notifications) and ``outgoing``;
+``usage`` (the usage pages' and reports' aggregates).
 Functions the web calls take a ``Scope`` (``fleet.store.scope``); functions the MQTT ingest calls take
 the center and kiosk ids from the topic and check them against the registry.
 """
@@ -34,6 +35,7 @@ from fleet.store.partitions import Partitions
 from fleet.store.registry import Registry
 from fleet.store.scope import Scope
 from fleet.store.telemetry import Telemetry
+from fleet.store.usage import Usage
 
 __all__ = ["Database", "RetentionPolicy", "Scope", "Store", "open_store"]
 
@@ -61,6 +63,8 @@ class Store:
         self.outgoing = Outgoing(db)
         # provisioning: enrollment codes, pending kiosks, identities and certificates
         self.enrollment = Enrollment(db)
+        # the usage pages and reports (docs/reports.md): aggregates only, every query scoped
+        self.usage = Usage(db)
 
     def check_schema(self) -> None:
         """Refuse to serve an old schema: say which command brings it up to date."""

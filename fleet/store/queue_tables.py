@@ -33,8 +33,19 @@ from fleet.store.types import BigId, Json, UtcDateTime
 TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "left")
 SESSION_STATES = ("open", "break", "closed")
 STEP_KINDS = (
-    "issued", "called", "recalled", "serving", "done", "no_show", "transferred", "left", "rated",
-    "counter_opened", "counter_break", "counter_resumed", "counter_closed",
+    "issued",
+    "called",
+    "recalled",
+    "serving",
+    "done",
+    "no_show",
+    "transferred",
+    "left",
+    "rated",
+    "counter_opened",
+    "counter_break",
+    "counter_resumed",
+    "counter_closed",
 )
 COUNTER = String(8)
 SERVICE = String(16)

@@ -24,6 +24,8 @@ from fleet.web import (
     views_notify,
     views_queue,
     views_queue_public,
+    views_reports,
+    views_usage,
 )
 from fleet.web.core import HERE, Web, WebSettings
 from fleet.web.queue_web import QueueWeb, QueueWebSettings
@@ -105,6 +107,11 @@ def routes() -> list[Route | Mount]:
         Route("/enroll/allowlist", views_enroll.allowlist, methods=["POST"]),
         Route("/enroll/kiosks/{kiosk_id}", views_enroll.kiosk_identity, name="enroll_kiosk"),
         Route("/enroll/kiosks/{kiosk_id}/revoke", views_enroll.revoke, methods=["POST"]),
+        # usage and reports (docs/reports.md)
+        Route("/usage", views_usage.usage_page, name="usage"),
+        Route("/usage/live", views_usage.usage_live, name="usage_live"),
+        Route("/reports", views_reports.reports_page, name="reports"),
+        Route("/reports/download", views_reports.download, name="report_download"),
         Route("/live", live.live, name="live"),
         *queue_routes(),
         Route("/healthz", healthz, name="healthz"),

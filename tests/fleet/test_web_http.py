@@ -17,6 +17,7 @@ from fleet.web.views_queue_public import PUBLIC_PATHS
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import PASSWORD, Fleet, build
 from tests.fleet.queue_data import queue_foreign_requests
+from tests.fleet.usage_data import USAGE_OWN_LISTS, usage_foreign_requests
 from tests.fleet.web import browser, csrf_of
 
 ALL = Scope.everything()
@@ -517,7 +518,9 @@ def test_a_center_manager_sees_only_their_center_by_any_url(store: Store) -> Non
     store.ingest.refuse(f.other_center, f.other_kiosk, "invalid_health", detail="x")  # not theirs
     store.ingest.refuse(f.center, "kiosk-bt-09", "unknown_kiosk", detail="y")  # theirs
     requests = foreign_requests(f, other_alarm, far_user[0].id, other_route) + queue_foreign_requests(f)
-    covered = {path.split("?")[0] for _, path, _ in requests} | {p.split("?")[0] for p in OWN_LISTS}
+    requests += usage_foreign_requests(f)  # usage pages and reports (tests/fleet/test_reports.py)
+    own_lists = OWN_LISTS + USAGE_OWN_LISTS
+    covered = {path.split("?")[0] for _, path, _ in requests} | {p.split("?")[0] for p in own_lists}
     # every route with an id in its path or a list answer appears above (a new route must be added here)
     templates = {r.path for r in routes() if isinstance(r, Route)} - {
         "/",
@@ -543,7 +546,7 @@ def test_a_center_manager_sees_only_their_center_by_any_url(store: Store) -> Non
             else:
                 response = manager.post(path, {"action": "deactivate"})
             assert response.status_code == status, f"{method} {path}: {response.status_code}"
-        for path in OWN_LISTS:
+        for path in own_lists:
             text = manager.client.get(path).text
             for foreign in (
                 f.other_center,

@@ -1,11 +1,10 @@
 """Booked appointments at the counters (issue 15, docs/queue.md "Appointments"): the booked time of a
 ticket and the center's three rules for them.
 
-Additive: nullable or defaulted columns only, so a store written before it reads the same. Main had no
-0005 when this was written, so it follows 0004; the reports' 0005 goes in between at merge.
+Additive: nullable or defaulted columns only, so a store written before it reads the same.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02
 """
 
@@ -17,7 +16,7 @@ from alembic import op
 from fleet.store.types import UtcDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

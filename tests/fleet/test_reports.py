@@ -1,0 +1,258 @@
+"""Reports (``fleet.reports``): a month of a center and of a province built on SQLite and PostgreSQL,
+written as XLSX and CSV and read back (openpyxl, csv); ``main.py fleet report`` as an operator runs
+it; the web's ``/usage`` and ``/reports`` in-process: scope by any URL, roles, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+
+from common.errors import NotFoundError
+from fleet.reports.build import Report, Target, build_report
+from fleet.reports.write import to_csv, to_xlsx
+from fleet.store import Scope, Store
+from fleet.store.usage import Period
+from tests.fleet.conftest import FakeClock
+from tests.fleet.test_cli import fleet, last_line
+from tests.fleet.usage_data import USAGE_OWN_LISTS, seed, usage_foreign_requests
+from tests.fleet.web import browser
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+NOVEMBER = Period.month("2026-11", VN)
+SHEETS = [
+    "Tổng hợp",
+    "Theo trung tâm",
+    "Số thứ tự theo ngày",
+    "Số thứ tự theo giờ",
+    "Tra cứu và đọc thẻ",
+    "Đánh giá",
+    "Thiết bị",
+    "Cảnh báo",
+]
+
+
+def summary_of(book: openpyxl.Workbook) -> dict[str, object]:
+    rows = list(book["Tổng hợp"].iter_rows(values_only=True))
+    assert rows[0] == ("Mục", "Giá trị")
+    return {str(label): value for label, value in rows[1:]}
+
+
+def xlsx_of(report: Report) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(to_xlsx(report)))
+
+
+def test_a_centers_month_as_xlsx_and_csv(store: Store, clock: FakeClock) -> None:
+    f, expected = seed(store, clock)
+    report = build_report(store, Scope.everything(), Target("center", f.center), NOVEMBER, VN)
+    assert report.filename("xlsx") == "bao-cao-hcm-ben-thanh-2026-11.xlsx"
+    book = xlsx_of(report)
+    assert book.sheetnames == SHEETS
+    summary = summary_of(book)
+    assert summary["Đơn vị"] == "Trung tâm Phục vụ hành chính công phường Bến Thành"
+    assert summary["Kỳ báo cáo"] == "01/11/2026 – 30/11/2026"
+    assert summary["Số thứ tự đã phát"] == expected.bt_issued
+    assert summary["Số thứ tự bị hủy (không in được)"] == expected.bt_voided
+    assert summary["Lượt đánh giá"] == expected.bt_ratings
+    assert summary["Tỷ lệ hài lòng (%)"] == round(100 * expected.bt_satisfied / expected.bt_ratings, 1)
+    assert summary["Số cảnh báo"] == 2
+    assert summary["Tổng thời gian ngừng của kiosk và thiết bị (giờ)"] == 2.5
+    by_day = list(book["Số thứ tự theo ngày"].iter_rows(values_only=True))
+    assert by_day[0] == ("Ngày", "Trung tâm", "Mã lĩnh vực", "Lĩnh vực", "Đã phát", "Bị hủy")
+    assert ("2026-11-23", report.title, "HOTICH", "Hộ tịch", 3, 1) in by_day
+    assert all(row[0] != "2026-12-01" for row in by_day)
+    devices = list(book["Thiết bị"].iter_rows(values_only=True))
+    printer = next(r for r in devices if r[1] == "kiosk-bt-01" and r[3] == "Máy in phiếu")
+    assert printer[4:] == (1, "2:00:00", 2.0, round(100 * (1 - 7200 / (30 * 86400)), 2))
+    offline = next(r for r in devices if r[1] == "kiosk-bt-02" and r[3] == "Kết nối của kiosk")
+    assert offline[5] == "0:30:00"
+    ratings = list(book["Đánh giá"].iter_rows(values_only=True))
+    assert ("Mức độ", "4/4 Rất hài lòng", 3, 3, 100, 100) in ratings
+    assert ("Lý do chưa hài lòng", "Thời gian chờ đến lượt", 2, 0, 0, pytest.approx(16.7)) in ratings
+    assert ("Quầy", "Quầy 2", 2, 2, 100, 100) in ratings
+    assert ("Cán bộ", "canbo01.bt", 1, 1, 100, 100) in ratings
+    alarms = list(book["Cảnh báo"].iter_rows(values_only=True))
+    assert alarms[1][2] == "02:00:00" and alarms[1][5] == "Máy in phiếu" and alarms[1][7] == "Nghiêm trọng"
+    assert alarms[1][0].isoformat() == "2026-11-25T08:00:00"  # a real date-time, in Vietnam's time
+    # CSV: the same sheets as sections, UTF-8 with a BOM
+    text = to_csv(report).decode("utf-8")
+    assert text.startswith("\ufeffBáo cáo,")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    sections = [row[0][2:] for row in rows if row and row[0].startswith("# ")]
+    assert sections == SHEETS
+    assert ["Số thứ tự đã phát", str(expected.bt_issued)] in rows
+    assert next(r for r in rows if r[:1] == ["2026-11-25 08:00:00"])[:3] == [
+        "2026-11-25 08:00:00",
+        "2026-11-25 10:00:00",
+        "02:00:00",
+    ]
+
+
+def test_a_provinces_report_and_what_a_scope_may_ask(store: Store, clock: FakeClock) -> None:
+    f, expected = seed(store, clock)
+    report = build_report(store, Scope.province(f.province), Target("province", f.province), NOVEMBER, VN)
+    book = xlsx_of(report)
+    summary = summary_of(book)
+    assert summary["Đơn vị"] == "Các trung tâm của TP. Hồ Chí Minh"
+    assert summary["Số thứ tự đã phát"] == expected.bt_issued + expected.tdm_issued  # never Hà Nội's
+    centers = {row[0]: row for row in book["Theo trung tâm"].iter_rows(min_row=2, values_only=True)}
+    assert set(centers) == {f.center, f.other_center}
+    assert centers[f.other_center][3] == expected.tdm_issued
+    assert summary["Số kiosk"] == 5
+    # a center's manager: their center's report, never another's or the province's
+    manager = Scope.center(f.center)
+    assert build_report(store, manager, Target("center", f.center), NOVEMBER, VN).totals["issued"] == 7
+    for target in (
+        Target("center", f.other_center),
+        Target("province", f.province),
+        Target("center", f.far_center),
+    ):
+        with pytest.raises(NotFoundError):
+            build_report(store, manager, target, NOVEMBER, VN)
+    with pytest.raises(NotFoundError):
+        build_report(store, Scope.province(f.province), Target("province", f.other_province), NOVEMBER, VN)
+    # without ratings (a role without rating.view): no ratings sheet
+    plain = build_report(store, manager, Target("center", f.center), NOVEMBER, VN, ratings=False)
+    assert "ratings" not in [s.key for s in plain.sheets]
+
+
+def test_the_cli_writes_both_files_and_refuses_bad_input(
+    sqlite_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    from fleet.store import open_store
+
+    seeding = open_store(sqlite_url, clock=clock)
+    f, expected = seed(seeding, clock)
+    seeding.close()
+    xlsx, text = tmp_path / "out" / "bt.xlsx", tmp_path / "bt.csv"
+    done = fleet(
+        "report",
+        "--db",
+        sqlite_url,
+        "--center",
+        f.center,
+        "--month",
+        "2026-11",
+        "--xlsx",
+        str(xlsx),
+        "--csv",
+        str(text),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{expected.bt_issued} numbers" in done.stdout and "satisfied 57.1 %" in done.stdout
+    assert summary_of(openpyxl.load_workbook(xlsx))["Số thứ tự đã phát"] == expected.bt_issued
+    assert "Số thứ tự đã phát,7" in text.read_text("utf-8-sig")
+    assert not list(tmp_path.glob("**/*.part"))
+    ranged = tmp_path / "range.xlsx"
+    done = fleet(
+        "report",
+        "--db",
+        sqlite_url,
+        "--province",
+        f.province,
+        "--from",
+        "2026-11-22",
+        "--to",
+        "2026-11-23",
+        "--xlsx",
+        str(ranged),
+    )
+    assert done.returncode == 0, done.stderr
+    assert summary_of(openpyxl.load_workbook(ranged))["Số thứ tự đã phát"] == 6  # 22 and 23 November
+    for args, code, words in (
+        (["--center", f.center, "--month", "2026-13", "--xlsx", str(ranged)], 78, "YYYY-MM"),
+        (
+            ["--center", f.center, "--from", "2026-11-23", "--to", "2026-11-01", "--csv", str(text)],
+            78,
+            "before",
+        ),
+        (["--center", f.center, "--month", "2026-11"], 78, "--xlsx"),
+        (["--center", "no-such-center", "--month", "2026-11", "--csv", str(text)], 66, "not found"),
+        (
+            ["--center", f.center, "--month", "2026-11", "--from", "2026-11-01", "--csv", str(text)],
+            78,
+            "not both",
+        ),
+    ):
+        done = fleet("report", "--db", sqlite_url, *args)
+        assert done.returncode == code, (args, done.returncode, done.stderr)
+        assert words in last_line(done) and "Traceback" not in done.stderr
+
+
+def test_pages_downloads_and_the_api_keep_to_the_scope(sqlite_url: str, clock: FakeClock) -> None:
+    from fleet.store import open_store
+
+    store = open_store(sqlite_url, clock=clock)
+    f, expected = seed(store, clock)
+    try:
+        with browser(store, "quanly.bt") as manager:
+            for _method, path, status in usage_foreign_requests(f):
+                assert manager.client.get(path).status_code == status, path
+            for path in USAGE_OWN_LISTS:
+                text = manager.client.get(
+                    path + ("&" if "?" in path else "?") + "from=2026-11-01&to=2026-11-30"
+                ).text
+                for foreign in (f.other_center, f.far_center, "Thủ Dầu Một", "Hoàn Kiếm"):
+                    assert foreign not in text, f"{path} shows {foreign}"
+            page = manager.client.get("/usage?from=2026-11-01&to=2026-11-30")
+            assert page.status_code == 200 and "⟦" not in page.text
+            assert 'id="sum-issued">7<' in page.text and "57.1 %" in page.text
+            assert "canbo01.bt" in page.text  # a manager sees ratings per officer
+            api = manager.client.get("/usage?from=2026-11-01&to=2026-11-30&format=json").json()
+            assert api["tickets"]["issued"] == expected.bt_issued and api["center"] == f.center
+            assert api["ratings"]["satisfied_percent"] == pytest.approx(400 / 7)
+            download = manager.client.get(f"/reports/download?center={f.center}&month=2026-11&format=xlsx")
+            assert download.status_code == 200
+            assert (
+                download.headers["content-disposition"]
+                == 'attachment; filename="bao-cao-hcm-ben-thanh-2026-11.xlsx"'
+            )
+            assert summary_of(openpyxl.load_workbook(io.BytesIO(download.content)))["Lượt đánh giá"] == 7
+            # bad input: a page in Vietnamese, no file, no traceback
+            for query, words in (
+                ("month=2026-13", "Tháng không hợp lệ"),
+                ("from=2026-11-30&to=2026-11-01", "Ngày bắt đầu đang sau ngày kết thúc"),
+                ("from=hôm-qua", "Ngày không hợp lệ"),
+                ("month=2026-11&format=pdf", "XLSX hoặc CSV"),
+            ):
+                refused = manager.client.get(f"/reports/download?center={f.center}&{query}")
+                assert refused.status_code == 400 and words in refused.text, query
+                assert refused.headers["content-type"].startswith("text/html")
+            assert "Tối đa" not in manager.client.get("/usage?from=2026-11-30&to=2026-11-01").text
+            assert "Ngày bắt đầu đang sau" in manager.client.get("/usage?from=2026-11-30&to=2026-11-01").text
+        with browser(store, "xem.bt") as viewer:  # a viewer: usage and reports, never the ratings of people
+            page = viewer.client.get("/usage?from=2026-11-01&to=2026-11-30")
+            assert page.status_code == 200 and "canbo01.bt" not in page.text and "cb-017" not in page.text
+            assert "Chỉ quản lý trung tâm" in page.text
+            book = openpyxl.load_workbook(
+                io.BytesIO(
+                    viewer.client.get(
+                        f"/reports/download?center={f.center}&month=2026-11&format=xlsx"
+                    ).content
+                )
+            )
+            assert "Đánh giá" not in book.sheetnames and "Tổng hợp" in book.sheetnames
+        with browser(store, "canbo.bt") as officer:  # officers: no usage pages at all
+            assert officer.client.get("/usage").status_code == 403
+            assert officer.client.get(f"/reports/download?center={f.center}&month=2026-11").status_code == 403
+        with browser(store, "admin.hcm") as admin:  # the province: both centers, never Hà Nội
+            page = admin.client.get("/usage?from=2026-11-01&to=2026-11-30")
+            assert "Thủ Dầu Một" in page.text and "Hoàn Kiếm" not in page.text
+            assert f'id="sum-issued">{expected.bt_issued + expected.tdm_issued}<' in page.text
+            province = admin.client.get(
+                f"/reports/download?center=province&province_id={f.province}&month=2026-11&format=csv"
+            )
+            assert province.status_code == 200 and "Các trung tâm của TP. Hồ Chí Minh" in province.text
+            assert (
+                admin.client.get(f"/reports/download?center={f.far_center}&month=2026-11").status_code == 404
+            )
+            english = admin.post("/language", {"lang": "en", "next": "/usage"})
+            assert english.status_code == 303
+            page = admin.client.get("/usage?from=2026-11-01&to=2026-11-30")
+            assert "Queue numbers issued" in page.text and "⟦" not in page.text
+    finally:
+        store.close()
