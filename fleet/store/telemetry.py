@@ -89,6 +89,23 @@ class Telemetry(Part):
             raise ConflictError(f"kiosk {kiosk_id!r} belongs to center {row.center_id!r}, not {center_id!r}")
         return row
 
+    def _lock_kiosks(self, conn: Connection, kiosk_ids: set[str]) -> dict[str, str]:
+        """Rows of several kiosks locked for this transaction, in id order (so that two transactions
+        locking overlapping sets wait for each other instead of deadlocking); kiosk id -> center id of
+        those in the registry."""
+        query = select(kiosks.c.id, kiosks.c.center_id).where(kiosks.c.id.in_(sorted(kiosk_ids)))
+        query = query.order_by(kiosks.c.id)
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        return {row.id: row.center_id for row in conn.execute(query)}
+
+    def lock_kiosks(self, kiosk_ids: set[str]) -> None:
+        """Inside a ``db.batch()``: lock every kiosk the batch will touch up front, in id order; later
+        row locks of the same kiosks in the batch are then already held (no deadlock between workers)."""
+        if kiosk_ids and self.db.is_postgres:
+            with self.db.write() as conn:
+                self._lock_kiosks(conn, kiosk_ids)
+
     def record_status(
         self, center_id: str, kiosk_id: str, report: StatusReport, received_at: datetime | None = None
     ) -> StatusOutcome:
