@@ -47,7 +47,8 @@ def ticket(seq: int, journal: str, event_id: str | None = None) -> bytes:
 
 
 def dropped(seq: int, journal: str, first: int, last: int) -> bytes:
-    payload = payload_from_data("outbox_dropped", {"count": last - first + 1, "first_seq": first, "last_seq": last})
+    count = last - first + 1
+    payload = payload_from_data("outbox_dropped", {"count": count, "first_seq": first, "last_seq": last})
     return Event(uuid.uuid4().hex, seq, journal, payload, now_iso(), False).to_payload()
 
 
