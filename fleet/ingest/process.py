@@ -39,6 +39,7 @@ from fleet.store.commands import CENTER_TARGET
 from fleet.store.events import EventInsert
 from fleet.store.models import EventRecord, HealthReport, StatusReport
 from fleet.store.partitions import month_of
+from fleet.store.telemetry import HealthInsert
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,21 @@ class _Job:
     ref: TopicRef | None  # None: the topic is not ours
     parsed: Any = None  # the contract's object of the channel (status, health, ...)
     record: EventRecord | None = None  # an event, ready to store
+    report: HealthReport | None = None  # a heartbeat, ready to store
     error: ContractError | None = None  # what refuses it before anything is stored
+
+
+def _run_kind(job: _Job) -> str:
+    """Messages stored together when they follow each other: events, heartbeats."""
+    if job.record is not None:
+        return "event"
+    if job.report is not None:
+        return "health"
+    return ""
 
 
 _PARSERS: dict[str, Callable[[bytes], Any]] = {
     "status": Status.parse,
-    "health": Health.parse,
     "cmd/res": CommandResult.parse,
     "config/state": ConfigState.parse,
 }
@@ -107,16 +117,30 @@ class Processor:
             self.store.telemetry.lock_kiosks(named)
             index = 0
             while index < len(jobs):
-                end = index
-                while end < len(jobs) and jobs[end].record is not None:
+                run = _run_kind(jobs[index])
+                end = index + 1
+                while run and end < len(jobs) and _run_kind(jobs[end]) == run:
                     end += 1
-                if end > index:
-                    results.extend(self._events(jobs[index:end]))
-                    index = end
+                if run:
+                    results.extend(self._guarded_run(run, jobs[index:end]))
                 else:
                     results.append(self._one(jobs[index]))
-                    index += 1
+                index = end
         return results
+
+    def _guarded_run(self, run: str, jobs: Sequence[_Job]) -> list[Result]:
+        """A run in a savepoint; a bug in it undoes the run, which is then tried message by message,
+        so that only the message that fails is lost (logged, counted as an error)."""
+        try:
+            with self.store.db.write():
+                return self._events(jobs) if run == "event" else self._healths(jobs)
+        except StoreError:
+            raise
+        except Exception:
+            if len(jobs) > 1:
+                return [result for job in jobs for result in self._guarded_run(run, [job])]
+            log.exception("processing %s failed; the message is dropped", jobs[0].item.topic[:200])
+            return [Result("error", run)]
 
     def _read(self, item: Incoming) -> _Job:
         """Topic and payload read by the contract; nothing stored yet."""
@@ -143,6 +167,10 @@ class Processor:
                     event.replay,
                 )
                 return _Job(item, ref, record=record)
+            if ref.channel == "health":
+                health = Health.parse(item.payload)
+                report = HealthReport.from_payload(health.to_data(), parse_time(health.at, "health.at"))
+                return _Job(item, ref, parsed=health, report=report)
             parser = _PARSERS.get(ref.channel)
             return _Job(item, ref, parsed=parser(item.payload) if parser else None)
         except ContractError as exc:
@@ -204,8 +232,6 @@ class Processor:
             return Result("ignored", channel, "empty")  # a retained topic cleared
         if channel == "status":
             return self._status(ref.center_id, kiosk, parsed, at)
-        if channel == "health":
-            return self._health(ref.center_id, kiosk, parsed, at)
         if channel == "cmd/res":
             return self._result(ref.center_id, kiosk, parsed, at)
         if channel == "config/state":
@@ -237,18 +263,37 @@ class Processor:
             wanted["offline"] = offline_wanted(reason)
         reconcile(self.store, kiosk_id, wanted, ["offline"], at=at)
 
-    def _health(self, center_id: str, kiosk_id: str, health: Health, at: datetime) -> Result:
-        data = health.to_data()
-        report = HealthReport.from_payload(data, parse_time(health.at, "health.at"))
-        outcome = self.store.telemetry.record_health(center_id, kiosk_id, report, received_at=at)
-        kiosk = self.store.registry.kiosk(ALL, kiosk_id)
-        if kiosk.bdseq is not None and health.bdseq < kiosk.bdseq:
-            return Result("stored", "health", "stale")  # an old connection's heartbeat: a sample only
-        wanted, decided = from_health(health, at, self.alarms)
-        if outcome.status is not None or kiosk.state == "online":
-            decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
-        reconcile(self.store, kiosk_id, wanted, decided, at=at)
-        return Result("stored", "health")
+    def _healths(self, jobs: Sequence[_Job]) -> list[Result]:
+        """A run of heartbeats: stored together, then each kiosk's alarms brought in line, in order."""
+        inserts = []
+        for job in jobs:
+            assert job.ref is not None and job.ref.kiosk_id is not None and job.report is not None
+            ref, report = job.ref, job.report
+            inserts.append(HealthInsert(ref.center_id, ref.kiosk_id or "", report, job.item.received_at))
+        outcomes = self.store.telemetry.record_healths(inserts)
+        known = {i.kiosk_id for i, o in zip(inserts, outcomes, strict=True) if not isinstance(o, MotcuaError)}
+        active = self.store.alarms.active_for_kiosks(sorted(known))
+        results = []
+        for job, beat, outcome in zip(jobs, inserts, outcomes, strict=True):
+            assert job.ref is not None
+            at = job.item.received_at
+            if isinstance(outcome, MotcuaError):
+                results.append(self._refusal(job.ref, outcome, at))
+                continue
+            health: Health = job.parsed
+            if outcome.kiosk_bdseq is not None and health.bdseq < outcome.kiosk_bdseq:
+                results.append(Result("stored", "health", "stale"))  # an old connection's: a sample only
+                continue
+            wanted, decided = from_health(health, at, self.alarms)
+            if outcome.status is not None or outcome.kiosk_state == "online":
+                decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
+            raised, cleared = reconcile(
+                self.store, beat.kiosk_id, wanted, decided, at=at, active=active[beat.kiosk_id]
+            )
+            if raised or cleared:  # the next heartbeat of this kiosk in the run compares with these
+                active[beat.kiosk_id] = self.store.alarms.active_for_kiosk(beat.kiosk_id)
+            results.append(Result("stored", "health"))
+        return results
 
     def _events(self, jobs: Sequence[_Job]) -> list[Result]:
         """A run of events: stored together, then per event the dropped alarm and the hooks."""

@@ -26,7 +26,7 @@ from fleet.store.telemetry import Telemetry
 
 DROPPED = "dropped"
 FILLED = "filled"
-#: rows per multi-row statement (3 parameters each: far below SQLite's 32,766 and PostgreSQL's 65,535)
+#: (kiosk, journal) pairs per IN list
 CLAIM_CHUNK = 500
 
 
@@ -162,22 +162,19 @@ class Events(Part):
         return done
 
     def _claim(self, conn: Connection, items: Sequence[EventInsert]) -> set[str]:
-        """The event ids of ``items`` not stored before (``event_keys`` is the idempotency key)."""
-        claimed: set[str] = set()
-        for start in range(0, len(items), CLAIM_CHUNK):
-            chunk = items[start : start + CLAIM_CHUNK]
-            rows = [
-                {"event_id": i.event.event_id, "kiosk_id": i.kiosk_id, "occurred_at": i.event.occurred_at}
-                for i in chunk
-            ]
-            statement = (
-                self.db.insert(event_keys)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=[event_keys.c.event_id])
-                .returning(event_keys.c.event_id)
-            )
-            claimed.update(conn.execute(statement).scalars())
-        return claimed
+        """The event ids of ``items`` not stored before (``event_keys`` is the idempotency key). One
+        statement, executed for many rows: SQLAlchemy sends them as multi-row INSERTs (its "insertmanyvalues",
+        RETURNING included) and the compiled statement is cached, which a ``.values([...])`` is not."""
+        statement = (
+            self.db.insert(event_keys)
+            .on_conflict_do_nothing(index_elements=[event_keys.c.event_id])
+            .returning(event_keys.c.event_id)
+        )
+        rows = [
+            {"event_id": i.event.event_id, "kiosk_id": i.kiosk_id, "occurred_at": i.event.occurred_at}
+            for i in items
+        ]
+        return set(conn.execute(statement, rows).scalars()) if rows else set()
 
     def _track_all(
         self, conn: Connection, fresh: Sequence[tuple[int, EventInsert]], now: datetime

@@ -112,31 +112,57 @@ def test_a_batch_stores_what_the_messages_one_by_one_store(fleet: Store, clock: 
     }
 
 
+@pytest.mark.parametrize("broken", ["status", "heartbeat"])
 def test_a_failing_message_undoes_only_itself(
-    fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, broken: str
 ) -> None:
+    """A bug while handling one message (after its writes): that message is undone and counted as an
+    error; the messages before and after it in the batch, and in its own run of heartbeats, are kept."""
     p = Processor(fleet)
-    real = p._health
+    if broken == "status":
+        real_status = p._status
 
-    def flaky(center_id: str, kiosk_id: str, health: Any, at: datetime) -> Result:
-        real(center_id, kiosk_id, health, at)  # its writes are done, then a bug
-        raise RuntimeError("a bug while handling one heartbeat")
+        def flaky_status(center_id: str, kiosk_id: str, status: Any, at: datetime) -> Result:
+            real_status(center_id, kiosk_id, status, at)
+            if kiosk_id == BATCHED:
+                raise RuntimeError("a bug while handling one status")
+            return Result("stored", "status")
 
-    monkeypatch.setattr(p, "_health", flaky)
-    root = f"motcua/v1/{C}/{BATCHED}"
+        monkeypatch.setattr(p, "_status", flaky_status)
+    else:
+        real_records = fleet.telemetry.record_healths
+
+        def flaky_records(items: Any) -> Any:
+            outcomes = real_records(items)
+            if any(item.report.devices["printer"]["state"] == "paper_out" for item in items):
+                raise RuntimeError("a bug while storing a heartbeat of paper out")
+            return outcomes
+
+        monkeypatch.setattr(fleet.telemetry, "record_healths", flaky_records)
+    root, other = f"motcua/v1/{C}/{BATCHED}", f"motcua/v1/{C}/{SINGLE}"
     journal = uuid.uuid4().hex
     results = p.handle_batch(
         [
+            Incoming(f"{other}/status", birth(10), clock.now),
             Incoming(f"{root}/status", birth(10), clock.now),
+            Incoming(f"{other}/health", beat(clock), clock.now),
             Incoming(f"{root}/health", beat(clock, printer="paper_out"), clock.now),
+            Incoming(f"{other}/health", beat(clock, printer="paper_near_end"), clock.now),
             Incoming(f"{root}/event/ticket_issued", ticket(1, journal), clock.now),
         ]
     )
-    assert [r.outcome for r in results] == ["stored", "error", "stored"]
-    assert fleet.registry.kiosk(ALL, BATCHED).state == "online"
-    assert fleet.telemetry.latest_health(ALL, BATCHED) is None  # the failed heartbeat left nothing
-    assert fleet.alarms.active_for_kiosk(BATCHED) == []
+    if broken == "status":
+        assert [r.outcome for r in results] == ["stored", "error", "stored", "stored", "stored", "stored"]
+        # its birth undone: the kiosk came online by its heartbeat that followed
+        assert [h.reason for h in fleet.telemetry.status_history(ALL, BATCHED)] == ["heartbeat"]
+    else:
+        assert [r.outcome for r in results] == ["stored", "stored", "stored", "error", "stored", "stored"]
+        assert fleet.registry.kiosk(ALL, BATCHED).state == "online"
+        assert fleet.telemetry.latest_health(ALL, BATCHED) is None  # the failed heartbeat left nothing
+        assert fleet.alarms.active_for_kiosk(BATCHED) == []
     assert fleet.events.count(ALL, kiosk_id=BATCHED) == 1
+    assert fleet.registry.kiosk(ALL, SINGLE).state == "online"
+    assert [(a.type, a.severity) for a in fleet.alarms.active_for_kiosk(SINGLE)] == [("printer", "warning")]
 
 
 def test_a_store_error_undoes_the_whole_batch(
