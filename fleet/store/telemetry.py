@@ -40,7 +40,12 @@ SILENCE_FACTOR = 3  # offline after 3 missed heartbeats
 
 
 def status_wins(
-    cur_state: str, cur_reason: str | None, cur_bdseq: int | None, new_state: str, new_bdseq: int | None
+    cur_state: str,
+    cur_reason: str | None,
+    cur_bdseq: int | None,
+    new_state: str,
+    new_bdseq: int | None,
+    new_reason: str | None = None,
 ) -> bool:
     """Does a status report replace the stored one? (highest bdseq wins; see the module doc)"""
     if cur_bdseq is None:
@@ -51,6 +56,10 @@ def status_wins(
         return new_bdseq > cur_bdseq
     if cur_state == "online" and new_state == "offline":
         return True  # the connection of that bdseq ended (clean stop or Will)
+    if cur_reason == "heartbeat" and new_state == "online" and new_reason == "birth":
+        # the connection's heartbeat (QoS 0) overtook its birth (QoS 1): the birth still brings the
+        # versions and hardware of that connection
+        return True
     # the same connection is alive after all: a heartbeat after our 'silent' verdict
     return cur_state == "offline" and cur_reason == SILENT and new_state == "online"
 
@@ -183,7 +192,7 @@ class Telemetry(Part):
     def _apply_status(
         self, conn: Connection, row: Any, report: StatusReport, received: datetime, *, always_log: bool
     ) -> StatusOutcome:
-        wins = status_wins(row.state, row.state_reason, row.bdseq, report.state, report.bdseq)
+        wins = status_wins(row.state, row.state_reason, row.bdseq, report.state, report.bdseq, report.reason)
         changed = wins and report.state != row.state
         if always_log or wins:
             conn.execute(

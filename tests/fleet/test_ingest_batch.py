@@ -212,3 +212,22 @@ def test_two_workers_with_overlapping_batches_do_not_deadlock(fleet: Store, cloc
         thread.join(120)
     assert not failures, failures
     assert all(fleet.registry.kiosk(ALL, k).state == "online" for k in MANY)
+
+
+def test_a_birth_overtaken_by_its_heartbeat_still_brings_its_versions(fleet: Store, clock: FakeClock) -> None:
+    """Seen in the demo fleet: a connection's first heartbeat (QoS 0) arrived before its birth (QoS 1);
+    the heartbeat brought the kiosk online, and the birth of that same bdseq was then not applied, so the
+    kiosk never showed its agent version or hardware. The birth of the live connection is applied."""
+    p = Processor(fleet)
+    root = f"motcua/v1/{C}/{BATCHED}"
+    results = p.handle_batch(
+        [Incoming(f"{root}/health", beat(clock), clock.now), Incoming(f"{root}/status", birth(10), clock.now)]
+    )
+    assert [r.outcome for r in results] == ["stored", "stored"]
+    kiosk = fleet.registry.kiosk(ALL, BATCHED)
+    assert (kiosk.state, kiosk.agent_version) == ("online", "0.1.0")
+    history = fleet.telemetry.status_history(ALL, BATCHED)
+    assert [(h.reason, h.applied) for h in reversed(history)] == [("heartbeat", True), ("birth", True)]
+    # the next heartbeat of that connection changes nothing
+    p.handle(f"{root}/health", beat(clock), clock.now)
+    assert fleet.registry.kiosk(ALL, BATCHED).state == "online"
