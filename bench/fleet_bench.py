@@ -512,6 +512,8 @@ def main() -> None:
                         help="max_inflight_messages of the broker (default: the shipped configuration's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "fleet_bench.json")
     args = parser.parse_args()
+    # a SIGTERM (timeout, Ctrl-C's cousin) must still run the clean-ups: the ingest and broker it started
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     runs = []
     backends = args.backends.split(",")
     with postgres() if "postgresql" in backends else _nothing() as cluster:

@@ -231,3 +231,44 @@ def test_a_birth_overtaken_by_its_heartbeat_still_brings_its_versions(fleet: Sto
     # the next heartbeat of that connection changes nothing
     p.handle(f"{root}/health", beat(clock), clock.now)
     assert fleet.registry.kiosk(ALL, BATCHED).state == "online"
+
+
+def test_hooks_run_after_the_commit_so_two_workers_do_not_deadlock_on_the_queue(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """Seen in the benchmark on PostgreSQL: the queue's hook locks its center's row; run inside the
+    batch, two workers whose batches held tickets of the same two centers in opposite orders deadlocked
+    (each batch then rolled back and tried again, and again). The hooks run after the commit."""
+    from fleet.ingest import handlers
+    from fleet.queue.ingest_hooks import on_ticket_issued
+
+    fleet.registry.add_kiosk("kiosk-td-02", OTHER, slot=1)
+    handlers.register("ticket_issued", on_ticket_issued)
+    failures: list[BaseException] = []
+
+    def run(kiosks: tuple[tuple[str, str], ...]) -> None:
+        p = Processor(fleet)
+        journals = {k: uuid.uuid4().hex for _, k in kiosks}
+        try:
+            for seq in range(1, 16):
+                batch = [
+                    Incoming(f"motcua/v1/{c}/{k}/event/ticket_issued", ticket(seq, journals[k]), clock.now)
+                    for c, k in kiosks
+                ]
+                results = p.handle_batch(batch)
+                assert {(r.outcome, r.hook_errors) for r in results} == {("stored", 0)}, results
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    try:
+        orders = (((C, BATCHED), (OTHER, "kiosk-td-01")), ((OTHER, "kiosk-td-02"), (C, SINGLE)))
+        threads = [threading.Thread(target=run, args=(order,)) for order in orders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not failures, failures
+        kiosks = (BATCHED, SINGLE, "kiosk-td-01", "kiosk-td-02")
+        assert sum(fleet.events.count(ALL, kiosk_id=k) for k in kiosks) == 60
+    finally:
+        handlers.unregister("ticket_issued", on_ticket_issued)
