@@ -6,8 +6,11 @@ birth and a replay of queued events at once) into a real Mosquitto (the shipped 
 client certificates, ACL), and ``main.py fleet ingest --workers N`` stores them; on SQLite and on a
 throwaway PostgreSQL 15, with 1 and 2 workers. Measured: stored msg/s while the load runs (and whether
 it kept up), publish -> stored p50/p99 (probe events: the time from ``publish()`` until a reader sees the
-event in the store, polled every 100 ms, a probe every 100th event), CPU of workers, broker, PostgreSQL and the publishers, the drain
-time of the burst, bytes per kiosk per day on the wire and in the store.
+event in the store, polled every 100 ms, a probe every 100th event), CPU of workers, broker, PostgreSQL
+and the publishers, the drain time of the burst, bytes per kiosk per day on the wire and in the store;
+then the **capacity**: the ingest stopped, ``--capacity`` events queued in the broker for the workers'
+sessions, the ingest started again: how fast it drains them (the publishers, Python on the same two
+cores, cannot offer more than ~2,000 msg/s live, so the live phase cannot show the ingest's limit).
 
     python -m bench.fleet_bench [--kiosks 2000] [--event-rate 4000] [--seconds 30] \
         [--backends sqlite,postgresql] [--workers 1,2] [--tickets 0.1]
@@ -38,11 +41,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy import bindparam, create_engine, select, text
+
+from fleet.store.schema import ingest_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -74,6 +80,7 @@ class PublisherPlan:
     tickets: float  # share of ticket_issued among the events (they feed the queue's hook)
     replay_per_kiosk: int
     probe_every: int
+    capacity: int  # events published while the ingest is stopped, to measure how fast it drains them
 
 
 def _health(bdseq: int) -> bytes:
@@ -124,6 +131,8 @@ def publisher(plan: PublisherPlan, out: Any) -> None:
     )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
+    acked = [0]
+    client.on_publish = lambda c, userdata, mid, reason, properties: acked.__setitem__(0, acked[0] + 1)
     client.connect("127.0.0.1", plan.port)
     client.loop_start()
     while not client.is_connected():
@@ -153,7 +162,7 @@ def publisher(plan: PublisherPlan, out: Any) -> None:
         seqs[kiosk] += 1
         kind, payload, event_id = _event(index, seqs[kiosk], journals[kiosk], plan.tickets, replay)
         send("event", f"motcua/v1/{center}/{kiosk}/event/{kind}", payload, 1)
-        if not replay and index % plan.probe_every == 0:
+        if not replay and index < 10_000_000 and index % plan.probe_every == 0:
             probes.append((event_id, time.time()))
 
     marks: dict[str, float] = {"births": time.time()}
@@ -190,11 +199,31 @@ def publisher(plan: PublisherPlan, out: Any) -> None:
     for index in range(len(plan.kiosks) * plan.replay_per_kiosk):  # ... and what its outbox kept
         one_event(sent_events + index, replay=True)
     marks["burst_sent"] = time.time()
-    client.disconnect()
-    client.loop_stop()
-    out.put(("done", {"identity": plan.identity, "counts": counts, "marks": marks, "go": go,
+    wait_acked(acked, counts)
+    marks["burst_acked"] = time.time()
+    out.put(("done", {"identity": plan.identity, "counts": dict(counts), "marks": marks, "go": go,
                       "before_burst": before_burst,
                       "sizes": {k: statistics.mean(v) if v else 0 for k, v in sizes.items()}}))
+    # the capacity phase: the ingest is stopped; the broker keeps what is published for its sessions
+    flag = Path(os.environ["FLEET_BENCH_GO"] + ".capacity")
+    while not flag.exists():
+        time.sleep(0.01)
+    before = dict(counts)
+    started = time.time()
+    for index in range(plan.capacity):
+        one_event(10_000_000 + index, replay=False)
+    wait_acked(acked, counts)
+    out.put(("capacity", {"identity": plan.identity, "events": counts["event"] - before["event"],
+                          "publish_s": time.time() - started}))
+    client.disconnect()
+    client.loop_stop()
+
+
+def wait_acked(acked: list[int], counts: dict[str, int], timeout: float = 300) -> None:
+    """Until the broker acknowledged (QoS 1) or took (QoS 0) everything published so far."""
+    deadline = time.monotonic() + timeout
+    while acked[0] < sum(counts.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def out_wait(out: Any) -> float:
@@ -253,10 +282,15 @@ def counts(engine: Any) -> dict[str, int]:
     return {"event": int(row[0]), "health": int(row[1]), "status": int(row[2])}
 
 
-def handled(engine: Any) -> int:
-    """Messages the ingest workers took in (their counters in the store, written every 2 s)."""
+def handled(engine: Any, since: datetime | None = None) -> int:
+    """Messages the ingest workers took in (their counters in the store, written every 2 s); ``since``:
+    only rows written after it (a restarted worker starts its counters again under the same id)."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT stats FROM ingest_workers")).scalars().all()
+        if since is None:
+            rows = conn.execute(text("SELECT stats FROM ingest_workers")).scalars().all()
+        else:
+            query = select(ingest_workers.c.stats).where(ingest_workers.c.updated_at > since)
+            rows = conn.execute(query).scalars().all()
     stats = [json.loads(r) if isinstance(r, str) else r for r in rows]
     return sum(int((s.get("counts") or {}).get("in", 0)) for s in stats)
 
@@ -314,15 +348,18 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
     engine = create_engine(url)
     go_flag = directory / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ingest = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "fleet", "ingest", "--db", url,
-         "--broker", f"127.0.0.1:{broker.service_port}", "--ca", str(pki.ca.cert_file),
-         "--cert", str(directory / "pki" / "fleet-{n}.crt"),
-         "--key", str(directory / "pki" / "fleet-{n}.key"),
-         "--workers", str(workers), "--client-id", "bench"],
-        env=env, cwd=ROOT, stdout=(directory / "ingest.log").open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    def start_ingest() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "fleet", "ingest", "--db", url,
+             "--broker", f"127.0.0.1:{broker.service_port}", "--ca", str(pki.ca.cert_file),
+             "--cert", str(directory / "pki" / "fleet-{n}.crt"),
+             "--key", str(directory / "pki" / "fleet-{n}.key"),
+             "--workers", str(workers), "--client-id", "bench"],
+            env=env, cwd=ROOT, stdout=(directory / "ingest.log").open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    ingest = start_ingest()
     result: dict[str, Any] = {"backend": backend, "workers": workers, "kiosks": args.kiosks}
     try:
         wait_for_workers(engine, workers)
@@ -333,7 +370,8 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         plans = [
             PublisherPlan(identity, str(pki.ca.cert_file), str(pki.client(identity).cert_file),
                           str(pki.client(identity).key_file), broker.service_port,
-                          half, args.event_rate / 2, args.seconds, args.tickets, args.replay, 100)
+                          half, args.event_rate / 2, args.seconds, args.tickets, args.replay, 100,
+                          args.capacity // 2)
             for identity, half in zip(("fleet-3", "fleet-4"), halves, strict=True)
         ]
         os.environ["FLEET_BENCH_GO"] = str(go_flag)  # the spawned publishers inherit it
@@ -412,7 +450,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         thread.join(5)
         time.sleep(2.5)  # the workers' last counters
         samples.append((time.time(), handled(engine), cpu_seconds(watched)))
-        window = [s for s in samples if steady_at + 5 <= s[0] <= burst_at]
+        window = [s for s in samples if steady_at + 3 <= s[0] <= burst_at]
         first, last = (window[0], window[-1]) if len(window) >= 2 else (samples[0], samples[-1])
         span = last[0] - first[0]
         stored = last[1] - first[1]
@@ -453,6 +491,46 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
             "wire_payload_and_topic": round(sum(sizes[k] * per_day[k] for k in per_day)),
             "store": round(grown / max(1, stored_total) * sum(per_day.values())),
             "message_sizes": {k: round(v) for k, v in sizes.items()},
+        }
+        # capacity: the ingest stopped, the publishers queue --capacity events in the broker (the
+        # workers' persistent sessions), then the ingest starts again and drains them
+        with_suppress_kill(ingest)
+        Path(str(go_flag) + ".capacity").touch()
+        published: list[dict[str, Any]] = []
+        while len(published) < len(procs):
+            kind, body = out.get(timeout=300)
+            if kind == "capacity":
+                published.append(body)
+        queued = sum(p["events"] for p in published)
+        watched["workers"] = []
+        restarted = datetime.now(UTC)
+        ingest = start_ingest()
+        drain: list[tuple[float, int, dict[str, float]]] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if not watched["workers"]:
+                with suppress(psutil.Error):
+                    kids = psutil.Process(ingest.pid).children(recursive=True)
+                    if len(kids) >= workers:
+                        watched["workers"] = [psutil.Process(ingest.pid), *kids]
+            drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
+            if drain[-1][1] >= queued:
+                break
+            time.sleep(0.5)
+        moving = [d for d in drain if d[1] > 0]
+        start_d = moving[0] if moving else drain[0]
+        end_d = drain[-1]
+        # the counters move every 2 s: the rate between the first and the last beat that moved
+        span_d = max(0.001, end_d[0] - start_d[0])
+        result["capacity"] = {
+            "queued_events": queued,
+            "publish_s": round(max(p["publish_s"] for p in published), 1),
+            "drained": end_d[1],
+            "stored_msg_s": round((end_d[1] - start_d[1]) / span_d, 1),
+            "cpu_percent_of_one_core": {
+                name: round((end_d[2].get(name, 0) - start_d[2].get(name, 0)) / span_d * 100, 1)
+                for name in end_d[2]
+            },
         }
         for proc in procs:
             proc.join(10)
@@ -508,6 +586,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--tickets", type=float, default=0.1, help="share of ticket_issued events")
     parser.add_argument("--replay", type=int, default=5, help="events each kiosk replays in the burst")
+    parser.add_argument("--capacity", type=int, default=60000,
+                        help="events queued while the ingest is stopped, then drained (its capacity)")
     parser.add_argument("--broker-inflight", type=int, default=0,
                         help="max_inflight_messages of the broker (default: the shipped configuration's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "fleet_bench.json")
@@ -540,7 +620,7 @@ def _nothing() -> Iterator[None]:
 def print_table(runs: list[dict[str, Any]]) -> None:
     head = (f"{'store':<11} {'wk':>2} {'offered/s':>9} {'stored/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
             f"{'cpu wk%':>7} {'cpu mq%':>7} {'cpu pg%':>7} {'burst s':>7} {'lost':>5} "
-            f"{'B/kiosk/day wire':>16} {'store':>9}")
+            f"{'B/kiosk/day wire':>16} {'store':>9} | {'drain msg/s':>11} {'wk%':>5} {'pg%':>5}")
     print(head)
     for r in runs:
         lat, cpu = r["publish_to_stored_ms"], r["cpu_percent_of_one_core"]
@@ -548,7 +628,10 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             f"{r['backend']:<11} {r['workers']:>2} {r['offered_msg_s']:>9} {r['stored_msg_s']:>9} "
             f"{lat['p50']!s:>8} {lat['p99']!s:>8} {cpu['workers']!s:>7} {cpu['broker']!s:>7} "
             f"{cpu['postgresql']!s:>7} {r['burst']['stored_all_s']:>7} {r['lost']:>5} "
-            f"{r['bytes_per_kiosk_day']['wire_payload_and_topic']:>16} {r['bytes_per_kiosk_day']['store']:>9}"
+            f"{r['bytes_per_kiosk_day']['wire_payload_and_topic']:>16} "
+            f"{r['bytes_per_kiosk_day']['store']:>9} | "
+            f"{r['capacity']['stored_msg_s']:>11} {r['capacity']['cpu_percent_of_one_core']['workers']:>5} "
+            f"{r['capacity']['cpu_percent_of_one_core']['postgresql']:>5}"
         )
 
 
