@@ -522,7 +522,12 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         end_d = drain[-1]
         # the counters move every 2 s: the rate between the first and the last beat that moved
         span_d = max(0.001, end_d[0] - start_d[0])
+        worker_cpu = (end_d[2].get("workers", 0) - start_d[2].get("workers", 0)) / span_d
         result["capacity"] = {
+            # what the workers store per second of CPU they got (the machine is shared: load 6-12)
+            "msg_per_worker_cpu_s": (
+                round((end_d[1] - start_d[1]) / span_d / worker_cpu, 1) if worker_cpu else None
+            ),
             "queued_events": queued,
             "publish_s": round(max(p["publish_s"] for p in published), 1),
             "drained": end_d[1],
@@ -601,6 +606,12 @@ def main() -> None:
             for workers in (int(w) for w in args.workers.split(",")):
                 print(f"fleet_bench: {backend}, {workers} worker(s) ...", file=sys.stderr, flush=True)
                 runs.append(run_one(backend, workers, args, cluster))
+                write_report(args, runs)  # after every run: a long series interrupted keeps what it has
+    print_table(runs)
+    print(f"(written to {args.out})")
+
+
+def write_report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     report = {
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -608,8 +619,6 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    print_table(runs)
-    print(f"(written to {args.out})")
 
 
 @contextmanager
