@@ -511,7 +511,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
             if not watched["workers"]:
                 with suppress(psutil.Error):
                     kids = psutil.Process(ingest.pid).children(recursive=True)
-                    if len(kids) >= workers:
+                    if len(kids) >= workers or workers == 1:  # one worker runs in the ingest's process
                         watched["workers"] = [psutil.Process(ingest.pid), *kids]
             drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
             if drain[-1][1] >= queued:
