@@ -523,7 +523,7 @@ class DemoCenter:
                 f"([numbering] mode = \"center\", slot {DEMO_SLOT}), "
                 f"printed tickets in {lay.kiosk_data / 'printer'}",
                 f"  certificates {lay.pki}, logs {lay.logs}",
-                "watch the center's traffic (fleet certificate):",
+                f"watch the center's traffic (certificate {WATCH_IDENTITY}):",
                 f"  {plan.watch_command()}",
                 "the allocator's book of today:",
                 f"  {rel} fleet tickets --db {lay.allocator_db}",
