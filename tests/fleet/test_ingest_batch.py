@@ -239,11 +239,12 @@ def test_hooks_run_after_the_commit_so_two_workers_do_not_deadlock_on_the_queue(
     """Seen in the benchmark on PostgreSQL: the queue's hook locks its center's row; run inside the
     batch, two workers whose batches held tickets of the same two centers in opposite orders deadlocked
     (each batch then rolled back and tried again, and again). The hooks run after the commit."""
-    from fleet.ingest import handlers
-    from fleet.queue.ingest_hooks import on_ticket_issued
+    from fleet.ingest import plugins
 
+    # the queue's hooks as every ingest process loads them (registered once, at the module's import: a
+    # test that unregistered them would leave later tests without them)
+    plugins.load()
     fleet.registry.add_kiosk("kiosk-td-02", OTHER, slot=1)
-    handlers.register("ticket_issued", on_ticket_issued)
     failures: list[BaseException] = []
 
     def run(kiosks: tuple[tuple[str, str], ...]) -> None:
@@ -260,15 +261,12 @@ def test_hooks_run_after_the_commit_so_two_workers_do_not_deadlock_on_the_queue(
         except BaseException as exc:  # reported by the test thread
             failures.append(exc)
 
-    try:
-        orders = (((C, BATCHED), (OTHER, "kiosk-td-01")), ((OTHER, "kiosk-td-02"), (C, SINGLE)))
-        threads = [threading.Thread(target=run, args=(order,)) for order in orders]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-        assert not failures, failures
-        kiosks = (BATCHED, SINGLE, "kiosk-td-01", "kiosk-td-02")
-        assert sum(fleet.events.count(ALL, kiosk_id=k) for k in kiosks) == 60
-    finally:
-        handlers.unregister("ticket_issued", on_ticket_issued)
+    orders = (((C, BATCHED), (OTHER, "kiosk-td-01")), ((OTHER, "kiosk-td-02"), (C, SINGLE)))
+    threads = [threading.Thread(target=run, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+    kiosks = (BATCHED, SINGLE, "kiosk-td-01", "kiosk-td-02")
+    assert sum(fleet.events.count(ALL, kiosk_id=k) for k in kiosks) == 60
