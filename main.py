@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "fleet": "fleet.cli",
     "demo": "provisioning.demo_cli",
     "provision": "provisioning.cli",
+    "simfleet": "simfleet.cli",
 }
 
 

@@ -1,6 +1,6 @@
 """``python main.py demo --center``: a complete little center on this machine, beside the kiosk.
 
-Four processes, started in this order and stopped in the reverse one:
+Five processes (six with ``--kiosks N``), started in this order and stopped in the reverse one:
 
 1. **Mosquitto**, its own instance (never the system broker on 1883), with the configuration and ACL
    ``provision center-init`` generates for a center (``provisioning.center``: the deployed
@@ -9,9 +9,14 @@ Four processes, started in this order and stopped in the reverse one:
    ``fleet``'s certificates); the kiosk is enrolled in it with a one-time code, its key made for it
    (``provisioning.enroll``, the enrollment endpoint called in-process);
 2. the queue-number **allocator** (``main.py fleet allocator``);
-3. the **edge agent** (``main.py agent --config``);
-4. the **kiosk** (``main.py kiosk --simulate --config``) with ``[numbering] mode = "center"`` and an
-   ``[agent]`` section pointing at that broker.
+3. the **fleet monitor** (``main.py fleet serve --broker``: web pages and the MQTT ingest in one process,
+   on the center's store, which holds the enrollment), with a demo login (``DEMO_LOGIN``);
+4. the **edge agent** (``main.py agent --config``);
+5. the **kiosk** (``main.py kiosk --simulate --config``) with ``[numbering] mode = "center"`` and an
+   ``[agent]`` section pointing at that broker;
+6. with ``--kiosks N``, the **simulated kiosks** (``main.py simfleet run``): N more kiosks enrolled the
+   same way (slots 1..N, ``kiosk-sim-01``...), each the real agent with a simulated app, whose faults
+   ``main.py simfleet fault`` switches (``simfleet/``).
 
 Everything lives under one directory (default ``var/demo-center/``): ``pki/``, ``broker/``,
 ``allocator/``, ``kiosk/`` (the kiosk's data dir), ``kiosk.toml`` and ``logs/<part>.log`` (each
@@ -97,6 +102,11 @@ class DemoLayout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def sim(self) -> Path:
+        """The simulated kiosks (``main.py simfleet``): ``sim/<nn>/kiosk.toml`` and data, ``faults.json``."""
+        return self.root / "sim"
+
     def cert(self, name: str) -> Path:
         return self.pki / f"{name}.crt"
 
@@ -117,15 +127,26 @@ class DemoPlan:
     center_id: str
     kiosk_port: int
     service_port: int
+    #: the fleet monitor: its store (the center's, which holds the enrollment) and web port
+    fleet_url: str = ""
+    fleet_port: int = 0
+    #: the simulated kiosks' ids (``main.py simfleet``), slots 1..N
+    sim_kiosks: tuple[str, ...] = ()
     python: str = sys.executable
 
+    @property
+    def fleet_address(self) -> str:
+        return f"http://127.0.0.1:{self.fleet_port}"
+
     def watch_command(self) -> str:
-        """How to watch the center's traffic with the fleet's certificate."""
+        """How to watch the center's traffic: with a certificate of its own (``fleet.2``), since the
+        broker makes a service's client id its certificate's name and the fleet monitor holds ``fleet``."""
         lay = self.layout
         return shlex.join(
             [
                 "mosquitto_sub", "-h", "localhost", "-p", str(self.service_port),
-                "--cafile", str(lay.ca), "--cert", str(lay.cert("fleet")), "--key", str(lay.key("fleet")),
+                "--cafile", str(lay.ca), "--cert", str(lay.cert(WATCH_IDENTITY)),
+                "--key", str(lay.key(WATCH_IDENTITY)),
                 "-t", f"motcua/v1/{self.center_id}/#", "-v",
             ]
         )
@@ -153,6 +174,12 @@ def _kiosk_identity(base_config: Path) -> tuple[str, str]:
 
 
 DEMO_PROVINCE = ("demo", "Tỉnh thử nghiệm")
+#: the fleet monitor's demo login (printed at start; the store is made anew at every start)
+DEMO_LOGIN = ("demo.admin", "demo-giamsat-2026")
+#: the identity ``watch_command`` uses (the fleet monitor's ingest holds ``fleet``)
+WATCH_IDENTITY = "fleet.2"
+SIM_PREFIX = "kiosk-sim-"
+MAX_SIM_KIOSKS = 99
 #: the demo kiosk's agent reports often and reconnects fast (a person is watching)
 DEMO_AGENT = {"heartbeat_s": 10, "reconnect_min_s": 0.5, "reconnect_max_s": 5}
 
@@ -160,38 +187,45 @@ DEMO_AGENT = {"heartbeat_s": 10, "reconnect_min_s": 0.5, "reconnect_max_s": 5}
 def _wipe_center_identity(layout: DemoLayout) -> None:
     """A new center identity at every start: PKI, settings, broker configuration, the fleet store that
     holds enrollment (the allocator's book, the broker's persistence and the kiosk's data are kept)."""
-    for folder in (layout.pki, layout.root / "fleet", layout.root / "registry", layout.root / "systemd"):
+    for folder in (layout.pki, layout.root / "fleet", layout.root / "registry", layout.root / "systemd",
+                   layout.sim):
         shutil.rmtree(folder, ignore_errors=True)
     for stale in (layout.root / "center.json", layout.broker / "mosquitto.conf", layout.broker / "motcua.acl",
                   layout.root / "provision.lock"):
         stale.unlink(missing_ok=True)
 
 
-def prepare(root: Path, base_config: Path = BASE_CONFIG) -> DemoPlan:
+def prepare(root: Path, base_config: Path = BASE_CONFIG, sim_kiosks: int = 0) -> DemoPlan:
     """A real center in ``root`` (``provision center-init``: root and issuing CA, broker configuration and
     ACL generated from the registry) and the kiosk enrolled in it as a technician would (a one-time code,
     a key made for the kiosk, its CSR bound to the center's nonce), the enrollment endpoint called
-    in-process. The CA keys are deleted afterwards: nothing issues after start."""
+    in-process. ``sim_kiosks`` more are enrolled the same way (slots 1..N, each its own key and
+    certificate) for ``main.py simfleet``; the fleet monitor gets a demo login. The CA keys are deleted
+    afterwards: nothing issues after start."""
     import secrets
 
     from contract.enrollment import EnrollmentCode
     from contract.schema import read_toml
+    from fleet.auth import hash_password
     from fleet.store import Scope, open_store
     from provisioning.center import CenterLayout, CenterSettings, center_init
     from provisioning.enroll import Enroller, KioskLayout
     from provisioning.machine import machine_info
+    from provisioning.registry import sync_files
     from provisioning.service import Authority, LocalCenter
     from provisioning.ui import Console
 
     layout = DemoLayout(root.resolve())
+    if not 0 <= sim_kiosks <= MAX_SIM_KIOSKS:
+        raise ConfigError(f"--kiosks: from 0 to {MAX_SIM_KIOSKS} simulated kiosks, not {sim_kiosks}")
     kiosk_id, center_id = _kiosk_identity(base_config)
     base = read_toml(base_config)
     for directory in (layout.broker / "data", layout.allocator_db.parent, layout.kiosk_data, layout.logs):
         directory.mkdir(parents=True, exist_ok=True)
     _wipe_center_identity(layout)
-    kiosk_port, service_port, enroll_port = free_port(), free_port(), free_port()
-    while len({kiosk_port, service_port, enroll_port}) < 3:
-        service_port, enroll_port = free_port(), free_port()
+    kiosk_port, service_port, enroll_port, fleet_port = free_port(), free_port(), free_port(), free_port()
+    while len({kiosk_port, service_port, enroll_port, fleet_port}) < 4:
+        service_port, enroll_port, fleet_port = free_port(), free_port(), free_port()
     settings = CenterSettings(
         center_id=center_id, center_name=str(base["kiosk"].get("center_name", center_id)),
         province_id=DEMO_PROVINCE[0], province_name=DEMO_PROVINCE[1], addresses=["127.0.0.1"],
@@ -214,12 +248,29 @@ def prepare(root: Path, base_config: Path = BASE_CONFIG) -> DemoPlan:
         demo_base["agent"] = dict(DEMO_AGENT)
         Enroller(code, kiosk, Console("demo", as_json=True), machine=machine_info(), base=demo_base,
                  validate=False, client=LocalCenter(authority, fingerprint)).run()
+        sims = []
+        for number in range(1, sim_kiosks + 1):
+            sim_id = f"{SIM_PREFIX}{number:02d}"
+            token, _ = store.enrollment.create_token(Scope.everything(), center_id, sim_id, slot=number,
+                                                     username="demo-center")
+            code = EnrollmentCode("127.0.0.1", enroll_port, center_id, fingerprint, token)
+            folder = layout.sim / f"{number:02d}"  # short: the simulated app's socket lives in it
+            sim = KioskLayout(folder / "kiosk.toml", folder / "d", layout.key(sim_id), layout.cert(sim_id),
+                              layout.ca)
+            Enroller(code, sim, Console("demo", as_json=True), machine=machine_info(serial=f"sim-{sim_id}"),
+                     base=demo_base, validate=False, client=LocalCenter(authority, fingerprint)).run()
+            sims.append(sim_id)
+        center.pki.issue_named(WATCH_IDENTITY)
+        sync_files(center, settings, store)  # the ACL knows every kiosk and the watching identity
+        store.accounts.add_user(DEMO_LOGIN[0], hash_password(DEMO_LOGIN[1]), "province_admin",
+                                province_id=DEMO_PROVINCE[0], display_name="Quản trị thử nghiệm")
+        fleet_url = center.store_url(settings)
     finally:
         store.close()
     for key in (center.pki.root_key_file, center.pki.issuing_key_file):
         key.unlink()  # nothing issues after start: the demo keeps no CA key
     _check_kiosk_config(layout.kiosk_config)
-    return DemoPlan(layout, kiosk_id, center_id, kiosk_port, service_port)
+    return DemoPlan(layout, kiosk_id, center_id, kiosk_port, service_port, fleet_url, fleet_port, tuple(sims))
 
 
 def _check_kiosk_config(path: Path) -> None:
@@ -340,8 +391,24 @@ class DemoCenter:
             lay.logs / "allocator.log",
             env,
         )
+        self.fleet = Part(
+            "fleet",
+            [
+                py, "main.py", "fleet", "serve", "--db", plan.fleet_url,
+                "--listen", f"127.0.0.1:{plan.fleet_port}", "--center", plan.center_id,
+                "--broker", f"127.0.0.1:{plan.service_port}", "--ca", str(lay.ca),
+                "--cert", str(lay.cert("fleet")), "--key", str(lay.key("fleet")), "--client-id", "fleet",
+                "--public-url", plan.fleet_address,
+            ],
+            lay.logs / "fleet.log",
+            env,
+        )
         self.agent = Part(
             "agent", [py, "main.py", "agent", "--config", str(lay.kiosk_config)], lay.logs / "agent.log", env
+        )
+        self.simfleet = Part(
+            "simfleet", [py, "main.py", "simfleet", "run", "--dir", str(lay.sim)], lay.logs / "simfleet.log",
+            env,
         )
         self.kiosk = Part(
             "kiosk",
@@ -349,7 +416,9 @@ class DemoCenter:
             lay.logs / "kiosk.log",
             env,
         )
-        self.parts = [self.broker, self.allocator, self.agent, self.kiosk]
+        self.parts = [self.broker, self.allocator, self.fleet, self.agent, self.kiosk]
+        if plan.sim_kiosks:
+            self.parts.append(self.simfleet)
 
     # -- start ----------------------------------------------------------------------------------------
 
@@ -361,14 +430,19 @@ class DemoCenter:
             self.broker.start()
             self._wait(self.broker, self._broker_ready, "its listeners did not accept connections")
             self.allocator.start()
+            self.fleet.start()
             self.agent.start()
             self._wait(self.agent, lambda: self._relay().get("connected") is True,
                        "the agent did not connect to the broker", also=(self.allocator,))
             self._wait(self.allocator, lambda: self._relay().get("allocator") == "online",
                        "the allocator did not announce itself online on the broker", also=(self.agent,))
+            self._wait(self.fleet, self._fleet_ready, "the fleet monitor did not answer /healthz",
+                       also=(self.agent, self.allocator))
             self.kiosk.start()
             self._wait(self.kiosk, self._kiosk_ready, "the kiosk's control socket did not answer app.health",
-                       also=(self.agent, self.allocator))
+                       also=(self.agent, self.allocator, self.fleet))
+            if self.plan.sim_kiosks:
+                self.simfleet.start()
         except BaseException:
             self.shutdown()
             raise
@@ -405,6 +479,15 @@ class DemoCenter:
             return False
         return True
 
+    def _fleet_ready(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.plan.fleet_address}/healthz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
     def _relay(self) -> dict[str, object]:
         from common.ipc import call
 
@@ -435,20 +518,37 @@ class DemoCenter:
                 f"certificate CN = kiosk id), center services on 127.0.0.1:{plan.service_port}; "
                 f"config {lay.broker / 'mosquitto.conf'}",
                 f"  allocator  pid {self.allocator.pid}: book {lay.allocator_db}",
+                f"  fleet      pid {self.fleet.pid}: the fleet monitor (web and ingest) at "
+                f"{plan.fleet_address}/ - log in as {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}",
                 f"  agent      pid {self.agent.pid}: data dir {lay.kiosk_data}, "
                 f"relay {lay.kiosk_data / 'agent.sock'}",
                 f"  kiosk      pid {self.kiosk.pid}: config {lay.kiosk_config} "
                 f"([numbering] mode = \"center\", slot {DEMO_SLOT}), "
                 f"printed tickets in {lay.kiosk_data / 'printer'}",
                 f"  certificates {lay.pki}, logs {lay.logs}",
-                "watch the center's traffic (fleet certificate):",
+                f"watch the center's traffic (certificate {WATCH_IDENTITY}):",
                 f"  {plan.watch_command()}",
                 "the allocator's book of today:",
                 f"  {rel} fleet tickets --db {lay.allocator_db}",
                 "drive the kiosk's simulated devices:",
                 f"  {rel} sim --config {lay.kiosk_config} citizen --profile elderly",
+                *self._describe_sims(rel),
             ]
         )
+
+    def _describe_sims(self, rel: str) -> list[str]:
+        plan = self.plan
+        if not plan.sim_kiosks:
+            return ["more kiosks on the fleet page: scripts/demo --center --kiosks 20"]
+        first, where = plan.sim_kiosks[0], f"--dir {plan.layout.sim}"
+        return [
+            f"  simfleet   pid {self.simfleet.pid}: {len(plan.sim_kiosks)} simulated kiosks "
+            f"({plan.sim_kiosks[0]} .. {plan.sim_kiosks[-1]}: real agents, simulated apps)",
+            "inject faults into a simulated kiosk (take them back: --paper ok, --reader plug, --online):",
+            f"  {rel} simfleet fault {where} --kiosk {first} --paper out",
+            f"  {rel} simfleet fault {where} --kiosk {first} --reader unplug",
+            f"  {rel} simfleet fault {where} --kiosk {first} --offline",
+        ]
 
     def supervise(self) -> None:
         """Until SIGINT/SIGTERM; a part that stops on its own ends the demo (DemoError)."""
@@ -473,7 +573,9 @@ class DemoCenter:
             part.stop(grace_s=10)
 
 
-def run_demo(root: Path, base_config: Path = BASE_CONFIG, start_timeout_s: float = 60.0) -> int:
+def run_demo(
+    root: Path, base_config: Path = BASE_CONFIG, start_timeout_s: float = 60.0, sim_kiosks: int = 0
+) -> int:
     """The CLI's body: prepare, start, supervise until a signal, stop everything."""
     root.mkdir(parents=True, exist_ok=True)
     lock = (root / "demo.lock").open("w")
@@ -489,7 +591,7 @@ def run_demo(root: Path, base_config: Path = BASE_CONFIG, start_timeout_s: float
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        plan = prepare(root, base_config)
+        plan = prepare(root, base_config, sim_kiosks)
         center = DemoCenter(plan, stop, start_timeout_s=start_timeout_s)
         center.out(f"demo-center: starting in {plan.layout.root}")
         try:

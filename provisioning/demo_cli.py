@@ -10,7 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "demos: --center runs a local center (broker, allocator, agent) beside the simulated kiosk"
+HELP = (
+    "demos: --center runs a local center (broker, allocator, fleet monitor, agent) beside the simulated "
+    "kiosk; --kiosks N adds simulated kiosks"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the kiosk configuration the demo starts from (without [agent] and [numbering])",
     )
     parser.add_argument(
+        "--kiosks", type=int, default=0, metavar="N",
+        help="also N simulated kiosks (real agents, simulated apps) on the fleet page, with faults to inject",
+    )
+    parser.add_argument(
         "--start-timeout", type=float, default=60.0, metavar="S", help="how long each part may take to start"
     )
     parser.set_defaults(func=run)
@@ -43,4 +50,4 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from provisioning.demo_center import run_demo
 
-    return run_demo(args.dir, args.kiosk_config, args.start_timeout)
+    return run_demo(args.dir, args.kiosk_config, args.start_timeout, args.kiosks)

@@ -15,11 +15,12 @@ every rule is tested with plain calls.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from common.errors import ConflictError, NotFoundError
+from common.errors import ConflictError, MotcuaError, NotFoundError, StoreError
 from contract.commands import BLOB_COMMANDS, MAX_BLOB_BYTES, CommandResult
 from contract.config import ConfigState, merge_scopes
 from contract.errors import ContractError
@@ -35,11 +36,14 @@ from fleet.alarms.rules import AlarmSettings, Wanted, from_health, offline_wante
 from fleet.ingest import handlers
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
+from fleet.store.events import EventInsert
 from fleet.store.models import EventRecord, HealthReport, StatusReport
+from fleet.store.partitions import month_of
+from fleet.store.telemetry import HealthInsert
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored"]
+Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored", "error"]
 ALL = Scope.everything()
 
 
@@ -51,6 +55,41 @@ class Result:
     hook_errors: int = 0
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """A message as the broker delivered it, with the center's arrival time."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class _Job:
+    item: Incoming
+    ref: TopicRef | None  # None: the topic is not ours
+    parsed: Any = None  # the contract's object of the channel (status, health, ...)
+    record: EventRecord | None = None  # an event, ready to store
+    report: HealthReport | None = None  # a heartbeat, ready to store
+    error: ContractError | None = None  # what refuses it before anything is stored
+
+
+def _run_kind(job: _Job) -> str:
+    """Messages stored together when they follow each other: events, heartbeats."""
+    if job.record is not None:
+        return "event"
+    if job.report is not None:
+        return "health"
+    return ""
+
+
+_PARSERS: dict[str, Callable[[bytes], Any]] = {
+    "status": Status.parse,
+    "cmd/res": CommandResult.parse,
+    "config/state": ConfigState.parse,
+}
+
+
 class Processor:
     """Handles messages for one store; safe to call from one thread (the worker's processing thread)."""
 
@@ -60,27 +99,127 @@ class Processor:
         self.root = root
 
     def handle(self, topic: str, payload: bytes, received_at: datetime) -> Result:
+        """One message in a transaction of its own."""
+        return self.handle_batch([Incoming(topic, payload, received_at)])[0]
+
+    def handle_batch(self, items: Sequence[Incoming]) -> list[Result]:
+        """Messages in arrival order, all in one store transaction (``db.batch()``): parsed first (no
+        database), the months their events need partitioned, then the kiosks they name locked in id
+        order, then each message in a savepoint of its own (a refusal or a bug undoes only that
+        message), runs of events stored together (``events.insert_events``). A ``StoreError`` rolls
+        everything back and propagates: the caller acknowledges nothing and tries the batch again."""
+        jobs = [self._read(item) for item in items]
+        for month in sorted({month_of(job.record.occurred_at) for job in jobs if job.record is not None}):
+            self.store.partitions.ensure(month)  # DDL before the batch holds any lock
+        results: list[Result] = []
+        with self.store.db.batch():
+            named = {job.ref.kiosk_id for job in jobs if job.ref is not None and job.ref.kiosk_id}
+            self.store.telemetry.lock_kiosks(named)
+            index = 0
+            while index < len(jobs):
+                run = _run_kind(jobs[index])
+                end = index + 1
+                while run and end < len(jobs) and _run_kind(jobs[end]) == run:
+                    end += 1
+                if run:
+                    results.extend(self._guarded_run(run, jobs[index:end]))
+                else:
+                    results.append(self._one(jobs[index]))
+                index = end
+        return self._run_hooks(jobs, results)
+
+    def _run_hooks(self, jobs: Sequence[_Job], results: list[Result]) -> list[Result]:
+        """The event hooks (``fleet.ingest.handlers``) once the batch is committed, each in transactions
+        of its own, as the hook contract says: a hook that locks rows of its own (the queue locks its
+        center's row) would otherwise hold them for the whole batch, in the batch's order, and two workers
+        deadlock (seen in the benchmark). A rolled-back batch runs none."""
+        done = []
+        for job, result in zip(jobs, results, strict=True):
+            stored = result.channel == "event" and result.outcome in ("stored", "duplicate")
+            if stored and job.record is not None and job.ref is not None and job.ref.kiosk_id:
+                errors = handlers.dispatch(
+                    self.store, job.ref.center_id, job.ref.kiosk_id, job.record,
+                    duplicate=result.outcome == "duplicate",
+                )
+                result = replace(result, hook_errors=errors)
+            done.append(result)
+        return done
+
+    def _guarded_run(self, run: str, jobs: Sequence[_Job]) -> list[Result]:
+        """A run in a savepoint; a bug in it undoes the run, which is then tried message by message,
+        so that only the message that fails is lost (logged, counted as an error)."""
         try:
-            ref = parse_topic(topic, self.root)
+            with self.store.db.write():
+                return self._events(jobs) if run == "event" else self._healths(jobs)
+        except StoreError:
+            raise
+        except Exception:
+            if len(jobs) > 1:
+                return [result for job in jobs for result in self._guarded_run(run, [job])]
+            log.exception("processing %s failed; the message is dropped", jobs[0].item.topic[:200])
+            return [Result("error", run)]
+
+    def _read(self, item: Incoming) -> _Job:
+        """Topic and payload read by the contract; nothing stored yet."""
+        try:
+            ref = parse_topic(item.topic, self.root)
         except ContractError as exc:
-            return self._refuse("", "", "bad_topic", f"{topic[:120]}: {exc.message}", received_at, "invalid")
+            return _Job(item, None, error=ContractError(f"{item.topic[:120]}: {exc.message}"))
+        if ref.kiosk_id is None or ref.channel == "blob" or not item.payload:
+            return _Job(item, ref)
+        try:
+            if ref.channel == "event":
+                event = Event.parse(item.payload)
+                if event.kind != ref.detail:
+                    raise ContractError(
+                        f"event.kind: {event.kind!r} published on the topic of {ref.detail!r}"
+                    )
+                record = EventRecord(
+                    event.event_id,
+                    event.journal_id,
+                    event.seq,
+                    event.kind,
+                    parse_time(event.occurred_at, "event.occurred_at"),
+                    event.payload.to_data(),
+                    event.replay,
+                )
+                return _Job(item, ref, record=record)
+            if ref.channel == "health":
+                health = Health.parse(item.payload)
+                report = HealthReport.from_payload(health.to_data(), parse_time(health.at, "health.at"))
+                return _Job(item, ref, parsed=health, report=report)
+            parser = _PARSERS.get(ref.channel)
+            return _Job(item, ref, parsed=parser(item.payload) if parser else None)
+        except ContractError as exc:
+            return _Job(item, ref, error=exc)
+
+    def _one(self, job: _Job) -> Result:
+        ref, at = job.ref, job.item.received_at
+        if ref is None:
+            assert job.error is not None
+            return self._refuse("", "", "bad_topic", job.error.message, at, "invalid")
+        try:
+            if job.error is not None:
+                raise job.error
+            with self.store.db.write():  # a savepoint: a refusal or a bug undoes only this message
+                return self._dispatch(ref, job.item.payload, job.parsed, at)
+        except StoreError:
+            raise
+        except (NotFoundError, ConflictError, ContractError) as exc:
+            return self._refusal(ref, exc, at)
+        except Exception:
+            log.exception("processing %s failed; the message is dropped", job.item.topic[:200])
+            return Result("error", ref.channel)
+
+    def _refusal(self, ref: TopicRef, exc: MotcuaError | ContractError, at: datetime) -> Result:
         kiosk = ref.kiosk_id or ""
-        try:
-            return self._dispatch(ref, payload, received_at)
-        except NotFoundError as exc:
+        if isinstance(exc, NotFoundError):
             reason = "unknown_center" if ref.kiosk_id is None else "unknown_kiosk"
-            return self._refuse(
-                ref.center_id, kiosk, reason, exc.message, received_at, "refused", ref.channel
-            )
-        except ConflictError as exc:
-            return self._refuse(
-                ref.center_id, kiosk, "wrong_center", exc.message, received_at, "refused", ref.channel
-            )
-        except ContractError as exc:
-            reason = f"invalid_{ref.channel.replace('/', '_')}"
-            return self._refuse(
-                ref.center_id, kiosk, reason, exc.message, received_at, "invalid", ref.channel
-            )
+            return self._refuse(ref.center_id, kiosk, reason, exc.message, at, "refused", ref.channel)
+        if isinstance(exc, ConflictError):
+            return self._refuse(ref.center_id, kiosk, "wrong_center", exc.message, at, "refused", ref.channel)
+        reason = f"invalid_{ref.channel.replace('/', '_')}"
+        return self._refuse(ref.center_id, kiosk, reason, exc.message, at, "invalid", ref.channel)
 
     def _refuse(
         self,
@@ -97,7 +236,7 @@ class Processor:
             log.warning("refused (%s) from center %r kiosk %r: %s", reason, center_id, kiosk_id, detail)
         return Result(outcome, channel, reason)
 
-    def _dispatch(self, ref: TopicRef, payload: bytes, at: datetime) -> Result:
+    def _dispatch(self, ref: TopicRef, payload: bytes, parsed: Any, at: datetime) -> Result:
         if ref.kiosk_id is None:
             if ref.channel == "allocator/status":
                 return self._allocator(ref.center_id, payload, at)
@@ -109,15 +248,11 @@ class Processor:
         if not payload:
             return Result("ignored", channel, "empty")  # a retained topic cleared
         if channel == "status":
-            return self._status(ref.center_id, kiosk, Status.parse(payload), at)
-        if channel == "health":
-            return self._health(ref.center_id, kiosk, Health.parse(payload), at)
-        if channel == "event":
-            return self._event(ref.center_id, kiosk, ref.detail, Event.parse(payload), at)
+            return self._status(ref.center_id, kiosk, parsed, at)
         if channel == "cmd/res":
-            return self._result(ref.center_id, kiosk, CommandResult.parse(payload), at)
+            return self._result(ref.center_id, kiosk, parsed, at)
         if channel == "config/state":
-            return self._config_state(ref.center_id, kiosk, ConfigState.parse(payload), at)
+            return self._config_state(ref.center_id, kiosk, parsed, at)
         return Result("ignored", channel)
 
     # --- per channel ---
@@ -145,36 +280,55 @@ class Processor:
             wanted["offline"] = offline_wanted(reason)
         reconcile(self.store, kiosk_id, wanted, ["offline"], at=at)
 
-    def _health(self, center_id: str, kiosk_id: str, health: Health, at: datetime) -> Result:
-        data = health.to_data()
-        report = HealthReport.from_payload(data, parse_time(health.at, "health.at"))
-        outcome = self.store.telemetry.record_health(center_id, kiosk_id, report, received_at=at)
-        kiosk = self.store.registry.kiosk(ALL, kiosk_id)
-        if kiosk.bdseq is not None and health.bdseq < kiosk.bdseq:
-            return Result("stored", "health", "stale")  # an old connection's heartbeat: a sample only
-        wanted, decided = from_health(health, at, self.alarms)
-        if outcome.status is not None or kiosk.state == "online":
-            decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
-        reconcile(self.store, kiosk_id, wanted, decided, at=at)
-        return Result("stored", "health")
+    def _healths(self, jobs: Sequence[_Job]) -> list[Result]:
+        """A run of heartbeats: stored together, then each kiosk's alarms brought in line, in order."""
+        inserts = []
+        for job in jobs:
+            assert job.ref is not None and job.ref.kiosk_id is not None and job.report is not None
+            ref, report = job.ref, job.report
+            inserts.append(HealthInsert(ref.center_id, ref.kiosk_id or "", report, job.item.received_at))
+        outcomes = self.store.telemetry.record_healths(inserts)
+        known = {i.kiosk_id for i, o in zip(inserts, outcomes, strict=True) if not isinstance(o, MotcuaError)}
+        active = self.store.alarms.active_for_kiosks(sorted(known))
+        results = []
+        for job, beat, outcome in zip(jobs, inserts, outcomes, strict=True):
+            assert job.ref is not None
+            at = job.item.received_at
+            if isinstance(outcome, MotcuaError):
+                results.append(self._refusal(job.ref, outcome, at))
+                continue
+            health: Health = job.parsed
+            if outcome.kiosk_bdseq is not None and health.bdseq < outcome.kiosk_bdseq:
+                results.append(Result("stored", "health", "stale"))  # an old connection's: a sample only
+                continue
+            wanted, decided = from_health(health, at, self.alarms)
+            if outcome.status is not None or outcome.kiosk_state == "online":
+                decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
+            raised, cleared = reconcile(
+                self.store, beat.kiosk_id, wanted, decided, at=at, active=active[beat.kiosk_id]
+            )
+            if raised or cleared:  # the next heartbeat of this kiosk in the run compares with these
+                active[beat.kiosk_id] = self.store.alarms.active_for_kiosk(beat.kiosk_id)
+            results.append(Result("stored", "health"))
+        return results
 
-    def _event(self, center_id: str, kiosk_id: str, kind: str, event: Event, at: datetime) -> Result:
-        if event.kind != kind:
-            raise ContractError(f"event.kind: {event.kind!r} published on the topic of {kind!r}")
-        record = EventRecord(
-            event.event_id,
-            event.journal_id,
-            event.seq,
-            event.kind,
-            parse_time(event.occurred_at, "event.occurred_at"),
-            event.payload.to_data(),
-            event.replay,
-        )
-        outcome = self.store.events.insert_event(center_id, kiosk_id, record, received_at=at)
-        if outcome.inserted and event.kind == "outbox_dropped":
-            self._dropped(kiosk_id, record, at)
-        errors = handlers.dispatch(self.store, center_id, kiosk_id, record, duplicate=not outcome.inserted)
-        return Result("stored" if outcome.inserted else "duplicate", "event", hook_errors=errors)
+    def _events(self, jobs: Sequence[_Job]) -> list[Result]:
+        """A run of events: stored together, then per event the dropped alarm (hooks: ``_run_hooks``)."""
+        inserts = []
+        for job in jobs:
+            assert job.ref is not None and job.ref.kiosk_id is not None and job.record is not None
+            inserts.append(EventInsert(job.ref.center_id, job.ref.kiosk_id, job.record, job.item.received_at))
+        outcomes = self.store.events.insert_events(inserts)
+        results = []
+        for job, event, outcome in zip(jobs, inserts, outcomes, strict=True):
+            assert job.ref is not None
+            if isinstance(outcome, MotcuaError):
+                results.append(self._refusal(job.ref, outcome, job.item.received_at))
+                continue
+            if outcome.inserted and event.event.kind == "outbox_dropped":
+                self._dropped(event.kiosk_id, event.event, job.item.received_at)
+            results.append(Result("stored" if outcome.inserted else "duplicate", "event"))
+        return results
 
     def _dropped(self, kiosk_id: str, record: EventRecord, at: datetime) -> None:
         """A loss the kiosk announced: one alarm, which adds up further drops until acknowledged."""

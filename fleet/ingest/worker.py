@@ -33,7 +33,7 @@ from common.errors import StoreError
 from common.mqtt import Backoff, Message, MqttLink, TlsConfig
 from contract.topics import DEFAULT_ROOT, FLEET_SHARE, fleet_center_filters, fleet_filters
 from fleet.alarms.rules import AlarmSettings
-from fleet.ingest.process import Processor
+from fleet.ingest.process import Incoming, Processor
 from fleet.notify.notifier import Notifier, NotifySettings
 from fleet.store import Store
 
@@ -61,6 +61,8 @@ class WorkerSettings:
     beat_every_s: float = 2.0
     lease_ttl_s: float = 15.0
     blob_days: int = 30
+    #: messages stored per transaction at most (whatever has queued up; one when the worker keeps up)
+    max_batch: int = 500
 
 
 @dataclass(frozen=True)
@@ -193,34 +195,55 @@ class IngestWorker:
 
     def _process_loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            first = self._queue.get()
+            if first is None:
                 return
-            self._process(item)
+            batch = [first]
+            stopping = False
+            while len(batch) < self.settings.max_batch:  # what has queued up meanwhile, never waiting
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._process(batch)
+            if stopping:
+                return
 
-    def _process(self, item: _Item) -> None:
-        message = item.message
+    def _process(self, batch: list[_Item]) -> None:
+        """One store transaction for the batch, then every message acknowledged (after the commit)."""
+        incoming = [Incoming(i.message.topic, i.message.payload, i.arrived) for i in batch]
         backoff = Backoff(0.2, 10.0)
         while True:
             started = time.perf_counter()
             try:
-                result = self.processor.handle(message.topic, message.payload, item.arrived)
+                results = self.processor.handle_batch(incoming)
             except StoreError as exc:
                 self.stats.add("store_retries")
-                log.error("store unavailable, message kept unacknowledged: %s", exc.message)
+                log.error("store unavailable, %d messages kept unacknowledged: %s", len(batch), exc.message)
                 if self._stop.wait(backoff.next()):
-                    return  # not acknowledged: the broker delivers it again to the next session
+                    return  # not acknowledged: the broker delivers them again to the next session
                 continue
-            except Exception:
-                log.exception("processing %s failed; the message is dropped", message.topic[:200])
-                self.stats.add("errors")
-                self.link.ack(message.generation, message.mid, message.qos)
+            except Exception:  # a bug outside any one message (each has its own guard): none is stored
+                log.exception("processing a batch of %d messages failed; they are dropped", len(batch))
+                self.stats.add("errors", len(batch))
+                for item in batch:
+                    self.link.ack(item.message.generation, item.message.mid, item.message.qos)
                 return
             break
-        self.link.ack(message.generation, message.mid, message.qos)
+        for item in batch:
+            self.link.ack(item.message.generation, item.message.mid, item.message.qos)
         done = time.perf_counter()
-        if result.hook_errors:
-            self.stats.add("hook_errors", result.hook_errors)
-        self.stats.record(
-            result.outcome, result.channel, done - started, time.monotonic() - item.arrived_mono, item.arrived
-        )
+        share = (done - started) / len(batch)
+        self.stats.add("batches")
+        now = time.monotonic()
+        for item, result in zip(batch, results, strict=True):
+            if result.hook_errors:
+                self.stats.add("hook_errors", result.hook_errors)
+            if result.outcome == "error":
+                self.stats.add("errors")
+                continue
+            self.stats.record(result.outcome, result.channel, share, now - item.arrived_mono, item.arrived)

@@ -5,6 +5,7 @@ active per (kiosk, type)" in the database itself, so two ingest workers cannot b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -226,6 +227,20 @@ class Alarms(Part):
                 _select().where(alarms.c.kiosk_id == kiosk_id, alarms.c.active).order_by(alarms.c.id)
             )
             return [_alarm_from(r) for r in rows]
+
+    def active_for_kiosks(self, kiosk_ids: Sequence[str]) -> dict[str, list[Alarm]]:
+        """``active_for_kiosk`` of several kiosks in one query (the ingest's batches)."""
+        found: dict[str, list[Alarm]] = {k: [] for k in kiosk_ids}
+        if not kiosk_ids:
+            return found
+        with self.db.read() as conn:
+            rows = conn.execute(
+                _select().where(alarms.c.kiosk_id.in_(list(kiosk_ids)), alarms.c.active).order_by(alarms.c.id)
+            )
+            for r in rows:
+                alarm = _alarm_from(r)
+                found[alarm.kiosk_id or ""].append(alarm)
+        return found
 
     def active_of_type(self, type: str) -> list[Alarm]:
         with self.db.read() as conn:

@@ -4,10 +4,16 @@ SQLite (a file): WAL so readers never wait for the writer, foreign keys on, a bu
 write transaction starts with ``BEGIN IMMEDIATE``: two processes that both read then write would
 otherwise deadlock on the lock upgrade (SQLITE_BUSY) instead of waiting their turn.
 PostgreSQL: psycopg 3, sessions in UTC.
+
+``batch()`` makes one write transaction the ambient one of the calling thread: every ``write()`` inside
+it is a SAVEPOINT on that transaction (a store call that fails undoes only its own part) and every
+``read()`` reads in it (it sees the batch's own writes). The ingest stores hundreds of messages per
+commit this way (docs/fleet.md, "Batches"); everything else keeps one transaction per call.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -92,6 +98,7 @@ class Database:
         else:
             self.engine = _postgres_engine(self.url, echo)
         self.dialect = self.engine.dialect.name
+        self._ambient = threading.local()  # the batch transaction of this thread, if any
 
     @property
     def is_postgres(self) -> bool:
@@ -103,8 +110,34 @@ class Database:
             raise ValueError("the store's clock must return aware datetimes")
         return when.astimezone(UTC)
 
+    def _batch_conn(self) -> Connection | None:
+        conn: Connection | None = getattr(self._ambient, "conn", None)
+        return conn
+
+    @contextmanager
+    def batch(self) -> Iterator[Connection]:
+        """One write transaction for many store calls of this thread (see the module doc); commits at
+        the end, rolls everything back on an exception."""
+        if self._batch_conn() is not None:
+            raise RuntimeError("a store batch is already open on this thread")
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    self._ambient.conn = conn
+                    try:
+                        yield conn
+                    finally:
+                        self._ambient.conn = None
+        except OperationalError as exc:
+            raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        ambient = self._batch_conn()
+        if ambient is not None:
+            yield ambient
+            return
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -113,7 +146,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction; on SQLite it takes the write lock at BEGIN (see module doc)."""
+        """One write transaction; on SQLite it takes the write lock at BEGIN (see module doc). Inside a
+        ``batch()``, a savepoint of the batch's transaction."""
+        ambient = self._batch_conn()
+        if ambient is not None:
+            try:
+                with ambient.begin_nested():
+                    yield ambient
+            except OperationalError as exc:
+                raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+            return
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")

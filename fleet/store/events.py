@@ -10,20 +10,34 @@ the jump over them has opened the gap it closes. Everything for one event happen
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_, update
 
+from common.errors import ConflictError, MotcuaError, NotFoundError
 from fleet.store.base import Part
 from fleet.store.models import EventGap, EventOutcome, EventRecord, StoredEvent
-from fleet.store.partitions import Partitions
+from fleet.store.partitions import Partitions, month_of
 from fleet.store.schema import event_gaps, event_journals, event_keys, events, kiosks
 from fleet.store.scope import Scope
 from fleet.store.telemetry import Telemetry
 
 DROPPED = "dropped"
 FILLED = "filled"
+#: (kiosk, journal) pairs per IN list
+CLAIM_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class EventInsert:
+    """One event for ``insert_events``: the ids from the topic, the record, when it arrived."""
+
+    center_id: str
+    kiosk_id: str
+    event: EventRecord
+    received_at: datetime | None = None
 
 
 def _event_from(row: Any) -> StoredEvent:
@@ -82,76 +96,147 @@ class Events(Part):
     def insert_event(
         self, center_id: str, kiosk_id: str, event: EventRecord, received_at: datetime | None = None
     ) -> EventOutcome:
-        received = received_at or self.db.now()
-        self.partitions.ensure_for(event.occurred_at)  # DDL in its own transaction, normally cached
-        with self.db.write() as conn:
-            self.telemetry._lock_kiosk(conn, center_id, kiosk_id)
-            key = self.db.insert(event_keys).values(
-                event_id=event.event_id, kiosk_id=kiosk_id, occurred_at=event.occurred_at
-            )
-            claimed = conn.execute(
-                key.on_conflict_do_nothing(index_elements=[event_keys.c.event_id]).returning(
-                    event_keys.c.event_id
-                )
-            ).scalar()
-            if claimed is None:
-                return EventOutcome(inserted=False)
-            conn.execute(
-                insert(events).values(
-                    event_id=event.event_id,
-                    occurred_at=event.occurred_at,
-                    center_id=center_id,
-                    kiosk_id=kiosk_id,
-                    journal_id=event.journal_id,
-                    seq=event.seq,
-                    kind=event.kind,
-                    received_at=received,
-                    replay=event.replay,
-                    payload=event.payload,
-                )
-            )
-            outcome = self._track(conn, kiosk_id, event.journal_id, event.seq, received)
-            if event.kind == "outbox_dropped":
-                first, last = event.payload.get("first_seq"), event.payload.get("last_seq")
-                if isinstance(first, int) and isinstance(last, int) and 1 <= first <= last:
-                    self._close_range(conn, kiosk_id, event.journal_id, first, last, DROPPED, received)
-            return outcome
+        outcome = self.insert_events([EventInsert(center_id, kiosk_id, event, received_at)])[0]
+        if isinstance(outcome, MotcuaError):
+            raise outcome
+        return outcome
 
-    def _track(
-        self, conn: Connection, kiosk_id: str, journal_id: str, seq: int, now: datetime
-    ) -> EventOutcome:
-        """Gap detection for one new (not duplicate) event; the kiosk row lock serialises a kiosk."""
-        j = event_journals.c
-        row = conn.execute(
-            select(j.max_seq).where(j.kiosk_id == kiosk_id, j.journal_id == journal_id)
-        ).first()
-        if row is None:
-            conn.execute(
-                insert(event_journals).values(
-                    kiosk_id=kiosk_id,
-                    journal_id=journal_id,
-                    max_seq=seq,
-                    events=1,
-                    first_seen=now,
-                    last_seen=now,
+    def insert_events(self, items: Sequence[EventInsert]) -> list[EventOutcome | MotcuaError]:
+        """Many events in one transaction, in the order given (the ingest's batch): the kiosks' rows
+        locked in id order (two workers never deadlock on them), the event ids claimed with one
+        multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, the new events in one multi-row insert,
+        each (kiosk, journal) read and written once; gaps are followed event by event as
+        ``insert_event`` always did. Per item: its outcome, or the error that refuses it (an unknown
+        kiosk: ``NotFoundError``; a kiosk under another center's id: ``ConflictError``)."""
+        if not items:
+            return []
+        now = self.db.now()
+        for month in sorted({month_of(item.event.occurred_at) for item in items}):
+            self.partitions.ensure(month)  # DDL in its own transaction, before ours takes any lock
+        results: list[EventOutcome | MotcuaError | None] = [None] * len(items)
+        with self.db.write() as conn:
+            owners = self.telemetry._lock_kiosks(conn, {item.kiosk_id for item in items})
+            wanted: dict[str, int] = {}  # event_id -> index of its first valid item
+            for index, item in enumerate(items):
+                owner = owners.get(item.kiosk_id)
+                if owner is None:
+                    results[index] = NotFoundError(f"kiosk {item.kiosk_id!r} is not in the registry")
+                elif owner != item.center_id:
+                    results[index] = ConflictError(
+                        f"kiosk {item.kiosk_id!r} belongs to center {owner!r}, not {item.center_id!r}"
+                    )
+                elif item.event.event_id in wanted:
+                    results[index] = EventOutcome(inserted=False)  # twice in this very batch
+                else:
+                    wanted[item.event.event_id] = index
+            claimed = self._claim(conn, [items[i] for i in wanted.values()])
+            fresh = [i for event_id, i in wanted.items() if event_id in claimed]
+            for event_id, index in wanted.items():
+                if event_id not in claimed:
+                    results[index] = EventOutcome(inserted=False)
+            if fresh:
+                conn.execute(
+                    insert(events),
+                    [
+                        {
+                            "event_id": items[i].event.event_id,
+                            "occurred_at": items[i].event.occurred_at,
+                            "center_id": items[i].center_id,
+                            "kiosk_id": items[i].kiosk_id,
+                            "journal_id": items[i].event.journal_id,
+                            "seq": items[i].event.seq,
+                            "kind": items[i].event.kind,
+                            "received_at": items[i].received_at or now,
+                            "replay": items[i].event.replay,
+                            "payload": items[i].event.payload,
+                        }
+                        for i in fresh
+                    ],
                 )
-            )
-            highest = 0  # a journal starts at seq 1: anything below the first seen is missing
-        else:
-            highest = row.max_seq
+                for index, outcome in self._track_all(conn, [(i, items[i]) for i in fresh], now).items():
+                    results[index] = outcome
+        done: list[EventOutcome | MotcuaError] = []
+        for result in results:
+            assert result is not None
+            done.append(result)
+        return done
+
+    def _claim(self, conn: Connection, items: Sequence[EventInsert]) -> set[str]:
+        """The event ids of ``items`` not stored before (``event_keys`` is the idempotency key). One
+        statement, executed for many rows: SQLAlchemy sends them as multi-row INSERTs (its "insertmanyvalues",
+        RETURNING included) and the compiled statement is cached, which a ``.values([...])`` is not."""
+        statement = (
+            self.db.insert(event_keys)
+            .on_conflict_do_nothing(index_elements=[event_keys.c.event_id])
+            .returning(event_keys.c.event_id)
+        )
+        rows = [
+            {"event_id": i.event.event_id, "kiosk_id": i.kiosk_id, "occurred_at": i.event.occurred_at}
+            for i in items
+        ]
+        return set(conn.execute(statement, rows).scalars()) if rows else set()
+
+    def _track_all(
+        self, conn: Connection, fresh: Sequence[tuple[int, EventInsert]], now: datetime
+    ) -> dict[int, EventOutcome]:
+        """Gap detection for new events, in their order; each (kiosk, journal) row read and written once."""
+        j = event_journals.c
+        keys = sorted({(item.kiosk_id, item.event.journal_id) for _, item in fresh})
+        highest: dict[tuple[str, str], int] = {}
+        for start in range(0, len(keys), CLAIM_CHUNK):
+            chunk = keys[start : start + CLAIM_CHUNK]
+            for row in conn.execute(
+                select(j.kiosk_id, j.journal_id, j.max_seq).where(tuple_(j.kiosk_id, j.journal_id).in_(chunk))
+            ):
+                highest[(row.kiosk_id, row.journal_id)] = row.max_seq
+        known = set(highest)
+        counts: dict[tuple[str, str], int] = {}
+        firsts: dict[tuple[str, str], datetime] = {}
+        outcomes: dict[int, EventOutcome] = {}
+        for index, item in fresh:
+            key = (item.kiosk_id, item.event.journal_id)
+            received = item.received_at or now
+            firsts.setdefault(key, received)
+            counts[key] = counts.get(key, 0) + 1
+            top = highest.get(key, 0)  # a journal starts at seq 1: anything below the first seen is missing
+            seq = item.event.seq
+            highest[key] = max(top, seq)
+            if seq > top + 1:
+                outcome = EventOutcome(
+                    True, opened=tuple(self._open(conn, key[0], key[1], top + 1, seq - 1, received))
+                )
+            elif seq == top + 1:
+                outcome = EventOutcome(True)
+            else:
+                filled = self._close_range(conn, key[0], key[1], seq, seq, FILLED, received)
+                outcome = EventOutcome(True, filled=filled, out_of_order=not filled)
+            if item.event.kind == "outbox_dropped":
+                first, last = item.event.payload.get("first_seq"), item.event.payload.get("last_seq")
+                if isinstance(first, int) and isinstance(last, int) and 1 <= first <= last:
+                    self._close_range(conn, key[0], key[1], first, last, DROPPED, received)
+            outcomes[index] = outcome
+        last_seen = {(item.kiosk_id, item.event.journal_id): item.received_at or now for _, item in fresh}
+        new_rows = [
+            {"kiosk_id": k, "journal_id": jid, "max_seq": highest[(k, jid)], "events": counts[(k, jid)],
+             "first_seen": firsts[(k, jid)], "last_seen": last_seen[(k, jid)]}
+            for k, jid in keys if (k, jid) not in known
+        ]
+        if new_rows:
+            conn.execute(insert(event_journals), new_rows)
+        old_rows = [
+            {"k": k, "jid": jid, "top": highest[(k, jid)], "n": counts[(k, jid)], "seen": last_seen[(k, jid)]}
+            for k, jid in keys if (k, jid) in known
+        ]
+        if old_rows:
             conn.execute(
                 update(event_journals)
-                .where(j.kiosk_id == kiosk_id, j.journal_id == journal_id)
-                .values(max_seq=max(highest, seq), events=j.events + 1, last_seen=now)
+                .where(j.kiosk_id == bindparam("k"), j.journal_id == bindparam("jid"))
+                .values(
+                    max_seq=bindparam("top"), events=j.events + bindparam("n"), last_seen=bindparam("seen")
+                ),
+                old_rows,
             )
-        if seq > highest + 1:
-            return EventOutcome(
-                True, opened=tuple(self._open(conn, kiosk_id, journal_id, highest + 1, seq - 1, now))
-            )
-        if seq == highest + 1:
-            return EventOutcome(True)
-        filled = self._close_range(conn, kiosk_id, journal_id, seq, seq, FILLED, now)
-        return EventOutcome(True, filled=filled, out_of_order=not filled)
+        return outcomes
 
     def _open(
         self, conn: Connection, kiosk_id: str, journal_id: str, first: int, last: int, now: datetime

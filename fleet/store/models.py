@@ -191,6 +191,8 @@ class DeviceChange:
 class HealthOutcome:
     device_changes: tuple[DeviceChange, ...]
     status: StatusOutcome | None  # set when the heartbeat brought a 'silent' kiosk back online
+    kiosk_state: str = ""  # the kiosk's state and bdseq once the heartbeat is applied
+    kiosk_bdseq: int | None = None
 
 
 @dataclass(frozen=True)

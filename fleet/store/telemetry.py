@@ -7,12 +7,14 @@ old connection cannot mark a live kiosk offline. The center's own verdict 'silen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
-from common.errors import ConflictError, NotFoundError
+from common.errors import ConflictError, MotcuaError, NotFoundError
 from fleet.store.base import Part, log_changes
 from fleet.store.models import (
     DeviceChange,
@@ -38,7 +40,12 @@ SILENCE_FACTOR = 3  # offline after 3 missed heartbeats
 
 
 def status_wins(
-    cur_state: str, cur_reason: str | None, cur_bdseq: int | None, new_state: str, new_bdseq: int | None
+    cur_state: str,
+    cur_reason: str | None,
+    cur_bdseq: int | None,
+    new_state: str,
+    new_bdseq: int | None,
+    new_reason: str | None = None,
 ) -> bool:
     """Does a status report replace the stored one? (highest bdseq wins; see the module doc)"""
     if cur_bdseq is None:
@@ -49,6 +56,10 @@ def status_wins(
         return new_bdseq > cur_bdseq
     if cur_state == "online" and new_state == "offline":
         return True  # the connection of that bdseq ended (clean stop or Will)
+    if cur_reason == "heartbeat" and new_state == "online" and new_reason == "birth":
+        # the connection's heartbeat (QoS 0) overtook its birth (QoS 1): the birth still brings the
+        # versions and hardware of that connection
+        return True
     # the same connection is alive after all: a heartbeat after our 'silent' verdict
     return cur_state == "offline" and cur_reason == SILENT and new_state == "online"
 
@@ -66,6 +77,69 @@ def _status_from(row: Any) -> StatusChange:
         m["received_at"],
         m["applied"],
     )
+
+
+@dataclass(frozen=True)
+class HealthInsert:
+    """One heartbeat for ``record_healths``: the ids from the topic, the report, when it arrived."""
+
+    center_id: str
+    kiosk_id: str
+    report: HealthReport
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Device:
+    state: str
+    detail: dict[str, Any] | None
+    since: datetime
+    updated_at: datetime
+
+
+class _KioskRow:
+    """A kiosk's row as the batch goes: the state a later heartbeat of the same batch must see."""
+
+    def __init__(self, row: Any) -> None:
+        self.id: str = row.id
+        self.center_id: str = row.center_id
+        self.state: str = row.state
+        self.state_reason: str | None = row.state_reason
+        self.bdseq: int | None = row.bdseq
+        self.heartbeat_s: int = row.heartbeat_s
+
+
+def _sample(kiosk_id: str, report: HealthReport, received: datetime) -> dict[str, Any]:
+    return {
+        "kiosk_id": kiosk_id,
+        "at": report.at,
+        "received_at": received,
+        "cpu_percent": report.cpu_percent,
+        "memory_used_percent": report.memory_used_percent,
+        "disk_used_percent": report.disk_used_percent,
+        "temperature_c": report.temperature_c,
+        "outbox_pending": report.outbox_pending,
+        "app_up": report.app_up,
+    }
+
+
+def _merge_devices(
+    current: dict[str, _Device], reported: dict[str, dict[str, Any]], now: datetime
+) -> list[DeviceChange]:
+    """A heartbeat lists every device (one that is missing is gone from the kiosk): ``current`` becomes
+    what it reports; the changes of state, as ``_apply_devices`` reports them."""
+    changes: list[DeviceChange] = []
+    for name, info in sorted(reported.items()):
+        state = str(info.get("state"))
+        detail = {k: v for k, v in info.items() if k != "state"} or None
+        old = current.get(name)
+        since = old.since if old is not None and old.state == state else now
+        current[name] = _Device(state, detail, since, now)
+        if old is None or old.state != state:
+            changes.append(DeviceChange(name, old.state if old else None, state))
+    for name in set(current) - set(reported):
+        del current[name]
+    return changes
 
 
 class Telemetry(Part):
@@ -89,6 +163,23 @@ class Telemetry(Part):
             raise ConflictError(f"kiosk {kiosk_id!r} belongs to center {row.center_id!r}, not {center_id!r}")
         return row
 
+    def _lock_kiosks(self, conn: Connection, kiosk_ids: set[str]) -> dict[str, str]:
+        """Rows of several kiosks locked for this transaction, in id order (so that two transactions
+        locking overlapping sets wait for each other instead of deadlocking); kiosk id -> center id of
+        those in the registry."""
+        query = select(kiosks.c.id, kiosks.c.center_id).where(kiosks.c.id.in_(sorted(kiosk_ids)))
+        query = query.order_by(kiosks.c.id)
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        return {row.id: row.center_id for row in conn.execute(query)}
+
+    def lock_kiosks(self, kiosk_ids: set[str]) -> None:
+        """Inside a ``db.batch()``: lock every kiosk the batch will touch up front, in id order; later
+        row locks of the same kiosks in the batch are then already held (no deadlock between workers)."""
+        if kiosk_ids and self.db.is_postgres:
+            with self.db.write() as conn:
+                self._lock_kiosks(conn, kiosk_ids)
+
     def record_status(
         self, center_id: str, kiosk_id: str, report: StatusReport, received_at: datetime | None = None
     ) -> StatusOutcome:
@@ -101,7 +192,7 @@ class Telemetry(Part):
     def _apply_status(
         self, conn: Connection, row: Any, report: StatusReport, received: datetime, *, always_log: bool
     ) -> StatusOutcome:
-        wins = status_wins(row.state, row.state_reason, row.bdseq, report.state, report.bdseq)
+        wins = status_wins(row.state, row.state_reason, row.bdseq, report.state, report.bdseq, report.reason)
         changed = wins and report.state != row.state
         if always_log or wins:
             conn.execute(
@@ -155,62 +246,153 @@ class Telemetry(Part):
         self, center_id: str, kiosk_id: str, report: HealthReport, received_at: datetime | None = None
     ) -> HealthOutcome:
         """Store a heartbeat: a sample, the latest payload, each device's state; liveness."""
-        received = received_at or self.db.now()
+        outcome = self.record_healths([HealthInsert(center_id, kiosk_id, report, received_at)])[0]
+        if isinstance(outcome, MotcuaError):
+            raise outcome
+        return outcome
+
+    def record_healths(self, items: Sequence[HealthInsert]) -> list[HealthOutcome | MotcuaError]:
+        """Many heartbeats in one transaction, in the order given (the ingest's batch), each applied as
+        ``record_health`` always did (a sample; for the current connection the latest payload, the
+        devices, liveness, a 'silent' kiosk back online), but read once and written once per table:
+        samples, latest payloads, devices and liveness are multi-row statements at the end. Per item:
+        its outcome, or the error that refuses it (unknown kiosk, another center's kiosk)."""
+        if not items:
+            return []
+        now = self.db.now()
+        results: list[HealthOutcome | MotcuaError] = []
         with self.db.write() as conn:
-            row = self._lock_kiosk(conn, center_id, kiosk_id)
-            conn.execute(
-                insert(health_samples).values(
-                    kiosk_id=kiosk_id,
-                    at=report.at,
-                    received_at=received,
-                    cpu_percent=report.cpu_percent,
-                    memory_used_percent=report.memory_used_percent,
-                    disk_used_percent=report.disk_used_percent,
-                    temperature_c=report.temperature_c,
-                    outbox_pending=report.outbox_pending,
-                    app_up=report.app_up,
-                )
+            ids = sorted({item.kiosk_id for item in items})
+            rows = {r.id: _KioskRow(r) for r in conn.execute(self._kiosk_query(ids))}
+            stored = self._devices_of(conn, [k for k in ids if k in rows])
+            devices = {k: dict(v) for k, v in stored.items()}
+            samples: list[dict[str, Any]] = []
+            latest: dict[str, dict[str, Any]] = {}
+            seen: dict[str, dict[str, Any]] = {}
+            logged: list[tuple[str, str | None, str]] = []
+            for item in items:
+                row, report = rows.get(item.kiosk_id), item.report
+                received = item.received_at or now
+                if row is None:
+                    results.append(NotFoundError(f"kiosk {item.kiosk_id!r} is not in the registry"))
+                    continue
+                if row.center_id != item.center_id:
+                    results.append(ConflictError(
+                        f"kiosk {item.kiosk_id!r} belongs to center {row.center_id!r}, not {item.center_id!r}"
+                    ))
+                    continue
+                samples.append(_sample(item.kiosk_id, report, received))
+                if report.bdseq is not None and row.bdseq is not None and report.bdseq < row.bdseq:
+                    # a heartbeat of an older connection, delivered late: a sample, nothing more
+                    results.append(HealthOutcome((), None, row.state, row.bdseq))
+                    continue
+                latest[row.id] = {
+                    "kiosk_id": row.id, "at": report.at, "received_at": received, "bdseq": report.bdseq,
+                    "payload": report.payload,
+                }
+                changes = _merge_devices(devices.setdefault(row.id, {}), report.devices, received)
+                status = None
+                if row.state != "online" or (report.bdseq is not None and report.bdseq != row.bdseq):
+                    back = StatusReport("online", "heartbeat", report.bdseq)
+                    outcome = self._apply_status(conn, row, back, received, always_log=False)
+                    if outcome.applied:
+                        status = outcome
+                        row.state, row.state_reason = "online", "heartbeat"
+                        row.bdseq = report.bdseq if report.bdseq is not None else row.bdseq
+                if row.state == "online":
+                    seen[row.id] = {
+                        "k": row.id, "seen": received,
+                        "after": received + timedelta(seconds=SILENCE_FACTOR * row.heartbeat_s),
+                    }
+                if changes and status is None:
+                    logged.append((row.center_id, row.id, "kiosk"))
+                results.append(HealthOutcome(tuple(changes), status, row.state, row.bdseq))
+            self._write_healths(conn, samples, latest, stored, devices, seen)
+            log_changes(conn, now, logged)
+        return results
+
+    def _kiosk_query(self, kiosk_ids: Sequence[str]) -> Any:
+        query = select(
+            kiosks.c.id,
+            kiosks.c.center_id,
+            kiosks.c.state,
+            kiosks.c.state_reason,
+            kiosks.c.bdseq,
+            kiosks.c.heartbeat_s,
+        ).where(kiosks.c.id.in_(list(kiosk_ids))).order_by(kiosks.c.id)
+        return query.with_for_update() if self.db.is_postgres else query
+
+    def _devices_of(self, conn: Connection, kiosk_ids: Sequence[str]) -> dict[str, dict[str, _Device]]:
+        found: dict[str, dict[str, _Device]] = {k: {} for k in kiosk_ids}
+        if kiosk_ids:
+            d = device_health.c
+            query = select(d.kiosk_id, d.device, d.state, d.detail, d.since, d.updated_at).where(
+                d.kiosk_id.in_(list(kiosk_ids))
             )
-            stale = report.bdseq is not None and row.bdseq is not None and report.bdseq < row.bdseq
-            if stale:  # a heartbeat of an older connection, delivered late: a sample, nothing more
-                return HealthOutcome((), None)
-            upsert = self.db.insert(kiosk_health).values(
-                kiosk_id=kiosk_id,
-                at=report.at,
-                received_at=received,
-                bdseq=report.bdseq,
-                payload=report.payload,
-            )
+            for r in conn.execute(query):
+                found[r.kiosk_id][r.device] = _Device(r.state, r.detail, r.since, r.updated_at)
+        return found
+
+    def _write_healths(
+        self,
+        conn: Connection,
+        samples: list[dict[str, Any]],
+        latest: dict[str, dict[str, Any]],
+        stored: dict[str, dict[str, _Device]],
+        devices: dict[str, dict[str, _Device]],
+        seen: dict[str, dict[str, Any]],
+    ) -> None:
+        """The batch's heartbeats, one statement per table (executed for many rows)."""
+        if samples:
+            conn.execute(insert(health_samples), samples)
+        if latest:
+            upsert = self.db.insert(kiosk_health)
             conn.execute(
                 upsert.on_conflict_do_update(
                     index_elements=[kiosk_health.c.kiosk_id],
-                    set_={
-                        "at": report.at,
-                        "received_at": received,
-                        "bdseq": report.bdseq,
-                        "payload": report.payload,
-                    },
-                )
+                    set_={name: upsert.excluded[name] for name in ("at", "received_at", "bdseq", "payload")},
+                ),
+                list(latest.values()),
             )
-            changes = self._apply_devices(conn, kiosk_id, report.devices, received, merge=False)
-            status = None
-            if row.state != "online" or (report.bdseq is not None and report.bdseq != row.bdseq):
-                outcome = self._apply_status(
-                    conn, row, StatusReport("online", "heartbeat", report.bdseq), received, always_log=False
-                )
-                status = outcome if outcome.applied else None
-            if row.state == "online" or status is not None:
-                conn.execute(
-                    update(kiosks)
-                    .where(kiosks.c.id == kiosk_id)
-                    .values(
-                        last_seen=received,
-                        offline_after=received + timedelta(seconds=SILENCE_FACTOR * row.heartbeat_s),
-                    )
-                )
-            if changes and status is None:
-                log_changes(conn, received, [(center_id, kiosk_id, "kiosk")])
-            return HealthOutcome(tuple(changes), status)
+        d = device_health.c
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
+        gone: list[tuple[str, str]] = []
+        for kiosk_id, now_devices in devices.items():
+            before = stored.get(kiosk_id, {})
+            for name, dev in now_devices.items():
+                values = {"k": kiosk_id, "dev": name, "state": dev.state, "detail": dev.detail,
+                          "since": dev.since, "updated": dev.updated_at}
+                if name not in before:
+                    new_rows.append(values)
+                elif before[name] != dev:
+                    changed_rows.append(values)
+            gone.extend((kiosk_id, name) for name in before if name not in now_devices)
+        if new_rows:
+            conn.execute(
+                insert(device_health).values(
+                    kiosk_id=bindparam("k"), device=bindparam("dev"), state=bindparam("state"),
+                    detail=bindparam("detail"), since=bindparam("since"), updated_at=bindparam("updated"),
+                ),
+                new_rows,
+            )
+        if changed_rows:
+            conn.execute(
+                update(device_health)
+                .where(d.kiosk_id == bindparam("k"), d.device == bindparam("dev"))
+                .values(state=bindparam("state"), detail=bindparam("detail"), since=bindparam("since"),
+                        updated_at=bindparam("updated")),
+                changed_rows,
+            )
+        for kiosk_id, name in gone:
+            conn.execute(device_health.delete().where(d.kiosk_id == kiosk_id, d.device == name))
+        if seen:
+            conn.execute(
+                update(kiosks)
+                .where(kiosks.c.id == bindparam("k"))
+                .values(last_seen=bindparam("seen"), offline_after=bindparam("after")),
+                list(seen.values()),
+            )
 
     def _apply_devices(
         self,

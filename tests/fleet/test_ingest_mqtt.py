@@ -15,8 +15,8 @@ import ssl
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from common.errors import StoreError
 from common.journal import EventJournal
 from contract.events import Event, TicketIssued
 from contract.wire import now_iso
-from fleet.ingest.process import Result
+from fleet.ingest.process import Incoming, Result
 from fleet.store import Scope, Store, open_store
 from fleet.store.models import Command as StoredCommand
 from fleet.web.views_config import kiosk_rows
@@ -301,14 +301,14 @@ def test_a_message_is_acknowledged_only_after_the_store_committed(
         broker, pki, f"{group}-w", identity="fleet-3", share=group, session_expiry_s=600, duties=False
     )
     with running_worker(fleet, settings) as broken:
-        real = broken.processor.handle
+        real = broken.processor.handle_batch
 
-        def store_down(topic: str, payload: bytes, at: datetime) -> Result:
-            if "/event/" in topic:
+        def store_down(items: Sequence[Incoming]) -> list[Result]:
+            if any("/event/" in item.topic for item in items):
                 raise StoreError("database is down (test)")
-            return real(topic, payload, at)
+            return real(items)
 
-        broken.processor.handle = store_down  # type: ignore[method-assign,assignment]
+        broken.processor.handle_batch = store_down  # type: ignore[method-assign]
         with kiosk(broker, pki, "kiosk-f") as (_agent, _app, directory):
             journal = EventJournal(directory / "events.sqlite")
             journal.append_many(TicketIssued(f"B{n:03d}", "DATDAI") for n in range(1, 21))
@@ -371,6 +371,8 @@ def test_throughput_of_one_worker(backend: str, store_url: str, broker: Broker, 
                 lambda: store.events.count(ALL, kiosk_id="kiosk-g") == count, timeout=120, interval=0.02
             )
             took = time.perf_counter() - started
+            # a batch's counters are added just after its commit: the store may show them a moment first
+            eventually(lambda: worker.stats.channels["event"] >= count, timeout=10)
             stats = dict(worker.stats.counts)
             events = worker.stats.channels["event"]
         rate = count / took

@@ -153,8 +153,8 @@ def test_demo_center_runs_answers_and_stops_every_child(demo_dir: Path) -> None:
 
             children = psutil.Process(proc.pid).children(recursive=True)
             names = sorted(" ".join(c.cmdline()[:4]) for c in children)
-            # mosquitto, allocator, agent, kiosk (and pcscd when the kiosk had to start it)
-            assert len(children) >= 4, names
+            # mosquitto, allocator, fleet monitor, agent, kiosk (and pcscd when the kiosk had to start it)
+            assert len(children) >= 5, names
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(40) == 0, log.read_text(errors="replace")
             _, alive = psutil.wait_procs(children, timeout=5)
@@ -217,7 +217,8 @@ def test_a_part_that_dies_ends_the_demo_and_a_killed_demo_leaves_nothing(demo_di
         proc = start_demo(demo_dir, display, out)
         try:
             wait_until(lambda: answers(layout.kiosk_data / "app.sock", "app.health"), 90, proc, log)
-            assert len(psutil.Process(proc.pid).children()) == 4
+            # broker, allocator, fleet monitor, agent, kiosk
+            assert len(psutil.Process(proc.pid).children()) == 5
             proc.kill()
             proc.wait(10)
             assert not no_process_left(demo_dir), log.read_text()

@@ -1,0 +1,648 @@
+"""The fleet ingest under a province's load (docs/fleet.md "Measured", docs/province.md):
+
+simulated kiosks publish per the contract (``status/1`` births retained QoS 1, ``health/1`` every 30 s
+QoS 0, events QoS 1 at a chosen rate with a mix of kinds, then a **reconnect burst**: every kiosk's new
+birth and a replay of queued events at once) into a real Mosquitto (the shipped configuration: TLS 1.2,
+client certificates, ACL), and ``main.py fleet ingest --workers N`` stores them; on SQLite and on a
+throwaway PostgreSQL 15, with 1 and 2 workers. Measured: stored msg/s while the load runs (and whether
+it kept up), publish -> stored p50/p99 (probe events: the time from ``publish()`` until a reader sees the
+event in the store, polled every 100 ms, a probe every 100th event), CPU of workers, broker, PostgreSQL
+and the publishers, the drain time of the burst, bytes per kiosk per day on the wire and in the store;
+then the **capacity**: the ingest stopped, ``--capacity`` events queued in the broker for the workers'
+sessions, the ingest started again: how fast it drains them (the publishers, Python on the same two
+cores, cannot offer more than ~2,000 msg/s live, so the live phase cannot show the ingest's limit).
+
+    python -m bench.fleet_bench [--kiosks 2000] [--event-rate 4000] [--seconds 30] \
+        [--backends sqlite,postgresql] [--workers 1,2] [--tickets 0.1]
+
+Prints a table and writes bench/results/fleet_bench.json. The simulated kiosks publish with two
+center-service certificates (``fleet-3``, ``fleet-4``; two connections carrying many kiosks' topics)
+rather than one TLS connection per kiosk: the messages, topics and QoS are the kiosks' own; what a
+connection per kiosk costs the broker is measured on its own (``bench.fleet_connections``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import bindparam, create_engine, select, text
+
+from fleet.store.schema import ingest_workers
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PROVINCE = "bench"
+KIOSKS_PER_CENTER = 20
+HEARTBEAT_S = 30
+#: a busy center's kiosk, per day (docs/province.md): tickets, look-ups, ratings, card reads, sessions
+EVENTS_PER_KIOSK_DAY = 400
+
+
+def kiosk_ids(count: int) -> list[tuple[str, str]]:
+    """(center, kiosk) of the simulated province: centers of 20 kiosks."""
+    return [(f"bench-c{n // KIOSKS_PER_CENTER:03d}", f"kiosk-{n:05d}") for n in range(count)]
+
+
+# --- the publishers (own processes: they must not share a GIL with what they measure) ---------------
+
+
+@dataclass(frozen=True)
+class PublisherPlan:
+    identity: str
+    ca: str
+    cert: str
+    key: str
+    port: int
+    kiosks: list[tuple[str, str]]
+    event_rate: float  # events/s of this publisher
+    seconds: float
+    tickets: float  # share of ticket_issued among the events (they feed the queue's hook)
+    replay_per_kiosk: int
+    probe_every: int
+    capacity: int  # events published while the ingest is stopped, to measure how fast it drains them
+
+
+def _health(bdseq: int) -> bytes:
+    from contract.health import AppHealth, DeviceHealth, Health, LinkHealth, OutboxHealth
+
+    devices = {name: DeviceHealth("ok") for name in ("printer", "card_reader", "scanner")}
+    return Health(
+        bdseq=bdseq, boot=1, app=AppHealth("up", version="1.4.0"), outbox=OutboxHealth(0, 10000, 0.0),
+        link=LinkHealth(True), devices=devices, cpu_percent=12.5, temperature_c=48.0,
+        cert_not_after="2027-11-01T00:00:00Z",
+    ).to_payload()
+
+
+def _event(
+    kind_index: int, seq: int, journal: str, tickets: float, replay: bool = False
+) -> tuple[str, bytes, str]:
+    from contract.events import CardRead, Event, Lookup, Rating, SessionEnded, TicketIssued
+
+    share = (kind_index % 100) / 100
+    payload: Any
+    if share < tickets:
+        payload = TicketIssued(f"A{seq % 999 + 1:03d}", "HOTICH", day="2026-11-23")
+    elif share < tickets + 0.25:
+        payload = Lookup("found", "camera", agency_code="000.00.10.H12")
+    elif share < tickets + 0.45:
+        payload = Rating(4, 4, "satisfied")
+    elif share < tickets + 0.65:
+        payload = CardRead("ok", "valid", 1850)
+    else:
+        payload = SessionEnded("done", 74.0)
+    event_id = uuid.uuid4().hex
+    return payload.KIND, Event(event_id, seq, journal, payload, replay=replay).to_payload(), event_id
+
+
+def publisher(plan: PublisherPlan, out: Any) -> None:
+    """Births, then heartbeats every 30 s per kiosk and events at the rate, then the reconnect burst.
+    Reports phase times, counts, sizes and probes (event id, publish time) on ``out``."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    from contract.status import Hardware, Status
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=plan.identity, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.tls_set(
+        ca_certs=plan.ca, certfile=plan.cert, keyfile=plan.key, tls_version=ssl.PROTOCOL_TLS_CLIENT
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    acked = [0]
+    client.on_publish = lambda c, userdata, mid, reason, properties: acked.__setitem__(0, acked[0] + 1)
+    client.connect("127.0.0.1", plan.port)
+    client.loop_start()
+    while not client.is_connected():
+        time.sleep(0.01)
+    counts = {"status": 0, "health": 0, "event": 0}
+    sizes: dict[str, list[int]] = {"status": [], "health": [], "event": []}
+    journals = {kiosk: uuid.uuid4().hex for _, kiosk in plan.kiosks}
+    seqs = dict.fromkeys(journals, 0)
+    probes: list[tuple[str, float]] = []
+
+    def send(kind: str, topic: str, payload: bytes, qos: int, retain: bool = False) -> Any:
+        counts[kind] += 1
+        if len(sizes[kind]) < 2000:
+            sizes[kind].append(len(payload) + len(topic))
+        return client.publish(topic, payload, qos=qos, retain=retain)
+
+    def births(bdseq: int) -> None:
+        for center, kiosk in plan.kiosks:
+            hardware = Hardware(devices={"printer": "ok", "card_reader": "ok", "scanner": "ok"})
+            status = Status("online", "birth", bdseq, bdseq, agent_version="1.4.0", app_version="1.4.0",
+                            hardware=hardware)
+            send("status", f"motcua/v1/{center}/{kiosk}/status", status.to_payload(), 1, retain=True)
+            send("health", f"motcua/v1/{center}/{kiosk}/health", _health(bdseq), 0)
+
+    def one_event(index: int, replay: bool = False) -> None:
+        center, kiosk = plan.kiosks[index % len(plan.kiosks)]
+        seqs[kiosk] += 1
+        kind, payload, event_id = _event(index, seqs[kiosk], journals[kiosk], plan.tickets, replay)
+        send("event", f"motcua/v1/{center}/{kiosk}/event/{kind}", payload, 1)
+        if not replay and index < 10_000_000 and index % plan.probe_every == 0:
+            probes.append((event_id, time.time()))
+
+    marks: dict[str, float] = {"births": time.time()}
+    births(1)
+    out.put(("ready", plan.identity))
+    go = out_wait(out)  # the main process says when every publisher's births are stored
+    marks["steady"] = time.time()
+    start = time.monotonic()
+    sent_events = 0
+    beat_every = HEARTBEAT_S / max(1, len(plan.kiosks))
+    sent_beats = 0
+    last_flush = start
+    while (elapsed := time.monotonic() - start) < plan.seconds:
+        due_events = int(elapsed * plan.event_rate) - sent_events
+        for _ in range(min(due_events, 400)):
+            one_event(sent_events)
+            sent_events += 1
+        due_beats = int(elapsed / beat_every) - sent_beats
+        for _ in range(min(due_beats, 400)):
+            center, kiosk = plan.kiosks[sent_beats % len(plan.kiosks)]
+            send("health", f"motcua/v1/{center}/{kiosk}/health", _health(1), 0)
+            sent_beats += 1
+        if time.monotonic() - last_flush > 0.5:
+            out.put(("probes", probes[:]))
+            probes.clear()
+            last_flush = time.monotonic()
+        if due_events <= 0 and due_beats <= 0:
+            time.sleep(0.002)
+    out.put(("probes", probes[:]))
+    probes.clear()
+    marks["burst"] = time.time()
+    before_burst = dict(counts)
+    births(2)  # every kiosk reconnected: a new connection (bdseq 2), its birth and heartbeat ...
+    for index in range(len(plan.kiosks) * plan.replay_per_kiosk):  # ... and what its outbox kept
+        one_event(sent_events + index, replay=True)
+    marks["burst_sent"] = time.time()
+    wait_acked(acked, counts)
+    marks["burst_acked"] = time.time()
+    out.put(("done", {"identity": plan.identity, "counts": dict(counts), "marks": marks, "go": go,
+                      "before_burst": before_burst,
+                      "sizes": {k: statistics.mean(v) if v else 0 for k, v in sizes.items()}}))
+    # the capacity phase: the ingest is stopped; the broker keeps what is published for its sessions
+    flag = Path(os.environ["FLEET_BENCH_GO"] + ".capacity")
+    while not flag.exists():
+        time.sleep(0.01)
+    before = dict(counts)
+    started = time.time()
+    for index in range(plan.capacity):
+        one_event(10_000_000 + index, replay=False)
+    wait_acked(acked, counts)
+    out.put(("capacity", {"identity": plan.identity, "events": counts["event"] - before["event"],
+                          "publish_s": time.time() - started}))
+    client.disconnect()
+    client.loop_stop()
+
+
+def wait_acked(acked: list[int], counts: dict[str, int], timeout: float = 300) -> None:
+    """Until the broker acknowledged (QoS 1) or took (QoS 0) everything published so far."""
+    deadline = time.monotonic() + timeout
+    while acked[0] < sum(counts.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def out_wait(out: Any) -> float:
+    """A publisher waits for the go (a file the main process creates; a queue is one-way here)."""
+    flag = Path(os.environ["FLEET_BENCH_GO"])
+    while not flag.exists():
+        time.sleep(0.01)
+    return time.time()
+
+
+# --- the center: broker, store, ingest --------------------------------------------------------------
+
+
+@contextmanager
+def postgres() -> Iterator[Any]:
+    from tests.fleet.pg import throwaway_cluster
+
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+def make_store(backend: str, directory: Path, cluster: Any, name: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{directory / 'fleet.sqlite'}"
+    engine = create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return str(cluster.url(name))
+
+
+def seed(url: str, kiosks: list[tuple[str, str]]) -> None:
+    from fleet.store import open_store
+
+    store = open_store(url, upgrade=True)
+    try:
+        store.registry.ensure_province(PROVINCE, "Tỉnh đo tải")
+        by_center: dict[str, list[dict[str, Any]]] = {}
+        for center, kiosk in kiosks:
+            by_center.setdefault(center, []).append({"id": kiosk, "slot": len(by_center.get(center, []))})
+        for center, rows in by_center.items():
+            store.registry.add_center(center, PROVINCE, f"Trung tâm {center}")
+            store.registry.add_kiosks(center, rows)
+    finally:
+        store.close()
+
+
+def counts(engine: Any) -> dict[str, int]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM event_keys), (SELECT count(*) FROM health_samples), "
+                "(SELECT count(*) FROM kiosk_status)"
+            )
+        ).one()
+    return {"event": int(row[0]), "health": int(row[1]), "status": int(row[2])}
+
+
+def handled(engine: Any, since: datetime | None = None) -> int:
+    """Messages the ingest workers took in (their counters in the store, written every 2 s); ``since``:
+    only rows written after it (a restarted worker starts its counters again under the same id)."""
+    with engine.connect() as conn:
+        if since is None:
+            rows = conn.execute(text("SELECT stats FROM ingest_workers")).scalars().all()
+        else:
+            query = select(ingest_workers.c.stats).where(ingest_workers.c.updated_at > since)
+            rows = conn.execute(query).scalars().all()
+    stats = [json.loads(r) if isinstance(r, str) else r for r in rows]
+    return sum(int((s.get("counts") or {}).get("in", 0)) for s in stats)
+
+
+def store_bytes(backend: str, url: str, engine: Any) -> int:
+    if backend == "sqlite":
+        path = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
+def cpu_seconds(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name, procs in processes.items():
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        found[name] = total
+    return found
+
+
+def postgres_processes(cluster: Any) -> list[psutil.Process]:
+    pid = int((cluster.directory / "data" / "postmaster.pid").read_text().split()[0])
+    master = psutil.Process(pid)
+    return [master, *master.children(recursive=True)]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
+    from tests.agent.broker import Broker, Pki
+
+    directory = Path(tempfile.mkdtemp(prefix="fleetbench-"))
+    kiosks = kiosk_ids(args.kiosks)
+    pki = Pki.create(directory / "pki", ("fleet-1", "fleet-2", "fleet-3", "fleet-4"))
+    broker = Broker(directory / "broker", pki)
+    if args.broker_inflight:  # the shipped motcua.conf allows 100 unacknowledged messages per client
+        conf = broker.conf.read_text()
+        broker.conf.write_text(
+            conf.replace("max_inflight_messages 100", f"max_inflight_messages {args.broker_inflight}")
+        )
+    broker.start()
+    url = make_store(backend, directory, cluster, f"bench_{backend}_{workers}_{int(time.time())}")
+    seed(url, kiosks)
+    engine = create_engine(url)
+    go_flag = directory / "go"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    def start_ingest() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "fleet", "ingest", "--db", url,
+             "--broker", f"127.0.0.1:{broker.service_port}", "--ca", str(pki.ca.cert_file),
+             "--cert", str(directory / "pki" / "fleet-{n}.crt"),
+             "--key", str(directory / "pki" / "fleet-{n}.key"),
+             "--workers", str(workers), "--client-id", "bench"],
+            env=env, cwd=ROOT, stdout=(directory / "ingest.log").open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    ingest = start_ingest()
+    result: dict[str, Any] = {"backend": backend, "workers": workers, "kiosks": args.kiosks}
+    try:
+        wait_for_workers(engine, workers)
+        before_bytes = store_bytes(backend, url, engine)
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        halves = [kiosks[0::2], kiosks[1::2]]
+        plans = [
+            PublisherPlan(identity, str(pki.ca.cert_file), str(pki.client(identity).cert_file),
+                          str(pki.client(identity).key_file), broker.service_port,
+                          half, args.event_rate / 2, args.seconds, args.tickets, args.replay, 100,
+                          args.capacity // 2)
+            for identity, half in zip(("fleet-3", "fleet-4"), halves, strict=True)
+        ]
+        os.environ["FLEET_BENCH_GO"] = str(go_flag)  # the spawned publishers inherit it
+        procs = [ctx.Process(target=publisher, args=(plan, out), daemon=True) for plan in plans]
+        for proc in procs:
+            proc.start()
+        ready = 0
+        while ready < len(procs):
+            kind, _ = out.get(timeout=120)
+            ready += kind == "ready"
+        expected_births = 2 * len(kiosks)  # a status and a heartbeat each
+        t_births = time.time()
+        wait_until(lambda: sum(counts(engine).values()) >= expected_births, 180)
+        result["births_stored_s"] = round(time.time() - t_births, 2)
+        watched = {
+            "workers": [psutil.Process(ingest.pid), *psutil.Process(ingest.pid).children(recursive=True)],
+            "broker": [psutil.Process(broker.process.pid)] if broker.process else [],
+            "postgresql": postgres_processes(cluster) if backend == "postgresql" else [],
+            "publishers": [psutil.Process(p.pid) for p in procs if p.pid],
+        }
+        go_flag.touch()
+        pending: dict[str, float] = {}
+        latencies: list[float] = []
+        done: list[dict[str, Any]] = []
+        samples: list[tuple[float, int, dict[str, float]]] = []
+        stop_sampling = threading.Event()
+
+        def sampler() -> None:
+            sample_engine = create_engine(url)
+            while not stop_sampling.is_set():
+                samples.append((time.time(), handled(sample_engine), cpu_seconds(watched)))
+                stop_sampling.wait(0.5)
+            sample_engine.dispose()
+
+        thread = threading.Thread(target=sampler, daemon=True)
+        thread.start()
+        while len(done) < len(procs) or pending:
+            try:
+                while True:
+                    kind, body = out.get_nowait()
+                    if kind == "probes":
+                        pending.update(dict(body))
+                    elif kind == "done":
+                        done.append(body)
+            except queue.Empty:
+                pass
+            if pending:  # the oldest first, a few hundred at a time: the probing must not load the store
+                ids = list(pending)[:300]
+                with engine.connect() as conn:
+                    found = conn.execute(
+                        text("SELECT event_id FROM event_keys WHERE event_id IN :ids").bindparams(
+                            bindparam("ids", expanding=True)
+                        ),
+                        {"ids": ids},
+                    ).scalars().all()
+                now = time.time()
+                for event_id in found:
+                    latencies.append(now - pending.pop(event_id))
+                stale = [e for e, t in pending.items() if now - t > 120]
+                for event_id in stale:
+                    pending.pop(event_id)
+                result.setdefault("probes_lost", 0)
+                result["probes_lost"] += len(stale)
+            if len(done) == len(procs) and not pending:
+                break
+            time.sleep(0.1)
+        sent = {k: sum(d["counts"][k] for d in done) for k in ("status", "health", "event")}
+        total_sent = sum(sent.values())
+        burst_at = min(d["marks"]["burst"] for d in done)
+        steady_at = min(d["marks"]["steady"] for d in done)
+        burst_sent_at = max(d["marks"]["burst_sent"] for d in done)
+        with suppress(RuntimeError):  # QoS 0 heartbeats may be dropped: then "lost" says how many
+            wait_until(lambda: handled(engine) >= total_sent, 120)
+        drained_at = time.time()
+        stop_sampling.set()
+        thread.join(5)
+        time.sleep(2.5)  # the workers' last counters
+        samples.append((time.time(), handled(engine), cpu_seconds(watched)))
+        window = [s for s in samples if steady_at + 3 <= s[0] <= burst_at]
+        first, last = (window[0], window[-1]) if len(window) >= 2 else (samples[0], samples[-1])
+        span = last[0] - first[0]
+        stored = last[1] - first[1]
+        offered = args.event_rate + args.kiosks / HEARTBEAT_S
+        result.update(
+            {
+                "offered_msg_s": round(offered, 1),
+                "stored_msg_s": round(stored / span, 1) if span > 0 else None,
+                # sent before the burst but not stored when it began: > a few hundred = it did not keep up
+                "backlog_at_burst": max(
+                    0, sum(sum(d["before_burst"].values()) for d in done)
+                    - handled_at(samples, burst_at)
+                ),
+                "publish_to_stored_ms": {
+                    "n": len(latencies),
+                    "p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+                    "p99": round(pct(latencies, 99) * 1000, 1) if latencies else None,
+                    "max": round(max(latencies) * 1000, 1) if latencies else None,
+                },
+                "cpu_percent_of_one_core": {
+                    name: round((last[2][name] - first[2][name]) / span * 100, 1) if span > 0 else None
+                    for name in last[2]
+                },
+                "burst": {
+                    "messages": args.kiosks * (2 + args.replay),
+                    "sent_s": round(burst_sent_at - burst_at, 2),
+                    "stored_all_s": round(drained_at - burst_at, 2),
+                },
+                "sent": sent,
+                "lost": total_sent - handled(engine),
+            }
+        )
+        sizes = {k: sum(d["sizes"][k] for d in done) / len(done) for k in ("status", "health", "event")}
+        per_day = {"health": 86400 / HEARTBEAT_S, "event": EVENTS_PER_KIOSK_DAY, "status": 2}
+        grown = store_bytes(backend, url, engine) - before_bytes
+        stored_total = sum(counts(engine).values())
+        result["bytes_per_kiosk_day"] = {
+            "wire_payload_and_topic": round(sum(sizes[k] * per_day[k] for k in per_day)),
+            "store": round(grown / max(1, stored_total) * sum(per_day.values())),
+            "message_sizes": {k: round(v) for k, v in sizes.items()},
+        }
+        # capacity: the ingest stopped, the publishers queue --capacity events in the broker (the
+        # workers' persistent sessions), then the ingest starts again and drains them
+        with_suppress_kill(ingest)
+        Path(str(go_flag) + ".capacity").touch()
+        published: list[dict[str, Any]] = []
+        while len(published) < len(procs):
+            kind, body = out.get(timeout=300)
+            if kind == "capacity":
+                published.append(body)
+        queued = sum(p["events"] for p in published)
+        watched["workers"] = []
+        restarted = datetime.now(UTC)
+        ingest = start_ingest()
+        drain: list[tuple[float, int, dict[str, float]]] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if not watched["workers"]:
+                with suppress(psutil.Error):
+                    kids = psutil.Process(ingest.pid).children(recursive=True)
+                    if len(kids) >= workers or workers == 1:  # one worker runs in the ingest's process
+                        watched["workers"] = [psutil.Process(ingest.pid), *kids]
+            drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
+            if drain[-1][1] >= queued:
+                break
+            time.sleep(0.5)
+        moving = [d for d in drain if d[1] > 0]
+        start_d = moving[0] if moving else drain[0]
+        end_d = drain[-1]
+        # the counters move every 2 s: the rate between the first and the last beat that moved
+        span_d = max(0.001, end_d[0] - start_d[0])
+        worker_cpu = (end_d[2].get("workers", 0) - start_d[2].get("workers", 0)) / span_d
+        result["capacity"] = {
+            # what the workers store per second of CPU they got (the machine is shared: load 6-12)
+            "msg_per_worker_cpu_s": (
+                round((end_d[1] - start_d[1]) / span_d / worker_cpu, 1) if worker_cpu else None
+            ),
+            "queued_events": queued,
+            "publish_s": round(max(p["publish_s"] for p in published), 1),
+            "drained": end_d[1],
+            "stored_msg_s": round((end_d[1] - start_d[1]) / span_d, 1),
+            "cpu_percent_of_one_core": {
+                name: round((end_d[2].get(name, 0) - start_d[2].get(name, 0)) / span_d * 100, 1)
+                for name in end_d[2]
+            },
+        }
+        for proc in procs:
+            proc.join(10)
+        return result
+    finally:
+        with_suppress_kill(ingest)
+        broker.stop()
+        engine.dispose()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def handled_at(samples: list[tuple[float, int, dict[str, float]]], when: float) -> int:
+    before = [s for s in samples if s[0] <= when]
+    return before[-1][1] if before else 0
+
+
+def with_suppress_kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_for_workers(engine: Any, workers: int, timeout: float = 60) -> None:
+    def connected() -> bool:
+        with engine.connect() as conn:
+            query = text("SELECT stats FROM ingest_workers WHERE stopped_at IS NULL")
+            rows = conn.execute(query).scalars().all()
+        stats = [json.loads(r) if isinstance(r, str) else r for r in rows]
+        return sum(1 for s in stats if s.get("connected")) >= workers
+
+    wait_until(connected, timeout)
+    time.sleep(1.0)  # the subscriptions follow the connection
+
+
+def wait_until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not true within {timeout} s: {predicate}")
+        time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kiosks", type=int, default=2000)
+    parser.add_argument("--event-rate", type=float, default=4000, help="events/s offered (all kiosks)")
+    parser.add_argument("--seconds", type=float, default=30, help="how long the steady load runs")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--tickets", type=float, default=0.1, help="share of ticket_issued events")
+    parser.add_argument("--replay", type=int, default=5, help="events each kiosk replays in the burst")
+    parser.add_argument("--capacity", type=int, default=60000,
+                        help="events queued while the ingest is stopped, then drained (its capacity)")
+    parser.add_argument("--broker-inflight", type=int, default=0,
+                        help="max_inflight_messages of the broker (default: the shipped configuration's)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "fleet_bench.json")
+    args = parser.parse_args()
+    # a SIGTERM (timeout, Ctrl-C's cousin) must still run the clean-ups: the ingest and broker it started
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    runs = []
+    backends = args.backends.split(",")
+    with postgres() if "postgresql" in backends else _nothing() as cluster:
+        for backend in backends:
+            for workers in (int(w) for w in args.workers.split(",")):
+                print(f"fleet_bench: {backend}, {workers} worker(s) ...", file=sys.stderr, flush=True)
+                runs.append(run_one(backend, workers, args, cluster))
+                write_report(args, runs)  # after every run: a long series interrupted keeps what it has
+    print_table(runs)
+    print(f"(written to {args.out})")
+
+
+def write_report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
+    report = {
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def print_table(runs: list[dict[str, Any]]) -> None:
+    head = (f"{'store':<11} {'wk':>2} {'offered/s':>9} {'stored/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'cpu wk%':>7} {'cpu mq%':>7} {'cpu pg%':>7} {'burst s':>7} {'lost':>5} "
+            f"{'B/kiosk/day wire':>16} {'store':>9} | {'drain msg/s':>11} {'wk%':>5} {'pg%':>5}")
+    print(head)
+    for r in runs:
+        lat, cpu = r["publish_to_stored_ms"], r["cpu_percent_of_one_core"]
+        print(
+            f"{r['backend']:<11} {r['workers']:>2} {r['offered_msg_s']:>9} {r['stored_msg_s']:>9} "
+            f"{lat['p50']!s:>8} {lat['p99']!s:>8} {cpu['workers']!s:>7} {cpu['broker']!s:>7} "
+            f"{cpu['postgresql']!s:>7} {r['burst']['stored_all_s']:>7} {r['lost']:>5} "
+            f"{r['bytes_per_kiosk_day']['wire_payload_and_topic']:>16} "
+            f"{r['bytes_per_kiosk_day']['store']:>9} | "
+            f"{r['capacity']['stored_msg_s']:>11} {r['capacity']['cpu_percent_of_one_core']['workers']:>5} "
+            f"{r['capacity']['cpu_percent_of_one_core']['postgresql']:>5}"
+        )
+
+
+if __name__ == "__main__":
+    main()

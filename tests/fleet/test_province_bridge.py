@@ -1,0 +1,196 @@
+"""A center's broker bridged to the province broker (deploy/province/center-bridge.conf, docs/province.md):
+two real Mosquittos with the shipped configuration (TLS, client certificates, ACL), the bridge over TLS
+with a certificate of its own and an ACL block on the province that confines it to its center; the
+center's fleet ingest on SQLite, the province's on PostgreSQL. A real agent at the center: its state,
+its printer alarm and its events are the same in both stores, and on both fleets' center pages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from common.journal import EventJournal
+from contract.events import Lookup
+from fleet.store import Scope, Store, open_store
+from fleet.web.app import create_app
+from tests.agent.broker import DEPLOY, Broker, Pki, temporary_pki
+from tests.fleet.conftest import _new_url
+from tests.fleet.mqtt import CENTER, eventually, kiosk, running_worker, seed, worker_settings
+from tests.fleet.web import Browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL = Scope.everything()
+BRIDGE = f"bridge-{CENTER}"
+KIOSK = "kiosk-a"
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module")
+def pki() -> Iterator[Pki]:
+    with temporary_pki((KIOSK, "fleet", "fleet-1", BRIDGE), "pvpki-") as made:
+        yield made
+
+
+def province_broker(directory: Path, pki: Pki) -> Broker:
+    """The province's broker: the shipped configuration, its ACL plus one block per bridged center."""
+    broker = Broker(directory, pki)
+    acl = directory / "province.acl"
+    acl.write_text(
+        (DEPLOY / "motcua.acl").read_text()
+        + f"\n# the bridge of {CENTER}: only its own center's topics\nuser {BRIDGE}\n"
+        + f"topic readwrite motcua/v1/{CENTER}/#\n"
+    )
+    broker.conf.write_text(broker.conf.read_text().replace(str(DEPLOY / "motcua.acl"), str(acl)))
+    return broker
+
+
+def center_broker(directory: Path, pki: Pki, province: Broker) -> Broker:
+    """A center's broker with deploy/province/center-bridge.conf appended, as docs/province.md says."""
+    broker = Broker(directory, pki)
+    bridge = pki.client(BRIDGE)
+    text = (ROOT / "deploy" / "province" / "center-bridge.conf").read_text()
+    for old, new in {
+        "CENTER_ID": CENTER,
+        "PROVINCE_HOST:8884": f"127.0.0.1:{province.service_port}",
+        "/etc/mosquitto/certs/province-ca.crt": str(pki.ca.cert_file),
+        "/etc/mosquitto/certs/bridge.crt": str(bridge.cert_file),
+        "/etc/mosquitto/certs/bridge.key": str(bridge.key_file),
+    }.items():
+        assert old in text, f"center-bridge.conf no longer contains {old!r}"
+        text = text.replace(old, new)
+    broker.conf.write_text(broker.conf.read_text() + "\n" + text)
+    return broker
+
+
+@pytest.fixture
+def brokers(pki: Pki, tmp_path: Path) -> Iterator[tuple[Broker, Broker]]:
+    province = province_broker(tmp_path / "province", pki)
+    center = center_broker(tmp_path / "center", pki, province)
+    province.start()
+    center.start()
+    try:
+        yield center, province
+    finally:
+        center.stop()
+        province.stop()
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    row = store.registry.kiosk(ALL, KIOSK)
+    return {
+        "state": row.state,
+        "bdseq": row.bdseq,
+        "agent_version": row.agent_version,
+        "alarms": sorted((a.type, a.severity) for a in store.alarms.active_for_kiosk(KIOSK)),
+        "events": store.events.count(ALL, kiosk_id=KIOSK),
+    }
+
+
+def center_page(store: Store) -> dict[str, Any]:
+    """The center's page as JSON, through the fleet's web app on that store (a technician's view)."""
+    with TestClient(create_app(store)) as client:
+        browser = Browser(client)
+        assert browser.login("kythuat.bt") in (200, 303)
+        data = client.get(f"/centers/{CENTER}?format=json").json()
+    rows = data["items"]
+    return {r["id"]: (r["state"], r["devices"], r["active_alarms"], r["worst_severity"]) for r in rows}
+
+
+def test_the_province_sees_through_the_bridge_what_the_center_sees(
+    brokers: tuple[Broker, Broker], pki: Pki, sqlite_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    center_broker_, province_broker_ = brokers
+    center_store = open_store(sqlite_url)
+    province_store = open_store(_new_url("postgresql", request, tmp_path))
+    try:
+        for store in (center_store, province_store):
+            seed(store)
+        at_center = worker_settings(center_broker_, pki, "center-w", identity="fleet", session_expiry_s=0)
+        at_province = worker_settings(
+            province_broker_, pki, "province-w", identity="fleet-1", session_expiry_s=0
+        )
+        with (
+            running_worker(center_store, at_center),
+            running_worker(province_store, at_province),
+            kiosk(center_broker_, pki, KIOSK) as (_agent, app, directory),
+        ):
+            assert app is not None
+            app.printer_state = "paper_out"
+            journal = EventJournal(directory / "events.sqlite")
+            journal.append_many(Lookup("found", "camera") for _ in range(25))
+            journal.close()
+
+            def same_everywhere() -> dict[str, Any] | None:
+                """the kiosk online with its paper-out alarm and 25 events, the same in both stores"""
+                here, there = snapshot(center_store), snapshot(province_store)
+                paper_out = ("printer", "critical") in here["alarms"]
+                wanted = here["state"] == "online" and here["events"] == 25 and paper_out
+                return here if wanted and here == there else None
+
+            seen = eventually(same_everywhere, timeout=30)
+            assert seen["agent_version"]  # the birth crossed the bridge too (retained, QoS 1)
+            center_view, province_view = center_page(center_store), center_page(province_store)
+            assert center_view == province_view
+            assert center_view[KIOSK][0] == "online" and center_view[KIOSK][3] == "critical"
+            assert center_view[KIOSK][1]["printer"] == "paper_out"
+            # the paper is back: cleared at the center and at the province
+            app.printer_state = "ok"
+            def printer_cleared() -> bool:
+                """the printer alarm cleared in both stores (the fake app's scanner stays 'missing')"""
+                here, there = snapshot(center_store)["alarms"], snapshot(province_store)["alarms"]
+                return here == there and "printer" not in {kind for kind, _ in here}
+
+            eventually(printer_cleared, 20)
+        # the agent stopped cleanly: its offline status crosses the bridge as well
+        eventually(
+            lambda: snapshot(province_store)["state"] == "offline" == snapshot(center_store)["state"], 20
+        )
+    finally:
+        center_store.close()
+        province_store.close()
+
+
+def test_the_bridge_cannot_publish_for_another_center(pki: Pki, tmp_path: Path) -> None:
+    """The province's ACL confines a center's bridge identity to that center's topics (tried with the
+    bridge's certificate directly, on a province broker without the center's bridge connected)."""
+    import ssl
+    import time
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    province = province_broker(tmp_path / "province", pki)
+    province.start()
+    identity = pki.client(BRIDGE)
+    received: list[str] = []
+    watcher_identity = pki.client("fleet-1")
+    clients = []
+    for name, issued in (("watch", watcher_identity), ("bridge", identity)):
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=MQTTProtocolVersion.MQTTv5)
+        client.tls_set(ca_certs=str(pki.ca.cert_file), certfile=str(issued.cert_file),
+                       keyfile=str(issued.key_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.connect("127.0.0.1", province.service_port)
+        client.loop_start()
+        clients.append(client)
+    watch, bridge = clients
+    try:
+        eventually(lambda: watch.is_connected() and bridge.is_connected(), 10)
+        watch.on_message = lambda c, u, m: received.append(m.topic)
+        watch.subscribe("motcua/v1/#", qos=1)
+        time.sleep(0.5)
+        other = f"motcua/v1/hcm-thu-duc/kiosk-x/event/lookup/{uuid.uuid4().hex}"
+        own = f"motcua/v1/{CENTER}/{KIOSK}/event/lookup"
+        bridge.publish(other, b"{}", qos=1).wait_for_publish(5)
+        bridge.publish(own, b"{}", qos=1).wait_for_publish(5)
+        eventually(lambda: own in received, 10)
+        assert other not in received
+    finally:
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
+        province.stop()
