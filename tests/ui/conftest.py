@@ -36,6 +36,9 @@ def kiosk_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskDri
 
 @pytest.fixture
 def kiosk(kiosk_session: KioskDriver) -> Iterator[KioskDriver]:
+    from tests.ui.measure import READER
+
     kiosk_session.reset()
     yield kiosk_session
     kiosk_session.reset()
+    READER.check()  # every screen the test looked at, read back by tesseract meanwhile

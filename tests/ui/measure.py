@@ -10,8 +10,12 @@ lighter, a stray pixel cannot decide alone).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import unicodedata
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,10 @@ from screens.harness import MARKUP, KioskDriver
 MIN_TEXT = 40  # design pixels
 MIN_TARGET = 120
 MIN_CONTRAST = 7.0
+#: share of the words drawn on a screen that tesseract must read back (its misreads of stacked marks
+#: are folded away; what is left unread is mostly small grey lines and very large digits). Seen on
+#: the 29 distinct screens of tests/ui/test_window.py: 76–96 %.
+MIN_READ_SHARE = 0.7
 #: screens for staff, not citizens: the size rules do not apply (contrast does)
 STAFF_SCREENS = {"technician"}
 _SIZE_TAG = re.compile(r"\[size=(\d+)\]")
@@ -138,7 +146,77 @@ def look(kiosk: KioskDriver, name: str, table: list[Reading] | None = None) -> P
     if table is not None:
         table.extend(readings)
     record(png, readings)
+    READER.submit(name, png, [MARKUP.sub("", w.text) for w in _text_widgets(kiosk)])
     return png
+
+
+def fold(text: str) -> str:
+    """Lowercase letters without their marks ("đ" as "d"), ";" as ",": tesseract reads a stacked mark
+    (ầ) as another (â) and ";" as ","; which glyphs are drawn is checked on the font itself (the window
+    tests' check_screen)."""
+    plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D").replace(";", ",")).lower()
+    return "".join(c for c in plain if not unicodedata.combining(c))
+
+
+def _words(texts: list[str]) -> set[str]:
+    return {w for text in texts for w in re.findall(r"[a-z]{3,}", fold(text))}
+
+
+class ScreenReader:
+    """Every screen ``look`` shoots is read back by tesseract (``vie``: a reader we do not control), in
+    the background while the test goes on; ``check`` (at the end of each window test) fails on a screen
+    of which it read less than MIN_READ_SHARE of the words drawn. A screen drawn with the same words
+    again is not read twice."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
+        self._pending: list[tuple[str, set[str], Future[str]]] = []
+        self._seen: set[frozenset[str]] = set()
+        #: per screen read: (name, share of the words read back)
+        self.results: list[tuple[str, float]] = []
+
+    def submit(self, name: str, png: Path, texts: list[str]) -> None:
+        words = _words(texts)
+        if not words or frozenset(words) in self._seen:
+            return
+        self._seen.add(frozenset(words))
+        self._pending.append((name, words, self._pool.submit(read_back, png)))
+
+    def check(self) -> None:
+        pending, self._pending = self._pending, []
+        poor = []
+        for name, words, future in pending:
+            read = fold(future.result(timeout=120))
+            share = sum(1 for w in words if w in read) / len(words)
+            self.results.append((name, share))
+            if share < MIN_READ_SHARE:
+                missed = sorted(w for w in words if w not in read)
+                poor.append(f"{name}: {share:.0%} read, missed {missed[:12]}")
+        assert not poor, f"tesseract could not read these screens back: {poor}"
+
+
+def read_back(png: Path) -> str:
+    """Read at the hall's size, in grey (the test window is half of it), as a camera would see it."""
+    import tempfile
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        grey = Path(folder) / "grey.png"
+        image = Image.open(png).convert("L")
+        image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS).save(grey)
+        result = subprocess.run(
+            ["tesseract", str(grey), "stdout", "-l", "vie"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={**os.environ, "OMP_THREAD_LIMIT": "1"},  # one core: the window test runs on the other
+        )
+    return unicodedata.normalize("NFC", result.stdout)
+
+
+READER = ScreenReader()
 
 
 def record(png: Path, readings: list[Reading]) -> None:

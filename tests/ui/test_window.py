@@ -20,7 +20,7 @@ from PIL import Image
 from contract.queue import phone_token, phone_url
 from screens.harness import KioskDriver
 from tests.conftest import ARTIFACTS
-from tests.ui.measure import look
+from tests.ui.measure import fold, look, read_back
 
 pytestmark = [pytest.mark.window]
 
@@ -31,29 +31,6 @@ def qr_image(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "qr.png"
     segno.make(text, error="m", encoding="utf-8").save(str(path), scale=6, border=4)
     return path
-
-
-def ocr(png: Path) -> str:
-    """What tesseract (a reader we do not control) reads on a screenshot, in Vietnamese.
-
-    The test window is half the hall's size: the shot is read at the hall's size, in grey (as a
-    camera or an eye at the kiosk's distance would get it), not the half-size colour file."""
-    import subprocess
-    import tempfile
-    import unicodedata
-
-    with tempfile.TemporaryDirectory() as folder:
-        grey = Path(folder) / "grey.png"
-        image = Image.open(png).convert("L")
-        image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS).save(grey)
-        result = subprocess.run(
-            ["tesseract", str(grey), "stdout", "-l", "vie"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-    return unicodedata.normalize("NFC", result.stdout)
 
 
 def start(kiosk: KioskDriver) -> None:
@@ -69,16 +46,7 @@ def events(kiosk: KioskDriver) -> list[str]:
 
 def ocr_lines(png: Path) -> str:
     """OCR text with whitespace folded (a wrapped line reads as one)."""
-    return " ".join(ocr(png).split())
-
-
-def fold(text: str) -> str:
-    """Letters without their marks, "đ" as "d", ";" as ",": tesseract reads a stacked mark (ầ) as
-    another (â) and ";" as ","; every glyph's presence is checked on the font itself (check_screen)."""
-    import unicodedata
-
-    plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D").replace(";", ","))
-    return "".join(c for c in plain if not unicodedata.combining(c))
+    return " ".join(read_back(png).split())
 
 
 def reads(expected: str, png: Path) -> bool:
