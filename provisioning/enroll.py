@@ -174,7 +174,12 @@ class CenterClient:
         if self.context is None:
             self.pin()
         assert self.context is not None
-        return self._request(self.context, "POST", path, body)
+        status, answer = self._request(self.context, "POST", path, body)
+        if status == 429:  # provisioning/api.py: this address sent too many requests
+            raise NetworkError(
+                f"{self.code.base_url}{path}: the center asks to slow down (429); retry in a minute"
+            )
+        return status, answer
 
 
 def _answer(status: int, body: bytes) -> EnrollAnswer:

@@ -6,10 +6,10 @@
 """
 
 from fleet.allocator.book import UNCONFIRMED, AllocatorBook, AllocatorError, BookStats
-from fleet.allocator.policy import Catalog, Limits, RateLimiter, Registry
+from fleet.allocator.policy import Catalog, Limits, Registry
 from fleet.allocator.service import Allocator, AllocatorSettings
 
 __all__ = [
     "UNCONFIRMED", "Allocator", "AllocatorBook", "AllocatorError", "AllocatorSettings", "BookStats",
-    "Catalog", "Limits", "RateLimiter", "Registry",
+    "Catalog", "Limits", "Registry",
 ]

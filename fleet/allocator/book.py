@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common.errors import StoreError
+from common.ratelimit import RateLimiter
 from contract.errors import ContractError
 from contract.queue import expected_wait_min
 from contract.tickets import (
@@ -42,7 +43,7 @@ from contract.tickets import (
     format_number,
 )
 from contract.wire import now_iso, salvage_request_id
-from fleet.allocator.policy import Catalog, Limits, RateLimiter, Registry, RegistryUnavailable
+from fleet.allocator.policy import Catalog, Limits, Registry, RegistryUnavailable
 
 T = TypeVar("T")
 #: (day, service) -> seconds the queue advances per person, or None when unknown (the queue's stats)
@@ -200,7 +201,7 @@ class AllocatorBook:
         """The refusal of a request that may not go further, or None. The rate first: a kiosk that
         floods the allocator costs it no write (conflicts are stored) once over its rate."""
         at = now_iso(now)
-        if not self._rate.allow(kiosk, now):
+        if not self._rate.allow(kiosk, now.timestamp()):
             self.stats.rate_limited += 1
             reason = (f"kiosk {kiosk}: more than {self.limits.burst} requests at "
                       f"{self.limits.rate_per_s:g}/s; try again later")

@@ -10,8 +10,8 @@ numbering for every other kiosk of the center (issue 10, item 2; docs/numbering.
   ACL is generated from, so the allocator and the broker can never disagree about who is enrolled.
 - ``Catalog``: the services of the center and their prefixes (the center-wide configuration push,
   or a file given to the allocator); without one, the book pins a service's prefix per day instead.
-- ``Limits`` and ``RateLimiter``: a per-kiosk quota of online numbers per service and day, and a token
-  bucket of requests per kiosk.
+- ``Limits``: a per-kiosk quota of online numbers per service and day, and a token bucket of requests
+  per kiosk (``common.ratelimit.RateLimiter``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from contract.config import ConfigPush, ServiceArea
@@ -59,29 +57,6 @@ class Limits:
 
     def quota(self, online_max: int) -> int:
         return self.kiosk_quota if self.kiosk_quota is not None else max(1, online_max // 2)
-
-
-class RateLimiter:
-    """A token bucket per kiosk, on the clock the book is given (tests move it). In memory: a restart
-    refills every bucket, which only forgives a kiosk once."""
-
-    #: most kiosks tracked at once (the oldest forgotten first); kiosk ids come from certificates
-    MAX_KIOSKS = 50_000
-
-    def __init__(self, burst: int, rate_per_s: float) -> None:
-        self.burst = float(burst)
-        self.rate_per_s = rate_per_s
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def allow(self, kiosk: str, now: datetime) -> bool:
-        at = now.timestamp()
-        tokens, last = self._buckets.pop(kiosk, (self.burst, at))
-        tokens = min(self.burst, tokens + max(0.0, at - last) * self.rate_per_s)
-        allowed = tokens >= 1.0
-        self._buckets[kiosk] = (tokens - 1.0 if allowed else tokens, max(at, last))
-        while len(self._buckets) > self.MAX_KIOSKS:
-            self._buckets.popitem(last=False)
-        return allowed
 
 
 class Catalog:
