@@ -12,6 +12,7 @@
 | ``cert_expiring`` | the certificate expires within ``cert_warn_days`` | warning; major 14 d; critical 3 d |
 | ``clock_off`` | the kiosk's clock differs from the center's by more than ``clock_skew_s`` | minor |
 | ``allocator_offline`` | (the center's own) the allocator's retained status is offline | major |
+| ``allocator_unhealthy`` | (the center's own) online, its worker dead or its registry unreadable | major |
 
 One alarm per (kiosk, type): a printer that goes from "near end" to "out of paper" keeps its alarm,
 whose severity rises (and a worse severity needs a new acknowledgement).

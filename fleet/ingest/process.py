@@ -428,6 +428,24 @@ class Processor:
                 )
             else:
                 self.store.alarms.clear_center_alarm(center_id, "allocator_offline", at=at)
+            self._allocator_health(center_id, status, at)
         except ConflictError:  # every worker sees this retained topic; another one got there first
-            log.debug("allocator_offline of %s raised concurrently", center_id)
+            log.debug("allocator alarm of %s raised concurrently", center_id)
         return Result("stored", "allocator/status")
+
+    def _allocator_health(self, center_id: str, status: AllocatorStatus, at: datetime) -> None:
+        """Online but not well: its worker is dead (the supervisor restarts it) or the enrollment registry
+        cannot be read (every kiosk is refused until it can): the ``allocator_unhealthy`` alarm."""
+        health = status.health
+        problems = []
+        if status.state == "online" and health is not None:
+            if not health.worker_alive:
+                problems.append("worker_dead")
+            if health.registry_problem:
+                problems.append("registry")
+        if problems:
+            detail = {"problems": problems, "registry_problem": health.registry_problem if health else ""}
+            alarms = self.store.alarms
+            alarms.raise_center_alarm(center_id, "allocator_unhealthy", "major", detail=detail, at=at)
+        else:
+            self.store.alarms.clear_center_alarm(center_id, "allocator_unhealthy", at=at)

@@ -292,6 +292,26 @@ def test_a_pushed_heartbeat_moves_the_silence_limit_once_applied(fleet: Store, c
     assert fleet.telemetry.mark_silent(clock.now + timedelta(seconds=31)) == [K]
 
 
+def test_an_allocator_online_but_unwell_raises_its_own_alarm(fleet: Store, clock: FakeClock) -> None:
+    """Online with a dead worker or an unreadable enrollment registry (every kiosk refused): seen only
+    in the allocator's retained health until now."""
+    from contract.tickets import AllocatorHealth
+
+    p = Processor(fleet)
+    topic = f"motcua/v1/{C}/_center/allocator/status"
+    unwell = AllocatorHealth(registry_problem="registry/enrolled-kiosks.json: not JSON")
+    p.handle(topic, AllocatorStatus("online", "birth", 800, 20, health=unwell).to_payload(), clock.now)
+    (alarm,) = fleet.alarms.page(Scope.center(C)).items
+    assert (alarm.type, alarm.kiosk_id, alarm.severity) == ("allocator_unhealthy", None, "major")
+    dead = AllocatorHealth(worker_alive=False)
+    p.handle(topic, AllocatorStatus("online", "birth", 800, 20, health=dead).to_payload(), clock.now)
+    assert fleet.alarms.page(Scope.center(C)).total == 1  # the same alarm
+    well = AllocatorHealth(registry_generation=3)
+    later = clock.advance(minutes=1)
+    p.handle(topic, AllocatorStatus("online", "birth", 800, 20, health=well).to_payload(), later)
+    assert fleet.alarms.page(Scope.center(C)).total == 0
+
+
 def test_the_allocators_status_is_an_alarm_of_the_center(fleet: Store, clock: FakeClock) -> None:
     p = Processor(fleet)
     topic = f"motcua/v1/{C}/_center/allocator/status"

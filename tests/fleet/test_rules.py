@@ -60,7 +60,8 @@ def test_every_key_the_pages_use_exists() -> None:
     from fleet.alarms.rules import DEVICE_DEFAULT, HEALTH_TYPES
     from fleet.web import config_forms, views_console, views_ingest, views_notify
 
-    alarm_types = {*HEALTH_TYPES, "offline", "events_missing", "events_dropped", "allocator_offline"}
+    alarm_types = {*HEALTH_TYPES, "offline", "events_missing", "events_dropped"}
+    alarm_types |= {"allocator_offline", "allocator_unhealthy"}
     used |= {f"alarm_type.{a}" for a in alarm_types} | {f"device.{d}" for d in DEVICE_DEFAULT}
     used |= {
         f"alarm_state.{s}"
