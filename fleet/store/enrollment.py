@@ -192,6 +192,24 @@ class Grant:
     serials: tuple[str, ...]
 
 
+def _revoke_certificates(conn: Connection, kiosk_id: str, now: datetime, reason: str) -> list[str]:
+    """Revoke every certificate of the kiosk not revoked yet; their serials (for the CRL)."""
+    serials = [
+        r.serial
+        for r in conn.execute(
+            select(kiosk_certificates.c.serial).where(
+                kiosk_certificates.c.kiosk_id == kiosk_id, kiosk_certificates.c.state != "revoked"
+            )
+        )
+    ]
+    conn.execute(
+        update(kiosk_certificates)
+        .where(kiosk_certificates.c.serial.in_(serials))
+        .values(state="revoked", revoked_at=now, revoke_reason=reason[:32])
+    )
+    return serials
+
+
 def _token(row: Any) -> Token:
     return record_of(Token, row)
 
@@ -664,19 +682,7 @@ class Enrollment(Part):
                 select(kiosk_identities).where(kiosk_identities.c.kiosk_id == kiosk_id)
             ).first()
             if row.purpose == "replace":
-                revoked = [
-                    r.serial
-                    for r in conn.execute(
-                        select(kiosk_certificates.c.serial).where(
-                            kiosk_certificates.c.kiosk_id == kiosk_id, kiosk_certificates.c.state != "revoked"
-                        )
-                    )
-                ]
-                conn.execute(
-                    update(kiosk_certificates)
-                    .where(kiosk_certificates.c.serial.in_(revoked))
-                    .values(state="revoked", revoked_at=now, revoke_reason="replaced")
-                )
+                revoked = _revoke_certificates(conn, kiosk_id, now, "replaced")
                 conn.execute(
                     insert(kiosk_replacements).values(
                         kiosk_id=kiosk_id,
@@ -850,19 +856,7 @@ class Enrollment(Part):
             ).first()
             if row is None:
                 raise NotFoundError(f"kiosk {kiosk_id!r} is not enrolled")
-            serials = [
-                r.serial
-                for r in conn.execute(
-                    select(kiosk_certificates.c.serial).where(
-                        kiosk_certificates.c.kiosk_id == kiosk_id, kiosk_certificates.c.state != "revoked"
-                    )
-                )
-            ]
-            conn.execute(
-                update(kiosk_certificates)
-                .where(kiosk_certificates.c.serial.in_(serials))
-                .values(state="revoked", revoked_at=now, revoke_reason=reason[:32])
-            )
+            serials = _revoke_certificates(conn, kiosk_id, now, reason)
             conn.execute(
                 update(kiosk_identities)
                 .where(kiosk_identities.c.kiosk_id == kiosk_id)

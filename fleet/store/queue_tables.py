@@ -27,26 +27,14 @@ from sqlalchemy import (
     text,
 )
 
+from contract.queue import QUEUE_EVENT_KINDS
 from fleet.store.schema import ID, _in, metadata
 from fleet.store.types import BigId, Json, UtcDateTime
 
 TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "left")
 SESSION_STATES = ("open", "break", "closed")
-STEP_KINDS = (
-    "issued",
-    "called",
-    "recalled",
-    "serving",
-    "done",
-    "no_show",
-    "transferred",
-    "left",
-    "rated",
-    "counter_opened",
-    "counter_break",
-    "counter_resumed",
-    "counter_closed",
-)
+#: the steps of the log are the contract's queue event kinds (``queue-event/1``): one list
+STEP_KINDS = QUEUE_EVENT_KINDS
 COUNTER = String(8)
 SERVICE = String(16)
 
