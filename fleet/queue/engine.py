@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -370,9 +370,31 @@ class Queue:
             settings = self.settings_in(conn, center_id)  # read under the center's lock, in this write
             key = bytes.fromhex(settings["phone_key"])
             known: set[str] = set()
+            tickets = self._tickets_named(conn, center_id, [self._day_of(one, now) for one in printed])
             for one in printed:
-                done.append(self._issue_in(conn, center_id, one, settings, key, known, now))
+                done.append(self._issue_in(conn, center_id, one, settings, key, known, tickets, now))
         return done
+
+    def _day_of(self, printed: Printed, now: datetime) -> tuple[str, str]:
+        return printed.day or self.today(printed.issued_at or now), printed.number
+
+    def _tickets_named(
+        self, conn: Connection, center_id: str, names: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Ticket]:
+        """The center's tickets of these (day, number), in one read: a replayed or redelivered ticket
+        costs no statement of its own."""
+        t = queue_tickets.c
+        found: dict[tuple[str, str], Ticket] = {}
+        wanted = sorted(set(names))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = conn.execute(
+                select(queue_tickets).where(t.center_id == center_id, tuple_(t.day, t.number).in_(chunk))
+            )
+            for row in rows:
+                ticket = _ticket(row)
+                found[(ticket.day, ticket.number)] = ticket
+        return found
 
     def _issue_in(
         self,
@@ -382,21 +404,17 @@ class Queue:
         settings: dict[str, Any],
         key: bytes,
         known: set[str],
+        tickets: dict[tuple[str, str], Ticket],
         now: datetime,
     ) -> tuple[Ticket, bool]:
-        """One ticket, inside the center's write; ``known``: services seen in this write already."""
+        """One ticket, inside the center's write; ``known``: services seen in this write already;
+        ``tickets``: the center's tickets by (day, number) that this write may meet (kept up to date)."""
         number, service, appointment_at = printed.number, printed.service, printed.appointment_at
         issued = printed.issued_at or now
         day = printed.day or self.today(issued)
-        existing = conn.execute(
-            select(queue_tickets).where(
-                queue_tickets.c.center_id == center_id,
-                queue_tickets.c.day == day,
-                queue_tickets.c.number == number,
-            )
-        ).first()
+        existing = tickets.get((day, number))
         if existing is not None:
-            return _ticket(existing), False
+            return existing, False
         if service not in known:
             found = conn.execute(
                 select(queue_services.c.code).where(
@@ -441,7 +459,7 @@ class Queue:
             )
             .returning(*queue_tickets.c)  # the stored row itself: no second read of it
         ).one()
-        ticket = _ticket(row)
+        ticket = tickets[(day, number)] = _ticket(row)
         detail: dict[str, Any] = {
             "priority": printed.priority, "issued_at": issued.isoformat(), "source": printed.source
         }
