@@ -133,16 +133,20 @@ class Processor:
         of its own, as the hook contract says: a hook that locks rows of its own (the queue locks its
         center's row) would otherwise hold them for the whole batch, in the batch's order, and two workers
         deadlock (seen in the benchmark). A rolled-back batch runs none."""
-        done = []
-        for job, result in zip(jobs, results, strict=True):
+        calls: list[handlers.HookCall] = []
+        positions: list[int] = []
+        for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
             stored = result.channel == "event" and result.outcome in ("stored", "duplicate")
             if stored and job.record is not None and job.ref is not None and job.ref.kiosk_id:
-                errors = handlers.dispatch(
-                    self.store, job.ref.center_id, job.ref.kiosk_id, job.record,
-                    duplicate=result.outcome == "duplicate",
+                calls.append(
+                    handlers.HookCall(
+                        job.ref.center_id, job.ref.kiosk_id, job.record, result.outcome == "duplicate"
+                    )
                 )
-                result = replace(result, hook_errors=errors)
-            done.append(result)
+                positions.append(index)
+        done = list(results)
+        for index, errors in zip(positions, handlers.dispatch_many(self.store, calls), strict=True):
+            done[index] = replace(done[index], hook_errors=errors)
         return done
 
     def _guarded_run(self, run: str, jobs: Sequence[_Job]) -> list[Result]:

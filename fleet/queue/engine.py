@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -34,6 +34,7 @@ from fleet.queue.models import (
     CounterState,
     Pace,
     Position,
+    Printed,
     QueueError,
     QueueSettings,
     Service,
@@ -145,13 +146,14 @@ class Queue:
         """One write of the center's queue, ordered with every other (see the module doc)."""
         try:
             with self.db.write() as conn:
-                self._ensure_settings(conn, center_id)
+                # the center's row locked (PostgreSQL); made first only the once it is missing (an
+                # INSERT ... ON CONFLICT on every write was a statement per ticket for nothing)
+                lock = select(queue_settings.c.center_id).where(queue_settings.c.center_id == center_id)
                 if self.db.is_postgres:
-                    conn.execute(
-                        select(queue_settings.c.center_id)
-                        .where(queue_settings.c.center_id == center_id)
-                        .with_for_update()
-                    )
+                    lock = lock.with_for_update()
+                if conn.execute(lock).first() is None:
+                    self._ensure_settings(conn, center_id)
+                    conn.execute(lock)
                 yield conn
         except IntegrityError as exc:
             if "centers" in str(exc.orig) or "foreign key" in str(exc.orig).lower():
@@ -355,26 +357,71 @@ class Queue:
         ``appointment_at`` (aware): the booked time of an appointment this ticket checks in. Printed
         later than that + the center's ``appointment_late_min``, it enters as a walk-in (the issued
         step keeps ``appointment_late`` for the statistics)."""
+        printed = Printed(number, service, priority, day, issued_at, kiosk_id, source, appointment_at)
+        return self.issue_many(center_id, [printed])[0]
+
+    def issue_many(self, center_id: str, printed: Sequence[Printed]) -> list[tuple[Ticket, bool]]:
+        """Printed tickets of one center enter the queue in order, in **one** write of the center's
+        queue (its row locked once, its settings read once): what ``issue`` does for each, for the
+        ingest's batches. An error undoes them all (the caller may then issue them one by one)."""
         now = self.db.now()
-        issued = issued_at or now
-        day = day or self.today(issued)
-        key = self.settings(center_id).phone_key
+        done: list[tuple[Ticket, bool]] = []
         with self._write(center_id) as conn:
-            existing = conn.execute(
-                select(queue_tickets).where(
-                    queue_tickets.c.center_id == center_id,
-                    queue_tickets.c.day == day,
-                    queue_tickets.c.number == number,
-                )
-            ).first()
-            if existing is not None:
-                return _ticket(existing), False
-            known = conn.execute(
+            settings = self.settings_in(conn, center_id)  # read under the center's lock, in this write
+            key = bytes.fromhex(settings["phone_key"])
+            known: set[str] = set()
+            tickets = self._tickets_named(conn, center_id, [self._day_of(one, now) for one in printed])
+            for one in printed:
+                done.append(self._issue_in(conn, center_id, one, settings, key, known, tickets, now))
+        return done
+
+    def _day_of(self, printed: Printed, now: datetime) -> tuple[str, str]:
+        return printed.day or self.today(printed.issued_at or now), printed.number
+
+    def _tickets_named(
+        self, conn: Connection, center_id: str, names: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Ticket]:
+        """The center's tickets of these (day, number), in one read: a replayed or redelivered ticket
+        costs no statement of its own."""
+        t = queue_tickets.c
+        found: dict[tuple[str, str], Ticket] = {}
+        wanted = sorted(set(names))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = conn.execute(
+                select(queue_tickets).where(t.center_id == center_id, tuple_(t.day, t.number).in_(chunk))
+            )
+            for row in rows:
+                ticket = _ticket(row)
+                found[(ticket.day, ticket.number)] = ticket
+        return found
+
+    def _issue_in(
+        self,
+        conn: Connection,
+        center_id: str,
+        printed: Printed,
+        settings: dict[str, Any],
+        key: bytes,
+        known: set[str],
+        tickets: dict[tuple[str, str], Ticket],
+        now: datetime,
+    ) -> tuple[Ticket, bool]:
+        """One ticket, inside the center's write; ``known``: services seen in this write already;
+        ``tickets``: the center's tickets by (day, number) that this write may meet (kept up to date)."""
+        number, service, appointment_at = printed.number, printed.service, printed.appointment_at
+        issued = printed.issued_at or now
+        day = printed.day or self.today(issued)
+        existing = tickets.get((day, number))
+        if existing is not None:
+            return existing, False
+        if service not in known:
+            found = conn.execute(
                 select(queue_services.c.code).where(
                     queue_services.c.center_id == center_id, queue_services.c.code == service
                 )
             ).first()
-            if known is None:  # a service the center has not described yet: known by its code
+            if found is None:  # a service the center has not described yet: known by its code
                 conn.execute(
                     insert(queue_services).values(
                         center_id=center_id,
@@ -385,40 +432,42 @@ class Queue:
                         position=100,
                     )
                 )
-            settings = self.settings_in(conn, center_id)
-            assigned = self._deal(conn, center_id, day, service) if settings["pulling"] == "strict" else None
-            late = appointment_at is not None and issued > appointment_at + timedelta(
-                minutes=int(settings["appointment_late_min"])
+            known.add(service)
+        assigned = self._deal(conn, center_id, day, service) if settings["pulling"] == "strict" else None
+        late = appointment_at is not None and issued > appointment_at + timedelta(
+            minutes=int(settings["appointment_late_min"])
+        )
+        booked = None if late else appointment_at
+        row = conn.execute(
+            insert(queue_tickets)
+            .values(
+                center_id=center_id,
+                day=day,
+                number=number,
+                service=service,
+                first_service=service,
+                priority=printed.priority,
+                source=printed.source,
+                kiosk_id=printed.kiosk_id,
+                token=phone_token(key, center_id, day, number),
+                issued_at=issued,
+                queued_at=issued,
+                state="waiting",
+                assigned_counter=assigned,
+                appointment_at=booked,
+                updated_at=now,
             )
-            booked = None if late else appointment_at
-            ticket_id = conn.execute(
-                insert(queue_tickets)
-                .values(
-                    center_id=center_id,
-                    day=day,
-                    number=number,
-                    service=service,
-                    first_service=service,
-                    priority=priority,
-                    source=source,
-                    kiosk_id=kiosk_id,
-                    token=phone_token(key, center_id, day, number),
-                    issued_at=issued,
-                    queued_at=issued,
-                    state="waiting",
-                    assigned_counter=assigned,
-                    appointment_at=booked,
-                    updated_at=now,
-                )
-                .returning(queue_tickets.c.id)
-            ).scalar_one()
-            ticket = self._load_ticket(conn, int(ticket_id))
-            detail: dict[str, Any] = {"priority": priority, "issued_at": issued.isoformat(), "source": source}
-            if assigned:
-                detail["assigned_counter"] = assigned
-            if appointment_at is not None:
-                detail["appointment_late" if late else "appointment_at"] = appointment_at.isoformat()
-            self._add_step(conn, center_id, "issued", now, ticket=ticket, detail=detail)
+            .returning(*queue_tickets.c)  # the stored row itself: no second read of it
+        ).one()
+        ticket = tickets[(day, number)] = _ticket(row)
+        detail: dict[str, Any] = {
+            "priority": printed.priority, "issued_at": issued.isoformat(), "source": printed.source
+        }
+        if assigned:
+            detail["assigned_counter"] = assigned
+        if appointment_at is not None:
+            detail["appointment_late" if late else "appointment_at"] = appointment_at.isoformat()
+        self._add_step(conn, center_id, "issued", now, ticket=ticket, detail=detail)
         return ticket, True
 
     def settings_in(self, conn: Connection, center_id: str) -> dict[str, Any]:

@@ -13,12 +13,13 @@ when their kiosk reports them, ordered by the time they were printed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date, datetime, time
 
 from contract.events import Event, Rating, TicketIssued
 from contract.wire import parse_time
 from fleet.queue.engine import Queue
-from fleet.queue.models import QueueError, Ticket
+from fleet.queue.models import Printed, QueueError, Ticket
 from fleet.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,15 @@ def _offline(number: str) -> str | None:
     return None if not digits.isdigit() else ("offline" if int(digits) >= 800 else "online")
 
 
-def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, event: Event) -> Ticket | None:
+def _printed(queue: Queue, kiosk_id: str, event: Event) -> Printed | None:
     payload = event.payload
     if not isinstance(payload, TicketIssued):
         return None
     printed: datetime = parse_time(event.occurred_at, "event.occurred_at")
-    queue = queue_of(store)
     day = payload.day or queue.today(printed)
-    ticket, new = queue.issue(
-        center_id,
-        number=payload.number,
-        service=payload.service,
+    return Printed(
+        payload.number,
+        payload.service,
         priority=payload.priority,
         day=day,
         issued_at=printed,
@@ -57,9 +56,49 @@ def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, event: Event) 
         source=_offline(payload.number),
         appointment_at=_booked(queue, day, payload.appointment_at),
     )
+
+
+def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, event: Event) -> Ticket | None:
+    queue = queue_of(store)
+    printed = _printed(queue, kiosk_id, event)
+    if printed is None:
+        return None
+    ticket, new = queue.issue_many(center_id, [printed])[0]
     if not new:
-        log.debug("ticket %s of %s already in the queue", payload.number, center_id)
+        log.debug("ticket %s of %s already in the queue", printed.number, center_id)
     return ticket
+
+
+def on_tickets_issued(store: Store, center_id: str, printed: Sequence[tuple[str, Event]]) -> list[bool]:
+    """Tickets of one center (kiosk id, event), in order, in one write of its queue (the ingest's
+    batch); if that fails, each on its own, so that only a ticket that fails is lost. Per ticket:
+    whether it failed (logged here)."""
+    queue = queue_of(store)
+    failed = [False] * len(printed)
+    wanted: list[tuple[int, Printed]] = []
+    for index, (kiosk_id, event) in enumerate(printed):
+        try:
+            one = _printed(queue, kiosk_id, event)
+        except Exception:
+            log.exception("queue: ticket event %s of %s not read", event.event_id, center_id)
+            failed[index] = True
+            continue
+        if one is not None:
+            wanted.append((index, one))
+    if not wanted:
+        return failed
+    try:
+        queue.issue_many(center_id, [one for _, one in wanted])
+        return failed
+    except Exception:  # one bad ticket must not lose the others: one by one
+        log.warning("queue: %d tickets of %s together failed; one by one", len(wanted), center_id)
+    for index, one in wanted:
+        try:
+            queue.issue_many(center_id, [one])
+        except Exception:
+            log.exception("queue: ticket %s of %s not issued", one.number[:20], center_id)
+            failed[index] = True
+    return failed
 
 
 def _booked(queue: Queue, day: str, at: str | None) -> datetime | None:

@@ -8,6 +8,7 @@ payload is read by the contract here, once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from contract.errors import ContractError
 from contract.events import Event, payload_from_data
@@ -37,11 +38,27 @@ def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, record: EventR
         hooks.on_ticket_issued(store, center_id, kiosk_id, event)
 
 
+def on_tickets_issued(store: Store, calls: Sequence[handlers.HookCall]) -> list[bool]:
+    """The batch's tickets, center by center, each center's in one write of its queue (one center
+    locked at a time: two workers never wait on each other in opposite orders)."""
+    failed = [False] * len(calls)
+    by_center: dict[str, list[tuple[int, str, Event]]] = {}
+    for index, call in enumerate(calls):
+        event = _event(call.event)
+        if event is not None:
+            by_center.setdefault(call.center_id, []).append((index, call.kiosk_id, event))
+    for center_id, items in by_center.items():
+        outcomes = hooks.on_tickets_issued(store, center_id, [(kiosk, event) for _, kiosk, event in items])
+        for (index, _, _), bad in zip(items, outcomes, strict=True):
+            failed[index] = bad
+    return failed
+
+
 def on_rating(store: Store, center_id: str, kiosk_id: str, record: EventRecord) -> None:
     event = _event(record)
     if event is not None:
         hooks.on_rating(store, center_id, kiosk_id, event)
 
 
-handlers.register("ticket_issued", on_ticket_issued)
+handlers.register_batch("ticket_issued", on_tickets_issued)
 handlers.register("rating", on_rating)

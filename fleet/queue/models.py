@@ -58,6 +58,20 @@ class Counter:
 
 
 @dataclass(frozen=True)
+class Printed:
+    """A ticket a kiosk printed, as it enters the queue (``Queue.issue`` / ``issue_many``)."""
+
+    number: str
+    service: str
+    priority: bool = False
+    day: str | None = None  # None: the center's day of ``issued_at``
+    issued_at: datetime | None = None  # None: now
+    kiosk_id: str | None = None
+    source: str | None = None  # "online" / "offline" (the number's block)
+    appointment_at: datetime | None = None  # aware: the booked time it checks in
+
+
+@dataclass(frozen=True)
 class Ticket:
     id: int
     center_id: str

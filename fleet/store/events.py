@@ -9,12 +9,13 @@ the jump over them has opened the gap it closes. Everything for one event happen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, tuple_, update
 
 from common.errors import ConflictError, MotcuaError, NotFoundError
 from fleet.store.base import Part
@@ -38,6 +39,30 @@ class EventInsert:
     kiosk_id: str
     event: EventRecord
     received_at: datetime | None = None
+
+
+def _aware(when: datetime) -> datetime:
+    """What ``UtcDateTime`` checks on the way in, for the statements over arrays that bypass it."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime {when!r}: the store takes aware (UTC) times only")
+    return when.astimezone(UTC)
+
+
+# PostgreSQL: a whole batch in one short statement over arrays, planned once per session
+_CLAIM_PG = text(
+    "INSERT INTO event_keys (event_id, kiosk_id, occurred_at) "
+    "SELECT * FROM unnest(CAST(:event_id AS text[]), CAST(:kiosk_id AS text[]), "
+    "CAST(:occurred_at AS timestamptz[])) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_INSERT_EVENTS_PG = text(
+    "INSERT INTO events (event_id, occurred_at, center_id, kiosk_id, journal_id, seq, kind, received_at, "
+    "replay, payload) "
+    "SELECT * FROM unnest(CAST(:event_id AS text[]), CAST(:occurred_at AS timestamptz[]), "
+    "CAST(:center_id AS text[]), CAST(:kiosk_id AS text[]), CAST(:journal_id AS text[]), "
+    "CAST(:seq AS bigint[]), CAST(:kind AS text[]), CAST(:received_at AS timestamptz[]), "
+    "CAST(:replay AS boolean[]), CAST(:payload AS jsonb[]))"
+)
 
 
 def _event_from(row: Any) -> StoredEvent:
@@ -134,7 +159,9 @@ class Events(Part):
             for event_id, index in wanted.items():
                 if event_id not in claimed:
                     results[index] = EventOutcome(inserted=False)
-            if fresh:
+            if fresh and self.db.is_postgres:
+                self._insert_pg(conn, [items[i] for i in fresh], now)
+            elif fresh:
                 conn.execute(
                     insert(events),
                     [
@@ -153,6 +180,7 @@ class Events(Part):
                         for i in fresh
                     ],
                 )
+            if fresh:
                 for index, outcome in self._track_all(conn, [(i, items[i]) for i in fresh], now).items():
                     results[index] = outcome
         done: list[EventOutcome | MotcuaError] = []
@@ -161,10 +189,38 @@ class Events(Part):
             done.append(result)
         return done
 
+    def _insert_pg(self, conn: Connection, items: Sequence[EventInsert], now: datetime) -> None:
+        """The new events in one short statement over arrays (PostgreSQL): psycopg's executemany sent a
+        prepared INSERT per row, ~0.1 ms of Python each (docs/fleet.md, "Where the worker's time went")."""
+        received = [_aware(i.received_at or now) for i in items]
+        conn.execute(
+            _INSERT_EVENTS_PG,
+            {
+                "event_id": [i.event.event_id for i in items],
+                "occurred_at": [_aware(i.event.occurred_at) for i in items],
+                "center_id": [i.center_id for i in items],
+                "kiosk_id": [i.kiosk_id for i in items],
+                "journal_id": [i.event.journal_id for i in items],
+                "seq": [i.event.seq for i in items],
+                "kind": [i.event.kind for i in items],
+                "received_at": received,
+                "replay": [bool(i.event.replay) for i in items],
+                "payload": [json.dumps(i.event.payload) for i in items],
+            },
+        )
+
     def _claim(self, conn: Connection, items: Sequence[EventInsert]) -> set[str]:
-        """The event ids of ``items`` not stored before (``event_keys`` is the idempotency key). One
-        statement, executed for many rows: SQLAlchemy sends them as multi-row INSERTs (its "insertmanyvalues",
-        RETURNING included) and the compiled statement is cached, which a ``.values([...])`` is not."""
+        """The event ids of ``items`` not stored before (``event_keys`` is the idempotency key). On
+        PostgreSQL one short statement over arrays (``unnest``); on SQLite one statement executed for
+        many rows: SQLAlchemy sends them as multi-row INSERTs (its "insertmanyvalues", RETURNING
+        included) and the compiled statement is cached, which a ``.values([...])`` is not."""
+        if items and self.db.is_postgres:
+            params = {
+                "event_id": [i.event.event_id for i in items],
+                "kiosk_id": [i.kiosk_id for i in items],
+                "occurred_at": [_aware(i.event.occurred_at) for i in items],
+            }
+            return set(conn.execute(_CLAIM_PG, params).scalars())
         statement = (
             self.db.insert(event_keys)
             .on_conflict_do_nothing(index_elements=[event_keys.c.event_id])

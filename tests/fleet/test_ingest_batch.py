@@ -270,3 +270,97 @@ def test_hooks_run_after_the_commit_so_two_workers_do_not_deadlock_on_the_queue(
     assert not failures, failures
     kiosks = (BATCHED, SINGLE, "kiosk-td-01", "kiosk-td-02")
     assert sum(fleet.events.count(ALL, kiosk_id=k) for k in kiosks) == 60
+
+
+def test_a_batchs_tickets_enter_the_queue_center_by_center_and_a_bad_one_fails_alone(
+    fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue's hook takes a batch's tickets of a center in one write (``Queue.issue_many``): the same
+    queue as ticket by ticket, a ticket printed twice (a redelivery, the same number from two kiosks)
+    queued once, and a bug in one ticket makes that ticket alone fail (the others are issued one by
+    one then), counted as that message's hook error."""
+    import fleet.queue.engine as engine
+    from fleet.ingest import plugins
+    from fleet.queue.hooks import queue_of
+
+    plugins.load()
+    real_token = engine.phone_token
+
+    def token(key: bytes, center_id: str, day: str, number: str) -> str:
+        if number == "A004":
+            raise RuntimeError("a bug in one ticket")
+        return real_token(key, center_id, day, number)
+
+    monkeypatch.setattr(engine, "phone_token", token)
+    journals = {k: uuid.uuid4().hex for k in (BATCHED, SINGLE, "kiosk-td-01")}
+    redelivered = uuid.uuid4().hex
+    sent = [
+        (C, BATCHED, ticket(1, journals[BATCHED])),
+        (OTHER, "kiosk-td-01", ticket(1, journals["kiosk-td-01"])),
+        (C, BATCHED, ticket(2, journals[BATCHED], redelivered)),
+        (C, BATCHED, ticket(2, journals[BATCHED], redelivered)),  # the broker's redelivery
+        (C, SINGLE, ticket(2, journals[SINGLE])),  # A002 again, from another kiosk: queued once
+        (C, BATCHED, ticket(3, journals[BATCHED])),
+        (C, BATCHED, ticket(4, journals[BATCHED])),  # the bug
+        (OTHER, "kiosk-td-01", ticket(2, journals["kiosk-td-01"])),
+        (C, BATCHED, ticket(5, journals[BATCHED])),
+    ]
+    batch = [Incoming(f"motcua/v1/{c}/{k}/event/ticket_issued", body, clock.now) for c, k, body in sent]
+    results = Processor(fleet).handle_batch(batch)
+    assert [(r.outcome, r.hook_errors) for r in results] == [
+        ("stored", 0), ("stored", 0), ("stored", 0), ("duplicate", 0), ("stored", 0), ("stored", 0),
+        ("stored", 1), ("stored", 0), ("stored", 0),
+    ]
+    queue = queue_of(fleet)
+    day = "2026-11-23"
+    assert [t.number for t in queue.tickets(C, day)] == ["A001", "A002", "A003", "A005"]
+    assert [t.number for t in queue.tickets(OTHER, day)] == ["A001", "A002"]
+    a002 = queue.find(C, day, "A002")
+    assert a002 is not None and a002.kiosk_id == BATCHED  # the first print wins, the second changes nothing
+    assert [s.kind for s in queue.steps_of_ticket(a002.id)] == ["issued"]
+    # the same tickets once more (a replay after a reconnect): nothing new, no error
+    monkeypatch.undo()
+    again = Processor(fleet).handle_batch(batch)
+    assert {(r.outcome, r.hook_errors) for r in again} == {("duplicate", 0)}
+    assert sorted(t.number for t in queue.tickets(C, day)) == ["A001", "A002", "A003", "A004", "A005"]
+    assert len(queue.steps_since(C, 0)) == 5
+
+
+def test_a_failing_batch_handler_counts_its_events_and_the_others_still_run(
+    fleet: Store, clock: FakeClock
+) -> None:
+    from fleet.ingest import handlers
+
+    seen: list[int] = []
+    calls: list[list[handlers.HookCall]] = []
+
+    def broken(store: Store, batch: Any) -> list[bool]:
+        raise RuntimeError("a bug in a batch handler")
+
+    def short(store: Store, batch: Any) -> list[bool]:
+        return []  # one outcome missing per call: counted as failures, never ignored
+
+    def fine(store: Store, batch: Any) -> list[bool]:
+        calls.append(list(batch))
+        return [call.event.seq == 2 for call in batch]  # says the second one failed
+
+    handlers.register_batch("outbox_dropped", broken)
+    handlers.register_batch("outbox_dropped", short)
+    handlers.register_batch("outbox_dropped", fine)
+    handlers.register("outbox_dropped", lambda store, center_id, kiosk_id, record: seen.append(record.seq))
+    try:
+        journal = uuid.uuid4().hex
+        batch = [
+            Incoming(f"motcua/v1/{C}/{BATCHED}/event/outbox_dropped", dropped(seq, journal, 1, 1), clock.now)
+            for seq in (2, 3)
+        ]
+        results = Processor(fleet).handle_batch(batch)
+        assert [(r.outcome, r.hook_errors) for r in results] == [("stored", 3), ("stored", 2)]
+        assert seen == [2, 3]
+        assert [[(c.center_id, c.kiosk_id, c.event.seq, c.duplicate) for c in b] for b in calls] == [
+            [(C, BATCHED, 2, False), (C, BATCHED, 3, False)]
+        ]
+    finally:
+        for handler in (broken, short, fine):
+            handlers.unregister_batch("outbox_dropped", handler)
+        handlers._handlers.pop("outbox_dropped", None)
