@@ -34,6 +34,7 @@ DEFAULT_MAX_LEN = 4096
 DEFAULT_MAX_ITEMS = 1000
 
 _HINTS_CACHE: dict[type, dict[str, Any]] = {}
+_FIELDS_CACHE: dict[type, dict[str, dataclasses.Field[Any]]] = {}
 
 
 def _describe(tp: Any) -> str:
@@ -85,7 +86,26 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
+def _init_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    found = _FIELDS_CACHE.get(cls)
+    if found is None:
+        found = _FIELDS_CACHE[cls] = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    return found
+
+
 def _convert(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any], lenient: bool) -> Any:
+    # the plain types first: most fields are, and an identity test costs less than get_origin
+    if tp is str:
+        return _string(value, path, meta)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, "an integer", value)
+        _check_range(path, value, meta)
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(path, "true or false", value)
+        return value
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -131,22 +151,11 @@ def _convert(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any], len
         return out
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return parse_dataclass(tp, value, path, lenient=lenient)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _fail(path, "true or false", value)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(path, "an integer", value)
-        _check_range(path, value, meta)
-        return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise _fail(path, "a number", value)
         _check_range(path, value, meta)
         return float(value)
-    if tp is str:
-        return _string(value, path, meta)
     if tp is Path:
         if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
             raise _fail(path, "a path", value)
@@ -214,7 +223,7 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "", *, lenient: bool = 
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = _init_fields(cls)
     if not lenient:
         unknown = sorted(str(k) for k in set(data) - set(fields))
         if unknown:

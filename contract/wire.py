@@ -92,6 +92,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _depth_ok(payload: bytes, limit: int) -> bool:
     """Whether brackets nest at most ``limit`` deep, outside strings (a linear scan, no recursion)."""
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return True  # no deeper than the brackets there are (counted in C: the common case is instant)
     depth = 0
     in_string = escaped = False
     for byte in payload:
@@ -134,7 +136,8 @@ def loads_object(payload: bytes, what: str, max_bytes: int = MAX_MESSAGE_BYTES) 
         raise ContractError(f"{what}: not UTF-8 JSON ({str(exc)[:80]})") from None
     if not isinstance(data, dict):
         raise ContractError(f"{what}: expected a JSON object")
-    if _has_lone_surrogate(data):
+    # a strict UTF-8 decode lets no surrogate through: only a \\uD800-\\uDFFF escape makes one
+    if (b"\\ud" in data_bytes or b"\\uD" in data_bytes) and _has_lone_surrogate(data):
         raise ContractError(f"{what}: a string holds a lone surrogate (\\ud800-\\udfff), not text")
     return data
 

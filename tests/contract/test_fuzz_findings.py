@@ -14,12 +14,25 @@ from contract.wire import loads_object, salvage_request_id
     b'{"s": "\\ud800"}',  # a lone high surrogate
     b'{"\\udfff": 1}',  # in a key
     b'{"a": [{"b": ["ok", "\\udc80"]}]}',  # deep in a list
+    b'{"s": "\\uD800"}',  # the escape's hex in capitals (the reader looks for both cases)
 ])
 def test_a_lone_surrogate_is_refused_by_the_json_reader(payload: bytes) -> None:
     """It parsed to a str no encoder takes back: SQLite, logs and answers raised UnicodeEncodeError."""
     with pytest.raises(ContractError, match="lone surrogate"):
         loads_object(payload, "test")
     assert salvage_request_id(payload) is None
+
+
+def test_nesting_is_bounded_even_when_the_brackets_are_few_in_all() -> None:
+    """The depth check counts the brackets first: a payload with no more of them than the limit cannot
+    nest deeper; one with more is scanned, inside strings too."""
+    from contract.wire import MAX_DEPTH
+
+    deep = b'{"a":' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}"
+    with pytest.raises(ContractError, match="nested deeper"):
+        loads_object(deep, "test")
+    brackets_in_text = b'{"a": "' + b"[" * 100 + b'"}'
+    assert loads_object(brackets_in_text, "test") == {"a": "[" * 100}
 
 
 def test_a_surrogate_pair_written_as_escapes_is_text() -> None:
