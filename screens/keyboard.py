@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 
-from screens.widgets import GREEN, GREY, BigButton, u
+from screens.widgets import BLUE, GREEN, GREY, BigButton, u
 
 if TYPE_CHECKING:
     from screens.app import KioskApp
 
 COLUMNS = 7
-LETTERS = "aăâbcdđeêghiklmnoôơpqrstuưvxyfjwz,."
-DIGITS = "1234567890,./-()#"
 #: key label -> the combining mark it puts on the letter before it
 TONE_MARKS = {"á": "\u0301", "à": "\u0300", "ả": "\u0309", "ã": "\u0303", "ạ": "\u0323"}
+#: the Vietnamese alphabet (no f, j, w, z), then the marks: five rows of seven
+LETTERS = ["aăâbcdđ", "eêghikl", "mnoôơpq", "rstuưvx", ["y", *TONE_MARKS, ","]]
+DIGITS = ["1234567", "890,./-", "()#"]
 _VOWELS = set("aăâeêioôơuưy")
 _ALL_MARKS = set(TONE_MARKS.values())
 SPACE = " "
@@ -54,8 +55,8 @@ def compose(text: str, key: str, limit: int) -> str:
 
 def keyboard(app: KioskApp, text: str, on_text: Callable[[str], None], *, digits: bool,
              on_page: Callable[[bool], None], limit: int) -> BoxLayout:
-    """The keys: a page of letters (or digits and signs), the tone marks, then 123/abc, space, Xóa."""
-    box = BoxLayout(orientation="vertical", size_hint_y=None, spacing=10 * u())
+    """The keys: letters and marks (or digits and signs), then 123/abc, ".", space and Xóa."""
+    box = BoxLayout(orientation="vertical", size_hint_y=None, spacing=8 * u())
     box.bind(minimum_height=box.setter("height"))
 
     def press(key: str) -> None:
@@ -63,26 +64,21 @@ def keyboard(app: KioskApp, text: str, on_text: Callable[[str], None], *, digits
 
     grid = GridLayout(cols=COLUMNS, size_hint_y=None, spacing=8 * u())
     grid.bind(minimum_height=grid.setter("height"))
-    for char in DIGITS if digits else LETTERS:
-        grid.add_widget(BigButton(char, partial(press, char), size=52, height=120))
-    marks = GridLayout(cols=COLUMNS, size_hint_y=None, spacing=8 * u())
-    marks.bind(minimum_height=marks.setter("height"))
-    if not digits:
-        for mark in TONE_MARKS:
-            marks.add_widget(BigButton(mark, partial(press, mark), color=GREEN, size=52, height=120))
+    for row in DIGITS if digits else LETTERS:
+        for char in row:
+            colour = GREEN if char in TONE_MARKS else BLUE
+            grid.add_widget(BigButton(char, partial(press, char), color=colour, size=52, height=120))
     box.add_widget(grid)
-    if not digits:
-        box.add_widget(marks)
-    row = GridLayout(cols=3, size_hint_y=None, spacing=8 * u())
-    row.bind(minimum_height=row.setter("height"))
+    last = BoxLayout(size_hint_y=None, height=120 * u(), spacing=8 * u())
     page = app.tr("keyboard.letters" if digits else "keyboard.digits")
-    row.add_widget(BigButton(page, partial(on_page, not digits), color=GREY, size=44, height=120))
+    last.add_widget(BigButton(page, partial(on_page, not digits), color=GREY, size=44, height=120,
+                              size_hint_x=1.4))
+    last.add_widget(BigButton(".", partial(press, "."), size=52, height=120, size_hint_x=1))
     space = app.tr("keyboard.space")
-    row.add_widget(BigButton(space, partial(press, SPACE), color=GREY, size=44, height=120))
-    row.add_widget(
-        BigButton(app.tr("common.delete_one"), partial(press, BACKSPACE), color=GREY, size=44, height=120)
-    )
-    box.add_widget(row)
+    last.add_widget(BigButton(space, partial(press, SPACE), color=GREY, size=44, height=120, size_hint_x=3))
+    last.add_widget(BigButton(app.tr("common.delete_one"), partial(press, BACKSPACE), color=GREY, size=44,
+                              height=120, size_hint_x=1.6))
+    box.add_widget(last)
     return box
 
 

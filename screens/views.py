@@ -139,7 +139,6 @@ class HomeScreen(FlowScreen):
         if len(other_ways.children) == 1:
             other_ways.cols = 1
         body.add_widget(other_ways)
-        body.add_widget(Widget())
         row = EvenGrid(cols=2)
         row.add_widget(
             IconButton(
@@ -172,7 +171,7 @@ class HomeScreen(FlowScreen):
                 partial(app.start, "feedback"),
                 color=GREEN,
                 size=44,
-                height=130,
+                height=120,
                 markup=True,
             )
         )

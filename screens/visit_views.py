@@ -60,14 +60,16 @@ class DeliveryScreen(TypingScreen):
         flow = app.core.flow
         assert isinstance(flow, PostDeliveryFlow)
         body.add_widget(Text(app.tr("delivery.title"), size=52, bold=True))
-        body.add_widget(Text(f"{flow.status.code.text} · {flow.status.procedure_name}", size=40, color=GREY))
         state = flow.state
         if state == "address":
-            body.add_widget(Text(app.tr("delivery.address_prompt"), size=44, halign="left"))
-            if flow.address_from_card:
+            # One line above the field: what went wrong, else where it came from, else what to type.
+            if flow.error_key:
+                self.error(app, body, flow.error_key)
+            elif flow.address_from_card:
                 body.add_widget(Text(app.tr("delivery.from_card"), size=42, color=GREEN, bold=True))
+            else:
+                body.add_widget(Text(app.tr("delivery.address_prompt"), size=44, halign="left"))
             body.add_widget(field(flow.address))
-            self.error(app, body, flow.error_key)
             body.add_widget(Widget())
             body.add_widget(Text(app.tr("keyboard.mark_hint"), size=40, color=GREY))
             body.add_widget(
@@ -102,6 +104,8 @@ class DeliveryScreen(TypingScreen):
             body.add_widget(BigButton(app.tr("common.continue"), lambda: app.act("next"), color=GREEN,
                                       height=140))
         elif state == "confirm":
+            dossier = f"{flow.status.code.text} · {flow.status.procedure_name}"
+            body.add_widget(Text(dossier, size=40, color=GREY))
             body.add_widget(Text(app.tr("delivery.confirm"), size=44))
             fee = (f"{app.tr('delivery.fee')}: [b]{format_vnd(flow.fee_vnd, app.language)}[/b]"
                    if flow.fee_vnd else app.tr("delivery.no_fee"))
@@ -236,9 +240,11 @@ class FeedbackScreen(TypingScreen):
             body.add_widget(Widget())
         elif flow.state == "text":
             topic = app.tr(f"feedback.topic_{flow.topic}")
-            body.add_widget(Text(f"{app.tr('feedback.text_prompt')} ({topic})", size=44, halign="left"))
+            if flow.error_key:
+                self.error(app, body, flow.error_key)
+            else:
+                body.add_widget(Text(f"{app.tr('feedback.text_prompt')} ({topic})", size=44, halign="left"))
             body.add_widget(field(flow.text))
-            self.error(app, body, flow.error_key)
             body.add_widget(Widget())
             body.add_widget(Text(app.tr("keyboard.mark_hint"), size=40, color=GREY))
             body.add_widget(
