@@ -105,6 +105,9 @@ class HomeScreen(FlowScreen):
     """The idle screen is the home: every service one tap from a ticket, look-up and rating below."""
 
     def build(self, app: KioskApp, body: BoxLayout) -> None:
+        # Closer rows than the other screens (14 design px, not 20): the appointment, feedback and the
+        # hotline fit under every service without scrolling.
+        body.spacing = 14 * u()
         body.add_widget(Text(app.tr("home.greeting"), size=48, bold=True, color=BLUE))
         if app.device_states().get("printer", "ok") in PRINTER_PROBLEM_KEYS:
             # Tickets still work: the number shows on the screen. Say so before the citizen chooses.
@@ -139,6 +142,18 @@ class HomeScreen(FlowScreen):
         if len(other_ways.children) == 1:
             other_ways.cols = 1
         body.add_widget(other_ways)
+        # Feedback with the province's hotline on it: the number is where a complaint starts.
+        hotline = app.tr("ticket.hotline", hotline=app.core.config.visit.hotline)
+        body.add_widget(
+            BigButton(
+                f"[b]{app.tr('home.feedback')}[/b] · {hotline}",
+                partial(app.start, "feedback"),
+                color=GREEN,
+                size=44,
+                height=120,
+                markup=True,
+            )
+        )
         row = EvenGrid(cols=2)
         row.add_widget(
             IconButton(
@@ -163,18 +178,6 @@ class HomeScreen(FlowScreen):
             )
         )
         body.add_widget(row)
-        # Feedback with the province's hotline on it: the number is where a complaint starts.
-        hotline = app.tr("ticket.hotline", hotline=app.core.config.visit.hotline)
-        body.add_widget(
-            BigButton(
-                f"[b]{app.tr('home.feedback')}[/b] · {hotline}",
-                partial(app.start, "feedback"),
-                color=GREEN,
-                size=44,
-                height=120,
-                markup=True,
-            )
-        )
 
 
 #: printer state -> what the citizen is told (the technician screen names the state itself)
