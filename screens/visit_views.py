@@ -177,9 +177,9 @@ class PaymentScreen(FlowScreen):
         body.add_widget(Text(app.tr("payment.scan_hint"), size=44, color=BLUE, bold=True))
         texture = CoreImage(io.BytesIO(render_png(flow.payload)), ext="png").texture
         texture.mag_filter = "nearest"  # sharp modules: a banking app's camera reads it at arm's length
-        body.add_widget(Image(texture=texture, size_hint_y=None, height=560 * u(), fit_mode="contain"))
-        body.add_widget(Panel("\n".join(facts), PANEL, size=42, markup=True, halign="left",
-                              padding=(24 * u(), 16 * u())))
+        body.add_widget(Image(texture=texture, size_hint_y=None, height=420 * u(), fit_mode="contain"))
+        body.add_widget(Panel("\n".join(facts), PANEL, size=40, markup=True, halign="left",
+                              padding=(24 * u(), 12 * u())))
         body.add_widget(Text(app.tr("payment.pending_note"), size=40, color=GREY))
         self.error(app, body, flow.error_key)
         body.add_widget(Widget())

@@ -89,6 +89,12 @@ def visit_events(kiosk: KioskDriver) -> list[dict[str, Any]]:
     return [e.payload for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "visit_service"]
 
 
+def fits(kiosk: KioskDriver) -> bool:
+    """The whole screen is on the screen: no action scrolled below the fold."""
+    body = kiosk.app.root.ids.screens.current_screen.ids.body
+    return bool(body.minimum_height <= kiosk.app.root.ids.screens.height + 1)
+
+
 def read_qr(png: Path) -> list[str]:
     return [c.text for c in zxingcpp.read_barcodes(Image.open(png).convert("L"))]
 
@@ -102,6 +108,7 @@ def test_fee_qr_from_the_dossier_read_back_from_screen_and_paper(kiosk: KioskDri
     kiosk.wait_state("payment", "show")
     assert kiosk.taps == 1
     screen = look(kiosk, "payment-qr")
+    assert fits(kiosk), "the print button is below the fold"
     # The code on the screen is what a banking app gets: read it off the screenshot.
     [text] = read_qr(screen)
     parsed = parse_vietqr(text)
@@ -145,6 +152,7 @@ def test_delivery_typed_address_five_taps_and_the_slip(kiosk: KioskDriver, tmp_p
     typing = type_text(kiosk, "số 12 lê lợi, bến thành")
     assert kiosk.core.flow.address == "số 12 lê lợi, bến thành"
     look(kiosk, "delivery-address-typed")
+    assert fits(kiosk), "the keyboard or Tiếp tục is below the fold"
     kiosk.tap("Tiếp tục")
     kiosk.wait_state("delivery", "phone")
     typing += type_digits(kiosk, "0987654321")
@@ -216,8 +224,7 @@ def test_appointment_one_tap_and_the_scan_then_too_early(kiosk: KioskDriver, tmp
 def test_feedback_from_home_four_taps_the_hotline_on_home(kiosk: KioskDriver) -> None:
     start(kiosk)
     assert any("Phản ánh, kiến nghị · Đường dây nóng: 1022" in t for t in kiosk.texts())
-    body = kiosk.app.root.ids.screens.current_screen.ids.body
-    assert body.minimum_height <= kiosk.app.root.ids.screens.height + 1, "the home screen scrolls"
+    assert fits(kiosk), "the home screen scrolls"
     kiosk.tap("Phản ánh, kiến nghị")
     kiosk.wait_state("feedback", "topic")
     assert "Đường dây nóng 1022" in kiosk.texts()
@@ -233,6 +240,7 @@ def test_feedback_from_home_four_taps_the_hotline_on_home(kiosk: KioskDriver) ->
     # it was taken, the feedback text with it).
     assert kiosk.runtime.personal_data_on_screen() == "a feedback message or phone number is on screen"
     look(kiosk, "feedback-text")
+    assert fits(kiosk)
     kiosk.tap("Tiếp tục")
     kiosk.wait_state("feedback", "phone")
     look(kiosk, "feedback-phone")
