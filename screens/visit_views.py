@@ -230,7 +230,7 @@ class FeedbackScreen(TypingScreen):
         flow = app.core.flow
         assert isinstance(flow, FeedbackFlow)
         body.add_widget(Text(app.tr("feedback.title"), size=52, bold=True))
-        hotline = Text(app.tr("visit.hotline", hotline=flow.hotline), size=44, color=BLUE, bold=True)
+        hotline = Text(app.tr("ticket.hotline", hotline=flow.hotline), size=44, color=BLUE, bold=True)
         if flow.state == "topic":
             body.add_widget(hotline)
             body.add_widget(Text(app.tr("feedback.choose_topic"), size=46))
