@@ -43,13 +43,13 @@ def type_text(kiosk: KioskDriver, text: str) -> int:
         letter = unicodedata.normalize("NFC", "".join(c for c in parts if c not in _MARK_KEYS))
         wants_digits = letter.isdigit() or letter in "/-()#"
         if wants_digits != digits:
-            kiosk.tap("abc" if digits else "123")
+            kiosk.tap("Chữ cái" if digits else "Chữ số")
             digits = wants_digits
         kiosk.tap_widget(key(kiosk, letter))
         for mark in marks:
             kiosk.tap_widget(key(kiosk, _MARK_KEYS[mark]))
     if digits:
-        kiosk.tap("abc")
+        kiosk.tap("Chữ cái")
     return kiosk.taps - before
 
 
