@@ -219,6 +219,29 @@ def test_appointment_one_tap_and_the_scan_then_too_early(kiosk: KioskDriver, tmp
     look(kiosk, "appointment-too-early" if early else "appointment-too-late")
     kiosk.tap("Lấy số thường")
     kiosk.wait_state("ticket", "choose_service")
+    kiosk.tap("Về trang chủ")
+
+    # Booked with the ID number: the card's front QR, matched by the salted hash only.
+    from drivers.card import load_profile
+    from kiosk.dossier.visit import id_number_hash
+    from kiosk.simulation import PROFILES_DIR
+
+    person = load_profile(PROFILES_DIR / "married.toml")
+    salt = kiosk.core.config.visit.appointment_salt.encode("utf-8")
+    store = kiosk.runtime.devices.dossiers
+    store.add_appointment(
+        Appointment(f"LH-{now:%y%m%d}-0779", "DAT_DAI", now.date(), now.time().replace(second=0)),
+        id_hash=id_number_hash(person.id_number, salt),
+    )
+    kiosk.tap("Đã đặt lịch hẹn")
+    kiosk.wait_state("appointment", "scan")
+    assert kiosk.core.flow.card_offered  # the demo center set the booking system's salt
+    kiosk.runtime.simulator.citizen({"profile": "married", "insert": False})  # the QR only, no chip
+    kiosk.wait_state("appointment", "done")
+    kiosk.runtime.simulator.citizen({"remove": True})
+    assert kiosk.core.flow.ticket.service_code == "DAT_DAI"
+    assert not any(person.full_name in t or person.id_number in t for t in kiosk.texts())
+    kiosk.tap("Hoàn tất")
 
 
 def test_feedback_from_home_four_taps_the_hotline_on_home(kiosk: KioskDriver) -> None:
@@ -229,6 +252,10 @@ def test_feedback_from_home_four_taps_the_hotline_on_home(kiosk: KioskDriver) ->
     kiosk.wait_state("feedback", "topic")
     assert "Đường dây nóng: 1022" in kiosk.texts()  # the same words as the home and the ticket
     look(kiosk, "feedback-topic")
+    kiosk.tap("English")
+    kiosk.wait_for(lambda: "Feedback and suggestions" in kiosk.texts(), what="English feedback")
+    look(kiosk, "feedback-topic-english")
+    kiosk.tap("Tiếng Việt")
     kiosk.tap("Thời gian chờ, thời gian giải quyết")
     kiosk.wait_state("feedback", "text")
     kiosk.tap("Tiếp tục")
@@ -246,7 +273,8 @@ def test_feedback_from_home_four_taps_the_hotline_on_home(kiosk: KioskDriver) ->
     look(kiosk, "feedback-phone")
     kiosk.tap("Gửi phản ánh")  # the phone number is optional
     kiosk.wait_state("feedback", "thanks")
-    assert kiosk.taps - typing - 1 == 4  # feedback, topic, next, send (the refused "next" apart)
+    # feedback, topic, next, send (the refused "next" and the two language taps apart)
+    assert kiosk.taps - typing - 1 - 2 == 4
     look(kiosk, "feedback-thanks")
     assert kiosk.runtime.personal_data_on_screen() is None  # sent and wiped: nothing left to show
     assert visit_events(kiosk)[-1] == {"service": "feedback", "outcome": "sent", "topic": "thoi_gian"}
