@@ -25,6 +25,8 @@ from kiosk.config import ConfigHolder, KioskConfig, apply_overlay, apply_pushed
 from kiosk.core import KioskCore, Route
 from kiosk.effects import Devices, EffectHandlers
 from kiosk.errors import KioskError
+from kiosk.flows.delivery import PostDeliveryFlow
+from kiosk.flows.feedback import FeedbackFlow
 from kiosk.flows.identify import IdentifyFlow
 from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.technician import LOCKOUT_FILE, PinCheck, PinGuard, VerifyPin, pin_config_warnings
@@ -464,8 +466,9 @@ class KioskRuntime:
         """Why the window may show a citizen's personal data now (UI thread), or None.
 
         Refused while the visit holds an identity (the name on the identify and ticket screens), while
-        the ID-card step is open (the card's QR, the CAN typed), and while a dossier code is typed or
-        shown (it leads to a person).
+        the ID-card step is open (the card's QR, the CAN typed), while a dossier code is typed or
+        shown (it leads to a person), and while a delivery address, a feedback text or a phone number
+        is typed and not yet sent.
         """
         session = self.core.session
         if session is not None and session.identity is not None:
@@ -475,6 +478,11 @@ class KioskRuntime:
                 return "the ID-card step is on screen"
             if isinstance(flow, LookupFlow) and (flow.typed or flow.code is not None or flow.status):
                 return "a dossier code is on screen"
+            # Typed on the visit's screens (issue 15): on screen until the back end has them.
+            if isinstance(flow, PostDeliveryFlow) and (flow.address or flow.phone):
+                return "an address or phone number for delivery is on screen"
+            if isinstance(flow, FeedbackFlow) and (flow.text or flow.phone):
+                return "a feedback message or phone number is on screen"
         return None
 
     def screenshot_path(self) -> Path:

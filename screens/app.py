@@ -26,6 +26,7 @@ from kiosk.i18n import Translator, catalog
 from kiosk.voice import VoiceGuide
 from screens.cli import FIRST_FRAME_MESSAGE
 from screens.views import SCREENS, FlowScreen
+from screens.visit_views import VISIT_SCREENS
 from screens.widgets import GREEN, WARM_PANEL, BigButton, Text
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,17 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).with_name("kv")
 #: seconds of pressing the center's name that open technician mode (hidden from citizens)
 TECHNICIAN_LONG_PRESS_S = 3.0
+
+
+#: (flow, state) where the footer's "Quay lại" is a step back inside the flow, not out of it
+STEP_BACK = {
+    ("rating", "details"),
+    ("delivery", "consent"),
+    ("delivery", "phone"),
+    ("delivery", "confirm"),
+    ("feedback", "text"),
+    ("feedback", "phone"),
+}
 
 
 class CenterName(Label):
@@ -102,7 +114,7 @@ class KioskApp(App):
         root = KioskRoot()
         manager: ScreenManager = root.ids.screens
         manager.transition = NoTransition()
-        for name, cls in SCREENS.items():
+        for name, cls in {**SCREENS, **VISIT_SCREENS}.items():
             manager.add_widget(cls(name=name))
         if self.voice is None:
             from drivers.voice import Speaker
@@ -192,6 +204,8 @@ class KioskApp(App):
             ("rating", "thanks"),
             ("rating", "not_counted"),
             ("rating", "sending"),
+            ("appointment", "done"),
+            ("appointment", "printing"),
         )
 
     def _show_idle_warning(self, *_: Any) -> None:
@@ -219,8 +233,13 @@ class KioskApp(App):
             self._idle_text.text = text
 
     # -- taps (kv and screens call these) ----------------------------------------------------------
-    def start(self, flow: str) -> None:
-        self.core.start(flow)
+    def start(self, flow: str, **args: Any) -> None:
+        """Open a flow; delivery and payment take the dossier's ``status=`` (docs/visit.md)."""
+        self.core.start(flow, **args)
+
+    def after_draw(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the frame being built is on the screen (the fee's QR "shown")."""
+        Clock.schedule_once(lambda _dt: action(), 0)
 
     def act(self, action: str, **values: Any) -> None:
         self.core.act(action, **values)
@@ -251,8 +270,8 @@ class KioskApp(App):
 
     def back(self) -> None:
         flow = self.core.flow
-        if flow is not None and flow.name == "rating" and flow.state == "details":
-            self.core.act("back")
+        if flow is not None and (flow.name, flow.state) in STEP_BACK:
+            self.core.act("decline" if flow.state == "consent" else "back")
         elif len(self.core.flows) > 1:
             self.core.close_flow()
         else:

@@ -15,11 +15,13 @@ from kivy.uix.image import Image
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
+from kiosk.dossier import DossierStatus
 from kiosk.flows.identify import IdentifyFlow
 from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.rating import RatingFlow
 from kiosk.flows.technician import TechnicianFlow
 from kiosk.flows.ticket import IssuedTicket, TicketFlow, is_open, waiting_text
+from kiosk.payments import format_vnd
 from screens.widgets import (
     AMBER,
     BLUE,
@@ -103,6 +105,9 @@ class HomeScreen(FlowScreen):
     """The idle screen is the home: every service one tap from a ticket, look-up and rating below."""
 
     def build(self, app: KioskApp, body: BoxLayout) -> None:
+        # Closer rows than the other screens (14 design px, not 20): the appointment, feedback and the
+        # hotline fit under every service without scrolling.
+        body.spacing = 14 * u()
         body.add_widget(Text(app.tr("home.greeting"), size=48, bold=True, color=BLUE))
         if app.device_states().get("printer", "ok") in PRINTER_PROBLEM_KEYS:
             # Tickets still work: the number shows on the screen. Say so before the citizen chooses.
@@ -121,16 +126,34 @@ class HomeScreen(FlowScreen):
                 markup=True,
             )
         )
+        # Two other ways to a number side by side: the ID card, and the booking made online.
+        other_ways = EvenGrid(cols=2)
         if (
             app.core.config.devices.card_reader.enabled
             and app.device_states().get("card_reader") != "missing"
         ):
-            body.add_widget(
-                IconButton(
-                    app.tr("home.use_id_card"), app.id_card_ticket, "card", color=GREY, size=44, height=130
-                )
+            other_ways.add_widget(
+                BigButton(app.tr("home.use_id_card"), app.id_card_ticket, color=GREY, size=44, height=130)
             )
-        body.add_widget(Widget())
+        other_ways.add_widget(
+            BigButton(app.tr("home.appointment"), partial(app.start, "appointment"), color=GREY, size=44,
+                      height=130)
+        )
+        if len(other_ways.children) == 1:
+            other_ways.cols = 1
+        body.add_widget(other_ways)
+        # Feedback with the province's hotline on it: the number is where a complaint starts.
+        hotline = app.tr("ticket.hotline", hotline=app.core.config.visit.hotline)
+        body.add_widget(
+            BigButton(
+                f"[b]{app.tr('home.feedback')}[/b] · {hotline}",
+                partial(app.start, "feedback"),
+                color=GREEN,
+                size=44,
+                height=120,
+                markup=True,
+            )
+        )
         row = EvenGrid(cols=2)
         row.add_widget(
             IconButton(
@@ -425,10 +448,37 @@ class LookupScreen(FlowScreen):
             body.add_widget(Text(app.tr(NEXT_STEP[status.status.value]), size=46, bold=True, color=GREEN))
         FlowScreen.error(app, body, flow.error_key)
         body.add_widget(Widget())
+        LookupScreen.visit_offers(app, body, status)
         if flow.printed:
             body.add_widget(Text(app.tr("lookup.printed"), size=44, color=GREEN, bold=True))
         else:
             body.add_widget(BigButton(app.tr("lookup.print_status"), lambda: app.act("print"), height=150))
+
+
+    @staticmethod
+    def visit_offers(app: KioskApp, body: BoxLayout, status: DossierStatus) -> None:
+        """What the back end offers for this dossier: its fee by QR, its result by post."""
+        fee = status.fee_due
+        if fee is not None:
+            amount = format_vnd(fee.amount_vnd, app.language)
+            if fee.paid:
+                line = f"{fee.label or app.tr('payment.fee')}: {amount} · {app.tr('payment.paid_short')}"
+                body.add_widget(Text(line, size=44, color=GREEN, bold=True))
+            else:
+                body.add_widget(
+                    BigButton(
+                        f"[b]{app.tr('payment.offer')}[/b]\n{amount}",
+                        partial(app.start, "payment", status=status),
+                        color=AMBER,
+                        size=46,
+                        height=150,
+                        markup=True,
+                    )
+                )
+        if status.can_send_by_post and app.core.config.visit.post_delivery:
+            body.add_widget(
+                BigButton(app.tr("delivery.offer"), partial(app.start, "delivery", status=status), height=150)
+            )
 
 
 #: the one instruction of a dossier's state (an overdue one gets the apology instead)

@@ -132,8 +132,8 @@ class BigButton(Button):
 
 
 class EvenGrid(GridLayout):
-    """A grid of big buttons all as tall as the tallest (a wrapped label makes its whole grid taller,
-    so rows line up and nothing jumps)."""
+    """A grid of big buttons, each row as tall as its tallest (a wrapped label makes its whole row
+    taller, so the row lines up and nothing is ragged)."""
 
     def __init__(self, cols: int, spacing: float = 20, **kwargs: Any) -> None:
         super().__init__(cols=cols, size_hint_y=None, spacing=spacing * u(), **kwargs)
@@ -146,13 +146,18 @@ class EvenGrid(GridLayout):
             self._even()
 
     def _even(self, *_: Any) -> None:
-        buttons = [c for c in self.children if isinstance(c, BigButton)]
-        if not buttons:
-            return
-        tallest = max(b.natural_height() for b in buttons)
-        for button in buttons:
-            button.row_height = tallest
-            button._grow()
+        # Row by row: one wrapped name makes its own row taller, not every row of the grid (on the
+        # home screen that cost a whole button's height and pushed the last row off the screen).
+        cells = list(reversed(self.children))  # Kivy keeps children last-added first
+        cols = int(self.cols or 1)
+        for start in range(0, len(cells), cols):
+            buttons = [c for c in cells[start : start + cols] if isinstance(c, BigButton)]
+            if not buttons:
+                continue
+            tallest = max(b.natural_height() for b in buttons)
+            for button in buttons:
+                button.row_height = tallest
+                button._grow()
 
 
 class Face(ButtonBehavior, Widget):

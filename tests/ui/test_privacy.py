@@ -30,10 +30,16 @@ from screens.harness import KioskDriver
 from tests.agent.broker import Broker, Pki, running_broker, temporary_pki
 from tests.agent.conftest import agent_config, spawn_agent, write_kiosk_toml
 from tests.agent.peer import Peer
+from tests.ui.test_visit_window import type_digits, type_text
 
 pytestmark = [pytest.mark.window, pytest.mark.pcsc, pytest.mark.broker]
 
 NOT_FOUND = "000.00.10.H12-210901-9999"
+#: the demo dossier whose result may be sent by post (test_visit_window.py requests another one)
+POST_SEQUENCE = "000091"
+DELIVERY_PHONE = "0849120077"
+FEEDBACK_TEXT = "anh nam quầy ba cáu gắt"
+FEEDBACK_PHONE = "0912733845"
 
 
 def ocr(data: bytes, tmp_path: Path) -> str:
@@ -210,6 +216,54 @@ def test_no_personal_data_left_after_the_visit(
         kiosk.frames(3)
         assert kiosk.core.session is None and kiosk.core.flows == []
 
+        # 6. Results by post with the card's address after consent, edited, and a phone number typed.
+        later(kiosk)
+        start(kiosk)
+        kiosk.tap("Tra cứu hồ sơ")
+        store = kiosk.runtime.devices.dossiers
+        kiosk.core.scanned(next(c.text for c in store.codes() if c.sequence == POST_SEQUENCE), "serial")
+        kiosk.wait_state("lookup", "found")
+        kiosk.taps = 0
+        kiosk.tap("Nhận kết quả qua bưu điện")
+        kiosk.tap("Dùng địa chỉ thường trú trên thẻ Căn cước")
+        kiosk.tap("Đồng ý")
+        kiosk.wait_state("delivery", "scan_card")
+        kiosk.runtime.simulator.citizen({"profile": "married", "insert": False})  # the card's QR
+        kiosk.wait_for(lambda: kiosk.core.flow.address_from_card, what="the address from the card")
+        kiosk.runtime.simulator.citizen({"remove": True})
+        from_card = kiosk.core.flow.address
+        assert from_card and from_card in " ".join(kiosk.texts())  # shown to the citizen, editable
+        typing = type_text(kiosk, " b")  # the citizen adds to it
+        edited = kiosk.core.flow.address
+        assert edited == f"{from_card} b"
+        assert center.command("screenshot")["status"] == "error"  # the address on screen stays here
+        kiosk.tap("Tiếp tục")
+        typing += type_digits(kiosk, DELIVERY_PHONE)
+        assert center.command("screenshot")["status"] == "error"
+        kiosk.tap("Tiếp tục")
+        kiosk.tap("Gửi yêu cầu")
+        kiosk.wait_state("delivery", "done")
+        kiosk.tap("In phiếu yêu cầu")
+        kiosk.wait_for(lambda: kiosk.core.flow.printed, what="the delivery slip")
+        # offer, use card, consent, next, next, send, print (docs/ux.md), typing apart
+        assert kiosk.taps - typing == 7
+        kiosk.tap("Hoàn tất")
+        kiosk.wait_state("attract")
+
+        # 7. Feedback naming an officer, with a phone number for the answer.
+        kiosk.tap("Phản ánh, kiến nghị")
+        kiosk.tap("Thái độ cán bộ")
+        type_text(kiosk, FEEDBACK_TEXT)
+        assert center.command("screenshot")["status"] == "error"  # the message on screen stays here
+        kiosk.tap("Tiếp tục")
+        type_digits(kiosk, FEEDBACK_PHONE)
+        kiosk.tap("Gửi phản ánh")
+        kiosk.wait_state("feedback", "thanks")
+        kiosk.tap("Hoàn tất")
+        kiosk.wait_state("attract")
+        typed = [edited, from_card, DELIVERY_PHONE, FEEDBACK_TEXT, FEEDBACK_PHONE]
+        personal += typed
+
         # What the center gets when it asks now: a screenshot (allowed: nobody's data on screen), logs.
         shot = center.command("screenshot")
         assert shot["status"] == "ok", shot
@@ -266,4 +320,9 @@ def test_no_personal_data_left_after_the_visit(
         f"{value!r} in {place}" for place, texts in places.items() for value in personal
         if any(value in text for text in texts)
     ]
+    # What was typed for delivery and feedback is in no file the kiosk keeps (journal, demo store,
+    # tallies, printer images, logs): the back end has it, the kiosk does not.
+    for path in (p for p in data_dir.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        leaks += [f"{value!r} in {path.name}" for value in typed if value.encode("utf-8") in content]
     assert leaks == []
