@@ -39,6 +39,25 @@ PROMPTS: dict[tuple[str, str | None], str] = {
     ("lookup", "unavailable"): "voice.error",
     ("rating", "choose_level"): "voice.rating",
     ("rating", "thanks"): "voice.thanks",
+    # the rest of the visit (docs/visit.md)
+    ("payment", "show"): "voice.payment",
+    ("payment", "unavailable"): "voice.error",
+    ("delivery", "address"): "voice.delivery_address",
+    ("delivery", "phone"): "voice.delivery_phone",
+    ("delivery", "done"): "voice.delivery_done",
+    ("delivery", "refused"): "voice.error",
+    ("delivery", "unavailable"): "voice.error",
+    ("appointment", "scan"): "voice.appointment",
+    ("appointment", "done"): "voice.ticket_done",
+    ("appointment", "too_early"): "voice.error",
+    ("appointment", "too_late"): "voice.error",
+    ("appointment", "not_found"): "voice.error",
+    ("appointment", "unavailable"): "voice.error",
+    ("appointment", "failed"): "voice.error",
+    ("feedback", "topic"): "voice.feedback",
+    ("feedback", "thanks"): "voice.thanks",
+    ("feedback", "refused"): "voice.error",
+    ("feedback", "unavailable"): "voice.error",
 }
 
 _DIGIT = re.compile(r"\d")

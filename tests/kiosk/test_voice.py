@@ -57,6 +57,28 @@ def test_prompt_keys_of_screens() -> None:
     assert prompt_key("identify", "done") == "voice.take_card"
     assert prompt_key("technician", "menu") is None
     assert all(key in catalog("vi") for key in PROMPTS.values())
+    assert prompt_key("payment", "show") == "voice.payment"
+    assert prompt_key("feedback", "topic") == "voice.feedback"
+
+
+def test_every_prompted_state_is_one_its_flow_has() -> None:
+    """A renamed state would leave its screen silent: each (screen, state) is one of the flow's."""
+    from kiosk.flows.appointment import AppointmentFlow
+    from kiosk.flows.delivery import PostDeliveryFlow
+    from kiosk.flows.feedback import FeedbackFlow
+    from kiosk.flows.identify import IdentifyFlow
+    from kiosk.flows.lookup import LookupFlow
+    from kiosk.flows.payment import FeePaymentFlow
+    from kiosk.flows.rating import RatingFlow
+    from kiosk.flows.ticket import TicketFlow
+
+    flows = {f.name: f for f in (AppointmentFlow, PostDeliveryFlow, FeedbackFlow, IdentifyFlow, LookupFlow,
+                                 FeePaymentFlow, RatingFlow, TicketFlow)}
+    for screen, state in PROMPTS:
+        if screen == "home":
+            continue
+        states = {s for pair in flows[screen].TRANSITIONS for s in pair}
+        assert state is None or state in states, f"{screen}: no state {state!r}"
 
 
 class RecordingSpeaker(Speaker):
