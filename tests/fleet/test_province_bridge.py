@@ -114,42 +114,40 @@ def test_the_province_sees_through_the_bridge_what_the_center_sees(
         at_province = worker_settings(
             province_broker_, pki, "province-w", identity="fleet-1", session_expiry_s=0
         )
-        with (
-            running_worker(center_store, at_center),
-            running_worker(province_store, at_province),
-            kiosk(center_broker_, pki, KIOSK) as (_agent, app, directory),
-        ):
-            assert app is not None
-            app.printer_state = "paper_out"
-            journal = EventJournal(directory / "events.sqlite")
-            journal.append_many(Lookup("found", "camera") for _ in range(25))
-            journal.close()
+        # the workers outlive the kiosk: its clean stop's offline status must still be stored
+        with running_worker(center_store, at_center), running_worker(province_store, at_province):
+            with kiosk(center_broker_, pki, KIOSK) as (_agent, app, directory):
+                assert app is not None
+                app.printer_state = "paper_out"
+                journal = EventJournal(directory / "events.sqlite")
+                journal.append_many(Lookup("found", "camera") for _ in range(25))
+                journal.close()
 
-            def same_everywhere() -> dict[str, Any] | None:
-                """the kiosk online with its paper-out alarm and 25 events, the same in both stores"""
-                here, there = snapshot(center_store), snapshot(province_store)
-                paper_out = ("printer", "critical") in here["alarms"]
-                wanted = here["state"] == "online" and here["events"] == 25 and paper_out
-                return here if wanted and here == there else None
+                def same_everywhere() -> dict[str, Any] | None:
+                    """the kiosk online with its paper-out alarm and 25 events, the same in both stores"""
+                    here, there = snapshot(center_store), snapshot(province_store)
+                    paper_out = ("printer", "critical") in here["alarms"]
+                    wanted = here["state"] == "online" and here["events"] == 25 and paper_out
+                    return here if wanted and here == there else None
 
-            seen = eventually(same_everywhere, timeout=30)
-            assert seen["agent_version"]  # the birth crossed the bridge too (retained, QoS 1)
-            center_view, province_view = center_page(center_store), center_page(province_store)
-            assert center_view == province_view
-            assert center_view[KIOSK][0] == "online" and center_view[KIOSK][3] == "critical"
-            assert center_view[KIOSK][1]["printer"] == "paper_out"
-            # the paper is back: cleared at the center and at the province
-            app.printer_state = "ok"
-            def printer_cleared() -> bool:
-                """the printer alarm cleared in both stores (the fake app's scanner stays 'missing')"""
-                here, there = snapshot(center_store)["alarms"], snapshot(province_store)["alarms"]
-                return here == there and "printer" not in {kind for kind, _ in here}
+                seen = eventually(same_everywhere, timeout=30)
+                assert seen["agent_version"]  # the birth crossed the bridge too (retained, QoS 1)
+                center_view, province_view = center_page(center_store), center_page(province_store)
+                assert center_view == province_view
+                assert center_view[KIOSK][0] == "online" and center_view[KIOSK][3] == "critical"
+                assert center_view[KIOSK][1]["printer"] == "paper_out"
+                # the paper is back: cleared at the center and at the province
+                app.printer_state = "ok"
+                def printer_cleared() -> bool:
+                    """the printer alarm cleared in both stores (the fake app's scanner stays 'missing')"""
+                    here, there = snapshot(center_store)["alarms"], snapshot(province_store)["alarms"]
+                    return here == there and "printer" not in {kind for kind, _ in here}
 
-            eventually(printer_cleared, 20)
-        # the agent stopped cleanly: its offline status crosses the bridge as well
-        eventually(
-            lambda: snapshot(province_store)["state"] == "offline" == snapshot(center_store)["state"], 20
-        )
+                eventually(printer_cleared, 20)
+            # the agent stopped cleanly: its offline status crosses the bridge as well
+            eventually(
+                lambda: snapshot(province_store)["state"] == "offline" == snapshot(center_store)["state"], 20
+            )
     finally:
         center_store.close()
         province_store.close()

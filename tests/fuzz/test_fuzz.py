@@ -14,7 +14,7 @@ from fuzz.registry import corpus_dir, targets
 
 ALL = sorted(targets())
 #: seconds of atheris per target inside scripts/test
-BRIEF_S = 3.0
+BRIEF_S = 1.5
 
 
 @pytest.mark.parametrize("name", ALL)

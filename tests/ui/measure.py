@@ -26,9 +26,9 @@ MIN_TEXT = 40  # design pixels
 MIN_TARGET = 120
 MIN_CONTRAST = 7.0
 #: share of the words drawn on a screen that tesseract must read back (its misreads of stacked marks
-#: are folded away; what is left unread is mostly small grey lines and very large digits). Seen on
-#: the 29 distinct screens of tests/ui/test_window.py: 76–96 %.
-MIN_READ_SHARE = 0.7
+#: are folded away; what is left unread is mostly small grey lines, the keys of the on-screen keyboard
+#: and very large digits). Seen on every screen of tests/ui: 67–96 % (the keyboard screens lowest).
+MIN_READ_SHARE = 0.6
 #: screens for staff, not citizens: the size rules do not apply (contrast does)
 STAFF_SCREENS = {"technician"}
 _SIZE_TAG = re.compile(r"\[size=(\d+)\]")
