@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import time
@@ -20,29 +21,28 @@ MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
 CATALOG_KEY = re.compile(r"^[a-z_]+\.[a-z_0-9]+$")
 
 
-def _free_display() -> int:
-    for number in range(140, 200):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
-    raise RuntimeError("no free X display number")
-
-
 @contextmanager
 def xvfb(width: int = 800, height: int = 1200) -> Iterator[str]:
-    """A private X server for the duration of the block; yields its DISPLAY."""
-    number = _free_display()
+    """A private X server for the duration of the block; yields its DISPLAY.
+
+    Xvfb picks a free display number itself (``-displayfd``) and writes it once it accepts clients:
+    two test processes starting X servers at once never race for one number.
+    """
+    read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
     )
+    os.close(write_fd)
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{number}").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("Xvfb did not start")
-            time.sleep(0.05)
-        yield f":{number}"
+        with os.fdopen(read_fd, "rb") as announced:
+            ready, _, _ = select.select([announced], [], [], 10)
+            number = announced.readline().strip() if ready else b""
+        if not number.isdigit():
+            raise RuntimeError("Xvfb did not start")
+        yield f":{int(number)}"
     finally:
         proc.terminate()
         proc.wait(5)

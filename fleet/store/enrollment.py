@@ -724,20 +724,18 @@ class Enrollment(Part):
                     .where(kiosk_identities.c.kiosk_id == kiosk_id)
                     .values(enrolled_at=now, **identity)
                 )
-            conn.execute(
-                insert(kiosk_certificates).values(
-                    serial=serial,
-                    kiosk_id=kiosk_id,
-                    center_id=center_id,
-                    key_sha256=key_sha256,
-                    not_before=not_before,
-                    not_after=not_after,
-                    issued_at=now,
-                    source="replacement" if row.purpose == "replace" else "enrollment",
-                    request_id=request_id,
-                    state="active",
-                    pem=pem,
-                )
+            _insert_active_certificate(
+                conn,
+                serial=serial,
+                kiosk_id=kiosk_id,
+                center_id=center_id,
+                key_sha256=key_sha256,
+                not_before=not_before,
+                not_after=not_after,
+                issued_at=now,
+                source="replacement" if row.purpose == "replace" else "enrollment",
+                request_id=request_id,
+                pem=pem,
             )
             conn.execute(
                 update(enroll_requests)
@@ -787,20 +785,18 @@ class Enrollment(Part):
                 )
                 .values(state="superseded", superseded_at=now)
             )
-            conn.execute(
-                insert(kiosk_certificates).values(
-                    serial=serial,
-                    kiosk_id=kiosk_id,
-                    center_id=center_id,
-                    key_sha256=key_sha256,
-                    not_before=not_before,
-                    not_after=not_after,
-                    issued_at=now,
-                    source="renewal",
-                    request_id=request_id,
-                    state="active",
-                    pem=pem,
-                )
+            _insert_active_certificate(
+                conn,
+                serial=serial,
+                kiosk_id=kiosk_id,
+                center_id=center_id,
+                key_sha256=key_sha256,
+                not_before=not_before,
+                not_after=not_after,
+                issued_at=now,
+                source="renewal",
+                request_id=request_id,
+                pem=pem,
             )
             log_changes(conn, now, [(center_id, kiosk_id, "kiosk")])
 
@@ -1156,3 +1152,36 @@ class Enrollment(Part):
                     )
                 )
             ]
+
+
+def _insert_active_certificate(
+    conn: Connection,
+    *,
+    serial: str,
+    kiosk_id: str,
+    center_id: str,
+    key_sha256: str,
+    not_before: datetime,
+    not_after: datetime,
+    issued_at: datetime,
+    source: str,
+    request_id: str,
+    pem: str,
+) -> None:
+    """A certificate the center issued, from now the kiosk's active one (enrollment, replacement or
+    renewal: ``source``)."""
+    conn.execute(
+        insert(kiosk_certificates).values(
+            serial=serial,
+            kiosk_id=kiosk_id,
+            center_id=center_id,
+            key_sha256=key_sha256,
+            not_before=not_before,
+            not_after=not_after,
+            issued_at=issued_at,
+            source=source,
+            request_id=request_id,
+            state="active",
+            pem=pem,
+        )
+    )

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from fleet.store import Scope, Store, open_store
 from fleet.store.models import StatusReport
-from tests.fleet.browser import CHROMIUM, CHROMIUM_ARGS, shot
+from tests.fleet.browser import launched_chromium, log_in, shot, watched_page
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import PASSWORD, birth, build_day, health
 from tests.fleet.server import Server, running_server
@@ -40,10 +39,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -55,35 +52,9 @@ def console() -> list[str]:
 
 @pytest.fixture
 def page(chromium: Browser, site: tuple[Server, Store], console: list[str]) -> Iterator[Page]:
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 900}, locale="vi-VN", base_url=site[0].base
-    )
-    opened = context.new_page()
+    with watched_page(chromium, site[0].base, console) as opened:
+        yield opened
 
-    def on_console(message: ConsoleMessage) -> None:
-        # "Failed to load resource" repeats a bad answer, which on_response records with its path
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            console.append(message.text)
-
-    def on_response(response: Response) -> None:
-        if response.status >= 400:
-            console.append(f"{response.status} {urlsplit(response.url).path}?{urlsplit(response.url).query}")
-
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda exc: console.append(str(exc)))
-    opened.on("response", on_response)
-    yield opened
-    context.close()
-    # a CSP violation, a script error, a missing asset: each shows up here
-    assert console == []
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button.primary")
-    page.wait_for_load_state("networkidle")
 
 
 def no_missing_text(page: Page) -> None:
@@ -210,5 +181,5 @@ def test_a_center_manager_is_refused_another_centers_kiosk_by_url(page: Page, co
     assert response is not None and response.status == 404
     page.goto("/centers")
     expect(page.locator("table.list tbody tr")).to_have_count(1)
-    assert console == ["404 /kiosks/kiosk-tdm-01?", "404 /centers/hcm-thu-dau-mot?format=csv"]
+    assert console == ["404 /kiosks/kiosk-tdm-01", "404 /centers/hcm-thu-dau-mot?format=csv"]
     console.clear()

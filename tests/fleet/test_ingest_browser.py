@@ -17,13 +17,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from fleet.store import Scope, Store, open_store
 from tests.agent.broker import Broker, Pki, running_broker, temporary_pki
 from tests.agent.conftest import FakeApp, agent_config, spawn_agent, write_kiosk_toml
 from tests.conftest import ARTIFACTS
-from tests.fleet.browser import CHROMIUM, CHROMIUM_ARGS, shot
+from tests.fleet.browser import launched_chromium, log_in, shot, watched_page
 from tests.fleet.conftest import TIMINGS
 from tests.fleet.data import PASSWORD
 from tests.fleet.mqtt import CENTER, eventually, kiosk, seed
@@ -132,10 +132,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -145,33 +143,9 @@ def console() -> list[str]:
 
 @pytest.fixture
 def page(chromium: Browser, site: Site, console: list[str]) -> Iterator[Page]:
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 900}, locale="vi-VN", base_url=site.server.base
-    )
-    opened = context.new_page()
+    with watched_page(chromium, site.server.base, console) as opened:
+        yield opened
 
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            console.append(message.text)
-
-    def on_response(response: Response) -> None:
-        if response.status >= 400:
-            console.append(f"{response.status} {urlsplit(response.url).path}")
-
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda exc: console.append(str(exc)))
-    opened.on("response", on_response)
-    yield opened
-    context.close()
-    assert console == []  # no CSP violation, script error or failed request on any page
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button.primary")
-    page.wait_for_load_state("networkidle")
 
 
 def live(page: Page) -> None:

@@ -18,18 +18,16 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
-    ConsoleMessage,
     Page,
-    Response,
     expect,
-    sync_playwright,
 )
 
 from fleet.queue.engine import Queue
 from fleet.store import Store, open_store
-from tests.fleet.browser import CHROMIUM, CHROMIUM_ARGS, shot
+from tests.fleet.browser import launched_chromium, log_in, new_context, shot
+from tests.fleet.browser import watch as watch_page
 from tests.fleet.conftest import FakeClock
-from tests.fleet.data import PASSWORD, build
+from tests.fleet.data import build
 from tests.fleet.queue_data import CENTER, add_officers, issue, setup_center
 from tests.fleet.server import Server, running_server
 
@@ -65,12 +63,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
-        )
+    with launched_chromium("--autoplay-policy=no-user-gesture-required") as browser:
         yield browser
-        browser.close()
 
 
 class Watch:
@@ -80,18 +74,7 @@ class Watch:
         self.problems: list[str] = []
 
     def attach(self, page: Page) -> Page:
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error" and not message.text.startswith("Failed to load resource"):
-                self.problems.append(message.text)
-
-        def on_response(response: Response) -> None:
-            if response.status >= 400:
-                self.problems.append(f"{response.status} {urlsplit(response.url).path}")
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: self.problems.append(str(exc)))
-        page.on("response", on_response)
-        return page
+        return watch_page(page, self.problems)
 
 
 @pytest.fixture
@@ -102,21 +85,7 @@ def watch() -> Iterator[Watch]:
 
 
 def context(chromium: Browser, site: Site, **options: Any) -> BrowserContext:
-    values: dict[str, Any] = {
-        "viewport": {"width": 1280, "height": 900},
-        "locale": "vi-VN",
-        "base_url": site.server.base,
-    }
-    values.update(options)
-    return chromium.new_context(**values)
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button.primary")
-    page.wait_for_load_state("networkidle")
+    return new_context(chromium, site.server.base, **options)
 
 
 def calls_when(page: Page, ready: str, timeout_s: float) -> list[dict[str, Any]]:

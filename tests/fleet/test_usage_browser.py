@@ -12,16 +12,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import openpyxl
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from fleet.store import Store, open_store
-from tests.fleet.browser import CHROMIUM, CHROMIUM_ARGS, shot
+from tests.fleet.browser import launched_chromium, log_in, shot, watched_page
 from tests.fleet.conftest import TIMINGS, FakeClock
-from tests.fleet.data import PASSWORD
 from tests.fleet.server import Server, running_server
 from tests.fleet.usage_data import Expected, event, seed
 
@@ -48,10 +46,8 @@ def site(
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -61,33 +57,9 @@ def console() -> list[str]:
 
 @pytest.fixture
 def page(chromium: Browser, site: tuple[Server, Store, Path], console: list[str]) -> Iterator[Page]:
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 900}, locale="vi-VN", base_url=site[0].base, accept_downloads=True
-    )
-    opened = context.new_page()
+    with watched_page(chromium, site[0].base, console, accept_downloads=True) as opened:
+        yield opened
 
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            console.append(message.text)
-
-    def on_response(response: Response) -> None:
-        if response.status >= 400:
-            console.append(f"{response.status} {urlsplit(response.url).path}?{urlsplit(response.url).query}")
-
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda exc: console.append(str(exc)))
-    opened.on("response", on_response)
-    yield opened
-    context.close()
-    assert console == []  # a CSP violation, a script error, a missing asset: each shows up here
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button.primary")
-    page.wait_for_load_state("networkidle")
 
 
 def test_a_manager_sees_the_month_a_live_change_and_downloads_the_report(
