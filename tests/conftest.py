@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,17 +23,27 @@ def artifacts() -> Path:
 
 
 # The tests that use the machine's one pcscd and its vpcd slots (card reads, the kiosk window, the
-# demos that run a whole kiosk) run on one pytest-xdist worker (``--dist loadgroup``, scripts/test): a
-# pcscd started by one worker is stopped when that worker ends, under the other's feet, and two
-# programs on one vpcd slot plug their cards into the same reader.
-_ONE_READER = (
-    "tests/card/", "tests/ui/", "tests/provisioning/test_journey.py", "tests/provisioning/test_demo_",
+# demos that run a whole kiosk) run on one pytest-xdist worker (scripts/test runs two): a pcscd started
+# by one worker is stopped when that worker ends, under the other's feet, and two programs on one vpcd
+# slot plug their cards into the same reader. Every other module runs whole on one worker, so its
+# module-scoped fixtures (a browser, a broker, a database) start once.
+ONE_READER = (
+    "tests/card/",
+    "tests/ui/",
+    "tests/provisioning/test_journey.py",
+    "tests/provisioning/test_demo_",
+    "tests/privacy/test_file_modes.py",
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        where = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
-        marked = item.get_closest_marker("pcsc") or item.get_closest_marker("window")
-        if marked or where.startswith(_ONE_READER):
-            item.add_marker(pytest.mark.xdist_group("pcscd"))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    # Our own grouping rather than ``--dist loadgroup``: pytest-xdist 3.8 marks a group by rewriting
+    # ``item._nodeid``, which pytest 9 no longer reads (seen: the card tests ran on both workers).
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneReaderScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "the card reader" if nodeid.startswith(ONE_READER) else nodeid.split("::", 1)[0]
+
+    return OneReaderScheduling(config, log)

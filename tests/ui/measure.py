@@ -18,7 +18,7 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from screens.harness import MARKUP, KioskDriver
 
@@ -113,7 +113,9 @@ def read_contrast(kiosk: KioskDriver, png: Path) -> list[Reading]:
         )
         if box[2] - box[0] < 4 or box[3] - box[1] < 4:
             continue  # scrolled out of view
-        counts = Counter(image.crop(box).getdata())
+        cropped = image.crop(box)
+        colours = cropped.getcolors(cropped.width * cropped.height) or []  # (count, colour), every colour
+        counts = Counter({cast(tuple[int, int, int], colour): n for n, colour in colours})
         background = counts.most_common(1)[0][0]
         ink = sorted(
             (contrast(colour, background), n, colour) for colour, n in counts.items() if colour != background
