@@ -96,6 +96,7 @@ class KioskApp(App):
         self.language = core.language
         self._translator = Translator(core.language)
         self._on_stop_hooks = on_stop_hooks or []
+        self._intervals: list[Any] = []  # Kivy ClockEvents of build(), cancelled in on_stop
         #: set by the embedding code: device states and totals for the technician screen
         self.device_states: Callable[[], dict[str, str]] = lambda: {}
         self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0, "lookups": 0}
@@ -121,10 +122,14 @@ class KioskApp(App):
 
             self.voice = VoiceGuide(Speaker(), self.core.submit)
         self.core.subscribe(self.refresh)
-        Clock.schedule_interval(self.core.pump, 0.05)
-        Clock.schedule_interval(self._show_idle_warning, 0.25)
-        Clock.schedule_interval(self.core.tick, 0.5)
-        Clock.schedule_interval(self._tick_clock, 1.0)
+        # cancelled in on_stop: a tick after the app stopped would evaluate kv rules bound to ``app``,
+        # which no longer resolves (seen: the 1 s clock firing while a test harness shut the window)
+        self._intervals = [
+            Clock.schedule_interval(self.core.pump, 0.05),
+            Clock.schedule_interval(self._show_idle_warning, 0.25),
+            Clock.schedule_interval(self.core.tick, 0.5),
+            Clock.schedule_interval(self._tick_clock, 1.0),
+        ]
         self._tick_clock()
         self.root = root
         self.refresh()
@@ -140,6 +145,8 @@ class KioskApp(App):
         self.clock_text = self.core.now().strftime("%H:%M")
 
     def on_stop(self) -> None:
+        for event in self._intervals:
+            event.cancel()
         for hook in self._on_stop_hooks:
             try:
                 hook()

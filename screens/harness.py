@@ -21,6 +21,11 @@ MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
 CATALOG_KEY = re.compile(r"^[a-z_]+\.[a-z_0-9]+$")
 
 
+def shown_text(text: str) -> str:
+    """A label's text as the citizen reads it: markup tags gone, escaped characters back (``esc``)."""
+    return MARKUP.sub("", text).replace("&bl;", "[").replace("&br;", "]").replace("&amp;", "&")
+
+
 @contextmanager
 def xvfb(width: int = 800, height: int = 1200) -> Iterator[str]:
     """A private X server for the duration of the block; yields its DISPLAY.
@@ -99,7 +104,7 @@ class KioskDriver:
 
     def texts(self) -> list[str]:
         return [
-            MARKUP.sub("", w.text)
+            shown_text(w.text)
             for w in self.visible_widgets()
             if isinstance(getattr(w, "text", None), str) and w.text.strip()
         ]
@@ -111,9 +116,9 @@ class KioskDriver:
         buttons = [
             w for w in self.visible_widgets() if isinstance(w, Button) and (any_state or not w.disabled)
         ]
-        candidates = [w for w in buttons if MARKUP.sub("", w.text).split("\n")[0] == text]
+        candidates = [w for w in buttons if shown_text(w.text).split("\n")[0] == text]
         if not candidates:
-            candidates = [w for w in buttons if text in MARKUP.sub("", w.text)]
+            candidates = [w for w in buttons if text in shown_text(w.text)]
         if not candidates:
             raise AssertionError(f"no button {text!r} on screen {self.core.screen}: {self.texts()}")
         return candidates[0]
@@ -176,7 +181,7 @@ class KioskDriver:
             text = getattr(widget, "text", None)
             if not isinstance(text, str) or not text.strip():
                 continue
-            shown = MARKUP.sub("", text)
+            shown = shown_text(text)
             assert missing_mark not in shown, f"untranslated key on screen {self.core.screen}: {shown!r}"
             assert not CATALOG_KEY.match(shown.strip()), f"catalog key shown as text: {shown!r}"
             assert getattr(widget, "font_name", "Roboto") == "Roboto", "screens draw with Roboto only"

@@ -39,6 +39,7 @@ from screens.widgets import (
     IconButton,
     Panel,
     Text,
+    esc,
     text_scale,
     u,
 )
@@ -81,7 +82,7 @@ def service_grid(app: KioskApp, *, priority: bool) -> GridLayout:
                 tap = partial(app.quick_ticket, service.code, priority)
             grid.add_widget(
                 BigButton(
-                    f"[b]{name}[/b]\n[size={int(40 * u() * text_scale())}]{counters}[/size]",
+                    f"[b]{esc(name)}[/b]\n[size={int(40 * u() * text_scale())}]{esc(counters)}[/size]",
                     tap,
                     color=AMBER if priority else BLUE,
                     size=44,
@@ -146,7 +147,7 @@ class HomeScreen(FlowScreen):
         hotline = app.tr("ticket.hotline", hotline=app.core.config.visit.hotline)
         body.add_widget(
             BigButton(
-                f"[b]{app.tr('home.feedback')}[/b] · {hotline}",
+                f"[b]{esc(app.tr('home.feedback'))}[/b] · {esc(hotline)}",
                 partial(app.start, "feedback"),
                 color=GREEN,
                 size=44,
@@ -250,12 +251,11 @@ class TicketScreen(FlowScreen):
         if ticket.priority:
             body.add_widget(Text(app.tr("ticket.priority_mark"), size=56, color=AMBER, bold=True))
         body.add_widget(Text(ticket.service_name(app.language), size=52, bold=True))
-        counters = ", ".join(ticket.counters)
+        call = esc(app.tr("ticket.counter_call", counters=", ".join(ticket.counters)))
         body.add_widget(
             Panel(
-                f"{app.tr('ticket.lead', number=ticket.number)}\n"
-                f"[b][size={int(64 * u() * text_scale())}]{app.tr('ticket.counter_call', counters=counters)}"
-                "[/size][/b]",
+                f"{esc(app.tr('ticket.lead', number=ticket.number))}\n"
+                f"[b][size={int(64 * u() * text_scale())}]{call}[/size][/b]",
                 PANEL,
                 size=44,
                 markup=True,
@@ -424,12 +424,12 @@ class LookupScreen(FlowScreen):
         overdue = status.overdue_days(today)
         body.add_widget(Text(status.status.label(app.language), size=60, color=BLUE, bold=True))
         facts = [
-            f"{app.tr('lookup.code')}: [b]{status.code.text}[/b]",
-            f"{app.tr('lookup.procedure')}: [b]{status.procedure_name}[/b]",
+            f"{esc(app.tr('lookup.code'))}: [b]{esc(status.code.text)}[/b]",
+            f"{esc(app.tr('lookup.procedure'))}: [b]{esc(status.procedure_name)}[/b]",
             f"{app.tr('lookup.due_on')}: [b]{status.due_on:%d/%m/%Y}[/b]",
         ]
         if status.collect_at:
-            facts.append(f"{app.tr('lookup.collect_at')}: [b]{status.collect_at}[/b]")
+            facts.append(f"{esc(app.tr('lookup.collect_at'))}: [b]{esc(status.collect_at)}[/b]")
         body.add_widget(
             Panel("\n".join(facts), PANEL, size=42, markup=True, halign="left", padding=(24 * u(), 20 * u()))
         )
@@ -608,7 +608,8 @@ class RatingScreen(FlowScreen):
                 for official in officials:
                     chosen = flow.target_kind == "official" and flow.target_id == official.id
                     counter = f"{app.tr('ticket.counter_label')} {official.counter}"
-                    label = f"{official.name}\n[size={int(40 * u() * text_scale())}]{counter}[/size]"
+                    small = int(40 * u() * text_scale())
+                    label = f"{esc(official.name)}\n[size={small}]{esc(counter)}[/size]"
                     button = BigButton(
                         label,
                         partial(app.act, "official", official_id=official.id),

@@ -22,7 +22,7 @@ from kiosk.flows.payment import FeePaymentFlow
 from kiosk.payments import format_vnd, render_png
 from screens.keyboard import digit_pad, keyboard
 from screens.views import FlowScreen, TicketScreen, help_line
-from screens.widgets import BLUE, DARK, GREEN, GREY, PANEL, RED, BigButton, EvenGrid, Panel, Text, u
+from screens.widgets import BLUE, DARK, GREEN, GREY, PANEL, RED, BigButton, EvenGrid, Panel, Text, esc, u
 
 if TYPE_CHECKING:
     from screens.app import KioskApp
@@ -107,11 +107,11 @@ class DeliveryScreen(TypingScreen):
             dossier = f"{flow.status.code.text} · {flow.status.procedure_name}"
             body.add_widget(Text(dossier, size=40, color=GREY))
             body.add_widget(Text(app.tr("delivery.confirm"), size=44))
-            fee = (f"{app.tr('delivery.fee')}: [b]{format_vnd(flow.fee_vnd, app.language)}[/b]"
-                   if flow.fee_vnd else app.tr("delivery.no_fee"))
+            fee = (f"{esc(app.tr('delivery.fee'))}: [b]{format_vnd(flow.fee_vnd, app.language)}[/b]"
+                   if flow.fee_vnd else esc(app.tr("delivery.no_fee")))
             facts = [
-                f"{app.tr('delivery.address_label')}: [b]{flow.address}[/b]",
-                f"{app.tr('delivery.phone_label')}: [b]{flow.phone}[/b]",
+                f"{esc(app.tr('delivery.address_label'))}: [b]{esc(flow.address)}[/b]",
+                f"{esc(app.tr('delivery.phone_label'))}: [b]{esc(flow.phone)}[/b]",
                 fee,
             ]
             body.add_widget(Panel("\n".join(facts), PANEL, size=44, markup=True, halign="left",
@@ -122,7 +122,7 @@ class DeliveryScreen(TypingScreen):
             waiting(app, body)
         elif state == "done" and flow.receipt is not None:
             body.add_widget(Text(app.tr("delivery.done"), size=46, color=GREEN, bold=True))
-            number = f"{app.tr('delivery.request_number')}: [b]{flow.receipt.request_number}[/b]"
+            number = f"{esc(app.tr('delivery.request_number'))}: [b]{esc(flow.receipt.request_number)}[/b]"
             body.add_widget(Panel(number, PANEL, size=48, markup=True))
             if flow.fee_vnd:
                 body.add_widget(Text(f"{app.tr('delivery.fee')}: {format_vnd(flow.fee_vnd, app.language)}",
@@ -149,8 +149,8 @@ class PaymentScreen(FlowScreen):
         fee = flow.fee
         body.add_widget(Text(app.tr("payment.title"), size=52, bold=True))
         facts = [
-            f"{app.tr('payment.fee')}: [b]{fee.label or flow.status.procedure_name}[/b]",
-            f"{app.tr('payment.amount')}: [b]{format_vnd(fee.amount_vnd, app.language)}[/b]",
+            f"{esc(app.tr('payment.fee'))}: [b]{esc(fee.label or flow.status.procedure_name)}[/b]",
+            f"{esc(app.tr('payment.amount'))}: [b]{format_vnd(fee.amount_vnd, app.language)}[/b]",
         ]
         if flow.state == "paid":
             body.add_widget(Panel("\n".join(facts), PANEL, size=44, markup=True, halign="left",
@@ -170,9 +170,9 @@ class PaymentScreen(FlowScreen):
             return
         payee = flow.payee
         facts += [
-            f"{app.tr('payment.payee')}: [b]{payee.name or payee.bank_bin}[/b]",
-            f"{app.tr('payment.account')}: [b]{payee.account}[/b]",
-            f"{app.tr('payment.reference')}: [b]{fee.reference}[/b]",
+            f"{esc(app.tr('payment.payee'))}: [b]{esc(payee.name or payee.bank_bin)}[/b]",
+            f"{esc(app.tr('payment.account'))}: [b]{esc(payee.account)}[/b]",
+            f"{esc(app.tr('payment.reference'))}: [b]{esc(fee.reference)}[/b]",
         ]
         body.add_widget(Text(app.tr("payment.scan_hint"), size=44, color=BLUE, bold=True))
         texture = CoreImage(io.BytesIO(render_png(flow.payload)), ext="png").texture

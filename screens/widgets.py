@@ -18,6 +18,7 @@ from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
+from kivy.utils import escape_markup
 
 # Every text colour has at least 7:1 contrast with its background (WCAG AAA), white on a button or
 # dark on the page (0.96, 0.97, 0.99); tests/ui measure it on the rendered screens (docs/ux.md).
@@ -36,6 +37,13 @@ MIN_TEXT = 40
 MIN_TARGET = 120
 #: the "Chữ lớn" mode's factor on every text
 LARGE_TEXT = 1.3
+
+
+def esc(value: object) -> str:
+    """Text shown inside a ``markup=True`` label exactly as written: a pushed service name, an
+    official's name, the province's dossier fields or what a citizen typed may hold ``[``, ``]`` or
+    ``&``, which Kivy would otherwise read as tags (``[size=300]``, ``[color=...]``)."""
+    return str(escape_markup(str(value)))
 
 
 def u() -> float:

@@ -25,13 +25,19 @@ def kiosk_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskDri
         shutil.rmtree(SCREENS_DIR)
     config = demo_config(data_dir)
     config = dataclasses.replace(config, display=dataclasses.replace(config.display, window_scale=0.5))
-    from drivers.card.pcscd import hold_vpcd_slot
+    from drivers.card.pcscd import hold_vpcd_slot, start_pcscd, stop_started_pcscd, wait_for_reader
 
     # The demo card reader is vpcd's first slot: another test run or a demo on this machine must wait.
     with hold_vpcd_slot(config.devices.card_reader.vpcd_port), xvfb() as display:
-        driver = boot_kiosk(config, display, SCREENS_DIR)
-        yield driver
-        shut_down(driver)
+        started = start_pcscd()  # None when one answers already (the card tests' or the machine's)
+        try:
+            wait_for_reader()
+            driver = boot_kiosk(config, display, SCREENS_DIR)
+            yield driver
+            shut_down(driver)
+        finally:
+            if started is not None:
+                stop_started_pcscd(started)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from screens.harness import MARKUP, KioskDriver
+from screens.harness import KioskDriver, shown_text
 
 MIN_TEXT = 40  # design pixels
 MIN_TARGET = 120
@@ -64,7 +64,7 @@ def _text_widgets(kiosk: KioskDriver) -> list[Any]:
     return [
         w
         for w in kiosk.visible_widgets()
-        if isinstance(w, Label) and MARKUP.sub("", w.text).strip() and w.width > 4 and w.height > 4
+        if isinstance(w, Label) and shown_text(w.text).strip() and w.width > 4 and w.height > 4
     ]
 
 
@@ -79,7 +79,7 @@ def check_sizes(kiosk: KioskDriver) -> list[str]:
     scale = 1.3 if kiosk.app.large_text else 1.0
     problems: list[str] = []
     for widget in _text_widgets(kiosk):
-        shown = MARKUP.sub("", widget.text).strip().split("\n")[0][:40]
+        shown = shown_text(widget.text).strip().split("\n")[0][:40]
         # The screens' widgets know their design size ("Chữ lớn" multiplies it); the frame's (kv) do not.
         factor = scale if hasattr(widget, "design_size") else 1.0
         sizes = [
@@ -131,7 +131,7 @@ def read_contrast(kiosk: KioskDriver, png: Path) -> list[Reading]:
                 chosen = entry
                 break
         ratio, _, foreground = chosen
-        shown = MARKUP.sub("", widget.text).strip().split("\n")[0][:60]
+        shown = shown_text(widget.text).strip().split("\n")[0][:60]
         readings.append(Reading(kiosk.core.screen, shown, ratio, foreground, background))
     return readings
 
@@ -148,7 +148,7 @@ def look(kiosk: KioskDriver, name: str, table: list[Reading] | None = None) -> P
     if table is not None:
         table.extend(readings)
     record(png, readings)
-    READER.submit(name, png, [MARKUP.sub("", w.text) for w in _text_widgets(kiosk)])
+    READER.submit(name, png, [shown_text(w.text) for w in _text_widgets(kiosk)])
     return png
 
 

@@ -27,7 +27,10 @@ from tests.agent.peer import Peer
 
 pytestmark = [pytest.mark.window, pytest.mark.broker]
 
-JUSTICE = {"code": "TU_PHAP", "prefix": "G", "name_vi": "Tư pháp", "name_en": "Justice", "counters": ["9"],
+# The English name is written as a hostile center could push it: it must be shown as written, not read
+# as Kivy markup (a 300-pixel font, a colour).
+HOSTILE_NAME = "Justice [size=300]&[/size] [color=ff0000]now[/color]"
+JUSTICE = {"code": "TU_PHAP", "prefix": "G", "name_vi": "Tư pháp", "name_en": HOSTILE_NAME, "counters": ["9"],
            "opens": "00:00", "closes": "23:59"}
 REASON = {"code": "which_counter", "label_vi": "Không biết đến quầy nào",
           "label_en": "Did not know which counter"}
@@ -108,6 +111,9 @@ def test_every_pushable_key_takes_effect_in_the_window(
     texts = kiosk.texts()
     assert "Take a number: choose a service area" in texts and "Lunch break 11:30–13:00" in " ".join(texts)
     kiosk.shot("push-home-english-notice")
+    # a pushed name is text, never markup: shown as written (find() reads the text as drawn), and no
+    # 300-pixel letters (read as markup, the button's text would be taller than 300 pixels)
+    assert kiosk.find(HOSTILE_NAME).texture_size[1] < 300
     kiosk.tap("Tiếng Việt")  # kiosk.notice_vi: the same notice in Vietnamese
     assert "Hôm nay nghỉ trưa 11:30–13:00" in " ".join(kiosk.texts())
 

@@ -543,6 +543,16 @@ def test_lookup_against_the_province_http_system(kiosk: KioskDriver, tmp_path: P
         kiosk.core.scanned(missing, "serial")
         kiosk.wait_state("lookup", "not_found")
         assert any(t.startswith("Không tìm thấy hồ sơ") for t in kiosk.texts())
+        # the province's text is text, never Kivy markup: shown as written, no 300-pixel letters
+        hostile = {**STATUS, "procedure_name": "Đăng ký [size=300]kết hôn[/size]",
+                   "collect_at": "[color=ff0000]Quầy 3[/color] & sảnh"}
+        server.on(code, Reply(body=hostile))
+        kiosk.core.scanned(code, "serial")
+        kiosk.wait_state("lookup", "found")
+        facts = next(w for w in kiosk.visible_widgets() if "&bl;size=300&br;" in str(getattr(w, "text", "")))
+        shown = " ".join(kiosk.texts())
+        assert "Đăng ký [size=300]kết hôn[/size]" in shown and "[color=ff0000]Quầy 3[/color] & sảnh" in shown
+        assert facts.texture_size[1] < 300, facts.texture_size
     finally:
         kiosk.runtime.devices.dossiers = original
         server.close()
