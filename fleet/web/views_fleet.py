@@ -14,6 +14,7 @@ from common.errors import NotFoundError
 from fleet.store.models import Alarm, CenterSummary, Command, DeviceState, KioskRow, StatusChange, StoredEvent
 from fleet.store.registry import KIOSK_SORTS
 from fleet.store.schema import KIOSK_STATES
+from fleet.web import charts
 from fleet.web.core import Ctx, endpoint, local_path, query_int
 from fleet.web.format import Column, csv_response, duration, json_response, json_value
 from fleet.web.i18n import Translator
@@ -267,6 +268,15 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
     history = store.telemetry.status_history(scope, kiosk_id, limit=200)
     now = store.db.now()
     values = {"message": None, "console_error": None, "console_draft": {}, **extra}
+    health_range = charts.range_of(ctx.request.query_params.get("health"))
+    health_since = now - charts.RANGES[health_range]
+    if health_range == "24h":
+        samples = store.telemetry.health_samples(scope, kiosk_id, health_since, now)
+        health_charts = charts.raw_charts(samples, health_since, now)
+    else:
+        hour_start = health_since.replace(minute=0, second=0, microsecond=0)
+        hours = store.telemetry.health_hours(scope, kiosk_id, hour_start, now)
+        health_charts = charts.hourly_charts(hours, health_since, now)
     return ctx.web.render(
         ctx,
         "kiosk.html",
@@ -283,6 +293,12 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
         segments=timeline(history, now),
         window_start=now - timedelta(hours=24),
         now=now,
+        health_charts=health_charts,
+        health_range=health_range,
+        health_ranges=list(charts.RANGES),
+        health_since=health_since,
+        health_middle=health_since + (now - health_since) / 2,
+        chart_box=charts.box(),
         events=store.events.recent(scope, kiosk_id, limit=30),
         gaps=store.events.gaps(scope, kiosk_id),
         alarms=store.alarms.page(scope, active=None, kiosk_id=kiosk_id, limit=20).items,
