@@ -393,87 +393,48 @@ def can_connect(
         probe.client.loop_stop()
 
 
-class IngestShim:
-    """Stands in for the fleet's MQTT ingest (another issue): statuses and events go into the store
-    through the calls docs/fleet.md lists for it (``telemetry.record_status``, ``events.insert_event``),
-    so the dashboard shows what the kiosks report. One fleet certificate, one connection."""
+class RealIngest:
+    """The fleet's own MQTT ingest (``fleet.ingest.worker.IngestWorker``, in this process) on the
+    center's broker with the generated ``fleet`` certificate, so the dashboard shows what the kiosks
+    report through the code path a center runs. Its lease duties are off: the provisioning tests
+    drive commands themselves."""
 
     def __init__(self, center: RunningCenter) -> None:
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+        from common.mqtt import TlsConfig
+        from fleet.ingest.worker import IngestWorker, WorkerSettings
 
         center.close_service_peers("fleet")
         self.store = center.open_store()
-        self.errors: list[str] = []
-        self.events = 0
         pki = center.layout.pki
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id="fleet", protocol=MQTTProtocolVersion.MQTTv5
+        self.worker = IngestWorker(
+            self.store,
+            WorkerSettings(
+                host="127.0.0.1",
+                port=center.settings.service_port,
+                tls=TlsConfig(pki.chain_file, pki.cert_file("fleet"), pki.key_file("fleet")),
+                client_id="fleet",
+                center_id=CENTER,
+                duties=False,
+                notify=None,
+                session_expiry_s=0,
+            ),
         )
-        self.client.tls_set(
-            ca_certs=str(pki.chain_file),
-            certfile=str(pki.cert_file("fleet")),
-            keyfile=str(pki.key_file("fleet")),
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self._connected = threading.Event()
-        self.client.connect("127.0.0.1", center.settings.service_port, keepalive=10)
-        self.client.loop_start()
-        assert self._connected.wait(10), "ingest shim could not connect"
+        self.worker.start()
+        assert self.worker.wait_subscribed(15), f"ingest did not subscribe: {self.worker.link.last_error}"
 
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        client.subscribe([(f"motcua/v1/{CENTER}/+/status", 1), (f"motcua/v1/{CENTER}/+/event/+", 1)])
-        self._connected.set()
+    @property
+    def events(self) -> int:
+        """Event messages handled (stored, or a duplicate of a stored one)."""
+        with self.worker.stats.lock:
+            return self.worker.stats.channels["event"]
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        from contract.events import Event
-        from contract.status import Status
-        from contract.topics import parse_topic
-        from contract.wire import parse_time
-        from fleet.store.models import EventRecord, StatusReport
-
-        try:
-            ref = parse_topic(message.topic)
-            assert ref.kiosk_id is not None
-            if ref.channel == "status" and message.payload:
-                s = Status.parse(bytes(message.payload))
-                self.store.telemetry.record_status(
-                    CENTER,
-                    ref.kiosk_id,
-                    StatusReport(
-                        s.state,
-                        s.reason,
-                        s.bdseq,
-                        s.boot,
-                        parse_time(s.at, "at"),
-                        s.agent_version or None,
-                        s.app_version,
-                        dict(s.config_version),
-                        None,
-                    ),
-                )
-            elif ref.channel == "event":
-                e = Event.parse(bytes(message.payload))
-                self.store.events.insert_event(
-                    CENTER,
-                    ref.kiosk_id,
-                    EventRecord(
-                        e.event_id,
-                        e.journal_id,
-                        e.seq,
-                        e.kind,
-                        parse_time(e.occurred_at, "occurred_at"),
-                        e.payload.to_data(),
-                        e.replay,
-                    ),
-                )
-                self.events += 1
-        except Exception as exc:  # recorded: a test fails on it
-            self.errors.append(f"{message.topic}: {exc}")
+    @property
+    def errors(self) -> list[str]:
+        """What the ingest refused or failed on (a test fails on any)."""
+        with self.worker.stats.lock:
+            counts = self.worker.stats.counts
+            return [f"{k}: {counts[k]}" for k in ("refused", "invalid", "errors", "hook_errors") if counts[k]]
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.worker.stop()
         self.store.close()

@@ -2,7 +2,7 @@
 dashboard, then the guided self-test whose report shows on the kiosk's page.
 
 Center: the generated broker, ``provision serve``, ``fleet serve`` (the dashboard, where a technician
-makes the code) and the ingest's store calls (``IngestShim``: the ingest is another issue). Kiosk PC:
+makes the code) and the fleet's real MQTT ingest (``RealIngest``). Kiosk PC:
 ``provision detect``, ``provision enroll --scan`` (the QR code read by a serial scanner: a pty the test
 types the code into, as a scanner does), then what ``enroll --start`` has systemd start (agent, kiosk
 app on Xvfb), then ``provision selftest`` (test ticket, virtual card, the ticket's QR shown to the
@@ -29,7 +29,7 @@ import pytest
 from tests.fleet.data import CHEAP, PASSWORD
 from tests.fleet.server import login, running_server
 from tests.fleet.web import csrf_of
-from tests.provisioning.center import CENTER, ROOT, IngestShim, RunningCenter, running_center, wait_for
+from tests.provisioning.center import CENTER, ROOT, RealIngest, RunningCenter, running_center, wait_for
 from tests.provisioning.test_lifecycle import record
 from tests.provisioning.xtest import click
 
@@ -86,7 +86,7 @@ def test_bare_pc_to_online_in_two_commands_and_one_scan_then_the_self_test(kiosk
         store = center.open_store()
         store.accounts.add_user("kythuat.bt", CHEAP.hash(PASSWORD), "technician", center_id=CENTER)
         store.close()
-        ingest = IngestShim(center)
+        ingest = RealIngest(center)
         procs: list[subprocess.Popen[bytes]] = []
         try:
             with running_server(center.url, center.logs) as web:
@@ -105,7 +105,7 @@ def test_bare_pc_to_online_in_two_commands_and_one_scan_then_the_self_test(kiosk
 def journey(
     center: RunningCenter,
     base: str,
-    ingest: IngestShim,
+    ingest: RealIngest,
     root: Path,
     display: str,
     procs: list[subprocess.Popen[bytes]],

@@ -24,7 +24,7 @@ from provisioning.service import Authority
 from tests.conftest import ARTIFACTS
 from tests.provisioning.center import (
     CENTER,
-    IngestShim,
+    RealIngest,
     RunningAgent,
     RunningCenter,
     can_connect,
@@ -183,7 +183,7 @@ def test_replacement_keeps_the_kiosk_history_on_the_dashboard(center: RunningCen
     from tests.fleet.data import CHEAP, PASSWORD
     from tests.fleet.web import browser
 
-    ingest = IngestShim(center)
+    ingest = RealIngest(center)
     old_cfg = enroll(center, folder / "old", "kiosk-rp-01", "--machine-serial", "PC-OLD-1")
     old = RunningAgent(old_cfg)
     a_old = old.start()
