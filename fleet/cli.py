@@ -228,6 +228,14 @@ def _ingest_options(parser: argparse.ArgumentParser, *, in_serve: bool) -> None:
         help="never take the duties lease (publishing, sweeps, notifications)",
     )
     group.add_argument(
+        "--announce-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="mail and send an alarm to webhooks only once it has stayed active this long (0: at once); "
+        "a broker restart's offline alarms, cleared by the kiosks' reconnection, then mail nobody",
+    )
+    group.add_argument(
         "--reminder-every",
         type=float,
         default=60.0,
@@ -304,6 +312,8 @@ def _worker_settings(args: argparse.Namespace, center: str, client_id: str) -> o
         )
     if args.reminder_every <= 0:
         raise ConfigError("--reminder-every: expected a number of minutes above 0")
+    if not 0 <= args.announce_after <= 86400:
+        raise ConfigError("--announce-after: expected a number of seconds from 0 to 86400")
     return WorkerSettings(
         host=host,
         port=port,
@@ -315,6 +325,7 @@ def _worker_settings(args: argparse.Namespace, center: str, client_id: str) -> o
         duties=not args.no_duties,
         alarms=AlarmSettings(
             reminder_every=timedelta(minutes=args.reminder_every),
+            announce_after=timedelta(seconds=args.announce_after),
             cert_warn_days=args.cert_warn_days,
             clock_skew_s=args.clock_skew,
         ),

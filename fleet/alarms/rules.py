@@ -48,6 +48,10 @@ class AlarmSettings:
     clock_skew_s: float = 120.0
     #: an event gap must stay open this long before it is an alarm (two workers may store n+1 before n)
     gap_grace: timedelta = timedelta(seconds=60)
+    #: an alarm is mailed and sent to webhooks only once it has stayed active this long (the dashboard
+    #: shows it at once): a broker restart sends every kiosk's Will at once, and the births that clear
+    #: them seconds later would otherwise mail a province's worth of "offline" and "back" notices
+    announce_after: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)

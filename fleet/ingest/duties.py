@@ -277,7 +277,9 @@ class Duties:
         notices = self.store.notices
         if self._notice_from is None:
             self._notice_from = notices.watermark()
-        raised, cleared = notices.unannounced(self._notice_from)
+        raised, cleared = notices.unannounced(
+            self._notice_from, raised_before=now - self.settings.alarms.announce_after
+        )
         queued = 0
         for alarm in raised:
             queued += notices.announce(alarm.id, "raised", at=now) or 0

@@ -43,18 +43,22 @@ class Notices(Part):
 
         return int(Settings(self.db).get_or_create(WATERMARK, str(newest)))
 
-    def unannounced(self, from_id: int, *, limit: int = 200) -> tuple[list[Alarm], list[Alarm]]:
-        """Alarms to announce: raised (above the watermark, no 'raised' notice yet), and cleared (ended,
-        announced as raised, no 'cleared' notice yet)."""
+    def unannounced(
+        self, from_id: int, *, raised_before: datetime | None = None, limit: int = 200
+    ) -> tuple[list[Alarm], list[Alarm]]:
+        """Alarms to announce: raised (above the watermark, no 'raised' notice yet, still active and,
+        with ``raised_before``, active since then at least), and cleared (ended, announced as raised, no
+        'cleared' notice yet). An alarm that ended before it was announced is never announced."""
         n = alarm_notices.c
 
         def noticed(event: str) -> Any:
             return exists().where(n.alarm_id == alarms.c.id, n.event == event)
 
         with self.db.read() as conn:
-            raised = conn.execute(
-                _select().where(alarms.c.id > from_id, ~noticed("raised")).order_by(alarms.c.id).limit(limit)
-            )
+            waiting = [alarms.c.id > from_id, ~noticed("raised"), alarms.c.active]
+            if raised_before is not None:
+                waiting.append(alarms.c.started_at <= raised_before)
+            raised = conn.execute(_select().where(*waiting).order_by(alarms.c.id).limit(limit))
             new = [_alarm_from(r) for r in raised]
             ended = conn.execute(
                 _select()

@@ -108,6 +108,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
             "giamsat@trungtam.example.vn",
             "--reminder-every",
             "0.1",
+            "--announce-after",
+            "1",
             "--public-url",
             f"http://127.0.0.1:{port}",
         ]

@@ -5,6 +5,7 @@ from the watermark on, reminders while active and unacknowledged."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -32,7 +33,9 @@ def worker(store: Store) -> IngestWorker:
         1,
         TlsConfig(),
         "test-worker",
-        alarms=AlarmSettings(reminder_every=timedelta(minutes=30), gap_grace=timedelta(seconds=60)),
+        alarms=AlarmSettings(
+            reminder_every=timedelta(minutes=30), gap_grace=timedelta(seconds=60), announce_after=timedelta(0)
+        ),
     )
     return IngestWorker(store, settings)  # never started: the sweeps need the store only
 
@@ -122,3 +125,33 @@ def test_announcements_start_at_the_watermark_and_remind_until_acknowledged(
     worker.duties.sweep()
     assert ("cleared", new.id) in {(d.event, d.alarm.id) for d in store.notices.due(now=clock.now)}
     assert ("cleared", old.id) not in {(d.event, d.alarm.id) for d in store.notices.due(now=clock.now)}
+
+
+def test_an_alarm_over_before_the_hold_mails_nobody_and_a_lasting_one_is_mailed_once(
+    worker: IngestWorker, clock: FakeClock
+) -> None:
+    """A broker restart: every kiosk's Will at once, the births a few seconds later. The dashboard shows
+    the offline alarms; the mail waits ``announce_after`` and then goes only for what is still wrong."""
+    store = worker.store
+    held = IngestWorker(store, replace(worker.settings, alarms=replace(worker.settings.alarms,
+                                                                       announce_after=timedelta(seconds=30))))
+    held.duties.sweep()  # the watermark: from here on
+    for kiosk in ("kiosk-bt-01", "kiosk-bt-02", "kiosk-bt-03"):
+        store.telemetry.record_status(C, kiosk, StatusReport("online", "birth", 1))
+        store.telemetry.record_status(C, kiosk, StatusReport("offline", "lost", 1))
+    held.duties.sweep()
+    assert set(offline_alarms(store)) == {"kiosk-bt-01", "kiosk-bt-02", "kiosk-bt-03"}  # shown at once
+    assert store.notices.due(now=clock.now) == []  # mailed to nobody yet
+    clock.advance(seconds=5)
+    for kiosk in ("kiosk-bt-01", "kiosk-bt-02"):  # back within seconds
+        store.telemetry.record_status(C, kiosk, StatusReport("online", "birth", 2))
+    held.duties.sweep()
+    clock.advance(seconds=26)
+    held.duties.sweep()
+    held.duties.sweep()
+    due = [(d.event, d.alarm.kiosk_id) for d in store.notices.due(now=clock.now)]
+    assert due == [("raised", "kiosk-bt-03")]  # still offline after the hold: mailed, once
+    store.telemetry.record_status(C, "kiosk-bt-03", StatusReport("online", "birth", 2))
+    held.duties.sweep()
+    due = sorted((d.event, d.alarm.kiosk_id) for d in store.notices.due(now=clock.now))
+    assert due == [("cleared", "kiosk-bt-03"), ("raised", "kiosk-bt-03")]  # the quick ones: never
