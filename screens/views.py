@@ -339,8 +339,10 @@ class IdentifyScreen(FlowScreen):
             body.add_widget(BigButton(app.tr("identify.skip"), app.core.close_flow, color=GREY, height=150))
 
 
-#: the full keyboard, behind the numeric pad, for codes of another agency
-KEYBOARD_ROWS = ("1234567890", "QWERTYUIOP", "ASDFGHJKL.", "ZXCVBNM-")
+#: the letters, behind the numeric pad ("ABC"), for codes of another agency: in the alphabet's order
+#: (a citizen who never typed on QWERTY finds a letter there) and seven a row, as wide as the 120 px
+#: rule wants (ten a row, as before, were 93 px); the digits are the pad's ("123" goes back)
+KEYBOARD_ROWS = ("ABCDEFG", "HIJKLMN", "OPQRSTU", "VWXYZ.-")
 
 
 class LookupScreen(FlowScreen):

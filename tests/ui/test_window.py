@@ -150,6 +150,21 @@ def test_scanner_gone_lookup_takes_digits_on_the_numeric_pad(kiosk: KioskDriver)
     kiosk.tap("Tra cứu")
     kiosk.wait_state("lookup", "found")
     assert kiosk.taps == 12  # was 2 + 25 characters + 1 on the QWERTY keyboard
+
+
+def test_a_code_of_another_agency_is_typed_with_the_letters_page(kiosk: KioskDriver) -> None:
+    kiosk.runtime.simulator.scanner({"present": False})
+    kiosk.runtime.poll_devices()
+    start(kiosk)
+    kiosk.tap("Tra cứu hồ sơ")
+    kiosk.wait_state("lookup", "scan")
+    kiosk.tap("ABC")
+    look(kiosk, "lookup-letters")  # every key measured: 120 px at least, text 40 px, contrast 7:1
+    kiosk.tap("H")
+    kiosk.tap("123")
+    for digit in "12":
+        kiosk.tap(digit)
+    assert kiosk.core.flow.typed.endswith("H12")
     faults = [e for e in kiosk.runtime.journal.pending(limit=100_000) if e.kind == "device_fault"]
     assert {"device": "scanner", "problem": "missing", "detail": ""} in [e.payload for e in faults]
 
