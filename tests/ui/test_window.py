@@ -135,12 +135,17 @@ def test_paper_out_the_number_is_shown_on_screen(kiosk: KioskDriver, tmp_path: P
     kiosk.wait_state("lookup", "found")
 
 
-def test_scanner_gone_lookup_takes_digits_on_the_numeric_pad(kiosk: KioskDriver) -> None:
+def lookup_without_scanner(kiosk: KioskDriver) -> None:
+    """The look-up started with the scanner unplugged: the code is typed."""
     kiosk.runtime.simulator.scanner({"present": False})
     kiosk.runtime.poll_devices()
     start(kiosk)
     kiosk.tap("Tra cứu hồ sơ")
     kiosk.wait_state("lookup", "scan")
+
+
+def test_scanner_gone_lookup_takes_digits_on_the_numeric_pad(kiosk: KioskDriver) -> None:
+    lookup_without_scanner(kiosk)
     assert any("Máy quét mã QR đang gặp sự cố" in text for text in kiosk.texts())
     look(kiosk, "lookup-scanner-missing")
     for digit in "2109010001":  # the agency code and the dashes are filled in
@@ -153,11 +158,7 @@ def test_scanner_gone_lookup_takes_digits_on_the_numeric_pad(kiosk: KioskDriver)
 
 
 def test_a_code_of_another_agency_is_typed_with_the_letters_page(kiosk: KioskDriver) -> None:
-    kiosk.runtime.simulator.scanner({"present": False})
-    kiosk.runtime.poll_devices()
-    start(kiosk)
-    kiosk.tap("Tra cứu hồ sơ")
-    kiosk.wait_state("lookup", "scan")
+    lookup_without_scanner(kiosk)
     kiosk.tap("ABC")
     look(kiosk, "lookup-letters")  # every key measured: 120 px at least, text 40 px, contrast 7:1
     kiosk.tap("H")
