@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from fleet.store.models import HealthHour
@@ -20,7 +20,7 @@ RANGES: dict[str, timedelta] = {
     "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
 }
 DEFAULT_RANGE = "24h"
-WIDTH, HEIGHT = 600, 150  # the SVG's own coordinates (it scales to the page's width)
+WIDTH, HEIGHT = 440, 150  # the SVG's own coordinates, about its size on the page (text stays legible)
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 22  # room for the value and time labels
 RAW_BUCKET = timedelta(minutes=5)
 
@@ -31,7 +31,8 @@ Point = tuple[datetime, float]
 class Line:
     css: str  # "avg" or "max"
     label_key: str
-    paths: list[str]  # one SVG polyline "x,y x,y ..." per unbroken stretch
+    paths: list[str]  # one SVG polyline "x,y x,y ..." per unbroken stretch of two samples or more
+    dots: list[tuple[float, float]]  # lone samples (a polyline of one point draws nothing)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Chart:
 
     @property
     def empty(self) -> bool:
-        return not any(line.paths for line in self.lines)
+        return not any(line.paths or line.dots for line in self.lines)
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,9 @@ def _number(value: float, unit: str) -> str:
     return f"{text}{unit}" if unit else text
 
 
-def _paths(
+def _stretches(
     points: Sequence[Point], since: datetime, until: datetime, y_max: float, gap: timedelta
-) -> list[str]:
+) -> list[list[tuple[float, float]]]:
     span = (until - since).total_seconds()
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     stretches: list[list[tuple[float, float]]] = []
@@ -118,10 +119,18 @@ def _paths(
             stretches.append([])
         stretches[-1].append((x, y))
         previous = at
-    for stretch in stretches:
-        if len(stretch) == 1:  # a lone sample: a short stroke, or it would not show
-            stretch.append((stretch[0][0] + 3, stretch[0][1]))
-    return [" ".join(f"{x:.1f},{y:.1f}" for x, y in stretch) for stretch in stretches]
+    return [[(round(x, 1), round(y, 1)) for x, y in stretch] for stretch in stretches]
+
+
+def _line(css: str, key: str, points: Sequence[Point], since: datetime, until: datetime, y_max: float,
+          gap: timedelta) -> Line:
+    stretches = _stretches(points, since, until, y_max, gap)
+    return Line(
+        css,
+        key,
+        [" ".join(f"{x},{y}" for x, y in s) for s in stretches if len(s) > 1],
+        [s[0] for s in stretches if len(s) == 1],
+    )
 
 
 def chart(
@@ -138,7 +147,7 @@ def chart(
         metric.key,
         y_max,
         ticks,
-        [Line(css, key, _paths(points, since, until, y_max, gap)) for css, key, points in lines],
+        [_line(css, key, points, since, until, y_max, gap) for css, key, points in lines],
         _number(newest[1], metric.unit) if newest else None,
     )
 
@@ -179,3 +188,15 @@ class Box:
 
 def box() -> Box:
     return Box()
+
+
+def time_ticks(since: datetime, until: datetime, zone: tzinfo) -> list[tuple[float, str, str]]:
+    """The time axis' labels (x, text-anchor, text) in the center's clock: hours for a day, dates for
+    longer ranges (a whole date and time under each of three ticks would not fit)."""
+    pattern = "%H:%M" if until - since <= timedelta(days=1) else "%d/%m"
+    b = box()
+    return [
+        (b.left, "start", since.astimezone(zone).strftime(pattern)),
+        (b.middle, "middle", (since + (until - since) / 2).astimezone(zone).strftime(pattern)),
+        (b.right, "end", until.astimezone(zone).strftime(pattern)),
+    ]
