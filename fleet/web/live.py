@@ -20,7 +20,7 @@ from fleet.web.core import Ctx, endpoint
 
 log = logging.getLogger(__name__)
 PING_S = 15.0
-VIEWS = ("centers", "center", "kiosk", "alarms")
+VIEWS = ("centers", "center", "kiosk", "alarms", "config")
 
 
 def _message(change_id: int, kind: str, data: dict[str, Any]) -> str:
@@ -41,6 +41,11 @@ def poll(
         if any(c.topic == "alarm" for c in changes):
             out.append(_message(last, "notice", {"notice": "alarms"}))
         return out, upto
+    if view == "config" and center_id:
+        from fleet.web.views_config import live_rows
+
+        updates = live_rows(ctx, center_id, kiosk_id, changes)
+        return [_message(last, "update", update) for update in updates], upto
     centers_changed = sorted({c.center_id for c in changes})
     kiosks_changed = sorted({c.kiosk_id for c in changes if c.kiosk_id})
     if view == "centers":

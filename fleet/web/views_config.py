@@ -5,6 +5,7 @@ applied (``config-state/1``). Every push is audited with the body before and aft
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from contract.config import merge_scopes
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
-from fleet.store.models import ConfigState, Kiosk
+from fleet.store.models import Change, ConfigState, Kiosk
 from fleet.web import config_forms as forms
 from fleet.web.core import Ctx, endpoint
 from fleet.web.format import Column, json_response, json_value
@@ -84,6 +85,28 @@ def kiosk_rows(store: Store, scope: Scope, center_id: str, kiosks: list[Kiosk]) 
         missing = forms.diff(applied, target) if status not in ("applied", "app_pending", "none") else []
         rows.append(KioskConfigRow(kiosk, state, center_v, kiosk_v, status, missing))
     return rows
+
+
+def live_rows(
+    ctx: Ctx, center_id: str, kiosk_id: str | None, changes: Sequence[Change]
+) -> list[dict[str, str]]:
+    """The configuration page's rows that changed, re-rendered: a kiosk that reported a state, or every
+    row after a push was published (a change of the whole center)."""
+    store, scope = ctx.web.store, ctx.scope
+    whole_center = any(c.kiosk_id is None for c in changes)
+    if kiosk_id is not None:
+        wanted = [kiosk_id] if whole_center or any(c.kiosk_id == kiosk_id for c in changes) else []
+    elif whole_center:
+        wanted = [r.kiosk.id for r in store.registry.kiosk_rows(scope, center_id, limit=1000).items]
+    else:
+        wanted = sorted({c.kiosk_id for c in changes if c.kiosk_id})
+    rows = store.registry.kiosk_rows_by_id(scope, wanted)
+    found = [r.kiosk for r in rows if r.kiosk.center_id == center_id]
+    def html(row: KioskConfigRow) -> str:
+        return ctx.web.fragment(ctx, "fragments.html", "config_row", row)
+
+    fresh = kiosk_rows(store, scope, center_id, found)
+    return [{"target": f"config-row:{r.kiosk.id}", "html": html(r)} for r in fresh]
 
 
 STATE_COLUMNS = [

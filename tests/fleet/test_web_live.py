@@ -102,3 +102,45 @@ def test_a_stream_for_another_center_is_refused_before_it_starts(sqlite_url: str
         assert client.get("/live?view=kiosk&kiosk=kiosk-hk-01").status_code == 404
         with pytest.raises(httpx.HTTPError):
             httpx.get(server.base + "/live", timeout=2).raise_for_status()  # no session: 401
+
+
+def test_the_configuration_page_follows_what_each_kiosk_reports_applied(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    writer = open_store(sqlite_url)
+    build(writer)
+    try:
+        with (
+            running_server(sqlite_url, tmp_path) as server,
+            httpx.Client(base_url=server.base, timeout=10) as client,
+        ):
+            login(client, "quanly.bt")
+            with client.stream("GET", "/live?view=config&center=hcm-ben-thanh") as stream:
+                lines = stream.iter_lines()
+                assert next(lines).startswith("retry:")
+                events = sse_events(lines)
+
+                def write() -> None:
+                    time.sleep(0.3)
+                    # another center's kiosk first: it must not reach this manager's stream
+                    reports = (("hcm-thu-dau-mot", "kiosk-tdm-01"), ("hcm-ben-thanh", "kiosk-bt-01"))
+                    for center, kiosk in reports:
+                        writer.configs.record_state(
+                            center, kiosk, center_version=None, kiosk_version=None, app_pending=True,
+                            last_refused=None, at=None,
+                        )
+
+                thread = threading.Thread(target=write)
+                thread.start()
+                seen = []
+                for event in events:
+                    data = payload(event)
+                    seen.append(data.get("target"))
+                    if data.get("target") == "config-row:kiosk-bt-01":
+                        html = data["html"]
+                        assert 'data-kiosk="kiosk-bt-01"' in html and 'data-config-status="' in html
+                        break
+                thread.join()
+            assert seen[-1] == "config-row:kiosk-bt-01" and not any("tdm" in str(t) for t in seen), seen
+    finally:
+        writer.close()
