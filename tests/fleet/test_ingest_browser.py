@@ -305,8 +305,12 @@ def test_a_configuration_push_is_applied_and_the_diff_says_so(
     for row in (row_a, row_b):
         expect(row).to_contain_text("1 / 1")
         expect(row).to_contain_text("Đã áp dụng đầy đủ")
-    page.reload()
-    expect(page.locator("[data-published='yes']")).to_be_visible(timeout=10_000)  # the broker's PUBACK
+    # the push's history is not live: its "published" mark (the broker's PUBACK, recorded) after a reload
+    deadline = time.monotonic() + 20
+    while page.locator("[data-published='yes']").count() != 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        page.reload()
+    expect(page.locator("[data-published='yes']")).to_be_visible()
     shot(page, "26-config-applied")
     page.goto("/kiosks/kiosk-a/config")
     form = page.locator("form[data-section='heartbeat']")
