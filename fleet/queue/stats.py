@@ -7,12 +7,13 @@ on the ``called`` step; an appointment's from its booked time when the citizen c
 ``issued`` and ``called`` steps carry ``appointment_at``, so appointments count apart from walk-ins);
 service time = done or transfer - the call (or "serving", when pressed),
 recorded on the ``done``/``transferred`` step. So a period's numbers are sums over its steps, and a
-report of a month reads one indexed range of ``queue_steps``.
+report of a month reads one indexed range of ``queue_steps``. A province's store holds the steps the
+bridge brought (``fleet.queue.province``) in the same table: its page and reports run this same code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from fleet.queue.engine import Queue
 from fleet.queue.models import RatingSummary, StatRow
-from fleet.store.queue_tables import queue_ratings, queue_steps
+from fleet.store.queue_tables import queue_ratings, queue_settings, queue_steps
 from fleet.store.schema import users
 
 
@@ -65,6 +66,33 @@ def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
         return {r.id: r.display_name or r.username for r in rows}
 
 
+#: the groupings of the statistics (page, exports, reports)
+GROUPS = ("service", "counter", "officer", "hour", "day")
+#: the target wait of a center whose queue settings this store does not hold (the table's default)
+DEFAULT_TARGET_WAIT_MIN = 30
+
+
+def target_wait_s(queue: Queue, center_id: str) -> float:
+    """The center's target wait in seconds, read without creating its settings (a report, or a
+    province that only holds bridged steps of the center, must not write on read)."""
+    with queue.db.read() as conn:
+        minutes = conn.execute(
+            select(queue_settings.c.target_wait_min).where(queue_settings.c.center_id == center_id)
+        ).scalar_one_or_none()
+    return 60.0 * (DEFAULT_TARGET_WAIT_MIN if minutes is None else int(minutes))
+
+
+def _officer_names(queue: Queue, usernames: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return {}
+    with queue.db.read() as conn:
+        rows = conn.execute(
+            select(users.c.username, users.c.display_name).where(users.c.username.in_(wanted))
+        )
+        return {r.username: r.display_name or r.username for r in rows}
+
+
 def compute(
     queue: Queue,
     center_id: str,
@@ -76,6 +104,22 @@ def compute(
     lang: str,
     zone: tzinfo,
 ) -> list[StatRow]:
+    return compute_groups(queue, center_id, day_from, day_to, (by,), target_s, lang=lang, zone=zone)[by]
+
+
+def compute_groups(
+    queue: Queue,
+    center_id: str,
+    day_from: str,
+    day_to: str,
+    groupings: Sequence[str],
+    target_s: float,
+    *,
+    lang: str,
+    zone: tzinfo,
+) -> dict[str, list[StatRow]]:
+    """The statistics of one center's days under several groupings from one read of its steps (a
+    report asks for all five; the page for one)."""
     start, end = day_range(day_from, day_to, zone)
     with queue.db.read() as conn:
         rows = conn.execute(
@@ -84,25 +128,36 @@ def compute(
                 queue_steps.c.at,
                 queue_steps.c.service,
                 queue_steps.c.counter,
-                queue_steps.c.user_id,
+                queue_steps.c.officer,
                 queue_steps.c.day,
                 queue_steps.c.detail,
             )
             .where(queue_steps.c.center_id == center_id, queue_steps.c.at >= start, queue_steps.c.at < end)
             .order_by(queue_steps.c.id)
         ).all()
+    return {by: _grouped(queue, center_id, rows, by, target_s, lang, zone) for by in groupings}
+
+
+def _key(row: Any, by: str, zone: tzinfo) -> Any:
+    if by == "service":
+        return row.service
+    if by == "counter":
+        return row.counter
+    if by == "officer":
+        # the username, as published: a center's own steps and the same steps bridged to the
+        # province (fleet.queue.province, no account there) group alike, under the same key
+        return row.officer
+    if by == "hour":
+        return row.at.astimezone(zone).hour
+    return row.at.astimezone(zone).date().isoformat()
+
+
+def _grouped(
+    queue: Queue, center_id: str, rows: Sequence[Any], by: str, target_s: float, lang: str, zone: tzinfo
+) -> list[StatRow]:
     groups: dict[Any, _Acc] = {}
     for row in rows:
-        if by == "service":
-            key: Any = row.service
-        elif by == "counter":
-            key = row.counter
-        elif by == "officer":
-            key = row.user_id
-        elif by == "hour":
-            key = row.at.astimezone(zone).hour
-        else:
-            key = row.at.astimezone(zone).date().isoformat()
+        key = _key(row, by, zone)
         if key is None or row.kind.startswith("counter_") or row.kind == "rated":
             continue
         if row.kind == "issued" and by in ("counter", "officer"):
@@ -155,8 +210,8 @@ def _labels(queue: Queue, center_id: str, by: str, groups: dict[Any, _Acc], lang
     if by == "counter":
         named = {c.code: c.name for c in queue.counters(center_id)}
         return {k: named.get(k) or (f"Counter {k}" if lang == "en" else f"Quầy {k}") for k in groups}
-    if by == "officer":
-        return dict(_officers(queue, groups))
+    if by == "officer":  # the account's display name where this store has it, else the username
+        return _officer_names(queue, groups)
     if by == "hour":
         return {h: f"{h:02d}:00–{(h + 1) % 24:02d}:00" for h in groups}
     return {}
