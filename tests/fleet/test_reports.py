@@ -158,14 +158,13 @@ def test_the_queue_in_a_centers_and_a_provinces_report(store: Store, clock: Fake
     clock.now = local(1, 12, month=12)
     far = Queue(store)
     far.update_settings(f.other_center, target_wait_min=60)
-    for seq, kind, extra in (
-        (1, "called", {"waited_s": 45 * 60.0}),
-        (2, "done", {"served_s": 6 * 60.0}),
+    at, day = "2026-11-05T03:00:00+00:00", "2026-11-05"
+    for event in (
+        QueueEvent(f"{1:032x}", 1, "called", at, day, "A001", "HOTICH", counter="1", officer="canbo.tdm",
+                   waited_s=45 * 60.0),
+        QueueEvent(f"{2:032x}", 2, "done", at, day, "A001", "HOTICH", counter="1", officer="canbo.tdm",
+                   served_s=6 * 60.0),
     ):
-        event = QueueEvent(
-            f"{seq:032x}", seq, kind, "2026-11-05T03:00:00+00:00", day="2026-11-05", number="A001",
-            service="HOTICH", counter="1", officer="canbo.tdm", **extra,  # type: ignore[arg-type]
-        )
         assert store_event(store, f.other_center, event.to_payload(), clock.now) == ("stored", "")
 
     report = build_report(store, Scope.everything(), Target("center", f.center), NOVEMBER, VN)
