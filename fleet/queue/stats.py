@@ -54,6 +54,43 @@ class _Acc:
     appt_wait_sum_s: float = 0.0
     appt_wait_max_s: float = 0.0
 
+    def add(self, kind: str, detail: dict[str, Any], target_s: float) -> None:
+        """One ticket step's share of the figures."""
+        if kind == "issued":
+            self.arrivals += 1
+            self.appointments += "appointment_at" in detail
+            self.appointments_late += "appointment_late" in detail
+        elif kind == "called":
+            self.called += 1
+            waited = detail.get("waited_s")
+            if waited is not None:
+                waited = float(waited)
+                self.wait_n += 1
+                self.wait_sum_s += waited
+                self.wait_max_s = max(self.wait_max_s, waited)
+                self.wait_over_target += waited > target_s
+                if "appointment_at" in detail:  # timed from the booked time when the citizen came early
+                    self.appt_wait_n += 1
+                    self.appt_wait_sum_s += waited
+                    self.appt_wait_max_s = max(self.appt_wait_max_s, waited)
+        elif kind == "recalled":
+            self.recalls += 1
+        elif kind in ("done", "transferred"):
+            if kind == "done":
+                self.served += 1
+            else:
+                self.transfers += 1
+            served = detail.get("served_s")
+            if served is not None:
+                served = float(served)
+                self.service_n += 1
+                self.service_sum_s += served
+                self.service_max_s = max(self.service_max_s, served)
+        elif kind == "no_show":
+            self.no_shows += 1
+        elif kind == "left":
+            self.left += 1
+
 
 def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
     wanted = sorted({i for i in ids if i is not None})
@@ -135,67 +172,34 @@ def compute_groups(
             .where(queue_steps.c.center_id == center_id, queue_steps.c.at >= start, queue_steps.c.at < end)
             .order_by(queue_steps.c.id)
         ).all()
-    return {by: _grouped(queue, center_id, rows, by, target_s, lang, zone) for by in groupings}
-
-
-def _key(row: Any, by: str, zone: tzinfo) -> Any:
-    if by == "service":
-        return row.service
-    if by == "counter":
-        return row.counter
-    if by == "officer":
-        # the username, as published: a center's own steps and the same steps bridged to the
-        # province (fleet.queue.province, no account there) group alike, under the same key
-        return row.officer
-    if by == "hour":
-        return row.at.astimezone(zone).hour
-    return row.at.astimezone(zone).date().isoformat()
-
-
-def _grouped(
-    queue: Queue, center_id: str, rows: Sequence[Any], by: str, target_s: float, lang: str, zone: tzinfo
-) -> list[StatRow]:
-    groups: dict[Any, _Acc] = {}
-    for row in rows:
-        key = _key(row, by, zone)
-        if key is None or row.kind.startswith("counter_") or row.kind == "rated":
+    groups: dict[str, dict[Any, _Acc]] = {by: {} for by in groupings}
+    for row in rows:  # one pass: a row's local time and its kind's figures once, added to each grouping
+        kind = row.kind
+        if kind.startswith("counter_") or kind == "rated":
             continue
-        if row.kind == "issued" and by in ("counter", "officer"):
-            continue  # an arrival has no counter yet
-        acc = groups.setdefault(key, _Acc())
+        local = row.at.astimezone(zone)
+        keys = {
+            "service": row.service,
+            "counter": row.counter,
+            # the username, as published: a center's own steps and the same steps bridged to the
+            # province (fleet.queue.province, no account there) group alike, under the same key
+            "officer": row.officer,
+            "hour": local.hour,
+            "day": local.date().isoformat(),
+        }
         detail = row.detail or {}
-        if row.kind == "issued":
-            acc.arrivals += 1
-            acc.appointments += "appointment_at" in detail
-            acc.appointments_late += "appointment_late" in detail
-        elif row.kind == "called":
-            acc.called += 1
-            waited = detail.get("waited_s")
-            if waited is not None:
-                acc.wait_n += 1
-                acc.wait_sum_s += float(waited)
-                acc.wait_max_s = max(acc.wait_max_s, float(waited))
-                acc.wait_over_target += float(waited) > target_s
-                if "appointment_at" in detail:  # timed from the booked time when the citizen came early
-                    acc.appt_wait_n += 1
-                    acc.appt_wait_sum_s += float(waited)
-                    acc.appt_wait_max_s = max(acc.appt_wait_max_s, float(waited))
-        elif row.kind == "recalled":
-            acc.recalls += 1
-        elif row.kind in ("done", "transferred"):
-            if row.kind == "done":
-                acc.served += 1
-            else:
-                acc.transfers += 1
-            served = detail.get("served_s")
-            if served is not None:
-                acc.service_n += 1
-                acc.service_sum_s += float(served)
-                acc.service_max_s = max(acc.service_max_s, float(served))
-        elif row.kind == "no_show":
-            acc.no_shows += 1
-        elif row.kind == "left":
-            acc.left += 1
+        for by, accs in groups.items():
+            key = keys.get(by, keys["day"])
+            if key is None or (kind == "issued" and by in ("counter", "officer")):
+                continue  # an arrival has no counter yet
+            acc = accs.get(key)
+            if acc is None:
+                acc = accs[key] = _Acc()
+            acc.add(kind, detail, target_s)
+    return {by: _rows(queue, center_id, by, accs, lang) for by, accs in groups.items()}
+
+
+def _rows(queue: Queue, center_id: str, by: str, groups: dict[Any, _Acc], lang: str) -> list[StatRow]:
     labels = _labels(queue, center_id, by, groups, lang)
     order = sorted(groups, key=lambda k: (str(type(k)), k))
     return [
