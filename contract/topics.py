@@ -148,12 +148,15 @@ def fleet_filters(
     root: str = DEFAULT_ROOT, center_id: str = "+", share: str | None = FLEET_SHARE
 ) -> list[str]:
     """What the fleet's ingest workers subscribe to: everything kiosks report (status, health, command
-    results with their blobs, config states, events), as one shared subscription so several workers
-    split the load (MQTT v5 ``$share/{group}/...``)."""
+    results with their blobs, config states, events) and every step of a center's queue
+    (``_center/queue/event``: a province stores the bridged centers' steps), as one shared
+    subscription so several workers split the load (MQTT v5 ``$share/{group}/...``) and no step is
+    stored by two workers at once."""
     channels = ("status", "health", "cmd/res", "config/state")
     filters = [f"{root}/{center_id}/+/{channel}" for channel in channels]
     filters.append(f"{root}/{center_id}/+/event/+")
     filters.append(f"{root}/{center_id}/+/blob/+")
+    filters.append(f"{root}/{center_id}/{CENTER_SCOPE}/queue/event")
     if share:
         return [f"$share/{share}/{f}" for f in filters]
     return filters

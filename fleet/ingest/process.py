@@ -34,6 +34,7 @@ from contract.wire import parse_time
 from fleet.alarms.reconcile import reconcile
 from fleet.alarms.rules import AlarmSettings, Wanted, from_health, offline_wanted
 from fleet.ingest import handlers
+from fleet.queue import province as queue_province
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
 from fleet.store.events import EventInsert
@@ -244,6 +245,9 @@ class Processor:
         if ref.kiosk_id is None:
             if ref.channel == "allocator/status":
                 return self._allocator(ref.center_id, payload, at)
+            if ref.channel == "queue/event":  # a center's queue step (fleet.queue.province)
+                outcome, reason = queue_province.store_event(self.store, ref.center_id, payload, at)
+                return Result(outcome, ref.channel, reason)
             return Result("ignored", ref.channel)
         kiosk = ref.kiosk_id
         channel = ref.channel

@@ -7,12 +7,13 @@ on the ``called`` step; an appointment's from its booked time when the citizen c
 ``issued`` and ``called`` steps carry ``appointment_at``, so appointments count apart from walk-ins);
 service time = done or transfer - the call (or "serving", when pressed),
 recorded on the ``done``/``transferred`` step. So a period's numbers are sums over its steps, and a
-report of a month reads one indexed range of ``queue_steps``.
+report of a month reads one indexed range of ``queue_steps``. A province's store holds the steps the
+bridge brought (``fleet.queue.province``) in the same table: its page and reports run this same code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from fleet.queue.engine import Queue
 from fleet.queue.models import RatingSummary, StatRow
-from fleet.store.queue_tables import queue_ratings, queue_steps
+from fleet.store.queue_tables import queue_ratings, queue_settings, queue_steps
 from fleet.store.schema import users
 
 
@@ -53,6 +54,43 @@ class _Acc:
     appt_wait_sum_s: float = 0.0
     appt_wait_max_s: float = 0.0
 
+    def add(self, kind: str, detail: dict[str, Any], target_s: float) -> None:
+        """One ticket step's share of the figures."""
+        if kind == "issued":
+            self.arrivals += 1
+            self.appointments += "appointment_at" in detail
+            self.appointments_late += "appointment_late" in detail
+        elif kind == "called":
+            self.called += 1
+            waited = detail.get("waited_s")
+            if waited is not None:
+                waited = float(waited)
+                self.wait_n += 1
+                self.wait_sum_s += waited
+                self.wait_max_s = max(self.wait_max_s, waited)
+                self.wait_over_target += waited > target_s
+                if "appointment_at" in detail:  # timed from the booked time when the citizen came early
+                    self.appt_wait_n += 1
+                    self.appt_wait_sum_s += waited
+                    self.appt_wait_max_s = max(self.appt_wait_max_s, waited)
+        elif kind == "recalled":
+            self.recalls += 1
+        elif kind in ("done", "transferred"):
+            if kind == "done":
+                self.served += 1
+            else:
+                self.transfers += 1
+            served = detail.get("served_s")
+            if served is not None:
+                served = float(served)
+                self.service_n += 1
+                self.service_sum_s += served
+                self.service_max_s = max(self.service_max_s, served)
+        elif kind == "no_show":
+            self.no_shows += 1
+        elif kind == "left":
+            self.left += 1
+
 
 def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
     wanted = sorted({i for i in ids if i is not None})
@@ -63,6 +101,33 @@ def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
             select(users.c.id, users.c.username, users.c.display_name).where(users.c.id.in_(wanted))
         )
         return {r.id: r.display_name or r.username for r in rows}
+
+
+#: the groupings of the statistics (page, exports, reports)
+GROUPS = ("service", "counter", "officer", "hour", "day")
+#: the target wait of a center whose queue settings this store does not hold (the table's default)
+DEFAULT_TARGET_WAIT_MIN = 30
+
+
+def target_wait_s(queue: Queue, center_id: str) -> float:
+    """The center's target wait in seconds, read without creating its settings (a report, or a
+    province that only holds bridged steps of the center, must not write on read)."""
+    with queue.db.read() as conn:
+        minutes = conn.execute(
+            select(queue_settings.c.target_wait_min).where(queue_settings.c.center_id == center_id)
+        ).scalar_one_or_none()
+    return 60.0 * (DEFAULT_TARGET_WAIT_MIN if minutes is None else int(minutes))
+
+
+def _officer_names(queue: Queue, usernames: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return {}
+    with queue.db.read() as conn:
+        rows = conn.execute(
+            select(users.c.username, users.c.display_name).where(users.c.username.in_(wanted))
+        )
+        return {r.username: r.display_name or r.username for r in rows}
 
 
 def compute(
@@ -76,6 +141,22 @@ def compute(
     lang: str,
     zone: tzinfo,
 ) -> list[StatRow]:
+    return compute_groups(queue, center_id, day_from, day_to, (by,), target_s, lang=lang, zone=zone)[by]
+
+
+def compute_groups(
+    queue: Queue,
+    center_id: str,
+    day_from: str,
+    day_to: str,
+    groupings: Sequence[str],
+    target_s: float,
+    *,
+    lang: str,
+    zone: tzinfo,
+) -> dict[str, list[StatRow]]:
+    """The statistics of one center's days under several groupings from one read of its steps (a
+    report asks for all five; the page for one)."""
     start, end = day_range(day_from, day_to, zone)
     with queue.db.read() as conn:
         rows = conn.execute(
@@ -84,63 +165,41 @@ def compute(
                 queue_steps.c.at,
                 queue_steps.c.service,
                 queue_steps.c.counter,
-                queue_steps.c.user_id,
+                queue_steps.c.officer,
                 queue_steps.c.day,
                 queue_steps.c.detail,
             )
             .where(queue_steps.c.center_id == center_id, queue_steps.c.at >= start, queue_steps.c.at < end)
             .order_by(queue_steps.c.id)
         ).all()
-    groups: dict[Any, _Acc] = {}
-    for row in rows:
-        if by == "service":
-            key: Any = row.service
-        elif by == "counter":
-            key = row.counter
-        elif by == "officer":
-            key = row.user_id
-        elif by == "hour":
-            key = row.at.astimezone(zone).hour
-        else:
-            key = row.at.astimezone(zone).date().isoformat()
-        if key is None or row.kind.startswith("counter_") or row.kind == "rated":
+    groups: dict[str, dict[Any, _Acc]] = {by: {} for by in groupings}
+    for row in rows:  # one pass: a row's local time and its kind's figures once, added to each grouping
+        kind = row.kind
+        if kind.startswith("counter_") or kind == "rated":
             continue
-        if row.kind == "issued" and by in ("counter", "officer"):
-            continue  # an arrival has no counter yet
-        acc = groups.setdefault(key, _Acc())
+        local = row.at.astimezone(zone)
+        keys = {
+            "service": row.service,
+            "counter": row.counter,
+            # the username, as published: a center's own steps and the same steps bridged to the
+            # province (fleet.queue.province, no account there) group alike, under the same key
+            "officer": row.officer,
+            "hour": local.hour,
+            "day": local.date().isoformat(),
+        }
         detail = row.detail or {}
-        if row.kind == "issued":
-            acc.arrivals += 1
-            acc.appointments += "appointment_at" in detail
-            acc.appointments_late += "appointment_late" in detail
-        elif row.kind == "called":
-            acc.called += 1
-            waited = detail.get("waited_s")
-            if waited is not None:
-                acc.wait_n += 1
-                acc.wait_sum_s += float(waited)
-                acc.wait_max_s = max(acc.wait_max_s, float(waited))
-                acc.wait_over_target += float(waited) > target_s
-                if "appointment_at" in detail:  # timed from the booked time when the citizen came early
-                    acc.appt_wait_n += 1
-                    acc.appt_wait_sum_s += float(waited)
-                    acc.appt_wait_max_s = max(acc.appt_wait_max_s, float(waited))
-        elif row.kind == "recalled":
-            acc.recalls += 1
-        elif row.kind in ("done", "transferred"):
-            if row.kind == "done":
-                acc.served += 1
-            else:
-                acc.transfers += 1
-            served = detail.get("served_s")
-            if served is not None:
-                acc.service_n += 1
-                acc.service_sum_s += float(served)
-                acc.service_max_s = max(acc.service_max_s, float(served))
-        elif row.kind == "no_show":
-            acc.no_shows += 1
-        elif row.kind == "left":
-            acc.left += 1
+        for by, accs in groups.items():
+            key = keys.get(by, keys["day"])
+            if key is None or (kind == "issued" and by in ("counter", "officer")):
+                continue  # an arrival has no counter yet
+            acc = accs.get(key)
+            if acc is None:
+                acc = accs[key] = _Acc()
+            acc.add(kind, detail, target_s)
+    return {by: _rows(queue, center_id, by, accs, lang) for by, accs in groups.items()}
+
+
+def _rows(queue: Queue, center_id: str, by: str, groups: dict[Any, _Acc], lang: str) -> list[StatRow]:
     labels = _labels(queue, center_id, by, groups, lang)
     order = sorted(groups, key=lambda k: (str(type(k)), k))
     return [
@@ -155,8 +214,8 @@ def _labels(queue: Queue, center_id: str, by: str, groups: dict[Any, _Acc], lang
     if by == "counter":
         named = {c.code: c.name for c in queue.counters(center_id)}
         return {k: named.get(k) or (f"Counter {k}" if lang == "en" else f"Quầy {k}") for k in groups}
-    if by == "officer":
-        return dict(_officers(queue, groups))
+    if by == "officer":  # the account's display name where this store has it, else the username
+        return _officer_names(queue, groups)
     if by == "hour":
         return {h: f"{h:02d}:00–{(h + 1) % 24:02d}:00" for h in groups}
     return {}

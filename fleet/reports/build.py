@@ -15,6 +15,9 @@ from typing import Any
 
 from common.errors import NotFoundError, ValidationError
 from contract.config import DEFAULT_REASONS
+from fleet.queue import stats as queue_stats
+from fleet.queue.engine import Queue
+from fleet.queue.models import StatRow
 from fleet.store import Scope, Store
 from fleet.store.models import Alarm, Center
 from fleet.store.usage import (
@@ -122,6 +125,7 @@ def build_report(
     downs = usage.downtime(inside, period, center_id=center_id)
     alarm_list = usage.alarms(inside, period, center_id=center_id)
     services = usage.service_names(inside, center_id=center_id)
+    queue = _queue_statistics(store, centers, period, zone)
 
     satisfied = sum(r.count for r in by_level if r.satisfied)
     rated = sum(r.count for r in by_level)
@@ -139,6 +143,7 @@ def build_report(
         "availability_percent": availability_percent(span_total, offline_total),
         "downtime_h": sum(d.down_s for d in downs) / 3600.0,
         "alarms": len(alarm_list),
+        **_queue_totals(queue),
     }
     title = (
         names[target.id]
@@ -150,6 +155,7 @@ def build_report(
         _centers(centers, tickets_day, by_level, spans, downs, alarm_list),
         _tickets_by_day(tickets_day, names, services),
         _tickets_by_hour(tickets_hour, names, services),
+        _queue(tr, queue),
         _outcomes(tr, lookups, cards, names),
     ]
     if ratings:
@@ -180,6 +186,15 @@ def _summary(
         [tr("report.row.availability"), _round(totals["availability_percent"], 2)],
         [tr("report.row.downtime_h"), round(totals["downtime_h"], 2)],
         [tr("report.row.alarms"), totals["alarms"]],
+        [tr("report.row.queue_arrivals"), totals["queue_arrivals"]],
+        [tr("report.row.queue_served"), totals["queue_served"]],
+        [tr("report.row.queue_no_shows"), totals["queue_no_shows"]],
+        [tr("report.row.queue_left"), totals["queue_left"]],
+        [tr("report.row.queue_transfers"), totals["queue_transfers"]],
+        [tr("report.row.queue_wait_avg"), _minutes(totals["queue_wait_avg_s"])],
+        [tr("report.row.queue_wait_max"), _minutes(totals["queue_wait_max_s"])],
+        [tr("report.row.queue_over_target"), _round(totals["queue_over_target_percent"])],
+        [tr("report.row.queue_service_avg"), _minutes(totals["queue_service_avg_s"])],
     ]
     return Sheet("summary", ["report.col.item", "report.col.value"], rows)
 
@@ -224,6 +239,100 @@ def _centers(
         "report.col.alarms",
     ]
     return Sheet("centers", columns, rows, {6: "percent", 7: "percent"})
+
+
+@dataclass(frozen=True)
+class CenterQueue:
+    """One center's queue statistics of the period, every grouping (``fleet.queue.stats``)."""
+
+    center: Center
+    target_s: float
+    groups: dict[str, list[StatRow]]
+
+
+def _queue_statistics(
+    store: Store, centers: Sequence[Center], period: Period, zone: tzinfo
+) -> list[CenterQueue]:
+    """The queue's own statistics per center (the same code as the ``/queue/{center}`` page: one read
+    of the period's steps per center), each center's waits against its own target."""
+    queue = Queue(store)
+    first, last = period.first_day.isoformat(), period.last_day.isoformat()
+    out = []
+    for c in centers:
+        target_s = queue_stats.target_wait_s(queue, c.id)
+        groups = queue_stats.compute_groups(
+            queue, c.id, first, last, queue_stats.GROUPS, target_s, lang="vi", zone=zone
+        )
+        out.append(CenterQueue(c, target_s, groups))
+    return out
+
+
+def _queue_totals(queue: Sequence[CenterQueue]) -> dict[str, Any]:
+    """The whole target's figures: the sums of the per-day rows (every step has a day)."""
+    days = [r for q in queue for r in q.groups["day"]]
+    waits = sum(r.wait_n for r in days)
+    services = sum(r.service_n for r in days)
+    return {
+        "queue_arrivals": sum(r.arrivals for r in days),
+        "queue_served": sum(r.served for r in days),
+        "queue_no_shows": sum(r.no_shows for r in days),
+        "queue_left": sum(r.left for r in days),
+        "queue_transfers": sum(r.transfers for r in days),
+        "queue_wait_avg_s": sum(r.wait_sum_s for r in days) / waits if waits else None,
+        "queue_wait_max_s": max((r.wait_max_s for r in days if r.wait_n), default=None),
+        "queue_over_target_percent": 100.0 * sum(r.wait_over_target for r in days) / waits if waits else None,
+        "queue_service_avg_s": sum(r.service_sum_s for r in days) / services if services else None,
+    }
+
+
+def _queue(tr: Translator, queue: Sequence[CenterQueue]) -> Sheet:
+    """Per service, counter, officer, hour and day (that order), each center's rows in turn: the
+    columns of the ``/queue/{center}`` page's export, with the center and its target wait."""
+    rows: list[list[Cell]] = []
+    for by in queue_stats.GROUPS:
+        for q in queue:
+            for r in q.groups[by]:
+                rows.append(
+                    [
+                        tr(f"queue.by.{by}"),
+                        q.center.name,
+                        r.key,
+                        r.label,
+                        r.arrivals,
+                        r.called,
+                        r.served,
+                        r.no_shows,
+                        r.left,
+                        r.transfers,
+                        r.recalls,
+                        _minutes(r.wait_avg_s),
+                        _minutes(r.wait_max_s if r.wait_n else None),
+                        _minutes(q.target_s),
+                        _round(100.0 * r.over_target_share if r.over_target_share is not None else None),
+                        _minutes(r.service_avg_s),
+                        _minutes(r.service_max_s if r.service_n else None),
+                    ]
+                )
+    columns = [
+        "report.col.group",
+        "report.col.center",
+        "report.col.code",
+        "report.col.name",
+        "queue.stats.arrivals",
+        "queue.stats.called",
+        "queue.stats.served",
+        "queue.stats.no_shows",
+        "queue.stats.left",
+        "queue.stats.transfers",
+        "queue.stats.recalls",
+        "queue.stats.wait_avg",
+        "queue.stats.wait_max",
+        "report.col.target_wait",
+        "queue.stats.over_target",
+        "queue.stats.service_avg",
+        "queue.stats.service_max",
+    ]
+    return Sheet("queue", columns, rows, {14: "percent"})
 
 
 def _service(services: dict[tuple[str, str], str], center_id: str, code: str) -> str:
@@ -438,6 +547,10 @@ def _alarms(
         "report.col.reminders",
     ]
     return Sheet("alarms", columns, rows)
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60.0, 1)
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

@@ -251,7 +251,7 @@ RATING_COLUMNS = [
     Column("phone", "queue.ratings.phone", lambda r: r.by_via.get("phone", 0)),
     Column("kiosk", "queue.ratings.kiosk", lambda r: r.by_via.get("kiosk", 0)),
 ]
-GROUPS = ("service", "counter", "officer", "hour", "day")
+GROUPS = queue_stats.GROUPS
 
 
 def _minutes(seconds: float | None) -> float | None:

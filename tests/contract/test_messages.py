@@ -268,6 +268,10 @@ def test_topics_are_built_and_read_back() -> None:
         with pytest.raises(ContractError):
             parse_topic(bad)
     assert "$share/fleet/motcua/v1/+/+/event/+" in fleet_filters()
+    # the queue's steps: shared like the events (one worker stores each), one center's when asked
+    assert "$share/fleet/motcua/v1/+/_center/queue/event" in fleet_filters()
+    assert "motcua/v1/hcm/_center/queue/event" in fleet_filters(center_id="hcm", share=None)
+    assert parse_topic(CenterTopics("hcm").queue_event).channel == "queue/event"
 
 
 def test_loads_object_is_the_one_reader_and_bounds_size_before_parsing() -> None:

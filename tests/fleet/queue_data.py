@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from contract.events import Event, TicketIssued
@@ -93,3 +93,54 @@ def queue_foreign_requests(f: Any) -> list[tuple[str, str, int]]:
         ("POST", f"/queue/{other}/settings", 404),
         ("POST", "/counter/left/1", 403),  # a manager is no officer
     ]
+
+
+def a_day_at_the_counters(store: Store, queue: Queue, clock: Any) -> str:
+    """A day of Bến Thành's queue through the engine (``clock``: the store's FakeClock), whose figures
+    the tests derive from the times below (target 30 minutes):
+
+    - 08:00 A001-A004 (HOTICH) and B001 (CHUNGTHUC) taken; canbo.bt opens counter 1 (HOTICH),
+      canbo01.bt counter 3 (CHUNGTHUC);
+    - 08:05 counter 1 calls A001 (waited 5 min); 08:10 "next": A001 done (served 5 min), A002 called
+      (waited 10); recalled twice, 08:12 no-show; A003 called (waited 12), 08:15 transferred to
+      CHUNGTHUC (served 3 min); A004 left (marked by canbo.bt);
+    - 08:40 counter 3 calls A003 first (it keeps its 08:00 issue time; waited 25 since its transfer
+      at 08:15); 08:50 "next": A003 done (served 10), B001 called (waited 50: over the target);
+      08:55 B001 done (served 5).
+
+    Returns the day (center time)."""
+    start = clock.now.replace(hour=1, minute=0, second=0, microsecond=0)  # 08:00 in Vietnam
+    clock.now = start
+    day = queue.today()
+    for n in range(1, 5):
+        issue(store, f"A{n:03d}", "HOTICH", day=day)
+    issue(store, "B001", "CHUNGTHUC", day=day)
+    ha = officer(store, "canbo.bt")
+    other = add_officers(store, 1)[0]
+    queue.open_session(ha, "1", ["HOTICH"])
+    queue.open_session(other, "3", ["CHUNGTHUC"])
+
+    def at(minutes: int) -> None:
+        clock.now = start + timedelta(minutes=minutes)
+
+    at(5)
+    queue.call_next(ha)
+    at(10)
+    queue.call_next(ha)
+    queue.recall(ha)
+    queue.recall(ha)
+    at(12)
+    queue.no_show(ha)
+    queue.call_next(ha)
+    at(15)
+    queue.transfer(ha, to_service="CHUNGTHUC")
+    a004 = queue.find(CENTER, day, "A004")
+    assert a004 is not None
+    queue.mark_left(CENTER, a004.id, ha)
+    at(40)
+    queue.call_next(other)
+    at(50)
+    queue.call_next(other)
+    at(55)
+    queue.done(other)
+    return day

@@ -6,6 +6,7 @@ its printer alarm and its events are the same in both stores, and on both fleets
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,16 @@ from starlette.testclient import TestClient
 
 from common.journal import EventJournal
 from contract.events import Lookup
+from fleet.queue import stats
+from fleet.queue.engine import Queue
+from fleet.queue.publisher import PublisherSettings, QueuePublisher
 from fleet.store import Scope, Store, open_store
 from fleet.web.app import create_app
 from tests.agent.broker import DEPLOY, Broker, Pki, temporary_pki
-from tests.fleet.conftest import _new_url
+from tests.fleet.conftest import FakeClock, _new_url
+from tests.fleet.data import build
 from tests.fleet.mqtt import CENTER, eventually, kiosk, running_worker, seed, worker_settings
+from tests.fleet.queue_data import a_day_at_the_counters, issue, officer, setup_center
 from tests.fleet.web import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +38,7 @@ pytestmark = pytest.mark.broker
 
 @pytest.fixture(scope="module")
 def pki() -> Iterator[Pki]:
-    with temporary_pki((KIOSK, "fleet", "fleet-1", BRIDGE), "pvpki-") as made:
+    with temporary_pki((KIOSK, "fleet", "fleet-1", BRIDGE, "counter"), "pvpki-") as made:
         yield made
 
 
@@ -149,6 +155,96 @@ def test_the_province_sees_through_the_bridge_what_the_center_sees(
                 lambda: snapshot(province_store)["state"] == "offline" == snapshot(center_store)["state"], 20
             )
     finally:
+        center_store.close()
+        province_store.close()
+
+
+def queue_figures(store: Store, day: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every grouping of the queue's statistics of ``day`` in ``store`` (labels aside: the province
+    names services by their code and officers by their username)."""
+    queue = Queue(store)
+    groups = stats.compute_groups(queue, CENTER, day, day, stats.GROUPS, 1800, lang="vi", zone=queue.zone)
+    return {
+        by: [(r.key, r.arrivals, r.called, r.served, r.no_shows, r.left, r.transfers, r.recalls, r.wait_n,
+              r.wait_sum_s, r.wait_max_s, r.wait_over_target, r.service_n, r.service_sum_s) for r in rows]
+        for by, rows in groups.items()
+    }
+
+
+def test_a_ticket_called_at_the_center_is_in_the_provinces_queue_statistics(
+    brokers: tuple[Broker, Broker], pki: Pki, sqlite_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The center's queue publisher (user ``counter``) on the center's broker, the bridge, the province's
+    ingest on PostgreSQL: the day's 20 steps, and then a call made while everything runs, give the same
+    statistics at the province (store and page) as at the center; the center's own ingest, which gets
+    the same messages from its broker, stores none of them."""
+    center_broker_, province_broker_ = brokers
+    clock = FakeClock()
+    center_store = open_store(sqlite_url, clock=clock)
+    province_store = open_store(_new_url("postgresql", request, tmp_path))
+    queue = Queue(center_store)
+    counter = pki.client("counter")
+    publisher = QueuePublisher(
+        queue,
+        PublisherSettings(
+            CENTER,
+            port=center_broker_.service_port,
+            ca_file=pki.ca.cert_file,
+            cert_file=counter.cert_file,
+            key_file=counter.key_file,
+        ),
+    )
+    try:
+        build(center_store)
+        seed(province_store)
+        setup_center(queue)
+        day = a_day_at_the_counters(center_store, queue, clock)  # 20 steps in the outbox
+        at_center = worker_settings(center_broker_, pki, "center-wq", identity="fleet", session_expiry_s=0)
+        at_province = worker_settings(
+            province_broker_, pki, "province-wq", identity="fleet-1", session_expiry_s=0
+        )
+        with running_worker(center_store, at_center) as center_worker, running_worker(
+            province_store, at_province
+        ):
+            publisher.start()
+
+            def the_day_at_the_province() -> bool:
+                """the province's statistics of the day equal the center's"""
+                return queue_figures(province_store, day) == queue_figures(center_store, day)
+
+            eventually(the_day_at_the_province, 30)
+            # a call while everything runs: from the center's store to the province's statistics
+            issue(center_store, "A005", "HOTICH", day=day)
+            ha = officer(center_store, "canbo.bt")
+            clock.advance(minutes=3)
+            started = time.monotonic()
+            called = queue.call_next(ha)
+            assert called is not None and called.number == "A005"
+
+            def the_call_at_the_province() -> bool:
+                """A005's call is in the province's statistics per officer"""
+                rows = queue_figures(province_store, day)["officer"]
+                return any(r[0] == "canbo.bt" and r[2] == 4 for r in rows)
+
+            eventually(the_call_at_the_province, 20, interval=0.01)
+            call_to_province_s = time.monotonic() - started
+            eventually(the_day_at_the_province, 10)
+            # the center's ingest got every step back from its broker and stored none (its own queue)
+            eventually(lambda: center_worker.stats.channels["queue/event"] >= 22, 10)
+            assert center_worker.stats.counts["ignored"] >= 22 and center_worker.stats.counts["stored"] == 0
+            assert len(queue.steps_since(CENTER, 0)) == 22
+        request.node.user_properties.append(("call_to_province_s", round(call_to_province_s, 3)))
+        assert call_to_province_s < 5
+        # the province's page of the center, from the bridged steps (a technician of the center there)
+        with TestClient(create_app(province_store)) as client:
+            browser = Browser(client)
+            assert browser.login("kythuat.bt") in (200, 303)
+            data = client.get(f"/queue/{CENTER}?format=json&from={day}&to={day}&by=counter").json()
+        counters = {row["key"].split()[-1]: row for row in data["items"]}  # "Quầy 1": no counter names here
+        assert counters["1"]["called"] == 4 and counters["1"]["no_shows"] == 1
+        assert counters["3"]["served"] == 2 and counters["3"]["wait_max_min"] == 50
+    finally:
+        publisher.stop()
         center_store.close()
         province_store.close()
 

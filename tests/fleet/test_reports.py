@@ -13,13 +13,17 @@ import openpyxl
 import pytest
 
 from common.errors import NotFoundError
+from contract.queue import QueueEvent
+from fleet.queue.engine import Queue
+from fleet.queue.province import store_event
 from fleet.reports.build import Report, Target, build_report
 from fleet.reports.write import to_csv, to_xlsx
 from fleet.store import Scope, Store
 from fleet.store.usage import Period
 from tests.fleet.conftest import FakeClock
+from tests.fleet.queue_data import a_day_at_the_counters, officer
 from tests.fleet.test_cli import fleet, last_line
-from tests.fleet.usage_data import USAGE_OWN_LISTS, seed, usage_foreign_requests
+from tests.fleet.usage_data import USAGE_OWN_LISTS, local, seed, usage_foreign_requests
 from tests.fleet.web import browser
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -29,6 +33,7 @@ SHEETS = [
     "Theo trung tâm",
     "Số thứ tự theo ngày",
     "Số thứ tự theo giờ",
+    "Hàng đợi tại quầy",
     "Tra cứu và đọc thẻ",
     "Đánh giá",
     "Thiết bị",
@@ -118,6 +123,92 @@ def test_a_provinces_report_and_what_a_scope_may_ask(store: Store, clock: FakeCl
     # without ratings (a role without rating.view): no ratings sheet
     plain = build_report(store, manager, Target("center", f.center), NOVEMBER, VN, ratings=False)
     assert "ratings" not in [s.key for s in plain.sheets]
+
+
+QUEUE_HEADER = (
+    "Nhóm",
+    "Trung tâm",
+    "Mã",
+    "Tên",
+    "Số lượt lấy số",
+    "Số lượt gọi",
+    "Đã phục vụ",
+    "Vắng mặt",
+    "Bỏ về",
+    "Chuyển",
+    "Gọi lại",
+    "Chờ trung bình (phút)",
+    "Chờ lâu nhất (phút)",
+    "Chờ mục tiêu (phút)",
+    "Chờ quá mức (%)",
+    "Phục vụ trung bình (phút)",
+    "Phục vụ lâu nhất (phút)",
+)
+
+
+def test_the_queue_in_a_centers_and_a_provinces_report(store: Store, clock: FakeClock) -> None:
+    """Bến Thành runs its queue in this store: usage_data's A050 (24/11: waited 5, served 10 minutes at
+    counter 2 by canbo01.bt) and queue_data's day at the counters (23/11). Thủ Dầu Một's queue came
+    through the bridge (two steps), and this store sets it a target of 60 minutes."""
+    f, _ = seed(store, clock)
+    queue = Queue(store)
+    queue.close(officer(store, "canbo01.bt"))  # A050's session, so that the officer opens counter 3
+    clock.now = local(23, 12)
+    a_day_at_the_counters(store, queue, clock)
+    clock.now = local(1, 12, month=12)
+    far = Queue(store)
+    far.update_settings(f.other_center, target_wait_min=60)
+    at, day = "2026-11-05T03:00:00+00:00", "2026-11-05"
+    for event in (
+        QueueEvent(f"{1:032x}", 1, "called", at, day, "A001", "HOTICH", counter="1", officer="canbo.tdm",
+                   waited_s=45 * 60.0),
+        QueueEvent(f"{2:032x}", 2, "done", at, day, "A001", "HOTICH", counter="1", officer="canbo.tdm",
+                   served_s=6 * 60.0),
+    ):
+        assert store_event(store, f.other_center, event.to_payload(), clock.now) == ("stored", "")
+
+    report = build_report(store, Scope.everything(), Target("center", f.center), NOVEMBER, VN)
+    book = xlsx_of(report)
+    rows = list(book["Hàng đợi tại quầy"].iter_rows(values_only=True))
+    assert rows[0] == QUEUE_HEADER
+    bt = report.title
+    # CHUNGTHUC: B001 waited 50 (over 30), the transferred A003 25; served 5 and 10 minutes
+    assert ("Lĩnh vực", bt, "CHUNGTHUC", "Chứng thực", 1, 2, 2, 0, 0, 0, 0, 37.5, 50, 30, 50, 7.5, 10) in rows
+    # HOTICH: 5 of the day's 4 arrivals and A050; waits 5, 10, 12 and 5; A001 served 5, A003 3, A050 10
+    assert ("Lĩnh vực", bt, "HOTICH", "Hộ tịch", 5, 4, 2, 1, 1, 1, 2, 8, 12, 30, 0, 6, 10) in rows
+    assert ("Quầy", bt, "2", "Quầy số 2", 0, 1, 1, 0, 0, 0, 0, 5, 5, 30, 0, 10, 10) in rows
+    officer_row = next(r for r in rows if r[0] == "Cán bộ" and r[2] == "canbo01.bt")
+    assert officer_row[3:11] == ("Cán bộ 01", 0, 3, 3, 0, 0, 0, 0)  # B001, A003, A050
+    assert officer_row[11:] == (pytest.approx(26.7), 50, 30, pytest.approx(33.3), pytest.approx(8.3), 10)
+    assert [r[2:5] for r in rows if r[0] == "Giờ"] == [("8", "08:00–09:00", 5), ("9", "09:00–10:00", 1)]
+    assert [r[2] for r in rows if r[0] == "Ngày"] == ["2026-11-23", "2026-11-24"]
+    assert all(r[1] == bt for r in rows[1:])  # the center's report: never Thủ Dầu Một's bridged steps
+    summary = summary_of(book)
+    assert summary["Hàng đợi: số lượt lấy số"] == 6
+    assert summary["Hàng đợi: đã phục vụ"] == 4
+    assert (summary["Hàng đợi: vắng mặt"], summary["Hàng đợi: bỏ về"]) == (1, 1)
+    assert summary["Hàng đợi: chuyển lĩnh vực hoặc quầy"] == 1
+    assert summary["Hàng đợi: chờ trung bình (phút)"] == round((5 + 10 + 12 + 25 + 50 + 5) / 6, 1)
+    assert summary["Hàng đợi: chờ lâu nhất (phút)"] == 50
+    assert summary["Hàng đợi: chờ quá mức mục tiêu (%)"] == round(100 / 6, 1)
+    assert summary["Hàng đợi: phục vụ trung bình (phút)"] == round((5 + 3 + 10 + 5 + 10) / 5, 1)
+    # CSV: the same sheet as a section, the same headers
+    lines = list(csv.reader(io.StringIO(to_csv(report).decode("utf-8-sig"))))
+    start = lines.index(["# Hàng đợi tại quầy"])
+    assert tuple(lines[start + 1]) == QUEUE_HEADER
+    assert lines[start + 2 : start + 2 + len(rows) - 1] == [
+        ["" if v is None else format(v, "g") if isinstance(v, float) else str(v) for v in r] for r in rows[1:]
+    ]
+
+    # the province: both centers, each against its own target (Thủ Dầu Một's 45 minutes < its 60)
+    province = build_report(store, Scope.province(f.province), Target("province", f.province), NOVEMBER, VN)
+    rows = list(xlsx_of(province)["Hàng đợi tại quầy"].iter_rows(values_only=True))
+    tdm = next(c.name for c in province.centers if c.id == f.other_center)
+    assert ("Cán bộ", tdm, "canbo.tdm", "canbo.tdm", 0, 1, 1, 0, 0, 0, 0, 45, 45, 60, 0, 6, 6) in rows
+    assert ("Lĩnh vực", tdm, "HOTICH", "HOTICH", 0, 1, 1, 0, 0, 0, 0, 45, 45, 60, 0, 6, 6) in rows
+    assert {r[1] for r in rows[1:]} == {bt, tdm}
+    assert province.totals["queue_served"] == 5 and province.totals["queue_arrivals"] == 6
+    assert province.totals["queue_wait_max_s"] == 50 * 60
 
 
 def test_the_cli_writes_both_files_and_refuses_bad_input(
