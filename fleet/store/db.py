@@ -125,12 +125,21 @@ class Database:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
                     self._ambient.conn = conn
+                    self._ambient.memo = {}
                     try:
                         yield conn
                     finally:
                         self._ambient.conn = None
+                        self._ambient.memo = None
         except OperationalError as exc:
             raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+
+    def batch_memo(self) -> dict[str, Any] | None:
+        """A dict that lives as long as this thread's ``batch()`` (None outside one): what a part learnt
+        under locks the batch's transaction holds until its end, so that it need not ask again (the
+        kiosks the ingest locked up front: ``Telemetry.lock_kiosks``)."""
+        memo: dict[str, Any] | None = getattr(self._ambient, "memo", None)
+        return memo
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

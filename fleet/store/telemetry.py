@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Text, any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.errors import ConflictError, MotcuaError, NotFoundError
 from fleet.store.base import Part, log_changes
@@ -36,6 +37,8 @@ from fleet.store.schema import (
 from fleet.store.scope import Scope
 
 SILENT = "silent"
+#: ``db.batch_memo()`` key: kiosk id -> its center id (None: not in the registry), locked by the batch
+_LOCKED_KIOSKS = "telemetry.locked_kiosks"
 SILENCE_FACTOR = 3  # offline after 3 missed heartbeats
 
 
@@ -166,19 +169,37 @@ class Telemetry(Part):
     def _lock_kiosks(self, conn: Connection, kiosk_ids: set[str]) -> dict[str, str]:
         """Rows of several kiosks locked for this transaction, in id order (so that two transactions
         locking overlapping sets wait for each other instead of deadlocking); kiosk id -> center id of
-        those in the registry."""
-        query = select(kiosks.c.id, kiosks.c.center_id).where(kiosks.c.id.in_(sorted(kiosk_ids)))
-        query = query.order_by(kiosks.c.id)
-        if self.db.is_postgres:
-            query = query.with_for_update()
-        return {row.id: row.center_id for row in conn.execute(query)}
+        those in the registry. Kiosks the batch locked up front (``lock_kiosks``) are not asked again."""
+        held: dict[str, str | None] | None = None
+        memo = self.db.batch_memo()
+        if memo is not None:
+            held = memo.get(_LOCKED_KIOSKS)
+        if held is not None and kiosk_ids <= held.keys():
+            return {k: owner for k in kiosk_ids if (owner := held[k]) is not None}
+        ordered = sorted(kiosk_ids)
+        query = select(kiosks.c.id, kiosks.c.center_id)
+        if self.db.is_postgres:  # one array parameter: an IN list of hundreds of ids is compiled each time
+            query = query.where(kiosks.c.id == any_(bindparam("ids", type_=ARRAY(Text))))
+            query = query.order_by(kiosks.c.id).with_for_update()
+            rows = conn.execute(query, {"ids": ordered})
+        else:
+            rows = conn.execute(query.where(kiosks.c.id.in_(ordered)).order_by(kiosks.c.id))
+        return {row.id: row.center_id for row in rows}
 
     def lock_kiosks(self, kiosk_ids: set[str]) -> None:
         """Inside a ``db.batch()``: lock every kiosk the batch will touch up front, in id order; later
-        row locks of the same kiosks in the batch are then already held (no deadlock between workers)."""
+        row locks of the same kiosks in the batch are then already held (no deadlock between workers),
+        and ``_lock_kiosks`` of these kiosks answers from what this read found (the rows stay locked,
+        so their center cannot change, until the batch ends)."""
         if kiosk_ids and self.db.is_postgres:
             with self.db.write() as conn:
-                self._lock_kiosks(conn, kiosk_ids)
+                owners = self._lock_kiosks(conn, kiosk_ids)
+            # remembered only now: locks taken in a savepoint that is rolled back are released with it
+            memo = self.db.batch_memo()
+            if memo is not None:
+                held = memo.setdefault(_LOCKED_KIOSKS, {})
+                held.update(dict.fromkeys(kiosk_ids))
+                held.update(owners)
 
     def record_status(
         self, center_id: str, kiosk_id: str, report: StatusReport, received_at: datetime | None = None

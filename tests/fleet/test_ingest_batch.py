@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from common.errors import StoreError
 from contract.events import Event, payload_from_data
@@ -44,6 +45,11 @@ def ticket(seq: int, journal: str, event_id: str | None = None) -> bytes:
          "day": "2026-11-23"},
     )
     return Event(event_id or uuid.uuid4().hex, seq, journal, payload, now_iso(), False).to_payload()
+
+
+def rating(seq: int, journal: str) -> bytes:
+    payload = payload_from_data("rating", {"level": 4, "scale": 4, "level_key": "satisfied"})
+    return Event(uuid.uuid4().hex, seq, journal, payload, now_iso(), False).to_payload()
 
 
 def dropped(seq: int, journal: str, first: int, last: int) -> bytes:
@@ -212,6 +218,48 @@ def test_two_workers_with_overlapping_batches_do_not_deadlock(fleet: Store, cloc
         thread.join(120)
     assert not failures, failures
     assert all(fleet.registry.kiosk(ALL, k).state == "online" for k in MANY)
+
+
+def test_a_batch_locks_its_kiosks_once_and_overlapping_event_batches_do_not_deadlock(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """Events of the same ten kiosks from two threads in opposite orders: the kiosks are locked once per
+    batch, up front and in id order (``insert_events`` takes the owners the batch's lock found), the
+    batches wait for each other instead of deadlocking, and each thread's journals have no gap."""
+    locks: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM kiosks" in statement and "FOR UPDATE" in statement:
+            locks.append(statement)
+
+    event.listen(fleet.db.engine, "before_cursor_execute", seen)
+    failures: list[BaseException] = []
+    rounds = 12
+
+    def run(order: tuple[str, ...]) -> None:
+        p = Processor(fleet)
+        journal = uuid.uuid4().hex
+        try:
+            for seq in range(1, rounds + 1):
+                topics = [f"motcua/v1/{C}/{k}/event/rating" for k in order]
+                batch = [Incoming(topic, rating(seq, journal), clock.now) for topic in topics]
+                assert {r.outcome for r in p.handle_batch(batch)} == {"stored"}
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=run, args=(order,)) for order in (MANY, tuple(reversed(MANY)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        event.remove(fleet.db.engine, "before_cursor_execute", seen)
+    assert not failures, failures
+    assert len(locks) == (2 * rounds if fleet.db.is_postgres else 0)
+    for kiosk in MANY:
+        assert fleet.events.count(ALL, kiosk_id=kiosk) == 2 * rounds
+        assert fleet.events.gaps(ALL, kiosk) == []
 
 
 def test_a_birth_overtaken_by_its_heartbeat_still_brings_its_versions(fleet: Store, clock: FakeClock) -> None:
