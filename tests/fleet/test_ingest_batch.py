@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from sqlalchemy import event
 
 from common.errors import StoreError
 from contract.events import Event, payload_from_data
+from contract.status import Status
 from contract.wire import now_iso
 from fleet.ingest.process import Incoming, Processor, Result
 from fleet.store import Scope, Store
@@ -118,6 +118,49 @@ def test_a_batch_stores_what_the_messages_one_by_one_store(fleet: Store, clock: 
     }
 
 
+def statuses(kiosk: str) -> list[tuple[str, bytes]]:
+    """A run of statuses as a reconnecting worker gets them (retained ones again among them), with the
+    bdseq rules a run must follow in order: a late Will of an older connection, the Will of the live one,
+    a new birth, a clean stop; and the refusals."""
+    root = f"motcua/v1/{C}/{kiosk}"
+    return [
+        (f"{root}/status", birth(10)),
+        (f"{root}/status", birth(10)),  # the retained birth once more
+        (f"{root}/status", Status("offline", "lost", 9, 1).to_payload()),  # an older Will, late: not applied
+        (f"{root}/status", Status("offline", "lost", 10, 1).to_payload()),  # the live connection's Will
+        (f"motcua/v1/{OTHER}/{kiosk}/status", birth(12)),  # under another center
+        (f"motcua/v1/{C}/kiosk-nobody/status", birth(1)),  # not ours
+        (f"{root}/status", b"{not json"),
+        (f"{root}/status", birth(11)),
+        (f"{root}/status", Status("offline", "shutdown", 11, 1).to_payload()),
+    ]
+
+
+def test_a_run_of_statuses_stores_what_they_one_by_one_store(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    batched = p.handle_batch([Incoming(t, b, clock.now) for t, b in statuses(BATCHED)])
+    single = [p.handle(t, b, clock.now) for t, b in statuses(SINGLE)]
+    assert outcomes(batched) == outcomes(single)
+    assert [r.outcome for r in batched] == [
+        "stored", "stored", "stored", "stored", "refused", "refused", "invalid", "stored", "stored"
+    ]
+
+    def story(kiosk: str) -> Any:
+        history = fleet.telemetry.status_history(ALL, kiosk)
+        ended = fleet.alarms.page(ALL, active=False, kiosk_id=kiosk).items
+        return (
+            sorted((h.state, h.reason, h.bdseq, h.applied) for h in history),
+            state_of(fleet, kiosk),
+            sorted((a.type, a.severity, a.ended_at is not None) for a in ended),
+        )
+
+    assert story(BATCHED) == story(SINGLE)
+    history, state, ended = story(BATCHED)
+    assert state["state"] == "offline" and state["alarms"] == [("offline", "minor")]
+    assert ("offline", "lost", 9, False) in history and ("online", "birth", 10, False) in history
+    assert ended == [("offline", "major", True)]  # the Will's alarm, ended by the new birth
+
+
 @pytest.mark.parametrize("broken", ["status", "heartbeat"])
 def test_a_failing_message_undoes_only_itself(
     fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, broken: str
@@ -126,15 +169,15 @@ def test_a_failing_message_undoes_only_itself(
     error; the messages before and after it in the batch, and in its own run of heartbeats, are kept."""
     p = Processor(fleet)
     if broken == "status":
-        real_status = p._status
+        real_statuses = fleet.telemetry.record_statuses
 
-        def flaky_status(center_id: str, kiosk_id: str, status: Any, at: datetime) -> Result:
-            real_status(center_id, kiosk_id, status, at)
-            if kiosk_id == BATCHED:
+        def flaky_statuses(items: Any) -> Any:
+            outcomes = real_statuses(items)
+            if any(item.kiosk_id == BATCHED for item in items):
                 raise RuntimeError("a bug while handling one status")
-            return Result("stored", "status")
+            return outcomes
 
-        monkeypatch.setattr(p, "_status", flaky_status)
+        monkeypatch.setattr(fleet.telemetry, "record_statuses", flaky_statuses)
     else:
         real_records = fleet.telemetry.record_healths
 
