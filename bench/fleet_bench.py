@@ -507,7 +507,8 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         restarted = datetime.now(UTC)
         ingest = start_ingest()
         drain: list[tuple[float, int, dict[str, float]]] = []
-        rows: list[tuple[float, int]] = []  # (time, events stored since the restart), every 0.1 s
+        # (time, events stored since the restart, CPU seconds), every 0.1 s
+        rows: list[tuple[float, int, dict[str, float]]] = []
         deadline = time.monotonic() + 240
         next_beat_sample = 0.0
         while time.monotonic() < deadline:
@@ -516,9 +517,11 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                     kids = psutil.Process(ingest.pid).children(recursive=True)
                     if len(kids) >= workers or workers == 1:  # one worker runs in the ingest's process
                         watched["workers"] = [psutil.Process(ingest.pid), *kids]
-                        if backend == "postgresql":  # the restarted workers' own backends
-                            watched["postgresql"] = postgres_processes(cluster)
-            rows.append((time.time(), counts(engine)["event"] - rows_before))
+            if backend == "postgresql" and not any(r[1] for r in rows):
+                # the restarted workers' own backends, as they connect (until the first event is stored)
+                with suppress(psutil.Error):
+                    watched["postgresql"] = postgres_processes(cluster)
+            rows.append((time.time(), counts(engine)["event"] - rows_before, cpu_seconds(watched)))
             if time.monotonic() >= next_beat_sample:
                 drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
                 next_beat_sample = time.monotonic() + 0.5
@@ -533,24 +536,26 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         moving = [d for d in drain if d[1] > 0]
         start_d = moving[0] if moving else drain[0]
         end_d = drain[-1]
-        # the counters move every 2 s: the rate between the first and the last beat that moved
-        span_d = max(0.001, end_d[0] - start_d[0])
-        worker_cpu = (end_d[2].get("workers", 0) - start_d[2].get("workers", 0)) / span_d
+        # the counters move every 2 s: the rate between the first and the last beat that moved (none
+        # when the drain ended within one beat)
+        span_d = end_d[0] - start_d[0]
+        by_counters = round((end_d[1] - start_d[1]) / span_d, 1) if end_d[1] > start_d[1] else None
+        # CPU over the rows' window: what the drain of the events cost each process group
+        worker_cpu = (last_row[2].get("workers", 0) - first_row[2].get("workers", 0)) / rows_span
+        events_rate = (last_row[1] - first_row[1]) / rows_span
         result["capacity"] = {
-            # what the workers store per second of CPU they got (the machine is shared: load 6-12)
-            "msg_per_worker_cpu_s": (
-                round((end_d[1] - start_d[1]) / span_d / worker_cpu, 1) if worker_cpu else None
-            ),
+            # what the workers store per second of CPU they got (the machine is shared)
+            "msg_per_worker_cpu_s": round(events_rate / worker_cpu, 1) if worker_cpu else None,
             "queued_events": queued,
             "publish_s": round(max(p["publish_s"] for p in published), 1),
-            "drained": end_d[1],
-            "stored_msg_s": round((end_d[1] - start_d[1]) / span_d, 1),
-            # finer: the events' rows (the counters above move every 2 s; the drain lasts a few)
-            "events_stored_msg_s": round((last_row[1] - first_row[1]) / rows_span, 1),
+            "drained": end_d[1],  # every message the workers handled: the queued events, retained statuses
+            "stored_msg_s": by_counters,
+            # finer: the events' rows from the first poll that saw one to the first that saw all
+            "events_stored_msg_s": round(events_rate, 1),
             "events_drain_s": round(rows_span, 2),
             "cpu_percent_of_one_core": {
-                name: round((end_d[2].get(name, 0) - start_d[2].get(name, 0)) / span_d * 100, 1)
-                for name in end_d[2]
+                name: round((last_row[2].get(name, 0) - first_row[2].get(name, 0)) / rows_span * 100, 1)
+                for name in last_row[2]
             },
         }
         for proc in procs:
@@ -659,7 +664,7 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             f"{cpu['postgresql']!s:>7} {r['burst']['stored_all_s']:>7} {r['lost']:>5} "
             f"{r['bytes_per_kiosk_day']['wire_payload_and_topic']:>16} "
             f"{r['bytes_per_kiosk_day']['store']:>9} | "
-            f"{r['capacity']['stored_msg_s']:>11} {r['capacity']['events_stored_msg_s']:>7} "
+            f"{r['capacity']['stored_msg_s']!s:>11} {r['capacity']['events_stored_msg_s']:>7} "
             f"{r['capacity']['cpu_percent_of_one_core']['workers']:>5} "
             f"{r['capacity']['cpu_percent_of_one_core']['postgresql']:>5}"
         )
