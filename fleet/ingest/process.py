@@ -156,13 +156,15 @@ class Processor:
             if stored and job.record is not None and job.ref is not None and job.ref.kiosk_id:
                 calls.append(
                     handlers.HookCall(
-                        job.ref.center_id, job.ref.kiosk_id, job.record, result.outcome == "duplicate"
+                        job.ref.center_id, job.ref.kiosk_id, job.record, result.outcome == "duplicate",
+                        job.parsed,
                     )
                 )
                 positions.append(index)
         done = list(results)
         for index, errors in zip(positions, handlers.dispatch_many(self.store, calls), strict=True):
-            done[index] = replace(done[index], hook_errors=errors)
+            if errors:
+                done[index] = replace(done[index], hook_errors=errors)
         return done
 
     def _guarded_run(self, run: str, jobs: Sequence[_Job]) -> list[Result]:
@@ -205,7 +207,7 @@ class Processor:
                     event.payload.to_data(),
                     event.replay,
                 )
-                return _Job(item, ref, record=record)
+                return _Job(item, ref, parsed=event, record=record)
             if ref.channel == "status":
                 status = Status.parse(item.payload)
                 return _Job(item, ref, parsed=status, status=_status_report(status))
