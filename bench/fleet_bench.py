@@ -295,6 +295,18 @@ def handled(engine: Any, since: datetime | None = None) -> int:
     return sum(int((s.get("counts") or {}).get("in", 0)) for s in stats)
 
 
+def worker_counts(engine: Any, since: datetime) -> dict[str, int]:
+    """The workers' counters (``ingest_workers.stats``) added up, of the rows written after ``since``."""
+    with engine.connect() as conn:
+        query = select(ingest_workers.c.stats).where(ingest_workers.c.updated_at > since)
+        rows = conn.execute(query).scalars().all()
+    total: dict[str, int] = {}
+    for row in rows:
+        for name, n in ((json.loads(row) if isinstance(row, str) else row).get("counts") or {}).items():
+            total[name] = total.get(name, 0) + int(n)
+    return total
+
+
 def store_bytes(backend: str, url: str, engine: Any) -> int:
     if backend == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
@@ -553,11 +565,14 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
             # finer: the events' rows from the first poll that saw one to the first that saw all
             "events_stored_msg_s": round(events_rate, 1),
             "events_drain_s": round(rows_span, 2),
+            "worker_counts": {},
             "cpu_percent_of_one_core": {
                 name: round((last_row[2].get(name, 0) - first_row[2].get(name, 0)) / rows_span * 100, 1)
                 for name in last_row[2]
             },
         }
+        time.sleep(2.5)  # the workers' last counters (written every 2 s)
+        result["capacity"]["worker_counts"] = worker_counts(engine, restarted)
         for proc in procs:
             proc.join(10)
         return result
