@@ -455,3 +455,42 @@ def test_a_failing_batch_handler_counts_its_events_and_the_others_still_run(
         for handler in (broken, short, fine):
             handlers.unregister_batch("outbox_dropped", handler)
         handlers._handlers.pop("outbox_dropped", None)
+
+
+def test_without_pre_ping_a_batch_on_connections_a_restart_killed_fails_whole_then_is_stored(
+    fleet: Store, store_url: str, clock: FakeClock
+) -> None:
+    """The ingest's store has no pre-ping (a round trip per transaction): after the database dropped its
+    connections (a restart), the next batch fails with a StoreError, nothing of it stored (the worker
+    keeps it unacknowledged), and the retry stores it on fresh connections."""
+    if not fleet.db.is_postgres:
+        pytest.skip("the pool's pre-ping is PostgreSQL's")
+    from sqlalchemy import create_engine, text
+
+    from fleet.store import open_store
+
+    ingest = open_store(store_url, clock=clock, pre_ping=False)
+    try:
+        p = Processor(ingest)
+        root = f"motcua/v1/{C}/{BATCHED}"
+        journal = uuid.uuid4().hex
+        first = [Incoming(f"{root}/event/ticket_issued", ticket(1, journal), clock.now)]
+        assert [r.outcome for r in p.handle_batch(first)] == ["stored"]
+        admin = create_engine(store_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalar_one()
+        admin.dispose()
+        assert killed >= 1
+        batch = [Incoming(f"{root}/event/ticket_issued", ticket(seq, journal), clock.now) for seq in (2, 3)]
+        with pytest.raises(StoreError):
+            p.handle_batch(batch)
+        assert fleet.events.count(ALL, kiosk_id=BATCHED) == 1
+        results = p.handle_batch(batch)
+        assert [(r.outcome, r.hook_errors) for r in results] == [("stored", 0), ("stored", 0)]
+        assert fleet.events.count(ALL, kiosk_id=BATCHED) == 3
+        assert fleet.events.gaps(ALL, BATCHED) == []
+    finally:
+        ingest.close()
