@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -307,6 +308,31 @@ def worker_counts(engine: Any, since: datetime) -> dict[str, int]:
     return total
 
 
+def thread_cpu(processes: list[psutil.Process]) -> dict[tuple[int, int], float]:
+    found: dict[tuple[int, int], float] = {}
+    for proc in processes:
+        with suppress(psutil.Error):
+            for t in proc.threads():
+                found[(proc.pid, t.id)] = t.user_time + t.system_time
+    return found
+
+
+def backend_waits(engine: Any) -> Counter[str]:
+    """The other backends of this database in a transaction, by what they wait for (PostgreSQL)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT coalesce(wait_event_type, 'CPU'), count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' GROUP BY 1"
+        )).all()
+        idle = conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction'"
+        )).scalar_one()
+    found: Counter[str] = Counter({str(kind): int(n) for kind, n in rows})
+    found["idle in transaction"] = int(idle)
+    return found
+
+
 def store_bytes(backend: str, url: str, engine: Any) -> int:
     if backend == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
@@ -519,6 +545,9 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         restarted = datetime.now(UTC)
         ingest = start_ingest()
         drain: list[tuple[float, int, dict[str, float]]] = []
+        waits: Counter[str] = Counter()  # what the workers' backends were doing, sampled every 0.1 s
+        threads_at_first: dict[tuple[int, int], float] = {}
+        threads_at_last: dict[tuple[int, int], float] = {}
         # (time, events stored since the restart, CPU seconds), every 0.1 s
         rows: list[tuple[float, int, dict[str, float]]] = []
         deadline = time.monotonic() + 240
@@ -534,6 +563,12 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                 with suppress(psutil.Error):
                     watched["postgresql"] = postgres_processes(cluster)
             rows.append((time.time(), counts(engine)["event"] - rows_before, cpu_seconds(watched)))
+            if backend == "postgresql" and rows[-1][1]:
+                waits.update(backend_waits(engine))
+            if rows[-1][1] and not threads_at_first:
+                threads_at_first = thread_cpu(watched["workers"])
+            if rows[-1][1] >= queued and not threads_at_last:
+                threads_at_last = thread_cpu(watched["workers"])
             if time.monotonic() >= next_beat_sample:
                 drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
                 next_beat_sample = time.monotonic() + 0.5
@@ -566,6 +601,19 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
             "events_stored_msg_s": round(events_rate, 1),
             "events_drain_s": round(rows_span, 2),
             "worker_counts": {},
+            # per 0.1 s sample while the events drained: backends running ("CPU"), waiting for a lock
+            # (a kiosk's or a center's row another worker holds: "Lock"), for the client ("Client"), ...
+            "backend_samples": dict(waits),
+            # CPU seconds of each thread of each worker process over the rows' window, the largest first
+            # (Python's threads have no OS names: the processing thread and paho's are the two largest)
+            "worker_threads_cpu_s": {
+                str(pid): sorted(
+                    (round(v - threads_at_first.get((pid, tid), 0.0), 2)
+                     for (p, tid), v in threads_at_last.items() if p == pid),
+                    reverse=True,
+                )[:4]
+                for pid in sorted({p for p, _ in threads_at_last})
+            },
             "cpu_percent_of_one_core": {
                 name: round((last_row[2].get(name, 0) - first_row[2].get(name, 0)) / rows_span * 100, 1)
                 for name in last_row[2]
