@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -295,6 +296,43 @@ def handled(engine: Any, since: datetime | None = None) -> int:
     return sum(int((s.get("counts") or {}).get("in", 0)) for s in stats)
 
 
+def worker_counts(engine: Any, since: datetime) -> dict[str, int]:
+    """The workers' counters (``ingest_workers.stats``) added up, of the rows written after ``since``."""
+    with engine.connect() as conn:
+        query = select(ingest_workers.c.stats).where(ingest_workers.c.updated_at > since)
+        rows = conn.execute(query).scalars().all()
+    total: dict[str, int] = {}
+    for row in rows:
+        for name, n in ((json.loads(row) if isinstance(row, str) else row).get("counts") or {}).items():
+            total[name] = total.get(name, 0) + int(n)
+    return total
+
+
+def thread_cpu(processes: list[psutil.Process]) -> dict[tuple[int, int], float]:
+    found: dict[tuple[int, int], float] = {}
+    for proc in processes:
+        with suppress(psutil.Error):
+            for t in proc.threads():
+                found[(proc.pid, t.id)] = t.user_time + t.system_time
+    return found
+
+
+def backend_waits(engine: Any) -> Counter[str]:
+    """The other backends of this database in a transaction, by what they wait for (PostgreSQL)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT coalesce(wait_event_type, 'CPU'), count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' GROUP BY 1"
+        )).all()
+        idle = conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction'"
+        )).scalar_one()
+    found: Counter[str] = Counter({str(kind): int(n) for kind, n in rows})
+    found["idle in transaction"] = int(idle)
+    return found
+
+
 def store_bytes(backend: str, url: str, engine: Any) -> int:
     if backend == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
@@ -503,40 +541,86 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                 published.append(body)
         queued = sum(p["events"] for p in published)
         watched["workers"] = []
+        rows_before = counts(engine)["event"]
         restarted = datetime.now(UTC)
         ingest = start_ingest()
         drain: list[tuple[float, int, dict[str, float]]] = []
+        waits: Counter[str] = Counter()  # what the workers' backends were doing, sampled every 0.1 s
+        threads_at_first: dict[tuple[int, int], float] = {}
+        threads_at_last: dict[tuple[int, int], float] = {}
+        # (time, events stored since the restart, CPU seconds), every 0.1 s
+        rows: list[tuple[float, int, dict[str, float]]] = []
         deadline = time.monotonic() + 240
+        next_beat_sample = 0.0
         while time.monotonic() < deadline:
             if not watched["workers"]:
                 with suppress(psutil.Error):
                     kids = psutil.Process(ingest.pid).children(recursive=True)
                     if len(kids) >= workers or workers == 1:  # one worker runs in the ingest's process
                         watched["workers"] = [psutil.Process(ingest.pid), *kids]
-            drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
-            if drain[-1][1] >= queued:
+            if backend == "postgresql" and not any(r[1] for r in rows):
+                # the restarted workers' own backends, as they connect (until the first event is stored)
+                with suppress(psutil.Error):
+                    watched["postgresql"] = postgres_processes(cluster)
+            rows.append((time.time(), counts(engine)["event"] - rows_before, cpu_seconds(watched)))
+            if backend == "postgresql" and rows[-1][1]:
+                waits.update(backend_waits(engine))
+            if rows[-1][1] and not threads_at_first:
+                threads_at_first = thread_cpu(watched["workers"])
+            if rows[-1][1] >= queued and not threads_at_last:
+                threads_at_last = thread_cpu(watched["workers"])
+            if time.monotonic() >= next_beat_sample:
+                drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
+                next_beat_sample = time.monotonic() + 0.5
+            if drain[-1][1] >= queued and rows[-1][1] >= queued:
+                drain.append((time.time(), handled(engine, restarted), cpu_seconds(watched)))
                 break
-            time.sleep(0.5)
+            time.sleep(0.1)
+        # the stored rows, polled every 0.1 s: from the first poll that saw some to the first that saw all
+        first_row = next((r for r in rows if r[1] > 0), rows[0])
+        last_row = next((r for r in rows if r[1] >= queued), rows[-1])
+        rows_span = max(0.001, last_row[0] - first_row[0])
         moving = [d for d in drain if d[1] > 0]
         start_d = moving[0] if moving else drain[0]
         end_d = drain[-1]
-        # the counters move every 2 s: the rate between the first and the last beat that moved
-        span_d = max(0.001, end_d[0] - start_d[0])
-        worker_cpu = (end_d[2].get("workers", 0) - start_d[2].get("workers", 0)) / span_d
+        # the counters move every 2 s: the rate between the first and the last beat that moved (none
+        # when the drain ended within one beat)
+        span_d = end_d[0] - start_d[0]
+        by_counters = round((end_d[1] - start_d[1]) / span_d, 1) if end_d[1] > start_d[1] else None
+        # CPU over the rows' window: what the drain of the events cost each process group
+        worker_cpu = (last_row[2].get("workers", 0) - first_row[2].get("workers", 0)) / rows_span
+        events_rate = (last_row[1] - first_row[1]) / rows_span
         result["capacity"] = {
-            # what the workers store per second of CPU they got (the machine is shared: load 6-12)
-            "msg_per_worker_cpu_s": (
-                round((end_d[1] - start_d[1]) / span_d / worker_cpu, 1) if worker_cpu else None
-            ),
+            # what the workers store per second of CPU they got (the machine is shared)
+            "msg_per_worker_cpu_s": round(events_rate / worker_cpu, 1) if worker_cpu else None,
             "queued_events": queued,
             "publish_s": round(max(p["publish_s"] for p in published), 1),
-            "drained": end_d[1],
-            "stored_msg_s": round((end_d[1] - start_d[1]) / span_d, 1),
+            "drained": end_d[1],  # every message the workers handled: the queued events, retained statuses
+            "stored_msg_s": by_counters,
+            # finer: the events' rows from the first poll that saw one to the first that saw all
+            "events_stored_msg_s": round(events_rate, 1),
+            "events_drain_s": round(rows_span, 2),
+            "worker_counts": {},
+            # per 0.1 s sample while the events drained: backends running ("CPU"), waiting for a lock
+            # (a kiosk's or a center's row another worker holds: "Lock"), for the client ("Client"), ...
+            "backend_samples": dict(waits),
+            # CPU seconds of each thread of each worker process over the rows' window, the largest first
+            # (Python's threads have no OS names: the processing thread and paho's are the two largest)
+            "worker_threads_cpu_s": {
+                str(pid): sorted(
+                    (round(v - threads_at_first.get((pid, tid), 0.0), 2)
+                     for (p, tid), v in threads_at_last.items() if p == pid),
+                    reverse=True,
+                )[:4]
+                for pid in sorted({p for p, _ in threads_at_last})
+            },
             "cpu_percent_of_one_core": {
-                name: round((end_d[2].get(name, 0) - start_d[2].get(name, 0)) / span_d * 100, 1)
-                for name in end_d[2]
+                name: round((last_row[2].get(name, 0) - first_row[2].get(name, 0)) / rows_span * 100, 1)
+                for name in last_row[2]
             },
         }
+        time.sleep(2.5)  # the workers' last counters (written every 2 s)
+        result["capacity"]["worker_counts"] = worker_counts(engine, restarted)
         for proc in procs:
             proc.join(10)
         return result
@@ -544,6 +628,9 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         with_suppress_kill(ingest)
         broker.stop()
         engine.dispose()
+        with suppress(OSError):  # the workers' log, for what the numbers do not say (retries, errors)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(directory / "ingest.log", RESULTS / f"ingest-{backend}-{workers}.log")
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -629,7 +716,8 @@ def _nothing() -> Iterator[None]:
 def print_table(runs: list[dict[str, Any]]) -> None:
     head = (f"{'store':<11} {'wk':>2} {'offered/s':>9} {'stored/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
             f"{'cpu wk%':>7} {'cpu mq%':>7} {'cpu pg%':>7} {'burst s':>7} {'lost':>5} "
-            f"{'B/kiosk/day wire':>16} {'store':>9} | {'drain msg/s':>11} {'wk%':>5} {'pg%':>5}")
+            f"{'B/kiosk/day wire':>16} {'store':>9} | {'drain msg/s':>11} {'rows/s':>7} "
+            f"{'wk%':>5} {'pg%':>5}")
     print(head)
     for r in runs:
         lat, cpu = r["publish_to_stored_ms"], r["cpu_percent_of_one_core"]
@@ -639,7 +727,8 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             f"{cpu['postgresql']!s:>7} {r['burst']['stored_all_s']:>7} {r['lost']:>5} "
             f"{r['bytes_per_kiosk_day']['wire_payload_and_topic']:>16} "
             f"{r['bytes_per_kiosk_day']['store']:>9} | "
-            f"{r['capacity']['stored_msg_s']:>11} {r['capacity']['cpu_percent_of_one_core']['workers']:>5} "
+            f"{r['capacity']['stored_msg_s']!s:>11} {r['capacity']['events_stored_msg_s']:>7} "
+            f"{r['capacity']['cpu_percent_of_one_core']['workers']:>5} "
             f"{r['capacity']['cpu_percent_of_one_core']['postgresql']:>5}"
         )
 

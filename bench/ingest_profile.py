@@ -7,7 +7,7 @@ Reported: drain time and msg/s, the CPU seconds of each of the worker's threads 
 functions by cumulative and by own time, and the full profile in ``bench/results/``).
 
     python -m bench.ingest_profile [--events 8000] [--kiosks 200] [--tickets 0.1] [--backend postgresql]
-        [--profile]
+        [--profile | --profile-network]
 """
 
 from __future__ import annotations
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--tickets", type=float, default=0.1)
     parser.add_argument("--backend", default="postgresql", choices=("postgresql", "sqlite"))
     parser.add_argument("--profile", action="store_true", help="cProfile the processing thread")
+    parser.add_argument("--profile-network", action="store_true",
+                        help="cProfile paho's network thread instead (the worker's session only)")
     parser.add_argument("--out", type=Path, default=RESULTS / "ingest_profile.json")
     args = parser.parse_args()
 
@@ -129,9 +131,22 @@ def main() -> None:
             assert worker.wait_subscribed(15)
             worker.stop()  # the session stays: the broker keeps what follows for it
             publish_s = _publish(broker, pki, kiosks, args.events, args.tickets)
-            profiler = cProfile.Profile() if args.profile else None
+            profiler = cProfile.Profile() if args.profile or args.profile_network else None
             worker = IngestWorker(store, settings)
-            if profiler is not None:
+            if profiler is not None and args.profile_network:
+                import paho.mqtt.client as paho
+
+                thread_main = paho.Client._thread_main
+
+                def profiled_network(client: paho.Client) -> None:
+                    profiler.enable()
+                    try:
+                        thread_main(client)
+                    finally:
+                        profiler.disable()
+
+                paho.Client._thread_main = profiled_network  # type: ignore[method-assign,assignment]
+            elif profiler is not None:
                 loop = worker._process_loop
 
                 def profiled() -> None:
@@ -163,7 +178,7 @@ def main() -> None:
         "events": args.events,
         "kiosks": args.kiosks,
         "tickets": args.tickets,
-        "profiled": args.profile,
+        "profiled": "network" if args.profile_network else args.profile,
         "publish_s": round(publish_s, 2),
         "drain_s": round(took, 2),
         "msg_s": round(args.events / took, 1),

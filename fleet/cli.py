@@ -390,7 +390,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     settings = _worker_settings(args, args.center or "+", client_id)
     assert isinstance(settings, WorkerSettings)
     _load_handlers(args)
-    store = open_store(args.db, upgrade=args.worker_index is None)
+    # no round trip per checkout: a batch on a connection a database restart killed fails with a StoreError
+    # and is tried again unacknowledged (on fresh connections); the queue's hook issues a failed center's
+    # tickets again one by one
+    store = open_store(args.db, upgrade=args.worker_index is None, pre_ping=False)
     stop = threading.Event()
     _on_stop_signals(stop.set)
     worker = IngestWorker(store, settings)

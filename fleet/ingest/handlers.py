@@ -55,12 +55,14 @@ class EventHandler(Protocol):
 
 @dataclass(frozen=True)
 class HookCall:
-    """One stored event for a batch handler."""
+    """One stored event for a batch handler; ``parsed``: the contract's event the ingest read it from
+    (``contract.events.Event``), so that a handler wanting the typed event need not parse it again."""
 
     center_id: str
     kiosk_id: str
     event: EventRecord
     duplicate: bool
+    parsed: Any = None
 
 
 BatchHandler = Callable[[Store, Sequence[HookCall]], Sequence[bool]]
@@ -127,10 +129,17 @@ def dispatch_many(store: Store, calls: Sequence[HookCall]) -> list[int]:
                 failed = [True] * len(chosen)
             for index, bad in zip(chosen, failed, strict=True):
                 failures[index] += bool(bad)
+    with _lock:
+        every = list(_handlers.get(ALL_KINDS, ()))
+        by_kind = {
+            kind: list(_handlers.get(kind, ())) + every for kind in {call.event.kind for call in calls}
+        }
     for index, call in enumerate(calls):
-        failures[index] += dispatch(
-            store, call.center_id, call.kiosk_id, call.event, duplicate=call.duplicate
-        )
+        handlers_of_kind = by_kind[call.event.kind]
+        if handlers_of_kind:
+            failures[index] += _run(
+                store, call.center_id, call.kiosk_id, call.event, call.duplicate, handlers_of_kind
+            )
     return failures
 
 
@@ -138,6 +147,17 @@ def dispatch(store: Store, center_id: str, kiosk_id: str, event: EventRecord, *,
     """Run the handlers of ``event.kind`` and ``"*"``; returns how many raised (logged here)."""
     with _lock:
         chosen = list(_handlers.get(event.kind, ())) + list(_handlers.get(ALL_KINDS, ()))
+    return _run(store, center_id, kiosk_id, event, duplicate, chosen)
+
+
+def _run(
+    store: Store,
+    center_id: str,
+    kiosk_id: str,
+    event: EventRecord,
+    duplicate: bool,
+    chosen: Sequence[tuple[Callable[..., None], bool]],
+) -> int:
     failures = 0
     for handler, wants_flag in chosen:
         try:

@@ -38,9 +38,23 @@ from fleet.queue import province as queue_province
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
 from fleet.store.events import EventInsert
-from fleet.store.models import EventRecord, HealthReport, StatusReport
+from fleet.store.models import EventRecord, HealthReport, StatusOutcome, StatusReport
 from fleet.store.partitions import month_of
-from fleet.store.telemetry import HealthInsert
+from fleet.store.telemetry import HealthInsert, StatusInsert
+
+
+def _status_report(status: Status) -> StatusReport:
+    return StatusReport(
+        status.state,
+        status.reason,
+        status.bdseq,
+        boot=status.boot,
+        at=parse_time(status.at, "status.at"),
+        agent_version=status.agent_version or None,
+        app_version=status.app_version,
+        config_versions=dict(status.config_version) or None,
+        hardware=to_data(status.hardware) if status.hardware is not None else None,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +86,7 @@ class _Job:
     parsed: Any = None  # the contract's object of the channel (status, health, ...)
     record: EventRecord | None = None  # an event, ready to store
     report: HealthReport | None = None  # a heartbeat, ready to store
+    status: StatusReport | None = None  # a status, ready to store
     error: ContractError | None = None  # what refuses it before anything is stored
 
 
@@ -81,11 +96,12 @@ def _run_kind(job: _Job) -> str:
         return "event"
     if job.report is not None:
         return "health"
+    if job.status is not None:
+        return "status"
     return ""
 
 
 _PARSERS: dict[str, Callable[[bytes], Any]] = {
-    "status": Status.parse,
     "cmd/res": CommandResult.parse,
     "config/state": ConfigState.parse,
 }
@@ -141,13 +157,15 @@ class Processor:
             if stored and job.record is not None and job.ref is not None and job.ref.kiosk_id:
                 calls.append(
                     handlers.HookCall(
-                        job.ref.center_id, job.ref.kiosk_id, job.record, result.outcome == "duplicate"
+                        job.ref.center_id, job.ref.kiosk_id, job.record, result.outcome == "duplicate",
+                        job.parsed,
                     )
                 )
                 positions.append(index)
         done = list(results)
         for index, errors in zip(positions, handlers.dispatch_many(self.store, calls), strict=True):
-            done[index] = replace(done[index], hook_errors=errors)
+            if errors:
+                done[index] = replace(done[index], hook_errors=errors)
         return done
 
     def _guarded_run(self, run: str, jobs: Sequence[_Job]) -> list[Result]:
@@ -155,7 +173,9 @@ class Processor:
         so that only the message that fails is lost (logged, counted as an error)."""
         try:
             with self.store.db.write():
-                return self._events(jobs) if run == "event" else self._healths(jobs)
+                if run == "event":
+                    return self._events(jobs)
+                return self._healths(jobs) if run == "health" else self._statuses(jobs)
         except StoreError:
             raise
         except Exception:
@@ -188,7 +208,10 @@ class Processor:
                     event.payload.to_data(),
                     event.replay,
                 )
-                return _Job(item, ref, record=record)
+                return _Job(item, ref, parsed=event, record=record)
+            if ref.channel == "status":
+                status = Status.parse(item.payload)
+                return _Job(item, ref, parsed=status, status=_status_report(status))
             if ref.channel == "health":
                 health = Health.parse(item.payload)
                 report = HealthReport.from_payload(health.to_data(), parse_time(health.at, "health.at"))
@@ -255,8 +278,6 @@ class Processor:
             return self._blob(ref.center_id, kiosk, ref.detail, payload, at)
         if not payload:
             return Result("ignored", channel, "empty")  # a retained topic cleared
-        if channel == "status":
-            return self._status(ref.center_id, kiosk, parsed, at)
         if channel == "cmd/res":
             return self._result(ref.center_id, kiosk, parsed, at)
         if channel == "config/state":
@@ -265,28 +286,39 @@ class Processor:
 
     # --- per channel ---
 
-    def _status(self, center_id: str, kiosk_id: str, status: Status, at: datetime) -> Result:
-        report = StatusReport(
-            status.state,
-            status.reason,
-            status.bdseq,
-            boot=status.boot,
-            at=parse_time(status.at, "status.at"),
-            agent_version=status.agent_version or None,
-            app_version=status.app_version,
-            config_versions=dict(status.config_version) or None,
-            hardware=to_data(status.hardware) if status.hardware is not None else None,
-        )
-        outcome = self.store.telemetry.record_status(center_id, kiosk_id, report, received_at=at)
-        if outcome.applied:
-            self._offline_alarm(kiosk_id, outcome.state, status.reason, at)
-        return Result("stored", "status")
-
-    def _offline_alarm(self, kiosk_id: str, state: str, reason: str | None, at: datetime) -> None:
-        wanted: dict[str, Wanted] = {}
-        if state == "offline":
-            wanted["offline"] = offline_wanted(reason)
-        reconcile(self.store, kiosk_id, wanted, ["offline"], at=at)
+    def _statuses(self, jobs: Sequence[_Job]) -> list[Result]:
+        """A run of statuses: stored together (``record_statuses``), then the offline alarm of each kiosk
+        whose status was applied brought in line, in order."""
+        inserts = []
+        for job in jobs:
+            assert job.ref is not None and job.ref.kiosk_id is not None and job.status is not None
+            ref = job.ref
+            inserts.append(StatusInsert(ref.center_id, ref.kiosk_id or "", job.status, job.item.received_at))
+        outcomes = self.store.telemetry.record_statuses(inserts)
+        applied = {
+            i.kiosk_id
+            for i, o in zip(inserts, outcomes, strict=True)
+            if isinstance(o, StatusOutcome) and o.applied
+        }
+        active = self.store.alarms.active_for_kiosks(sorted(applied)) if applied else {}
+        results = []
+        for job, one, outcome in zip(jobs, inserts, outcomes, strict=True):
+            assert job.ref is not None
+            if isinstance(outcome, MotcuaError):
+                results.append(self._refusal(job.ref, outcome, job.item.received_at))
+                continue
+            if outcome.applied:
+                wanted: dict[str, Wanted] = {}
+                if outcome.state == "offline":
+                    wanted["offline"] = offline_wanted(one.report.reason)
+                raised, cleared = reconcile(
+                    self.store, one.kiosk_id, wanted, ["offline"], at=job.item.received_at,
+                    active=active[one.kiosk_id],
+                )
+                if raised or cleared:  # the next status of this kiosk in the run compares with these
+                    active[one.kiosk_id] = self.store.alarms.active_for_kiosk(one.kiosk_id)
+            results.append(Result("stored", "status"))
+        return results
 
     def _healths(self, jobs: Sequence[_Job]) -> list[Result]:
         """A run of heartbeats: stored together, then each kiosk's alarms brought in line, in order."""

@@ -1,8 +1,9 @@
 """Registers the queue's hooks with the fleet ingest (named in ``fleet.ingest.plugins.HANDLER_MODULES``):
 every ticket a kiosk printed enters the queue, every rating about a ticket is tied to who served it.
 
-The ingest hands over the stored record; the queue's hooks take the contract's typed event, so the
-payload is read by the contract here, once.
+The ingest hands over the stored record and the contract's typed event it read it from; the queue's
+hooks take the typed event (read again from the record only when the ingest did not hand it over).
+Both hooks are batch handlers, which get the typed event.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def _event(record: EventRecord) -> Event | None:
     )
 
 
+def _typed(call: handlers.HookCall) -> Event | None:
+    if isinstance(call.parsed, Event) and call.parsed.event_id == call.event.event_id:
+        return call.parsed
+    return _event(call.event)
+
+
 def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, record: EventRecord) -> None:
     event = _event(record)
     if event is not None:
@@ -44,7 +51,7 @@ def on_tickets_issued(store: Store, calls: Sequence[handlers.HookCall]) -> list[
     failed = [False] * len(calls)
     by_center: dict[str, list[tuple[int, str, Event]]] = {}
     for index, call in enumerate(calls):
-        event = _event(call.event)
+        event = _typed(call)
         if event is not None:
             by_center.setdefault(call.center_id, []).append((index, call.kiosk_id, event))
     for center_id, items in by_center.items():
@@ -60,5 +67,20 @@ def on_rating(store: Store, center_id: str, kiosk_id: str, record: EventRecord) 
         hooks.on_rating(store, center_id, kiosk_id, event)
 
 
+def on_ratings(store: Store, calls: Sequence[handlers.HookCall]) -> list[bool]:
+    """The batch's ratings, one by one as ``on_rating``, each with the typed event the ingest read."""
+    failed = []
+    for call in calls:
+        try:
+            event = _typed(call)
+            if event is not None:
+                hooks.on_rating(store, call.center_id, call.kiosk_id, event)
+            failed.append(False)
+        except Exception:
+            log.exception("queue: rating %s of %s not tied", call.event.event_id, call.kiosk_id)
+            failed.append(True)
+    return failed
+
+
 handlers.register_batch("ticket_issued", on_tickets_issued)
-handlers.register("rating", on_rating)
+handlers.register_batch("rating", on_ratings)

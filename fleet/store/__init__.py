@@ -79,9 +79,12 @@ class Store:
         self.db.close()
 
 
-def open_store(url: str | Path | URL, *, clock: Clock = utc_now, upgrade: bool = False) -> Store:
-    """A store on ``url``; ``upgrade=True`` runs the migrations first (service start)."""
-    db = Database(url, clock=clock)
+def open_store(
+    url: str | Path | URL, *, clock: Clock = utc_now, upgrade: bool = False, pre_ping: bool = True
+) -> Store:
+    """A store on ``url``; ``upgrade=True`` runs the migrations first (service start); ``pre_ping``: see
+    ``Database``."""
+    db = Database(url, clock=clock, pre_ping=pre_ping)
     try:
         if upgrade:
             migrate.upgrade(db)

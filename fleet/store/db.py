@@ -76,13 +76,13 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
     return engine
 
 
-def _postgres_engine(url: URL, echo: bool) -> Engine:
+def _postgres_engine(url: URL, echo: bool, pre_ping: bool) -> Engine:
     return create_engine(
         url,
         echo=echo,
         pool_size=5,
         max_overflow=10,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"options": "-c timezone=UTC", "connect_timeout": 10},
     )
 
@@ -90,13 +90,19 @@ def _postgres_engine(url: URL, echo: bool) -> Engine:
 class Database:
     """An engine plus the few things that differ by backend; ``clock`` is injectable for tests."""
 
-    def __init__(self, url: str | Path | URL, *, clock: Clock = utc_now, echo: bool = False) -> None:
+    def __init__(
+        self, url: str | Path | URL, *, clock: Clock = utc_now, echo: bool = False, pre_ping: bool = True
+    ) -> None:
+        """``pre_ping``: PostgreSQL connections are tried with a round trip at every checkout, so that one
+        left dead by a database restart is replaced unseen. Off, the first statement on such a connection
+        fails (a ``StoreError``; SQLAlchemy then replaces every pooled connection): for a caller that
+        retries anyway, as the ingest does its batches, a round trip per transaction for nothing."""
         self.url = url if isinstance(url, URL) else normalize_url(url)
         self.clock = clock
         if self.url.get_backend_name() == "sqlite":
             self.engine = _sqlite_engine(self.url, echo)
         else:
-            self.engine = _postgres_engine(self.url, echo)
+            self.engine = _postgres_engine(self.url, echo, pre_ping)
         self.dialect = self.engine.dialect.name
         self._ambient = threading.local()  # the batch transaction of this thread, if any
 
@@ -125,12 +131,21 @@ class Database:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
                     self._ambient.conn = conn
+                    self._ambient.memo = {}
                     try:
                         yield conn
                     finally:
                         self._ambient.conn = None
+                        self._ambient.memo = None
         except OperationalError as exc:
             raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+
+    def batch_memo(self) -> dict[str, Any] | None:
+        """A dict that lives as long as this thread's ``batch()`` (None outside one): what a part learnt
+        under locks the batch's transaction holds until its end, so that it need not ask again (the
+        kiosks the ingest locked up front: ``Telemetry.lock_kiosks``)."""
+        memo: dict[str, Any] | None = getattr(self._ambient, "memo", None)
+        return memo
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -48,20 +48,31 @@ def _aware(when: datetime) -> datetime:
     return when.astimezone(UTC)
 
 
-# PostgreSQL: a whole batch in one short statement over arrays, planned once per session
-_CLAIM_PG = text(
-    "INSERT INTO event_keys (event_id, kiosk_id, occurred_at) "
-    "SELECT * FROM unnest(CAST(:event_id AS text[]), CAST(:kiosk_id AS text[]), "
-    "CAST(:occurred_at AS timestamptz[])) "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-)
-_INSERT_EVENTS_PG = text(
+# PostgreSQL: the batch's event ids claimed and its new events inserted by one statement, the rows as
+# one JSON document (json.dumps in C; psycopg's text arrays quoted and escaped each payload in Python)
+_CLAIM_AND_INSERT_PG = text(
+    "WITH input AS (SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(event_id text, "
+    "occurred_at timestamptz, center_id text, kiosk_id text, journal_id text, seq bigint, kind text, "
+    "received_at timestamptz, replay boolean, payload jsonb)), "
+    "claimed AS (INSERT INTO event_keys (event_id, kiosk_id, occurred_at) "
+    "SELECT event_id, kiosk_id, occurred_at FROM input "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
     "INSERT INTO events (event_id, occurred_at, center_id, kiosk_id, journal_id, seq, kind, received_at, "
     "replay, payload) "
-    "SELECT * FROM unnest(CAST(:event_id AS text[]), CAST(:occurred_at AS timestamptz[]), "
-    "CAST(:center_id AS text[]), CAST(:kiosk_id AS text[]), CAST(:journal_id AS text[]), "
-    "CAST(:seq AS bigint[]), CAST(:kind AS text[]), CAST(:received_at AS timestamptz[]), "
-    "CAST(:replay AS boolean[]), CAST(:payload AS jsonb[]))"
+    "SELECT i.event_id, i.occurred_at, i.center_id, i.kiosk_id, i.journal_id, i.seq, i.kind, "
+    "i.received_at, i.replay, i.payload FROM input AS i JOIN claimed USING (event_id) "
+    "RETURNING event_id"
+)
+_JOURNALS_PG = text(
+    "SELECT j.kiosk_id, j.journal_id, j.max_seq FROM event_journals AS j "
+    "JOIN unnest(CAST(:kiosk_id AS text[]), CAST(:journal_id AS text[])) AS w(kiosk_id, journal_id) "
+    "ON j.kiosk_id = w.kiosk_id AND j.journal_id = w.journal_id"
+)
+_UPDATE_JOURNALS_PG = text(
+    "UPDATE event_journals AS j SET max_seq = u.top, events = j.events + u.n, last_seen = u.seen "
+    "FROM unnest(CAST(:kiosk_id AS text[]), CAST(:journal_id AS text[]), CAST(:top AS bigint[]), "
+    "CAST(:n AS bigint[]), CAST(:seen AS timestamptz[])) AS u(kiosk_id, journal_id, top, n, seen) "
+    "WHERE j.kiosk_id = u.kiosk_id AND j.journal_id = u.journal_id"
 )
 
 
@@ -154,14 +165,15 @@ class Events(Part):
                     results[index] = EventOutcome(inserted=False)  # twice in this very batch
                 else:
                     wanted[item.event.event_id] = index
-            claimed = self._claim(conn, [items[i] for i in wanted.values()])
+            if self.db.is_postgres:
+                claimed = self._claim_and_insert_pg(conn, [items[i] for i in wanted.values()], now)
+            else:
+                claimed = self._claim(conn, [items[i] for i in wanted.values()])
             fresh = [i for event_id, i in wanted.items() if event_id in claimed]
             for event_id, index in wanted.items():
                 if event_id not in claimed:
                     results[index] = EventOutcome(inserted=False)
-            if fresh and self.db.is_postgres:
-                self._insert_pg(conn, [items[i] for i in fresh], now)
-            elif fresh:
+            if fresh and not self.db.is_postgres:
                 conn.execute(
                     insert(events),
                     [
@@ -189,38 +201,35 @@ class Events(Part):
             done.append(result)
         return done
 
-    def _insert_pg(self, conn: Connection, items: Sequence[EventInsert], now: datetime) -> None:
-        """The new events in one short statement over arrays (PostgreSQL): psycopg's executemany sent a
-        prepared INSERT per row, ~0.1 ms of Python each (docs/fleet.md, "Where the worker's time went")."""
-        received = [_aware(i.received_at or now) for i in items]
-        conn.execute(
-            _INSERT_EVENTS_PG,
+    def _claim_and_insert_pg(self, conn: Connection, items: Sequence[EventInsert], now: datetime) -> set[str]:
+        """PostgreSQL: the event ids of ``items`` not stored before claimed in ``event_keys`` (the
+        idempotency key) and those events inserted, in one statement; returns the ids it inserted.
+        psycopg's executemany sent a prepared INSERT per row, ~0.1 ms of Python each, and arrays of
+        text quoted every payload in Python (docs/fleet.md, "Where the worker's time went")."""
+        if not items:
+            return set()
+        rows = [
             {
-                "event_id": [i.event.event_id for i in items],
-                "occurred_at": [_aware(i.event.occurred_at) for i in items],
-                "center_id": [i.center_id for i in items],
-                "kiosk_id": [i.kiosk_id for i in items],
-                "journal_id": [i.event.journal_id for i in items],
-                "seq": [i.event.seq for i in items],
-                "kind": [i.event.kind for i in items],
-                "received_at": received,
-                "replay": [bool(i.event.replay) for i in items],
-                "payload": [json.dumps(i.event.payload) for i in items],
-            },
-        )
+                "event_id": i.event.event_id,
+                "occurred_at": _aware(i.event.occurred_at).isoformat(),
+                "center_id": i.center_id,
+                "kiosk_id": i.kiosk_id,
+                "journal_id": i.event.journal_id,
+                "seq": i.event.seq,
+                "kind": i.event.kind,
+                "received_at": _aware(i.received_at or now).isoformat(),
+                "replay": bool(i.event.replay),
+                "payload": i.event.payload,
+            }
+            for i in items
+        ]
+        return set(conn.execute(_CLAIM_AND_INSERT_PG, {"rows": json.dumps(rows)}).scalars())
 
     def _claim(self, conn: Connection, items: Sequence[EventInsert]) -> set[str]:
-        """The event ids of ``items`` not stored before (``event_keys`` is the idempotency key). On
-        PostgreSQL one short statement over arrays (``unnest``); on SQLite one statement executed for
-        many rows: SQLAlchemy sends them as multi-row INSERTs (its "insertmanyvalues", RETURNING
-        included) and the compiled statement is cached, which a ``.values([...])`` is not."""
-        if items and self.db.is_postgres:
-            params = {
-                "event_id": [i.event.event_id for i in items],
-                "kiosk_id": [i.kiosk_id for i in items],
-                "occurred_at": [_aware(i.event.occurred_at) for i in items],
-            }
-            return set(conn.execute(_CLAIM_PG, params).scalars())
+        """SQLite: the event ids of ``items`` not stored before (``event_keys`` is the idempotency key),
+        in one statement executed for many rows: SQLAlchemy sends them as multi-row INSERTs (its
+        "insertmanyvalues", RETURNING included) and the compiled statement is cached, which a
+        ``.values([...])`` is not."""
         statement = (
             self.db.insert(event_keys)
             .on_conflict_do_nothing(index_elements=[event_keys.c.event_id])
@@ -239,12 +248,20 @@ class Events(Part):
         j = event_journals.c
         keys = sorted({(item.kiosk_id, item.event.journal_id) for _, item in fresh})
         highest: dict[tuple[str, str], int] = {}
-        for start in range(0, len(keys), CLAIM_CHUNK):
-            chunk = keys[start : start + CLAIM_CHUNK]
-            for row in conn.execute(
-                select(j.kiosk_id, j.journal_id, j.max_seq).where(tuple_(j.kiosk_id, j.journal_id).in_(chunk))
-            ):
-                highest[(row.kiosk_id, row.journal_id)] = row.max_seq
+        if self.db.is_postgres:  # two arrays: an IN list of (kiosk, journal) pairs is compiled each time
+            found = conn.execute(
+                _JOURNALS_PG, {"kiosk_id": [k for k, _ in keys], "journal_id": [jid for _, jid in keys]}
+            )
+            highest.update({(row.kiosk_id, row.journal_id): row.max_seq for row in found})
+        else:
+            for start in range(0, len(keys), CLAIM_CHUNK):
+                chunk = keys[start : start + CLAIM_CHUNK]
+                for row in conn.execute(
+                    select(j.kiosk_id, j.journal_id, j.max_seq).where(
+                        tuple_(j.kiosk_id, j.journal_id).in_(chunk)
+                    )
+                ):
+                    highest[(row.kiosk_id, row.journal_id)] = row.max_seq
         known = set(highest)
         counts: dict[tuple[str, str], int] = {}
         firsts: dict[tuple[str, str], datetime] = {}
@@ -279,9 +296,22 @@ class Events(Part):
         ]
         if new_rows:
             conn.execute(insert(event_journals), new_rows)
+        old_keys = [key for key in keys if key in known]
+        if old_keys and self.db.is_postgres:  # one statement over arrays, not a prepared UPDATE per row
+            conn.execute(
+                _UPDATE_JOURNALS_PG,
+                {
+                    "kiosk_id": [k for k, _ in old_keys],
+                    "journal_id": [jid for _, jid in old_keys],
+                    "top": [highest[key] for key in old_keys],
+                    "n": [counts[key] for key in old_keys],
+                    "seen": [_aware(last_seen[key]) for key in old_keys],
+                },
+            )
+            return outcomes
         old_rows = [
             {"k": k, "jid": jid, "top": highest[(k, jid)], "n": counts[(k, jid)], "seen": last_seen[(k, jid)]}
-            for k, jid in keys if (k, jid) in known
+            for k, jid in old_keys
         ]
         if old_rows:
             conn.execute(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Text, any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.errors import ConflictError, MotcuaError, NotFoundError
 from fleet.store.base import Part, log_changes
@@ -36,6 +37,8 @@ from fleet.store.schema import (
 from fleet.store.scope import Scope
 
 SILENT = "silent"
+#: ``db.batch_memo()`` key: kiosk id -> its center id (None: not in the registry), locked by the batch
+_LOCKED_KIOSKS = "telemetry.locked_kiosks"
 SILENCE_FACTOR = 3  # offline after 3 missed heartbeats
 
 
@@ -86,6 +89,16 @@ class HealthInsert:
     center_id: str
     kiosk_id: str
     report: HealthReport
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StatusInsert:
+    """One ``status/1`` for ``record_statuses``: the ids from the topic, the report, when it arrived."""
+
+    center_id: str
+    kiosk_id: str
+    report: StatusReport
     received_at: datetime | None = None
 
 
@@ -166,19 +179,37 @@ class Telemetry(Part):
     def _lock_kiosks(self, conn: Connection, kiosk_ids: set[str]) -> dict[str, str]:
         """Rows of several kiosks locked for this transaction, in id order (so that two transactions
         locking overlapping sets wait for each other instead of deadlocking); kiosk id -> center id of
-        those in the registry."""
-        query = select(kiosks.c.id, kiosks.c.center_id).where(kiosks.c.id.in_(sorted(kiosk_ids)))
-        query = query.order_by(kiosks.c.id)
-        if self.db.is_postgres:
-            query = query.with_for_update()
-        return {row.id: row.center_id for row in conn.execute(query)}
+        those in the registry. Kiosks the batch locked up front (``lock_kiosks``) are not asked again."""
+        held: dict[str, str | None] | None = None
+        memo = self.db.batch_memo()
+        if memo is not None:
+            held = memo.get(_LOCKED_KIOSKS)
+        if held is not None and kiosk_ids <= held.keys():
+            return {k: owner for k in kiosk_ids if (owner := held[k]) is not None}
+        ordered = sorted(kiosk_ids)
+        query = select(kiosks.c.id, kiosks.c.center_id)
+        if self.db.is_postgres:  # one array parameter: an IN list of hundreds of ids is compiled each time
+            query = query.where(kiosks.c.id == any_(bindparam("ids", type_=ARRAY(Text))))
+            query = query.order_by(kiosks.c.id).with_for_update()
+            rows = conn.execute(query, {"ids": ordered})
+        else:
+            rows = conn.execute(query.where(kiosks.c.id.in_(ordered)).order_by(kiosks.c.id))
+        return {row.id: row.center_id for row in rows}
 
     def lock_kiosks(self, kiosk_ids: set[str]) -> None:
         """Inside a ``db.batch()``: lock every kiosk the batch will touch up front, in id order; later
-        row locks of the same kiosks in the batch are then already held (no deadlock between workers)."""
+        row locks of the same kiosks in the batch are then already held (no deadlock between workers),
+        and ``_lock_kiosks`` of these kiosks answers from what this read found (the rows stay locked,
+        so their center cannot change, until the batch ends)."""
         if kiosk_ids and self.db.is_postgres:
             with self.db.write() as conn:
-                self._lock_kiosks(conn, kiosk_ids)
+                owners = self._lock_kiosks(conn, kiosk_ids)
+            # remembered only now: locks taken in a savepoint that is rolled back are released with it
+            memo = self.db.batch_memo()
+            if memo is not None:
+                held = memo.setdefault(_LOCKED_KIOSKS, {})
+                held.update(dict.fromkeys(kiosk_ids))
+                held.update(owners)
 
     def record_status(
         self, center_id: str, kiosk_id: str, report: StatusReport, received_at: datetime | None = None
@@ -189,24 +220,69 @@ class Telemetry(Part):
             row = self._lock_kiosk(conn, center_id, kiosk_id)
             return self._apply_status(conn, row, report, received, always_log=True)
 
+    def record_statuses(self, items: Sequence[StatusInsert]) -> list[StatusOutcome | MotcuaError]:
+        """Many ``status/1`` in one write, in the order given (the ingest's batch), each applied as
+        ``record_status`` does, but the kiosks' rows read (and locked) once and the history written by one
+        statement at the end: a broker hands every worker all retained statuses at each connect, ~6
+        statements each one by one. Per item: its outcome, or the error that refuses it."""
+        if not items:
+            return []
+        now = self.db.now()
+        results: list[StatusOutcome | MotcuaError] = []
+        with self.db.write() as conn:
+            ids = sorted({item.kiosk_id for item in items})
+            rows = {r.id: _KioskRow(r) for r in conn.execute(*self._kiosk_query(ids))}
+            history: list[dict[str, Any]] = []
+            for item in items:
+                row = rows.get(item.kiosk_id)
+                if row is None:
+                    results.append(NotFoundError(f"kiosk {item.kiosk_id!r} is not in the registry"))
+                    continue
+                if row.center_id != item.center_id:
+                    results.append(ConflictError(
+                        f"kiosk {item.kiosk_id!r} belongs to center {row.center_id!r}, not {item.center_id!r}"
+                    ))
+                    continue
+                report = item.report
+                outcome = self._apply_status(
+                    conn, row, report, item.received_at or now, always_log=True, history=history
+                )
+                if outcome.applied:  # a later status of the same kiosk in this run compares with this one
+                    row.state, row.state_reason = report.state, report.reason
+                    row.bdseq = report.bdseq if report.bdseq is not None else row.bdseq
+                results.append(outcome)
+            if history:
+                conn.execute(insert(kiosk_status), history)
+        return results
+
     def _apply_status(
-        self, conn: Connection, row: Any, report: StatusReport, received: datetime, *, always_log: bool
+        self,
+        conn: Connection,
+        row: Any,
+        report: StatusReport,
+        received: datetime,
+        *,
+        always_log: bool,
+        history: list[dict[str, Any]] | None = None,
     ) -> StatusOutcome:
+        """``history``: where the history row goes, for the caller to insert (else inserted here)."""
         wins = status_wins(row.state, row.state_reason, row.bdseq, report.state, report.bdseq, report.reason)
         changed = wins and report.state != row.state
         if always_log or wins:
-            conn.execute(
-                insert(kiosk_status).values(
-                    kiosk_id=row.id,
-                    state=report.state,
-                    reason=report.reason,
-                    bdseq=report.bdseq,
-                    boot=report.boot,
-                    at=report.at,
-                    received_at=received,
-                    applied=wins,
-                )
-            )
+            logged = {
+                "kiosk_id": row.id,
+                "state": report.state,
+                "reason": report.reason,
+                "bdseq": report.bdseq,
+                "boot": report.boot,
+                "at": report.at,
+                "received_at": received,
+                "applied": wins,
+            }
+            if history is not None:
+                history.append(logged)
+            else:
+                conn.execute(insert(kiosk_status).values(**logged))
         if not wins:
             return StatusOutcome(False, False, row.state, row.state)
         values: dict[str, Any] = {"state": report.state, "state_reason": report.reason}
@@ -263,7 +339,7 @@ class Telemetry(Part):
         results: list[HealthOutcome | MotcuaError] = []
         with self.db.write() as conn:
             ids = sorted({item.kiosk_id for item in items})
-            rows = {r.id: _KioskRow(r) for r in conn.execute(self._kiosk_query(ids))}
+            rows = {r.id: _KioskRow(r) for r in conn.execute(*self._kiosk_query(ids))}
             stored = self._devices_of(conn, [k for k in ids if k in rows])
             devices = {k: dict(v) for k, v in stored.items()}
             samples: list[dict[str, Any]] = []
@@ -311,7 +387,9 @@ class Telemetry(Part):
             log_changes(conn, now, logged)
         return results
 
-    def _kiosk_query(self, kiosk_ids: Sequence[str]) -> Any:
+    def _kiosk_query(self, kiosk_ids: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+        """The kiosks' rows a batch of statuses or heartbeats works on (locked on PostgreSQL, where the
+        ids go as one array: an IN list of hundreds of ids is compiled each time); (query, parameters)."""
         query = select(
             kiosks.c.id,
             kiosks.c.center_id,
@@ -319,8 +397,11 @@ class Telemetry(Part):
             kiosks.c.state_reason,
             kiosks.c.bdseq,
             kiosks.c.heartbeat_s,
-        ).where(kiosks.c.id.in_(list(kiosk_ids))).order_by(kiosks.c.id)
-        return query.with_for_update() if self.db.is_postgres else query
+        )
+        if self.db.is_postgres:
+            query = query.where(kiosks.c.id == any_(bindparam("ids", type_=ARRAY(Text))))
+            return query.order_by(kiosks.c.id).with_for_update(), {"ids": list(kiosk_ids)}
+        return query.where(kiosks.c.id.in_(list(kiosk_ids))).order_by(kiosks.c.id), {}
 
     def _devices_of(self, conn: Connection, kiosk_ids: Sequence[str]) -> dict[str, dict[str, _Device]]:
         found: dict[str, dict[str, _Device]] = {k: {} for k in kiosk_ids}

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from common.errors import StoreError
 from contract.events import Event, payload_from_data
+from contract.status import Status
 from contract.wire import now_iso
 from fleet.ingest.process import Incoming, Processor, Result
 from fleet.store import Scope, Store
@@ -44,6 +45,11 @@ def ticket(seq: int, journal: str, event_id: str | None = None) -> bytes:
          "day": "2026-11-23"},
     )
     return Event(event_id or uuid.uuid4().hex, seq, journal, payload, now_iso(), False).to_payload()
+
+
+def rating(seq: int, journal: str) -> bytes:
+    payload = payload_from_data("rating", {"level": 4, "scale": 4, "level_key": "satisfied"})
+    return Event(uuid.uuid4().hex, seq, journal, payload, now_iso(), False).to_payload()
 
 
 def dropped(seq: int, journal: str, first: int, last: int) -> bytes:
@@ -112,6 +118,49 @@ def test_a_batch_stores_what_the_messages_one_by_one_store(fleet: Store, clock: 
     }
 
 
+def statuses(kiosk: str) -> list[tuple[str, bytes]]:
+    """A run of statuses as a reconnecting worker gets them (retained ones again among them), with the
+    bdseq rules a run must follow in order: a late Will of an older connection, the Will of the live one,
+    a new birth, a clean stop; and the refusals."""
+    root = f"motcua/v1/{C}/{kiosk}"
+    return [
+        (f"{root}/status", birth(10)),
+        (f"{root}/status", birth(10)),  # the retained birth once more
+        (f"{root}/status", Status("offline", "lost", 9, 1).to_payload()),  # an older Will, late: not applied
+        (f"{root}/status", Status("offline", "lost", 10, 1).to_payload()),  # the live connection's Will
+        (f"motcua/v1/{OTHER}/{kiosk}/status", birth(12)),  # under another center
+        (f"motcua/v1/{C}/kiosk-nobody/status", birth(1)),  # not ours
+        (f"{root}/status", b"{not json"),
+        (f"{root}/status", birth(11)),
+        (f"{root}/status", Status("offline", "shutdown", 11, 1).to_payload()),
+    ]
+
+
+def test_a_run_of_statuses_stores_what_they_one_by_one_store(fleet: Store, clock: FakeClock) -> None:
+    p = Processor(fleet)
+    batched = p.handle_batch([Incoming(t, b, clock.now) for t, b in statuses(BATCHED)])
+    single = [p.handle(t, b, clock.now) for t, b in statuses(SINGLE)]
+    assert outcomes(batched) == outcomes(single)
+    assert [r.outcome for r in batched] == [
+        "stored", "stored", "stored", "stored", "refused", "refused", "invalid", "stored", "stored"
+    ]
+
+    def story(kiosk: str) -> Any:
+        history = fleet.telemetry.status_history(ALL, kiosk)
+        ended = fleet.alarms.page(ALL, active=False, kiosk_id=kiosk).items
+        return (
+            sorted((h.state, h.reason, h.bdseq, h.applied) for h in history),
+            state_of(fleet, kiosk),
+            sorted((a.type, a.severity, a.ended_at is not None) for a in ended),
+        )
+
+    assert story(BATCHED) == story(SINGLE)
+    history, state, ended = story(BATCHED)
+    assert state["state"] == "offline" and state["alarms"] == [("offline", "minor")]
+    assert ("offline", "lost", 9, False) in history and ("online", "birth", 10, False) in history
+    assert ended == [("offline", "major", True)]  # the Will's alarm, ended by the new birth
+
+
 @pytest.mark.parametrize("broken", ["status", "heartbeat"])
 def test_a_failing_message_undoes_only_itself(
     fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, broken: str
@@ -120,15 +169,15 @@ def test_a_failing_message_undoes_only_itself(
     error; the messages before and after it in the batch, and in its own run of heartbeats, are kept."""
     p = Processor(fleet)
     if broken == "status":
-        real_status = p._status
+        real_statuses = fleet.telemetry.record_statuses
 
-        def flaky_status(center_id: str, kiosk_id: str, status: Any, at: datetime) -> Result:
-            real_status(center_id, kiosk_id, status, at)
-            if kiosk_id == BATCHED:
+        def flaky_statuses(items: Any) -> Any:
+            outcomes = real_statuses(items)
+            if any(item.kiosk_id == BATCHED for item in items):
                 raise RuntimeError("a bug while handling one status")
-            return Result("stored", "status")
+            return outcomes
 
-        monkeypatch.setattr(p, "_status", flaky_status)
+        monkeypatch.setattr(fleet.telemetry, "record_statuses", flaky_statuses)
     else:
         real_records = fleet.telemetry.record_healths
 
@@ -212,6 +261,48 @@ def test_two_workers_with_overlapping_batches_do_not_deadlock(fleet: Store, cloc
         thread.join(120)
     assert not failures, failures
     assert all(fleet.registry.kiosk(ALL, k).state == "online" for k in MANY)
+
+
+def test_a_batch_locks_its_kiosks_once_and_overlapping_event_batches_do_not_deadlock(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """Events of the same ten kiosks from two threads in opposite orders: the kiosks are locked once per
+    batch, up front and in id order (``insert_events`` takes the owners the batch's lock found), the
+    batches wait for each other instead of deadlocking, and each thread's journals have no gap."""
+    locks: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM kiosks" in statement and "FOR UPDATE" in statement:
+            locks.append(statement)
+
+    event.listen(fleet.db.engine, "before_cursor_execute", seen)
+    failures: list[BaseException] = []
+    rounds = 12
+
+    def run(order: tuple[str, ...]) -> None:
+        p = Processor(fleet)
+        journal = uuid.uuid4().hex
+        try:
+            for seq in range(1, rounds + 1):
+                topics = [f"motcua/v1/{C}/{k}/event/rating" for k in order]
+                batch = [Incoming(topic, rating(seq, journal), clock.now) for topic in topics]
+                assert {r.outcome for r in p.handle_batch(batch)} == {"stored"}
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=run, args=(order,)) for order in (MANY, tuple(reversed(MANY)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        event.remove(fleet.db.engine, "before_cursor_execute", seen)
+    assert not failures, failures
+    assert len(locks) == (2 * rounds if fleet.db.is_postgres else 0)
+    for kiosk in MANY:
+        assert fleet.events.count(ALL, kiosk_id=kiosk) == 2 * rounds
+        assert fleet.events.gaps(ALL, kiosk) == []
 
 
 def test_a_birth_overtaken_by_its_heartbeat_still_brings_its_versions(fleet: Store, clock: FakeClock) -> None:
@@ -364,3 +455,42 @@ def test_a_failing_batch_handler_counts_its_events_and_the_others_still_run(
         for handler in (broken, short, fine):
             handlers.unregister_batch("outbox_dropped", handler)
         handlers._handlers.pop("outbox_dropped", None)
+
+
+def test_without_pre_ping_a_batch_on_connections_a_restart_killed_fails_whole_then_is_stored(
+    fleet: Store, store_url: str, clock: FakeClock
+) -> None:
+    """The ingest's store has no pre-ping (a round trip per transaction): after the database dropped its
+    connections (a restart), the next batch fails with a StoreError, nothing of it stored (the worker
+    keeps it unacknowledged), and the retry stores it on fresh connections."""
+    if not fleet.db.is_postgres:
+        pytest.skip("the pool's pre-ping is PostgreSQL's")
+    from sqlalchemy import create_engine, text
+
+    from fleet.store import open_store
+
+    ingest = open_store(store_url, clock=clock, pre_ping=False)
+    try:
+        p = Processor(ingest)
+        root = f"motcua/v1/{C}/{BATCHED}"
+        journal = uuid.uuid4().hex
+        first = [Incoming(f"{root}/event/ticket_issued", ticket(1, journal), clock.now)]
+        assert [r.outcome for r in p.handle_batch(first)] == ["stored"]
+        admin = create_engine(store_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalar_one()
+        admin.dispose()
+        assert killed >= 1
+        batch = [Incoming(f"{root}/event/ticket_issued", ticket(seq, journal), clock.now) for seq in (2, 3)]
+        with pytest.raises(StoreError):
+            p.handle_batch(batch)
+        assert fleet.events.count(ALL, kiosk_id=BATCHED) == 1
+        results = p.handle_batch(batch)
+        assert [(r.outcome, r.hook_errors) for r in results] == [("stored", 0), ("stored", 0)]
+        assert fleet.events.count(ALL, kiosk_id=BATCHED) == 3
+        assert fleet.events.gaps(ALL, BATCHED) == []
+    finally:
+        ingest.close()

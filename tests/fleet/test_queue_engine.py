@@ -293,3 +293,40 @@ def test_a_past_day_is_not_called(queue: Queue, store: Store, clock: FakeClock) 
     ha = officer(store, "canbo.bt")
     queue.open_session(ha, "1", ["HOTICH"])
     assert queue.call_next(ha) is None
+
+
+def test_a_kiosks_rating_through_the_ingest_is_tied_to_the_ticket_it_names(
+    queue: Queue, store: Store, clock: FakeClock
+) -> None:
+    """The ingest's batch hands the queue's hooks the typed events it read: a ticket printed at a kiosk
+    enters the queue, and the kiosk's rating of it (the ticket's QR scanned) counts for who served it,
+    once, a redelivery of the same rating included."""
+    import uuid
+
+    from contract.events import Event, Rating, TicketIssued
+    from contract.wire import now_iso
+    from fleet.ingest import handlers, plugins
+    from fleet.ingest.process import Incoming, Processor
+    from fleet.queue import ingest_hooks
+
+    plugins.load()
+    day = queue.today()
+    root = f"motcua/v1/{CENTER}/kiosk-bt-01/event"
+    journal = uuid.uuid4().hex
+    ticket = TicketIssued("A001", "HOTICH", day=day)
+    printed = Event(uuid.uuid4().hex, 1, journal, ticket, now_iso(clock.now), False)
+    p = Processor(store)
+    assert [r.hook_errors for r in p.handle_batch([
+        Incoming(f"{root}/ticket_issued", printed.to_payload(), clock.now)
+    ])] == [0]
+    ha = officer(store, "canbo.bt")
+    queue.open_session(ha, "1", ["HOTICH"])
+    queue.call_next(ha)
+    queue.done(ha)
+    rating = Rating(4, 4, "satisfied", "ticket", f"{CENTER}/{day}/A001")
+    rated = Event(uuid.uuid4().hex, 2, journal, rating, now_iso(clock.now), False).to_payload()
+    results = p.handle_batch([Incoming(f"{root}/rating", rated, clock.now)] * 2)
+    assert [(r.outcome, r.hook_errors) for r in results] == [("stored", 0), ("duplicate", 0)]
+    summary = stats.ratings(queue, CENTER, day, day, zone=queue.zone)
+    assert [(r.label, r.count, r.by_via) for r in summary] == [("Phạm Thu Hà", 1, {"kiosk": 1})]
+    assert ingest_hooks.on_ratings in handlers._batch_handlers["rating"]
