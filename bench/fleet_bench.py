@@ -378,7 +378,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
     if args.broker_inflight:  # the shipped motcua.conf allows 100 unacknowledged messages per client
         conf = broker.conf.read_text()
         broker.conf.write_text(
-            conf.replace("max_inflight_messages 100", f"max_inflight_messages {args.broker_inflight}")
+            conf.replace("max_inflight_messages 1000", f"max_inflight_messages {args.broker_inflight}")
         )
     broker.start()
     url = make_store(backend, directory, cluster, f"bench_{backend}_{workers}_{int(time.time())}")
