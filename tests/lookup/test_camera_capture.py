@@ -94,7 +94,7 @@ def test_capture_loop_reopens_and_decodes(world: FakeCameraWorld) -> None:
         assert wait_for(lambda: not camera.present())
         world.plugged = True
         assert wait_for(camera.present)
-        assert presence[-3:] == [True, False, True]
+        assert wait_for(lambda: presence[-3:] == [True, False, True]), presence  # told from its own thread
         assert camera.callback_errors == 0
     finally:
         camera.stop()
