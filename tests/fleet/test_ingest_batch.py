@@ -457,14 +457,14 @@ def test_a_failing_batch_handler_counts_its_events_and_the_others_still_run(
         handlers._handlers.pop("outbox_dropped", None)
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])  # the pool's pre-ping is PostgreSQL's
 def test_without_pre_ping_a_batch_on_connections_a_restart_killed_fails_whole_then_is_stored(
     fleet: Store, store_url: str, clock: FakeClock
 ) -> None:
     """The ingest's store has no pre-ping (a round trip per transaction): after the database dropped its
     connections (a restart), the next batch fails with a StoreError, nothing of it stored (the worker
     keeps it unacknowledged), and the retry stores it on fresh connections."""
-    if not fleet.db.is_postgres:
-        pytest.skip("the pool's pre-ping is PostgreSQL's")
+    assert fleet.db.is_postgres
     from sqlalchemy import create_engine, text
 
     from fleet.store import open_store
