@@ -15,7 +15,7 @@ every rule is tested with plain calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -38,9 +38,14 @@ from fleet.queue import province as queue_province
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
 from fleet.store.events import EventInsert
-from fleet.store.models import EventRecord, HealthReport, StatusOutcome, StatusReport
+from fleet.store.models import Alarm, EventRecord, HealthReport, StatusOutcome, StatusReport
 from fleet.store.partitions import month_of
 from fleet.store.telemetry import HealthInsert, StatusInsert
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored", "error"]
+ALL = Scope.everything()
 
 
 def _status_report(status: Status) -> StatusReport:
@@ -55,11 +60,6 @@ def _status_report(status: Status) -> StatusReport:
         config_versions=dict(status.config_version) or None,
         hardware=to_data(status.hardware) if status.hardware is not None else None,
     )
-
-log = logging.getLogger(__name__)
-
-Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored", "error"]
-ALL = Scope.everything()
 
 
 @dataclass(frozen=True)
@@ -311,12 +311,7 @@ class Processor:
                 wanted: dict[str, Wanted] = {}
                 if outcome.state == "offline":
                     wanted["offline"] = offline_wanted(one.report.reason)
-                raised, cleared = reconcile(
-                    self.store, one.kiosk_id, wanted, ["offline"], at=job.item.received_at,
-                    active=active[one.kiosk_id],
-                )
-                if raised or cleared:  # the next status of this kiosk in the run compares with these
-                    active[one.kiosk_id] = self.store.alarms.active_for_kiosk(one.kiosk_id)
+                self._reconcile_in_run(one.kiosk_id, wanted, ["offline"], job.item.received_at, active)
             results.append(Result("stored", "status"))
         return results
 
@@ -344,13 +339,23 @@ class Processor:
             wanted, decided = from_health(health, at, self.alarms)
             if outcome.status is not None or outcome.kiosk_state == "online":
                 decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
-            raised, cleared = reconcile(
-                self.store, beat.kiosk_id, wanted, decided, at=at, active=active[beat.kiosk_id]
-            )
-            if raised or cleared:  # the next heartbeat of this kiosk in the run compares with these
-                active[beat.kiosk_id] = self.store.alarms.active_for_kiosk(beat.kiosk_id)
+            self._reconcile_in_run(beat.kiosk_id, wanted, decided, at, active)
             results.append(Result("stored", "health"))
         return results
+
+    def _reconcile_in_run(
+        self,
+        kiosk_id: str,
+        wanted: dict[str, Wanted],
+        decided: Iterable[str],
+        at: datetime,
+        active: dict[str, list[Alarm]],
+    ) -> None:
+        """A kiosk's alarms brought in line with one message of a run; ``active`` (read once for the
+        run) follows, so that the kiosk's next message in the run compares with what this one left."""
+        raised, cleared = reconcile(self.store, kiosk_id, wanted, decided, at=at, active=active[kiosk_id])
+        if raised or cleared:
+            active[kiosk_id] = self.store.alarms.active_for_kiosk(kiosk_id)
 
     def _events(self, jobs: Sequence[_Job]) -> list[Result]:
         """A run of events: stored together, then per event the dropped alarm (hooks: ``_run_hooks``)."""

@@ -186,15 +186,11 @@ class Box:
     middle: float = LEFT + (WIDTH - LEFT - RIGHT) / 2
 
 
-def box() -> Box:
-    return Box()
-
-
 def time_ticks(since: datetime, until: datetime, zone: tzinfo) -> list[tuple[float, str, str]]:
     """The time axis' labels (x, text-anchor, text) in the center's clock: hours for a day, dates for
     longer ranges (a whole date and time under each of three ticks would not fit)."""
     pattern = "%H:%M" if until - since <= timedelta(days=1) else "%d/%m"
-    b = box()
+    b = Box()
     return [
         (b.left, "start", since.astimezone(zone).strftime(pattern)),
         (b.middle, "middle", (since + (until - since) / 2).astimezone(zone).strftime(pattern)),

@@ -297,7 +297,7 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
         health_range=health_range,
         health_ranges=list(charts.RANGES),
         health_ticks=charts.time_ticks(health_since, now, ctx.web.zone),
-        chart_box=charts.box(),
+        chart_box=charts.Box(),
         events=store.events.recent(scope, kiosk_id, limit=30),
         gaps=store.events.gaps(scope, kiosk_id),
         alarms=store.alarms.page(scope, active=None, kiosk_id=kiosk_id, limit=20).items,
