@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from contract.config import merge_scopes
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
-from fleet.store.models import Change, ConfigState, Kiosk
+from fleet.store.models import Change, ConfigState, Kiosk, KioskRow
 from fleet.web import config_forms as forms
 from fleet.web.core import Ctx, endpoint
 from fleet.web.format import Column, json_response, json_value
@@ -94,14 +94,16 @@ def live_rows(
     row after a push was published (a change of the whole center)."""
     store, scope = ctx.web.store, ctx.scope
     whole_center = any(c.kiosk_id is None for c in changes)
-    if kiosk_id is not None:
-        wanted = [kiosk_id] if whole_center or any(c.kiosk_id == kiosk_id for c in changes) else []
-    elif whole_center:
-        wanted = [r.kiosk.id for r in store.registry.kiosk_rows(scope, center_id, limit=1000).items]
+    if kiosk_id is None and whole_center:
+        rows: Sequence[KioskRow] = store.registry.kiosk_rows(scope, center_id, limit=1000).items  # the page's
     else:
-        wanted = sorted({c.kiosk_id for c in changes if c.kiosk_id})
-    rows = store.registry.kiosk_rows_by_id(scope, wanted)
+        if kiosk_id is not None:
+            wanted = [kiosk_id] if whole_center or any(c.kiosk_id == kiosk_id for c in changes) else []
+        else:
+            wanted = sorted({c.kiosk_id for c in changes if c.kiosk_id})
+        rows = store.registry.kiosk_rows_by_id(scope, wanted)
     found = [r.kiosk for r in rows if r.kiosk.center_id == center_id]
+
     def html(row: KioskConfigRow) -> str:
         return ctx.web.fragment(ctx, "fragments.html", "config_row", row)
 
