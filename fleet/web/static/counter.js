@@ -7,13 +7,36 @@
   if (!root) { return; }
   var message = document.getElementById("counter-message");
 
-  function swap(html) {
+  // The queue step id each target's markup on screen is at least as new as: a live update that is not
+  // newer (the echo of this counter's own action, arriving after the action's answer) is dropped, or it
+  // would put an older panel back (seen: the transfer's choice reset to the first service, so the
+  // ticket went to the wrong service).
+  var shownAt = {};
+
+  // A live update keeps what the officer was choosing in the panel's lists (a transfer's target) when
+  // the new markup still offers it; an action's answer draws the panel as the server says.
+  function keepChoices(from, to) {
+    from.querySelectorAll("select[id]").forEach(function (chosen) {
+      var fresh = to.querySelector("#" + CSS.escape(chosen.id));
+      if (!fresh || fresh.value === chosen.value) { return; }
+      for (var i = 0; i < fresh.options.length; i++) {
+        if (fresh.options[i].value === chosen.value) { fresh.value = chosen.value; return; }
+      }
+    });
+  }
+
+  function swap(html, id, live) {
     Object.keys(html).forEach(function (target) {
+      if (id >= 0 && shownAt[target] !== undefined && id <= shownAt[target]) { return; }
       var old = document.querySelector('[data-live-target="' + target + '"]');
       if (!old) { return; }
       var holder = document.createElement("div");
       holder.innerHTML = html[target]; // rendered and escaped by the server's templates
-      if (holder.firstElementChild) { old.replaceWith(holder.firstElementChild); }
+      var fresh = holder.firstElementChild;
+      if (!fresh) { return; }
+      if (live) { keepChoices(old, fresh); }
+      old.replaceWith(fresh);
+      if (id >= 0) { shownAt[target] = id; }
     });
   }
 
@@ -39,18 +62,20 @@
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (response) { return response.json(); }).then(function (data) {
-      if (data.html) { swap(data.html); }
+      var answered = typeof data.change_id === "number" ? data.change_id : -1;
+      if (data.html) { swap(data.html, answered, false); }
       say(data.message, data.ok);
-      return typeof data.change_id === "number" ? data.change_id : -1;
+      return answered;
     }).catch(function () { say(root.getAttribute("data-offline") || "…", false); return -1; })
       .then(function (answered) {
         busy = false;
-        var newer = {};
         Object.keys(pending).forEach(function (target) {
-          if (pending[target].id > answered) { newer[target] = pending[target].html; }
+          if (pending[target].id > answered) {
+            var one = {}; one[target] = pending[target].html;
+            swap(one, pending[target].id, true);
+          }
         });
         pending = {};
-        swap(newer);
       });
   });
 
@@ -73,9 +98,11 @@
     var source = new EventSource(root.getAttribute("data-counter-live"));
     source.addEventListener("update", function (event) {
       var data = JSON.parse(event.data);
+      var id = parseInt(event.lastEventId, 10);
+      id = isNaN(id) ? -1 : id;
       var html = {}; html[data.target] = data.html;
-      if (busy) { pending[data.target] = { id: parseInt(event.lastEventId, 10) || 0, html: data.html }; }
-      else { swap(html); }
+      if (busy) { pending[data.target] = { id: id, html: data.html }; }
+      else { swap(html, id, true); }
     });
   }
 })();
