@@ -93,7 +93,11 @@ def test_a_client_that_trickles_its_request_is_dropped_at_the_timeout(server: Co
             for byte in b'{"cmd": "echo"}':
                 sock.sendall(bytes((byte,)))
                 time.sleep(0.1)
-        assert sock.recv(100) == b""
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:  # closed with our last bytes unread: a reset instead of an EOF (seen)
+            answer = b""
+        assert answer == b""  # dropped, never answered
     assert time.monotonic() - started < 2.0
 
 
