@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from bench.fleet_bench import RESULTS, _event, kiosk_ids, make_store, postgres, seed
+from bench.fleet_bench import RESULTS, _event, kiosk_ids, make_store, number_prefix, postgres, seed
 
 SHARE = "profile"
 
@@ -62,7 +62,7 @@ def _publish(broker: Any, pki: Any, kiosks: list[tuple[str, str]], events: int, 
     for index in range(events):
         center, kiosk = kiosks[index % len(kiosks)]
         seqs[kiosk] += 1
-        kind, payload, _ = _event(index, seqs[kiosk], journals[kiosk], tickets)
+        kind, payload, _ = _event(index, seqs[kiosk], journals[kiosk], tickets, prefix=number_prefix(kiosk))
         client.publish(f"motcua/v1/{center}/{kiosk}/event/{kind}", payload, qos=1)
     while acked[0] < events:
         time.sleep(0.02)

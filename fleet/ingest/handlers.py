@@ -25,9 +25,9 @@ Rules a handler can rely on, and must respect:
   event of its kind in one batch of the ingest at once, in arrival order, as ``HookCall``s, and
   returns per call whether it failed (it logs that itself; an exception counts them all as failed).
   Same rules otherwise (after the commit, at least once, idempotent); batch handlers run before the
-  per-event ones. The queue issues a batch's tickets of a center in one transaction this way, where a
-  handler per event took ~15 statements and two transactions per ticket (docs/fleet.md, "Where the
-  worker's time went").
+  per-event ones. The queue issues a batch's tickets of every center in one transaction this way,
+  where a handler per event took ~15 statements and two transactions per ticket (docs/fleet.md,
+  "Where the worker's time went").
 - Register at import time of the module that owns the handler, and name that module in
   ``fleet.ingest.plugins.HANDLER_MODULES``: every ingest worker (``fleet ingest``, ``fleet serve
   --broker``) imports those modules before it subscribes, so no event is stored without its handlers.

@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -120,6 +120,37 @@ def _seconds(later: datetime, earlier: datetime | None) -> float | None:
     return None if earlier is None else round(max(0.0, (later - earlier).total_seconds()), 3)
 
 
+def _step_values(
+    center_id: str,
+    seq: int,
+    kind: str,
+    at: datetime,
+    *,
+    ticket: Ticket | None = None,
+    service: str | None = None,
+    counter: str | None = None,
+    user: User | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``queue_steps`` row: the center's ``seq`` (the contract's, without gaps) and what happened."""
+    assert kind in QUEUE_EVENT_KINDS, kind
+    return {
+        "center_id": center_id,
+        "seq": seq,
+        "event_id": uuid.uuid4().hex,
+        "at": at,
+        "kind": kind,
+        "ticket_id": ticket.id if ticket else None,
+        "day": ticket.day if ticket else None,
+        "number": ticket.number if ticket else None,
+        "service": service or (ticket.service if ticket else None),
+        "counter": counter,
+        "user_id": user.id if user else None,
+        "officer": user.username if user else None,
+        "detail": detail or {},
+    }
+
+
 class Queue:
     """The queue engine over the fleet's store. ``listeners`` are told the center id after each commit
     (the web wakes its live streams at once; other processes see the change by polling the steps)."""
@@ -144,26 +175,51 @@ class Queue:
     @contextmanager
     def _write(self, center_id: str) -> Iterator[Connection]:
         """One write of the center's queue, ordered with every other (see the module doc)."""
+        with self._write_centers([center_id]) as (conn, _settings):
+            yield conn
+
+    @contextmanager
+    def _write_centers(
+        self, center_ids: Sequence[str]
+    ) -> Iterator[tuple[Connection, dict[str, dict[str, Any]]]]:
+        """One write of several centers' queues (the ingest's batch), with their settings as read
+        under the lock. The centers' rows are locked in id order, by one statement: two writers that
+        both want some of them (two workers' batches, a counter's call) never wait on each other in
+        opposite orders."""
+        ordered = sorted(set(center_ids))
         try:
             with self.db.write() as conn:
-                # the center's row locked (PostgreSQL); made first only the once it is missing (an
-                # INSERT ... ON CONFLICT on every write was a statement per ticket for nothing)
-                lock = select(queue_settings.c.center_id).where(queue_settings.c.center_id == center_id)
-                if self.db.is_postgres:
-                    lock = lock.with_for_update()
-                if conn.execute(lock).first() is None:
+                settings = self._lock_centers(conn, ordered)
+                # made first only the once it is missing (an INSERT ... ON CONFLICT on every write was
+                # a statement per ticket for nothing)
+                missing = [c for c in ordered if c not in settings]
+                for center_id in missing:
                     self._ensure_settings(conn, center_id)
-                    conn.execute(lock)
-                yield conn
+                if missing:
+                    settings.update(self._lock_centers(conn, missing))
+                yield conn, settings
         except IntegrityError as exc:
             if "centers" in str(exc.orig) or "foreign key" in str(exc.orig).lower():
-                raise NotFoundError(f"center {center_id!r} is not in the registry") from exc
+                named = ", ".join(repr(c) for c in ordered)
+                raise NotFoundError(f"center {named} is not in the registry") from exc
             raise
-        for listener in list(self.listeners):
-            try:
-                listener(center_id)
-            except Exception:  # a broken listener must not undo a committed step
-                log.exception("queue listener failed")
+        for center_id in ordered:
+            for listener in list(self.listeners):
+                try:
+                    listener(center_id)
+                except Exception:  # a broken listener must not undo a committed step
+                    log.exception("queue listener failed")
+
+    def _lock_centers(self, conn: Connection, ordered: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The centers' settings rows, locked (PostgreSQL; SQLite's write lock covers all) in order."""
+        lock = (
+            select(queue_settings)
+            .where(queue_settings.c.center_id.in_(ordered))
+            .order_by(queue_settings.c.center_id)
+        )
+        if self.db.is_postgres:
+            lock = lock.with_for_update()
+        return {row.center_id: dict(row._mapping) for row in conn.execute(lock)}
 
     def _add_step(
         self,
@@ -178,7 +234,6 @@ class Queue:
         user: User | None = None,
         detail: dict[str, Any] | None = None,
     ) -> int:
-        assert kind in QUEUE_EVENT_KINDS, kind
         seq = int(
             conn.execute(
                 update(queue_settings)
@@ -187,21 +242,10 @@ class Queue:
                 .returning(queue_settings.c.last_seq)
             ).scalar_one()
         )
-        values = {
-            "center_id": center_id,
-            "seq": seq,
-            "event_id": uuid.uuid4().hex,
-            "at": at,
-            "kind": kind,
-            "ticket_id": ticket.id if ticket else None,
-            "day": ticket.day if ticket else None,
-            "number": ticket.number if ticket else None,
-            "service": service or (ticket.service if ticket else None),
-            "counter": counter,
-            "user_id": user.id if user else None,
-            "officer": user.username if user else None,
-            "detail": detail or {},
-        }
+        values = _step_values(
+            center_id, seq, kind, at,
+            ticket=ticket, service=service, counter=counter, user=user, detail=detail,
+        )
         return int(
             conn.execute(insert(queue_steps).values(**values).returning(queue_steps.c.id)).scalar_one()
         )
@@ -361,114 +405,31 @@ class Queue:
         return self.issue_many(center_id, [printed])[0]
 
     def issue_many(self, center_id: str, printed: Sequence[Printed]) -> list[tuple[Ticket, bool]]:
-        """Printed tickets of one center enter the queue in order, in **one** write of the center's
-        queue (its row locked once, its settings read once): what ``issue`` does for each, for the
-        ingest's batches. An error undoes them all (the caller may then issue them one by one)."""
+        """Printed tickets of one center enter the queue in order, in one write (``issue_centers``)."""
+        return self.issue_centers({center_id: printed})[center_id]
+
+    def issue_centers(self, printed: Mapping[str, Sequence[Printed]]) -> dict[str, list[tuple[Ticket, bool]]]:
+        """Printed tickets of several centers (an ingest batch's) enter their queues, each center's in
+        order, in **one** write: what ``issue`` does for each ticket, with a fixed number of statements
+        for the whole write (the centers locked and their settings read by one; the tickets and
+        services they name read by one each; the new tickets, their ``issued`` steps and the centers'
+        step counters written by one each), where a write per center cost ~8 round trips per center.
+        An error undoes them all (the caller may then issue them center by center, or one by one)."""
+        wanted = {center_id: list(tickets) for center_id, tickets in printed.items() if tickets}
+        done: dict[str, list[tuple[Ticket, bool]]] = {center_id: [] for center_id in printed}
+        if not wanted:
+            return done
         now = self.db.now()
-        done: list[tuple[Ticket, bool]] = []
-        with self._write(center_id) as conn:
-            settings = self.settings_in(conn, center_id)  # read under the center's lock, in this write
-            key = bytes.fromhex(settings["phone_key"])
-            known: set[str] = set()
-            tickets = self._tickets_named(conn, center_id, [self._day_of(one, now) for one in printed])
-            for one in printed:
-                done.append(self._issue_in(conn, center_id, one, settings, key, known, tickets, now))
+        with self._write_centers(list(wanted)) as (conn, settings):
+            plan = _IssuePlan(self, conn, settings, now)
+            every = [(center_id, one) for center_id, tickets in wanted.items() for one in tickets]
+            plan.named([(center_id, *plan.day_of(one)) for center_id, one in every])
+            plan.known_services({(center_id, one.service) for center_id, one in every})
+            keys = {center: [plan.add(center, one) for one in ones] for center, ones in wanted.items()}
+            plan.write()
+            for center_id, center_keys in keys.items():
+                done[center_id] = [(plan.tickets[key], new) for key, new in center_keys]
         return done
-
-    def _day_of(self, printed: Printed, now: datetime) -> tuple[str, str]:
-        return printed.day or self.today(printed.issued_at or now), printed.number
-
-    def _tickets_named(
-        self, conn: Connection, center_id: str, names: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], Ticket]:
-        """The center's tickets of these (day, number), in one read: a replayed or redelivered ticket
-        costs no statement of its own."""
-        t = queue_tickets.c
-        found: dict[tuple[str, str], Ticket] = {}
-        wanted = sorted(set(names))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = conn.execute(
-                select(queue_tickets).where(t.center_id == center_id, tuple_(t.day, t.number).in_(chunk))
-            )
-            for row in rows:
-                ticket = _ticket(row)
-                found[(ticket.day, ticket.number)] = ticket
-        return found
-
-    def _issue_in(
-        self,
-        conn: Connection,
-        center_id: str,
-        printed: Printed,
-        settings: dict[str, Any],
-        key: bytes,
-        known: set[str],
-        tickets: dict[tuple[str, str], Ticket],
-        now: datetime,
-    ) -> tuple[Ticket, bool]:
-        """One ticket, inside the center's write; ``known``: services seen in this write already;
-        ``tickets``: the center's tickets by (day, number) that this write may meet (kept up to date)."""
-        number, service, appointment_at = printed.number, printed.service, printed.appointment_at
-        issued = printed.issued_at or now
-        day = printed.day or self.today(issued)
-        existing = tickets.get((day, number))
-        if existing is not None:
-            return existing, False
-        if service not in known:
-            found = conn.execute(
-                select(queue_services.c.code).where(
-                    queue_services.c.center_id == center_id, queue_services.c.code == service
-                )
-            ).first()
-            if found is None:  # a service the center has not described yet: known by its code
-                conn.execute(
-                    insert(queue_services).values(
-                        center_id=center_id,
-                        code=service,
-                        prefix=number[0],
-                        name_vi=service,
-                        name_en=service,
-                        position=100,
-                    )
-                )
-            known.add(service)
-        assigned = self._deal(conn, center_id, day, service) if settings["pulling"] == "strict" else None
-        late = appointment_at is not None and issued > appointment_at + timedelta(
-            minutes=int(settings["appointment_late_min"])
-        )
-        booked = None if late else appointment_at
-        row = conn.execute(
-            insert(queue_tickets)
-            .values(
-                center_id=center_id,
-                day=day,
-                number=number,
-                service=service,
-                first_service=service,
-                priority=printed.priority,
-                source=printed.source,
-                kiosk_id=printed.kiosk_id,
-                token=phone_token(key, center_id, day, number),
-                issued_at=issued,
-                queued_at=issued,
-                state="waiting",
-                assigned_counter=assigned,
-                appointment_at=booked,
-                updated_at=now,
-            )
-            .returning(*queue_tickets.c)  # the stored row itself: no second read of it
-        ).one()
-        ticket = tickets[(day, number)] = _ticket(row)
-        detail: dict[str, Any] = {
-            "priority": printed.priority, "issued_at": issued.isoformat(), "source": printed.source
-        }
-        if assigned:
-            detail["assigned_counter"] = assigned
-        if appointment_at is not None:
-            detail["appointment_late" if late else "appointment_at"] = appointment_at.isoformat()
-        self._add_step(conn, center_id, "issued", now, ticket=ticket, detail=detail)
-        return ticket, True
 
     def settings_in(self, conn: Connection, center_id: str) -> dict[str, Any]:
         row = conn.execute(select(queue_settings).where(queue_settings.c.center_id == center_id)).first()
@@ -483,25 +444,6 @@ class Queue:
                 )
             )
         )
-
-    def _deal(self, conn: Connection, center_id: str, day: str, service: str) -> str | None:
-        """Strict pulling: the open counter of this service with the fewest tickets dealt to it."""
-        serving = [s.counter for s in self._open_sessions(conn, center_id) if service in (s.services or ())]
-        if not serving:
-            return None
-        loads: dict[Any, Any] = dict(
-            conn.execute(
-                select(queue_tickets.c.assigned_counter, func.count())
-                .where(
-                    queue_tickets.c.center_id == center_id,
-                    queue_tickets.c.day == day,
-                    queue_tickets.c.state == "waiting",
-                    queue_tickets.c.assigned_counter.in_(serving),
-                )
-                .group_by(queue_tickets.c.assigned_counter)
-            ).all()
-        )
-        return min(sorted(serving), key=lambda c: loads.get(c, 0))
 
     # -- officers at counters --------------------------------------------------------------------------
 
@@ -1370,3 +1312,163 @@ class Queue:
                 ).first()
                 is not None
             )
+
+
+TicketKey = tuple[str, str, str]  # (center, day, number): a ticket's identity
+
+
+class _IssuePlan:
+    """One ``Queue.issue_centers`` write: what its tickets need read once, what they change written once.
+    Per ticket the rules of ``Queue.issue``: idempotent on (center, day, number), the first print wins,
+    a service the center has not described yet is known by its code, strict pulling deals it to a
+    counter, a late check-in of an appointment enters as a walk-in."""
+
+    def __init__(
+        self, queue: Queue, conn: Connection, settings: dict[str, dict[str, Any]], now: datetime
+    ) -> None:
+        self.queue = queue
+        self.conn = conn
+        self.settings = settings  # per center, read under its lock
+        self.now = now
+        #: the tickets this write names, stored before or new in it
+        self.tickets: dict[TicketKey, Ticket] = {}
+        self._services: set[tuple[str, str]] = set()
+        self._new_services: list[dict[str, Any]] = []
+        self._new: list[tuple[TicketKey, dict[str, Any], dict[str, Any]]] = []  # key, row, step detail
+        self._planned: set[TicketKey] = set()
+        self._sessions: dict[str, list[Any]] = {}
+        self._loads: dict[tuple[str, str], dict[Any, int]] = {}
+
+    def day_of(self, printed: Printed) -> tuple[str, str]:
+        return printed.day or self.queue.today(printed.issued_at or self.now), printed.number
+
+    def named(self, keys: Sequence[TicketKey]) -> None:
+        """The stored tickets of these keys, in one read (500 at a time): a replayed or redelivered ticket
+        costs no statement of its own."""
+        t = queue_tickets.c
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row in self.conn.execute(
+                select(queue_tickets).where(tuple_(t.center_id, t.day, t.number).in_(chunk))
+            ):
+                ticket = _ticket(row)
+                self.tickets[(ticket.center_id, ticket.day, ticket.number)] = ticket
+
+    def known_services(self, pairs: set[tuple[str, str]]) -> None:
+        c = queue_services.c
+        wanted = sorted(pairs)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            pairs_in = tuple_(c.center_id, c.code).in_(chunk)
+            rows = self.conn.execute(select(c.center_id, c.code).where(pairs_in))
+            self._services.update((row.center_id, row.code) for row in rows)
+
+    def add(self, center_id: str, printed: Printed) -> tuple[TicketKey, bool]:
+        """A printed ticket planned (key, new); a ticket already stored or planned is not new."""
+        day, number = self.day_of(printed)
+        key = (center_id, day, number)
+        if key in self.tickets or key in self._planned:
+            return key, False
+        service = printed.service
+        if (center_id, service) not in self._services:
+            self._services.add((center_id, service))
+            self._new_services.append(
+                {
+                    "center_id": center_id,
+                    "code": service,
+                    "prefix": number[0],
+                    "name_vi": service,
+                    "name_en": service,
+                    "position": 100,
+                }
+            )
+        settings = self.settings[center_id]
+        issued = printed.issued_at or self.now
+        assigned = self._deal(center_id, day, service) if settings["pulling"] == "strict" else None
+        appointment_at = printed.appointment_at
+        late = appointment_at is not None and issued > appointment_at + timedelta(
+            minutes=int(settings["appointment_late_min"])
+        )
+        row = {
+            "center_id": center_id,
+            "day": day,
+            "number": number,
+            "service": service,
+            "first_service": service,
+            "priority": printed.priority,
+            "source": printed.source,
+            "kiosk_id": printed.kiosk_id,
+            "token": phone_token(bytes.fromhex(settings["phone_key"]), center_id, day, number),
+            "issued_at": issued,
+            "queued_at": issued,
+            "state": "waiting",
+            "assigned_counter": assigned,
+            "appointment_at": None if late else appointment_at,
+            "updated_at": self.now,
+        }
+        detail: dict[str, Any] = {
+            "priority": printed.priority, "issued_at": issued.isoformat(), "source": printed.source
+        }
+        if assigned:
+            detail["assigned_counter"] = assigned
+        if appointment_at is not None:
+            detail["appointment_late" if late else "appointment_at"] = appointment_at.isoformat()
+        self._new.append((key, row, detail))
+        self._planned.add(key)
+        return key, True
+
+    def _deal(self, center_id: str, day: str, service: str) -> str | None:
+        """Strict pulling: the open counter of this service with the fewest waiting tickets dealt to it,
+        this write's own included."""
+        sessions = self._sessions.get(center_id)
+        if sessions is None:
+            sessions = self._sessions[center_id] = self.queue._open_sessions(self.conn, center_id)
+        serving = [s.counter for s in sessions if service in (s.services or ())]
+        if not serving:
+            return None
+        loads = self._loads.get((center_id, day))
+        if loads is None:
+            t = queue_tickets.c
+            loads = self._loads[(center_id, day)] = dict(
+                self.conn.execute(
+                    select(t.assigned_counter, func.count())
+                    .where(
+                        t.center_id == center_id,
+                        t.day == day,
+                        t.state == "waiting",
+                        t.assigned_counter.is_not(None),
+                    )
+                    .group_by(t.assigned_counter)
+                ).all()
+            )
+        chosen = min(sorted(serving), key=lambda counter: loads.get(counter, 0))
+        loads[chosen] = loads.get(chosen, 0) + 1
+        return chosen
+
+    def write(self) -> None:
+        """The planned services, tickets (their rows read back in order), steps and step counters."""
+        if self._new_services:
+            self.conn.execute(insert(queue_services), self._new_services)
+        if not self._new:
+            return
+        # the rows read back by their key, in whatever order they come (asking for the parameters'
+        # order made SQLAlchemy insert them one by one on SQLite)
+        rows = [row for _, row, _ in self._new]
+        for row in self.conn.execute(insert(queue_tickets).returning(*queue_tickets.c), rows):
+            ticket = _ticket(row)
+            self.tickets[(ticket.center_id, ticket.day, ticket.number)] = ticket
+        steps = []
+        last: dict[str, int] = {}
+        for key, _, detail in self._new:
+            ticket = self.tickets[key]
+            center_id = key[0]
+            seq = last[center_id] = last.get(center_id, int(self.settings[center_id]["last_seq"])) + 1
+            steps.append(_step_values(center_id, seq, "issued", self.now, ticket=ticket, detail=detail))
+        self.conn.execute(insert(queue_steps), steps)
+        self.conn.execute(
+            update(queue_settings)
+            .where(queue_settings.c.center_id == bindparam("b_center"))
+            .values(last_seq=bindparam("b_seq")),
+            [{"b_center": center_id, "b_seq": seq} for center_id, seq in last.items()],
+        )

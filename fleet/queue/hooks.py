@@ -69,14 +69,14 @@ def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, event: Event) 
     return ticket
 
 
-def on_tickets_issued(store: Store, center_id: str, printed: Sequence[tuple[str, Event]]) -> list[bool]:
-    """Tickets of one center (kiosk id, event), in order, in one write of its queue (the ingest's
-    batch); if that fails, each on its own, so that only a ticket that fails is lost. Per ticket:
-    whether it failed (logged here)."""
+def on_tickets_issued(store: Store, printed: Sequence[tuple[str, str, Event]]) -> list[bool]:
+    """Tickets of an ingest batch (center id, kiosk id, event), in order, in one write of their
+    centers' queues (``Queue.issue_centers``); if that fails, center by center, then one by one, so
+    that only a ticket that fails is lost. Per ticket: whether it failed (logged here)."""
     queue = queue_of(store)
     failed = [False] * len(printed)
-    wanted: list[tuple[int, Printed]] = []
-    for index, (kiosk_id, event) in enumerate(printed):
+    wanted: dict[str, list[tuple[int, Printed]]] = {}
+    for index, (center_id, kiosk_id, event) in enumerate(printed):
         try:
             one = _printed(queue, kiosk_id, event)
         except Exception:
@@ -84,20 +84,26 @@ def on_tickets_issued(store: Store, center_id: str, printed: Sequence[tuple[str,
             failed[index] = True
             continue
         if one is not None:
-            wanted.append((index, one))
+            wanted.setdefault(center_id, []).append((index, one))
     if not wanted:
         return failed
     try:
-        queue.issue_many(center_id, [one for _, one in wanted])
+        queue.issue_centers({center_id: [one for _, one in ones] for center_id, ones in wanted.items()})
         return failed
-    except Exception:  # one bad ticket must not lose the others: one by one
-        log.warning("queue: %d tickets of %s together failed; one by one", len(wanted), center_id)
-    for index, one in wanted:
+    except Exception:  # one bad ticket must not lose the others: center by center, then one by one
+        log.warning("queue: the tickets of %d centers together failed; center by center", len(wanted))
+    for center_id, ones in wanted.items():
         try:
-            queue.issue_many(center_id, [one])
+            queue.issue_many(center_id, [one for _, one in ones])
+            continue
         except Exception:
-            log.exception("queue: ticket %s of %s not issued", one.number[:20], center_id)
-            failed[index] = True
+            log.warning("queue: %d tickets of %s together failed; one by one", len(ones), center_id)
+        for index, one in ones:
+            try:
+                queue.issue_many(center_id, [one])
+            except Exception:
+                log.exception("queue: ticket %s of %s not issued", one.number[:20], center_id)
+                failed[index] = True
     return failed
 
 

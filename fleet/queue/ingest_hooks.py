@@ -46,18 +46,17 @@ def on_ticket_issued(store: Store, center_id: str, kiosk_id: str, record: EventR
 
 
 def on_tickets_issued(store: Store, calls: Sequence[handlers.HookCall]) -> list[bool]:
-    """The batch's tickets, center by center, each center's in one write of its queue (one center
-    locked at a time: two workers never wait on each other in opposite orders)."""
+    """The batch's tickets, every center's, in one write of their queues (``hooks.on_tickets_issued``)."""
     failed = [False] * len(calls)
-    by_center: dict[str, list[tuple[int, str, Event]]] = {}
+    chosen: list[int] = []
+    printed: list[tuple[str, str, Event]] = []
     for index, call in enumerate(calls):
         event = _typed(call)
         if event is not None:
-            by_center.setdefault(call.center_id, []).append((index, call.kiosk_id, event))
-    for center_id, items in by_center.items():
-        outcomes = hooks.on_tickets_issued(store, center_id, [(kiosk, event) for _, kiosk, event in items])
-        for (index, _, _), bad in zip(items, outcomes, strict=True):
-            failed[index] = bad
+            chosen.append(index)
+            printed.append((call.center_id, call.kiosk_id, event))
+    for index, bad in zip(chosen, hooks.on_tickets_issued(store, printed), strict=True):
+        failed[index] = bad
     return failed
 
 

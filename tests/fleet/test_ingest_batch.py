@@ -363,13 +363,13 @@ def test_hooks_run_after_the_commit_so_two_workers_do_not_deadlock_on_the_queue(
     assert sum(fleet.events.count(ALL, kiosk_id=k) for k in kiosks) == 60
 
 
-def test_a_batchs_tickets_enter_the_queue_center_by_center_and_a_bad_one_fails_alone(
+def test_a_batchs_tickets_enter_the_queue_together_and_a_bad_one_fails_alone(
     fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The queue's hook takes a batch's tickets of a center in one write (``Queue.issue_many``): the same
-    queue as ticket by ticket, a ticket printed twice (a redelivery, the same number from two kiosks)
-    queued once, and a bug in one ticket makes that ticket alone fail (the others are issued one by
-    one then), counted as that message's hook error."""
+    """The queue's hook takes a batch's tickets of every center in one write (``Queue.issue_centers``):
+    the same queue as ticket by ticket, a ticket printed twice (a redelivery, the same number from two
+    kiosks) queued once, and a bug in one ticket makes that ticket alone fail (the others are issued
+    center by center, then one by one), counted as that message's hook error."""
     import fleet.queue.engine as engine
     from fleet.ingest import plugins
     from fleet.queue.hooks import queue_of

@@ -147,6 +147,66 @@ def test_transfer_keeps_the_issue_time_and_strict_pulling_deals_tickets(
     assert all(t.assigned_counter != "3" for t in queue.tickets(CENTER, day) if t.state == "waiting")
 
 
+def test_tickets_of_several_centers_enter_in_one_write_of_a_fixed_number_of_statements(
+    queue: Queue, store: Store, clock: FakeClock
+) -> None:
+    """An ingest batch's tickets of every center in one write (``Queue.issue_centers``): each center's
+    queue is what ticket by ticket gives (steps 1..n in print order, a ticket printed twice queued
+    once, the first print winning, a service not described yet known by its code, strict pulling
+    dealing this write's own tickets evenly), and the write's statements do not grow with the centers
+    or the tickets (a write per center cost ~8 round trips each)."""
+    from sqlalchemy import event
+
+    from fleet.queue.models import Printed
+    from tests.fleet.data import Fleet
+
+    f = Fleet()
+    day = queue.today()
+    nam = add_officers(store, 1)[0]
+    queue.update_settings(CENTER, pulling="strict")
+    queue.open_session(officer(store, "canbo.bt"), "2", ["CHUNGTHUC"])
+    queue.open_session(nam, "3", ["CHUNGTHUC"])
+    issue(store, "B001", "CHUNGTHUC", day=day)  # stored before: dealt to one of the two already
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    def printed(number: str, service: str, kiosk: str) -> Printed:
+        clock.advance(seconds=5)
+        return Printed(number, service, day=day, issued_at=clock.now, kiosk_id=kiosk, source="online")
+
+    batch = {
+        CENTER: [printed(f"B{n:03d}", "CHUNGTHUC", "kiosk-bt-01") for n in range(1, 6)]
+        + [printed("B003", "CHUNGTHUC", "kiosk-bt-02")],  # B001 stored before, B003 printed twice
+        f.other_center: [printed("A001", "HOTICH", "kiosk-tdm-01"), printed("X001", "NEW", "kiosk-tdm-02")],
+        f.far_center: [printed("A001", "HOTICH", "kiosk-hk-01")],
+    }
+    for center in (f.other_center, f.far_center):
+        queue.settings(center)  # a center's first write makes its queue's settings row: not counted here
+    event.listen(store.db.engine, "before_cursor_execute", seen)
+    try:
+        done = queue.issue_centers(batch)
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", seen)
+    assert [(t.number, new) for t, new in done[CENTER]] == [
+        ("B001", False), ("B002", True), ("B003", True), ("B004", True), ("B005", True), ("B003", False)
+    ]
+    assert done[CENTER][5][0].kiosk_id == "kiosk-bt-01"  # the first print wins
+    dealt = Counter(t.assigned_counter for t in queue.tickets(CENTER, day))
+    assert dealt == {"2": 3, "3": 2} or dealt == {"2": 2, "3": 3}, dealt  # 5 tickets, one more at most
+    for center, numbers in ((CENTER, ["B001", "B002", "B003", "B004", "B005"]),
+                            (f.other_center, ["A001", "X001"]), (f.far_center, ["A001"])):
+        assert [t.number for t in queue.tickets(center, day)] == numbers
+        steps = queue.steps_since(center, 0)
+        assert [s.seq for s in steps] == list(range(1, len(steps) + 1))
+        assert [s.number for s in steps if s.kind == "issued"] == numbers
+    assert "NEW" in {s.code for s in queue.services(f.other_center)}
+    # lock + settings, tickets named, services known, open sessions and loads (strict pulling), the new
+    # service, tickets, steps, step counters, and SQLite's BEGIN
+    assert len(statements) <= 10, "\n".join(s[:90] for s in statements)
+
+
 def test_offline_numbers_enter_the_queue_by_the_time_they_were_printed(
     queue: Queue, store: Store, clock: FakeClock
 ) -> None:
