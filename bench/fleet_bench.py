@@ -451,10 +451,14 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         samples: list[tuple[float, int, dict[str, float]]] = []
         stop_sampling = threading.Event()
 
+        live_waits: Counter[str] = Counter()  # what the workers' backends do while the load runs
+
         def sampler() -> None:
             sample_engine = create_engine(url)
             while not stop_sampling.is_set():
                 samples.append((time.time(), handled(sample_engine), cpu_seconds(watched)))
+                if backend == "postgresql":
+                    live_waits.update(backend_waits(sample_engine))
                 stop_sampling.wait(0.5)
             sample_engine.dispose()
 
@@ -547,6 +551,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         # the workers' counters of the births, the steady load and the burst: "batches" against "in"
         # says how many messages a transaction carried while the load ran
         result["worker_counts"] = worker_counts(engine, datetime.fromtimestamp(0, UTC))
+        result["backend_samples"] = dict(live_waits)
         # capacity: the ingest stopped, the publishers queue --capacity events in the broker (the
         # workers' persistent sessions), then the ingest starts again and drains them
         with_suppress_kill(ingest)

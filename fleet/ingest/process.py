@@ -85,6 +85,8 @@ class _Job:
     ref: TopicRef | None  # None: the topic is not ours
     parsed: Any = None  # the contract's object of the channel (status, health, ...)
     record: EventRecord | None = None  # an event, ready to store
+    #: an event claimed before the batch locked its kiosks (``Events.claim_events``): True if new
+    claimed: bool | MotcuaError | None = None
     report: HealthReport | None = None  # a heartbeat, ready to store
     status: StatusReport | None = None  # a status, ready to store
     error: ContractError | None = None  # what refuses it before anything is stored
@@ -120,30 +122,68 @@ class Processor:
         return self.handle_batch([Incoming(topic, payload, received_at)])[0]
 
     def handle_batch(self, items: Sequence[Incoming]) -> list[Result]:
-        """Messages in arrival order, all in one store transaction (``db.batch()``): parsed first (no
-        database), the months their events need partitioned, then the kiosks they name locked in id
-        order, then each message in a savepoint of its own (a refusal or a bug undoes only that
-        message), runs of events stored together (``events.insert_events``). A ``StoreError`` rolls
-        everything back and propagates: the caller acknowledges nothing and tries the batch again."""
+        """Messages, all in one store transaction (``db.batch()``): parsed first (no database), the
+        months their events need partitioned, the events claimed and inserted (``_claim_events``),
+        then the kiosks the batch names locked in id order, then the events' gaps followed as one run
+        and the other messages in arrival order, runs of heartbeats or statuses together, each run or
+        message in a savepoint of its own (a refusal or a bug undoes only that message). Results in
+        arrival order. A ``StoreError`` rolls everything back and propagates: the caller acknowledges
+        nothing and tries the batch again."""
         jobs = [self._read(item) for item in items]
         for month in sorted({month_of(job.record.occurred_at) for job in jobs if job.record is not None}):
             self.store.partitions.ensure(month)  # DDL before the batch holds any lock
-        results: list[Result] = []
+        # the events first, as one run, then the rest in arrival order: a kiosk's events depend on
+        # nothing its statuses or heartbeats change, and a heartbeat every few dozen events had cut a
+        # batch into ~15 runs, each with its own savepoint and statements
+        order = [i for i, job in enumerate(jobs) if _run_kind(job) == "event"]
+        order += [i for i, job in enumerate(jobs) if _run_kind(job) != "event"]
+        found: dict[int, Result] = {}
         with self.store.db.batch():
+            jobs = self._claim_events(jobs)
             named = {job.ref.kiosk_id for job in jobs if job.ref is not None and job.ref.kiosk_id}
             self.store.telemetry.lock_kiosks(named)
-            index = 0
-            while index < len(jobs):
-                run = _run_kind(jobs[index])
-                end = index + 1
-                while run and end < len(jobs) and _run_kind(jobs[end]) == run:
+            at = 0
+            while at < len(order):
+                run = _run_kind(jobs[order[at]])
+                end = at + 1
+                while run and end < len(order) and _run_kind(jobs[order[end]]) == run:
                     end += 1
+                chosen = order[at:end]
                 if run:
-                    results.extend(self._guarded_run(run, jobs[index:end]))
+                    done = self._guarded_run(run, [jobs[i] for i in chosen])
                 else:
-                    results.append(self._one(jobs[index]))
-                index = end
-        return self._run_hooks(jobs, results)
+                    done = [self._one(jobs[chosen[0]])]
+                found.update(zip(chosen, done, strict=True))
+                at = end
+        return self._run_hooks(jobs, [found[i] for i in range(len(jobs))])
+
+    def _claim_events(self, jobs: list[_Job]) -> list[_Job]:
+        """The batch's events claimed and inserted first, before its kiosks are locked: row locks last
+        until the batch commits, and the insert is most of a batch's database time, so a second
+        worker whose batch names the same kiosks (round robin hands every worker every kiosk's
+        messages) waits only for the rest (journals, statuses, alarms). Their runs then follow the
+        gaps (``Events.track_events``). A bug here leaves the events to their runs, which store them."""
+        positions = [index for index, job in enumerate(jobs) if job.record is not None]
+        if not positions:
+            return jobs
+        inserts = [self._insert_of(jobs[index]) for index in positions]
+        try:
+            with self.store.db.write():  # a savepoint: a bug undoes only the claim
+                claims = self.store.events.claim_events(inserts)
+        except StoreError:
+            raise
+        except Exception:
+            log.exception("claiming a batch's %d events failed; each run stores its own", len(inserts))
+            return jobs
+        claimed = list(jobs)
+        for index, claim in zip(positions, claims, strict=True):
+            claimed[index] = replace(jobs[index], claimed=claim)
+        return claimed
+
+    @staticmethod
+    def _insert_of(job: _Job) -> EventInsert:
+        assert job.ref is not None and job.ref.kiosk_id is not None and job.record is not None
+        return EventInsert(job.ref.center_id, job.ref.kiosk_id, job.record, job.item.received_at)
 
     def _run_hooks(self, jobs: Sequence[_Job], results: list[Result]) -> list[Result]:
         """The event hooks (``fleet.ingest.handlers``) once the batch is committed, each in transactions
@@ -358,12 +398,14 @@ class Processor:
             active[kiosk_id] = self.store.alarms.active_for_kiosk(kiosk_id)
 
     def _events(self, jobs: Sequence[_Job]) -> list[Result]:
-        """A run of events: stored together, then per event the dropped alarm (hooks: ``_run_hooks``)."""
-        inserts = []
-        for job in jobs:
-            assert job.ref is not None and job.ref.kiosk_id is not None and job.record is not None
-            inserts.append(EventInsert(job.ref.center_id, job.ref.kiosk_id, job.record, job.item.received_at))
-        outcomes = self.store.events.insert_events(inserts)
+        """A run of events: their gaps followed (stored already by ``_claim_events``, or here together
+        if that failed), then per event the dropped alarm (hooks: ``_run_hooks``)."""
+        inserts = [self._insert_of(job) for job in jobs]
+        claims = [job.claimed for job in jobs]
+        if all(claim is not None for claim in claims):
+            outcomes = self.store.events.track_events(inserts, [c for c in claims if c is not None])
+        else:
+            outcomes = self.store.events.insert_events(inserts)
         results = []
         for job, event, outcome in zip(jobs, inserts, outcomes, strict=True):
             assert job.ref is not None

@@ -63,6 +63,8 @@ class WorkerSettings:
     blob_days: int = 30
     #: messages stored per transaction at most (whatever has queued up; one when the worker keeps up)
     max_batch: int = 500
+    #: messages received but not yet processed past which paho's network thread waits (see _on_message)
+    max_queued: int = 1000
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class IngestWorker:
         self.processor = Processor(store, settings.alarms, settings.root)
         self.stats = Stats()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._room = threading.Event()  # set by the processing thread whenever it takes messages
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.link = MqttLink(
@@ -183,6 +186,16 @@ class IngestWorker:
 
     def _on_message(self, message: Message) -> None:
         self._queue.put(_Item(message, datetime.now(UTC), time.monotonic()))
+        # The broker's window of unacknowledged messages is what should bound this queue, but Mosquitto
+        # 2.0 overshoots it once acknowledgements flow (seen here: 15,900 unacknowledged with
+        # max_inflight_messages 1000, 9,700 with a receive maximum of 200). Past max_queued, paho's
+        # network thread waits here (the socket is not read, the broker keeps the rest), so that it
+        # does not hold the GIL the processing thread needs between its statements; never longer
+        # than a third of the keepalive, so the session stays up while the database is away.
+        if self._queue.qsize() >= self.settings.max_queued:
+            self._room.clear()
+            if self._queue.qsize() >= self.settings.max_queued:  # taken meanwhile: _room is set again
+                self._room.wait(self.settings.keepalive_s / 3)
 
     def _on_ack(self, generation: int, mid: int, failed: bool, reason: str) -> None:
         self.duties.acked(generation, mid, failed, reason)
@@ -209,6 +222,7 @@ class IngestWorker:
                     stopping = True
                     break
                 batch.append(item)
+            self._room.set()
             self._process(batch)
             if stopping:
                 return

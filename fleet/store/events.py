@@ -123,6 +123,77 @@ def subtract(ranges: Sequence[tuple[int, int]], first: int, last: int) -> list[t
     return pieces
 
 
+def _needing_gaps(
+    fresh: Sequence[tuple[int, EventInsert]], highest: dict[tuple[str, str], int]
+) -> list[tuple[str, str]]:
+    """The (kiosk, journal) pairs whose stored open gaps these events may touch: a late seq (at or below
+    the stored top) or an announced loss; the others only open gaps."""
+    wanted = set()
+    for _, item in fresh:
+        key = (item.kiosk_id, item.event.journal_id)
+        if key in highest and (item.event.seq <= highest[key] or item.event.kind == "outbox_dropped"):
+            wanted.add(key)
+    return sorted(wanted)
+
+
+@dataclass
+class _GapRow:
+    """A gap as the batch leaves it: ``id`` None until inserted; ``changed``: a stored gap altered."""
+
+    key: tuple[str, str]
+    first: int
+    last: int
+    detected_at: datetime
+    id: int | None = None
+    closed_at: datetime | None = None
+    reason: str | None = None
+    changed: bool = False
+    opened_as: tuple[int, int] = (0, 0)  # the range it was opened with (the outcome reports that)
+
+    def opened(self) -> EventGap:
+        assert self.id is not None
+        first, last = self.opened_as
+        return EventGap(self.id, self.key[0], self.key[1], first, last, self.detected_at, None, None)
+
+
+class _GapBook:
+    """The open gaps of a batch's journals, changed in memory event by event exactly as one event at
+    a time changed the table (a jump opens [top+1, seq-1]; a late seq or an announced loss takes its
+    range out of the open gaps, the covered part kept as a closed gap, the rest open under its
+    detection time), then written by ``Events._write_gaps``: with two workers taking turns at a
+    kiosk's events, half of them arrive after a later one, and a statement or two each had made the
+    gaps most of a batch's time."""
+
+    def __init__(self, stored: Sequence[Any]) -> None:
+        self.rows: list[_GapRow] = []
+        self._open: dict[tuple[str, str], list[_GapRow]] = {}
+        for r in stored:
+            row = _GapRow((r.kiosk_id, r.journal_id), r.first_seq, r.last_seq, r.detected_at, id=r.id)
+            self.rows.append(row)
+            self._open.setdefault(row.key, []).append(row)
+
+    def open(self, key: tuple[str, str], first: int, last: int, at: datetime) -> _GapRow:
+        row = _GapRow(key, first, last, at, opened_as=(first, last))
+        self.rows.append(row)
+        self._open.setdefault(key, []).append(row)
+        return row
+
+    def close(self, key: tuple[str, str], first: int, last: int, reason: str, at: datetime) -> bool:
+        """Take [first, last] out of the key's open gaps; whether any overlapped."""
+        gaps = self._open.get(key, [])
+        overlapping = sorted((g for g in gaps if g.last >= first and g.first <= last), key=lambda g: g.first)
+        for gap in overlapping:
+            lo, hi = max(gap.first, first), min(gap.last, last)
+            rest = subtract([(lo, hi)], gap.first, gap.last)
+            gaps.remove(gap)  # the gap becomes the closed (covered) part; what stays missing, new open gaps
+            gap.first, gap.last, gap.closed_at, gap.reason, gap.changed = lo, hi, at, reason, True
+            for a, b in rest:
+                piece = _GapRow(key, a, b, gap.detected_at, opened_as=(a, b))
+                self.rows.append(piece)
+                gaps.append(piece)
+        return bool(overlapping)
+
+
 class Events(Part):
     def __init__(self, db: Any, partitions: Partitions, telemetry: Telemetry) -> None:
         super().__init__(db)
@@ -138,68 +209,108 @@ class Events(Part):
         return outcome
 
     def insert_events(self, items: Sequence[EventInsert]) -> list[EventOutcome | MotcuaError]:
-        """Many events in one transaction, in the order given (the ingest's batch): the kiosks' rows
-        locked in id order (two workers never deadlock on them), the event ids claimed with one
-        multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, the new events in one multi-row insert,
-        each (kiosk, journal) read and written once; gaps are followed event by event as
-        ``insert_event`` always did. Per item: its outcome, or the error that refuses it (an unknown
-        kiosk: ``NotFoundError``; a kiosk under another center's id: ``ConflictError``)."""
+        """Many events in one transaction, in the order given: what ``claim_events`` then
+        ``track_events`` do. Per item: its outcome, or the error that refuses it (an unknown kiosk:
+        ``NotFoundError``; a kiosk under another center's id: ``ConflictError``)."""
         if not items:
             return []
+        self._ensure_months(items)
         now = self.db.now()
+        with self.db.write() as conn:
+            return self._track_in(conn, items, self._claim_in(conn, items, now), now)
+
+    def claim_events(self, items: Sequence[EventInsert]) -> list[bool | MotcuaError]:
+        """The first half of ``insert_events``: the items checked against the registry (their kiosks'
+        centers read, not locked), the event ids claimed with one multi-row ``INSERT … ON CONFLICT DO
+        NOTHING`` and the new events inserted. It takes no lock that a kiosk's other writes wait for
+        (the events' foreign key takes KEY SHARE locks, which the kiosks' NO KEY UPDATE locks allow), so
+        the ingest claims a batch's events before it locks the batch's kiosks, and a second worker's
+        batch over the same kiosks waits only for the rest of this one. Per item: True (new), False
+        (stored before, or twice in these items) or the error that refuses it. Call ``track_events``
+        for them in the same transaction (a ``db.batch()``): new events whose gaps are not followed
+        would stay unfollowed, since their redelivery is a duplicate."""
+        if not items:
+            return []
+        self._ensure_months(items)
+        now = self.db.now()
+        with self.db.write() as conn:
+            return self._claim_in(conn, items, now)
+
+    def track_events(
+        self, items: Sequence[EventInsert], claims: Sequence[bool | MotcuaError]
+    ) -> list[EventOutcome | MotcuaError]:
+        """The second half of ``insert_events``: gaps followed for the events ``claim_events`` found
+        new, in their order, each (kiosk, journal) read and written once, under the kiosks' row locks
+        (taken here in id order, unless the ingest's batch holds them already)."""
+        now = self.db.now()
+        with self.db.write() as conn:
+            return self._track_in(conn, items, claims, now)
+
+    def _ensure_months(self, items: Sequence[EventInsert]) -> None:
         for month in sorted({month_of(item.event.occurred_at) for item in items}):
             self.partitions.ensure(month)  # DDL in its own transaction, before ours takes any lock
-        results: list[EventOutcome | MotcuaError | None] = [None] * len(items)
-        with self.db.write() as conn:
-            owners = self.telemetry._lock_kiosks(conn, {item.kiosk_id for item in items})
-            wanted: dict[str, int] = {}  # event_id -> index of its first valid item
-            for index, item in enumerate(items):
-                owner = owners.get(item.kiosk_id)
-                if owner is None:
-                    results[index] = NotFoundError(f"kiosk {item.kiosk_id!r} is not in the registry")
-                elif owner != item.center_id:
-                    results[index] = ConflictError(
-                        f"kiosk {item.kiosk_id!r} belongs to center {owner!r}, not {item.center_id!r}"
-                    )
-                elif item.event.event_id in wanted:
-                    results[index] = EventOutcome(inserted=False)  # twice in this very batch
-                else:
-                    wanted[item.event.event_id] = index
-            if self.db.is_postgres:
-                claimed = self._claim_and_insert_pg(conn, [items[i] for i in wanted.values()], now)
-            else:
-                claimed = self._claim(conn, [items[i] for i in wanted.values()])
-            fresh = [i for event_id, i in wanted.items() if event_id in claimed]
-            for event_id, index in wanted.items():
-                if event_id not in claimed:
-                    results[index] = EventOutcome(inserted=False)
-            if fresh and not self.db.is_postgres:
-                conn.execute(
-                    insert(events),
-                    [
-                        {
-                            "event_id": items[i].event.event_id,
-                            "occurred_at": items[i].event.occurred_at,
-                            "center_id": items[i].center_id,
-                            "kiosk_id": items[i].kiosk_id,
-                            "journal_id": items[i].event.journal_id,
-                            "seq": items[i].event.seq,
-                            "kind": items[i].event.kind,
-                            "received_at": items[i].received_at or now,
-                            "replay": items[i].event.replay,
-                            "payload": items[i].event.payload,
-                        }
-                        for i in fresh
-                    ],
+
+    def _claim_in(
+        self, conn: Connection, items: Sequence[EventInsert], now: datetime
+    ) -> list[bool | MotcuaError]:
+        claims: list[bool | MotcuaError] = [False] * len(items)
+        owners = self.telemetry.kiosk_centers(conn, {item.kiosk_id for item in items})
+        wanted: dict[str, int] = {}  # event_id -> index of its first valid item
+        for index, item in enumerate(items):
+            owner = owners.get(item.kiosk_id)
+            if owner is None:
+                claims[index] = NotFoundError(f"kiosk {item.kiosk_id!r} is not in the registry")
+            elif owner != item.center_id:
+                claims[index] = ConflictError(
+                    f"kiosk {item.kiosk_id!r} belongs to center {owner!r}, not {item.center_id!r}"
                 )
-            if fresh:
-                for index, outcome in self._track_all(conn, [(i, items[i]) for i in fresh], now).items():
-                    results[index] = outcome
-        done: list[EventOutcome | MotcuaError] = []
-        for result in results:
-            assert result is not None
-            done.append(result)
-        return done
+            elif item.event.event_id not in wanted:  # twice in these very items: the second is not new
+                wanted[item.event.event_id] = index
+        if self.db.is_postgres:
+            claimed = self._claim_and_insert_pg(conn, [items[i] for i in wanted.values()], now)
+        else:
+            claimed = self._claim(conn, [items[i] for i in wanted.values()])
+        fresh = [i for event_id, i in wanted.items() if event_id in claimed]
+        for index in fresh:
+            claims[index] = True
+        if fresh and not self.db.is_postgres:
+            conn.execute(
+                insert(events),
+                [
+                    {
+                        "event_id": items[i].event.event_id,
+                        "occurred_at": items[i].event.occurred_at,
+                        "center_id": items[i].center_id,
+                        "kiosk_id": items[i].kiosk_id,
+                        "journal_id": items[i].event.journal_id,
+                        "seq": items[i].event.seq,
+                        "kind": items[i].event.kind,
+                        "received_at": items[i].received_at or now,
+                        "replay": items[i].event.replay,
+                        "payload": items[i].event.payload,
+                    }
+                    for i in fresh
+                ],
+            )
+        return claims
+
+    def _track_in(
+        self,
+        conn: Connection,
+        items: Sequence[EventInsert],
+        claims: Sequence[bool | MotcuaError],
+        now: datetime,
+    ) -> list[EventOutcome | MotcuaError]:
+        fresh = [(index, item) for index, (item, claim) in enumerate(zip(items, claims, strict=True))
+                 if claim is True]
+        tracked: dict[int, EventOutcome] = {}
+        if fresh:
+            self.telemetry._lock_kiosks(conn, {item.kiosk_id for _, item in fresh})
+            tracked = self._track_all(conn, fresh, now)
+        return [
+            claim if isinstance(claim, MotcuaError) else tracked.get(index, EventOutcome(inserted=False))
+            for index, claim in enumerate(claims)
+        ]
 
     def _claim_and_insert_pg(self, conn: Connection, items: Sequence[EventInsert], now: datetime) -> set[str]:
         """PostgreSQL: the event ids of ``items`` not stored before claimed in ``event_keys`` (the
@@ -263,9 +374,11 @@ class Events(Part):
                 ):
                     highest[(row.kiosk_id, row.journal_id)] = row.max_seq
         known = set(highest)
+        book = _GapBook(self._open_gaps(conn, _needing_gaps(fresh, highest)))
         counts: dict[tuple[str, str], int] = {}
         firsts: dict[tuple[str, str], datetime] = {}
-        outcomes: dict[int, EventOutcome] = {}
+        opened_by: dict[int, list[_GapRow]] = {}
+        late: dict[int, bool] = {}  # event index -> whether it filled a gap (seq at or below the top)
         for index, item in fresh:
             key = (item.kiosk_id, item.event.journal_id)
             received = item.received_at or now
@@ -275,19 +388,22 @@ class Events(Part):
             seq = item.event.seq
             highest[key] = max(top, seq)
             if seq > top + 1:
-                outcome = EventOutcome(
-                    True, opened=tuple(self._open(conn, key[0], key[1], top + 1, seq - 1, received))
-                )
-            elif seq == top + 1:
-                outcome = EventOutcome(True)
-            else:
-                filled = self._close_range(conn, key[0], key[1], seq, seq, FILLED, received)
-                outcome = EventOutcome(True, filled=filled, out_of_order=not filled)
+                opened_by[index] = [book.open(key, top + 1, seq - 1, received)]
+            elif seq <= top:
+                late[index] = book.close(key, seq, seq, FILLED, received)
             if item.event.kind == "outbox_dropped":
                 first, last = item.event.payload.get("first_seq"), item.event.payload.get("last_seq")
                 if isinstance(first, int) and isinstance(last, int) and 1 <= first <= last:
-                    self._close_range(conn, key[0], key[1], first, last, DROPPED, received)
-            outcomes[index] = outcome
+                    book.close(key, first, last, DROPPED, received)
+        self._write_gaps(conn, book)
+        outcomes: dict[int, EventOutcome] = {}
+        for index, _ in fresh:
+            if index in opened_by:
+                outcomes[index] = EventOutcome(True, opened=tuple(row.opened() for row in opened_by[index]))
+            elif index in late:
+                outcomes[index] = EventOutcome(True, filled=late[index], out_of_order=not late[index])
+            else:
+                outcomes[index] = EventOutcome(True)
         last_seen = {(item.kiosk_id, item.event.journal_id): item.received_at or now for _, item in fresh}
         new_rows = [
             {"kiosk_id": k, "journal_id": jid, "max_seq": highest[(k, jid)], "events": counts[(k, jid)],
@@ -324,60 +440,54 @@ class Events(Part):
             )
         return outcomes
 
-    def _open(
-        self, conn: Connection, kiosk_id: str, journal_id: str, first: int, last: int, now: datetime
-    ) -> list[EventGap]:
-        gap_id = conn.execute(
-            insert(event_gaps)
-            .values(kiosk_id=kiosk_id, journal_id=journal_id, first_seq=first, last_seq=last, detected_at=now)
-            .returning(event_gaps.c.id)
-        ).scalar_one()
-        opened = [EventGap(gap_id, kiosk_id, journal_id, first, last, now, None, None)]
-        return opened
-
-    def _close_range(
-        self,
-        conn: Connection,
-        kiosk_id: str,
-        journal_id: str,
-        first: int,
-        last: int,
-        reason: str,
-        now: datetime,
-    ) -> bool:
-        """Take [first, last] out of the open gaps; the covered part is kept as a closed gap."""
+    def _open_gaps(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> list[Any]:
+        """The open gaps of these (kiosk, journal) pairs, in one read (500 pairs at a time)."""
         g = event_gaps.c
-        overlapping = conn.execute(
-            select(event_gaps)
-            .where(
-                g.kiosk_id == kiosk_id,
-                g.journal_id == journal_id,
-                g.closed_at.is_(None),
-                g.last_seq >= first,
-                g.first_seq <= last,
+        rows: list[Any] = []
+        for start in range(0, len(keys), CLAIM_CHUNK):
+            chunk = keys[start : start + CLAIM_CHUNK]
+            rows.extend(
+                conn.execute(
+                    select(event_gaps)
+                    .where(tuple_(g.kiosk_id, g.journal_id).in_(chunk), g.closed_at.is_(None))
+                    .order_by(g.kiosk_id, g.journal_id, g.first_seq, g.id)
+                )
             )
-            .order_by(g.first_seq)
-        ).all()
-        for gap in overlapping:
-            lo, hi = max(gap.first_seq, first), min(gap.last_seq, last)
-            rest = subtract([(lo, hi)], gap.first_seq, gap.last_seq)
-            # the gap row becomes the closed (covered) part; what stays missing gets new open rows
+        return rows
+
+    def _write_gaps(self, conn: Connection, book: _GapBook) -> None:
+        """What the batch's events did to the gaps, in two statements: the stored gaps they changed,
+        the gaps they opened or split off (their ids read back for the events' outcomes)."""
+        g = event_gaps.c
+        changed = [row for row in book.rows if row.id is not None and row.changed]
+        if changed:
             conn.execute(
                 update(event_gaps)
-                .where(g.id == gap.id)
-                .values(first_seq=lo, last_seq=hi, closed_at=now, closed_reason=reason)
+                .where(g.id == bindparam("b_id"))
+                .values(
+                    first_seq=bindparam("b_first"),
+                    last_seq=bindparam("b_last"),
+                    closed_at=bindparam("b_closed"),
+                    closed_reason=bindparam("b_reason"),
+                ),
+                [
+                    {"b_id": r.id, "b_first": r.first, "b_last": r.last, "b_closed": r.closed_at,
+                     "b_reason": r.reason}
+                    for r in changed
+                ],
             )
-            for a, b in rest:
-                conn.execute(
-                    insert(event_gaps).values(
-                        kiosk_id=kiosk_id,
-                        journal_id=journal_id,
-                        first_seq=a,
-                        last_seq=b,
-                        detected_at=gap.detected_at,
-                    )
-                )
-        return bool(overlapping)
+        new = [row for row in book.rows if row.id is None]
+        if new:
+            ids = conn.execute(
+                insert(event_gaps).returning(g.id, sort_by_parameter_order=True),
+                [
+                    {"kiosk_id": r.key[0], "journal_id": r.key[1], "first_seq": r.first, "last_seq": r.last,
+                     "detected_at": r.detected_at, "closed_at": r.closed_at, "closed_reason": r.reason}
+                    for r in new
+                ],
+            ).scalars().all()
+            for row, gap_id in zip(new, ids, strict=True):
+                row.id = gap_id
 
     # --- reads ---
 

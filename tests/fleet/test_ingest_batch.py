@@ -228,7 +228,7 @@ def test_a_store_error_undoes_the_whole_batch(
     def away(items: Any) -> Any:
         raise StoreError("database away (test)")
 
-    monkeypatch.setattr(fleet.events, "insert_events", away)
+    monkeypatch.setattr(fleet.events, "claim_events", away)  # the batch's first store call for events
     with pytest.raises(StoreError):
         p.handle_batch(batch)
     assert fleet.registry.kiosk(ALL, BATCHED).state == "unknown"  # the birth before it is undone too
@@ -267,12 +267,13 @@ def test_a_batch_locks_its_kiosks_once_and_overlapping_event_batches_do_not_dead
     fleet: Store, clock: FakeClock
 ) -> None:
     """Events of the same ten kiosks from two threads in opposite orders: the kiosks are locked once per
-    batch, up front and in id order (``insert_events`` takes the owners the batch's lock found), the
+    batch, after the events are claimed and in id order (``track_events`` takes the owners the batch's
+    lock found), with NO KEY UPDATE (the other batch's inserts of their events need not wait), the
     batches wait for each other instead of deadlocking, and each thread's journals have no gap."""
     locks: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM kiosks" in statement and "FOR UPDATE" in statement:
+        if "FROM kiosks" in statement and "FOR NO KEY UPDATE" in statement:
             locks.append(statement)
 
     event.listen(fleet.db.engine, "before_cursor_execute", seen)
@@ -303,6 +304,53 @@ def test_a_batch_locks_its_kiosks_once_and_overlapping_event_batches_do_not_dead
     for kiosk in MANY:
         assert fleet.events.count(ALL, kiosk_id=kiosk) == 2 * rounds
         assert fleet.events.gaps(ALL, kiosk) == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # row locks: SQLite has one writer at a time
+def test_a_batch_holding_its_kiosks_does_not_hold_up_another_batchs_event_inserts(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """The shared subscription hands both workers every kiosk's messages, so their batches name the
+    same kiosks: the second batch's events are claimed and inserted while the first batch still holds
+    the kiosks' locks (NO KEY UPDATE allows the events' foreign key), and only their gaps wait for it.
+    With the kiosks locked first (FOR UPDATE), the whole second batch waited (seen in the benchmark:
+    the two workers' batches took turns)."""
+    journal = uuid.uuid4().hex
+    held, release, inserted = threading.Event(), threading.Event(), threading.Event()
+    results: list[Result] = []
+
+    def first_batch() -> None:
+        with fleet.db.batch():
+            fleet.telemetry.lock_kiosks({BATCHED})
+            held.set()
+            release.wait(30)
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "INSERT INTO event_keys" in statement:
+            inserted.set()
+
+    def second_batch() -> None:
+        batch = [Incoming(f"motcua/v1/{C}/{BATCHED}/event/rating", rating(seq, journal), clock.now)
+                 for seq in (1, 2)]
+        results.extend(Processor(fleet).handle_batch(batch))
+
+    event.listen(fleet.db.engine, "after_cursor_execute", after)
+    holder = threading.Thread(target=first_batch)
+    holder.start()
+    try:
+        assert held.wait(10)
+        second = threading.Thread(target=second_batch)
+        second.start()
+        assert inserted.wait(10), "the second batch's events waited for the first batch's locks"
+        assert not results  # its gaps wait for the kiosk's lock
+    finally:
+        release.set()
+        holder.join(10)
+        event.remove(fleet.db.engine, "after_cursor_execute", after)
+    second.join(30)
+    assert [r.outcome for r in results] == ["stored", "stored"]
+    assert fleet.events.count(ALL, kiosk_id=BATCHED) == 2
+    assert fleet.events.gaps(ALL, BATCHED) == []
 
 
 def test_a_birth_overtaken_by_its_heartbeat_still_brings_its_versions(fleet: Store, clock: FakeClock) -> None:

@@ -171,3 +171,77 @@ def test_events_land_in_their_monthly_partition(pg_store: Store) -> None:
         kinds = conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'events'")).scalar()
     assert dict(rows) == ids
     assert kinds == "p"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_batchs_gaps_are_what_its_events_one_at_a_time_make(
+    one: Store, clock: FakeClock, seed: int
+) -> None:
+    """The gaps are followed in memory for a whole batch and written at the end (two workers taking
+    turns at a kiosk's events make half of them late): the gaps, their ranges, how they closed and
+    each event's outcome are what the same events stored one at a time make, out of order, with
+    repeats and announced losses, on two kiosks (kiosk k1 one at a time, k2 in batches)."""
+    import random
+
+    from fleet.store.events import EventInsert
+
+    rng = random.Random(seed)
+    seqs = list(range(1, 61))
+    rng.shuffle(seqs)
+    seqs = seqs[:45] + rng.sample(seqs[:45], 5)  # 15 never come, 5 come twice
+    plan: list[tuple[int, str, dict]] = []
+    for seq in seqs:
+        plan.append((seq, "ticket_issued", {"service": "HOTICH", "number": f"A{seq:03d}"}))
+        if rng.random() < 0.1:  # a loss announced, over a range that may hold events that did come
+            first = rng.randint(1, 55)
+            plan.append((100 + len(plan), "outbox_dropped",
+                         {"count": 3, "first_seq": first, "last_seq": first + rng.randint(0, 4)}))
+
+    def records() -> list[EventRecord]:
+        made = []
+        for seq, kind, payload in plan:
+            clock.advance(seconds=1)
+            made.append(event(seq, clock.now, kind=kind, payload=payload))
+        return made
+
+    alone = [one.events.insert_event("c1", "k1", r) for r in records()]
+    together = []
+    batched = records()
+    at = 0
+    while at < len(batched):
+        size = rng.randint(1, 12)
+        chunk = [EventInsert("c1", "k2", r, r.occurred_at) for r in batched[at : at + size]]
+        together.extend(one.events.insert_events(chunk))
+        at += size
+
+    def shape(outcome: object) -> tuple:
+        assert not isinstance(outcome, Exception)
+        return (
+            outcome.inserted,  # type: ignore[attr-defined]
+            tuple((g.first_seq, g.last_seq) for g in outcome.opened),  # type: ignore[attr-defined]
+            outcome.filled,  # type: ignore[attr-defined]
+            outcome.out_of_order,  # type: ignore[attr-defined]
+        )
+
+    assert [shape(o) for o in together] == [shape(o) for o in alone]
+
+    def gaps(kiosk: str) -> list[tuple]:
+        found = one.events.gaps(ALL, kiosk, open_only=False)
+        return sorted((g.first_seq, g.last_seq, g.closed_reason, g.closed_at is None) for g in found)
+
+    assert gaps("k2") == gaps("k1")
+    assert gaps("k1"), "the plan made no gap: the test tests nothing"
+    # and what is still open is what never came, up to the highest seq, less the announced losses
+    came = {seq for seq, _, _ in plan}  # the announcements are events of the journal too
+    dropped = {
+        n for _, kind, p in plan if kind == "outbox_dropped" for n in range(p["first_seq"], p["last_seq"] + 1)
+    }
+    top = max(came)
+    missing = [n for n in range(1, top + 1) if n not in came and n not in dropped]
+    runs: list[tuple[int, int]] = []
+    for n in missing:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    assert open_gaps(one, "k1") == runs and open_gaps(one, "k2") == runs
