@@ -18,8 +18,8 @@ import dataclasses
 import math
 import re
 import types
-import typing
 import unicodedata
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -32,10 +32,6 @@ T = TypeVar("T")
 DEFAULT_MAX_LEN = 4096
 #: most items in a list or table where a field sets no ``max_items``
 DEFAULT_MAX_ITEMS = 1000
-
-_HINTS_CACHE: dict[type, dict[str, Any]] = {}
-_FIELDS_CACHE: dict[type, dict[str, dataclasses.Field[Any]]] = {}
-
 
 def _describe(tp: Any) -> str:
     origin = get_origin(tp)
@@ -79,122 +75,286 @@ def unsafe_characters(text: str, *, allow_newlines: bool = True) -> list[str]:
     return found
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS_CACHE.get(cls)
-    if hints is None:
-        hints = _HINTS_CACHE[cls] = get_type_hints(cls)
-    return hints
+#: a compiled check of one value: ``(value, path) -> the value to keep``, or SchemaError naming ``path``
+_Converter = Callable[[Any, str], Any]
+
+#: the compiled reader of each dataclass, one table per leniency (it reaches nested tables). A class is
+#: compiled on first use; two threads compiling the same one at once is harmless (equal results).
+_READERS: dict[bool, dict[type, _Converter]] = {False: {}, True: {}}
+#: a key the data does not have (None is a value)
+_ABSENT = object()
+#: what a Literal option can match by type (a float never: ``1.0`` is not ``Literal[1]``)
+_LITERAL_TYPES = (str, int, bool)
 
 
-def _init_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
-    found = _FIELDS_CACHE.get(cls)
-    if found is None:
-        found = _FIELDS_CACHE[cls] = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    return found
-
-
-def _convert(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any], lenient: bool) -> Any:
-    # the plain types first: most fields are, and an identity test costs less than get_origin
+def _converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
+    """The check of one value of type ``tp``: the type's dispatch and the field's limits decided here,
+    once, so that reading a value runs only the checks it needs."""
     if tp is str:
-        return _string(value, path, meta)
+        return _string_converter(meta)
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(path, "an integer", value)
-        _check_range(path, value, meta)
-        return value
+        return _number_converter(meta, integer=True)
     if tp is bool:
-        if not isinstance(value, bool):
-            raise _fail(path, "true or false", value)
-        return value
+        return _boolean
     origin = get_origin(tp)
     if tp is Any:
-        return value
+        return _opaque
     if origin in (Union, types.UnionType):
-        options = get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        candidates = [option for option in options if option is not type(None)]
-        if len(candidates) == 1:
-            # ``X | None``: X's own error names the deepest bad key (e.g. inside a nested table).
-            return _convert(candidates[0], value, path, meta, lenient)
-        for option in candidates:
-            try:
-                return _convert(option, value, path, meta, lenient)
-            except SchemaError:
-                continue
-        raise _fail(path, _describe(tp), value)
+        return _union_converter(tp, meta, lenient)
     if origin is Literal:
-        if type(value) not in (str, int, bool) or value not in get_args(tp):
-            raise _fail(path, _describe(tp), value)
-        return value
+        return _literal_converter(tp)
     if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise _fail(path, _describe(tp), value)
-        limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
-        if len(value) > limit:
-            raise SchemaError(f"{path}: at most {limit} items, got {len(value)}")
-        item_type = get_args(tp)[0]
-        items = [_convert(item_type, v, f"{path}[{i}]", {}, lenient) for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _sequence_converter(tp, meta, lenient, as_tuple=origin is tuple)
     if origin is dict:
-        if not isinstance(value, dict):
-            raise _fail(path, _describe(tp), value)
-        limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
-        if len(value) > limit:
-            raise SchemaError(f"{path}: at most {limit} entries, got {len(value)}")
-        key_meta = {"pattern": meta["key_pattern"]} if "key_pattern" in meta else {"max_len": 64}
-        value_type = get_args(tp)[1]
-        out = {}
-        for k, v in value.items():
-            key = _convert(str, k, f"{path} key", key_meta, lenient)
-            out[key] = _convert(value_type, v, f"{path}.{k}", {}, lenient)
-        return out
+        return _table_converter(tp, meta, lenient)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return parse_dataclass(tp, value, path, lenient=lenient)
+        return _nested_converter(tp, lenient)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise _fail(path, "a number", value)
-        _check_range(path, value, meta)
-        return float(value)
+        return _number_converter(meta, integer=False)
     if tp is Path:
-        if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
-            raise _fail(path, "a path", value)
-        return Path(value)
-    raise TypeError(f"{path}: unsupported field type {tp!r}")  # a bug in a schema, not in the data
+        return _path
+    return _unsupported_converter(tp)
 
 
-def _string(value: Any, path: str, meta: typing.Mapping[str, Any]) -> str:
-    if not isinstance(value, str):
-        raise _fail(path, "a string", value)
-    limit = meta.get("max_len", DEFAULT_MAX_LEN)
-    if len(value) > limit:
-        raise SchemaError(f"{path}: at most {limit} characters, got {len(value)}")
-    pattern = meta.get("pattern")
-    if pattern and not re.fullmatch(pattern, value):
-        raise _fail(path, meta.get("pattern_hint", f"text matching {pattern}"), value)
-    if meta.get("text"):
-        bad = unsafe_characters(value)
-        if bad:
-            raise SchemaError(f"{path}: control or format characters are not allowed ({', '.join(bad[:3])})")
-    if meta.get("time"):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise _fail(path, "an ISO 8601 time", value) from None
-        if moment.tzinfo is None:
-            raise SchemaError(f"{path}: the time needs a zone (UTC: ...Z or +00:00)")
+def _boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, "true or false", value)
     return value
 
 
-def _check_range(path: str, value: float, meta: typing.Mapping[str, Any]) -> None:
+def _opaque(value: Any, path: str) -> Any:
+    return value
+
+
+def _path(value: Any, path: str) -> Path:
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
+        raise _fail(path, "a path", value)
+    return Path(value)
+
+
+def _unsupported_converter(tp: Any) -> _Converter:
+    def unsupported(value: Any, path: str) -> Any:
+        raise TypeError(f"{path}: unsupported field type {tp!r}")  # a bug in a schema, not in the data
+
+    return unsupported
+
+
+def _string_converter(meta: Mapping[str, Any]) -> _Converter:
+    limit = meta.get("max_len", DEFAULT_MAX_LEN)
+    pattern = meta.get("pattern")
+    matches = re.compile(pattern).fullmatch if pattern else None
+    hint = meta.get("pattern_hint", f"text matching {pattern}")
+    text = bool(meta.get("text"))
+    time = bool(meta.get("time"))
+
+    if matches is None and not text and not time:
+
+        def plain(value: Any, path: str) -> str:
+            if not isinstance(value, str):
+                raise _fail(path, "a string", value)
+            if len(value) > limit:
+                raise SchemaError(f"{path}: at most {limit} characters, got {len(value)}")
+            return value
+
+        return plain
+
+    def checked(value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise _fail(path, "a string", value)
+        if len(value) > limit:
+            raise SchemaError(f"{path}: at most {limit} characters, got {len(value)}")
+        if matches is not None and matches(value) is None:
+            raise _fail(path, hint, value)
+        if text:
+            bad = unsafe_characters(value)
+            if bad:
+                shown = ", ".join(bad[:3])
+                raise SchemaError(f"{path}: control or format characters are not allowed ({shown})")
+        if time:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise _fail(path, "an ISO 8601 time", value) from None
+            if moment.tzinfo is None:
+                raise SchemaError(f"{path}: the time needs a zone (UTC: ...Z or +00:00)")
+        return value
+
+    return checked
+
+
+def _number_converter(meta: Mapping[str, Any], *, integer: bool) -> _Converter:
     low, high = meta.get("min"), meta.get("max")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = (
-            f"between {low} and {high}"
-            if low is not None and high is not None
-            else (f"at least {low}" if low is not None else f"at most {high}")
+    # infinite stand-ins for absent bounds: one comparison each way, exact for ints of any size
+    floor = -math.inf if low is None else low
+    ceiling = math.inf if high is None else high
+
+    if integer:
+
+        def whole(value: Any, path: str) -> int:
+            if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise _fail(path, "an integer", value)
+            if value < floor or value > ceiling:
+                raise _range_error(path, value, low, high)
+            return value
+
+        return whole
+
+    def real(value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise _fail(path, "a number", value)
+        if value < floor or value > ceiling:
+            raise _range_error(path, value, low, high)
+        return float(value)
+
+    return real
+
+
+def _range_error(path: str, value: float, low: Any, high: Any) -> SchemaError:
+    bounds = (
+        f"between {low} and {high}"
+        if low is not None and high is not None
+        else (f"at least {low}" if low is not None else f"at most {high}")
+    )
+    return _fail(path, f"a number {bounds}", value)
+
+
+def _union_converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
+    options = get_args(tp)
+    nullable = type(None) in options
+    candidates = [_converter(option, meta, lenient) for option in options if option is not type(None)]
+    if len(candidates) == 1:
+        # ``X | None``: X's own error names the deepest bad key (e.g. inside a nested table).
+        only = candidates[0]
+
+        def optional(value: Any, path: str) -> Any:
+            if value is None and nullable:
+                return None
+            return only(value, path)
+
+        return optional
+
+    def union(value: Any, path: str) -> Any:
+        if value is None and nullable:
+            return None
+        for candidate in candidates:
+            try:
+                return candidate(value, path)
+            except SchemaError:
+                continue
+        raise _fail(path, _describe(tp), value)
+
+    return union
+
+
+def _literal_converter(tp: Any) -> _Converter:
+    allowed = get_args(tp)
+
+    def literal(value: Any, path: str) -> Any:
+        if type(value) not in _LITERAL_TYPES or value not in allowed:
+            raise _fail(path, _describe(tp), value)
+        return value
+
+    return literal
+
+
+def _sequence_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, *, as_tuple: bool) -> _Converter:
+    limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
+    item = _converter(get_args(tp)[0], {}, lenient)
+
+    def sequence(value: Any, path: str) -> Any:
+        if not isinstance(value, list | tuple):
+            raise _fail(path, _describe(tp), value)
+        if len(value) > limit:
+            raise SchemaError(f"{path}: at most {limit} items, got {len(value)}")
+        items = [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if as_tuple else items
+
+    return sequence
+
+
+def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
+    limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
+    key = _string_converter({"pattern": meta["key_pattern"]} if "key_pattern" in meta else {"max_len": 64})
+    item = _converter(get_args(tp)[1], {}, lenient)
+
+    def table(value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, _describe(tp), value)
+        if len(value) > limit:
+            raise SchemaError(f"{path}: at most {limit} entries, got {len(value)}")
+        key_path = f"{path} key"
+        out = {}
+        for k, v in value.items():
+            checked = key(k, key_path)  # the key first: a bad key is reported before its value
+            out[checked] = item(v, f"{path}.{k}")
+        return out
+
+    def opaque_table(value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, _describe(tp), value)
+        if len(value) > limit:
+            raise SchemaError(f"{path}: at most {limit} entries, got {len(value)}")
+        key_path = f"{path} key"
+        for k in value:
+            key(k, key_path)
+        return dict(value)  # the values are kept as they are: only the keys needed checking
+
+    return opaque_table if item is _opaque else table
+
+
+def _nested_converter(cls: type, lenient: bool) -> _Converter:
+    readers = _READERS[lenient]
+
+    def nested(value: Any, path: str) -> Any:
+        # looked up per value, not bound here: a class may contain itself, and is compiled on first use
+        read = readers.get(cls)
+        if read is None:
+            return parse_dataclass(cls, value, path, lenient=lenient)
+        return read(value, path)
+
+    return nested
+
+
+def _reader(cls: type, lenient: bool) -> _Converter:
+    """Compile the reader of dataclass ``cls``: its fields' checks, in the order they are declared."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    names = frozenset(f.name for f in fields)
+    expected = ", ".join(sorted(names))
+    plan = tuple(
+        (
+            f.name,
+            _converter(hints[f.name], f.metadata, lenient),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            hints[f.name],
         )
-        raise _fail(path, f"a number {bounds}", value)
+        for f in fields
+    )
+
+    def read(data: Any, path: str) -> Any:
+        if not isinstance(data, dict):
+            raise _fail(path or "(top level)", "a table", data)
+        if not lenient and not names.issuperset(data):
+            unknown = sorted(str(k) for k in set(data) - names)
+            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            raise SchemaError(f"{where}: unknown key; expected one of: {expected}")
+        prefix = f"{path}." if path else ""
+        kwargs: dict[str, Any] = {}
+        for name, convert, required, hint in plan:
+            value = data.get(name, _ABSENT)
+            if value is _ABSENT:
+                if required:
+                    raise SchemaError(f"{prefix}{name}: missing; expected {_describe(hint)}")
+                continue
+            kwargs[name] = convert(value, prefix + name)
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:  # __post_init__ cross-field checks name the key themselves
+            raise SchemaError(f"{path or '(top level)'}: {exc}") from exc
+
+    return read
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -218,29 +378,14 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "", *, lenient: bool = 
     Unknown keys are errors (typos in a file, or an argument the center did not mean), unless
     ``lenient``: a report from a newer kiosk may carry fields added in a later minor version.
     """
-    if not isinstance(data, dict):
-        raise _fail(path or "(top level)", "a table", data)
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
-    hints = _hints(cls)
-    fields = _init_fields(cls)
-    if not lenient:
-        unknown = sorted(str(k) for k in set(data) - set(fields))
-        if unknown:
-            where = f"{path}.{unknown[0]}" if path else unknown[0]
-            raise SchemaError(f"{where}: unknown key; expected one of: {', '.join(sorted(fields))}")
-    kwargs: dict[str, Any] = {}
-    for name, field in fields.items():
-        key_path = f"{path}.{name}" if path else name
-        if name not in data:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise SchemaError(f"{key_path}: missing; expected {_describe(hints[name])}")
-            continue
-        kwargs[name] = _convert(hints[name], data[name], key_path, field.metadata, lenient)
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:  # __post_init__ cross-field checks name the key themselves
-        raise SchemaError(f"{path or '(top level)'}: {exc}") from exc
+    readers = _READERS[lenient]
+    read = readers.get(cls)
+    if read is None:
+        if not isinstance(data, dict):  # refused before the class is looked at, as always
+            raise _fail(path or "(top level)", "a table", data)
+        read = readers[cls] = _reader(cls, lenient)
+    instance: T = read(data, path)
+    return instance
 
 
 def to_data(obj: Any) -> Any:
