@@ -388,6 +388,13 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "", *, lenient: bool = 
     return instance
 
 
+#: what to_data returns as it is, by exact type (a subclass, e.g. an enum, takes the general way)
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+#: per dataclass: whether it leaves out None (OMIT_NONE), and each field's name and whether a None in
+#: it is written anyway (its default is not None). Built on first use, like the readers.
+_WRITE_PLANS: dict[type, tuple[bool, tuple[tuple[str, bool], ...]]] = {}
+
+
 def to_data(obj: Any) -> Any:
     """The inverse of parse_dataclass: plain dicts/lists/str, suitable for JSON and TOML.
 
@@ -395,13 +402,29 @@ def to_data(obj: Any) -> Any:
     left out: absent and null mean the same to the parser, and a part of the heartbeat sent every 30 s
     by 10,000 kiosks should not carry empty keys. Elsewhere null stays explicit.
     """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        omit = getattr(obj, "OMIT_NONE", False)
-        return {
-            f.name: to_data(value)
-            for f in dataclasses.fields(obj)
-            if (value := getattr(obj, f.name)) is not None or not omit or f.default is not None
-        }
+    kind = type(obj)
+    if kind in _PLAIN_TYPES:
+        return obj
+    plan = _WRITE_PLANS.get(kind)
+    if plan is None:
+        if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            return _container_to_data(obj)
+        plan = _WRITE_PLANS[kind] = (
+            bool(getattr(kind, "OMIT_NONE", False)),
+            tuple((f.name, f.default is not None) for f in dataclasses.fields(obj)),
+        )
+    omit, fields = plan
+    out: dict[str, Any] = {}
+    for name, none_written in fields:
+        value = getattr(obj, name)
+        if value is not None:
+            out[name] = to_data(value)
+        elif none_written or not omit:
+            out[name] = None
+    return out
+
+
+def _container_to_data(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [to_data(v) for v in obj]
     if isinstance(obj, dict):
