@@ -87,9 +87,10 @@ _ABSENT = object()
 _LITERAL_TYPES = (str, int, bool)
 
 
-def _converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
+def _converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     """The check of one value of type ``tp``: the type's dispatch and the field's limits decided here,
-    once, so that reading a value runs only the checks it needs."""
+    once, so that reading a value runs only the checks it needs. ``compiling``: the dataclasses whose
+    readers are being compiled (a class that contains itself is looked up when a value comes)."""
     if tp is str:
         return _string_converter(meta)
     if tp is int:
@@ -100,15 +101,15 @@ def _converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
     if tp is Any:
         return _opaque
     if origin in (Union, types.UnionType):
-        return _union_converter(tp, meta, lenient)
+        return _union_converter(tp, meta, lenient, compiling)
     if origin is Literal:
         return _literal_converter(tp)
     if origin in (list, tuple):
-        return _sequence_converter(tp, meta, lenient, as_tuple=origin is tuple)
+        return _sequence_converter(tp, meta, lenient, compiling, as_tuple=origin is tuple)
     if origin is dict:
-        return _table_converter(tp, meta, lenient)
+        return _table_converter(tp, meta, lenient, compiling)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _nested_converter(tp, lenient)
+        return _nested_converter(tp, lenient, compiling)
     if tp is float:
         return _number_converter(meta, integer=False)
     if tp is Path:
@@ -218,10 +219,10 @@ def _range_error(path: str, value: float, low: Any, high: Any) -> SchemaError:
     return _fail(path, f"a number {bounds}", value)
 
 
-def _union_converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
+def _union_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     options = get_args(tp)
     nullable = type(None) in options
-    candidates = [_converter(option, meta, lenient) for option in options if option is not type(None)]
+    candidates = [_converter(o, meta, lenient, compiling) for o in options if o is not type(None)]
     if len(candidates) == 1:
         # ``X | None``: X's own error names the deepest bad key (e.g. inside a nested table).
         only = candidates[0]
@@ -257,9 +258,11 @@ def _literal_converter(tp: Any) -> _Converter:
     return literal
 
 
-def _sequence_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, *, as_tuple: bool) -> _Converter:
+def _sequence_converter(
+    tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type], *, as_tuple: bool
+) -> _Converter:
     limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
-    item = _converter(get_args(tp)[0], {}, lenient)
+    item = _converter(get_args(tp)[0], {}, lenient, compiling)
 
     def sequence(value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
@@ -272,10 +275,10 @@ def _sequence_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, *, as_t
     return sequence
 
 
-def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Converter:
+def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
     key = _string_converter({"pattern": meta["key_pattern"]} if "key_pattern" in meta else {"max_len": 64})
-    item = _converter(get_args(tp)[1], {}, lenient)
+    item = _converter(get_args(tp)[1], {}, lenient, compiling)
 
     def table(value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -302,11 +305,19 @@ def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool) -> _Conver
     return opaque_table if item is _opaque else table
 
 
-def _nested_converter(cls: type, lenient: bool) -> _Converter:
+def _nested_converter(cls: type, lenient: bool, compiling: set[type]) -> _Converter:
     readers = _READERS[lenient]
+    read = readers.get(cls)
+    if read is None and cls not in compiling:
+        try:
+            read = readers[cls] = _reader(cls, lenient, compiling)
+        except Exception:  # e.g. hints that do not resolve: as before, that fails only when a value comes
+            read = None
+    if read is not None:
+        return read
 
     def nested(value: Any, path: str) -> Any:
-        # looked up per value, not bound here: a class may contain itself, and is compiled on first use
+        # looked up per value: a class that contains itself (or failed to compile) is read once it is there
         read = readers.get(cls)
         if read is None:
             return parse_dataclass(cls, value, path, lenient=lenient)
@@ -315,18 +326,19 @@ def _nested_converter(cls: type, lenient: bool) -> _Converter:
     return nested
 
 
-def _reader(cls: type, lenient: bool) -> _Converter:
+def _reader(cls: type, lenient: bool, compiling: set[type] | None = None) -> _Converter:
     """Compile the reader of dataclass ``cls``: its fields' checks, in the order they are declared."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = get_type_hints(cls)
+    compiling = (compiling or set()) | {cls}
     fields = [f for f in dataclasses.fields(cls) if f.init]
     names = frozenset(f.name for f in fields)
     expected = ", ".join(sorted(names))
     plan = tuple(
         (
             f.name,
-            _converter(hints[f.name], f.metadata, lenient),
+            _converter(hints[f.name], f.metadata, lenient, compiling),
             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
             hints[f.name],
         )

@@ -195,6 +195,24 @@ def test_a_class_may_contain_itself() -> None:
     )
 
 
+@dataclass(frozen=True)
+class Unresolved:
+    thing: NoSuchType  # type: ignore[name-defined]  # noqa: F821
+
+
+@dataclass(frozen=True)
+class HoldsUnresolved:
+    name: str
+    inner: Unresolved | None = None
+
+
+def test_a_nested_class_whose_hints_do_not_resolve_fails_only_when_a_value_comes() -> None:
+    assert parse_dataclass(HoldsUnresolved, {"name": "x"}) == HoldsUnresolved("x")
+    assert _refusal({"name": "x", "inner": 3}, HoldsUnresolved, "h") == "h.inner: expected a table, got 3"
+    with pytest.raises(NameError):
+        parse_dataclass(HoldsUnresolved, {"name": "x", "inner": {"thing": 1}})
+
+
 def test_a_field_type_the_schema_cannot_read_is_a_bug_raised_only_when_a_value_comes() -> None:
     @dataclass(frozen=True)
     class Odd:
