@@ -229,6 +229,46 @@ def test_a_field_type_the_schema_cannot_read_is_a_bug_raised_only_when_a_value_c
 
 
 @dataclass(frozen=True)
+class Stamped:
+    """Built by its own __init__, which the reader must call (it does more than store the fields)."""
+
+    label: str
+    tags: list[str] = field(default_factory=list)
+
+    def __init__(self, label: str, tags: list[str] | None = None) -> None:
+        object.__setattr__(self, "label", label.upper())
+        object.__setattr__(self, "tags", tags or ["default"])
+
+
+@dataclass(frozen=True, slots=True)
+class Slotted:
+    label: str
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Mutable:
+    label: str
+    tags: list[str] = field(default_factory=list)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value.upper() if name == "label" else value)
+
+
+def test_each_kind_of_dataclass_is_built_as_its_init_builds_it() -> None:
+    """Frozen dataclasses with the generated __init__ are filled in directly; any other runs its own."""
+    first, second = parse_dataclass(Shape, OK), parse_dataclass(Shape, OK)
+    assert first == second == Shape("a", "low")
+    assert hash(parse_dataclass(Port, {"port": 1})) == hash(Port(1))
+    assert list(vars(first)) == list(vars(Shape("a", "low")))  # every field, in the declared order
+    assert first.ports is not second.ports  # a default factory's value is new for each instance
+    assert parse_dataclass(Stamped, {"label": "a"}) == Stamped("A", ["default"])
+    assert parse_dataclass(Slotted, {"label": "a"}) == Slotted("a", [])
+    assert parse_dataclass(Mutable, {"label": "a", "tags": ["t"]}) == Mutable("A", ["t"])
+    assert _refusal({"low": 3, "high": 2}, Checked, "c") == "c: low: above high"  # __post_init__ runs
+
+
+@dataclass(frozen=True)
 class Sparse:
     OMIT_NONE: ClassVar[bool] = True
     kept: str | None = field(default="x")
