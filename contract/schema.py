@@ -83,6 +83,8 @@ _Converter = Callable[[Any, str], Any]
 _READERS: dict[bool, dict[type, _Converter]] = {False: {}, True: {}}
 #: a key the data does not have (None is a value)
 _ABSENT = object()
+#: longest key of a table whose field sets no ``key_pattern``
+_KEY_MAX_LEN = 64
 #: what a Literal option can match by type (a float never: ``1.0`` is not ``Literal[1]``)
 _LITERAL_TYPES = (str, int, bool)
 
@@ -201,7 +203,9 @@ def _number_converter(meta: Mapping[str, Any], *, integer: bool) -> _Converter:
         return whole
 
     def real(value: Any, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if type(value) is not float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise _fail(path, "a number", value)
+        if not math.isfinite(value):
             raise _fail(path, "a number", value)
         if value < floor or value > ceiling:
             raise _range_error(path, value, low, high)
@@ -265,7 +269,7 @@ def _sequence_converter(
     item = _converter(get_args(tp)[0], {}, lenient, compiling)
 
     def sequence(value: Any, path: str) -> Any:
-        if not isinstance(value, list | tuple):
+        if not isinstance(value, (list, tuple)):  # a tuple of types: ``list | tuple`` is built per call
             raise _fail(path, _describe(tp), value)
         if len(value) > limit:
             raise SchemaError(f"{path}: at most {limit} items, got {len(value)}")
@@ -277,7 +281,8 @@ def _sequence_converter(
 
 def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
-    key = _string_converter({"pattern": meta["key_pattern"]} if "key_pattern" in meta else {"max_len": 64})
+    patterned_keys = "key_pattern" in meta
+    key = _string_converter({"pattern": meta["key_pattern"]} if patterned_keys else {"max_len": _KEY_MAX_LEN})
     item = _converter(get_args(tp)[1], {}, lenient, compiling)
 
     def table(value: Any, path: str) -> dict[str, Any]:
@@ -285,11 +290,13 @@ def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling:
             raise _fail(path, _describe(tp), value)
         if len(value) > limit:
             raise SchemaError(f"{path}: at most {limit} entries, got {len(value)}")
-        key_path = f"{path} key"
         out = {}
         for k, v in value.items():
-            checked = key(k, key_path)  # the key first: a bad key is reported before its value
-            out[checked] = item(v, f"{path}.{k}")
+            # the key first (a bad key is reported before its value); a plain key checked here, the
+            # converter called only to refuse it in its words
+            if patterned_keys or not isinstance(k, str) or len(k) > _KEY_MAX_LEN:
+                key(k, f"{path} key")
+            out[k] = item(v, f"{path}.{k}")
         return out
 
     def opaque_table(value: Any, path: str) -> dict[str, Any]:
@@ -297,9 +304,9 @@ def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling:
             raise _fail(path, _describe(tp), value)
         if len(value) > limit:
             raise SchemaError(f"{path}: at most {limit} entries, got {len(value)}")
-        key_path = f"{path} key"
         for k in value:
-            key(k, key_path)
+            if patterned_keys or not isinstance(k, str) or len(k) > _KEY_MAX_LEN:
+                key(k, f"{path} key")
         return dict(value)  # the values are kept as they are: only the keys needed checking
 
     return opaque_table if item is _opaque else table
@@ -476,7 +483,7 @@ def to_data(obj: Any) -> Any:
 
 
 def _container_to_data(obj: Any) -> Any:
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, (list, tuple)):
         return [to_data(v) for v in obj]
     if isinstance(obj, dict):
         return {k: to_data(v) for k, v in obj.items()}
