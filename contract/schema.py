@@ -205,7 +205,11 @@ def _number_converter(meta: Mapping[str, Any], *, integer: bool) -> _Converter:
     def real(value: Any, path: str) -> float:
         if type(value) is not float and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise _fail(path, "a number", value)
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int no float can hold (JSON and TOML allow hundreds of digits)
+            finite = False
+        if not finite:
             raise _fail(path, "a number", value)
         if value < floor or value > ceiling:
             raise _range_error(path, value, low, high)

@@ -105,6 +105,7 @@ SHAPE_KEYS = (
         ({**OK, "ratio": 1.5}, "shape.ratio: expected a number between 0 and 1, got 1.5"),
         ({**OK, "ratio": True}, "shape.ratio: expected a number, got True"),
         ({**OK, "ratio": float("nan")}, "shape.ratio: expected a number, got nan"),
+        ({**OK, "ratio": 10**400}, f"shape.ratio: expected a number, got {str(10**400)[:57]}..."),
         ({**OK, "low_only": -3}, "shape.low_only: expected a number at least -2, got -3"),
         ({**OK, "high_only": 10}, "shape.high_only: expected a number at most 9, got 10"),
         ({**OK, "high_only": 2.0}, "shape.high_only: expected an integer, got 2.0"),
