@@ -269,6 +269,21 @@ def test_each_kind_of_dataclass_is_built_as_its_init_builds_it() -> None:
     assert _refusal({"low": 3, "high": 2}, Checked, "c") == "c: low: above high"  # __post_init__ runs
 
 
+def _no_default() -> str:
+    raise ValueError("stamp: no clock")
+
+
+@dataclass(frozen=True)
+class Clocked:
+    label: str
+    stamp: str = field(default_factory=_no_default)
+
+
+def test_a_default_factory_refusing_is_worded_like_a_cross_field_check() -> None:
+    assert parse_dataclass(Clocked, {"label": "a", "stamp": "s"}) == Clocked("a", "s")
+    assert _refusal({"label": "a"}, Clocked, "c") == "c: stamp: no clock"
+
+
 @dataclass(frozen=True)
 class Sparse:
     OMIT_NONE: ClassVar[bool] = True
