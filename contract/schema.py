@@ -87,6 +87,8 @@ _Converter = Callable[[Any, str], Any]
 _READERS: dict[bool, dict[type, _Converter]] = {False: {}, True: {}}
 #: a key the data does not have (None is a value)
 _ABSENT = object()
+#: a field without a default: its key must be there
+_REQUIRED = object()
 #: longest key of a table whose field sets no ``key_pattern``
 _KEY_MAX_LEN = 64
 #: what a Literal option can match by type (a float never: ``1.0`` is not ``Literal[1]``)
@@ -380,14 +382,16 @@ def _reader(cls: type, lenient: bool, compiling: set[type] | None = None) -> _Co
     fields = [f for f in dataclasses.fields(cls) if f.init]
     names = frozenset(f.name for f in fields)
     expected = ", ".join(sorted(names))
-    plan = tuple(
+    hint_of = {f.name: hints[f.name] for f in fields}
+    # per field: its name, its check, and what an absent key means: _REQUIRED (an error), else the
+    # (default, factory) pair that __init__ would use
+    plan: tuple[tuple[str, _Converter, Any], ...] = tuple(
         (
             f.name,
             _converter(hints[f.name], f.metadata, lenient, compiling),
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            hints[f.name],
-            f.default,
-            None if f.default_factory is dataclasses.MISSING else f.default_factory,
+            _REQUIRED
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            else (f.default, None if f.default_factory is dataclasses.MISSING else f.default_factory),
         )
         for f in fields
     )
@@ -402,24 +406,27 @@ def _reader(cls: type, lenient: bool, compiling: set[type] | None = None) -> _Co
             where = f"{path}.{unknown[0]}" if path else unknown[0]
             raise SchemaError(f"{where}: unknown key; expected one of: {expected}")
         prefix = f"{path}." if path else ""
-        kwargs: dict[str, Any] = {}
-        for name, convert, required, hint, default, factory in plan:
+        if direct:  # the instance's own __dict__ is filled, in the declared order, as __init__ would
+            instance = new(cls)
+            values = instance.__dict__
+        else:
+            values = {}
+        for name, convert, absent in plan:
             value = data.get(name, _ABSENT)
             if value is not _ABSENT:
-                kwargs[name] = convert(value, prefix + name)
-            elif required:
-                raise SchemaError(f"{prefix}{name}: missing; expected {_describe(hint)}")
-            elif direct:  # what __init__ would store for an absent field
+                values[name] = convert(value, prefix + name)
+            elif absent is _REQUIRED:
+                raise SchemaError(f"{prefix}{name}: missing; expected {_describe(hint_of[name])}")
+            elif direct:
+                default, factory = absent
                 try:
-                    kwargs[name] = default if factory is None else factory()
+                    values[name] = default if factory is None else factory()
                 except ValueError as exc:  # as if raised in __init__
                     raise SchemaError(f"{path or '(top level)'}: {exc}") from exc
+        if direct:
+            return instance
         try:
-            if direct:
-                instance = new(cls)
-                instance.__dict__.update(kwargs)
-                return instance
-            return cls(**kwargs)
+            return cls(**values)
         except ValueError as exc:  # __post_init__ cross-field checks name the key themselves
             raise SchemaError(f"{path or '(top level)'}: {exc}") from exc
 
