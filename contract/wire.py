@@ -10,6 +10,7 @@ and nothing else.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -76,18 +77,31 @@ def _refuse_constant(name: str) -> Any:
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if value in (float("inf"), float("-inf")):  # 1e999
+    if math.isinf(value):  # 1e999
         raise ContractError(f"number {text[:20]} is out of range")
     return value
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:  # two parsers could disagree on which one wins: refuse instead of guessing
-            raise ContractError(f"key {key[:40]!r} appears twice")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):  # two parsers could disagree on which one wins: refuse instead of guessing
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ContractError(f"key {key[:40]!r} appears twice")
+            seen.add(key)
     return out
+
+
+#: one decoder for every payload (json.loads with hooks would build one per call); decoding keeps no
+#: state between calls, so threads can share it as they share json's own default decoder
+_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_no_duplicates
+)
+
+
+#: the start of a ``\\uD800``-``\\uDFFF`` escape (one regex pass costs less than two byte searches)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD]")
 
 
 def _depth_ok(payload: bytes, limit: int) -> bool:
@@ -127,9 +141,9 @@ def loads_object(payload: bytes, what: str, max_bytes: int = MAX_MESSAGE_BYTES) 
         raise ContractError(f"{what}: nested deeper than {MAX_DEPTH} levels")
     try:
         text = data_bytes.decode("utf-8")
-        data = json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_no_duplicates
-        )
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding, with its words
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        data = _DECODER.decode(text)
     except ContractError as exc:
         raise ContractError(f"{what}: {exc.message}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -137,7 +151,7 @@ def loads_object(payload: bytes, what: str, max_bytes: int = MAX_MESSAGE_BYTES) 
     if not isinstance(data, dict):
         raise ContractError(f"{what}: expected a JSON object")
     # a strict UTF-8 decode lets no surrogate through: only a \\uD800-\\uDFFF escape makes one
-    if (b"\\ud" in data_bytes or b"\\uD" in data_bytes) and _has_lone_surrogate(data):
+    if _SURROGATE_ESCAPE.search(data_bytes) and _has_lone_surrogate(data):
         raise ContractError(f"{what}: a string holds a lone surrogate (\\ud800-\\udfff), not text")
     return data
 

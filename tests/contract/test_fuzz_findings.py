@@ -52,3 +52,16 @@ def test_an_enrollment_code_with_many_parameters_is_a_contract_error() -> None:
     text = "motcua-enroll://127.0.0.1:8443/c1?" + "&".join(f"x{i}=1" for i in range(6))
     with pytest.raises(ContractError, match="unexpected parameters"):
         EnrollmentCode.from_text(text)
+
+
+def test_a_number_too_large_for_a_float_is_a_contract_error() -> None:
+    """JSON allows an integer of hundreds of digits; in a float field, converting it raised OverflowError."""
+    from contract.events import Event
+
+    payload = (b'{"schema":"event/1","event_id":"' + b"a" * 32 + b'","seq":1,"journal_id":"ab",'
+               b'"kind":"session_ended","occurred_at":"2026-11-23T10:00:00Z","payload":{"reason":"done",'
+               b'"duration_s":1' + b"0" * 400 + b"}}")
+    with pytest.raises(ContractError) as caught:
+        Event.parse(payload)
+    refusal = "event.payload (session_ended).duration_s: expected a number, got 1000"
+    assert caught.value.message.startswith(refusal)
