@@ -171,6 +171,7 @@ class IngestWorker:
         """Finish the queued messages (each acknowledged after it is stored), then disconnect; what
         arrives meanwhile stays unacknowledged and comes again with the next session."""
         self._stop.set()
+        self._room.set()  # paho's thread no longer waits for room (see _on_message)
         self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout)
@@ -192,7 +193,7 @@ class IngestWorker:
         # network thread waits here (the socket is not read, the broker keeps the rest), so that it
         # does not hold the GIL the processing thread needs between its statements; never longer
         # than a third of the keepalive, so the session stays up while the database is away.
-        if self._queue.qsize() >= self.settings.max_queued:
+        if self._queue.qsize() >= self.settings.max_queued and not self._stop.is_set():
             self._room.clear()
             if self._queue.qsize() >= self.settings.max_queued:  # taken meanwhile: _room is set again
                 self._room.wait(self.settings.keepalive_s / 3)
