@@ -180,37 +180,29 @@ class Telemetry(Part):
         """Rows of several kiosks locked for this transaction, in id order (so that two transactions
         locking overlapping sets wait for each other instead of deadlocking); kiosk id -> center id of
         those in the registry. Kiosks the batch locked up front (``lock_kiosks``) are not asked again."""
-        held: dict[str, str | None] | None = None
-        memo = self.db.batch_memo()
-        if memo is not None:
-            held = memo.get(_LOCKED_KIOSKS)
-        if held is not None and kiosk_ids <= held.keys():
-            return {k: owner for k in kiosk_ids if (owner := held[k]) is not None}
-        ordered = sorted(kiosk_ids)
-        query = select(kiosks.c.id, kiosks.c.center_id)
-        if self.db.is_postgres:  # one array parameter: an IN list of hundreds of ids is compiled each time
-            query = query.where(kiosks.c.id == any_(bindparam("ids", type_=ARRAY(Text))))
-            # NO KEY UPDATE: another worker's inserts of these kiosks' events (their foreign key's KEY
-            # SHARE lock) need not wait for this transaction (``Events.claim_events``)
-            query = query.order_by(kiosks.c.id).with_for_update(key_share=True)
-            rows = conn.execute(query, {"ids": ordered})
-        else:
-            rows = conn.execute(query.where(kiosks.c.id.in_(ordered)).order_by(kiosks.c.id))
-        return {row.id: row.center_id for row in rows}
+        return self._centers_of(conn, kiosk_ids, lock=True)
 
     def kiosk_centers(self, conn: Connection, kiosk_ids: set[str]) -> dict[str, str]:
         """Kiosk id -> center id of those in the registry, read without locking them (what the batch
         locked up front answers from its memo)."""
+        return self._centers_of(conn, kiosk_ids, lock=False)
+
+    def _centers_of(self, conn: Connection, kiosk_ids: set[str], *, lock: bool) -> dict[str, str]:
         memo = self.db.batch_memo()
         held: dict[str, str | None] | None = memo.get(_LOCKED_KIOSKS) if memo is not None else None
         if held is not None and kiosk_ids <= held.keys():
             return {k: owner for k in kiosk_ids if (owner := held[k]) is not None}
-        query = select(kiosks.c.id, kiosks.c.center_id)
-        if self.db.is_postgres:
-            wanted = query.where(kiosks.c.id == any_(bindparam("ids", type_=ARRAY(Text))))
-            rows = conn.execute(wanted, {"ids": sorted(kiosk_ids)})
+        ordered = sorted(kiosk_ids)
+        query = select(kiosks.c.id, kiosks.c.center_id).order_by(kiosks.c.id)
+        if self.db.is_postgres:  # one array parameter: an IN list of hundreds of ids is compiled each time
+            query = query.where(kiosks.c.id == any_(bindparam("ids", type_=ARRAY(Text))))
+            if lock:
+                # NO KEY UPDATE: another worker's inserts of these kiosks' events (their foreign key's
+                # KEY SHARE lock) need not wait for this transaction (``Events.claim_events``)
+                query = query.with_for_update(key_share=True)
+            rows = conn.execute(query, {"ids": ordered})
         else:
-            rows = conn.execute(query.where(kiosks.c.id.in_(sorted(kiosk_ids))))
+            rows = conn.execute(query.where(kiosks.c.id.in_(ordered)))
         return {row.id: row.center_id for row in rows}
 
     def lock_kiosks(self, kiosk_ids: set[str]) -> None:
