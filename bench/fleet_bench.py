@@ -447,6 +447,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         go_flag.touch()
         pending: dict[str, float] = {}
         latencies: list[float] = []
+        by_publish: list[tuple[float, float]] = []  # (publish time, latency): when the slow ones were sent
         done: list[dict[str, Any]] = []
         samples: list[tuple[float, int, dict[str, float]]] = []
         stop_sampling = threading.Event()
@@ -485,7 +486,9 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                     ).scalars().all()
                 now = time.time()
                 for event_id in found:
-                    latencies.append(now - pending.pop(event_id))
+                    sent_at = pending.pop(event_id)
+                    latencies.append(now - sent_at)
+                    by_publish.append((sent_at, now - sent_at))
                 stale = [e for e, t in pending.items() if now - t > 120]
                 for event_id in stale:
                     pending.pop(event_id)
@@ -526,6 +529,9 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                     "p99": round(pct(latencies, 99) * 1000, 1) if latencies else None,
                     "max": round(max(latencies) * 1000, 1) if latencies else None,
                 },
+                # per second of the steady load (by publish time): probes, their median and worst
+                # latency (ms), and what the workers stored that second: a stall shows its hour here
+                "latency_by_second": latency_by_second(by_publish, samples, steady_at),
                 "cpu_percent_of_one_core": {
                     name: round((last[2][name] - first[2][name]) / span * 100, 1) if span > 0 else None
                     for name in last[2]
@@ -654,6 +660,23 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
             RESULTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(directory / "ingest.log", RESULTS / f"ingest-{backend}-{workers}.log")
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def latency_by_second(
+    by_publish: list[tuple[float, float]], samples: list[tuple[float, int, dict[str, float]]], start: float
+) -> list[list[int]]:
+    """[second, probes, p50 ms, max ms, stored msg/s] for each second of publish time from ``start``."""
+    seconds: dict[int, list[float]] = {}
+    for published, latency in by_publish:
+        seconds.setdefault(int(published - start), []).append(latency)
+    rows = []
+    for second in sorted(seconds):
+        values = seconds[second]
+        at = start + second
+        stored = (handled_at(samples, at + 1) - handled_at(samples, at)) if samples else 0
+        rows.append([second, len(values), round(statistics.median(values) * 1000),
+                     round(max(values) * 1000), stored])
+    return rows
 
 
 def handled_at(samples: list[tuple[float, int, dict[str, float]]], when: float) -> int:

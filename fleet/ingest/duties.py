@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_LIFETIME = timedelta(hours=1)
 ACK_TIMEOUT_S = 30.0
+SLOW_DUTIES_S = 1.0
 
 
 class Duties:
@@ -80,6 +81,9 @@ class Duties:
                     if now - self._last_prune >= 3600:
                         self._last_prune = now
                         self.prune()
+                took = time.monotonic() - now
+                if took > SLOW_DUTIES_S:  # a clue: the sweeps share the kiosks' rows with the ingest
+                    log.warning("slow duties: %.0f ms (leader: %s)", took * 1000, self.leader)
             except StoreError as exc:
                 log.error("duties: %s", exc.message)
             except Exception:

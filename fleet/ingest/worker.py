@@ -65,6 +65,8 @@ class WorkerSettings:
     max_batch: int = 500
     #: messages received but not yet processed past which paho's network thread waits (see _on_message)
     max_queued: int = 1000
+    #: a batch that takes longer than this is logged with the time of each phase (an operator's clue)
+    slow_batch_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,12 @@ class IngestWorker:
         for item in batch:
             self.link.ack(item.message.generation, item.message.mid, item.message.qos)
         done = time.perf_counter()
+        if done - started > self.settings.slow_batch_s:
+            phases = " ".join(f"{k} {v * 1000:.0f}" for k, v in self.processor.last_phases.items())
+            log.warning(
+                "slow batch: %d messages in %.0f ms (ms: %s), %d queued behind it",
+                len(batch), (done - started) * 1000, phases, self._queue.qsize(),
+            )
         share = (done - started) / len(batch)
         self.stats.add("batches")
         now = time.monotonic()

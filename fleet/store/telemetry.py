@@ -122,6 +122,29 @@ class _KioskRow:
         self.heartbeat_s: int = row.heartbeat_s
 
 
+class _StatusWrites:
+    """What a run's applied statuses change, written by a few statements at the end of the run
+    (``Telemetry._flush_statuses``) instead of ~6 per status: the kiosks' rows (the values of a kiosk's
+    statuses merged in order: a later one's columns win, as sequential updates would), the device
+    states births report (merged over the stored devices, in order), the change log."""
+
+    def __init__(self) -> None:
+        self.kiosks: dict[str, dict[str, Any]] = {}
+        self.births: list[tuple[str, dict[str, str], datetime]] = []  # (kiosk, device states, received)
+        self.logged: list[tuple[str, str | None, str]] = []
+
+
+def _merge_birth_devices(current: dict[str, _Device], states: dict[str, str], now: datetime) -> None:
+    """A birth names devices and their states only: each one's detail is kept, its ``since`` moves only
+    when its state changes, and devices it does not name stay (``_apply_devices(merge=True)``)."""
+    for name, state in sorted(states.items()):
+        old = current.get(name)
+        if old is None:
+            current[name] = _Device(state, None, now, now)
+        else:
+            current[name] = _Device(state, old.detail, old.since if old.state == state else now, now)
+
+
 def _sample(kiosk_id: str, report: HealthReport, received: datetime) -> dict[str, Any]:
     return {
         "kiosk_id": kiosk_id,
@@ -238,6 +261,7 @@ class Telemetry(Part):
             return []
         now = self.db.now()
         results: list[StatusOutcome | MotcuaError] = []
+        writes = _StatusWrites()
         with self.db.write() as conn:
             ids = sorted({item.kiosk_id for item in items})
             rows = {r.id: _KioskRow(r) for r in conn.execute(*self._kiosk_query(ids))}
@@ -254,7 +278,8 @@ class Telemetry(Part):
                     continue
                 report = item.report
                 outcome = self._apply_status(
-                    conn, row, report, item.received_at or now, always_log=True, history=history
+                    conn, row, report, item.received_at or now, always_log=True, history=history,
+                    writes=writes,
                 )
                 if outcome.applied:  # a later status of the same kiosk in this run compares with this one
                     row.state, row.state_reason = report.state, report.reason
@@ -262,7 +287,28 @@ class Telemetry(Part):
                 results.append(outcome)
             if history:
                 conn.execute(insert(kiosk_status), history)
+            self._flush_statuses(conn, writes)
         return results
+
+    def _flush_statuses(self, conn: Connection, writes: _StatusWrites) -> None:
+        """A run's applied statuses: the kiosks' rows by one statement per set of columns (a burst of
+        births: one), the births' devices read and written once, the change log once."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for kiosk_id, values in writes.kiosks.items():
+            by_columns.setdefault(tuple(sorted(values)), []).append({"k": kiosk_id, **values})
+        for columns, rows in by_columns.items():
+            conn.execute(
+                update(kiosks).where(kiosks.c.id == bindparam("k"))
+                .values({name: bindparam(name) for name in columns}),
+                rows,
+            )
+        if writes.births:
+            stored = self._devices_of(conn, sorted({kiosk for kiosk, _, _ in writes.births}))
+            devices = {k: dict(v) for k, v in stored.items()}
+            for kiosk_id, states, received in writes.births:
+                _merge_birth_devices(devices[kiosk_id], states, received)
+            self._write_devices(conn, stored, devices)
+        log_changes(conn, self.db.now(), writes.logged)
 
     def _apply_status(
         self,
@@ -273,8 +319,11 @@ class Telemetry(Part):
         *,
         always_log: bool,
         history: list[dict[str, Any]] | None = None,
+        writes: _StatusWrites | None = None,
     ) -> StatusOutcome:
-        """``history``: where the history row goes, for the caller to insert (else inserted here)."""
+        """``history``: where the history row goes, for the caller to insert (else inserted here);
+        ``writes``: where the kiosk's new values, its birth's devices and the change go, for the caller
+        to write (``_flush_statuses``; else written here)."""
         wins = status_wins(row.state, row.state_reason, row.bdseq, report.state, report.bdseq, report.reason)
         changed = wins and report.state != row.state
         if always_log or wins:
@@ -314,16 +363,19 @@ class Telemetry(Part):
             values.update(
                 config_center_version=versions.get("center"), config_kiosk_version=versions.get("kiosk")
             )
+        birth = report.reason == "birth" and report.hardware
+        states = (report.hardware.get("devices") or {}) if birth and report.hardware else {}
+        named = {name: s for name, s in states.items() if isinstance(s, str)}
+        if writes is not None:
+            writes.kiosks.setdefault(row.id, {}).update(values)
+            if states:
+                writes.births.append((row.id, named, received))
+            writes.logged.append((row.center_id, row.id, "kiosk"))
+            return StatusOutcome(True, changed, row.state, report.state)
         conn.execute(update(kiosks).where(kiosks.c.id == row.id).values(**values))
-        if report.reason == "birth" and report.hardware:
-            states = report.hardware.get("devices") or {}
-            self._apply_devices(
-                conn,
-                row.id,
-                {name: {"state": s} for name, s in states.items() if isinstance(s, str)},
-                received,
-                merge=True,
-            )
+        if states:
+            self._apply_devices(conn, row.id, {name: {"state": s} for name, s in named.items()}, received,
+                                merge=True)
         log_changes(conn, received, [(row.center_id, row.id, "kiosk")])
         return StatusOutcome(True, changed, row.state, report.state)
 
@@ -447,6 +499,20 @@ class Telemetry(Part):
                 ),
                 list(latest.values()),
             )
+        self._write_devices(conn, stored, devices)
+        if seen:
+            conn.execute(
+                update(kiosks)
+                .where(kiosks.c.id == bindparam("k"))
+                .values(last_seen=bindparam("seen"), offline_after=bindparam("after")),
+                list(seen.values()),
+            )
+
+    def _write_devices(
+        self, conn: Connection, stored: dict[str, dict[str, _Device]], devices: dict[str, dict[str, _Device]]
+    ) -> None:
+        """The kiosks' devices as they are now (``devices``) against what the store had (``stored``):
+        new, changed and gone rows, one statement each (executed for many rows)."""
         d = device_health.c
         new_rows: list[dict[str, Any]] = []
         changed_rows: list[dict[str, Any]] = []
@@ -479,13 +545,6 @@ class Telemetry(Part):
             )
         for kiosk_id, name in gone:
             conn.execute(device_health.delete().where(d.kiosk_id == kiosk_id, d.device == name))
-        if seen:
-            conn.execute(
-                update(kiosks)
-                .where(kiosks.c.id == bindparam("k"))
-                .values(last_seen=bindparam("seen"), offline_after=bindparam("after")),
-                list(seen.values()),
-            )
 
     def _apply_devices(
         self,

@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from common.errors import StoreError
 from contract.events import Event, payload_from_data
-from contract.status import Status
+from contract.status import Hardware, Status
 from contract.wire import now_iso
 from fleet.ingest.process import Incoming, Processor, Result
 from fleet.store import Scope, Store
@@ -159,6 +159,89 @@ def test_a_run_of_statuses_stores_what_they_one_by_one_store(fleet: Store, clock
     assert state["state"] == "offline" and state["alarms"] == [("offline", "minor")]
     assert ("offline", "lost", 9, False) in history and ("online", "birth", 10, False) in history
     assert ended == [("offline", "major", True)]  # the Will's alarm, ended by the new birth
+
+
+def full_birth(bdseq: int, printer: str = "ok") -> bytes:
+    devices = {"printer": printer, "card_reader": "ok", "scanner": "ok"}
+    return Status("online", "birth", bdseq, 2, agent_version="0.2.0", app_version="0.2.0",
+                  hardware=Hardware(devices=devices)).to_payload()
+
+
+def reconnect_burst(
+    kiosks: tuple[str, ...], clock: FakeClock, bdseq: int = 11, *, trouble: bool = True
+) -> list[tuple[str, bytes]]:
+    """A province's broker restarted: every kiosk's new birth (``bdseq``) and first heartbeat, the kiosks
+    interleaved as a worker gets them, the first kiosk's heartbeat overtaking its birth. With
+    ``trouble``, what raises and clears alarms: every kiosk's Will first, the second kiosk's printer
+    back without paper (its birth says so), the last kiosk's second heartbeat with paper near its end."""
+    root = {k: f"motcua/v1/{C}/{k}" for k in kiosks}
+    will = Status("offline", "lost", bdseq - 1, 1).to_payload()
+    burst = [(f"{root[k]}/status", will) for k in kiosks] if trouble else []
+    for n, k in enumerate(kiosks):
+        printer = "paper_out" if n == 1 and trouble else "ok"
+        pair = [(f"{root[k]}/status", full_birth(bdseq, printer)),
+                (f"{root[k]}/health", beat(clock, bdseq, printer=printer))]
+        burst += reversed(pair) if n == 0 else pair
+    last = "paper_near_end" if trouble else "ok"
+    burst.append((f"{root[kiosks[-1]]}/health", beat(clock, bdseq, printer=last)))
+    return burst
+
+
+def kiosk_story(store: Store, kiosk: str) -> Any:
+    row = store.registry.kiosk(ALL, kiosk)
+    return (
+        (row.state, row.state_reason, row.bdseq, row.agent_version, row.app_version, row.hardware),
+        sorted((d.device, d.state, d.detail, d.since) for d in store.registry.devices(ALL, kiosk)),
+        sorted((h.state, h.reason, h.bdseq, h.applied) for h in store.telemetry.status_history(ALL, kiosk)),
+        sorted((a.type, a.severity, a.active)
+               for a in store.alarms.page(ALL, active=None, kiosk_id=kiosk).items),
+    )
+
+
+def test_a_reconnect_burst_stores_what_its_messages_one_by_one_store_in_a_fixed_number_of_statements(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """Births and heartbeats of many kiosks interleaved: ``_schedule`` makes them one run of statuses and
+    one of heartbeats per round (each kiosk's own order kept), and the applied statuses are written
+    together (``_flush_statuses``): the same rows as one by one (kiosk, devices with their ``since``,
+    history, alarms), and, for kiosks back within their Will delay (no alarm to raise or clear), as
+    many statements for ten kiosks as for three."""
+    p = Processor(fleet)
+    batched, single = MANY[:5], MANY[5:]
+    for kiosk in MANY:  # connected once, the printer near its end (the births say ok: it changes, since too)
+        p.handle(f"motcua/v1/{C}/{kiosk}/status", full_birth(10), clock.now)
+        p.handle(f"motcua/v1/{C}/{kiosk}/health", beat(clock, 10, printer="paper_near_end"), clock.now)
+    clock.advance(seconds=60)
+    results = p.handle_batch([Incoming(t, b, clock.now) for t, b in reconnect_burst(batched, clock)])
+    one_by_one = [p.handle(t, b, clock.now) for t, b in reconnect_burst(single, clock)]
+    assert outcomes(results) == outcomes(one_by_one)
+    for mine, theirs in zip(batched, single, strict=True):
+        assert kiosk_story(fleet, mine) == kiosk_story(fleet, theirs)
+    first, second, last = (kiosk_story(fleet, k) for k in (batched[0], batched[1], batched[-1]))
+    assert first[0][:4] == ("online", "birth", 11, "0.2.0")
+    assert ("printer", "paper_out", None) in [(d, s, detail) for d, s, detail, _ in second[1]]
+    assert ("printer", "critical", True) in second[3] and ("offline", "major", False) in second[3]
+    assert ("printer", "paper_near_end") in [(d, s) for d, s, _, _ in last[1]]
+
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    counted = []
+    p.handle_batch([Incoming(t, b, clock.now) for t, b in reconnect_burst(MANY, clock, 12, trouble=False)])
+    for bdseq, kiosks in ((13, MANY[:3]), (14, MANY)):  # back within their Will delay, nothing wrong
+        clock.advance(seconds=60)
+        event.listen(fleet.db.engine, "before_cursor_execute", seen)
+        try:
+            burst = reconnect_burst(kiosks, clock, bdseq, trouble=False)
+            p.handle_batch([Incoming(t, b, clock.now) for t, b in burst])
+        finally:
+            event.remove(fleet.db.engine, "before_cursor_execute", seen)
+        counted.append(len(statements))
+        statements.clear()
+        assert {fleet.registry.kiosk(ALL, k).bdseq for k in kiosks} == {bdseq}
+    assert counted[0] == counted[1], counted
 
 
 @pytest.mark.parametrize("broken", ["status", "heartbeat"])
