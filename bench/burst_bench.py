@@ -1,8 +1,9 @@
 """A province's reconnect burst as the ingest's batches see it (docs/fleet.md "Batches"): every kiosk's new
 birth (``status/1``, bdseq 2: it wins) followed by its first heartbeat, in batches of ``--batch``
 messages, handed to the worker's ``Processor`` in this process (no broker: what is measured is the
-store's work per batch), then a second wave of births with nothing to change (a worker's reconnect: the
-broker hands it every retained status again).
+store's work per batch); a wave of births with nothing to change (a worker's reconnect: the broker
+hands it every retained status again); a broker restart (Mosquitto sends every kiosk's Will at once:
+each raises an offline alarm, which the birth that follows clears).
 
     python -m bench.burst_bench [--kiosks 2000] [--batch 500] [--backend postgresql|sqlite]
 
@@ -33,9 +34,14 @@ def _birth(bdseq: int) -> bytes:
                   hardware=hardware).to_payload()
 
 
-def _messages(kiosks: list[tuple[str, str]], bdseq: int, beats: bool) -> list[tuple[str, bytes]]:
+def _messages(
+    kiosks: list[tuple[str, str]], bdseq: int, beats: bool, wills: bool = False
+) -> list[tuple[str, bytes]]:
+    from contract.status import Status
+
     birth, beat = _birth(bdseq), _health(bdseq)
-    out = []
+    will = Status("offline", "lost", bdseq - 1, bdseq - 1).to_payload()
+    out = [(f"motcua/v1/{center}/{kiosk}/status", will) for center, kiosk in kiosks] if wills else []
     for center, kiosk in kiosks:
         out.append((f"motcua/v1/{center}/{kiosk}/status", birth))
         if beats:
@@ -97,11 +103,12 @@ def main() -> None:
         try:
             processor = Processor(store)
             waves = {
-                name: _wave(processor, _messages(kiosks, bdseq, beats), args.batch)
-                for name, bdseq, beats in (
-                    ("first births and heartbeats (bdseq 1)", 1, True),
-                    ("reconnect: births and heartbeats (bdseq 2)", 2, True),
-                    ("retained births again (nothing wins)", 2, False),
+                name: _wave(processor, _messages(kiosks, bdseq, beats, wills), args.batch)
+                for name, bdseq, beats, wills in (
+                    ("first births and heartbeats (bdseq 1)", 1, True, False),
+                    ("reconnect: births and heartbeats (bdseq 2)", 2, True, False),
+                    ("retained births again (nothing wins)", 2, False, False),
+                    ("broker restarted: Wills, births, heartbeats", 3, True, True),
                 )
             }
         finally:

@@ -15,7 +15,7 @@ every rule is tested with plain calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from time import perf_counter
@@ -32,14 +32,14 @@ from contract.status import Status
 from contract.tickets import AllocatorStatus
 from contract.topics import DEFAULT_ROOT, TopicRef, parse_topic
 from contract.wire import parse_time
-from fleet.alarms.reconcile import reconcile
+from fleet.alarms.reconcile import AlarmRun
 from fleet.alarms.rules import AlarmSettings, Wanted, from_health, offline_wanted
 from fleet.ingest import handlers
 from fleet.queue import province as queue_province
 from fleet.store import Scope, Store
 from fleet.store.commands import CENTER_TARGET
 from fleet.store.events import EventInsert
-from fleet.store.models import Alarm, EventRecord, HealthReport, StatusOutcome, StatusReport
+from fleet.store.models import EventRecord, HealthReport, StatusOutcome, StatusReport
 from fleet.store.partitions import month_of
 from fleet.store.telemetry import HealthInsert, StatusInsert
 
@@ -386,7 +386,7 @@ class Processor:
             for i, o in zip(inserts, outcomes, strict=True)
             if isinstance(o, StatusOutcome) and o.applied
         }
-        active = self.store.alarms.active_for_kiosks(sorted(applied)) if applied else {}
+        alarms = AlarmRun(self.store, self.store.alarms.active_for_kiosks(sorted(applied)) if applied else {})
         results = []
         for job, one, outcome in zip(jobs, inserts, outcomes, strict=True):
             assert job.ref is not None
@@ -397,8 +397,9 @@ class Processor:
                 wanted: dict[str, Wanted] = {}
                 if outcome.state == "offline":
                     wanted["offline"] = offline_wanted(one.report.reason)
-                self._reconcile_in_run(one.kiosk_id, wanted, ["offline"], job.item.received_at, active)
+                alarms.reconcile(one.kiosk_id, wanted, ["offline"], job.item.received_at)
             results.append(Result("stored", "status"))
+        alarms.flush()
         return results
 
     def _healths(self, jobs: Sequence[_Job]) -> list[Result]:
@@ -410,7 +411,7 @@ class Processor:
             inserts.append(HealthInsert(ref.center_id, ref.kiosk_id or "", report, job.item.received_at))
         outcomes = self.store.telemetry.record_healths(inserts)
         known = {i.kiosk_id for i, o in zip(inserts, outcomes, strict=True) if not isinstance(o, MotcuaError)}
-        active = self.store.alarms.active_for_kiosks(sorted(known))
+        alarms = AlarmRun(self.store, self.store.alarms.active_for_kiosks(sorted(known)))
         results = []
         for job, beat, outcome in zip(jobs, inserts, outcomes, strict=True):
             assert job.ref is not None
@@ -425,25 +426,10 @@ class Processor:
             wanted, decided = from_health(health, at, self.alarms)
             if outcome.status is not None or outcome.kiosk_state == "online":
                 decided = decided | {"offline"}  # a heartbeat of the live connection: it is not offline
-            self._reconcile_in_run(beat.kiosk_id, wanted, decided, at, active)
+            alarms.reconcile(beat.kiosk_id, wanted, decided, at)
             results.append(Result("stored", "health"))
+        alarms.flush()
         return results
-
-    def _reconcile_in_run(
-        self,
-        kiosk_id: str,
-        wanted: dict[str, Wanted],
-        decided: Iterable[str],
-        at: datetime,
-        active: dict[str, list[Alarm]],
-    ) -> None:
-        """A kiosk's alarms brought in line with one message of a run; ``active`` (read once for the
-        run) follows, so that the kiosk's next message in the run compares with what this one left."""
-        raised, cleared = reconcile(self.store, kiosk_id, wanted, decided, at=at, active=active[kiosk_id])
-        if raised or cleared:  # one active alarm per type: what reconcile returned replaces it
-            changed = {a.type for a in raised} | {a.type for a in cleared}
-            kept = [a for a in active[kiosk_id] if a.type not in changed]
-            active[kiosk_id] = kept + [a for a in raised if a.active]
 
     def _events(self, jobs: Sequence[_Job]) -> list[Result]:
         """A run of events: their gaps followed (stored already by ``_claim_events``, or here together

@@ -5,11 +5,13 @@ active per (kiosk, type)" in the database itself, so two ingest workers cannot b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import ConflictError, NotFoundError, ValidationError
@@ -19,6 +21,25 @@ from fleet.store.schema import SEVERITIES, alarms, centers, kiosks, users
 from fleet.store.scope import Scope
 
 _COLUMNS = (*alarms.c, users.c.username.label("acknowledged_by_name"))
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """One step of bringing a kiosk's alarms in line: raise or update its alarm of ``type`` (a
+    ``severity``), or clear it (no severity)."""
+
+    kiosk_id: str
+    type: str
+    at: datetime
+    severity: str | None = None
+    device: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def _worse(severity: str, than: str) -> bool:
+    """A raise worse than what was acknowledged: someone has to look again (the acknowledgement goes)."""
+    return SEVERITIES.index(severity) < SEVERITIES.index(than)
 
 
 def _alarm_from(row: Any) -> Alarm:
@@ -69,8 +90,7 @@ class Alarms(Part):
             current = self._active(conn, kiosk_id, type)
             if current is not None:
                 values: dict[str, Any] = {"severity": severity, "detail": detail, "updated_at": now}
-                if SEVERITIES.index(severity) < SEVERITIES.index(current.severity):
-                    # worse than what was acknowledged: someone has to look again
+                if _worse(severity, current.severity):
                     values.update(acknowledged_by=None, acknowledged_at=None)
                 conn.execute(update(alarms).where(alarms.c.id == current.id).values(**values))
                 alarm_id, new = current.id, False
@@ -97,6 +117,92 @@ class Alarms(Part):
                 new = True
             log_changes(conn, now, [(center_id, kiosk_id, "alarm")])
             return self._get(conn, alarm_id), new
+
+    def apply_changes(self, changes: Sequence[AlarmChange]) -> None:
+        """Raises and clears of many kiosks (a run of the ingest's batch), in the order given, with the
+        effect of ``raise_alarm`` and ``clear_alarm`` one by one, but read once and written by a few
+        statements: a broker restart is a Will (an offline alarm raised) and a birth (cleared) per
+        kiosk, ~15 statements each one by one. If another process raised one of them meanwhile (the
+        unique index of active alarms), they are made one by one instead, as ``reconcile`` does."""
+        if not changes:
+            return
+        for change in changes:
+            if change.severity is not None and change.severity not in SEVERITIES:
+                raise ValidationError(f"severity {change.severity!r}: expected one of {SEVERITIES}")
+        try:
+            with self.db.write() as conn:  # inside a batch, a savepoint: a conflict undoes only this
+                self._apply_together(conn, changes)
+            return
+        except IntegrityError:
+            log.debug("alarms raised concurrently; %d changes made one by one", len(changes))
+        for change in changes:
+            try:
+                if change.severity is None:
+                    self.clear_alarm(change.kiosk_id, change.type, at=change.at)
+                else:
+                    self.raise_alarm(change.kiosk_id, change.type, change.severity, device=change.device,
+                                     detail=change.detail, at=change.at)
+            except ConflictError:  # another worker raised it this very moment: it exists, as wanted
+                log.debug("alarm %s of %s raised concurrently", change.type, change.kiosk_id)
+
+    def _apply_together(self, conn: Connection, changes: Sequence[AlarmChange]) -> None:
+        kiosk_ids = sorted({c.kiosk_id for c in changes})
+        owners = dict(
+            conn.execute(select(kiosks.c.id, kiosks.c.center_id).where(kiosks.c.id.in_(kiosk_ids))).all()
+        )
+        a = alarms.c
+        # (kiosk, type) -> the active alarm's row as the changes go; "id" only for rows already stored
+        current: dict[tuple[str, str], dict[str, Any]] = {
+            (r.kiosk_id, r.type): {"id": r.id, "severity": r.severity}
+            for r in conn.execute(select(a.id, a.kiosk_id, a.type, a.severity).where(
+                a.kiosk_id.in_(kiosk_ids), a.active
+            ))
+        }
+        changed: dict[int, dict[str, Any]] = {}  # stored alarm id -> the columns the changes set
+        new_rows: list[dict[str, Any]] = []
+        logged: list[tuple[str, str | None, str]] = []
+        for change in changes:
+            key = (change.kiosk_id, change.type)
+            row = current.get(key)
+            center_id = owners.get(change.kiosk_id)
+            if center_id is None:
+                raise NotFoundError(f"kiosk {change.kiosk_id!r} is not in the registry")
+            if change.severity is None:
+                if row is None:
+                    continue
+                values: dict[str, Any] = {"active": False, "ended_at": change.at, "updated_at": change.at}
+                del current[key]
+            elif row is None:
+                row = {
+                    "center_id": center_id, "kiosk_id": change.kiosk_id, "type": change.type,
+                    "device": change.device, "severity": change.severity, "active": True,
+                    "detail": change.detail, "started_at": change.at, "updated_at": change.at,
+                    "ended_at": None, "acknowledged_by": None, "acknowledged_at": None,
+                }
+                new_rows.append(row)
+                current[key] = row
+                values = {}
+            else:
+                values = {"severity": change.severity, "detail": change.detail, "updated_at": change.at}
+                if _worse(change.severity, row["severity"]):
+                    values.update(acknowledged_by=None, acknowledged_at=None)
+            row.update(values)
+            if values and "id" in row:
+                changed.setdefault(row["id"], {}).update(values)
+            logged.append((center_id, change.kiosk_id, "alarm"))
+        # the stored alarms first: one that ended must be inactive before its successor is inserted
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for alarm_id, values in changed.items():
+            by_columns.setdefault(tuple(sorted(values)), []).append({"alarm_id": alarm_id, **values})
+        for columns, rows in by_columns.items():
+            conn.execute(
+                update(alarms).where(a.id == bindparam("alarm_id"))
+                .values({name: bindparam(name) for name in columns}),
+                rows,
+            )
+        if new_rows:
+            conn.execute(insert(alarms), new_rows)
+        log_changes(conn, max(c.at for c in changes), logged)
 
     def clear_alarm(self, kiosk_id: str, type: str, *, at: datetime | None = None) -> Alarm | None:
         """End the active alarm of this (kiosk, type), if there is one."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from common.errors import ConflictError, NotFoundError, ValidationError
 from fleet.store import Scope, Store
@@ -167,3 +169,75 @@ def test_config_versions_grow_per_target_and_states_are_kept(one: Store, clock: 
     kiosk = one.registry.kiosk(ALL, "k1")
     assert (kiosk.config_center_version, kiosk.config_kiosk_version) == (3, 1)
     assert one.configs.state(Scope.center("c2"), "k1") is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_changes_applied_together_leave_what_raises_and_clears_one_by_one_leave(
+    one: Store, clock: FakeClock, seed: int
+) -> None:
+    """``apply_changes`` (a run of the ingest) against ``raise_alarm``/``clear_alarm`` one by one, on two
+    kiosks of one center given the same random steps: raises, updates (better and worse severities, an
+    acknowledged alarm among them), clears, clears of nothing, a raise after a clear of the same type in
+    one call; every row of the alarms' history and the change log alike."""
+    import random
+
+    from fleet.store.alarms import AlarmChange
+
+    one.registry.add_kiosk("k1b", "c1")
+    user = one.accounts.credentials("quanly")
+    assert user is not None
+    for kiosk in ("k1", "k1b"):  # stored before: one acknowledged, one not
+        one.alarms.raise_alarm(kiosk, "printer", "minor", device="printer", at=clock.now)
+        one.alarms.raise_alarm(kiosk, "offline", "major", at=clock.now)
+    for alarm in one.alarms.page(Scope.everything(), active=True).items:
+        if alarm.type == "printer":
+            one.alarms.acknowledge(Scope.everything(), alarm.id, user[0].id, at=clock.now)
+    rng = random.Random(seed)
+    steps = []
+    for n in range(40):
+        kind = rng.choice(["printer", "offline", "scanner"])
+        severity = rng.choice(["critical", "major", "minor", "warning", None, None])
+        detail = {"state": rng.choice(["a", "b"]), "n": n}
+        steps.append((kind, severity, detail, clock.advance(seconds=1)))
+
+    def change(
+        kiosk: str, kind: str, severity: str | None, detail: dict[str, object], at: datetime
+    ) -> AlarmChange:
+        device = kind if kind != "offline" else None
+        return AlarmChange(kiosk, kind, at, severity, device, detail if severity else None)
+
+    start = one.changes.latest_id()
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(one.db.engine, "before_cursor_execute", seen)
+    try:
+        one.alarms.apply_changes([change("k1", *step) for step in steps])
+    finally:
+        event.remove(one.db.engine, "before_cursor_execute", seen)
+    # together, not one by one (which it falls back to when another process raised one meanwhile)
+    assert sum(s.startswith("INSERT INTO alarms") for s in statements) == 1, statements
+    for kind, severity, detail, at in steps:
+        if severity is None:
+            one.alarms.clear_alarm("k1b", kind, at=at)
+        else:
+            one.alarms.raise_alarm("k1b", kind, severity, device=kind if kind != "offline" else None,
+                                   detail=detail, at=at)
+
+    def history(kiosk: str) -> list[tuple[object, ...]]:
+        rows = one.alarms.page(Scope.everything(), active=None, kiosk_id=kiosk, limit=1000).items
+        return sorted(
+            (a.started_at, a.type, a.device, a.severity, a.active, repr(a.detail), a.updated_at, a.ended_at,
+             a.acknowledged_by, a.acknowledged_at)
+            for a in rows
+        )
+
+    assert history("k1") == history("k1b")
+    assert len(history("k1")) > 4  # the steps raised new alarms after clearing old ones
+
+    def logged(kiosk: str) -> int:
+        return len(one.changes.since(Scope.everything(), start, kiosk_id=kiosk, limit=1000)[0])
+
+    assert logged("k1") == logged("k1b") > 0  # a change per raise, update and clear (none for nothing)
