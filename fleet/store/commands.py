@@ -13,7 +13,15 @@ from sqlalchemy import func, insert, select, update
 from common.errors import ConflictError, NotFoundError, ValidationError
 from fleet.store.base import Part, log_changes
 from fleet.store.models import Command, ConfigPush, ConfigState
-from fleet.store.schema import centers, commands, config_pushes, config_states, kiosks, users
+from fleet.store.schema import (
+    centers,
+    commands,
+    config_pushes,
+    config_states,
+    kiosks,
+    store_settings,
+    users,
+)
 from fleet.store.scope import Scope
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -204,7 +212,33 @@ def _state_from(row: Any) -> ConfigState:
     )
 
 
+#: who pushes the configuration of this store's centers (``store_settings``; docs/province.md)
+CONFIG_OWNER_KEY = "config_owner"
+ConfigOwner = Literal["here", "centers"]
+CONFIG_OWNERS: tuple[ConfigOwner, ...] = ("here", "centers")
+
+
 class Configs(Part):
+    def owner(self) -> ConfigOwner:
+        """'here': this store's fleet pushes its centers' configuration (a center's fleet, the default);
+        'centers': every center pushes its own from its own fleet (a province whose centers are bridged
+        to it): this store records no push and its lease holder publishes none. One value for the
+        whole store, so every web and ingest process of it follows the same rule."""
+        with self.db.read() as conn:
+            value = conn.execute(
+                select(store_settings.c.value).where(store_settings.c.key == CONFIG_OWNER_KEY)
+            ).scalar()
+        return "centers" if value == "centers" else "here"
+
+    def set_owner(self, owner: ConfigOwner) -> None:
+        if owner not in CONFIG_OWNERS:
+            raise ValidationError(f"config owner {owner!r}: expected one of {', '.join(CONFIG_OWNERS)}")
+        with self.db.write() as conn:
+            upsert = self.db.insert(store_settings).values(key=CONFIG_OWNER_KEY, value=owner)
+            conn.execute(
+                upsert.on_conflict_do_update(index_elements=[store_settings.c.key], set_={"value": owner})
+            )
+
     def record_push(
         self,
         scope: Scope,
@@ -216,8 +250,13 @@ class Configs(Part):
         version: int | None = None,
     ) -> ConfigPush:
         """A configuration for the whole center (``target="_center"``) or one kiosk. Versions grow per
-        target (the kiosk refuses a lower one); ``version=None`` takes the next."""
+        target (the kiosk refuses a lower one); ``version=None`` takes the next. ConflictError when this
+        store's centers push their own configuration (``owner() == 'centers'``)."""
         now = self.db.now()
+        if self.owner() == "centers":
+            raise ConflictError(
+                f"configuration of center {center_id!r} is pushed from the center's own fleet, not here"
+            )
         with self.db.write() as conn:
             if (
                 target != CENTER_TARGET
