@@ -5,9 +5,10 @@ allocator's database (per service: printed, voided, offline, called, online numb
 ``serve`` runs the fleet monitor's web app (with ``--broker``, also the MQTT ingest of its center);
 ``ingest`` runs the MQTT ingest (``--workers N`` processes on the shared subscription), ``ingest-status``
 prints its workers' counters; ``db upgrade`` migrates its store; ``user add``, ``center
-add``, ``kiosk add`` fill it; ``maintain`` runs the store's housekeeping once (aggregation, retention,
-partitions); ``report`` writes a report file (XLSX, CSV; docs/reports.md). The fleet's errors end as
-one line and an exit code (``MotcuaError``), like the kiosk's.
+add``, ``kiosk add`` fill it; ``config-owner`` says who pushes its kiosks' configuration (this fleet,
+or each center's own: a province); ``maintain`` runs the store's housekeeping once (aggregation,
+retention, partitions); ``report`` writes a report file (XLSX, CSV; docs/reports.md). The fleet's
+errors end as one line and an exit code (``MotcuaError``), like the kiosk's.
 """
 
 from __future__ import annotations
@@ -180,6 +181,15 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     kadd.add_argument("--slot", type=int, help="its offline-number slot at the center")
     kadd.add_argument("--label", default="", help="where it stands (e.g. 'Sảnh tầng 1')")
     kadd.set_defaults(func=run_kiosk_add)
+
+    owner = sub.add_parser(
+        "config-owner",
+        help="who pushes the kiosks' configuration: 'here' (this fleet; a center) or 'centers' (each "
+        "center's own fleet; a province of bridged centers, docs/province.md); prints it without OWNER",
+    )
+    _db_option(owner)
+    owner.add_argument("owner", nargs="?", choices=["here", "centers"], help="set it (every process follows)")
+    owner.set_defaults(func=run_config_owner)
 
     maintain = sub.add_parser("maintain", help="run the store's housekeeping once and print what it did")
     _db_option(maintain)
@@ -658,6 +668,19 @@ def run_kiosk_add(args: argparse.Namespace) -> int:
         kiosk = store.registry.add_kiosk(args.id, args.center, slot=args.slot, label=args.label)
         slot = f", slot {kiosk.slot}" if kiosk.slot is not None else ""
         print(f"kiosk {kiosk.id} at {kiosk.center_id}{slot}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_config_owner(args: argparse.Namespace) -> int:
+    from fleet.store import open_store
+
+    store = open_store(args.db)
+    try:
+        if args.owner is not None:
+            store.configs.set_owner(args.owner)
+        print(f"config owner: {store.configs.owner()}")
     finally:
         store.close()
     return 0

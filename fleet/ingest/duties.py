@@ -3,7 +3,8 @@ what every worker does for itself (its beat).
 
 Every worker renews its beat (counters) every ``beat_every_s``. The lease holder also, every 0.5 s,
 publishes commands people asked for and configuration pushes (QoS 1, the store marks them sent or
-published when the broker acknowledged them), and every ``sweep_every_s``:
+published when the broker acknowledged them; no push where the store's centers push their own,
+``Configs.owner``), and every ``sweep_every_s``:
 - the silence sweep (``telemetry.mark_silent``: 3 x heartbeat without news is offline);
 - the alarm sweeps: offline alarms true to the registry, event gaps open past the grace period,
   one-shot alarms (events dropped) ended once acknowledged;
@@ -56,6 +57,7 @@ class Duties:
         self._last_lease = 0.0
         self._last_prune = 0.0
         self._notice_from: int | None = None
+        self._told_owner = False  # the unpublished pushes of a store whose centers push their own: logged
         self._beat_counts: dict[str, int] = {}
         self._beat_mono = time.monotonic()
 
@@ -222,7 +224,19 @@ class Duties:
                 continue
             topic = KioskTopics(command.center_id, command.kiosk_id, self.settings.root).cmd_req
             self._publish(key, topic, message.to_payload(), retain=False)
-        for push in self.store.outgoing.unpublished():
+        pushes = self.store.outgoing.unpublished()
+        if pushes and self.store.configs.owner() == "centers":
+            # recorded before the store was told its centers push their own: never published from here
+            # (a second retained publisher of the same kiosks' versions), said once per process
+            if not self._told_owner:
+                self._told_owner = True
+                log.info(
+                    "%d configuration push(es) not published: this store's centers push their own "
+                    "configuration (config owner 'centers', docs/province.md)",
+                    len(pushes),
+                )
+            pushes = []
+        for push in pushes:
             if self.settings.center_id not in ("+", push.center_id):
                 continue
             key = ("config", push.id)

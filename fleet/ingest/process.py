@@ -46,6 +46,8 @@ from fleet.store.telemetry import HealthInsert, StatusInsert
 log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored", "error"]
+#: the reason of an ignored result or blob of a request this store never made (another fleet's)
+UNKNOWN_REQUEST = "unknown_request"
 ALL = Scope.everything()
 
 
@@ -474,7 +476,7 @@ class Processor:
         if result.request_id is None:
             # garbage the kiosk could not even read a request id from: nothing to match it with
             raise ContractError(f"command-result without a request id: {result.reason[:200]}")
-        fresh = self.store.commands.record_result(
+        outcome = self.store.commands.record_result(
             center_id,
             kiosk_id,
             result.request_id,
@@ -485,7 +487,18 @@ class Processor:
             at=parse_time(result.at, "command-result.at"),
             received_at=at,
         )
-        return Result("stored" if fresh else "duplicate", "cmd/res")
+        if outcome == "unknown":
+            return self._unknown_request(center_id, kiosk_id, result.request_id, "cmd/res")
+        return Result(outcome, "cmd/res")
+
+    @staticmethod
+    def _unknown_request(center_id: str, kiosk_id: str, request_id: str, channel: str) -> Result:
+        """A result or blob of a request this store never made: normal where two fleets command the same
+        kiosks (a center's and the province's, docs/province.md), so not a refusal. Nothing is stored;
+        the worker counts it (``unknown_requests``)."""
+        log.debug("%s of %s/%s: request %r was not made here (another fleet's)", channel, center_id,
+                  kiosk_id, request_id)
+        return Result("ignored", channel, UNKNOWN_REQUEST)
 
     def _blob(self, center_id: str, kiosk_id: str, request_id: str, data: bytes, at: datetime) -> Result:
         if len(data) > MAX_BLOB_BYTES:
@@ -495,8 +508,10 @@ class Processor:
         found = self.store.blobs.accept(
             center_id, kiosk_id, request_id, data, commands_with_blobs=BLOB_COMMANDS, received_at=at
         )
+        if found == "unknown":
+            return self._unknown_request(center_id, kiosk_id, request_id, "blob")
         if found == "unexpected":
-            detail = f"blob {request_id} ({len(data)} bytes): no screenshot or log request of that id"
+            detail = f"blob {request_id} ({len(data)} bytes): request {request_id} makes no blob"
             return self._refuse(center_id, kiosk_id, "unexpected_blob", detail, at, "refused", "blob")
         return Result("stored" if found == "stored" else "duplicate", "blob")
 

@@ -1,6 +1,6 @@
 """The bytes a command sent back (``{kiosk}/blob/{request_id}``: a screenshot, a log archive).
 
-A blob is kept only for a command the center asked for (a request id of that kiosk whose command makes
+A blob is kept only for a command this fleet asked for (a request id of that kiosk whose command makes
 one), once, at most ``MAX_BYTES``: a kiosk cannot fill the store with blobs nobody wanted. It is stored
 with its SHA-256 and size; whether it is what the command's result announced is checked when either
 arrives second (they may reach different ingest workers in any order) and again before it is served.
@@ -22,7 +22,7 @@ from fleet.store.schema import command_blobs, commands, kiosks
 from fleet.store.scope import Scope
 
 MAX_BYTES = 4 * 1024 * 1024
-BlobOutcome = Literal["stored", "duplicate", "unexpected"]
+BlobOutcome = Literal["stored", "duplicate", "unknown", "unexpected"]
 
 
 class Blobs(Part):
@@ -36,8 +36,10 @@ class Blobs(Part):
         commands_with_blobs: Iterable[str],
         received_at: datetime | None = None,
     ) -> BlobOutcome:
-        """Store the blob of (kiosk, request_id): 'stored', 'duplicate' (already have it) or
-        'unexpected' (no such request of a blob command: refused, not stored)."""
+        """Store the blob of (kiosk, request_id): 'stored', 'duplicate' (already have it), 'unknown' (no
+        request of that id was made here: another fleet's, docs/province.md; not stored) or 'unexpected'
+        (a request of ours whose command makes no blob: refused, not stored). A row without a requester
+        (kept by versions that stored results of unknown requests) counts as unknown."""
         if len(data) > MAX_BYTES:
             raise ValueError(f"blob of {len(data)} bytes: more than {MAX_BYTES}")
         now = received_at or self.db.now()
@@ -49,14 +51,15 @@ class Blobs(Part):
             if owner != center_id:
                 raise ConflictError(f"kiosk {kiosk_id!r} belongs to center {owner!r}, not {center_id!r}")
             asked = conn.execute(
-                select(commands.c.id).where(
+                select(commands.c.command).where(
                     commands.c.kiosk_id == kiosk_id,
                     commands.c.request_id == request_id,
-                    commands.c.command.in_(wanted),
                     commands.c.requested_by.is_not(None),
                 )
             ).first()
             if asked is None:
+                return "unknown"
+            if asked.command not in wanted:
                 return "unexpected"
             inserted = conn.execute(
                 self.db.insert(command_blobs)

@@ -6,18 +6,28 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, insert, select, update
 
 from common.errors import ConflictError, NotFoundError, ValidationError
 from fleet.store.base import Part, log_changes
 from fleet.store.models import Command, ConfigPush, ConfigState
-from fleet.store.schema import centers, commands, config_pushes, config_states, kiosks, users
+from fleet.store.schema import (
+    centers,
+    commands,
+    config_pushes,
+    config_states,
+    kiosks,
+    store_settings,
+    users,
+)
 from fleet.store.scope import Scope
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 CENTER_TARGET = "_center"
+#: what became of a command result: stored, a repeat, or of a request this store never made
+ResultOutcome = Literal["stored", "duplicate", "unknown"]
 
 
 def _command_from(row: Any) -> Command:
@@ -130,9 +140,15 @@ class Commands(Part):
         result: dict[str, Any],
         at: datetime | None,
         received_at: datetime | None = None,
-    ) -> bool:
-        """Store a ``command-result/1`` once; False when it was a repeat. A result for a request we never
-        made is kept too (requested_by empty), so nothing a kiosk says is lost."""
+    ) -> ResultOutcome:
+        """Store a ``command-result/1`` once: 'stored', 'duplicate' (a repeat: the agent publishes a result
+        again until acknowledged) or 'unknown': no request of that id was made here, nothing is stored.
+        A kiosk answers every fleet that can reach it on the same ``cmd/res`` (a center's fleet and the
+        province's, docs/province.md): a result of the other fleet's request belongs in that fleet's
+        store, not here as a command nobody here asked for. A result naming another ``command`` than the
+        request of that id here is not ours either (an id two fleets both used: the kiosk runs only the
+        first and answers both with its result); ``command`` empty (a request the kiosk could not read)
+        matches any."""
         if status not in ("ok", "error"):
             raise ValidationError(f"command result status {status!r}: expected ok or error")
         received = received_at or self.db.now()
@@ -143,10 +159,12 @@ class Commands(Part):
             if owner != center_id:
                 raise ConflictError(f"kiosk {kiosk_id!r} belongs to center {owner!r}, not {center_id!r}")
             row = conn.execute(
-                select(commands.c.id, commands.c.received_at).where(
+                select(commands.c.id, commands.c.received_at, commands.c.command).where(
                     commands.c.kiosk_id == kiosk_id, commands.c.request_id == request_id
                 )
             ).first()
+            if row is not None and command and row.command != command:
+                return "unknown"  # the id of one of ours, answered for another command: not ours
             values = {
                 "status": status,
                 "result_reason": reason,
@@ -155,22 +173,12 @@ class Commands(Part):
                 "received_at": received,
             }
             if row is None:
-                conn.execute(
-                    insert(commands).values(
-                        center_id=center_id,
-                        kiosk_id=kiosk_id,
-                        request_id=request_id,
-                        command=command,
-                        args={},
-                        **values,
-                    )
-                )
-            elif row.received_at is not None:
-                return False
-            else:
-                conn.execute(update(commands).where(commands.c.id == row.id).values(**values))
+                return "unknown"
+            if row.received_at is not None:
+                return "duplicate"
+            conn.execute(update(commands).where(commands.c.id == row.id).values(**values))
             log_changes(conn, received, [(center_id, kiosk_id, "kiosk")])
-            return True
+            return "stored"
 
     def for_kiosk(self, scope: Scope, kiosk_id: str, *, limit: int | None = 50) -> list[Command]:
         query = (
@@ -204,7 +212,33 @@ def _state_from(row: Any) -> ConfigState:
     )
 
 
+#: who pushes the configuration of this store's centers (``store_settings``; docs/province.md)
+CONFIG_OWNER_KEY = "config_owner"
+ConfigOwner = Literal["here", "centers"]
+CONFIG_OWNERS: tuple[ConfigOwner, ...] = ("here", "centers")
+
+
 class Configs(Part):
+    def owner(self) -> ConfigOwner:
+        """'here': this store's fleet pushes its centers' configuration (a center's fleet, the default);
+        'centers': every center pushes its own from its own fleet (a province whose centers are bridged
+        to it): this store records no push and its lease holder publishes none. One value for the
+        whole store, so every web and ingest process of it follows the same rule."""
+        with self.db.read() as conn:
+            value = conn.execute(
+                select(store_settings.c.value).where(store_settings.c.key == CONFIG_OWNER_KEY)
+            ).scalar()
+        return "centers" if value == "centers" else "here"
+
+    def set_owner(self, owner: ConfigOwner) -> None:
+        if owner not in CONFIG_OWNERS:
+            raise ValidationError(f"config owner {owner!r}: expected one of {', '.join(CONFIG_OWNERS)}")
+        with self.db.write() as conn:
+            upsert = self.db.insert(store_settings).values(key=CONFIG_OWNER_KEY, value=owner)
+            conn.execute(
+                upsert.on_conflict_do_update(index_elements=[store_settings.c.key], set_={"value": owner})
+            )
+
     def record_push(
         self,
         scope: Scope,
@@ -216,8 +250,13 @@ class Configs(Part):
         version: int | None = None,
     ) -> ConfigPush:
         """A configuration for the whole center (``target="_center"``) or one kiosk. Versions grow per
-        target (the kiosk refuses a lower one); ``version=None`` takes the next."""
+        target (the kiosk refuses a lower one); ``version=None`` takes the next. ConflictError when this
+        store's centers push their own configuration (``owner() == 'centers'``)."""
         now = self.db.now()
+        if self.owner() == "centers":
+            raise ConflictError(
+                f"configuration of center {center_id!r} is pushed from the center's own fleet, not here"
+            )
         with self.db.write() as conn:
             if (
                 target != CENTER_TARGET

@@ -133,6 +133,15 @@ def test_an_operator_sets_up_a_store_and_an_account(backend: str, tmp_path: Path
         assert store.audit.page(Scope.everything(), action="user.create").total == 1
     finally:
         store.close()
+    # a province of bridged centers: each center's fleet pushes its own configuration
+    assert fleet("config-owner", "--db", url).stdout.strip() == "config owner: here"
+    assert fleet("config-owner", "--db", url, "centers").stdout.strip() == "config owner: centers"
+    assert fleet("config-owner", "--db", url, "nobody").returncode != 0
+    owner_store = open_store(url)
+    try:
+        assert owner_store.configs.owner() == "centers"
+    finally:
+        owner_store.close()
     report = fleet("maintain", "--db", url)
     assert report.returncode == 0
     assert set(json.loads(report.stdout)) == {"partitions_ensured", "health_hours", "deleted"}

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from common.errors import ConflictError, ValidationError
 from common.mqtt import TlsConfig
 from fleet.alarms.rules import AlarmSettings
 from fleet.ingest.worker import IngestWorker, WorkerSettings
@@ -155,3 +156,40 @@ def test_an_alarm_over_before_the_hold_mails_nobody_and_a_lasting_one_is_mailed_
     held.duties.sweep()
     due = sorted((d.event, d.alarm.kiosk_id) for d in store.notices.due(now=clock.now))
     assert due == [("cleared", "kiosk-bt-03"), ("raised", "kiosk-bt-03")]  # the quick ones: never
+
+
+class RecordingLink:
+    """The worker's MQTT link, connected, keeping what the lease holder publishes (topic, retained)."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> tuple[int, int]:
+        self.published.append((topic, retain))
+        return (1, len(self.published))
+
+
+def test_a_store_whose_centers_push_their_own_configuration_publishes_commands_but_no_push(
+    worker: IngestWorker,
+) -> None:
+    """A province (docs/province.md): its commands go out, a push recorded before the store was told
+    that each center pushes its own stays unpublished (no second retained publisher), and no new push is
+    recorded; told 'here' again, the same push goes out."""
+    store = worker.store
+    store.configs.record_push(ALL, C, "_center", {"kiosk": {"idle_timeout_s": 90}}, None)
+    store.configs.set_owner("centers")
+    with pytest.raises(ConflictError):
+        store.configs.record_push(ALL, C, "_center", {"kiosk": {"idle_timeout_s": 60}}, None)
+    with pytest.raises(ValidationError):
+        store.configs.set_owner("province")  # type: ignore[arg-type]
+    store.commands.create(ALL, "kiosk-bt-01", "print_test_ticket", {}, None)
+    link = RecordingLink()
+    worker.link = link  # type: ignore[assignment]
+    worker.duties.publish()
+    assert link.published == [(f"motcua/v1/{C}/kiosk-bt-01/cmd/req", False)]
+    assert [p.version for p in store.outgoing.unpublished()] == [1]
+    store.configs.set_owner("here")
+    worker.duties.publish()
+    assert link.published[1:] == [(f"motcua/v1/{C}/_center/config/set", True)]

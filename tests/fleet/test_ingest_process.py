@@ -271,8 +271,17 @@ def test_results_and_blobs_are_kept_with_the_request_that_asked(fleet: Store, cl
     stored = fleet.commands.for_kiosk(ALL, K)[0]
     assert (stored.status, stored.result["bytes"], stored.requested_by) == ("ok", len(png), user.id)  # type: ignore[index]
     assert fleet.blobs.get(ALL, K, shot.request_id).data == png
+    # a request this store never made (another fleet's: docs/province.md): its result and blob are
+    # ignored quietly, nothing stored, no refusal; a blob for one of ours that makes none is refused
     unasked = p.handle(f"{ROOT}/blob/fleet-nobody-asked", png, clock.now)
-    assert (unasked.outcome, unasked.reason) == ("refused", "unexpected_blob")
+    assert (unasked.outcome, unasked.reason) == ("ignored", "unknown_request")
+    theirs = CommandResult("fleet-nobody-asked", "print_test_ticket", "ok", "done", {}).to_payload()
+    assert (p.handle(f"{ROOT}/cmd/res", theirs, clock.now).reason) == "unknown_request"
+    assert [c.request_id for c in fleet.commands.for_kiosk(ALL, K)] == [shot.request_id]
+    assert fleet.ingest.refusals(ALL) == []
+    test_print = fleet.commands.create(ALL, K, "print_test_ticket", {}, user.id)
+    wrong = p.handle(f"{ROOT}/blob/{test_print.request_id}", png, clock.now)
+    assert (wrong.outcome, wrong.reason) == ("refused", "unexpected_blob")
     too_big = p.handle(blob_topic.replace(shot.request_id, "big"), b"\0" * (4 * 1024 * 1024 + 1), clock.now)
     assert too_big.outcome == "invalid"
     with pytest.raises(NotFoundError):

@@ -6,17 +6,30 @@ its printer alarm and its events are the same in both stores, and on both fleets
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from starlette.testclient import TestClient
 
+from common.errors import NotFoundError
 from common.journal import EventJournal
+from contract.commands import Command
+from contract.config import ConfigPush
 from contract.events import Lookup
+from contract.topics import CenterTopics, KioskTopics
+from contract.wire import now_iso
+from fleet.auth import hash_password
 from fleet.queue import stats
 from fleet.queue.engine import Queue
 from fleet.queue.publisher import PublisherSettings, QueuePublisher
@@ -24,10 +37,10 @@ from fleet.store import Scope, Store, open_store
 from fleet.web.app import create_app
 from tests.agent.broker import DEPLOY, Broker, Pki, temporary_pki
 from tests.fleet.conftest import FakeClock, _new_url
-from tests.fleet.data import build
-from tests.fleet.mqtt import CENTER, eventually, kiosk, running_worker, seed, worker_settings
+from tests.fleet.data import CHEAP, PASSWORD, build
+from tests.fleet.mqtt import CENTER, OTHER_CENTER, eventually, kiosk, running_worker, seed, worker_settings
 from tests.fleet.queue_data import a_day_at_the_counters, issue, officer, setup_center
-from tests.fleet.web import Browser
+from tests.fleet.web import Browser, browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = Scope.everything()
@@ -42,15 +55,21 @@ def pki() -> Iterator[Pki]:
         yield made
 
 
+def province_acl() -> str:
+    """The province's ACL as docs/province.md says: the shipped one without its kiosk patterns (no kiosk
+    connects there) plus deploy/province/bridge.acl for the bridged center."""
+    lines = (DEPLOY / "motcua.acl").read_text().splitlines()
+    shipped = [line for line in lines if not line.startswith("pattern ")]
+    block = (ROOT / "deploy" / "province" / "bridge.acl").read_text()
+    assert "CENTER_ID" in block, "bridge.acl no longer contains CENTER_ID"
+    return "\n".join(shipped) + "\n\n" + block.replace("CENTER_ID", CENTER)
+
+
 def province_broker(directory: Path, pki: Pki) -> Broker:
-    """The province's broker: the shipped configuration, its ACL plus one block per bridged center."""
+    """The province's broker: the shipped configuration, its ACL (``province_acl``)."""
     broker = Broker(directory, pki)
     acl = directory / "province.acl"
-    acl.write_text(
-        (DEPLOY / "motcua.acl").read_text()
-        + f"\n# the bridge of {CENTER}: only its own center's topics\nuser {BRIDGE}\n"
-        + f"topic readwrite motcua/v1/{CENTER}/#\n"
-    )
+    acl.write_text(province_acl())
     broker.conf.write_text(broker.conf.read_text().replace(str(DEPLOY / "motcua.acl"), str(acl)))
     return broker
 
@@ -297,3 +316,225 @@ def test_the_bridge_cannot_publish_for_another_center(pki: Pki, tmp_path: Path) 
             client.disconnect()
             client.loop_stop()
         province.stop()
+
+
+class Client:
+    """A paho client of a service identity on a broker's services listener, with what it received and
+    the reason codes of its subscriptions (MQTT v5 SUBACK: 0-2 granted, 0x87 not authorized)."""
+
+    def __init__(self, broker: Broker, pki: Pki, identity: str) -> None:
+        issued = pki.client(identity)
+        self.received: list[tuple[str, bytes]] = []
+        self.granted: dict[int, list[int]] = {}
+        self.paho = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=identity, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self.paho.tls_set(ca_certs=str(pki.ca.cert_file), certfile=str(issued.cert_file),
+                          keyfile=str(issued.key_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.paho.on_message = lambda c, u, m: self.received.append((m.topic, bytes(m.payload)))
+        self.paho.on_subscribe = lambda c, u, mid, codes, props: self.granted.update(
+            {mid: [code.value for code in codes]}
+        )
+        self.paho.connect("127.0.0.1", broker.service_port, clean_start=True)
+        self.paho.loop_start()
+        eventually(self.paho.is_connected, 10)
+
+    def subscribe(self, *filters: str) -> list[int]:
+        """Subscribe and wait for the SUBACK; its reason codes, one per filter."""
+        _rc, mid = self.paho.subscribe([(f, 1) for f in filters])
+        assert mid is not None
+        return list(eventually(lambda: self.granted.get(mid), 10))
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.paho.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _ in self.received]
+
+    def close(self) -> None:
+        self.paho.disconnect()
+        self.paho.loop_stop()
+
+
+def a_command(request_id: str, command: str = "print_test_ticket") -> bytes:
+    """A valid ``command/1`` (contract.commands), valid for ten minutes."""
+    expires = now_iso(datetime.now(UTC) + timedelta(minutes=10))
+    return Command.from_data(
+        {"schema": Command.SCHEMA, "request_id": request_id, "command": command, "args": {},
+         "expires_at": expires}
+    ).to_payload()
+
+
+def test_the_bridge_reads_its_own_centers_commands_only(pki: Pki, tmp_path: Path) -> None:
+    """The province's ACL (deploy/province/bridge.acl, the shipped one without its kiosk patterns): of
+    what the province's fleet publishes, the bridge's certificate receives its own center's cmd/req and
+    nothing else (another center's commands and queue, configuration retained or not, its own center's
+    other topics), whatever it subscribes to. Mosquitto 2.0.11 grants every subscription (SUBACK 1) and
+    applies the read rules to each message it would deliver, retained ones included."""
+    province = province_broker(tmp_path / "province", pki)
+    province.start()
+    bridge = fleet = None
+    try:
+        bridge, fleet = Client(province, pki, BRIDGE), Client(province, pki, "fleet-1")
+        config = ConfigPush.from_data({"schema": ConfigPush.SCHEMA, "version": 7, "config": {}}).to_payload()
+        retained = [CenterTopics(CENTER).config_set, KioskTopics(CENTER, KIOSK).config_set,
+                    CenterTopics(OTHER_CENTER).config_set]
+        for topic in retained:  # there before the bridge subscribes
+            fleet.publish(topic, config, retain=True)
+        filters = [
+            f"motcua/v1/{CENTER}/+/cmd/req",
+            f"motcua/v1/{OTHER_CENTER}/+/cmd/req",
+            "motcua/v1/+/+/cmd/req",
+            f"motcua/v1/{CENTER}/+/config/set",
+            f"motcua/v1/{CENTER}/_center/#",
+            f"motcua/v1/{OTHER_CENTER}/_center/#",
+            f"motcua/v1/{CENTER}/+/status",
+            "motcua/v1/#",
+        ]
+        bridge.subscribe(*filters)
+        others = [
+            KioskTopics(OTHER_CENTER, KIOSK).cmd_req,
+            KioskTopics(CENTER, KIOSK).status,
+            CenterTopics(OTHER_CENTER).queue_event,
+            KioskTopics(CENTER, KIOSK).config_set,
+        ]
+        for topic in others:
+            fleet.publish(topic, a_command(f"x-{uuid.uuid4().hex[:8]}"))
+        # sent last by the same publisher, QoS 1: anything else delivered to the bridge would be first
+        own = KioskTopics(CENTER, KIOSK).cmd_req
+        fleet.publish(own, a_command("for-ben-thanh"))
+        eventually(lambda: own in bridge.topics(), 10)
+        assert set(bridge.topics()) == {own}, bridge.topics()
+    finally:
+        for client in (bridge, fleet):
+            if client is not None:
+                client.close()
+        province.stop()
+
+
+def request_id_of(payload: bytes) -> str:
+    return str(json.loads(payload)["request_id"])
+
+
+def test_a_command_from_the_provinces_pages_reaches_the_kiosk_and_only_the_province_keeps_its_result(
+    brokers: tuple[Broker, Broker], pki: Pki, sqlite_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A province admin's screenshot (the province's web app) and a notice (its store) are published by
+    the province's lease holder on the province broker, come down the bridge to the real agent at the
+    center, and their results and the screenshot's bytes are stored against the province's commands;
+    the center's ingest sees the same results and blob on its broker and stores none of them (and the
+    province none of the center's own command's). Every command reaches the center's broker once."""
+    center_broker_, province_broker_ = brokers
+    center_store = open_store(sqlite_url)
+    province_store = open_store(_new_url("postgresql", request, tmp_path))
+    watch = None
+    try:
+        center_user = seed(center_store)
+        seed(province_store)
+        province_store.configs.set_owner("centers")  # as docs/province.md sets it up: commands still go
+        admin = province_store.accounts.add_user(
+            "admin.hcm", hash_password(PASSWORD, CHEAP), "province_admin", province_id="hcm"
+        )
+        # every command that reaches the center's broker, whoever sent it
+        watch = Client(center_broker_, pki, "fleet-1")
+        assert watch.subscribe(f"motcua/v1/{CENTER}/+/cmd/req") == [1]
+        at_center = worker_settings(center_broker_, pki, "center-wc", identity="fleet", session_expiry_s=0)
+        at_province = worker_settings(
+            province_broker_, pki, "province-wc", identity="fleet-1", session_expiry_s=0
+        )
+        with (
+            running_worker(center_store, at_center) as center_worker,
+            running_worker(province_store, at_province) as province_worker,
+            kiosk(center_broker_, pki, KIOSK) as (_agent, app, _directory),
+        ):
+            assert app is not None
+            png = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
+            app.screenshot_path.write_bytes(png)
+            expires = center_store.db.now() + timedelta(minutes=10)
+            # the center's own command first: it goes up the bridge with the rest ("out")
+            ours = center_store.commands.create(
+                ALL, KIOSK, "print_test_ticket", {}, center_user, expires_at=expires
+            ).request_id
+            eventually(lambda: center_store.commands.for_kiosk(ALL, KIOSK)[0].status == "ok", 20)
+            eventually(lambda: province_worker.stats.counts["unknown_requests"] >= 1, 20)
+            # from the province's pages: the kiosk page's console
+            with browser(province_store, admin.username) as person:
+                sent = person.post(f"/kiosks/{KIOSK}/commands", {"command": "screenshot"})
+                assert sent.status_code == 303, sent.text[:500]
+            [shot] = [c.request_id for c in province_store.commands.for_kiosk(ALL, KIOSK)]
+            notice = province_store.commands.create(
+                ALL, KIOSK, "set_notice", {"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": ""}, admin.id,
+                expires_at=expires,
+            ).request_id
+
+            def answered() -> dict[str, Any]:
+                """the province's two commands answered, in the province's store"""
+                found = {c.request_id: c for c in province_store.commands.for_kiosk(ALL, KIOSK)}
+                return found if all(found[r].status in ("ok", "error") for r in (shot, notice)) else {}
+
+            found = eventually(answered, 30)
+            assert (found[shot].status, found[notice].status) == ("ok", "ok"), found
+            assert found[shot].requested_by == found[notice].requested_by == admin.id
+            assert sorted(found) == sorted([shot, notice])  # nothing of the center's command
+            assert app.called("app.notice") == [{"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": ""}]
+            blob = eventually(lambda: province_store.blobs.infos(ALL, KIOSK, [shot]).get(shot), 20)
+            assert blob.sha256 == hashlib.sha256(png).hexdigest() == found[shot].result["sha256"]
+            # the center's ingest got both results and the screenshot on its broker: none stored
+            eventually(lambda: center_worker.stats.counts["unknown_requests"] >= 3, 20)
+            assert [c.request_id for c in center_store.commands.for_kiosk(ALL, KIOSK)] == [ours]
+            assert center_store.blobs.infos(ALL, KIOSK, [shot]) == {}
+            with pytest.raises(NotFoundError):
+                center_store.blobs.get(ALL, KIOSK, shot)
+            assert center_store.ingest.refusals(ALL) == [] == province_store.ingest.refusals(ALL)
+            # once each: had the center's command come back down the bridge (up by "out", down by "in"),
+            # that copy would be here before the province's commands (one bridge session, in order)
+            seen = [request_id_of(payload) for _, payload in watch.received]
+            assert sorted(seen) == sorted([ours, shot, notice]), seen
+            assert len(app.called("app.print_test_ticket")) == 1
+    finally:
+        if watch is not None:
+            watch.close()
+        center_store.close()
+        province_store.close()
+
+
+def test_another_centers_commands_and_configuration_do_not_come_down_the_bridge(
+    brokers: tuple[Broker, Broker], pki: Pki
+) -> None:
+    """On the province broker, a command for another center's kiosk (even one of the same id) and
+    retained configuration for this center stay there: only this center's cmd/req comes down."""
+    center_broker_, province_broker_ = brokers
+    watch = fleet = None
+    try:
+        watch = Client(center_broker_, pki, "fleet-1")
+        assert watch.subscribe("motcua/v1/#") == [1]
+        fleet = Client(province_broker_, pki, "fleet")
+        config = ConfigPush.from_data({"schema": ConfigPush.SCHEMA, "version": 9, "config": {}}).to_payload()
+        other = KioskTopics(OTHER_CENTER, KIOSK).cmd_req
+        own = KioskTopics(CENTER, "kiosk-b").cmd_req  # no agent runs for kiosk-b: nobody answers it
+
+        def through() -> bool:
+            """the province's command for this center reached the center's broker (once the bridge is
+            connected and subscribed: sent again until then)"""
+            fleet.publish(other, a_command(f"other-{uuid.uuid4().hex[:8]}"))
+            fleet.publish(CenterTopics(CENTER).config_set, config, retain=True)
+            fleet.publish(KioskTopics(CENTER, KIOSK).config_set, config, retain=True)
+            fleet.publish(own, a_command(f"own-{uuid.uuid4().hex[:8]}"))
+            return arrives(watch, own, 2)
+
+        eventually(through, 20)
+        assert set(watch.topics()) == {own}, watch.topics()
+    finally:
+        for client in (watch, fleet):
+            if client is not None:
+                client.close()
+
+
+def arrives(client: Client, topic: str, seconds: float) -> bool:
+    """Whether ``topic`` reaches ``client`` within ``seconds`` (a retry's wait, not an assert)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if topic in client.topics():
+            return True
+        time.sleep(0.05)
+    return False

@@ -119,29 +119,43 @@ def test_commands_are_stored_with_their_result_once(one: Store, clock: FakeClock
     one.commands.mark_sent("k1", "req-7f3a")
     assert one.commands.pending() == []
     clock.advance(seconds=2)
-    assert one.commands.record_result(
-        "c1", "k1", "req-7f3a", command="set_notice", status="ok", reason="done", result={}, at=clock.now
+    # the same request id answered for another command (an id another fleet used too): not ours
+    assert (
+        one.commands.record_result(
+            "c1", "k1", "req-7f3a", command="reboot", status="ok", reason="done", result={}, at=clock.now
+        )
+        == "unknown"
     )
-    assert not one.commands.record_result(
-        "c1", "k1", "req-7f3a", command="set_notice", status="ok", reason="done", result={}, at=clock.now
+    assert one.commands.for_kiosk(ALL, "k1")[0].status == "sent"
+    assert (
+        one.commands.record_result(
+            "c1", "k1", "req-7f3a", command="set_notice", status="ok", reason="done", result={}, at=clock.now
+        )
+        == "stored"
+    )
+    assert (
+        one.commands.record_result(
+            "c1", "k1", "req-7f3a", command="set_notice", status="ok", reason="done", result={}, at=clock.now
+        )
+        == "duplicate"
     )  # republished
-    # a result we never asked for (another center instance, an old request): kept, not lost
-    assert one.commands.record_result(
-        "c1",
-        "k1",
-        "req-unknown",
-        command="screenshot",
-        status="error",
-        reason="app not reachable",
-        result={},
-        at=clock.now,
+    # a result of a request this store never made (another fleet's, docs/province.md): not stored
+    assert (
+        one.commands.record_result(
+            "c1",
+            "k1",
+            "req-unknown",
+            command="screenshot",
+            status="error",
+            reason="app not reachable",
+            result={},
+            at=clock.now,
+        )
+        == "unknown"
     )
     listed = one.commands.for_kiosk(ALL, "k1")
-    assert [(c.request_id, c.status, c.requested_by) for c in listed] == [
-        ("req-unknown", "error", None),
-        ("req-7f3a", "ok", user[0].id),
-    ]
-    assert listed[1].sent_at is not None and listed[1].result_at == clock.now
+    assert [(c.request_id, c.status, c.requested_by) for c in listed] == [("req-7f3a", "ok", user[0].id)]
+    assert listed[0].sent_at is not None and listed[0].result_at == clock.now
     assert one.commands.for_kiosk(Scope.center("c2"), "k1") == []
     with pytest.raises(ConflictError):
         one.commands.record_result("c2", "k1", "x", command="c", status="ok", reason="", result={}, at=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 from collections.abc import Iterator
 
 import pytest
@@ -162,6 +163,38 @@ def test_configuration_forms_push_versions_and_say_what_is_wrong_in_vietnamese(w
     assert [e.object_id for e in entries] == ["_center@3", "_center@2", "_center@1"]
     assert entries[0].before["config"]["services"][1]["prefix"] == "B"  # type: ignore[index]
     assert "services" not in entries[0].after["config"]  # type: ignore[index]
+
+
+def test_a_store_whose_centers_push_their_own_configuration_shows_it_and_refuses_a_push(
+    web_store: Store,
+) -> None:
+    """A province's fleet (``fleet config-owner centers``, docs/province.md): the configuration pages
+    show the kiosks' states and say, on every form, in Vietnamese first, that configuration is pushed
+    from the center's fleet; a push is refused (409), nothing recorded, nothing audited."""
+    web_store.configs.set_owner("centers")
+    before = len(web_store.outgoing.history(ALL, "hcm-ben-thanh", limit=100))
+    for path in ("/centers/hcm-ben-thanh/config", f"/kiosks/{K}/config"):
+        with browser(web_store, "quanly.bt") as manager:
+            page = manager.client.get(path)
+            assert page.status_code == 200
+            assert "được đẩy từ trang giám sát của chính trung tâm, không đẩy từ đây" in page.text
+            forms_on_page = page.text.count('class="card config-form"')
+            assert forms_on_page >= 4 and page.text.count("data-pushed-elsewhere=") == forms_on_page
+            assert "data-save=" not in page.text and 'class="list compact config-state"' in page.text
+            refused = manager.post(path, {"section": "notice", "notice_vi": "Nghỉ lễ 2/9", "notice_en": ""})
+            assert refused.status_code == 409
+            assert "Không đẩy được: cấu hình của trung tâm này được đẩy từ trang giám sát" in refused.text
+            english = manager.post("/language", {"lang": "en", "next": path})
+            assert english.status_code == 303
+            shown = html.unescape(manager.client.get(path).text)
+            assert "pushed from the center's own fleet monitor, not from here" in shown
+            assert "Configuration is pushed from the center's fleet monitor." in shown
+    assert len(web_store.outgoing.history(ALL, "hcm-ben-thanh", limit=100)) == before
+    assert list(web_store.audit.page(ALL, action="config.push").items) == []
+    web_store.configs.set_owner("here")
+    with browser(web_store, "quanly.bt") as manager:
+        page = manager.client.get("/centers/hcm-ben-thanh/config").text
+        assert "data-pushed-elsewhere=" not in page and "data-save=" in page
 
 
 def test_routes_are_managed_by_managers_and_audited(web_store: Store) -> None:
