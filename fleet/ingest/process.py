@@ -171,9 +171,8 @@ class Processor:
         then the kiosks the batch names locked in id order, then the runs ``_schedule`` orders (the
         events' gaps as one run, then each kiosk's other messages in its order, runs of heartbeats or
         statuses of many kiosks together), each run or message in a savepoint of its own (a refusal or
-        a bug undoes only that message). Results in
-        arrival order. A ``StoreError`` rolls everything back and propagates: the caller acknowledges
-        nothing and tries the batch again."""
+        a bug undoes only that message). Results in arrival order. A ``StoreError`` rolls everything
+        back and propagates: the caller acknowledges nothing and tries the batch again."""
         phases = self.last_phases = {}
         mark = perf_counter()
 

@@ -363,17 +363,16 @@ class Telemetry(Part):
             values.update(
                 config_center_version=versions.get("center"), config_kiosk_version=versions.get("kiosk")
             )
-        birth = report.reason == "birth" and report.hardware
-        states = (report.hardware.get("devices") or {}) if birth and report.hardware else {}
-        named = {name: s for name, s in states.items() if isinstance(s, str)}
+        reported = (report.hardware or {}).get("devices") or {} if report.reason == "birth" else {}
+        named = {name: state for name, state in reported.items() if isinstance(state, str)}
         if writes is not None:
             writes.kiosks.setdefault(row.id, {}).update(values)
-            if states:
+            if named:
                 writes.births.append((row.id, named, received))
             writes.logged.append((row.center_id, row.id, "kiosk"))
             return StatusOutcome(True, changed, row.state, report.state)
         conn.execute(update(kiosks).where(kiosks.c.id == row.id).values(**values))
-        if states:
+        if named:
             self._apply_devices(conn, row.id, {name: {"state": s} for name, s in named.items()}, received,
                                 merge=True)
         log_changes(conn, received, [(row.center_id, row.id, "kiosk")])
