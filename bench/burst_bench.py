@@ -17,13 +17,11 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.fleet_bench import RESULTS, _health, kiosk_ids, make_store, postgres, seed
+from bench.fleet_bench import RESULTS, _health, cluster_for, kiosk_ids, make_store, seed
 
 
 def _birth(bdseq: int) -> bytes:
@@ -72,14 +70,6 @@ def _wave(processor: Any, messages: list[tuple[str, bytes]], batch: int) -> dict
     }
 
 
-@contextmanager
-def _cluster(backend: str) -> Iterator[Any]:
-    if backend == "postgresql":
-        with postgres() as cluster:
-            yield cluster
-    else:
-        with nullcontext(None) as nothing:
-            yield nothing
 
 
 def main() -> None:
@@ -96,7 +86,7 @@ def main() -> None:
     from fleet.store import open_store
 
     kiosks = kiosk_ids(args.kiosks)
-    with tempfile.TemporaryDirectory(prefix="burst-") as tmp, _cluster(args.backend) as cluster:
+    with tempfile.TemporaryDirectory(prefix="burst-") as tmp, cluster_for(args.backend) as cluster:
         url = make_store(args.backend, Path(tmp), cluster, "burst")
         seed(url, kiosks)
         store = open_store(url, pre_ping=False)

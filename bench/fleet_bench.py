@@ -260,6 +260,16 @@ def postgres() -> Iterator[Any]:
         yield cluster
 
 
+@contextmanager
+def cluster_for(backend: str) -> Iterator[Any]:
+    """A throwaway PostgreSQL for ``backend`` "postgresql", None for SQLite (``make_store`` needs none)."""
+    if backend == "postgresql":
+        with postgres() as cluster:
+            yield cluster
+    else:
+        yield None
+
+
 def make_store(backend: str, directory: Path, cluster: Any, name: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{directory / 'fleet.sqlite'}"

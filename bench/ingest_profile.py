@@ -23,14 +23,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.fleet_bench import RESULTS, _event, kiosk_ids, make_store, number_prefix, postgres, seed
+from bench.fleet_bench import RESULTS, _event, cluster_for, kiosk_ids, make_store, number_prefix, seed
 
 SHARE = "profile"
 
@@ -84,15 +82,6 @@ def _thread_cpu() -> dict[str, float]:
     return found
 
 
-@contextmanager
-def _cluster(backend: str) -> Iterator[Any]:
-    if backend == "postgresql":
-        with postgres() as cluster:
-            yield cluster
-    else:
-        yield None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=8000)
@@ -119,7 +108,7 @@ def main() -> None:
     assert "max_inflight_messages 1000" in conf  # the shipped window (deploy/mosquitto/motcua.conf)
     broker.start()
     try:
-        with _cluster(args.backend) as cluster:
+        with cluster_for(args.backend) as cluster:
             url = make_store(args.backend, directory, cluster, "profile")
             kiosks = kiosk_ids(args.kiosks)
             seed(url, kiosks)
