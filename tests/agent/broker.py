@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "mosquitto"
 
 
+class _PortTaken(RuntimeError):
+    """Mosquitto could not bind a listener: another process took the port ``free_port`` found free."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,6 +66,7 @@ class Broker:
         self.kiosk_port = free_port()
         self.service_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._started = False  # once started, a restart keeps the ports
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "data").mkdir(exist_ok=True)
         self.conf = directory / "mosquitto.conf"
@@ -89,6 +94,30 @@ class Broker:
         )
 
     def start(self) -> None:
+        """Start and wait until both listeners accept. The first start takes new ports if another
+        process took one of ours between ``free_port`` and the bind (seen with three test sessions on
+        one machine); a restart keeps its ports, which its clients reconnect to."""
+        for attempt in range(5):
+            try:
+                self._start_once()
+                self._started = True
+                return
+            except _PortTaken:
+                if self._started or attempt == 4:
+                    raise
+                self._new_ports()
+
+    def _new_ports(self) -> None:
+        text = self.conf.read_text()
+        for old in (self.kiosk_port, self.service_port):
+            assert f"listener {old} 127.0.0.1" in text
+        kiosk, service = free_port(), free_port()
+        text = text.replace(f"listener {self.kiosk_port} 127.0.0.1", f"listener {kiosk} 127.0.0.1")
+        text = text.replace(f"listener {self.service_port} 127.0.0.1", f"listener {service} 127.0.0.1")
+        self.kiosk_port, self.service_port = kiosk, service
+        self.conf.write_text(text)
+
+    def _start_once(self) -> None:
         assert self.process is None
         self.process = subprocess.Popen(
             ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -97,17 +126,25 @@ class Broker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(
-                    f"mosquitto exited: {err} {self.log.read_text() if self.log.exists() else ''}"
-                )
+                err += self.log.read_text() if self.log.exists() else ""  # its log file, once it is read
+                self.process = None
+                if "Address already in use" in err:
+                    raise _PortTaken(err)
+                raise RuntimeError(f"mosquitto exited: {err}")
             try:
                 with (
                     socket.create_connection(("127.0.0.1", self.kiosk_port), timeout=0.2),
                     socket.create_connection(("127.0.0.1", self.service_port), timeout=0.2),
                 ):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.02)
+                continue
+            # both ports answer; if the last listener's port was another process's, mosquitto is about
+            # to exit (it binds its listeners in order, and the first one answering means it is past it)
+            time.sleep(0.05)
+            if self.process.poll() is None:
+                return
         raise RuntimeError("mosquitto did not start listening within 10 s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
