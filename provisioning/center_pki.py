@@ -240,7 +240,8 @@ class CenterPki:
         passphrase: bytes,
         now: dt.datetime | None = None,
     ) -> CenterPki:
-        """Root + issuing CA and an empty CRL; refuses a folder that already holds a root."""
+        """Root + issuing CA and an empty CRL; refuses a folder that already holds a root. ``center_id``
+        is only what the CAs' names carry (a province's PKI passes ``province <id>``)."""
         pki = cls(directory)
         if pki.exists():
             raise ConflictError(f"{pki.root_cert_file} exists already: this center has its PKI")
@@ -402,34 +403,46 @@ class CenterPki:
     ) -> tuple[Path, Path]:
         """``<name>.crt/.key`` here: a server certificate for ``server_hosts``, or a service's client
         certificate (CN = name: a reserved role, or ``role.N`` for a second worker of a role)."""
-        cert_file, key_file = self.cert_file(name), self.key_file(name)
-        if cert_file.exists() and not overwrite:
-            raise ConflictError(f"{cert_file} exists already")
-        key = new_key()
-        if server_hosts:
-            cert = self._leaf(
-                _name(name),
-                key.public_key(),
-                days or SERVER_DAYS,
-                SERVER_AUTH,
-                host_names(server_hosts),
-                now or dt.datetime.now(dt.UTC),
-            )
-        else:
+        if not server_hosts:
             role = name.split(".", 1)[0]
             if role not in SERVICE_ROLES:
                 raise ValidationError(f"{name!r}: a service certificate is one of {', '.join(SERVICE_ROLES)}")
+        cert_file, key_file = self.cert_file(name), self.key_file(name)
+        self.issue_files(
+            name, cert_file, key_file, server_hosts=server_hosts, days=days, overwrite=overwrite, now=now
+        )
+        return cert_file, key_file
+
+    def issue_files(
+        self,
+        common_name: str,
+        cert_file: Path,
+        key_file: Path,
+        *,
+        server_hosts: tuple[str, ...] = (),
+        days: float | None = None,
+        overwrite: bool = False,
+        now: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """A new key and its certificate (CN ``common_name``) written to ``cert_file``/``key_file`` (the
+        key 0600): serverAuth for ``server_hosts`` (their SANs), else clientAuth. The caller checks the
+        name (``issue_named`` for the center's services, ``provisioning.province`` for a province's)."""
+        if cert_file.exists() and not overwrite:
+            raise ConflictError(f"{cert_file} exists already")
+        key = new_key()
+        moment = now or dt.datetime.now(dt.UTC)
+        if server_hosts:
             cert = self._leaf(
-                _name(name),
-                key.public_key(),
-                days or SERVICE_DAYS,
-                CLIENT_AUTH,
-                [],
-                now or dt.datetime.now(dt.UTC),
+                _name(common_name), key.public_key(), days or SERVER_DAYS, SERVER_AUTH,
+                host_names(server_hosts), moment,
+            )
+        else:
+            cert = self._leaf(
+                _name(common_name), key.public_key(), days or SERVICE_DAYS, CLIENT_AUTH, [], moment
             )
         write_private(key_file, key_pem(key))
         _write_public(cert_file, _pem(cert))
-        return cert_file, key_file
+        return cert
 
     def issue_takeover(self, kiosk_id: str, now: dt.datetime | None = None) -> tuple[bytes, bytes, str]:
         """A two-minute certificate with a kiosk's CN, to take its MQTT session over (and so close the

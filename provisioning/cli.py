@@ -8,6 +8,10 @@ At the center (``--dir`` = the center's folder, default ``/var/lib/motcua-center
 - ``token create|list``, ``pending``, ``approve``, ``reject``, ``allow``, ``revoke``, ``decommission``,
   ``service-cert``, ``crl-compact``.
 
+At the province (``--dir``, default ``/var/lib/motcua-province``): ``province-init`` (its CA, its broker's
+and its fleet workers' certificates) and ``bridge-cert`` (a center's bridge certificate, its bridge
+section and the province broker's ACL block for it).
+
 On a kiosk: ``detect``, ``enroll``, ``selftest``, ``reset``.
 
 Every command prints its steps in Vietnamese and English with what to do when one fails; ``--json``
@@ -34,6 +38,7 @@ from contract.errors import ContractError
 
 HELP = "provisioning: center PKI and broker, enrollment codes; on a kiosk: detect, enroll, selftest, reset"
 DEFAULT_CENTER_DIR = Path(os.environ.get("MOTCUA_CENTER_DIR", "/var/lib/motcua-center"))
+DEFAULT_PROVINCE_DIR = Path(os.environ.get("MOTCUA_PROVINCE_DIR", "/var/lib/motcua-province"))
 DEFAULT_KIOSK_CONFIG = Path("/etc/motcua/kiosk.toml")
 DEFAULT_KIOSK_DATA = Path("/var/lib/motcua")
 log = logging.getLogger(__name__)
@@ -50,6 +55,15 @@ def _center_dir(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=DEFAULT_CENTER_DIR,
         help=f"the center's folder (default {DEFAULT_CENTER_DIR}; $MOTCUA_CENTER_DIR)",
+    )
+
+
+def _province_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_PROVINCE_DIR,
+        help=f"the province's folder (default {DEFAULT_PROVINCE_DIR}; $MOTCUA_PROVINCE_DIR)",
     )
 
 
@@ -178,6 +192,51 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     _center_dir(compact)
     compact.set_defaults(func=run_crl_compact)
+
+    pinit = sub.add_parser(
+        "province-init", help="create the province's CA, its broker's and its fleet workers' certificates"
+    )
+    _province_dir(pinit)
+    pinit.add_argument("--province", required=True, help="province id")
+    pinit.add_argument("--name", default="", help="the province's name (default: its id)")
+    pinit.add_argument(
+        "--broker-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="name or IP the centers reach the province broker by (repeat; the first goes into the "
+        "bridge sections)",
+    )
+    pinit.add_argument("--service-port", type=int, default=8884, help="the broker's services listener")
+    pinit.add_argument(
+        "--workers", type=int, default=2, help="fleet ingest workers: certificates fleet-1 .. fleet-N"
+    )
+    pinit.add_argument(
+        "--passphrase-file", type=Path, help="file with the root key's passphrase (else: asked)"
+    )
+    _common(pinit)
+    pinit.set_defaults(func=run_province_init)
+
+    bcert = sub.add_parser(
+        "bridge-cert", help="a center's bridge certificate, its bridge section and the province's ACL block"
+    )
+    _province_dir(bcert)
+    bcert.add_argument("--center", required=True, help="the center's id (CN bridge-<center>)")
+    bcert.add_argument("--out", type=Path, required=True, help="folder for the files to take to the center")
+    bcert.add_argument(
+        "--address", metavar="HOST:PORT", help="the province broker, as the center dials it (default: the "
+        "first --broker-host of province-init and its services port)"
+    )
+    bcert.add_argument(
+        "--certs-dir",
+        default="/etc/mosquitto/certs",
+        help="where the center's Mosquitto will read the three files (the section's paths)",
+    )
+    bcert.add_argument(
+        "--force", action="store_true", help="issue again for a center that has a bridge certificate"
+    )
+    _common(bcert)
+    bcert.set_defaults(func=run_bridge_cert)
 
     detect = sub.add_parser("detect", help="list this PC's devices and propose the [devices] configuration")
     detect.add_argument(
@@ -717,6 +776,80 @@ def run_crl_compact(args: argparse.Namespace) -> int:
 
     CenterLayout(args.dir.resolve()).pki.compact()
     return 0
+
+
+# -- province --------------------------------------------------------------------------------------
+
+
+def run_province_init(args: argparse.Namespace) -> int:
+    from provisioning.province import ProvinceLayout, ProvinceSettings, province_init
+
+    console = _console(args, total=1)
+
+    def work() -> dict[str, Any]:
+        try:
+            settings = ProvinceSettings(
+                province_id=args.province,
+                province_name=args.name or args.province,
+                broker_hosts=args.broker_host or ["127.0.0.1"],
+                service_port=args.service_port,
+                workers=args.workers,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        layout = ProvinceLayout(args.dir.resolve())
+        passphrase = None if layout.pki.exists() else _passphrase(args.passphrase_file)
+        with console.step("province.pki") as step:
+            report = province_init(args.dir, settings, passphrase)
+            step["note"] = f"made {', '.join(report.made) or '-'}; kept {', '.join(report.kept) or '-'}"
+        console.line(f"Dấu vân tay CA gốc / root CA fingerprint (SHA-256): {report.fingerprint}")
+        console.line(
+            "Cất khóa CA gốc / carry the root key away: pki/root-ca.key (encrypted) → USB, then delete it"
+        )
+        return {
+            "province_id": report.province_id,
+            "dir": report.root,
+            "made": report.made,
+            "kept": report.kept,
+            "fingerprint": report.fingerprint,
+        }
+
+    return _guarded(console, work)
+
+
+def run_bridge_cert(args: argparse.Namespace) -> int:
+    from provisioning.province import issue_bridge
+
+    console = _console(args, total=1)
+
+    def work() -> dict[str, Any]:
+        with console.step("province.bridge") as step:
+            made = issue_bridge(
+                args.dir, args.center, args.out, address=args.address, certs_dir=args.certs_dir,
+                force=args.force,
+            )
+            step["note"] = f"{made.name}, serial {made.serial}, until {made.not_after[:10]}"
+        console.line(
+            f"Trung tâm / center: {made.section_file.name} → cuối mosquitto.conf (append), "
+            f"{made.key_file.name} {made.cert_file.name} {made.ca_file.name} → {args.certs_dir} "
+            "(chown mosquitto)"
+        )
+        console.line(f"Tỉnh / province: {made.acl_file.name} → cuối ACL của broker tỉnh (append), SIGHUP")
+        return {
+            "center_id": made.center_id,
+            "name": made.name,
+            "serial": made.serial,
+            "not_after": made.not_after,
+            "files": {
+                "key": str(made.key_file),
+                "cert": str(made.cert_file),
+                "ca": str(made.ca_file),
+                "section": str(made.section_file),
+                "acl": str(made.acl_file),
+            },
+        }
+
+    return _guarded(console, work)
 
 
 # -- kiosk -----------------------------------------------------------------------------------------

@@ -39,6 +39,15 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Sinh các unit systemd (broker, cấp phát, giám sát, cấp số)",
         "Generating the systemd units (broker, provisioning, fleet, allocator)",
     ),
+    # province
+    "province.pki": (
+        "Tạo CA của tỉnh, chứng thư cho broker tỉnh và các tiến trình giám sát",
+        "Creating the province's CA, the province broker's and the fleet workers' certificates",
+    ),
+    "province.bridge": (
+        "Cấp chứng thư cầu nối cho trung tâm, ghi đoạn cấu hình cầu nối và khối ACL",
+        "Issuing the center's bridge certificate, writing its bridge section and ACL block",
+    ),
     # token
     "token.create": ("Tạo mã đăng ký dùng một lần", "Creating a one-time enrollment code"),
     # kiosk side

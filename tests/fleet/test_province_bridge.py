@@ -55,40 +55,45 @@ def pki() -> Iterator[Pki]:
         yield made
 
 
-def province_acl() -> str:
+def province_acl(block: str | None = None) -> str:
     """The province's ACL as docs/province.md says: the shipped one without its kiosk patterns (no kiosk
-    connects there) plus deploy/province/bridge.acl for the bridged center."""
+    connects there) plus deploy/province/bridge.acl for the bridged center (or ``block``: the one
+    ``provision bridge-cert`` wrote)."""
     lines = (DEPLOY / "motcua.acl").read_text().splitlines()
     shipped = [line for line in lines if not line.startswith("pattern ")]
-    block = (ROOT / "deploy" / "province" / "bridge.acl").read_text()
-    assert "CENTER_ID" in block, "bridge.acl no longer contains CENTER_ID"
-    return "\n".join(shipped) + "\n\n" + block.replace("CENTER_ID", CENTER)
+    if block is None:
+        block = (ROOT / "deploy" / "province" / "bridge.acl").read_text()
+        assert "CENTER_ID" in block, "bridge.acl no longer contains CENTER_ID"
+        block = block.replace("CENTER_ID", CENTER)
+    return "\n".join(shipped) + "\n\n" + block
 
 
-def province_broker(directory: Path, pki: Pki) -> Broker:
+def province_broker(directory: Path, pki: Pki, block: str | None = None) -> Broker:
     """The province's broker: the shipped configuration, its ACL (``province_acl``)."""
     broker = Broker(directory, pki)
     acl = directory / "province.acl"
-    acl.write_text(province_acl())
+    acl.write_text(province_acl(block))
     broker.conf.write_text(broker.conf.read_text().replace(str(DEPLOY / "motcua.acl"), str(acl)))
     return broker
 
 
-def center_broker(directory: Path, pki: Pki, province: Broker) -> Broker:
-    """A center's broker with deploy/province/center-bridge.conf appended, as docs/province.md says."""
+def center_broker(directory: Path, pki: Pki, province: Broker, section: str | None = None) -> Broker:
+    """A center's broker with deploy/province/center-bridge.conf appended, as docs/province.md says (or
+    ``section``: the one ``provision bridge-cert`` wrote)."""
     broker = Broker(directory, pki)
-    bridge = pki.client(BRIDGE)
-    text = (ROOT / "deploy" / "province" / "center-bridge.conf").read_text()
-    for old, new in {
-        "CENTER_ID": CENTER,
-        "PROVINCE_HOST:8884": f"127.0.0.1:{province.service_port}",
-        "/etc/mosquitto/certs/province-ca.crt": str(pki.ca.cert_file),
-        "/etc/mosquitto/certs/bridge.crt": str(bridge.cert_file),
-        "/etc/mosquitto/certs/bridge.key": str(bridge.key_file),
-    }.items():
-        assert old in text, f"center-bridge.conf no longer contains {old!r}"
-        text = text.replace(old, new)
-    broker.conf.write_text(broker.conf.read_text() + "\n" + text)
+    if section is None:
+        bridge = pki.client(BRIDGE)
+        section = (ROOT / "deploy" / "province" / "center-bridge.conf").read_text()
+        for old, new in {
+            "CENTER_ID": CENTER,
+            "PROVINCE_HOST:8884": f"127.0.0.1:{province.service_port}",
+            "/etc/mosquitto/certs/province-ca.crt": str(pki.ca.cert_file),
+            "/etc/mosquitto/certs/bridge.crt": str(bridge.cert_file),
+            "/etc/mosquitto/certs/bridge.key": str(bridge.key_file),
+        }.items():
+            assert old in section, f"center-bridge.conf no longer contains {old!r}"
+            section = section.replace(old, new)
+    broker.conf.write_text(broker.conf.read_text() + "\n" + section)
     return broker
 
 
@@ -538,3 +543,76 @@ def arrives(client: Client, topic: str, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def provisioned_province(directory: Path) -> tuple[Pki, Path]:
+    """The province's PKI made by ``provision province-init``, as a test ``Pki`` (its issuing CA, the
+    broker's certificate, the workers fleet-1 and fleet-2), and the province's folder."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from main import main
+    from provisioning.center_pki import CenterPki
+    from provisioning.pki import CertificateAuthority, Issued
+    from tests.provisioning.center import PASSPHRASE
+
+    secret = directory / "passphrase"
+    directory.mkdir(parents=True)
+    secret.write_bytes(PASSPHRASE)
+    root = directory / "province"
+    assert main(["provision", "province-init", "--dir", str(root), "--province", "hcm", "--broker-host",
+                 "127.0.0.1", "--passphrase-file", str(secret)]) == 0
+    made = CenterPki(root / "pki")
+    key = serialization.load_pem_private_key(made.issuing_key_file.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    issued = {name: Issued(made.cert_file(name), made.key_file(name)) for name in ("fleet-1", "fleet-2")}
+    pki = Pki(made.directory, CertificateAuthority(key, made.issuing_cert(), made.chain_file),
+              Issued(made.cert_file("broker"), made.key_file("broker")), issued)
+    return pki, root
+
+
+def test_the_bridge_runs_on_the_certificates_and_files_the_provision_commands_make(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """``provision province-init`` and ``bridge-cert`` instead of openssl: the province broker runs on
+    the province's CA and server certificate, with the ACL block bridge-cert wrote; the center's broker
+    (its own CA) with the bridge section bridge-cert wrote appended as it is (its paths: the folder of
+    the files to copy), dialling with the bridge's certificate and checking the province's. A message
+    of the center goes up to the province's worker identity fleet-1; the province's command comes down."""
+    from main import main
+
+    province_pki, root = provisioned_province(tmp_path / "made")
+    province = province_broker(tmp_path / "province", province_pki)
+    out = tmp_path / "to-center"
+    assert main(["provision", "bridge-cert", "--dir", str(root), "--center", CENTER, "--out", str(out),
+                 "--address", f"127.0.0.1:{province.service_port}", "--certs-dir", str(out)]) == 0
+    (tmp_path / "province" / "province.acl").write_text(province_acl((out / f"{BRIDGE}.acl").read_text()))
+    center = center_broker(tmp_path / "center", pki, province, (out / "center-bridge.conf").read_text())
+    watch_province = watch_center = None
+    try:
+        province.start()
+        center.start()
+        watch_province = Client(province, province_pki, "fleet-1")
+        assert watch_province.subscribe("motcua/v1/#") == [1]
+        watch_center = Client(center, pki, "fleet-1")
+        assert watch_center.subscribe(f"motcua/v1/{CENTER}/+/cmd/req") == [1]
+        up = KioskTopics(CENTER, KIOSK).status
+
+        def went_up() -> bool:
+            """a message on the center's broker reached the province through the bridge (sent again
+            until the bridge is connected)"""
+            assert watch_center is not None and watch_province is not None
+            watch_center.publish(up, b"{}")
+            return arrives(watch_province, up, 1)
+
+        eventually(went_up, 20)
+        down = KioskTopics(CENTER, KIOSK).cmd_req
+        watch_province.publish(down, a_command("from-the-province"))
+        eventually(lambda: down in watch_center.topics(), 10)
+        assert [request_id_of(p) for t, p in watch_center.received if t == down] == ["from-the-province"]
+    finally:
+        for client in (watch_province, watch_center):
+            if client is not None:
+                client.close()
+        center.stop()
+        province.stop()

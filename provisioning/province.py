@@ -1,0 +1,344 @@
+"""A province's PKI and its centers' bridges (docs/province.md): ``province-init`` and ``bridge-cert``.
+
+The province's CA is made exactly as a center's (``center_pki.CenterPki``): an offline root (its key
+encrypted with the technician's passphrase, carried away after init) and an online issuing CA that signs
+everything else; ``pki/ca.crt`` (issuing + root) is the province broker's ``cafile`` and what every
+bridge and worker trusts. Layout of ``--dir`` (default ``/var/lib/motcua-province``)::
+
+    province.json               the settings below (what init was asked for)
+    pki/                        root (encrypted key), issuing CA, ca.crt, CRL (center_pki), and:
+    pki/broker.crt|key          the province broker's server certificate (SAN = every --broker-host,
+                                localhost, 127.0.0.1)
+    pki/fleet-1.crt|key ...     one client certificate per fleet ingest worker (``--workers``)
+    bridges/bridge-<center>.crt what ``bridge-cert`` issued (the record that refuses a second one)
+
+Names: the province broker runs the shipped ``deploy/mosquitto/motcua.acl`` (docs/province.md), whose
+worker blocks are ``fleet``, ``fleet-1`` ... ``fleet-4``, and ``fleet ingest --workers N --cert
+pki/fleet-{n}.crt`` numbers its workers ``fleet-1`` .. ``fleet-N``: the workers' CNs are those (the
+broker makes a certificate's CN its username, ``use_identity_as_username``, and its client id). A
+center's second worker is ``fleet.2`` instead because the center generates its ACL from the names it
+issued (``provisioning.broker.render_acl``). A bridge is ``bridge-<center_id>``, the user of its
+``deploy/province/bridge.acl`` block.
+
+``bridge-cert`` writes into ``--out`` what the technician carries to the center: ``bridge.key`` (0600),
+``bridge.crt``, ``province-ca.crt``, ``center-bridge.conf`` (``deploy/province/center-bridge.conf``
+filled in: the center's id, the province's address, the three paths) and ``bridge-<center>.acl``
+(``deploy/province/bridge.acl`` for that center, to append to the province broker's ACL). The bridge's
+key is made here and leaves with those files: the province keeps only the certificate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from common.errors import ConfigError, ConflictError, ValidationError
+from common.files import write_atomically
+from common.identity import write_public
+from contract.schema import parse_dataclass, to_data
+from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
+from provisioning.center_pki import CenterPki
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy" / "province"
+BRIDGE_TEMPLATE = DEPLOY / "center-bridge.conf"
+BRIDGE_ACL_TEMPLATE = DEPLOY / "bridge.acl"
+DEFAULT_DIR = Path("/var/lib/motcua-province")
+#: where the template's three files live (the default of ``--certs-dir``: the center's Mosquitto)
+TEMPLATE_CERTS_DIR = "/etc/mosquitto/certs"
+TEMPLATE_ADDRESS = "PROVINCE_HOST:8884"
+#: the files ``bridge-cert`` writes, by the template's names
+CA_NAME, CERT_NAME, KEY_NAME = "province-ca.crt", "bridge.crt", "bridge.key"
+SECTION_NAME = "center-bridge.conf"
+#: X.509's upper bound for a CN (RFC 5280 ub-common-name): "bridge-" leaves 57 characters of center id
+CN_MAX = 64
+BRIDGE_PREFIX = "bridge-"
+_ID = {"pattern": ID_PATTERN, "pattern_hint": ID_HINT}
+_HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+
+
+@dataclass(frozen=True)
+class ProvinceSettings:
+    province_id: str = field(metadata=_ID)
+    province_name: str = field(metadata={"max_len": 200, "text": True})
+    #: names and addresses the centers reach the province broker by (its certificate's SANs); the first
+    #: one goes into the bridge sections ``bridge-cert`` writes
+    broker_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"], metadata={"max_items": 16})
+    #: the province broker's services listener (the bridges and the workers connect there)
+    service_port: int = field(default=8884, metadata={"min": 1, "max": 65535})
+    #: fleet ingest workers, one certificate each: fleet-1 .. fleet-N (the shipped ACL has 4 blocks)
+    workers: int = field(default=2, metadata={"min": 1, "max": 64})
+
+    def __post_init__(self) -> None:
+        if not self.broker_hosts:
+            raise ValueError("broker_hosts: at least one name or address of the province broker")
+        for host in self.broker_hosts:
+            if not _HOST_RE.fullmatch(host):
+                raise ValueError(f"broker_hosts: {host!r} is not a host name or an IP address")
+
+    @property
+    def address(self) -> str:
+        return f"{self.broker_hosts[0]}:{self.service_port}"
+
+
+def worker_names(workers: int) -> list[str]:
+    """The fleet ingest workers' CNs: ``fleet-1`` .. ``fleet-N`` (``fleet ingest --cert fleet-{n}.crt``)."""
+    return [f"fleet-{n}" for n in range(1, workers + 1)]
+
+
+def bridge_name(center_id: str) -> str:
+    """``bridge-<center_id>``, the bridge's CN, MQTT username and client id at the province; a center id
+    as the contract writes them (``contract.wire.ID_PATTERN``), not a reserved name, short enough for a CN."""
+    if ID_RE.fullmatch(center_id) is None:
+        raise ValidationError(f"{center_id!r} is not a center id ({ID_HINT})")
+    if center_id in RESERVED_IDS:
+        raise ValidationError(f"{center_id!r} is a reserved name, not a center id")
+    name = BRIDGE_PREFIX + center_id
+    if len(name) > CN_MAX:
+        raise ValidationError(
+            f"{center_id!r}: a bridge's certificate name is bridge-<center id>, at most {CN_MAX} characters "
+            f"(a center id of at most {CN_MAX - len(BRIDGE_PREFIX)})"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ProvinceLayout:
+    root: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "province.json"
+
+    @property
+    def pki(self) -> CenterPki:
+        return CenterPki(self.root / "pki")
+
+    @property
+    def bridges(self) -> Path:
+        return self.root / "bridges"
+
+    def bridge_record(self, center_id: str) -> Path:
+        return self.bridges / f"{bridge_name(center_id)}.crt"
+
+
+def load_settings(layout: ProvinceLayout) -> ProvinceSettings:
+    try:
+        data = json.loads(layout.settings_file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{layout.root} is not a province folder (run main.py provision province-init)"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{layout.settings_file}: {exc}") from exc
+    try:
+        settings: ProvinceSettings = parse_dataclass(ProvinceSettings, data, "province")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return settings
+
+
+@dataclass
+class ProvinceReport:
+    """What province-init did (made) and found (kept); ``--json`` prints it."""
+
+    province_id: str
+    root: str
+    made: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+
+def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | None) -> ProvinceReport:
+    """Make what is missing of the province's PKI in ``root`` (module docstring). Idempotent like
+    ``center_init``: the same settings again make only what is missing; other settings are refused."""
+    try:  # the fields' rules (the id's pattern, the ranges): what load_settings will check too
+        parse_dataclass(ProvinceSettings, to_data(settings), "province")
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    if settings.province_id in RESERVED_IDS:
+        raise ValidationError(f"{settings.province_id!r} is a reserved name, not a province id")
+    layout = ProvinceLayout(root.resolve())
+    report = ProvinceReport(settings.province_id, str(layout.root))
+    if layout.settings_file.exists():
+        existing = load_settings(layout)
+        if existing != settings:
+            changed = sorted(
+                f.name
+                for f in dataclasses.fields(ProvinceSettings)
+                if getattr(existing, f.name) != getattr(settings, f.name)
+            )
+            raise ConflictError(
+                f"{layout.settings_file} exists with other settings ({', '.join(changed)}): province-init "
+                "never overwrites; use another --dir or edit the file deliberately"
+            )
+        report.kept.append("province.json")
+    else:
+        layout.root.mkdir(parents=True, exist_ok=True, mode=0o750)
+        write_atomically(
+            layout.settings_file, json.dumps(to_data(settings), indent=2).encode() + b"\n", 0o640
+        )
+        report.made.append("province.json")
+    pki = layout.pki
+    if pki.exists():
+        report.kept.append("pki/root-ca.crt")
+    else:
+        if passphrase is None:
+            raise ValidationError("the new root CA needs a passphrase (--passphrase-file FILE, or type it)")
+        label = f"province {settings.province_id}"
+        CenterPki.create(pki.directory, label, settings.province_name, passphrase)
+        report.made += ["pki/root-ca.crt", "pki/root-ca.key (encrypted)", "pki/issuing-ca.crt", "pki/ca.crt"]
+    report.fingerprint = pki.fingerprint()
+    hosts = tuple(dict.fromkeys([*settings.broker_hosts, "localhost", "127.0.0.1"]))
+    wanted: list[tuple[str, tuple[str, ...]]] = [("broker", hosts)]
+    wanted += [(name, ()) for name in worker_names(settings.workers)]
+    for name, server_hosts in wanted:
+        if pki.cert_file(name).exists():
+            report.kept.append(f"pki/{name}.crt")
+            continue
+        pki.issue_files(name, pki.cert_file(name), pki.key_file(name), server_hosts=server_hosts)
+        report.made.append(f"pki/{name}.crt")
+    return report
+
+
+@dataclass(frozen=True)
+class BridgeFiles:
+    """What ``bridge-cert`` wrote for one center."""
+
+    center_id: str
+    name: str
+    key_file: Path
+    cert_file: Path
+    ca_file: Path
+    section_file: Path
+    acl_file: Path
+    record: Path
+    serial: str
+    not_after: str
+
+
+def _fill(template: Path, replacements: dict[str, str], placeholders: tuple[str, ...]) -> str:
+    """The template's settings (its leading comment block left out: it tells what to replace) with
+    every placeholder replaced; a ConfigError if the template no longer has one, or one is left."""
+    try:
+        lines = template.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{template}: {exc}") from exc
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("#")):
+        lines.pop(0)
+    text = "\n".join(lines) + "\n"
+    for old, new in replacements.items():
+        if old not in text:
+            raise ConfigError(f"{template} no longer contains {old!r}; update provisioning/province.py")
+        text = text.replace(old, new)
+    left = [p for p in placeholders if p in text]
+    if left:
+        raise ConfigError(
+            f"{template}: {', '.join(left)} left after filling it in; update provisioning/province.py"
+        )
+    return text
+
+
+def render_bridge_section(center_id: str, address: str, ca_file: str, cert_file: str, key_file: str) -> str:
+    """``deploy/province/center-bridge.conf`` for ``center_id``, dialling ``address`` (HOST:PORT)."""
+    body = _fill(
+        BRIDGE_TEMPLATE,
+        {
+            "CENTER_ID": center_id,
+            TEMPLATE_ADDRESS: address,
+            f"{TEMPLATE_CERTS_DIR}/{CA_NAME}": ca_file,
+            f"{TEMPLATE_CERTS_DIR}/{CERT_NAME}": cert_file,
+            f"{TEMPLATE_CERTS_DIR}/{KEY_NAME}": key_file,
+        },
+        ("CENTER_ID", "PROVINCE_HOST"),
+    )
+    header = (
+        f"# Bridge of center {center_id} to the province broker {address}.\n"
+        "# Generated by main.py provision bridge-cert from deploy/province/center-bridge.conf\n"
+        "# (docs/province.md): append it to the center's mosquitto.conf, after its listeners.\n"
+    )
+    return header + body
+
+
+def render_bridge_acl(center_id: str) -> str:
+    """``deploy/province/bridge.acl`` for ``center_id``: the block the province broker's ACL gets."""
+    body = _fill(BRIDGE_ACL_TEMPLATE, {"CENTER_ID": center_id}, ("CENTER_ID",))
+    header = (
+        f"# The bridge of center {center_id} at the province broker.\n"
+        "# Generated by main.py provision bridge-cert from deploy/province/bridge.acl: append it to the\n"
+        "# province broker's ACL and reload the broker (docs/province.md, \"The province's broker\").\n"
+    )
+    return header + body
+
+
+def _address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not _HOST_RE.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValidationError(
+            f"--address {text!r}: expected HOST:PORT (the province broker's services listener)"
+        )
+    return text
+
+
+def issue_bridge(
+    root: Path,
+    center_id: str,
+    out_dir: Path,
+    *,
+    address: str | None = None,
+    certs_dir: str = TEMPLATE_CERTS_DIR,
+    force: bool = False,
+) -> BridgeFiles:
+    """The bridge certificate of ``center_id`` (CN ``bridge-<center_id>``, clientAuth, signed by the
+    province's issuing CA) and the two files to copy, in ``out_dir``. Refuses a center that has one
+    already (its record in ``bridges/``) or an ``out_dir`` holding these files, unless ``force``."""
+    layout = ProvinceLayout(root.resolve())
+    name = bridge_name(center_id)
+    settings = load_settings(layout)
+    pki = layout.pki
+    if not pki.issuing_key_file.exists():
+        raise ConfigError(f"{pki.issuing_key_file} is missing: run main.py provision province-init")
+    target = _address(address) if address else settings.address
+    record = layout.bridge_record(center_id)
+    if record.exists() and not force:
+        issued = x509.load_pem_x509_certificate(record.read_bytes())
+        raise ConflictError(
+            f"center {center_id} has a bridge certificate already ({record}, serial "
+            f"{issued.serial_number:x}, valid until {issued.not_valid_after_utc:%Y-%m-%d}): --force issues "
+            "a new one (the old one stays valid until it ends: the province broker reads no CRL)"
+        )
+    out = out_dir.resolve()
+    files = BridgeFiles(
+        center_id,
+        name,
+        key_file=out / KEY_NAME,
+        cert_file=out / CERT_NAME,
+        ca_file=out / CA_NAME,
+        section_file=out / SECTION_NAME,
+        acl_file=out / f"{name}.acl",
+        record=record,
+        serial="",
+        not_after="",
+    )
+    written = (files.key_file, files.cert_file, files.section_file, files.acl_file)
+    present = [p.name for p in written if p.exists()]
+    if present and not force:
+        raise ConflictError(f"{out} holds {', '.join(present)} already: use another --out, or --force")
+    section = render_bridge_section(
+        center_id, target, f"{certs_dir}/{CA_NAME}", f"{certs_dir}/{CERT_NAME}", f"{certs_dir}/{KEY_NAME}"
+    )
+    acl = render_bridge_acl(center_id)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert = pki.issue_files(name, files.cert_file, files.key_file, overwrite=True)
+    write_public(files.ca_file, pki.chain_file.read_bytes())
+    write_public(files.section_file, section.encode())
+    write_public(files.acl_file, acl.encode())
+    write_public(record, files.cert_file.read_bytes())
+    return dataclasses.replace(
+        files, serial=f"{cert.serial_number:x}", not_after=cert.not_valid_after_utc.isoformat()
+    )

@@ -1,0 +1,192 @@
+"""``provision province-init`` and ``provision bridge-cert`` as a technician runs them (the real CLI
+parser, in this process): the province's CA and what it signs, verified with ``cryptography``; the key
+files' modes; the bridge's two files with nothing left to replace; the refusals. A real bridge runs on
+these certificates in tests/fleet/test_province_bridge.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from main import main
+from provisioning.center_pki import CenterPki
+from tests.provisioning.center import PASSPHRASE
+
+PROVINCE = "hcm"
+CENTER = "hcm-ben-thanh"
+
+
+def load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def cn(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def usage(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
+    return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def signed_by_the_province(cert: x509.Certificate, pki: CenterPki) -> None:
+    """The chain a broker checks: the leaf by the issuing CA, the issuing CA by the root (raises if not)."""
+    cert.verify_directly_issued_by(pki.issuing_cert())
+    pki.issuing_cert().verify_directly_issued_by(pki.root_cert())
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+
+
+def provision(*argv: str) -> int:
+    return main(["provision", *argv])
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("province")
+    secret = root / "passphrase"
+    secret.write_bytes(PASSPHRASE + b"\n")
+    directory = root / "pv"
+    code = provision(
+        "province-init", "--dir", str(directory), "--province", PROVINCE, "--name", "TP. Hồ Chí Minh",
+        "--broker-host", "mqtt.province.example", "--broker-host", "10.20.0.5", "--workers", "3",
+        "--passphrase-file", str(secret),
+    )
+    assert code == 0
+    return directory
+
+
+def test_province_init_makes_a_ca_and_the_broker_and_workers_certificates(
+    province: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki = CenterPki(province / "pki")
+    # the root key is encrypted with the passphrase (carried away like a center's)
+    assert b"ENCRYPTED PRIVATE KEY" in pki.root_key_file.read_bytes()
+    assert pki.root_key(PASSPHRASE).public_key() == pki.root_cert().public_key()
+    assert "province hcm" in cn(pki.root_cert())
+    broker = load(pki.cert_file("broker"))
+    signed_by_the_province(broker, pki)
+    assert usage(broker) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    san = broker.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["mqtt.province.example", "localhost"]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.20.0.5", "127.0.0.1"]
+    # one client certificate per worker, named as fleet ingest --cert pki/fleet-{n}.crt numbers them
+    for name in ("fleet-1", "fleet-2", "fleet-3"):
+        cert = load(pki.cert_file(name))
+        signed_by_the_province(cert, pki)
+        assert cn(cert) == name and usage(cert) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+        key = serialization.load_pem_private_key(pki.key_file(name).read_bytes(), password=None)
+        assert key.public_key() == cert.public_key()
+    assert not pki.cert_file("fleet-4").exists()
+    keys = sorted(p.name for p in pki.directory.glob("*.key"))
+    workers = ["fleet-1.key", "fleet-2.key", "fleet-3.key"]
+    assert keys == ["broker.key", *workers, "issuing-ca.key", "root-ca.key"]
+    for key_file in pki.directory.glob("*.key"):
+        assert key_file.stat().st_mode & 0o777 == 0o600, key_file
+    # again with the same settings: nothing made, no passphrase needed; other settings refused
+    before = {p.name: p.read_bytes() for p in pki.directory.iterdir() if p.is_file()}
+    capsys.readouterr()
+    again = [
+        "province-init", "--dir", str(province), "--province", PROVINCE, "--name", "TP. Hồ Chí Minh",
+        "--broker-host", "mqtt.province.example", "--broker-host", "10.20.0.5", "--workers", "3", "--json",
+    ]
+    assert provision(*again) == 0
+    assert json.loads(capsys.readouterr().out)["made"] == []
+    assert {p.name: p.read_bytes() for p in pki.directory.iterdir() if p.is_file()} == before
+    assert provision(*again[:-2], "4", "--json") == 65
+    assert "workers" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_bridge_cert_writes_the_certificate_and_the_two_files_to_copy(
+    province: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "to-ben-thanh"
+    argv = ["bridge-cert", "--dir", str(province), "--center", CENTER, "--out", str(out), "--json"]
+    assert provision(*argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    pki = CenterPki(province / "pki")
+    cert = load(out / "bridge.crt")
+    signed_by_the_province(cert, pki)
+    assert cn(cert) == f"bridge-{CENTER}" and usage(cert) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert result["serial"] == f"{cert.serial_number:x}"
+    key = serialization.load_pem_private_key((out / "bridge.key").read_bytes(), password=None)
+    assert key.public_key() == cert.public_key()
+    assert (out / "bridge.key").stat().st_mode & 0o777 == 0o600
+    assert (out / "province-ca.crt").read_bytes() == pki.chain_file.read_bytes()
+    # the province keeps the certificate (its record), never the bridge's key
+    assert (province / "bridges" / f"bridge-{CENTER}.crt").read_bytes() == (out / "bridge.crt").read_bytes()
+    assert not list(province.rglob("bridge*.key"))
+    # the bridge section: every placeholder filled in, the province's first broker host and its port
+    section = (out / "center-bridge.conf").read_text()
+    assert "CENTER_ID" not in section and "PROVINCE_HOST" not in section
+    settings = dict(line.split(" ", 1) for line in section.splitlines() if line and not line.startswith("#"))
+    assert settings["address"] == "mqtt.province.example:8884"
+    assert settings["remote_clientid"] == f"bridge-{CENTER}"
+    assert settings["bridge_cafile"] == "/etc/mosquitto/certs/province-ca.crt"  # the default --certs-dir
+    assert settings["bridge_certfile"] == "/etc/mosquitto/certs/bridge.crt"
+    assert settings["bridge_keyfile"] == "/etc/mosquitto/certs/bridge.key"
+    assert [line for line in section.splitlines() if line.startswith("topic ")] == [
+        f"topic motcua/v1/{CENTER}/# out 1",
+        f"topic motcua/v1/{CENTER}/+/cmd/req in 1",
+    ]
+    # the province broker's ACL block for that center
+    acl = (out / f"bridge-{CENTER}.acl").read_text()
+    assert [line for line in acl.splitlines() if not line.startswith("#")] == [
+        f"user bridge-{CENTER}",
+        f"topic write motcua/v1/{CENTER}/#",
+        f"topic read motcua/v1/{CENTER}/+/cmd/req",
+    ]
+    assert "CENTER_ID" not in acl
+    # a second certificate for the same center is refused (another --out too), unless --force
+    elsewhere = tmp_path / "again"
+    assert provision("bridge-cert", "--dir", str(province), "--center", CENTER, "--out", str(elsewhere)) == 65
+    assert "has a bridge certificate already" in capsys.readouterr().err
+    assert not elsewhere.exists()
+    forced = [
+        "bridge-cert", "--dir", str(province), "--center", CENTER, "--out", str(out), "--force",
+        "--address", "10.20.0.5:18884", "--certs-dir", "/var/lib/motcua-center/bridge",
+    ]
+    assert provision(*forced) == 0
+    renewed = load(out / "bridge.crt")
+    assert renewed.serial_number != cert.serial_number
+    section = (out / "center-bridge.conf").read_text()
+    assert "address 10.20.0.5:18884" in section
+    assert "bridge_keyfile /var/lib/motcua-center/bridge/bridge.key" in section
+
+
+@pytest.mark.parametrize(
+    ("center", "why"),
+    [
+        ("Ben_Thanh", "is not a center id"),
+        ("-ben-thanh", "is not a center id"),
+        ("fleet", "reserved"),
+        ("a" * 58, "at most 64 characters"),
+    ],
+)
+def test_bridge_cert_refuses_what_is_not_a_center_id(
+    province: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], center: str, why: str
+) -> None:
+    out = tmp_path / "out"
+    assert provision("bridge-cert", "--dir", str(province), f"--center={center}", "--out", str(out)) == 65
+    assert why in capsys.readouterr().err
+    assert not out.exists()
+    assert not (province / "bridges" / f"bridge-{center}.crt").exists()
+
+
+def test_the_commands_refuse_a_folder_that_is_not_a_province_and_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    assert provision("bridge-cert", "--dir", str(tmp_path), "--center", CENTER, "--out", str(out)) == 78
+    assert "is not a province folder" in capsys.readouterr().err
+    secret = tmp_path / "passphrase"
+    secret.write_bytes(PASSPHRASE)
+    for option, value in (("--province", "HCM!"), ("--province", "fleet"), ("--broker-host", "a b")):
+        argv = ["province-init", "--dir", str(tmp_path / "pv"), "--province", "hcm", "--passphrase-file",
+                str(secret), option, value]
+        assert provision(*argv) != 0
+        assert "ERROR" in capsys.readouterr().err
+        assert not (tmp_path / "pv" / "pki").exists()
