@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import ConfigError, StoreError
@@ -16,15 +16,31 @@ from fleet.store.db import Database, normalize_url
 from fleet.store.schema import alarms, metadata
 
 
+def partitions_of(db: Database) -> set[str]:
+    if not db.is_postgres:
+        return set()
+    with db.engine.connect() as conn:
+        return set(conn.execute(text("SELECT inhrelid::regclass::text FROM pg_inherits")).scalars())
+
+
 def test_migrations_create_exactly_the_schema_and_go_back(store_url: str) -> None:
     db = Database(store_url)
     try:
         assert migrate.current(db) == migrate.head()
+        # partitions (PostgreSQL: health_samples' days, which 0007 makes) are their parent's, not tables
+        # of the schema; their parents are compared
+        children = partitions_of(db)
+        assert children == set() or db.is_postgres
         with db.engine.connect() as conn:
             diff = compare_metadata(
                 # server defaults only on PostgreSQL: SQLite reflects '' and "''" differently (Alembic)
                 MigrationContext.configure(
-                    conn, opts={"compare_type": True, "compare_server_default": db.is_postgres}
+                    conn,
+                    opts={
+                        "compare_type": True,
+                        "compare_server_default": db.is_postgres,
+                        "include_name": lambda name, kind, _: not (kind == "table" and name in children),
+                    },
                 ),
                 metadata,
             )
