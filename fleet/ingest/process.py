@@ -185,6 +185,7 @@ class Processor:
         jobs = [self._read(item) for item in items]
         for month in sorted({month_of(job.record.occurred_at) for job in jobs if job.record is not None}):
             self.store.partitions.ensure(month)  # DDL before the batch holds any lock
+        self.store.health_partitions.ensure_covering(item.received_at for item in items)  # heartbeats' days
         lap("read")
         found: dict[int, Result] = {}
         with self.store.db.batch():

@@ -31,7 +31,7 @@ from fleet.store.maintenance import Maintenance, RetentionPolicy
 from fleet.store.notices import Notices
 from fleet.store.notify import Routes
 from fleet.store.outgoing import Outgoing
-from fleet.store.partitions import Partitions
+from fleet.store.partitions import HEALTH, Partitions
 from fleet.store.registry import Registry
 from fleet.store.scope import Scope
 from fleet.store.telemetry import Telemetry
@@ -43,10 +43,11 @@ __all__ = ["Database", "RetentionPolicy", "Scope", "Store", "open_store"]
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.partitions = Partitions(db)
+        self.partitions = Partitions(db)  # events' months (PostgreSQL)
+        self.health_partitions = Partitions(db, HEALTH)  # health_samples' days (PostgreSQL)
         self.settings = Settings(db)
         self.registry = Registry(db)
-        self.telemetry = Telemetry(db)
+        self.telemetry = Telemetry(db, self.health_partitions)
         self.events = Events(db, self.partitions, self.telemetry)
         self.alarms = Alarms(db)
         self.commands = Commands(db)
@@ -55,7 +56,7 @@ class Store:
         self.audit = Audit(db)
         self.routes = Routes(db)
         self.changes = Changes(db)
-        self.maintenance = Maintenance(db, self.partitions, self.settings)
+        self.maintenance = Maintenance(db, self.partitions, self.settings, self.health_partitions)
         # the MQTT ingest's parts (phase 2): its workers and refusals, blobs, notifications, publishing
         self.ingest = Ingest(db)
         self.blobs = Blobs(db)
@@ -92,6 +93,7 @@ def open_store(
         store.check_schema()
         if upgrade:
             store.partitions.ensure_ahead(db.now())
+            store.health_partitions.ensure_ahead(db.now())
     except Exception:
         db.close()
         raise

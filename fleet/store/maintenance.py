@@ -1,4 +1,4 @@
-"""The store's housekeeping job: health aggregation, retention, event partitions.
+"""The store's housekeeping job: partitions ahead, health aggregation, retention.
 
 Run by ``main.py fleet maintain`` and hourly by ``fleet serve``. Safe to run from several processes at
 once: each step takes a lock (PostgreSQL advisory lock; on SQLite the write lock of BEGIN IMMEDIATE).
@@ -7,6 +7,10 @@ Health aggregation follows a watermark on ``received_at`` (the center's clock), 
 ``at``: every sample is counted exactly once, however late it arrives, into the hour of its own ``at``,
 because the hourly rows keep sums and counts that merge. The window stops ``SETTLE`` before now, so a
 sample whose transaction began before the window's end has committed before the window is read.
+
+On PostgreSQL raw health is partitioned by day (``fleet.store.partitions``): retention drops the days
+wholly older than its cut (their rows counted just before) and DELETEs only the older rows of the day
+the cut falls in; SQLite DELETEs them all. Events' months go the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from fleet.store.base import Part
 from fleet.store.changes import Settings
 from fleet.store.db import Database
-from fleet.store.partitions import PARTITION_ZONE, Partitions, add_months, month_of
+from fleet.store.partitions import DAYS, PARTITION_ZONE, Partitions, add_months, month_of
 from fleet.store.schema import (
     alarms,
     audit_log,
@@ -101,9 +105,12 @@ def _greatest(stored: Any, incoming: Any) -> ColumnElement[Any]:
 
 
 class Maintenance(Part):
-    def __init__(self, db: Database, partitions: Partitions, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, partitions: Partitions, settings: Settings, health_partitions: Partitions
+    ) -> None:
         super().__init__(db)
-        self.partitions = partitions
+        self.partitions = partitions  # events' months
+        self.health_partitions = health_partitions  # health_samples' days
         self.settings = settings
 
     def _lock(self, conn: Connection) -> None:
@@ -114,6 +121,7 @@ class Maintenance(Part):
         at = now or self.db.now()
         report: dict[str, Any] = {}
         report["partitions_ensured"] = [m.isoformat() for m in self.partitions.ensure_ahead(at)]
+        report["health_partitions_ensured"] = [d.isoformat() for d in self.health_partitions.ensure_ahead(at)]
         report["health_hours"] = self.aggregate_health(now=at)
         report["deleted"] = self.apply_retention(policy or RetentionPolicy(), now=at)
         return report
@@ -206,11 +214,19 @@ class Maintenance(Part):
             return at - timedelta(days=count)
 
         deleted: dict[str, int] = {}
+        with self.db.read() as conn:
+            # raw health only once aggregated: never past the watermark (which only moves forward, so
+            # the cut read here stays behind it below)
+            raw_cut = min(days(policy.health_raw_days), self._watermark(conn, floor_hour(at - SETTLE)))
+        raw_dropped = 0
+        if self.db.is_postgres:
+            # first the days wholly older than the cut, as partitions (the DELETE below would otherwise
+            # remove them row by row); then the DELETE finds only the day the cut falls in
+            dropped = self.health_partitions.drop_before(DAYS.of(raw_cut), count_rows=True, lock_key=LOCK_KEY)
+            raw_dropped = sum(dropped.values())
+            deleted["health_samples_partitions"] = len(dropped)
         with self.db.write() as conn:
             self._lock(conn)
-            # raw health only once aggregated: never past the watermark
-            mark = self._watermark(conn, floor_hour(at - SETTLE))
-            raw_cut = min(days(policy.health_raw_days), mark)
             rules: list[tuple[str, Any]] = [
                 ("health_samples", delete(health_samples).where(health_samples.c.received_at < raw_cut)),
                 (
@@ -248,6 +264,7 @@ class Maintenance(Part):
             ]
             for name, statement in rules:
                 deleted[name] = conn.execute(statement).rowcount
+            deleted["health_samples"] += raw_dropped
             # events: whole months, counted from the current one (partition boundaries, Vietnam time)
             first_kept = add_months(month_of(at), -(policy.events_months - 1))
             cutoff = datetime(first_kept.year, first_kept.month, 1, tzinfo=PARTITION_ZONE)
@@ -257,5 +274,5 @@ class Maintenance(Part):
             if not self.db.is_postgres:
                 deleted["events"] = conn.execute(delete(events).where(events.c.occurred_at < cutoff)).rowcount
         if self.db.is_postgres:
-            deleted["events_partitions"] = len(self.partitions.drop_before(first_kept))
+            deleted["events_partitions"] = len(self.partitions.drop_before(first_kept, lock_key=LOCK_KEY))
         return deleted

@@ -1,9 +1,12 @@
 """The fleet's tables (SQLAlchemy Core), one schema for SQLite and PostgreSQL.
 
 The migrations in ``migrations/versions`` create exactly this (a test compares them on both backends).
-Only ``events`` differs physically: on PostgreSQL it is partitioned by month of ``occurred_at``
-(``fleet.store.partitions``); PostgreSQL cannot enforce a key on a partitioned table that leaves out
-the partition column, so the idempotency key ``event_id`` lives in ``event_keys``.
+Two tables differ physically on PostgreSQL (``fleet.store.partitions``): ``events`` is partitioned by
+month of ``occurred_at``, and ``health_samples`` (since migration 0007) by day of ``received_at``.
+PostgreSQL cannot enforce a key on a partitioned table that leaves out the partition column: the
+idempotency key ``event_id`` lives in ``event_keys``, and health_samples' primary key there is
+(id, received_at) while this metadata says (id) (SQLite's autoincrement needs a one-column key; ids
+come from one sequence either way, so they stay unique).
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ kiosk_health = Table(
     Column("payload", Json, nullable=False),  # the latest health/1 as received
 )
 
+# on PostgreSQL partitioned by day of received_at, primary key (id, received_at): see the module doc
 health_samples = Table(
     "health_samples",
     metadata,

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.errors import ConflictError, MotcuaError, NotFoundError
 from fleet.store.base import Part, log_changes
+from fleet.store.db import Database
 from fleet.store.models import (
     DeviceChange,
     HealthHour,
@@ -26,6 +27,7 @@ from fleet.store.models import (
     StatusOutcome,
     StatusReport,
 )
+from fleet.store.partitions import Partitions
 from fleet.store.schema import (
     device_health,
     health_hourly,
@@ -179,6 +181,10 @@ def _merge_devices(
 
 
 class Telemetry(Part):
+    def __init__(self, db: Database, health_partitions: Partitions) -> None:
+        super().__init__(db)
+        self.health_partitions = health_partitions  # health_samples' days (PostgreSQL)
+
     def _lock_kiosk(self, conn: Connection, center_id: str, kiosk_id: str) -> Any:
         """The kiosk's row, locked for this transaction; refuses kiosks that are not ours."""
         query = select(
@@ -396,6 +402,9 @@ class Telemetry(Part):
         if not items:
             return []
         now = self.db.now()
+        # the samples' days partitioned before our transaction locks anything (the ingest did it already
+        # for its batch, before the batch's; then this is a set lookup)
+        self.health_partitions.ensure_covering(item.received_at or now for item in items)
         results: list[HealthOutcome | MotcuaError] = []
         with self.db.write() as conn:
             ids = sorted({item.kiosk_id for item in items})

@@ -89,6 +89,23 @@ def _new_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return cluster.url(name)
 
 
+@pytest.fixture
+def pg_blank_url(request: pytest.FixtureRequest) -> str:
+    """An empty database (no migration run) of the session's PostgreSQL cluster: for migration tests
+    that start from an older revision."""
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = f"blank{next(_numbers)}"
+    with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    request.addfinalizer(drop)
+    return cluster.url(name)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

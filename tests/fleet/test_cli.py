@@ -144,7 +144,9 @@ def test_an_operator_sets_up_a_store_and_an_account(backend: str, tmp_path: Path
         owner_store.close()
     report = fleet("maintain", "--db", url)
     assert report.returncode == 0
-    assert set(json.loads(report.stdout)) == {"partitions_ensured", "health_hours", "deleted"}
+    assert set(json.loads(report.stdout)) == {
+        "partitions_ensured", "health_partitions_ensured", "health_hours", "deleted"
+    }
 
 
 def test_the_password_never_comes_from_the_command_line(tmp_path: Path) -> None:

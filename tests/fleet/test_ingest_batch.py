@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select, text
 
 from common.errors import StoreError
 from contract.events import Event, payload_from_data
@@ -18,6 +19,8 @@ from contract.status import Hardware, Status
 from contract.wire import now_iso
 from fleet.ingest.process import Incoming, Processor, Result
 from fleet.store import Scope, Store
+from fleet.store.partitions import HEALTH
+from fleet.store.schema import health_samples
 from tests.fleet.conftest import FakeClock
 from tests.fleet.test_ingest_process import beat, birth
 
@@ -625,3 +628,58 @@ def test_without_pre_ping_a_batch_on_connections_a_restart_killed_fails_whole_th
         assert fleet.events.gaps(ALL, BATCHED) == []
     finally:
         ingest.close()
+
+
+def test_heartbeats_either_side_of_vietnam_midnight_land_in_their_days_made_before_the_batch(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """No partition exists for these days (the store's template was made today): the batch makes both
+    before its transaction begins (DDL inside it would wait for the batch's own locks), then stores."""
+    p = Processor(fleet)
+    p.handle(f"motcua/v1/{C}/{BATCHED}/status", birth(10), clock.now)
+    evening = datetime(2027, 2, 9, 16, 59, 59, tzinfo=UTC)  # 23:59:59 in Vietnam
+    night = evening + timedelta(seconds=1)  # 00:00, the next day there
+    creates: list[bool] = []  # per CREATE TABLE: was a batch open on this thread?
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("CREATE TABLE"):
+            creates.append(fleet.db.batch_memo() is not None)
+
+    event.listen(fleet.db.engine, "before_cursor_execute", seen)
+    try:
+        results = p.handle_batch(
+            [
+                Incoming(f"motcua/v1/{C}/{BATCHED}/health", beat(clock), evening),
+                Incoming(f"motcua/v1/{C}/{BATCHED}/health", beat(clock), night),
+                Incoming(f"motcua/v1/{C}/{SINGLE}/health", beat(clock), night),
+            ]
+        )
+    finally:
+        event.remove(fleet.db.engine, "before_cursor_execute", seen)
+    assert [r.outcome for r in results] == ["stored"] * 3
+    with fleet.db.read() as conn:
+        rows = conn.execute(
+            select(health_samples.c.kiosk_id, health_samples.c.received_at).order_by(
+                health_samples.c.received_at, health_samples.c.kiosk_id
+            )
+        ).all()
+    assert [tuple(r) for r in rows if r.received_at >= evening] == [
+        (BATCHED, evening),
+        (BATCHED, night),
+        (SINGLE, night),
+    ]
+    if fleet.db.is_postgres:
+        assert {date(2027, 2, 9), date(2027, 2, 10)} <= fleet.health_partitions.existing()
+        assert creates == [False, False]  # both days, each once, neither inside the batch
+        with fleet.db.read() as conn:
+            placed = conn.execute(
+                text("SELECT tableoid::regclass::text, count(*) FROM health_samples "
+                     "WHERE received_at >= :t GROUP BY 1"),
+                {"t": evening},
+            ).all()
+        assert sorted(tuple(r) for r in placed) == [
+            (HEALTH.name(date(2027, 2, 9)), 1),
+            (HEALTH.name(date(2027, 2, 10)), 2),
+        ]
+    else:
+        assert creates == []

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from fleet.store import RetentionPolicy, Scope, Store
+from fleet.store import RetentionPolicy, Scope, Store, open_store
+from fleet.store.maintenance import SETTLE, floor_hour
 from fleet.store.models import EventRecord, StatusReport
-from fleet.store.schema import health_samples
+from fleet.store.partitions import DAYS
+from fleet.store.schema import health_hourly, health_samples
+from fleet.store.telemetry import HealthInsert
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import birth, health
 
@@ -191,3 +194,75 @@ def test_old_months_are_dropped_as_partitions_on_postgresql(pg_store: Store, clo
 def test_retention_policy_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         RetentionPolicy(health_raw_days=0)
+
+
+def _raw(store: Store) -> list[tuple[object, ...]]:
+    s = health_samples.c
+    with store.db.read() as conn:
+        query = select(s.kiosk_id, s.at, s.received_at, s.cpu_percent).order_by(s.received_at, s.kiosk_id)
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def _hours(store: Store) -> list[tuple[object, ...]]:
+    with store.db.read() as conn:
+        rows = conn.execute(select(health_hourly).order_by(health_hourly.c.kiosk_id, health_hourly.c.hour))
+        return [tuple(r) for r in rows]
+
+
+def test_day_partitions_remove_exactly_what_the_delete_removes(
+    pg_store: Store, sqlite_url: str, clock: FakeClock
+) -> None:
+    """The same heartbeats into SQLite (one DELETE) and PostgreSQL (dropped days, a DELETE for the day
+    the cut falls in), maintenance every 7 hours: the same raw rows kept (those received since the cut),
+    the same counts reported, the same hourly aggregates, and on PostgreSQL no partition older than the
+    cut's day."""
+    lite = open_store(sqlite_url, clock=clock)
+    stores = (lite, pg_store)
+    try:
+        for store in stores:
+            store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+            store.registry.add_center("c1", "hcm", "Trung tâm 1")
+            store.registry.add_kiosk("k1", "c1")
+            store.registry.add_kiosk("k2", "c1")
+        policy = RetentionPolicy(health_raw_days=2)
+        sent: list[tuple[str, datetime, datetime]] = []  # (kiosk, at, received_at)
+        start = datetime(2026, 11, 20, 14, 10, tzinfo=UTC)  # 21:10 in Vietnam
+        dropped_days = 0
+        for step in range(16):  # 16 x 7 h: about four and a half days
+            batch = []
+            for minute in range(0, 7 * 60, 25):
+                received = start + timedelta(hours=7 * step, minutes=minute)
+                for kiosk in ("k1", "k2"):
+                    at = received - timedelta(seconds=3)
+                    if minute == 50 and kiosk == "k2":
+                        at -= timedelta(hours=20)  # a heartbeat held back by the kiosk: an old hour
+                    sent.append((kiosk, at, received))
+                    cpu = float(len(sent) % 97)  # whole numbers: float sums are exact in any order
+                    batch.append(HealthInsert("c1", kiosk, health(at, 100, cpu=cpu), received))
+            clock.now = start + timedelta(hours=7 * (step + 1))
+            reports = []
+            for store in stores:
+                assert not any(isinstance(o, Exception) for o in store.telemetry.record_healths(batch))
+                reports.append(store.maintenance.run(policy))
+            assert reports[0]["health_hours"] == reports[1]["health_hours"] > 0
+            assert reports[0]["deleted"]["health_samples"] == reports[1]["deleted"]["health_samples"]
+            dropped_days += reports[1]["deleted"]["health_samples_partitions"]
+            cut = clock.now - timedelta(days=2)
+            kept = sorted((r for r in sent if r[2] >= cut), key=lambda r: (r[2], r[0]))
+            raw = _raw(lite)
+            assert [(k, a, r) for k, a, r, _ in raw] == kept
+            assert _raw(pg_store) == raw
+            assert _hours(pg_store) == _hours(lite)
+            days = pg_store.health_partitions.existing()
+            assert {DAYS.of(r[2]) for r in kept} <= days
+            assert not any(day < DAYS.of(cut) for day in days)  # older days went whole
+        assert dropped_days >= 2
+        # every sample counted once into the hour of its own time, late ones too
+        wanted: dict[tuple[str, datetime], int] = {}
+        for kiosk, at, received in sent:
+            if received < floor_hour(clock.now - SETTLE):
+                key = (kiosk, floor_hour(at))
+                wanted[key] = wanted.get(key, 0) + 1
+        assert {(h[0], h[1]): h[2] for h in _hours(lite)} == wanted
+    finally:
+        lite.close()

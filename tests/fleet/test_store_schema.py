@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect
+from sqlalchemy import delete, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import ConfigError, StoreError
 from fleet.store import Store, migrate, open_store
 from fleet.store.db import Database, normalize_url
-from fleet.store.schema import alarms, metadata
+from fleet.store.partitions import DAYS, HEALTH
+from fleet.store.schema import alarms, health_samples, metadata
+from tests.fleet.conftest import FakeClock
+from tests.fleet.data import health
+
+
+def partitions_of(db: Database) -> set[str]:
+    if not db.is_postgres:
+        return set()
+    with db.engine.connect() as conn:
+        return set(
+            conn.execute(
+                text(
+                    "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE c.relkind IN ('r', 'p')"  # tables: partitioned indexes have children too
+                )
+            ).scalars()
+        )
 
 
 def test_migrations_create_exactly_the_schema_and_go_back(store_url: str) -> None:
     db = Database(store_url)
     try:
         assert migrate.current(db) == migrate.head()
+        # partitions (PostgreSQL: health_samples' days, which 0007 makes) are their parent's, not tables
+        # of the schema; their parents are compared
+        children = partitions_of(db)
+        assert children == set() or db.is_postgres
         with db.engine.connect() as conn:
             diff = compare_metadata(
                 # server defaults only on PostgreSQL: SQLite reflects '' and "''" differently (Alembic)
                 MigrationContext.configure(
-                    conn, opts={"compare_type": True, "compare_server_default": db.is_postgres}
+                    conn,
+                    opts={
+                        "compare_type": True,
+                        "compare_server_default": db.is_postgres,
+                        "include_name": lambda name, kind, _: not (kind == "table" and name in children),
+                    },
                 ),
                 metadata,
             )
@@ -96,3 +123,94 @@ def test_naive_times_are_refused(store: Store) -> None:
     store.registry.add_kiosk("k1", "c1")
     with pytest.raises(Exception, match="naive datetime"):
         store.alarms.raise_alarm("k1", "offline", "major", at=datetime(2026, 1, 1))
+
+
+def _health_rows(db: Database) -> list[tuple[object, ...]]:
+    with db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(health_samples).order_by(health_samples.c.id))]
+
+
+def _placed(db: Database) -> dict[str, set[date]]:
+    """health_samples' partitions -> the Vietnam days of the rows each holds (empty: none yet)."""
+    with db.engine.connect() as conn:
+        found: dict[str, set[date]] = {name: set() for name in partitions_of(db)}
+        for name, received in conn.execute(
+            text("SELECT tableoid::regclass::text, received_at FROM health_samples")
+        ):
+            found[name].add(DAYS.of(received))
+    return {name: days for name, days in found.items() if name.startswith("health_samples_")}
+
+
+def test_0007_partitions_health_by_day_on_postgresql_keeping_every_row_and_id(
+    pg_blank_url: str, clock: FakeClock
+) -> None:
+    db = Database(pg_blank_url, clock=clock)
+    try:
+        migrate.upgrade(db, "0006")
+        store = Store(db)  # its parts, on a schema one revision behind (registry only, until upgraded)
+        store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+        store.registry.add_center("c1", "hcm", "Trung tâm 1")
+        store.registry.add_kiosk("k1", "c1")
+        store.registry.add_kiosk("k2", "c1")
+        # four Vietnam days of samples, two of them either side of a Vietnam midnight (17:00 UTC)
+        times = [datetime(2026, 11, 19, 20, tzinfo=UTC) + timedelta(hours=5 * i) for i in range(16)]
+        times += [
+            datetime(2026, 11, 21, 16, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 11, 21, 17, tzinfo=UTC),
+        ]
+        with db.write() as conn:
+            conn.execute(
+                insert(health_samples),
+                [
+                    {"kiosk_id": f"k{1 + i % 2}", "at": t - timedelta(seconds=2), "received_at": t,
+                     "cpu_percent": float(i), "memory_used_percent": None if i == 3 else 40.0,
+                     "disk_used_percent": 23.0, "temperature_c": 50.0, "outbox_pending": i, "app_up": i != 5}
+                    for i, t in enumerate(times)
+                ],
+            )
+            conn.execute(delete(health_samples).where(health_samples.c.cpu_percent == 2.0))  # a hole in ids
+        before = _health_rows(db)
+        assert len(before) == 17 and before[-1][0] == 18
+        migrate.upgrade(db)
+        Store(db).check_schema()
+        assert _health_rows(db) == before  # every row, every id, every value
+        with db.engine.connect() as conn:
+            strategy = (
+                "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'health_samples'::regclass"
+            )
+            assert conn.execute(text(strategy)).scalar() == "r"
+            key = conn.execute(
+                text(
+                    "SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a "
+                    "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indrelid = 'health_samples'::regclass AND i.indisprimary"
+                )
+            ).scalar()
+            assert key == ["id", "received_at"]
+        today = DAYS.of(datetime.now(UTC))
+        data_days = {DAYS.of(t) for t in times}
+        assert data_days == {date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22), date(2026, 11, 23)}
+        placed = _placed(db)
+        # one partition per day with rows, each holding exactly its day, plus today and the two next days
+        assert set(placed) == {HEALTH.name(d) for d in data_days | {DAYS.add(today, i) for i in range(3)}}
+        assert all(days in (set(), {HEALTH.start_of_name(name)}) for name, days in placed.items())
+        assert placed[HEALTH.name(date(2026, 11, 21))] and placed[HEALTH.name(date(2026, 11, 22))]
+        # today and tomorrow land in the partitions 0007 made; ids go on after the old ones
+        store = Store(db)
+        for received in (datetime.now(UTC), datetime.now(UTC) + timedelta(days=1)):
+            store.telemetry.record_health("c1", "k1", health(received, 100), received_at=received)
+        # a day nobody made ahead (a store whose maintenance stopped): made before the insert
+        far = datetime(2027, 3, 1, 12, tzinfo=UTC)
+        store.telemetry.record_health("c1", "k2", health(far, 100), received_at=far)
+        after = _health_rows(db)
+        assert after[:17] == before and [r[0] for r in after[17:]] == [19, 20, 21]
+        assert set(_placed(db)[HEALTH.name(date(2027, 3, 1))]) == {date(2027, 3, 1)}
+        # and back: an ordinary table with the same rows and ids, then forward again
+        migrate.downgrade(db, "0006")
+        assert _health_rows(db) == after and partitions_of(db) == set()
+        migrate.upgrade(db)
+        assert _health_rows(db) == after
+        store.telemetry.record_health("c1", "k1", health(far, 100), received_at=far)
+        assert _health_rows(db)[-1][0] == 22
+    finally:
+        db.close()
