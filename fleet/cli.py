@@ -216,10 +216,11 @@ def _ingest_options(parser: argparse.ArgumentParser, *, in_serve: bool) -> None:
     group.add_argument(
         "--cert",
         type=Path,
-        help="client certificate with CN 'fleet'; with --workers N, one per worker: "
-        "a path with {n} (fleet-{n}.crt for fleet-1 .. fleet-N)",
+        help="client certificate with CN 'fleet'; with --workers N, one per worker: a path with {n} "
+        "(fleet-{n}.crt: fleet-1 .. fleet-N, a province's) or {.n} (fleet{.n}.crt: fleet, fleet.2 .., a "
+        "center's)",
     )
-    group.add_argument("--key", type=Path, help="its private key (with {n} as in --cert)")
+    group.add_argument("--key", type=Path, help="its private key (with {n} or {.n} as in --cert)")
     group.add_argument(
         "--center", help="ingest this center only (default: every center; serve: the store's one)"
     )
@@ -302,12 +303,11 @@ def _worker_settings(args: argparse.Namespace, center: str, client_id: str) -> o
     if args.cert is not None and args.ca is None:
         raise ConfigError("--cert needs --ca (the center's CA)")
     cert, key = args.cert, args.key
-    index = getattr(args, "worker_index", None)
-    if cert is not None and "{n}" in str(cert) + str(key):
+    index = getattr(args, "worker_index", None) or 0
+    if cert is not None and key is not None:
         # The broker gives a service the client id of its certificate (deploy/mosquitto/motcua.conf):
-        # each worker of a shared subscription has a certificate of its own, fleet-1 .. fleet-N.
-        number = str((index or 0) + 1)
-        cert, key = Path(str(cert).replace("{n}", number)), Path(str(key).replace("{n}", number))
+        # each worker of a shared subscription has a certificate of its own.
+        cert, key = worker_path(cert, index), worker_path(key, index)
     smtp = None
     if args.smtp:
         smtp_host, smtp_port = _broker(args.smtp)
@@ -385,10 +385,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     prefix = args.client_id or _default_client_id()
     if args.workers < 1:
         raise ConfigError("--workers: at least 1")
-    if args.workers > 1 and args.cert is not None and "{n}" not in str(args.cert):
+    if args.workers > 1 and args.cert is not None and worker_path(args.cert, 1) == args.cert:
         raise ConfigError(
             "--workers: each worker needs a certificate of its own (the broker makes a client's id its "
-            "certificate's name): give --cert/--key with {n}, e.g. pki/fleet-{n}.crt for fleet-1 .. fleet-N"
+            "certificate's name): give --cert/--key with {n}, e.g. pki/fleet-{n}.crt for fleet-1 .. "
+            "fleet-N (a province), or {.n}, e.g. pki/fleet{.n}.crt for fleet, fleet.2 .. (a center)"
         )
     if args.workers > 1 and args.worker_index is None:
         open_store(args.db, upgrade=True).close()  # migrate once, before the workers open it
@@ -671,6 +672,15 @@ def run_kiosk_add(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def worker_path(path: Path, index: int) -> Path:
+    """The certificate or key of worker ``index`` (0-based) from a path with ``{n}`` (1, 2, ...: the
+    province's ``fleet-1`` .. ``fleet-N``, provision province-init) or ``{.n}`` (nothing, .2, .3, ...:
+    a center's ``fleet``, ``fleet.2`` .., provision center-init and service-cert); else the path."""
+    number = index + 1
+    text = str(path).replace("{n}", str(number)).replace("{.n}", "" if number == 1 else f".{number}")
+    return Path(text)
 
 
 def run_config_owner(args: argparse.Namespace) -> int:

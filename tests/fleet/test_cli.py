@@ -217,3 +217,30 @@ def test_errors_are_one_line_with_an_exit_code(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 's.sqlite'}")
     assert current(db) is None  # refused before touching the store
     db.close()
+
+
+def test_each_worker_finds_its_certificate_by_the_province_or_the_center_naming() -> None:
+    """``--cert`` of ``fleet ingest --workers N``: ``{n}`` for the province's fleet-1 .. fleet-N
+    (provision province-init), ``{.n}`` for a center's fleet, fleet.2 .. (center-init, service-cert)."""
+    from fleet.cli import worker_path
+
+    province = Path("pki/fleet-{n}.crt")
+    center = Path("/etc/motcua/certs/fleet{.n}.key")
+    assert [worker_path(province, i) for i in range(3)] == [
+        Path("pki/fleet-1.crt"), Path("pki/fleet-2.crt"), Path("pki/fleet-3.crt")
+    ]
+    assert [worker_path(center, i) for i in range(3)] == [
+        Path("/etc/motcua/certs/fleet.key"), Path("/etc/motcua/certs/fleet.2.key"),
+        Path("/etc/motcua/certs/fleet.3.key"),
+    ]
+    assert worker_path(Path("pki/fleet.crt"), 1) == Path("pki/fleet.crt")  # one certificate for all
+
+
+def test_several_workers_with_one_certificate_are_refused_in_one_line(tmp_path: Path) -> None:
+    done = fleet(
+        "ingest", "--db", f"sqlite:///{tmp_path / 'f.sqlite'}", "--broker", "127.0.0.1:1",
+        "--ca", str(tmp_path / "ca.crt"), "--cert", str(tmp_path / "fleet.crt"),
+        "--key", str(tmp_path / "fleet.key"), "--workers", "2",
+    )
+    assert done.returncode != 0
+    assert "{n}" in last_line(done) and "{.n}" in last_line(done)
