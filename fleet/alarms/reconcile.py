@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from common.errors import ConflictError
 from fleet.alarms.rules import Wanted
 from fleet.store import Store
 from fleet.store.alarms import AlarmChange
 from fleet.store.models import Alarm
-
-log = logging.getLogger(__name__)
 
 
 def decide(
@@ -35,42 +31,10 @@ def decide(
     return steps
 
 
-def reconcile(
-    store: Store,
-    kiosk_id: str,
-    wanted: dict[str, Wanted],
-    decided: Iterable[str],
-    *,
-    at: datetime,
-    active: list[Alarm] | None = None,
-) -> tuple[list[Alarm], list[Alarm]]:
-    """Raise or update what ``wanted`` names, clear active alarms of the ``decided`` types it does not.
-    Returns (raised or changed, cleared). Writes nothing when the alarms already agree."""
-    alarms = active if active is not None else store.alarms.active_for_kiosk(kiosk_id)
-    current = {a.type: (a.severity, a.detail) for a in alarms}
-    raised: list[Alarm] = []
-    cleared: list[Alarm] = []
-    for step in decide(current, wanted, decided):
-        if isinstance(step, str):
-            ended = store.alarms.clear_alarm(kiosk_id, step, at=at)
-            if ended is not None:
-                cleared.append(ended)
-            continue
-        try:
-            alarm, _new = store.alarms.raise_alarm(
-                kiosk_id, step.type, step.severity, device=step.device, detail=step.detail, at=at
-            )
-        except ConflictError:  # another worker raised it this very moment: it exists, as wanted
-            log.debug("alarm %s of %s raised concurrently", step.type, kiosk_id)
-            continue
-        raised.append(alarm)
-    return raised, cleared
-
-
 class AlarmRun:
-    """The kiosks' alarms over a run of the ingest's batch: each message reconciled against what the
-    messages before it left (in memory), the changes written together at the end (``flush``:
-    ``Alarms.apply_changes``), not ~6 statements per raise or clear."""
+    """Kiosks' alarms brought in line with what reports say (a run of the ingest's batch, a sweep): each
+    report reconciled against what the reports before it left (in memory), the changes written together
+    at the end (``flush``: ``Alarms.apply_changes``), not ~6 statements per raise or clear."""
 
     def __init__(self, store: Store, active: Mapping[str, list[Alarm]]) -> None:
         self.store = store

@@ -22,6 +22,7 @@ from fleet.store.scope import Scope
 
 _COLUMNS = (*alarms.c, users.c.username.label("acknowledged_by_name"))
 log = logging.getLogger(__name__)
+_GONE = "alarm %s of kiosk %r not changed: not in the registry"
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class Alarms(Part):
         effect of ``raise_alarm`` and ``clear_alarm`` one by one, but read once and written by a few
         statements: a broker restart is a Will (an offline alarm raised) and a birth (cleared) per
         kiosk, ~15 statements each one by one. If another process raised one of them meanwhile (the
-        unique index of active alarms), they are made one by one instead, as ``reconcile`` does."""
+        unique index of active alarms), they are made one by one instead, that raise skipped (it exists,
+        as wanted). A kiosk no longer in the registry is skipped with a warning."""
         if not changes:
             return
         for change in changes:
@@ -144,6 +146,8 @@ class Alarms(Part):
                                      detail=change.detail, at=change.at)
             except ConflictError:  # another worker raised it this very moment: it exists, as wanted
                 log.debug("alarm %s of %s raised concurrently", change.type, change.kiosk_id)
+            except NotFoundError:
+                log.warning(_GONE, change.type, change.kiosk_id)
 
     def _apply_together(self, conn: Connection, changes: Sequence[AlarmChange]) -> None:
         kiosk_ids = sorted({c.kiosk_id for c in changes})
@@ -165,8 +169,9 @@ class Alarms(Part):
             key = (change.kiosk_id, change.type)
             row = current.get(key)
             center_id = owners.get(change.kiosk_id)
-            if center_id is None:
-                raise NotFoundError(f"kiosk {change.kiosk_id!r} is not in the registry")
+            if center_id is None:  # removed meanwhile: its alarms went with it (one kiosk stops no sweep)
+                log.warning(_GONE, change.type, change.kiosk_id)
+                continue
             if change.severity is None:
                 if row is None:
                     continue

@@ -67,6 +67,44 @@ def test_silence_and_alarms_repaired_after_a_crash(worker: IngestWorker, clock: 
     assert offline_alarms(store) == {"kiosk-bt-01": "silent"}
 
 
+def test_many_kiosks_silent_at_once_are_raised_in_one_write_and_a_removed_one_stops_nothing(
+    worker: IngestWorker, clock: FakeClock
+) -> None:
+    """A broker or link gone for a whole center: every kiosk silent in the same sweep, their offline
+    alarms written together (one INSERT however many), and later cleared by their births. A kiosk whose
+    row disappears between the sweep's reads and its write is skipped, not a failed sweep."""
+    from sqlalchemy import event
+
+    store = worker.store
+    kiosks = [f"kiosk-bt-{i:02d}" for i in range(10, 40)]
+    for slot, kiosk in enumerate(kiosks, start=10):
+        store.registry.add_kiosk(kiosk, C, slot=slot, heartbeat_s=10)
+        store.telemetry.record_status(C, kiosk, StatusReport("online", "birth", 1))
+    clock.advance(seconds=31)
+    inserts: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("INSERT INTO alarms"):
+            inserts.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", seen)
+    try:
+        worker.duties.sweep()
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", seen)
+    assert offline_alarms(store) == dict.fromkeys(kiosks, "silent")
+    assert len(inserts) == 1
+    for kiosk in kiosks:
+        store.telemetry.record_status(C, kiosk, StatusReport("online", "birth", 2))
+    worker.duties.sweep()  # the registry's states say online: every alarm ends
+    assert offline_alarms(store) == {}
+    from fleet.store.alarms import AlarmChange
+
+    store.alarms.apply_changes([AlarmChange("kiosk-gone", "offline", clock.now, "major"),
+                                AlarmChange(kiosks[0], "offline", clock.now, "major")])
+    assert offline_alarms(store) == {kiosks[0]: None}
+
+
 def test_gaps_become_alarms_only_past_their_grace(worker: IngestWorker, clock: FakeClock) -> None:
     store, journal = worker.store, uuid.uuid4().hex
 
