@@ -56,6 +56,8 @@ RESULTS = ROOT / "bench" / "results"
 PROVINCE = "bench"
 KIOSKS_PER_CENTER = 20
 HEARTBEAT_S = 30
+WORKER_IDENTITIES = ("fleet-1", "fleet-2")  # the ingest's workers' certificates (fleet-{n})
+PUBLISHER_IDENTITIES = ("fleet-3", "fleet-4")  # the simulated kiosks' two connections
 #: a busy center's kiosk, per day (docs/province.md): tickets, look-ups, ratings, card reads, sessions
 EVENTS_PER_KIOSK_DAY = 400
 
@@ -397,7 +399,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
 
     directory = Path(tempfile.mkdtemp(prefix="fleetbench-"))
     kiosks = kiosk_ids(args.kiosks)
-    pki = Pki.create(directory / "pki", ("fleet-1", "fleet-2", "fleet-3", "fleet-4"))
+    pki = Pki.create(directory / "pki", (*WORKER_IDENTITIES, *PUBLISHER_IDENTITIES))
     broker = Broker(directory / "broker", pki)
     if args.broker_inflight:  # the shipped motcua.conf allows 100 unacknowledged messages per client
         conf = broker.conf.read_text()
@@ -434,7 +436,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                           str(pki.client(identity).key_file), broker.service_port,
                           half, args.event_rate / 2, args.seconds, args.tickets, args.replay, 100,
                           args.capacity // 2)
-            for identity, half in zip(("fleet-3", "fleet-4"), halves, strict=True)
+            for identity, half in zip(PUBLISHER_IDENTITIES, halves, strict=True)
         ]
         os.environ["FLEET_BENCH_GO"] = str(go_flag)  # the spawned publishers inherit it
         procs = [ctx.Process(target=publisher, args=(plan, out), daemon=True) for plan in plans]
@@ -739,13 +741,18 @@ def main() -> None:
                         help="max_inflight_messages of the broker (default: the shipped configuration's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "fleet_bench.json")
     args = parser.parse_args()
+    worker_counts_asked = [int(w) for w in args.workers.split(",")]
+    if any(not 1 <= n <= len(WORKER_IDENTITIES) for n in worker_counts_asked):
+        # the shipped ACL knows fleet-1 .. fleet-4; the publishers are fleet-3 and fleet-4, and a worker
+        # on a publisher's certificate would take its session (each kicks the other off, forever)
+        parser.error(f"--workers: 1 to {len(WORKER_IDENTITIES)} (the publishers use {PUBLISHER_IDENTITIES})")
     # a SIGTERM (timeout, Ctrl-C's cousin) must still run the clean-ups: the ingest and broker it started
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     runs = []
     backends = args.backends.split(",")
     with postgres() if "postgresql" in backends else _nothing() as cluster:
         for backend in backends:
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers in worker_counts_asked:
                 print(f"fleet_bench: {backend}, {workers} worker(s) ...", file=sys.stderr, flush=True)
                 runs.append(run_one(backend, workers, args, cluster))
                 write_report(args, runs)  # after every run: a long series interrupted keeps what it has
