@@ -302,7 +302,7 @@ def write_broker_files(layout: ProvinceLayout, settings: ProvinceSettings) -> li
     """``broker/mosquitto.conf`` and ``broker/openssl.cnf`` (refused if changed by hand), and
     ``broker/motcua.acl`` once (the technician appends to it). Returns what was made."""
     made: list[str] = []
-    layout.broker.mkdir(mode=0o755, exist_ok=True)
+    (layout.broker / "data").mkdir(parents=True, mode=0o755, exist_ok=True)
     openssl = OPENSSL_CONF_TEXT.replace("provision center-init", "provision province-init")
     for path, text in ((layout.broker_conf, render_province_broker(layout, settings)),
                        (layout.openssl_conf, openssl)):
