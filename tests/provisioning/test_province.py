@@ -229,7 +229,7 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     newest = sorted(set(pki.crl_dir.iterdir()) - set(files))
     assert len(newest) == 1 and newest[0].read_bytes() == pki.crl_file.read_bytes()
     crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
-    assert crl.is_signature_valid(pki.issuing_cert().public_key())
+    assert crl.is_signature_valid(pki.issuing_key().public_key())
     entry = crl.get_revoked_certificate_by_serial_number(int(first, 16))
     assert entry is not None
     reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
