@@ -9,8 +9,10 @@ At the center (``--dir`` = the center's folder, default ``/var/lib/motcua-center
   ``service-cert``, ``crl-compact``.
 
 At the province (``--dir``, default ``/var/lib/motcua-province``): ``province-init`` (its CA, its broker's
-and its fleet workers' certificates) and ``bridge-cert`` (a center's bridge certificate, its bridge
-section and the province broker's ACL block for it).
+and its fleet workers' certificates, its broker's configuration) and ``bridge-cert`` (a center's bridge
+certificate, its bridge section and the province broker's ACL block for it), ``bridge-revoke`` (onto the
+province's CRL), ``province-crl`` (sign the CRL again before it ends: daily), ``crl-compact`` (as a
+center's, before the province broker starts).
 
 On a kiosk: ``detect``, ``enroll``, ``selftest``, ``reset``.
 
@@ -21,6 +23,7 @@ prints one JSON document instead. docs/provisioning.md has the runbook.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import os
@@ -237,6 +240,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     _common(bcert)
     bcert.set_defaults(func=run_bridge_cert)
+
+    brevoke = sub.add_parser(
+        "bridge-revoke", help="revoke a center's bridge certificate (the province broker's CRL, no restart)"
+    )
+    _province_dir(brevoke)
+    brevoke.add_argument("--center", required=True, help="the center's id (CN bridge-<center>)")
+    brevoke.add_argument(
+        "--reason",
+        default="key_compromise",
+        choices=("key_compromise", "unspecified", "cessation_of_operation"),
+    )
+    _common(brevoke)
+    brevoke.set_defaults(func=run_bridge_revoke)
+
+    pcrl = sub.add_parser(
+        "province-crl", help="sign the province's CRL again when it nears its end (run daily)"
+    )
+    _province_dir(pcrl)
+    pcrl.add_argument("--force", action="store_true", help="sign it now, due or not")
+    _common(pcrl)
+    pcrl.set_defaults(func=run_province_crl)
 
     detect = sub.add_parser("detect", help="list this PC's devices and propose the [devices] configuration")
     detect.add_argument(
@@ -835,11 +859,14 @@ def run_bridge_cert(args: argparse.Namespace) -> int:
             "(chown mosquitto)"
         )
         console.line(f"Tỉnh / province: {made.acl_file.name} → cuối ACL của broker tỉnh (append), SIGHUP")
+        if made.replaced:
+            console.line(f"Chứng chỉ cũ đã thu hồi / the previous certificate is revoked: {made.replaced}")
         return {
             "center_id": made.center_id,
             "name": made.name,
             "serial": made.serial,
             "not_after": made.not_after,
+            "replaced": made.replaced,
             "files": {
                 "key": str(made.key_file),
                 "cert": str(made.cert_file),
@@ -848,6 +875,39 @@ def run_bridge_cert(args: argparse.Namespace) -> int:
                 "acl": str(made.acl_file),
             },
         }
+
+    return _guarded(console, work)
+
+
+def run_bridge_revoke(args: argparse.Namespace) -> int:
+    from provisioning.province import revoke_bridge
+
+    console = _console(args, total=1)
+
+    def work() -> dict[str, Any]:
+        with console.step("province.revoke") as step:
+            revoked = revoke_bridge(args.dir, args.center, reason=args.reason)
+            step["note"] = f"bridge-{revoked.center_id}, serial {revoked.serial}"
+        console.line(
+            "Tỉnh / province: xoá khối ACL của trung tâm nếu không cấp lại / remove the center's ACL block "
+            "unless a new certificate follows, SIGHUP"
+        )
+        return dataclasses.asdict(revoked)
+
+    return _guarded(console, work)
+
+
+def run_province_crl(args: argparse.Namespace) -> int:
+    from provisioning.province import ProvinceLayout, refresh_crl
+
+    console = _console(args, total=1)
+
+    def work() -> dict[str, Any]:
+        with console.step("province.crl") as step:
+            published = refresh_crl(args.dir, force=args.force)
+            next_update = ProvinceLayout(args.dir.resolve()).pki.crl_next_update()
+            step["note"] = f"{'signed' if published else 'not due'}, valid until {next_update:%Y-%m-%d}"
+        return {"published": published, "next_update": next_update.isoformat()}
 
     return _guarded(console, work)
 

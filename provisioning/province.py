@@ -10,7 +10,16 @@ bridge and worker trusts. Layout of ``--dir`` (default ``/var/lib/motcua-provinc
     pki/broker.crt|key          the province broker's server certificate (SAN = every --broker-host,
                                 localhost, 127.0.0.1)
     pki/fleet-1.crt|key ...     one client certificate per fleet ingest worker (``--workers``)
+    pki/crl.pem, pki/crl.d/     the issuing CA's CRL (center_pki): the revoked bridge certificates
     bridges/bridge-<center>.crt what ``bridge-cert`` issued (the record that refuses a second one)
+    bridges/revoked.json        every bridge certificate revoked (serial, center, when, why): the CRL's
+                                source, signed again in full at each revocation and refresh
+    bridges/revoked/bridge-<center>.<serial>.crt   a revoked certificate's record, moved there
+    broker/mosquitto.conf       the province broker's configuration (``provisioning.broker.render_config``
+                                on ``deploy/mosquitto/motcua.conf``: the CRL on both listeners, the kiosk
+                                listener on 127.0.0.1 only), broker/openssl.cnf (no TLS session tickets),
+                                broker/motcua.acl (the shipped ACL without its kiosk patterns, made once:
+                                the technician appends the bridges' blocks)
 
 Names: the province broker runs the shipped ``deploy/mosquitto/motcua.acl`` (docs/province.md), whose
 worker blocks are ``fleet``, ``fleet-1`` ... ``fleet-4``, and ``fleet ingest --workers N --cert
@@ -25,11 +34,18 @@ issued (``provisioning.broker.render_acl``). A bridge is ``bridge-<center_id>``,
 filled in: the center's id, the province's address, the three paths) and ``bridge-<center>.acl``
 (``deploy/province/bridge.acl`` for that center, to append to the province broker's ACL). The bridge's
 key is made here and leaves with those files: the province keeps only the certificate.
+
+``bridge-revoke`` (and ``bridge-cert --force``, for the certificate it replaces) adds the serial to
+``bridges/revoked.json`` and publishes the CRL with ``CenterPki.publish_crl`` (``crl.pem`` and the next
+``crl.d`` file, which the running broker's next handshake of a bridge reads: no restart), then moves the
+record out of the way. A CRL lives ``CRL_DAYS``: ``province-crl`` signs it again when less than
+``CRL_REFRESH`` is left (a daily timer); an expired CRL makes the broker refuse every client.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
@@ -37,12 +53,14 @@ from pathlib import Path
 
 from cryptography import x509
 
-from common.errors import ConfigError, ConflictError, ValidationError
+from common.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from common.files import write_atomically
-from common.identity import write_public
+from common.identity import serial_hex, write_public
 from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
-from provisioning.center_pki import CenterPki
+from provisioning.broker import TEMPLATE_ACL, BrokerPaths, render_config
+from provisioning.center import OPENSSL_CONF_TEXT
+from provisioning.center_pki import CRL_REFRESH, CenterPki, Revoked
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "province"
@@ -126,6 +144,42 @@ class ProvinceLayout:
     def bridge_record(self, center_id: str) -> Path:
         return self.bridges / f"{bridge_name(center_id)}.crt"
 
+    @property
+    def revoked_file(self) -> Path:
+        return self.bridges / "revoked.json"
+
+    def revoked_record(self, center_id: str, serial: str) -> Path:
+        return self.bridges / "revoked" / f"{bridge_name(center_id)}.{serial}.crt"
+
+    @property
+    def broker(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def broker_conf(self) -> Path:
+        return self.broker / "mosquitto.conf"
+
+    @property
+    def openssl_conf(self) -> Path:
+        return self.broker / "openssl.cnf"
+
+    @property
+    def acl_file(self) -> Path:
+        return self.broker / "motcua.acl"
+
+    def broker_paths(self) -> BrokerPaths:
+        pki = self.pki
+        return BrokerPaths(
+            acl_file=self.acl_file,
+            persistence_dir=self.broker / "data",
+            ca_file=pki.chain_file,
+            cert_file=pki.cert_file("broker"),
+            key_file=pki.key_file("broker"),
+            crl_file=pki.crl_file,
+            crl_dir=pki.crl_dir,
+            pid_file=self.broker / "mosquitto.pid",
+        )
+
 
 def load_settings(layout: ProvinceLayout) -> ProvinceSettings:
     try:
@@ -203,7 +257,168 @@ def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | No
             continue
         pki.issue_files(name, pki.cert_file(name), pki.key_file(name), server_hosts=server_hosts)
         report.made.append(f"pki/{name}.crt")
+    for made in write_broker_files(layout, settings):
+        report.made.append(made)
     return report
+
+
+#: the province broker drops to this user (the Debian package's); the technician gives it pki/broker.key
+BROKER_USER = "mosquitto"
+
+
+def render_province_acl(template: Path = TEMPLATE_ACL) -> str:
+    """The shipped ACL without its ``pattern`` lines (the kiosks' rules: no kiosk connects to the province,
+    and a pattern applies to every user, a bridge included: docs/province.md)."""
+    try:
+        lines = template.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{template}: {exc}") from exc
+    kept = [line for line in lines if not line.lstrip().startswith("pattern ")]
+    header = [
+        "# The province broker's ACL: deploy/mosquitto/motcua.acl without its kiosk patterns, written once",
+        "# by main.py provision province-init. Append each center's bridge-<center>.acl (bridge-cert),",
+        "# then SIGHUP the broker (docs/province.md).",
+    ]
+    return "\n".join([*header, *kept]).rstrip() + "\n"
+
+
+def render_province_broker(layout: ProvinceLayout, settings: ProvinceSettings) -> str:
+    """The province broker's ``mosquitto.conf``: the center's rendering (``render_config``) with the
+    province's paths; the services listener on ``settings.service_port`` (every address), the kiosk
+    listener kept on 127.0.0.1:8883 (the template has two; no kiosk connects here)."""
+    return render_config(
+        layout.broker_paths(),
+        kiosk_listen=("127.0.0.1", 8883),
+        service_listen=("", settings.service_port),
+        user=BROKER_USER,
+        header=f"# Mosquitto of province {settings.province_id}: generated by main.py provision "
+        "province-init from deploy/mosquitto/motcua.conf\n# (docs/province.md); do not edit. Run it with "
+        f"OPENSSL_CONF={layout.openssl_conf}\n# and `provision crl-compact --dir {layout.root}` before each "
+        "start.",
+    )
+
+
+def write_broker_files(layout: ProvinceLayout, settings: ProvinceSettings) -> list[str]:
+    """``broker/mosquitto.conf`` and ``broker/openssl.cnf`` (refused if changed by hand), and
+    ``broker/motcua.acl`` once (the technician appends to it). Returns what was made."""
+    made: list[str] = []
+    (layout.broker / "data").mkdir(parents=True, mode=0o755, exist_ok=True)
+    openssl = OPENSSL_CONF_TEXT.replace("provision center-init", "provision province-init")
+    for path, text in ((layout.broker_conf, render_province_broker(layout, settings)),
+                       (layout.openssl_conf, openssl)):
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except OSError:
+            pass
+        if path.exists():
+            raise ConflictError(f"{path} exists with other content; province-init does not overwrite it")
+        write_atomically(path, text.encode(), 0o644)
+        made.append(str(path.relative_to(layout.root)))
+    if not layout.acl_file.exists():
+        write_atomically(layout.acl_file, render_province_acl().encode(), 0o644)
+        made.append(str(layout.acl_file.relative_to(layout.root)))
+    return made
+
+
+# -- revocation --------------------------------------------------------------------------------------
+
+REASONS = ("key_compromise", "unspecified", "cessation_of_operation", "superseded")
+
+
+@dataclass(frozen=True)
+class RevokedBridge:
+    """One entry of ``bridges/revoked.json``."""
+
+    center_id: str
+    serial: str
+    revoked_at: str
+    reason: str
+    not_after: str
+
+
+def revoked_bridges(layout: ProvinceLayout) -> list[RevokedBridge]:
+    try:
+        data = json.loads(layout.revoked_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{layout.revoked_file}: {exc}") from exc
+    try:
+        return [RevokedBridge(**item) for item in data]
+    except TypeError as exc:
+        raise ConfigError(f"{layout.revoked_file}: {exc}") from exc
+
+
+def publish_bridge_crl(layout: ProvinceLayout, now: dt.datetime | None = None) -> Path:
+    """The issuing CA's CRL with every serial of ``bridges/revoked.json`` (``CenterPki.publish_crl``)."""
+    entries = [
+        Revoked(item.serial, dt.datetime.fromisoformat(item.revoked_at), item.reason)
+        for item in revoked_bridges(layout)
+    ]
+    return layout.pki.publish_crl(entries, now)
+
+
+def _revoke_record(
+    layout: ProvinceLayout, center_id: str, reason: str, now: dt.datetime | None
+) -> RevokedBridge:
+    """Revoke the certificate of ``center_id``'s record: its serial into the ledger (once), the CRL
+    published, then the record moved to ``bridges/revoked/`` (an interrupted run, done again, ends the
+    same)."""
+    record = layout.bridge_record(center_id)
+    try:
+        cert = x509.load_pem_x509_certificate(record.read_bytes())
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"center {center_id} has no bridge certificate ({record})") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{record}: {exc}") from exc
+    serial = serial_hex(cert.serial_number)
+    ledger = revoked_bridges(layout)
+    entry = next((item for item in ledger if item.serial == serial), None)
+    if entry is None:
+        moment = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        entry = RevokedBridge(
+            center_id, serial, moment.isoformat(), reason, cert.not_valid_after_utc.isoformat()
+        )
+        ledger.append(entry)
+        data = json.dumps([dataclasses.asdict(item) for item in ledger], indent=1).encode() + b"\n"
+        write_atomically(layout.revoked_file, data, 0o644)
+    publish_bridge_crl(layout, now)
+    moved = layout.revoked_record(center_id, serial)
+    moved.parent.mkdir(mode=0o755, exist_ok=True)
+    record.replace(moved)
+    return entry
+
+
+def revoke_bridge(
+    root: Path, center_id: str, *, reason: str = "key_compromise", now: dt.datetime | None = None
+) -> RevokedBridge:
+    """Revoke the bridge certificate of ``center_id`` (its record in ``bridges/``): its serial on the
+    province's CRL from the next handshake on, and the center free for a new ``bridge-cert``."""
+    if reason not in REASONS:
+        raise ValidationError(f"--reason {reason!r}: one of {', '.join(REASONS)}")
+    layout = ProvinceLayout(root.resolve())
+    bridge_name(center_id)
+    load_settings(layout)
+    if not layout.pki.issuing_key_file.exists():
+        raise ConfigError(f"{layout.pki.issuing_key_file} is missing: run main.py provision province-init")
+    return _revoke_record(layout, center_id, reason, now)
+
+
+def refresh_crl(root: Path, *, force: bool = False, now: dt.datetime | None = None) -> bool:
+    """Sign the CRL again (same serials) when less than ``CRL_REFRESH`` of it is left, or ``force``;
+    True when published. Run daily (docs/province.md): an expired CRL fails every handshake."""
+    layout = ProvinceLayout(root.resolve())
+    load_settings(layout)
+    moment = now or dt.datetime.now(dt.UTC)
+    try:
+        due = layout.pki.crl_next_update() - moment < CRL_REFRESH
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{layout.pki.crl_file}: {exc}") from exc
+    if not (due or force):
+        return False
+    publish_bridge_crl(layout, now)
+    return True
 
 
 @dataclass(frozen=True)
@@ -220,6 +435,8 @@ class BridgeFiles:
     record: Path
     serial: str
     not_after: str
+    #: the serial of the certificate ``--force`` revoked (superseded), if any
+    replaced: str | None = None
 
 
 def _fill(template: Path, replacements: dict[str, str], placeholders: tuple[str, ...]) -> str:
@@ -310,7 +527,7 @@ def issue_bridge(
         raise ConflictError(
             f"center {center_id} has a bridge certificate already ({record}, serial "
             f"{issued.serial_number:x}, valid until {issued.not_valid_after_utc:%Y-%m-%d}): --force issues "
-            "a new one (the old one stays valid until it ends: the province broker reads no CRL)"
+            "a new one and revokes that one (superseded), bridge-revoke revokes it"
         )
     out = out_dir.resolve()
     files = BridgeFiles(
@@ -333,6 +550,9 @@ def issue_bridge(
         center_id, target, f"{certs_dir}/{CA_NAME}", f"{certs_dir}/{CERT_NAME}", f"{certs_dir}/{KEY_NAME}"
     )
     acl = render_bridge_acl(center_id)
+    replaced = None
+    if record.exists():  # --force: the certificate it replaces goes onto the CRL first
+        replaced = _revoke_record(layout, center_id, "superseded", None).serial
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert = pki.issue_files(name, files.cert_file, files.key_file, overwrite=True)
     write_public(files.ca_file, pki.chain_file.read_bytes())
@@ -340,5 +560,8 @@ def issue_bridge(
     write_public(files.acl_file, acl.encode())
     write_public(record, files.cert_file.read_bytes())
     return dataclasses.replace(
-        files, serial=f"{cert.serial_number:x}", not_after=cert.not_valid_after_utc.isoformat()
+        files,
+        serial=f"{cert.serial_number:x}",
+        not_after=cert.not_valid_after_utc.isoformat(),
+        replaced=replaced,
     )

@@ -48,6 +48,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Cấp chứng thư cầu nối cho trung tâm, ghi đoạn cấu hình cầu nối và khối ACL",
         "Issuing the center's bridge certificate, writing its bridge section and ACL block",
     ),
+    "province.revoke": (
+        "Thu hồi chứng thư cầu nối của trung tâm (danh sách thu hồi của tỉnh)",
+        "Revoking the center's bridge certificate (the province's CRL)",
+    ),
+    "province.crl": (
+        "Ký lại danh sách thu hồi chứng thư của tỉnh khi sắp hết hạn",
+        "Signing the province's CRL again when it nears its end",
+    ),
     # token
     "token.create": ("Tạo mã đăng ký dùng một lần", "Creating a one-time enrollment code"),
     # kiosk side

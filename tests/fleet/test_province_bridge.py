@@ -616,3 +616,94 @@ def test_the_bridge_runs_on_the_certificates_and_files_the_provision_commands_ma
                 client.close()
         center.stop()
         province.stop()
+
+
+def mqtt_connect(port: int, ca: Path, cert: Path, key: Path) -> str:
+    """A fresh TLS connection (no session to resume) with a client certificate and an MQTT 3.1.1
+    CONNECT: ``"connack 0"`` when the broker accepts it, else the TLS or socket error's text."""
+    import socket
+
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    packet = b"\x10\x11\x00\x04MQTT\x04\x02\x00\x3c\x00\x05probe"
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(packet)  # TLS 1.3: the server checks the certificate after the client's Finished
+            answer = tls.recv(4)
+            if answer[:1] == b"\x20":
+                tls.sendall(b"\xe0\x00")  # DISCONNECT
+    except (ssl.SSLError, OSError) as exc:
+        return str(exc)
+    if len(answer) == 4 and answer[0] == 0x20:
+        return f"connack {answer[3]}"
+    return f"closed ({answer!r})"
+
+
+def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(tmp_path: Path) -> None:
+    """The province broker on the configuration ``province-init`` wrote (its CRL on the services
+    listener): ``bridge-revoke`` refuses the revoked bridge certificate's next handshake without a
+    restart, while another center's and the center's new certificate connect; and after a restart
+    (``crl-compact`` first, as before each start) it stays refused."""
+    import getpass
+
+    from main import main
+
+    province_pki, root = provisioned_province(tmp_path / "made")
+    province = Broker(tmp_path / "province", province_pki)
+    conf = (root / "broker" / "mosquitto.conf").read_text()
+    for old, new in {
+        "user mosquitto\n": f"user {getpass.getuser()}\n",
+        "listener 8883 127.0.0.1\n": f"listener {province.kiosk_port} 127.0.0.1\n",
+        "listener 8884\n": f"listener {province.service_port} 127.0.0.1\n",
+    }.items():
+        assert old in conf, f"the province broker's configuration no longer contains {old!r}"
+        conf = conf.replace(old, new)
+    province.conf.write_text(conf + f"\nlog_dest file {province.log}\nlog_type error\nlog_type notice\n")
+
+    def bridge_cert(center: str, out: Path, *extra: str) -> Path:
+        assert main(["provision", "bridge-cert", "--dir", str(root), "--center", center, "--out", str(out),
+                     *extra]) == 0
+        with (root / "broker" / "motcua.acl").open("a") as acl:  # as the technician does
+            acl.write("\n" + (out / f"bridge-{center}.acl").read_text())
+        return out
+
+    def connects(out: Path) -> str:
+        return mqtt_connect(province.service_port, out / "province-ca.crt", out / "bridge.crt",
+                            out / "bridge.key")
+
+    def refused(out: Path) -> bool:
+        """no CONNACK, and the broker logged this handshake's failed certificate check (Mosquitto
+        closes the connection without an alert the client could read)"""
+        failed = "certificate verify failed"
+        before = province.log.read_text().count(failed)
+        answer = connects(out)
+        return not answer.startswith("connack") and eventually(
+            lambda: province.log.read_text().count(failed) == before + 1, 5
+        )
+
+    first = bridge_cert(CENTER, tmp_path / "first")
+    other = bridge_cert(OTHER_CENTER, tmp_path / "other")
+    try:
+        province.start()
+        assert connects(first) == "connack 0"
+        assert connects(other) == "connack 0"
+        assert main(["provision", "bridge-revoke", "--dir", str(root), "--center", CENTER]) == 0
+        assert refused(first)
+        assert connects(other) == "connack 0"
+        renewed = bridge_cert(CENTER, tmp_path / "renewed")
+        assert connects(renewed) == "connack 0"
+        # --force on the other center: its replaced certificate is refused too, its new one connects
+        assert main(["provision", "bridge-cert", "--dir", str(root), "--center", OTHER_CENTER, "--out",
+                     str(tmp_path / "other-2"), "--force"]) == 0
+        assert refused(other)
+        assert connects(tmp_path / "other-2") == "connack 0"
+        province.stop()
+        assert main(["provision", "crl-compact", "--dir", str(root)]) == 0
+        province.start()
+        assert refused(first) and refused(other)
+        assert connects(renewed) == "connack 0"
+    finally:
+        province.stop()

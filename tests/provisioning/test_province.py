@@ -190,3 +190,79 @@ def test_the_commands_refuse_a_folder_that_is_not_a_province_and_bad_settings(
         assert provision(*argv) != 0
         assert "ERROR" in capsys.readouterr().err
         assert not (tmp_path / "pv" / "pki").exists()
+
+
+def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bridge-revoke`` lists the bridge's serial on the CRL (crl.pem and a new crl.d file, the same
+    CRL), moves its record aside so a new ``bridge-cert`` needs no --force; ``bridge-cert --force`` lists
+    the certificate it replaces (superseded); ``province-crl`` signs the same serials again when due."""
+    import datetime as dt
+
+    from provisioning.center_pki import CRL_DAYS
+
+    secret = tmp_path / "passphrase"
+    secret.write_bytes(PASSPHRASE)
+    directory = tmp_path / "pv"
+    assert provision("province-init", "--dir", str(directory), "--province", PROVINCE,
+                     "--passphrase-file", str(secret)) == 0
+    pki = CenterPki(directory / "pki")
+    # the province broker's configuration wires the CRL on the services listener the bridges use
+    conf = (directory / "broker" / "mosquitto.conf").read_text()
+    services = conf[conf.index("listener 8884"):]
+    assert f"crlfile {pki.crl_file}\n" in services and f"capath {pki.crl_dir}\n" in services
+    assert "pattern " not in (directory / "broker" / "motcua.acl").read_text()
+
+    def issue(center: str, *extra: str) -> str:
+        out = tmp_path / f"to-{center}-{len(list(tmp_path.glob('to-*')))}"
+        assert provision("bridge-cert", "--dir", str(directory), "--center", center, "--out", str(out),
+                         "--json", *extra) == 0
+        return str(json.loads(capsys.readouterr().out)["serial"])
+
+    first, other = issue(CENTER), issue("hcm-thu-duc")
+    assert pki.revoked_serials() == set()
+    files = sorted(pki.crl_dir.iterdir())
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["serial"] == first
+    assert pki.revoked_serials() == {first}
+    newest = sorted(set(pki.crl_dir.iterdir()) - set(files))
+    assert len(newest) == 1 and newest[0].read_bytes() == pki.crl_file.read_bytes()
+    crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
+    assert crl.is_signature_valid(pki.issuing_key().public_key())
+    entry = crl.get_revoked_certificate_by_serial_number(int(first, 16))
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason == x509.ReasonFlags.key_compromise
+    bridges = directory / "bridges"
+    assert not (bridges / f"bridge-{CENTER}.crt").exists()
+    assert (bridges / "revoked" / f"bridge-{CENTER}.{first}.crt").exists()
+    # revoked again: nothing to revoke (exit 66), the CRL unchanged
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER) == 66
+    assert "has no bridge certificate" in capsys.readouterr().err
+    # a new certificate for the revoked center needs no --force; --force on another revokes its old one
+    second = issue(CENTER)
+    replacement = issue("hcm-thu-duc", "--force")
+    assert replacement != other
+    assert pki.revoked_serials() == {first, other}
+    crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
+    superseded = crl.get_revoked_certificate_by_serial_number(int(other, 16))
+    assert superseded is not None
+    reason = superseded.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason == x509.ReasonFlags.superseded
+    ledger = json.loads((bridges / "revoked.json").read_text())
+    assert [(e["center_id"], e["serial"], e["reason"]) for e in ledger] == [
+        (CENTER, first, "key_compromise"), ("hcm-thu-duc", other, "superseded")
+    ]
+    assert second not in pki.revoked_serials() and replacement not in pki.revoked_serials()
+    # the refresh: not due now; forced, the same serials and a later end
+    before = pki.crl_next_update()
+    assert provision("province-crl", "--dir", str(directory), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["published"] is False
+    assert pki.crl_next_update() == before
+    from provisioning.province import refresh_crl
+
+    late = dt.datetime.now(dt.UTC) + dt.timedelta(days=CRL_DAYS - 3)
+    assert refresh_crl(directory, now=late) is True
+    assert pki.crl_next_update() > before + dt.timedelta(days=20)
+    assert pki.revoked_serials() == {first, other}
