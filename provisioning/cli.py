@@ -858,7 +858,10 @@ def run_bridge_cert(args: argparse.Namespace) -> int:
             f"{made.key_file.name} {made.cert_file.name} {made.ca_file.name} → {args.certs_dir} "
             "(chown mosquitto)"
         )
-        console.line(f"Tỉnh / province: {made.acl_file.name} → cuối ACL của broker tỉnh (append), SIGHUP")
+        console.line(
+            "Tỉnh / province: broker/motcua.acl đã có khối ACL của trung tâm / has the center's block: "
+            "SIGHUP broker tỉnh / the province broker"
+        )
         if made.replaced:
             console.line(f"Chứng chỉ cũ đã thu hồi / the previous certificate is revoked: {made.replaced}")
         return {
@@ -889,8 +892,8 @@ def run_bridge_revoke(args: argparse.Namespace) -> int:
             revoked = revoke_bridge(args.dir, args.center, reason=args.reason)
             step["note"] = f"bridge-{revoked.center_id}, serial {revoked.serial}"
         console.line(
-            "Tỉnh / province: xoá khối ACL của trung tâm nếu không cấp lại / remove the center's ACL block "
-            "unless a new certificate follows, SIGHUP"
+            "Tỉnh / province: khối ACL của trung tâm đã xoá khỏi broker/motcua.acl / the center's block is "
+            "gone: SIGHUP broker tỉnh (cầu nối đang nối mất quyền ngay / a connected bridge loses its rights)"
         )
         return dataclasses.asdict(revoked)
 

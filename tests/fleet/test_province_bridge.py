@@ -666,8 +666,7 @@ def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(
     def bridge_cert(center: str, out: Path, *extra: str) -> Path:
         assert main(["provision", "bridge-cert", "--dir", str(root), "--center", center, "--out", str(out),
                      *extra]) == 0
-        with (root / "broker" / "motcua.acl").open("a") as acl:  # as the technician does
-            acl.write("\n" + (out / f"bridge-{center}.acl").read_text())
+        assert f"user bridge-{center}\n" in (root / "broker" / "motcua.acl").read_text()  # generated
         return out
 
     def connects(out: Path) -> str:
@@ -691,6 +690,7 @@ def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(
         assert connects(first) == "connack 0"
         assert connects(other) == "connack 0"
         assert main(["provision", "bridge-revoke", "--dir", str(root), "--center", CENTER]) == 0
+        assert f"user bridge-{CENTER}\n" not in (root / "broker" / "motcua.acl").read_text()
         assert refused(first)
         assert connects(other) == "connack 0"
         renewed = bridge_cert(CENTER, tmp_path / "renewed")

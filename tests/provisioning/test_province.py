@@ -220,7 +220,12 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
                          "--json", *extra) == 0
         return str(json.loads(capsys.readouterr().out)["serial"])
 
+    def acl_users() -> list[str]:
+        text = (directory / "broker" / "motcua.acl").read_text()
+        return [line.split()[1] for line in text.splitlines() if line.startswith("user bridge-")]
+
     first, other = issue(CENTER), issue("hcm-thu-duc")
+    assert acl_users() == ["bridge-hcm-ben-thanh", "bridge-hcm-thu-duc"]  # the ACL follows the bridges
     assert pki.revoked_serials() == set()
     files = sorted(pki.crl_dir.iterdir())
     assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER, "--json") == 0
@@ -234,6 +239,8 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     assert entry is not None
     reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
     assert reason == x509.ReasonFlags.key_compromise
+    assert acl_users() == ["bridge-hcm-thu-duc"]  # a reload takes the revoked bridge's rights at once
+    assert "pattern " not in (directory / "broker" / "motcua.acl").read_text()
     bridges = directory / "bridges"
     assert not (bridges / f"bridge-{CENTER}.crt").exists()
     assert (bridges / "revoked" / f"bridge-{CENTER}.{first}.crt").exists()
@@ -243,6 +250,7 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     # a new certificate for the revoked center needs no --force; --force on another revokes its old one
     second = issue(CENTER)
     replacement = issue("hcm-thu-duc", "--force")
+    assert acl_users() == ["bridge-hcm-ben-thanh", "bridge-hcm-thu-duc"]
     assert replacement != other
     assert pki.revoked_serials() == {first, other}
     crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
