@@ -195,6 +195,41 @@ def _noop(key: str, values: dict[str, Any]) -> None:
     return None
 
 
+def settle_settings(
+    path: Path, settings: Any, existing: Any | None, command: str, made: list[str], kept: list[str]
+) -> None:
+    """An init command's settings file (``existing``: what it holds, None when missing): kept when it
+    says the same, written when missing, refused when it differs (an init never overwrites)."""
+    if existing is not None:
+        if existing != settings:
+            fields = dataclasses.fields(settings)
+            changed = sorted(f.name for f in fields if getattr(existing, f.name) != getattr(settings, f.name))
+            raise ConflictError(
+                f"{path} exists with other settings ({', '.join(changed)}): {command} never overwrites; use "
+                "another --dir or edit the file deliberately"
+            )
+        kept.append(path.name)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    write_atomically(path, json.dumps(to_data(settings), indent=2).encode() + b"\n", 0o640)
+    made.append(path.name)
+
+
+def settle_pki(
+    pki: CenterPki, label: str, name: str, passphrase: bytes | None, made: list[str], kept: list[str]
+) -> None:
+    """An init command's root and issuing CA: kept when they exist, else made (the root's key encrypted
+    with ``passphrase``)."""
+    if pki.exists():
+        kept.append("pki/root-ca.crt")
+        return
+    if passphrase is None:
+        raise ValidationError("the new root CA needs a passphrase (--passphrase-file FILE, or type it)")
+    CenterPki.create(pki.directory, label, name, passphrase)
+    made.extend(["pki/root-ca.crt", "pki/root-ca.key (encrypted)", "pki/issuing-ca.crt", "pki/ca.crt",
+                 "pki/crl.pem"])
+
+
 def center_init(
     root: Path,
     settings: CenterSettings,
@@ -205,34 +240,11 @@ def center_init(
     """Make what is missing of the center in ``root`` (see the module docstring)."""
     layout = CenterLayout(root.resolve())
     report = InitReport(settings.center_id, str(layout.root))
-    if layout.settings_file.exists():
-        existing = load_settings(layout)
-        if existing != settings:
-            changed = sorted(
-                f.name
-                for f in dataclasses.fields(CenterSettings)
-                if getattr(existing, f.name) != getattr(settings, f.name)
-            )
-            raise ConflictError(
-                f"{layout.settings_file} exists with other settings ({', '.join(changed)}): center-init "
-                "never overwrites; use another --dir or edit the file deliberately"
-            )
-        report.kept.append("center.json")
-    else:
-        layout.root.mkdir(parents=True, exist_ok=True, mode=0o750)
-        write_atomically(
-            layout.settings_file, json.dumps(to_data(settings), indent=2).encode() + b"\n", 0o640
-        )
-        report.made.append("center.json")
+    existing = load_settings(layout) if layout.settings_file.exists() else None
+    settle_settings(layout.settings_file, settings, existing, "center-init", report.made, report.kept)
     on_step("pki", {})
     pki = layout.pki
-    if pki.exists():
-        report.kept.append("pki/root-ca.crt")
-    else:
-        if passphrase is None:
-            raise ValidationError("the new root CA needs a passphrase (--passphrase-file FILE, or type it)")
-        CenterPki.create(pki.directory, settings.center_id, settings.center_name, passphrase)
-        report.made += ["pki/root-ca.crt", "pki/root-ca.key (encrypted)", "pki/issuing-ca.crt", "pki/crl.pem"]
+    settle_pki(pki, settings.center_id, settings.center_name, passphrase, report.made, report.kept)
     report.fingerprint = pki.fingerprint()
     on_step("certificates", {})
     hosts = tuple(dict.fromkeys([*settings.addresses, "localhost", "127.0.0.1"]))

@@ -59,7 +59,7 @@ from common.identity import serial_hex, write_public
 from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
 from provisioning.broker import TEMPLATE_ACL, BrokerPaths, render_config
-from provisioning.center import OPENSSL_CONF_TEXT
+from provisioning.center import OPENSSL_CONF_TEXT, settle_pki, settle_settings
 from provisioning.center_pki import CRL_REFRESH, CenterPki, Revoked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,34 +219,11 @@ def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | No
         raise ValidationError(f"{settings.province_id!r} is a reserved name, not a province id")
     layout = ProvinceLayout(root.resolve())
     report = ProvinceReport(settings.province_id, str(layout.root))
-    if layout.settings_file.exists():
-        existing = load_settings(layout)
-        if existing != settings:
-            changed = sorted(
-                f.name
-                for f in dataclasses.fields(ProvinceSettings)
-                if getattr(existing, f.name) != getattr(settings, f.name)
-            )
-            raise ConflictError(
-                f"{layout.settings_file} exists with other settings ({', '.join(changed)}): province-init "
-                "never overwrites; use another --dir or edit the file deliberately"
-            )
-        report.kept.append("province.json")
-    else:
-        layout.root.mkdir(parents=True, exist_ok=True, mode=0o750)
-        write_atomically(
-            layout.settings_file, json.dumps(to_data(settings), indent=2).encode() + b"\n", 0o640
-        )
-        report.made.append("province.json")
+    existing = load_settings(layout) if layout.settings_file.exists() else None
+    settle_settings(layout.settings_file, settings, existing, "province-init", report.made, report.kept)
     pki = layout.pki
-    if pki.exists():
-        report.kept.append("pki/root-ca.crt")
-    else:
-        if passphrase is None:
-            raise ValidationError("the new root CA needs a passphrase (--passphrase-file FILE, or type it)")
-        label = f"province {settings.province_id}"
-        CenterPki.create(pki.directory, label, settings.province_name, passphrase)
-        report.made += ["pki/root-ca.crt", "pki/root-ca.key (encrypted)", "pki/issuing-ca.crt", "pki/ca.crt"]
+    settle_pki(pki, f"province {settings.province_id}", settings.province_name, passphrase, report.made,
+               report.kept)
     report.fingerprint = pki.fingerprint()
     hosts = tuple(dict.fromkeys([*settings.broker_hosts, "localhost", "127.0.0.1"]))
     wanted: list[tuple[str, tuple[str, ...]]] = [("broker", hosts)]
