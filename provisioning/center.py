@@ -86,12 +86,11 @@ class CenterSettings:
 
 
 @dataclass(frozen=True)
-class CenterLayout:
-    root: Path
+class BrokerHome:
+    """What an init command makes under its folder for a broker (a center's, a province's): the PKI and
+    the broker's configuration, ACL, OpenSSL settings and pid file."""
 
-    @property
-    def settings_file(self) -> Path:
-        return self.root / "center.json"
+    root: Path
 
     @property
     def pki(self) -> CenterPki:
@@ -117,6 +116,13 @@ class CenterLayout:
     @property
     def pid_file(self) -> Path:
         return self.broker / "mosquitto.pid"
+
+
+@dataclass(frozen=True)
+class CenterLayout(BrokerHome):
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "center.json"
 
     @property
     def registry_file(self) -> Path:

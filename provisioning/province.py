@@ -59,8 +59,8 @@ from common.identity import serial_hex, write_public
 from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
 from provisioning.broker import TEMPLATE_ACL, BrokerPaths, render_config
-from provisioning.center import OPENSSL_CONF_TEXT, settle_pki, settle_settings
-from provisioning.center_pki import CRL_REFRESH, CenterPki, Revoked
+from provisioning.center import OPENSSL_CONF_TEXT, BrokerHome, settle_pki, settle_settings
+from provisioning.center_pki import CRL_REFRESH, Revoked
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "province"
@@ -126,16 +126,10 @@ def bridge_name(center_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class ProvinceLayout:
-    root: Path
-
+class ProvinceLayout(BrokerHome):
     @property
     def settings_file(self) -> Path:
         return self.root / "province.json"
-
-    @property
-    def pki(self) -> CenterPki:
-        return CenterPki(self.root / "pki")
 
     @property
     def bridges(self) -> Path:
@@ -151,22 +145,6 @@ class ProvinceLayout:
     def revoked_record(self, center_id: str, serial: str) -> Path:
         return self.bridges / "revoked" / f"{bridge_name(center_id)}.{serial}.crt"
 
-    @property
-    def broker(self) -> Path:
-        return self.root / "broker"
-
-    @property
-    def broker_conf(self) -> Path:
-        return self.broker / "mosquitto.conf"
-
-    @property
-    def openssl_conf(self) -> Path:
-        return self.broker / "openssl.cnf"
-
-    @property
-    def acl_file(self) -> Path:
-        return self.broker / "motcua.acl"
-
     def broker_paths(self) -> BrokerPaths:
         pki = self.pki
         return BrokerPaths(
@@ -177,7 +155,7 @@ class ProvinceLayout:
             key_file=pki.key_file("broker"),
             crl_file=pki.crl_file,
             crl_dir=pki.crl_dir,
-            pid_file=self.broker / "mosquitto.pid",
+            pid_file=self.pid_file,
         )
 
 
