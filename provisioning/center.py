@@ -26,7 +26,7 @@ import pwd
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from common.errors import ConfigError, ConflictError, ValidationError
 from common.files import write_atomically
@@ -166,20 +166,25 @@ class CenterLayout(BrokerHome):
         return names
 
 
-def load_settings(layout: CenterLayout) -> CenterSettings:
+S = TypeVar("S")
+
+
+def read_settings(path: Path, cls: type[S], what: str, command: str) -> S:
+    """An init command's settings file read back by the contract's rules (``what``: center, province)."""
     try:
-        data = json.loads(layout.settings_file.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(
-            f"{layout.root} is not a center folder (run main.py provision center-init)"
-        ) from exc
+        raise ConfigError(f"{path.parent} is not a {what} folder (run main.py provision {command})") from exc
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{layout.settings_file}: {exc}") from exc
+        raise ConfigError(f"{path}: {exc}") from exc
     try:
-        settings: CenterSettings = parse_dataclass(CenterSettings, data, "center")
+        return parse_dataclass(cls, data, what)
     except ValueError as exc:  # SchemaError is a ValueError
         raise ConfigError(str(exc)) from exc
-    return settings
+
+
+def load_settings(layout: CenterLayout) -> CenterSettings:
+    return read_settings(layout.settings_file, CenterSettings, "center", "center-init")
 
 
 @dataclass

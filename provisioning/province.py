@@ -59,7 +59,7 @@ from common.identity import serial_hex, write_public
 from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
 from provisioning.broker import TEMPLATE_ACL, BrokerPaths, render_config
-from provisioning.center import OPENSSL_CONF_TEXT, BrokerHome, settle_pki, settle_settings
+from provisioning.center import OPENSSL_CONF_TEXT, BrokerHome, read_settings, settle_pki, settle_settings
 from provisioning.center_pki import CRL_REFRESH, Revoked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,19 +160,7 @@ class ProvinceLayout(BrokerHome):
 
 
 def load_settings(layout: ProvinceLayout) -> ProvinceSettings:
-    try:
-        data = json.loads(layout.settings_file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"{layout.root} is not a province folder (run main.py provision province-init)"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{layout.settings_file}: {exc}") from exc
-    try:
-        settings: ProvinceSettings = parse_dataclass(ProvinceSettings, data, "province")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    return settings
+    return read_settings(layout.settings_file, ProvinceSettings, "province", "province-init")
 
 
 @dataclass
