@@ -75,11 +75,15 @@ def _new_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
         target = tmp_path / f"fleet-{next(_numbers)}.sqlite"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
         return f"sqlite:///{target}"
+    return _throwaway_database(request, f"t{next(_numbers)}", request.getfixturevalue("pg_template"))
+
+
+def _throwaway_database(request: pytest.FixtureRequest, name: str, template: str | None = None) -> str:
+    """A database of the session's PostgreSQL cluster (a copy of ``template``, or empty), dropped when
+    the test ends."""
     cluster: Cluster = request.getfixturevalue("pg_cluster")
-    template = request.getfixturevalue("pg_template")
-    name = f"t{next(_numbers)}"
     with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
 
     def drop() -> None:
         with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
@@ -93,17 +97,7 @@ def _new_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
 def pg_blank_url(request: pytest.FixtureRequest) -> str:
     """An empty database (no migration run) of the session's PostgreSQL cluster: for migration tests
     that start from an older revision."""
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = f"blank{next(_numbers)}"
-    with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-
-    def drop() -> None:
-        with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-    request.addfinalizer(drop)
-    return cluster.url(name)
+    return _throwaway_database(request, f"blank{next(_numbers)}")
 
 
 @pytest.fixture(params=BACKENDS)
