@@ -238,6 +238,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     bcert.add_argument(
         "--force", action="store_true", help="issue again for a center that has a bridge certificate"
     )
+    bcert.add_argument(
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="with --force: hours the replaced certificate stays valid while the new files are installed "
+        "at the center (province-crl revokes it then; 0: at once; a stolen one: bridge-revoke)",
+    )
     _common(bcert)
     bcert.set_defaults(func=run_bridge_cert)
 
@@ -850,7 +857,7 @@ def run_bridge_cert(args: argparse.Namespace) -> int:
         with console.step("province.bridge") as step:
             made = issue_bridge(
                 args.dir, args.center, args.out, address=args.address, certs_dir=args.certs_dir,
-                force=args.force,
+                force=args.force, grace=timedelta(hours=max(0.0, args.grace_hours)),
             )
             step["note"] = f"{made.name}, serial {made.serial}, until {made.not_after[:10]}"
         console.line(
@@ -863,7 +870,10 @@ def run_bridge_cert(args: argparse.Namespace) -> int:
             "SIGHUP broker tỉnh / the province broker"
         )
         if made.replaced:
-            console.line(f"Chứng chỉ cũ đã thu hồi / the previous certificate is revoked: {made.replaced}")
+            console.line(
+                f"Chứng chỉ cũ {made.replaced} bị thu hồi sau {args.grace_hours:g} giờ (province-crl) / the "
+                f"previous certificate is revoked {args.grace_hours:g} h from now (by province-crl)"
+            )
         return {
             "center_id": made.center_id,
             "name": made.name,

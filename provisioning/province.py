@@ -292,15 +292,24 @@ def write_broker_files(layout: ProvinceLayout, settings: ProvinceSettings) -> li
 REASONS = ("key_compromise", "unspecified", "cessation_of_operation", "superseded")
 
 
+#: how long a certificate ``bridge-cert --force`` replaced stays valid: the technician carries the new
+#: files to the center meanwhile (a compromised one is revoked at once with ``bridge-revoke``)
+SUPERSEDED_GRACE = dt.timedelta(hours=24)
+
+
 @dataclass(frozen=True)
 class RevokedBridge:
-    """One entry of ``bridges/revoked.json``."""
+    """One entry of ``bridges/revoked.json``. ``revoked_at``: when it goes onto the CRL (later than the
+    command for a superseded certificate: ``SUPERSEDED_GRACE``; ``province-crl`` publishes it then)."""
 
     center_id: str
     serial: str
     revoked_at: str
     reason: str
     not_after: str
+
+    def due(self, now: dt.datetime) -> bool:
+        return dt.datetime.fromisoformat(self.revoked_at) <= now
 
 
 def revoked_bridges(layout: ProvinceLayout) -> list[RevokedBridge]:
@@ -317,20 +326,27 @@ def revoked_bridges(layout: ProvinceLayout) -> list[RevokedBridge]:
 
 
 def publish_bridge_crl(layout: ProvinceLayout, now: dt.datetime | None = None) -> Path:
-    """The issuing CA's CRL with every serial of ``bridges/revoked.json`` (``CenterPki.publish_crl``)."""
+    """The issuing CA's CRL with every serial of ``bridges/revoked.json`` that is due
+    (``CenterPki.publish_crl``)."""
+    moment = now or dt.datetime.now(dt.UTC)
     entries = [
         Revoked(item.serial, dt.datetime.fromisoformat(item.revoked_at), item.reason)
         for item in revoked_bridges(layout)
+        if item.due(moment)
     ]
     return layout.pki.publish_crl(entries, now)
 
 
 def _revoke_record(
-    layout: ProvinceLayout, center_id: str, reason: str, now: dt.datetime | None
+    layout: ProvinceLayout,
+    center_id: str,
+    reason: str,
+    now: dt.datetime | None,
+    grace: dt.timedelta = dt.timedelta(0),
 ) -> RevokedBridge:
-    """Revoke the certificate of ``center_id``'s record: its serial into the ledger (once), the CRL
-    published, then the record moved to ``bridges/revoked/`` (an interrupted run, done again, ends the
-    same)."""
+    """Revoke the certificate of ``center_id``'s record ``grace`` from now: its serial into the ledger
+    (once), the CRL published (with it when no grace), then the record moved to ``bridges/revoked/`` (an
+    interrupted run, done again, ends the same)."""
     record = layout.bridge_record(center_id)
     try:
         cert = x509.load_pem_x509_certificate(record.read_bytes())
@@ -342,7 +358,7 @@ def _revoke_record(
     ledger = revoked_bridges(layout)
     entry = next((item for item in ledger if item.serial == serial), None)
     if entry is None:
-        moment = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        moment = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0) + grace
         entry = RevokedBridge(
             center_id, serial, moment.isoformat(), reason, cert.not_valid_after_utc.isoformat()
         )
@@ -373,8 +389,9 @@ def revoke_bridge(
 
 
 def refresh_crl(root: Path, *, force: bool = False, now: dt.datetime | None = None) -> bool:
-    """Sign the CRL again (same serials) when less than ``CRL_REFRESH`` of it is left, or ``force``;
-    True when published. Run daily (docs/province.md): an expired CRL fails every handshake."""
+    """Sign the CRL again when less than ``CRL_REFRESH`` of it is left, when a superseded certificate's
+    grace has passed (its serial joins), or ``force``; True when published. Run daily
+    (docs/province.md): an expired CRL fails every handshake."""
     layout = ProvinceLayout(root.resolve())
     load_settings(layout)
     moment = now or dt.datetime.now(dt.UTC)
@@ -382,7 +399,9 @@ def refresh_crl(root: Path, *, force: bool = False, now: dt.datetime | None = No
         due = layout.pki.crl_next_update() - moment < CRL_REFRESH
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{layout.pki.crl_file}: {exc}") from exc
-    if not (due or force):
+    listed = layout.pki.revoked_serials()
+    fell_due = any(item.due(moment) and item.serial not in listed for item in revoked_bridges(layout))
+    if not (due or force or fell_due):
         return False
     publish_bridge_crl(layout, now)
     return True
@@ -481,10 +500,13 @@ def issue_bridge(
     address: str | None = None,
     certs_dir: str = TEMPLATE_CERTS_DIR,
     force: bool = False,
+    grace: dt.timedelta = SUPERSEDED_GRACE,
 ) -> BridgeFiles:
     """The bridge certificate of ``center_id`` (CN ``bridge-<center_id>``, clientAuth, signed by the
     province's issuing CA) and the two files to copy, in ``out_dir``. Refuses a center that has one
-    already (its record in ``bridges/``) or an ``out_dir`` holding these files, unless ``force``."""
+    already (its record in ``bridges/``) or an ``out_dir`` holding these files, unless ``force``: then
+    the certificate it replaces is revoked ``grace`` later (superseded: the center keeps its bridge
+    until the new files are installed there)."""
     layout = ProvinceLayout(root.resolve())
     name = bridge_name(center_id)
     settings = load_settings(layout)
@@ -523,7 +545,7 @@ def issue_bridge(
     acl = render_bridge_acl(center_id)
     replaced = None
     if record.exists():  # --force: the certificate it replaces goes onto the CRL first
-        replaced = _revoke_record(layout, center_id, "superseded", None).serial
+        replaced = _revoke_record(layout, center_id, "superseded", None, grace).serial
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert = pki.issue_files(name, files.cert_file, files.key_file, overwrite=True)
     write_public(files.ca_file, pki.chain_file.read_bytes())

@@ -697,7 +697,7 @@ def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(
         assert connects(renewed) == "connack 0"
         # --force on the other center: its replaced certificate is refused too, its new one connects
         assert main(["provision", "bridge-cert", "--dir", str(root), "--center", OTHER_CENTER, "--out",
-                     str(tmp_path / "other-2"), "--force"]) == 0
+                     str(tmp_path / "other-2"), "--force", "--grace-hours", "0"]) == 0
         assert refused(other)
         assert connects(tmp_path / "other-2") == "connack 0"
         province.stop()

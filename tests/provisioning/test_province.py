@@ -249,10 +249,19 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     assert "has no bridge certificate" in capsys.readouterr().err
     # a new certificate for the revoked center needs no --force; --force on another revokes its old one
     second = issue(CENTER)
-    replacement = issue("hcm-thu-duc", "--force")
+    replacement = issue("hcm-thu-duc", "--force")  # the replaced one valid 24 h more (the grace)
     assert acl_users() == ["bridge-hcm-ben-thanh", "bridge-hcm-thu-duc"]
     assert replacement != other
-    assert pki.revoked_serials() == {first, other}
+    assert pki.revoked_serials() == {first}
+    # the refresh: not due now (the CRL is fresh, the grace not over)
+    before = pki.crl_next_update()
+    assert provision("province-crl", "--dir", str(directory), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["published"] is False
+    assert pki.crl_next_update() == before
+    from provisioning.province import refresh_crl
+
+    assert refresh_crl(directory, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)) is True
+    assert pki.revoked_serials() == {first, other}  # the grace is over: the daily run lists it
     crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
     superseded = crl.get_revoked_certificate_by_serial_number(int(other, 16))
     assert superseded is not None
@@ -263,13 +272,8 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
         (CENTER, first, "key_compromise"), ("hcm-thu-duc", other, "superseded")
     ]
     assert second not in pki.revoked_serials() and replacement not in pki.revoked_serials()
-    # the refresh: not due now; forced, the same serials and a later end
+    # near the CRL's end: signed again, the same serials and a later end
     before = pki.crl_next_update()
-    assert provision("province-crl", "--dir", str(directory), "--json") == 0
-    assert json.loads(capsys.readouterr().out)["published"] is False
-    assert pki.crl_next_update() == before
-    from provisioning.province import refresh_crl
-
     late = dt.datetime.now(dt.UTC) + dt.timedelta(days=CRL_DAYS - 3)
     assert refresh_crl(directory, now=late) is True
     assert pki.crl_next_update() > before + dt.timedelta(days=20)
