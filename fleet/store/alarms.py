@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import ConflictError, NotFoundError, ValidationError
-from fleet.store.base import Part, log_changes
+from fleet.store.base import Part, log_changes, update_rows
 from fleet.store.models import Alarm, Page
 from fleet.store.schema import SEVERITIES, alarms, centers, kiosks, users
 from fleet.store.scope import Scope
@@ -196,15 +196,7 @@ class Alarms(Part):
                 changed.setdefault(row["id"], {}).update(values)
             logged.append((center_id, change.kiosk_id, "alarm"))
         # the stored alarms first: one that ended must be inactive before its successor is inserted
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for alarm_id, values in changed.items():
-            by_columns.setdefault(tuple(sorted(values)), []).append({"alarm_id": alarm_id, **values})
-        for columns, rows in by_columns.items():
-            conn.execute(
-                update(alarms).where(a.id == bindparam("alarm_id"))
-                .values({name: bindparam(name) for name in columns}),
-                rows,
-            )
+        update_rows(conn, alarms, changed)
         if new_rows:
             conn.execute(insert(alarms), new_rows)
         log_changes(conn, max(c.at for c in changes), logged)

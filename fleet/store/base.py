@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, insert
+from sqlalchemy import Connection, Row, Table, bindparam, insert, update
 
 from common.errors import ValidationError
 from fleet.store.db import Database
@@ -25,6 +25,19 @@ def check_id(value: str, what: str) -> str:
             f"{what} {value!r}: expected 2-63 of a-z 0-9 '-' (starting with a letter or digit)"
         )
     return value
+
+
+def update_rows(conn: Connection, table: Table, values_by_id: Mapping[Any, Mapping[str, Any]]) -> None:
+    """Rows of ``table`` by ``id``, each with its own new values: one executemany UPDATE per set of
+    columns (a batch's rows mostly change the same ones), not one statement per row."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row_id, values in values_by_id.items():
+        by_columns.setdefault(tuple(sorted(values)), []).append({"row_id": row_id, **values})
+    for columns, rows in by_columns.items():
+        conn.execute(
+            update(table).where(table.c.id == bindparam("row_id")).values({c: bindparam(c) for c in columns}),
+            rows,
+        )
 
 
 def log_changes(conn: Connection, at: datetime, items: Iterable[tuple[str, str | None, str]]) -> None:

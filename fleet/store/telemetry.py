@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Text, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.errors import ConflictError, MotcuaError, NotFoundError
-from fleet.store.base import Part, log_changes
+from fleet.store.base import Part, log_changes, update_rows
 from fleet.store.db import Database
 from fleet.store.models import (
     DeviceChange,
@@ -299,15 +299,7 @@ class Telemetry(Part):
     def _flush_statuses(self, conn: Connection, writes: _StatusWrites) -> None:
         """A run's applied statuses: the kiosks' rows by one statement per set of columns (a burst of
         births: one), the births' devices read and written once, the change log once."""
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for kiosk_id, values in writes.kiosks.items():
-            by_columns.setdefault(tuple(sorted(values)), []).append({"k": kiosk_id, **values})
-        for columns, rows in by_columns.items():
-            conn.execute(
-                update(kiosks).where(kiosks.c.id == bindparam("k"))
-                .values({name: bindparam(name) for name in columns}),
-                rows,
-            )
+        update_rows(conn, kiosks, writes.kiosks)
         if writes.births:
             stored = self._devices_of(conn, sorted({kiosk for kiosk, _, _ in writes.births}))
             devices = {k: dict(v) for k, v in stored.items()}
@@ -446,8 +438,8 @@ class Telemetry(Part):
                         row.bdseq = report.bdseq if report.bdseq is not None else row.bdseq
                 if row.state == "online":
                     seen[row.id] = {
-                        "k": row.id, "seen": received,
-                        "after": received + timedelta(seconds=SILENCE_FACTOR * row.heartbeat_s),
+                        "last_seen": received,
+                        "offline_after": received + timedelta(seconds=SILENCE_FACTOR * row.heartbeat_s),
                     }
                 if changes and status is None:
                     logged.append((row.center_id, row.id, "kiosk"))
@@ -508,13 +500,7 @@ class Telemetry(Part):
                 list(latest.values()),
             )
         self._write_devices(conn, stored, devices)
-        if seen:
-            conn.execute(
-                update(kiosks)
-                .where(kiosks.c.id == bindparam("k"))
-                .values(last_seen=bindparam("seen"), offline_after=bindparam("after")),
-                list(seen.values()),
-            )
+        update_rows(conn, kiosks, seen)
 
     def _write_devices(
         self, conn: Connection, stored: dict[str, dict[str, _Device]], devices: dict[str, dict[str, _Device]]
