@@ -51,7 +51,7 @@ class Store:
         self.events = Events(db, self.partitions, self.telemetry)
         self.alarms = Alarms(db)
         self.commands = Commands(db)
-        self.configs = Configs(db)
+        self.configs = Configs(db, self.settings)
         self.accounts = Accounts(db)
         self.audit = Audit(db)
         self.routes = Routes(db)

@@ -12,16 +12,10 @@ from sqlalchemy import func, insert, select, update
 
 from common.errors import ConflictError, NotFoundError, ValidationError
 from fleet.store.base import Part, log_changes
+from fleet.store.changes import Settings
+from fleet.store.db import Database
 from fleet.store.models import Command, ConfigPush, ConfigState
-from fleet.store.schema import (
-    centers,
-    commands,
-    config_pushes,
-    config_states,
-    kiosks,
-    store_settings,
-    users,
-)
+from fleet.store.schema import centers, commands, config_pushes, config_states, kiosks, users
 from fleet.store.scope import Scope
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -219,25 +213,21 @@ CONFIG_OWNERS: tuple[ConfigOwner, ...] = ("here", "centers")
 
 
 class Configs(Part):
+    def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(db)
+        self.settings = settings  # where the config owner is kept, with the store's other shared values
+
     def owner(self) -> ConfigOwner:
         """'here': this store's fleet pushes its centers' configuration (a center's fleet, the default);
         'centers': every center pushes its own from its own fleet (a province whose centers are bridged
         to it): this store records no push and its lease holder publishes none. One value for the
         whole store, so every web and ingest process of it follows the same rule."""
-        with self.db.read() as conn:
-            value = conn.execute(
-                select(store_settings.c.value).where(store_settings.c.key == CONFIG_OWNER_KEY)
-            ).scalar()
-        return "centers" if value == "centers" else "here"
+        return "centers" if self.settings.get(CONFIG_OWNER_KEY) == "centers" else "here"
 
     def set_owner(self, owner: ConfigOwner) -> None:
         if owner not in CONFIG_OWNERS:
             raise ValidationError(f"config owner {owner!r}: expected one of {', '.join(CONFIG_OWNERS)}")
-        with self.db.write() as conn:
-            upsert = self.db.insert(store_settings).values(key=CONFIG_OWNER_KEY, value=owner)
-            conn.execute(
-                upsert.on_conflict_do_update(index_elements=[store_settings.c.key], set_={"value": owner})
-            )
+        self.settings.set(CONFIG_OWNER_KEY, owner)
 
     def record_push(
         self,
