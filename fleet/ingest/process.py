@@ -185,11 +185,12 @@ class Processor:
         jobs = [self._read(item) for item in items]
         for month in sorted({month_of(job.record.occurred_at) for job in jobs if job.record is not None}):
             self.store.partitions.ensure(month)  # DDL before the batch holds any lock
-        self.store.health_partitions.ensure_covering(item.received_at for item in items)  # heartbeats' days
+        # the heartbeats' days (their samples are partitioned by received_at): DDL before any lock too
+        self.store.health_partitions.ensure_covering(j.item.received_at for j in jobs if j.report is not None)
         lap("read")
         found: dict[int, Result] = {}
         with self.store.db.batch():
-            jobs = self._claim_events(jobs)
+            self._claim_events(jobs)
             lap("claim")
             named = {job.ref.kiosk_id for job in jobs if job.ref is not None and job.ref.kiosk_id}
             self.store.telemetry.lock_kiosks(named)
@@ -206,15 +207,16 @@ class Processor:
         lap("hooks")
         return results
 
-    def _claim_events(self, jobs: list[_Job]) -> list[_Job]:
+    def _claim_events(self, jobs: list[_Job]) -> None:
         """The batch's events claimed and inserted first, before its kiosks are locked: row locks last
         until the batch commits, and the insert is most of a batch's database time, so a second
         worker whose batch names the same kiosks (round robin hands every worker every kiosk's
         messages) waits only for the rest (journals, statuses, alarms). Their runs then follow the
-        gaps (``Events.track_events``). A bug here leaves the events to their runs, which store them."""
+        gaps (``Events.track_events``); each job keeps its claim (``claimed``). A bug here leaves the
+        events to their runs, which store them."""
         positions = [index for index, job in enumerate(jobs) if job.record is not None]
         if not positions:
-            return jobs
+            return
         inserts = [self._insert_of(jobs[index]) for index in positions]
         try:
             with self.store.db.write():  # a savepoint: a bug undoes only the claim
@@ -223,10 +225,9 @@ class Processor:
             raise
         except Exception:
             log.exception("claiming a batch's %d events failed; each run stores its own", len(inserts))
-            return jobs
+            return
         for index, claim in zip(positions, claims, strict=True):
             jobs[index].claimed = claim
-        return jobs
 
     @staticmethod
     def _insert_of(job: _Job) -> EventInsert:
