@@ -741,8 +741,8 @@ def main() -> None:
                         help="max_inflight_messages of the broker (default: the shipped configuration's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "fleet_bench.json")
     args = parser.parse_args()
-    worker_counts_asked = [int(w) for w in args.workers.split(",")]
-    if any(not 1 <= n <= len(WORKER_IDENTITIES) for n in worker_counts_asked):
+    worker_numbers = [int(w) for w in args.workers.split(",")]
+    if any(not 1 <= n <= len(WORKER_IDENTITIES) for n in worker_numbers):
         # the shipped ACL knows fleet-1 .. fleet-4; the publishers are fleet-3 and fleet-4, and a worker
         # on a publisher's certificate would take its session (each kicks the other off, forever)
         parser.error(f"--workers: 1 to {len(WORKER_IDENTITIES)} (the publishers use {PUBLISHER_IDENTITIES})")
@@ -752,7 +752,7 @@ def main() -> None:
     backends = args.backends.split(",")
     with postgres() if "postgresql" in backends else _nothing() as cluster:
         for backend in backends:
-            for workers in worker_counts_asked:
+            for workers in worker_numbers:
                 print(f"fleet_bench: {backend}, {workers} worker(s) ...", file=sys.stderr, flush=True)
                 runs.append(run_one(backend, workers, args, cluster))
                 write_report(args, runs)  # after every run: a long series interrupted keeps what it has

@@ -391,7 +391,7 @@ class Processor:
             for i, o in zip(inserts, outcomes, strict=True)
             if isinstance(o, StatusOutcome) and o.applied
         }
-        alarms = AlarmRun(self.store, self.store.alarms.active_for_kiosks(sorted(applied)) if applied else {})
+        alarms = AlarmRun(self.store, self.store.alarms.active_for_kiosks(sorted(applied)))
         results = []
         for job, one, outcome in zip(jobs, inserts, outcomes, strict=True):
             assert job.ref is not None
