@@ -117,6 +117,11 @@ class BrokerHome:
     def pid_file(self) -> Path:
         return self.broker / "mosquitto.pid"
 
+    @property
+    def units(self) -> Path:
+        """The generated systemd units (``provisioning.units``), copied to /etc/systemd/system/."""
+        return self.root / "systemd"
+
 
 @dataclass(frozen=True)
 class CenterLayout(BrokerHome):
@@ -131,10 +136,6 @@ class CenterLayout(BrokerHome):
     @property
     def allocator_db(self) -> Path:
         return self.root / "allocator" / "allocator.sqlite"
-
-    @property
-    def units(self) -> Path:
-        return self.root / "systemd"
 
     @property
     def lock_file(self) -> Path:

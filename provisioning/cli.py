@@ -837,6 +837,10 @@ def run_province_init(args: argparse.Namespace) -> int:
         console.line(
             "Cất khóa CA gốc / carry the root key away: pki/root-ca.key (encrypted) → USB, then delete it"
         )
+        console.line(
+            "Tiếp theo / next: cp systemd/* /etc/systemd/system/ && systemctl daemon-reload && "
+            "systemctl enable --now motcua-province-broker.service motcua-province-crl.timer"
+        )
         return {
             "province_id": report.province_id,
             "dir": report.root,

@@ -6,6 +6,9 @@ these certificates in tests/fleet/test_province_bridge.py."""
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from main import main
 from provisioning.center_pki import CenterPki
 from tests.provisioning.center import PASSPHRASE
 
+ROOT = Path(__file__).resolve().parents[2]
 PROVINCE = "hcm"
 CENTER = "hcm-ben-thanh"
 
@@ -278,3 +282,58 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     assert refresh_crl(directory, now=late) is True
     assert pki.crl_next_update() > before + dt.timedelta(days=20)
     assert pki.revoked_serials() == {first, other}
+
+
+def test_province_init_writes_units_systemd_accepts_and_their_commands_run(tmp_path: Path) -> None:
+    """The province broker's unit and the daily province-crl (service + timer): ``systemd-analyze
+    verify`` says nothing about them, and the commands they hold run here on the folder they name."""
+    secret = tmp_path / "passphrase"
+    secret.write_bytes(PASSPHRASE + b"\n")
+    directory = (tmp_path / "pv").resolve()
+    assert (
+        provision(
+            "province-init", "--dir", str(directory), "--province", PROVINCE, "--passphrase-file", str(secret)
+        )
+        == 0
+    )
+    units = {p.name: p.read_text(encoding="utf-8") for p in (directory / "systemd").iterdir()}
+    assert set(units) == {
+        "motcua-province-broker.service",
+        "motcua-province-crl.service",
+        "motcua-province-crl.timer",
+    }
+    broker, crl, timer = (
+        units[f"motcua-province-{n}"] for n in ("broker.service", "crl.service", "crl.timer")
+    )
+    assert f"ExecStart=/usr/sbin/mosquitto -c {directory}/broker/mosquitto.conf" in broker
+    assert f"Environment=OPENSSL_CONF={directory}/broker/openssl.cnf" in broker
+    assert "User=mosquitto" in broker and "ExecReload=/bin/kill -HUP $MAINPID" in broker
+    assert "Type=oneshot" in crl and "OnCalendar=daily" in timer and "Persistent=true" in timer
+    # the same settings again: nothing rewritten
+    assert provision("province-init", "--dir", str(directory), "--province", PROVINCE) == 0
+    assert {p.name: p.read_text(encoding="utf-8") for p in (directory / "systemd").iterdir()} == units
+
+    # what systemd would run, with this machine's Python and checkout for /opt/motcua
+    here = tmp_path / "units"
+    here.mkdir()
+    for name, text in units.items():
+        text = text.replace("/opt/motcua/.venv/bin/python", sys.executable)
+        (here / name).write_text(text.replace("/opt/motcua", str(ROOT)), encoding="utf-8")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *(str(p) for p in sorted(here.iterdir()))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+        result.stdout + result.stderr
+    )
+    for name, key in (
+        ("motcua-province-crl.service", "ExecStart="),
+        ("motcua-province-broker.service", "ExecStartPre=+"),
+    ):
+        line = next(ln for ln in (here / name).read_text().splitlines() if ln.startswith(key))
+        run = subprocess.run(
+            shlex.split(line.removeprefix(key)), cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, f"{name}: {run.stdout}{run.stderr}"
