@@ -205,7 +205,7 @@ def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | No
         report.made.append(f"pki/{name}.crt")
     for made in write_broker_files(layout, settings):
         report.made.append(made)
-    for name in write_unit_files(layout.units, render_province_units(layout, settings)):
+    for name in write_unit_files(layout.units, render_province_units(layout, settings, BROKER_USER)):
         report.made.append(f"systemd/{name}")
     return report
 

@@ -38,12 +38,16 @@ def _q(*parts: object) -> str:
     return shlex.join(str(p) for p in parts)
 
 
+def _python(app: str) -> str:
+    """The project's venv Python where it is installed."""
+    return f"{app}/.venv/bin/python"
+
+
 def _broker_unit(
     comment: str, description: str, layout: CenterLayout | ProvinceLayout, user: str, app: str
 ) -> str:
     """Mosquitto on the folder's generated configuration, its CRL folder compacted before each start."""
-    py = f"{app}/.venv/bin/python"
-    compact = _q(py, f"{app}/main.py", "provision", "crl-compact", "--dir", layout.root)
+    compact = _q(_python(app), f"{app}/main.py", "provision", "crl-compact", "--dir", layout.root)
     return f"""{comment}[Unit]
 Description={description}
 Wants=network-online.target
@@ -72,7 +76,7 @@ WantedBy=multi-user.target
 def render_units(layout: CenterLayout, settings: CenterSettings) -> dict[str, str]:
     root = layout.root
     app = settings.install_dir
-    py = f"{app}/.venv/bin/python"
+    py = _python(app)
     pki = layout.pki
     center = settings.center_id
     store = layout.store_url(settings)
@@ -183,13 +187,11 @@ WantedBy=multi-user.target
 
 
 def render_province_units(
-    layout: ProvinceLayout, settings: ProvinceSettings, app: str = PROVINCE_INSTALL_DIR
+    layout: ProvinceLayout, settings: ProvinceSettings, broker_user: str, app: str = PROVINCE_INSTALL_DIR
 ) -> dict[str, str]:
     """The province broker and the daily ``province-crl``: a CRL lives ``CRL_DAYS``, and an expired one
     makes the broker refuse every bridge and worker; the run also publishes the revocation of a bridge
     certificate ``bridge-cert --force`` replaced once its grace has passed (docs/province.md)."""
-    from provisioning.province import BROKER_USER
-
     root = layout.root
     province = settings.province_id
     header = (
@@ -201,7 +203,7 @@ def render_province_units(
         + "# (SIGHUP) re-reads the ACL that bridge-cert / bridge-revoke regenerate.\n",
         f"Mot Cua province broker ({province})",
         layout,
-        BROKER_USER,
+        broker_user,
         app,
     )
     # the broker reads the new crl.d file at the next handshake (capath): no reload
@@ -213,7 +215,7 @@ Type=oneshot
 # root: it signs with the issuing key in pki/
 User=root
 WorkingDirectory={app}
-ExecStart={_q(f"{app}/.venv/bin/python", "main.py", "provision", "province-crl", "--dir", root)}
+ExecStart={_q(_python(app), "main.py", "provision", "province-crl", "--dir", root)}
 Environment=PYTHONUNBUFFERED=1
 {_HARDENING}
 ReadWritePaths={root}

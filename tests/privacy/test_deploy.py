@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.systemd_units import verify_units
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "deploy" / "systemd"
@@ -56,14 +56,9 @@ def test_the_kiosk_keeps_what_it_needs():
 
 def test_systemd_accepts_every_line(tmp_path):
     """``systemd-analyze verify`` warns about unknown keys and unparsable values; it must say nothing."""
-    for unit in ("motcua-kiosk.service", "motcua-agent.service"):
-        text = (UNITS / unit).read_text(encoding="utf-8")
-        text = text.replace("/opt/motcua/.venv/bin/python", sys.executable)  # the only machine-specific part
-        (tmp_path / unit).write_text(text.replace("WorkingDirectory=/opt/motcua", f"WorkingDirectory={ROOT}"))
-    result = subprocess.run(
-        ["systemd-analyze", "verify", *(str(p) for p in sorted(tmp_path.glob("*.service")))],
-        capture_output=True, text=True, timeout=60,
-    )
+    units = {unit: (UNITS / unit).read_text(encoding="utf-8") for unit in ("motcua-kiosk.service",
+                                                                           "motcua-agent.service")}
+    result = verify_units(units, tmp_path)
     assert result.returncode == 0 and result.stderr.strip() == "" and result.stdout.strip() == "", (
         result.stdout + result.stderr
     )

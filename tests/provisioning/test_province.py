@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from main import main
 from provisioning.center_pki import CenterPki
 from tests.provisioning.center import PASSPHRASE
+from tests.systemd_units import ROOT, verify_units
 
-ROOT = Path(__file__).resolve().parents[2]
 PROVINCE = "hcm"
 CENTER = "hcm-ben-thanh"
 
@@ -315,16 +314,7 @@ def test_province_init_writes_units_systemd_accepts_and_their_commands_run(tmp_p
 
     # what systemd would run, with this machine's Python and checkout for /opt/motcua
     here = tmp_path / "units"
-    here.mkdir()
-    for name, text in units.items():
-        text = text.replace("/opt/motcua/.venv/bin/python", sys.executable)
-        (here / name).write_text(text.replace("/opt/motcua", str(ROOT)), encoding="utf-8")
-    result = subprocess.run(
-        ["systemd-analyze", "verify", *(str(p) for p in sorted(here.iterdir()))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = verify_units(units, here)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.stdout + result.stderr
     )
