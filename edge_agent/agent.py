@@ -158,7 +158,9 @@ class Agent:
         self.link.subscribe(self.topics.cmd_req, 1, self._enqueue)
         self.link.subscribe(self.topics.config_set, 1, self._enqueue)
         self.link.subscribe(self.topics.center.config_set, 1, self._enqueue)
-        self.link.subscribe(self.topics.status, 1, self._on_own_status)
+        # QoS 0, like the relay's allocator status: a replay of our own earlier births and Wills
+        # queued while we were away would look like live publishes and trigger needless heals.
+        self.link.subscribe(self.topics.status, 0, self._on_own_status)
         self.renewal.start()
         self.tickets.start()
         for name, target in (("agent-session", self._session_loop), ("agent-control", self._control_loop)):

@@ -61,7 +61,10 @@ class TicketRelay:
 
     def start(self) -> None:
         self.link.subscribe(self.response_topic, 1, self._on_response)
-        self.link.subscribe(self.topics.center.allocator_status, 1, self._on_allocator_status)
+        # QoS 0: a state, not an event. At QoS 1 the broker queues every birth and stop in this kiosk's
+        # session while it is away and replays them on its return, so the relay would believe stale
+        # states one after another; the retained copy sent on each subscribe is the current one.
+        self.link.subscribe(self.topics.center.allocator_status, 0, self._on_allocator_status)
         self.server.register("ticket.allocate", lambda args: self._forward("allocate", args))
         self.server.register("ticket.report", lambda args: self._forward("report", args))
         self.server.register("ticket.link", lambda args: self.state())
