@@ -54,6 +54,7 @@ from fleet.store.queue_tables import (
     queue_steps,
     queue_tickets,
 )
+from fleet.store.recordsets import BIGINT, BOOLEAN, JSONB_VALUE, TEXT, TIMESTAMPTZ, recordset, rows_json
 from fleet.store.schema import centers, users
 
 log = logging.getLogger(__name__)
@@ -1317,6 +1318,39 @@ class Queue:
 TicketKey = tuple[str, str, str]  # (center, day, number): a ticket's identity
 
 
+# PostgreSQL: an issue write's reads and writes over one JSON parameter each (fleet/store/recordsets.py)
+_KEY_COLUMNS = (("center_id", TEXT), ("day", TEXT), ("number", TEXT))
+_KEYS = recordset("keys", _KEY_COLUMNS)
+_TICKET_COLUMNS = (
+    ("center_id", TEXT), ("day", TEXT), ("number", TEXT), ("service", TEXT), ("first_service", TEXT),
+    ("priority", BOOLEAN), ("source", TEXT), ("kiosk_id", TEXT), ("token", TEXT),
+    ("issued_at", TIMESTAMPTZ), ("queued_at", TIMESTAMPTZ), ("state", TEXT), ("assigned_counter", TEXT),
+    ("appointment_at", TIMESTAMPTZ), ("updated_at", TIMESTAMPTZ),
+)
+_TICKETS = recordset("tickets", _TICKET_COLUMNS)
+_INSERT_TICKETS_PG = (
+    insert(queue_tickets)
+    .from_select([name for name, _ in _TICKET_COLUMNS], select(*(_TICKETS.c[n] for n, _ in _TICKET_COLUMNS)))
+    .returning(*queue_tickets.c)
+)
+_STEP_COLUMNS = (
+    ("center_id", TEXT), ("seq", BIGINT), ("event_id", TEXT), ("at", TIMESTAMPTZ), ("kind", TEXT),
+    ("ticket_id", BIGINT), ("day", TEXT), ("number", TEXT), ("service", TEXT), ("counter", TEXT),
+    ("user_id", BIGINT), ("officer", TEXT), ("detail", JSONB_VALUE),
+)
+_STEPS = recordset("steps", _STEP_COLUMNS)
+_INSERT_STEPS_PG = insert(queue_steps).from_select(
+    [name for name, _ in _STEP_COLUMNS], select(*(_STEPS.c[n] for n, _ in _STEP_COLUMNS))
+)
+_SEQ_COLUMNS = (("center_id", TEXT), ("last_seq", BIGINT))
+_SEQS = recordset("seqs", _SEQ_COLUMNS)
+_UPDATE_SEQS_PG = (
+    update(queue_settings)
+    .where(queue_settings.c.center_id == _SEQS.c.center_id)
+    .values(last_seq=_SEQS.c.last_seq)
+)
+
+
 class _IssuePlan:
     """One ``Queue.issue_centers`` write: what its tickets need read once, what they change written once.
     Per ticket the rules of ``Queue.issue``: idempotent on (center, day, number), the first print wins,
@@ -1347,6 +1381,17 @@ class _IssuePlan:
         costs no statement of its own."""
         t = queue_tickets.c
         wanted = sorted(set(keys))
+        if self.queue.db.is_postgres and wanted:
+            w = _KEYS.c
+            on = and_(t.center_id == w.center_id, t.day == w.day, t.number == w.number)
+            rows = [dict(zip(("center_id", "day", "number"), key, strict=True)) for key in wanted]
+            found = self.conn.execute(
+                select(queue_tickets).join(_KEYS, on), {"keys": rows_json(rows, _KEY_COLUMNS)}
+            )
+            for row in found:
+                ticket = _ticket(row)
+                self.tickets[(ticket.center_id, ticket.day, ticket.number)] = ticket
+            return
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             for row in self.conn.execute(
@@ -1455,7 +1500,12 @@ class _IssuePlan:
         # the rows read back by their key, in whatever order they come (asking for the parameters'
         # order made SQLAlchemy insert them one by one on SQLite)
         rows = [row for _, row, _ in self._new]
-        for row in self.conn.execute(insert(queue_tickets).returning(*queue_tickets.c), rows):
+        postgres = self.queue.db.is_postgres
+        if postgres:  # one JSON parameter each (fleet/store/recordsets.py says why)
+            inserted = self.conn.execute(_INSERT_TICKETS_PG, {"tickets": rows_json(rows, _TICKET_COLUMNS)})
+        else:
+            inserted = self.conn.execute(insert(queue_tickets).returning(*queue_tickets.c), rows)
+        for row in inserted:
             ticket = _ticket(row)
             self.tickets[(ticket.center_id, ticket.day, ticket.number)] = ticket
         steps = []
@@ -1465,6 +1515,11 @@ class _IssuePlan:
             center_id = key[0]
             seq = last[center_id] = last.get(center_id, int(self.settings[center_id]["last_seq"])) + 1
             steps.append(_step_values(center_id, seq, "issued", self.now, ticket=ticket, detail=detail))
+        if postgres:
+            self.conn.execute(_INSERT_STEPS_PG, {"steps": rows_json(steps, _STEP_COLUMNS)})
+            counters = [{"center_id": center_id, "last_seq": seq} for center_id, seq in last.items()]
+            self.conn.execute(_UPDATE_SEQS_PG, {"seqs": rows_json(counters, _SEQ_COLUMNS)})
+            return
         self.conn.execute(insert(queue_steps), steps)
         self.conn.execute(
             update(queue_settings)
