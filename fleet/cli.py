@@ -188,7 +188,13 @@ def _configure_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "center's own fleet; a province of bridged centers, docs/province.md); prints it without OWNER",
     )
     _db_option(owner)
-    owner.add_argument("owner", nargs="?", choices=["here", "centers"], help="set it (every process follows)")
+    owner.add_argument(
+        "owner", nargs="?", choices=["here", "centers", "default"],
+        help="set it (every process follows); with --center, 'default' makes the center follow the store's",
+    )
+    owner.add_argument(
+        "--center", help="this center's own rule (a province that also hosts a center without a fleet)"
+    )
     owner.set_defaults(func=run_config_owner)
 
     maintain = sub.add_parser("maintain", help="run the store's housekeeping once and print what it did")
@@ -688,9 +694,18 @@ def run_config_owner(args: argparse.Namespace) -> int:
 
     store = open_store(args.db)
     try:
+        if args.owner == "default" and args.center is None:
+            print("'default' is for a center (--center ID): the store's rule is 'here' or 'centers'",
+                  file=sys.stderr)
+            return 64
         if args.owner is not None:
-            store.configs.set_owner(args.owner)
+            store.configs.set_owner(None if args.owner == "default" else args.owner, args.center)
+        if args.center is not None:
+            print(f"config owner of {args.center}: {store.configs.owner(args.center)}")
+            return 0
         print(f"config owner: {store.configs.owner()}")
+        for center, owner in store.configs.center_owners().items():
+            print(f"config owner of {center}: {owner}")
     finally:
         store.close()
     return 0

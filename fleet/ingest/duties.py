@@ -225,17 +225,19 @@ class Duties:
             topic = KioskTopics(command.center_id, command.kiosk_id, self.settings.root).cmd_req
             self._publish(key, topic, message.to_payload(), retain=False)
         pushes = self.store.outgoing.unpublished()
-        if pushes and self.store.configs.owner() == "centers":
-            # recorded before the store was told its centers push their own: never published from here
+        owners = {center: self.store.configs.owner(center) for center in {p.center_id for p in pushes}}
+        held = [push for push in pushes if owners[push.center_id] == "centers"]
+        if held:
+            # recorded before the store was told the center pushes its own: never published from here
             # (a second retained publisher of the same kiosks' versions), said once per process
             if not self._told_owner:
                 self._told_owner = True
                 log.info(
-                    "%d configuration push(es) not published: this store's centers push their own "
+                    "%d configuration push(es) not published: their centers push their own "
                     "configuration (config owner 'centers', docs/province.md)",
-                    len(pushes),
+                    len(held),
                 )
-            pushes = []
+            pushes = [push for push in pushes if owners[push.center_id] != "centers"]
         for push in pushes:
             if self.settings.center_id not in ("+", push.center_id):
                 continue

@@ -55,6 +55,20 @@ class Settings(Part):
                 upsert.on_conflict_do_update(index_elements=[store_settings.c.key], set_={"value": value})
             )
 
+    def delete(self, key: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(store_settings.delete().where(store_settings.c.key == key))
+
+    def with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key that starts with ``prefix`` (without it) -> its value."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(store_settings.c.key, store_settings.c.value).where(
+                    func.substr(store_settings.c.key, 1, len(prefix)) == prefix
+                )
+            )
+            return {row.key[len(prefix):]: row.value for row in rows}
+
     def get_or_create(self, key: str, make: str) -> str:
         """The stored value, or ``make`` stored now; the first process to write wins for all."""
         with self.db.write() as conn:

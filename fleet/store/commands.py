@@ -206,7 +206,8 @@ def _state_from(row: Any) -> ConfigState:
     )
 
 
-#: who pushes the configuration of this store's centers (``store_settings``; docs/province.md)
+#: who pushes the configuration of this store's centers (``store_settings``; docs/province.md): the
+#: store's rule, and a center's own where it differs (``CONFIG_OWNER_KEY:<center id>``)
 CONFIG_OWNER_KEY = "config_owner"
 ConfigOwner = Literal["here", "centers"]
 CONFIG_OWNERS: tuple[ConfigOwner, ...] = ("here", "centers")
@@ -217,17 +218,40 @@ class Configs(Part):
         super().__init__(db)
         self.settings = settings  # where the config owner is kept, with the store's other shared values
 
-    def owner(self) -> ConfigOwner:
-        """'here': this store's fleet pushes its centers' configuration (a center's fleet, the default);
-        'centers': every center pushes its own from its own fleet (a province whose centers are bridged
-        to it): this store records no push and its lease holder publishes none. One value for the
-        whole store, so every web and ingest process of it follows the same rule."""
+    def owner(self, center_id: str | None = None) -> ConfigOwner:
+        """'here': this store's fleet pushes the configuration (a center's fleet, the default);
+        'centers': the center pushes its own from its own fleet (a province whose centers are bridged
+        to it): this store records no push for it and its lease holder publishes none. The store's
+        rule, or ``center_id``'s own where one is set (a province that also hosts a center without a
+        fleet of its own, its kiosks on the province's broker). Kept in the store, so every web and
+        ingest process of it follows the same rule."""
+        if center_id is not None:
+            own = self.settings.get(f"{CONFIG_OWNER_KEY}:{center_id}")
+            if own in CONFIG_OWNERS:
+                return "centers" if own == "centers" else "here"
         return "centers" if self.settings.get(CONFIG_OWNER_KEY) == "centers" else "here"
 
-    def set_owner(self, owner: ConfigOwner) -> None:
-        if owner not in CONFIG_OWNERS:
+    def center_owners(self) -> dict[str, ConfigOwner]:
+        """The centers whose rule is their own (center id -> owner)."""
+        found = self.settings.with_prefix(f"{CONFIG_OWNER_KEY}:")
+        return {center: "centers" if found[center] == "centers" else "here" for center in sorted(found)}
+
+    def set_owner(self, owner: ConfigOwner | None, center_id: str | None = None) -> None:
+        """The store's rule, or with ``center_id`` that center's own (None: it follows the store's)."""
+        if (center_id is None or owner is not None) and owner not in CONFIG_OWNERS:
             raise ValidationError(f"config owner {owner!r}: expected one of {', '.join(CONFIG_OWNERS)}")
-        self.settings.set(CONFIG_OWNER_KEY, owner)
+        if center_id is None:
+            assert owner is not None
+            self.settings.set(CONFIG_OWNER_KEY, owner)
+            return
+        with self.db.read() as conn:
+            if conn.execute(select(centers.c.id).where(centers.c.id == center_id)).first() is None:
+                raise NotFoundError(f"center {center_id!r} not found")
+        key = f"{CONFIG_OWNER_KEY}:{center_id}"
+        if owner is None:
+            self.settings.delete(key)
+        else:
+            self.settings.set(key, owner)
 
     def record_push(
         self,
@@ -241,9 +265,9 @@ class Configs(Part):
     ) -> ConfigPush:
         """A configuration for the whole center (``target="_center"``) or one kiosk. Versions grow per
         target (the kiosk refuses a lower one); ``version=None`` takes the next. ConflictError when this
-        store's centers push their own configuration (``owner() == 'centers'``)."""
+        center pushes its own configuration (``owner(center_id) == 'centers'``)."""
         now = self.db.now()
-        if self.owner() == "centers":
+        if self.owner(center_id) == "centers":
             raise ConflictError(
                 f"configuration of center {center_id!r} is pushed from the center's own fleet, not here"
             )

@@ -2,7 +2,7 @@
 kiosk (``/kiosks/{id}/config``), checked by the contract before anything is stored, versioned by the
 store, published retained by the ingest's lease holder, and compared with what each kiosk reports it
 applied (``config-state/1``). Every push is audited with the body before and after. A store whose
-centers push their own configuration (``Configs.owner() == 'centers'``: a province, docs/province.md)
+centers push their own configuration (``Configs.owner(center_id) == 'centers'``: a province, docs/province.md)
 shows the states and refuses every push (409), its forms saying where configuration is pushed from."""
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _page(
         sections=forms.SECTIONS,
         message=message,
         change_id=store.changes.latest_id(),
-        pushed_elsewhere=store.configs.owner() == "centers",
+        pushed_elsewhere=store.configs.owner(center_id) == "centers",
     )
 
 
@@ -224,7 +224,7 @@ def kiosk_config(request: Request, ctx: Ctx) -> Response:
 def _push(ctx: Ctx, center_id: str, target: str, path: str) -> Response:
     store, scope, user = ctx.web.store, ctx.scope, ctx.user
     assert user is not None and ctx.form is not None
-    if store.configs.owner() == "centers":  # each center pushes its own, from its own fleet
+    if store.configs.owner(center_id) == "centers":  # the center pushes its own, from its own fleet
         return _page(ctx, center_id, target, status=409, errors={"": ctx.t("config.owner_refused")})
     form = {k: v for k, v in ctx.form.items() if isinstance(v, str)}
     section = form.get("section", "")

@@ -137,9 +137,18 @@ def test_an_operator_sets_up_a_store_and_an_account(backend: str, tmp_path: Path
     assert fleet("config-owner", "--db", url).stdout.strip() == "config owner: here"
     assert fleet("config-owner", "--db", url, "centers").stdout.strip() == "config owner: centers"
     assert fleet("config-owner", "--db", url, "nobody").returncode != 0
+    # ...and one center without a fleet of its own, whose kiosks the province's fleet configures
+    own = fleet("config-owner", "--db", url, "here", "--center", "hcm-ben-thanh")
+    assert own.stdout.strip() == "config owner of hcm-ben-thanh: here"
+    listed = fleet("config-owner", "--db", url).stdout.strip().splitlines()
+    assert listed == ["config owner: centers", "config owner of hcm-ben-thanh: here"]
+    unknown = fleet("config-owner", "--db", url, "here", "--center", "no-such-center")
+    assert unknown.returncode != 0 and "no-such-center" in unknown.stderr
+    assert fleet("config-owner", "--db", url, "default").returncode == 64  # the store's rule is not 'default'
     owner_store = open_store(url)
     try:
-        assert owner_store.configs.owner() == "centers"
+        configs = owner_store.configs
+        assert configs.owner() == "centers" and configs.owner("hcm-ben-thanh") == "here"
     finally:
         owner_store.close()
     report = fleet("maintain", "--db", url)

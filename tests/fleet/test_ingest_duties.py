@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from common.errors import ConflictError, ValidationError
+from common.errors import ConflictError, NotFoundError, ValidationError
 from common.mqtt import TlsConfig
 from fleet.alarms.rules import AlarmSettings
 from fleet.ingest.worker import IngestWorker, WorkerSettings
@@ -207,6 +207,38 @@ class RecordingLink:
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> tuple[int, int]:
         self.published.append((topic, retain))
         return (1, len(self.published))
+
+
+def test_a_center_of_its_own_rule_is_pushed_from_here_while_the_others_push_their_own(
+    worker: IngestWorker,
+) -> None:
+    """A province of bridged centers that also hosts a center without a fleet of its own (its kiosks
+    on the province's broker): the store says 'centers', that one center 'here'. Its pushes are
+    recorded and published; another center's are refused; the rule per center can be taken back."""
+    store = worker.store
+    other = "hcm-thu-duc"
+    store.registry.add_center(other, "hcm", "Trung tâm Thủ Đức")
+    store.configs.set_owner("centers")
+    store.configs.set_owner("here", C)
+    assert (store.configs.owner(), store.configs.owner(C), store.configs.owner(other)) == (
+        "centers", "here", "centers"
+    )
+    assert store.configs.center_owners() == {C: "here"}
+    with pytest.raises(NotFoundError):
+        store.configs.set_owner("here", "no-such-center")
+    with pytest.raises(ValidationError):
+        store.configs.set_owner("province", C)  # type: ignore[arg-type]
+    store.configs.record_push(ALL, C, "_center", {"kiosk": {"idle_timeout_s": 90}}, None)
+    with pytest.raises(ConflictError):
+        store.configs.record_push(ALL, other, "_center", {"kiosk": {"idle_timeout_s": 60}}, None)
+    link = RecordingLink()
+    worker.link = link  # type: ignore[assignment]
+    worker.duties.publish()
+    assert link.published == [(f"motcua/v1/{C}/_center/config/set", True)]
+    store.configs.set_owner(None, C)  # follows the store's rule again
+    assert store.configs.owner(C) == "centers" and store.configs.center_owners() == {}
+    with pytest.raises(ConflictError):
+        store.configs.record_push(ALL, C, "_center", {"kiosk": {"idle_timeout_s": 60}}, None)
 
 
 def test_a_store_whose_centers_push_their_own_configuration_publishes_commands_but_no_push(

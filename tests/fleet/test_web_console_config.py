@@ -197,6 +197,29 @@ def test_a_store_whose_centers_push_their_own_configuration_shows_it_and_refuses
         assert "data-pushed-elsewhere=" not in page and "data-save=" in page
 
 
+def test_a_center_of_its_own_rule_pushes_elsewhere_while_the_others_push_here(web_store: Store) -> None:
+    """The rule per center (``fleet config-owner centers --center ID``): the store pushes, one center
+    pushes its own. That center's pages say so and refuse a push (409); another center's take one."""
+    web_store.configs.set_owner("centers", "hcm-ben-thanh")
+    with browser(web_store, "quanly.bt") as manager:
+        page = manager.client.get("/centers/hcm-ben-thanh/config")
+        assert "data-pushed-elsewhere=" in page.text and "data-save=" not in page.text
+        refused = manager.post(
+            "/centers/hcm-ben-thanh/config", {"section": "notice", "notice_vi": "Nghỉ lễ", "notice_en": ""}
+        )
+        assert refused.status_code == 409
+    with browser(web_store, "quanly.tdm") as other:
+        page = other.client.get("/centers/hcm-thu-dau-mot/config")
+        assert "data-pushed-elsewhere=" not in page.text and "data-save=" in page.text
+        pushed = other.post(
+            "/centers/hcm-thu-dau-mot/config", {"section": "notice", "notice_vi": "Nghỉ lễ", "notice_en": ""}
+        )
+        assert pushed.status_code == 303
+    assert web_store.outgoing.latest(ALL, "hcm-ben-thanh", "_center") is None
+    latest = web_store.outgoing.latest(ALL, "hcm-thu-dau-mot", "_center")
+    assert latest is not None and latest.body == {"kiosk": {"notice_vi": "Nghỉ lễ", "notice_en": ""}}
+
+
 def test_routes_are_managed_by_managers_and_audited(web_store: Store) -> None:
     path = "/centers/hcm-ben-thanh/notifications"
     with browser(web_store, "kythuat.bt") as tech:
