@@ -1,0 +1,90 @@
+"""``common.mqtt``'s paho client reads every packet waiting on the socket per turn of its loop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+
+from common.mqtt import Backoff, Message, MqttLink, TlsConfig, _Client
+from tests.agent.broker import Broker, Pki
+from tests.agent.conftest import wait_until
+from tests.agent.peer import Peer
+
+pytestmark = pytest.mark.broker
+
+TOPIC = "motcua/v1/hcm-ben-thanh/kiosk-a/event/lookup"
+
+
+def test_paho_still_has_the_hooks_the_batched_read_relies_on() -> None:
+    """``_Client.loop_read`` calls paho's private ``_packet_read`` and ``_loop_rc_handle`` (paho-mqtt
+    2.2.0): a paho release without them must fail here, not in a fleet worker."""
+    assert callable(getattr(paho.Client, "_packet_read", None))
+    assert callable(getattr(paho.Client, "_loop_rc_handle", None))
+    assert _Client.loop_read is not paho.Client.loop_read
+
+
+def test_messages_queued_for_a_session_are_read_many_per_turn_and_all_acknowledged(
+    broker: Broker, pki: Pki, peer_factory: Callable[..., Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = pki.client("fleet")
+    received: list[str] = []
+    lock = threading.Lock()
+
+    def make_link() -> MqttLink:
+        link = MqttLink(
+            client_id="fleet", host="127.0.0.1", port=broker.service_port,
+            tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
+            session_expiry_s=600, backoff=Backoff(0.1, 0.3),
+        )
+
+        def handle(message: Message) -> None:
+            with lock:
+                received.append(message.payload.decode())
+            link.ack(message.generation, message.mid, message.qos)
+
+        link.subscribe("motcua/v1/hcm-ben-thanh/+/event/+", 1, handle)
+        return link
+
+    first = make_link()
+    first.start()
+    assert first.wait_subscribed(10), first.last_error
+    first.stop()  # the session stays: the broker keeps what follows for it
+    publisher = peer_factory()
+    for index in range(300):
+        publisher.client.publish(TOPIC, f"m{index}".encode(), qos=1).wait_for_publish(5)
+
+    per_turn: list[int] = []
+    original = _Client.loop_read
+
+    def counted(self: _Client, max_packets: int = 1) -> Any:
+        with lock:
+            before = len(received)
+        rc = original(self, max_packets)
+        with lock:
+            per_turn.append(len(received) - before)
+        return rc
+
+    monkeypatch.setattr(_Client, "loop_read", counted)
+    again = make_link()
+    again.start()
+    try:
+        assert wait_until(lambda: len(received) == 300, 20), len(received)
+        assert received == [f"m{index}" for index in range(300)]  # in order, none twice
+        busy = [n for n in per_turn if n]
+        assert max(busy) > 1 and len(busy) < 300, busy  # several messages per turn of paho's loop
+    finally:
+        again.stop()
+    # every one acknowledged: the session has nothing left to deliver
+    third = make_link()
+    received.clear()
+    third.start()
+    try:
+        assert third.wait_subscribed(10)
+        publisher.client.publish(TOPIC, b"last", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: received == ["last"], 10), received
+    finally:
+        third.stop()
