@@ -149,8 +149,11 @@ class IngestWorker:
     def start(self) -> None:
         for topic_filter in fleet_filters(self.settings.root, self.settings.center_id, self.settings.share):
             self.link.subscribe(topic_filter, 1, self._on_message)
+        # QoS 0: the allocator's retained status is a state. At QoS 1 the broker queued every birth and
+        # stop in this worker's session while it was away and replayed them, oldest first: an
+        # 'allocator offline' alarm raised and cleared for a stop long over (docs/mqtt.md)
         for topic_filter in fleet_center_filters(self.settings.root, self.settings.center_id):
-            self.link.subscribe(topic_filter, 1, self._on_message)
+            self.link.subscribe(topic_filter, 0, self._on_message)
         for name, target in (("ingest-process", self._process_loop), ("ingest-duties", self.duties.run)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

@@ -516,3 +516,47 @@ def test_a_printed_ticket_reaches_the_queue_through_the_ingest(
         tickets = eventually(both, timeout=20)
     assert sorted(t.number for t in tickets) == ["A012", "A805"]
     assert all(t.kiosk_id == "kiosk-c" for t in tickets)
+
+
+def test_a_worker_back_after_allocator_restarts_raises_no_alarm_from_their_history(
+    fleet: Store, broker: Broker, pki: Pki
+) -> None:
+    """The allocator's status is a state: the births and stops published while a worker was away are
+    not replayed from its session (at QoS 1 they were, oldest first, so the worker raised and cleared
+    an 'allocator offline' alarm, with notifications, for a stop long over). It hears the current one."""
+    group = share()
+    settings = worker_settings(
+        broker, pki, f"{group}-w", identity="fleet-4", share=group, session_expiry_s=600, duties=False
+    )
+    topic = f"motcua/v1/{CENTER}/_center/allocator/status"
+    try:
+        with running_worker(fleet, settings):
+            pass  # subscribed; the session stays while it is away
+        allocator = _publisher_on_services(broker, pki, "fleet-1")
+        try:
+            for state, reason in (("offline", "shutdown"), ("online", "birth"), ("offline", "lost"),
+                                  ("online", "birth")):
+                status = {"schema": "allocator-status/1", "state": state, "reason": reason,
+                          "offline_base": 800, "offline_block": 20, "at": now_iso()}
+                allocator.publish(topic, json.dumps(status), qos=1, retain=True).wait_for_publish(5)
+        finally:
+            allocator.disconnect()
+            allocator.loop_stop()
+        with running_worker(fleet, settings) as back:
+            eventually(lambda: back.stats.channels["allocator/status"] >= 1)
+            time.sleep(0.5)  # anything more the broker had for the session would have come by now
+            assert back.stats.channels["allocator/status"] == 1  # the retained copy alone
+        history = fleet.alarms.page(ALL, active=None, center_id=CENTER).items
+        assert [a for a in history if a.type == "allocator_offline"] == []
+    finally:
+        drop_session(broker, pki, "fleet-4")
+
+
+def _publisher_on_services(broker: Broker, pki: Pki, identity: str) -> paho.Client:
+    issued = pki.client(identity)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=identity, protocol=MQTTProtocolVersion.MQTTv5)
+    client.tls_set(ca_certs=str(pki.ca.cert_file), certfile=str(issued.cert_file),
+                   keyfile=str(issued.key_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.connect("127.0.0.1", broker.service_port)
+    client.loop_start()
+    return client
