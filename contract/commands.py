@@ -150,6 +150,10 @@ class CommandResult(Message):
     reason: str = field(metadata={"max_len": 2000})
     result: dict[str, Any] = field(default_factory=dict, metadata={"max_items": 64})
     at: str = field(default_factory=now_iso, metadata={"time": True, "max_len": 40})
+    #: (minor addition) the request's ``args`` as the kiosk read them, so a fleet that did not send the
+    #: command (the province's, the center's: docs/province.md) can show what was asked; None when the
+    #: request could not be read, and absent from agents before it
+    args: dict[str, Any] | None = field(default=None, metadata={"max_items": 16})
 
     def blob(self) -> BlobInfo | None:
         """The blob announced by a successful screenshot or upload_logs, else None."""

@@ -35,6 +35,7 @@ from contract.config import ConfigState
 from contract.errors import ContractError
 from contract.events import event_payload_bytes
 from contract.health import Health, LinkHealth, health_alarms
+from contract.schema import to_data
 from contract.status import Status
 from contract.topics import KioskTopics
 from contract.wire import salvage_request_id
@@ -484,7 +485,7 @@ class Agent:
                 return
             result = CommandResult(
                 request.request_id, request.command, "error",
-                "interrupted by an agent restart; not executed again",
+                "interrupted by an agent restart; not executed again", args=to_data(request.args),
             )
         else:
             self.state.command_started(request.request_id, request.command)

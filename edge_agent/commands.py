@@ -82,8 +82,10 @@ class CommandExecutor:
         self._blob_topic = blob_topic
 
     def execute(self, request: Command) -> CommandResult:
+        args = to_data(request.args)  # echoed, for a fleet that did not send it (docs/mqtt.md)
+
         def fail(reason: str) -> CommandResult:
-            return CommandResult(request.request_id, request.command, "error", reason[:2000])
+            return CommandResult(request.request_id, request.command, "error", reason[:2000], args=args)
 
         refusal = request.refusal(datetime.now(UTC))
         if refusal is not None:
@@ -98,7 +100,7 @@ class CommandExecutor:
             return fail(f"{type(exc).__name__}: {exc}")
         except ValueError as exc:  # a command's own checks of its arguments
             return fail(str(exc)[:500])
-        return CommandResult(request.request_id, request.command, "ok", "done", result)
+        return CommandResult(request.request_id, request.command, "ok", "done", result, args=args)
 
     def _app(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         return ipc.call(self.app_socket, cmd, args or {}, timeout=self.app_timeout_s)

@@ -22,12 +22,12 @@ from time import perf_counter
 from typing import Any, Literal
 
 from common.errors import ConflictError, MotcuaError, NotFoundError, StoreError
-from contract.commands import BLOB_COMMANDS, MAX_BLOB_BYTES, CommandResult
+from contract.commands import BLOB_COMMANDS, COMMANDS, MAX_BLOB_BYTES, CommandResult
 from contract.config import ConfigState, merge_scopes
 from contract.errors import ContractError
 from contract.events import Event
 from contract.health import Health
-from contract.schema import to_data
+from contract.schema import parse_dataclass, to_data
 from contract.status import Status
 from contract.tickets import AllocatorStatus
 from contract.topics import DEFAULT_ROOT, TopicRef, parse_topic
@@ -37,7 +37,7 @@ from fleet.alarms.rules import AlarmSettings, Wanted, from_health, offline_wante
 from fleet.ingest import handlers
 from fleet.queue import province as queue_province
 from fleet.store import Scope, Store
-from fleet.store.commands import CENTER_TARGET
+from fleet.store.commands import CENTER_TARGET, ELSEWHERE_PER_DAY
 from fleet.store.events import EventInsert
 from fleet.store.models import EventRecord, HealthReport, StatusOutcome, StatusReport
 from fleet.store.partitions import month_of
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "refused", "invalid", "ignored", "error"]
 #: the reason of an ignored result or blob of a request this store never made (another fleet's)
 UNKNOWN_REQUEST = "unknown_request"
+#: the reason of a stored result of another fleet's command (kept as theirs: docs/province.md)
+SENT_ELSEWHERE = "sent_elsewhere"
 ALL = Scope.everything()
 
 
@@ -148,6 +150,23 @@ _PARSERS: dict[str, Callable[[bytes], Any]] = {
     "cmd/res": CommandResult.parse,
     "config/state": ConfigState.parse,
 }
+
+
+def _echoed_args(result: CommandResult) -> dict[str, Any]:
+    """The arguments a result echoes (``command-result/1`` ``args``), checked as the command's own
+    arguments type (lenient: a newer minor's extra argument is left out), for another fleet's command:
+    ``{}`` when absent (an older agent), for a command this contract does not know, or when they do not
+    parse (a hostile kiosk): the result itself is kept all the same. Ours keep the args we sent."""
+    args_type = COMMANDS.get(result.command or "")
+    if result.args is None or args_type is None:
+        return {}
+    try:
+        checked: dict[str, Any] = to_data(
+            parse_dataclass(args_type, result.args, "command-result.args", lenient=True)
+        )
+    except ContractError:
+        return {}
+    return checked
 
 
 class Processor:
@@ -489,9 +508,16 @@ class Processor:
             result=dict(result.result),
             at=parse_time(result.at, "command-result.at"),
             received_at=at,
+            args=_echoed_args(result),
         )
         if outcome == "unknown":
             return self._unknown_request(center_id, kiosk_id, result.request_id, "cmd/res")
+        if outcome == "elsewhere":
+            return Result("stored", "cmd/res", SENT_ELSEWHERE)
+        if outcome == "elsewhere_limit":
+            detail = (f"result of request {result.request_id} not made here: this kiosk reported "
+                      f"{ELSEWHERE_PER_DAY} such results in a day already")
+            return self._refuse(center_id, kiosk_id, "elsewhere_limit", detail, at, "refused", "cmd/res")
         return Result(outcome, "cmd/res")
 
     @staticmethod

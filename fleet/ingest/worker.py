@@ -33,7 +33,7 @@ from common.errors import StoreError
 from common.mqtt import Backoff, Message, MqttLink, TlsConfig
 from contract.topics import DEFAULT_ROOT, FLEET_SHARE, fleet_center_filters, fleet_filters
 from fleet.alarms.rules import AlarmSettings
-from fleet.ingest.process import UNKNOWN_REQUEST, Incoming, Processor
+from fleet.ingest.process import SENT_ELSEWHERE, UNKNOWN_REQUEST, Incoming, Processor
 from fleet.notify.notifier import Notifier, NotifySettings
 from fleet.store import Store
 
@@ -272,6 +272,8 @@ class IngestWorker:
             if result.outcome == "error":
                 self.stats.add("errors")
                 continue
-            if result.reason == UNKNOWN_REQUEST:  # another fleet's command answered (docs/province.md)
+            if result.reason == UNKNOWN_REQUEST:  # a blob of another fleet's command (docs/province.md)
                 self.stats.add("unknown_requests")
+            elif result.reason == SENT_ELSEWHERE:  # another fleet's command's result, kept as theirs
+                self.stats.add("elsewhere_results")
             self.stats.record(result.outcome, result.channel, share, now - item.arrived_mono, item.arrived)

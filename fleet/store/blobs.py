@@ -1,9 +1,10 @@
 """The bytes a command sent back (``{kiosk}/blob/{request_id}``: a screenshot, a log archive).
 
 A blob is kept only for a command this fleet asked for (a request id of that kiosk whose command makes
-one), once, at most ``MAX_BYTES``: a kiosk cannot fill the store with blobs nobody wanted. It is stored
-with its SHA-256 and size; whether it is what the command's result announced is checked when either
-arrives second (they may reach different ingest workers in any order) and again before it is served.
+one; not for another fleet's command whose result is kept here), once, at most ``MAX_BYTES``: a kiosk
+cannot fill the store with blobs nobody wanted. It is stored with its SHA-256 and size; whether it is
+what the command's result announced is checked when either arrives second (they may reach different
+ingest workers in any order) and again before it is served.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class Blobs(Part):
     ) -> BlobOutcome:
         """Store the blob of (kiosk, request_id): 'stored', 'duplicate' (already have it), 'unknown' (no
         request of that id was made here: another fleet's, docs/province.md; not stored) or 'unexpected'
-        (a request of ours whose command makes no blob: refused, not stored). A row without a requester
-        (kept by versions that stored results of unknown requests) counts as unknown."""
+        (a request of ours whose command makes no blob: refused, not stored). Another fleet's command
+        kept here for its result (``sent_elsewhere``, ``Commands.record_result``) counts as unknown: its
+        blob belongs in that fleet's store, and a kiosk could name any request id for it. So does a row
+        without a requester (kept by versions that stored results of unknown requests)."""
         if len(data) > MAX_BYTES:
             raise ValueError(f"blob of {len(data)} bytes: more than {MAX_BYTES}")
         now = received_at or self.db.now()
@@ -55,6 +58,7 @@ class Blobs(Part):
                     commands.c.kiosk_id == kiosk_id,
                     commands.c.request_id == request_id,
                     commands.c.requested_by.is_not(None),
+                    commands.c.sent_elsewhere.is_(False),
                 )
             ).first()
             if asked is None:

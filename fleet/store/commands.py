@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, insert, select, update
@@ -20,8 +20,11 @@ from fleet.store.scope import Scope
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 CENTER_TARGET = "_center"
-#: what became of a command result: stored, a repeat, or of a request this store never made
-ResultOutcome = Literal["stored", "duplicate", "unknown"]
+#: what became of a command result (``Commands.record_result``)
+ResultOutcome = Literal["stored", "duplicate", "elsewhere", "unknown", "elsewhere_limit"]
+#: results of other fleets' commands kept per kiosk in ``ELSEWHERE_WINDOW`` at most
+ELSEWHERE_PER_DAY = 200
+ELSEWHERE_WINDOW = timedelta(days=1)
 
 
 def _command_from(row: Any) -> Command:
@@ -42,6 +45,7 @@ def _command_from(row: Any) -> Command:
         result_reason=m["result_reason"],
         result=m["result"],
         result_at=m["result_at"],
+        sent_elsewhere=bool(m["sent_elsewhere"]),
     )
 
 
@@ -134,15 +138,21 @@ class Commands(Part):
         result: dict[str, Any],
         at: datetime | None,
         received_at: datetime | None = None,
+        args: dict[str, Any] | None = None,
     ) -> ResultOutcome:
-        """Store a ``command-result/1`` once: 'stored', 'duplicate' (a repeat: the agent publishes a result
-        again until acknowledged) or 'unknown': no request of that id was made here, nothing is stored.
+        """Store a ``command-result/1`` once: 'stored' (the result of one of ours), 'duplicate' (a repeat:
+        the agent publishes a result again until acknowledged), 'elsewhere' (no request of that id was
+        made here: another fleet's command, kept as theirs), 'unknown' (the id of a request here that
+        names another command: not stored) or 'elsewhere_limit' (another fleet's, but this kiosk has
+        had ``ELSEWHERE_PER_DAY`` of them in the last day: not stored).
+
         A kiosk answers every fleet that can reach it on the same ``cmd/res`` (a center's fleet and the
-        province's, docs/province.md): a result of the other fleet's request belongs in that fleet's
-        store, not here as a command nobody here asked for. A result naming another ``command`` than the
-        request of that id here is not ours either (an id two fleets both used: the kiosk runs only the
-        first and answers both with its result); ``command`` empty (a request the kiosk could not read)
-        matches any."""
+        province's, docs/province.md). Another fleet's result is kept as a row marked ``sent_elsewhere``
+        with no requester, no request time and no expiry, its ``args`` as the kiosk echoed them (or
+        ``{}``): it is never pending, so it is never published, expired or retried, and no blob is
+        accepted for it (``Blobs.accept``). A result naming another ``command`` than the request of
+        that id here is not ours (an id two fleets both used: the kiosk runs only the first and answers
+        both with its result); ``command`` empty (a request the kiosk could not read) matches any."""
         if status not in ("ok", "error"):
             raise ValidationError(f"command result status {status!r}: expected ok or error")
         received = received_at or self.db.now()
@@ -157,8 +167,15 @@ class Commands(Part):
                     commands.c.kiosk_id == kiosk_id, commands.c.request_id == request_id
                 )
             ).first()
-            if row is not None and command and row.command != command:
-                return "unknown"  # the id of one of ours, answered for another command: not ours
+            if row is None:
+                return self._elsewhere(
+                    conn, center_id, kiosk_id, request_id, command, status, reason, result, at, received,
+                    args,
+                )
+            if command and row.command != command:
+                return "unknown"  # the id of a request here, answered for another command: not ours
+            if row.received_at is not None:
+                return "duplicate"
             values = {
                 "status": status,
                 "result_reason": reason,
@@ -166,13 +183,60 @@ class Commands(Part):
                 "result_at": at,
                 "received_at": received,
             }
-            if row is None:
-                return "unknown"
-            if row.received_at is not None:
-                return "duplicate"
             conn.execute(update(commands).where(commands.c.id == row.id).values(**values))
             log_changes(conn, received, [(center_id, kiosk_id, "kiosk")])
             return "stored"
+
+    def _elsewhere(
+        self,
+        conn: Any,
+        center_id: str,
+        kiosk_id: str,
+        request_id: str,
+        command: str,
+        status: str,
+        reason: str,
+        result: dict[str, Any],
+        at: datetime | None,
+        received: datetime,
+        args: dict[str, Any] | None,
+    ) -> ResultOutcome:
+        """Another fleet's result, kept as theirs: at most ``ELSEWHERE_PER_DAY`` per kiosk (a kiosk
+        that makes up request ids cannot fill the store; two workers at once may each store one more)."""
+        recent = conn.execute(
+            select(func.count())
+            .select_from(commands)
+            .where(
+                commands.c.kiosk_id == kiosk_id,
+                commands.c.sent_elsewhere.is_(True),
+                commands.c.received_at >= received - ELSEWHERE_WINDOW,
+            )
+        ).scalar_one()
+        if recent >= ELSEWHERE_PER_DAY:
+            return "elsewhere_limit"
+        new_id = conn.execute(
+            self.db.insert(commands)
+            .values(
+                center_id=center_id,
+                kiosk_id=kiosk_id,
+                request_id=request_id,
+                command=command,
+                args=args or {},
+                requested_by=None,
+                status=status,
+                result_reason=reason,
+                result=result,
+                result_at=at,
+                received_at=received,
+                sent_elsewhere=True,
+            )
+            .on_conflict_do_nothing(index_elements=[commands.c.kiosk_id, commands.c.request_id])
+            .returning(commands.c.id)
+        ).scalar()
+        if new_id is None:
+            return "duplicate"  # another worker stored the same result a moment ago
+        log_changes(conn, received, [(center_id, kiosk_id, "kiosk")])
+        return "elsewhere"
 
     def for_kiosk(self, scope: Scope, kiosk_id: str, *, limit: int | None = 50) -> list[Command]:
         query = (

@@ -303,6 +303,8 @@ class Command:
     result_reason: str | None
     result: dict[str, Any] | None
     result_at: datetime | None
+    #: another fleet's command (its result as the kiosk reported it; requested_by is None)
+    sent_elsewhere: bool = False
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,9 @@ commands = Table(
     Column("result", Json),
     Column("result_at", UtcDateTime),
     Column("received_at", UtcDateTime),
+    # (0008) a result of a command another fleet sent this kiosk (the province's, the center's: its
+    # request is not here): shown as theirs, never published, expired, matched to a blob or retried
+    Column("sent_elsewhere", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("kiosk_id", "request_id"),
     Index(None, "kiosk_id", "id"),
     Index(None, "status", "requested_at"),

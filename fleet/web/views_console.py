@@ -67,9 +67,12 @@ class ConsoleEntry:
 
     @property
     def blob_state(self) -> str:
-        """none | waiting (announced, not here yet) | ok | mismatch."""
+        """none | elsewhere (another fleet's command: its blob is kept there) | waiting (announced, not
+        here yet) | ok | mismatch."""
         if self.announced is None:
             return "none"
+        if self.command.sent_elsewhere:
+            return "elsewhere"
         if self.blob is None:
             return "waiting"
         return "ok" if self.blob_ok else "mismatch"

@@ -209,6 +209,12 @@ COMMAND_COLUMNS = [
     Column("command", "kiosk.command", lambda c: c.command),
     Column("args", "kiosk.args", lambda c: c.args),
     Column("requested_by", "kiosk.command_by", lambda c: c.requested_by_name),
+    Column(
+        "sent_elsewhere",
+        "kiosk.command_from",
+        lambda c: c.sent_elsewhere,
+        lambda c, tr: tr("kiosk.sent_elsewhere") if c.sent_elsewhere else "",
+    ),
     Column("requested_at", "kiosk.command_at", lambda c: c.requested_at),
     Column(
         "status",

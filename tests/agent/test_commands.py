@@ -80,6 +80,8 @@ def test_command_round_trip(session, name, args, app_cmd, app_args):
     result = ask(peer, name, args)
     assert result["status"] == "ok" and result["command"] == name and result["schema"] == "command-result/1"
     assert app.called(app_cmd) == [app_args]
+    # the arguments as the kiosk read them (defaults filled), for a fleet that did not send it
+    assert result["args"] == app_args
 
 
 def test_screenshot_is_sent_as_a_blob(session):
@@ -202,6 +204,7 @@ def test_garbage_is_answered_without_request_id(session):
     peer.publish(T.cmd_req, b"\xff not json")
     result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] is None)
     assert result["status"] == "error" and "not UTF-8 JSON" in result["reason"]
+    assert result["args"] is None  # nothing could be read
 
 
 def test_a_request_id_is_executed_once_and_answered_with_the_same_result(session):
@@ -220,6 +223,7 @@ def test_expired_command_is_not_executed(session):
     _agent, peer, app = session
     result = ask(peer, "restart_app", expires_at="2020-01-01T00:00:00+00:00")
     assert result["status"] == "error" and "expired" in result["reason"]
+    assert result["args"] == {}  # a refusal says what was asked too
     assert app.called("app.restart") == []
 
 
@@ -262,6 +266,7 @@ def test_a_command_interrupted_by_a_crash_is_not_run_again(make_agent, peer_fact
         peer.publish(T.cmd_req, payload)
         result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-crashed")
     assert result["status"] == "error" and "not executed again" in result["reason"]
+    assert result["args"] == {}
     assert fake_app.called("app.restart") == []
 
 

@@ -3,6 +3,8 @@ and PostgreSQL: payloads built by the contract, effects read back from the store
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from contract.status import Hardware, Status
 from contract.tickets import AllocatorStatus
 from contract.wire import now_iso
 from fleet.ingest import handlers
-from fleet.ingest.process import Processor
+from fleet.ingest.process import Processor, Result
 from fleet.store import Scope, Store
 from fleet.store.models import EventRecord
 from tests.fleet.conftest import FakeClock
@@ -243,6 +245,11 @@ def test_events_are_idempotent_and_call_the_handlers_at_least_once(fleet: Store,
         handlers._handlers.pop("*", None)
 
 
+def result_body(png: bytes, blob_topic: str = f"{ROOT}/blob/x") -> dict[str, Any]:
+    return {"blob_topic": blob_topic, "bytes": len(png), "sha256": hashlib.sha256(png).hexdigest(),
+            "content_type": "image/png", "files": []}
+
+
 def test_results_and_blobs_are_kept_with_the_request_that_asked(fleet: Store, clock: FakeClock) -> None:
     p = Processor(fleet)
     user = fleet.accounts.credentials("kythuat")[0]  # type: ignore[index]
@@ -251,33 +258,29 @@ def test_results_and_blobs_are_kept_with_the_request_that_asked(fleet: Store, cl
     blob_topic = f"{ROOT}/blob/{shot.request_id}"
     assert p.handle(blob_topic, png, clock.now).outcome == "stored"  # the blob may come before its result
     assert p.handle(blob_topic, png, clock.now).outcome == "duplicate"
-    import hashlib
-
-    result = CommandResult(
-        shot.request_id,
-        "screenshot",
-        "ok",
-        "done",
-        {
-            "blob_topic": blob_topic,
-            "bytes": len(png),
-            "sha256": hashlib.sha256(png).hexdigest(),
-            "content_type": "image/png",
-            "files": [],
-        },
-    ).to_payload()
+    body = result_body(png, blob_topic)
+    result = CommandResult(shot.request_id, "screenshot", "ok", "done", body).to_payload()
     assert p.handle(f"{ROOT}/cmd/res", result, clock.now).outcome == "stored"
     assert p.handle(f"{ROOT}/cmd/res", result, clock.now).outcome == "duplicate"  # published twice
     stored = fleet.commands.for_kiosk(ALL, K)[0]
     assert (stored.status, stored.result["bytes"], stored.requested_by) == ("ok", len(png), user.id)  # type: ignore[index]
     assert fleet.blobs.get(ALL, K, shot.request_id).data == png
-    # a request this store never made (another fleet's: docs/province.md): its result and blob are
-    # ignored quietly, nothing stored, no refusal; a blob for one of ours that makes none is refused
+    # a request this store never made (another fleet's: docs/province.md): its blob is ignored quietly
+    # (before its result and after it), its result kept as theirs, no refusal; a blob for one of ours
+    # that makes none is refused
     unasked = p.handle(f"{ROOT}/blob/fleet-nobody-asked", png, clock.now)
     assert (unasked.outcome, unasked.reason) == ("ignored", "unknown_request")
-    theirs = CommandResult("fleet-nobody-asked", "print_test_ticket", "ok", "done", {}).to_payload()
-    assert (p.handle(f"{ROOT}/cmd/res", theirs, clock.now).reason) == "unknown_request"
-    assert [c.request_id for c in fleet.commands.for_kiosk(ALL, K)] == [shot.request_id]
+    theirs = CommandResult("fleet-nobody-asked", "screenshot", "ok", "done", dict(result_body(png)),
+                           args={}).to_payload()
+    assert p.handle(f"{ROOT}/cmd/res", theirs, clock.now) == Result("stored", "cmd/res", "sent_elsewhere")
+    assert p.handle(f"{ROOT}/cmd/res", theirs, clock.now).outcome == "duplicate"
+    again = p.handle(f"{ROOT}/blob/fleet-nobody-asked", png, clock.now)
+    assert (again.outcome, again.reason) == ("ignored", "unknown_request")
+    listed = fleet.commands.for_kiosk(ALL, K)
+    assert [(c.request_id, c.sent_elsewhere) for c in listed] == [
+        ("fleet-nobody-asked", True), (shot.request_id, False)
+    ]
+    assert fleet.blobs.infos(ALL, K, ["fleet-nobody-asked"]) == {}
     assert fleet.ingest.refusals(ALL) == []
     test_print = fleet.commands.create(ALL, K, "print_test_ticket", {}, user.id)
     wrong = p.handle(f"{ROOT}/blob/{test_print.request_id}", png, clock.now)
@@ -286,6 +289,82 @@ def test_results_and_blobs_are_kept_with_the_request_that_asked(fleet: Store, cl
     assert too_big.outcome == "invalid"
     with pytest.raises(NotFoundError):
         fleet.blobs.get(Scope.center("hcm-thu-duc"), K, shot.request_id)  # another center's manager
+
+
+def test_results_of_other_fleets_commands_are_checked_and_hostile_ones_refused(
+    fleet: Store, clock: FakeClock
+) -> None:
+    """What a kiosk says about a command nobody here sent is its word only: the echoed args are kept
+    only as the command's own arguments (bounded, typed), a malformed result is refused and counted,
+    and none of it crashes the processor or lands under another kiosk."""
+    p = Processor(fleet)
+
+    def send(body: dict[str, Any], topic: str = f"{ROOT}/cmd/res") -> Result:
+        data = {"schema": "command-result/1", "status": "ok", "reason": "done", "at": now_iso(clock.now)}
+        data |= body
+        return p.handle(topic, json.dumps(data).encode(), clock.now)
+
+    def args_of(request_id: str) -> dict[str, Any]:
+        return fleet.outgoing.command(ALL, K, request_id).args
+
+    notice = {"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": ""}
+    assert send({"request_id": "p-1", "command": "set_notice", "args": notice}).reason == "sent_elsewhere"
+    assert args_of("p-1") == notice
+    # arguments that are not the command's (a typo'd key is left out, a wrong type or a control
+    # character drops them all), a command this contract does not know, no args (an older agent)
+    typo = {"text_vi": "x", "extra": 1}
+    assert send({"request_id": "p-2", "command": "set_notice", "args": typo}).reason == "sent_elsewhere"
+    assert args_of("p-2") == {"text_vi": "x", "text_en": ""}
+    send({"request_id": "p-3", "command": "set_service_mode", "args": {"out_of_service": "yes"}})
+    send({"request_id": "p-4", "command": "set_notice", "args": {"text_vi": "a\u202eb"}})
+    send({"request_id": "p-5", "command": "format_disk", "args": {"really": True}})
+    send({"request_id": "p-6", "command": "print_test_ticket"})
+    assert [args_of(r) for r in ("p-3", "p-4", "p-5", "p-6")] == [{}, {}, {}, {}]
+    assert fleet.outgoing.command(ALL, K, "p-5").command == "format_disk"  # shown as the kiosk named it
+    assert fleet.ingest.refusals(ALL) == []
+    # malformed: refused by the contract, counted, nothing stored
+    hostile: list[dict[str, Any]] = [
+        {"request_id": "p-7", "command": "set_notice", "args": ["not", "a", "table"]},
+        {"request_id": "p-8", "command": "set_notice", "args": {f"k{i}": i for i in range(17)}},
+        {"request_id": "p 9!", "command": "print_test_ticket"},
+        {"request_id": None, "command": None, "status": "error", "reason": "rejected"},
+        {"request_id": "p-10", "command": "Set-Notice"},
+        {"request_id": "p-11", "command": "print_test_ticket", "status": "maybe"},
+        {"request_id": "p-12", "command": "print_test_ticket", "at": "yesterday"},
+        {"request_id": "p-13", "command": "print_test_ticket", "reason": "x" * 2001},
+    ]
+    outcomes = [send(body).outcome for body in hostile]
+    assert outcomes == ["invalid"] * len(hostile)
+    assert p.handle(f"{ROOT}/cmd/res", b"\xff" * 10, clock.now).outcome == "invalid"
+    assert p.handle(f"{ROOT}/cmd/res", b"{" * 70_000, clock.now).outcome == "invalid"
+    assert sum(r.count for r in fleet.ingest.refusals(ALL)) == len(hostile) + 2
+    # a kiosk of no registry, or under another center's name: refused, nothing stored
+    nobody = send({"request_id": "p-14", "command": "screenshot"}, f"motcua/v1/{C}/kiosk-nobody/cmd/res")
+    assert nobody.reason == "unknown_kiosk"
+    elsewhere = send({"request_id": "p-15", "command": "screenshot"}, f"motcua/v1/hcm-thu-duc/{K}/cmd/res")
+    assert (elsewhere.outcome, elsewhere.reason) == ("refused", "wrong_center")
+    kept = sorted(c.request_id for c in fleet.commands.for_kiosk(ALL, K))
+    assert kept == ["p-1", "p-2", "p-3", "p-4", "p-5", "p-6"]
+
+
+def test_a_kiosk_past_the_daily_bound_of_other_fleets_results_is_refused_and_counted(
+    fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fleet.store.commands as store_commands
+
+    monkeypatch.setattr(store_commands, "ELSEWHERE_PER_DAY", 2)  # the bound is 200; the path is the same
+    p = Processor(fleet)
+    outcomes = [
+        p.handle(f"{ROOT}/cmd/res", CommandResult(f"made-up-{i}", "restart_app", "ok", "done").to_payload(),
+                 clock.now)
+        for i in range(3)
+    ]
+    assert [(r.outcome, r.reason) for r in outcomes] == [
+        ("stored", "sent_elsewhere"), ("stored", "sent_elsewhere"), ("refused", "elsewhere_limit")
+    ]
+    [refusal] = fleet.ingest.refusals(ALL)
+    assert (refusal.kiosk_id, refusal.reason, refusal.count) == (K, "elsewhere_limit", 1)
+    assert len(fleet.commands.for_kiosk(ALL, K)) == 2
 
 
 def test_a_pushed_heartbeat_moves_the_silence_limit_once_applied(fleet: Store, clock: FakeClock) -> None:

@@ -421,14 +421,16 @@ def request_id_of(payload: bytes) -> str:
     return str(json.loads(payload)["request_id"])
 
 
-def test_a_command_from_the_provinces_pages_reaches_the_kiosk_and_only_the_province_keeps_its_result(
+def test_a_command_from_the_provinces_pages_reaches_the_kiosk_and_each_fleet_shows_the_others_as_theirs(
     brokers: tuple[Broker, Broker], pki: Pki, sqlite_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """A province admin's screenshot (the province's web app) and a notice (its store) are published by
     the province's lease holder on the province broker, come down the bridge to the real agent at the
     center, and their results and the screenshot's bytes are stored against the province's commands;
-    the center's ingest sees the same results and blob on its broker and stores none of them (and the
-    province none of the center's own command's). Every command reaches the center's broker once."""
+    the center's ingest sees the same results and blob on its broker and keeps the results as the other
+    fleet's (with the args the real agent echoed; not the screenshot), shown so on the center's kiosk
+    page, and the province the center's own command's the same way. Every command reaches the center's
+    broker once."""
     center_broker_, province_broker_ = brokers
     center_store = open_store(sqlite_url)
     province_store = open_store(_new_url("postgresql", request, tmp_path))
@@ -461,12 +463,18 @@ def test_a_command_from_the_provinces_pages_reaches_the_kiosk_and_only_the_provi
                 ALL, KIOSK, "print_test_ticket", {}, center_user, expires_at=expires
             ).request_id
             eventually(lambda: center_store.commands.for_kiosk(ALL, KIOSK)[0].status == "ok", 20)
-            eventually(lambda: province_worker.stats.counts["unknown_requests"] >= 1, 20)
+            # the province keeps the center's command as the center's: no requester, marked
+            [theirs] = eventually(lambda: province_store.commands.for_kiosk(ALL, KIOSK), 20)
+            assert (theirs.request_id, theirs.command, theirs.status, theirs.sent_elsewhere) == (
+                ours, "print_test_ticket", "ok", True
+            )
+            assert theirs.requested_by is None and province_worker.stats.counts["elsewhere_results"] == 1
             # from the province's pages: the kiosk page's console
             with browser(province_store, admin.username) as person:
                 sent = person.post(f"/kiosks/{KIOSK}/commands", {"command": "screenshot"})
                 assert sent.status_code == 303, sent.text[:500]
-            [shot] = [c.request_id for c in province_store.commands.for_kiosk(ALL, KIOSK)]
+            listed = province_store.commands.for_kiosk(ALL, KIOSK)
+            [shot] = [c.request_id for c in listed if not c.sent_elsewhere]
             notice = province_store.commands.create(
                 ALL, KIOSK, "set_notice", {"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": ""}, admin.id,
                 expires_at=expires,
@@ -480,14 +488,29 @@ def test_a_command_from_the_provinces_pages_reaches_the_kiosk_and_only_the_provi
             found = eventually(answered, 30)
             assert (found[shot].status, found[notice].status) == ("ok", "ok"), found
             assert found[shot].requested_by == found[notice].requested_by == admin.id
-            assert sorted(found) == sorted([shot, notice])  # nothing of the center's command
+            assert not found[shot].sent_elsewhere and found[ours].sent_elsewhere
+            assert sorted(found) == sorted([ours, shot, notice])
             assert app.called("app.notice") == [{"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": ""}]
             blob = eventually(lambda: province_store.blobs.infos(ALL, KIOSK, [shot]).get(shot), 20)
             assert blob.sha256 == hashlib.sha256(png).hexdigest() == found[shot].result["sha256"]
-            # the center's ingest got both results and the screenshot on its broker: none stored
-            eventually(lambda: center_worker.stats.counts["unknown_requests"] >= 3, 20)
-            assert [c.request_id for c in center_store.commands.for_kiosk(ALL, KIOSK)] == [ours]
+            # the center's ingest got both results and the screenshot on its broker: the results kept
+            # as the province's, with what the agent echoed; the screenshot not
+            eventually(lambda: center_worker.stats.counts["elsewhere_results"] >= 2, 20)
+            eventually(lambda: center_worker.stats.counts["unknown_requests"] >= 1, 20)
+            kept = {c.request_id: c for c in center_store.commands.for_kiosk(ALL, KIOSK)}
+            assert sorted(kept) == sorted([ours, shot, notice])
+            assert [kept[r].sent_elsewhere for r in (ours, shot, notice)] == [False, True, True]
+            assert (kept[notice].command, kept[notice].args, kept[notice].status) == (
+                "set_notice", {"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": ""}, "ok"
+            )
+            assert kept[shot].requested_by is None and kept[shot].result == found[shot].result
+            assert center_store.commands.pending() == []
             assert center_store.blobs.infos(ALL, KIOSK, [shot]) == {}
+            with browser(center_store, "kythuat.bt") as technician:  # the center's kiosk page
+                page = technician.client.get(f"/kiosks/{KIOSK}").text
+                row = page.split(f'data-request="{notice}"', 1)[1].split("</tr>", 1)[0]
+                assert 'data-sent-elsewhere="yes"' in row and "Trang giám sát khác" in row
+                assert "Tỉnh: nghỉ trưa 11:30" in row
             with pytest.raises(NotFoundError):
                 center_store.blobs.get(ALL, KIOSK, shot)
             assert center_store.ingest.refusals(ALL) == [] == province_store.ingest.refusals(ALL)

@@ -139,26 +139,86 @@ def test_commands_are_stored_with_their_result_once(one: Store, clock: FakeClock
         )
         == "duplicate"
     )  # republished
-    # a result of a request this store never made (another fleet's, docs/province.md): not stored
-    assert (
-        one.commands.record_result(
-            "c1",
-            "k1",
-            "req-unknown",
-            command="screenshot",
-            status="error",
-            reason="app not reachable",
-            result={},
-            at=clock.now,
-        )
-        == "unknown"
-    )
     listed = one.commands.for_kiosk(ALL, "k1")
     assert [(c.request_id, c.status, c.requested_by) for c in listed] == [("req-7f3a", "ok", user[0].id)]
     assert listed[0].sent_at is not None and listed[0].result_at == clock.now
+    assert not listed[0].sent_elsewhere
     assert one.commands.for_kiosk(Scope.center("c2"), "k1") == []
     with pytest.raises(ConflictError):
         one.commands.record_result("c2", "k1", "x", command="c", status="ok", reason="", result={}, at=None)
+
+
+def result_of(store: Store, kiosk: str, request_id: str, command: str, **kw: Any) -> str:
+    center = "c1" if kiosk == "k1" else "c2"
+    values: dict[str, Any] = {"status": "ok", "reason": "done", "result": {}, "at": None} | kw
+    return store.commands.record_result(center, kiosk, request_id, command=command, **values)
+
+
+def test_another_fleets_commands_are_kept_as_theirs_and_never_taken_for_ours(
+    one: Store, clock: FakeClock
+) -> None:
+    """A result of a request this store never made (the province's command, seen at the center, or the
+    center's at the province: docs/province.md) is kept marked ``sent_elsewhere``: listed in scope,
+    stored once, never pending (so never published, expired or retried), no blob accepted for it."""
+    user = one.accounts.credentials("quanly")
+    assert user is not None
+    one.commands.create(ALL, "k1", "print_test_ticket", {}, user[0].id, request_id="ours-1",
+                        expires_at=clock.now + timedelta(minutes=1))
+    clock.advance(seconds=1)
+    notice = {"text_vi": "Tỉnh: nghỉ trưa", "text_en": ""}
+    assert result_of(one, "k1", "theirs-1", "set_notice", args=notice, at=clock.now) == "elsewhere"
+    assert result_of(one, "k1", "theirs-1", "set_notice", args=notice, at=clock.now) == "duplicate"
+    # the same id answered for another command later (a forged or reused id): the first one stays
+    assert result_of(one, "k1", "theirs-1", "restart_app", status="error", reason="x") == "unknown"
+    shot = {"blob_topic": "t", "bytes": 3, "sha256": "0" * 64, "content_type": "image/png"}
+    assert result_of(one, "k1", "theirs-2", "screenshot", result=shot) == "elsewhere"
+    assert result_of(one, "k1", "theirs-3", "", status="error", reason="rejected: not JSON") == "elsewhere"
+    listed = {c.request_id: c for c in one.commands.for_kiosk(Scope.center("c1"), "k1")}
+    assert sorted(listed) == ["ours-1", "theirs-1", "theirs-2", "theirs-3"]
+    theirs = listed["theirs-1"]
+    assert (theirs.sent_elsewhere, theirs.command, theirs.args, theirs.status, theirs.result_reason) == (
+        True, "set_notice", notice, "ok", "done"
+    )
+    assert (theirs.requested_by, theirs.requested_at, theirs.expires_at, theirs.sent_at) == (None,) * 4
+    assert theirs.result_at == clock.now
+    assert listed["theirs-3"].args == {} and not listed["ours-1"].sent_elsewhere
+    # only ours is ever published, expired or matched with a blob
+    assert [c.request_id for c in one.commands.pending()] == ["ours-1"]
+    clock.advance(minutes=2)
+    assert one.outgoing.expire_unsent() == [("c1", "k1", "ours-1")]
+    assert one.blobs.accept("c1", "k1", "theirs-2", b"png", commands_with_blobs={"screenshot"}) == "unknown"
+    one.commands.mark_sent("k1", "theirs-2")
+    assert one.commands.for_kiosk(ALL, "k1")[1].sent_at is None
+    # in scope only: another center's manager sees none of them, by the list or by the request id
+    assert one.commands.for_kiosk(Scope.center("c2"), "k1") == []
+    with pytest.raises(NotFoundError):
+        one.outgoing.command(Scope.center("c2"), "k1", "theirs-1")
+    assert one.outgoing.command(Scope.center("c1"), "k1", "theirs-1").sent_elsewhere
+    # a kiosk of another center cannot put one under this center's kiosk
+    with pytest.raises(ConflictError):
+        one.commands.record_result("c2", "k1", "theirs-9", command="screenshot", status="ok", reason="",
+                                   result={}, at=None)
+    with pytest.raises(ValidationError):
+        result_of(one, "k1", "theirs-8", "screenshot", status="maybe")
+    # our own command keeps its id: another fleet's result cannot have been stored under it
+    with pytest.raises(ConflictError):
+        one.commands.create(ALL, "k1", "restart_app", {}, user[0].id, request_id="theirs-1")
+
+
+def test_a_kiosk_cannot_fill_the_store_with_results_of_commands_nobody_here_sent(
+    one: Store, clock: FakeClock
+) -> None:
+    """At most ELSEWHERE_PER_DAY per kiosk in a day: then 'elsewhere_limit', nothing stored; another
+    kiosk is not affected, and a day later the kiosk's next one is kept again."""
+    from fleet.store.commands import ELSEWHERE_PER_DAY
+
+    for i in range(ELSEWHERE_PER_DAY):
+        assert result_of(one, "k1", f"made-up-{i}", "print_test_ticket") == "elsewhere"
+    assert result_of(one, "k1", "made-up-last", "print_test_ticket") == "elsewhere_limit"
+    assert result_of(one, "k2", "made-up-other", "print_test_ticket") == "elsewhere"
+    assert len(one.commands.for_kiosk(ALL, "k1", limit=None)) == ELSEWHERE_PER_DAY
+    clock.advance(hours=24, seconds=1)
+    assert result_of(one, "k1", "made-up-last", "print_test_ticket") == "elsewhere"
 
 
 def test_config_versions_grow_per_target_and_states_are_kept(one: Store, clock: FakeClock) -> None:

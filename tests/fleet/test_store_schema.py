@@ -12,10 +12,10 @@ from sqlalchemy import delete, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import ConfigError, StoreError
-from fleet.store import Store, migrate, open_store
+from fleet.store import Scope, Store, migrate, open_store
 from fleet.store.db import Database, normalize_url
 from fleet.store.partitions import DAYS, HEALTH
-from fleet.store.schema import alarms, health_samples, metadata
+from fleet.store.schema import alarms, commands, health_samples, metadata
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import health
 
@@ -214,3 +214,48 @@ def test_0007_partitions_health_by_day_on_postgresql_keeping_every_row_and_id(
         assert _health_rows(db)[-1][0] == 22
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0008_marks_the_results_old_versions_kept_for_requests_nobody_here_made(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Versions before ``unknown_request`` stored a result of another fleet's request as a command row
+    with no requester and no request time: 0008 marks those ``sent_elsewhere``, and only those."""
+    url = (
+        f"sqlite:///{tmp_path / 'blank.sqlite'}"
+        if backend_name == "sqlite"
+        else request.getfixturevalue("pg_blank_url")
+    )
+    db = Database(url, clock=clock)
+    try:
+        migrate.upgrade(db, "0007")
+        store = Store(db)
+        store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+        store.registry.add_center("c1", "hcm", "Trung tâm 1")
+        store.registry.add_kiosk("k1", "c1")
+        user = store.accounts.add_user("quanly", "hash", "center_manager", center_id="c1")
+        row = {"center_id": "c1", "kiosk_id": "k1", "command": "print_test_ticket", "args": {}}
+        with db.write() as conn:  # the columns 0007 has (sent_elsewhere is not among them)
+            conn.execute(
+                insert(commands),
+                [
+                    {**row, "request_id": "theirs", "requested_by": None, "requested_at": None,
+                     "status": "ok", "received_at": clock.now},
+                    {**row, "request_id": "ours", "requested_by": user.id, "requested_at": clock.now,
+                     "status": "pending", "received_at": None},
+                    # one of ours whose requester was not recorded (a script's): still ours
+                    {**row, "request_id": "script", "requested_by": None, "requested_at": clock.now,
+                     "status": "pending", "received_at": None},
+                ],
+            )
+        migrate.upgrade(db)
+        Store(db).check_schema()
+        listed = Store(db).commands.for_kiosk(Scope.everything(), "k1")
+        found = {c.request_id: c.sent_elsewhere for c in listed}
+        assert found == {"theirs": True, "ours": False, "script": False}
+        migrate.downgrade(db, "0007")
+        migrate.upgrade(db)
+    finally:
+        db.close()
+

@@ -117,6 +117,53 @@ def test_blobs_are_served_in_scope_only_and_only_when_they_match_their_result(we
         assert other.client.get(f"/kiosks/{K}/blobs/{shot}").status_code == 404
 
 
+def test_another_fleets_commands_are_listed_as_theirs_in_vietnamese_and_english(web_store: Store) -> None:
+    """A command another fleet sent this kiosk (its result kept here as theirs) is on the kiosk page,
+    its CSV and JSON, marked so, with the arguments the kiosk echoed; its screenshot is not here (the
+    page says where it is, the blob URL is 404); another center's manager sees none of it."""
+    center = "hcm-ben-thanh"
+    notice = {"text_vi": "Tỉnh: nghỉ trưa 11:30", "text_en": "Lunch break"}
+    assert web_store.commands.record_result(
+        center, K, "fleet-prov-1", command="set_notice", status="ok", reason="done", result={}, at=None,
+        args=notice,
+    ) == "elsewhere"
+    shot = {"blob_topic": f"motcua/v1/{center}/{K}/blob/fleet-prov-2", "bytes": 70, "sha256": "a" * 64,
+            "content_type": "image/png", "files": []}
+    assert web_store.commands.record_result(
+        center, K, "fleet-prov-2", command="screenshot", status="ok", reason="done", result=shot, at=None,
+    ) == "elsewhere"
+    user = web_store.accounts.credentials("kythuat.bt")[0]  # type: ignore[index]
+    ours = web_store.commands.create(ALL, K, "print_test_ticket", {}, user.id).request_id
+    with browser(web_store, "xem.bt") as viewer:
+        page = viewer.client.get(f"/kiosks/{K}").text
+        rows = {r: page.split(f'data-request="{r}"', 1)[1].split("</tr>", 1)[0]
+                for r in ("fleet-prov-1", "fleet-prov-2", ours)}
+        assert 'data-sent-elsewhere="yes"' in rows["fleet-prov-1"]
+        assert "Trang giám sát khác" in rows["fleet-prov-1"]
+        assert html.escape("Tỉnh: nghỉ trưa 11:30") in rows["fleet-prov-1"]
+        assert "Dữ liệu được lưu ở trang giám sát đã gửi lệnh" in rows["fleet-prov-2"]
+        assert "data-screenshot" not in rows["fleet-prov-2"]
+        assert "Đang chờ dữ liệu" not in rows["fleet-prov-2"]
+        assert "data-sent-elsewhere" not in rows[ours] and "kythuat.bt" in rows[ours]
+        assert viewer.client.get(f"/kiosks/{K}/blobs/fleet-prov-2").status_code == 404
+        listed = viewer.client.get(f"/kiosks/{K}/commands?format=json").json()
+        by_id = {row["request_id"]: row for row in listed["items"]}
+        assert (by_id["fleet-prov-1"]["sent_elsewhere"], by_id[ours]["sent_elsewhere"]) == (True, False)
+        assert by_id["fleet-prov-1"]["requested_by"] is None and by_id["fleet-prov-1"]["args"] == notice
+        csv_text = viewer.client.get(f"/kiosks/{K}/commands?format=csv").text
+        assert "Nguồn" in csv_text.splitlines()[0]
+        assert "fleet-prov-1" in csv_text and "Trang giám sát khác" in csv_text
+        viewer.post("/language", {"lang": "en", "next": f"/kiosks/{K}"})
+        english = viewer.client.get(f"/kiosks/{K}").text
+        row = english.split('data-request="fleet-prov-1"', 1)[1].split("</tr>", 1)[0]
+        assert "Another fleet monitor" in row and "the province&#39;s or the center&#39;s" in row
+        assert "kept by the fleet monitor that sent the command" in english
+    with browser(web_store, "quanly.tdm") as other:  # another center's manager: nothing, by any URL
+        assert other.client.get(f"/kiosks/{K}").status_code == 404
+        assert other.client.get(f"/kiosks/{K}/commands?format=json").status_code == 404
+        assert other.client.get(f"/kiosks/{K}/blobs/fleet-prov-1").status_code == 404
+
+
 def test_configuration_forms_push_versions_and_say_what_is_wrong_in_vietnamese(web_store: Store) -> None:
     path = "/centers/hcm-ben-thanh/config"
     with browser(web_store, "kythuat.bt") as tech:
