@@ -8,14 +8,15 @@ Health aggregation follows a watermark on ``received_at`` (the center's clock), 
 because the hourly rows keep sums and counts that merge. The window stops ``SETTLE`` before now, so a
 sample whose transaction began before the window's end has committed before the window is read.
 
-On PostgreSQL raw health is partitioned by day (``fleet.store.partitions``): retention drops the days
-wholly older than its cut (their rows counted just before) and DELETEs only the older rows of the day
-the cut falls in; SQLite DELETEs them all. Events' months go the same way.
+Raw health is kept by whole days of ``received_at`` (Vietnam's, the partitions' days on PostgreSQL):
+the cut is a midnight, so PostgreSQL's retention only DROPs day partitions (their rows counted just
+before) and SQLite DELETEs exactly the same rows. Events' months go the same way. A DROP whose lock is
+not granted within ``ddl_lock_timeout`` is left for the next run (``deferred`` in the report).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,14 @@ from sqlalchemy.sql.functions import FunctionElement
 from fleet.store.base import Part
 from fleet.store.changes import Settings
 from fleet.store.db import Database
-from fleet.store.partitions import DAYS, PARTITION_ZONE, Partitions, add_months, month_of
+from fleet.store.partitions import (
+    DAYS,
+    DDL_LOCK_TIMEOUT,
+    Partitions,
+    add_months,
+    month_of,
+    start_of,
+)
 from fleet.store.schema import (
     alarms,
     audit_log,
@@ -71,6 +79,15 @@ class RetentionPolicy:
                 raise ValueError(f"retention {name} must be a whole number >= 1, got {value!r}")
 
 
+@dataclass
+class Retention:
+    """What one retention pass did: rows (or partitions, ``*_partitions``) removed per table, and the
+    partitions left for the next run because their DROP was not granted its lock in time."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)
+
+
 class hour_floor(FunctionElement[datetime]):
     """The start of the UTC hour of a stored time, on either backend."""
 
@@ -112,6 +129,7 @@ class Maintenance(Part):
         self.partitions = partitions  # events' months
         self.health_partitions = health_partitions  # health_samples' days
         self.settings = settings
+        self.ddl_lock_timeout = DDL_LOCK_TIMEOUT  # a partition DROP's or CREATE's longest wait for its lock
 
     def _lock(self, conn: Connection) -> None:
         if self.db.is_postgres:
@@ -120,10 +138,19 @@ class Maintenance(Part):
     def run(self, policy: RetentionPolicy | None = None, *, now: datetime | None = None) -> dict[str, Any]:
         at = now or self.db.now()
         report: dict[str, Any] = {}
-        report["partitions_ensured"] = [m.isoformat() for m in self.partitions.ensure_ahead(at)]
-        report["health_partitions_ensured"] = [d.isoformat() for d in self.health_partitions.ensure_ahead(at)]
+        deferred: list[str] = []
+        for key, parts in (
+            ("partitions_ensured", self.partitions),
+            ("health_partitions_ensured", self.health_partitions),
+        ):
+            made = parts.ensure_ahead(at, lock_timeout=self.ddl_lock_timeout)
+            report[key] = [start.isoformat() for start in made]
+            if self.db.is_postgres:
+                deferred += [parts.layout.name(start) for start in parts.ahead(at) if start not in made]
         report["health_hours"] = self.aggregate_health(now=at)
-        report["deleted"] = self.apply_retention(policy or RetentionPolicy(), now=at)
+        retention = self.apply_retention(policy or RetentionPolicy(), now=at)
+        report["deleted"] = retention.deleted
+        report["deferred"] = deferred + retention.deferred  # partitions whose DDL waits for the next run
         return report
 
     def aggregate_health(self, *, now: datetime | None = None) -> int:
@@ -206,29 +233,50 @@ class Maintenance(Part):
         )
         return len(groups)
 
-    def apply_retention(self, policy: RetentionPolicy, *, now: datetime | None = None) -> dict[str, int]:
-        """Delete what the policy no longer keeps; returns rows (or partitions) removed per table."""
+    def raw_health_cut(self, policy: RetentionPolicy, *, now: datetime | None = None) -> datetime:
+        """Raw heartbeats received before this go: the Vietnam midnight that begins the day of the older
+        of now - ``health_raw_days`` and the aggregation's watermark. Whole days (the partitions' days on
+        PostgreSQL), so between ``health_raw_days`` and one day more stay; never past the watermark,
+        which only moves forward, so every row older than the cut has been folded into its hour."""
+        at = now or self.db.now()
+        with self.db.read() as conn:
+            mark = self._watermark(conn, floor_hour(at - SETTLE))
+        return start_of(DAYS.of(min(at - timedelta(days=policy.health_raw_days), mark)))
+
+    def apply_retention(self, policy: RetentionPolicy, *, now: datetime | None = None) -> Retention:
+        """Delete what the policy no longer keeps: rows (or partitions) removed per table, and the
+        partitions whose DROP was not granted its lock in time (left for the next run)."""
         at = now or self.db.now()
 
         def days(count: int) -> datetime:
             return at - timedelta(days=count)
 
-        deleted: dict[str, int] = {}
-        with self.db.read() as conn:
-            # raw health only once aggregated: never past the watermark (which only moves forward, so
-            # the cut read here stays behind it below)
-            raw_cut = min(days(policy.health_raw_days), self._watermark(conn, floor_hour(at - SETTLE)))
-        raw_dropped = 0
+        result = Retention()
+        deleted = result.deleted
+        raw_cut = self.raw_health_cut(policy, now=at)
+        # events: whole months, counted from the current one (partition boundaries, Vietnam time)
+        first_kept = add_months(month_of(at), -(policy.events_months - 1))
+        keys_cut = start_of(first_kept)
         if self.db.is_postgres:
-            # first the days wholly older than the cut, as partitions (the DELETE below would otherwise
-            # remove them row by row); then the DELETE finds only the day the cut falls in
-            dropped = self.health_partitions.drop_before(DAYS.of(raw_cut), count_rows=True, lock_key=LOCK_KEY)
-            raw_dropped = sum(dropped.values())
-            deleted["health_samples_partitions"] = len(dropped)
+            # raw health: DROP only (the cut is a day's start: no older row is outside a dropped day)
+            health = self.health_partitions.drop_before(
+                DAYS.of(raw_cut), count_rows=True, lock_key=LOCK_KEY, lock_timeout=self.ddl_lock_timeout
+            )
+            deleted["health_samples"] = sum(health.rows.values())
+            deleted["health_samples_partitions"] = len(health.rows)
+            months = self.partitions.drop_before(
+                first_kept, lock_key=LOCK_KEY, lock_timeout=self.ddl_lock_timeout
+            )
+            deleted["events_partitions"] = len(months.rows)
+            result.deferred = [self.health_partitions.layout.name(d) for d in health.deferred] + [
+                self.partitions.layout.name(m) for m in months.deferred
+            ]
+            if months.deferred:
+                # a month left for the next run keeps its idempotency keys as long as its events
+                keys_cut = min(keys_cut, start_of(months.deferred[0]))
         with self.db.write() as conn:
             self._lock(conn)
             rules: list[tuple[str, Any]] = [
-                ("health_samples", delete(health_samples).where(health_samples.c.received_at < raw_cut)),
                 (
                     "health_hourly",
                     delete(health_hourly).where(health_hourly.c.hour < days(policy.health_hourly_days)),
@@ -262,17 +310,12 @@ class Maintenance(Part):
                 ("changes", delete(changes).where(changes.c.at < at - timedelta(hours=policy.changes_hours))),
                 ("audit_log", delete(audit_log).where(audit_log.c.at < days(policy.audit_days))),
             ]
+            if not self.db.is_postgres:
+                rules.append(
+                    ("health_samples", delete(health_samples).where(health_samples.c.received_at < raw_cut))
+                )
+                rules.append(("events", delete(events).where(events.c.occurred_at < keys_cut)))
+            rules.append(("event_keys", delete(event_keys).where(event_keys.c.occurred_at < keys_cut)))
             for name, statement in rules:
                 deleted[name] = conn.execute(statement).rowcount
-            deleted["health_samples"] += raw_dropped
-            # events: whole months, counted from the current one (partition boundaries, Vietnam time)
-            first_kept = add_months(month_of(at), -(policy.events_months - 1))
-            cutoff = datetime(first_kept.year, first_kept.month, 1, tzinfo=PARTITION_ZONE)
-            deleted["event_keys"] = conn.execute(
-                delete(event_keys).where(event_keys.c.occurred_at < cutoff)
-            ).rowcount
-            if not self.db.is_postgres:
-                deleted["events"] = conn.execute(delete(events).where(events.c.occurred_at < cutoff)).rowcount
-        if self.db.is_postgres:
-            deleted["events_partitions"] = len(self.partitions.drop_before(first_kept, lock_key=LOCK_KEY))
-        return deleted
+        return result

@@ -154,7 +154,7 @@ def test_an_operator_sets_up_a_store_and_an_account(backend: str, tmp_path: Path
     report = fleet("maintain", "--db", url)
     assert report.returncode == 0
     assert set(json.loads(report.stdout)) == {
-        "partitions_ensured", "health_partitions_ensured", "health_hours", "deleted"
+        "partitions_ensured", "health_partitions_ensured", "health_hours", "deleted", "deferred"
     }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -10,7 +13,7 @@ from sqlalchemy import func, select, text
 from fleet.store import RetentionPolicy, Scope, Store, open_store
 from fleet.store.maintenance import SETTLE, floor_hour
 from fleet.store.models import EventRecord, StatusReport
-from fleet.store.partitions import DAYS
+from fleet.store.partitions import DAYS, DDL_LOCK_TIMEOUT, start_of
 from fleet.store.schema import health_hourly, health_samples
 from fleet.store.telemetry import HealthInsert
 from tests.fleet.conftest import FakeClock
@@ -72,13 +75,20 @@ def test_heartbeats_fold_into_hours_exactly_once_and_raw_goes_after_the_kept_day
     merged = one.telemetry.health_hours(ALL, "k1", T0, T0 + timedelta(hours=1))[0]
     assert merged.samples == 7 and merged.cpu_max == 100.0 and merged.cpu_avg == pytest.approx(310.0 / 7)
     assert merged.temperature_max == 80.0
-    # raw samples stay for the kept days, then only the hours remain
+    # raw samples stay for the kept days, whole days of the center (received 10:00-12:30 on 23 Nov in
+    # Vietnam): 7 days after the first ones only a part of that day is 7 days old, so all of it stays
     policy = RetentionPolicy(health_raw_days=7)
     clock.now = T0 + timedelta(days=7, minutes=30)
-    assert one.maintenance.apply_retention(policy)["health_samples"] == 3  # received 03:00, 03:10, 03:20
-    assert raw_count(one) == 10
-    clock.now = T0 + timedelta(days=8)
-    one.maintenance.run(policy)
+    assert one.maintenance.apply_retention(policy).deleted["health_samples"] == 0
+    assert raw_count(one) == 13
+    midnight = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)  # 1 Dec 00:00 in Vietnam: 23 Nov ended 7 days ago
+    clock.now = midnight
+    # the watermark stops it too: aggregated only up to 06:00 UTC on 23 Nov, so that day is not cut yet
+    assert one.maintenance.apply_retention(policy).deleted["health_samples"] == 0
+    clock.now = midnight - timedelta(minutes=1)
+    assert one.maintenance.run(policy)["deleted"]["health_samples"] == 0  # aggregated, a minute early
+    clock.now = midnight
+    assert one.maintenance.run(policy)["deleted"]["health_samples"] == 13
     assert raw_count(one) == 0
     assert len(one.telemetry.health_hours(ALL, "k1", T0, T0 + timedelta(hours=3))) == 2
 
@@ -87,7 +97,7 @@ def test_raw_samples_not_yet_aggregated_are_never_deleted(one: Store, clock: Fak
     one.telemetry.record_health("c1", "k1", health(T0, 100))
     clock.now = T0 + timedelta(days=30)
     # retention alone (the aggregation has never run): the sample waits for its hour to be folded
-    assert one.maintenance.apply_retention(RetentionPolicy(health_raw_days=1))["health_samples"] == 0
+    assert one.maintenance.apply_retention(RetentionPolicy(health_raw_days=1)).deleted["health_samples"] == 0
     report = one.maintenance.run(RetentionPolicy(health_raw_days=1))
     assert report["health_hours"] == 1 and report["deleted"]["health_samples"] == 1
 
@@ -136,7 +146,7 @@ def test_each_retention_rule_keeps_the_new_and_removes_the_old(one: Store, clock
     one.commands.create(ALL, "k1", "restart_app", {}, None)
     one.accounts.record_attempt("quanly", "10.0.0.5", False)
     one.audit.record("login.failed", username="quanly")
-    deleted = one.maintenance.apply_retention(policy)
+    deleted = one.maintenance.apply_retention(policy).deleted
     assert deleted["kiosk_status"] == 2  # the first birth and the Will; the new birth stays
     assert [h.reason for h in one.telemetry.status_history(ALL, "k1")] == ["birth"]
     assert deleted["alarms"] == 1
@@ -177,7 +187,7 @@ def test_old_months_are_dropped_as_partitions_on_postgresql(pg_store: Store, clo
         )
     report = store.maintenance.run(RetentionPolicy(events_months=2), now=clock.now)  # 23 Nov: keep Oct, Nov
     assert report["partitions_ensured"] == ["2026-11-01", "2026-12-01", "2027-01-01"]
-    assert report["deleted"]["events_partitions"] == 2
+    assert report["deleted"]["events_partitions"] == 2 and report["deferred"] == []
     with store.db.engine.connect() as conn:
         names = set(
             conn.execute(
@@ -212,10 +222,10 @@ def _hours(store: Store) -> list[tuple[object, ...]]:
 def test_day_partitions_remove_exactly_what_the_delete_removes(
     pg_store: Store, sqlite_url: str, clock: FakeClock
 ) -> None:
-    """The same heartbeats into SQLite (one DELETE) and PostgreSQL (dropped days, a DELETE for the day
-    the cut falls in), maintenance every 7 hours: the same raw rows kept (those received since the cut),
-    the same counts reported, the same hourly aggregates, and on PostgreSQL no partition older than the
-    cut's day."""
+    """The same heartbeats into SQLite (one DELETE) and PostgreSQL (dropped days only), maintenance every
+    7 hours: the same raw rows kept (those received since the Vietnam midnight of the day 2 days ago:
+    whole days, none deleted out of a kept day), the same counts reported, the same hourly aggregates,
+    and on PostgreSQL no partition older than the cut's day."""
     lite = open_store(sqlite_url, clock=clock)
     stores = (lite, pg_store)
     try:
@@ -228,6 +238,7 @@ def test_day_partitions_remove_exactly_what_the_delete_removes(
         sent: list[tuple[str, datetime, datetime]] = []  # (kiosk, at, received_at)
         start = datetime(2026, 11, 20, 14, 10, tzinfo=UTC)  # 21:10 in Vietnam
         dropped_days = 0
+        older_kept = 0  # steps that kept rows older than now - 2 days (the rest of the cut's day)
         for step in range(16):  # 16 x 7 h: about four and a half days
             batch = []
             for minute in range(0, 7 * 60, 25):
@@ -247,8 +258,9 @@ def test_day_partitions_remove_exactly_what_the_delete_removes(
             assert reports[0]["health_hours"] == reports[1]["health_hours"] > 0
             assert reports[0]["deleted"]["health_samples"] == reports[1]["deleted"]["health_samples"]
             dropped_days += reports[1]["deleted"]["health_samples_partitions"]
-            cut = clock.now - timedelta(days=2)
+            cut = start_of(DAYS.of(clock.now - timedelta(days=2)))
             kept = sorted((r for r in sent if r[2] >= cut), key=lambda r: (r[2], r[0]))
+            older_kept += any(r[2] < clock.now - timedelta(days=2) for r in kept)
             raw = _raw(lite)
             assert [(k, a, r) for k, a, r, _ in raw] == kept
             assert _raw(pg_store) == raw
@@ -256,7 +268,7 @@ def test_day_partitions_remove_exactly_what_the_delete_removes(
             days = pg_store.health_partitions.existing()
             assert {DAYS.of(r[2]) for r in kept} <= days
             assert not any(day < DAYS.of(cut) for day in days)  # older days went whole
-        assert dropped_days >= 2
+        assert dropped_days >= 2 and older_kept >= 2
         # every sample counted once into the hour of its own time, late ones too
         wanted: dict[tuple[str, datetime], int] = {}
         for kiosk, at, received in sent:
@@ -266,3 +278,158 @@ def test_day_partitions_remove_exactly_what_the_delete_removes(
         assert {(h[0], h[1]): h[2] for h in _hours(lite)} == wanted
     finally:
         lite.close()
+
+
+class Reader:
+    """Another connection's open transaction that has read ``parent`` (a long report): it holds the
+    parent's ACCESS SHARE lock until ``end``."""
+
+    def __init__(self, store: Store, parent: str) -> None:
+        self.conn = store.db.engine.connect()
+        self.transaction = self.conn.begin()
+        self.conn.execute(text(f"SELECT count(*) FROM {parent}")).scalar_one()
+
+    def end(self) -> None:
+        if self.conn.closed:
+            return
+        self.transaction.rollback()
+        self.conn.close()
+
+
+def run_beside(
+    store: Store, policy: RetentionPolicy, reader: Reader, insert: Any, limit: float
+) -> tuple[dict[str, Any], float, list[float]]:
+    """``store.maintenance.run(policy)`` in a thread while another one inserts every 50 ms; the reader
+    is ended after ``limit`` seconds whatever happens (a run that waits for it fails the test, it does
+    not hang it). Returns the run's report, its seconds and the inserts' seconds."""
+    box: list[tuple[dict[str, Any], float]] = []
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def retention() -> None:
+        started = time.perf_counter()
+        try:
+            box.append((store.maintenance.run(policy), time.perf_counter() - started))
+        finally:
+            done.set()
+
+    def inserts() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            insert()
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=retention), threading.Thread(target=inserts)]
+    try:
+        for thread in threads:
+            thread.start()
+        finished = done.wait(limit)
+    finally:
+        reader.end()
+        done.wait(60)
+        for thread in threads:
+            thread.join(60)
+    assert finished, "the maintenance run waited for the reader past its lock_timeout"
+    assert box, "the maintenance run failed"
+    return box[0][0], box[0][1], latencies
+
+
+def _fleet(store: Store) -> None:
+    store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+    store.registry.add_center("c1", "hcm", "Trung tâm 1")
+    store.registry.add_kiosk("k1", "c1")
+
+
+@pytest.mark.parametrize("parent", ["health_samples", "events"])
+def test_a_drop_that_waits_for_a_reader_is_left_for_the_next_run(
+    pg_store: Store, clock: FakeClock, parent: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction reads the parent (a long report) and holds its lock: the DROP of the old partition
+    gives up after DDL_LOCK_TIMEOUT, the run carries on (the other parent's partition dropped, the
+    DELETEs done) and reports the partition deferred; inserts into the current partitions wait at most
+    that long meanwhile; once the reader ends, the next run drops it."""
+    store = pg_store
+    _fleet(store)
+    old_day = datetime(2026, 11, 18, 3, 0, tzinfo=UTC)  # 10:00 on 18 Nov in Vietnam
+    clock.now = old_day
+    old_beats = [old_day + timedelta(minutes=m) for m in range(0, 60, 10)]
+    batch = [HealthInsert("c1", "k1", health(at, 100), at) for at in old_beats]
+    assert not any(isinstance(o, Exception) for o in store.telemetry.record_healths(batch))
+    august = EventRecord("e-aug", "j", 1, "app_started", datetime(2026, 8, 10, tzinfo=UTC), {})
+    assert store.events.insert_event("c1", "k1", august).inserted
+    store.audit.record("login.failed", username="quanly")
+    clock.now = T0  # 23 Nov: 18 Nov's day and August's month are out of the policy below
+    policy = RetentionPolicy(health_raw_days=2, events_months=2, audit_days=1)
+    store.maintenance.aggregate_health()
+    store.partitions.ensure_ahead(T0)  # the CREATEs ahead are done: only the DROP meets the reader
+    store.health_partitions.ensure_ahead(T0)
+    blocked = {"health_samples": "health_samples_y2026m11d18", "events": "events_y2026m08"}[parent]
+    timeout = DDL_LOCK_TIMEOUT.total_seconds()
+    seq = iter(range(2, 10_000))
+
+    def insert() -> None:  # into the blocked parent's current partition
+        if parent == "health_samples":
+            outcome = store.telemetry.record_healths([HealthInsert("c1", "k1", health(T0, 100), T0)])
+            assert not any(isinstance(o, Exception) for o in outcome)
+        else:
+            n = next(seq)
+            assert store.events.insert_event("c1", "k1", EventRecord(f"e{n}", "j", n, "app_started", T0, {}))
+
+    reader = Reader(store, parent)
+    report, elapsed, latencies = run_beside(store, policy, reader, insert, timeout + 5)
+    assert timeout * 0.9 <= elapsed < timeout + 2  # waited for its lock, then gave up
+    assert report["deferred"] == [blocked]
+    assert report["deleted"]["audit_log"] == 1  # the rest of the retention ran
+    if parent == "health_samples":
+        assert report["deleted"]["events_partitions"] == 1
+        assert (report["deleted"]["health_samples_partitions"], report["deleted"]["health_samples"]) == (0, 0)
+    else:
+        assert report["deleted"]["health_samples_partitions"] == 1
+        assert (report["deleted"]["events_partitions"], report["deleted"]["event_keys"]) == (0, 0)
+        # its idempotency keys stay as long as its events: the same old event is still a duplicate
+        assert not store.events.insert_event("c1", "k1", august).inserted
+    # inserts queued behind the waiting DROP, for at most its lock_timeout (they do queue: it is a bound)
+    assert len(latencies) >= 2 and 0.5 < max(latencies) < timeout + 1
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and blocked in r.getMessage()]
+    assert warned and "next run" in warned[0].getMessage()
+    kind = store.health_partitions if parent == "health_samples" else store.partitions
+    assert kind.layout.start_of_name(blocked) in kind.existing()
+    # the reader is gone: the next run drops it
+    again = store.maintenance.run(policy)
+    assert again["deferred"] == []
+    assert kind.layout.start_of_name(blocked) not in kind.existing()
+    if parent == "health_samples":
+        assert again["deleted"]["health_samples"] == len(old_beats)
+    else:
+        assert (again["deleted"]["events_partitions"], again["deleted"]["event_keys"]) == (1, 1)
+    print(f"{parent}: run {elapsed:.2f} s, longest of {len(latencies)} inserts {max(latencies):.2f} s")
+
+
+def test_partitions_made_ahead_wait_for_a_reader_at_most_the_lock_timeout(
+    pg_store: Store, clock: FakeClock
+) -> None:
+    """``CREATE TABLE ... PARTITION OF`` locks the parent as a DROP does: the hourly run's days ahead
+    meet the reader too. The first CREATE gives up after DDL_LOCK_TIMEOUT, the days after it wait for
+    the next run (one wait per run), the run carries on; heartbeats into today's partition are stored
+    meanwhile; the next run makes the days."""
+    store = pg_store
+    _fleet(store)
+    store.health_partitions.ensure(DAYS.of(T0))  # today's exists (the heartbeats need it), not the next
+    timeout = DDL_LOCK_TIMEOUT.total_seconds()
+
+    def insert() -> None:
+        outcome = store.telemetry.record_healths([HealthInsert("c1", "k1", health(T0, 100), T0)])
+        assert not any(isinstance(o, Exception) for o in outcome)
+
+    reader = Reader(store, "health_samples")
+    report, elapsed, latencies = run_beside(store, RetentionPolicy(), reader, insert, timeout + 5)
+    assert timeout * 0.9 <= elapsed < timeout + 2
+    assert report["health_partitions_ensured"] == ["2026-11-23"]
+    assert report["deferred"] == ["health_samples_y2026m11d24", "health_samples_y2026m11d25"]
+    assert report["partitions_ensured"] == ["2026-11-01", "2026-12-01", "2027-01-01"]  # events: not read
+    assert len(latencies) >= 2 and max(latencies) < timeout + 1
+    again = store.maintenance.run(RetentionPolicy())
+    assert again["deferred"] == [] and len(again["health_partitions_ensured"]) == 3
+    assert {DAYS.add(DAYS.of(T0), i) for i in range(3)} <= store.health_partitions.existing()
+    print(f"ahead: run {elapsed:.2f} s, longest of {len(latencies)} inserts {max(latencies):.2f} s")
