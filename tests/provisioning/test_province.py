@@ -232,7 +232,11 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     assert pki.revoked_serials() == set()
     files = sorted(pki.crl_dir.iterdir())
     assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER, "--json") == 0
-    assert json.loads(capsys.readouterr().out)["serial"] == first
+    revoked = json.loads(capsys.readouterr().out)
+    assert revoked["serial"] == first and revoked["new"] is True
+    # no broker running (no pid file): no connection to cut, said so (a running one: the bridge tests)
+    assert revoked["reloaded"] is False and revoked["taken_over"] is False
+    assert revoked["note"].startswith("broker not running")
     assert pki.revoked_serials() == {first}
     newest = sorted(set(pki.crl_dir.iterdir()) - set(files))
     assert len(newest) == 1 and newest[0].read_bytes() == pki.crl_file.read_bytes()
@@ -247,9 +251,20 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     bridges = directory / "bridges"
     assert not (bridges / f"bridge-{CENTER}.crt").exists()
     assert (bridges / "revoked" / f"bridge-{CENTER}.{first}.crt").exists()
-    # revoked again: nothing to revoke (exit 66), the CRL unchanged
-    assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER) == 66
+    # revoked again: nothing new on the CRL, only the cut again (a run whose cut failed is run again)
+    crl_before = pki.crl_file.read_bytes()
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER, "--json") == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["serial"] == first and again["new"] is False
+    assert pki.crl_file.read_bytes() == crl_before
+    assert len(json.loads((bridges / "revoked.json").read_text())) == 1
+    # a center that never had a bridge certificate: nothing to revoke (exit 66)
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", "hcm-quan-7") == 66
     assert "has no bridge certificate" in capsys.readouterr().err
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", "hcm-thu-duc", "--broker",
+                     "no-port") != 0
+    assert "expected HOST:PORT" in capsys.readouterr().err
+    assert acl_users() == ["bridge-hcm-thu-duc"]  # a bad --broker revokes nothing
     # a new certificate for the revoked center needs no --force; --force on another revokes its old one
     second = issue(CENTER)
     replacement = issue("hcm-thu-duc", "--force")  # the replaced one valid 24 h more (the grace)
