@@ -843,12 +843,20 @@ def run_province_init(args: argparse.Namespace) -> int:
         console.line(
             "Cất khóa CA gốc / carry the root key away: pki/root-ca.key (encrypted) → USB, then delete it"
         )
+        if report.access_commands:
+            console.line(
+                "Quyền của broker (chạy bằng root) / the broker user's access (run as root): "
+                + " && ".join(report.access_commands)
+            )
+        else:
+            console.line("Quyền của broker đã cấp / the broker user's access: granted")
         console.line(
             "Tiếp theo / next: cp systemd/* /etc/systemd/system/ && systemctl daemon-reload && "
             "systemctl enable --now motcua-province-broker.service motcua-province-crl.timer"
         )
         return {
             "province_id": report.province_id,
+            "access_commands": report.access_commands,
             "dir": report.root,
             "made": report.made,
             "kept": report.kept,

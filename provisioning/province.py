@@ -180,6 +180,8 @@ class ProvinceReport:
     made: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    #: what is left to run as root for the broker's user (``grant_broker_access``), empty when done
+    access_commands: list[str] = field(default_factory=list)
 
 
 def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | None) -> ProvinceReport:
@@ -212,11 +214,71 @@ def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | No
         report.made.append(made)
     for name in write_unit_files(layout.units, render_province_units(layout, settings, BROKER_USER)):
         report.made.append(f"systemd/{name}")
+    report.access_commands = grant_broker_access(layout)
     return report
 
 
-#: the province broker drops to this user (the Debian package's); the technician gives it pki/broker.key
+#: the province broker runs as this user (the Debian package's; the unit's User=)
 BROKER_USER = "mosquitto"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One change of the broker user's access: ``group`` (chgrp to the user's group), ``owner`` (chown
+    to the user and its group) or ``mode``."""
+
+    action: str
+    path: Path
+    mode: int = 0
+
+    def command(self, user: str) -> str:
+        import shlex
+
+        if self.action == "mode":
+            return shlex.join(["chmod", f"{self.mode:04o}", str(self.path)])
+        if self.action == "group":
+            return shlex.join(["chgrp", user, str(self.path)])
+        return shlex.join(["chown", f"{user}:{user}", str(self.path)])
+
+
+def broker_grants(layout: ProvinceLayout) -> list[Grant]:
+    """What the broker's user needs and nothing more (the unit starts Mosquitto as that user: it never
+    has root to read its files with): to traverse the folder and ``pki/`` (group, 0750: it opens files by
+    their own modes, and every private key there but its own is root's 0600: the issuing and root CA's,
+    the workers'), to read its key (group, 0640; its certificate, ``ca.crt`` and the CRL files are 0644),
+    and to own ``broker/`` and ``broker/data`` (its pid file and persistence; the configuration, ACL and
+    OpenSSL settings in it stay root's 0644, rewritten by rename)."""
+    pki = layout.pki
+    key = pki.key_file("broker")
+    grants: list[Grant] = []
+    for folder in (layout.root, pki.directory):
+        grants += [Grant("group", folder), Grant("mode", folder, 0o750)]
+    grants += [Grant("group", key), Grant("mode", key, 0o640)]
+    grants += [Grant("owner", layout.broker), Grant("owner", layout.broker / "data")]
+    return grants
+
+
+def grant_broker_access(layout: ProvinceLayout, user: str = BROKER_USER) -> list[str]:
+    """Apply ``broker_grants`` when running as root and ``user`` exists; returns the shell commands left
+    for the technician to run as root (all of them otherwise, none when applied)."""
+    import os
+    import pwd
+
+    grants = broker_grants(layout)
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return [g.command(user) for g in grants]
+    if os.geteuid() != 0:
+        return [g.command(user) for g in grants]
+    for g in grants:
+        if g.action == "mode":
+            os.chmod(g.path, g.mode)
+        elif g.action == "group":
+            os.chown(g.path, -1, entry.pw_gid)
+        else:
+            os.chown(g.path, entry.pw_uid, entry.pw_gid)
+    return []
 
 
 def issued_bridges(layout: ProvinceLayout) -> list[str]:
