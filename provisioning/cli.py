@@ -258,6 +258,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="key_compromise",
         choices=("key_compromise", "unspecified", "cessation_of_operation"),
     )
+    brevoke.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        help="the province broker's services listener, where the connected bridge's session is taken over "
+        "(default: 127.0.0.1 and the services port of province-init)",
+    )
     _common(brevoke)
     brevoke.set_defaults(func=run_bridge_revoke)
 
@@ -837,12 +843,20 @@ def run_province_init(args: argparse.Namespace) -> int:
         console.line(
             "Cất khóa CA gốc / carry the root key away: pki/root-ca.key (encrypted) → USB, then delete it"
         )
+        if report.access_commands:
+            console.line(
+                "Quyền của broker (chạy bằng root) / the broker user's access (run as root): "
+                + " && ".join(report.access_commands)
+            )
+        else:
+            console.line("Quyền của broker đã cấp / the broker user's access: granted")
         console.line(
             "Tiếp theo / next: cp systemd/* /etc/systemd/system/ && systemctl daemon-reload && "
             "systemctl enable --now motcua-province-broker.service motcua-province-crl.timer"
         )
         return {
             "province_id": report.province_id,
+            "access_commands": report.access_commands,
             "dir": report.root,
             "made": report.made,
             "kept": report.kept,
@@ -897,19 +911,31 @@ def run_bridge_cert(args: argparse.Namespace) -> int:
 
 
 def run_bridge_revoke(args: argparse.Namespace) -> int:
-    from provisioning.province import revoke_bridge
+    from provisioning.province import cut_bridge, revoke_bridge
+    from provisioning.ui import StepFailed
 
-    console = _console(args, total=1)
+    console = _console(args, total=2)
 
     def work() -> dict[str, Any]:
+        host, port = "127.0.0.1", None
+        if args.broker:
+            host, sep, text = args.broker.rpartition(":")
+            if not sep or not host or not text.isdigit() or not 0 < int(text) < 65536:
+                raise ConfigError(f"--broker {args.broker!r}: expected HOST:PORT")
+            port = int(text)
         with console.step("province.revoke") as step:
-            revoked = revoke_bridge(args.dir, args.center, reason=args.reason)
-            step["note"] = f"bridge-{revoked.center_id}, serial {revoked.serial}"
-        console.line(
-            "Tỉnh / province: khối ACL của trung tâm đã xoá khỏi broker/motcua.acl / the center's block is "
-            "gone: SIGHUP broker tỉnh (cầu nối đang nối mất quyền ngay / a connected bridge loses its rights)"
-        )
-        return dataclasses.asdict(revoked)
+            revoked, new = revoke_bridge(args.dir, args.center, reason=args.reason)
+            step["note"] = f"bridge-{revoked.center_id}, serial {revoked.serial}" + (
+                "" if new else f" (đã thu hồi / revoked already, {revoked.revoked_at})"
+            )
+        with console.step("province.cut") as step:
+            cut = cut_bridge(args.dir, args.center, host=host, port=port)
+            step["note"] = cut.note or "-"
+            if cut.problem:
+                raise StepFailed(f"certificate revoked, connection maybe still open: {cut.problem}",
+                                 "bridge_cut")
+        return {**dataclasses.asdict(revoked), "new": new, "reloaded": cut.reloaded,
+                "taken_over": cut.taken_over, "note": cut.note}
 
     return _guarded(console, work)
 

@@ -40,7 +40,9 @@ key is made here and leaves with those files: the province keeps only the certif
 ``bridge-revoke`` (and ``bridge-cert --force``, for the certificate it replaces) adds the serial to
 ``bridges/revoked.json`` and publishes the CRL with ``CenterPki.publish_crl`` (``crl.pem`` and the next
 ``crl.d`` file, which the running broker's next handshake of a bridge reads: no restart), then moves the
-record out of the way. A CRL lives ``CRL_DAYS``: ``province-crl`` signs it again when less than
+record out of the way; ``bridge-revoke`` then cuts a bridge connected now (``cut_bridge``: SIGHUP,
+then its MQTT session taken over, since Mosquitto closes no connection for a new CRL or ACL). A CRL
+lives ``CRL_DAYS``: ``province-crl`` signs it again when less than
 ``CRL_REFRESH`` is left (a daily timer); an expired CRL makes the broker refuse every client.
 """
 
@@ -49,18 +51,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 
-from common.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from common.errors import ConfigError, ConflictError, NetworkError, NotFoundError, ValidationError
 from common.files import write_atomically
 from common.identity import serial_hex, write_public
+from common.mqtt import take_over
 from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
-from provisioning.broker import TEMPLATE_ACL, BrokerPaths, render_config
+from provisioning.broker import TEMPLATE_ACL, BrokerPaths, reload, render_config
 from provisioning.center import OPENSSL_CONF_TEXT, BrokerHome, read_settings, settle_pki, settle_settings
 from provisioning.center_pki import CRL_REFRESH, Revoked
 from provisioning.units import render_province_units, write_unit_files
@@ -70,6 +74,7 @@ DEPLOY = ROOT / "deploy" / "province"
 BRIDGE_TEMPLATE = DEPLOY / "center-bridge.conf"
 BRIDGE_ACL_TEMPLATE = DEPLOY / "bridge.acl"
 DEFAULT_DIR = Path("/var/lib/motcua-province")
+log = logging.getLogger(__name__)
 #: where the template's three files live (the default of ``--certs-dir``: the center's Mosquitto)
 TEMPLATE_CERTS_DIR = "/etc/mosquitto/certs"
 TEMPLATE_ADDRESS = "PROVINCE_HOST:8884"
@@ -175,6 +180,8 @@ class ProvinceReport:
     made: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    #: what is left to run as root for the broker's user (``grant_broker_access``), empty when done
+    access_commands: list[str] = field(default_factory=list)
 
 
 def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | None) -> ProvinceReport:
@@ -207,11 +214,71 @@ def province_init(root: Path, settings: ProvinceSettings, passphrase: bytes | No
         report.made.append(made)
     for name in write_unit_files(layout.units, render_province_units(layout, settings, BROKER_USER)):
         report.made.append(f"systemd/{name}")
+    report.access_commands = grant_broker_access(layout)
     return report
 
 
-#: the province broker drops to this user (the Debian package's); the technician gives it pki/broker.key
+#: the province broker runs as this user (the Debian package's; the unit's User=)
 BROKER_USER = "mosquitto"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One change of the broker user's access: ``group`` (chgrp to the user's group), ``owner`` (chown
+    to the user and its group) or ``mode``."""
+
+    action: str
+    path: Path
+    mode: int = 0
+
+    def command(self, user: str) -> str:
+        import shlex
+
+        if self.action == "mode":
+            return shlex.join(["chmod", f"{self.mode:04o}", str(self.path)])
+        if self.action == "group":
+            return shlex.join(["chgrp", user, str(self.path)])
+        return shlex.join(["chown", f"{user}:{user}", str(self.path)])
+
+
+def broker_grants(layout: ProvinceLayout) -> list[Grant]:
+    """What the broker's user needs and nothing more (the unit starts Mosquitto as that user: it never
+    has root to read its files with): to traverse the folder and ``pki/`` (group, 0750: it opens files by
+    their own modes, and every private key there but its own is root's 0600: the issuing and root CA's,
+    the workers'), to read its key (group, 0640; its certificate, ``ca.crt`` and the CRL files are 0644),
+    and to own ``broker/`` and ``broker/data`` (its pid file and persistence; the configuration, ACL and
+    OpenSSL settings in it stay root's 0644, rewritten by rename)."""
+    pki = layout.pki
+    key = pki.key_file("broker")
+    grants: list[Grant] = []
+    for folder in (layout.root, pki.directory):
+        grants += [Grant("group", folder), Grant("mode", folder, 0o750)]
+    grants += [Grant("group", key), Grant("mode", key, 0o640)]
+    grants += [Grant("owner", layout.broker), Grant("owner", layout.broker / "data")]
+    return grants
+
+
+def grant_broker_access(layout: ProvinceLayout, user: str = BROKER_USER) -> list[str]:
+    """Apply ``broker_grants`` when running as root and ``user`` exists; returns the shell commands left
+    for the technician to run as root (all of them otherwise, none when applied)."""
+    import os
+    import pwd
+
+    grants = broker_grants(layout)
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return [g.command(user) for g in grants]
+    if os.geteuid() != 0:
+        return [g.command(user) for g in grants]
+    for g in grants:
+        if g.action == "mode":
+            os.chmod(g.path, g.mode)
+        elif g.action == "group":
+            os.chown(g.path, -1, entry.pw_gid)
+        else:
+            os.chown(g.path, entry.pw_uid, entry.pw_gid)
+    return []
 
 
 def issued_bridges(layout: ProvinceLayout) -> list[str]:
@@ -380,9 +447,12 @@ def _revoke_record(
 
 def revoke_bridge(
     root: Path, center_id: str, *, reason: str = "key_compromise", now: dt.datetime | None = None
-) -> RevokedBridge:
+) -> tuple[RevokedBridge, bool]:
     """Revoke the bridge certificate of ``center_id`` (its record in ``bridges/``): its serial on the
-    province's CRL from the next handshake on, and the center free for a new ``bridge-cert``."""
+    province's CRL from the next handshake on, and the center free for a new ``bridge-cert``. Returns
+    the ledger's entry and whether it is new: a center with no current certificate whose last one is
+    revoked already gives that entry again (a run whose cut failed is run again for the cut,
+    ``cut_bridge``); a center that never had one is a NotFoundError."""
     if reason not in REASONS:
         raise ValidationError(f"--reason {reason!r}: one of {', '.join(REASONS)}")
     layout = ProvinceLayout(root.resolve())
@@ -390,7 +460,59 @@ def revoke_bridge(
     load_settings(layout)
     if not layout.pki.issuing_key_file.exists():
         raise ConfigError(f"{layout.pki.issuing_key_file} is missing: run main.py provision province-init")
-    return _revoke_record(layout, center_id, reason, now)
+    if not layout.bridge_record(center_id).exists():
+        moment = now or dt.datetime.now(dt.UTC)
+        done = [item for item in revoked_bridges(layout) if item.center_id == center_id and item.due(moment)]
+        if done:
+            return done[-1], False
+    return _revoke_record(layout, center_id, reason, now), True
+
+
+@dataclass(frozen=True)
+class BridgeCut:
+    """What ``cut_bridge`` did. ``problem``: why the connection may still be open ("" when not)."""
+
+    reloaded: bool
+    taken_over: bool
+    note: str
+    problem: str = ""
+
+
+def cut_bridge(
+    root: Path, center_id: str, *, host: str = "127.0.0.1", port: int | None = None, timeout_s: float = 5.0
+) -> BridgeCut:
+    """End the connection of a revoked bridge that is connected now. Mosquitto 2.0.11 checks the CRL at
+    a handshake only, and a SIGHUP re-reads the ACL but leaves every TLS session open (measured:
+    docs/province.md): an idle connection of the revoked certificate stays, and gets its rights back
+    when the center's new certificate puts the same CN's block into the ACL. So: SIGHUP the broker (its
+    pid file: the revoked bridge's block is gone from the ACL), then take the bridge's MQTT session over
+    (``common.mqtt.take_over`` with a two-minute certificate of its CN from the issuing CA, key in
+    memory): the broker closes the old connection, and the bridge's reconnect is a full handshake, which
+    the CRL (``capath``) refuses. The session itself (commands queued for the center) is kept for the
+    center's next certificate. A broker that is not running has nothing connected: nothing to cut (its
+    next start reads the CRL)."""
+    layout = ProvinceLayout(root.resolve())
+    settings = load_settings(layout)
+    name = bridge_name(center_id)
+    target = f"{host}:{port or settings.service_port}"
+    try:
+        pid = reload(layout.pid_file)
+    except NetworkError as exc:
+        log.warning("bridge %s not cut: %s", name, exc.message)
+        return BridgeCut(False, False, f"broker not running ({exc.message}): no connection to cut")
+    except OSError as exc:  # a broker of another user: only root signals it
+        log.error("cannot signal the province broker: %s", exc)
+        return BridgeCut(False, False, "", f"cannot SIGHUP the broker ({layout.pid_file}): {exc}")
+    cert, key, _serial = layout.pki.issue_takeover(name)
+    problem = take_over(
+        client_id=name, host=host, port=port or settings.service_port, ca_file=layout.pki.chain_file,
+        cert_pem=cert, key_pem=key, timeout_s=timeout_s,
+    )
+    if problem:
+        log.error("bridge %s: session at %s not taken over: %s", name, target, problem)
+        return BridgeCut(True, False, f"broker {pid} reloaded", f"take over {name} at {target}: {problem}")
+    log.info("bridge %s: broker %s reloaded, its session at %s taken over", name, pid, target)
+    return BridgeCut(True, True, f"broker {pid} reloaded; {name}'s connection closed (session taken over)")
 
 
 def refresh_crl(root: Path, *, force: bool = False, now: dt.datetime | None = None) -> bool:

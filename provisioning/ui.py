@@ -52,6 +52,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Thu hồi chứng thư cầu nối của trung tâm (danh sách thu hồi của tỉnh)",
         "Revoking the center's bridge certificate (the province's CRL)",
     ),
+    "province.cut": (
+        "Tải lại broker tỉnh và cắt kết nối cầu nối đang mở (chiếm phiên MQTT của nó)",
+        "Reloading the province broker and cutting the bridge's open connection (taking its session over)",
+    ),
     "province.crl": (
         "Ký lại danh sách thu hồi chứng thư của tỉnh khi sắp hết hạn",
         "Signing the province's CRL again when it nears its end",
@@ -175,6 +179,14 @@ HINTS: dict[str, tuple[str, str]] = {
     "network": (
         "Kiểm tra mạng và địa chỉ trung tâm; dịch vụ motcua-provision có chạy không?",
         "Check the network and the center's address; is motcua-provision running?",
+    ),
+    "bridge_cut": (
+        "Chứng thư đã bị thu hồi nhưng có thể cầu nối vẫn đang nối: kiểm tra broker tỉnh "
+        "(systemctl status motcua-province-broker), chạy lệnh với quyền root và đúng --broker, rồi chạy "
+        "lại bridge-revoke (chỉ cắt lại kết nối); hoặc khởi động lại broker tỉnh.",
+        "The certificate is revoked but the bridge may still be connected: check the province broker "
+        "(systemctl status motcua-province-broker), run as root with the right --broker, then run "
+        "bridge-revoke again (it only cuts again); or restart the province broker.",
     ),
     "config": (
         "Sửa giá trị được nêu trong thông báo rồi chạy lại.",

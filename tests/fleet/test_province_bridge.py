@@ -665,14 +665,11 @@ def mqtt_connect(port: int, ca: Path, cert: Path, key: Path) -> str:
     return f"closed ({answer!r})"
 
 
-def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(tmp_path: Path) -> None:
-    """The province broker on the configuration ``province-init`` wrote (its CRL on the services
-    listener): ``bridge-revoke`` refuses the revoked bridge certificate's next handshake without a
-    restart, while another center's and the center's new certificate connect; and after a restart
-    (``crl-compact`` first, as before each start) it stays refused."""
+def generated_province(tmp_path: Path, *log_types: str) -> tuple[Pki, Path, Broker]:
+    """``provisioned_province`` and its broker on the configuration ``province-init`` wrote (its CRL on
+    the services listener, its pid file, its generated ACL), this user instead of ``mosquitto``, test
+    ports, a log file (error and notice, and ``log_types``); not started."""
     import getpass
-
-    from main import main
 
     province_pki, root = provisioned_province(tmp_path / "made")
     province = Broker(tmp_path / "province", province_pki)
@@ -684,7 +681,19 @@ def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(
     }.items():
         assert old in conf, f"the province broker's configuration no longer contains {old!r}"
         conf = conf.replace(old, new)
-    province.conf.write_text(conf + f"\nlog_dest file {province.log}\nlog_type error\nlog_type notice\n")
+    logging = "".join(f"log_type {kind}\n" for kind in ("error", "notice", *log_types))
+    province.conf.write_text(conf + f"\nlog_dest file {province.log}\n{logging}")
+    return province_pki, root, province
+
+
+def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(tmp_path: Path) -> None:
+    """The province broker on the configuration ``province-init`` wrote (its CRL on the services
+    listener): ``bridge-revoke`` refuses the revoked bridge certificate's next handshake without a
+    restart, while another center's and the center's new certificate connect; and after a restart
+    (``crl-compact`` first, as before each start) it stays refused."""
+    from main import main
+
+    _pki, root, province = generated_province(tmp_path)
 
     def bridge_cert(center: str, out: Path, *extra: str) -> Path:
         assert main(["provision", "bridge-cert", "--dir", str(root), "--center", center, "--out", str(out),
@@ -712,7 +721,8 @@ def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(
         province.start()
         assert connects(first) == "connack 0"
         assert connects(other) == "connack 0"
-        assert main(["provision", "bridge-revoke", "--dir", str(root), "--center", CENTER]) == 0
+        assert main(["provision", "bridge-revoke", "--dir", str(root), "--center", CENTER, "--broker",
+                     f"127.0.0.1:{province.service_port}"]) == 0
         assert f"user bridge-{CENTER}\n" not in (root / "broker" / "motcua.acl").read_text()
         assert refused(first)
         assert connects(other) == "connack 0"
@@ -729,4 +739,143 @@ def test_a_revoked_bridge_certificate_no_longer_connects_to_the_province_broker(
         assert refused(first) and refused(other)
         assert connects(renewed) == "connack 0"
     finally:
+        province.stop()
+
+
+def count(path: Path, text: str) -> int:
+    return path.read_text().count(text) if path.exists() else 0
+
+
+def test_bridge_revoke_cuts_a_connected_bridge_and_refuses_its_reconnects(
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str], record_property: Any
+) -> None:
+    """Two centers bridged (real Mosquittos, the files ``bridge-cert`` wrote) to the province broker on
+    the configuration ``province-init`` wrote, both relaying. ``bridge-revoke`` while the first bridge
+    is connected and idle: its connection ends (nothing of the center is published meanwhile, so no
+    denied publish ends it: the revocation does), each reconnect of its certificate is refused by the
+    CRL, and its messages no longer reach the province; the other center's bridge carries on."""
+    from main import main
+
+    province_pki, root, province = generated_province(tmp_path)
+    sections = {}
+    for center in (CENTER, OTHER_CENTER):
+        out = tmp_path / f"to-{center}"
+        assert main(["provision", "bridge-cert", "--dir", str(root), "--center", center, "--out", str(out),
+                     "--address", f"127.0.0.1:{province.service_port}", "--certs-dir", str(out)]) == 0
+        sections[center] = (out / "center-bridge.conf").read_text()
+    centers = {c: center_broker(tmp_path / f"center-{c}", pki, province, sections[c]) for c in sections}
+    clients: list[Client] = []
+    probes = iter(range(1_000_000))
+
+    def relays(center: str, seconds: float = 1.0) -> bool:
+        """a fresh message published at ``center``'s broker reaches the province within ``seconds``"""
+        topic = KioskTopics(center, f"probe-{next(probes)}").status
+        publishers[center].publish(topic, b"{}")
+        return arrives(watch, topic, seconds)
+
+    try:
+        province.start()
+        for broker in centers.values():
+            broker.start()
+        watch = Client(province, province_pki, "fleet-1")
+        clients.append(watch)
+        assert watch.subscribe("motcua/v1/#") == [1]
+        publishers = {c: Client(b, pki, "fleet-1") for c, b in centers.items()}
+        clients += publishers.values()
+        eventually(lambda: relays(CENTER) and relays(OTHER_CENTER), 30)
+        refused = "certificate verify failed"  # the province's log at a refused handshake
+        dialled = "Connecting bridge (step 1)"  # a center's log: its bridge dials the province
+        logs = {c: b.log for c, b in centers.items()}
+        before = count(province.log, refused)
+        dials = {c: count(log, dialled) for c, log in logs.items()}
+        capsys.readouterr()
+        started = time.monotonic()
+        assert main(["provision", "bridge-revoke", "--dir", str(root), "--center", CENTER, "--broker",
+                     f"127.0.0.1:{province.service_port}", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["ok"] and result["new"] and result["reloaded"] and result["taken_over"], result
+
+        def redialled_and_refused(times: int) -> bool:
+            """the center's bridge dialled again ``times`` times, each refused at the province"""
+            again = count(logs[CENTER], dialled) - dials[CENTER]
+            return again >= times and count(province.log, refused) - before >= times
+
+        # idle since the revocation (nothing published at the center): only the cut ended its connection
+        eventually(lambda: redialled_and_refused(1), 15)
+        record_property("revoke_to_refused_reconnect_s", round(time.monotonic() - started, 2))
+        assert not any(relays(CENTER) for _ in range(3))
+        assert relays(OTHER_CENTER)
+        eventually(lambda: redialled_and_refused(2), 30)  # it keeps trying, refused each time
+        assert not relays(CENTER) and relays(OTHER_CENTER)
+        assert count(logs[OTHER_CENTER], dialled) == dials[OTHER_CENTER]  # never cut
+    finally:
+        for client in clients:
+            client.close()
+        for broker in centers.values():
+            broker.stop()
+        province.stop()
+
+
+def test_a_sighup_alone_leaves_a_revoked_bridges_idle_connection_open_the_cut_closes_it(
+    tmp_path: Path,
+) -> None:
+    """Why ``bridge-revoke`` takes the session over (Mosquitto 2.0.11, measured): a client holding the
+    bridge certificate (a stolen one: any MQTT client, not a Mosquitto bridge) stays connected through
+    the revocation and a SIGHUP as long as it publishes nothing, and once the center's new certificate
+    brings the CN's ACL block back (and a SIGHUP) its old TLS session publishes to the province again.
+    ``cut_bridge`` closes that connection; its reconnect is refused, the new certificate connects."""
+    from main import main
+    from provisioning.broker import reload
+    from provisioning.province import ProvinceLayout, cut_bridge, revoke_bridge
+
+    province_pki, root, province = generated_province(tmp_path)
+    out = tmp_path / "stolen"
+    assert main(["provision", "bridge-cert", "--dir", str(root), "--center", CENTER, "--out", str(out)]) == 0
+    pid_file = ProvinceLayout(root).pid_file
+    thief = paho.Client(CallbackAPIVersion.VERSION2, client_id=BRIDGE, protocol=MQTTProtocolVersion.MQTTv5)
+    thief.tls_set(ca_certs=str(out / "province-ca.crt"), certfile=str(out / "bridge.crt"),
+                  keyfile=str(out / "bridge.key"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    thief.reconnect_delay_set(1, 1)
+    watch = None
+    probes = iter(range(1_000_000))
+
+    def relays() -> bool:
+        """the thief's publish reaches the province's worker identity"""
+        assert watch is not None
+        topic = KioskTopics(CENTER, f"probe-{next(probes)}").status
+        if not thief.is_connected():
+            return False
+        thief.publish(topic, b"{}", qos=1)
+        return arrives(watch, topic, 1.5)
+
+    try:
+        province.start()
+        watch = Client(province, province_pki, "fleet-1")
+        assert watch.subscribe("motcua/v1/#") == [1]
+        thief.connect("127.0.0.1", province.service_port, clean_start=False)
+        thief.loop_start()
+        eventually(thief.is_connected, 10)
+        assert relays()
+        revoke_bridge(root, CENTER)  # the CRL and the ACL, no cut
+        reload(pid_file)
+        time.sleep(3)
+        assert thief.is_connected()  # the SIGHUP closed nothing
+        assert main(["provision", "bridge-cert", "--dir", str(root), "--center", CENTER, "--out",
+                     str(tmp_path / "renewed")]) == 0
+        reload(pid_file)
+        time.sleep(0.5)
+        assert relays()  # the revoked certificate's session publishes again
+        refused = count(province.log, "certificate verify failed")
+        cut = cut_bridge(root, CENTER, port=province.service_port)
+        assert cut.taken_over and not cut.problem, cut
+        eventually(lambda: count(province.log, "certificate verify failed") >= refused + 1, 10)
+        assert not relays()
+        renewed = tmp_path / "renewed"
+        answer = mqtt_connect(province.service_port, renewed / "province-ca.crt", renewed / "bridge.crt",
+                              renewed / "bridge.key")
+        assert answer == "connack 0"
+    finally:
+        thief.loop_stop()
+        if watch is not None:
+            watch.close()
         province.stop()

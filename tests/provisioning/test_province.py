@@ -87,8 +87,9 @@ def test_province_init_makes_a_ca_and_the_broker_and_workers_certificates(
     keys = sorted(p.name for p in pki.directory.glob("*.key"))
     workers = ["fleet-1.key", "fleet-2.key", "fleet-3.key"]
     assert keys == ["broker.key", *workers, "issuing-ca.key", "root-ca.key"]
-    for key_file in pki.directory.glob("*.key"):
-        assert key_file.stat().st_mode & 0o777 == 0o600, key_file
+    for key_file in pki.directory.glob("*.key"):  # the broker's: readable by the broker's group too
+        wanted = {0o600, 0o640} if key_file.name == "broker.key" else {0o600}
+        assert key_file.stat().st_mode & 0o777 in wanted, key_file
     # again with the same settings: nothing made, no passphrase needed; other settings refused
     before = {p.name: p.read_bytes() for p in pki.directory.iterdir() if p.is_file()}
     capsys.readouterr()
@@ -232,7 +233,11 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     assert pki.revoked_serials() == set()
     files = sorted(pki.crl_dir.iterdir())
     assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER, "--json") == 0
-    assert json.loads(capsys.readouterr().out)["serial"] == first
+    revoked = json.loads(capsys.readouterr().out)
+    assert revoked["serial"] == first and revoked["new"] is True
+    # no broker running (no pid file): no connection to cut, said so (a running one: the bridge tests)
+    assert revoked["reloaded"] is False and revoked["taken_over"] is False
+    assert revoked["note"].startswith("broker not running")
     assert pki.revoked_serials() == {first}
     newest = sorted(set(pki.crl_dir.iterdir()) - set(files))
     assert len(newest) == 1 and newest[0].read_bytes() == pki.crl_file.read_bytes()
@@ -247,9 +252,20 @@ def test_bridge_revoke_and_force_put_the_serials_on_the_provinces_crl(
     bridges = directory / "bridges"
     assert not (bridges / f"bridge-{CENTER}.crt").exists()
     assert (bridges / "revoked" / f"bridge-{CENTER}.{first}.crt").exists()
-    # revoked again: nothing to revoke (exit 66), the CRL unchanged
-    assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER) == 66
+    # revoked again: nothing new on the CRL, only the cut again (a run whose cut failed is run again)
+    crl_before = pki.crl_file.read_bytes()
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", CENTER, "--json") == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["serial"] == first and again["new"] is False
+    assert pki.crl_file.read_bytes() == crl_before
+    assert len(json.loads((bridges / "revoked.json").read_text())) == 1
+    # a center that never had a bridge certificate: nothing to revoke (exit 66)
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", "hcm-quan-7") == 66
     assert "has no bridge certificate" in capsys.readouterr().err
+    assert provision("bridge-revoke", "--dir", str(directory), "--center", "hcm-thu-duc", "--broker",
+                     "no-port") != 0
+    assert "expected HOST:PORT" in capsys.readouterr().err
+    assert acl_users() == ["bridge-hcm-thu-duc"]  # a bad --broker revokes nothing
     # a new certificate for the revoked center needs no --force; --force on another revokes its old one
     second = issue(CENTER)
     replacement = issue("hcm-thu-duc", "--force")  # the replaced one valid 24 h more (the grace)
@@ -327,3 +343,58 @@ def test_province_init_writes_units_systemd_accepts_and_their_commands_run(tmp_p
             shlex.split(line.removeprefix(key)), cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert run.returncode == 0, f"{name}: {run.stdout}{run.stderr}"
+
+
+def test_province_init_lets_the_broker_user_read_its_files_and_no_ca_key() -> None:
+    """The unit starts Mosquitto as ``mosquitto``: province-init (as root, the user existing) gives it
+    the folder, ``pki/`` and its key by group, ``broker/`` by owner; read as that user (runuser), its key,
+    certificate, CA, CRL, configuration and ACL open, the CA keys, the workers' keys and the settings do
+    not. Without the user (or root), the same changes are printed as commands, naming no other key."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    from provisioning.province import ProvinceLayout, grant_broker_access
+
+    folder = Path(tempfile.mkdtemp(prefix="pv-access-"))  # not under pytest's 0700 folder
+    try:
+        os.chmod(folder, 0o755)
+        secret = folder / "passphrase"
+        secret.write_bytes(PASSPHRASE)
+        directory = folder / "pv"
+        assert provision("province-init", "--dir", str(directory), "--province", PROVINCE,
+                         "--passphrase-file", str(secret)) == 0
+        layout = ProvinceLayout(directory.resolve())
+        commands = grant_broker_access(layout, user="no-such-user-here")
+        text = " && ".join(commands)
+        assert f"chmod 0640 {layout.pki.key_file('broker')}" in text
+        assert f"chown no-such-user-here:no-such-user-here {layout.broker}" in text
+        for secret_key in ("issuing-ca.key", "root-ca.key", "fleet-1.key", "pki-state.json"):
+            assert secret_key not in text
+        try:
+            pwd.getpwnam("mosquitto")
+        except KeyError:
+            pytest.skip("no mosquitto user here: the changes are only printed")
+        if os.geteuid() != 0 or shutil.which("runuser") is None:
+            pytest.skip("not root: the changes are only printed")
+
+        def readable(relative: str) -> bool:
+            run = subprocess.run(["runuser", "-u", "mosquitto", "--", "cat", str(directory / relative)],
+                                 capture_output=True, timeout=10)
+            return run.returncode == 0
+
+        crl = next((directory / "pki" / "crl.d").iterdir()).relative_to(directory)
+        for relative in ("pki/broker.key", "pki/broker.crt", "pki/ca.crt", "pki/crl.pem", str(crl),
+                         "broker/mosquitto.conf", "broker/motcua.acl", "broker/openssl.cnf"):
+            assert readable(relative), relative
+        for relative in ("pki/issuing-ca.key", "pki/root-ca.key", "pki/fleet-1.key", "pki/fleet-2.key",
+                         "pki/pki-state.json", "province.json"):
+            assert not readable(relative), relative
+        writes = subprocess.run(["runuser", "-u", "mosquitto", "--", "touch",
+                                 str(directory / "broker" / "data" / "x"), str(directory / "broker" / "pid")],
+                                timeout=10)
+        assert writes.returncode == 0
+        assert (directory / "pki" / "broker.key").stat().st_mode & 0o777 == 0o640
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
