@@ -227,17 +227,16 @@ class Duties:
         pushes = self.store.outgoing.unpublished()
         owners = {center: self.store.configs.owner(center) for center in {p.center_id for p in pushes}}
         held = [push for push in pushes if owners[push.center_id] == "centers"]
-        if held:
+        pushes = [push for push in pushes if owners[push.center_id] != "centers"]
+        if held and not self._told_owner:
             # recorded before the store was told the center pushes its own: never published from here
             # (a second retained publisher of the same kiosks' versions), said once per process
-            if not self._told_owner:
-                self._told_owner = True
-                log.info(
-                    "%d configuration push(es) not published: their centers push their own "
-                    "configuration (config owner 'centers', docs/province.md)",
-                    len(held),
-                )
-            pushes = [push for push in pushes if owners[push.center_id] != "centers"]
+            self._told_owner = True
+            log.info(
+                "%d configuration push(es) not published: their centers push their own "
+                "configuration (config owner 'centers', docs/province.md)",
+                len(held),
+            )
         for push in pushes:
             if self.settings.center_id not in ("+", push.center_id):
                 continue

@@ -277,6 +277,11 @@ ConfigOwner = Literal["here", "centers"]
 CONFIG_OWNERS: tuple[ConfigOwner, ...] = ("here", "centers")
 
 
+def _as_owner(stored: str | None) -> ConfigOwner:
+    """A stored rule read back: anything but 'centers' (none set, an unknown word) is 'here'."""
+    return "centers" if stored == "centers" else "here"
+
+
 class Configs(Part):
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(db)
@@ -292,13 +297,13 @@ class Configs(Part):
         if center_id is not None:
             own = self.settings.get(f"{CONFIG_OWNER_KEY}:{center_id}")
             if own in CONFIG_OWNERS:
-                return "centers" if own == "centers" else "here"
-        return "centers" if self.settings.get(CONFIG_OWNER_KEY) == "centers" else "here"
+                return _as_owner(own)
+        return _as_owner(self.settings.get(CONFIG_OWNER_KEY))
 
     def center_owners(self) -> dict[str, ConfigOwner]:
         """The centers whose rule is their own (center id -> owner)."""
         found = self.settings.with_prefix(f"{CONFIG_OWNER_KEY}:")
-        return {center: "centers" if found[center] == "centers" else "here" for center in sorted(found)}
+        return {center: _as_owner(found[center]) for center in sorted(found)}
 
     def set_owner(self, owner: ConfigOwner | None, center_id: str | None = None) -> None:
         """The store's rule, or with ``center_id`` that center's own (None: it follows the store's)."""
