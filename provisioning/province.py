@@ -86,6 +86,11 @@ CN_MAX = 64
 BRIDGE_PREFIX = "bridge-"
 _ID = {"pattern": ID_PATTERN, "pattern_hint": ID_HINT}
 _HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+#: where the project is installed on a province server, as a center's (``CenterSettings.install_dir``)
+DEFAULT_INSTALL_DIR = "/opt/motcua"
+#: what the units may hold of it as it is: systemd expands % and $, splits at spaces, reads quotes and
+#: backslashes in ExecStart= (shlex's quoting is not systemd's), and a newline would start a new line
+_INSTALL_DIR_RE = re.compile(r"[A-Za-z0-9._+@/-]{1,1024}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class ProvinceSettings:
     service_port: int = field(default=8884, metadata={"min": 1, "max": 65535})
     #: fleet ingest workers, one certificate each: fleet-1 .. fleet-N (the shipped ACL has 4 blocks)
     workers: int = field(default=2, metadata={"min": 1, "max": 64})
+    #: the project's folder on the province server: the units run its venv and main.py
+    #: (``provisioning.units.render_province_units``)
+    install_dir: str = DEFAULT_INSTALL_DIR
 
     def __post_init__(self) -> None:
         if not self.broker_hosts:
@@ -106,6 +114,16 @@ class ProvinceSettings:
         for host in self.broker_hosts:
             if not _HOST_RE.fullmatch(host):
                 raise ValueError(f"broker_hosts: {host!r} is not a host name or an IP address")
+        if not self.install_dir.startswith("/"):
+            raise ValueError(
+                f"install_dir: {self.install_dir!r} is not an absolute path (the folder the project is "
+                f"installed in, e.g. {DEFAULT_INSTALL_DIR})"
+            )
+        if not _INSTALL_DIR_RE.fullmatch(self.install_dir):
+            raise ValueError(
+                f"install_dir: {self.install_dir!r} cannot go into a systemd unit as it is (letters, digits "
+                "and . _ - + @ / only)"
+            )
 
     @property
     def address(self) -> str:
