@@ -15,6 +15,10 @@
   at start, its issue #35). Files must stay contiguous from ``r0`` (the lookup stops at the first gap);
   ``compact`` folds them into one before the broker starts.
 
+Later, ``takeovers.json``: the two-minute certificates with a kiosk's (a bridge's) CN that closed a
+revoked certificate's connection (``issue_takeover``), revoked once used (``retire_takeover``): every
+CRL ``publish_crl`` signs lists them, until an hour past their end.
+
 Every key, certificate, CSR and CRL is made by ``cryptography``; ``openssl`` is only asked for the
 subject hash that names the files of the ``capath`` folder.
 """
@@ -50,6 +54,11 @@ SERVER_DAYS = 730
 #: a CRL is valid this long; the provisioning service signs a fresh one long before (``CRL_REFRESH``)
 CRL_DAYS = 30
 CRL_REFRESH = dt.timedelta(days=7)
+#: a takeover certificate's life (``issue_takeover``); once used it is on the CRL (``retire_takeover``)
+TAKEOVER_LIFETIME = dt.timedelta(minutes=2)
+#: how long past its end a used takeover certificate stays listed: a broker on a clock behind the CA's
+#: would still take it for valid; after that the CRL forgets it (a CRL need not list expired ones)
+TAKEOVER_LISTED_AFTER = dt.timedelta(hours=1)
 #: the center's own identities (certificate CN = MQTT username on the services' listener)
 SERVICE_ROLES = ("fleet", "allocator", "counter", "provisioner")
 
@@ -220,6 +229,11 @@ class CenterPki:
     @property
     def state_file(self) -> Path:
         return self.directory / "pki-state.json"
+
+    @property
+    def takeovers_file(self) -> Path:
+        """The used takeover certificates (``retire_takeover``) every CRL lists until they are long over."""
+        return self.directory / "takeovers.json"
 
     def cert_file(self, name: str) -> Path:
         return self.directory / f"{name}.crt"
@@ -445,13 +459,55 @@ class CenterPki:
         return cert
 
     def issue_takeover(self, kiosk_id: str, now: dt.datetime | None = None) -> tuple[bytes, bytes, str]:
-        """A two-minute certificate with a kiosk's CN, to take its MQTT session over (and so close the
-        connection of a revoked certificate). Key and certificate stay in memory; the serial is revoked
-        right after use. Returns (cert PEM, key PEM, serial)."""
+        """A two-minute certificate with a kiosk's (or a bridge's) CN, to take its MQTT session over (and
+        so close the connection of a revoked certificate). Key and certificate stay in memory. The
+        caller hands it to ``retire_takeover`` once used (or failed) and publishes the CRL: a leaked key
+        would otherwise connect as that CN until the certificate ends. Returns (cert PEM, key PEM,
+        serial)."""
         key = new_key()
         moment = now or dt.datetime.now(dt.UTC)
-        cert = self._leaf(_name(kiosk_id), key.public_key(), 2 / 1440, CLIENT_AUTH, [], moment)
+        days = TAKEOVER_LIFETIME / dt.timedelta(days=1)
+        cert = self._leaf(_name(kiosk_id), key.public_key(), days, CLIENT_AUTH, [], moment)
         return _pem(cert), key_pem(key), serial_hex(cert.serial_number)
+
+    def _takeovers(self) -> list[dict[str, str]]:
+        try:
+            data = json.loads(self.takeovers_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise PkiError(f"{self.takeovers_file}: {exc}") from exc
+        return list(data)
+
+    def _listed_takeovers(self, moment: dt.datetime) -> list[Revoked]:
+        """The used takeover certificates a CRL signed at ``moment`` lists."""
+        return [
+            Revoked(item["serial"], dt.datetime.fromisoformat(item["revoked_at"]), "cessation_of_operation")
+            for item in self._takeovers()
+            if dt.datetime.fromisoformat(item["not_after"]) + TAKEOVER_LISTED_AFTER > moment
+        ]
+
+    def retire_takeover(self, cert_pem: bytes, now: dt.datetime | None = None) -> str:
+        """A takeover certificate done with: its serial into ``takeovers.json`` (those long over left
+        out), which every ``publish_crl`` lists from now on; the caller publishes the CRL next (with its
+        own list), or its next publish does (``takeovers_unlisted``). Returns the serial."""
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        serial = serial_hex(cert.serial_number)
+        moment = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        kept = [
+            item for item in self._takeovers()
+            if dt.datetime.fromisoformat(item["not_after"]) + TAKEOVER_LISTED_AFTER > moment
+            and item["serial"] != serial
+        ]
+        end = cert.not_valid_after_utc.isoformat()
+        kept.append({"serial": serial, "revoked_at": moment.isoformat(), "not_after": end})
+        write_private(self.takeovers_file, json.dumps(kept, indent=1).encode() + b"\n")
+        return serial
+
+    def takeovers_unlisted(self, now: dt.datetime | None = None) -> bool:
+        """Whether a used takeover certificate is not on the published CRL yet (a publish is due)."""
+        listed = self._listed_takeovers(now or dt.datetime.now(dt.UTC))
+        return bool(listed) and not {item.serial for item in listed} <= self.revoked_serials()
 
     # -- revocation -----------------------------------------------------------------------------------
     def _state(self) -> dict[str, int | str]:
@@ -470,7 +526,9 @@ class CenterPki:
 
     def publish_crl(self, revoked: Iterable[Revoked], now: dt.datetime | None = None) -> Path:
         """Sign the CRL with every revoked serial and publish it: ``crl.pem`` and the next
-        ``crl.d/<hash>.r<N>``. Each CRL's thisUpdate is later than the previous one's by at least a
+        ``crl.d/<hash>.r<N>``. ``revoked`` is the caller's list (the store's at a center, the bridges'
+        ledger at a province); the used takeover certificates (``retire_takeover``) are added here, so
+        no publish drops one. Each CRL's thisUpdate is later than the previous one's by at least a
         second (OpenSSL takes the newest of equal CRLs by thisUpdate, to the second)."""
         state = self._state()
         last = int(state["last_update"])
@@ -493,7 +551,7 @@ class CenterPki:
             .add_extension(_aki(ca_key.public_key()), critical=False)
         )
         seen: set[str] = set()
-        for item in revoked:
+        for item in [*revoked, *self._listed_takeovers(moment)]:
             if item.serial in seen:
                 continue
             seen.add(item.serial)

@@ -215,6 +215,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=2, help="fleet ingest workers: certificates fleet-1 .. fleet-N"
     )
     pinit.add_argument(
+        "--install-dir",
+        default="/opt/motcua",
+        help="where the project is installed on this server (an absolute path; the units run it there)",
+    )
+    pinit.add_argument(
         "--passphrase-file", type=Path, help="file with the root key's passphrase (else: asked)"
     )
     _common(pinit)
@@ -831,6 +836,7 @@ def run_province_init(args: argparse.Namespace) -> int:
                 broker_hosts=args.broker_host or ["127.0.0.1"],
                 service_port=args.service_port,
                 workers=args.workers,
+                install_dir=args.install_dir,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc

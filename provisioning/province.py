@@ -11,6 +11,8 @@ bridge and worker trusts. Layout of ``--dir`` (default ``/var/lib/motcua-provinc
                                 localhost, 127.0.0.1)
     pki/fleet-1.crt|key ...     one client certificate per fleet ingest worker (``--workers``)
     pki/crl.pem, pki/crl.d/     the issuing CA's CRL (center_pki): the revoked bridge certificates
+    pki/takeovers.json          the takeover certificates ``bridge-revoke`` used (``cut_bridge``): every
+                                CRL lists them until they are long over (``CenterPki.retire_takeover``)
     bridges/bridge-<center>.crt what ``bridge-cert`` issued (the record that refuses a second one)
     bridges/revoked.json        every bridge certificate revoked (serial, center, when, why): the CRL's
                                 source, signed again in full at each revocation and refresh
@@ -86,6 +88,11 @@ CN_MAX = 64
 BRIDGE_PREFIX = "bridge-"
 _ID = {"pattern": ID_PATTERN, "pattern_hint": ID_HINT}
 _HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+#: where the project is installed on a province server, as a center's (``CenterSettings.install_dir``)
+DEFAULT_INSTALL_DIR = "/opt/motcua"
+#: what the units may hold of it as it is: systemd expands % and $, splits at spaces, reads quotes and
+#: backslashes in ExecStart= (shlex's quoting is not systemd's), and a newline would start a new line
+_INSTALL_DIR_RE = re.compile(r"[A-Za-z0-9._+@/-]{1,1024}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ class ProvinceSettings:
     service_port: int = field(default=8884, metadata={"min": 1, "max": 65535})
     #: fleet ingest workers, one certificate each: fleet-1 .. fleet-N (the shipped ACL has 4 blocks)
     workers: int = field(default=2, metadata={"min": 1, "max": 64})
+    #: the project's folder on the province server: the units run its venv and main.py
+    #: (``provisioning.units.render_province_units``)
+    install_dir: str = DEFAULT_INSTALL_DIR
 
     def __post_init__(self) -> None:
         if not self.broker_hosts:
@@ -106,6 +116,16 @@ class ProvinceSettings:
         for host in self.broker_hosts:
             if not _HOST_RE.fullmatch(host):
                 raise ValueError(f"broker_hosts: {host!r} is not a host name or an IP address")
+        if not self.install_dir.startswith("/"):
+            raise ValueError(
+                f"install_dir: {self.install_dir!r} is not an absolute path (the folder the project is "
+                f"installed in, e.g. {DEFAULT_INSTALL_DIR})"
+            )
+        if not _INSTALL_DIR_RE.fullmatch(self.install_dir):
+            raise ValueError(
+                f"install_dir: {self.install_dir!r} cannot go into a systemd unit as it is (letters, digits "
+                "and . _ - + @ / only)"
+            )
 
     @property
     def address(self) -> str:
@@ -488,9 +508,11 @@ def cut_bridge(
     pid file: the revoked bridge's block is gone from the ACL), then take the bridge's MQTT session over
     (``common.mqtt.take_over`` with a two-minute certificate of its CN from the issuing CA, key in
     memory): the broker closes the old connection, and the bridge's reconnect is a full handshake, which
-    the CRL (``capath``) refuses. The session itself (commands queued for the center) is kept for the
-    center's next certificate. A broker that is not running has nothing connected: nothing to cut (its
-    next start reads the CRL)."""
+    the CRL (``capath``) refuses. Then the CRL is published again with that takeover certificate on it
+    (``CenterPki.retire_takeover``): once the center has a new certificate its CN has its ACL block
+    back, and a leaked takeover key would be that bridge until the certificate ends. The session itself
+    (commands queued for the center) is kept for the center's next certificate. A broker that is not
+    running has nothing connected: nothing to cut (its next start reads the CRL)."""
     layout = ProvinceLayout(root.resolve())
     settings = load_settings(layout)
     name = bridge_name(center_id)
@@ -504,15 +526,22 @@ def cut_bridge(
         log.error("cannot signal the province broker: %s", exc)
         return BridgeCut(False, False, "", f"cannot SIGHUP the broker ({layout.pid_file}): {exc}")
     cert, key, _serial = layout.pki.issue_takeover(name)
-    problem = take_over(
-        client_id=name, host=host, port=port or settings.service_port, ca_file=layout.pki.chain_file,
-        cert_pem=cert, key_pem=key, timeout_s=timeout_s,
-    )
+    try:
+        problem = take_over(
+            client_id=name, host=host, port=port or settings.service_port, ca_file=layout.pki.chain_file,
+            cert_pem=cert, key_pem=key, timeout_s=timeout_s,
+        )
+    finally:  # used or not, never needed again: onto the CRL (a leaked key would be the bridge 2 min)
+        layout.pki.retire_takeover(cert)
+    publish_bridge_crl(layout)
     if problem:
         log.error("bridge %s: session at %s not taken over: %s", name, target, problem)
         return BridgeCut(True, False, f"broker {pid} reloaded", f"take over {name} at {target}: {problem}")
     log.info("bridge %s: broker %s reloaded, its session at %s taken over", name, pid, target)
-    return BridgeCut(True, True, f"broker {pid} reloaded; {name}'s connection closed (session taken over)")
+    return BridgeCut(
+        True, True, f"broker {pid} reloaded; {name}'s connection closed (session taken over, its takeover "
+        "certificate revoked)"
+    )
 
 
 def refresh_crl(root: Path, *, force: bool = False, now: dt.datetime | None = None) -> bool:
@@ -528,6 +557,8 @@ def refresh_crl(root: Path, *, force: bool = False, now: dt.datetime | None = No
         raise ConfigError(f"{layout.pki.crl_file}: {exc}") from exc
     listed = layout.pki.revoked_serials()
     fell_due = any(item.due(moment) and item.serial not in listed for item in revoked_bridges(layout))
+    # a bridge-revoke that stopped between its takeover and the CRL listing that takeover certificate
+    fell_due = fell_due or layout.pki.takeovers_unlisted(moment)
     if not (due or force or fell_due):
         return False
     publish_bridge_crl(layout, now)

@@ -15,7 +15,9 @@
   the CRL (``crl.pem`` and the next ``crl.d/<hash>.rN``) when a revocation is not applied yet or the CRL
   nears its nextUpdate; and for a kiosk whose certificate was revoked (not merely renewed), its
   connection is taken over once (``common.mqtt.take_over`` with a two-minute certificate of its CN), so
-  the revoked certificate must reconnect, and that handshake fails on the new CRL.
+  the revoked certificate must reconnect, and that handshake fails on the new CRL; then a second CRL
+  lists that takeover certificate too (``CenterPki.retire_takeover``), so its key, had it leaked, could
+  not connect as the kiosk for the rest of its two minutes.
 - **Self-test reports** (``event/self_test``) are stored for the kiosk's page.
 """
 
@@ -104,6 +106,8 @@ class SyncResult:
     crl_published: bool = False
     revoked: list[str] = field(default_factory=list)
     kicked: list[str] = field(default_factory=list)
+    #: a CRL was published with the takeover certificates used (``CenterPki.retire_takeover``)
+    takeovers_revoked: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -410,19 +414,28 @@ class Authority:
                     result.kicked.append(kiosk_id)
             result.revoked = [c.serial for c in unapplied]
             enrollment.mark_applied(result.revoked)
+            # the takeover certificates just used (or left by a sync that failed here) onto the CRL: a
+            # second CRL, after the takeover (the first must refuse the kiosk's reconnect before it)
+            if self.pki.takeovers_unlisted():
+                entries = [Revoked(s, at, reason) for s, at, reason in enrollment.crl_entries(self.center_id)]
+                self.pki.publish_crl(entries)
+                result.crl_published = result.takeovers_revoked = True
         return result
 
     def _take_over(self, kiosk_id: str) -> str:
         cert, key, _serial = self.pki.issue_takeover(kiosk_id)
         host = "127.0.0.1" if self.settings.bind in ("", "0.0.0.0", "::") else self.settings.bind
-        return take_over(
-            client_id=kiosk_id,
-            host=host,
-            port=self.settings.kiosk_port,
-            ca_file=self.pki.chain_file,
-            cert_pem=cert,
-            key_pem=key,
-        )
+        try:
+            return take_over(
+                client_id=kiosk_id,
+                host=host,
+                port=self.settings.kiosk_port,
+                ca_file=self.pki.chain_file,
+                cert_pem=cert,
+                key_pem=key,
+            )
+        finally:  # used or not, never needed again: the sync's next CRL lists it
+            self.pki.retire_takeover(cert)
 
     # -- MQTT: renewals and self-test reports ---------------------------------------------------------
     def on_message(self, link: MqttLink, message: Message) -> None:

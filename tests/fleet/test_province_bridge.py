@@ -817,16 +817,29 @@ def test_bridge_revoke_cuts_a_connected_bridge_and_refuses_its_reconnects(
 
 
 def test_a_sighup_alone_leaves_a_revoked_bridges_idle_connection_open_the_cut_closes_it(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Why ``bridge-revoke`` takes the session over (Mosquitto 2.0.11, measured): a client holding the
     bridge certificate (a stolen one: any MQTT client, not a Mosquitto bridge) stays connected through
     the revocation and a SIGHUP as long as it publishes nothing, and once the center's new certificate
     brings the CN's ACL block back (and a SIGHUP) its old TLS session publishes to the province again.
-    ``cut_bridge`` closes that connection; its reconnect is refused, the new certificate connects."""
+    ``cut_bridge`` closes that connection; its reconnect is refused, the new certificate connects. The
+    two-minute certificate the cut took the session over with is on the CRL once used: its key (had it
+    leaked) is refused, though the CN has its ACL block again."""
     from main import main
     from provisioning.broker import reload
+    from provisioning.center_pki import CenterPki
     from provisioning.province import ProvinceLayout, cut_bridge, revoke_bridge
+
+    takeovers: list[tuple[bytes, bytes, str]] = []
+    issue_takeover = CenterPki.issue_takeover
+
+    def recorded(self: CenterPki, kiosk_id: str, now: datetime | None = None) -> tuple[bytes, bytes, str]:
+        made = issue_takeover(self, kiosk_id, now)  # the real one; the test keeps what the cut forgets
+        takeovers.append(made)
+        return made
+
+    monkeypatch.setattr(CenterPki, "issue_takeover", recorded)
 
     province_pki, root, province = generated_province(tmp_path)
     out = tmp_path / "stolen"
@@ -874,6 +887,17 @@ def test_a_sighup_alone_leaves_a_revoked_bridges_idle_connection_open_the_cut_cl
         answer = mqtt_connect(province.service_port, renewed / "province-ca.crt", renewed / "bridge.crt",
                               renewed / "bridge.key")
         assert answer == "connack 0"
+        # the cut's takeover certificate, used: on the CRL, its handshake refused
+        assert len(takeovers) == 1
+        cert_pem, key_pem, serial = takeovers[0]
+        assert serial in ProvinceLayout(root).pki.revoked_serials()
+        (tmp_path / "takeover.crt").write_bytes(cert_pem)
+        (tmp_path / "takeover.key").write_bytes(key_pem)
+        refused = count(province.log, "certificate verify failed")
+        answer = mqtt_connect(province.service_port, renewed / "province-ca.crt", tmp_path / "takeover.crt",
+                              tmp_path / "takeover.key")
+        assert not answer.startswith("connack"), answer
+        eventually(lambda: count(province.log, "certificate verify failed") == refused + 1, 5)
     finally:
         thief.loop_stop()
         if watch is not None:

@@ -4,6 +4,7 @@ the units, idempotence, and the identity rules (reserved names, lifetimes)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 
@@ -203,3 +204,43 @@ def test_the_kiosks_listener_can_require_tls_1_3(tmp_path: Path) -> None:
     kiosks, services = layout.broker_conf.read_text().split("\nlistener ")[1:]
     assert "tls_version tlsv1.3" in kiosks.splitlines() and "tls_version tlsv1.2" in services.splitlines()
     assert "NumTickets = 0" in layout.openssl_conf.read_text()
+
+
+def test_a_used_takeover_certificate_stays_on_every_crl_until_an_hour_past_its_end(tmp_path: Path) -> None:
+    """``retire_takeover``: each later ``publish_crl`` lists the serial whatever list the caller gives
+    (the store's, the bridges'), until ``TAKEOVER_LISTED_AFTER`` past the certificate's two minutes; then
+    the CRL and the ledger forget it. ``takeovers_unlisted`` says when a publish is due for one."""
+    from cryptography import x509
+
+    from provisioning.center_pki import TAKEOVER_LIFETIME, TAKEOVER_LISTED_AFTER, CenterPki
+
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    pki = CenterPki.create(tmp_path / "pki", CENTER, "test", PASSPHRASE, now=start)
+    cert, _key, serial = pki.issue_takeover("kiosk-x-01", now=start)
+    end = x509.load_pem_x509_certificate(cert).not_valid_after_utc
+    assert end == start + TAKEOVER_LIFETIME
+    assert not pki.takeovers_unlisted(start)
+    assert pki.retire_takeover(cert, now=start) == serial
+    assert pki.takeovers_unlisted(start)
+    kiosk = Revoked("abc", start, "key_compromise")
+    pki.publish_crl([kiosk], now=start + dt.timedelta(seconds=1))
+    assert pki.revoked_serials() == {"abc", serial} and not pki.takeovers_unlisted(start)
+    entry = x509.load_pem_x509_crl(pki.crl_file.read_bytes()).get_revoked_certificate_by_serial_number(
+        int(serial, 16)
+    )
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason == x509.ReasonFlags.cessation_of_operation
+    pki.publish_crl([], now=start + dt.timedelta(seconds=2))  # a caller whose list is empty
+    assert pki.revoked_serials() == {serial}
+    almost = end + TAKEOVER_LISTED_AFTER - dt.timedelta(seconds=1)
+    pki.publish_crl([kiosk], now=almost)
+    assert pki.revoked_serials() == {"abc", serial}
+    later = end + TAKEOVER_LISTED_AFTER
+    pki.publish_crl([kiosk], now=later)
+    assert pki.revoked_serials() == {"abc"} and not pki.takeovers_unlisted(later)
+    other, _key, second = pki.issue_takeover("kiosk-x-02", now=later)
+    pki.retire_takeover(other, now=later)
+    ledger = json.loads(pki.takeovers_file.read_text())
+    assert [item["serial"] for item in ledger] == [second]  # the one long over left out
+    assert pki.takeovers_file.stat().st_mode & 0o777 == 0o600

@@ -179,6 +179,66 @@ def test_revocation_reaches_a_connected_kiosk_within_10_s_and_it_cannot_reconnec
         two.stop()
 
 
+def test_the_takeover_certificate_is_on_the_crl_once_used(
+    center: RunningCenter, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two-minute certificate with the kiosk's CN that takes a revoked kiosk's session over is on
+    the CRL as soon as the sync has used it: its key, had it leaked, cannot connect as the kiosk for
+    the rest of its two minutes (after a replacement the kiosk's ACL block stays: it would have had the
+    kiosk's rights). The running service is paused between two syncs, so the takeover is this
+    process's, whose certificate the test keeps."""
+    import fcntl
+    import os
+    import signal
+
+    from provisioning.center_pki import CenterPki
+
+    enroll(center, folder / "t1", "kiosk-to-01")
+    takeovers: list[tuple[bytes, bytes, str]] = []
+    issue_takeover = CenterPki.issue_takeover
+
+    def recorded(self: CenterPki, kiosk_id: str, now: datetime | None = None) -> tuple[bytes, bytes, str]:
+        made = issue_takeover(self, kiosk_id, now)  # the real one; the test keeps what the sync forgets
+        takeovers.append(made)
+        return made
+
+    monkeypatch.setattr(CenterPki, "issue_takeover", recorded)
+    assert center.serve is not None
+    pki = center.layout.pki
+    store = center.open_store()
+    paused = False
+    try:
+        with center.layout.lock_file.open("a") as lock:  # the service is not inside a sync when paused
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            os.kill(center.serve.pid, signal.SIGSTOP)
+            paused = True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        serials = store.enrollment.request_revocation(Scope.everything(), "kiosk-to-01")
+        files = len(list(pki.crl_dir.iterdir()))
+        started = time.monotonic()
+        result = Authority(center.layout, load_settings(center.layout), store).sync()
+        sync_s = time.monotonic() - started
+    finally:
+        if paused:
+            os.kill(center.serve.pid, signal.SIGCONT)
+        store.close()
+    assert result.kicked == ["kiosk-to-01"] and not result.errors, result
+    assert result.revoked == serials and result.takeovers_revoked
+    assert len(takeovers) == 1
+    cert_pem, key_pem, serial = takeovers[0]
+    assert {serial, *serials} <= pki.revoked_serials()
+    assert len(list(pki.crl_dir.iterdir())) == files + 2  # the kiosk's CRL, then the takeover's
+    (folder / "takeover.crt").write_bytes(cert_pem)
+    (folder / "takeover.key").write_bytes(key_pem)
+    refused = center.broker_log().count("certificate verify failed")
+    assert not can_connect(
+        center.settings.kiosk_port, pki.chain_file, folder / "takeover.crt", folder / "takeover.key",
+        "kiosk-to-01",
+    )
+    wait_for(lambda: center.broker_log().count("certificate verify failed") > refused, 5, "refused")
+    record("takeover-revoked", {"sync_with_two_crls_s": round(sync_s, 3)})
+
+
 def test_replacement_keeps_the_kiosk_history_on_the_dashboard(center: RunningCenter, folder: Path) -> None:
     from tests.fleet.data import CHEAP, PASSWORD
     from tests.fleet.web import browser

@@ -324,6 +324,11 @@ def test_province_init_writes_units_systemd_accepts_and_their_commands_run(tmp_p
     assert f"Environment=OPENSSL_CONF={directory}/broker/openssl.cnf" in broker
     assert "User=mosquitto" in broker and "ExecReload=/bin/kill -HUP $MAINPID" in broker
     assert "Type=oneshot" in crl and "OnCalendar=daily" in timer and "Persistent=true" in timer
+    # without --install-dir the project is where the runbook installs it
+    python, app = "/opt/motcua/.venv/bin/python", "/opt/motcua/main.py"
+    assert f"ExecStartPre=+{python} {app} provision crl-compact --dir {directory}\n" in broker
+    assert f"WorkingDirectory=/opt/motcua\nExecStart={python} main.py provision province-crl" in crl
+    assert json.loads((directory / "province.json").read_text())["install_dir"] == "/opt/motcua"
     # the same settings again: nothing rewritten
     assert provision("province-init", "--dir", str(directory), "--province", PROVINCE) == 0
     assert {p.name: p.read_text(encoding="utf-8") for p in (directory / "systemd").iterdir()} == units
@@ -343,6 +348,50 @@ def test_province_init_writes_units_systemd_accepts_and_their_commands_run(tmp_p
             shlex.split(line.removeprefix(key)), cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert run.returncode == 0, f"{name}: {run.stdout}{run.stderr}"
+
+
+def test_province_init_install_dir_goes_into_the_units_and_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--install-dir``: the units run the project there (this checkout, so systemd-analyze checks
+    them as written and their commands run), it is kept in ``province.json`` like the other settings,
+    and a relative path or one a unit line cannot hold is refused before anything is made."""
+    secret = tmp_path / "passphrase"
+    secret.write_bytes(PASSPHRASE + b"\n")
+    directory = (tmp_path / "pv").resolve()
+    init = ["province-init", "--dir", str(directory), "--province", PROVINCE,
+            "--passphrase-file", str(secret)]
+    refusals = (("opt/motcua", "is not an absolute path"), ("/opt/mot cua", "cannot go into a systemd"))
+    for bad, says in refusals:
+        assert provision(*init, "--install-dir", bad, "--lang", "en") == 78
+        err = capsys.readouterr().err
+        assert f"ERROR: install_dir: {bad!r} {says}" in err, err
+        assert not directory.exists()
+    assert provision(*init, "--install-dir", str(ROOT)) == 0
+    units = {p.name: p.read_text(encoding="utf-8") for p in (directory / "systemd").iterdir()}
+    assert not any("/opt/motcua" in text for text in units.values())
+    python = f"{ROOT}/.venv/bin/python"
+    broker, crl = units["motcua-province-broker.service"], units["motcua-province-crl.service"]
+    assert f"ExecStartPre=+{python} {ROOT}/main.py provision crl-compact --dir {directory}\n" in broker
+    run_crl = f"ExecStart={python} main.py provision province-crl --dir {directory}\n"
+    assert f"WorkingDirectory={ROOT}\n{run_crl}" in crl
+    assert json.loads((directory / "province.json").read_text())["install_dir"] == str(ROOT)
+    # a later run with the same folder keeps it; without --install-dir it is another setting: refused
+    capsys.readouterr()
+    assert provision(*init[:5], "--install-dir", str(ROOT), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["made"] == []
+    assert provision(*init[:5], "--json") == 65
+    assert "(install_dir)" in json.loads(capsys.readouterr().out)["error"]
+    assert {p.name: p.read_text(encoding="utf-8") for p in (directory / "systemd").iterdir()} == units
+    result = verify_units(units, tmp_path / "units")  # nothing of /opt/motcua left to replace
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+        result.stdout + result.stderr
+    )
+    line = next(ln for ln in crl.splitlines() if ln.startswith("ExecStart="))
+    run = subprocess.run(
+        shlex.split(line.removeprefix("ExecStart=")), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_province_init_lets_the_broker_user_read_its_files_and_no_ca_key() -> None:
