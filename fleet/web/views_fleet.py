@@ -62,13 +62,14 @@ CENTER_COLUMNS = [
 @endpoint("fleet.view")
 def centers(request: Request, ctx: Ctx) -> Response:
     store = ctx.web.store
+    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
     summaries: list[CenterSummary] = store.registry.center_summaries(ctx.scope)
     form = fmt_of(request)
     if form == "csv":
         return csv_response("trung-tam", CENTER_COLUMNS, summaries, ctx.web.zone)
     if form == "json":
         return json_response(CENTER_COLUMNS, summaries)
-    return ctx.web.render(ctx, "centers.html", summaries=summaries, change_id=store.changes.latest_id())
+    return ctx.web.render(ctx, "centers.html", summaries=summaries, change_id=change_id)
 
 
 # --- a center's kiosks ---------------------------------------------------------------------------
@@ -114,6 +115,7 @@ def center(request: Request, ctx: Ctx) -> Response:
         return json_response(KIOSK_COLUMNS, rows.items, center=center_id, total=rows.total)
     size = query_int(params, "size", ctx.web.settings.page_size, 10, 1000)
     number = query_int(params, "page", 1, 1, 10**6)
+    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
     page = store.registry.kiosk_rows(
         ctx.scope, center_id, state=state, search=search, sort=sort, offset=(number - 1) * size, limit=size
     )
@@ -138,7 +140,7 @@ def center(request: Request, ctx: Ctx) -> Response:
         search=search or "",
         sort=sort,
         query=query,
-        change_id=store.changes.latest_id(),
+        change_id=change_id,
     )
 
 
@@ -266,6 +268,7 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
     from fleet.web import views_console
 
     store, scope = ctx.web.store, ctx.scope
+    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
     row = store.registry.kiosk_rows_by_id(scope, [kiosk_id])
     if not row:
         raise NotFoundError(f"kiosk {kiosk_id!r} not found")
@@ -308,7 +311,7 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
         gaps=store.events.gaps(scope, kiosk_id),
         alarms=store.alarms.page(scope, active=None, kiosk_id=kiosk_id, limit=20).items,
         config=store.configs.state(scope, kiosk_id),
-        change_id=store.changes.latest_id(),
+        change_id=change_id,
     )
 
 
@@ -405,6 +408,7 @@ def alarms(request: Request, ctx: Ctx) -> Response:
         return json_response(ALARM_COLUMNS, listed.items, total=listed.total)
     size = ctx.web.settings.page_size
     number = query_int(params, "page", 1, 1, 10**6)
+    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
     page = store.alarms.page(
         ctx.scope,
         active=ALARM_VIEWS[view],
@@ -429,7 +433,7 @@ def alarms(request: Request, ctx: Ctx) -> Response:
         query=query,
         center_id=center_id,
         kiosk_id=kiosk_id,
-        change_id=store.changes.latest_id(),
+        change_id=change_id,
         message=ctx.t("alarms.acknowledged_ok") if done else None,
     )
 

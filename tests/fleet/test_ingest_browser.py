@@ -262,10 +262,10 @@ def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
     expect(image).to_have_js_property("naturalWidth", 270)  # the PNG itself, served from the store
     page.locator("form[data-command='upload_logs'] button[data-send]").click()
     logs_id = sent_request(page, previous=shot_id)
-    # 20 s: seen once still "pending" at 10 s in a full run (two workers), although the agent's log says
-    # it executed; not reproduced alone or under CPU load (5 runs): cause not found, the wait widened
+    # (seen "pending" for good here and at the screenshot under load: a result stored while the page
+    # after the redirect was being drawn was on neither the page nor its stream; fleet.web.live)
     expect(page.locator(f"tr[data-request='{logs_id}']")).to_have_attribute(
-        "data-status", "error", timeout=20_000
+        "data-status", "error", timeout=10_000
     )
     expect(page.locator(f"tr[data-request='{logs_id}']")).to_contain_text("no log files found")
     shot(page, "24-console-results-and-screenshot")

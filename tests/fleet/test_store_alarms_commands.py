@@ -148,6 +148,24 @@ def test_commands_are_stored_with_their_result_once(one: Store, clock: FakeClock
         one.commands.record_result("c2", "k1", "x", command="c", status="ok", reason="", result={}, at=None)
 
 
+def test_a_result_stored_before_the_brokers_ack_is_marked_sent_keeps_the_result(
+    one: Store, clock: FakeClock
+) -> None:
+    """The lease holder marks a command sent when it drains the broker's PUBACK, at its next tick (0.5 s);
+    the kiosk's result is usually stored before that (measured in the console's browser test: every
+    command's result 0.3-0.5 s before its sent mark). The late mark must not turn the result back."""
+    user = one.accounts.credentials("quanly")
+    assert user is not None
+    one.commands.create(ALL, "k1", "print_test_ticket", {}, user[0].id, request_id="fast-1")
+    before = one.changes.latest_id()
+    assert result_of(one, "k1", "fast-1", "print_test_ticket", at=clock.now) == "stored"
+    assert one.changes.latest_id() > before  # the kiosk page's stream re-draws it
+    one.commands.mark_sent("k1", "fast-1")
+    [command] = one.commands.for_kiosk(ALL, "k1")
+    assert (command.status, command.result_reason) == ("ok", "done")
+    assert one.commands.pending() == []  # not published again
+
+
 def result_of(store: Store, kiosk: str, request_id: str, command: str, **kw: Any) -> str:
     center = "c1" if kiosk == "k1" else "c2"
     values: dict[str, Any] = {"status": "ok", "reason": "done", "result": {}, "at": None} | kw
