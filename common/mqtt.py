@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion, _ConnectionState
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -87,6 +87,8 @@ class _Client(paho.Client):
     own ``loop_read`` does (paho-mqtt 2.2.0; tests/agent/test_mqtt_link.py checks the two hooks)."""
 
     READ_PER_TURN = 200
+    #: after our DISCONNECT, how long to wait for the broker to close its side (``_sock_close``)
+    CLOSE_WAIT_S = 1.0
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         for _ in range(max(max_packets, self.READ_PER_TURN)):
@@ -98,6 +100,30 @@ class _Client(paho.Client):
             if rc > 0:
                 return self._loop_rc_handle(rc)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _sock_close(self) -> None:
+        # paho closes right after writing our DISCONNECT. With bytes from the broker still unread (a
+        # SUBACK, the next messages) the kernel then sends RST, and a broker that gets RST drops what it
+        # has not read yet of ours: the last PUBACKs (handled messages came again next session) and the
+        # DISCONNECT itself (the broker published the Will of a clean stop). So: FIN first, then read
+        # and drop until the broker, having read everything, closes (its answer to DISCONNECT).
+        sock = self._sock
+        if sock is not None and self._state == _ConnectionState.MQTT_CS_DISCONNECTING:
+            _close_gracefully(sock, self.CLOSE_WAIT_S)
+        super()._sock_close()
+
+
+def _close_gracefully(sock: Any, timeout_s: float) -> None:
+    """Half-close ``sock`` and read it to its end (at most ``timeout_s``); what arrives is dropped (a
+    QoS 1 message never acknowledged comes again next session). No TLS close_notify: the broker ends
+    the session on the DISCONNECT, and ``SSLSocket.shutdown`` reads the plain socket from then on."""
+    deadline = time.monotonic() + timeout_s
+    with contextlib.suppress(OSError, ValueError):  # reset, timed out, not a socket (websockets)
+        sock.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
 
-from common.mqtt import Backoff, Message, MqttLink, TlsConfig, _Client
+from common.mqtt import Backoff, Message, MqttLink, TlsConfig, Will, _Client
 from tests.agent.broker import Broker, Pki
 from tests.agent.conftest import wait_until
 from tests.agent.peer import Peer
@@ -88,3 +89,53 @@ def test_messages_queued_for_a_session_are_read_many_per_turn_and_all_acknowledg
         assert wait_until(lambda: received == ["last"], 10), received
     finally:
         third.stop()
+
+
+WILL_TOPIC = "motcua/v1/hcm-ben-thanh/_center/linktest/will"
+
+
+def test_a_stop_while_messages_stream_in_is_a_clean_disconnect(
+    broker: Broker, pki: Pki, peer_factory: Callable[..., Peer]
+) -> None:
+    """A socket closed with bytes still unread makes the kernel send RST, and a broker that gets RST
+    drops what it has not read yet of ours: the last PUBACKs (so handled messages come again next
+    session; seen in CI) and the DISCONNECT itself, so the broker publishes the Will of a service that
+    stopped cleanly. A link stopped while messages keep arriving must be a DISCONNECT the broker sees."""
+    identity = pki.client("fleet")
+    watcher = peer_factory(WILL_TOPIC)
+    blaster = peer_factory()
+    streaming = threading.Event()
+
+    def blast() -> None:
+        payload = b"x" * 1500
+        while streaming.is_set():
+            for _ in range(20):
+                blaster.client.publish(TOPIC, payload, qos=0)
+            time.sleep(0.001)
+
+    sender = threading.Thread(target=blast, daemon=True)
+    streaming.set()
+    sender.start()
+    try:
+        for _ in range(6):
+            arrived = threading.Event()
+            link = MqttLink(
+                client_id="fleet", host="127.0.0.1", port=broker.service_port,
+                tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
+                session_expiry_s=0, backoff=Backoff(0.1, 0.3),
+                will=lambda: Will(WILL_TOPIC, b"gone"),
+            )
+
+            def slow(message: Message, seen: threading.Event = arrived) -> None:
+                seen.set()
+                time.sleep(0.002)  # slower than they come: bytes always wait unread on the socket
+
+            link.subscribe(TOPIC, 0, slow)
+            link.start()
+            assert arrived.wait(10), link.last_error
+            link.stop()
+    finally:
+        streaming.clear()
+        sender.join(5)
+    time.sleep(1.0)  # a Will with no delay is published at once; give it time to arrive
+    assert watcher.on(WILL_TOPIC) == [], "the broker took a stop for a lost connection"
