@@ -61,7 +61,8 @@ def _ordered_at_commit(conn: Connection) -> Iterator[None]:
     conn.info[_ORDERED] = pending
     try:
         yield
-        if pending:
+        # a connection lost meanwhile (a savepoint saw it): left to the COMMIT to fail as it always has
+        if pending and not conn.invalidated:
             # Taken last: the holder waits for nothing else before its COMMIT, so no deadlock, and
             # only the INSERT and the COMMIT are serialized between writers.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDERED_LOCK_KEY})
@@ -71,7 +72,9 @@ def _ordered_at_commit(conn: Connection) -> Iterator[None]:
             for table, rows in tables.items():
                 conn.execute(insert(table), rows)
     finally:
-        conn.info.pop(_ORDERED, None)
+        # an invalidated connection refuses .info until rolled back, and the pool cleared it already
+        if not conn.invalidated:
+            conn.info.pop(_ORDERED, None)
 
 
 def utc_now() -> datetime:
