@@ -102,16 +102,22 @@ class Commands(Part):
             return _command_from(conn.execute(_command_select().where(commands.c.id == new_id)).one())
 
     def mark_sent(self, kiosk_id: str, request_id: str, *, at: datetime | None = None) -> None:
+        """The broker took the command (its PUBACK): 'Đã gửi' on the kiosk page, live (a kiosk offline
+        answers much later, and its page said 'Chờ gửi' until reloaded). One change row per command."""
+        now = at or self.db.now()
         with self.db.write() as conn:
-            conn.execute(
+            center_id = conn.execute(
                 update(commands)
                 .where(
                     commands.c.kiosk_id == kiosk_id,
                     commands.c.request_id == request_id,
                     commands.c.status == "pending",
                 )
-                .values(status="sent", sent_at=at or self.db.now())
-            )
+                .values(status="sent", sent_at=now)
+                .returning(commands.c.center_id)
+            ).scalar()
+            if center_id is not None:  # not when its result was stored first (no longer pending)
+                log_changes(conn, now, [(center_id, kiosk_id, "kiosk")])
 
     def pending(self, *, limit: int = 100) -> list[Command]:
         """Commands asked for but not yet published (what the ingest's publisher picks up)."""

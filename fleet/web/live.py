@@ -7,7 +7,11 @@ A page streams from the change id it was drawn at (``&from=``), and a view reads
 rows it draws: a write committed in between is then both on the page and sent again (harmless, the same
 markup), never in neither. Read after the rows, a result the ingest stored while the kiosk page was being
 drawn was missed for good: the command stayed "Chờ gửi" on the page (the kiosk answers ~0.1 s after the
-publish, so under load that moment is hit: 1 run in 8 of the console's browser test)."""
+publish, so under load that moment is hit: 1 run in 8 of the console's browser test).
+
+A stream moves its cursor to the newest id it saw: right because the store hands out change ids in commit
+order, also with several writers on PostgreSQL (``fleet.store.db.ordered_insert``; docs/fleet.md, "Change
+ids in commit order"). A sequence alone did not: an id taken first and committed last was skipped."""
 
 from __future__ import annotations
 

@@ -116,8 +116,13 @@ def test_commands_are_stored_with_their_result_once(one: Store, clock: FakeClock
     with pytest.raises(ValidationError):
         one.commands.create(ALL, "k1", "restart_app", {}, None, request_id="bad id!")
     assert [c.request_id for c in one.commands.pending()] == ["req-7f3a"]
+    before = one.changes.latest_id()
     one.commands.mark_sent("k1", "req-7f3a")
     assert one.commands.pending() == []
+    # the kiosk page's stream re-draws it "Đã gửi" (a kiosk offline answers much later)
+    assert [(c.center_id, c.kiosk_id, c.topic) for c in one.changes.since(ALL, before)[0]] == [
+        ("c1", "k1", "kiosk")
+    ]
     clock.advance(seconds=2)
     # the same request id answered for another command (an id another fleet used too): not ours
     assert (
@@ -160,7 +165,9 @@ def test_a_result_stored_before_the_brokers_ack_is_marked_sent_keeps_the_result(
     before = one.changes.latest_id()
     assert result_of(one, "k1", "fast-1", "print_test_ticket", at=clock.now) == "stored"
     assert one.changes.latest_id() > before  # the kiosk page's stream re-draws it
+    before = one.changes.latest_id()
     one.commands.mark_sent("k1", "fast-1")
+    assert one.changes.latest_id() == before  # nothing changed: no change row
     [command] = one.commands.for_kiosk(ALL, "k1")
     assert (command.status, command.result_reason) == ("ok", "done")
     assert one.commands.pending() == []  # not published again
