@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -66,10 +67,22 @@ def outcome(read: Callable[[], Any]) -> tuple[Any, ...]:
     return ("ok", type(value).__name__, repr(value), order)
 
 
+class _StoppedClock(datetime):
+    """``now_iso`` (the default of every ``at`` a message may leave out) at one moment for both sides."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _StoppedClock:
+        return cls(2026, 11, 23, 11, 2, 3, 456000, tzinfo=tz)
+
+
 def both(read: Callable[[], Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    fast = outcome(read)
-    with reference():
-        slow = outcome(read)
+    clock, wire.datetime = wire.datetime, _StoppedClock  # type: ignore[misc]
+    try:
+        fast = outcome(read)
+        with reference():
+            slow = outcome(read)
+    finally:
+        wire.datetime = clock  # type: ignore[misc]
     return fast, slow
 
 
