@@ -348,8 +348,7 @@ class Event(Message):
 
     @classmethod
     def from_data(cls, data: Any) -> Self:
-        # the current major needs no copy without its schema: the envelope is read leniently
-        body = data if type(data) is dict and data.get("schema") == cls.SCHEMA else cls.body_of(data)
+        body = cls.body_of(data)
         envelope = parse_dataclass(_Envelope, body, "event", lenient=True)
         payload = payload_from_data(envelope.kind, envelope.payload)
         return cls(envelope.event_id, envelope.seq, envelope.journal_id, payload, envelope.occurred_at,

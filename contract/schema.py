@@ -18,12 +18,11 @@ limits and regex decided then, so reading a message runs only the checks themsel
 from __future__ import annotations
 
 import dataclasses
-import keyword
 import math
 import re
 import types
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -86,8 +85,6 @@ _Converter = Callable[[Any, str], Any]
 #: the compiled reader of each dataclass, one table per leniency (it reaches nested tables). A class is
 #: compiled on first use; two threads compiling the same one at once is harmless (equal results).
 _READERS: dict[bool, dict[type, _Converter]] = {False: {}, True: {}}
-#: the same readers without their generated fast path (``reference_parse``: what tests compare it to)
-_REFERENCE_READERS: dict[bool, dict[type, _Converter]] = {False: {}, True: {}}
 #: a key the data does not have (None is a value)
 _ABSENT = object()
 #: a field without a default: its key must be there
@@ -98,9 +95,7 @@ _KEY_MAX_LEN = 64
 _LITERAL_TYPES = (str, int, bool)
 
 
-def _converter(
-    tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type], fast: bool = True
-) -> _Converter:
+def _converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     """The check of one value of type ``tp``: the type's dispatch and the field's limits decided here,
     once, so that reading a value runs only the checks it needs. ``compiling``: the dataclasses whose
     readers are being compiled (a class that contains itself is looked up when a value comes)."""
@@ -114,15 +109,15 @@ def _converter(
     if tp is Any:
         return _opaque
     if origin in (Union, types.UnionType):
-        return _union_converter(tp, meta, lenient, compiling, fast)
+        return _union_converter(tp, meta, lenient, compiling)
     if origin is Literal:
         return _literal_converter(tp)
     if origin in (list, tuple):
-        return _sequence_converter(tp, meta, lenient, compiling, fast, as_tuple=origin is tuple)
+        return _sequence_converter(tp, meta, lenient, compiling, as_tuple=origin is tuple)
     if origin is dict:
-        return _table_converter(tp, meta, lenient, compiling, fast)
+        return _table_converter(tp, meta, lenient, compiling)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _nested_converter(tp, lenient, compiling, fast)
+        return _nested_converter(tp, lenient, compiling)
     if tp is float:
         return _number_converter(meta, integer=False)
     if tp is Path:
@@ -238,12 +233,10 @@ def _range_error(path: str, value: float, low: Any, high: Any) -> SchemaError:
     return _fail(path, f"a number {bounds}", value)
 
 
-def _union_converter(
-    tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type], fast: bool
-) -> _Converter:
+def _union_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     options = get_args(tp)
     nullable = type(None) in options
-    candidates = [_converter(o, meta, lenient, compiling, fast) for o in options if o is not type(None)]
+    candidates = [_converter(o, meta, lenient, compiling) for o in options if o is not type(None)]
     if len(candidates) == 1:
         # ``X | None``: X's own error names the deepest bad key (e.g. inside a nested table).
         only = candidates[0]
@@ -280,10 +273,10 @@ def _literal_converter(tp: Any) -> _Converter:
 
 
 def _sequence_converter(
-    tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type], fast: bool, *, as_tuple: bool
+    tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type], *, as_tuple: bool
 ) -> _Converter:
     limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
-    item = _converter(get_args(tp)[0], {}, lenient, compiling, fast)
+    item = _converter(get_args(tp)[0], {}, lenient, compiling)
 
     def sequence(value: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)):  # a tuple of types: ``list | tuple`` is built per call
@@ -296,13 +289,11 @@ def _sequence_converter(
     return sequence
 
 
-def _table_converter(
-    tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type], fast: bool
-) -> _Converter:
+def _table_converter(tp: Any, meta: Mapping[str, Any], lenient: bool, compiling: set[type]) -> _Converter:
     limit = meta.get("max_items", DEFAULT_MAX_ITEMS)
     patterned_keys = "key_pattern" in meta
-    key = _string_converter(_key_meta(meta))
-    item = _converter(get_args(tp)[1], {}, lenient, compiling, fast)
+    key = _string_converter({"pattern": meta["key_pattern"]} if patterned_keys else {"max_len": _KEY_MAX_LEN})
+    item = _converter(get_args(tp)[1], {}, lenient, compiling)
 
     def table(value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -331,17 +322,12 @@ def _table_converter(
     return opaque_table if item is _opaque else table
 
 
-def _key_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The limits of a table's keys: its ``key_pattern``, else a plain string of at most 64."""
-    return {"pattern": meta["key_pattern"]} if "key_pattern" in meta else {"max_len": _KEY_MAX_LEN}
-
-
-def _nested_converter(cls: type, lenient: bool, compiling: set[type], fast: bool) -> _Converter:
-    readers = (_READERS if fast else _REFERENCE_READERS)[lenient]
+def _nested_converter(cls: type, lenient: bool, compiling: set[type]) -> _Converter:
+    readers = _READERS[lenient]
     read = readers.get(cls)
     if read is None and cls not in compiling:
         try:
-            read = readers[cls] = _reader(cls, lenient, compiling, fast)
+            read = readers[cls] = _reader(cls, lenient, compiling)
         except Exception:  # e.g. hints that do not resolve: as before, that fails only when a value comes
             read = None
     if read is not None:
@@ -351,7 +337,7 @@ def _nested_converter(cls: type, lenient: bool, compiling: set[type], fast: bool
         # looked up per value: a class that contains itself (or failed to compile) is read once it is there
         read = readers.get(cls)
         if read is None:
-            return _parse(cls, value, path, lenient, fast)
+            return parse_dataclass(cls, value, path, lenient=lenient)
         return read(value, path)
 
     return nested
@@ -387,12 +373,8 @@ def _init_only_stores(cls: type) -> bool:
     )
 
 
-def _reader(
-    cls: type, lenient: bool, compiling: set[type] | None = None, fast: bool = True
-) -> _Converter:
-    """Compile the reader of dataclass ``cls``: its fields' checks, in the order they are declared.
-    With ``fast``, the reader is a function generated for ``cls`` (``_generated_reader``) in front of
-    this one."""
+def _reader(cls: type, lenient: bool, compiling: set[type] | None = None) -> _Converter:
+    """Compile the reader of dataclass ``cls``: its fields' checks, in the order they are declared."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = get_type_hints(cls)
@@ -406,7 +388,7 @@ def _reader(
     plan: tuple[tuple[str, _Converter, Any], ...] = tuple(
         (
             f.name,
-            _converter(hints[f.name], f.metadata, lenient, compiling, fast),
+            _converter(hints[f.name], f.metadata, lenient, compiling),
             _REQUIRED
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             else (f.default, None if f.default_factory is dataclasses.MISSING else f.default_factory),
@@ -448,159 +430,7 @@ def _reader(
         except ValueError as exc:  # __post_init__ cross-field checks name the key themselves
             raise SchemaError(f"{path or '(top level)'}: {exc}") from exc
 
-    if not fast or not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
-        return read
-    spec = [(f.name, hints[f.name], f.metadata, convert, absent)
-            for f, (_, convert, absent) in zip(fields, plan, strict=True)]
-    return _generated_reader(cls, spec, lenient, names, direct, read)
-
-
-# --- the generated fast path ---------------------------------------------------------------------
-#
-# A reader generated per dataclass runs the same checks as ``read`` above in one Python function: per
-# field, one inline test that is true only for a value the field's converter would return unchanged
-# (``_inline_test``; a list or table is copied as the converter would), the converter itself called for
-# anything else (it converts, or raises its refusal naming the key). Fields are read in the declared
-# order, so the first refusal is the one ``read`` gives; what the inline tests do not cover (a dict
-# subclass, unknown keys of a strict class) is left to ``read`` whole. ``reference_parse`` reads with
-# ``read`` alone: tests compare the two (tests/contract/test_schema_fast.py).
-
-
-class _Names:
-    """The constants a generated function refers to, each under a name of its own."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def add(self, value: Any, hint: str) -> str:
-        name = f"_{hint}{len(self.values)}"
-        self.values[name] = value
-        return name
-
-
-def _inline_test(tp: Any, meta: Mapping[str, Any], var: str, names: _Names) -> tuple[str, str] | None:
-    """``(test, value)``: a Python expression over ``var`` true only for what the converter of ``tp``
-    (with ``meta``) accepts, and the expression of what it then returns; None when there is none (the
-    converter is called)."""
-    origin = get_origin(tp)
-    if tp is str:
-        if meta.get("text") or meta.get("time"):
-            return None
-        limit = names.add(meta.get("max_len", DEFAULT_MAX_LEN), "len")
-        test = f"type({var}) is str and len({var}) <= {limit}"
-        pattern = meta.get("pattern")
-        if pattern:
-            test += f" and {names.add(re.compile(pattern).fullmatch, 'match')}({var}) is not None"
-        return test, var
-    if tp is bool:
-        return f"type({var}) is bool", var
-    if tp is int or tp is float:
-        # an int that is not exactly int (a subclass) and an int in a float field: the converter
-        test = f"type({var}) is {tp.__name__}"
-        if tp is float:
-            test += f" and {names.add(math.isfinite, 'finite')}({var})"
-        low, high = meta.get("min"), meta.get("max")
-        if low is not None:
-            test += f" and {names.add(low, 'low')} <= {var}"
-        if high is not None:
-            test += f" and {var} <= {names.add(high, 'high')}"
-        return test, var
-    if tp is Any:
-        return "True", var
-    if origin is Literal:
-        allowed = names.add(get_args(tp), "allowed")
-        return f"type({var}) in {names.add(_LITERAL_TYPES, 'types')} and {var} in {allowed}", var
-    if origin in (Union, types.UnionType):
-        options = [o for o in get_args(tp) if o is not type(None)]
-        if len(options) != 1 or len(options) == len(get_args(tp)):  # only ``X | None``
-            return None
-        inner = _inline_test(options[0], meta, var, names)
-        if inner is None or inner[1] != var:
-            return None
-        return f"({var} is None or ({inner[0]}))", var
-    if origin in (list, tuple):
-        item = _inline_test(get_args(tp)[0], {}, "x", names)
-        if item is None or item[1] != "x":
-            return None
-        limit = names.add(meta.get("max_items", DEFAULT_MAX_ITEMS), "items")
-        test = f"type({var}) is list and len({var}) <= {limit} and all({item[0]} for x in {var})"
-        return test, f"{'tuple' if origin is tuple else 'list'}({var})"
-    if origin is dict:
-        key = _inline_test(str, _key_meta(meta), "k", names)
-        value = _inline_test(get_args(tp)[1], {}, "x", names)
-        if key is None or value is None or value[1] != "x":
-            return None
-        limit = names.add(meta.get("max_items", DEFAULT_MAX_ITEMS), "items")
-        test = f"type({var}) is dict and len({var}) <= {limit} and all({key[0]} for k in {var})"
-        if value[0] != "True":
-            test += f" and all({value[0]} for x in {var}.values())"
-        return test, f"dict({var})"
-    return None
-
-
-def _generated_reader(
-    cls: type, spec: Sequence[tuple[str, Any, Mapping[str, Any], _Converter, Any]], lenient: bool,
-    field_names: frozenset[str], direct: bool, read: _Converter,
-) -> _Converter:
-    names = _Names()
-    cls_name, read_name = names.add(cls, "cls"), names.add(read, "read")
-    # a strict class's unknown keys: ``read`` names the first one
-    strict = "" if lenient else f" or not {names.add(field_names, 'names')}.issuperset(data)"
-    lines = [
-        "def generated(data, path):",
-        f"    if type(data) is not dict{strict}:",
-        f"        return {read_name}(data, path)",
-        "    get = data.get",
-        "    prefix = path + '.' if path else ''",
-    ]
-    if not direct:
-        lines.append("    values = {}")
-    stored: list[str] = []
-    for index, (name, tp, meta, convert, absent) in enumerate(spec):
-        here, key = f"f{index}", repr(name)
-        target = here if direct else f"values[{key}]"
-        lines.append(f"    v = get({key}, _ABSENT)")
-        lines.append("    if v is _ABSENT:")
-        if absent is _REQUIRED:
-            missing = names.add(f": missing; expected {_describe(tp)}", "missing")
-            lines.append(f"        raise SchemaError(prefix + {key} + {missing})")
-        elif not direct:
-            lines.append("        pass")  # __init__ fills it in
-        else:
-            default, factory = absent
-            if factory is None:
-                lines.append(f"        {here} = {names.add(default, 'default')}")
-            else:
-                lines += [
-                    "        try:",
-                    f"            {here} = {names.add(factory, 'factory')}()",
-                    "        except ValueError as exc:",
-                    "            raise SchemaError(f\"{path or '(top level)'}: {exc}\") from exc",
-                ]
-        inline = _inline_test(tp, meta, "v", names)
-        if inline is not None:
-            lines += [f"    elif {inline[0]}:", f"        {target} = {inline[1]}"]
-        lines += ["    else:", f"        {target} = {names.add(convert, 'convert')}(v, prefix + {key})"]
-        stored.append(f"{key}: {here}")
-    if direct:
-        lines += [
-            f"    instance = _new({cls_name})",
-            f"    instance.__dict__.update({{{', '.join(stored)}}})",
-            "    return instance",
-        ]
-    else:
-        lines += [
-            "    try:",
-            f"        return {cls_name}(**values)",
-            "    except ValueError as exc:",
-            "        raise SchemaError(f\"{path or '(top level)'}: {exc}\") from exc",
-        ]
-    scope: dict[str, Any] = {"_ABSENT": _ABSENT, "SchemaError": SchemaError, "_new": object.__new__}
-    scope.update(names.values)
-    exec(compile("\n".join(lines), f"<reader of {cls.__qualname__}>", "exec"), scope)
-    generated: _Converter = scope["generated"]
-    generated.__qualname__ = f"reader of {cls.__qualname__}"
-    return generated
+    return read
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -624,29 +454,21 @@ def parse_dataclass(cls: type[T], data: Any, path: str = "", *, lenient: bool = 
     Unknown keys are errors (typos in a file, or an argument the center did not mean), unless
     ``lenient``: a report from a newer kiosk may carry fields added in a later minor version.
     """
-    return _parse(cls, data, path, lenient, True)
-
-
-def reference_parse(cls: type[T], data: Any, path: str = "", *, lenient: bool = False) -> T:
-    """``parse_dataclass`` without the generated fast path: what it must agree with (tests)."""
-    return _parse(cls, data, path, lenient, False)
-
-
-def _parse(cls: type[T], data: Any, path: str, lenient: bool, fast: bool) -> T:
-    readers = (_READERS if fast else _REFERENCE_READERS)[lenient]
+    readers = _READERS[lenient]
     read = readers.get(cls)
     if read is None:
         if not isinstance(data, dict):  # refused before the class is looked at, as always
             raise _fail(path or "(top level)", "a table", data)
-        read = readers[cls] = _reader(cls, lenient, None, fast)
+        read = readers[cls] = _reader(cls, lenient)
     instance: T = read(data, path)
     return instance
 
 
 #: what to_data returns as it is, by exact type (a subclass, e.g. an enum, takes the general way)
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
-#: per dataclass: its writer (``_writer``), generated on first use like the readers
-_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+#: per dataclass: whether it leaves out None (OMIT_NONE), and each field's name and whether a None in
+#: it is written anyway (its default is not None). Built on first use, like the readers.
+_WRITE_PLANS: dict[type, tuple[bool, tuple[tuple[str, bool], ...]]] = {}
 
 
 def to_data(obj: Any) -> Any:
@@ -659,67 +481,30 @@ def to_data(obj: Any) -> Any:
     kind = type(obj)
     if kind in _PLAIN_TYPES:
         return obj
-    write = _WRITERS.get(kind)
-    if write is None:
+    plan = _WRITE_PLANS.get(kind)
+    if plan is None:
         if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-            return _container_to_data(obj, to_data)
-        write = _WRITERS[kind] = _writer(kind)
-    return write(obj)
-
-
-def _write_plan(kind: type) -> tuple[bool, list[tuple[str, bool]]]:
-    """Whether ``kind`` leaves out None (OMIT_NONE), and per field its name and whether a None in it is
-    written anyway (its default is not None)."""
-    return bool(getattr(kind, "OMIT_NONE", False)), [
-        (f.name, f.default is not None) for f in dataclasses.fields(kind)
-    ]
-
-
-def reference_to_data(obj: Any) -> Any:
-    """``to_data`` without the generated writers: what they must agree with (tests)."""
-    if type(obj) in _PLAIN_TYPES:
-        return obj
-    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-        return _container_to_data(obj, reference_to_data)
-    omit, fields = _write_plan(type(obj))
+            return _container_to_data(obj)
+        plan = _WRITE_PLANS[kind] = (
+            bool(getattr(kind, "OMIT_NONE", False)),
+            tuple((f.name, f.default is not None) for f in dataclasses.fields(obj)),
+        )
+    omit, fields = plan
     out: dict[str, Any] = {}
     for name, none_written in fields:
         value = getattr(obj, name)
         if value is not None:
-            out[name] = reference_to_data(value)
+            out[name] = to_data(value)
         elif none_written or not omit:
             out[name] = None
     return out
 
 
-def _writer(kind: type) -> Callable[[Any], dict[str, Any]]:
-    """``reference_to_data`` of one dataclass as a function generated for it: per field one attribute
-    read, its value kept when plain, else ``to_data`` of it (a nested table, a list)."""
-    omit, fields = _write_plan(kind)
-    if not all(name.isidentifier() and not keyword.iskeyword(name) for name, _ in fields):
-        return reference_to_data
-    lines = ["def write(obj):", "    out = {}"]
-    for name, none_written in fields:
-        key = repr(name)
-        lines += [
-            f"    v = obj.{name}",
-            "    if v is not None:",
-            f"        out[{key}] = v if type(v) in _PLAIN else to_data(v)",
-        ]
-        if none_written or not omit:
-            lines += ["    else:", f"        out[{key}] = None"]
-    lines.append("    return out")
-    scope: dict[str, Any] = {"_PLAIN": _PLAIN_TYPES, "to_data": to_data}
-    exec(compile("\n".join(lines), f"<writer of {kind.__qualname__}>", "exec"), scope)
-    write: Callable[[Any], dict[str, Any]] = scope["write"]
-    return write
-
-
-def _container_to_data(obj: Any, convert: Callable[[Any], Any]) -> Any:
+def _container_to_data(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
-        return [convert(v) for v in obj]
+        return [to_data(v) for v in obj]
     if isinstance(obj, dict):
-        return {k: convert(v) for k, v in obj.items()}
+        return {k: to_data(v) for k, v in obj.items()}
     if isinstance(obj, Path):
         return str(obj)
     return obj

@@ -100,26 +100,6 @@ _DECODER = json.JSONDecoder(
 )
 
 
-#: the decoder's own scanner (the C one) and json's whitespace, as ``JSONDecoder.decode`` uses them
-_SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009  (an attribute typeshed does not declare)
-_WHITESPACE: Any = getattr(json.decoder, "WHITESPACE").match  # noqa: B009
-
-
-def _decode(text: str) -> Any:
-    """``_DECODER.decode(text)``, its two Python frames and two whitespace matches saved for the usual
-    payload (an object from its first character to its last): the same scanner, the same errors."""
-    start = 0 if text[:1] == "{" else _WHITESPACE(text, 0).end()
-    try:
-        data, end = _SCAN(text, start)
-    except StopIteration as err:
-        raise json.JSONDecodeError("Expecting value", text, err.value) from None
-    if end != len(text):
-        end = _WHITESPACE(text, end).end()
-        if end != len(text):
-            raise json.JSONDecodeError("Extra data", text, end)
-    return data
-
-
 #: the start of a ``\\uD800``-``\\uDFFF`` escape (one regex pass costs less than two byte searches)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD]")
 
@@ -163,7 +143,7 @@ def loads_object(payload: bytes, what: str, max_bytes: int = MAX_MESSAGE_BYTES) 
         text = data_bytes.decode("utf-8")
         if text.startswith("\ufeff"):  # what json.loads refuses before decoding, with its words
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        data = _decode(text)
+        data = _DECODER.decode(text)
     except ContractError as exc:
         raise ContractError(f"{what}: {exc.message}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
