@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fleet.ingest import plugins
-    from fleet.ingest.worker import IngestWorker
+    from fleet.ingest.worker import IngestWorker, freeze_heap
     from fleet.store import open_store
     from tests.agent.broker import Broker, Pki
     from tests.fleet.mqtt import worker_settings
@@ -122,6 +122,7 @@ def main() -> None:
             publish_s = _publish(broker, pki, kiosks, args.events, args.tickets)
             profiler = cProfile.Profile() if args.profile or args.profile_network else None
             worker = IngestWorker(store, settings)
+            freeze_heap()  # as `main.py fleet ingest` does before its worker starts
             if profiler is not None and args.profile_network:
                 import paho.mqtt.client as paho
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from contract.errors import ContractError
 from contract.events import KIND_PATTERN
-from contract.wire import ID_RE, REQUEST_ID_RE, is_kiosk_id
+from contract.wire import ID_PATTERN, ID_RE, REQUEST_ID_PATTERN, REQUEST_ID_RE, RESERVED_IDS, is_kiosk_id
 
 DEFAULT_ROOT = "motcua/v1"
 #: the scope of center-wide topics (a kiosk id cannot start with "_")
@@ -186,10 +186,39 @@ class TopicRef:
         return None if self.scope == CENTER_SCOPE else self.scope
 
 
+#: per root: one regex for every well-formed topic of a kiosk's channels (``_kiosk_topic``)
+_KIOSK_TOPICS: dict[str, re.Pattern[str]] = {}
+_KIND_RE = re.compile(KIND_PATTERN)
+
+
+def _kiosk_topic(root: str) -> re.Pattern[str]:
+    """What ``parse_topic`` accepts under a kiosk id in one regex: center, kiosk, then a channel, or an
+    event's kind, or a blob's request id. Only the reserved names are left to check (not a regex's job)."""
+    pattern = _KIOSK_TOPICS.get(root)
+    if pattern is None:
+        channels = "|".join(re.escape(c) for c in KIOSK_CHANNELS if c not in ("event", "blob"))
+        pattern = _KIOSK_TOPICS[root] = re.compile(
+            f"{re.escape(root)}/({ID_PATTERN})/({ID_PATTERN})/"
+            f"(?:({channels})|event/({KIND_PATTERN})|blob/({REQUEST_ID_PATTERN}))"
+        )
+    return pattern
+
+
 def parse_topic(topic: str, root: str = DEFAULT_ROOT) -> TopicRef:
     """The parts of a topic of this contract, or ContractError (not ours, malformed, unknown channel)."""
     if not isinstance(topic, str) or len(topic) > 512:
         raise ContractError("topic: expected a string of at most 512 characters")
+    # the kiosks' topics, nearly every message, in one match; anything else (a center's topic, a
+    # reserved name, a refusal) by the checks below, which word the refusals
+    match = _kiosk_topic(root).fullmatch(topic)
+    if match is not None:
+        center_id, scope, channel, kind, request_id = match.groups()
+        if scope not in RESERVED_IDS and scope.partition("-")[0] not in RESERVED_IDS:
+            if channel is not None:
+                return TopicRef(center_id, scope, channel)
+            if kind is not None:
+                return TopicRef(center_id, scope, "event", kind)
+            return TopicRef(center_id, scope, "blob", request_id)
     prefix = root + "/"
     if not topic.startswith(prefix):
         raise ContractError(f"topic {topic[:80]!r}: not under {root}")
@@ -219,4 +248,4 @@ def parse_topic(topic: str, root: str = DEFAULT_ROOT) -> TopicRef:
 
 
 def _kind_ok(kind: str) -> bool:
-    return re.fullmatch(KIND_PATTERN, kind) is not None
+    return _KIND_RE.fullmatch(kind) is not None

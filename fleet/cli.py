@@ -383,7 +383,7 @@ def _load_handlers(args: argparse.Namespace) -> None:
 
 def run_ingest(args: argparse.Namespace) -> int:
     from fleet.ingest.supervisor import Supervisor, worker_argv
-    from fleet.ingest.worker import IngestWorker, WorkerSettings
+    from fleet.ingest.worker import IngestWorker, WorkerSettings, freeze_heap
     from fleet.store import open_store
 
     _broker(args.broker)
@@ -414,6 +414,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _on_stop_signals(stop.set)
     worker = IngestWorker(store, settings)
+    freeze_heap()
     worker.start()
     try:
         stop.wait()
