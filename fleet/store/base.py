@@ -8,10 +8,10 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Table, bindparam, update
+from sqlalchemy import Connection, Row, Table, bindparam, insert, update
 
 from common.errors import ValidationError
-from fleet.store.db import Database, ordered_insert
+from fleet.store.db import Database
 from fleet.store.schema import changes
 
 R = TypeVar("R")
@@ -41,10 +41,10 @@ def update_rows(conn: Connection, table: Table, values_by_id: Mapping[Any, Mappi
 
 
 def log_changes(conn: Connection, at: datetime, items: Iterable[tuple[str, str | None, str]]) -> None:
-    """Append to the change log that the live pages follow: (center_id, kiosk_id, topic) each. The ids
-    are in commit order (``ordered_insert``): on PostgreSQL the rows are inserted at the commit."""
+    """Append to the change log that the live pages follow: (center_id, kiosk_id, topic) each."""
     rows = [{"at": at, "center_id": c, "kiosk_id": k, "topic": t} for c, k, t in items]
-    ordered_insert(conn, changes, rows)
+    if rows:
+        conn.execute(insert(changes), rows)
 
 
 def mapping(row: Row[Any]) -> dict[str, Any]:

@@ -9,13 +9,6 @@ PostgreSQL: psycopg 3, sessions in UTC.
 it is a SAVEPOINT on that transaction (a store call that fails undoes only its own part) and every
 ``read()`` reads in it (it sees the batch's own writes). The ingest stores hundreds of messages per
 commit this way (docs/fleet.md, "Batches"); everything else keeps one transaction per call.
-
-Rows whose ids readers follow in order (the change log, ``ordered_insert``) get their ids in commit order:
-on PostgreSQL a sequence hands out ids at INSERT, so with two writers the transaction holding id N could
-commit after the one holding N+1 and a live page polling in between skipped N for good. They are kept
-with the transaction and inserted just before its COMMIT under a transaction-level advisory lock, so an
-id is only taken once every lower one is committed or undone (docs/fleet.md, "Change ids in commit
-order"). On SQLite every writer holds the write lock from BEGIN IMMEDIATE to COMMIT: inserted at once.
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -36,45 +29,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from common.errors import ConfigError, StoreError
 
 Clock = Callable[[], datetime]
-ORDERED_LOCK_KEY = 0x6368616E676573  # "changes": held from the ordered rows' INSERT to the COMMIT
-_ORDERED = "fleet_ordered_rows"  # Connection.info: the ordered rows this transaction will insert
-
-
-def ordered_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` so that their ids are in commit order (see the module doc): kept until the
-    transaction's commit when it is one of ``Database.write()`` or ``batch()`` on PostgreSQL."""
-    if not rows:
-        return
-    pending: list[tuple[Any, dict[str, Any]]] | None = conn.info.get(_ORDERED)
-    if pending is not None:
-        pending.extend((table, row) for row in rows)
-        return
-    if conn.dialect.name == "postgresql":  # a transaction of its own making: the lock until its end
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDERED_LOCK_KEY})
-    conn.execute(insert(table), rows)
-
-
-@contextmanager
-def _ordered_at_commit(conn: Connection) -> Iterator[None]:
-    """Around the body of a PostgreSQL transaction: its ordered rows inserted last, under the lock."""
-    pending: list[tuple[Any, dict[str, Any]]] = []
-    conn.info[_ORDERED] = pending
-    try:
-        yield
-        # a connection lost meanwhile (a savepoint saw it): left to the COMMIT to fail as it always has
-        if pending and not conn.invalidated:
-            # Taken last: the holder waits for nothing else before its COMMIT, so no deadlock, and
-            # only the INSERT and the COMMIT are serialized between writers.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDERED_LOCK_KEY})
-            tables: dict[Any, list[dict[str, Any]]] = {}
-            for table, row in pending:
-                tables.setdefault(table, []).append(row)
-            for table, rows in tables.items():
-                conn.execute(insert(table), rows)
-    finally:
-        # an invalidated connection refuses .info until rolled back, and the pool cleared it already
-        if not conn.invalidated:
-            conn.info.pop(_ORDERED, None)
 
 
 def utc_now() -> datetime:
@@ -179,8 +133,7 @@ class Database:
                     self._ambient.conn = conn
                     self._ambient.memo = {}
                     try:
-                        with self._ordered(conn):
-                            yield conn
+                        yield conn
                     finally:
                         self._ambient.conn = None
                         self._ambient.memo = None
@@ -212,33 +165,19 @@ class Database:
         ``batch()``, a savepoint of the batch's transaction."""
         ambient = self._batch_conn()
         if ambient is not None:
-            pending = ambient.info.get(_ORDERED)
-            mark = len(pending) if pending is not None else 0
             try:
                 with ambient.begin_nested():
                     yield ambient
-            except BaseException as exc:
-                if pending is not None:  # undone with the savepoint: its ordered rows too
-                    del pending[mark:]
-                if isinstance(exc, OperationalError):
-                    raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
-                raise
+            except OperationalError as exc:
+                raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
             return
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin(), self._ordered(conn):
+                with conn.begin():
                     yield conn
         except OperationalError as exc:
             raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
-
-    @contextmanager
-    def _ordered(self, conn: Connection) -> Iterator[None]:
-        if not self.is_postgres:
-            yield
-            return
-        with _ordered_at_commit(conn):
-            yield
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT, which has ``on_conflict_do_nothing/do_update``."""

@@ -9,9 +9,10 @@ markup), never in neither. Read after the rows, a result the ingest stored while
 drawn was missed for good: the command stayed "Chờ gửi" on the page (the kiosk answers ~0.1 s after the
 publish, so under load that moment is hit: 1 run in 8 of the console's browser test).
 
-A stream moves its cursor to the newest id it saw: right because the store hands out change ids in commit
-order, also with several writers on PostgreSQL (``fleet.store.db.ordered_insert``; docs/fleet.md, "Change
-ids in commit order"). A sequence alone did not: an id taken first and committed last was skipped."""
+A stream follows the log with a ``Gaps`` of its own (fleet.store.changes): on PostgreSQL an id taken first
+can be committed last, so its cursor stops before a missing id until it comes (or ``GAP_WAIT_S`` passed),
+while what is above it is sent at once, and once. Each message's SSE id is that cursor, so a browser that
+reconnects resumes below the missing id (docs/fleet.md, "Change ids in commit order")."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from fleet.store.changes import Gaps
 from fleet.web.core import Ctx, endpoint
 
 log = logging.getLogger(__name__)
@@ -38,14 +40,14 @@ def _message(change_id: int, kind: str, data: dict[str, Any]) -> str:
 
 
 def poll(
-    ctx: Ctx, view: str, center_id: str | None, kiosk_id: str | None, cursor: int
+    ctx: Ctx, view: str, center_id: str | None, kiosk_id: str | None, cursor: int, gaps: Gaps
 ) -> tuple[list[str], int]:
     """One look at the change log: the messages to send and where to continue."""
     web, scope = ctx.web, ctx.scope
-    changes, upto = web.store.changes.since(scope, cursor, center_id=center_id, kiosk_id=kiosk_id)
+    changes, upto = web.store.changes.since(scope, cursor, center_id=center_id, kiosk_id=kiosk_id, gaps=gaps)
     if not changes:
         return [], upto
-    last = changes[-1].id
+    last = upto  # what a reconnecting browser resumes from (Last-Event-ID): below a missing id
     out: list[str] = []
     if view == "alarms":
         if any(c.topic == "alarm" for c in changes):
@@ -104,11 +106,14 @@ async def live(request: Request, ctx: Ctx) -> Response:
     if kiosk_id:
         await run_in_threadpool(web.store.registry.kiosk, ctx.scope, kiosk_id)
     resume = request.headers.get("last-event-id") or params.get("from")
+    start = web.store.changes.stream_start
     try:
-        cursor = int(resume) if resume is not None else await run_in_threadpool(web.store.changes.latest_id)
+        cursor = int(resume) if resume is not None else await run_in_threadpool(start)
     except ValueError:
-        cursor = await run_in_threadpool(web.store.changes.latest_id)
+        cursor = await run_in_threadpool(start)
     settings = web.settings
+
+    gaps = Gaps()
 
     async def stream() -> AsyncIterator[str]:
         nonlocal cursor
@@ -123,7 +128,7 @@ async def live(request: Request, ctx: Ctx) -> Response:
                 if await run_in_threadpool(web.store.accounts.session, ctx.session.id) is None:
                     return
             try:
-                messages, cursor = await run_in_threadpool(poll, ctx, view, center_id, kiosk_id, cursor)
+                messages, cursor = await run_in_threadpool(poll, ctx, view, center_id, kiosk_id, cursor, gaps)
             except Exception:  # the browser reconnects (retry) and resumes from its last id
                 log.exception(
                     "live stream %s for %s ended by an error", view, ctx.user.username if ctx.user else "-"

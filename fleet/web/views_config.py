@@ -139,7 +139,7 @@ def _page(
     message: str | None = None,
 ) -> Response:
     store, scope = ctx.web.store, ctx.scope
-    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
+    change_id = store.changes.stream_start()  # before the rows: fleet.web.live
     center = store.registry.center(scope, center_id)
     kiosk = store.registry.kiosk(scope, target) if target != CENTER_TARGET else None
     latest = store.outgoing.latest(scope, center_id, target)

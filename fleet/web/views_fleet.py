@@ -62,7 +62,7 @@ CENTER_COLUMNS = [
 @endpoint("fleet.view")
 def centers(request: Request, ctx: Ctx) -> Response:
     store = ctx.web.store
-    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
+    change_id = store.changes.stream_start()  # before the rows: fleet.web.live
     summaries: list[CenterSummary] = store.registry.center_summaries(ctx.scope)
     form = fmt_of(request)
     if form == "csv":
@@ -115,7 +115,7 @@ def center(request: Request, ctx: Ctx) -> Response:
         return json_response(KIOSK_COLUMNS, rows.items, center=center_id, total=rows.total)
     size = query_int(params, "size", ctx.web.settings.page_size, 10, 1000)
     number = query_int(params, "page", 1, 1, 10**6)
-    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
+    change_id = store.changes.stream_start()  # before the rows: fleet.web.live
     page = store.registry.kiosk_rows(
         ctx.scope, center_id, state=state, search=search, sort=sort, offset=(number - 1) * size, limit=size
     )
@@ -268,7 +268,7 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
     from fleet.web import views_console
 
     store, scope = ctx.web.store, ctx.scope
-    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
+    change_id = store.changes.stream_start()  # before the rows: fleet.web.live
     row = store.registry.kiosk_rows_by_id(scope, [kiosk_id])
     if not row:
         raise NotFoundError(f"kiosk {kiosk_id!r} not found")
@@ -408,7 +408,7 @@ def alarms(request: Request, ctx: Ctx) -> Response:
         return json_response(ALARM_COLUMNS, listed.items, total=listed.total)
     size = ctx.web.settings.page_size
     number = query_int(params, "page", 1, 1, 10**6)
-    change_id = store.changes.latest_id()  # before the rows: fleet.web.live
+    change_id = store.changes.stream_start()  # before the rows: fleet.web.live
     page = store.alarms.page(
         ctx.scope,
         active=ALARM_VIEWS[view],

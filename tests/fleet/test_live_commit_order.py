@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from fleet.store import Scope, Store
+from fleet.store.changes import Gaps
 from tests.fleet.data import build
 
 ALL = Scope.everything()
@@ -104,3 +105,71 @@ def test_a_change_undone_with_its_savepoint_or_batch_is_not_logged(store: Store)
     store.alarms.clear_alarm("k1", "app_down")
     logged, _ = store.changes.since(ALL, after_batch)
     assert [(c.kiosk_id, c.topic) for c in logged] == [("k1", "alarm")]  # the clear only
+
+
+def test_a_page_drawn_while_a_change_is_uncommitted_streams_from_below_it(pg_fleet: Store) -> None:
+    """The id a page streams from (``stream_start``, read before its rows) stays below a change whose
+    transaction took its id and has not committed yet, so the stream sends it once it is there."""
+    store = pg_fleet
+    logged, commit = threading.Event(), threading.Event()
+
+    def slow_batch() -> None:
+        with store.db.batch():
+            store.alarms.raise_alarm("kiosk-bt-01", "app_down", "major")
+            logged.set()
+            commit.wait(10)
+
+    batch = threading.Thread(target=slow_batch)
+    batch.start()
+    try:
+        assert logged.wait(10)
+        store.alarms.raise_alarm("kiosk-bt-03", "app_down", "major")  # committed first, a higher id
+        start = store.changes.stream_start()
+        assert start < store.changes.latest_id()  # below the id the open batch holds
+    finally:
+        commit.set()
+        batch.join(10)
+    found, _ = store.changes.since(ALL, start, gaps=Gaps())
+    assert {c.kiosk_id for c in found} == {"kiosk-bt-01", "kiosk-bt-03"}
+
+
+def test_a_follower_waits_at_a_missing_id_hands_out_what_is_above_once_and_moves_on_after_the_wait() -> None:
+    gaps = Gaps(wait_s=10.0)
+    # ids 1-3 there, 4 missing (a transaction still open), 5-6 there
+    assert gaps.advance(0, {1, 2, 3, 5, 6}, 6, now=100.0) == 3
+    assert gaps.missing == {4: 100.0}
+    assert gaps.advance(3, {5, 6}, 6, now=105.0) == 3  # still worth waiting for
+    assert gaps.advance(3, {4, 5, 6}, 6, now=106.0) == 6  # it came: past it and what is above
+    assert gaps.missing == {}
+    # two ids missing at once wait side by side, not one after the other
+    assert gaps.advance(6, {8, 10}, 10, now=200.0) == 6
+    assert gaps.missing == {7: 200.0, 9: 200.0}
+    assert gaps.advance(6, {8, 10}, 10, now=210.0) == 10  # both rolled back: moved past them together
+    assert gaps.missing == {} and gaps.sent == set()
+
+
+def test_a_stream_sends_what_is_above_a_missing_id_once(store: Store) -> None:
+    """What a follower found above a missing id is handed out once, not again at each poll while it
+    waits; the cursor stays below the missing id until the wait is over."""
+    from sqlalchemy import delete
+
+    from fleet.store.schema import changes
+
+    store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+    store.registry.add_center("c1", "hcm", "Trung tâm 1")
+    store.registry.add_kiosk("k1", "c1")
+    start = store.changes.latest_id()
+    for alarm in ("app_down", "reader_missing", "scanner_missing"):
+        store.alarms.raise_alarm("k1", alarm, "major")
+    logged, _ = store.changes.since(ALL, start)
+    first, hole, last = (c.id for c in logged)
+    with store.db.write() as conn:  # the id of a transaction rolled back (or not committed yet)
+        conn.execute(delete(changes).where(changes.c.id == hole))
+    gaps = Gaps(wait_s=3600.0)
+    found, cursor = store.changes.since(ALL, start, gaps=gaps)
+    assert [c.id for c in found] == [first, last] and cursor == first
+    found, cursor = store.changes.since(ALL, cursor, gaps=gaps)
+    assert found == [] and cursor == first  # waiting, and nothing sent twice
+    gaps.wait_s = 0.0  # the wait is over
+    found, cursor = store.changes.since(ALL, cursor, gaps=gaps)
+    assert found == [] and cursor == last
