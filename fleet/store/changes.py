@@ -6,8 +6,8 @@ after the one that took N+1, and a reader that moved its cursor to N+1 never saw
 (``Gaps``) therefore moves its cursor only over ids that are there, or that have been missing for
 ``GAP_WAIT_S`` (a transaction rolled back: its id never comes); what it finds above a missing id is
 handed out at once, and once. Marten's event daemon follows its sequence the same way (a "high water
-mark" with a stale-sequence threshold). Holding a lock from the insert to the COMMIT instead halved the
-ingest's sustained rate with two workers (docs/fleet.md, "Change ids in commit order")."""
+mark" with a stale-sequence threshold). The writers' alternative, a lock held from the insert to the
+COMMIT, serializes every writer's commit (docs/fleet.md, "Change ids in commit order")."""
 
 from __future__ import annotations
 
