@@ -157,8 +157,11 @@ class Agent:
     def start(self) -> None:
         """Start the MQTT session and the worker threads; ``run`` then pumps the outbox."""
         self.link.subscribe(self.topics.cmd_req, 1, self._enqueue)
-        self.link.subscribe(self.topics.config_set, 1, self._enqueue)
-        self.link.subscribe(self.topics.center.config_set, 1, self._enqueue)
+        # QoS 0: a push is a state (retained, versioned). At QoS 1 the broker queued every push made
+        # while we were away and replayed them all, oldest first, each applied in turn; the retained
+        # copy sent at every (re)subscribe is the newest, and a live push arrives on the open link.
+        self.link.subscribe(self.topics.config_set, 0, self._enqueue)
+        self.link.subscribe(self.topics.center.config_set, 0, self._enqueue)
         # QoS 0, like the relay's allocator status: a replay of our own earlier births and Wills
         # queued while we were away would look like live publishes and trigger needless heals.
         self.link.subscribe(self.topics.status, 0, self._on_own_status)

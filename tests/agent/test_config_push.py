@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -208,3 +209,57 @@ def test_a_pushed_visit_reaches_the_apps_loader_without_the_salt(kiosk, make_age
     assert config.visit.hotline == "0274 1022" and config.visit.feedback_topics == ["khac"]
     assert config.visit.appointment_salt == own.visit.appointment_salt
     assert config.visit.appointment_late_min == own.visit.appointment_late_min  # not pushed: its own
+
+
+def test_a_kiosk_back_after_several_pushes_applies_only_the_newest(
+    kiosk, make_agent, fake_app, data_dir, caplog: pytest.LogCaptureFixture
+):
+    """A push is a state, not an event: the pushes made while a kiosk was away are not queued in its
+    session and applied one by one on its return (at QoS 1 the broker replayed every one, oldest first,
+    then the retained one: each an app reload and a config-state report); only the retained one counts."""
+    kiosk_id, topics, peer = kiosk
+    with make_agent(kiosk_id):
+        push(peer, topics.config_set, 1, {"kiosk": {"notice_vi": "bản 1"}})
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+    # stopped: its broker session stays (clean start off, expiry of a day), subscriptions included
+    for version in (2, 3, 4, 5):
+        push(peer, topics.config_set, version, {"kiosk": {"notice_vi": f"bản {version}"}})
+    reloads = len(fake_app.called("app.reload_config"))
+    reports = len(peer.on(topics.config_state))
+    caplog.set_level(logging.INFO, logger="edge_agent.remote_config")
+    caplog.clear()
+    with make_agent(kiosk_id) as agent:
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 5)
+        # anything the broker had queued came before the retained copy: all handled by now
+        assert wait_until(lambda: agent._control.empty())
+    applied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("applied ")]
+    assert applied == ["applied kiosk configuration version 5"]
+    assert len(fake_app.called("app.reload_config")) - reloads == 1
+    stale = [m.json()["versions"]["kiosk"] for m in peer.on(topics.config_state)[reports:] if m.payload]
+    assert not {2, 3, 4} & set(stale), stale
+    overlay = json.loads((data_dir / "pushed-config.json").read_text())
+    assert overlay == {"kiosk": {"notice_vi": "bản 5"}, "version": 5}
+
+
+def test_pushes_made_while_the_link_is_down_arrive_with_the_resubscribe(
+    kiosk, make_agent, fake_app, data_dir, broker, pki, caplog: pytest.LogCaptureFixture
+):
+    """Nothing is lost at QoS 0: a push the broker could not deliver live (the link was down) is the
+    retained copy MqttLink's subscribe brings at the next connect, without an agent restart."""
+    from tests.agent.test_security import raw
+
+    kiosk_id, topics, peer = kiosk
+    caplog.set_level(logging.INFO, logger="edge_agent.remote_config")
+    with make_agent(kiosk_id, reconnect_min_s=1.5, reconnect_max_s=1.5) as agent:
+        push(peer, topics.config_set, 1, {"kiosk": {"notice_vi": "bản 1"}})
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 1)
+        with raw(broker, pki, kiosk_id):  # its own client id: the broker drops the agent's connection
+            assert wait_until(lambda: not agent.link.connected)
+            push(peer, topics.config_set, 2, {"kiosk": {"notice_vi": "bản 2"}})
+            push(peer, topics.config_set, 3, {"kiosk": {"notice_vi": "bản 3"}})
+            assert not agent.link.connected, "reconnected before the pushes: they may have come live"
+        peer.wait_for(topics.config_state, lambda d: d["versions"]["kiosk"] == 3)
+        assert agent.link.connect_count >= 2
+    applied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("applied ")]
+    assert applied == ["applied kiosk configuration version 1", "applied kiosk configuration version 3"]
+    assert json.loads((data_dir / "pushed-config.json").read_text())["kiosk"] == {"notice_vi": "bản 3"}
