@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import subprocess
 import tempfile
@@ -152,6 +153,15 @@ def page(chromium: Browser, site: Site, console: list[str]) -> Iterator[Page]:
 
 def live(page: Page) -> None:
     expect(page.locator(".live-status")).to_have_text("Cập nhật trực tiếp", timeout=10_000)
+
+
+def test_fleet_serve_froze_its_heap_before_its_worker_connected(site: Site) -> None:
+    """``fleet serve --broker`` freezes its heap as ``fleet ingest`` does (docs/fleet.md, "Fifth pass"):
+    once, with the web's modules and the app built, before its ingest worker starts."""
+    text = site.server.log.read_text()
+    frozen = re.findall(r"heap frozen: (\d+) objects", text)
+    assert len(frozen) == 1 and int(frozen[0]) > 1000, text[-2000:]  # the modules at least
+    assert text.index("heap frozen:") < text.index(f"connected to 127.0.0.1:{site.broker.service_port}")
 
 
 def test_paper_out_is_an_alarm_that_is_mailed_reminded_acknowledged_and_cleared(
