@@ -548,7 +548,6 @@ def run_serve(args: argparse.Namespace) -> int:
             daemon=True,
             name="fleet-maintenance",
         ).start()
-    worker = _serve_ingest(args, store)
     config = uvicorn.Config(
         create_app(store, settings, queue_settings),
         host=host,
@@ -559,6 +558,8 @@ def run_serve(args: argparse.Namespace) -> int:
         log_level="info",
         access_log=False,
     )
+    config.load()  # uvicorn's protocol and lifespan modules imported now, before the heap is frozen
+    worker = _serve_ingest(args, store)
     log.info("fleet monitor on http://%s:%d, store %s", host, port, store.db.safe_url())
     try:
         uvicorn.Server(config).run()
@@ -572,7 +573,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _serve_ingest(args: argparse.Namespace, store: Store) -> IngestWorker | None:
     """``fleet serve --broker``: the ingest of one center in the web's process (one command, one center)."""
-    from fleet.ingest.worker import IngestWorker, WorkerSettings
+    from fleet.ingest.worker import IngestWorker, WorkerSettings, freeze_heap
     from fleet.store import Scope
 
     if not args.broker:
@@ -590,6 +591,7 @@ def _serve_ingest(args: argparse.Namespace, store: Store) -> IngestWorker | None
     assert isinstance(settings, WorkerSettings)
     _load_handlers(args)
     worker = IngestWorker(store, settings)
+    freeze_heap()  # as `fleet ingest` does: the web's modules and the app are built by now
     worker.start()
     return worker
 

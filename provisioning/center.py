@@ -34,6 +34,7 @@ from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_PATTERN, RESERVED_IDS
 from provisioning.broker import BrokerPaths, render_acl, render_config, write_acl
 from provisioning.center_pki import SERVICE_ROLES, CenterPki
+from provisioning.units import DEFAULT_INSTALL_DIR, check_install_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = Path("/var/lib/motcua-center")
@@ -64,7 +65,7 @@ class CenterSettings:
     offline_block: int = field(default=20, metadata={"min": 1, "max": 1000})
     kiosk_cert_days: int = field(default=365, metadata={"min": 1, "max": 365})
     broker_user: str = "mosquitto"
-    install_dir: str = "/opt/motcua"
+    install_dir: str = DEFAULT_INSTALL_DIR
     #: a kiosk file (TOML) whose services, rating and citizen settings every new kiosk starts from
     kiosk_template: str = ""
     #: Mosquitto logs to broker/mosquitto.log (the demo; a center logs to the journal through systemd)
@@ -79,6 +80,7 @@ class CenterSettings:
             raise ValueError("addresses: at least one name or address of this center")
         if len({self.kiosk_port, self.service_port, self.enroll_port}) != 3:
             raise ValueError("kiosk_port, service_port and enroll_port must differ")
+        check_install_dir(self.install_dir)
 
     @property
     def public_host(self) -> str:

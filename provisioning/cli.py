@@ -421,23 +421,26 @@ def run_center_init(args: argparse.Namespace) -> int:
     console = _console(args, total=6)
 
     def work() -> dict[str, Any]:
-        settings = CenterSettings(
-            center_id=args.center,
-            center_name=args.name,
-            province_id=args.province,
-            province_name=args.province_name,
-            addresses=args.address or ["127.0.0.1"],
-            kiosk_port=args.kiosk_port,
-            service_port=args.service_port,
-            enroll_port=args.enroll_port,
-            bind=args.bind,
-            db=args.db,
-            broker_user=args.broker_user,
-            install_dir=args.install_dir,
-            kiosk_template=str(args.kiosk_template.resolve()) if args.kiosk_template else "",
-            kiosk_cert_days=args.kiosk_cert_days,
-            kiosk_tls=args.kiosk_tls,
-        )
+        try:
+            settings = CenterSettings(
+                center_id=args.center,
+                center_name=args.name,
+                province_id=args.province,
+                province_name=args.province_name,
+                addresses=args.address or ["127.0.0.1"],
+                kiosk_port=args.kiosk_port,
+                service_port=args.service_port,
+                enroll_port=args.enroll_port,
+                bind=args.bind,
+                db=args.db,
+                broker_user=args.broker_user,
+                install_dir=args.install_dir,
+                kiosk_template=str(args.kiosk_template.resolve()) if args.kiosk_template else "",
+                kiosk_cert_days=args.kiosk_cert_days,
+                kiosk_tls=args.kiosk_tls,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         layout = CenterLayout(args.dir.resolve())
         needs_passphrase = not layout.pki.exists()
         passphrase = _passphrase(args.passphrase_file) if needs_passphrase else None

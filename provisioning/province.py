@@ -69,7 +69,12 @@ from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
 from provisioning.broker import TEMPLATE_ACL, BrokerPaths, reload, render_config
 from provisioning.center import OPENSSL_CONF_TEXT, BrokerHome, read_settings, settle_pki, settle_settings
 from provisioning.center_pki import CRL_REFRESH, Revoked
-from provisioning.units import render_province_units, write_unit_files
+from provisioning.units import (
+    DEFAULT_INSTALL_DIR,
+    check_install_dir,
+    render_province_units,
+    write_unit_files,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "province"
@@ -88,11 +93,6 @@ CN_MAX = 64
 BRIDGE_PREFIX = "bridge-"
 _ID = {"pattern": ID_PATTERN, "pattern_hint": ID_HINT}
 _HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
-#: where the project is installed on a province server, as a center's (``CenterSettings.install_dir``)
-DEFAULT_INSTALL_DIR = "/opt/motcua"
-#: what the units may hold of it as it is: systemd expands % and $, splits at spaces, reads quotes and
-#: backslashes in ExecStart= (shlex's quoting is not systemd's), and a newline would start a new line
-_INSTALL_DIR_RE = re.compile(r"[A-Za-z0-9._+@/-]{1,1024}")
 
 
 @dataclass(frozen=True)
@@ -116,16 +116,7 @@ class ProvinceSettings:
         for host in self.broker_hosts:
             if not _HOST_RE.fullmatch(host):
                 raise ValueError(f"broker_hosts: {host!r} is not a host name or an IP address")
-        if not self.install_dir.startswith("/"):
-            raise ValueError(
-                f"install_dir: {self.install_dir!r} is not an absolute path (the folder the project is "
-                f"installed in, e.g. {DEFAULT_INSTALL_DIR})"
-            )
-        if not _INSTALL_DIR_RE.fullmatch(self.install_dir):
-            raise ValueError(
-                f"install_dir: {self.install_dir!r} cannot go into a systemd unit as it is (letters, digits "
-                "and . _ - + @ / only)"
-            )
+        check_install_dir(self.install_dir)
 
     @property
     def address(self) -> str:

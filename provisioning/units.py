@@ -8,6 +8,7 @@ example center (a test keeps them equal to what this module writes).
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,27 @@ if TYPE_CHECKING:
 
     from provisioning.center import CenterLayout, CenterSettings
     from provisioning.province import ProvinceLayout, ProvinceSettings
+
+#: where the project is installed on a center or a province server (``--install-dir``)
+DEFAULT_INSTALL_DIR = "/opt/motcua"
+#: what the units may hold of it as it is: systemd expands % and $, splits at spaces, reads quotes and
+#: backslashes in ExecStart= (shlex's quoting is not systemd's), and a newline would start a new line
+_INSTALL_DIR_RE = re.compile(r"[A-Za-z0-9._+@/-]{1,1024}")
+
+
+def check_install_dir(install_dir: str) -> None:
+    """Raise ValueError (naming ``install_dir``) unless the folder can go into the units as it is."""
+    if not install_dir.startswith("/"):
+        raise ValueError(
+            f"install_dir: {install_dir!r} is not an absolute path (the folder the project is "
+            f"installed in, e.g. {DEFAULT_INSTALL_DIR})"
+        )
+    if not _INSTALL_DIR_RE.fullmatch(install_dir):
+        raise ValueError(
+            f"install_dir: {install_dir!r} cannot go into a systemd unit as it is (letters, digits "
+            "and . _ - + @ / only)"
+        )
+
 
 _HARDENING = """NoNewPrivileges=true
 ProtectSystem=strict

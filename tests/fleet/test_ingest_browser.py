@@ -1,11 +1,13 @@
 """The fleet fed by real agents on the real broker, in a real browser: ``main.py fleet serve --broker``
 (web and ingest of one center in one process) as a subprocess, Chromium through Playwright, a local
-SMTP server and a local webhook receiver. Screenshots of every page: artifacts/fleet/2*.png."""
+SMTP server and a local webhook receiver. Screenshots of every page: artifacts/fleet/2*.png (24b: the
+command list with a command another fleet monitor sent)."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import subprocess
 import tempfile
@@ -19,11 +21,13 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, expect
 
+from contract.commands import Command, SetNoticeArgs
 from fleet.store import Scope, Store, open_store
 from tests.agent.broker import Broker, Pki, running_broker, temporary_pki
 from tests.agent.conftest import FakeApp, agent_config, spawn_agent, write_kiosk_toml
+from tests.agent.peer import Peer
 from tests.conftest import ARTIFACTS
-from tests.fleet.browser import launched_chromium, log_in, shot, watched_page
+from tests.fleet.browser import SHOTS, launched_chromium, log_in, shot, watched_page
 from tests.fleet.conftest import TIMINGS
 from tests.fleet.data import PASSWORD
 from tests.fleet.mqtt import CENTER, eventually, kiosk, seed
@@ -154,6 +158,15 @@ def live(page: Page) -> None:
     expect(page.locator(".live-status")).to_have_text("Cập nhật trực tiếp", timeout=10_000)
 
 
+def test_fleet_serve_froze_its_heap_before_its_worker_connected(site: Site) -> None:
+    """``fleet serve --broker`` freezes its heap as ``fleet ingest`` does (docs/fleet.md, "Fifth pass"):
+    once, with the web's modules and the app built, before its ingest worker starts."""
+    text = site.server.log.read_text()
+    frozen = re.findall(r"heap frozen: (\d+) objects", text)
+    assert len(frozen) == 1 and int(frozen[0]) > 1000, text[-2000:]  # the modules at least
+    assert text.index("heap frozen:") < text.index(f"connected to 127.0.0.1:{site.broker.service_port}")
+
+
 def test_paper_out_is_an_alarm_that_is_mailed_reminded_acknowledged_and_cleared(
     page: Page, site: Site
 ) -> None:
@@ -271,6 +284,32 @@ def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
     shot(page, "24-console-results-and-screenshot")
     entry = site.store.audit.page(ALL, action="command.create").items[0]
     assert (entry.username, entry.after["command"]) == ("kythuat.bt", "upload_logs")  # type: ignore[index]
+    # a command another fleet monitor sent (the province's: docs/province.md) reaches the same kiosk on the
+    # broker; the kiosk's result comes to this fleet's worker too and is listed, marked as theirs
+    theirs = Command.build(
+        "province-hcm-1", "set_notice", SetNoticeArgs("Tỉnh: sáng mai bảo trì mạng 7:00–7:30", "")
+    )
+    other = Peer(site.broker.service_port, str(site.pki.ca.cert_file), site.pki.client("fleet-2")).connect()
+    try:
+        other.publish(f"motcua/v1/{CENTER}/kiosk-a/cmd/req", json.dumps(theirs.to_data()))
+    finally:
+        other.client.loop_stop()
+        other.client.disconnect()
+    row = page.locator("tr[data-request='province-hcm-1']")
+    expect(row).to_have_attribute("data-sent-elsewhere", "yes", timeout=10_000)  # live, no reload
+    expect(row).to_have_attribute("data-status", "ok")
+    expect(row.locator(".badge.sent-elsewhere")).to_have_text("Trang giám sát khác")
+    expect(row).to_contain_text("Tỉnh: sáng mai bảo trì mạng 7:00–7:30")  # the args the kiosk echoed
+    expect(page.locator(f"tr[data-request='{logs_id}']")).to_contain_text("kythuat.bt")  # ours, by name
+    assert site.app.called("app.notice")[-1]["text_vi"] == "Tỉnh: sáng mai bảo trì mạng 7:00–7:30"
+    listed = site.store.commands.for_kiosk(ALL, "kiosk-a")
+    assert [c.sent_elsewhere for c in listed if c.request_id == "province-hcm-1"] == [True]
+    page.evaluate("window.scrollTo(0, 0)")  # as shot() does: sticky headers drawn where they belong
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("[data-live-target='kiosk-commands:kiosk-a']").screenshot(
+        path=str(SHOTS / "24b-kiosk-other-fleet.png")
+    )
+    shot(page, "24c-kiosk-other-fleet-page")
 
 
 def expected_refusal(console: list[str], path: str) -> None:

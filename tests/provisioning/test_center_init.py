@@ -198,6 +198,35 @@ def test_units_are_generated_for_the_center_and_deploy_holds_the_example(tmp_pat
         )
 
 
+def test_center_init_refuses_an_install_dir_a_unit_cannot_hold_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--install-dir`` is checked as the province's is (``provisioning.units.check_install_dir``): a
+    relative path or one systemd reads its own way in ExecStart= is refused before anything is made."""
+    from main import main
+
+    secret = tmp_path / "passphrase"
+    secret.write_bytes(PASSPHRASE + b"\n")
+    directory = tmp_path / "center"
+    init = ["provision", "center-init", "--dir", str(directory), "--center", CENTER, "--name", "Bến Thành",
+            "--province", "hcm", "--province-name", "TP. Hồ Chí Minh", "--passphrase-file", str(secret),
+            "--lang", "en"]
+    refusals = (
+        ("opt/motcua", "is not an absolute path"),
+        ("/opt/mot cua", "cannot go into a systemd"),
+        ("/opt/motcua%i", "cannot go into a systemd"),
+        ("/opt/$HOME", "cannot go into a systemd"),
+    )
+    for bad, says in refusals:
+        assert main([*init, "--install-dir", bad]) == 78
+        err = capsys.readouterr().err
+        assert f"ERROR: install_dir: {bad!r} {says}" in err, err
+        assert "Traceback" not in err and len([line for line in err.splitlines() if "ERROR" in line]) == 1
+        assert not directory.exists()
+    with pytest.raises(ValueError, match="install_dir"):
+        make_settings(install_dir="/opt/mot\ncua")
+
+
 def test_the_kiosks_listener_can_require_tls_1_3(tmp_path: Path) -> None:
     layout = CenterLayout(tmp_path / "c")
     center_init(layout.root, make_settings(kiosk_tls="tlsv1.3"), PASSPHRASE)
