@@ -84,16 +84,22 @@ class _Client(paho.Client):
     ``pending`` and the loop's keepalive and write checks per message. Measured with
     ``bench/ingest_profile.py`` (8,000 events): paho's thread 1.01-1.08 -> 0.62-0.87 CPU s. Each
     ``_packet_read`` still reads one whole packet or keeps a partial one for the next turn, as paho's
-    own ``loop_read`` does (paho-mqtt 2.2.0; tests/agent/test_mqtt_link.py checks the two hooks)."""
+    own ``loop_read`` does (paho-mqtt 2.2.0; tests/agent/test_mqtt_link.py checks the hooks). Once
+    ``disconnect`` was called (paho's ``_state``), a turn reads one packet, so the DISCONNECT goes out."""
 
     READ_PER_TURN = 200
     #: after our DISCONNECT, how long to wait for the broker to close its side (``_sock_close``)
     CLOSE_WAIT_S = 1.0
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        for _ in range(max(max_packets, self.READ_PER_TURN)):
+        for n in range(max(max_packets, self.READ_PER_TURN)):
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
+            if n and self._state == _ConnectionState.MQTT_CS_DISCONNECTING:
+                # Our DISCONNECT is queued, and paho's loop writes only after its read: a batch of
+                # handler calls first held a stop of a busy link ~1 s (two turns of 200 x 2.5 ms).
+                # One packet per turn from now on, as paho itself reads.
+                break
             rc = self._packet_read()
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 break  # nothing more on the socket: back to select
