@@ -72,8 +72,9 @@ class Changes(Part):
         comes through the stream (its ``Gaps`` waits for it). A stream re-sends what came after, which
         is harmless (the same markup)."""
         with self.db.read() as conn:
-            newest = int(conn.execute(select(func.coalesce(func.max(changes.c.id), 0))).scalar_one())
-            low = max(newest - START_LOOKBACK, 0)
+            bounds = conn.execute(select(func.min(changes.c.id), func.max(changes.c.id))).one()
+            oldest, newest = (int(v or 0) for v in bounds)
+            low = max(newest - START_LOOKBACK, oldest - 1, 0)
             ids = conn.execute(select(changes.c.id).where(changes.c.id > low).order_by(changes.c.id))
             expected = low + 1
             for (change_id,) in ids:
@@ -96,8 +97,14 @@ class Changes(Part):
         past changes of other centers too, so a quiet center does not rescan a busy one's). With
         ``gaps`` (a live stream's): the id to continue from stops before a missing id (see the module
         doc), and what was handed out already above it is not handed out again."""
-        conditions = [changes.c.id > after_id]
         with self.db.read() as conn:
+            if gaps is not None:
+                # ids below the oldest row were pruned (a day old), not in flight: nothing to wait for
+                # (a stream resuming from an id of yesterday would otherwise wait GAP_WAIT_S per window)
+                oldest = conn.execute(select(func.min(changes.c.id))).scalar()
+                if oldest is not None and after_id < oldest - 1:
+                    after_id = int(oldest) - 1
+            conditions = [changes.c.id > after_id]
             newest = conn.execute(select(func.max(changes.c.id)).where(*conditions)).scalar()
             if newest is None:
                 return [], after_id

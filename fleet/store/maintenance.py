@@ -307,7 +307,15 @@ class Maintenance(Part):
                     "login_attempts",
                     delete(login_attempts).where(login_attempts.c.at < days(policy.login_attempts_days)),
                 ),
-                ("changes", delete(changes).where(changes.c.at < at - timedelta(hours=policy.changes_hours))),
+                (
+                    "changes",
+                    # the newest row stays: SQLite gives a table without rows ids from 1 again, below the
+                    # cursor of every open page (a quiet day's prune stopped their streams until reload)
+                    delete(changes).where(
+                        changes.c.at < at - timedelta(hours=policy.changes_hours),
+                        changes.c.id < select(func.max(changes.c.id)).scalar_subquery(),
+                    ),
+                ),
                 ("audit_log", delete(audit_log).where(audit_log.c.at < days(policy.audit_days))),
             ]
             if not self.db.is_postgres:

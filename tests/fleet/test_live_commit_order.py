@@ -173,3 +173,24 @@ def test_a_stream_sends_what_is_above_a_missing_id_once(store: Store) -> None:
     gaps.wait_s = 0.0  # the wait is over
     found, cursor = store.changes.since(ALL, cursor, gaps=gaps)
     assert found == [] and cursor == last
+
+
+def test_a_stream_resuming_below_the_pruned_ids_does_not_wait_for_them(store: Store) -> None:
+    """Ids below the oldest row were pruned (a day old), not in flight: a browser back with yesterday's
+    Last-Event-ID gets today's changes at once, and a page's start is not held below them."""
+    from sqlalchemy import delete
+
+    from fleet.store.schema import changes
+
+    store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+    store.registry.add_center("c1", "hcm", "Trung tâm 1")
+    store.registry.add_kiosk("k1", "c1")
+    before = store.changes.latest_id()
+    for alarm in ("app_down", "reader_missing"):
+        store.alarms.raise_alarm("k1", alarm, "major")
+    logged, _ = store.changes.since(ALL, before)
+    with store.db.write() as conn:  # the retention's prune of everything older
+        conn.execute(delete(changes).where(changes.c.id < logged[0].id))
+    found, cursor = store.changes.since(ALL, 0, gaps=Gaps(wait_s=3600.0))
+    assert [c.id for c in found] == [c.id for c in logged] and cursor == logged[-1].id
+    assert store.changes.stream_start() == logged[-1].id
