@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -106,6 +107,49 @@ def test_messages_queued_for_a_session_are_read_many_per_turn_and_all_acknowledg
 WILL_TOPIC = "motcua/v1/hcm-ben-thanh/_center/linktest/will"
 
 
+@contextmanager
+def streaming(blaster: Peer) -> Iterator[None]:
+    """``blaster`` publishes 1.5 KB messages on TOPIC as fast as it can (QoS 0) until the block ends."""
+    running = threading.Event()
+
+    def blast() -> None:
+        while running.is_set():
+            for _ in range(20):
+                blaster.client.publish(TOPIC, b"x" * 1500, qos=0)
+            time.sleep(0.001)
+
+    sender = threading.Thread(target=blast, daemon=True)
+    running.set()
+    sender.start()
+    try:
+        yield
+    finally:
+        running.clear()
+        sender.join(5)
+
+
+def busy_link(broker: Broker, pki: Pki, will: Will | None = None) -> MqttLink:
+    """A started link subscribed to TOPIC whose handler is slower than the stream (2 ms a message), so
+    bytes always wait unread on its socket; returned once the first message arrived."""
+    identity = pki.client("fleet")
+    arrived = threading.Event()
+    link = MqttLink(
+        client_id="fleet", host="127.0.0.1", port=broker.service_port,
+        tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
+        session_expiry_s=0, backoff=Backoff(0.1, 0.3),
+        will=(lambda: will) if will is not None else None,
+    )
+
+    def slow(message: Message) -> None:
+        arrived.set()
+        time.sleep(0.002)
+
+    link.subscribe(TOPIC, 0, slow)
+    link.start()
+    assert arrived.wait(10), link.last_error
+    return link
+
+
 def test_a_stop_while_messages_stream_in_is_a_clean_disconnect(
     broker: Broker, pki: Pki, peer_factory: Callable[..., Peer]
 ) -> None:
@@ -113,42 +157,10 @@ def test_a_stop_while_messages_stream_in_is_a_clean_disconnect(
     drops what it has not read yet of ours: the last PUBACKs (so handled messages come again next
     session; seen in CI) and the DISCONNECT itself, so the broker publishes the Will of a service that
     stopped cleanly. A link stopped while messages keep arriving must be a DISCONNECT the broker sees."""
-    identity = pki.client("fleet")
     watcher = peer_factory(WILL_TOPIC)
-    blaster = peer_factory()
-    streaming = threading.Event()
-
-    def blast() -> None:
-        payload = b"x" * 1500
-        while streaming.is_set():
-            for _ in range(20):
-                blaster.client.publish(TOPIC, payload, qos=0)
-            time.sleep(0.001)
-
-    sender = threading.Thread(target=blast, daemon=True)
-    streaming.set()
-    sender.start()
-    try:
+    with streaming(peer_factory()):
         for _ in range(6):
-            arrived = threading.Event()
-            link = MqttLink(
-                client_id="fleet", host="127.0.0.1", port=broker.service_port,
-                tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
-                session_expiry_s=0, backoff=Backoff(0.1, 0.3),
-                will=lambda: Will(WILL_TOPIC, b"gone"),
-            )
-
-            def slow(message: Message, seen: threading.Event = arrived) -> None:
-                seen.set()
-                time.sleep(0.002)  # slower than they come: bytes always wait unread on the socket
-
-            link.subscribe(TOPIC, 0, slow)
-            link.start()
-            assert arrived.wait(10), link.last_error
-            link.stop()
-    finally:
-        streaming.clear()
-        sender.join(5)
+            busy_link(broker, pki, Will(WILL_TOPIC, b"gone")).stop()
     time.sleep(1.0)  # a Will with no delay is published at once; give it time to arrive
     assert watcher.on(WILL_TOPIC) == [], "the broker took a stop for a lost connection"
 
@@ -161,42 +173,13 @@ def test_a_stop_while_messages_stream_in_does_not_wait_for_a_batch_of_handler_ca
     here (2 ms handler). Now a turn reads one packet once ``disconnect`` was called: 5-8 ms measured.
     The bound (0.5 s) is loose on purpose, so that a loaded machine does not fail it; before the
     change every stop took more than it."""
-    identity = pki.client("fleet")
-    blaster = peer_factory()
-    streaming = threading.Event()
-
-    def blast() -> None:
-        while streaming.is_set():
-            for _ in range(20):
-                blaster.client.publish(TOPIC, b"x" * 1500, qos=0)
-            time.sleep(0.001)
-
-    sender = threading.Thread(target=blast, daemon=True)
-    streaming.set()
-    sender.start()
     took: list[float] = []
-    try:
+    with streaming(peer_factory()):
         for _ in range(3):
-            arrived = threading.Event()
-            link = MqttLink(
-                client_id="fleet", host="127.0.0.1", port=broker.service_port,
-                tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
-                session_expiry_s=0, backoff=Backoff(0.1, 0.3),
-            )
-
-            def slow(message: Message, seen: threading.Event = arrived) -> None:
-                seen.set()
-                time.sleep(0.002)  # slower than they come: a full batch always waits on the socket
-
-            link.subscribe(TOPIC, 0, slow)
-            link.start()
-            assert arrived.wait(10), link.last_error
+            link = busy_link(broker, pki)
             time.sleep(0.2)  # well into the stream
             started = time.monotonic()
             link.stop()
             took.append(time.monotonic() - started)
             assert not link.connected
-    finally:
-        streaming.clear()
-        sender.join(5)
     assert max(took) < 0.5, took
