@@ -828,18 +828,10 @@ def test_a_sighup_alone_leaves_a_revoked_bridges_idle_connection_open_the_cut_cl
     leaked) is refused, though the CN has its ACL block again."""
     from main import main
     from provisioning.broker import reload
-    from provisioning.center_pki import CenterPki
     from provisioning.province import ProvinceLayout, cut_bridge, revoke_bridge
+    from tests.provisioning.center import keep_takeovers
 
-    takeovers: list[tuple[bytes, bytes, str]] = []
-    issue_takeover = CenterPki.issue_takeover
-
-    def recorded(self: CenterPki, kiosk_id: str, now: datetime | None = None) -> tuple[bytes, bytes, str]:
-        made = issue_takeover(self, kiosk_id, now)  # the real one; the test keeps what the cut forgets
-        takeovers.append(made)
-        return made
-
-    monkeypatch.setattr(CenterPki, "issue_takeover", recorded)
+    takeovers = keep_takeovers(monkeypatch)  # what the cut forgets
 
     province_pki, root, province = generated_province(tmp_path)
     out = tmp_path / "stolen"

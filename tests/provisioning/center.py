@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def keep_takeovers(monkeypatch: Any) -> list[tuple[bytes, bytes, str]]:
+    """Every takeover certificate ``CenterPki.issue_takeover`` makes in this process from now on (cert
+    PEM, key PEM, serial): the real one is called, and the test keeps what the caller forgets."""
+    from provisioning.center_pki import CenterPki
+
+    takeovers: list[tuple[bytes, bytes, str]] = []
+    issue_takeover = CenterPki.issue_takeover
+
+    def recorded(self: CenterPki, kiosk_id: str, now: datetime | None = None) -> tuple[bytes, bytes, str]:
+        made = issue_takeover(self, kiosk_id, now)
+        takeovers.append(made)
+        return made
+
+    monkeypatch.setattr(CenterPki, "issue_takeover", recorded)
+    return takeovers
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:

@@ -29,6 +29,7 @@ from tests.provisioning.center import (
     RunningCenter,
     can_connect,
     enroll_cli,
+    keep_takeovers,
     running_center,
     wait_for,
 )
@@ -191,18 +192,8 @@ def test_the_takeover_certificate_is_on_the_crl_once_used(
     import os
     import signal
 
-    from provisioning.center_pki import CenterPki
-
     enroll(center, folder / "t1", "kiosk-to-01")
-    takeovers: list[tuple[bytes, bytes, str]] = []
-    issue_takeover = CenterPki.issue_takeover
-
-    def recorded(self: CenterPki, kiosk_id: str, now: datetime | None = None) -> tuple[bytes, bytes, str]:
-        made = issue_takeover(self, kiosk_id, now)  # the real one; the test keeps what the sync forgets
-        takeovers.append(made)
-        return made
-
-    monkeypatch.setattr(CenterPki, "issue_takeover", recorded)
+    takeovers = keep_takeovers(monkeypatch)  # what the sync forgets
     assert center.serve is not None
     pki = center.layout.pki
     store = center.open_store()
