@@ -38,6 +38,7 @@ from typing import Any
 from common.entry import exit_code_for
 from common.errors import ConfigError, MotcuaError
 from contract.errors import ContractError
+from provisioning.units import DEFAULT_INSTALL_DIR
 
 HELP = "provisioning: center PKI and broker, enrollment codes; on a kiosk: detect, enroll, selftest, reset"
 DEFAULT_CENTER_DIR = Path(os.environ.get("MOTCUA_CENTER_DIR", "/var/lib/motcua-center"))
@@ -96,7 +97,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--db", default="", help="fleet store URL (default: a SQLite file in the center's folder)"
     )
     init.add_argument("--broker-user", default="mosquitto", help="the user Mosquitto drops to")
-    init.add_argument("--install-dir", default="/opt/motcua", help="where the project is installed (units)")
+    init.add_argument(
+        "--install-dir", default=DEFAULT_INSTALL_DIR, help="where the project is installed (units)"
+    )
     init.add_argument(
         "--kiosk-template", type=Path, help="kiosk TOML whose services and rating new kiosks get"
     )
@@ -216,7 +219,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     pinit.add_argument(
         "--install-dir",
-        default="/opt/motcua",
+        default=DEFAULT_INSTALL_DIR,
         help="where the project is installed on this server (an absolute path; the units run it there)",
     )
     pinit.add_argument(
