@@ -15,6 +15,8 @@ Why a wrapper (Home Assistant's MQTT client is the model):
   tells a late PUBACK of an old connection from a new one.
 - Incoming QoS 1 messages are acknowledged manually (``ack``), after the handler's work is durable.
 - Every packet waiting on the socket is read per turn of paho's loop (``_Client``), not one.
+- paho's MQTT v5 properties of every received packet are built without rebuilding paho's tables
+  (``_LeanProperties``, installed for every paho client of the process on import).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import paho.mqtt.client as paho
+from paho.mqtt import _packet as paho_packet
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion, _ConnectionState
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
@@ -75,6 +78,39 @@ def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
     PUBACK) otherwise waits for Nagle + the peer's delayed ACK, ~40 ms each (queue numbers: 90 -> 3 ms)."""
     with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (websockets): keep the default
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _paho_tables() -> dict[str, Any]:
+    made = Properties(PacketTypes.PUBLISH)
+    return {name: getattr(made, name) for name in ("types", "names", "properties")}
+
+
+class _LeanProperties(Properties):
+    """paho's ``Properties`` without two costs it pays for every PUBLISH and PUBACK received
+    (paho-mqtt 2.2.0, ``paho.mqtt._packet``): its ``__init__`` builds its tables of the 27 property
+    names and types anew for each packet, and ``unpack`` first calls ``clear``, which walks the 27 names
+    with ``str.replace`` and ``hasattr`` though a new object has none set. Here the tables are paho's,
+    built once and shared (paho only reads them), and ``clear`` deletes only what is set; reading,
+    writing and checking properties are paho's own. ``python -m bench.mqtt_decode_bench``: paho's read
+    of a v5 PUBLISH without properties, about half of its cost (docs/fleet.md, "Sixth look")."""
+
+    #: the object's own fields, not MQTT properties
+    _OWN: ClassVar[tuple[str, ...]] = ("packetType", "types", "names", "properties")
+    _TABLES: ClassVar[dict[str, Any]] = _paho_tables()
+
+    def __init__(self, packetType: int) -> None:
+        object.__setattr__(self, "packetType", packetType)
+        for name, table in self._TABLES.items():
+            object.__setattr__(self, name, table)
+
+    def clear(self) -> None:
+        for name in [name for name in vars(self) if name not in self._OWN]:
+            delattr(self, name)
+
+
+# paho makes the properties of a packet it receives in module functions of ``paho.mqtt._packet``
+# (decode_publish, the acknowledgements' decoders), with no per-client hook: installed for the process
+paho_packet.Properties = _LeanProperties  # type: ignore[misc]
 
 
 class _Client(paho.Client):
