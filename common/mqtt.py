@@ -14,7 +14,10 @@ Why a wrapper (Home Assistant's MQTT client is the model):
 - Acknowledgements are reported as (generation, mid): mids restart with every client, the generation
   tells a late PUBACK of an old connection from a new one.
 - Incoming QoS 1 messages are acknowledged manually (``ack``), after the handler's work is durable.
-- Every packet waiting on the socket is read per turn of paho's loop (``_Client``), not one.
+- Every packet waiting on the socket is read per turn of paho's loop (``_Client``), not one; the socket
+  is read in chunks (``_ChunkedReads``) and the acknowledgements and publishes waiting are written as
+  one send (``_Client._packet_write``), where paho makes a TLS call per byte of a packet's header and
+  one per packet it writes.
 - paho's MQTT v5 properties of every received packet are built without rebuilding paho's tables
   (``_LeanProperties``, installed for every paho client of the process on import).
 """
@@ -113,6 +116,74 @@ class _LeanProperties(Properties):
 paho_packet.Properties = _LeanProperties  # type: ignore[misc]
 
 
+class _ChunkedReads:
+    """A connected socket (TLS or plain) read ``CHUNK`` bytes at a time, handed to paho in the pieces it
+    asks for. paho reads a packet's first byte, then its length a byte at a time, then the rest: four
+    ``SSLSocket.recv`` calls per small message, each releasing the GIL (a fleet worker's processing
+    thread then waits to get it back). ``pending`` counts what is held here, so paho's loop does not
+    wait in ``select`` while whole packets lie in this buffer. Everything else is the socket's."""
+
+    CHUNK = 65536
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._held = b""
+        self._pos = 0
+
+    def recv(self, buffer_size: int) -> bytes:
+        if self._pos == len(self._held):
+            data: bytes = self._sock.recv(max(buffer_size, self.CHUNK))  # raises as the socket does
+            if len(data) <= buffer_size:  # all of it asked for (b"" is the end of the stream)
+                return data
+            self._held, self._pos = data, 0
+        start, self._pos = self._pos, min(self._pos + buffer_size, len(self._held))
+        piece = self._held[start : self._pos]
+        if self._pos == len(self._held):
+            self._held, self._pos = b"", 0
+        return piece
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)  # an SSLSocket's own decrypted bytes
+        return len(self._held) - self._pos + (inner() if inner is not None else 0)
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        return int(self._sock.send(buffer))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def __getattr__(self, name: str) -> Any:  # setsockopt, shutdown, settimeout, getpeercert ...
+        return getattr(self._sock, name)
+
+
+def _coalesced(out: Any, limit: int) -> dict[str, Any] | None:
+    """The packets at the head of paho's queue ``out`` that need nothing done once written (QoS 1/2
+    publishes: paho waits for their PUBACK; PUBACKs), taken off as one packet of at most about
+    ``limit`` bytes; None (and ``out`` as it was) when there are fewer than two. Other threads only
+    append to ``out``, and only paho's loop thread takes from it."""
+    taken: list[dict[str, Any]] = []
+    size = 0
+    while out and size < limit:
+        head = out[0]
+        kind = head["command"] & 0xF0
+        if head["pos"] or not (kind == paho.PUBACK or (kind == paho.PUBLISH and head["qos"] > 0)):
+            break
+        taken.append(out.popleft())
+        size += head["to_process"]
+    if len(taken) < 2:
+        if taken:
+            out.appendleft(taken[0])  # as it was
+        return None
+    return {"command": paho.PUBACK, "mid": 0, "qos": 0, "pos": 0, "to_process": size,
+            "packet": b"".join(packet["packet"] for packet in taken), "info": None}
+
+
 class _Client(paho.Client):
     """paho's client reading every packet that has arrived per turn of its loop (up to
     ``READ_PER_TURN``), where paho reads one unless QoS 2 flows or its own QoS > 0 publishes are in
@@ -124,6 +195,8 @@ class _Client(paho.Client):
     ``disconnect`` was called (paho's ``_state``), a turn reads one packet, so the DISCONNECT goes out."""
 
     READ_PER_TURN = 200
+    #: the most bytes of waiting packets written by one send (``_packet_write``)
+    WRITE_CHUNK = 65536
     #: after our DISCONNECT, how long to wait for the broker to close its side (``_sock_close``)
     CLOSE_WAIT_S = 1.0
 
@@ -142,6 +215,19 @@ class _Client(paho.Client):
             if rc > 0:
                 return self._loop_rc_handle(rc)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        return sock if self._transport == "websockets" else _ChunkedReads(sock)
+
+    def _packet_write(self) -> MQTTErrorCode:
+        # paho sends each queued packet by a call of its own: a worker acknowledging a batch of 500
+        # made 500 TLS writes. The run of them at the head of the queue goes as one packet instead; a
+        # partial write leaves the rest of it at the head, as paho does with any packet.
+        merged = _coalesced(self._out_packet, self.WRITE_CHUNK)
+        if merged is not None:
+            self._out_packet.appendleft(merged)  # type: ignore[arg-type]
+        return super()._packet_write()
 
     def _sock_close(self) -> None:
         # paho closes right after writing our DISCONNECT. With bytes from the broker still unread (a
