@@ -66,6 +66,42 @@ COMMANDS: dict[str, type] = {
 #: commands whose result announces a blob published just before it on ``{kiosk}/blob/{request_id}``
 BLOB_COMMANDS = frozenset({"screenshot", "upload_logs"})
 
+# -- the reasons an agent words itself ----------------------------------------------------------------
+# ``CommandResult.reason`` is English free text for a technician. The contract has no machine-readable
+# code for a failure, so the few outcomes the agent (and ``Command.refusal``) word from fixed text are
+# these constants, shared: a fleet recognises them with ``reason_kind`` and says them in its own
+# language. Any other reason (the app's own error, a missing file) is free text, recognised by nobody.
+#: the reason of every ``ok`` result
+REASON_DONE = "done"
+#: a command that was running when the agent stopped: answered, never run again
+REASON_INTERRUPTED = "interrupted by an agent restart; not executed again"
+#: the start of a reason: the request was not a valid ``command/1`` (the contract's message follows)
+REASON_REJECTED = "rejected: "
+#: the start of a reason: ``expires_at`` had passed when the kiosk got the command
+REASON_EXPIRED = "expired at "
+#: the start of a reason: ``expires_at`` lies further ahead than ``MAX_COMMAND_LIFETIME`` (a clock off)
+REASON_TOO_FAR_AHEAD = "expires_at "
+#: the start of a reason: the kiosk app did not answer its control socket
+REASON_APP_UNREACHABLE = "app not reachable: "
+ReasonKind = Literal["done", "interrupted", "rejected", "expired", "too_far_ahead", "app_unreachable"]
+_REASON_STARTS: tuple[tuple[str, ReasonKind], ...] = (
+    (REASON_REJECTED, "rejected"),
+    (REASON_EXPIRED, "expired"),
+    (REASON_TOO_FAR_AHEAD, "too_far_ahead"),
+    (REASON_APP_UNREACHABLE, "app_unreachable"),
+)
+
+
+def reason_kind(status: str, reason: str) -> ReasonKind | None:
+    """Which of the agent's fixed outcomes a result is, or None (free text, or not a result)."""
+    if status == "ok":
+        return "done" if reason == REASON_DONE else None
+    if status != "error":
+        return None
+    if reason == REASON_INTERRUPTED:
+        return "interrupted"
+    return next((kind for start, kind in _REASON_STARTS if reason.startswith(start)), None)
+
 
 @dataclass(frozen=True)
 class _CommandEnvelope:
@@ -115,9 +151,10 @@ class Command(Message):
         """Why this command must not run now (expired, or valid for longer than allowed), else None."""
         expires = self.expires
         if expires <= now:
-            return f"expired at {self.expires_at}; not executed"
+            return f"{REASON_EXPIRED}{self.expires_at}; not executed"
         if expires - now > MAX_COMMAND_LIFETIME + timedelta(minutes=5):  # 5 min of clock skew
-            return f"expires_at {self.expires_at} is more than {MAX_COMMAND_LIFETIME.days} days ahead"
+            days = MAX_COMMAND_LIFETIME.days
+            return f"{REASON_TOO_FAR_AHEAD}{self.expires_at} is more than {days} days ahead"
         return None
 
     def to_data(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from common import ipc
 from common.errors import MotcuaError, NetworkError
 from common.privacy import scrub_bytes
 from contract.commands import (
+    REASON_APP_UNREACHABLE,
+    REASON_DONE,
     BlobInfo,
     Command,
     CommandResult,
@@ -93,14 +95,14 @@ class CommandExecutor:
         try:
             result = getattr(self, f"_do_{request.command}")(request.args, request)
         except NetworkError as exc:
-            return fail(f"app not reachable: {exc.message}")
+            return fail(f"{REASON_APP_UNREACHABLE}{exc.message}")
         except MotcuaError as exc:
             return fail(exc.message)
         except OSError as exc:
             return fail(f"{type(exc).__name__}: {exc}")
         except ValueError as exc:  # a command's own checks of its arguments
             return fail(str(exc)[:500])
-        return CommandResult(request.request_id, request.command, "ok", "done", result, args=args)
+        return CommandResult(request.request_id, request.command, "ok", REASON_DONE, result, args=args)
 
     def _app(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         return ipc.call(self.app_socket, cmd, args or {}, timeout=self.app_timeout_s)

@@ -25,6 +25,11 @@ ResultOutcome = Literal["stored", "duplicate", "elsewhere", "unknown", "elsewher
 #: results of other fleets' commands kept per kiosk in ``ELSEWHERE_WINDOW`` at most
 ELSEWHERE_PER_DAY = 200
 ELSEWHERE_WINDOW = timedelta(days=1)
+#: the reasons this fleet writes on its own commands that never reached a kiosk (English, like a
+#: kiosk's; the console says them in Vietnamese: ``fleet.web.contract_text``)
+REASON_UNSENT_EXPIRED = "expired before it could be sent (the broker was not reachable)"
+#: the start of a reason: a stored command the contract refused when it was to be published
+REASON_NOT_SENT = "not sent: "
 
 
 def _command_from(row: Any) -> Command:

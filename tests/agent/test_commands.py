@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
+from contract.commands import reason_kind
 from contract.topics import KioskTopics
 from tests.agent.conftest import CENTER, wait_until
 
@@ -79,6 +80,7 @@ def test_command_round_trip(session, name, args, app_cmd, app_args):
     _agent, peer, app = session
     result = ask(peer, name, args)
     assert result["status"] == "ok" and result["command"] == name and result["schema"] == "command-result/1"
+    assert reason_kind(result["status"], result["reason"]) == "done"
     assert app.called(app_cmd) == [app_args]
     # the arguments as the kiosk read them (defaults filled), for a fleet that did not send it
     assert result["args"] == app_args
@@ -204,6 +206,7 @@ def test_garbage_is_answered_without_request_id(session):
     peer.publish(T.cmd_req, b"\xff not json")
     result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] is None)
     assert result["status"] == "error" and "not UTF-8 JSON" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "rejected"  # what a fleet recognises
     assert result["args"] is None  # nothing could be read
 
 
@@ -223,6 +226,7 @@ def test_expired_command_is_not_executed(session):
     _agent, peer, app = session
     result = ask(peer, "restart_app", expires_at="2020-01-01T00:00:00+00:00")
     assert result["status"] == "error" and "expired" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "expired"
     assert result["args"] == {}  # a refusal says what was asked too
     assert app.called("app.restart") == []
 
@@ -232,6 +236,7 @@ def test_a_command_valid_for_longer_than_the_ledger_remembers_is_refused(session
     _agent, peer, app = session
     result = ask(peer, "restart_app", expires_at=soon(minutes=60 * 24 * 40))
     assert result["status"] == "error" and "more than 7 days ahead" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "too_far_ahead"
     assert app.called("app.restart") == []
 
 
@@ -252,6 +257,7 @@ def test_command_when_the_app_is_down(make_agent, peer_factory):
     with make_agent():
         result = ask(peer, "print_test_ticket")
     assert result["status"] == "error" and result["reason"].startswith("app not reachable")
+    assert reason_kind(result["status"], result["reason"]) == "app_unreachable"
 
 
 def test_a_command_interrupted_by_a_crash_is_not_run_again(make_agent, peer_factory, fake_app, data_dir):
@@ -266,6 +272,7 @@ def test_a_command_interrupted_by_a_crash_is_not_run_again(make_agent, peer_fact
         peer.publish(T.cmd_req, payload)
         result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-crashed")
     assert result["status"] == "error" and "not executed again" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "interrupted"
     assert result["args"] == {}
     assert fake_app.called("app.restart") == []
 

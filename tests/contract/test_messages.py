@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract.commands import Command, CommandResult, SetNoticeArgs
+from contract.commands import (
+    REASON_DONE,
+    REASON_INTERRUPTED,
+    Command,
+    CommandResult,
+    SetNoticeArgs,
+    reason_kind,
+)
 from contract.config import ConfigPush, ConfigState, PushedConfig, Refusal, ServiceArea
 from contract.enrollment import (
     CertRequest,
@@ -241,6 +249,21 @@ def test_what_the_center_sends_refuses_unknown_keys_what_kiosks_report_ignores_t
         Command.parse(json.dumps({**command, "sudo": True}).encode())
     status = json.loads(Status("offline", "lost", 8, 3, AT).to_payload())
     assert Status.parse(json.dumps({**status, "added_in_1_1": "x"}).encode()).bdseq == 8
+
+
+def test_the_reasons_worded_from_fixed_text_are_recognised_and_free_text_is_not() -> None:
+    """A fleet says a result in its own language from ``reason_kind``: the refusals ``Command`` words
+    are recognised as they are built, the agent's constants too; anything else is nobody's code."""
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    late = Command.build("r-1", "restart_app", now=now - timedelta(hours=2), lifetime=timedelta(hours=1))
+    too_far = Command.build("r-2", "restart_app", now=now).refusal(now - timedelta(days=8))
+    assert reason_kind("error", late.refusal(now) or "") == "expired"
+    assert reason_kind("error", too_far or "") == "too_far_ahead"
+    assert reason_kind("ok", REASON_DONE) == "done"
+    assert reason_kind("error", REASON_INTERRUPTED) == "interrupted"
+    assert reason_kind("error", "no log files found: kiosk.log") is None
+    assert reason_kind("ok", REASON_INTERRUPTED) is None and reason_kind("error", REASON_DONE) is None
+    assert reason_kind("pending", "") is None
 
 
 def test_topics_are_built_and_read_back() -> None:
