@@ -472,7 +472,8 @@ class Agent:
         except ContractError as exc:
             request_id = salvage_request_id(message.payload, Command.MAX_BYTES)
             log.warning("rejected command %s: %s", request_id, exc.message)
-            result = CommandResult(request_id, None, "error", f"{REASON_REJECTED}{exc.message}"[:2000])
+            reason = f"{REASON_REJECTED}{exc.message}"[:2000]
+            result = CommandResult(request_id, None, "error", reason, code="rejected")
             if request_id is not None:
                 if self.state.command_seen(request_id) is not None:
                     return  # that request id was answered already; an id is answered once
@@ -487,7 +488,8 @@ class Agent:
                 self._publish_result(stored, message.response_topic, message.correlation_data)
                 return
             result = CommandResult(
-                request.request_id, request.command, "error", REASON_INTERRUPTED, args=to_data(request.args)
+                request.request_id, request.command, "error", REASON_INTERRUPTED, args=to_data(request.args),
+                code="interrupted",
             )
         else:
             self.state.command_started(request.request_id, request.command)

@@ -5,10 +5,13 @@ command's result and arguments in the console.
 Vietnamese sentence here, and the path's last key a Vietnamese label (with the row, for lists). A
 message this module does not know is still shown, in English, after "không hợp lệ": never hidden.
 
-A command's result (``command-result/1``) carries a status (``ok`` | ``error``) and English free text;
-``command_outcome`` says it from the status, the command and the fixed reasons the agent and this fleet
-share (``contract.commands.reason_kind``, ``fleet.store.commands.REASON_*``), never from the free text,
-which stays available beside it for a technician.
+A command's result (``command-result/1``) carries a status (``ok`` | ``error``), English free text and,
+from agents that have it, a ``code`` saying why an error failed; ``command_outcome`` says it from the
+status, the command and the code (a line per code: "Không in được phiếu thử: máy in hết giấy."), or,
+for a result without a code this fleet knows (an older agent's, a newer agent's new code), the fixed
+reasons the agent and this fleet share (``contract.commands.reason_kind``,
+``fleet.store.commands.REASON_*``), never from the free text, which stays available beside it for a
+technician.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from contract.commands import COMMANDS, reason_kind
+from contract.commands import COMMANDS, ReasonKind, reason_kind
 from fleet.store.commands import REASON_NOT_SENT, REASON_UNSENT_EXPIRED
 from fleet.store.models import Command
 from fleet.web.i18n import Translator
@@ -194,9 +197,14 @@ def vietnamese(message: str) -> str:
 # --- the console: a command's result and arguments ----------------------------------------------------
 
 
+#: the result codes of the agent's fixed reasons: said as those are, code or not
+_KIND_CODES = frozenset(get_args(ReasonKind)) - {"done"}
+
+
 @dataclass(frozen=True)
 class Outcome:
     #: ok | error (nothing more is known) | a fixed reason's kind (``expired``, ``app_unreachable``, …)
+    #: | the result's code (``printer_paper_out``, …)
     kind: str
     #: what the console says, in the page's language
     text: str
@@ -225,15 +233,19 @@ def command_outcome(tr: Translator, command: Command) -> Outcome | None:
     raw = command.result_reason or ""
     if command.status == "ok":
         return Outcome("ok", tr(f"command_result.{_ok_key(command)}"), raw)
-    kind: str | None = None
-    if not command.sent_elsewhere:  # this fleet's own reasons, on commands that never left it
+    failed = f"failed_{command.command}" if command.command in COMMANDS else "failed"
+    what = tr(f"command_result.{failed}")
+    code = command.result_code
+    if code is not None and code not in _KIND_CODES and tr.has(f"command_code.{code}"):
+        why = tr(f"command_code.{code}")
+        return Outcome(code, tr("command_result.coded", what=what, why=why), raw)
+    kind: str | None = code if code in _KIND_CODES else None
+    if kind is None and not command.sent_elsewhere:  # this fleet's own reasons (never left it)
         if raw == REASON_UNSENT_EXPIRED:
             kind = "unsent_expired"
         elif raw.startswith(REASON_NOT_SENT):
             kind = "not_sent"
     kind = kind or reason_kind(command.status, raw)
-    failed = f"failed_{command.command}" if command.command in COMMANDS else "failed"
-    what = tr(f"command_result.{failed}")
     if kind is None:
         return Outcome("error", tr("command_result.error", what=what), raw)
     if kind == "app_unreachable":

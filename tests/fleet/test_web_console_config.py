@@ -4,9 +4,11 @@ audit), notification routes (audited), and the forms' reading and diff on their 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import html
+import io
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,11 +21,13 @@ from contract.commands import (
     REASON_DONE,
     REASON_INTERRUPTED,
     REASON_REJECTED,
+    RESULT_CODES,
     Command,
 )
 from fleet.store import Scope, Store, open_store
 from fleet.store.commands import REASON_NOT_SENT
 from fleet.web import config_forms as forms
+from fleet.web.i18n import Translator
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import build
 from tests.fleet.web import browser
@@ -203,13 +207,14 @@ def _pages(store: Store) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _ours(
-    store: Store, clock: FakeClock, command: str, args: dict[str, Any], status: str, reason: str
+    store: Store, clock: FakeClock, command: str, args: dict[str, Any], status: str, reason: str,
+    code: str | None = None,
 ) -> str:
     user = store.accounts.credentials("kythuat.bt")[0]  # type: ignore[index]
     made = store.commands.create(ALL, K, command, args, user.id)
     store.commands.record_result(
         "hcm-ben-thanh", K, made.request_id, command=command, status=status, reason=reason, result={},
-        at=clock.now,
+        at=clock.now, code=code,
     )
     return made.request_id
 
@@ -304,6 +309,92 @@ def test_every_known_outcome_of_a_command_is_said_in_the_pages_language_with_the
         listed = viewer.client.get(f"/kiosks/{K}/commands?format=json").json()
     by_id = {row["request_id"]: row for row in listed["items"]}
     assert by_id[ids["no_logs"]]["result_reason"] == "no log files found: kiosk.log, agent.log"
+
+
+def test_a_results_code_is_said_in_the_pages_language_and_exported_beside_the_kiosks_text(
+    web_store: Store, clock: FakeClock
+) -> None:
+    """An error result with a code says why, in the page's language ("Không in được phiếu thử: máy in hết
+    giấy."), the kiosk's English kept in the title; a code of the agent's fixed reasons has that reason's
+    sentence; a code this fleet does not know (a newer agent's) falls back to the reason, as for an agent
+    before codes. The CSV's "Chi tiết" is that sentence, the code and the English in their own columns;
+    JSON has the machine values only."""
+    paper = "app.print_test_ticket: PrinterPaperOutError: printer: out of paper before printing"
+    refused = "app.screenshot: ScreenshotRefused: screenshot refused: the ID-card step is on screen"
+    cases: list[tuple[str, str, str, str | None]] = [
+        ("paper", "print_test_ticket", paper, "printer_paper_out"),
+        ("cover", "print_test_ticket", "app.print_test_ticket: PrinterCoverOpenError: x",
+         "printer_cover_open"),
+        ("offline", "print_test_ticket", "app.print_test_ticket: PrinterOfflineError: y", "printer_offline"),
+        ("personal", "screenshot", refused, "personal_data_on_screen"),
+        ("busy", "set_notice", "app.notice: Busy: too many control requests at once", "app_busy"),
+        ("no_logs", "upload_logs", "no log files found: kiosk.log, agent.log", "no_log_files"),
+        ("down", "restart_app", f"{REASON_APP_UNREACHABLE}no control socket at /run/k", "app_unreachable"),
+        ("interrupted", "reload_config", REASON_INTERRUPTED, "interrupted"),
+        ("newer", "print_test_ticket", "app.print_test_ticket: PrinterJamError: x", "printer_jammed"),
+        ("newer_down", "screenshot", f"{REASON_APP_UNREACHABLE}refused", "app_gone_fishing"),
+        ("old", "print_test_ticket", paper, None),
+    ]
+    ids = {name: _ours(web_store, clock, c, {}, "error", why, code) for name, c, why, code in cases}
+    said = {
+        "vi": {
+            "paper": "Không in được phiếu thử: máy in hết giấy.",
+            "cover": "Không in được phiếu thử: nắp máy in đang mở.",
+            "offline": "Không in được phiếu thử: máy in không phản hồi (đã tắt hoặc tuột cáp).",
+            "personal": "Không chụp được màn hình: màn hình đang hiện thông tin cá nhân của người dân;",
+            "busy": "Không cập nhật được thông báo: ứng dụng kiosk đang bận, vui lòng thử lại sau ít phút.",
+            "no_logs": "Không lấy được nhật ký: không tìm thấy tệp nhật ký nào.",
+            "down": "Không khởi động lại được ứng dụng: ứng dụng kiosk không chạy hoặc không trả lời.",
+            "interrupted": "Agent trên kiosk khởi động lại khi đang thực hiện lệnh",
+            "newer": "Không in được phiếu thử.",
+            "newer_down": "Không chụp được màn hình: ứng dụng kiosk không chạy hoặc không trả lời.",
+            "old": "Không in được phiếu thử.",
+        },
+        "en": {
+            "paper": "Could not print the test ticket: the printer is out of paper.",
+            "cover": "Could not print the test ticket: the printer's cover is open.",
+            "offline": "Could not print the test ticket: the printer is not answering",
+            "personal": "Could not take a screenshot: a citizen's personal data is on screen;",
+            "busy": "Could not update the notice: the kiosk app is busy, try again in a few minutes.",
+            "no_logs": "Could not fetch the logs: no log files were found.",
+            "down": "Could not restart the app: the kiosk app is not running or not answering.",
+            "interrupted": "The kiosk's agent restarted while carrying out the command",
+            "newer": "Could not print the test ticket.",
+            "newer_down": "Could not take a screenshot: the kiosk app is not running or not answering.",
+            "old": "Could not print the test ticket.",
+        },
+    }
+    # the outcome's kind: the code, else what the reason says (an unknown code is no code)
+    kinds = {name: code for name, _, _, code in cases} | {
+        "newer": "error", "newer_down": "app_unreachable", "old": "error"
+    }
+    reasons = {name: reason for name, _, reason, _ in cases}
+    prefix = {"vi": "Nguyên văn (tiếng Anh): ", "en": "Original text: "}
+    for language, rows in _pages(web_store):
+        for name, request_id in ids.items():
+            detail = rows[request_id].rsplit("<td>", 1)[1]  # the last cell: "Chi tiết"
+            assert said[language][name] in _visible(detail), (language, name, _visible(detail))
+            assert f"{prefix[language]}{reasons[name]}" in _titles(detail), (language, name)
+            assert f'data-outcome="{kinds[name]}"' in detail, (name, detail)
+    # every code of this version's agents has its words, in both languages (the fixed reasons have theirs)
+    worded = {c for c in RESULT_CODES if all(Translator(t).has(f"command_code.{c}") for t in ("vi", "en"))}
+    assert RESULT_CODES - worded == {"rejected", "expired", "too_far_ahead", "interrupted", "app_unreachable"}
+    with browser(web_store, "xem.bt") as viewer:
+        listed = viewer.client.get(f"/kiosks/{K}/commands?format=json").json()
+        exported = viewer.client.get(f"/kiosks/{K}/commands?format=csv").text
+    by_id = {row["request_id"]: row for row in listed["items"]}
+    assert (by_id[ids["paper"]]["result_code"], by_id[ids["paper"]]["result_reason"]) == (
+        "printer_paper_out", paper
+    )
+    assert by_id[ids["old"]]["result_code"] is None
+    assert not any("máy in hết giấy" in str(value) for value in by_id[ids["paper"]].values())  # no sentence
+    header, *lines = csv.reader(io.StringIO(exported.lstrip("\ufeff")))
+    table = {line[header.index("Mã yêu cầu")]: dict(zip(header, line, strict=True)) for line in lines}
+    assert table[ids["paper"]]["Chi tiết"] == "Không in được phiếu thử: máy in hết giấy."
+    assert table[ids["paper"]]["Nguyên văn (tiếng Anh)"] == paper
+    assert table[ids["paper"]]["Mã kết quả"] == "printer_paper_out"
+    assert table[ids["old"]]["Chi tiết"] == "Không in được phiếu thử."
+    assert (table[ids["old"]]["Mã kết quả"], table[ids["old"]]["Nguyên văn (tiếng Anh)"]) == ("", paper)
 
 
 def test_command_arguments_are_labelled_and_an_empty_optional_one_is_left_out(
