@@ -408,3 +408,29 @@ def test_a_result_stored_but_not_acknowledged_is_published_after_the_next_birth(
         got = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-offline")
         assert got == result
         assert wait_until(lambda: agent.state.unpublished_results() == [])  # marked after its PUBACK
+
+
+def test_the_demo_fleets_simulated_app_refuses_a_test_print_as_the_real_app_does(
+    make_agent, peer_factory, data_dir
+):
+    """``main.py simfleet fault --paper out`` on a demo kiosk, then a test print from the console: the
+    simulated app answers with the real app's printer code, so the demo's console says why."""
+    from simfleet.kiosks import SimulatedApp
+
+    devices = {"printer": "ok", "card_reader": "ok", "scanner": "ok"}
+    app = SimulatedApp(data_dir, lambda: dict(devices))
+    app.start()
+    try:
+        peer = peer_factory(T.cmd_res)
+        with make_agent():
+            for state, code in (
+                ("paper_out", "printer_paper_out"), ("cover_open", "printer_cover_open"),
+                ("offline", "printer_offline"),
+            ):
+                devices["printer"] = state
+                result = ask(peer, "print_test_ticket")
+                assert (result["status"], result["code"]) == ("error", code), result
+            devices["printer"] = "paper_near_end"  # still prints
+            assert ask(peer, "print_test_ticket")["status"] == "ok"
+    finally:
+        app.stop()
