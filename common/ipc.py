@@ -1,7 +1,8 @@
 """The kiosk's local control socket: JSON lines over a Unix socket.
 
 One request per connection: ``{"cmd": "sim.printer", "args": {...}}`` answered by
-``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": {"type", "message"}}``.
+``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": {"type", "code", "message"}}`` (``code``:
+the error's ``MotcuaError.code``, absent from the server's own answers such as ``Busy``).
 Users: ``main.py sim ...`` (the simulator control panel) and the edge agent (commands from the
 center, device health); the agent serves its own ``agent.sock`` with the same class. Handlers run on a
 small pool of worker threads; anything that touches the UI must be handed to the UI thread by the
@@ -22,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import struct
@@ -56,8 +58,23 @@ MAX_IN_FLIGHT = 32
 HANDLER_THREADS = 8
 
 
+#: what an error's ``code`` may look like in an answer (``MotcuaError.code``: snake case)
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
+
+
 class IpcError(MotcuaError):
-    """The app answered a control request with an error."""
+    """The app answered a control request with an error. ``type`` and ``code`` are the answer's error's
+    (its class name, None if the answer had none of that shape; its ``MotcuaError.code``, this class's
+    ``ipc_error`` if none), kept for machines (the agent's command results); the message is for logs."""
+
+    code = "ipc_error"
+
+    def __init__(self, message: str, *, type: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.type = type
+        if code is not None:
+            self.code = code
 
 
 class BadReplyError(NetworkError):
@@ -376,7 +393,12 @@ def _result(cmd: str, data: bytes) -> dict[str, Any]:
     if reply.get("ok") is not True:
         error = reply.get("error")
         error = error if isinstance(error, dict) else {}
-        raise IpcError(f"{cmd}: {str(error.get('type'))[:80]}: {str(error.get('message'))[:500]}")
+        kind, code = error.get("type"), error.get("code")
+        raise IpcError(
+            f"{cmd}: {str(kind)[:80]}: {str(error.get('message'))[:500]}",
+            type=kind if isinstance(kind, str) and _ERROR_TYPE.fullmatch(kind) else None,
+            code=code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None,
+        )
     result = reply.get("result", {})
     if not isinstance(result, dict):
         raise BadReplyError(f"{cmd}: the reply's result is not a JSON object")

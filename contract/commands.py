@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, get_args
 
 from contract.errors import ContractError
 from contract.message import Message
@@ -66,6 +66,60 @@ COMMANDS: dict[str, type] = {
 #: commands whose result announces a blob published just before it on ``{kiosk}/blob/{request_id}``
 BLOB_COMMANDS = frozenset({"screenshot", "upload_logs"})
 
+# -- the reasons an agent words itself ----------------------------------------------------------------
+# ``CommandResult.reason`` is English free text for a technician. The few outcomes the agent (and
+# ``Command.refusal``) word from fixed text are these constants, shared: a fleet recognises them with
+# ``reason_kind`` and says them in its own language, also for an agent that predates ``code`` (below).
+# Any other reason (the app's own error, a missing file) is free text, recognised by nobody.
+#: the reason of every ``ok`` result
+REASON_DONE = "done"
+#: a command that was running when the agent stopped: answered, never run again
+REASON_INTERRUPTED = "interrupted by an agent restart; not executed again"
+#: the start of a reason: the request was not a valid ``command/1`` (the contract's message follows)
+REASON_REJECTED = "rejected: "
+#: the start of a reason: ``expires_at`` had passed when the kiosk got the command
+REASON_EXPIRED = "expired at "
+#: the start of a reason: ``expires_at`` lies further ahead than ``MAX_COMMAND_LIFETIME`` (a clock off)
+REASON_TOO_FAR_AHEAD = "expires_at "
+#: the start of a reason: the kiosk app did not answer its control socket
+REASON_APP_UNREACHABLE = "app not reachable: "
+ReasonKind = Literal["done", "interrupted", "rejected", "expired", "too_far_ahead", "app_unreachable"]
+_REASON_STARTS: tuple[tuple[str, ReasonKind], ...] = (
+    (REASON_REJECTED, "rejected"),
+    (REASON_EXPIRED, "expired"),
+    (REASON_TOO_FAR_AHEAD, "too_far_ahead"),
+    (REASON_APP_UNREACHABLE, "app_unreachable"),
+)
+
+# -- why an error result failed, for machines (``CommandResult.code``, a minor addition) ---------------
+#: the codes agents of this version write: the agent's own outcomes (the reason kinds above and what it
+#: cannot do itself), then what the app answered (its error's code or type, mapped by the agent: the
+#: app's code never passes through unchecked). A newer agent may write a code not listed here: a fleet
+#: reads any code of ``RESULT_CODE_PATTERN`` and falls back to ``reason_kind`` for one it does not know.
+ResultCode = Literal[
+    # the agent's own outcomes
+    "rejected", "expired", "too_far_ahead", "interrupted", "app_unreachable",
+    "broker_unreachable", "blob_too_large", "no_log_files", "agent_error",
+    # the app's answer
+    "app_busy", "app_unsupported", "app_refused", "app_error", "config_refused",
+    "printer_paper_out", "printer_cover_open", "printer_offline", "printer_unavailable", "printer_error",
+    "personal_data_on_screen",
+]
+RESULT_CODES: frozenset[str] = frozenset(get_args(ResultCode))
+#: what a code may look like (any, known or not, is accepted: results are read leniently)
+RESULT_CODE_PATTERN = r"[a-z][a-z0-9_]{0,39}"
+
+
+def reason_kind(status: str, reason: str) -> ReasonKind | None:
+    """Which of the agent's fixed outcomes a result is, or None (free text, or not a result)."""
+    if status == "ok":
+        return "done" if reason == REASON_DONE else None
+    if status != "error":
+        return None
+    if reason == REASON_INTERRUPTED:
+        return "interrupted"
+    return next((kind for start, kind in _REASON_STARTS if reason.startswith(start)), None)
+
 
 @dataclass(frozen=True)
 class _CommandEnvelope:
@@ -115,9 +169,10 @@ class Command(Message):
         """Why this command must not run now (expired, or valid for longer than allowed), else None."""
         expires = self.expires
         if expires <= now:
-            return f"expired at {self.expires_at}; not executed"
+            return f"{REASON_EXPIRED}{self.expires_at}; not executed"
         if expires - now > MAX_COMMAND_LIFETIME + timedelta(minutes=5):  # 5 min of clock skew
-            return f"expires_at {self.expires_at} is more than {MAX_COMMAND_LIFETIME.days} days ahead"
+            days = MAX_COMMAND_LIFETIME.days
+            return f"{REASON_TOO_FAR_AHEAD}{self.expires_at} is more than {days} days ahead"
         return None
 
     def to_data(self) -> dict[str, Any]:
@@ -154,6 +209,12 @@ class CommandResult(Message):
     #: command (the province's, the center's: docs/province.md) can show what was asked; None when the
     #: request could not be read, and absent from agents before it
     args: dict[str, Any] | None = field(default=None, metadata={"max_items": 16})
+    #: (minor addition) why an error result failed, for machines: one of ``RESULT_CODES`` from this
+    #: version's agents (a newer one may add codes; a fleet reads any of the pattern); None on ``ok``,
+    #: and absent from agents before it (a fleet then goes by ``reason_kind``)
+    code: str | None = field(
+        default=None, metadata={"pattern": RESULT_CODE_PATTERN, "pattern_hint": "a lowercase code"}
+    )
 
     def blob(self) -> BlobInfo | None:
         """The blob announced by a successful screenshot or upload_logs, else None."""

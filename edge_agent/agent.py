@@ -30,7 +30,7 @@ from common.errors import MotcuaError
 from common.files import write_atomically
 from common.journal import EventJournal, JournalError
 from common.mqtt import Backoff, Message, MqttLink, Will
-from contract.commands import Command, CommandResult
+from contract.commands import REASON_INTERRUPTED, REASON_REJECTED, Command, CommandResult
 from contract.config import ConfigState
 from contract.errors import ContractError
 from contract.events import event_payload_bytes
@@ -472,7 +472,8 @@ class Agent:
         except ContractError as exc:
             request_id = salvage_request_id(message.payload, Command.MAX_BYTES)
             log.warning("rejected command %s: %s", request_id, exc.message)
-            result = CommandResult(request_id, None, "error", f"rejected: {exc.message}"[:2000])
+            reason = f"{REASON_REJECTED}{exc.message}"[:2000]
+            result = CommandResult(request_id, None, "error", reason, code="rejected")
             if request_id is not None:
                 if self.state.command_seen(request_id) is not None:
                     return  # that request id was answered already; an id is answered once
@@ -487,8 +488,8 @@ class Agent:
                 self._publish_result(stored, message.response_topic, message.correlation_data)
                 return
             result = CommandResult(
-                request.request_id, request.command, "error",
-                "interrupted by an agent restart; not executed again", args=to_data(request.args),
+                request.request_id, request.command, "error", REASON_INTERRUPTED, args=to_data(request.args),
+                code="interrupted",
             )
         else:
             self.state.command_started(request.request_id, request.command)

@@ -2,7 +2,9 @@
 
 A command arrives parsed by the contract (``contract.commands.Command``: the envelope and every
 argument checked, unknown keys refused); here it is checked against the clock and run, and every
-outcome becomes a ``CommandResult``.
+outcome becomes a ``CommandResult``: an error one with a ``code`` of the contract's closed vocabulary
+(``contract.commands.ResultCode``), the app's error mapped to it here, so that nothing the app wrote
+reaches the code unchecked.
 """
 
 from __future__ import annotations
@@ -20,17 +22,50 @@ from common import ipc
 from common.errors import MotcuaError, NetworkError
 from common.privacy import scrub_bytes
 from contract.commands import (
+    REASON_APP_UNREACHABLE,
+    REASON_DONE,
     BlobInfo,
     Command,
     CommandResult,
     NoArgs,
+    ResultCode,
     SetNoticeArgs,
     SetServiceModeArgs,
     UploadLogsArgs,
+    reason_kind,
 )
 from contract.schema import to_data
 
 log = logging.getLogger(__name__)
+
+#: the app's error codes (``MotcuaError.code`` of the kiosk and its drivers) a result names
+_APP_CODES: dict[str, ResultCode] = {
+    "printer_paper_out": "printer_paper_out",
+    "printer_cover_open": "printer_cover_open",
+    "printer_offline": "printer_offline",
+    "printer_unavailable": "printer_unavailable",
+    "screenshot_refused": "personal_data_on_screen",
+    "config": "config_refused",
+}
+#: the answers of the app's control server itself (``common.ipc.ControlServer.dispatch``: a type only)
+_APP_TYPES: dict[str, ResultCode] = {
+    "Busy": "app_busy",
+    "UnknownCommand": "app_unsupported",  # an app older than this agent
+    "BadArguments": "app_refused",
+    "MalformedRequest": "app_refused",
+}
+
+
+def app_error_code(error: ipc.IpcError) -> ResultCode:
+    """The result code of the app's error answer: its code if the contract names it (any other printer
+    error is ``printer_error``), else the control server's own answer by type, else ``app_error``."""
+    known = _APP_CODES.get(error.code)
+    if known is not None:
+        return known
+    if error.code.startswith("printer_"):
+        return "printer_error"
+    return _APP_TYPES.get(error.type or "", "app_error")
+
 
 def scrub_log(data: bytes) -> bytes:
     """Defence in depth: logs carry no personal data by design; this removes what slipped through
@@ -54,9 +89,14 @@ BlobPublisher = Callable[[str, bytes], bool]
 
 
 class CommandFailed(MotcuaError):
-    """A command ran and could not do what it was asked (the reason goes to the console)."""
+    """A command ran and could not do what it was asked (the reason goes to the console, ``result_code``
+    in the result's ``code``)."""
 
     code = "command_failed"
+
+    def __init__(self, message: str, result_code: ResultCode) -> None:
+        super().__init__(message)
+        self.result_code: ResultCode = result_code
 
 
 class CommandExecutor:
@@ -84,23 +124,29 @@ class CommandExecutor:
     def execute(self, request: Command) -> CommandResult:
         args = to_data(request.args)  # echoed, for a fleet that did not send it (docs/mqtt.md)
 
-        def fail(reason: str) -> CommandResult:
-            return CommandResult(request.request_id, request.command, "error", reason[:2000], args=args)
+        def fail(reason: str, code: ResultCode) -> CommandResult:
+            return CommandResult(
+                request.request_id, request.command, "error", reason[:2000], args=args, code=code
+            )
 
         refusal = request.refusal(datetime.now(UTC))
         if refusal is not None:
-            return fail(refusal)
+            return fail(refusal, "expired" if reason_kind("error", refusal) == "expired" else "too_far_ahead")
         try:
             result = getattr(self, f"_do_{request.command}")(request.args, request)
         except NetworkError as exc:
-            return fail(f"app not reachable: {exc.message}")
+            return fail(f"{REASON_APP_UNREACHABLE}{exc.message}", "app_unreachable")
+        except ipc.IpcError as exc:
+            return fail(exc.message, app_error_code(exc))
+        except CommandFailed as exc:
+            return fail(exc.message, exc.result_code)
         except MotcuaError as exc:
-            return fail(exc.message)
+            return fail(exc.message, "agent_error")
         except OSError as exc:
-            return fail(f"{type(exc).__name__}: {exc}")
+            return fail(f"{type(exc).__name__}: {exc}", "agent_error")
         except ValueError as exc:  # a command's own checks of its arguments
-            return fail(str(exc)[:500])
-        return CommandResult(request.request_id, request.command, "ok", "done", result, args=args)
+            return fail(str(exc)[:500], "agent_error")
+        return CommandResult(request.request_id, request.command, "ok", REASON_DONE, result, args=args)
 
     def _app(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         return ipc.call(self.app_socket, cmd, args or {}, timeout=self.app_timeout_s)
@@ -110,9 +156,11 @@ class CommandExecutor:
     ) -> dict[str, Any]:
         if len(data) > self.max_blob_bytes:
             limit = self.max_blob_bytes
-            raise CommandFailed(f"{content_type} of {len(data)} bytes exceeds max_blob_bytes {limit}")
+            message = f"{content_type} of {len(data)} bytes exceeds max_blob_bytes {limit}"
+            raise CommandFailed(message, "blob_too_large")
         if not self._publish_blob(request.request_id, data):
-            raise NetworkError("not connected to the broker; blob not sent")
+            # the broker, not the app: not worded as REASON_APP_UNREACHABLE (it was, before codes)
+            raise CommandFailed("not connected to the broker; blob not sent", "broker_unreachable")
         info = BlobInfo(
             self._blob_topic(request.request_id), len(data), hashlib.sha256(data).hexdigest(),
             "image/png" if content_type == "image/png" else "application/gzip",
@@ -138,14 +186,14 @@ class CommandExecutor:
         reply = self._app("app.screenshot")
         raw_path = reply.get("png_path")
         if not isinstance(raw_path, str) or not raw_path:
-            raise CommandFailed("app.screenshot returned no png_path")
+            raise CommandFailed("app.screenshot returned no png_path", "app_error")
         png_path = Path(raw_path)
         try:
             data = png_path.read_bytes()
         finally:
             png_path.unlink(missing_ok=True)
         if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise CommandFailed(f"app.screenshot returned {png_path.name}, which is not a PNG")
+            raise CommandFailed(f"app.screenshot returned {png_path.name}, which is not a PNG", "app_error")
         return self._blob(request, data, "image/png")
 
     def _do_upload_logs(self, args: UploadLogsArgs, request: Command) -> dict[str, Any]:
@@ -160,7 +208,8 @@ class CommandExecutor:
                 archive.write(scrub_log(_tail(path, args.max_kb * 1024)))
                 archive.write(b"\n")
         if not found:
-            raise CommandFailed("no log files found: " + ", ".join(p.name for p in self.log_files))
+            names = ", ".join(p.name for p in self.log_files)
+            raise CommandFailed(f"no log files found: {names}", "no_log_files")
         return self._blob(request, buffer.getvalue(), "application/gzip", found)
 
     def _do_restart_app(self, args: NoArgs, request: Command) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.errors import ConfigError
+from common.errors import ConfigError, DeviceError
 from common.ipc import ControlServer
 from common.journal import EventJournal
 from contract.events import CardRead, EventPayload, Lookup, Rating, SessionEnded
@@ -106,8 +106,26 @@ def kiosk_dirs(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if (p / "kiosk.toml").is_file())
 
 
+#: the printer faults that stop a print, and the code the real app's printer driver answers with
+#: (``drivers.printer.errors``: PrinterPaperOutError, PrinterCoverOpenError, PrinterOfflineError)
+PRINT_STOPPERS = {
+    "paper_out": "printer_paper_out", "cover_open": "printer_cover_open", "offline": "printer_offline",
+}
+
+
+class SimulatedPrinterFault(DeviceError):
+    """A test print refused while the simulated printer has a fault that stops printing, answered over
+    the control socket as the real app answers it (its error's ``code``), so the fleet's console shows
+    the reason ("máy in hết giấy") on the demo fleet too."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"printer {state} before printing; nothing was printed (simulated kiosk)")
+        self.code = PRINT_STOPPERS[state]
+
+
 class SimulatedApp:
-    """The app's control socket as the agent sees it: health with the faulted devices, commands done."""
+    """The app's control socket as the agent sees it: health with the faulted devices, commands done
+    (a test print refused while the printer's fault stops printing)."""
 
     def __init__(self, data_dir: Path, devices: Callable[[], dict[str, str]]) -> None:
         self.server = ControlServer(data_dir / "app.sock")
@@ -118,7 +136,8 @@ class SimulatedApp:
         self.server.register("app.health", self._health)
         self.server.register("app.notice", self._notice)
         self.server.register("app.service_mode", self._service_mode)
-        for cmd in ("app.print_test_ticket", "app.restart", "app.reload_config"):
+        self.server.register("app.print_test_ticket", self._print_test_ticket)
+        for cmd in ("app.restart", "app.reload_config"):
             self.server.register(cmd, lambda args: {})
 
     def _health(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +148,12 @@ class SimulatedApp:
             "out_of_service": self.out_of_service,
             "devices": {name: {"state": state} for name, state in self.devices().items()},
         }
+
+    def _print_test_ticket(self, args: dict[str, Any]) -> dict[str, Any]:
+        state = self.devices().get("printer", "ok")
+        if state in PRINT_STOPPERS:
+            raise SimulatedPrinterFault(state)
+        return {}
 
     def _notice(self, args: dict[str, Any]) -> dict[str, Any]:
         self.notice = str(args.get("text_vi") or "") or None

@@ -30,7 +30,7 @@ from contract.topics import CenterTopics, KioskTopics
 from contract.wire import now_iso
 from fleet.alarms.reconcile import AlarmRun
 from fleet.alarms.rules import ONE_SHOT_TYPES, Wanted, offline_wanted
-from fleet.store.commands import CENTER_TARGET
+from fleet.store.commands import CENTER_TARGET, REASON_NOT_SENT
 
 if TYPE_CHECKING:
     from fleet.ingest.worker import IngestWorker
@@ -217,7 +217,7 @@ class Duties:
                     command.request_id,
                     command=command.command,
                     status="error",
-                    reason=f"not sent: {exc.message}",
+                    reason=f"{REASON_NOT_SENT}{exc.message}",
                     result={},
                     at=None,
                 )

@@ -509,6 +509,7 @@ class Processor:
             at=parse_time(result.at, "command-result.at"),
             received_at=at,
             args=_echoed_args(result),
+            code=result.code,
         )
         if outcome == "unknown":
             return self._unknown_request(center_id, kiosk_id, result.request_id, "cmd/res")

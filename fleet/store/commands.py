@@ -11,6 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import func, insert, select, update
 
 from common.errors import ConflictError, NotFoundError, ValidationError
+from contract.commands import RESULT_CODE_PATTERN
 from fleet.store.base import Part, log_changes
 from fleet.store.changes import Settings
 from fleet.store.db import Database
@@ -19,12 +20,18 @@ from fleet.store.schema import centers, commands, config_pushes, config_states, 
 from fleet.store.scope import Scope
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+RESULT_CODE = re.compile(RESULT_CODE_PATTERN)
 CENTER_TARGET = "_center"
 #: what became of a command result (``Commands.record_result``)
 ResultOutcome = Literal["stored", "duplicate", "elsewhere", "unknown", "elsewhere_limit"]
 #: results of other fleets' commands kept per kiosk in ``ELSEWHERE_WINDOW`` at most
 ELSEWHERE_PER_DAY = 200
 ELSEWHERE_WINDOW = timedelta(days=1)
+#: the reasons this fleet writes on its own commands that never reached a kiosk (English, like a
+#: kiosk's; the console says them in Vietnamese: ``fleet.web.contract_text``)
+REASON_UNSENT_EXPIRED = "expired before it could be sent (the broker was not reachable)"
+#: the start of a reason: a stored command the contract refused when it was to be published
+REASON_NOT_SENT = "not sent: "
 
 
 def _command_from(row: Any) -> Command:
@@ -46,6 +53,7 @@ def _command_from(row: Any) -> Command:
         result=m["result"],
         result_at=m["result_at"],
         sent_elsewhere=bool(m["sent_elsewhere"]),
+        result_code=m["result_code"],
     )
 
 
@@ -145,6 +153,7 @@ class Commands(Part):
         at: datetime | None,
         received_at: datetime | None = None,
         args: dict[str, Any] | None = None,
+        code: str | None = None,
     ) -> ResultOutcome:
         """Store a ``command-result/1`` once: 'stored' (the result of one of ours), 'duplicate' (a repeat:
         the agent publishes a result again until acknowledged), 'elsewhere' (no request of that id was
@@ -158,9 +167,13 @@ class Commands(Part):
         ``{}``): it is never pending, so it is never published, expired or retried, and no blob is
         accepted for it (``Blobs.accept``). A result naming another ``command`` than the request of
         that id here is not ours (an id two fleets both used: the kiosk runs only the first and answers
-        both with its result); ``command`` empty (a request the kiosk could not read) matches any."""
+        both with its result); ``command`` empty (a request the kiosk could not read) matches any.
+        ``code``: the result's ``code`` as the contract read it (any code of its pattern, known here or
+        not: a newer agent's is kept, the console falls back to the reason for it)."""
         if status not in ("ok", "error"):
             raise ValidationError(f"command result status {status!r}: expected ok or error")
+        if code is not None and not RESULT_CODE.fullmatch(code):
+            raise ValidationError(f"command result code {code[:60]!r}: expected {RESULT_CODE_PATTERN}")
         received = received_at or self.db.now()
         with self.db.write() as conn:
             owner = conn.execute(select(kiosks.c.center_id).where(kiosks.c.id == kiosk_id)).scalar()
@@ -176,7 +189,7 @@ class Commands(Part):
             if row is None:
                 return self._elsewhere(
                     conn, center_id, kiosk_id, request_id, command, status, reason, result, at, received,
-                    args,
+                    args, code,
                 )
             if command and row.command != command:
                 return "unknown"  # the id of a request here, answered for another command: not ours
@@ -185,6 +198,7 @@ class Commands(Part):
             values = {
                 "status": status,
                 "result_reason": reason,
+                "result_code": code,
                 "result": result,
                 "result_at": at,
                 "received_at": received,
@@ -206,6 +220,7 @@ class Commands(Part):
         at: datetime | None,
         received: datetime,
         args: dict[str, Any] | None,
+        code: str | None,
     ) -> ResultOutcome:
         """Another fleet's result, kept as theirs: at most ``ELSEWHERE_PER_DAY`` per kiosk (a kiosk
         that makes up request ids cannot fill the store; two workers at once may each store one more)."""
@@ -231,6 +246,7 @@ class Commands(Part):
                 requested_by=None,
                 status=status,
                 result_reason=reason,
+                result_code=code,
                 result=result,
                 result_at=at,
                 received_at=received,

@@ -305,6 +305,9 @@ class Command:
     result_at: datetime | None
     #: another fleet's command (its result as the kiosk reported it; requested_by is None)
     sent_elsewhere: bool = False
+    #: why an error result failed, as the kiosk's agent coded it (``CommandResult.code``); None from
+    #: agents before codes, for ok results and for this fleet's own reasons
+    result_code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ from sqlalchemy import func, select, update
 
 from common.errors import NotFoundError
 from fleet.store.base import Part, log_changes
-from fleet.store.commands import _command_from, _command_select, _push_from, _state_from
+from fleet.store.commands import (
+    REASON_UNSENT_EXPIRED,
+    _command_from,
+    _command_select,
+    _push_from,
+    _state_from,
+)
 from fleet.store.models import Command, ConfigPush, ConfigState
 from fleet.store.schema import commands, config_publications, config_pushes, config_states, kiosks, users
 from fleet.store.scope import Scope
@@ -31,7 +37,7 @@ class Outgoing(Part):
                 .where(commands.c.status == "pending", commands.c.expires_at < at)
                 .values(
                     status="error",
-                    result_reason="expired before it could be sent (the broker was not reachable)",
+                    result_reason=REASON_UNSENT_EXPIRED,
                     result={},
                     result_at=at,
                 )

@@ -293,6 +293,9 @@ commands = Table(
     Column("sent_at", UtcDateTime),
     Column("status", String(16), nullable=False),  # pending | sent | ok | error
     Column("result_reason", Text),
+    # (0009) why an error result failed, as the kiosk's agent coded it (``CommandResult.code``); None
+    # from agents before it, for ok results and for the fleet's own reasons
+    Column("result_code", String(40)),
     Column("result", Json),
     Column("result_at", UtcDateTime),
     Column("received_at", UtcDateTime),

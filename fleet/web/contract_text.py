@@ -1,14 +1,30 @@
-"""The contract's validation messages (English, for logs and kiosks) said in Vietnamese on the forms.
+"""The contract's English texts said in the page's language: validation messages on the forms, and a
+command's result and arguments in the console.
 
 ``contract.schema`` writes a few kinds of message, always ``<path>: <what is wrong>``; each kind has a
 Vietnamese sentence here, and the path's last key a Vietnamese label (with the row, for lists). A
 message this module does not know is still shown, in English, after "không hợp lệ": never hidden.
+
+A command's result (``command-result/1``) carries a status (``ok`` | ``error``), English free text and,
+from agents that have it, a ``code`` saying why an error failed; ``command_outcome`` says it from the
+status, the command and the code (a line per code: "Không in được phiếu thử: máy in hết giấy."), or,
+for a result without a code this fleet knows (an older agent's, a newer agent's new code), the fixed
+reasons the agent and this fleet share (``contract.commands.reason_kind``,
+``fleet.store.commands.REASON_*``), never from the free text, which stays available beside it for a
+technician.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Any, get_args
+
+from contract.commands import COMMANDS, ReasonKind, reason_kind
+from fleet.store.commands import REASON_NOT_SENT, REASON_UNSENT_EXPIRED
+from fleet.store.models import Command
+from fleet.web.i18n import Translator
 
 FIELD_LABELS = {
     "code": "mã",
@@ -176,3 +192,95 @@ def field_error(message: str) -> FieldError:
 
 def vietnamese(message: str) -> str:
     return field_error(message).text
+
+
+# --- the console: a command's result and arguments ----------------------------------------------------
+
+
+#: the result codes of the agent's fixed reasons: said as those are, code or not
+_KIND_CODES = frozenset(get_args(ReasonKind)) - {"done"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    #: ok | error (nothing more is known) | a fixed reason's kind (``expired``, ``app_unreachable``, …)
+    #: | the result's code (``printer_paper_out``, …)
+    kind: str
+    #: what the console says, in the page's language
+    text: str
+    #: the reason as the kiosk (or this fleet) wrote it, in English, for a technician
+    raw: str
+
+
+def _ok_key(command: Command) -> str:
+    """The success line of a command; two of them say what was done (asked, or answered by the app)."""
+    name = command.command
+    if name == "set_notice" and command.args and not any(command.args.get(k) for k in ("text_vi", "text_en")):
+        return "ok_set_notice_cleared"
+    if name == "set_service_mode":
+        out = command.args.get("out_of_service") if command.args else None
+        if not isinstance(out, bool) and command.result:
+            out = command.result.get("out_of_service")
+        if isinstance(out, bool):
+            return "ok_set_service_mode_out" if out else "ok_set_service_mode_in"
+    return f"ok_{name}" if name in COMMANDS else "ok"
+
+
+def command_outcome(tr: Translator, command: Command) -> Outcome | None:
+    """A finished command's result in the page's language (None while it waits for one)."""
+    if command.status not in ("ok", "error"):
+        return None
+    raw = command.result_reason or ""
+    if command.status == "ok":
+        return Outcome("ok", tr(f"command_result.{_ok_key(command)}"), raw)
+    failed = f"failed_{command.command}" if command.command in COMMANDS else "failed"
+    what = tr(f"command_result.{failed}")
+    code = command.result_code
+    if code is not None and code not in _KIND_CODES and tr.has(f"command_code.{code}"):
+        why = tr(f"command_code.{code}")
+        return Outcome(code, tr("command_result.coded", what=what, why=why), raw)
+    kind: str | None = code if code in _KIND_CODES else None
+    if kind is None and not command.sent_elsewhere:  # this fleet's own reasons (never left it)
+        if raw == REASON_UNSENT_EXPIRED:
+            kind = "unsent_expired"
+        elif raw.startswith(REASON_NOT_SENT):
+            kind = "not_sent"
+    kind = kind or reason_kind(command.status, raw)
+    if kind is None:
+        return Outcome("error", tr("command_result.error", what=what), raw)
+    if kind == "app_unreachable":
+        return Outcome(kind, tr("command_result.app_unreachable", what=what), raw)
+    return Outcome(kind, tr(f"command_result.{kind}"), raw)
+
+
+@dataclass(frozen=True)
+class ShownArg:
+    name: str
+    label: str
+    value: str
+
+
+def command_args(tr: Translator, command: str, args: dict[str, Any] | None) -> list[ShownArg]:
+    """A command's arguments as the console lists them: in the contract's order, labelled in the page's
+    language; an empty optional one (``text_en`` left blank) is left out, an empty required one is
+    "—" (``text_vi`` "" clears the notice)."""
+    if not args:
+        return []
+    known = {f.name: f for f in dataclasses.fields(COMMANDS[command])} if command in COMMANDS else {}
+    shown: list[ShownArg] = []
+    for name in [*(n for n in known if n in args), *sorted(n for n in args if n not in known)]:
+        value = args[name]
+        field = known.get(name)
+        optional = field is not None and (
+            field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+        )
+        if value in ("", None) and optional:
+            continue
+        if isinstance(value, bool):
+            text = tr("common.yes") if value else tr("common.no")
+        elif value in ("", None):
+            text = tr("common.none")
+        else:
+            text = str(value)
+        shown.append(ShownArg(name, tr.optional(f"command_arg.{name}", name), text))
+    return shown

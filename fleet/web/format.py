@@ -44,12 +44,14 @@ def json_value(value: Any) -> Any:
 @dataclass(frozen=True)
 class Column:
     """One column of an exportable list: its JSON key, its header (catalog key), its value, and how
-    the value reads in a spreadsheet (``text``; default: times formatted, codes as they are)."""
+    the value reads in a spreadsheet (``text``; default: times formatted, codes as they are). A column
+    with ``json`` False is the spreadsheet's only (words for people; JSON keeps machine values)."""
 
     key: str
     label: str
     value: Callable[[Any], Any]
     text: Callable[[Any, Translator], str] | None = None
+    json: bool = True
 
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
@@ -96,5 +98,5 @@ def csv_response(filename: str, columns: Sequence[Column], rows: Iterable[Any], 
 
 
 def json_response(columns: Sequence[Column], rows: Iterable[Any], **meta: Any) -> JSONResponse:
-    items = [{c.key: json_value(c.value(row)) for c in columns} for row in rows]
+    items = [{c.key: json_value(c.value(row)) for c in columns if c.json} for row in rows]
     return JSONResponse({**meta, "items": items})

@@ -24,8 +24,9 @@ from contract.schema import parse_dataclass, to_data
 from fleet.store import Scope, Store
 from fleet.store.models import Alarm, Blob, KioskRow
 from fleet.store.models import Command as StoredCommand
-from fleet.web.contract_text import field_error
+from fleet.web.contract_text import Outcome, ShownArg, command_args, command_outcome, field_error
 from fleet.web.core import Ctx, endpoint
+from fleet.web.i18n import Translator
 
 #: the console's commands, in the order the page shows them
 CONSOLE = (
@@ -80,6 +81,12 @@ class ConsoleEntry:
     @property
     def content_type(self) -> str | None:
         return self.announced.get("content_type") if self.announced else None
+
+    def outcome(self, tr: Translator) -> Outcome | None:
+        return command_outcome(tr, self.command)
+
+    def shown_args(self, tr: Translator) -> list[ShownArg]:
+        return command_args(tr, self.command.command, self.command.args)
 
 
 def announced_blob(command: StoredCommand) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from fleet.store.models import Alarm, CenterSummary, Command, DeviceState, Kiosk
 from fleet.store.registry import KIOSK_SORTS
 from fleet.store.schema import KIOSK_STATES
 from fleet.web import charts
+from fleet.web.contract_text import command_outcome
 from fleet.web.core import Ctx, endpoint, local_path, query_int
 from fleet.web.format import Column, csv_response, duration, json_response, json_value
 from fleet.web.i18n import Translator
@@ -206,6 +207,11 @@ EVENT_COLUMNS = [
     Column("replay", "kiosk.replay", lambda e: e.replay),
     Column("payload", "kiosk.event_payload", lambda e: e.payload),
 ]
+def _outcome_text(command: Command, tr: Translator) -> str:
+    outcome = command_outcome(tr, command)
+    return outcome.text if outcome is not None else ""
+
+
 COMMAND_COLUMNS = [
     Column("request_id", "kiosk.request_id", lambda c: c.request_id),
     Column("command", "kiosk.command", lambda c: c.command),
@@ -224,7 +230,11 @@ COMMAND_COLUMNS = [
         lambda c: c.status,
         lambda c, tr: tr.optional(f"command_status.{c.status}", c.status),
     ),
-    Column("result_reason", "kiosk.command_reason", lambda c: c.result_reason),
+    # "Chi tiết" as the console says it (in Vietnamese: the spreadsheet's language), then the machine
+    # values: the result's code and the kiosk's English as it came
+    Column("outcome", "kiosk.command_reason", lambda c: None, _outcome_text, json=False),
+    Column("result_code", "kiosk.command_code", lambda c: c.result_code),
+    Column("result_reason", "kiosk.command_raw_reason", lambda c: c.result_reason),
     Column("result_at", "kiosk.result_at", lambda c: c.result_at),
 ]
 DEVICE_COLUMNS = [

@@ -143,6 +143,8 @@ class FakeApp:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.printer_state = "ok"
         self.refuse_reload: str | None = None
+        #: control command -> the error its handler raises (answered as the app answers it)
+        self.errors: dict[str, Exception] = {}
         self.screenshot_path = data_dir / "shot.png"
         for cmd in (
             "app.health",
@@ -158,6 +160,8 @@ class FakeApp:
     def _handler(self, cmd: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def handle(args: dict[str, Any]) -> dict[str, Any]:
             self.calls.append((cmd, args))
+            if cmd in self.errors:
+                raise self.errors[cmd]
             if cmd == "app.health":
                 return {
                     "app_version": "0.1.0-test",

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
+from contract.commands import reason_kind
 from contract.topics import KioskTopics
 from tests.agent.conftest import CENTER, wait_until
 
@@ -79,6 +80,7 @@ def test_command_round_trip(session, name, args, app_cmd, app_args):
     _agent, peer, app = session
     result = ask(peer, name, args)
     assert result["status"] == "ok" and result["command"] == name and result["schema"] == "command-result/1"
+    assert reason_kind(result["status"], result["reason"]) == "done" and result["code"] is None
     assert app.called(app_cmd) == [app_args]
     # the arguments as the kiosk read them (defaults filled), for a fleet that did not send it
     assert result["args"] == app_args
@@ -109,6 +111,7 @@ def test_a_screenshot_that_cannot_be_sent_is_deleted_too(make_agent, peer_factor
     with make_agent(max_blob_bytes=1 << 20):
         result = ask(peer, "screenshot")
     assert result["status"] == "error" and "exceeds max_blob_bytes" in result["reason"]
+    assert result["code"] == "blob_too_large"
     assert not fake_app.screenshot_path.exists()
 
 
@@ -204,6 +207,8 @@ def test_garbage_is_answered_without_request_id(session):
     peer.publish(T.cmd_req, b"\xff not json")
     result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] is None)
     assert result["status"] == "error" and "not UTF-8 JSON" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "rejected"  # what a fleet recognises
+    assert result["code"] == "rejected"
     assert result["args"] is None  # nothing could be read
 
 
@@ -223,6 +228,7 @@ def test_expired_command_is_not_executed(session):
     _agent, peer, app = session
     result = ask(peer, "restart_app", expires_at="2020-01-01T00:00:00+00:00")
     assert result["status"] == "error" and "expired" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "expired" and result["code"] == "expired"
     assert result["args"] == {}  # a refusal says what was asked too
     assert app.called("app.restart") == []
 
@@ -232,6 +238,8 @@ def test_a_command_valid_for_longer_than_the_ledger_remembers_is_refused(session
     _agent, peer, app = session
     result = ask(peer, "restart_app", expires_at=soon(minutes=60 * 24 * 40))
     assert result["status"] == "error" and "more than 7 days ahead" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "too_far_ahead"
+    assert result["code"] == "too_far_ahead"
     assert app.called("app.restart") == []
 
 
@@ -252,6 +260,107 @@ def test_command_when_the_app_is_down(make_agent, peer_factory):
     with make_agent():
         result = ask(peer, "print_test_ticket")
     assert result["status"] == "error" and result["reason"].startswith("app not reachable")
+    assert reason_kind(result["status"], result["reason"]) == "app_unreachable"
+    assert result["code"] == "app_unreachable"
+
+
+NAME = "Trần Thị Bích Ngọc"
+
+
+@pytest.fixture
+def kiosk_app(data_dir):
+    """The real kiosk app without a window (every device simulated), on the agent's control socket."""
+    import dataclasses
+    from pathlib import Path
+
+    from kiosk.runtime import KioskRuntime, demo_config
+
+    config = demo_config(data_dir)
+    devices = dataclasses.replace(
+        config.devices, card_reader=dataclasses.replace(config.devices.card_reader, enabled=False)
+    )
+    runtime = KioskRuntime(dataclasses.replace(config, devices=devices), synchronous=True)
+
+    def capture() -> Path:  # what the window does
+        path = runtime.screenshot_path()
+        Image.new("RGB", (54, 96), (200, 30, 30)).save(path)
+        return path
+
+    runtime.screenshot = capture
+    runtime.start(ui_call=lambda fn: fn())
+    yield runtime
+    runtime.stop()
+
+
+def test_the_apps_own_errors_reach_the_result_as_codes_without_personal_data(
+    make_agent, peer_factory, kiosk_app
+):
+    """The app's error (its type and code on the control socket) becomes the result's ``code``, so a
+    fleet can say why in its own language; the English reason stays as it was, for logs."""
+    from datetime import date
+
+    from common.ipc import call
+    from kiosk.session import Identity
+
+    printer = {"paper": ("out", "ok"), "cover_open": (True, False), "online": (False, True)}
+    peer = peer_factory(T.cmd_res)
+    results = {}
+    with make_agent():
+        for setting, (broken, fixed) in printer.items():
+            call(kiosk_app.control.path, "sim.printer", {setting: broken})
+            results[setting] = ask(peer, "print_test_ticket")
+            call(kiosk_app.control.path, "sim.printer", {setting: fixed})
+        results["fixed"] = ask(peer, "print_test_ticket")
+        core = kiosk_app.core
+        core.touch()
+        core.start("ticket")
+        assert core.session is not None
+        core.session.identity = Identity(NAME, date(1990, 11, 3), "genuine")  # the name on screen
+        results["screenshot"] = ask(peer, "screenshot")
+    codes = {name: (r["status"], r["code"]) for name, r in results.items()}
+    assert codes == {
+        "paper": ("error", "printer_paper_out"),
+        "cover_open": ("error", "printer_cover_open"),
+        "online": ("error", "printer_offline"),
+        "fixed": ("ok", None),
+        "screenshot": ("error", "personal_data_on_screen"),
+    }
+    assert results["paper"]["reason"].startswith("app.print_test_ticket: PrinterPaperOutError: ")
+    assert "ScreenshotRefused: screenshot refused" in results["screenshot"]["reason"]
+    for result in results.values():  # nothing of the citizen on screen reaches the center
+        text = json.dumps(result, ensure_ascii=False)
+        assert NAME not in text and "1990" not in text, result
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "app_cmd", "error", "code"),
+    [
+        # the control server's own answer to a handler's ValueError: BadArguments, no code
+        ("set_service_mode", {"out_of_service": True}, "app.service_mode", ValueError("no"), "app_refused"),
+        ("restart_app", {}, "app.restart", "KioskError", "app_error"),
+        ("reload_config", {}, "app.reload_config", "ConfigError", "config_refused"),
+        ("print_test_ticket", {}, "app.print_test_ticket", "PrinterTextError", "printer_error"),
+        ("set_notice", {"text_vi": "a"}, "app.notice", "PrinterUnavailableError", "printer_unavailable"),
+    ],
+)
+def test_each_kind_of_app_answer_has_its_code(session, name, args, app_cmd, error, code):
+    from common.errors import ConfigError
+    from drivers.printer.errors import PrinterTextError, PrinterUnavailableError
+    from kiosk.errors import KioskError
+
+    kinds = {"KioskError": KioskError, "ConfigError": ConfigError, "PrinterTextError": PrinterTextError,
+             "PrinterUnavailableError": PrinterUnavailableError}
+    _agent, peer, app = session
+    app.errors[app_cmd] = kinds[error]("it failed") if isinstance(error, str) else error
+    result = ask(peer, name, args)
+    assert (result["status"], result["code"]) == ("error", code), result
+    assert result["reason"].startswith(f"{app_cmd}: ")
+
+
+def test_no_log_files_has_its_code(session):
+    _agent, peer, _app = session  # a fresh data dir: no logs/ yet
+    result = ask(peer, "upload_logs")
+    assert (result["status"], result["code"]) == ("error", "no_log_files"), result
 
 
 def test_a_command_interrupted_by_a_crash_is_not_run_again(make_agent, peer_factory, fake_app, data_dir):
@@ -266,6 +375,8 @@ def test_a_command_interrupted_by_a_crash_is_not_run_again(make_agent, peer_fact
         peer.publish(T.cmd_req, payload)
         result = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-crashed")
     assert result["status"] == "error" and "not executed again" in result["reason"]
+    assert reason_kind(result["status"], result["reason"]) == "interrupted"
+    assert result["code"] == "interrupted"
     assert result["args"] == {}
     assert fake_app.called("app.restart") == []
 
@@ -297,3 +408,29 @@ def test_a_result_stored_but_not_acknowledged_is_published_after_the_next_birth(
         got = peer.wait_for(T.cmd_res, lambda d: d["request_id"] == "r-offline")
         assert got == result
         assert wait_until(lambda: agent.state.unpublished_results() == [])  # marked after its PUBACK
+
+
+def test_the_demo_fleets_simulated_app_refuses_a_test_print_as_the_real_app_does(
+    make_agent, peer_factory, data_dir
+):
+    """``main.py simfleet fault --paper out`` on a demo kiosk, then a test print from the console: the
+    simulated app answers with the real app's printer code, so the demo's console says why."""
+    from simfleet.kiosks import SimulatedApp
+
+    devices = {"printer": "ok", "card_reader": "ok", "scanner": "ok"}
+    app = SimulatedApp(data_dir, lambda: dict(devices))
+    app.start()
+    try:
+        peer = peer_factory(T.cmd_res)
+        with make_agent():
+            for state, code in (
+                ("paper_out", "printer_paper_out"), ("cover_open", "printer_cover_open"),
+                ("offline", "printer_offline"),
+            ):
+                devices["printer"] = state
+                result = ask(peer, "print_test_ticket")
+                assert (result["status"], result["code"]) == ("error", code), result
+            devices["printer"] = "paper_near_end"  # still prints
+            assert ask(peer, "print_test_ticket")["status"] == "ok"
+    finally:
+        app.stop()

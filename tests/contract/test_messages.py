@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,7 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract.commands import Command, CommandResult, SetNoticeArgs
+from contract.commands import (
+    REASON_DONE,
+    REASON_INTERRUPTED,
+    RESULT_CODES,
+    Command,
+    CommandResult,
+    SetNoticeArgs,
+    reason_kind,
+)
 from contract.config import ConfigPush, ConfigState, PushedConfig, Refusal, ServiceArea
 from contract.enrollment import (
     CertRequest,
@@ -85,7 +95,9 @@ def samples() -> list[Message]:
         Event("1bd43c721b7942228681f444f1de6cd8", 5, "c8c2cb7e", TicketIssued("A012", "HOTICH"), AT),
         Command.build("req-1", "set_notice", SetNoticeArgs("Nghỉ trưa 11:30–13:00")),
         CommandResult("req-1", "set_notice", "ok", "done", {}, AT),
-        CommandResult(None, None, "error", "rejected: not UTF-8 JSON", {}, AT),
+        CommandResult(None, None, "error", "rejected: not UTF-8 JSON", {}, AT, code="rejected"),
+        CommandResult("req-2", "print_test_ticket", "error", "app.print_test_ticket: PrinterPaperOutError: x",
+                      {}, AT, args={}, code="printer_paper_out"),
         ConfigPush(4, PushedConfig(services=[ServiceArea("HOTICH", "A", "Hộ tịch", "Civil status", ["1"])])),
         ConfigState({"center": 3, "kiosk": 2}, False, Refusal("kiosk", 5, "too old", AT), AT),
         TicketRequest("kiosk-1-a1", "allocate", 2, NumberPlan(), service="HOTICH", prefix="A", sent_at=AT),
@@ -241,6 +253,40 @@ def test_what_the_center_sends_refuses_unknown_keys_what_kiosks_report_ignores_t
         Command.parse(json.dumps({**command, "sudo": True}).encode())
     status = json.loads(Status("offline", "lost", 8, 3, AT).to_payload())
     assert Status.parse(json.dumps({**status, "added_in_1_1": "x"}).encode()).bdseq == 8
+
+
+def test_a_results_code_round_trips_a_malformed_one_is_refused_an_unknown_one_read() -> None:
+    """``code`` is a minor addition: absent from older agents (None), any code of its shape read (a newer
+    agent's new code must not make an older fleet refuse the result), anything else refused."""
+    result = CommandResult("req-1", "screenshot", "error", "app.screenshot: ScreenshotRefused: ...", {}, AT,
+                           code="personal_data_on_screen")
+    data = json.loads(result.to_payload())
+    assert data["code"] == "personal_data_on_screen"
+    assert CommandResult.parse(result.to_payload()) == result
+    older = {k: v for k, v in data.items() if k not in ("code", "args")}  # an agent before both additions
+    assert CommandResult.parse(json.dumps(older).encode()).code is None
+    newer = {**data, "code": "printer_jammed"}  # not a code of this version
+    assert CommandResult.parse(json.dumps(newer).encode()).code == "printer_jammed"
+    for bad in ("Printer Paper Out", "máy_in", "x" * 41, "", "_paper", 7, ["printer_paper_out"]):
+        with pytest.raises(ContractError, match=r"command-result\.code"):
+            CommandResult.parse(json.dumps({**data, "code": bad}).encode())
+    assert "printer_paper_out" in RESULT_CODES
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]{0,39}", code) for code in RESULT_CODES)  # the agent's own fit
+
+
+def test_the_reasons_worded_from_fixed_text_are_recognised_and_free_text_is_not() -> None:
+    """A fleet says a result in its own language from ``reason_kind``: the refusals ``Command`` words
+    are recognised as they are built, the agent's constants too; anything else is nobody's code."""
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    late = Command.build("r-1", "restart_app", now=now - timedelta(hours=2), lifetime=timedelta(hours=1))
+    too_far = Command.build("r-2", "restart_app", now=now).refusal(now - timedelta(days=8))
+    assert reason_kind("error", late.refusal(now) or "") == "expired"
+    assert reason_kind("error", too_far or "") == "too_far_ahead"
+    assert reason_kind("ok", REASON_DONE) == "done"
+    assert reason_kind("error", REASON_INTERRUPTED) == "interrupted"
+    assert reason_kind("error", "no log files found: kiosk.log") is None
+    assert reason_kind("ok", REASON_INTERRUPTED) is None and reason_kind("error", REASON_DONE) is None
+    assert reason_kind("pending", "") is None
 
 
 def test_topics_are_built_and_read_back() -> None:

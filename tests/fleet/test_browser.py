@@ -90,7 +90,9 @@ def test_province_admin_sees_every_page(page: Page) -> None:
     expect(page.locator("svg.timeline rect")).to_have_count(4)  # online, offline, online... within 24 h
     expect(page.locator(".dev-card")).to_have_count(3)
     expect(page.locator(".gaps")).to_contain_text("Từ số 5 đến 6 (2 sự kiện)")
-    expect(page.locator("#commands")).to_contain_text("printer: paper out")
+    outcome = page.locator("#commands .outcome[data-outcome='error']")  # the kiosk's English: its title
+    expect(outcome).to_have_text("Không in được phiếu thử.")
+    expect(outcome).to_have_attribute("title", "Nguyên văn (tiếng Anh): printer: paper out")
     no_missing_text(page)
     shot(page, "04-kiosk")
     page.click("nav.nav >> text=Cảnh báo")

@@ -280,7 +280,10 @@ def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
     expect(page.locator(f"tr[data-request='{logs_id}']")).to_have_attribute(
         "data-status", "error", timeout=10_000
     )
-    expect(page.locator(f"tr[data-request='{logs_id}']")).to_contain_text("no log files found")
+    logs_outcome = page.locator(f"tr[data-request='{logs_id}'] .outcome")  # the kiosk's English: its title
+    expect(logs_outcome).to_have_text("Không lấy được nhật ký.")
+    kiosk_said = re.compile(r"^Nguyên văn \(tiếng Anh\): no log files found: ")
+    expect(logs_outcome).to_have_attribute("title", kiosk_said)
     shot(page, "24-console-results-and-screenshot")
     entry = site.store.audit.page(ALL, action="command.create").items[0]
     assert (entry.username, entry.after["command"]) == ("kythuat.bt", "upload_logs")  # type: ignore[index]
@@ -299,7 +302,11 @@ def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
     expect(row).to_have_attribute("data-sent-elsewhere", "yes", timeout=10_000)  # live, no reload
     expect(row).to_have_attribute("data-status", "ok")
     expect(row.locator(".badge.sent-elsewhere")).to_have_text("Trang giám sát khác")
-    expect(row).to_contain_text("Tỉnh: sáng mai bảo trì mạng 7:00–7:30")  # the args the kiosk echoed
+    expect(row).to_contain_text("Nội dung tiếng Việt: Tỉnh: sáng mai bảo trì mạng 7:00–7:30")  # echoed args
+    expect(row).not_to_contain_text("text_en")  # left blank: not listed
+    expect(row.locator(".outcome")).to_have_text("Đã cập nhật thông báo trên màn hình.")
+    expect(row.locator("[data-sent-at='unknown']")).to_have_text("—")  # only the result came here
+    expect(row.locator("[data-result-at]")).to_contain_text("Kiosk trả kết quả lúc")
     expect(page.locator(f"tr[data-request='{logs_id}']")).to_contain_text("kythuat.bt")  # ours, by name
     assert site.app.called("app.notice")[-1]["text_vi"] == "Tỉnh: sáng mai bảo trì mạng 7:00–7:30"
     listed = site.store.commands.for_kiosk(ALL, "kiosk-a")

@@ -293,6 +293,24 @@ def test_results_and_blobs_are_kept_with_the_request_that_asked(fleet: Store, cl
         fleet.blobs.get(Scope.center("hcm-thu-duc"), K, shot.request_id)  # another center's manager
 
 
+def test_a_results_code_is_stored_and_a_malformed_one_refused(fleet: Store, clock: FakeClock) -> None:
+    """The ingest hands the contract's ``code`` to the store (the console says it in Vietnamese)."""
+    p = Processor(fleet)
+    user = fleet.accounts.credentials("kythuat")[0]  # type: ignore[index]
+    made = [fleet.commands.create(ALL, K, "print_test_ticket", {}, user.id) for _ in range(2)]
+    reason = "app.print_test_ticket: PrinterCoverOpenError: printer: cover open before printing"
+    coded = CommandResult(made[0].request_id, "print_test_ticket", "error", reason, args={},
+                          code="printer_cover_open")
+    assert p.handle(f"{ROOT}/cmd/res", coded.to_payload(), clock.now).outcome == "stored"
+    malformed = {**coded.to_data(), "request_id": made[1].request_id, "code": "Cover Open"}
+    assert p.handle(f"{ROOT}/cmd/res", json.dumps(malformed).encode(), clock.now).outcome == "invalid"
+    stored = {c.request_id: (c.status, c.result_code) for c in fleet.commands.for_kiosk(ALL, K)}
+    assert stored == {
+        made[0].request_id: ("error", "printer_cover_open"),
+        made[1].request_id: ("pending", None),  # the malformed result was not taken for it
+    }
+
+
 def test_results_of_other_fleets_commands_are_checked_and_hostile_ones_refused(
     fleet: Store, clock: FakeClock
 ) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
+from typing import get_args
 
+from contract.commands import ReasonKind
 from fleet.store.schema import KIOSK_STATES, ROLES, SEVERITIES
 from fleet.web import views_admin, views_fleet
 from fleet.web.i18n import LANGUAGES, MISSING_MARK, Translator, catalog, placeholders
@@ -68,6 +71,13 @@ def test_every_key_the_pages_use_exists() -> None:
         for s in ("lost", "silent", "shutdown", "gap", "dropped", "expiring", "expired", "ahead", "behind")
     }
     used |= {f"console.{p}_{c}" for p in ("cmd", "help") for c in COMMANDS}
+    # a command's result and arguments (fleet.web.contract_text): every command, every fixed reason
+    used |= {f"command_result.{p}_{c}" for p in ("ok", "failed") for c in COMMANDS}
+    used |= {"command_result.ok_set_notice_cleared", "command_result.ok", "command_result.failed"}
+    used |= {f"command_result.ok_set_service_mode_{s}" for s in ("out", "in")}
+    failures = [k for k in get_args(ReasonKind) if k != "done"]  # ok: the command's own line
+    used |= {f"command_result.{k}" for k in (*failures, "error", "unsent_expired", "not_sent")}
+    used |= {f"command_arg.{f.name}" for c in COMMANDS.values() for f in dataclasses.fields(c)}
     used |= {f"console.lifetime_{v}" for v in views_console.LIFETIMES}
     used |= {f"config.{p}_{s}" for p in ("section", "help") for s in config_forms.SECTIONS}
     used |= {

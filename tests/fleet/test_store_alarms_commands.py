@@ -340,3 +340,31 @@ def test_changes_applied_together_leave_what_raises_and_clears_one_by_one_leave(
         return len(one.changes.since(Scope.everything(), start, kiosk_id=kiosk, limit=1000)[0])
 
     assert logged("k1") == logged("k1b") > 0  # a change per raise, update and clear (none for nothing)
+
+
+def test_a_results_code_is_stored_known_or_not_and_a_malformed_one_refused(
+    one: Store, clock: FakeClock
+) -> None:
+    """``CommandResult.code`` (minor addition) is kept with the result, ours or another fleet's; a code
+    this version does not know (a newer agent's) is kept too; None from agents before codes."""
+    user = one.accounts.credentials("quanly")
+    assert user is not None
+    for request_id in ("paper", "newer", "old"):
+        one.commands.create(ALL, "k1", "print_test_ticket", {}, user[0].id, request_id=request_id)
+    why = "app.print_test_ticket: PrinterPaperOutError: printer: out of paper before printing"
+    error = {"status": "error", "reason": why, "at": clock.now}
+    assert result_of(one, "k1", "paper", "print_test_ticket", code="printer_paper_out", **error) == "stored"
+    assert result_of(one, "k1", "newer", "print_test_ticket", code="printer_jammed", **error) == "stored"
+    assert result_of(one, "k1", "old", "print_test_ticket", **error) == "stored"
+    shot = "app.screenshot: ScreenshotRefused: screenshot refused: the ID-card step is on screen"
+    assert result_of(one, "k1", "theirs", "screenshot", status="error", reason=shot,
+                     code="personal_data_on_screen") == "elsewhere"
+    with pytest.raises(ValidationError):
+        result_of(one, "k1", "ours-bad", "screenshot", status="error", reason="x", code="Máy in hết giấy")
+    listed = {c.request_id: (c.result_code, c.result_reason) for c in one.commands.for_kiosk(ALL, "k1")}
+    assert listed == {
+        "paper": ("printer_paper_out", why),
+        "newer": ("printer_jammed", why),
+        "old": (None, why),
+        "theirs": ("personal_data_on_screen", shot),
+    }

@@ -259,3 +259,55 @@ def test_0008_marks_the_results_old_versions_kept_for_requests_nobody_here_made(
     finally:
         db.close()
 
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0009_adds_the_result_code_keeping_the_results_stored_before_it(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A result stored before 0009 keeps its reason and has no code (the console goes by the reason for
+    it); one stored after it keeps its code; 0009 goes back and forth."""
+    url = (
+        f"sqlite:///{tmp_path / 'blank.sqlite'}"
+        if backend_name == "sqlite"
+        else request.getfixturevalue("pg_blank_url")
+    )
+    db = Database(url, clock=clock)
+    try:
+        migrate.upgrade(db, "0008")
+        store = Store(db)
+        store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+        store.registry.add_center("c1", "hcm", "Trung tâm 1")
+        store.registry.add_kiosk("k1", "c1")
+        row = {"center_id": "c1", "kiosk_id": "k1", "command": "print_test_ticket", "args": {},
+               "requested_at": clock.now}
+        with db.write() as conn:  # the columns 0008 has (result_code is not among them)
+            conn.execute(
+                insert(commands),
+                [
+                    {**row, "request_id": "before", "status": "error", "received_at": clock.now,
+                     "result_reason": "app.print_test_ticket: PrinterPaperOutError: out of paper"},
+                    {**row, "request_id": "after", "status": "sent", "received_at": None,
+                     "result_reason": None},
+                ],
+            )
+        migrate.upgrade(db)
+        store = Store(db)
+        store.check_schema()
+        outcome = store.commands.record_result(
+            "c1", "k1", "after", command="print_test_ticket", status="error", reason="app: cover open",
+            result={}, at=clock.now, code="printer_cover_open",
+        )
+        assert outcome == "stored"
+        listed = {c.request_id: (c.result_code, c.result_reason) for c in store.commands.for_kiosk(
+            Scope.everything(), "k1")}
+        assert listed == {
+            "before": (None, "app.print_test_ticket: PrinterPaperOutError: out of paper"),
+            "after": ("printer_cover_open", "app: cover open"),
+        }
+        migrate.downgrade(db, "0008")
+        assert "result_code" not in {c["name"] for c in inspect(db.engine).get_columns("commands")}
+        migrate.upgrade(db)
+        assert Store(db).commands.for_kiosk(Scope.everything(), "k1")[0].result_code is None
+    finally:
+        db.close()

@@ -4,15 +4,30 @@ audit), notification routes (audited), and the forms' reading and diff on their 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import html
+import io
+import re
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from contract.commands import (
+    REASON_APP_UNREACHABLE,
+    REASON_DONE,
+    REASON_INTERRUPTED,
+    REASON_REJECTED,
+    RESULT_CODES,
+    Command,
+)
 from fleet.store import Scope, Store, open_store
+from fleet.store.commands import REASON_NOT_SENT
 from fleet.web import config_forms as forms
+from fleet.web.i18n import Translator
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import build
 from tests.fleet.web import browser
@@ -162,6 +177,286 @@ def test_another_fleets_commands_are_listed_as_theirs_in_vietnamese_and_english(
         assert other.client.get(f"/kiosks/{K}").status_code == 404
         assert other.client.get(f"/kiosks/{K}/commands?format=json").status_code == 404
         assert other.client.get(f"/kiosks/{K}/blobs/fleet-prov-1").status_code == 404
+
+
+def _rows(page: str) -> dict[str, str]:
+    """The command list's rows by request id (what is inside each <tr>)."""
+    found = re.finditer(r'<tr data-request="([^"]+)"[^>]*>(.*?)</tr>', page, re.S)
+    return {m.group(1): m.group(2) for m in found}
+
+
+def _visible(cell: str) -> str:
+    """What a row or cell shows (its text, not its attributes), one space between words."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split())
+
+
+def _titles(cell: str) -> list[str]:
+    return [html.unescape(t) for t in re.findall(r'title="([^"]*)"', cell)]
+
+
+def _time_cell(row: str) -> str:
+    return row.split('<td class="time">', 1)[1].split("</td>", 1)[0]
+
+
+def _pages(store: Store) -> Iterator[tuple[str, dict[str, str]]]:
+    """The kiosk page's command rows, in Vietnamese, then with the English toggle."""
+    with browser(store, "xem.bt") as viewer:
+        for language in ("vi", "en"):
+            viewer.post("/language", {"lang": language, "next": f"/kiosks/{K}"})
+            yield language, _rows(viewer.client.get(f"/kiosks/{K}").text)
+
+
+def _ours(
+    store: Store, clock: FakeClock, command: str, args: dict[str, Any], status: str, reason: str,
+    code: str | None = None,
+) -> str:
+    user = store.accounts.credentials("kythuat.bt")[0]  # type: ignore[index]
+    made = store.commands.create(ALL, K, command, args, user.id)
+    store.commands.record_result(
+        "hcm-ben-thanh", K, made.request_id, command=command, status=status, reason=reason, result={},
+        at=clock.now, code=code,
+    )
+    return made.request_id
+
+
+def test_every_known_outcome_of_a_command_is_said_in_the_pages_language_with_the_kiosks_text_kept(
+    web_store: Store, clock: FakeClock
+) -> None:
+    """A finished command's "Chi tiết" is a sentence in the page's language, from the result's status,
+    its command and the fixed reasons the agent and the fleet share (contract.commands.REASON_*,
+    fleet.store.commands.REASON_*), never the kiosk's English as it is: that is in the title, for a
+    technician. A reason nobody wrote from a fixed text (no log files) still gets its command's line."""
+    past = clock.now - timedelta(hours=2)
+    expired = Command.build("x", "restart_app", now=past, lifetime=timedelta(hours=1)).refusal(clock.now)
+    too_far = Command.build("y", "restart_app", now=clock.now).refusal(clock.now - timedelta(days=8))
+    assert expired is not None and too_far is not None
+    cases: list[tuple[str, str, dict[str, Any], str, str]] = [
+        ("printed", "print_test_ticket", {}, "ok", REASON_DONE),
+        ("notice", "set_notice", {"text_vi": "Nghỉ trưa 11:30", "text_en": ""}, "ok", REASON_DONE),
+        ("cleared", "set_notice", {"text_vi": "", "text_en": ""}, "ok", REASON_DONE),
+        ("closed", "set_service_mode", {"out_of_service": True, "reason": ""}, "ok", REASON_DONE),
+        ("opened", "set_service_mode", {"out_of_service": False, "reason": ""}, "ok", REASON_DONE),
+        ("shot", "screenshot", {}, "ok", REASON_DONE),
+        ("logs", "upload_logs", {"max_kb": 256}, "ok", REASON_DONE),
+        ("reloaded", "reload_config", {}, "ok", REASON_DONE),
+        ("restarted", "restart_app", {}, "ok", REASON_DONE),
+        ("no_logs", "upload_logs", {"max_kb": 256}, "error", "no log files found: kiosk.log, agent.log"),
+        ("paper", "print_test_ticket", {}, "error", "app.print_test_ticket: PrinterPaperOutError: out"),
+        ("app_down", "screenshot", {}, "error", f"{REASON_APP_UNREACHABLE}no control socket at /run/k"),
+        ("expired", "restart_app", {}, "error", expired),
+        ("too_far", "restart_app", {}, "error", too_far),
+        ("rejected", "set_notice", {"text_vi": "a"}, "error", f"{REASON_REJECTED}args.x: unknown key"),
+        ("interrupted", "reload_config", {}, "error", REASON_INTERRUPTED),
+        ("not_sent", "set_notice", {"text_vi": "a"}, "error", f"{REASON_NOT_SENT}args.x: unknown key"),
+    ]
+    ids = {name: _ours(web_store, clock, c, args, status, why) for name, c, args, status, why in cases}
+    unsent = web_store.commands.create(
+        ALL, K, "print_test_ticket", {}, None, expires_at=clock.now - timedelta(minutes=1)
+    )
+    web_store.outgoing.expire_unsent()  # the fleet's own reason: the broker never took it
+    ids["unsent"] = unsent.request_id
+    said = {
+        "vi": {
+            "printed": "Đã in phiếu thử.",
+            "notice": "Đã cập nhật thông báo trên màn hình.",
+            "cleared": "Đã xóa thông báo trên màn hình.",
+            "closed": "Kiosk đã ngừng phục vụ.",
+            "opened": "Kiosk đã phục vụ trở lại.",
+            "shot": "Đã chụp màn hình.",
+            "logs": "Đã gửi nhật ký.",
+            "reloaded": "Ứng dụng đã nạp lại cấu hình.",
+            "restarted": "Ứng dụng kiosk đang khởi động lại.",
+            "no_logs": "Không lấy được nhật ký.",
+            "paper": "Không in được phiếu thử.",
+            "app_down": "Không chụp được màn hình: ứng dụng kiosk không chạy hoặc không trả lời.",
+            "expired": "Kiosk không thực hiện: lệnh đến nơi khi đã hết hạn.",
+            "too_far": "Kiosk không thực hiện: theo đồng hồ của kiosk, hạn của lệnh xa hơn mức cho phép",
+            "rejected": "Kiosk không thực hiện: không đọc được lệnh",
+            "interrupted": "Agent trên kiosk khởi động lại khi đang thực hiện lệnh",
+            "not_sent": "Không gửi: lệnh không hợp lệ.",
+            "unsent": "Hết hạn trước khi gửi được tới kiosk (không kết nối được máy chủ MQTT).",
+        },
+        "en": {
+            "printed": "Test ticket printed.",
+            "notice": "Home screen notice updated.",
+            "cleared": "Home screen notice removed.",
+            "closed": "The kiosk is out of service.",
+            "opened": "The kiosk is back in service.",
+            "shot": "Screenshot taken.",
+            "logs": "Logs sent.",
+            "reloaded": "The app reloaded its configuration.",
+            "restarted": "The kiosk app is restarting.",
+            "no_logs": "Could not fetch the logs.",
+            "paper": "Could not print the test ticket.",
+            "app_down": "Could not take a screenshot: the kiosk app is not running or not answering.",
+            "expired": "Not carried out: the command reached the kiosk after it had expired.",
+            "too_far": "Not carried out: by the kiosk's clock the command's expiry is further ahead",
+            "rejected": "Not carried out: the kiosk could not read the command",
+            "interrupted": "The kiosk's agent restarted while carrying out the command",
+            "not_sent": "Not sent: the command is not valid.",
+            "unsent": "Expired before it could be sent to the kiosk (the MQTT broker was not reachable).",
+        },
+    }
+    raw = {c.request_id: c.result_reason or "" for c in web_store.commands.for_kiosk(ALL, K, limit=None)}
+    prefix = {"vi": "Nguyên văn (tiếng Anh): ", "en": "Original text: "}
+    for language, rows in _pages(web_store):
+        for name, request_id in ids.items():
+            detail = rows[request_id].rsplit("<td>", 1)[1]  # the last cell: "Chi tiết"
+            assert said[language][name] in _visible(detail), (language, name, _visible(detail))
+            assert raw[request_id] not in _visible(rows[request_id]), (language, name)  # not as it came
+            assert f"{prefix[language]}{raw[request_id]}" in _titles(detail), (language, name)
+    with browser(web_store, "xem.bt") as viewer:  # JSON keeps the machine values
+        listed = viewer.client.get(f"/kiosks/{K}/commands?format=json").json()
+    by_id = {row["request_id"]: row for row in listed["items"]}
+    assert by_id[ids["no_logs"]]["result_reason"] == "no log files found: kiosk.log, agent.log"
+
+
+def test_a_results_code_is_said_in_the_pages_language_and_exported_beside_the_kiosks_text(
+    web_store: Store, clock: FakeClock
+) -> None:
+    """An error result with a code says why, in the page's language ("Không in được phiếu thử: máy in hết
+    giấy."), the kiosk's English kept in the title; a code of the agent's fixed reasons has that reason's
+    sentence; a code this fleet does not know (a newer agent's) falls back to the reason, as for an agent
+    before codes. The CSV's "Chi tiết" is that sentence, the code and the English in their own columns;
+    JSON has the machine values only."""
+    paper = "app.print_test_ticket: PrinterPaperOutError: printer: out of paper before printing"
+    refused = "app.screenshot: ScreenshotRefused: screenshot refused: the ID-card step is on screen"
+    cases: list[tuple[str, str, str, str | None]] = [
+        ("paper", "print_test_ticket", paper, "printer_paper_out"),
+        ("cover", "print_test_ticket", "app.print_test_ticket: PrinterCoverOpenError: x",
+         "printer_cover_open"),
+        ("offline", "print_test_ticket", "app.print_test_ticket: PrinterOfflineError: y", "printer_offline"),
+        ("personal", "screenshot", refused, "personal_data_on_screen"),
+        ("busy", "set_notice", "app.notice: Busy: too many control requests at once", "app_busy"),
+        ("no_logs", "upload_logs", "no log files found: kiosk.log, agent.log", "no_log_files"),
+        ("down", "restart_app", f"{REASON_APP_UNREACHABLE}no control socket at /run/k", "app_unreachable"),
+        ("interrupted", "reload_config", REASON_INTERRUPTED, "interrupted"),
+        ("newer", "print_test_ticket", "app.print_test_ticket: PrinterJamError: x", "printer_jammed"),
+        ("newer_down", "screenshot", f"{REASON_APP_UNREACHABLE}refused", "app_gone_fishing"),
+        ("old", "print_test_ticket", paper, None),
+    ]
+    ids = {name: _ours(web_store, clock, c, {}, "error", why, code) for name, c, why, code in cases}
+    said = {
+        "vi": {
+            "paper": "Không in được phiếu thử: máy in hết giấy.",
+            "cover": "Không in được phiếu thử: nắp máy in đang mở.",
+            "offline": "Không in được phiếu thử: máy in không phản hồi (đã tắt hoặc tuột cáp).",
+            "personal": "Không chụp được màn hình: màn hình đang hiện thông tin cá nhân của người dân;",
+            "busy": "Không cập nhật được thông báo: ứng dụng kiosk đang bận, vui lòng thử lại sau ít phút.",
+            "no_logs": "Không lấy được nhật ký: không tìm thấy tệp nhật ký nào.",
+            "down": "Không khởi động lại được ứng dụng: ứng dụng kiosk không chạy hoặc không trả lời.",
+            "interrupted": "Agent trên kiosk khởi động lại khi đang thực hiện lệnh",
+            "newer": "Không in được phiếu thử.",
+            "newer_down": "Không chụp được màn hình: ứng dụng kiosk không chạy hoặc không trả lời.",
+            "old": "Không in được phiếu thử.",
+        },
+        "en": {
+            "paper": "Could not print the test ticket: the printer is out of paper.",
+            "cover": "Could not print the test ticket: the printer's cover is open.",
+            "offline": "Could not print the test ticket: the printer is not answering",
+            "personal": "Could not take a screenshot: a citizen's personal data is on screen;",
+            "busy": "Could not update the notice: the kiosk app is busy, try again in a few minutes.",
+            "no_logs": "Could not fetch the logs: no log files were found.",
+            "down": "Could not restart the app: the kiosk app is not running or not answering.",
+            "interrupted": "The kiosk's agent restarted while carrying out the command",
+            "newer": "Could not print the test ticket.",
+            "newer_down": "Could not take a screenshot: the kiosk app is not running or not answering.",
+            "old": "Could not print the test ticket.",
+        },
+    }
+    # the outcome's kind: the code, else what the reason says (an unknown code is no code)
+    kinds = {name: code for name, _, _, code in cases} | {
+        "newer": "error", "newer_down": "app_unreachable", "old": "error"
+    }
+    reasons = {name: reason for name, _, reason, _ in cases}
+    prefix = {"vi": "Nguyên văn (tiếng Anh): ", "en": "Original text: "}
+    for language, rows in _pages(web_store):
+        for name, request_id in ids.items():
+            detail = rows[request_id].rsplit("<td>", 1)[1]  # the last cell: "Chi tiết"
+            assert said[language][name] in _visible(detail), (language, name, _visible(detail))
+            assert f"{prefix[language]}{reasons[name]}" in _titles(detail), (language, name)
+            assert f'data-outcome="{kinds[name]}"' in detail, (name, detail)
+    # every code of this version's agents has its words, in both languages (the fixed reasons have theirs)
+    worded = {c for c in RESULT_CODES if all(Translator(t).has(f"command_code.{c}") for t in ("vi", "en"))}
+    assert RESULT_CODES - worded == {"rejected", "expired", "too_far_ahead", "interrupted", "app_unreachable"}
+    with browser(web_store, "xem.bt") as viewer:
+        listed = viewer.client.get(f"/kiosks/{K}/commands?format=json").json()
+        exported = viewer.client.get(f"/kiosks/{K}/commands?format=csv").text
+    by_id = {row["request_id"]: row for row in listed["items"]}
+    assert (by_id[ids["paper"]]["result_code"], by_id[ids["paper"]]["result_reason"]) == (
+        "printer_paper_out", paper
+    )
+    assert by_id[ids["old"]]["result_code"] is None
+    assert not any("máy in hết giấy" in str(value) for value in by_id[ids["paper"]].values())  # no sentence
+    header, *lines = csv.reader(io.StringIO(exported.lstrip("\ufeff")))
+    table = {line[header.index("Mã yêu cầu")]: dict(zip(header, line, strict=True)) for line in lines}
+    assert table[ids["paper"]]["Chi tiết"] == "Không in được phiếu thử: máy in hết giấy."
+    assert table[ids["paper"]]["Nguyên văn (tiếng Anh)"] == paper
+    assert table[ids["paper"]]["Mã kết quả"] == "printer_paper_out"
+    assert table[ids["old"]]["Chi tiết"] == "Không in được phiếu thử."
+    assert (table[ids["old"]]["Mã kết quả"], table[ids["old"]]["Nguyên văn (tiếng Anh)"]) == ("", paper)
+
+
+def test_command_arguments_are_labelled_and_an_empty_optional_one_is_left_out(
+    web_store: Store, clock: FakeClock
+) -> None:
+    """``text_en`` left blank was listed as "text_en:"; names are labelled in the page's language, an
+    empty optional argument is left out and an empty required one is "—" (text_vi "" clears the notice),
+    for our commands and for another fleet's (the arguments the kiosk echoed)."""
+    asked: dict[str, tuple[str, dict[str, Any]]] = {
+        "notice": ("set_notice", {"text_vi": "Nghỉ trưa 11:30", "text_en": ""}),
+        "cleared": ("set_notice", {"text_vi": "", "text_en": ""}),
+        "closed": ("set_service_mode", {"out_of_service": True, "reason": ""}),
+        "logs": ("upload_logs", {"max_kb": 256}),
+    }
+    ids = {name: _ours(web_store, clock, c, args, "ok", "done") for name, (c, args) in asked.items()}
+    assert web_store.commands.record_result(
+        "hcm-ben-thanh", K, "prov-notice", command="set_notice", status="ok", reason="done", result={},
+        at=clock.now, args={"text_vi": "Tỉnh: bảo trì mạng 7:00", "text_en": ""},
+    ) == "elsewhere"
+    ids["theirs"] = "prov-notice"
+    expected = {
+        "vi": {
+            "notice": "Thông báo trên màn hình Nội dung tiếng Việt: Nghỉ trưa 11:30",
+            "cleared": "Thông báo trên màn hình Nội dung tiếng Việt: —",
+            "closed": "Ngừng / tiếp tục phục vụ Ngừng phục vụ: Có",
+            "logs": "Lấy nhật ký Mỗi tệp tối đa (KB): 256",
+            "theirs": "Thông báo trên màn hình Nội dung tiếng Việt: Tỉnh: bảo trì mạng 7:00",
+        },
+        "en": {
+            "notice": "Home screen notice Vietnamese text: Nghỉ trưa 11:30",
+            "cleared": "Home screen notice Vietnamese text: —",
+            "closed": "Out of service / back Out of service: Yes",
+            "logs": "Fetch logs At most per file (KB): 256",
+            "theirs": "Home screen notice Vietnamese text: Tỉnh: bảo trì mạng 7:00",
+        },
+    }
+    for language, rows in _pages(web_store):
+        for name, request_id in ids.items():
+            command_cell = rows[request_id].split("<td>", 2)[1]  # after the time: the command
+            assert _visible(command_cell) == expected[language][name], (language, name)
+
+
+def test_another_fleets_command_has_no_send_time_and_its_result_time_says_what_it_is(
+    web_store: Store, clock: FakeClock
+) -> None:
+    """"Gửi lúc" of another fleet's command showed its result's arrival: that fleet's send time is not
+    known here (only the result came), so it is "—" with a tooltip saying why, and the kiosk's result
+    time is below it, named as such. Ours still show when they were asked for."""
+    mine = _ours(web_store, clock, "print_test_ticket", {}, "ok", "done")
+    assert web_store.commands.record_result(
+        "hcm-ben-thanh", K, "prov-notice", command="set_notice", status="ok", reason="done", result={},
+        at=clock.now - timedelta(minutes=5), args={"text_vi": "Tỉnh: bảo trì mạng 7:00", "text_en": ""},
+    ) == "elsewhere"
+    answered = "23/11/2026 09:55:00"  # 02:55 UTC in the center's zone, by the kiosk's clock
+    for language, rows in _pages(web_store):
+        theirs = _time_cell(rows["prov-notice"])
+        assert 'data-sent-at="unknown"' in theirs
+        why = "Không rõ giờ gửi: lệnh do trang giám sát khác" if language == "vi" else "Not known: another"
+        assert any(t.startswith(why) for t in _titles(theirs)), (language, _titles(theirs))
+        label = "Kiosk trả kết quả lúc" if language == "vi" else "Kiosk answered at"
+        assert _visible(theirs) == f"— {label} {answered}", (language, _visible(theirs))
+        assert _visible(_time_cell(rows[mine])) == "23/11/2026 10:00:00"  # ours: when it was asked for
 
 
 def test_configuration_forms_push_versions_and_say_what_is_wrong_in_vietnamese(web_store: Store) -> None:

@@ -301,3 +301,38 @@ def test_a_malformed_reply_is_an_ipc_error_not_a_crash(tmp_path: Path, reply: by
         thread.join(5)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def test_an_error_answer_keeps_the_errors_type_and_code_for_machines(server: ControlServer) -> None:
+    """The agent puts the app's error in a command result's ``code``: IpcError keeps the answer's type
+    and code (the message stays the text it was, for logs); a code or type not of its shape is dropped."""
+    from drivers.printer.errors import PrinterPaperOutError
+
+    def paper_out(args: dict) -> dict:
+        raise PrinterPaperOutError("printer: out of paper before printing; nothing was printed")
+
+    def bad_arguments(args: dict) -> dict:
+        raise ValueError("no such thing")
+
+    server.register("print", paper_out)
+    server.register("bad", bad_arguments)
+    with pytest.raises(IpcError) as caught:
+        call(server.path, "print")
+    assert (caught.value.type, caught.value.code) == ("PrinterPaperOutError", "printer_paper_out")
+    assert caught.value.message == (
+        "print: PrinterPaperOutError: printer: out of paper before printing; nothing was printed"
+    )
+    with pytest.raises(IpcError) as caught:
+        call(server.path, "bad")  # the server's own answer: a type, no code
+    assert (caught.value.type, caught.value.code) == ("BadArguments", "ipc_error")
+    path = Path(tempfile.mkdtemp(dir="/tmp")) / "app.sock"
+    try:
+        odd = b'{"ok": false, "error": {"type": "Not a type!", "code": "Nguy\\u1ec5n", "message": "x"}}\n'
+        thread = _answering(path, odd)
+        with pytest.raises(IpcError) as caught:
+            call(path, "app.health", {}, timeout=5)
+        thread.join(5)
+        assert (caught.value.type, caught.value.code) == (None, "ipc_error")
+        assert caught.value.message == "app.health: Not a type!: x"
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
