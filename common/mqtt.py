@@ -14,7 +14,12 @@ Why a wrapper (Home Assistant's MQTT client is the model):
 - Acknowledgements are reported as (generation, mid): mids restart with every client, the generation
   tells a late PUBACK of an old connection from a new one.
 - Incoming QoS 1 messages are acknowledged manually (``ack``), after the handler's work is durable.
-- Every packet waiting on the socket is read per turn of paho's loop (``_Client``), not one.
+- Every packet waiting on the socket is read per turn of paho's loop (``_Client``), not one; the socket
+  is read in chunks (``_ChunkedReads``) and the acknowledgements and publishes waiting are written as
+  one send (``_Client._packet_write``), where paho makes a TLS call per byte of a packet's header and
+  one per packet it writes.
+- paho's MQTT v5 properties of every received packet are built without rebuilding paho's tables
+  (``_LeanProperties``, installed for every paho client of the process on import).
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import paho.mqtt.client as paho
+from paho.mqtt import _packet as paho_packet
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion, _ConnectionState
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
@@ -77,6 +83,107 @@ def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _paho_tables() -> dict[str, Any]:
+    made = Properties(PacketTypes.PUBLISH)
+    return {name: getattr(made, name) for name in ("types", "names", "properties")}
+
+
+class _LeanProperties(Properties):
+    """paho's ``Properties`` without two costs it pays for every PUBLISH and PUBACK received
+    (paho-mqtt 2.2.0, ``paho.mqtt._packet``): its ``__init__`` builds its tables of the 27 property
+    names and types anew for each packet, and ``unpack`` first calls ``clear``, which walks the 27 names
+    with ``str.replace`` and ``hasattr`` though a new object has none set. Here the tables are paho's,
+    built once and shared (paho only reads them), and ``clear`` deletes only what is set; reading,
+    writing and checking properties are paho's own. ``python -m bench.mqtt_decode_bench``: paho's read
+    of a v5 PUBLISH without properties, about half of its cost (docs/fleet.md, "Sixth look")."""
+
+    #: the object's own fields, not MQTT properties
+    _OWN: ClassVar[tuple[str, ...]] = ("packetType", "types", "names", "properties")
+    _TABLES: ClassVar[dict[str, Any]] = _paho_tables()
+
+    def __init__(self, packetType: int) -> None:
+        object.__setattr__(self, "packetType", packetType)
+        for name, table in self._TABLES.items():
+            object.__setattr__(self, name, table)
+
+    def clear(self) -> None:
+        for name in [name for name in vars(self) if name not in self._OWN]:
+            delattr(self, name)
+
+
+# paho makes the properties of a packet it receives in module functions of ``paho.mqtt._packet``
+# (decode_publish, the acknowledgements' decoders), with no per-client hook: installed for the process
+paho_packet.Properties = _LeanProperties  # type: ignore[misc]
+
+
+class _ChunkedReads:
+    """A connected socket (TLS or plain) read ``CHUNK`` bytes at a time, handed to paho in the pieces it
+    asks for. paho reads a packet's first byte, then its length a byte at a time, then the rest: four
+    ``SSLSocket.recv`` calls per small message, each releasing the GIL (a fleet worker's processing
+    thread then waits to get it back). ``pending`` counts what is held here, so paho's loop does not
+    wait in ``select`` while whole packets lie in this buffer. Everything else is the socket's."""
+
+    CHUNK = 65536
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._held = b""
+        self._pos = 0
+
+    def recv(self, buffer_size: int) -> bytes:
+        if self._pos == len(self._held):
+            data: bytes = self._sock.recv(max(buffer_size, self.CHUNK))  # raises as the socket does
+            if len(data) <= buffer_size:  # all of it asked for (b"" is the end of the stream)
+                return data
+            self._held, self._pos = data, 0
+        start, self._pos = self._pos, min(self._pos + buffer_size, len(self._held))
+        piece = self._held[start : self._pos]
+        if self._pos == len(self._held):
+            self._held, self._pos = b"", 0
+        return piece
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)  # an SSLSocket's own decrypted bytes
+        return len(self._held) - self._pos + (inner() if inner is not None else 0)
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        return int(self._sock.send(buffer))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def __getattr__(self, name: str) -> Any:  # setsockopt, shutdown, settimeout, getpeercert ...
+        return getattr(self._sock, name)
+
+
+def _coalesced(out: Any, limit: int) -> dict[str, Any] | None:
+    """The packets at the head of paho's queue ``out`` that need nothing done once written (QoS 1/2
+    publishes: paho waits for their PUBACK; PUBACKs), taken off as one packet of at most about
+    ``limit`` bytes; None (and ``out`` as it was) when there are fewer than two. Other threads only
+    append to ``out``, and only paho's loop thread takes from it."""
+    taken: list[dict[str, Any]] = []
+    size = 0
+    while out and size < limit:
+        head = out[0]
+        kind = head["command"] & 0xF0
+        if head["pos"] or not (kind == paho.PUBACK or (kind == paho.PUBLISH and head["qos"] > 0)):
+            break
+        taken.append(out.popleft())
+        size += head["to_process"]
+    if len(taken) < 2:
+        if taken:
+            out.appendleft(taken[0])  # as it was
+        return None
+    return {"command": paho.PUBACK, "mid": 0, "qos": 0, "pos": 0, "to_process": size,
+            "packet": b"".join(packet["packet"] for packet in taken), "info": None}
+
+
 class _Client(paho.Client):
     """paho's client reading every packet that has arrived per turn of its loop (up to
     ``READ_PER_TURN``), where paho reads one unless QoS 2 flows or its own QoS > 0 publishes are in
@@ -88,6 +195,8 @@ class _Client(paho.Client):
     ``disconnect`` was called (paho's ``_state``), a turn reads one packet, so the DISCONNECT goes out."""
 
     READ_PER_TURN = 200
+    #: the most bytes of waiting packets written by one send (``_packet_write``)
+    WRITE_CHUNK = 65536
     #: after our DISCONNECT, how long to wait for the broker to close its side (``_sock_close``)
     CLOSE_WAIT_S = 1.0
 
@@ -106,6 +215,19 @@ class _Client(paho.Client):
             if rc > 0:
                 return self._loop_rc_handle(rc)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        return sock if self._transport == "websockets" else _ChunkedReads(sock)
+
+    def _packet_write(self) -> MQTTErrorCode:
+        # paho sends each queued packet by a call of its own: a worker acknowledging a batch of 500
+        # made 500 TLS writes. The run of them at the head of the queue goes as one packet instead; a
+        # partial write leaves the rest of it at the head, as paho does with any packet.
+        merged = _coalesced(self._out_packet, self.WRITE_CHUNK)
+        if merged is not None:
+            self._out_packet.appendleft(merged)  # type: ignore[arg-type]
+        return super()._packet_write()
 
     def _sock_close(self) -> None:
         # paho closes right after writing our DISCONNECT. With bytes from the broker still unread (a
@@ -179,10 +301,16 @@ def _plain_filter(topic_filter: str) -> str:
 class Routes:
     """Which subscriptions a topic matches, built once per change of the subscriptions with paho's own
     matcher (a trie): ``topic_matches`` per filter built a matcher per call, ~60 µs per message over the
-    ingest's seven filters on paho's network thread (docs/fleet.md, "Where the worker's time went")."""
+    ingest's seven filters on paho's network thread (docs/fleet.md, "Where the worker's time went").
+    A topic's answer is remembered (a province's few thousand kiosk topics come again and again; the
+    trie walk was ~13 % of paho's thread); the memo starts again past ``MEMO_LIMIT`` topics, since a
+    topic is whatever a client publishes."""
+
+    MEMO_LIMIT = 20_000
 
     def __init__(self, filters: list[str]) -> None:
         self._order = {f: i for i, f in enumerate(filters)}  # handlers run in subscription order
+        self._memo: dict[str, tuple[str, ...]] = {}
         self._matcher = MQTTMatcher()
         for topic_filter in filters:
             plain = _plain_filter(topic_filter)
@@ -193,10 +321,16 @@ class Routes:
             except KeyError:
                 self._matcher[plain] = [topic_filter]
 
-    def filters(self, topic: str) -> list[str]:
-        found = [f for group in self._matcher.iter_match(topic) for f in group]
-        if len(found) > 1:
-            found.sort(key=self._order.__getitem__)
+    def filters(self, topic: str) -> tuple[str, ...]:
+        """The filters ``topic`` matches, in subscription order (the caller holds the link's lock)."""
+        found = self._memo.get(topic)
+        if found is None:
+            matched = [f for group in self._matcher.iter_match(topic) for f in group]
+            if len(matched) > 1:
+                matched.sort(key=self._order.__getitem__)
+            if len(self._memo) >= self.MEMO_LIMIT:
+                self._memo.clear()
+            found = self._memo[topic] = tuple(matched)
         return found
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +14,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import _ConnectionState
 
-from common.mqtt import Backoff, Message, MqttLink, TlsConfig, Will, _Client
+from common.mqtt import Backoff, Message, MqttLink, TlsConfig, Will, _Client, _coalesced
 from tests.agent.broker import Broker, Pki
 from tests.agent.conftest import wait_until
 from tests.agent.peer import Peer
@@ -39,6 +41,12 @@ def test_paho_still_has_the_hooks_the_batched_read_relies_on() -> None:
     client.disconnect()
     assert client._state == _ConnectionState.MQTT_CS_DISCONNECTING
     client._sock = None  # nothing for paho's __del__ to close
+    # _Client._create_socket wraps paho's socket (_ChunkedReads); _packet_write merges paho's queued
+    # packets (their dicts' keys, the command and QoS constants)
+    assert callable(getattr(paho.Client, "_create_socket", None))
+    assert callable(getattr(paho.Client, "_packet_write", None))
+    client._packet_queue(paho.PUBACK, b"\x40\x02\x00\x01", 1, 0)
+    assert set(client._out_packet[0]) >= {"command", "mid", "qos", "pos", "to_process", "packet", "info"}
 
 
 def test_messages_queued_for_a_session_are_read_many_per_turn_and_all_acknowledged(
@@ -183,3 +191,107 @@ def test_a_stop_while_messages_stream_in_does_not_wait_for_a_batch_of_handler_ca
             took.append(time.monotonic() - started)
             assert not link.connected
     assert max(took) < 0.5, took
+
+
+def _packet(command: int, qos: int = 0, pos: int = 0, size: int = 4) -> dict[str, Any]:
+    return {"command": command, "mid": 1, "qos": qos, "pos": pos, "to_process": size - pos,
+            "packet": bytes([command]) + b"x" * (size - 1), "info": None}
+
+
+def test_only_a_run_of_acknowledgements_and_acknowledged_publishes_is_written_as_one() -> None:
+    """A QoS 0 publish has its callback once written and a DISCONNECT closes the socket: paho must
+    still see those as packets of their own; so must a packet half written."""
+    puback, publish = _packet(paho.PUBACK), _packet(paho.PUBLISH | 0x02, qos=1)
+    out = deque([puback, publish, _packet(paho.PUBACK), _packet(paho.PINGREQ), _packet(paho.PUBACK)])
+    merged = _coalesced(out, 65536)
+    assert merged is not None and merged["packet"] == puback["packet"] + publish["packet"] + b"\x40xxx"
+    assert merged["to_process"] == 12 and merged["command"] == paho.PUBACK and merged["info"] is None
+    assert [p["command"] for p in out] == [paho.PINGREQ, paho.PUBACK]  # the rest as it was
+    for head in (_packet(paho.PUBLISH, qos=0), _packet(paho.DISCONNECT), _packet(paho.PUBACK, pos=2)):
+        out = deque([head, _packet(paho.PUBACK), _packet(paho.PUBACK)])
+        assert _coalesced(out, 65536) is None and out[0] is head and len(out) == 3
+    out = deque([_packet(paho.PUBACK), _packet(paho.PINGREQ)])
+    assert _coalesced(out, 65536) is None and len(out) == 2  # one alone stays as paho made it
+    out = deque(_packet(paho.PUBACK, size=1000) for _ in range(10))
+    merged = _coalesced(out, 2500)
+    assert merged is not None and merged["to_process"] == 3000 and len(out) == 7  # up to about the limit
+
+
+def test_a_busy_session_is_read_in_chunks_and_acknowledged_in_few_writes(
+    broker: Broker, pki: Pki, peer_factory: Callable[..., Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho reads a packet's first byte, its length byte by byte and then the rest, each a TLS read
+    (four or more a message), and writes each acknowledgement by a call of its own. Messages of every
+    size, some larger than a chunk and many cut by a chunk's end, must come whole and in order, with at
+    most two TLS reads each (TLS gives one record per read, and Mosquitto writes a record per packet;
+    the other is the read that finds nothing more), and acknowledgements queued together must go out
+    together; all of them reach the broker (the session has nothing left to deliver)."""
+    identity = pki.client("fleet")
+    received: list[bytes] = []
+    unacked: list[tuple[int, int, int]] = []
+    total = [0]
+
+    def make_link() -> MqttLink:
+        link = MqttLink(
+            client_id="fleet-chunks", host="127.0.0.1", port=broker.service_port,
+            tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
+            session_expiry_s=600, backoff=Backoff(0.1, 0.3),
+        )
+
+        def handle(message: Message) -> None:  # paho's thread
+            received.append(message.payload)
+            unacked.append((message.generation, message.mid, message.qos))
+            if len(received) >= total[0]:  # the last one: all acknowledged in one turn of paho's loop
+                for generation, mid, qos in unacked:
+                    link.ack(generation, mid, qos)
+                unacked.clear()
+
+        link.subscribe(TOPIC, 1, handle)
+        return link
+
+    first = make_link()
+    first.start()
+    assert first.wait_subscribed(10), first.last_error
+    first.stop()  # the broker keeps what follows for the session
+    sizes = [1 + (index * 7919) % 3000 for index in range(400)] + [200_000, 70_000, 65_536, 5]
+    payloads = [bytes([index % 251]) * size for index, size in enumerate(sizes)]
+    total[0] = len(payloads)
+    publisher = peer_factory()
+    for payload in payloads:
+        publisher.client.publish(TOPIC, payload, qos=1).wait_for_publish(5)
+
+    calls = {"recv": 0, "send": 0}
+    recv, send = ssl.SSLSocket.recv, ssl.SSLSocket.send
+
+    def counted_recv(self: ssl.SSLSocket, *args: Any) -> bytes:
+        calls["recv"] += 1
+        return recv(self, *args)
+
+    def counted_send(self: ssl.SSLSocket, *args: Any) -> int:
+        calls["send"] += 1
+        return send(self, *args)
+
+    again = make_link()
+    monkeypatch.setattr(ssl.SSLSocket, "recv", counted_recv)
+    monkeypatch.setattr(ssl.SSLSocket, "send", counted_send)
+    again.start()
+    try:
+        assert wait_until(lambda: len(received) == len(payloads), 30), len(received)
+        assert received == payloads
+        assert wait_until(lambda: again._client is not None and not again._client.want_write(), 5)
+        counted = dict(calls)
+    finally:
+        monkeypatch.undo()
+        again.stop()
+    assert counted["recv"] <= 2 * len(payloads) + 30, counted  # +30: 16 KB records of the large ones
+    assert counted["send"] < 20, counted  # CONNECT, SUBSCRIBE, the 404 acknowledgements, a PINGREQ
+    received.clear()
+    total[0] = 1
+    third = make_link()
+    third.start()
+    try:
+        assert third.wait_subscribed(10)
+        publisher.client.publish(TOPIC, b"last", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: received == [b"last"], 10), received
+    finally:
+        third.stop()

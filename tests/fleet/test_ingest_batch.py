@@ -323,6 +323,31 @@ def test_a_store_error_undoes_the_whole_batch(
     assert fleet.events.count(ALL, kiosk_id=BATCHED) == 1
 
 
+def test_an_announced_loss_and_its_alarm_are_stored_together_or_not_at_all(
+    fleet: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``events_dropped`` alarm is raised in the batch's own transaction: a database lost between
+    the event's insert and the alarm undoes the insert too, and the redelivered message (never
+    acknowledged) stores both. An event stored without its alarm would never raise it: a second
+    delivery is a duplicate."""
+    p = Processor(fleet)
+    journal = uuid.uuid4().hex
+    batch = [Incoming(f"motcua/v1/{C}/{BATCHED}/event/outbox_dropped", dropped(4, journal, 1, 3), clock.now)]
+
+    def away(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("database away (test)")
+
+    monkeypatch.setattr(fleet.alarms, "raise_alarm", away)
+    with pytest.raises(StoreError):
+        p.handle_batch(batch)
+    assert fleet.events.count(ALL, kiosk_id=BATCHED) == 0  # the insert went with the alarm
+    monkeypatch.undo()
+    assert [r.outcome for r in p.handle_batch(batch)] == ["stored"]
+    alarm = next(a for a in fleet.alarms.active_for_kiosk(BATCHED) if a.type == "events_dropped")
+    assert alarm.detail is not None and alarm.detail["count"] == 3
+    assert fleet.events.count(ALL, kiosk_id=BATCHED) == 1
+
+
 def test_two_workers_with_overlapping_batches_do_not_deadlock(fleet: Store, clock: FakeClock) -> None:
     """Heartbeats of the same ten kiosks, in opposite orders, from two threads at once: each batch locks
     its kiosks in id order first, so neither waits for the other in a cycle (on PostgreSQL a deadlock
