@@ -53,9 +53,15 @@ def normalize_url(text: str | Path) -> URL:
     raise ConfigError(f"--db: only sqlite:/// and postgresql:// are supported, got {url.drivername!r}")
 
 
+#: how long a write waits for SQLite's write lock (its busy timeout; also this process's turn: ``_writer``)
+SQLITE_WRITE_WAIT_S = 30
+
+
 def _sqlite_engine(url: URL, echo: bool) -> Engine:
     Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, echo=echo, connect_args={"check_same_thread": False, "timeout": SQLITE_WRITE_WAIT_S}
+    )
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -65,7 +71,7 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_WRITE_WAIT_S * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -105,6 +111,7 @@ class Database:
             self.engine = _postgres_engine(self.url, echo, pre_ping)
         self.dialect = self.engine.dialect.name
         self._ambient = threading.local()  # the batch transaction of this thread, if any
+        self._sqlite_writer = threading.RLock() if self.dialect == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -127,7 +134,7 @@ class Database:
         if self._batch_conn() is not None:
             raise RuntimeError("a store batch is already open on this thread")
         try:
-            with self.engine.connect() as conn:
+            with self._writer(), self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
                     self._ambient.conn = conn
@@ -172,12 +179,31 @@ class Database:
                 raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
             return
         try:
-            with self.engine.connect() as conn:
+            with self._writer(), self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
                     yield conn
         except OperationalError as exc:
             raise StoreError(f"database {self.safe_url()}: {exc.orig}") from exc
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """SQLite: this process's write transactions one at a time. SQLite's own wait for its write
+        lock (the busy timeout) sleeps and retries, in steps of up to 100 ms, so threads of one process
+        writing at once spent much of their time asleep (five counters calling 1,000 tickets over HTTP:
+        59.5 -> 49.2 s); other processes still wait that way. Reentrant, so that a write opened inside
+        another on one thread (outside a batch) still fails by SQLite's busy timeout instead of waiting
+        for itself forever. PostgreSQL: nothing (row locks)."""
+        writer = self._sqlite_writer
+        if writer is None:
+            yield
+            return
+        if not writer.acquire(timeout=SQLITE_WRITE_WAIT_S):
+            raise StoreError(f"database {self.safe_url()}: another write of this process held it too long")
+        try:
+            yield
+        finally:
+            writer.release()
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT, which has ``on_conflict_do_nothing/do_update``."""

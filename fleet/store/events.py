@@ -363,7 +363,7 @@ class Events(Part):
         highest: dict[tuple[str, str], int] = {}
         if self.db.is_postgres:  # one JSON document: an IN list of pairs is compiled each time
             found = conn.execute(_JOURNALS_PG, {"keys": json.dumps([{"k": k, "j": jid} for k, jid in keys])})
-            highest.update({(row.kiosk_id, row.journal_id): row.max_seq for row in found})
+            highest.update({(kiosk, journal): top for kiosk, journal, top in found.all()})  # fetched at once
         else:
             for start in range(0, len(keys), CLAIM_CHUNK):
                 chunk = keys[start : start + CLAIM_CHUNK]

@@ -281,7 +281,8 @@ def test_the_console_sends_a_command_and_shows_its_result_and_a_screenshot(
         "data-status", "error", timeout=10_000
     )
     logs_outcome = page.locator(f"tr[data-request='{logs_id}'] .outcome")  # the kiosk's English: its title
-    expect(logs_outcome).to_have_text("Không lấy được nhật ký.")
+    expect(logs_outcome).to_have_text("Không lấy được nhật ký: không tìm thấy tệp nhật ký nào.")  # its code
+    expect(logs_outcome).to_have_attribute("data-outcome", "no_log_files")
     kiosk_said = re.compile(r"^Nguyên văn \(tiếng Anh\): no log files found: ")
     expect(logs_outcome).to_have_attribute("title", kiosk_said)
     shot(page, "24-console-results-and-screenshot")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -79,6 +81,56 @@ def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_url: str) -> None:
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    db.close()
+
+
+def test_sqlite_writes_of_one_process_take_turns_in_it_and_still_time_out(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second thread's write waits for the first's in this process, before it takes a connection
+    (not asleep in SQLite's busy handler, which polls in steps of up to 100 ms), goes once the first
+    ends, and fails as SQLite's would when the wait is too long."""
+    import fleet.store.db as db_module
+
+    db = Database(sqlite_url)
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE turns (who TEXT)")
+    started, ended = threading.Event(), threading.Event()
+
+    def other() -> None:
+        started.set()
+        with db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO turns VALUES ('second')")
+        ended.set()
+
+    with db.write() as conn:
+        conn.exec_driver_sql("INSERT INTO turns VALUES ('first')")
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert started.wait(5)
+        time.sleep(0.3)
+        assert not ended.is_set()
+        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # the second has none yet
+    assert ended.wait(5)
+    thread.join(5)
+    with db.read() as conn:
+        order = [r[0] for r in conn.exec_driver_sql("SELECT who FROM turns ORDER BY rowid")]
+    assert order == ["first", "second"]
+    monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_S", 0.2)
+    failed: list[BaseException] = []
+
+    def too_late() -> None:
+        try:
+            with db.write():
+                pass
+        except StoreError as exc:
+            failed.append(exc)
+
+    with db.write():
+        late = threading.Thread(target=too_late)
+        late.start()
+        late.join(5)
+    assert failed and "held it too long" in str(failed[0])
     db.close()
 
 
