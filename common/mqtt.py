@@ -15,9 +15,9 @@ Why a wrapper (Home Assistant's MQTT client is the model):
   tells a late PUBACK of an old connection from a new one.
 - Incoming QoS 1 messages are acknowledged manually (``ack``), after the handler's work is durable.
 - Every packet waiting on the socket is read per turn of paho's loop (``_Client``), not one; the socket
-  is read in chunks (``_ChunkedReads``) and the acknowledgements and publishes waiting are written as
-  one send (``_Client._packet_write``), where paho makes a TLS call per byte of a packet's header and
-  one per packet it writes.
+  is read in chunks (``_ChunkedReads``; paho reads a packet's header byte by byte, a TLS call each) and
+  the acknowledgements and publishes waiting are written as one send (``_Client._packet_write``; paho
+  writes each packet by a call of its own).
 - paho's MQTT v5 properties of every received packet are built without rebuilding paho's tables
   (``_LeanProperties``, installed for every paho client of the process on import).
 """
@@ -119,9 +119,11 @@ paho_packet.Properties = _LeanProperties  # type: ignore[misc]
 class _ChunkedReads:
     """A connected socket (TLS or plain) read ``CHUNK`` bytes at a time, handed to paho in the pieces it
     asks for. paho reads a packet's first byte, then its length a byte at a time, then the rest: four
-    ``SSLSocket.recv`` calls per small message, each releasing the GIL (a fleet worker's processing
-    thread then waits to get it back). ``pending`` counts what is held here, so paho's loop does not
-    wait in ``select`` while whole packets lie in this buffer. Everything else is the socket's."""
+    ``SSLSocket.recv`` calls per small message, each releasing and taking again the GIL that paho's
+    thread shares with a fleet worker's processing thread; now about one (TLS gives a record per read,
+    and Mosquitto writes a record per packet). ``pending`` counts what is held here, so paho's loop
+    does not wait in ``select`` while whole packets lie in this buffer. Everything else is the
+    socket's."""
 
     CHUNK = 65536
 

@@ -268,24 +268,33 @@ def test_0007_partitions_health_by_day_on_postgresql_keeping_every_row_and_id(
         db.close()
 
 
-@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
-def test_0008_marks_the_results_old_versions_kept_for_requests_nobody_here_made(
-    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> None:
-    """Versions before ``unknown_request`` stored a result of another fleet's request as a command row
-    with no requester and no request time: 0008 marks those ``sent_elsewhere``, and only those."""
+def _one_kiosk_at(
+    revision: str, backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> Database:
+    """A blank store of ``backend_name`` migrated up to ``revision``, with center c1 and its kiosk k1."""
     url = (
         f"sqlite:///{tmp_path / 'blank.sqlite'}"
         if backend_name == "sqlite"
         else request.getfixturevalue("pg_blank_url")
     )
     db = Database(url, clock=clock)
+    migrate.upgrade(db, revision)
+    store = Store(db)
+    store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
+    store.registry.add_center("c1", "hcm", "Trung tâm 1")
+    store.registry.add_kiosk("k1", "c1")
+    return db
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0008_marks_the_results_old_versions_kept_for_requests_nobody_here_made(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Versions before ``unknown_request`` stored a result of another fleet's request as a command row
+    with no requester and no request time: 0008 marks those ``sent_elsewhere``, and only those."""
+    db = _one_kiosk_at("0007", backend_name, request, tmp_path, clock)
     try:
-        migrate.upgrade(db, "0007")
         store = Store(db)
-        store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
-        store.registry.add_center("c1", "hcm", "Trung tâm 1")
-        store.registry.add_kiosk("k1", "c1")
         user = store.accounts.add_user("quanly", "hash", "center_manager", center_id="c1")
         row = {"center_id": "c1", "kiosk_id": "k1", "command": "print_test_ticket", "args": {}}
         with db.write() as conn:  # the columns 0007 has (sent_elsewhere is not among them)
@@ -312,25 +321,14 @@ def test_0008_marks_the_results_old_versions_kept_for_requests_nobody_here_made(
         db.close()
 
 
-
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
 def test_0009_adds_the_result_code_keeping_the_results_stored_before_it(
     backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> None:
     """A result stored before 0009 keeps its reason and has no code (the console goes by the reason for
     it); one stored after it keeps its code; 0009 goes back and forth."""
-    url = (
-        f"sqlite:///{tmp_path / 'blank.sqlite'}"
-        if backend_name == "sqlite"
-        else request.getfixturevalue("pg_blank_url")
-    )
-    db = Database(url, clock=clock)
+    db = _one_kiosk_at("0008", backend_name, request, tmp_path, clock)
     try:
-        migrate.upgrade(db, "0008")
-        store = Store(db)
-        store.registry.ensure_province("hcm", "TP. Hồ Chí Minh")
-        store.registry.add_center("c1", "hcm", "Trung tâm 1")
-        store.registry.add_kiosk("k1", "c1")
         row = {"center_id": "c1", "kiosk_id": "k1", "command": "print_test_ticket", "args": {},
                "requested_at": clock.now}
         with db.write() as conn:  # the columns 0008 has (result_code is not among them)
