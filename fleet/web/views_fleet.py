@@ -207,6 +207,8 @@ EVENT_COLUMNS = [
     Column("replay", "kiosk.replay", lambda e: e.replay),
     Column("payload", "kiosk.event_payload", lambda e: e.payload),
 ]
+
+
 def _outcome_text(command: Command, tr: Translator) -> str:
     outcome = command_outcome(tr, command)
     return outcome.text if outcome is not None else ""

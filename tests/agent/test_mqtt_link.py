@@ -49,32 +49,55 @@ def test_paho_still_has_the_hooks_the_batched_read_relies_on() -> None:
     assert set(client._out_packet[0]) >= {"command", "mid", "qos", "pos", "to_process", "packet", "info"}
 
 
+def session_link(
+    broker: Broker, pki: Pki, client_id: str, topic_filter: str, handle: Callable[[MqttLink, Message], None]
+) -> MqttLink:
+    """A link with a session the broker keeps (600 s), subscribed to ``topic_filter`` at QoS 1;
+    ``handle`` gets the link (to acknowledge with) and each message."""
+    identity = pki.client("fleet")
+    link = MqttLink(
+        client_id=client_id, host="127.0.0.1", port=broker.service_port,
+        tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
+        session_expiry_s=600, backoff=Backoff(0.1, 0.3),
+    )
+    link.subscribe(topic_filter, 1, lambda message: handle(link, message))
+    return link
+
+
+def subscribed_then_away(link: MqttLink) -> None:
+    """The session made and left: the broker keeps what follows for it."""
+    link.start()
+    assert link.wait_subscribed(10), link.last_error
+    link.stop()
+
+
+def assert_nothing_left(link: MqttLink, publisher: Peer, received: list[Any], last: Any) -> None:
+    """Every message of the session was acknowledged: a new connection gets only what comes now."""
+    received.clear()
+    link.start()
+    try:
+        assert link.wait_subscribed(10)
+        publisher.client.publish(TOPIC, b"last", qos=1).wait_for_publish(5)
+        assert wait_until(lambda: received == [last], 10), received
+    finally:
+        link.stop()
+
+
 def test_messages_queued_for_a_session_are_read_many_per_turn_and_all_acknowledged(
     broker: Broker, pki: Pki, peer_factory: Callable[..., Peer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    identity = pki.client("fleet")
     received: list[str] = []
     lock = threading.Lock()
 
+    def handle(link: MqttLink, message: Message) -> None:
+        with lock:
+            received.append(message.payload.decode())
+        link.ack(message.generation, message.mid, message.qos)
+
     def make_link() -> MqttLink:
-        link = MqttLink(
-            client_id="fleet", host="127.0.0.1", port=broker.service_port,
-            tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
-            session_expiry_s=600, backoff=Backoff(0.1, 0.3),
-        )
+        return session_link(broker, pki, "fleet", "motcua/v1/hcm-ben-thanh/+/event/+", handle)
 
-        def handle(message: Message) -> None:
-            with lock:
-                received.append(message.payload.decode())
-            link.ack(message.generation, message.mid, message.qos)
-
-        link.subscribe("motcua/v1/hcm-ben-thanh/+/event/+", 1, handle)
-        return link
-
-    first = make_link()
-    first.start()
-    assert first.wait_subscribed(10), first.last_error
-    first.stop()  # the session stays: the broker keeps what follows for it
+    subscribed_then_away(make_link())
     publisher = peer_factory()
     for index in range(300):
         publisher.client.publish(TOPIC, f"m{index}".encode(), qos=1).wait_for_publish(5)
@@ -100,16 +123,7 @@ def test_messages_queued_for_a_session_are_read_many_per_turn_and_all_acknowledg
         assert max(busy) > 1 and len(busy) < 300, busy  # several messages per turn of paho's loop
     finally:
         again.stop()
-    # every one acknowledged: the session has nothing left to deliver
-    third = make_link()
-    received.clear()
-    third.start()
-    try:
-        assert third.wait_subscribed(10)
-        publisher.client.publish(TOPIC, b"last", qos=1).wait_for_publish(5)
-        assert wait_until(lambda: received == ["last"], 10), received
-    finally:
-        third.stop()
+    assert_nothing_left(make_link(), publisher, received, "last")
 
 
 WILL_TOPIC = "motcua/v1/hcm-ben-thanh/_center/linktest/will"
@@ -226,33 +240,22 @@ def test_a_busy_session_is_read_in_chunks_and_acknowledged_in_few_writes(
     most two TLS reads each (TLS gives one record per read, and Mosquitto writes a record per packet;
     the other is the read that finds nothing more), and acknowledgements queued together must go out
     together; all of them reach the broker (the session has nothing left to deliver)."""
-    identity = pki.client("fleet")
     received: list[bytes] = []
     unacked: list[tuple[int, int, int]] = []
     total = [0]
 
+    def handle(link: MqttLink, message: Message) -> None:  # paho's thread
+        received.append(message.payload)
+        unacked.append((message.generation, message.mid, message.qos))
+        if len(received) >= total[0]:  # the last one: all acknowledged in one turn of paho's loop
+            for generation, mid, qos in unacked:
+                link.ack(generation, mid, qos)
+            unacked.clear()
+
     def make_link() -> MqttLink:
-        link = MqttLink(
-            client_id="fleet-chunks", host="127.0.0.1", port=broker.service_port,
-            tls=TlsConfig(pki.ca.cert_file, identity.cert_file, identity.key_file),
-            session_expiry_s=600, backoff=Backoff(0.1, 0.3),
-        )
+        return session_link(broker, pki, "fleet-chunks", TOPIC, handle)
 
-        def handle(message: Message) -> None:  # paho's thread
-            received.append(message.payload)
-            unacked.append((message.generation, message.mid, message.qos))
-            if len(received) >= total[0]:  # the last one: all acknowledged in one turn of paho's loop
-                for generation, mid, qos in unacked:
-                    link.ack(generation, mid, qos)
-                unacked.clear()
-
-        link.subscribe(TOPIC, 1, handle)
-        return link
-
-    first = make_link()
-    first.start()
-    assert first.wait_subscribed(10), first.last_error
-    first.stop()  # the broker keeps what follows for the session
+    subscribed_then_away(make_link())
     sizes = [1 + (index * 7919) % 3000 for index in range(400)] + [200_000, 70_000, 65_536, 5]
     payloads = [bytes([index % 251]) * size for index, size in enumerate(sizes)]
     total[0] = len(payloads)
@@ -285,13 +288,5 @@ def test_a_busy_session_is_read_in_chunks_and_acknowledged_in_few_writes(
         again.stop()
     assert counted["recv"] <= 2 * len(payloads) + 30, counted  # +30: 16 KB records of the large ones
     assert counted["send"] < 20, counted  # CONNECT, SUBSCRIBE, the 404 acknowledgements, a PINGREQ
-    received.clear()
     total[0] = 1
-    third = make_link()
-    third.start()
-    try:
-        assert third.wait_subscribed(10)
-        publisher.client.publish(TOPIC, b"last", qos=1).wait_for_publish(5)
-        assert wait_until(lambda: received == [b"last"], 10), received
-    finally:
-        third.stop()
+    assert_nothing_left(make_link(), publisher, received, b"last")
