@@ -7,6 +7,8 @@ CPU seconds (every thread: paho's network loop or libmosquitto's) from the first
 PUBACK, per message, and how much of it was the publishing (main) thread's.
 
     python -m bench.publisher_cost [--rate 2500] [--seconds 10] [--backends libmosquitto,paho] [--runs 3]
+    python -m bench.publisher_cost --burst 30000   # as fast as it goes (the fleet bench's reconnect
+                                                   # burst and capacity phase publish so)
 
 The runs alternate between the backends (``--runs`` each), on one broker, a new connection each.
 """
@@ -51,8 +53,11 @@ def thread_cpu_s(native_id: int) -> float:
     return found.user_time + found.system_time if found else 0.0
 
 
-def measure(backend: str, identity: Identity, port: int, rate: float, seconds: float) -> dict[str, Any]:
-    messages = events(int(rate * seconds))
+def measure(
+    backend: str, identity: Identity, port: int, rate: float, seconds: float, burst: int = 0
+) -> dict[str, Any]:
+    """``rate`` publishes per second for ``seconds``; or ``burst`` publishes at once."""
+    messages = events(burst or int(rate * seconds))
     client = open_client(backend, identity, "127.0.0.1", port)
     try:
         main_thread = threading.get_native_id()
@@ -60,7 +65,7 @@ def measure(backend: str, identity: Identity, port: int, rate: float, seconds: f
         started = time.monotonic()
         sent = 0
         while sent < len(messages):  # as the fleet bench's publishers: what is due, then a short sleep
-            due = min(len(messages), int((time.monotonic() - started) * rate))
+            due = len(messages) if burst else min(len(messages), int((time.monotonic() - started) * rate))
             if due <= sent:
                 time.sleep(0.002)
                 continue
@@ -73,7 +78,8 @@ def measure(backend: str, identity: Identity, port: int, rate: float, seconds: f
         main = thread_cpu_s(main_thread) - main_before
         return {
             "backend": backend, "messages": sent, "acked": client.acked, "all_acked": all_acked,
-            "offered_msg_s": round(sent / publish_s, 1), "cpu_s": round(cpu, 3),
+            "offered_msg_s": round(sent / publish_s, 1), "acked_all_s": round(time.monotonic() - started, 2),
+            "cpu_s": round(cpu, 3),
             "cpu_us_per_msg": round(cpu / sent * 1e6, 1),
             "publishing_thread_us_per_msg": round(main / sent * 1e6, 1),
             "other_threads_us_per_msg": round((cpu - main) / sent * 1e6, 1),
@@ -90,6 +96,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--runs", type=int, default=3, help="runs of each backend, interleaved")
+    parser.add_argument("--burst", type=int, default=0, help="publish this many at once instead (no rate)")
     args = parser.parse_args()
     backends = args.backends.split(",")
     if unknown := set(backends) - set(BACKENDS):
@@ -101,13 +108,14 @@ def main() -> None:
         identity = Identity(name, str(pki.ca.cert_file), str(issued.cert_file), str(issued.key_file))
         for _ in range(args.runs):
             for backend in backends:
-                result = measure(backend, identity, broker.service_port, args.rate, args.seconds)
+                result = measure(backend, identity, broker.service_port, args.rate, args.seconds, args.burst)
                 results.append(result)
                 print(json.dumps(result), flush=True)
-    print(f"{'backend':<13} {'msg':>7} {'offered/s':>9} {'CPU us/msg':>10} {'main thread':>11} {'others':>7}",
-          file=sys.stderr)
+    print(f"{'backend':<13} {'msg':>7} {'offered/s':>9} {'acked s':>7} {'CPU us/msg':>10} "
+          f"{'main thread':>11} {'others':>7}", file=sys.stderr)
     for r in results:
-        print(f"{r['backend']:<13} {r['messages']:>7} {r['offered_msg_s']:>9} {r['cpu_us_per_msg']:>10} "
+        print(f"{r['backend']:<13} {r['messages']:>7} {r['offered_msg_s']:>9} {r['acked_all_s']:>7} "
+              f"{r['cpu_us_per_msg']:>10} "
               f"{r['publishing_thread_us_per_msg']:>11} {r['other_threads_us_per_msg']:>7}"
               + ("" if r["all_acked"] else "  NOT ALL ACKED"), file=sys.stderr)
 
