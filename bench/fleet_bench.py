@@ -20,7 +20,7 @@ center-service certificates (``fleet-3``, ``fleet-4``; two connections carrying 
 rather than one TLS connection per kiosk: the messages, topics and QoS are the kiosks' own; what a
 connection per kiosk costs the broker is measured on its own (``bench.fleet_connections``). Their MQTT
 client (``bench.publish_clients``) is libmosquitto, the C library, through ctypes (its network loop a C
-thread: ~57 us of CPU per QoS 1 publish here against paho's ~170-200, ``bench.publisher_cost``; the
+thread: 56-76 us of CPU per QoS 1 publish here against paho's 162-194, ``bench.publisher_cost``; the
 load generator should cost the two cores as little as it can), or paho (``--publisher paho``; the
 default when libmosquitto1 is not installed). The table and the JSON say which one ran.
 """
