@@ -42,9 +42,10 @@ class _ThreadStatePin:
     """Keeps a Python thread state for libmosquitto's network thread between callbacks.
 
     A ctypes callback on a thread Python did not start creates a thread state and frees it on return
-    (``PyGILState_Ensure``/``Release``): per PUBACK an mmap, a munmap and a gettid, ~15 us of the ~55 us
-    of that thread's CPU per publish here (strace, ``bench.publisher_cost``). One more ``Ensure`` from
-    inside the first callback keeps the state until ``unpin``, called from the same thread."""
+    (``PyGILState_Ensure``/``Release``): per PUBACK an mmap, a munmap and a gettid, ~15 us of the
+    50-60 us of that thread's CPU per publish here (strace, ``bench.publisher_cost``). One more
+    ``Ensure`` from inside the first callback keeps the state until ``unpin``, called from the same
+    thread."""
 
     def __init__(self) -> None:
         self._thread: int | None = None

@@ -4,8 +4,8 @@ Both connect the same way (MQTT v5, clean start, TLS with a center service's cer
 publishes in flight, nothing dropped when more are queued) and count ``acked`` the same way: a PUBACK for
 QoS 1, the PUBLISH written to the socket for QoS 0 (libmosquitto's ``on_publish`` and paho's fire
 then). The benches use only ``open_client``, ``publish``, ``acked``, ``wait_acked`` and ``close``: what
-they measure differs by the client alone. libmosquitto's network loop is a C thread: ~10x less CPU per
-publish than paho here (docs/fleet.md, "Seventh pass").
+they measure differs by the client alone. libmosquitto's network loop is a C thread: about a third of
+paho's CPU per publish here (docs/fleet.md, "Seventh pass").
 """
 
 from __future__ import annotations
