@@ -59,6 +59,16 @@ def test_libmosquitto_is_the_default() -> None:
     assert libmosquitto.version()[0] == 2
 
 
+def test_without_the_library_the_error_names_the_debian_package_and_the_default_is_paho(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(libmosquitto, "_lib", None)  # not loaded yet, and under another name
+    monkeypatch.setattr(libmosquitto, "LIBRARY", "libmosquitto-absent.so.1")
+    with pytest.raises(libmosquitto.LibmosquittoMissing, match="Debian package libmosquitto1"):
+        libmosquitto.load()
+    assert default_backend() == "paho"
+
+
 def test_qos1_messages_arrive_with_their_topics_and_payloads_and_are_all_acked(
     client: PublishClient, subscriber: Peer
 ) -> None:
