@@ -9,16 +9,20 @@ it kept up), publish -> stored p50/p99 (probe events: the time from ``publish()`
 event in the store, polled every 100 ms, a probe every 100th event), CPU of workers, broker, PostgreSQL
 and the publishers, the drain time of the burst, bytes per kiosk per day on the wire and in the store;
 then the **capacity**: the ingest stopped, ``--capacity`` events queued in the broker for the workers'
-sessions, the ingest started again: how fast it drains them (the publishers, Python on the same two
-cores, cannot offer more than ~2,000 msg/s live, so the live phase cannot show the ingest's limit).
+sessions, the ingest started again: how fast it drains them (the publishers run on the same two cores
+at ``nice 19``: the live phase shows what the center does with what they leave it).
 
     python -m bench.fleet_bench [--kiosks 2000] [--event-rate 4000] [--seconds 30] \
-        [--backends sqlite,postgresql] [--workers 1,2] [--tickets 0.1]
+        [--backends sqlite,postgresql] [--workers 1,2] [--tickets 0.1] [--publisher libmosquitto|paho]
 
 Prints a table and writes bench/results/fleet_bench.json. The simulated kiosks publish with two
 center-service certificates (``fleet-3``, ``fleet-4``; two connections carrying many kiosks' topics)
 rather than one TLS connection per kiosk: the messages, topics and QoS are the kiosks' own; what a
-connection per kiosk costs the broker is measured on its own (``bench.fleet_connections``).
+connection per kiosk costs the broker is measured on its own (``bench.fleet_connections``). Their MQTT
+client (``bench.publish_clients``) is libmosquitto, the C library, through ctypes (its network loop a C
+thread: 56-76 us of CPU per QoS 1 publish here against paho's 162-194, ``bench.publisher_cost``; the
+load generator should cost the two cores as little as it can), or paho (``--publisher paho``; the
+default when libmosquitto1 is not installed). The table and the JSON say which one ran.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import os
 import queue
 import shutil
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,7 @@ from typing import Any
 import psutil
 from sqlalchemy import bindparam, create_engine, select, text
 
+from bench.publish_clients import BACKENDS, Identity, default_backend, open_client, wait_acked
 from fleet.store.schema import ingest_workers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +88,7 @@ class PublisherPlan:
     replay_per_kiosk: int
     probe_every: int
     capacity: int  # events published while the ingest is stopped, to measure how fast it drains them
+    backend: str  # the MQTT client: "libmosquitto" or "paho" (bench.publish_clients)
 
 
 def _health(bdseq: int) -> bytes:
@@ -127,40 +132,26 @@ def _event(
 def publisher(plan: PublisherPlan, out: Any) -> None:
     """Births, then heartbeats every 30 s per kiosk and events at the rate, then the reconnect burst.
     Reports phase times, counts, sizes and probes (event id, publish time) on ``out``."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
     from contract.status import Hardware, Status
 
     # The simulated kiosks run on the center's two cores only because the bench has no other machine:
-    # they get what the center leaves (at normal priority they took 0.8-1.3 cores at 5,000 msg/s, paho
-    # costing ~250 us CPU per QoS 1 publish here). A publisher that falls behind shows in offered/s.
+    # they get what the center leaves (at normal priority, on paho, they took 0.8-1.3 cores at 5,000
+    # msg/s; libmosquitto, the default, costs about a third of paho's CPU per publish). A publisher
+    # that falls behind shows in offered/s.
     os.nice(19)
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=plan.identity, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    client.tls_set(
-        ca_certs=plan.ca, certfile=plan.cert, keyfile=plan.key, tls_version=ssl.PROTOCOL_TLS_CLIENT
-    )
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    acked = [0]
-    client.on_publish = lambda c, userdata, mid, reason, properties: acked.__setitem__(0, acked[0] + 1)
-    client.connect("127.0.0.1", plan.port)
-    client.loop_start()
-    while not client.is_connected():
-        time.sleep(0.01)
+    identity = Identity(plan.identity, plan.ca, plan.cert, plan.key)
+    client = open_client(plan.backend, identity, "127.0.0.1", plan.port)
     counts = {"status": 0, "health": 0, "event": 0}
     sizes: dict[str, list[int]] = {"status": [], "health": [], "event": []}
     journals = {kiosk: uuid.uuid4().hex for _, kiosk in plan.kiosks}
     seqs = dict.fromkeys(journals, 0)
     probes: list[tuple[str, float]] = []
 
-    def send(kind: str, topic: str, payload: bytes, qos: int, retain: bool = False) -> Any:
+    def send(kind: str, topic: str, payload: bytes, qos: int, retain: bool = False) -> None:
         counts[kind] += 1
         if len(sizes[kind]) < 2000:
             sizes[kind].append(len(payload) + len(topic))
-        return client.publish(topic, payload, qos=qos, retain=retain)
+        client.publish(topic, payload, qos=qos, retain=retain)
 
     def births(bdseq: int) -> None:
         for center, kiosk in plan.kiosks:
@@ -220,7 +211,7 @@ def publisher(plan: PublisherPlan, out: Any) -> None:
     for index in range(len(plan.kiosks) * plan.replay_per_kiosk):  # ... and what its outbox kept
         one_event(sent_events + index, replay=True)
     marks["burst_sent"] = time.time()
-    wait_acked(acked, counts)
+    wait_acked(client, sum(counts.values()))
     marks["burst_acked"] = time.time()
     out.put(("done", {"identity": plan.identity, "counts": dict(counts), "marks": marks, "go": go,
                       "before_burst": before_burst,
@@ -233,18 +224,10 @@ def publisher(plan: PublisherPlan, out: Any) -> None:
     started = time.time()
     for index in range(plan.capacity):
         one_event(10_000_000 + index, replay=False)
-    wait_acked(acked, counts)
+    wait_acked(client, sum(counts.values()))
     out.put(("capacity", {"identity": plan.identity, "events": counts["event"] - before["event"],
                           "publish_s": time.time() - started}))
-    client.disconnect()
-    client.loop_stop()
-
-
-def wait_acked(acked: list[int], counts: dict[str, int], timeout: float = 300) -> None:
-    """Until the broker acknowledged (QoS 1) or took (QoS 0) everything published so far."""
-    deadline = time.monotonic() + timeout
-    while acked[0] < sum(counts.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    client.close()
 
 
 def out_wait(out: Any) -> float:
@@ -428,7 +411,8 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         )
 
     ingest = start_ingest()
-    result: dict[str, Any] = {"backend": backend, "workers": workers, "kiosks": args.kiosks}
+    result: dict[str, Any] = {"backend": backend, "workers": workers, "kiosks": args.kiosks,
+                              "publisher": args.publisher}
     try:
         wait_for_workers(engine, workers)
         before_bytes = store_bytes(backend, url, engine)
@@ -439,7 +423,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
             PublisherPlan(identity, str(pki.ca.cert_file), str(pki.client(identity).cert_file),
                           str(pki.client(identity).key_file), broker.service_port,
                           half, args.event_rate / 2, args.seconds, args.tickets, args.replay, 100,
-                          args.capacity // 2)
+                          args.capacity // 2, args.publisher)
             for identity, half in zip(PUBLISHER_IDENTITIES, halves, strict=True)
         ]
         os.environ["FLEET_BENCH_GO"] = str(go_flag)  # the spawned publishers inherit it
@@ -743,8 +727,11 @@ def main() -> None:
                         help="events queued while the ingest is stopped, then drained (its capacity)")
     parser.add_argument("--broker-inflight", type=int, default=0,
                         help="max_inflight_messages of the broker (default: the shipped configuration's)")
+    parser.add_argument("--publisher", choices=BACKENDS, default=None,
+                        help="the simulated kiosks' MQTT client (default: libmosquitto when it loads)")
     parser.add_argument("--out", type=Path, default=RESULTS / "fleet_bench.json")
     args = parser.parse_args()
+    args.publisher = args.publisher or default_backend()
     worker_numbers = [int(w) for w in args.workers.split(",")]
     if any(not 1 <= n <= len(WORKER_IDENTITIES) for n in worker_numbers):
         # the shipped ACL knows fleet-1 .. fleet-4; the publishers are fleet-3 and fleet-4, and a worker
@@ -784,6 +771,7 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             f"{'cpu wk%':>7} {'cpu mq%':>7} {'cpu pg%':>7} {'burst s':>7} {'lost':>5} "
             f"{'B/kiosk/day wire':>16} {'store':>9} | {'drain msg/s':>11} {'rows/s':>7} "
             f"{'wk%':>5} {'pg%':>5}")
+    print(f"simulated kiosks on {', '.join(sorted({r['publisher'] for r in runs}))}")
     print(head)
     for r in runs:
         lat, cpu = r["publish_to_stored_ms"], r["cpu_percent_of_one_core"]

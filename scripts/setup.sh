@@ -18,6 +18,7 @@ DEB_PACKAGES=(
   libzbar0         # pyzbar's decoder
   mosquitto        # MQTT broker for tests and the local demo
   mosquitto-clients
+  libmosquitto1    # the C MQTT client the fleet bench's simulated kiosks publish with (ctypes)
   libmtdev1 libgl1 libegl1  # Kivy's SDL2/GL at runtime
   qrencode         # an independent QR encoder for tests
   fonts-dejavu-core
