@@ -12,6 +12,10 @@ for a result without a code this fleet knows (an older agent's, a newer agent's 
 reasons the agent and this fleet share (``contract.commands.reason_kind``,
 ``fleet.store.commands.REASON_*``), never from the free text, which stays available beside it for a
 technician.
+
+What kiosks' events carry is said here too: a card read's result (``contract.events.CARD_READ_RESULTS``:
+``card_result``), a look-up's outcome, a rating's reasons. A code this fleet has no word for (an older
+or newer kiosk's) is shown as it came: never hidden, never an error.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from contract.commands import COMMANDS, ReasonKind, reason_kind
+from contract.config import DEFAULT_REASONS
 from fleet.store.commands import REASON_NOT_SENT, REASON_UNSENT_EXPIRED
 from fleet.store.models import Command
 from fleet.web.i18n import Translator
@@ -284,3 +289,25 @@ def command_args(tr: Translator, command: str, args: dict[str, Any] | None) -> l
             text = str(value)
         shown.append(ShownArg(name, tr.optional(f"command_arg.{name}", name), text))
     return shown
+
+
+# --- what kiosks' events say --------------------------------------------------------------------------
+
+
+def card_result(tr: Translator, code: str) -> str:
+    """A card read's result (``card_read.result``) in the page's language; an unknown code as it came."""
+    return tr.optional(f"card_result.{code}", code) if code else tr("common.none")
+
+
+def lookup_outcome(tr: Translator, code: str) -> str:
+    """A dossier look-up's outcome (``lookup.outcome``) in the page's language."""
+    return tr.optional(f"usage.lookup.{code}", code) if code else tr("common.none")
+
+
+def reason_label(code: str, language: str) -> str:
+    """A reason's words from the contract's default set (a center's own reasons show their code)."""
+    for reason in DEFAULT_REASONS:
+        if reason.code == code:
+            return (reason.label_vi if language == "vi" else reason.label_en) or code
+    return code
+
