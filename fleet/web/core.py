@@ -83,6 +83,8 @@ class Web:
         # codes kiosks send, said in the page's language (fleet.web.contract_text): {{ card_result(t, code) }}
         self.jinja.globals["card_result"] = contract_text.card_result
         self.jinja.globals["lookup_outcome"] = contract_text.lookup_outcome
+        self.jinja.globals["event_text"] = contract_text.event_text
+        self.jinja.globals["kind_label"] = contract_text.kind_label
         self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self.started = time.time()
 

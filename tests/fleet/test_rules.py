@@ -107,12 +107,15 @@ def test_every_key_the_pages_use_exists() -> None:
         )
     }
     used |= {f"action.{a}" for a in ("command.create", "config.push", "route.create", "route.update")}
-    # what kiosks' events carry (fleet.web.contract_text): every card read result this version's
-    # kiosk sends, the look-up outcomes
-    from contract.events import CARD_READ_RESULTS, Lookup
+    # what kiosks' events carry (fleet.web.contract_text): every card read result and event kind this
+    # version's kiosk sends, the look-up outcomes, the visit services and their outcomes
+    from contract.events import CARD_READ_RESULTS, EVENT_KINDS, Lookup, VisitOutcome, VisitServiceName
 
-    used |= {f"card_result.{r}" for r in CARD_READ_RESULTS}
+    used |= {f"card_result.{r}" for r in CARD_READ_RESULTS} | {f"event_kind.{k}" for k in EVENT_KINDS}
     used |= {f"usage.lookup.{o}" for o in get_args(get_type_hints(Lookup)["outcome"])}
+    used |= {f"visit_service.{s}" for s in get_args(VisitServiceName)}
+    used |= {f"visit_outcome.{o}" for o in get_args(VisitOutcome)}
+    used |= {f"event_text.source_{s}" for s in ("technician", "center")}
     used |= {c.label for c in [*views_notify.DELIVERY_COLUMNS, *views_ingest.REFUSAL_COLUMNS]}
     used |= {
         c.label
