@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, get_args
 
 from contract.errors import ContractError
 from contract.message import Message
@@ -127,11 +127,37 @@ class VisitService(EventPayload):
     agency_code: str | None = field(default=None, metadata={"pattern": r"[A-Za-z0-9.]{1,40}"})
 
 
+#: Every ``CardRead.result`` this version's kiosk can send: "ok", or the class name of the error that
+#: ended the read (``drivers.card.errors`` and its subclasses in ``drivers.card``, the kiosk's own
+#: ``AlteredCardError``). Known so that the center can say each in words (``fleet.web.contract_text``);
+#: the field stays a free short code, so an older or newer kiosk's result is still stored and shown as
+#: it came. A test keeps this list equal to the card stack's CardError subclasses.
+CardReadResult = Literal[
+    "ok",
+    "CardRemovedError",  # the card left the reader before the read finished
+    "CardTimeoutError",  # no card came, or it stopped answering, within the reader's timeout
+    "ReaderMissingError",  # the reader is unplugged or pcscd is not running
+    "NotIdCardError",  # not a CCCD (a bank card, a transport card...)
+    "WrongKeyError",  # the CAN typed or the QR scanned does not open the card
+    "BadQrError",  # the QR scanned is not a CCCD's
+    "AlteredCardError",  # the card's data does not match its signature
+    "ChipAuthenticationError",  # the chip cannot prove it holds the card's key (a clone)
+    "SecureMessagingError",  # a protected answer failed its check
+    "FileAccessError",  # the card refused to give a file
+    "StatusWordError",  # the card answered an error status word
+    "MalformedDataError",  # a file from the card does not parse
+    "CardProtocolError",  # an answer the protocol does not allow
+    "CardError",  # any other failure of the card stack (PC/SC error, no trust store)
+]
+CARD_READ_RESULTS: frozenset[str] = frozenset(get_args(CardReadResult))
+
+
 @dataclass(frozen=True)
 class CardRead(EventPayload):
     """An ID-card read: outcome, verdict and speed, never anything read from the card."""
 
     KIND: ClassVar[str] = "card_read"
+    #: one of ``CARD_READ_RESULTS`` from this version's kiosk; any short code is read
     result: str = field(metadata=_CODE)
     authenticity: str = field(default="not_checked", metadata={"pattern": r"[a-z_]{1,32}"})
     duration_ms: int = field(default=0, metadata={"min": 0})

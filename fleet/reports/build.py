@@ -14,7 +14,6 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from common.errors import NotFoundError, ValidationError
-from contract.config import DEFAULT_REASONS
 from fleet.queue import stats as queue_stats
 from fleet.queue.engine import Queue
 from fleet.queue.models import StatRow
@@ -33,6 +32,7 @@ from fleet.store.usage import (
     rating_groups,
     split_day_hour,
 )
+from fleet.web.contract_text import card_result, lookup_outcome, reason_label
 from fleet.web.format import duration
 from fleet.web.i18n import Translator
 
@@ -394,13 +394,17 @@ def _outcomes(
     tr: Translator, lookups: Sequence[OutcomeCount], cards: Sequence[OutcomeCount], names: dict[str, str]
 ) -> Sheet:
     rows: list[list[Cell]] = []
-    for what, items, prefix in (("lookup", lookups, "usage.lookup."), ("card_read", cards, "usage.card.")):
+    said: tuple[tuple[str, Sequence[OutcomeCount], Callable[[Translator, str], str]], ...] = (
+        ("lookup", lookups, lookup_outcome),
+        ("card_read", cards, card_result),
+    )
+    for what, items, words in said:
         for o in items:
             rows.append(
                 [
                     tr(f"report.what.{what}"),
                     names.get(o.center_id, o.center_id),
-                    tr.optional(prefix + o.outcome, o.outcome),
+                    words(tr, o.outcome),
                     o.count,
                     _round(o.mean_ms),
                     _round(o.max_ms),
@@ -456,14 +460,6 @@ def _ratings(tr: Translator, levels: Sequence[RatingCount], groups: dict[str, li
         "report.col.mean_score",
     ]
     return Sheet("ratings", columns, rows, {4: "percent"})
-
-
-def reason_label(code: str, language: str) -> str:
-    """A reason's words from the contract's default set (a center's own reasons show their code)."""
-    for reason in DEFAULT_REASONS:
-        if reason.code == code:
-            return (reason.label_vi if language == "vi" else reason.label_en) or code
-    return code
 
 
 def _rating_cells(g: RatingGroup) -> list[Cell]:

@@ -297,14 +297,20 @@ class Usage(Part):
         )
         return [WaitingCount(r.center_id, r.service, int(r.waiting), r.oldest) for r in self._rows(query)]
 
-    def service_names(self, scope: Scope, *, center_id: str | None = None) -> dict[tuple[str, str], str]:
-        """(center, service code) -> the service's Vietnamese name, as the queue describes it."""
+    def service_names(
+        self, scope: Scope, *, center_id: str | None = None, language: str = "vi"
+    ) -> dict[tuple[str, str], str]:
+        """(center, service code) -> the service's name, as the queue describes it: Vietnamese, or with
+        ``language="en"`` English (the Vietnamese where it has none)."""
         where = [scope.centers_filter(queue_services.c.center_id)]
         if center_id is not None:
             where.append(queue_services.c.center_id == center_id)
         names = queue_services.c
-        query = select(names.center_id, names.code, names.name_vi).where(*where)
-        return {(r.center_id, r.code): r.name_vi for r in self._rows(query)}
+        query = select(names.center_id, names.code, names.name_vi, names.name_en).where(*where)
+        return {
+            (r.center_id, r.code): (r.name_en if language == "en" and r.name_en else r.name_vi)
+            for r in self._rows(query)
+        }
 
     # --- look-ups and card reads ---
 

@@ -12,16 +12,46 @@ for a result without a code this fleet knows (an older agent's, a newer agent's 
 reasons the agent and this fleet share (``contract.commands.reason_kind``,
 ``fleet.store.commands.REASON_*``), never from the free text, which stays available beside it for a
 technician.
+
+What kiosks' events carry is said here too: a card read's result (``contract.events.CARD_READ_RESULTS``:
+``card_result``), a look-up's outcome, a rating's reasons, and one line per event for the kiosk page
+(``event_text``). A code this fleet has no word for (an older or newer kiosk's) is shown as it came:
+never hidden, never an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from contract.commands import COMMANDS, ReasonKind, reason_kind
+from contract.config import DEFAULT_REASONS
+from contract.errors import ContractError
+from contract.events import (
+    AppError,
+    AppStarted,
+    CardRead,
+    DeviceFault,
+    DeviceRecovered,
+    EventPayload,
+    JournalRecovered,
+    Lookup,
+    OutboxDropped,
+    Rating,
+    SelfTest,
+    ServiceModeChanged,
+    SessionEnded,
+    TechnicianLockedOut,
+    TechnicianLogin,
+    TechnicianLoginFailed,
+    TicketIssued,
+    TicketVoided,
+    VisitService,
+    payload_from_data,
+)
 from fleet.store.commands import REASON_NOT_SENT, REASON_UNSENT_EXPIRED
 from fleet.store.models import Command
 from fleet.web.i18n import Translator
@@ -284,3 +314,131 @@ def command_args(tr: Translator, command: str, args: dict[str, Any] | None) -> l
             text = str(value)
         shown.append(ShownArg(name, tr.optional(f"command_arg.{name}", name), text))
     return shown
+
+
+# --- what kiosks' events say --------------------------------------------------------------------------
+
+
+def card_result(tr: Translator, code: str) -> str:
+    """A card read's result (``card_read.result``) in the page's language; an unknown code as it came."""
+    return tr.optional(f"card_result.{code}", code) if code else tr("common.none")
+
+
+def lookup_outcome(tr: Translator, code: str) -> str:
+    """A dossier look-up's outcome (``lookup.outcome``) in the page's language."""
+    return tr.optional(f"usage.lookup.{code}", code) if code else tr("common.none")
+
+
+def reason_label(code: str, language: str) -> str:
+    """A reason's words from the contract's default set (a center's own reasons show their code)."""
+    for reason in DEFAULT_REASONS:
+        if reason.code == code:
+            return (reason.label_vi if language == "vi" else reason.label_en) or code
+    return code
+
+
+def kind_label(tr: Translator, kind: str) -> str:
+    """An event kind's word; a newer kiosk's kind as it came."""
+    return tr.optional(f"event_kind.{kind}", kind)
+
+
+def _device(tr: Translator, device: str) -> str:
+    return tr.optional(f"device.{device}", device)
+
+
+def _service(services: Mapping[str, str], code: str) -> str:
+    return services.get(code) or code
+
+
+def _described(tr: Translator, payload: EventPayload, services: Mapping[str, str]) -> str | None:
+    """The line of a payload this fleet knows; None for a kind without one of its own."""
+    match payload:
+        case TicketIssued():
+            extras = [tr("event_text.priority")] if payload.priority else []
+            if payload.identified:
+                extras.append(tr("event_text.identified"))
+            if payload.appointment_at:
+                extras.append(tr("event_text.appointment", time=payload.appointment_at))
+            line = tr("event_text.ticket", number=payload.number, service=_service(services, payload.service))
+            return " · ".join([line, *extras])
+        case TicketVoided():
+            reason = tr.optional(f"void_reason.{payload.reason}", payload.reason)
+            return tr(
+                "event_text.voided",
+                number=payload.number,
+                service=_service(services, payload.service),
+                reason=reason,
+            )
+        case Lookup():
+            return tr("event_text.lookup", outcome=lookup_outcome(tr, payload.outcome))
+        case Rating():
+            level = f"{payload.level}/{payload.scale}"
+            if tr.has(f"usage.level_word.{payload.level_key}"):
+                level = f"{tr(f'usage.level_word.{payload.level_key}')} ({level})"
+            if not payload.reasons:
+                return tr("event_text.rating", level=level)
+            reasons = ", ".join(reason_label(r, tr.language) for r in payload.reasons)
+            return tr("event_text.rating_reasons", level=level, reasons=reasons)
+        case CardRead():
+            return tr("event_text.card_read", result=card_result(tr, payload.result), ms=payload.duration_ms)
+        case DeviceFault():
+            state = tr.optional(f"device_state.{payload.problem}", payload.problem)
+            return tr("event_text.device", device=_device(tr, payload.device), state=state)
+        case DeviceRecovered():
+            return tr("event_text.device", device=_device(tr, payload.device), state=tr("device_state.ok"))
+        case AppError():
+            if payload.screen:
+                return tr("event_text.app_error_screen", error=payload.error, screen=payload.screen)
+            return tr("event_text.app_error", error=payload.error)
+        case SessionEnded():
+            reason = tr.optional(f"session_reason.{payload.reason}", payload.reason)
+            return tr("event_text.session", reason=reason, seconds=f"{payload.duration_s:g}")
+        case AppStarted():
+            return tr(
+                "event_text.app_started", version=payload.version, config_version=payload.config_version
+            )
+        case OutboxDropped():
+            first, last = payload.first_seq, payload.last_seq
+            return tr("event_text.outbox_dropped", count=payload.count, first=first, last=last)
+        case JournalRecovered():
+            return tr("event_text.journal_recovered")
+        case TechnicianLogin():
+            legacy = payload.scheme == "sha256_legacy"
+            return tr("event_text.technician_login_legacy" if legacy else "event_text.technician_login")
+        case TechnicianLoginFailed():
+            return tr("event_text.technician_login_failed", failures=payload.failures)
+        case TechnicianLockedOut():
+            seconds = f"{payload.lockout_s:g}"
+            return tr("event_text.technician_locked_out", seconds=seconds, failures=payload.failures)
+        case ServiceModeChanged():
+            source = tr.optional(f"event_text.source_{payload.source}", payload.source)
+            key = "event_text.out_of_service" if payload.out_of_service else "event_text.in_service"
+            return tr(key, source=source)
+        case SelfTest():
+            if payload.result == "pass":
+                return tr("event_text.self_test_pass")
+            failed = ", ".join(_device(tr, s.step) for s in payload.steps if not s.ok)
+            return tr("event_text.self_test_fail", steps=failed or tr("common.none"))
+        case VisitService():
+            return tr(
+                "event_text.visit",
+                service=tr.optional(f"visit_service.{payload.service}", payload.service),
+                outcome=tr.optional(f"visit_outcome.{payload.outcome}", payload.outcome),
+            )
+    return None
+
+
+def event_text(tr: Translator, kind: str, payload: Any, services: Mapping[str, str]) -> str:
+    """What a stored event says, in one line of the page's language: "Số A007 · Hộ tịch". ``services``:
+    the center's service codes -> names in that language (a code without one shows as it came). A kind
+    this fleet does not know, or a payload it cannot read, says its kind; the raw payload stays beside
+    it for a technician."""
+    try:
+        parsed = payload_from_data(kind, payload)
+    except ContractError:
+        parsed = None
+    described = _described(tr, parsed, services) if parsed is not None else None
+    if described is not None:
+        return described
+    known = tr.has(f"event_kind.{kind}")
+    return kind_label(tr, kind) if known else tr("event_text.other", kind=kind)

@@ -31,6 +31,7 @@ from common.errors import ConflictError, NotFoundError, PermissionDeniedError, V
 from fleet.auth import Authenticator, LoginPolicy, can, scope_for
 from fleet.store import Scope, Store
 from fleet.store.models import Session, User
+from fleet.web import contract_text
 from fleet.web import format as fmt
 from fleet.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
 
@@ -79,6 +80,11 @@ class Web:
         self.jinja.filters["duration"] = lambda alarm: fmt.duration(
             alarm.started_at, alarm.ended_at or store.db.now()
         )
+        # codes kiosks send, said in the page's language (fleet.web.contract_text): {{ card_result(t, code) }}
+        self.jinja.globals["card_result"] = contract_text.card_result
+        self.jinja.globals["lookup_outcome"] = contract_text.lookup_outcome
+        self.jinja.globals["event_text"] = contract_text.event_text
+        self.jinja.globals["kind_label"] = contract_text.kind_label
         self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self.started = time.time()
 

@@ -3,6 +3,7 @@ same view as HTML, CSV (``?format=csv``) and JSON (``?format=json``), over the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from common.errors import NotFoundError
+from fleet.store import Scope, Store
 from fleet.store.models import Alarm, CenterSummary, Command, DeviceState, KioskRow, StatusChange, StoredEvent
 from fleet.store.registry import KIOSK_SORTS
 from fleet.store.schema import KIOSK_STATES
 from fleet.web import charts
-from fleet.web.contract_text import command_outcome
+from fleet.web.contract_text import command_outcome, event_text, kind_label
 from fleet.web.core import Ctx, endpoint, local_path, query_int
 from fleet.web.format import Column, csv_response, duration, json_response, json_value
 from fleet.web.i18n import Translator
@@ -197,16 +199,32 @@ STATUS_COLUMNS = [
     Column("boot", "kiosk.boot", lambda s: s.boot),
     Column("applied", "kiosk.status_applied", lambda s: s.applied),
 ]
-EVENT_COLUMNS = [
-    Column("occurred_at", "kiosk.event_at", lambda e: e.occurred_at),
-    Column("received_at", "kiosk.received_at", lambda e: e.received_at),
-    Column("kind", "kiosk.event_kind", lambda e: e.kind),
-    Column("seq", "kiosk.event_seq", lambda e: e.seq),
-    Column("journal_id", "kiosk.journal", lambda e: e.journal_id),
-    Column("event_id", "kiosk.event_id", lambda e: e.event_id),
-    Column("replay", "kiosk.replay", lambda e: e.replay),
-    Column("payload", "kiosk.event_payload", lambda e: e.payload),
-]
+
+
+def event_columns(services: Mapping[str, str]) -> list[Column]:
+    """A kiosk's events as a list: the spreadsheet says each in words (Vietnamese, with ``services``,
+    the center's service names) beside the raw payload; JSON keeps the codes and the payload only."""
+    return [
+        Column("occurred_at", "kiosk.event_at", lambda e: e.occurred_at),
+        Column("received_at", "kiosk.received_at", lambda e: e.received_at),
+        Column("kind", "kiosk.event_kind", lambda e: e.kind, lambda e, tr: kind_label(tr, e.kind)),
+        Column("seq", "kiosk.event_seq", lambda e: e.seq),
+        Column("journal_id", "kiosk.journal", lambda e: e.journal_id),
+        Column("event_id", "kiosk.event_id", lambda e: e.event_id),
+        Column("replay", "kiosk.replay", lambda e: e.replay),
+        Column(
+            "text",
+            "kiosk.event_text",
+            lambda e: None,
+            lambda e, tr: event_text(tr, e.kind, e.payload, services),
+            json=False,
+        ),
+        Column("payload", "kiosk.event_payload", lambda e: e.payload),
+    ]
+
+
+#: the columns' keys and headers (the lists themselves are made with the kiosk's center's services)
+EVENT_COLUMNS = event_columns({})
 
 
 def _outcome_text(command: Command, tr: Translator) -> str:
@@ -320,11 +338,18 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
         health_ticks=charts.time_ticks(health_since, now, ctx.web.zone),
         chart_box=charts.Box(),
         events=store.events.recent(scope, kiosk_id, limit=30),
+        services=service_names(store, scope, kiosk_row.kiosk.center_id, ctx.lang),
         gaps=store.events.gaps(scope, kiosk_id),
         alarms=store.alarms.page(scope, active=None, kiosk_id=kiosk_id, limit=20).items,
         config=store.configs.state(scope, kiosk_id),
         change_id=change_id,
     )
+
+
+def service_names(store: Store, scope: Scope, center_id: str, language: str) -> dict[str, str]:
+    """A center's service codes -> their names in ``language`` (its queue's services)."""
+    names = store.usage.service_names(scope, center_id=center_id, language=language)
+    return {code: name for (_, code), name in names.items()}
 
 
 SUBLISTS: dict[str, tuple[list[Column], str]] = {
@@ -342,7 +367,7 @@ def kiosk_list(request: Request, ctx: Ctx) -> Response:
     kiosk_id, name = request.path_params["kiosk_id"], request.path_params["list"]
     if name not in SUBLISTS:
         raise NotFoundError(f"no list {name!r}")
-    store.registry.kiosk(scope, kiosk_id)  # 404 outside the scope, whatever the list
+    found = store.registry.kiosk(scope, kiosk_id)  # 404 outside the scope, whatever the list
     rows: list[StatusChange] | list[StoredEvent] | list[Command] | list[DeviceState]
     if name == "status":
         rows = store.telemetry.status_history(scope, kiosk_id, limit=None)
@@ -355,6 +380,8 @@ def kiosk_list(request: Request, ctx: Ctx) -> Response:
     else:
         rows = store.registry.devices(scope, kiosk_id)
     columns, filename = SUBLISTS[name]
+    if name == "events":  # said in Vietnamese, the spreadsheet's language
+        columns = event_columns(service_names(store, scope, found.center_id, "vi"))
     form = fmt_of(request)
     if form == "csv":
         return csv_response(f"{filename}-{kiosk_id}", columns, rows, ctx.web.zone)

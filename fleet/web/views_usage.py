@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from fleet.reports.build import level_rows, reason_label
+from fleet.reports.build import level_rows
 from fleet.store import Scope, Store
 from fleet.store.models import Center
 from fleet.store.usage import (
@@ -37,6 +37,7 @@ from fleet.store.usage import (
     rating_groups,
     split_day_hour,
 )
+from fleet.web.contract_text import reason_label
 from fleet.web.core import Ctx, endpoint
 from fleet.web.format import json_value
 

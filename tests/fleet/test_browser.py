@@ -90,6 +90,11 @@ def test_province_admin_sees_every_page(page: Page) -> None:
     expect(page.locator("svg.timeline rect")).to_have_count(4)  # online, offline, online... within 24 h
     expect(page.locator(".dev-card")).to_have_count(3)
     expect(page.locator(".gaps")).to_contain_text("Từ số 5 đến 6 (2 sự kiện)")
+    # each event in words, its raw payload folded for a technician
+    ticket = page.locator("#events tr[data-kind='ticket_issued']").first
+    expect(ticket).to_contain_text("Lấy số thứ tự")
+    expect(ticket.locator(".event-text")).to_have_text("Số A007 · HOTICH")  # no queue service named here
+    expect(ticket.locator("details code.payload")).to_be_hidden()
     outcome = page.locator("#commands .outcome[data-outcome='error']")  # the kiosk's English: its title
     expect(outcome).to_have_text("Không in được phiếu thử.")
     expect(outcome).to_have_attribute("title", "Nguyên văn (tiếng Anh): printer: paper out")

@@ -20,6 +20,7 @@ from fleet.reports.build import Report, Target, build_report
 from fleet.reports.write import to_csv, to_xlsx
 from fleet.store import Scope, Store
 from fleet.store.usage import Period
+from tests.fleet import usage_data
 from tests.fleet.conftest import FakeClock
 from tests.fleet.queue_data import a_day_at_the_counters, officer
 from tests.fleet.test_cli import fleet, last_line
@@ -95,6 +96,25 @@ def test_a_centers_month_as_xlsx_and_csv(store: Store, clock: FakeClock) -> None
         "2026-11-25 10:00:00",
         "02:00:00",
     ]
+
+
+def test_card_results_are_said_in_words(store: Store, clock: FakeClock) -> None:
+    """A card read's result is the kiosk's error name ("CardRemovedError"): the report says it in
+    Vietnamese, in the XLSX and the CSV; a result no catalog knows (a newer kiosk's) as it came."""
+    f, _ = seed(store, clock)  # 23/11: two reads "ok", one "CardRemovedError" (300 ms)
+    usage_data.event(store, f.center, f.kiosk, "card_read", local(23, 9, 45), result="NewerKioskError",
+                     duration_ms=50)
+    report = build_report(store, Scope.everything(), Target("center", f.center), NOVEMBER, VN)
+    rows = list(xlsx_of(report)["Tra cứu và đọc thẻ"].iter_rows(values_only=True))
+    assert rows[0][:4] == ("Loại", "Trung tâm", "Kết quả", "Số lượt")
+    cards = {row[2]: row for row in rows if row[0] == "Đọc thẻ Căn cước"}
+    assert set(cards) == {"Đọc được", "Thẻ bị rút ra giữa chừng", "NewerKioskError"}
+    assert cards["Thẻ bị rút ra giữa chừng"][3:] == (1, 300, 300)
+    assert ("Tra cứu hồ sơ", report.title, "Không tìm thấy", 1, 20, 20) in rows
+    lines = list(csv.reader(io.StringIO(to_csv(report).decode("utf-8-sig"))))
+    removed = [r for r in lines if r[:3] == ["Đọc thẻ Căn cước", report.title, "Thẻ bị rút ra giữa chừng"]]
+    assert len(removed) == 1 and removed[0][3] == "1"
+    assert not any("CardRemovedError" in cell for row in lines for cell in row)
 
 
 def test_a_provinces_report_and_what_a_scope_may_ask(store: Store, clock: FakeClock) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import re
 import subprocess
 import sys
-from typing import get_args
+from typing import get_args, get_type_hints
 
 from contract.commands import ReasonKind
 from fleet.store.schema import KIOSK_STATES, ROLES, SEVERITIES
@@ -46,7 +46,8 @@ def test_every_key_the_pages_use_exists() -> None:
         # a key that ends in '_' or '.' is a prefix the template completes from a code (checked below)
         used |= {k for k in KEY_IN_TEMPLATE.findall(template.read_text()) if not k.endswith(("_", "."))}
     for module in (FLEET / "web").glob("*.py"):
-        for match in re.finditer(r"""\bt\(\s*"([a-z_]+\.[a-z_.]+)\"""", module.read_text()):
+        # ctx.t("...") in the views, tr("...") where a Translator is handed in (contract_text)
+        for match in re.finditer(r"""\btr?\(\s*"([a-z_]+\.[a-z_.]+)\"""", module.read_text()):
             used.add(match.group(1))
     # keys built from codes: every code the store knows has a label
     used |= {f"state.{s}" for s in KIOSK_STATES} | {f"role.{r}" for r in ROLES}
@@ -106,6 +107,15 @@ def test_every_key_the_pages_use_exists() -> None:
         )
     }
     used |= {f"action.{a}" for a in ("command.create", "config.push", "route.create", "route.update")}
+    # what kiosks' events carry (fleet.web.contract_text): every card read result and event kind this
+    # version's kiosk sends, the look-up outcomes, the visit services and their outcomes
+    from contract.events import CARD_READ_RESULTS, EVENT_KINDS, Lookup, VisitOutcome, VisitServiceName
+
+    used |= {f"card_result.{r}" for r in CARD_READ_RESULTS} | {f"event_kind.{k}" for k in EVENT_KINDS}
+    used |= {f"usage.lookup.{o}" for o in get_args(get_type_hints(Lookup)["outcome"])}
+    used |= {f"visit_service.{s}" for s in get_args(VisitServiceName)}
+    used |= {f"visit_outcome.{o}" for o in get_args(VisitOutcome)}
+    used |= {f"event_text.source_{s}" for s in ("technician", "center")}
     used |= {c.label for c in [*views_notify.DELIVERY_COLUMNS, *views_ingest.REFUSAL_COLUMNS]}
     used |= {
         c.label

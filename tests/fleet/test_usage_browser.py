@@ -78,6 +78,10 @@ def test_a_manager_sees_the_month_a_live_change_and_downloads_the_report(
     expect(page.locator("#tickets-by-day [data-day='2026-11-23'] td").last).to_have_text("4")
     expect(page.locator("#lookups [data-outcome='found'] td").nth(1)).to_have_text("2")
     expect(page.locator("#card-reads [data-outcome='ok'] td").nth(2)).to_have_text("900")
+    # the kiosk's result is its error's name: the manager reads words
+    expect(page.locator("#card-reads [data-outcome='CardRemovedError'] td").first).to_have_text(
+        "Thẻ bị rút ra giữa chừng"
+    )
     expect(page.locator("#ratings-by-officer [data-key='canbo01.bt']")).to_be_visible()
     expect(page.locator("#ratings-by-reason")).to_contain_text("Thời gian chờ đến lượt")
     expect(page.locator("#availability [data-part='printer'] td").nth(3)).to_have_text("2:00:00")
@@ -160,6 +164,9 @@ def test_the_province_in_english_and_its_csv(page: Page, site: tuple[Server, Sto
     page.click("#language-toggle")
     expect(page.locator("h1")).to_have_text("Usage: TP. Hồ Chí Minh")
     expect(page.locator("#usage-body")).to_contain_text("Queue numbers issued")
+    expect(page.locator("#card-reads [data-outcome='CardRemovedError'] td").first).to_have_text(
+        "Card removed during the read"
+    )
     assert "⟦" not in page.content()
     shot(page, "45-usage-province-en")
     page.goto("/reports")
