@@ -4,7 +4,7 @@ same view as HTML, CSV (``?format=csv``) and JSON (``?format=json``), over the s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -227,6 +227,24 @@ def event_columns(services: Mapping[str, str]) -> list[Column]:
 EVENT_COLUMNS = event_columns({})
 
 
+def shown_events(ctx: Ctx, found: list[StoredEvent]) -> list[StoredEvent]:
+    """A kiosk's events as this user may read them, on the page and in its exports. Ratings are read
+    one by one by nobody (center.md, "Privacy at the center"): a rating's target (the ticket, counter
+    or officer it was about) is withheld from everyone, since ratings per counter and officer are the
+    usage page's aggregates; and roles without ``rating.view`` (technicians, viewers), which never see
+    ratings on the usage page, get a rating's kind and time only, not its level or reasons."""
+    ratings = ctx.can("rating.view")
+    return [_shown_event(event, ratings) for event in found]
+
+
+def _shown_event(event: StoredEvent, ratings: bool) -> StoredEvent:
+    if event.kind != "rating":
+        return event
+    if not ratings:
+        return replace(event, payload={})
+    return replace(event, payload={k: v for k, v in event.payload.items() if k != "target_id"})
+
+
 def _outcome_text(command: Command, tr: Translator) -> str:
     outcome = command_outcome(tr, command)
     return outcome.text if outcome is not None else ""
@@ -337,7 +355,7 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
         health_ranges=list(charts.RANGES),
         health_ticks=charts.time_ticks(health_since, now, ctx.web.zone),
         chart_box=charts.Box(),
-        events=store.events.recent(scope, kiosk_id, limit=30),
+        events=shown_events(ctx, store.events.recent(scope, kiosk_id, limit=30)),
         services=service_names(store, scope, kiosk_row.kiosk.center_id, ctx.lang),
         gaps=store.events.gaps(scope, kiosk_id),
         alarms=store.alarms.page(scope, active=None, kiosk_id=kiosk_id, limit=20).items,
@@ -372,9 +390,9 @@ def kiosk_list(request: Request, ctx: Ctx) -> Response:
     if name == "status":
         rows = store.telemetry.status_history(scope, kiosk_id, limit=None)
     elif name == "events":
-        rows = store.events.recent(
+        rows = shown_events(ctx, store.events.recent(
             scope, kiosk_id, limit=query_int(request.query_params, "limit", 10_000, 1, 100_000)
-        )
+        ))
     elif name == "commands":
         rows = store.commands.for_kiosk(scope, kiosk_id, limit=None)
     else:

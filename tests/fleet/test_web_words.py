@@ -73,7 +73,8 @@ def _events(store: Store, f: Fleet, clock: FakeClock) -> None:
     journal = uuid.uuid4().hex
     shown: list[tuple[str, dict[str, Any]]] = [
         ("ticket_issued", {"number": "A007", "service": "HOTICH"}),
-        ("rating", {"level": 1, "scale": 4, "level_key": "very_dissatisfied", "reasons": ["long_wait"]}),
+        ("rating", {"level": 1, "scale": 4, "level_key": "very_dissatisfied", "reasons": ["long_wait"],
+                    "target_kind": "official", "target_id": "cb-017"}),
         ("lookup", {"outcome": "not_found", "source": "camera"}),
         ("card_read", {"result": "CardRemovedError", "authenticity": "not_checked", "duration_ms": 300}),
         ("card_read", {"result": "NewerKioskError", "duration_ms": 40}),
@@ -147,3 +148,31 @@ def test_the_events_csv_adds_the_words_and_keeps_the_payload(kiosk_store: tuple[
         items = manager.client.get(f"/kiosks/{f.kiosk}/events?format=json").json()["items"]
         ticket_item = next(i for i in items if i["kind"] == "ticket_issued")  # JSON: codes, no words
         assert "text" not in ticket_item and ticket_item["payload"] == {"number": "A007", "service": "HOTICH"}
+
+
+def test_ratings_one_by_one_are_withheld_on_the_kiosk_page_and_its_exports(
+    kiosk_store: tuple[Store, Fleet],
+) -> None:
+    """center.md, "Privacy at the center": nobody reads an officer's ratings one by one (managers have
+    the usage page's aggregates), and roles without ``rating.view`` see no rating at all."""
+    store, f = kiosk_store
+    page_path, csv_path = f"/kiosks/{f.kiosk}", f"/kiosks/{f.kiosk}/events?format=csv"
+    json_path = f"/kiosks/{f.kiosk}/events?format=json"
+    with browser(store, "quanly.bt") as manager:
+        page = manager.client.get(page_path).text
+        assert "Rất không hài lòng (1/4)" in _row(page, "data-kind", "rating")  # the level, the reasons
+        exports = page + manager.client.get(csv_path).text + manager.client.get(json_path).text
+        assert "cb-017" not in exports  # but not whom it was about
+        rating = next(i for i in manager.client.get(json_path).json()["items"] if i["kind"] == "rating")
+        assert rating["payload"]["level"] == 1 and "target_id" not in rating["payload"]
+    for username in ("kythuat.bt", "xem.bt"):
+        with browser(store, username) as reader:
+            page = reader.client.get(page_path).text
+            line = _row(page, "data-kind", "rating")
+            assert "Đánh giá" in line and "hài lòng" not in line and "1/4" not in line
+            exports = page + reader.client.get(csv_path).text + reader.client.get(json_path).text
+            assert "cb-017" not in exports and "long_wait" not in exports and "very_dissatisfied" not in exports
+            items = reader.client.get(json_path).json()["items"]
+            assert next(i for i in items if i["kind"] == "rating")["payload"] == {}
+            # the other events are theirs to read as before
+            assert "Số A007 · Hộ tịch" in _row(page, "data-kind", "ticket_issued")
