@@ -194,9 +194,10 @@ def main() -> None:
                 print("--", one["sql"][:400])
                 for line in one["plan"]:
                     print("   ", line)
-    print(f"\n{'ms per call, median of ' + str(args.calls):<34}" + "".join(
-        f"{r['backend'][:6] + ' ' + str(r['waiting']):>14}" for r in results
-    ))
+    print(
+        f"\n{'ms per call, median of ' + str(args.calls):<34}"
+        + "".join(f"{r['backend'][:6] + ' ' + str(r['waiting']):>14}" for r in results)
+    )
     lines = [
         ("call_next, counter of 3 services", "call_next_ms"),
         ("call_next, counter of 1 service", "call_next_one_service_ms"),
