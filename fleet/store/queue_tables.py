@@ -126,6 +126,22 @@ queue_tickets = Table(
     CheckConstraint(_in("state", TICKET_STATES), name="state"),
     UniqueConstraint("center_id", "day", "number"),
     Index(None, "center_id", "day", "state", "service", "issued_at"),
+    # a counter's next ticket (migration 0010): the waiting tickets of a class in call order, so the
+    # ORDER BY ... LIMIT reads from the front of the index instead of sorting the whole queue; the
+    # counter's services (an OR with tickets sent to it) are checked on the way
+    Index("ix_queue_tickets_call_order", "center_id", "day", "state", "priority", "issued_at", "id"),
+    # ...and its booked tickets by booked time (only the few with one are in it)
+    Index(
+        "ix_queue_tickets_booked_order",
+        "center_id",
+        "day",
+        "state",
+        "appointment_at",
+        "issued_at",
+        "id",
+        sqlite_where=text("appointment_at IS NOT NULL"),
+        postgresql_where=text("appointment_at IS NOT NULL"),
+    ),
 )
 
 queue_sessions = Table(

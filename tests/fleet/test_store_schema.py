@@ -361,3 +361,47 @@ def test_0009_adds_the_result_code_keeping_the_results_stored_before_it(
         assert Store(db).commands.for_kiosk(Scope.everything(), "k1")[0].result_code is None
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0010_indexes_the_queue_in_call_order_keeping_the_tickets(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """0010 adds the two indexes a counter's "next" reads in call order (by class and issue time; the
+    booked tickets, only they, by booked time) over the tickets stored before it, and goes back."""
+    from fleet.store.queue_tables import queue_tickets
+
+    db = _one_kiosk_at("0009", backend_name, request, tmp_path, clock)
+    try:
+        row = {"center_id": "c1", "day": "2026-11-23", "service": "HOTICH", "first_service": "HOTICH",
+               "issued_at": clock.now, "queued_at": clock.now, "state": "waiting", "updated_at": clock.now}
+        with db.write() as conn:
+            conn.execute(
+                insert(queue_tickets),
+                [
+                    {**row, "number": "A001", "priority": False, "token": "t1", "appointment_at": None},
+                    {**row, "number": "A002", "priority": True, "token": "t2",
+                     "appointment_at": clock.now + timedelta(hours=1)},
+                ],
+            )
+        migrate.upgrade(db)
+        Store(db).check_schema()
+        found = {i["name"]: i for i in inspect(db.engine).get_indexes("queue_tickets")}
+        assert found["ix_queue_tickets_call_order"]["column_names"] == [
+            "center_id", "day", "state", "priority", "issued_at", "id"
+        ]
+        booked = found["ix_queue_tickets_booked_order"]
+        assert booked["column_names"] == ["center_id", "day", "state", "appointment_at", "issued_at", "id"]
+        where = booked["dialect_options"]["postgresql_where" if db.is_postgres else "sqlite_where"]
+        assert "appointment_at IS NOT NULL" in str(where)
+        with db.read() as conn:  # the rows as they were
+            kept = conn.execute(select(queue_tickets.c.number, queue_tickets.c.priority).order_by(
+                queue_tickets.c.number)).all()
+        assert [tuple(r) for r in kept] == [("A001", False), ("A002", True)]
+        migrate.downgrade(db, "0009")
+        names = {i["name"] for i in inspect(db.engine).get_indexes("queue_tickets")}
+        assert not names & {"ix_queue_tickets_call_order", "ix_queue_tickets_booked_order"}
+        migrate.upgrade(db)
+        Store(db).check_schema()
+    finally:
+        db.close()
