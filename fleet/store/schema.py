@@ -193,7 +193,6 @@ events = Table(
     Column("payload", Json, nullable=False),
     Index(None, "kiosk_id", "occurred_at"),
     Index(None, "center_id", "kind", "occurred_at"),
-    Index(None, "kiosk_id", "journal_id", "seq"),
     # since 0005: the usage pages' live stream asks "anything new for this center?" (fleet.store.usage)
     Index(None, "center_id", "received_at"),
     postgresql_partition_by="RANGE (occurred_at)",

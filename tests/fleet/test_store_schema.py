@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from common.errors import ConfigError, StoreError
 from fleet.store import Scope, Store, migrate, open_store
 from fleet.store.db import Database, normalize_url
+from fleet.store.models import EventRecord
 from fleet.store.partitions import DAYS, HEALTH
 from fleet.store.schema import alarms, commands, health_samples, metadata
 from tests.fleet.conftest import FakeClock
@@ -401,6 +403,44 @@ def test_0010_indexes_the_queue_in_call_order_keeping_the_tickets(
         migrate.downgrade(db, "0009")
         names = {i["name"] for i in inspect(db.engine).get_indexes("queue_tickets")}
         assert not names & {"ix_queue_tickets_call_order", "ix_queue_tickets_booked_order"}
+        migrate.upgrade(db)
+        Store(db).check_schema()
+    finally:
+        db.close()
+
+
+def _event_indexes(db: Database) -> set[str]:
+    """The names of the indexes on ``events`` (PostgreSQL: on the parent and on every partition, each
+    partition's named after its own table)."""
+    if not db.is_postgres:
+        return {str(i["name"]) for i in inspect(db.engine).get_indexes("events")}
+    with db.read() as conn:
+        rows = conn.execute(text(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid IN (SELECT 'events'::regclass "
+            "UNION SELECT inhrelid FROM pg_inherits WHERE inhparent = 'events'::regclass)"
+        )).scalars().all()
+    return set(rows)
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0011_drops_the_events_journal_index_everywhere_keeping_the_events(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """0011 drops ``events (kiosk_id, journal_id, seq)`` (no query reads it), on PostgreSQL with every
+    monthly partition's copy of it, keeps the events, and its downgrade builds it again."""
+    db = _one_kiosk_at("0010", backend_name, request, tmp_path, clock)
+    try:
+        record = EventRecord(uuid.uuid4().hex, uuid.uuid4().hex, 1, "rating", clock.now, {"level": 4})
+        assert Store(db).events.insert_event("c1", "k1", record).inserted  # a month's partition made
+        before = _event_indexes(db)
+        # PostgreSQL: the parent's and each partition's (the event's month and those made ahead)
+        assert sum("journal_id_seq" in name for name in before) >= (2 if db.is_postgres else 1)
+        migrate.upgrade(db)
+        Store(db).check_schema()
+        assert not any("journal_id_seq" in name for name in _event_indexes(db))
+        assert [e.event_id for e in Store(db).events.recent(Scope.everything(), "k1")] == [record.event_id]
+        migrate.downgrade(db, "0010")
+        assert _event_indexes(db) == before
         migrate.upgrade(db)
         Store(db).check_schema()
     finally:
