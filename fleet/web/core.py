@@ -75,6 +75,7 @@ class Web:
             lstrip_blocks=True,
         )
         self.jinja.filters["t_time"] = lambda when: fmt.page_time(when, self.zone)
+        self.jinja.filters["t_day"] = fmt.page_day
         self.jinja.filters["device_class"] = device_class
         # an alarm's duration: until it ended, or until now while it is active
         self.jinja.filters["duration"] = lambda alarm: fmt.duration(

@@ -21,6 +21,20 @@ def page_time(when: datetime | None, zone: tzinfo) -> str:
     return "" if when is None else when.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
 
 
+def page_day(iso: object) -> str:
+    """A date field's value in the pages' order: ``2026-12-04`` -> ``04/12/2026``, a month field's
+    ``2026-11`` -> ``11/2026``; anything else as it is. A browser draws ``<input type="date">`` in its
+    own locale's order (an English Chrome: 12/04/2026 for 4 December), so the pages say the day beside
+    it the way every other date on them is written (fleet.js keeps it in step while it is edited)."""
+    text = str(iso or "")
+    parts = text.split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return f"{parts[2]}/{parts[1]}/{parts[0]}"
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return f"{parts[1]}/{parts[0]}"
+    return text
+
+
 def csv_time(when: datetime | None, zone: tzinfo) -> str:
     """2026-11-23 10:02:03: unambiguous, and read as a date-time by spreadsheets in any locale."""
     return "" if when is None else when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")

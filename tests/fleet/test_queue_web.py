@@ -89,6 +89,11 @@ def test_manager_page_exports_and_settings(web_store: Store, queue_settings: Que
     with browser(web_store, "quanly.bt", queue=queue_settings) as manager:
         page = manager.client.get(f"/queue/{CENTER}")
         assert page.status_code == 200 and "Hàng đợi tại quầy" in page.text and "Hộ tịch" in page.text
+        # the statistics' days said beside their fields in the page's order (browsers draw the fields
+        # in their own locale's)
+        y, m, d = day.split("-")
+        said = f'<output class="day-said" id="queue-from-said" for="queue-from">{d}/{m}/{y}</output>'
+        assert said in page.text
         exported = manager.client.get(f"/queue/{CENTER}?format=csv&by=service")
         rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
         assert rows[0][:3] == ["Nhóm", "Số lượt lấy số", "Số lượt gọi"] and rows[1][:2] == ["Hộ tịch", "1"]

@@ -75,6 +75,13 @@ def test_a_manager_sees_the_month_a_live_change_and_downloads_the_report(
     page.goto(f"/usage?center=hcm-ben-thanh&{MONTH}")
     expect(page.locator("#sum-issued")).to_have_text(str(expected.bt_issued))
     expect(page.locator("#sum-satisfaction")).to_have_text("57.1 %")
+    # the browser draws the date field in its own locale's order: the day is said beside it as the
+    # page writes dates, and follows the field while it is edited
+    expect(page.locator("#usage-from-said")).to_have_text("01/11/2026")
+    expect(page.locator("#usage-to-said")).to_have_text("30/11/2026")
+    page.fill("#usage-to", "2026-11-04")
+    expect(page.locator("#usage-to-said")).to_have_text("04/11/2026")
+    page.fill("#usage-to", "2026-11-30")
     expect(page.locator("#tickets-by-day [data-day='2026-11-23'] td").last).to_have_text("4")
     expect(page.locator("#lookups [data-outcome='found'] td").nth(1)).to_have_text("2")
     expect(page.locator("#card-reads [data-outcome='ok'] td").nth(2)).to_have_text("900")
@@ -124,6 +131,7 @@ def test_a_manager_sees_the_month_a_live_change_and_downloads_the_report(
     expect(page.locator("#report-span")).to_have_value("range")  # the usage page's days came along
     page.select_option("#report-span", "month")
     page.fill("#report-month", "2026-11")
+    expect(page.locator("#report-month-said")).to_have_text("11/2026")
     page.select_option("#report-format", "xlsx")
     shot(page, "42-reports")
     with page.expect_download() as waiting:

@@ -1,6 +1,25 @@
 // Live updates for the fleet's pages: one EventSource per page on /live, which follows the store's
 // change log. The server sends the re-rendered markup of what changed (same template as the page),
 // so this script only swaps elements by their data-live-target and flashes them. No library.
+
+// Date fields: a browser draws <input type="date"> in its own locale's order (an English Chrome shows
+// 12/04/2026 for 4 December), so the page says the day beside it as it writes every other date
+// (04/12/2026; a month 11/2026), here kept in step while the field is edited (fleet.web.format.page_day).
+(function () {
+  "use strict";
+  function said(value) {
+    var parts = value.split("-");
+    if (parts.length === 3) { return parts[2] + "/" + parts[1] + "/" + parts[0]; }
+    if (parts.length === 2) { return parts[1] + "/" + parts[0]; }
+    return value;
+  }
+  document.querySelectorAll("input[data-day-said]").forEach(function (field) {
+    var output = document.getElementById(field.getAttribute("data-day-said"));
+    if (!output) { return; }
+    field.addEventListener("input", function () { output.textContent = said(field.value); });
+  });
+})();
+
 (function () {
   "use strict";
   var root = document.querySelector("[data-live]");
