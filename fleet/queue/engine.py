@@ -441,7 +441,11 @@ class Queue:
         return list(
             conn.execute(
                 select(queue_sessions).where(
-                    queue_sessions.c.center_id == center_id, queue_sessions.c.state == "open"
+                    queue_sessions.c.center_id == center_id,
+                    queue_sessions.c.state == "open",
+                    # implied by the one above, but said so that the partial index of the sessions
+                    # not closed serves (SQLite does not infer it) instead of a scan of every session
+                    queue_sessions.c.state != "closed",
                 )
             )
         )
@@ -992,6 +996,8 @@ class Queue:
                         queue_steps.c.at >= start,
                         queue_steps.c.day == day,
                     )
+                    # the day's steps newest first (center, day, id): on a quiet day the walk ends
+                    # with the day's first step, not the center's oldest
                     .order_by(queue_steps.c.id.desc())
                     .limit(300)
                 )
@@ -1069,7 +1075,11 @@ class Queue:
                         queue_steps.c.service == service,
                         queue_steps.c.at >= now - PACE_WINDOW,
                     )
-                    .order_by(queue_steps.c.id.desc())
+                    # "+ 0": not in the order of an index, so that the planner cannot walk the center's
+                    # steps back by id (on to its oldest when the week has fewer than PACE_SAMPLES);
+                    # it reads the week's finished services of the service (center, service, kind,
+                    # at) and sorts those few
+                    .order_by((queue_steps.c.id + 0).desc())
                     .limit(PACE_SAMPLES)
                 ).scalars()
                 samples = [float(d["served_s"]) for d in rows if d and d.get("served_s") is not None]
