@@ -1067,20 +1067,25 @@ class Queue:
             services = [s.code for s in self.services(center_id)]
             out: dict[str, Pace] = {}
             for service in services:
-                rows = conn.execute(
-                    select(queue_steps.c.detail)
+                # the week's finished services of the service, by time (center, service, kind, at),
+                # their ids only (SQLite: from the index alone); "+ 0": no index's order, so that the
+                # planner cannot walk the center's steps back by id instead (on to its oldest when
+                # the week has fewer than PACE_SAMPLES). Then the details of those few.
+                latest = (
+                    select(queue_steps.c.id)
                     .where(
                         queue_steps.c.center_id == center_id,
                         queue_steps.c.kind.in_(("done", "transferred")),
                         queue_steps.c.service == service,
                         queue_steps.c.at >= now - PACE_WINDOW,
                     )
-                    # "+ 0": not in the order of an index, so that the planner cannot walk the center's
-                    # steps back by id (on to its oldest when the week has fewer than PACE_SAMPLES);
-                    # it reads the week's finished services of the service (center, service, kind,
-                    # at) and sorts those few
                     .order_by((queue_steps.c.id + 0).desc())
                     .limit(PACE_SAMPLES)
+                )
+                rows = conn.execute(
+                    select(queue_steps.c.detail)
+                    .where(queue_steps.c.id.in_(latest))
+                    .order_by(queue_steps.c.id.desc())
                 ).scalars()
                 samples = [float(d["served_s"]) for d in rows if d and d.get("served_s") is not None]
                 service_s = sum(samples) / len(samples) if len(samples) >= MIN_HISTORY else None

@@ -119,8 +119,10 @@ def test_the_display_and_the_pace_read_today_and_the_week_not_the_history(
             assert not any("Sort" in line for line in lines), lines
         for read in pace_reads:
             lines = plan_of(queue.db, read, settings=NO_SHORTCUTS[:2])
-            assert any("Index Scan using ix_queue_steps_service_kind_at" in line for line in lines), lines
+            # an Index (Only) Scan of the week's: the time in its Index Cond
+            assert any("Scan using ix_queue_steps_service_kind_at" in line for line in lines), lines
             assert any("Index Cond" in line and "at >= " in line for line in lines), lines
+            assert not any("ix_queue_steps_center_id_id" in line for line in lines), lines
         for read in sessions:
             lines = plan_of(queue.db, read, settings=NO_SHORTCUTS)
             assert any("using uq_queue_sessions_open_counter" in line for line in lines), lines
@@ -129,9 +131,11 @@ def test_the_display_and_the_pace_read_today_and_the_week_not_the_history(
             assert _plan(queue, read) == [
                 "SEARCH queue_steps USING INDEX ix_queue_steps_day_order (center_id=? AND day=?)"
             ]
-        for read in pace_reads:  # a range on time; the sort is of those rows only
+        for read in pace_reads:  # the ids of a range on time, sorted (those only); then their rows
             assert _plan(queue, read) == [
-                "SEARCH queue_steps USING INDEX ix_queue_steps_service_kind_at"
+                "SEARCH queue_steps USING INTEGER PRIMARY KEY (rowid=?)",
+                "LIST SUBQUERY 1",
+                "SEARCH queue_steps USING COVERING INDEX ix_queue_steps_service_kind_at"
                 " (center_id=? AND service=? AND kind=? AND at>?)",
                 "USE TEMP B-TREE FOR ORDER BY",
             ]
