@@ -201,11 +201,8 @@ queue_steps = Table(
     Index(None, "center_id", "kind", "at"),
     # the hall display's latest calls: today's steps newest first, not the center's whole history
     Index("ix_queue_steps_day_order", "center_id", "day", "id"),
-    # a service's pace: its finished services of the week (a range on time), whatever the history;
-    # their ids from the index alone (SQLite's entries hold the rowid anyway)
-    Index(
-        "ix_queue_steps_service_kind_at", "center_id", "service", "kind", "at", postgresql_include=["id"]
-    ),
+    # a service's pace: its newest finished services of the week, backwards by time, whatever the history
+    Index("ix_queue_steps_service_kind_at", "center_id", "service", "kind", "at"),
     Index(None, "ticket_id"),
     Index(
         "ix_queue_steps_unpublished",
