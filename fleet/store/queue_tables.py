@@ -199,6 +199,10 @@ queue_steps = Table(
     UniqueConstraint("center_id", "seq"),
     Index(None, "center_id", "id"),
     Index(None, "center_id", "kind", "at"),
+    # the hall display's latest calls: today's steps newest first, not the center's whole history
+    Index("ix_queue_steps_day_order", "center_id", "day", "id"),
+    # a service's pace: its newest finished services of the week, backwards by time, whatever the history
+    Index("ix_queue_steps_service_kind_at", "center_id", "service", "kind", "at"),
     Index(None, "ticket_id"),
     Index(
         "ix_queue_steps_unpublished",

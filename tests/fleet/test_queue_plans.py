@@ -1,6 +1,9 @@
 """A counter's "next" and its waiting list read the queue in call order from an index (migration 0010,
 docs/queue.md "Measured"), on SQLite and PostgreSQL: no query on the path sorts the waiting tickets,
 whose number grows with the queue (with 1,000 waiting the sort made "next" cost ~50 ms of server time).
+The hall display's latest calls and a service's pace read today's steps and the week's (migration
+0012), never the center's history, which grows every day (a year of it made the display ~8 times
+slower), and the open counters come from the index of the sessions not closed.
 
 Plans, not times: SQLite's ``EXPLAIN QUERY PLAN`` names the index and would say ``USE TEMP B-TREE FOR
 ORDER BY`` for a sort. PostgreSQL picks by cost, and on a test's few rows a sequential scan is cheapest;
@@ -71,3 +74,71 @@ def test_next_and_the_waiting_list_read_the_queue_in_call_order_from_an_index(
             assert not any("Sort" in line for line in plan), (read.where(), plan)
         else:
             assert not any("TEMP B-TREE" in line for line in plan), (read.where(), plan)
+
+
+def _latest_step_reads(seen: list[Statement]) -> list[Statement]:
+    return [s for s in seen if s.where().startswith("queue_steps ") and " LIMIT " in s.where()]
+
+
+def test_the_display_and_the_pace_read_today_and_the_week_not_the_history(
+    store: Store, clock: FakeClock
+) -> None:
+    build(store)
+    queue = Queue(store)
+    setup_center(queue)
+    person = officer(store, "canbo.bt")
+    for days_later in (0, 22, 8):  # a month ago, last week, today: three calls and services each
+        clock.advance(days=days_later)
+        day = queue.today()
+        for n in range(1, 4):
+            issue(store, f"A{n:03d}", "HOTICH", day=day)
+        queue.open_session(person, "2", ["HOTICH", "CHUNGTHUC"])
+        for _ in range(3):
+            queue.call_next(person)  # finishes the one before
+            clock.advance(minutes=5)
+        queue.done(person)
+        queue.close(person)  # the sessions of past days stay, closed
+    queue.open_session(person, "2", ["HOTICH", "CHUNGTHUC"])
+    with statements(store.db) as seen:
+        board = queue.board(CENTER)
+        paces = queue.paces(CENTER)
+    assert [c.number for c in board.recent] == ["A003", "A002", "A001"]  # today's
+    assert paces["HOTICH"].service_s == 300.0 and paces["HOTICH"].open_counters == 1
+    reads = _latest_step_reads(seen)
+    board_reads = [r for r in reads if "queue_steps.day = " in r.where()]
+    pace_reads = [r for r in reads if "queue_steps.service = " in r.where()]
+    # three services, a read per kind (done, transferred) each
+    assert len(board_reads) == 1 and len(pace_reads) == 6, [r.where() for r in reads]
+    sessions = [s for s in seen if s.where().startswith("queue_sessions ") and "state = " in s.where()]
+    assert sessions, [s.where() for s in seen]
+    if queue.db.is_postgres:
+        for read in board_reads:
+            lines = plan_of(queue.db, read, settings=NO_SHORTCUTS)
+            assert any("Index Scan Backward using ix_queue_steps_day_order" in line for line in lines), lines
+            assert any("Index Cond" in line and "(day)::text = " in line for line in lines), lines
+            assert not any("Sort" in line for line in lines), lines
+        for read in pace_reads:
+            lines = plan_of(queue.db, read, settings=NO_SHORTCUTS[:2])
+            # the newest of the week, backwards by time (the time in its Index Cond), no sort
+            backwards = "Index Scan Backward using ix_queue_steps_service_kind_at"
+            assert any(backwards in line for line in lines), lines
+            assert any("Index Cond" in line and "at >= " in line for line in lines), lines
+            assert not any("ix_queue_steps_center_id_id" in line for line in lines), lines
+            assert not any("Sort" in line for line in lines), lines
+        for read in sessions:
+            lines = plan_of(queue.db, read, settings=NO_SHORTCUTS)
+            assert any("using uq_queue_sessions_open_counter" in line for line in lines), lines
+    else:
+        for read in board_reads:
+            assert _plan(queue, read) == [
+                "SEARCH queue_steps USING INDEX ix_queue_steps_day_order (center_id=? AND day=?)"
+            ]
+        for read in pace_reads:  # a range on time, read newest first: no sort
+            assert _plan(queue, read) == [
+                "SEARCH queue_steps USING INDEX ix_queue_steps_service_kind_at"
+                " (center_id=? AND service=? AND kind=? AND at>?)",
+            ]
+        for read in sessions:
+            assert _plan(queue, read) == [
+                "SEARCH queue_sessions USING INDEX uq_queue_sessions_open_counter (center_id=?)"
+            ]

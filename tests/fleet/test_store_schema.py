@@ -445,3 +445,50 @@ def test_0011_drops_the_events_journal_index_everywhere_keeping_the_events(
         Store(db).check_schema()
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0012_indexes_the_latest_steps_by_day_and_by_service_keeping_the_steps(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """0012 adds the indexes the hall display's latest calls (today's steps by id) and a service's pace
+    (its finished services by time) read, over the steps stored before it, and goes back; the display
+    and the pace answer from those steps on either side of it."""
+    from fleet.queue.engine import Queue
+    from fleet.store.queue_tables import queue_steps
+
+    db = _one_kiosk_at("0011", backend_name, request, tmp_path, clock)
+    try:
+        queue = Queue(Store(db))
+        queue.set_service("c1", "HOTICH", "A", "Hộ tịch")
+        day = queue.today(clock.now)
+        row = {"center_id": "c1", "day": day, "number": "A001", "service": "HOTICH", "counter": "1"}
+        with db.write() as conn:
+            conn.execute(
+                insert(queue_steps),
+                [
+                    {**row, "seq": n, "event_id": uuid.uuid4().hex, "at": clock.now, "kind": kind,
+                     "detail": {"served_s": 120.0} if kind == "done" else {}}
+                    for n, kind in enumerate(["called", "done", "done", "done"], start=1)
+                ],
+            )
+
+        def shown() -> tuple[list[str | None], float | None]:
+            board = Queue(Store(db)).board("c1")
+            return [c.number for c in board.recent], Queue(Store(db)).paces("c1")["HOTICH"].service_s
+
+        assert shown() == (["A001"], 120.0)
+        migrate.upgrade(db)
+        Store(db).check_schema()
+        found = {i["name"]: i["column_names"] for i in inspect(db.engine).get_indexes("queue_steps")}
+        assert found["ix_queue_steps_day_order"] == ["center_id", "day", "id"]
+        assert found["ix_queue_steps_service_kind_at"] == ["center_id", "service", "kind", "at"]
+        assert shown() == (["A001"], 120.0)
+        migrate.downgrade(db, "0011")
+        names = {i["name"] for i in inspect(db.engine).get_indexes("queue_steps")}
+        assert not names & {"ix_queue_steps_day_order", "ix_queue_steps_service_kind_at"}
+        assert shown() == (["A001"], 120.0)
+        migrate.upgrade(db)
+        Store(db).check_schema()
+    finally:
+        db.close()
