@@ -35,19 +35,17 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
+from bench.stores import blank_store
 from fleet.queue.engine import Queue
 from fleet.queue.models import Printed
 from fleet.store import Store, open_store
-from fleet.store.db import Database
-from fleet.store.migrate import upgrade
 from fleet.store.queue_tables import queue_sessions, queue_settings, queue_steps
 from fleet.store.schema import users
 from tests.fleet.conftest import FakeClock
@@ -59,38 +57,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SERVICES = ("HOTICH", "CHUNGTHUC", "DATDAI")
 #: a service of the history only, one ticket in 25 (two a day at 50): fewer than ``PACE_SAMPLES`` a week
 RARE = "XAYDUNG"
-
-
-@contextmanager
-def a_store(backend: str, work: Path) -> Iterator[tuple[str, Store]]:
-    """A migrated blank store of ``backend`` (PostgreSQL: a throwaway cluster, tests/fleet/pg.py)."""
-    if backend == "sqlite":
-        url = f"sqlite:///{work / 'bench.sqlite'}"
-        db = Database(url)
-        upgrade(db)
-        db.close()
-        store = open_store(url)
-        try:
-            yield url, store
-        finally:
-            store.close()
-        return
-    import psycopg
-
-    from tests.fleet.pg import throwaway_cluster
-
-    with throwaway_cluster() as cluster:
-        with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        url = cluster.url("bench")
-        db = Database(url)
-        upgrade(db)
-        db.close()
-        store = open_store(url)
-        try:
-            yield url, store
-        finally:
-            store.close()
 
 
 def add_history(store: Store, queue: Queue, days: int, calls_per_day: int) -> None:
@@ -244,7 +210,7 @@ def bench(
     work = Path(tempfile.mkdtemp(prefix="counter-bench-"))
     out: dict[str, Any] = {"backend": backend, "waiting": waiting, "history_days": history_days}
     try:
-        with a_store(backend, work) as (url, store):
+        with blank_store(backend, work) as (url, store):
             queue = Queue(store)
             started = time.perf_counter()
             fill(url, store, queue, waiting, history_days, calls_per_day)

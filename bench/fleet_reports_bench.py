@@ -27,8 +27,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,11 +34,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 
+from bench.stores import blank_store
 from fleet.reports.build import Target, build_report
 from fleet.reports.write import to_csv, to_xlsx
-from fleet.store import Scope, Store, open_store
-from fleet.store.db import Database
-from fleet.store.migrate import upgrade
+from fleet.store import Scope, Store
 from fleet.store.queue_tables import queue_ratings
 from fleet.store.schema import alarms, event_keys, events
 from fleet.store.usage import Period
@@ -223,42 +220,11 @@ def median_s(fn: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-@contextmanager
-def a_store(backend: str, work: Path) -> Iterator[tuple[str, Store]]:
-    if backend == "sqlite":
-        url = f"sqlite:///{work / 'bench.sqlite'}"
-        db = Database(url)
-        upgrade(db)
-        db.close()
-        store = open_store(url, clock=FakeClock())
-        try:
-            yield url, store
-        finally:
-            store.close()
-        return
-    import psycopg
-
-    from tests.fleet.pg import throwaway_cluster
-
-    with throwaway_cluster() as cluster:
-        with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        url = cluster.url("bench")
-        db = Database(url)
-        upgrade(db)
-        db.close()
-        store = open_store(url, clock=FakeClock())
-        try:
-            yield url, store
-        finally:
-            store.close()
-
-
 def bench(backend: str, per_day: int, repeat: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="reports-bench-"))
     out: dict[str, Any] = {"backend": backend}
     try:
-        with a_store(backend, work) as (url, store):
+        with blank_store(backend, work, FakeClock()) as (url, store):
             started = time.perf_counter()
             out["filled"] = fill(store, per_day)
             out["fill_s"] = round(time.perf_counter() - started, 1)
