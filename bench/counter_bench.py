@@ -45,6 +45,7 @@ from sqlalchemy import insert, select, text, update
 from bench.stores import blank_store
 from fleet.queue.engine import Queue
 from fleet.queue.models import Printed
+from fleet.queue.stats import compute_groups
 from fleet.store import Store, open_store
 from fleet.store.queue_tables import queue_sessions, queue_settings, queue_steps
 from fleet.store.schema import users
@@ -237,6 +238,12 @@ def bench(
             out["waiting_for_ms"] = timed_ms(lambda: queue.waiting_for(session), calls)
             out["board_ms"] = timed_ms(lambda: queue.board(CENTER), calls)
             out["paces_ms"] = timed_ms(lambda: queue.paces(CENTER), calls)
+            today = queue.today()  # the manager's page and a report read the range's steps
+            out["statistics_today_ms"] = timed_ms(
+                lambda: compute_groups(queue, CENTER, today, today, ("service",), 900.0, lang="vi",
+                                       zone=queue.zone),
+                calls,
+            )
             out.update(server_times(store, officer.username, calls, display, phone))
             with store.db.read() as conn:  # the queue is still long: the calls took a few of it
                 left = conn.execute(
@@ -284,6 +291,7 @@ def main() -> None:
         ("waiting_for (the counter's list)", "waiting_for_ms"),
         ("board (the hall display)", "board_ms"),
         ("paces (waiting per service)", "paces_ms"),
+        ("statistics of today (the manager's page)", "statistics_today_ms"),
         ("POST /counter/next, server ms", "http_next_ms"),
         ("GET /counter, server ms", "http_counter_page_ms"),
         ("GET /display/{token}, server ms", "http_display_ms"),

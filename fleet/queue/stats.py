@@ -170,7 +170,10 @@ def compute_groups(
                 queue_steps.c.detail,
             )
             .where(queue_steps.c.center_id == center_id, queue_steps.c.at >= start, queue_steps.c.at < end)
-            .order_by(queue_steps.c.id)
+            # by time, the order of (center_id, at) (migration 0013): a range of the center's steps,
+            # never all of them (by id, the planner could walk the center's history for its order);
+            # the figures are sums and maxima, the same in any order
+            .order_by(queue_steps.c.at)
         ).all()
     groups: dict[str, dict[Any, _Acc]] = {by: {} for by in groupings}
     for row in rows:  # one pass: a row's local time and its kind's figures once, added to each grouping

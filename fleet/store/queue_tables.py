@@ -203,6 +203,8 @@ queue_steps = Table(
     Index("ix_queue_steps_day_order", "center_id", "day", "id"),
     # a service's pace: its newest finished services of the week, backwards by time, whatever the history
     Index("ix_queue_steps_service_kind_at", "center_id", "service", "kind", "at"),
+    # the statistics of a range of days (the manager's page, the reports), whatever the history
+    Index("ix_queue_steps_center_at", "center_id", "at"),
     Index(None, "ticket_id"),
     Index(
         "ix_queue_steps_unpublished",

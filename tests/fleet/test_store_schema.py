@@ -492,3 +492,50 @@ def test_0012_indexes_the_latest_steps_by_day_and_by_service_keeping_the_steps(
         Store(db).check_schema()
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_0013_indexes_the_steps_by_time_keeping_the_statistics(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    """0013 adds ``queue_steps (center_id, at)``, the range the statistics read, over the steps stored
+    before it, and goes back; the statistics are the same on either side of it."""
+    from fleet.queue.engine import Queue
+    from fleet.queue.stats import compute_groups
+    from fleet.store.queue_tables import queue_steps
+
+    db = _one_kiosk_at("0012", backend_name, request, tmp_path, clock)
+    try:
+        queue = Queue(Store(db))
+        queue.set_service("c1", "HOTICH", "A", "Hộ tịch")
+        day = queue.today(clock.now)
+        row = {"center_id": "c1", "day": day, "number": "A001", "service": "HOTICH", "counter": "1"}
+        with db.write() as conn:
+            conn.execute(
+                insert(queue_steps),
+                [
+                    {**row, "seq": n, "event_id": uuid.uuid4().hex, "at": clock.now, "kind": kind,
+                     "detail": {"served_s": 120.0} if kind == "done" else {}}
+                    for n, kind in enumerate(["issued", "called", "done"], start=1)
+                ],
+            )
+
+        def served() -> list[tuple[str, int, int]]:
+            rows = compute_groups(Queue(Store(db)), "c1", day, day, ("service",), 900.0, lang="vi",
+                                  zone=queue.zone)["service"]
+            return [(r.key, r.arrivals, r.served) for r in rows]
+
+        assert served() == [("HOTICH", 1, 1)]
+        migrate.upgrade(db)
+        Store(db).check_schema()
+        found = {i["name"]: i["column_names"] for i in inspect(db.engine).get_indexes("queue_steps")}
+        assert found["ix_queue_steps_center_at"] == ["center_id", "at"]
+        assert served() == [("HOTICH", 1, 1)]
+        migrate.downgrade(db, "0012")
+        names = {i["name"] for i in inspect(db.engine).get_indexes("queue_steps")}
+        assert "ix_queue_steps_center_at" not in names
+        assert served() == [("HOTICH", 1, 1)]
+        migrate.upgrade(db)
+        Store(db).check_schema()
+    finally:
+        db.close()
