@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -22,6 +23,9 @@ from fleet.store.partitions import DAYS, HEALTH
 from fleet.store.schema import alarms, commands, health_samples, metadata
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import health
+
+if TYPE_CHECKING:
+    from fleet.queue.engine import Queue
 
 
 def partitions_of(db: Database) -> set[str]:
@@ -447,6 +451,28 @@ def test_0011_drops_the_events_journal_index_everywhere_keeping_the_events(
         db.close()
 
 
+def _ticket_steps(db: Database, clock: FakeClock, kinds: list[str]) -> tuple[Queue, str]:
+    """Center c1's service HOTICH and, today, ticket A001's steps of ``kinds`` (a done one served in
+    120 s), written as rows; the center's queue and today."""
+    from fleet.queue.engine import Queue
+    from fleet.store.queue_tables import queue_steps
+
+    queue = Queue(Store(db))
+    queue.set_service("c1", "HOTICH", "A", "Hộ tịch")
+    day = queue.today(clock.now)
+    row = {"center_id": "c1", "day": day, "number": "A001", "service": "HOTICH", "counter": "1"}
+    with db.write() as conn:
+        conn.execute(
+            insert(queue_steps),
+            [
+                {**row, "seq": n, "event_id": uuid.uuid4().hex, "at": clock.now, "kind": kind,
+                 "detail": {"served_s": 120.0} if kind == "done" else {}}
+                for n, kind in enumerate(kinds, start=1)
+            ],
+        )
+    return queue, day
+
+
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
 def test_0012_indexes_the_latest_steps_by_day_and_by_service_keeping_the_steps(
     backend_name: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
@@ -455,23 +481,10 @@ def test_0012_indexes_the_latest_steps_by_day_and_by_service_keeping_the_steps(
     (its finished services by time) read, over the steps stored before it, and goes back; the display
     and the pace answer from those steps on either side of it."""
     from fleet.queue.engine import Queue
-    from fleet.store.queue_tables import queue_steps
 
     db = _one_kiosk_at("0011", backend_name, request, tmp_path, clock)
     try:
-        queue = Queue(Store(db))
-        queue.set_service("c1", "HOTICH", "A", "Hộ tịch")
-        day = queue.today(clock.now)
-        row = {"center_id": "c1", "day": day, "number": "A001", "service": "HOTICH", "counter": "1"}
-        with db.write() as conn:
-            conn.execute(
-                insert(queue_steps),
-                [
-                    {**row, "seq": n, "event_id": uuid.uuid4().hex, "at": clock.now, "kind": kind,
-                     "detail": {"served_s": 120.0} if kind == "done" else {}}
-                    for n, kind in enumerate(["called", "done", "done", "done"], start=1)
-                ],
-            )
+        _ticket_steps(db, clock, ["called", "done", "done", "done"])
 
         def shown() -> tuple[list[str | None], float | None]:
             board = Queue(Store(db)).board("c1")
@@ -502,23 +515,10 @@ def test_0013_indexes_the_steps_by_time_keeping_the_statistics(
     before it, and goes back; the statistics are the same on either side of it."""
     from fleet.queue.engine import Queue
     from fleet.queue.stats import compute_groups
-    from fleet.store.queue_tables import queue_steps
 
     db = _one_kiosk_at("0012", backend_name, request, tmp_path, clock)
     try:
-        queue = Queue(Store(db))
-        queue.set_service("c1", "HOTICH", "A", "Hộ tịch")
-        day = queue.today(clock.now)
-        row = {"center_id": "c1", "day": day, "number": "A001", "service": "HOTICH", "counter": "1"}
-        with db.write() as conn:
-            conn.execute(
-                insert(queue_steps),
-                [
-                    {**row, "seq": n, "event_id": uuid.uuid4().hex, "at": clock.now, "kind": kind,
-                     "detail": {"served_s": 120.0} if kind == "done" else {}}
-                    for n, kind in enumerate(["issued", "called", "done"], start=1)
-                ],
-            )
+        queue, day = _ticket_steps(db, clock, ["issued", "called", "done"])
 
         def served() -> list[tuple[str, int, int]]:
             rows = compute_groups(Queue(Store(db)), "c1", day, day, ("service",), 900.0, lang="vi",
