@@ -28,10 +28,8 @@ def page_day(iso: object) -> str:
     it the way every other date on them is written (fleet.js keeps it in step while it is edited)."""
     text = str(iso or "")
     parts = text.split("-")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
-        return f"{parts[2]}/{parts[1]}/{parts[0]}"
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return f"{parts[1]}/{parts[0]}"
+    if len(parts) in (2, 3) and all(p.isdigit() for p in parts):
+        return "/".join(reversed(parts))
     return text
 
 

@@ -386,6 +386,7 @@ def kiosk_list(request: Request, ctx: Ctx) -> Response:
     if name not in SUBLISTS:
         raise NotFoundError(f"no list {name!r}")
     found = store.registry.kiosk(scope, kiosk_id)  # 404 outside the scope, whatever the list
+    columns, filename = SUBLISTS[name]
     rows: list[StatusChange] | list[StoredEvent] | list[Command] | list[DeviceState]
     if name == "status":
         rows = store.telemetry.status_history(scope, kiosk_id, limit=None)
@@ -393,13 +394,12 @@ def kiosk_list(request: Request, ctx: Ctx) -> Response:
         rows = shown_events(ctx, store.events.recent(
             scope, kiosk_id, limit=query_int(request.query_params, "limit", 10_000, 1, 100_000)
         ))
+        # said in Vietnamese, the spreadsheet's language, with the center's service names
+        columns = event_columns(service_names(store, scope, found.center_id, "vi"))
     elif name == "commands":
         rows = store.commands.for_kiosk(scope, kiosk_id, limit=None)
     else:
         rows = store.registry.devices(scope, kiosk_id)
-    columns, filename = SUBLISTS[name]
-    if name == "events":  # said in Vietnamese, the spreadsheet's language
-        columns = event_columns(service_names(store, scope, found.center_id, "vi"))
     form = fmt_of(request)
     if form == "csv":
         return csv_response(f"{filename}-{kiosk_id}", columns, rows, ctx.web.zone)

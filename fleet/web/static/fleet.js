@@ -9,9 +9,7 @@
   "use strict";
   function said(value) {
     var parts = value.split("-");
-    if (parts.length === 3) { return parts[2] + "/" + parts[1] + "/" + parts[0]; }
-    if (parts.length === 2) { return parts[1] + "/" + parts[0]; }
-    return value;
+    return parts.length === 2 || parts.length === 3 ? parts.reverse().join("/") : value;
   }
   document.querySelectorAll("input[data-day-said]").forEach(function (field) {
     var output = document.getElementById(field.getAttribute("data-day-said"));
