@@ -28,7 +28,6 @@ default when libmosquitto1 is not installed). The table and the JSON say which o
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing as mp
 import os
@@ -324,24 +323,40 @@ def beats(engine: Any) -> list[tuple[str, float, int]]:
     return out
 
 
-def stored_between(beat_log: dict[str, list[tuple[float, int]]], start: float, end: float) -> float | None:
-    """Messages the workers took in between two moments, each worker's count interpolated between its
-    beats on either side (a beat every 2 s: read at the sampler's time instead, a count lags by up to
-    2 s, ~10 % of a 17 s window at 5,000 msg/s). None when a worker has no beat on both sides."""
+BeatLog = dict[str, list[tuple[float, int]]]  # per worker: (beat written, epoch s; messages taken in)
+
+
+def stored_rate(beat_log: BeatLog, start: float, end: float) -> float | None:
+    """Messages per second the workers took in between two moments: each worker's counts at its first
+    and last beat inside [start, end] (a beat every 2 s), its rate, added up. The beats' own times, not
+    the bench's readings of them (read every 0.5 s, a count lagged by up to 2 s: ~10 % of a 17 s window
+    at 5,000 msg/s), and no beat past ``end`` (the reconnect burst follows the window). None when a
+    worker has fewer than two beats inside."""
     total = 0.0
     for log in beat_log.values():
-        at_start, at_end = _interpolated(log, start), _interpolated(log, end)
-        if at_start is None or at_end is None:
+        inside = [(t, n) for t, n in log if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
             return None
-        total += at_end - at_start
+        (t0, n0), (t1, n1) = inside[0], inside[-1]
+        total += (n1 - n0) / (t1 - t0)
     return total
 
 
-def _interpolated(log: list[tuple[float, int]], when: float) -> float | None:
-    for (t0, n0), (t1, n1) in itertools.pairwise(log):
-        if t0 <= when <= t1:
-            return n0 + (n1 - n0) * (when - t0) / (t1 - t0) if t1 > t0 else float(n1)
-    return None
+def taken_in_at(beat_log: BeatLog, when: float) -> float:
+    """All workers' messages taken in by ``when``: each worker's last beat before it, carried on at the
+    rate of the beat interval that ends there (nothing published after ``when`` counts)."""
+    total = 0.0
+    for log in beat_log.values():
+        before = [(t, n) for t, n in log if t <= when]
+        if not before:
+            continue
+        t1, n1 = before[-1]
+        taken = float(n1)
+        if len(before) >= 2 and t1 > before[-2][0]:
+            t0, n0 = before[-2]
+            taken += (n1 - n0) / (t1 - t0) * (when - t1)
+        total += taken
+    return total
 
 
 def worker_counts(engine: Any, since: datetime) -> dict[str, int]:
@@ -493,7 +508,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         by_publish: list[tuple[float, float]] = []  # (publish time, latency): when the slow ones were sent
         done: list[dict[str, Any]] = []
         samples: list[tuple[float, int, dict[str, float]]] = []
-        beat_log: dict[str, list[tuple[float, int]]] = {}  # per worker: (beat written, taken in)
+        beat_log: BeatLog = {}
         stop_sampling = threading.Event()
 
         live_waits: Counter[str] = Counter()  # what the workers' backends do while the load runs
@@ -560,25 +575,22 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         window = [s for s in samples if steady_at + 3 <= s[0] <= burst_at]
         first, last = (window[0], window[-1]) if len(window) >= 2 else (samples[0], samples[-1])
         span = last[0] - first[0]
-        stored = stored_between(beat_log, steady_at + 3, burst_at)
+        stored_per_s = stored_rate(beat_log, steady_at + 3, burst_at)
         offered = args.event_rate + args.kiosks / HEARTBEAT_S
         # what the publishers did send in their steady phase (a publisher short of CPU sends less)
         steady_sent = [sum(d["before_burst"].values()) - d["births_sent"] for d in done]
         sent_rate = sum(
             n / (d["marks"]["burst"] - d["marks"]["steady"]) for n, d in zip(steady_sent, done, strict=True)
         )
-        window_s = burst_at - (steady_at + 3)
+        sent_before_burst = sum(sum(d["before_burst"].values()) for d in done)
         result.update(
             {
                 "offered_msg_s": round(offered, 1),
                 "sent_msg_s": round(sent_rate, 1),
-                # the workers' beats interpolated at the window's two ends (steady + 3 s, the burst)
-                "stored_msg_s": round(stored / window_s, 1) if stored is not None and window_s > 0 else None,
+                # from the workers' beats inside the window (steady + 3 s to the burst)
+                "stored_msg_s": round(stored_per_s, 1) if stored_per_s is not None else None,
                 # sent before the burst but not stored when it began: > a few hundred = it did not keep up
-                "backlog_at_burst": max(
-                    0, sum(sum(d["before_burst"].values()) for d in done)
-                    - handled_at(samples, burst_at)
-                ),
+                "backlog_at_burst": max(0, round(sent_before_burst - taken_in_at(beat_log, burst_at))),
                 "publish_to_stored_ms": {
                     "n": len(latencies),
                     "p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
@@ -587,7 +599,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                 },
                 # per second of the steady load (by publish time): probes, their median and worst
                 # latency (ms), and what the workers stored that second: a stall shows its hour here
-                "latency_by_second": latency_by_second(by_publish, samples, steady_at),
+                "latency_by_second": latency_by_second(by_publish, beat_log, steady_at),
                 "cpu_percent_of_one_core": {
                     name: round((last[2][name] - first[2][name]) / span * 100, 1) if span > 0 else None
                     for name in last[2]
@@ -719,7 +731,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
 
 
 def latency_by_second(
-    by_publish: list[tuple[float, float]], samples: list[tuple[float, int, dict[str, float]]], start: float
+    by_publish: list[tuple[float, float]], beat_log: BeatLog, start: float
 ) -> list[list[int]]:
     """[second, probes, p50 ms, max ms, stored msg/s] for each second of publish time from ``start``."""
     seconds: dict[int, list[float]] = {}
@@ -729,15 +741,10 @@ def latency_by_second(
     for second in sorted(seconds):
         values = seconds[second]
         at = start + second
-        stored = (handled_at(samples, at + 1) - handled_at(samples, at)) if samples else 0
+        stored = round(taken_in_at(beat_log, at + 1) - taken_in_at(beat_log, at))
         rows.append([second, len(values), round(statistics.median(values) * 1000),
                      round(max(values) * 1000), stored])
     return rows
-
-
-def handled_at(samples: list[tuple[float, int, dict[str, float]]], when: float) -> int:
-    before = [s for s in samples if s[0] <= when]
-    return before[-1][1] if before else 0
 
 
 def with_suppress_kill(proc: subprocess.Popen[bytes]) -> None:
