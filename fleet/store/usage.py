@@ -11,7 +11,7 @@ same on SQLite (``strftime``) and PostgreSQL (``to_char`` of the UTC time, sessi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -33,9 +33,10 @@ from sqlalchemy import (
 from common.errors import ValidationError
 from fleet.store.alarms import _alarm_from, _select
 from fleet.store.base import Part
+from fleet.store.commands import CENTER_TARGET
 from fleet.store.models import Alarm
 from fleet.store.queue_tables import queue_ratings, queue_services, queue_steps, queue_tickets
-from fleet.store.schema import alarms, changes, events, kiosks, users
+from fleet.store.schema import alarms, changes, config_pushes, events, kiosks, users
 from fleet.store.scope import Scope
 from fleet.store.types import UtcDateTime
 
@@ -300,17 +301,54 @@ class Usage(Part):
     def service_names(
         self, scope: Scope, *, center_id: str | None = None, language: str = "vi"
     ) -> dict[tuple[str, str], str]:
-        """(center, service code) -> the service's name, as the queue describes it: Vietnamese, or with
-        ``language="en"`` English (the Vietnamese where it has none)."""
+        """(center, service code) -> the service's name: Vietnamese, or with ``language="en"`` English
+        (the Vietnamese where it has none). The queue's service table names a code first; a code it
+        does not describe (a center without the queue) takes its name from the center's configuration
+        pushes (``_pushed_names``). Two queries, both in the scope."""
         where = [scope.centers_filter(queue_services.c.center_id)]
         if center_id is not None:
             where.append(queue_services.c.center_id == center_id)
         names = queue_services.c
         query = select(names.center_id, names.code, names.name_vi, names.name_en).where(*where)
-        return {
+        out = {
             (r.center_id, r.code): (r.name_en if language == "en" and r.name_en else r.name_vi)
             for r in self._rows(query)
         }
+        for key, name in self._pushed_names(scope, center_id, language).items():
+            out.setdefault(key, name)  # the queue's own name wins where both exist
+        return out
+
+    def _pushed_names(self, scope: Scope, center_id: str | None, language: str) -> dict[tuple[str, str], str]:
+        """Service names from the ``services`` sections the centers pushed to their kiosks.
+
+        A push's body is its target's whole pushed configuration (the config page writes the previous
+        body with one section changed), so per target, the center-wide ``_center`` or one kiosk, the
+        newest push that carries a services list is read: a later push that cleared the section does
+        not unname the codes of the events issued under it. A code takes the center-wide push's name,
+        else that of the newest kiosk push naming it. One query; a body that is not JSON, or an entry
+        that is not a service with a name, is skipped."""
+        p = config_pushes.c
+        where = [scope.centers_filter(p.center_id), self._has_services(p.body)]
+        if center_id is not None:
+            where.append(p.center_id == center_id)
+        newest = select(func.max(p.id)).where(*where).group_by(p.center_id, p.target).scalar_subquery()
+        query = select(p.id, p.center_id, p.target, p.body["services"].label("services")).where(
+            p.id.in_(newest), scope.centers_filter(p.center_id)
+        )
+        rows = sorted(self._rows(query), key=lambda r: (r.target != CENTER_TARGET, -r.id))
+        out: dict[tuple[str, str], str] = {}
+        for r in rows:
+            for code, name in _service_entries(r.services, language):
+                out.setdefault((r.center_id, code), name)
+        return out
+
+    def _has_services(self, body: Any) -> ColumnElement[bool]:
+        """The stored body has a ``services`` list. On SQLite the body is text that could be broken:
+        ``json_type`` would raise on it, so it is only asked of valid JSON (CASE evaluates in order)."""
+        if self.db.is_postgres:
+            return func.jsonb_typeof(body["services"]) == "array"
+        kind = case((func.json_valid(body) == 1, func.json_type(body, "$.services")), else_=None)
+        return kind == "array"
 
     # --- look-ups and card reads ---
 
@@ -560,6 +598,20 @@ class Usage(Part):
         with self.db.read() as conn:
             row = conn.execute(query).one()
         return tuple(row)
+
+
+def _service_entries(services: Any, language: str) -> Iterator[tuple[str, str]]:
+    """(code, name) of each well-formed entry of a pushed ``services`` list (``contract.config``'s
+    ``ServiceArea``: ``code``, ``name_vi``, ``name_en``); anything else is skipped, never raised on."""
+    if not isinstance(services, list):
+        return
+    for entry in services:
+        if not isinstance(entry, dict):
+            continue
+        code, vi, en = entry.get("code"), entry.get("name_vi"), entry.get("name_en")
+        if not isinstance(code, str) or not code or not isinstance(vi, str) or not vi:
+            continue
+        yield code, (en if language == "en" and isinstance(en, str) and en else vi)
 
 
 def split_day_hour(rows: Iterable[TicketCount]) -> tuple[list[TicketCount], list[TicketCount]]:

@@ -365,7 +365,8 @@ def render_kiosk(ctx: Ctx, kiosk_id: str, *, status: int = 200, **extra: Any) ->
 
 
 def service_names(store: Store, scope: Scope, center_id: str, language: str) -> dict[str, str]:
-    """A center's service codes -> their names in ``language`` (its queue's services)."""
+    """A center's service codes -> their names in ``language`` (its queue's services, else the ones it
+    pushed: ``Usage.service_names``)."""
     names = store.usage.service_names(scope, center_id=center_id, language=language)
     return {code: name for (_, code), name in names.items()}
 

@@ -145,6 +145,45 @@ def test_a_provinces_report_and_what_a_scope_may_ask(store: Store, clock: FakeCl
     assert "ratings" not in [s.key for s in plain.sheets]
 
 
+def test_a_center_without_the_queue_names_its_services_from_its_pushed_configuration(
+    store: Store, clock: FakeClock
+) -> None:
+    """Thủ Dầu Một has no queue (no ``queue_services``): the report names its services from its
+    center-wide push. Bến Thành's queue names win over its own push; a code only another center's push
+    names stays a code."""
+    f, _ = seed(store, clock)  # Thủ Dầu Một: one HOTICH at 9 h on each of 3-6 November
+    tdm, bt = f.other_center, f.center
+    usage_data.event(
+        store, tdm, f.other_kiosk, "ticket_issued", local(7, 9), number="L001", service="LAODONG"
+    )
+    usage_data.push_services(store, tdm, [("HOTICH", "A", "Hộ tịch", "Civil status")])
+    usage_data.push_services(
+        store,
+        bt,
+        [("HOTICH", "A", "Tên đẩy xuống", "Pushed name"), ("LAODONG", "L", "Lao động (BT)", "Labour")],
+    )
+    report = build_report(store, Scope.center(tdm), Target("center", tdm), NOVEMBER, VN)
+    book = xlsx_of(report)
+    by_day = list(book["Số thứ tự theo ngày"].iter_rows(values_only=True))
+    assert [r for r in by_day[1:] if r[2] == "HOTICH"] == [
+        (f"2026-11-0{day}", report.title, "HOTICH", "Hộ tịch", 1, 0) for day in (3, 4, 5, 6)
+    ]
+    assert ("2026-11-07", report.title, "LAODONG", "LAODONG", 1, 0) in by_day
+    by_hour = list(book["Số thứ tự theo giờ"].iter_rows(values_only=True))
+    assert ("09:00", report.title, "HOTICH", "Hộ tịch", 4, 0) in by_hour
+    lines = list(csv.reader(io.StringIO(to_csv(report).decode("utf-8-sig"))))
+    assert ["2026-11-03", report.title, "HOTICH", "Hộ tịch", "1", "0"] in lines
+    # the province: each center's rows with its own names
+    province = build_report(store, Scope.province(f.province), Target("province", f.province), NOVEMBER, VN)
+    titles = {c.id: c.name for c in province.centers}
+    rows = list(xlsx_of(province)["Số thứ tự theo ngày"].iter_rows(values_only=True))
+    named = {(r[1], r[2]): r[3] for r in rows[1:]}
+    assert named[(titles[tdm], "HOTICH")] == "Hộ tịch" and named[(titles[bt], "HOTICH")] == "Hộ tịch"
+    assert named[(titles[tdm], "LAODONG")] == "LAODONG"
+    province_lines = list(csv.reader(io.StringIO(to_csv(province).decode("utf-8-sig"))))
+    assert not any("Tên đẩy xuống" in cell or "(BT)" in cell for row in province_lines for cell in row)
+
+
 QUEUE_HEADER = (
     "Nhóm",
     "Trung tâm",

@@ -6,6 +6,7 @@ November's)."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,8 +16,9 @@ from fleet.queue.engine import Queue
 from fleet.store import Scope, Store
 from fleet.store.usage import Period, availability_percent, rating_groups, split_day_hour
 from tests.fleet.conftest import FakeClock
-from tests.fleet.queue_data import issue
-from tests.fleet.usage_data import event, local, seed
+from tests.fleet.data import build
+from tests.fleet.queue_data import issue, setup_center
+from tests.fleet.usage_data import event, local, push_services, seed
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOVEMBER = Period.month("2026-11", VN)
@@ -175,3 +177,81 @@ def test_numbers_waiting_and_the_live_watermark(store: Store, clock: FakeClock) 
     names = store.usage.service_names(scope)
     assert names[(f.center, "HOTICH")] == "Hộ tịch"
     assert store.usage.service_names(Scope.center(f.other_center)) == {}
+
+
+def test_service_names_fall_back_to_the_centers_pushed_services(store: Store) -> None:
+    """A center without the queue (no ``queue_services``) whose kiosks got their services by a
+    configuration push: its codes are named from the push, center-wide first, in the page's language;
+    the queue's names win where both exist; another center's push never names this center's codes."""
+    f = build(store)
+    setup_center(Queue(store))  # Bến Thành's queue: HOTICH "Hộ tịch" / "Civil status", ...
+    tdm, bt = f.other_center, f.center
+    push_services(
+        store, tdm, [("HOTICH", "A", "Hộ tịch", "Civil status"), ("CHUNGTHUC", "B", "Chứng thực", "")]
+    )
+    # a kiosk's own push: its HOTICH loses to the center-wide one, its extra code is named
+    push_services(
+        store,
+        tdm,
+        [
+            ("HOTICH", "A", "Hộ tịch (máy 1)", "Civil status (kiosk 1)"),
+            ("KHIEUNAI", "K", "Khiếu nại", "Complaints"),
+        ],
+        target=f.other_kiosk,
+    )
+    # Bến Thành pushes other names for its queue's code, and a code its queue does not have
+    push_services(
+        store, bt, [("HOTICH", "A", "Tên đẩy xuống", "Pushed name"), ("LAODONG", "L", "Lao động", "Labour")]
+    )
+    # Hoàn Kiếm (another province) names a code Thủ Dầu Một's events also use
+    push_services(store, f.far_center, [("DATDAI", "C", "Đất đai (Hoàn Kiếm)", "Land (Hoan Kiem)")])
+
+    def names(scope: Scope, language: str = "vi", center_id: str | None = None) -> dict[tuple[str, str], str]:
+        return store.usage.service_names(scope, center_id=center_id, language=language)
+
+    assert names(Scope.center(tdm)) == {
+        (tdm, "HOTICH"): "Hộ tịch",
+        (tdm, "CHUNGTHUC"): "Chứng thực",
+        (tdm, "KHIEUNAI"): "Khiếu nại",
+    }
+    assert names(Scope.center(tdm), "en") == {
+        (tdm, "HOTICH"): "Civil status",
+        (tdm, "CHUNGTHUC"): "Chứng thực",  # no English name pushed: the Vietnamese
+        (tdm, "KHIEUNAI"): "Complaints",
+    }
+    province = names(Scope.province(f.province))
+    assert province[(bt, "HOTICH")] == "Hộ tịch"  # the queue's, not the push's
+    assert province[(bt, "LAODONG")] == "Lao động"  # only the push names it
+    assert names(Scope.province(f.province), "en")[(bt, "HOTICH")] == "Civil status"
+    assert {center for center, _ in province} == {bt, tdm}  # never Hoàn Kiếm's
+    assert names(Scope.center(tdm), center_id=f.far_center) == {}  # asked by id: nothing out of scope
+    assert names(Scope.center(f.far_center)) == {(f.far_center, "DATDAI"): "Đất đai (Hoàn Kiếm)"}
+
+    # the newest push of a target that carries services: a rename wins, a push without them keeps them
+    push_services(store, tdm, [("HOTICH", "A", "Hộ tịch – Khai sinh", "Civil status – births")])
+    store.configs.record_push(Scope.everything(), tdm, "_center", {"kiosk": {"idle_timeout_s": 90}}, None)
+    assert names(Scope.center(tdm)) == {
+        (tdm, "HOTICH"): "Hộ tịch – Khai sinh",
+        (tdm, "KHIEUNAI"): "Khiếu nại",
+    }
+
+
+def test_a_malformed_pushed_services_section_is_skipped(store: Store) -> None:
+    f = build(store)
+    tdm = f.other_center
+    push_services(store, tdm, [("HOTICH", "A", "Hộ tịch", "Civil status")], target=f.other_kiosk)
+    bad_bodies: list[Any] = [
+        {"services": [{"code": "X1"}, "DATDAI", {"code": 5, "name_vi": "Số"}, {"code": "OK", "name_vi": 7}]},
+        {"services": {"HOTICH": "Sai"}},  # not a list: not a services section
+        ["services"],
+        "services",
+    ]
+    for body in bad_bodies:
+        store.configs.record_push(Scope.everything(), tdm, "_center", body, None)
+    expected = {(tdm, "HOTICH"): "Hộ tịch"}
+    assert store.usage.service_names(Scope.center(tdm)) == expected
+    if not store.db.is_postgres:  # text on SQLite (JSONB on PostgreSQL cannot hold broken JSON)
+        broken = push_services(store, tdm, [("HOTICH", "A", "Sai", "Wrong")])
+        with store.db.write() as conn:
+            conn.exec_driver_sql("UPDATE config_pushes SET body = '{\"services\": [' WHERE id = ?", (broken,))
+        assert store.usage.service_names(Scope.center(tdm)) == expected

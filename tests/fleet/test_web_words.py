@@ -1,7 +1,8 @@
 """Managers read words, not codes: a card read's result on the usage page (Vietnamese and English; the
 JSON keeps the code), and each recent event on the kiosk page said in a line (the raw payload kept
-for a technician, in the page and in the CSV). An unknown code shows as itself. In-process over the
-real app and a real store (SQLite)."""
+for a technician, in the page and in the CSV), a service's name from the queue or, for a center
+without it, from its pushed configuration. An unknown code shows as itself. In-process over the
+real app and a real store (SQLite; the pushed names on PostgreSQL too)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from fleet.store.models import EventRecord
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import Fleet, build
 from tests.fleet.queue_data import setup_center
-from tests.fleet.usage_data import event, local, seed
+from tests.fleet.usage_data import event, local, push_services, seed
 from tests.fleet.web import Browser, browser
 
 NOVEMBER = "/usage?center=hcm-ben-thanh&from=2026-11-01&to=2026-11-30"
@@ -176,3 +177,32 @@ def test_ratings_one_by_one_are_withheld_on_the_kiosk_page_and_its_exports(
             assert next(i for i in items if i["kind"] == "rating")["payload"] == {}
             # the other events are theirs to read as before
             assert "Số A007 · Hộ tịch" in _row(page, "data-kind", "ticket_issued")
+
+
+def test_a_center_without_the_queue_names_its_services_from_its_pushed_configuration(
+    store: Store, clock: FakeClock
+) -> None:
+    """Thủ Dầu Một runs no queue (no ``queue_services``); its kiosks got their services by a push. The
+    kiosk page and the events CSV name them from the push; a code named only by another center's push
+    (Bến Thành's) stays a code."""
+    f = build(store)
+    tdm = f.other_center
+    push_services(store, tdm, [("HOTICH", "A", "Hộ tịch", "Civil status")])
+    push_services(store, f.center, [("KHIEUNAI", "K", "Khiếu nại của Bến Thành", "Bến Thành's complaints")])
+    journal = uuid.uuid4().hex
+    for seq, (number, service) in enumerate((("A007", "HOTICH"), ("K001", "KHIEUNAI")), start=1):
+        payload = {"number": number, "service": service}
+        record = EventRecord(uuid.uuid4().hex, journal, seq, "ticket_issued", clock.now, payload)
+        assert store.events.insert_event(tdm, f.other_kiosk, record).inserted
+    path = f"/kiosks/{f.other_kiosk}"
+    with browser(store, "quanly.tdm") as manager:
+        page = manager.client.get(path).text
+        assert "Số A007 · Hộ tịch" in page and "Số A007 · HOTICH" not in page
+        assert "Số K001 · KHIEUNAI" in page and "Khiếu nại của Bến Thành" not in page
+        text = manager.client.get(f"{path}/events?format=csv").text
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+        said = {r[rows[0].index("Diễn giải")] for r in rows[1:]}
+        assert {"Số A007 · Hộ tịch", "Số K001 · KHIEUNAI"} <= said
+        english = _english(manager, path)
+        assert "Number A007 · Civil status" in english and "Number K001 · KHIEUNAI" in english
+        assert "Bến Thành's complaints" not in english

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleet.queue.engine import Queue
-from fleet.store import Store
+from fleet.store import Scope, Store
 from fleet.store.models import EventRecord
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import Fleet, build
@@ -153,6 +153,20 @@ def seed(store: Store, clock: FakeClock) -> tuple[Fleet, Expected]:
     store.alarms.clear_alarm(k2, "offline", at=local(26, 14, 30))
     clock.now = local(1, 12, month=12)  # the report is made on 1 December
     return f, Expected()
+
+
+def push_services(
+    store: Store, center: str, services: list[tuple[str, str, str, str]], *, target: str = "_center"
+) -> int:
+    """A configuration push with a ``services`` section of (code, prefix, name_vi, name_en), as the
+    config page stores it (the target's whole body); its id."""
+    body = {
+        "services": [
+            {"code": code, "prefix": prefix, "name_vi": vi, "name_en": en, "counters": []}
+            for code, prefix, vi, en in services
+        ]
+    }
+    return store.configs.record_push(Scope.everything(), center, target, body, None).id
 
 
 def usage_foreign_requests(f: Fleet) -> list[tuple[str, str, int]]:
