@@ -17,6 +17,7 @@ import time as clock
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
@@ -145,8 +146,10 @@ def _merge_outcomes(rows: list[OutcomeCount]) -> list[OutcomeCount]:
     return sorted(out, key=lambda o: (-o.count, o.outcome))
 
 
-def figures(store: Store, scope: Scope, choice: Choice, zone: Any, *, ratings: bool) -> Figures:
-    """Everything the page shows, from a dozen aggregate queries."""
+def figures(
+    store: Store, scope: Scope, choice: Choice, zone: Any, *, ratings: bool, language: str = "vi"
+) -> Figures:
+    """Everything the page shows, from a dozen aggregate queries; services named in ``language``."""
     usage, center_id = store.usage, choice.center_id
     period = Period.days(choice.first, choice.last, zone)
     by_day_rows, by_hour_rows = split_day_hour(
@@ -158,7 +161,8 @@ def figures(store: Store, scope: Scope, choice: Choice, zone: Any, *, ratings: b
     levels = breakdown["level"]
     spans = usage.kiosk_spans(scope, period, center_id=center_id)
     downs = usage.downtime(scope, period, center_id=center_id)
-    names = {code: name for (_, code), name in usage.service_names(scope, center_id=center_id).items()}
+    named = usage.service_names(scope, center_id=center_id, language=language)
+    names = {code: name for (_, code), name in named.items()}
     by_day: dict[tuple[str, str], int] = {}
     by_hour: dict[tuple[str, str], int] = {}
     for t in by_day_rows:
@@ -297,7 +301,7 @@ def _title(ctx: Ctx, choice: Choice) -> str:
 def usage_page(request: Request, ctx: Ctx) -> Response:
     store = ctx.web.store
     choice = choose(ctx, request.query_params)
-    fig = figures(store, ctx.scope, choice, ctx.web.zone, ratings=ctx.can("rating.view"))
+    fig = figures(store, ctx.scope, choice, ctx.web.zone, ratings=ctx.can("rating.view"), language=ctx.lang)
     if request.query_params.get("format") == "json":
         return JSONResponse(_json(fig, choice))
     today = store.db.now().astimezone(ctx.web.zone).date()
@@ -349,9 +353,8 @@ async def usage_live(request: Request, ctx: Ctx) -> Response:
                     continue
                 mark = now_mark
                 computing = clock.monotonic()
-                fig = await run_in_threadpool(
-                    figures, web.store, scope, choice, web.zone, ratings=shows_ratings
-                )
+                compute = partial(figures, ratings=shows_ratings, language=ctx.lang)
+                fig = await run_in_threadpool(compute, web.store, scope, choice, web.zone)
                 # a month of a busy province takes seconds: at most a fifth of the time goes to it
                 pause = max(POLL_S, 5 * (clock.monotonic() - computing))
                 html = await run_in_threadpool(

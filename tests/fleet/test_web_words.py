@@ -99,6 +99,15 @@ def kiosk_store(sqlite_url: str, clock: FakeClock) -> Iterator[tuple[Store, Flee
     store.close()
 
 
+def test_the_usage_page_names_services_in_the_pages_language(usage_store: Store) -> None:
+    with browser(usage_store, "quanly.bt") as manager:
+        page = manager.client.get(NOVEMBER).text
+        assert '<th class="num" title="HOTICH">Hộ tịch</th>' in page
+        english = _english(manager, NOVEMBER)
+        assert '<th class="num" title="HOTICH">Civil status</th>' in english
+        assert '<th class="num" title="DATDAI">Land</th>' in english
+
+
 def test_the_kiosk_page_says_each_event_in_a_line(kiosk_store: tuple[Store, Fleet]) -> None:
     store, f = kiosk_store
     path = f"/kiosks/{f.kiosk}"
