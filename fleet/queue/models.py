@@ -189,11 +189,11 @@ class Board:
 
 
 @dataclass(frozen=True)
-class QueueFigures:
-    """The figures of a group of queue steps: counts, and the sums and maxima of the waits and the
-    service times, with their averages. ``fleet.queue.stats`` adds them up step by step, by these
-    fields' names, and hands them out as ``StatRow``."""
+class StatRow:
+    """One group of the statistics (a counter, an officer, a service, an hour or a day)."""
 
+    key: str
+    label: str
     arrivals: int = 0
     called: int = 0
     served: int = 0
@@ -238,19 +238,6 @@ class QueueFigures:
     @property
     def service_avg_s(self) -> float | None:
         return self.service_sum_s / self.service_n if self.service_n else None
-
-
-@dataclass(frozen=True)
-class _StatKey:
-    key: str
-    label: str
-
-
-# the bases' fields in reverse MRO order: key, label, then the figures (as when StatRow listed them)
-@dataclass(frozen=True)
-class StatRow(QueueFigures, _StatKey):
-    """One group of the statistics (a counter, an officer, a service, an hour or a day): its key and
-    label, and its figures."""
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ bridge brought (``fleet.queue.province``) in the same table: its page and report
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import select
 
 from fleet.queue.engine import Queue
-from fleet.queue.models import QueueFigures, RatingSummary, StatRow
+from fleet.queue.models import RatingSummary, StatRow
 from fleet.store.queue_tables import queue_ratings, queue_settings, queue_steps
 from fleet.store.schema import users
 
@@ -32,56 +32,64 @@ def day_range(day_from: str, day_to: str, zone: tzinfo) -> tuple[datetime, datet
     return start, end
 
 
-#: a group's figures before its first step: QueueFigures' defaults (0 and 0.0), by name
-_NO_FIGURES: dict[str, Any] = {f.name: f.default for f in fields(QueueFigures)}
-
-
+@dataclass
 class _Acc:
-    """A group's ``QueueFigures``, by name, while its steps are added up (a frozen dataclass cannot
-    be; StatRow takes them as they are)."""
-
-    __slots__ = ("figures",)
-
-    def __init__(self) -> None:
-        self.figures: dict[str, Any] = dict(_NO_FIGURES)
+    arrivals: int = 0
+    called: int = 0
+    served: int = 0
+    no_shows: int = 0
+    left: int = 0
+    transfers: int = 0
+    recalls: int = 0
+    wait_n: int = 0
+    wait_sum_s: float = 0.0
+    wait_max_s: float = 0.0
+    wait_over_target: int = 0
+    service_n: int = 0
+    service_sum_s: float = 0.0
+    service_max_s: float = 0.0
+    appointments: int = 0
+    appointments_late: int = 0
+    appt_wait_n: int = 0
+    appt_wait_sum_s: float = 0.0
+    appt_wait_max_s: float = 0.0
 
     def add(self, kind: str, detail: dict[str, Any], target_s: float) -> None:
         """One ticket step's share of the figures."""
-        f = self.figures
         if kind == "issued":
-            f["arrivals"] += 1
-            f["appointments"] += "appointment_at" in detail
-            f["appointments_late"] += "appointment_late" in detail
+            self.arrivals += 1
+            self.appointments += "appointment_at" in detail
+            self.appointments_late += "appointment_late" in detail
         elif kind == "called":
-            f["called"] += 1
+            self.called += 1
             waited = detail.get("waited_s")
             if waited is not None:
                 waited = float(waited)
-                f["wait_n"] += 1
-                f["wait_sum_s"] += waited
-                f["wait_max_s"] = max(f["wait_max_s"], waited)
-                f["wait_over_target"] += waited > target_s
+                self.wait_n += 1
+                self.wait_sum_s += waited
+                self.wait_max_s = max(self.wait_max_s, waited)
+                self.wait_over_target += waited > target_s
                 if "appointment_at" in detail:  # timed from the booked time when the citizen came early
-                    f["appt_wait_n"] += 1
-                    f["appt_wait_sum_s"] += waited
-                    f["appt_wait_max_s"] = max(f["appt_wait_max_s"], waited)
+                    self.appt_wait_n += 1
+                    self.appt_wait_sum_s += waited
+                    self.appt_wait_max_s = max(self.appt_wait_max_s, waited)
         elif kind == "recalled":
-            f["recalls"] += 1
+            self.recalls += 1
         elif kind in ("done", "transferred"):
             if kind == "done":
-                f["served"] += 1
+                self.served += 1
             else:
-                f["transfers"] += 1
+                self.transfers += 1
             served = detail.get("served_s")
             if served is not None:
                 served = float(served)
-                f["service_n"] += 1
-                f["service_sum_s"] += served
-                f["service_max_s"] = max(f["service_max_s"], served)
+                self.service_n += 1
+                self.service_sum_s += served
+                self.service_max_s = max(self.service_max_s, served)
         elif kind == "no_show":
-            f["no_shows"] += 1
+            self.no_shows += 1
         elif kind == "left":
-            f["left"] += 1
+            self.left += 1
 
 
 def _officers(queue: Queue, ids: Iterable[int]) -> dict[int, str]:
@@ -198,7 +206,7 @@ def _rows(queue: Queue, center_id: str, by: str, groups: dict[Any, _Acc], lang: 
     labels = _labels(queue, center_id, by, groups, lang)
     order = sorted(groups, key=lambda k: (str(type(k)), k))
     return [
-        StatRow(str(k), labels.get(k, str(k)), **groups[k].figures)
+        StatRow(str(k), labels.get(k, str(k)), **{f.name: getattr(groups[k], f.name) for f in fields(_Acc)})
         for k in order
     ]
 
