@@ -22,7 +22,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 from urllib.parse import parse_qs, quote, urlsplit
 
 from contract.config import PushedConfig
@@ -81,22 +81,6 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 
 #: why the center refused an enrollment (``enroll-answer/1`` reason, and the CLI's message key)
-REFUSALS = (
-    "token_unknown",
-    "token_used",
-    "token_expired",
-    "token_wrong_center",
-    "nonce_unknown",
-    "replayed",
-    "csr_invalid",
-    "proof_failed",
-    "key_reused",
-    "not_allowlisted",
-    "rejected",
-    "center_unknown",
-    "kiosk_revoked",
-    "unknown_request",
-)
 Refusal = Literal[
     "token_unknown",
     "token_used",
@@ -113,6 +97,8 @@ Refusal = Literal[
     "kiosk_revoked",
     "unknown_request",
 ]
+#: the same reasons as a tuple, in the Literal's order (listed once: the two cannot drift apart)
+REFUSALS: tuple[str, ...] = get_args(Refusal)
 
 
 def normalise_token(text: str) -> str:

@@ -124,6 +124,22 @@ class BrokerHome:
         """The generated systemd units (``provisioning.units``), copied to /etc/systemd/system/."""
         return self.root / "systemd"
 
+    def broker_paths(self, with_log: bool = False) -> BrokerPaths:
+        """What this folder's broker configuration points at (a center's or a province's broker, laid
+        out alike); ``with_log``: Mosquitto logs to broker/mosquitto.log (a center's ``broker_log``)."""
+        pki = self.pki
+        return BrokerPaths(
+            acl_file=self.acl_file,
+            persistence_dir=self.broker / "data",
+            ca_file=pki.chain_file,
+            cert_file=pki.cert_file("broker"),
+            key_file=pki.key_file("broker"),
+            crl_file=pki.crl_file,
+            crl_dir=pki.crl_dir,
+            pid_file=self.pid_file,
+            log_file=self.broker / "mosquitto.log" if with_log else None,
+        )
+
 
 @dataclass(frozen=True)
 class CenterLayout(BrokerHome):
@@ -145,20 +161,6 @@ class CenterLayout(BrokerHome):
 
     def store_url(self, settings: CenterSettings) -> str:
         return settings.db or f"sqlite:///{self.root / 'fleet' / 'fleet.sqlite'}"
-
-    def broker_paths(self, with_log: bool = False) -> BrokerPaths:
-        pki = self.pki
-        return BrokerPaths(
-            acl_file=self.acl_file,
-            persistence_dir=self.broker / "data",
-            ca_file=pki.chain_file,
-            cert_file=pki.cert_file("broker"),
-            key_file=pki.key_file("broker"),
-            crl_file=pki.crl_file,
-            crl_dir=pki.crl_dir,
-            pid_file=self.pid_file,
-            log_file=self.broker / "mosquitto.log" if with_log else None,
-        )
 
     def service_names(self) -> list[str]:
         """Service identities issued here: ``fleet``, ``allocator``, ..., ``fleet.2`` for a second worker."""

@@ -152,7 +152,29 @@ def subject_hash(cert_file: Path) -> str:
     return out.stdout.strip()
 
 
+def certificate_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    now: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.CertificateBuilder:
+    """The start of every certificate issued here and by the tests' ``provisioning.pki``: a random
+    serial, valid from five minutes before ``now`` (a peer whose clock is a little behind takes it
+    at once) until ``not_after``; the caller adds the extensions of its kind and signs."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
+    )
+
+
 def host_names(hosts: Iterable[str]) -> list[x509.GeneralName]:
+    """A server certificate's SANs: an IP address entry for an address, a DNS name otherwise."""
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -266,13 +288,9 @@ class CenterPki:
         root_key = new_key()
         root_name = _name(f"Mot Cua Root CA {center_id}", center_name[:64] or center_id)
         root = (
-            x509.CertificateBuilder()
-            .subject_name(root_name)
-            .issuer_name(root_name)
-            .public_key(root_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=ROOT_DAYS))
+            certificate_builder(
+                root_name, root_name, root_key.public_key(), now, now + dt.timedelta(days=ROOT_DAYS)
+            )
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
             .add_extension(_ca_usage(), critical=True)
             .add_extension(_ski(root_key.public_key()), critical=False)
@@ -281,13 +299,9 @@ class CenterPki:
         issuing_key = new_key()
         issuing_name = _name(f"Mot Cua Issuing CA {center_id}", center_name[:64] or center_id)
         issuing = (
-            x509.CertificateBuilder()
-            .subject_name(issuing_name)
-            .issuer_name(root_name)
-            .public_key(issuing_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=ISSUING_DAYS))
+            certificate_builder(
+                issuing_name, root_name, issuing_key.public_key(), now, now + dt.timedelta(days=ISSUING_DAYS)
+            )
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_ca_usage(), critical=True)
             .add_extension(_ski(issuing_key.public_key()), critical=False)
@@ -363,13 +377,7 @@ class CenterPki:
         ca_key = self.issuing_key()
         not_after = min(now + dt.timedelta(days=days), issuing.not_valid_after_utc)
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuing.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(not_after)
+            certificate_builder(subject, issuing.subject, public_key, now, not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_leaf_usage(), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)

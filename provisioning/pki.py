@@ -18,7 +18,6 @@ the username (``use_identity_as_username``) that the ACL pattern ``%u`` confines
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from contract.wire import ID_RE, RESERVED_IDS, is_kiosk_id
+from provisioning.center_pki import certificate_builder, host_names
 
 #: longest validity of a kiosk's client certificate (renewed by provisioning before it ends)
 MAX_KIOSK_DAYS = 365
@@ -75,13 +75,7 @@ class CertificateAuthority:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = dt.datetime.now(dt.UTC)
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
+            certificate_builder(subject, subject, key.public_key(), now, now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -127,13 +121,13 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
+            certificate_builder(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+                self.cert.subject,
+                key.public_key(),
+                now,
+                now + dt.timedelta(days=days),
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
@@ -146,13 +140,7 @@ class CertificateAuthority:
             )
         )
         if hosts:
-            names: list[x509.GeneralName] = []
-            for host in hosts:
-                try:
-                    names.append(x509.IPAddress(ipaddress.ip_address(host)))
-                except ValueError:
-                    names.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            builder = builder.add_extension(x509.SubjectAlternativeName(host_names(hosts)), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         cert_file = directory / f"{common_name}.crt"
         key_file = directory / f"{common_name}.key"

@@ -66,7 +66,7 @@ from common.identity import serial_hex, write_public
 from common.mqtt import take_over
 from contract.schema import parse_dataclass, to_data
 from contract.wire import ID_HINT, ID_PATTERN, ID_RE, RESERVED_IDS
-from provisioning.broker import TEMPLATE_ACL, BrokerPaths, reload, render_config
+from provisioning.broker import TEMPLATE_ACL, reload, render_config
 from provisioning.center import OPENSSL_CONF_TEXT, BrokerHome, read_settings, settle_pki, settle_settings
 from provisioning.center_pki import CRL_REFRESH, Revoked
 from provisioning.units import (
@@ -163,19 +163,6 @@ class ProvinceLayout(BrokerHome):
 
     def revoked_record(self, center_id: str, serial: str) -> Path:
         return self.bridges / "revoked" / f"{bridge_name(center_id)}.{serial}.crt"
-
-    def broker_paths(self) -> BrokerPaths:
-        pki = self.pki
-        return BrokerPaths(
-            acl_file=self.acl_file,
-            persistence_dir=self.broker / "data",
-            ca_file=pki.chain_file,
-            cert_file=pki.cert_file("broker"),
-            key_file=pki.key_file("broker"),
-            crl_file=pki.crl_file,
-            crl_dir=pki.crl_dir,
-            pid_file=self.pid_file,
-        )
 
 
 def load_settings(layout: ProvinceLayout) -> ProvinceSettings:

@@ -121,6 +121,20 @@ def _seconds(later: datetime, earlier: datetime | None) -> float | None:
     return None if earlier is None else round(max(0.0, (later - earlier).total_seconds()), 3)
 
 
+def _waiting_per_service(conn: Connection, center_id: str, day: str) -> dict[str, int]:
+    """How many tickets of the center's ``day`` wait, per service (the board's and the paces' count)."""
+    rows = conn.execute(
+        select(queue_tickets.c.service, func.count())
+        .where(
+            queue_tickets.c.center_id == center_id,
+            queue_tickets.c.day == day,
+            queue_tickets.c.state == "waiting",
+        )
+        .group_by(queue_tickets.c.service)
+    ).all()
+    return {service: int(n) for service, n in rows}
+
+
 def _step_values(
     center_id: str,
     seq: int,
@@ -1002,17 +1016,7 @@ class Queue:
                     .limit(300)
                 )
             ]
-            waiting: dict[Any, Any] = dict(
-                conn.execute(
-                    select(queue_tickets.c.service, func.count())
-                    .where(
-                        queue_tickets.c.center_id == center_id,
-                        queue_tickets.c.day == day,
-                        queue_tickets.c.state == "waiting",
-                    )
-                    .group_by(queue_tickets.c.service)
-                ).all()
-            )
+            waiting = _waiting_per_service(conn, center_id, day)
             last = conn.execute(
                 select(func.max(queue_steps.c.id)).where(queue_steps.c.center_id == center_id)
             ).scalar()
@@ -1039,7 +1043,7 @@ class Queue:
             day,
             tuple(states),
             tuple(calls[: settings.recent_calls]),
-            {k: int(v) for k, v in waiting.items()},
+            waiting,
             tuple(self.services(center_id)),
             settings.notice_vi,
             settings.notice_en,
@@ -1053,17 +1057,7 @@ class Queue:
         day = self.today(now)
         with self.db.read() as conn:
             open_sessions = self._open_sessions(conn, center_id)
-            waiting: dict[Any, Any] = dict(
-                conn.execute(
-                    select(queue_tickets.c.service, func.count())
-                    .where(
-                        queue_tickets.c.center_id == center_id,
-                        queue_tickets.c.day == day,
-                        queue_tickets.c.state == "waiting",
-                    )
-                    .group_by(queue_tickets.c.service)
-                ).all()
-            )
+            waiting = _waiting_per_service(conn, center_id, day)
             services = [s.code for s in self.services(center_id)]
             out: dict[str, Pace] = {}
             for service in services:
@@ -1097,7 +1091,7 @@ class Queue:
                 per_person = service_s / capacity if service_s is not None and capacity > 0 else None
                 out[service] = Pace(
                     service,
-                    int(waiting.get(service, 0)),
+                    waiting.get(service, 0),
                     len(sharing),
                     round(service_s, 1) if service_s is not None else None,
                     round(per_person, 1) if per_person is not None else None,

@@ -38,6 +38,11 @@ class AlarmChange:
     detail: dict[str, Any] | None = None
 
 
+def _check_severity(severity: str) -> None:
+    if severity not in SEVERITIES:
+        raise ValidationError(f"severity {severity!r}: expected one of {SEVERITIES}")
+
+
 def _worse(severity: str, than: str) -> bool:
     """A raise worse than what was acknowledged: someone has to look again (the acknowledgement goes)."""
     return SEVERITIES.index(severity) < SEVERITIES.index(than)
@@ -81,41 +86,16 @@ class Alarms(Part):
         at: datetime | None = None,
     ) -> tuple[Alarm, bool]:
         """Raise (or update) the active alarm of this (kiosk, type); True when it is new."""
-        if severity not in SEVERITIES:
-            raise ValidationError(f"severity {severity!r}: expected one of {SEVERITIES}")
+        _check_severity(severity)
         now = at or self.db.now()
         with self.db.write() as conn:
             center_id = conn.execute(select(kiosks.c.center_id).where(kiosks.c.id == kiosk_id)).scalar()
             if center_id is None:
                 raise NotFoundError(f"kiosk {kiosk_id!r} is not in the registry")
-            current = self._active(conn, kiosk_id, type)
-            if current is not None:
-                values: dict[str, Any] = {"severity": severity, "detail": detail, "updated_at": now}
-                if _worse(severity, current.severity):
-                    values.update(acknowledged_by=None, acknowledged_at=None)
-                conn.execute(update(alarms).where(alarms.c.id == current.id).values(**values))
-                alarm_id, new = current.id, False
-            else:
-                try:
-                    with conn.begin_nested():
-                        alarm_id = conn.execute(
-                            insert(alarms)
-                            .values(
-                                center_id=center_id,
-                                kiosk_id=kiosk_id,
-                                type=type,
-                                device=device,
-                                severity=severity,
-                                active=True,
-                                detail=detail,
-                                started_at=now,
-                                updated_at=now,
-                            )
-                            .returning(alarms.c.id)
-                        ).scalar_one()
-                except IntegrityError as exc:  # pragma: no cover - only under a race on PostgreSQL
-                    raise ConflictError(f"alarm {type} of {kiosk_id} was raised concurrently") from exc
-                new = True
+            alarm_id, new = self._raise(
+                conn, self._active(conn, kiosk_id, type), center_id, kiosk_id, type, severity,
+                device=device, detail=detail, now=now,
+            )
             log_changes(conn, now, [(center_id, kiosk_id, "alarm")])
             return self._get(conn, alarm_id), new
 
@@ -129,8 +109,8 @@ class Alarms(Part):
         if not changes:
             return
         for change in changes:
-            if change.severity is not None and change.severity not in SEVERITIES:
-                raise ValidationError(f"severity {change.severity!r}: expected one of {SEVERITIES}")
+            if change.severity is not None:
+                _check_severity(change.severity)
         try:
             with self.db.write() as conn:  # inside a batch, a savepoint: a conflict undoes only this
                 self._apply_together(conn, changes)
@@ -208,11 +188,7 @@ class Alarms(Part):
             current = self._active(conn, kiosk_id, type)
             if current is None:
                 return None
-            conn.execute(
-                update(alarms)
-                .where(alarms.c.id == current.id)
-                .values(active=False, ended_at=now, updated_at=now)
-            )
+            self._end(conn, current.id, now)
             log_changes(conn, now, [(current.center_id, kiosk_id, "alarm")])
             return self._get(conn, current.id)
 
@@ -273,39 +249,15 @@ class Alarms(Part):
     ) -> tuple[Alarm, bool]:
         """An alarm of the center itself (kiosk_id None; e.g. its allocator is offline): one active per
         (center, type), enforced by its own partial unique index."""
-        if severity not in SEVERITIES:
-            raise ValidationError(f"severity {severity!r}: expected one of {SEVERITIES}")
+        _check_severity(severity)
         now = at or self.db.now()
         with self.db.write() as conn:
             if conn.execute(select(centers.c.id).where(centers.c.id == center_id)).first() is None:
                 raise NotFoundError(f"center {center_id!r} is not in the registry")
-            current = self._active_center(conn, center_id, type)
-            if current is not None:
-                values: dict[str, Any] = {"severity": severity, "detail": detail, "updated_at": now}
-                if SEVERITIES.index(severity) < SEVERITIES.index(current.severity):
-                    values.update(acknowledged_by=None, acknowledged_at=None)
-                conn.execute(update(alarms).where(alarms.c.id == current.id).values(**values))
-                alarm_id, new = current.id, False
-            else:
-                try:
-                    with conn.begin_nested():
-                        alarm_id = conn.execute(
-                            insert(alarms)
-                            .values(
-                                center_id=center_id,
-                                kiosk_id=None,
-                                type=type,
-                                severity=severity,
-                                active=True,
-                                detail=detail,
-                                started_at=now,
-                                updated_at=now,
-                            )
-                            .returning(alarms.c.id)
-                        ).scalar_one()
-                except IntegrityError as exc:  # another worker raised it at the same moment
-                    raise ConflictError(f"alarm {type} of {center_id} was raised concurrently") from exc
-                new = True
+            alarm_id, new = self._raise(
+                conn, self._active_center(conn, center_id, type), center_id, None, type, severity,
+                detail=detail, now=now,
+            )
             log_changes(conn, now, [(center_id, None, "alarm")])
             return self._get(conn, alarm_id), new
 
@@ -315,11 +267,7 @@ class Alarms(Part):
             current = self._active_center(conn, center_id, type)
             if current is None:
                 return None
-            conn.execute(
-                update(alarms)
-                .where(alarms.c.id == current.id)
-                .values(active=False, ended_at=now, updated_at=now)
-            )
+            self._end(conn, current.id, now)
             log_changes(conn, now, [(center_id, None, "alarm")])
             return self._get(conn, current.id)
 
@@ -349,6 +297,56 @@ class Alarms(Part):
         with self.db.read() as conn:
             rows = conn.execute(_select().where(alarms.c.type == type, alarms.c.active).order_by(alarms.c.id))
             return [_alarm_from(r) for r in rows]
+
+    def _raise(
+        self,
+        conn: Connection,
+        current: Alarm | None,
+        center_id: str,
+        kiosk_id: str | None,
+        type: str,
+        severity: str,
+        *,
+        device: str | None = None,
+        detail: dict[str, Any] | None,
+        now: datetime,
+    ) -> tuple[int, bool]:
+        """Raise the alarm of ``type`` of a kiosk (or of the center itself: ``kiosk_id`` None) whose
+        active one is ``current``: that one updated (its acknowledgement dropped when the severity got
+        worse), or a new one inserted. Returns (its id, whether it is new)."""
+        if current is not None:
+            values: dict[str, Any] = {"severity": severity, "detail": detail, "updated_at": now}
+            if _worse(severity, current.severity):
+                values.update(acknowledged_by=None, acknowledged_at=None)
+            conn.execute(update(alarms).where(alarms.c.id == current.id).values(**values))
+            return current.id, False
+        try:
+            with conn.begin_nested():
+                alarm_id = conn.execute(
+                    insert(alarms)
+                    .values(
+                        center_id=center_id,
+                        kiosk_id=kiosk_id,
+                        type=type,
+                        device=device,
+                        severity=severity,
+                        active=True,
+                        detail=detail,
+                        started_at=now,
+                        updated_at=now,
+                    )
+                    .returning(alarms.c.id)
+                ).scalar_one()
+        except IntegrityError as exc:  # pragma: no cover - another worker raised it at the same moment
+            owner = kiosk_id if kiosk_id is not None else center_id
+            raise ConflictError(f"alarm {type} of {owner} was raised concurrently") from exc
+        return alarm_id, True
+
+    def _end(self, conn: Connection, alarm_id: int, now: datetime) -> None:
+        """Clear an active alarm (kept as history)."""
+        conn.execute(
+            update(alarms).where(alarms.c.id == alarm_id).values(active=False, ended_at=now, updated_at=now)
+        )
 
     def _active_center(self, conn: Connection, center_id: str, type: str) -> Alarm | None:
         query = _select().where(

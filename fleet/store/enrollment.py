@@ -218,6 +218,11 @@ def _request(row: Any) -> EnrollRequestRow:
     return record_of(EnrollRequestRow, row)
 
 
+def _stored_request(conn: Connection, request_id: str) -> EnrollRequestRow:
+    """A request as the change just written left it (it exists: the caller read or inserted it)."""
+    return _request(conn.execute(select(enroll_requests).where(enroll_requests.c.id == request_id)).one())
+
+
 def _cert(row: Any) -> Certificate:
     return record_of(Certificate, row)
 
@@ -557,9 +562,7 @@ class Enrollment(Part):
             conn.execute(insert(enroll_requests).values(**values))
             if token is None:
                 log_changes(conn, now, [(center_id, None, "center")])
-            return _request(
-                conn.execute(select(enroll_requests).where(enroll_requests.c.id == request_id)).one()
-            )
+            return _stored_request(conn, request_id)
 
     def request(self, request_id: str) -> EnrollRequestRow:
         with self.db.read() as conn:
@@ -594,9 +597,7 @@ class Enrollment(Part):
             raise ValidationError(f"{kiosk_id!r} cannot be a kiosk id (a-z 0-9 -, not a reserved name)")
         now = self.db.now()
         with self.db.write() as conn:
-            row = self._scoped_request(conn, scope, request_id)
-            if row.state != "pending":
-                raise ConflictError(f"request {request_id} is {row.state}, not pending")
+            row = self._pending_request(conn, scope, request_id)
             kiosk = conn.execute(
                 select(kiosks.c.center_id, kiosks.c.slot).where(kiosks.c.id == kiosk_id)
             ).first()
@@ -626,25 +627,26 @@ class Enrollment(Part):
                 )
             )
             log_changes(conn, now, [(row.center_id, None, "center")])
-            return _request(
-                conn.execute(select(enroll_requests).where(enroll_requests.c.id == request_id)).one()
-            )
+            return _stored_request(conn, request_id)
 
     def reject(self, scope: Scope, request_id: str, *, username: str, reason: str = "") -> EnrollRequestRow:
         now = self.db.now()
         with self.db.write() as conn:
-            row = self._scoped_request(conn, scope, request_id)
-            if row.state != "pending":
-                raise ConflictError(f"request {request_id} is {row.state}, not pending")
+            row = self._pending_request(conn, scope, request_id)
             conn.execute(
                 update(enroll_requests)
                 .where(enroll_requests.c.id == request_id)
                 .values(state="rejected", decided_at=now, decided_by_name=username[:64], reason=reason[:300])
             )
             log_changes(conn, now, [(row.center_id, None, "center")])
-            return _request(
-                conn.execute(select(enroll_requests).where(enroll_requests.c.id == request_id)).one()
-            )
+            return _stored_request(conn, request_id)
+
+    def _pending_request(self, conn: Connection, scope: Scope, request_id: str) -> Any:
+        """The request a person approves or rejects: in their scope and still pending."""
+        row = self._scoped_request(conn, scope, request_id)
+        if row.state != "pending":
+            raise ConflictError(f"request {request_id} is {row.state}, not pending")
+        return row
 
     def _scoped_request(self, conn: Connection, scope: Scope, request_id: str) -> Any:
         row = conn.execute(
@@ -744,9 +746,7 @@ class Enrollment(Part):
             )
             self._bump(conn, center_id)
             log_changes(conn, now, [(center_id, kiosk_id, "kiosk")])
-            issued = _request(
-                conn.execute(select(enroll_requests).where(enroll_requests.c.id == request_id)).one()
-            )
+            issued = _stored_request(conn, request_id)
         return issued, revoked
 
     def certificate_pem(self, serial: str) -> str:

@@ -18,7 +18,7 @@ from kiosk.dossier import DeliveryReceipt, DeliveryRequest, DossierNotFound, Dos
 from kiosk.dossier.visit import MAX_ADDRESS, InvalidVisitInput, clean_text, normalize_phone
 from kiosk.error_screens import screen_key
 from kiosk.flows.base import Effect, Flow, FlowContext
-from kiosk.flows.personal import HeldValues
+from kiosk.flows.personal import HeldValues, PhoneEntry
 from kiosk.flows.visit_event import RecordVisit
 
 
@@ -56,7 +56,7 @@ _REFUSAL_KEYS = {
 }
 
 
-class PostDeliveryFlow(Flow):
+class PostDeliveryFlow(PhoneEntry, Flow):
     name = "delivery"
     initial = "address"
     ON_TOP = True
@@ -103,10 +103,6 @@ class PostDeliveryFlow(Flow):
     @property
     def address(self) -> str:
         return self._held.get("address")
-
-    @property
-    def phone(self) -> str:
-        return self._held.get("phone")
 
     # -- address -------------------------------------------------------------------------------
     def do_set_address(self, text: str) -> list[Effect]:
@@ -161,12 +157,6 @@ class PostDeliveryFlow(Flow):
         except InvalidVisitInput as exc:
             invalid = "delivery.address_invalid" if exc.field_name == "address" else "visit.phone_invalid"
             self.error_key = invalid
-        return []
-
-    def do_set_phone(self, text: str) -> list[Effect]:
-        if self.state == "phone":
-            self._held.set("phone", text[:20])
-            self.error_key = None
         return []
 
     def do_back(self) -> list[Effect]:

@@ -12,7 +12,7 @@ from common.errors import MotcuaError
 from kiosk.dossier import FeedbackMessage, FeedbackReceipt, RequestRefused
 from kiosk.dossier.visit import MAX_FEEDBACK, InvalidVisitInput, clean_text, normalize_phone
 from kiosk.flows.base import Effect, Flow, FlowContext
-from kiosk.flows.personal import HeldValues
+from kiosk.flows.personal import HeldValues, PhoneEntry
 from kiosk.flows.visit_event import RecordVisit
 
 
@@ -21,7 +21,7 @@ class SendFeedback(Effect):
     message: FeedbackMessage
 
 
-class FeedbackFlow(Flow):
+class FeedbackFlow(PhoneEntry, Flow):
     name = "feedback"
     initial = "topic"
     TRANSITIONS = frozenset(
@@ -61,10 +61,6 @@ class FeedbackFlow(Flow):
     def text(self) -> str:
         return self._held.get("text")
 
-    @property
-    def phone(self) -> str:
-        return self._held.get("phone")
-
     def do_topic(self, code: str) -> list[Effect]:
         if self.state == "topic" and code in self.topics:
             self.topic = code
@@ -74,12 +70,6 @@ class FeedbackFlow(Flow):
     def do_set_text(self, text: str) -> list[Effect]:
         if self.state == "text":
             self._held.set("text", text[: MAX_FEEDBACK + 100])
-            self.error_key = None
-        return []
-
-    def do_set_phone(self, text: str) -> list[Effect]:
-        if self.state == "phone":
-            self._held.set("phone", text[:20])
             self.error_key = None
         return []
 

@@ -8,7 +8,11 @@ session holds this object) or as soon as the flow has sent it.
 from __future__ import annotations
 
 from common.privacy import SESSION_VALUES
+from kiosk.flows.base import Effect
 from kiosk.session import CitizenSession
+
+#: what the phone field takes as typed (``normalize_phone`` judges it when the citizen goes on)
+PHONE_TYPED_MAX = 20
 
 
 class HeldValues:
@@ -33,3 +37,22 @@ class HeldValues:
 
     def __repr__(self) -> str:
         return f"HeldValues(keys={sorted(self._values)})"
+
+
+class PhoneEntry:
+    """The phone number a flow asks for in its ``phone`` state (delivery, feedback): typed into the
+    flow's ``HeldValues``; each flow checks it in its own way when the citizen goes on."""
+
+    _held: HeldValues
+    state: str
+    error_key: str | None
+
+    @property
+    def phone(self) -> str:
+        return self._held.get("phone")
+
+    def do_set_phone(self, text: str) -> list[Effect]:
+        if self.state == "phone":
+            self._held.set("phone", text[:PHONE_TYPED_MAX])
+            self.error_key = None
+        return []
