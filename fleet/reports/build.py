@@ -29,6 +29,7 @@ from fleet.store.usage import (
     RatingGroup,
     TicketCount,
     availability_percent,
+    officer_labels,
     rating_groups,
     split_day_hour,
 )
@@ -160,7 +161,8 @@ def build_report(
     ]
     if ratings:
         groups = {by: rating_groups(breakdown[by]) for by in ("reason", "counter", "officer")}
-        sheets.append(_ratings(tr, by_level, groups))
+        officers = officer_labels(usage.officer_names(inside, center_id=center_id))
+        sheets.append(_ratings(tr, by_level, groups, officers))
     sheets += [_availability(tr, spans, downs, names), _alarms(tr, alarm_list, names, zone, store.db.now())]
     return Report(target, title, centers, period, store.db.now(), zone, sheets, totals)
 
@@ -438,7 +440,12 @@ def level_rows(levels: Sequence[RatingCount]) -> list[tuple[str, RatingGroup]]:
     return out
 
 
-def _ratings(tr: Translator, levels: Sequence[RatingCount], groups: dict[str, list[RatingGroup]]) -> Sheet:
+def _ratings(
+    tr: Translator,
+    levels: Sequence[RatingCount],
+    groups: dict[str, list[RatingGroup]],
+    officers: dict[str, str],
+) -> Sheet:
     rows: list[list[Cell]] = []
     for word, g in level_rows(levels):
         label = f"{g.key} {tr.optional('usage.level_word.' + word, word)}".strip()
@@ -446,7 +453,7 @@ def _ratings(tr: Translator, levels: Sequence[RatingCount], groups: dict[str, li
     labels: dict[str, Callable[[str], str]] = {
         "reason": lambda key: reason_label(key, tr.language),
         "counter": lambda key: tr("usage.counter_name", counter=key),
-        "officer": lambda key: key,
+        "officer": lambda key: officers.get(key, key),
     }
     for by, items in groups.items():
         for g in items:

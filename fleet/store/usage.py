@@ -11,7 +11,7 @@ same on SQLite (``strftime``) and PostgreSQL (``to_char`` of the UTC time, sessi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -171,6 +171,12 @@ class RatingGroup:
         return None if not self.count else 100.0 * self.satisfied / self.count
 
 
+def officer_labels(names: dict[tuple[str, str], str]) -> dict[str, str]:
+    """``Usage.officer_names`` as the ratings by officer show them, per key: "Nguyễn Văn An
+    (canbo01.bt)", the key kept beside the name (two officers may share a name)."""
+    return {key: f"{name} ({key})" for (_, key), name in names.items()}
+
+
 def rating_groups(rows: Iterable[RatingCount]) -> list[RatingGroup]:
     """Aggregate rows (a few per key) into one line per key, largest first."""
     counts: dict[str, list[float]] = {}
@@ -314,40 +320,66 @@ class Usage(Part):
             (r.center_id, r.code): (r.name_en if language == "en" and r.name_en else r.name_vi)
             for r in self._rows(query)
         }
-        for key, name in self._pushed_names(scope, center_id, language).items():
+        pushed = self._pushed_names(scope, center_id, "services", lambda v: _service_entries(v, language))
+        for key, name in pushed.items():
             out.setdefault(key, name)  # the queue's own name wins where both exist
         return out
 
-    def _pushed_names(self, scope: Scope, center_id: str | None, language: str) -> dict[tuple[str, str], str]:
-        """Service names from the ``services`` sections the centers pushed to their kiosks.
+    def officer_names(self, scope: Scope, *, center_id: str | None = None) -> dict[tuple[str, str], str]:
+        """(center, officer key) -> the officer's name, for the ratings by officer: the queue's
+        officers are keyed by their user name (their account's display name), the kiosk's ratings
+        of an official by the id of the center's pushed ``officials`` list (its ``name``); the
+        account wins where both use one key. A key named by neither is left out (shown as itself)."""
+        u = users.c
+        where = [scope.centers_filter(u.center_id), u.display_name != ""]
+        if center_id is not None:
+            where.append(u.center_id == center_id)
+        out = {
+            (r.center_id, r.username): r.display_name
+            for r in self._rows(select(u.center_id, u.username, u.display_name).where(*where))
+        }
+        for key, name in self._pushed_names(scope, center_id, "officials", _official_entries).items():
+            out.setdefault(key, name)
+        return out
+
+    def _pushed_names(
+        self,
+        scope: Scope,
+        center_id: str | None,
+        section: str,
+        entries: Callable[[Any], Iterator[tuple[str, str]]],
+    ) -> dict[tuple[str, str], str]:
+        """(center, key) -> name from a list ``section`` (``services``, ``officials``) the centers
+        pushed to their kiosks, ``entries`` reading (key, name) out of it.
 
         A push's body is its target's whole pushed configuration (the config page writes the previous
         body with one section changed), so per target, the center-wide ``_center`` or one kiosk, the
-        newest push that carries a services list is read: a later push that cleared the section does
-        not unname the codes of the events issued under it. A code takes the center-wide push's name,
+        newest push that carries the list is read: a later push that cleared the section does not
+        unname the keys of the events recorded under it. A key takes the center-wide push's name,
         else that of the newest kiosk push naming it. One query; a body that is not JSON, or an entry
-        that is not a service with a name, is skipped."""
+        that is not well formed, is skipped."""
         p = config_pushes.c
-        where = [scope.centers_filter(p.center_id), self._has_services(p.body)]
+        where = [scope.centers_filter(p.center_id), self._has_list(p.body, section)]
         if center_id is not None:
             where.append(p.center_id == center_id)
         newest = select(func.max(p.id)).where(*where).group_by(p.center_id, p.target).scalar_subquery()
-        query = select(p.id, p.center_id, p.target, p.body["services"].label("services")).where(
+        query = select(p.id, p.center_id, p.target, p.body[section].label("entries")).where(
             p.id.in_(newest), scope.centers_filter(p.center_id)
         )
         rows = sorted(self._rows(query), key=lambda r: (r.target != CENTER_TARGET, -r.id))
         out: dict[tuple[str, str], str] = {}
         for r in rows:
-            for code, name in _service_entries(r.services, language):
-                out.setdefault((r.center_id, code), name)
+            for key, name in entries(r.entries):
+                out.setdefault((r.center_id, key), name)
         return out
 
-    def _has_services(self, body: Any) -> ColumnElement[bool]:
-        """The stored body has a ``services`` list. On SQLite the body is text that could be broken:
-        ``json_type`` would raise on it, so it is only asked of valid JSON (CASE evaluates in order)."""
+    def _has_list(self, body: Any, section: str) -> ColumnElement[bool]:
+        """The stored body has a list under ``section``. On SQLite the body is text that could be
+        broken: ``json_type`` would raise on it, so it is only asked of valid JSON (CASE evaluates in
+        order)."""
         if self.db.is_postgres:
-            return func.jsonb_typeof(body["services"]) == "array"
-        kind = case((func.json_valid(body) == 1, func.json_type(body, "$.services")), else_=None)
+            return func.jsonb_typeof(body[section]) == "array"
+        kind = case((func.json_valid(body) == 1, func.json_type(body, f"$.{section}")), else_=None)
         return kind == "array"
 
     # --- look-ups and card reads ---
@@ -598,6 +630,19 @@ class Usage(Part):
         with self.db.read() as conn:
             row = conn.execute(query).one()
         return tuple(row)
+
+
+def _official_entries(officials: Any) -> Iterator[tuple[str, str]]:
+    """(id, name) of each well-formed entry of a pushed ``officials`` list (``contract.config``'s
+    ``Official``); anything else is skipped, never raised on."""
+    if not isinstance(officials, list):
+        return
+    for entry in officials:
+        if not isinstance(entry, dict):
+            continue
+        official_id, name = entry.get("id"), entry.get("name")
+        if isinstance(official_id, str) and official_id and isinstance(name, str) and name:
+            yield official_id, name
 
 
 def _service_entries(services: Any, language: str) -> Iterator[tuple[str, str]]:

@@ -35,6 +35,7 @@ from fleet.store.usage import (
     Period,
     RatingGroup,
     availability_percent,
+    officer_labels,
     rating_groups,
     split_day_hour,
 )
@@ -123,6 +124,7 @@ class Figures:
     levels: list[tuple[str, RatingGroup]]
     groups: dict[str, list[RatingGroup]]
     reason_labels: dict[str, dict[str, str]]  # reason code -> {"vi": ..., "en": ...}
+    officer_labels: dict[str, str]  # officer key -> "name (key)", for those the store can name
     parts: list[PartLine]
     kiosk_available_percent: float | None
     centers: list[CenterLine]
@@ -196,6 +198,7 @@ def figures(
     if ratings:
         for by in ("reason", "counter", "officer"):
             groups[by] = rating_groups(breakdown[by])
+    officers = officer_labels(usage.officer_names(scope, center_id=center_id)) if ratings else {}
     centers: list[CenterLine] = []
     if center_id is None:
         alarm_counts = usage.alarm_counts(scope, period)
@@ -237,6 +240,7 @@ def figures(
             g.key: {lang: reason_label(g.key, lang) for lang in ("vi", "en")}
             for g in groups.get("reason", [])
         },
+        officer_labels=officers,
         parts=parts,
         kiosk_available_percent=availability_percent(span_total, offline),
         centers=centers,

@@ -24,7 +24,7 @@ from tests.fleet import usage_data
 from tests.fleet.conftest import FakeClock
 from tests.fleet.queue_data import a_day_at_the_counters, officer
 from tests.fleet.test_cli import fleet, last_line
-from tests.fleet.usage_data import USAGE_OWN_LISTS, local, seed, usage_foreign_requests
+from tests.fleet.usage_data import USAGE_OWN_LISTS, local, push_officials, seed, usage_foreign_requests
 from tests.fleet.web import browser
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -54,6 +54,7 @@ def xlsx_of(report: Report) -> openpyxl.Workbook:
 
 def test_a_centers_month_as_xlsx_and_csv(store: Store, clock: FakeClock) -> None:
     f, expected = seed(store, clock)
+    push_officials(store, f.center, [("cb-017", "Võ Minh Tuấn")])  # the official the kiosks' ratings name
     report = build_report(store, Scope.everything(), Target("center", f.center), NOVEMBER, VN)
     assert report.filename("xlsx") == "bao-cao-hcm-ben-thanh-2026-11.xlsx"
     book = xlsx_of(report)
@@ -80,7 +81,8 @@ def test_a_centers_month_as_xlsx_and_csv(store: Store, clock: FakeClock) -> None
     assert ("Mức độ", "4/4 Rất hài lòng", 3, 3, 100, 100) in ratings
     assert ("Lý do chưa hài lòng", "Thời gian chờ đến lượt", 2, 0, 0, pytest.approx(16.7)) in ratings
     assert ("Quầy", "Quầy 2", 2, 2, 100, 100) in ratings
-    assert ("Cán bộ", "canbo01.bt", 1, 1, 100, 100) in ratings
+    assert ("Cán bộ", "Cán bộ 01 (canbo01.bt)", 1, 1, 100, 100) in ratings  # the account's name
+    assert ("Cán bộ", "Võ Minh Tuấn (cb-017)", 1, 0, 0, 0) in ratings  # the pushed officials' name
     alarms = list(book["Cảnh báo"].iter_rows(values_only=True))
     assert alarms[1][2] == "02:00:00" and alarms[1][5] == "Máy in phiếu" and alarms[1][7] == "Nghiêm trọng"
     assert alarms[1][0].isoformat() == "2026-11-25T08:00:00"  # a real date-time, in Vietnam's time

@@ -14,11 +14,11 @@ import pytest
 from common.errors import ValidationError
 from fleet.queue.engine import Queue
 from fleet.store import Scope, Store
-from fleet.store.usage import Period, availability_percent, rating_groups, split_day_hour
+from fleet.store.usage import Period, availability_percent, officer_labels, rating_groups, split_day_hour
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import build
 from tests.fleet.queue_data import issue, setup_center
-from tests.fleet.usage_data import event, local, push_services, seed
+from tests.fleet.usage_data import event, local, push_officials, push_services, seed
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOVEMBER = Period.month("2026-11", VN)
@@ -234,6 +234,28 @@ def test_service_names_fall_back_to_the_centers_pushed_services(store: Store) ->
         (tdm, "HOTICH"): "Hộ tịch – Khai sinh",
         (tdm, "KHIEUNAI"): "Khiếu nại",
     }
+
+
+def test_officers_are_named_by_their_account_or_the_centers_pushed_officials(store: Store) -> None:
+    """The ratings by officer key a queue officer by user name and a kiosk's rating of an official by
+    the pushed list's id: both named, the account first; another center's list never names them."""
+    f = build(store)  # canbo.bt: an officer of Bến Thành, "Phạm Thu Hà"
+    bt, tdm = f.center, f.other_center
+    push_officials(store, bt, [("cb-017", "Võ Minh Tuấn"), ("canbo.bt", "Tên trong danh sách")])
+    push_officials(store, tdm, [("cb-020", "Đặng Thị Mai")])
+    push_officials(store, f.far_center, [("cb-017", "Người ở Hoàn Kiếm")])
+    malformed = {"officials": [{"id": 5, "name": "số"}, "x", {"id": "cb-9"}]}  # each entry skipped
+    store.configs.record_push(Scope.everything(), bt, f.kiosk, malformed, None)
+
+    named = store.usage.officer_names(Scope.center(bt))
+    assert named[(bt, "canbo.bt")] == "Phạm Thu Hà"  # the account's display name wins
+    assert named[(bt, "cb-017")] == "Võ Minh Tuấn"
+    assert (tdm, "cb-020") not in named and (f.far_center, "cb-017") not in named
+    assert store.usage.officer_names(Scope.center(bt), center_id=tdm) == {}  # out of scope by id
+    province = store.usage.officer_names(Scope.province(f.province))
+    assert province[(tdm, "cb-020")] == "Đặng Thị Mai"
+    assert all(center != f.far_center for center, _ in province)
+    assert officer_labels(named)["cb-017"] == "Võ Minh Tuấn (cb-017)"
 
 
 def test_a_malformed_pushed_services_section_is_skipped(store: Store) -> None:

@@ -21,7 +21,7 @@ from fleet.store.models import EventRecord
 from tests.fleet.conftest import FakeClock
 from tests.fleet.data import Fleet, build
 from tests.fleet.queue_data import setup_center
-from tests.fleet.usage_data import event, local, push_services, seed
+from tests.fleet.usage_data import event, local, push_officials, push_services, seed
 from tests.fleet.web import Browser, browser
 
 NOVEMBER = "/usage?center=hcm-ben-thanh&from=2026-11-01&to=2026-11-30"
@@ -106,6 +106,14 @@ def test_the_usage_page_names_services_in_the_pages_language(usage_store: Store)
         english = _english(manager, NOVEMBER)
         assert '<th class="num" title="HOTICH">Civil status</th>' in english
         assert '<th class="num" title="DATDAI">Land</th>' in english
+
+
+def test_the_usage_page_names_the_officers_it_rates(usage_store: Store) -> None:
+    push_officials(usage_store, "hcm-ben-thanh", [("cb-017", "Võ Minh Tuấn")])
+    with browser(usage_store, "quanly.bt") as manager:
+        page = manager.client.get(NOVEMBER).text
+        assert "Cán bộ 01 (canbo01.bt)" in _row(page, "data-key", "canbo01.bt")  # the queue's account
+        assert "Võ Minh Tuấn (cb-017)" in _row(page, "data-key", "cb-017")  # the center's pushed list
 
 
 def test_the_kiosk_page_says_each_event_in_a_line(kiosk_store: tuple[Store, Fleet]) -> None:

@@ -169,6 +169,14 @@ def push_services(
     return store.configs.record_push(Scope.everything(), center, target, body, None).id
 
 
+def push_officials(
+    store: Store, center: str, officials: list[tuple[str, str]], *, target: str = "_center"
+) -> int:
+    """A configuration push with an ``officials`` section of (id, name), as the config page stores it."""
+    body = {"officials": [{"id": official_id, "name": name} for official_id, name in officials]}
+    return store.configs.record_push(Scope.everything(), center, target, body, None).id
+
+
 def usage_foreign_requests(f: Fleet) -> list[tuple[str, str, int]]:
     """What a manager of Bến Thành must be refused (404: we do not confirm it exists)."""
     other, far = f.other_center, f.far_center
