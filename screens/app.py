@@ -181,7 +181,8 @@ class KioskApp(App):
         manager: ScreenManager = root.ids.screens
         # The idle home is the home: the same screen, so the first tap reaches its buttons.
         name = HOME if core.screen == ATTRACT else core.screen
-        if manager.current != name:
+        switched = manager.current != name
+        if switched:
             previous = manager.current_screen
             manager.current = name
             if isinstance(previous, FlowScreen):
@@ -189,6 +190,10 @@ class KioskApp(App):
                 previous.clear()
         screen = manager.get_screen(name)
         assert isinstance(screen, FlowScreen)
+        if switched:
+            # Each screen keeps its scroll position: without this the technician menu opened where the
+            # last technician left it (at "Thoát", below the devices and the numbering).
+            screen.ids.scroll.scroll_y = 1
         try:
             screen.render(self)
         except Exception:
