@@ -23,6 +23,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kiosk.core import ATTRACT, HOME, KioskCore
 from kiosk.i18n import Translator, catalog
+from kiosk.numbering import NumberingStatus
 from kiosk.voice import VoiceGuide
 from screens.cli import FIRST_FRAME_MESSAGE
 from screens.views import SCREENS, FlowScreen
@@ -97,9 +98,10 @@ class KioskApp(App):
         self._translator = Translator(core.language)
         self._on_stop_hooks = on_stop_hooks or []
         self._intervals: list[Any] = []  # Kivy ClockEvents of build(), cancelled in on_stop
-        #: set by the embedding code: device states and totals for the technician screen
+        #: set by the embedding code: device states, totals and numbering for the technician screen
         self.device_states: Callable[[], dict[str, str]] = lambda: {}
         self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0, "lookups": 0}
+        self.numbering: Callable[[], NumberingStatus] = lambda: NumberingStatus("local")
         self._rendered: tuple[str, str, str] | None = None
         #: the spoken guidance; the embedding code may give one with its own speaker (tests)
         self.voice: VoiceGuide | None = None
