@@ -24,9 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from common.errors import MotcuaError
 from contract.config import ServiceArea
@@ -52,6 +53,7 @@ from kiosk.ticketing import (
     NoNumberAvailableError,
     NumberRefusedError,
     TicketingError,
+    TicketNumberSource,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,54 @@ CREATE TABLE IF NOT EXISTS offline_counters (
     day TEXT NOT NULL, service TEXT NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (day, service)
 );
 """
+
+
+#: a ticket the allocator has yet to hear about: asked by a run that died, or a status not acknowledged
+_UNREPORTED = "status = 'asking' OR (seq IS NOT NULL AND (reported IS NULL OR reported != status))"
+
+
+@dataclass(frozen=True)
+class LastRequest:
+    """The newest request this kiosk settled: where its number came from, or why it got none."""
+
+    #: when it was asked, in the center's time zone
+    at: datetime
+    #: None: no number was given (``reason`` says why)
+    number: str | None
+    #: ``online``: the center's allocator; ``offline``: this kiosk's own block (the center did not answer)
+    source: Literal["online", "offline"] | None
+    #: why there is no number: the code stored with the void (``offline_blocked``, ``slot_conflict``, ...)
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NumberingStatus:
+    """Where this kiosk's queue numbers come from, for the technician screen: counts and codes only
+    (a ticket row holds no personal data, and none is copied here)."""
+
+    mode: Literal["local", "center"]
+    #: the rest is the center mode's (None in local mode)
+    slot: int | None = None
+    #: first and last sequence of this kiosk's offline block, the same for every service and day
+    offline_block: tuple[int, int] | None = None
+    last: LastRequest | None = None
+    #: tickets whose latest status the allocator has not acknowledged yet
+    pending_reports: int | None = None
+    #: of those, numbers this kiosk issued offline: the center's queue does not know them yet
+    pending_offline: int | None = None
+    #: reported tickets the allocator answered as conflicts since the app started (kept in memory)
+    conflicts: int | None = None
+    #: the allocator's code when it forbade offline numbers (``slot_conflict``, ``config_mismatch``)
+    offline_blocked: str | None = None
+    #: the allocator's own words for it (English, as it sent them)
+    offline_blocked_reason: str | None = None
+
+
+def numbering_status(source: TicketNumberSource) -> NumberingStatus:
+    """What the technician screen shows of ``source`` (the runtime's ticket source)."""
+    if isinstance(source, CenterTicketSource):
+        return source.status()
+    return NumberingStatus("local")
 
 
 def agent_ask(socket_path: Path) -> Ask:
@@ -104,8 +154,9 @@ class CenterTicketSource:
         self.block = self.plan.offline_range(numbering.slot)
         self.zone = center_zone(timezone)
         self.ask = ask
-        #: why offline numbers are refused (the allocator said our slot or plan is wrong); None = allowed
-        self.offline_blocked: str | None = None
+        #: (code, the allocator's reason) once it said our slot or plan is wrong: no offline numbers
+        #: from then on, until the app restarts; None = allowed
+        self._blocked: tuple[str, str] | None = None
         self.conflicts = 0
         self._lock = threading.Lock()
         self._active: set[str] = set()  # request ids being asked by this process right now
@@ -212,9 +263,7 @@ class CenterTicketSource:
         """The allocator answered with an error: some errors forbid the offline block too."""
         code, reason = str(answer.error), answer.reason or ""
         if code in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
-            # Our block may overlap another kiosk's: printing from it could duplicate a number.
-            self.offline_blocked = f"{code}: {reason}"
-            log.error("allocator refused our numbering (%s): no offline numbers", self.offline_blocked)
+            self._block_offline(code, reason)
         elif code != ERR_EXHAUSTED:
             log.error("allocator refused a request: %s %s", code, reason)
         if code != ERR_EXHAUSTED:
@@ -223,6 +272,17 @@ class CenterTicketSource:
                 (code[:64], request_id),
             )
             raise NumberRefusedError(f"allocator refused: {code}: {reason}")
+
+    @property
+    def offline_blocked(self) -> str | None:
+        """Why offline numbers are refused (``code: reason``, for logs and health); None = allowed."""
+        return None if self._blocked is None else f"{self._blocked[0]}: {self._blocked[1]}"
+
+    def _block_offline(self, code: str, reason: str) -> None:
+        # Our block may overlap another kiosk's: printing from it could duplicate a number.
+        if self._blocked != (code, reason):
+            self._blocked = (code, reason)
+            log.error("allocator refused our numbering (%s: %s): no offline numbers", code, reason)
 
     def _offline(self, request_id: str, service: ServiceArea, day: str) -> AllocatedNumber:
         if self.offline_blocked is not None:
@@ -315,7 +375,7 @@ class CenterTicketSource:
                 return False
             if answer.status != "ok":
                 if answer.error in (ERR_SLOT_CONFLICT, ERR_CONFIG_MISMATCH):
-                    self.offline_blocked = f"{answer.error}: {answer.reason}"
+                    self._block_offline(answer.error, answer.reason or "")
                 log.error("allocator refused a report: %s %s", answer.error, answer.reason)
                 return False
             sent = {item.request_id: item.status for item in items}
@@ -363,12 +423,36 @@ class CenterTicketSource:
                 )
 
     def pending_reports(self) -> int:
-        row = self._query(
-            "SELECT COUNT(*) FROM tickets WHERE status = 'asking' OR "
-            "(seq IS NOT NULL AND (reported IS NULL OR reported != status))",
+        row = self._query(f"SELECT COUNT(*) FROM tickets WHERE {_UNREPORTED}", ())
+        return int(row[0][0])
+
+    def status(self) -> NumberingStatus:
+        """The numbering state for the technician screen (``numbering_status``)."""
+        pending = self._query(
+            f"SELECT COUNT(*), COALESCE(SUM(source = 'offline'), 0) FROM tickets WHERE {_UNREPORTED}", ()
+        )[0]
+        newest = self._query(
+            "SELECT issued_at, number, source, reason FROM tickets WHERE status != 'asking' "
+            "ORDER BY rowid DESC LIMIT 1",
             (),
         )
-        return int(row[0][0])
+        last = None
+        if newest:
+            issued_at, number, source, reason = newest[0]
+            at = datetime.fromisoformat(issued_at).astimezone(self.zone)
+            last = LastRequest(at, number, source, None if number is not None else reason)
+        blocked = self._blocked
+        return NumberingStatus(
+            "center",
+            slot=self.numbering.slot,
+            offline_block=(self.block.start, self.block.stop - 1),
+            last=last,
+            pending_reports=int(pending[0]),
+            pending_offline=int(pending[1]),
+            conflicts=self.conflicts,
+            offline_blocked=None if blocked is None else blocked[0],
+            offline_blocked_reason=None if blocked is None else blocked[1],
+        )
 
     def close(self) -> None:
         self._stop.set()

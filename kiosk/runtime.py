@@ -31,7 +31,7 @@ from kiosk.flows.identify import IdentifyFlow
 from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.technician import LOCKOUT_FILE, PinCheck, PinGuard, VerifyPin, pin_config_warnings
 from kiosk.flows.ticket import IssuedTicket, IssueTicket
-from kiosk.numbering import CenterTicketSource, open_ticket_source
+from kiosk.numbering import CenterTicketSource, NumberingStatus, numbering_status, open_ticket_source
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +420,10 @@ class KioskRuntime:
             "config_version": self.config.version,
             "devices": devices,
         }
+
+    def numbering(self) -> NumberingStatus:
+        """Where queue numbers come from, for the technician screen (counts and codes only)."""
+        return numbering_status(self.tickets)
 
     def totals(self) -> dict[str, int]:
         now = self.core.now()

@@ -23,6 +23,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kiosk.core import ATTRACT, HOME, KioskCore
 from kiosk.i18n import Translator, catalog
+from kiosk.numbering import NumberingStatus
 from kiosk.voice import VoiceGuide
 from screens.cli import FIRST_FRAME_MESSAGE
 from screens.views import SCREENS, FlowScreen
@@ -97,9 +98,10 @@ class KioskApp(App):
         self._translator = Translator(core.language)
         self._on_stop_hooks = on_stop_hooks or []
         self._intervals: list[Any] = []  # Kivy ClockEvents of build(), cancelled in on_stop
-        #: set by the embedding code: device states and totals for the technician screen
+        #: set by the embedding code: device states, totals and numbering for the technician screen
         self.device_states: Callable[[], dict[str, str]] = lambda: {}
         self.totals: Callable[[], dict[str, int]] = lambda: {"tickets": 0, "ratings": 0, "lookups": 0}
+        self.numbering: Callable[[], NumberingStatus] = lambda: NumberingStatus("local")
         self._rendered: tuple[str, str, str] | None = None
         #: the spoken guidance; the embedding code may give one with its own speaker (tests)
         self.voice: VoiceGuide | None = None
@@ -181,7 +183,8 @@ class KioskApp(App):
         manager: ScreenManager = root.ids.screens
         # The idle home is the home: the same screen, so the first tap reaches its buttons.
         name = HOME if core.screen == ATTRACT else core.screen
-        if manager.current != name:
+        switched = manager.current != name
+        if switched:
             previous = manager.current_screen
             manager.current = name
             if isinstance(previous, FlowScreen):
@@ -189,6 +192,10 @@ class KioskApp(App):
                 previous.clear()
         screen = manager.get_screen(name)
         assert isinstance(screen, FlowScreen)
+        if switched:
+            # Each screen keeps its scroll position: without this the technician menu opened where the
+            # last technician left it (at "Thoát", below the devices and the numbering).
+            screen.ids.scroll.scroll_y = 1
         try:
             screen.render(self)
         except Exception:

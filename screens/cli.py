@@ -149,6 +149,7 @@ def run_kiosk(config: KioskConfig) -> int:
     app = KioskApp(runtime.core, design_size=(config.display.width, config.display.height))
     app.device_states = runtime.handlers.device_states
     app.totals = runtime.totals
+    app.numbering = runtime.numbering
     runtime.screenshot = lambda: app.screenshot(runtime.screenshot_path())
     runtime.stop_ui = app.stop
     runtime.start(ui_call=lambda fn: Clock.schedule_once(lambda _dt: fn(), 0))

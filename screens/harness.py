@@ -237,6 +237,7 @@ def boot_kiosk(config: Any, display: str, screens_dir: Path) -> KioskDriver:
     app = KioskApp(runtime.core, design_size=(config.display.width, config.display.height))
     app.device_states = runtime.handlers.device_states
     app.totals = runtime.totals
+    app.numbering = runtime.numbering
     runtime.screenshot = lambda: app.screenshot(data_dir / "shot.png")
     runtime.start(ui_call=lambda fn: Clock.schedule_once(lambda _dt: fn(), 0))
     app._run_prepare()  # builds the app and opens the window without entering Kivy's loop

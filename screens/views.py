@@ -19,7 +19,7 @@ from kiosk.dossier import DossierStatus
 from kiosk.flows.identify import IdentifyFlow
 from kiosk.flows.lookup import LookupFlow
 from kiosk.flows.rating import RatingFlow
-from kiosk.flows.technician import TechnicianFlow
+from kiosk.flows.technician import TechnicianFlow, numbering_lines
 from kiosk.flows.ticket import IssuedTicket, TicketFlow, is_open, waiting_text
 from kiosk.payments import format_vnd
 from screens.widgets import (
@@ -709,6 +709,11 @@ class TechnicianScreen(FlowScreen):
                 line += f" — {app.tr('technician.self_test')}: {app.tr(verdict)}"
             body.add_widget(Text(line, size=40, color=colour, halign="left"))
         self.error(app, body, flow.error_key)
+        # Where the numbers come from: the first question when citizens say they are wrong or missing.
+        body.add_widget(Text(app.tr("technician.numbering"), size=44, bold=True, halign="left"))
+        for said in numbering_lines(app.numbering(), app.core.now()):
+            text = app.tr(said.key, **said.values)
+            body.add_widget(Text(text, size=40, color=RED if said.alert else DARK, halign="left"))
         body.add_widget(Text(app.tr("technician.totals"), size=44, bold=True, halign="left"))
         totals = app.totals()
         body.add_widget(

@@ -11,6 +11,10 @@ it. The count and the lock live in ``<data_dir>/technician-lockout.json`` (0600,
 so a restart does not reset them. Logins, failures, lock-outs and service-mode changes are audit
 events in the journal (``technician_login``, ``technician_login_failed``, ``technician_locked_out``,
 ``service_mode_changed``), without the PIN, of course.
+
+The menu also says where queue numbers come from (``numbering_lines``: the center's allocator or the
+kiosk alone, the last request, what waits to be reported, why offline numbers are blocked), the first
+thing to look at when citizens say the numbers are wrong or none came out.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +39,7 @@ from kiosk.flows.base import Effect, Flow, FlowContext
 
 if TYPE_CHECKING:
     from kiosk.config import KioskSection
+    from kiosk.numbering import NumberingStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,13 @@ MIN_MEMORY_KIB = 19 * 1024
 MIN_TIME_COST = 2
 
 PinScheme = Literal["argon2id", "sha256_legacy"]
+
+#: the allocator's codes that forbid offline numbers, each explained in its own words on screen
+BLOCKED_CODES = frozenset({"slot_conflict", "config_mismatch"})
+#: why the kiosk's last request got no number, each explained in its own words on screen
+REFUSED_REASONS = frozenset({"offline_blocked", "offline_block_used_up", "interrupted"})
+#: the allocator's reason is shown as it came, cut to this length
+MAX_DETAIL = 200
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,59 @@ class PinCheck:
     ok: bool
     #: seconds entry stays locked after this check (0: not locked)
     locked_for: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScreenLine:
+    """One line for the screen to draw: a catalog key and its values, red when something is wrong."""
+
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)
+    alert: bool = False
+
+
+def _when(at: datetime, now: datetime) -> str:
+    return at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%H:%M %d/%m/%Y")
+
+
+def numbering_lines(status: NumberingStatus, now: datetime) -> list[ScreenLine]:
+    """The technician menu's "queue numbers" section for ``status`` (``now``: the kiosk's time)."""
+    if status.mode == "local":
+        return [ScreenLine("technician.numbering_local")]
+    first, last = status.offline_block or (0, 0)
+    lines = [ScreenLine("technician.numbering_center", {"slot": status.slot, "first": first, "last": last})]
+    code = status.offline_blocked
+    if code is not None:
+        if code in BLOCKED_CODES:
+            lines.append(ScreenLine(f"technician.numbering_blocked_{code}", {"slot": status.slot}, True))
+        else:
+            lines.append(ScreenLine("technician.numbering_blocked_other", {"code": code}, True))
+        if status.offline_blocked_reason:
+            detail = status.offline_blocked_reason[:MAX_DETAIL]
+            lines.append(ScreenLine("technician.numbering_blocked_detail", {"reason": detail}, True))
+    request = status.last
+    if request is None:
+        lines.append(ScreenLine("technician.numbering_last_never"))
+    else:
+        when = _when(request.at, now)
+        if request.number is not None:
+            source = "offline" if request.source == "offline" else "online"
+            values = {"number": request.number, "time": when}
+            lines.append(ScreenLine(f"technician.numbering_last_{source}", values))
+        elif request.reason in REFUSED_REASONS:
+            lines.append(ScreenLine(f"technician.numbering_refused_{request.reason}", {"time": when}, True))
+        else:
+            values = {"time": when, "code": request.reason or "?"}
+            lines.append(ScreenLine("technician.numbering_refused", values, True))
+    lines.append(
+        ScreenLine(
+            "technician.numbering_pending",
+            {"count": status.pending_reports or 0, "offline": status.pending_offline or 0},
+        )
+    )
+    conflicts = status.conflicts or 0
+    lines.append(ScreenLine("technician.numbering_conflicts", {"count": conflicts}, conflicts > 0))
+    return lines
 
 
 def check_pin_format(pin: str) -> None:

@@ -402,6 +402,93 @@ def test_technician_long_press_pin_self_test_and_out_of_service(kiosk: KioskDriv
     assert kiosk.core.screen == "out_of_service"  # citizens cannot start anything
 
 
+def enter_technician_mode(kiosk: KioskDriver) -> None:
+    """Long press and PIN, touched where the buttons are: ``tap`` scrolls to its button first, and on the
+    PIN pad, which fits the screen, that leaves the menu opening scrolled to its end; a finger does not
+    (seen: scroll_y 0 after ``tap``, 1 after touches at the same places)."""
+    name = kiosk.app.root.ids.center_name
+    x, y = name.to_window(*name.center)
+    kiosk.tap_at(x, y, hold_s=3.3)
+    kiosk.wait_state("technician", "pin")
+    for label in [*"2468", "Xác nhận"]:
+        kiosk.frames(2)
+        button = kiosk.find(label)
+        kiosk.tap_at(*button.to_window(*button.center))
+    kiosk.wait_state("technician", "menu")
+
+
+def test_technician_sees_where_queue_numbers_come_from(kiosk: KioskDriver, tmp_path: Path) -> None:
+    """The center mode's numbering on the technician menu: a number printed offline and not yet
+    reported, then the allocator refusing the kiosk's slot, so that no number comes out at all."""
+    from contract.tickets import NumberPlan, center_zone
+    from fleet.allocator import AllocatorBook
+    from kiosk.config import NumberingSection
+    from kiosk.numbering import CenterTicketSource
+    from tests.numbering.book_channel import BookChannel
+
+    book = AllocatorBook(tmp_path / "book.sqlite", NumberPlan(800, 20), center_zone())
+    numbering = NumberingSection(mode="center", slot=3, offline_base=800, offline_block=20)
+    other_channel = BookChannel(book, "kiosk-other", kiosk.core.now)
+    other = CenterTicketSource(tmp_path / "other.sqlite", kiosk_id="kiosk-other", numbering=numbering,
+                               ask=other_channel)
+    channel = BookChannel(book, kiosk.runtime.config.kiosk.id, kiosk.core.now)
+    source = CenterTicketSource(tmp_path / "center-tickets.sqlite", kiosk_id=kiosk.runtime.config.kiosk.id,
+                                numbering=numbering, ask=channel)
+    local = kiosk.runtime.tickets
+    kiosk.runtime.tickets = kiosk.runtime.handlers.tickets = source  # as [numbering] mode = "center" opens
+    try:
+        start(kiosk)
+        channel.up = False  # the center cannot be reached: the number comes from the kiosk's own block
+        kiosk.tap("Hộ tịch")
+        kiosk.wait_state("ticket", "done")
+        assert kiosk.core.flow.ticket.number == "A860"  # 800 + 3 * 20
+        kiosk.tap("Hoàn tất")
+        # Another kiosk is configured with the same slot and reaches the center first.
+        other.confirm(other.allocate(kiosk.core.config.services[0], False, kiosk.core.now()))
+        channel.up = True
+        kiosk.tap("Hộ tịch")
+        kiosk.wait_state("ticket", "failed")  # refused: slot_conflict, and offline numbers blocked
+        kiosk.tap("Về trang chủ")
+        channel.up = False
+        kiosk.tap("Hộ tịch")
+        kiosk.wait_state("ticket", "failed")  # the center away and no offline number allowed
+        kiosk.tap("Về trang chủ")
+        # The last technician left the menu scrolled to its end ("Thoát"): it opens at the top again.
+        kiosk.app.root.ids.screens.get_screen("technician").ids.scroll.scroll_y = 0
+        enter_technician_mode(kiosk)
+        assert kiosk.app.root.ids.screens.current_screen.ids.scroll.scroll_y == 1
+        png = look(kiosk, "technician-numbering")
+        texts = kiosk.texts()
+        assert "Cấp số thứ tự" in texts
+        slot_line = next(t for t in texts if t.startswith("Số do trung tâm cấp"))
+        assert "slot 3" in slot_line and "860–879" in slot_line
+        blocked = next(t for t in texts if t.startswith("Máy không được tự cấp số dự phòng"))
+        assert "slot 3 đã thuộc máy khác" in blocked and "khởi động lại ứng dụng" in blocked
+        assert any(t.startswith("Nguyên văn từ trung tâm (tiếng Anh): ") for t in texts)
+        assert any(
+            t.startswith("Lượt lấy số gần nhất (") and t.endswith("máy không được tự cấp số dự phòng")
+            for t in texts
+        )
+        assert "Chưa báo về trung tâm: 1 phiếu, trong đó 1 số máy tự cấp" in texts
+        assert "Phiếu bị trung tâm từ chối khi báo về (từ lúc mở ứng dụng): 0" in texts
+        assert reads("Cấp số thứ tự", png) and reads("Chưa báo về trung tâm", png)
+        # The section is on the first screen the technician sees, above the totals, without scrolling.
+        heading = next(w for w in kiosk.visible_widgets() if getattr(w, "text", None) == "Cấp số thứ tự")
+        pending = next(w for w in kiosk.visible_widgets() if getattr(w, "text", "").startswith("Chưa báo về"))
+        bottom, top = pending.to_window(pending.x, pending.y)[1], heading.to_window(heading.x, heading.top)[1]
+        assert 0 < bottom < top < kiosk.app.root.height
+        kiosk.tap("English")
+        kiosk.wait_for(lambda: "Queue numbers" in kiosk.texts(), what="English technician screen")
+        kiosk.shot("technician-numbering-english")
+        assert "Tickets not yet reported to the center: 1 (1 numbered by this kiosk)" in kiosk.texts()
+        assert any(t.startswith("Reserve numbers are blocked") for t in kiosk.texts())
+        kiosk.tap("Exit")
+    finally:
+        kiosk.runtime.tickets = kiosk.runtime.handlers.tickets = local
+        source.close()
+        other.close()
+
+
 def test_english_toggle(kiosk: KioskDriver) -> None:
     start(kiosk)
     kiosk.tap("English")
