@@ -193,7 +193,10 @@ def test_numbers_restart_at_the_center_midnight_online_and_offline(
     counts = check_books(kiosks, allocator.book, days)
     first_of_day = {t["number"] for t in allocator.book.tickets("2026-11-24") if t["seq"] == 1}
     assert first_of_day, "nothing was issued after the first midnight"
-    assert counts["offline_printed"] == 10
+    # the 10 above, and any the load's kiosks took from their blocks (800 on) when an answer was late
+    # under a loaded machine (the relay's 800 ms: "allocator not reached")
+    late = [number for _elapsed, number in load.latencies if int(number[1:]) >= 800]
+    assert counts["offline_printed"] == 10 + len(late)
     assert sum(len(allocator.book.tickets(d)) for d in days) == load.count() + 10
 
 
