@@ -66,7 +66,9 @@ def test_a_change_committed_after_a_newer_one_still_reaches_the_stream(
         return found
 
     monkeypatch.setattr(store.changes, "since", since)
-    settings = WebSettings(live_max_s=0.6, live_poll_s=0.05)
+    # the stream's life: long enough for a poll after the batch's commit on a loaded machine (0.6 s
+    # was not, in a CI run: one poll only, the batch's commit and join took the rest)
+    settings = WebSettings(live_max_s=2.0, live_poll_s=0.05)
     with browser(store, "quanly.bt", settings=settings) as manager:
         response = manager.client.get(f"/live?view=center&center=hcm-ben-thanh&from={start}")
     commit.set()
