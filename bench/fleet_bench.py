@@ -507,7 +507,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         latencies: list[float] = []
         by_publish: list[tuple[float, float]] = []  # (publish time, latency): when the slow ones were sent
         done: list[dict[str, Any]] = []
-        samples: list[tuple[float, int, dict[str, float]]] = []
+        samples: list[tuple[float, dict[str, float]]] = []  # (time, CPU seconds of each part)
         beat_log: BeatLog = {}
         stop_sampling = threading.Event()
 
@@ -516,7 +516,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         def sampler() -> None:
             sample_engine = create_engine(url)
             while not stop_sampling.is_set():
-                samples.append((time.time(), handled(sample_engine), cpu_seconds(watched)))
+                samples.append((time.time(), cpu_seconds(watched)))
                 for worker_id, at, taken in beats(sample_engine):
                     log = beat_log.setdefault(worker_id, [])
                     if not log or at > log[-1][0]:
@@ -571,7 +571,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
         stop_sampling.set()
         thread.join(5)
         time.sleep(2.5)  # the workers' last counters
-        samples.append((time.time(), handled(engine), cpu_seconds(watched)))
+        samples.append((time.time(), cpu_seconds(watched)))
         window = [s for s in samples if steady_at + 3 <= s[0] <= burst_at]
         first, last = (window[0], window[-1]) if len(window) >= 2 else (samples[0], samples[-1])
         span = last[0] - first[0]
@@ -601,8 +601,8 @@ def run_one(backend: str, workers: int, args: argparse.Namespace, cluster: Any) 
                 # latency (ms), and what the workers stored that second: a stall shows its hour here
                 "latency_by_second": latency_by_second(by_publish, beat_log, steady_at),
                 "cpu_percent_of_one_core": {
-                    name: round((last[2][name] - first[2][name]) / span * 100, 1) if span > 0 else None
-                    for name in last[2]
+                    name: round((last[1][name] - first[1][name]) / span * 100, 1) if span > 0 else None
+                    for name in last[1]
                 },
                 "burst": {
                     "messages": args.kiosks * (2 + args.replay),
