@@ -17,7 +17,6 @@ import time as clock
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import anyio
@@ -357,8 +356,9 @@ async def usage_live(request: Request, ctx: Ctx) -> Response:
                     continue
                 mark = now_mark
                 computing = clock.monotonic()
-                compute = partial(figures, ratings=shows_ratings, language=ctx.lang)
-                fig = await run_in_threadpool(compute, web.store, scope, choice, web.zone)
+                fig = await run_in_threadpool(
+                    figures, web.store, scope, choice, web.zone, ratings=shows_ratings, language=ctx.lang
+                )
                 # a month of a busy province takes seconds: at most a fifth of the time goes to it
                 pause = max(POLL_S, 5 * (clock.monotonic() - computing))
                 html = await run_in_threadpool(
